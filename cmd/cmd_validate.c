@@ -1,0 +1,15 @@
+/* imgrecon validate: not implemented yet (its issue has not landed). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: imgrecon validate [OPTIONS]\n(not implemented yet)\n");
+        return 0;
+    }
+    cmd_error(ctx, "validate: not implemented yet");
+    return 1;
+}

@@ -1,0 +1,34 @@
+/* The pacer: a sliding window per (access key, product, action), at most N calls in any window W
+ * (DESIGN.md "Pacing"). The call log lives in a file in the state directory under an flock, so
+ * every imgrecon process on the host shares one budget and a restart remembers the last window.
+ * Times are wall-clock milliseconds (CLOCK_REALTIME) because they cross processes. The access key
+ * is stored as a hash, never in clear. Synchronous and loop-free: prov_client schedules waits. */
+#ifndef PROV_PACER_H
+#define PROV_PACER_H
+
+#include <stdint.h>
+
+typedef struct prov_pacer prov_pacer;
+
+/* state_dir NULL: in-memory only (tests of other parts; never the CLI). Creates the directory's
+ * file "pacer.log" on first use. */
+int prov_pacer_open(const char *state_dir, prov_pacer **ret);
+void prov_pacer_free(prov_pacer *p);
+
+/* Tries to take one call slot now. On success records the call and sets *ret_wait_ms = 0; when
+ * the window is full (or the action is cooling down) records nothing and sets *ret_wait_ms to
+ * the time until a slot frees. Returns 0, or a negative errno on I/O failure. */
+int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *product,
+                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                       uint64_t *ret_wait_ms);
+/* After a throttled answer: no call of this action until now + window. */
+int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *product,
+                        const char *action, uint64_t window_ms, uint64_t now_ms);
+/* Calls still allowed in the current window (for STATUS= and metrics). */
+int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
+                      const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                      unsigned *ret_left);
+
+uint64_t prov_now_ms(void); /* CLOCK_REALTIME in ms */
+
+#endif

@@ -1,0 +1,104 @@
+/* Plain data the provider hands to its callers: observed images and classified errors. */
+#ifndef PROV_TYPES_H
+#define PROV_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+typedef struct prov_tag {
+    char *key;
+    char *value;
+} prov_tag;
+
+/* SWAS custom image status codes as the API sends them ("0".."4"). */
+enum prov_image_status {
+    PROV_IMG_UNKNOWN = -1,
+    PROV_IMG_COPYING = 0,
+    PROV_IMG_AVAILABLE = 1,
+    PROV_IMG_UNAVAILABLE = 2,
+    PROV_IMG_FAILED = 3,
+    PROV_IMG_CREATING = 4,
+};
+
+/* One item of ListCustomImages; absent strings are NULL. */
+typedef struct prov_image {
+    char *image_id;
+    char *name;
+    char *description;
+    char *instance_id;
+    char *system_snapshot_id;
+    char *data_snapshot_id;
+    char *resource_group_id;
+    char *region_id;
+    char *creation_time;
+    int status; /* enum prov_image_status */
+    bool in_share;
+    prov_tag *tags;
+    size_t n_tags;
+} prov_image;
+
+typedef struct prov_image_list {
+    prov_image *v;
+    size_t n;
+} prov_image_list;
+
+/* One item of ECS DescribeImages. */
+typedef struct prov_ecs_image {
+    char *image_id;
+    char *name;
+    char *status; /* Available, Creating, ... */
+    char *owner_alias;
+    char *usage;
+    bool is_self_shared;
+} prov_ecs_image;
+
+typedef struct prov_ecs_image_list {
+    prov_ecs_image *v;
+    size_t n;
+} prov_ecs_image_list;
+
+void prov_image_free_fields(prov_image *img);
+void prov_image_list_free(prov_image_list *list); /* frees the items and the array, not list */
+void prov_ecs_image_list_free(prov_ecs_image_list *list);
+/* Deep copy; returns 0 or -ENOMEM. */
+int prov_image_copy(prov_image *dst, const prov_image *src);
+/* Looks up a tag value; NULL when absent. */
+const char *prov_image_tag(const prov_image *img, const char *key);
+
+/* Error classes (API-NOTES.md "Errors worth classifying"). */
+typedef enum prov_err_class {
+    PROV_ERR_NONE = 0,
+    PROV_ERR_THROTTLED, /* cool the action down a full window, retry the same call */
+    PROV_ERR_TRANSIENT, /* jittered exponential backoff, bounded, same ClientToken */
+    PROV_ERR_DONE,      /* counts as success (NotFound on delete, DryRunOperation) */
+    PROV_ERR_ORDER,     /* fixable by ordering: CustomImageInShare */
+    PROV_ERR_PERMANENT, /* fail the step with the API's message */
+} prov_err_class;
+
+/* What a failed call leaves for the user: the API's Code/Message/RequestId, or a local cause
+ * (sys is a negative errno, e.g. -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed body). */
+typedef struct prov_error {
+    prov_err_class cls;
+    long http_status; /* 0 when no HTTP answer */
+    int sys;          /* 0 or negative errno */
+    char *code;       /* NULL when the cause is local */
+    char *message;
+    char *request_id;
+} prov_error;
+
+const char *prov_err_class_name(prov_err_class cls); /* "throttled", "transient", ... */
+/* Classifies by action, HTTP status, API Code (may be NULL) and local errno (0 when none). */
+prov_err_class prov_err_classify(const char *action, long http_status, const char *code, int sys);
+/* Sets every field (strings copied); returns 0 or -ENOMEM. */
+int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
+                   const char *message, const char *request_id, const char *action);
+int prov_error_copy(prov_error *dst, const prov_error *src);
+void prov_error_clear(prov_error *err);
+/* "Code: Message (RequestId: …)" or the local cause; returns a malloc'd string or NULL. */
+char *prov_error_describe(const prov_error *err);
+
+#endif

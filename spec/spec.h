@@ -1,0 +1,69 @@
+/* Manifests: YAML files -> the validated desired set of images (DESIGN.md "Manifests").
+ * Called by cmd/ (validate, plan, apply) and by the daemon on every cycle and reload. */
+#ifndef SPEC_H
+#define SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spec_diag.h"
+
+typedef struct spec_tag {
+    char *key;
+    char *value;
+} spec_tag;
+
+/* One entry of custom_images; optional strings are NULL when absent. */
+typedef struct spec_image {
+    spec_pos pos; /* the list item (its first key) */
+    char *region;
+    char *name;
+    char *instance_id;
+    char *system_snapshot_id;
+    char *data_snapshot_id;
+    char *description;
+    char *resource_group_id;
+    spec_tag *tags; /* user tags only, in manifest order */
+    size_t n_tags;
+    bool share_to_ecs;
+    bool protect;
+} spec_image;
+
+/* One entry of ecs_images (ensure: absent is the only state). */
+typedef struct spec_ecs_image {
+    spec_pos pos;
+    char *region;
+    char *image_id;
+    bool force;
+} spec_ecs_image;
+
+/* The desired set. Images are sorted by (region, name), ECS entries by (region, image_id);
+ * regions lists every region named by any document, even one that declares no images, sorted. */
+typedef struct spec_set {
+    spec_image *images;
+    size_t n_images;
+    spec_ecs_image *ecs;
+    size_t n_ecs;
+    char **regions;
+    size_t n_regions;
+    char **files; /* every file read, sorted; spec_pos.file points into these */
+    size_t n_files;
+} spec_set;
+
+/* Loads every *.yaml / *.yml under paths (files or directories, recursive, sorted,
+ * multi-document). Returns 0 and *ret_set when there is no error; -EINVAL when any diagnostic was
+ * recorded (all of them are in diags); other negative errno on I/O or allocation failure (also
+ * recorded in diags with the path). A set with zero files is an error ("no manifest files"). */
+int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags);
+void spec_set_free(spec_set *set);
+
+/* Finds a declared image by identity; NULL when absent. */
+const spec_image *spec_set_find(const spec_set *set, const char *region, const char *name);
+
+/* Validation rules shared with the emulator (which enforces the API's own rules). Each returns
+ * NULL when valid, else a static message such as "must be 2-128 characters". */
+const char *spec_check_image_name(const char *name);
+const char *spec_check_tag_key(const char *key);
+const char *spec_check_tag_value(const char *value);
+
+#endif
