@@ -1,0 +1,71 @@
+/* One reconcile cycle: observe -> diff -> plan -> (execute). `imgrecon plan`, `imgrecon apply`
+ * and every daemon cycle run this same code path, so what plan shows is what the daemon does.
+ * Owned by the executor; the daemon (reconcile/rec_daemon.c) only calls it. */
+#ifndef REC_CYCLE_H
+#define REC_CYCLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "prov_client.h"
+#include "spec.h"
+#include "spec_config.h"
+
+typedef struct rec_plan rec_plan; /* reconcile/rec_plan.h */
+typedef struct rec_cycle rec_cycle;
+
+/* Progress events for the terminal, logs and metrics. */
+typedef enum rec_event_kind {
+    REC_EV_OBSERVED,   /* observe finished: text = summary */
+    REC_EV_PLANNED,    /* plan computed: n_total steps */
+    REC_EV_STEP_START, /* a mutating call is about to be made */
+    REC_EV_STEP_DONE,
+    REC_EV_STEP_FAILED, /* text = the API's message with the manifest position */
+    REC_EV_WAITING,     /* waiting for budget or for creations: wait_ms */
+} rec_event_kind;
+
+typedef struct rec_event {
+    rec_event_kind kind;
+    const char *address; /* the step's address, NULL for cycle-level events */
+    const char *action;
+    const char *text;
+    unsigned n_done, n_failed, n_total;
+    uint64_t wait_ms;
+} rec_event;
+
+typedef struct rec_cycle_opts {
+    const spec_config *cfg;
+    const spec_set *desired;
+    prov_client *client;
+    prov_pacer *pacer;     /* for budget figures; pacing itself happens in the client */
+    const char *state_dir; /* journal lives here */
+    bool execute;          /* false: observe and plan only */
+    const rec_plan *saved; /* apply PLANFILE: refuse when stale; NULL otherwise */
+    /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
+    bool (*skip_item)(void *ud, const char *address);
+    void (*on_event)(void *ud, const rec_event *ev);
+    void *ud;
+} rec_cycle_opts;
+
+typedef struct rec_cycle_result {
+    int rc;              /* 0, or negative errno when the cycle could not run */
+    char *error;         /* human text when rc < 0 (no secrets) */
+    rec_plan *plan;      /* owned by the result; NULL when observe failed */
+    unsigned n_done;     /* steps completed */
+    unsigned n_failed;   /* steps failed for good */
+    unsigned n_skipped;  /* steps not started (stopped, dependency failed, skipped) */
+    const char **failed_addresses; /* n_failed entries, for the daemon's backoff */
+} rec_cycle_result;
+
+typedef void (*rec_cycle_done_cb)(rec_cycle_result *res, void *ud);
+
+/* Starts a cycle on loop; done runs once (from the loop). */
+int rec_cycle_start(uv_loop_t *loop, const rec_cycle_opts *opts, rec_cycle_done_cb done, void *ud,
+                    rec_cycle **ret);
+/* Graceful stop (SIGTERM): start no new call, let calls in flight finish and be journaled, then
+ * done runs with the steps not started counted as skipped. */
+void rec_cycle_stop(rec_cycle *c);
+void rec_cycle_result_free(rec_cycle_result *res);
+
+#endif
