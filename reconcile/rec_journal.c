@@ -1,0 +1,425 @@
+/* The crash-safety journal: append-only JSONL with an fsync per line (see rec_journal.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "prov_pacer.h"
+#include "rec_journal.h"
+
+#define JOURNAL_FILE "journal.jsonl"
+#define MAX_LINE (64 * 1024)
+
+struct rec_journal {
+    int fd;
+    char *path;
+    char *cycle;
+    rec_journal_entry *v;
+    size_t n, cap;
+};
+
+static void entry_free(rec_journal_entry *e)
+{
+    free(e->cycle);
+    free(e->address);
+    free(e->action);
+    free(e->region);
+    free(e->name);
+    free(e->client_token);
+    free(e->image_id);
+    free(e->code);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Copies a possibly-NULL string; sets *ok false on allocation failure. */
+static char *dup_opt(const char *s, int *ok)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *ok = 0;
+    return d;
+}
+
+static int entry_copy(rec_journal_entry *dst, const rec_journal_entry *src)
+{
+    int ok = 1;
+    memset(dst, 0, sizeof(*dst));
+    dst->phase = src->phase;
+    dst->ts_ms = src->ts_ms;
+    dst->cycle = dup_opt(src->cycle, &ok);
+    dst->address = dup_opt(src->address, &ok);
+    dst->action = dup_opt(src->action, &ok);
+    dst->region = dup_opt(src->region, &ok);
+    dst->name = dup_opt(src->name, &ok);
+    dst->client_token = dup_opt(src->client_token, &ok);
+    dst->image_id = dup_opt(src->image_id, &ok);
+    dst->code = dup_opt(src->code, &ok);
+    if (!ok) {
+        entry_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Takes ownership of e's strings on success. */
+static int push_entry(rec_journal *j, rec_journal_entry *e)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 64;
+        rec_journal_entry *grown = realloc(j->v, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        j->v = grown;
+        j->cap = cap;
+    }
+    j->v[j->n++] = *e;
+    memset(e, 0, sizeof(*e));
+    return 0;
+}
+
+static char *json_str_dup(json_t *obj, const char *key, int *ok)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return dup_opt(s, ok);
+}
+
+/* Parses one line into e; returns 0, -EPROTO for a line that is not a journal entry (skipped),
+ * or -ENOMEM. */
+static int parse_line(const char *line, size_t len, rec_journal_entry *e)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr);
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        return -EPROTO;
+    }
+    const char *phase = json_string_value(json_object_get(o, "phase"));
+    json_t *ts = json_object_get(o, "ts_ms");
+    if (phase == NULL || !json_is_integer(ts)) {
+        json_decref(o);
+        return -EPROTO;
+    }
+    int ok = 1;
+    memset(e, 0, sizeof(*e));
+    e->phase = strcmp(phase, "result") == 0 ? REC_JOURNAL_RESULT : REC_JOURNAL_INTENT;
+    e->ts_ms = (uint64_t)json_integer_value(ts);
+    e->cycle = json_str_dup(o, "cycle", &ok);
+    e->address = json_str_dup(o, "address", &ok);
+    e->action = json_str_dup(o, "action", &ok);
+    e->region = json_str_dup(o, "region", &ok);
+    e->name = json_str_dup(o, "name", &ok);
+    e->client_token = json_str_dup(o, "client_token", &ok);
+    e->image_id = json_str_dup(o, "image_id", &ok);
+    e->code = json_str_dup(o, "code", &ok);
+    json_decref(o);
+    if (!ok) {
+        entry_free(e);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Renders e as one JSON line (with the trailing newline); malloc'd or NULL. */
+static char *format_line(const rec_journal_entry *e)
+{
+    char iso[40];
+    time_t secs = (time_t)(e->ts_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL)
+        return NULL;
+    size_t k = strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(iso + k, sizeof(iso) - k, ".%03uZ", (unsigned)(e->ts_ms % 1000));
+
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "ts", json_string(iso));
+    bad |= json_object_set_new(o, "ts_ms", json_integer((json_int_t)e->ts_ms));
+    bad |= json_object_set_new(o, "phase",
+                               json_string(e->phase == REC_JOURNAL_RESULT ? "result" : "intent"));
+    const struct {
+        const char *key;
+        const char *val;
+    } fields[] = {{"cycle", e->cycle},      {"address", e->address},
+                  {"action", e->action},    {"region", e->region},
+                  {"name", e->name},        {"client_token", e->client_token},
+                  {"image_id", e->image_id}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (fields[i].val != NULL)
+            bad |= json_object_set_new(o, fields[i].key, json_string(fields[i].val));
+    if (e->phase == REC_JOURNAL_RESULT)
+        bad |= json_object_set_new(o, "code", e->code ? json_string(e->code) : json_null());
+    char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (s == NULL)
+        return NULL;
+    size_t len = strlen(s);
+    char *line = realloc(s, len + 2);
+    if (line == NULL) {
+        free(s);
+        return NULL;
+    }
+    line[len] = '\n';
+    line[len + 1] = '\0';
+    return line;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads every complete line of fd into j. */
+static int load(rec_journal *j, FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n' || len > MAX_LINE)
+            continue; /* a torn last line or garbage: not ours to trust */
+        rec_journal_entry e;
+        int prc = parse_line(line, (size_t)len - 1, &e);
+        if (prc == -EPROTO)
+            continue;
+        if (prc < 0 || (prc = push_entry(j, &e)) < 0) {
+            entry_free(&e);
+            rc = prc;
+            break;
+        }
+    }
+    free(line);
+    return rc;
+}
+
+static int is_create_result(const rec_journal_entry *e)
+{
+    return e->phase == REC_JOURNAL_RESULT && e->code == NULL && e->image_id != NULL &&
+           e->action != NULL && strcmp(e->action, "CreateCustomImage") == 0 &&
+           e->client_token != NULL;
+}
+
+/* Keeps the lines of the last keep cycles, plus the newest successful create per token (needed
+ * to tell a vanished image from a lagging list), rewriting the file atomically. */
+static int compact(rec_journal *j, unsigned keep)
+{
+    /* Walk backwards collecting distinct cycle ids until keep of them are seen. */
+    size_t cut = 0, seen = 0;
+    const char *last = NULL;
+    for (size_t i = j->n; i-- > 0;) {
+        const char *c = j->v[i].cycle ? j->v[i].cycle : "";
+        if (last == NULL || strcmp(c, last) != 0) {
+            /* Count a cycle once even if its lines are interleaved with others. */
+            int dup = 0;
+            for (size_t k = i + 1; k < j->n && !dup; k++)
+                dup = strcmp(j->v[k].cycle ? j->v[k].cycle : "", c) == 0;
+            if (!dup && ++seen > keep) {
+                cut = i + 1;
+                break;
+            }
+            last = c;
+        }
+    }
+    if (cut == 0)
+        return 0;
+
+    size_t plen = strlen(j->path);
+    char *tmp = malloc(plen + 5);
+    if (tmp == NULL)
+        return -ENOMEM;
+    memcpy(tmp, j->path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int err = -errno;
+        free(tmp);
+        return err;
+    }
+    unsigned char *keep_flags = calloc(j->n, 1);
+    if (keep_flags == NULL) {
+        (void)close(fd);
+        (void)unlink(tmp);
+        free(tmp);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < j->n && rc == 0; i++) {
+        int keep_it = i >= cut;
+        if (!keep_it && is_create_result(&j->v[i])) {
+            keep_it = 1;
+            for (size_t k = i + 1; k < j->n && keep_it; k++)
+                if (is_create_result(&j->v[k]) &&
+                    strcmp(j->v[k].client_token, j->v[i].client_token) == 0)
+                    keep_it = 0;
+        }
+        keep_flags[i] = (unsigned char)keep_it;
+        if (!keep_it)
+            continue;
+        char *line = format_line(&j->v[i]);
+        if (line == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc = write_all(fd, line, strlen(line));
+        free(line);
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, j->path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        /* The old file stays as it was; so does memory. */
+        (void)unlink(tmp);
+    } else {
+        size_t kept = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            if (keep_flags[i])
+                j->v[kept++] = j->v[i];
+            else
+                entry_free(&j->v[i]);
+        }
+        j->n = kept;
+    }
+    free(keep_flags);
+    free(tmp);
+    return rc;
+}
+
+int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
+                     rec_journal **ret)
+{
+    if (state_dir == NULL || cycle_id == NULL || ret == NULL)
+        return -EINVAL;
+    rec_journal *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -ENOMEM;
+    j->fd = -1;
+    size_t dlen = strlen(state_dir);
+    j->path = malloc(dlen + sizeof("/" JOURNAL_FILE));
+    j->cycle = strdup(cycle_id);
+    int rc = -ENOMEM;
+    if (j->path == NULL || j->cycle == NULL)
+        goto fail;
+    memcpy(j->path, state_dir, dlen);
+    memcpy(j->path + dlen, "/" JOURNAL_FILE, sizeof("/" JOURNAL_FILE));
+
+    FILE *f = fopen(j->path, "re");
+    if (f != NULL) {
+        rc = load(j, f);
+        fclose(f);
+        if (rc < 0)
+            goto fail;
+        rc = compact(j, keep_cycles ? keep_cycles : 20);
+        if (rc == -ENOMEM)
+            goto fail; /* other compaction failures leave the old file, still valid */
+    } else if (errno != ENOENT) {
+        rc = -errno;
+        goto fail;
+    }
+    j->fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (j->fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    *ret = j;
+    return 0;
+fail:
+    rec_journal_close(j);
+    return rc;
+}
+
+void rec_journal_close(rec_journal *j)
+{
+    if (j == NULL)
+        return;
+    if (j->fd >= 0)
+        (void)close(j->fd);
+    for (size_t i = 0; i < j->n; i++)
+        entry_free(&j->v[i]);
+    free(j->v);
+    free(j->path);
+    free(j->cycle);
+    free(j);
+}
+
+int rec_journal_append(rec_journal *j, const rec_journal_entry *e)
+{
+    if (j == NULL || e == NULL)
+        return -EINVAL;
+    rec_journal_entry copy;
+    int rc = entry_copy(&copy, e);
+    if (rc < 0)
+        return rc;
+    free(copy.cycle);
+    copy.cycle = strdup(j->cycle);
+    if (copy.cycle == NULL) {
+        entry_free(&copy);
+        return -ENOMEM;
+    }
+    if (copy.ts_ms == 0)
+        copy.ts_ms = prov_now_ms();
+    char *line = format_line(&copy);
+    if (line == NULL) {
+        entry_free(&copy);
+        return -ENOMEM;
+    }
+    rc = write_all(j->fd, line, strlen(line));
+    free(line);
+    if (rc == 0 && fdatasync(j->fd) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = push_entry(j, &copy);
+    if (rc < 0)
+        entry_free(&copy);
+    return rc;
+}
+
+const rec_journal_entry *rec_journal_entries(const rec_journal *j, size_t *ret_n)
+{
+    *ret_n = j ? j->n : 0;
+    return j ? j->v : NULL;
+}
+
+const rec_journal_entry *rec_journal_find_created(const rec_journal *j, const char *client_token)
+{
+    if (j == NULL || client_token == NULL)
+        return NULL;
+    for (size_t i = j->n; i-- > 0;)
+        if (is_create_result(&j->v[i]) && strcmp(j->v[i].client_token, client_token) == 0)
+            return &j->v[i];
+    return NULL;
+}
+
+int rec_journal_intent_open(const rec_journal *j, const char *client_token)
+{
+    if (j == NULL || client_token == NULL)
+        return 0;
+    for (size_t i = j->n; i-- > 0;) {
+        const rec_journal_entry *e = &j->v[i];
+        if (e->client_token == NULL || strcmp(e->client_token, client_token) != 0)
+            continue;
+        return e->phase == REC_JOURNAL_INTENT;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* The crash-safety journal (DESIGN.md "Idempotency"): `<state_dir>/journal.jsonl`, append-only,
+ * one JSON object per line, fsync'd after every line. The executor writes an intent line before
+ * each mutating call and a result line after it. After a crash the next run reads the journal to
+ * recognise a create whose image is not listed yet (list lag) and to pick a fresh step
+ * generation only when a completed create's image has since vanished. Synchronous and small:
+ * a line or two per API call, which the pacer limits to a few per second. */
+#ifndef REC_JOURNAL_H
+#define REC_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum rec_journal_phase { REC_JOURNAL_INTENT = 0, REC_JOURNAL_RESULT = 1 } rec_journal_phase;
+
+/* One line as read back. Absent strings are NULL. */
+typedef struct rec_journal_entry {
+    rec_journal_phase phase;
+    uint64_t ts_ms; /* wall clock */
+    char *cycle;    /* cycle id (one per process run and cycle) */
+    char *address;  /* step address, e.g. swas.cn-hangzhou.custom_image.web */
+    char *action;   /* API action, e.g. CreateCustomImage */
+    char *region;
+    char *name;
+    char *client_token;
+    char *image_id; /* result: the image acted on or created */
+    char *code;     /* result: NULL on success, else the API Code or a local cause */
+} rec_journal_entry;
+
+typedef struct rec_journal rec_journal;
+
+/* Opens (creating 0600 when missing) `<state_dir>/journal.jsonl`, reads every complete line
+ * (a torn last line from a crash is ignored), and compacts the file when it holds more than
+ * keep_cycles cycles (0: 20) by rewriting the lines of the last keep_cycles cycles atomically.
+ * cycle_id names the lines this process writes. Returns 0 or a negative errno. */
+int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
+                     rec_journal **ret);
+void rec_journal_close(rec_journal *j);
+
+/* Appends one line and fsyncs it; the entry is also kept in memory for lookups. e->ts_ms 0 means
+ * now; e->cycle is ignored (the journal's own cycle id is written). Returns 0 or a negative
+ * errno. */
+int rec_journal_append(rec_journal *j, const rec_journal_entry *e);
+
+/* Every entry read or appended, oldest first. */
+const rec_journal_entry *rec_journal_entries(const rec_journal *j, size_t *ret_n);
+
+/* The newest successful CreateCustomImage result for client_token; NULL when none. */
+const rec_journal_entry *rec_journal_find_created(const rec_journal *j, const char *client_token);
+
+/* True when an intent for client_token has no result after it (the process died mid-call). */
+int rec_journal_intent_open(const rec_journal *j, const char *client_token);
+
+#endif
