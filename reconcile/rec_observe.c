@@ -1,0 +1,233 @@
+/* Observe every region of the desired set in parallel (see rec_observe.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rec_observe.h"
+
+typedef struct rec_observe rec_observe;
+
+typedef struct obs_call {
+    rec_observe *owner;
+    size_t idx; /* region index */
+} obs_call;
+
+struct rec_observe {
+    rec_observed *obs;
+    size_t pending; /* calls not answered yet */
+    int rc;         /* first failure */
+    char *errmsg;
+    rec_observe_cb cb;
+    void *ud;
+    obs_call *calls;       /* one per region */
+    const char ***ecs_ids; /* per region: declared ids (borrowed strings), or NULL */
+    size_t *n_ecs;         /* per region: how many */
+};
+
+static void observe_free(rec_observe *o)
+{
+    if (o->ecs_ids != NULL)
+        for (size_t i = 0; i < o->obs->n_regions; i++)
+            free(o->ecs_ids[i]);
+    free(o->ecs_ids);
+    free(o->n_ecs);
+    free(o->errmsg);
+    free(o->calls);
+    free(o);
+}
+
+/* Hands the result to the caller when the last call has answered. */
+static void finish_if_done(rec_observe *o)
+{
+    if (o->pending > 0)
+        return;
+    rec_observed *obs = o->obs;
+    if (o->rc < 0) {
+        o->cb(NULL, o->rc, o->errmsg ? o->errmsg : "observe failed", o->ud);
+        observe_free(o);
+        rec_observed_free(obs);
+        return;
+    }
+    rec_observe_cb cb = o->cb;
+    void *ud = o->ud;
+    observe_free(o);
+    cb(obs, 0, NULL, ud);
+}
+
+/* Records the first failure with the region and the API's words (never a secret). */
+static void fail(rec_observe *o, const char *what, const char *region, const prov_error *err)
+{
+    if (o->rc < 0)
+        return;
+    o->rc = err->sys < 0 ? err->sys : -EIO;
+    char *desc = prov_error_describe(err);
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "observe %s in %s failed: %s", what, region,
+             desc ? desc : "unknown error");
+    free(desc);
+    o->errmsg = strdup(buf);
+}
+
+static void on_list(prov_image_list *list, const prov_error *err, void *ud)
+{
+    obs_call *call = ud;
+    rec_observe *o = call->owner;
+    rec_region_state *rs = &o->obs->regions[call->idx];
+    if (err != NULL) {
+        fail(o, "ListCustomImages", rs->region, err);
+    } else if (list != NULL) {
+        rs->images = *list;
+        memset(list, 0, sizeof(*list));
+    }
+    o->pending--;
+    finish_if_done(o);
+}
+
+static void on_ecs(prov_ecs_image_list *list, const prov_error *err, void *ud)
+{
+    obs_call *call = ud;
+    rec_observe *o = call->owner;
+    rec_region_state *rs = &o->obs->regions[call->idx];
+    if (err != NULL) {
+        fail(o, "DescribeImages", rs->region, err);
+    } else if (list != NULL) {
+        rs->ecs = *list;
+        memset(list, 0, sizeof(*list));
+    }
+    rs->ecs_observed = true;
+    o->pending--;
+    finish_if_done(o);
+}
+
+int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_cb cb, void *ud)
+{
+    if (client == NULL || desired == NULL || cb == NULL)
+        return -EINVAL;
+    rec_observe *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return -ENOMEM;
+    o->cb = cb;
+    o->ud = ud;
+    o->obs = calloc(1, sizeof(*o->obs));
+    size_t n = desired->n_regions;
+    if (o->obs == NULL)
+        goto oom;
+    if (n > 0) {
+        o->obs->regions = calloc(n, sizeof(*o->obs->regions));
+        o->calls = calloc(n, sizeof(*o->calls));
+        o->ecs_ids = calloc(n, sizeof(*o->ecs_ids));
+        o->n_ecs = calloc(n, sizeof(*o->n_ecs));
+        if (o->obs->regions == NULL || o->calls == NULL || o->ecs_ids == NULL || o->n_ecs == NULL)
+            goto oom;
+    }
+    o->obs->n_regions = n;
+    size_t *n_ecs = o->n_ecs;
+    for (size_t i = 0; i < n; i++) {
+        o->obs->regions[i].region = strdup(desired->regions[i]);
+        if (o->obs->regions[i].region == NULL)
+            goto oom;
+        o->calls[i].owner = o;
+        o->calls[i].idx = i;
+        n_ecs[i] = 0;
+        for (size_t k = 0; k < desired->n_ecs; k++)
+            if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
+                n_ecs[i]++;
+        if (n_ecs[i] == 0)
+            continue;
+        o->ecs_ids[i] = calloc(n_ecs[i], sizeof(*o->ecs_ids[i]));
+        if (o->ecs_ids[i] == NULL)
+            goto oom;
+        size_t m = 0;
+        for (size_t k = 0; k < desired->n_ecs; k++)
+            if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
+                o->ecs_ids[i][m++] = desired->ecs[k].image_id;
+    }
+
+    /* Issue every call at once; the pacer queues them per action. A synchronous start failure
+     * stops issuing more and is reported through cb once the calls already started answer. */
+    o->pending = 1; /* held until every call is issued */
+    for (size_t i = 0; i < n && o->rc == 0; i++) {
+        o->pending++;
+        int rc = prov_swas_list_images(client, desired->regions[i], NULL, on_list, &o->calls[i]);
+        if (rc < 0) {
+            o->pending--;
+            o->rc = rc;
+            o->errmsg = strdup("observe: could not start ListCustomImages");
+            break;
+        }
+        if (o->ecs_ids[i] == NULL)
+            continue;
+        o->pending++;
+        rc = prov_ecs_describe_images(client, desired->regions[i], o->ecs_ids[i], n_ecs[i], on_ecs,
+                                      &o->calls[i]);
+        if (rc < 0) {
+            o->pending--;
+            o->rc = rc;
+            o->errmsg = strdup("observe: could not start DescribeImages");
+        }
+    }
+    o->pending--;
+    /* With zero regions (or every start failing) this completes now; the callback still runs
+     * exactly once, which is what the caller expects. */
+    finish_if_done(o);
+    return 0;
+oom:
+    rec_observed_free(o->obs);
+    o->obs = NULL;
+    if (o->ecs_ids != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(o->ecs_ids[i]);
+    free(o->ecs_ids);
+    free(o->n_ecs);
+    free(o->calls);
+    free(o);
+    return -ENOMEM;
+}
+
+void rec_observed_free(rec_observed *obs)
+{
+    if (obs == NULL)
+        return;
+    for (size_t i = 0; i < obs->n_regions; i++) {
+        free(obs->regions[i].region);
+        prov_image_list_free(&obs->regions[i].images);
+        prov_ecs_image_list_free(&obs->regions[i].ecs);
+    }
+    free(obs->regions);
+    free(obs);
+}
+
+const rec_region_state *rec_observed_region(const rec_observed *obs, const char *region)
+{
+    if (obs == NULL || region == NULL)
+        return NULL;
+    for (size_t i = 0; i < obs->n_regions; i++)
+        if (strcmp(obs->regions[i].region, region) == 0)
+            return &obs->regions[i];
+    return NULL;
+}
+
+const prov_image *rec_observed_find_name(const rec_observed *obs, const char *region,
+                                         const char *name)
+{
+    const rec_region_state *rs = rec_observed_region(obs, region);
+    if (rs == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < rs->images.n; i++)
+        if (rs->images.v[i].name && strcmp(rs->images.v[i].name, name) == 0)
+            return &rs->images.v[i];
+    return NULL;
+}
+
+const prov_image *rec_observed_find_id(const rec_observed *obs, const char *region,
+                                       const char *image_id)
+{
+    const rec_region_state *rs = rec_observed_region(obs, region);
+    if (rs == NULL || image_id == NULL)
+        return NULL;
+    for (size_t i = 0; i < rs->images.n; i++)
+        if (rs->images.v[i].image_id && strcmp(rs->images.v[i].image_id, image_id) == 0)
+            return &rs->images.v[i];
+    return NULL;
+}
