@@ -1,0 +1,230 @@
+/* From config to state directory, credentials, pacer and client (see rec_setup.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rec_setup.h"
+
+int rec_mkdir_p(const char *dir)
+{
+    if (dir == NULL || *dir == '\0')
+        return -EINVAL;
+    char *p = strdup(dir);
+    if (p == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *s = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    if (rc == 0) {
+        struct stat st;
+        if (stat(dir, &st) < 0)
+            return -errno;
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        if (access(dir, W_OK | X_OK) < 0)
+            return -errno;
+    }
+    return rc;
+}
+
+/* The per-user fallback state directory; malloc'd or NULL. */
+static char *fallback_dir(void)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char buf[4096];
+    if (xdg != NULL && xdg[0] == '/')
+        snprintf(buf, sizeof(buf), "%s/imgrecon", xdg);
+    else if (home != NULL && home[0] == '/')
+        snprintf(buf, sizeof(buf), "%s/.local/state/imgrecon", home);
+    else
+        return NULL;
+    return strdup(buf);
+}
+
+/* "what: why" as a malloc'd string (NULL on allocation failure). */
+static char *fmt_msg(const char *what, const char *why)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s: %s", what ? what : "", why ? why : "");
+    return strdup(buf);
+}
+
+static void rate_for(void *ud, prov_product product, const char *action, unsigned *ret_calls,
+                     uint64_t *ret_window_ms)
+{
+    const rec_setup *s = ud;
+    (void)product;
+    spec_rate r = spec_config_rate_for(s->cfg, action);
+    *ret_calls = r.calls;
+    *ret_window_ms = r.window_ms;
+}
+
+/* Counts every HTTP attempt per action for the summaries, then forwards the event. */
+static void on_call(void *ud, const prov_call_event *ev)
+{
+    rec_setup *s = ud;
+    rec_call_count *c = NULL;
+    for (size_t i = 0; i < s->n_counts && c == NULL; i++)
+        if (strcmp(s->counts[i].action, ev->action) == 0)
+            c = &s->counts[i];
+    if (c == NULL && s->n_counts < REC_SETUP_MAX_ACTIONS) {
+        c = &s->counts[s->n_counts++];
+        snprintf(c->action, sizeof(c->action), "%s", ev->action);
+    }
+    if (c != NULL) {
+        c->calls++;
+        if (ev->cls == PROV_ERR_THROTTLED)
+            c->throttled++;
+    }
+    if (s->opts.on_call != NULL)
+        s->opts.on_call(s->opts.ud, ev);
+}
+
+int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                   rec_setup *s, char **ret_errmsg)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    if (opts != NULL)
+        s->opts = *opts;
+    char *errmsg = NULL;
+    int rc;
+
+    /* State directory, with the per-user fallback for an unprivileged CLI run. */
+    rc = rec_mkdir_p(cfg->state_dir);
+    if (rc == 0) {
+        s->state_dir = strdup(cfg->state_dir);
+    } else if (!s->opts.state_dir_explicit && rc != -ENOMEM) {
+        char *fb = fallback_dir();
+        int frc = fb ? rec_mkdir_p(fb) : -ENOENT;
+        if (frc == 0) {
+            char note[4096];
+            snprintf(note, sizeof(note), "state directory %s is not usable (%s); using %s",
+                     cfg->state_dir, strerror(-rc), fb);
+            s->note = strdup(note);
+            s->state_dir = fb;
+            fb = NULL;
+            rc = 0;
+        }
+        free(fb);
+    }
+    if (rc < 0) {
+        char what[2048];
+        snprintf(what, sizeof(what), "state directory %s", cfg->state_dir);
+        errmsg = fmt_msg(what, strerror(-rc));
+        goto fail;
+    }
+    if (s->state_dir == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+
+    prov_cred_opts copts = {.profile = cfg->profile, .use_metadata = s->opts.use_metadata};
+    char *cmsg = NULL;
+    rc = prov_cred_resolve(&copts, &s->cred, &cmsg);
+    if (rc < 0) {
+        errmsg = cmsg ? cmsg : fmt_msg("credentials", "none found");
+        memset(&s->cred, 0, sizeof(s->cred));
+        goto fail;
+    }
+
+    rc = prov_pacer_open(s->state_dir, &s->pacer);
+    if (rc < 0) {
+        char what[2048];
+        snprintf(what, sizeof(what), "pacer log in %s", s->state_dir);
+        errmsg = fmt_msg(what, strerror(-rc));
+        goto fail;
+    }
+
+    prov_client_opts o = {
+        .endpoint = cfg->endpoint,
+        .signature = cfg->signature == SPEC_SIG_V1 ? 1 : 3,
+        .cred = &s->cred,
+        .pacer = s->pacer,
+        .rate_for = rate_for,
+        .rate_ud = s,
+        .ca_file = cfg->ca_file,
+        .on_event = on_call,
+        .event_ud = s,
+    };
+    rc = prov_client_new(loop, &o, &s->client);
+    if (rc < 0) {
+        errmsg = fmt_msg("API client", strerror(-rc));
+        goto fail;
+    }
+    return 0;
+fail:
+    if (ret_errmsg != NULL)
+        *ret_errmsg = errmsg ? errmsg : strdup(strerror(-rc));
+    else
+        free(errmsg);
+    rec_setup_free(s);
+    return rc;
+}
+
+void rec_setup_close(rec_setup *s)
+{
+    if (s == NULL)
+        return;
+    prov_client_close(s->client);
+    s->client = NULL;
+}
+
+void rec_setup_free(rec_setup *s)
+{
+    if (s == NULL)
+        return;
+    prov_pacer_free(s->pacer);
+    s->pacer = NULL;
+    if (s->cred.access_key_id != NULL || s->cred.access_key_secret != NULL)
+        prov_credential_free(&s->cred);
+    memset(&s->cred, 0, sizeof(s->cred));
+    free(s->state_dir);
+    free(s->note);
+    s->state_dir = NULL;
+    s->note = NULL;
+}
+
+char *rec_setup_calls_summary(const rec_setup *s)
+{
+    char buf[2048];
+    size_t k = 0;
+    unsigned total = 0, throttled = 0;
+    for (size_t i = 0; i < s->n_counts; i++) {
+        total += s->counts[i].calls;
+        throttled += s->counts[i].throttled;
+    }
+    k += (size_t)snprintf(buf + k, sizeof(buf) - k, "API calls: %u", total);
+    for (size_t i = 0; i < s->n_counts && k < sizeof(buf); i++)
+        k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%s%u %s", i == 0 ? " (" : ", ",
+                              s->counts[i].calls, s->counts[i].action);
+    if (s->n_counts > 0 && k < sizeof(buf))
+        k += (size_t)snprintf(buf + k, sizeof(buf) - k, ")");
+    if (k < sizeof(buf))
+        snprintf(buf + k, sizeof(buf) - k, ", %u throttled.", throttled);
+    return strdup(buf);
+}
+
+unsigned rec_setup_throttled(const rec_setup *s)
+{
+    unsigned t = 0;
+    for (size_t i = 0; s != NULL && i < s->n_counts; i++)
+        t += s->counts[i].throttled;
+    return t;
+}

@@ -1,0 +1,63 @@
+/* Wiring shared by `imgrecon plan`, `imgrecon apply` and the daemon: from a loaded spec_config
+ * to a usable state directory, credentials, the shared pacer and the API client, plus a count
+ * of API calls per action for the summaries. Keeps cmd/ thin. */
+#ifndef REC_SETUP_H
+#define REC_SETUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "prov_client.h"
+#include "prov_cred.h"
+#include "prov_pacer.h"
+#include "spec_config.h"
+
+#define REC_SETUP_MAX_ACTIONS 16
+
+typedef struct rec_call_count {
+    char action[40];
+    unsigned calls;     /* HTTP attempts */
+    unsigned throttled; /* answers classified as throttled */
+} rec_call_count;
+
+typedef struct rec_setup_opts {
+    bool state_dir_explicit; /* --state-dir given: never fall back to another directory */
+    bool use_metadata;       /* try the ECS metadata service for credentials */
+    /* Optional observer of every HTTP attempt (after the counters are updated). */
+    void (*on_call)(void *ud, const prov_call_event *ev);
+    void *ud;
+} rec_setup_opts;
+
+typedef struct rec_setup {
+    const spec_config *cfg; /* borrowed; must outlive the setup */
+    char *state_dir;        /* the directory actually used (may be the fallback) */
+    char *note;             /* for -v: why a fallback directory was chosen; NULL otherwise */
+    prov_credential cred;
+    prov_pacer *pacer;
+    prov_client *client;
+    rec_call_count counts[REC_SETUP_MAX_ACTIONS];
+    size_t n_counts;
+    rec_setup_opts opts;
+} rec_setup;
+
+/* Prepares the state directory (created 0700 when missing; when it cannot be created and
+ * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`),
+ * resolves credentials with cfg->profile, opens the pacer there and builds the client with the
+ * config's endpoint, signature, rates and CA file. On failure returns a negative errno and
+ * *ret_errmsg (malloc'd, no secrets) says what went wrong; s is then already cleaned up. */
+int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                   rec_setup *s, char **ret_errmsg);
+/* Starts closing the client (its memory is released on the loop: run the loop afterwards),
+ * then, after the loop has run, rec_setup_free releases the rest. Both accept NULL. */
+void rec_setup_close(rec_setup *s);
+void rec_setup_free(rec_setup *s);
+
+/* "API calls: 3 ListCustomImages, 2 CreateCustomImage; 0 throttled" (malloc'd). */
+char *rec_setup_calls_summary(const rec_setup *s);
+unsigned rec_setup_throttled(const rec_setup *s);
+
+/* Makes dir and its parents (mode 0700 for the ones it creates). Returns 0 or -errno. */
+int rec_mkdir_p(const char *dir);
+
+#endif
