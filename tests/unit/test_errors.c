@@ -1,0 +1,180 @@
+/* Error classes by Code, HTTP status and local errno (API-NOTES.md "Errors worth classifying"),
+ * the error record's set/copy/clear/describe, and the image helpers in prov_types.c. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prov_types.h"
+
+/* Fixed arrays: Criterion hands each parameter to a separate process. An empty string stands
+ * for a NULL action or code. */
+struct cls_case {
+    char action[32];
+    long http;
+    char code[40];
+    int sys;
+    prov_err_class want;
+};
+
+ParameterizedTestParameters(errors, classify)
+{
+    static struct cls_case cases[] = {
+        /* Throttled. */
+        {"ListCustomImages", 400, "Throttling", 0, PROV_ERR_THROTTLED},
+        {"ListCustomImages", 400, "Throttling.User", 0, PROV_ERR_THROTTLED},
+        {"CreateCustomImage", 400, "Throttling.Api", 0, PROV_ERR_THROTTLED},
+        {"DescribeImages", 400, "Rejected.Throttling", 0, PROV_ERR_THROTTLED},
+        {"ListCustomImages", 429, "", 0, PROV_ERR_THROTTLED},
+        {"ListCustomImages", 429, "SomethingElse", 0, PROV_ERR_THROTTLED},
+        {"ListCustomImages", 400, "ThrottlingX", 0, PROV_ERR_PERMANENT},
+        /* Transient. */
+        {"ListCustomImages", 500, "InternalError", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 503, "ServiceUnavailable", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 500, "UnknownError", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 500, "", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 502, "", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 503, "", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 504, "", 0, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 0, "", -ETIMEDOUT, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 0, "", -ECONNRESET, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 0, "", -ECONNREFUSED, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 0, "", -EPIPE, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 200, "", -EPROTO, PROV_ERR_TRANSIENT},
+        {"ListCustomImages", 0, "", -EIO, PROV_ERR_TRANSIENT},
+        /* Done. */
+        {"DeleteCustomImage", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},
+        {"DeleteImage", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},
+        {"ModifyImageShareStatus", 404, "InvalidImageId.NotFound", 0, PROV_ERR_PERMANENT},
+        {"", 404, "InvalidImageId.NotFound", 0, PROV_ERR_PERMANENT},
+        {"DeleteImage", 400, "DryRunOperation", 0, PROV_ERR_DONE},
+        /* Fixable by order. */
+        {"DeleteCustomImage", 400, "CustomImageInShare", 0, PROV_ERR_ORDER},
+        /* Permanent. */
+        {"CreateCustomImage", 400, "InvalidParam.ImageName", 0, PROV_ERR_PERMANENT},
+        {"CreateCustomImage", 400, "ImageNameAlreadyExist", 0, PROV_ERR_PERMANENT},
+        {"CreateCustomImage", 400, "CustomImageQuotaLimit", 0, PROV_ERR_PERMANENT},
+        {"CreateCustomImage", 403, "IncorrectInstanceStatus", 0, PROV_ERR_PERMANENT},
+        {"DeleteImage", 403, "ImageUsingByInstance", 0, PROV_ERR_PERMANENT},
+        {"ListCustomImages", 400, "SignatureDoesNotMatch", 0, PROV_ERR_PERMANENT},
+        {"ListCustomImages", 503, "Forbidden.Other", 0, PROV_ERR_PERMANENT},
+        {"ListCustomImages", 404, "", 0, PROV_ERR_PERMANENT},
+        {"ListCustomImages", 0, "", -ENOMEM, PROV_ERR_PERMANENT},
+        {"ListCustomImages", 0, "", -EINVAL, PROV_ERR_PERMANENT},
+        /* No error at all. */
+        {"ListCustomImages", 200, "", 0, PROV_ERR_NONE},
+        {"ListCustomImages", 0, "", 0, PROV_ERR_NONE},
+    };
+    return cr_make_param_array(struct cls_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct cls_case *c, errors, classify)
+{
+    const char *action = c->action[0] ? c->action : NULL;
+    const char *code = c->code[0] ? c->code : NULL;
+    prov_err_class got = prov_err_classify(action, c->http, code, c->sys);
+    cr_expect_eq(got, c->want, "%s/%ld/%s/%d: got %s, want %s", c->action, c->http, c->code, c->sys,
+                 prov_err_class_name(got), prov_err_class_name(c->want));
+    /* prov_error_set classifies the same way. */
+    prov_error e = {0};
+    cr_assert_eq(prov_error_set(&e, c->http, c->sys, code, "m", "rid", action), 0);
+    cr_expect_eq(e.cls, c->want);
+    prov_error_clear(&e);
+}
+
+Test(errors, class_names)
+{
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_NONE), "none");
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_THROTTLED), "throttled");
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_TRANSIENT), "transient");
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_DONE), "done");
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_ORDER), "order");
+    cr_expect_str_eq(prov_err_class_name(PROV_ERR_PERMANENT), "permanent");
+    cr_expect_str_eq(prov_err_class_name((prov_err_class)42), "unknown");
+}
+
+Test(errors, set_copy_describe_clear)
+{
+    prov_error e = {0};
+    cr_assert_eq(prov_error_set(&e, 400, 0, "CustomImageInShare", "The image is shared.", "5E3A-11",
+                                "DeleteCustomImage"),
+                 0);
+    cr_expect_eq(e.cls, PROV_ERR_ORDER);
+    cr_expect_eq(e.http_status, 400);
+    char *d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "CustomImageInShare: The image is shared. (RequestId: 5E3A-11)");
+    free(d);
+
+    prov_error c = {0};
+    cr_assert_eq(prov_error_copy(&c, &e), 0);
+    cr_expect_neq(c.code, e.code);
+    cr_expect_str_eq(c.code, e.code);
+    cr_expect_str_eq(c.request_id, "5E3A-11");
+    cr_expect_eq(c.cls, e.cls);
+
+    /* Setting again replaces (and frees) the earlier strings. */
+    cr_assert_eq(prov_error_set(&e, 0, -ETIMEDOUT, NULL, "request timed out", NULL, "X"), 0);
+    cr_expect_null(e.code);
+    cr_expect_eq(e.cls, PROV_ERR_TRANSIENT);
+    d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "request timed out: Connection timed out");
+    free(d);
+
+    cr_assert_eq(prov_error_set(&e, 502, 0, NULL, NULL, NULL, NULL), 0);
+    d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "HTTP 502");
+    free(d);
+
+    cr_assert_eq(prov_error_set(&e, 400, 0, "Throttling.User", NULL, "r1", NULL), 0);
+    d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "Throttling.User (RequestId: r1)");
+    free(d);
+
+    prov_error_clear(&e);
+    prov_error_clear(&e);
+    prov_error_clear(&c);
+    prov_error_clear(NULL);
+    cr_expect_null(prov_error_describe(NULL));
+    cr_expect_eq(prov_error_set(NULL, 0, 0, NULL, NULL, NULL, NULL), -EINVAL);
+}
+
+Test(errors, image_copy_tag_free)
+{
+    prov_tag tags[] = {{"imgrecon:managed", "true"}, {"env", "prod"}};
+    prov_image src = {.image_id = "m-1",
+                      .name = "web",
+                      .region_id = "cn-hangzhou",
+                      .status = PROV_IMG_AVAILABLE,
+                      .in_share = true,
+                      .tags = tags,
+                      .n_tags = 2};
+    prov_image dst = {0};
+    cr_assert_eq(prov_image_copy(&dst, &src), 0);
+    cr_expect_str_eq(dst.image_id, "m-1");
+    cr_expect_neq(dst.image_id, src.image_id);
+    cr_expect_null(dst.description);
+    cr_expect_eq(dst.status, PROV_IMG_AVAILABLE);
+    cr_expect(dst.in_share);
+    cr_expect_str_eq(prov_image_tag(&dst, "env"), "prod");
+    cr_expect_null(prov_image_tag(&dst, "missing"));
+    cr_expect_null(prov_image_tag(NULL, "env"));
+
+    prov_image_list list = {.v = calloc(1, sizeof(prov_image)), .n = 1};
+    cr_assert_not_null(list.v);
+    list.v[0] = dst;
+    prov_image_list_free(&list);
+    cr_expect_null(list.v);
+    cr_expect_eq(list.n, 0);
+    prov_image_list_free(&list);
+    prov_image_list_free(NULL);
+    prov_image_free_fields(NULL);
+
+    prov_ecs_image_list el = {.v = calloc(1, sizeof(prov_ecs_image)), .n = 1};
+    cr_assert_not_null(el.v);
+    el.v[0].image_id = strdup("m-2");
+    el.v[0].status = strdup("Available");
+    prov_ecs_image_list_free(&el);
+    cr_expect_null(el.v);
+    prov_ecs_image_list_free(NULL);
+}
