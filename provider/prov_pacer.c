@@ -1,0 +1,477 @@
+/* The pacer (provider/prov_pacer.h): a sliding-window call log per (access key hash, product,
+ * action), shared by every imgrecon process on the host through a file in the state directory.
+ *
+ * File format (`<state_dir>/pacer.log`, text, one line per key):
+ *
+ *     imgrecon-pacer 1
+ *     corrupt <ms>                                   (optional, see below)
+ *     k <key> <cooldown_until_ms> <n> <t1> ... <tn>   (ascending call times, wall-clock ms)
+ *
+ * where <key> is the first 16 hex digits of sha256(access key id), ':', product, ':', action.
+ * The access key itself is never written.
+ *
+ * Concurrency: a separate lock file `<state_dir>/pacer.lock` is flock(LOCK_EX)'d for the whole
+ * read-modify-write of one operation and released at once; the data file is replaced through a
+ * temp file and rename(2), so a crash mid-write leaves the previous file whole. The lock lives on
+ * its own file because a rename would give the data file a new inode under a waiting locker.
+ *
+ * Corruption: a file that exists but does not parse (bad header, a bad line, an empty file after
+ * a power loss) is never silently treated as an empty budget. The parsable keys are kept, and a
+ * `corrupt <now>` marker is written: a key without a line then counts as cooling down until
+ * marker + its window, i.e. one full window of caution, after which it works normally. The
+ * marker is dropped after a day.
+ *
+ * Clock steps: call times in the future (the wall clock went back) count as "now", so a wait is
+ * never longer than one window; cooldowns are capped the same way. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "prov_pacer.h"
+
+#define PACER_HEADER "imgrecon-pacer 1"
+#define PACER_KEY_MAX 200
+#define PACER_TS_MAX 100000           /* more call times on one line than this is corrupt */
+#define PACER_MARKER_TTL_MS 86400000u /* a corrupt marker is forgotten after a day */
+
+typedef struct pacer_key {
+    char *key;
+    uint64_t cooldown_until;
+    uint64_t *ts; /* ascending */
+    size_t n;
+} pacer_key;
+
+struct prov_pacer {
+    char *path; /* NULL: in memory */
+    char *tmp_path;
+    int lock_fd;     /* -1 in memory */
+    pacer_key *keys; /* in memory: the state; file mode: scratch for one operation */
+    size_t n_keys;
+    bool corrupt;
+    uint64_t corrupt_at;
+};
+
+uint64_t prov_now_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *s = malloc(a + b + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, dir, a);
+    s[a] = '/';
+    memcpy(s + a + 1, name, b + 1);
+    return s;
+}
+
+static void keys_clear(prov_pacer *p)
+{
+    for (size_t i = 0; i < p->n_keys; i++) {
+        free(p->keys[i].key);
+        free(p->keys[i].ts);
+    }
+    free(p->keys);
+    p->keys = NULL;
+    p->n_keys = 0;
+    p->corrupt = false;
+    p->corrupt_at = 0;
+}
+
+/* Opens the pacer. The state directory is created (0700) when missing; the lock file is opened
+ * once here, the data file is read on every operation. */
+int prov_pacer_open(const char *state_dir, prov_pacer **ret)
+{
+    prov_pacer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->lock_fd = -1;
+    if (!state_dir) {
+        *ret = p;
+        return 0;
+    }
+    int rc = -ENOMEM;
+    char *lock_path = path_join(state_dir, "pacer.lock");
+    p->path = path_join(state_dir, "pacer.log");
+    p->tmp_path = path_join(state_dir, "pacer.log.tmp");
+    if (!lock_path || !p->path || !p->tmp_path)
+        goto fail;
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        goto fail;
+    }
+    p->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (p->lock_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    free(lock_path);
+    *ret = p;
+    return 0;
+fail:
+    free(lock_path);
+    prov_pacer_free(p);
+    return rc;
+}
+
+void prov_pacer_free(prov_pacer *p)
+{
+    if (!p)
+        return;
+    keys_clear(p);
+    if (p->lock_fd >= 0)
+        (void)close(p->lock_fd);
+    free(p->path);
+    free(p->tmp_path);
+    free(p);
+}
+
+/* Builds "<16 hex of sha256(access key)>:<product>:<action>"; -EINVAL when product or action
+ * holds a character the file format cannot carry. */
+static int make_key(const char *access_key_id, const char *product, const char *action, char *buf,
+                    size_t size)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    const char *ak = access_key_id ? access_key_id : "";
+    if (!product || !action || !*product || !*action)
+        return -EINVAL;
+    for (const char *s = product; *s; s++)
+        if (!(s[0] > ' ' && s[0] < 127 && s[0] != ':'))
+            return -EINVAL;
+    for (const char *s = action; *s; s++)
+        if (!(s[0] > ' ' && s[0] < 127))
+            return -EINVAL;
+    if (EVP_Digest(ak, strlen(ak), md, &mdlen, EVP_sha256(), NULL) != 1)
+        return -EIO;
+    int n = snprintf(buf, size, "%02x%02x%02x%02x%02x%02x%02x%02x:%s:%s", md[0], md[1], md[2],
+                     md[3], md[4], md[5], md[6], md[7], product, action);
+    if (n < 0 || (size_t)n >= size)
+        return -EINVAL;
+    return 0;
+}
+
+static bool parse_u64(const char *s, uint64_t *ret)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *ret = (uint64_t)v;
+    return true;
+}
+
+static bool key_chars_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > PACER_KEY_MAX)
+        return false;
+    for (; *k; k++)
+        if (!(*k > ' ' && *k < 127))
+            return false;
+    return true;
+}
+
+/* Parses one "k ..." line into a new key appended to p. Returns 0, -EINVAL (corrupt line) or
+ * -ENOMEM. */
+static int parse_key_line(prov_pacer *p, char *line)
+{
+    char *save = NULL;
+    char *tag = strtok_r(line, " ", &save);
+    char *key = strtok_r(NULL, " ", &save);
+    char *cool = strtok_r(NULL, " ", &save);
+    char *cnt = strtok_r(NULL, " ", &save);
+    uint64_t cooldown, n;
+    if (!tag || strcmp(tag, "k") != 0 || !key || !key_chars_ok(key) ||
+        !parse_u64(cool, &cooldown) || !parse_u64(cnt, &n) || n > PACER_TS_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < p->n_keys; i++)
+        if (strcmp(p->keys[i].key, key) == 0)
+            return -EINVAL;
+    uint64_t *ts = n ? calloc((size_t)n, sizeof(*ts)) : NULL;
+    if (n && !ts)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!parse_u64(strtok_r(NULL, " ", &save), &ts[i]) || (i > 0 && ts[i] < ts[i - 1])) {
+            free(ts);
+            return -EINVAL;
+        }
+    }
+    if (strtok_r(NULL, " ", &save) != NULL) {
+        free(ts);
+        return -EINVAL;
+    }
+    pacer_key *nk = realloc(p->keys, (p->n_keys + 1) * sizeof(*nk));
+    if (!nk) {
+        free(ts);
+        return -ENOMEM;
+    }
+    p->keys = nk;
+    char *kc = strdup(key);
+    if (!kc) {
+        free(ts);
+        return -ENOMEM;
+    }
+    p->keys[p->n_keys++] = (pacer_key){kc, cooldown, ts, (size_t)n};
+    return 0;
+}
+
+/* Reads the data file into p->keys (file mode only, lock held). A missing file is an empty
+ * state; a malformed one marks the state corrupt (see the file comment). */
+static int load_file(prov_pacer *p, uint64_t now)
+{
+    keys_clear(p);
+    FILE *f = fopen(p->path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool bad = false, first = true;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        else
+            bad = true; /* a torn last line */
+        if (first) {
+            first = false;
+            if (strcmp(line, PACER_HEADER) != 0) {
+                bad = true;
+                break;
+            }
+            continue;
+        }
+        if (strncmp(line, "corrupt ", 8) == 0) {
+            uint64_t at;
+            if (parse_u64(line + 8, &at)) {
+                p->corrupt = true;
+                p->corrupt_at = at > now ? now : at;
+            } else {
+                bad = true;
+            }
+            continue;
+        }
+        rc = parse_key_line(p, line);
+        if (rc == -EINVAL) {
+            bad = true;
+            rc = 0;
+        } else if (rc < 0) {
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = -EIO;
+    free(line);
+    (void)fclose(f);
+    if (first)
+        bad = true; /* the file exists but is empty */
+    if (bad) {
+        p->corrupt = true;
+        p->corrupt_at = now;
+    }
+    return rc;
+}
+
+/* Writes p->keys to the temp file and renames it over the data file (lock held). */
+static int save_file(prov_pacer *p, uint64_t now)
+{
+    int fd = open(p->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = -errno;
+        (void)close(fd);
+        (void)unlink(p->tmp_path);
+        return e;
+    }
+    fprintf(f, "%s\n", PACER_HEADER);
+    if (p->corrupt && now - p->corrupt_at < PACER_MARKER_TTL_MS)
+        fprintf(f, "corrupt %" PRIu64 "\n", p->corrupt_at);
+    for (size_t i = 0; i < p->n_keys; i++) {
+        const pacer_key *k = &p->keys[i];
+        fprintf(f, "k %s %" PRIu64 " %zu", k->key, k->cooldown_until, k->n);
+        for (size_t j = 0; j < k->n; j++)
+            fprintf(f, " %" PRIu64, k->ts[j]);
+        fputc('\n', f);
+    }
+    int rc = 0;
+    if (fflush(f) != 0 || ferror(f))
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -EIO;
+    if (rc == 0 && rename(p->tmp_path, p->path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        (void)unlink(p->tmp_path);
+    return rc;
+}
+
+/* Finds the key, or adds it. A key added while a corrupt marker is active starts cooling down
+ * until marker + window. Returns NULL on allocation failure. */
+static pacer_key *get_key(prov_pacer *p, const char *key, uint64_t window_ms)
+{
+    for (size_t i = 0; i < p->n_keys; i++)
+        if (strcmp(p->keys[i].key, key) == 0)
+            return &p->keys[i];
+    pacer_key *nk = realloc(p->keys, (p->n_keys + 1) * sizeof(*nk));
+    if (!nk)
+        return NULL;
+    p->keys = nk;
+    char *kc = strdup(key);
+    if (!kc)
+        return NULL;
+    uint64_t cool = p->corrupt ? p->corrupt_at + window_ms : 0;
+    p->keys[p->n_keys] = (pacer_key){kc, cool, NULL, 0};
+    return &p->keys[p->n_keys++];
+}
+
+/* Drops call times that left the window and keeps at most `calls` (the newest), clamping times
+ * in the future to now. */
+static void key_trim(pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t now)
+{
+    size_t keep_from = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->ts[i] > now)
+            k->ts[i] = now;
+        if (k->ts[i] + window_ms <= now)
+            keep_from = i + 1;
+    }
+    if (k->n - keep_from > calls)
+        keep_from = k->n - calls;
+    memmove(k->ts, k->ts + keep_from, (k->n - keep_from) * sizeof(*k->ts));
+    k->n -= keep_from;
+    if (k->cooldown_until > now + window_ms)
+        k->cooldown_until = now + window_ms;
+}
+
+/* Time until a call is allowed for a trimmed key (0: now). */
+static uint64_t key_wait(const pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t now)
+{
+    uint64_t wait = 0;
+    if (k->cooldown_until > now)
+        wait = k->cooldown_until - now;
+    if (k->n >= calls) {
+        uint64_t frees = k->ts[k->n - calls] + window_ms;
+        if (frees > now && frees - now > wait)
+            wait = frees - now;
+    }
+    return wait;
+}
+
+typedef enum { OP_ACQUIRE, OP_COOLDOWN, OP_BUDGET } pacer_op;
+
+/* One locked read-modify-write. Every public operation goes through here so that the file is
+ * read and written under the same lock. */
+static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, const char *product,
+                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now,
+                        uint64_t *ret_wait, unsigned *ret_left)
+{
+    char keybuf[PACER_KEY_MAX + 1];
+    if (!p || calls == 0 || window_ms == 0)
+        return -EINVAL;
+    int rc = make_key(access_key_id, product, action, keybuf, sizeof(keybuf));
+    if (rc < 0)
+        return rc;
+    if (p->lock_fd >= 0) {
+        while (flock(p->lock_fd, LOCK_EX) != 0)
+            if (errno != EINTR)
+                return -errno;
+        rc = load_file(p, now);
+        if (rc < 0)
+            goto out;
+    }
+    pacer_key *k = get_key(p, keybuf, window_ms);
+    if (!k) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    key_trim(k, calls, window_ms, now);
+    uint64_t wait = key_wait(k, calls, window_ms, now);
+    bool dirty = true;
+    if (op == OP_ACQUIRE) {
+        if (wait == 0) {
+            uint64_t *nts = realloc(k->ts, (k->n + 1) * sizeof(*nts));
+            if (!nts) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            k->ts = nts;
+            k->ts[k->n++] = now;
+        }
+    } else if (op == OP_COOLDOWN) {
+        if (k->cooldown_until < now + window_ms)
+            k->cooldown_until = now + window_ms;
+    } else {
+        dirty = false;
+    }
+    if (p->lock_fd >= 0 && (dirty || p->corrupt))
+        rc = save_file(p, now);
+    if (rc == 0) {
+        if (ret_wait)
+            *ret_wait = wait;
+        if (ret_left) {
+            unsigned left = 0;
+            if (k->cooldown_until <= now && k->n < calls)
+                left = calls - (unsigned)k->n;
+            *ret_left = left;
+        }
+    }
+out:
+    if (p->lock_fd >= 0) {
+        keys_clear(p);
+        (void)flock(p->lock_fd, LOCK_UN);
+    }
+    return rc;
+}
+
+int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *product,
+                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                       uint64_t *ret_wait_ms)
+{
+    uint64_t wait = 0;
+    int rc = pacer_op_run(p, OP_ACQUIRE, access_key_id, product, action, calls, window_ms, now_ms,
+                          &wait, NULL);
+    if (rc == 0 && ret_wait_ms)
+        *ret_wait_ms = wait;
+    return rc;
+}
+
+int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *product,
+                        const char *action, uint64_t window_ms, uint64_t now_ms)
+{
+    return pacer_op_run(p, OP_COOLDOWN, access_key_id, product, action, UINT32_MAX, window_ms,
+                        now_ms, NULL, NULL);
+}
+
+int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
+                      const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                      unsigned *ret_left)
+{
+    unsigned left = 0;
+    int rc = pacer_op_run(p, OP_BUDGET, access_key_id, product, action, calls, window_ms, now_ms,
+                          NULL, &left);
+    if (rc == 0 && ret_left)
+        *ret_left = left;
+    return rc;
+}

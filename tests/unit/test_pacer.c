@@ -1,0 +1,292 @@
+/* The pacer: sliding windows, cooldowns, the budget shared through the state directory by
+ * several pacer objects and by forked processes, persistence across reopen, and the handling of
+ * a corrupt call log. Times are passed explicitly, so nothing here sleeps or asserts timing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "prov_pacer.h"
+
+#define AK "LTAIpacerTestKey"
+#define T0 1700000000000ull
+
+static char dir[256];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/imgrecon-pacer-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char path[512];
+    const char *names[] = {"pacer.log", "pacer.lock", "pacer.log.tmp"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    (void)rmdir(dir);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static char *read_file(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    (void)fclose(f);
+    return buf;
+}
+
+static uint64_t acq(prov_pacer *p, const char *action, unsigned calls, uint64_t window,
+                    uint64_t now)
+{
+    uint64_t wait = 12345;
+    cr_assert_eq(prov_pacer_acquire(p, AK, "swas", action, calls, window, now, &wait), 0);
+    return wait;
+}
+
+TestSuite(pacer, .init = make_dir, .fini = remove_dir);
+
+Test(pacer, n_calls_then_wait_until_oldest_expires)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 100), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 200), 0);
+    /* Full: the oldest call (T0) leaves the window at T0 + 1000. */
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 300), 700);
+    /* A refused attempt records nothing. */
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 999), 1);
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 1000), 0);
+    /* Now T0+100, T0+200, T0+1000 are in the window: next frees at T0 + 1100. */
+    cr_assert_eq(acq(p, "CreateCustomImage", 3, 1000, T0 + 1001), 99);
+    prov_pacer_free(p);
+}
+
+Test(pacer, actions_products_and_keys_are_independent)
+{
+    prov_pacer *p = NULL;
+    uint64_t wait = 1;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0), 0);
+    cr_assert_gt(acq(p, "CreateCustomImage", 1, 1000, T0), 0);
+    cr_assert_eq(acq(p, "DeleteCustomImage", 1, 1000, T0), 0);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "ecs", "CreateCustomImage", 1, 1000, T0, &wait), 0);
+    cr_assert_eq(wait, 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p, "LTAIother", "swas", "CreateCustomImage", 1, 1000, T0, &wait), 0);
+    cr_assert_eq(wait, 0);
+    /* The access key is stored hashed, never in clear. */
+    cr_assert_null(strstr(read_file("pacer.log"), AK));
+    cr_assert_null(strstr(read_file("pacer.log"), "LTAIother"));
+    prov_pacer_free(p);
+}
+
+Test(pacer, two_objects_share_the_budget)
+{
+    prov_pacer *a = NULL, *b = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &a), 0);
+    cr_assert_eq(prov_pacer_open(dir, &b), 0);
+    cr_assert_eq(acq(a, "ListCustomImages", 2, 60000, T0), 0);
+    cr_assert_eq(acq(b, "ListCustomImages", 2, 60000, T0 + 10), 0);
+    cr_assert_eq(acq(a, "ListCustomImages", 2, 60000, T0 + 20), 59980);
+    cr_assert_eq(acq(b, "ListCustomImages", 2, 60000, T0 + 20), 59980);
+    prov_pacer_free(a);
+    prov_pacer_free(b);
+}
+
+Test(pacer, forked_processes_never_exceed_the_budget)
+{
+    /* Parent and child race for 40 attempts each on a 10-call window; the lock must let exactly
+     * 10 through in total. Each side reports its successes through its exit code / a counter. */
+    enum { ATTEMPTS = 40, CALLS = 10 };
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        prov_pacer *c = NULL;
+        int got = 0;
+        if (prov_pacer_open(dir, &c) != 0)
+            _exit(100);
+        for (int i = 0; i < ATTEMPTS; i++) {
+            uint64_t wait = 0;
+            if (prov_pacer_acquire(c, AK, "swas", "DeleteCustomImage", CALLS, 600000, T0 + 1,
+                                   &wait) != 0)
+                _exit(101);
+            if (wait == 0)
+                got++;
+        }
+        prov_pacer_free(c);
+        _exit(got);
+    }
+    prov_pacer *p = NULL;
+    int got = 0;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    for (int i = 0; i < ATTEMPTS; i++)
+        if (acq(p, "DeleteCustomImage", CALLS, 600000, T0 + 1) == 0)
+            got++;
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status));
+    int child = WEXITSTATUS(status);
+    cr_assert_leq(child, CALLS, "child failed with %d", child);
+    cr_assert_eq(got + child, CALLS, "parent %d + child %d", got, child);
+    unsigned left = 99;
+    cr_assert_eq(
+        prov_pacer_budget(p, AK, "swas", "DeleteCustomImage", CALLS, 600000, T0 + 2, &left), 0);
+    cr_assert_eq(left, 0);
+    prov_pacer_free(p);
+}
+
+Test(pacer, cooldown_blocks_for_a_window)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "ModifyImageShareStatus", 10, 1000, T0), 0);
+    cr_assert_eq(prov_pacer_cooldown(p, AK, "swas", "ModifyImageShareStatus", 1000, T0 + 100), 0);
+    cr_assert_eq(acq(p, "ModifyImageShareStatus", 10, 1000, T0 + 100), 1000);
+    cr_assert_eq(acq(p, "ModifyImageShareStatus", 10, 1000, T0 + 600), 500);
+    unsigned left = 99;
+    cr_assert_eq(
+        prov_pacer_budget(p, AK, "swas", "ModifyImageShareStatus", 10, 1000, T0 + 600, &left), 0);
+    cr_assert_eq(left, 0);
+    cr_assert_eq(acq(p, "ModifyImageShareStatus", 10, 1000, T0 + 1100), 0);
+    /* Other actions are not cooled down. */
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 200), 0);
+    prov_pacer_free(p);
+}
+
+Test(pacer, reopen_remembers_the_window)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(acq(p, "CreateCustomImage", 4, 60000, T0 + (uint64_t)i), 0);
+    prov_pacer_free(p);
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 4, 60000, T0 + 30000), 30000);
+    cr_assert_eq(acq(p, "CreateCustomImage", 4, 60000, T0 + 60000), 0);
+    prov_pacer_free(p);
+}
+
+Test(pacer, budget_counts_calls_left)
+{
+    prov_pacer *p = NULL;
+    unsigned left = 0;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(prov_pacer_budget(p, AK, "swas", "DeleteCustomImage", 10, 1000, T0, &left), 0);
+    cr_assert_eq(left, 10);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(acq(p, "DeleteCustomImage", 10, 1000, T0 + (uint64_t)i * 100), 0);
+    cr_assert_eq(prov_pacer_budget(p, AK, "swas", "DeleteCustomImage", 10, 1000, T0 + 250, &left),
+                 0);
+    cr_assert_eq(left, 7);
+    /* The first call leaves the window at T0 + 1000. */
+    cr_assert_eq(prov_pacer_budget(p, AK, "swas", "DeleteCustomImage", 10, 1000, T0 + 1000, &left),
+                 0);
+    cr_assert_eq(left, 8);
+    prov_pacer_free(p);
+}
+
+Test(pacer, in_memory_mode)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(NULL, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 2, 1000, T0), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 2, 1000, T0), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 2, 1000, T0 + 1), 999);
+    prov_pacer_free(p);
+    prov_pacer_free(NULL);
+}
+
+Test(pacer, clock_going_back_never_waits_more_than_a_window)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0 + 3600000), 0);
+    /* The wall clock stepped back an hour: the recorded call counts as "now". */
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0), 1000);
+    prov_pacer_free(p);
+}
+
+Test(pacer, corrupt_file_cools_down_for_one_window)
+{
+    write_file("pacer.log", "imgrecon-pacer 1\nk garbage line\n");
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    /* The lost key's budget is unknown: wait one full window from the discovery. */
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0), 1000);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 400), 600);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 1000), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 1001), 0);
+    /* The file was rewritten in the proper format and keeps the marker. */
+    const char *text = read_file("pacer.log");
+    cr_assert(strncmp(text, "imgrecon-pacer 1\ncorrupt ", 25) == 0, "%s", text);
+    cr_assert_null(strstr(text, "garbage"));
+    prov_pacer_free(p);
+}
+
+Test(pacer, corrupt_file_keeps_parsable_keys)
+{
+    /* A good line for another action survives next to an empty/garbled one. */
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "DeleteCustomImage", 1, 60000, T0), 0);
+    prov_pacer_free(p);
+    char *good = strdup(read_file("pacer.log"));
+    cr_assert_not_null(good);
+    char text[4096];
+    snprintf(text, sizeof(text), "%sk broken\n", good);
+    free(good);
+    write_file("pacer.log", text);
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "DeleteCustomImage", 1, 60000, T0 + 1000), 59000);
+    prov_pacer_free(p);
+}
+
+Test(pacer, empty_or_torn_file_is_not_an_empty_budget)
+{
+    write_file("pacer.log", "");
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 60000, T0), 60000);
+    prov_pacer_free(p);
+    write_file("pacer.log", "imgrecon-pacer 1\nk abc 0 1 17");
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 60000, T0), 60000);
+    prov_pacer_free(p);
+}
+
+Test(pacer, bad_arguments)
+{
+    prov_pacer *p = NULL;
+    uint64_t wait = 0;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "swas", "Create Custom", 1, 1000, T0, &wait), -EINVAL);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "swas", "", 1, 1000, T0, &wait), -EINVAL);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "sw:as", "X", 1, 1000, T0, &wait), -EINVAL);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "swas", "X", 0, 1000, T0, &wait), -EINVAL);
+    cr_assert_eq(prov_pacer_acquire(p, AK, "swas", "X", 1, 0, T0, &wait), -EINVAL);
+    cr_assert_eq(prov_pacer_open("/proc/definitely/not/here", &p), -ENOENT);
+    prov_pacer_free(p);
+}
