@@ -359,8 +359,10 @@ static void key_trim(pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t 
     }
     if (k->n - keep_from > calls)
         keep_from = k->n - calls;
-    memmove(k->ts, k->ts + keep_from, (k->n - keep_from) * sizeof(*k->ts));
-    k->n -= keep_from;
+    if (keep_from > 0) {
+        memmove(k->ts, k->ts + keep_from, (k->n - keep_from) * sizeof(*k->ts));
+        k->n -= keep_from;
+    }
     if (k->cooldown_until > now + window_ms)
         k->cooldown_until = now + window_ms;
 }
