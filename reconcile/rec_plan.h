@@ -150,7 +150,9 @@ typedef struct rec_change {
     char *reason;
     char *file; /* NULL for prune */
     unsigned line, col;
-    unsigned first_step, n_steps; /* ids first_step .. first_step + n_steps - 1 */
+    unsigned *steps; /* ids of its steps, in execution order (not always contiguous: a create
+                        may wait for another change's delete, so steps are ordered by phase) */
+    size_t n_steps;
 } rec_change;
 
 /* Everything reported but not acted on. */
