@@ -1,0 +1,195 @@
+/* The emulator's authenticator (see emu_auth.h). Order of checks: the request carries what
+ * signing needs (IncompleteSignature), the key exists (InvalidAccessKeyId.NotFound), the
+ * timestamp is well formed and fresh (InvalidTimeStamp.*), the signature matches
+ * (SignatureDoesNotMatch, echoing the server's string to sign), and only then the nonce is
+ * new (SignatureNonceUsed), so a forged request cannot burn a client's nonce. */
+#include "emu_auth.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "prov_sig.h"
+
+void emu_nonces_clear(emu_nonces *n)
+{
+    for (size_t i = 0; i < n->n; i++) {
+        free(n->v[i].key);
+    }
+    free(n->v);
+    n->v = NULL;
+    n->n = 0;
+}
+
+static const char *authorization(const emu_auth_req *req)
+{
+    const char *a = prov_kvs_get_ci(req->headers, "authorization");
+    return a && strncmp(a, "ACS3-", 5) == 0 ? a : NULL;
+}
+
+char *emu_auth_claimed_key(const emu_auth_req *req)
+{
+    const char *a = authorization(req);
+    if (a) {
+        char *id = NULL, *sh = NULL, *sig = NULL;
+        if (prov_sig_v3_parse_authorization(a, &id, &sh, &sig) < 0) {
+            return NULL;
+        }
+        free(sh);
+        free(sig);
+        return id;
+    }
+    const char *id = prov_kvs_get(req->params, "AccessKeyId");
+    return id ? strdup(id) : NULL;
+}
+
+static int incomplete(emu_result *r, const char *why)
+{
+    return emu_result_error(r, 400, "IncompleteSignature",
+                            "The request signature does not conform to Aliyun standards. %s", why);
+}
+
+/* Records (key, nonce) until expires; returns 1 when it was already there, 0, -ENOMEM. */
+static int nonce_use(emu_nonces *n, const char *key_id, const char *nonce, int64_t now,
+                     int64_t expires)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        if (n->v[i].expires_ms <= now) {
+            free(n->v[i].key);
+        } else {
+            n->v[k++] = n->v[i];
+        }
+    }
+    n->n = k;
+    char *key = NULL;
+    if (asprintf(&key, "%s\n%s", key_id, nonce) < 0) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n->n; i++) {
+        if (strcmp(n->v[i].key, key) == 0) {
+            free(key);
+            return 1;
+        }
+    }
+    emu_nonce *nv = realloc(n->v, (n->n + 1) * sizeof(*nv));
+    if (!nv) {
+        free(key);
+        return -ENOMEM;
+    }
+    n->v = nv;
+    nv[n->n++] = (emu_nonce){.key = key, .expires_ms = expires};
+    return 0;
+}
+
+int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, const emu_auth_req *req,
+                   int64_t now_ms, const emu_account **ret_account, emu_result *r)
+{
+    const char *authz = authorization(req);
+    char *key_id = NULL, *signed_headers = NULL, *given = NULL;
+    const char *nonce, *stamp;
+    int rc = 0;
+    if (authz) {
+        rc = prov_sig_v3_parse_authorization(authz, &key_id, &signed_headers, &given);
+        if (rc == -ENOMEM) {
+            return rc;
+        }
+        if (rc < 0 || strncmp(authz, "ACS3-HMAC-SHA256 ", 17) != 0) {
+            rc = incomplete(r, "Malformed Authorization header.");
+            goto out;
+        }
+        nonce = prov_kvs_get_ci(req->headers, "x-acs-signature-nonce");
+        stamp = prov_kvs_get_ci(req->headers, "x-acs-date");
+        if (!stamp || !*stamp) {
+            rc = incomplete(r, "The x-acs-date header is missing.");
+            goto out;
+        }
+    } else {
+        const char *sig = prov_kvs_get(req->params, "Signature");
+        const char *id = prov_kvs_get(req->params, "AccessKeyId");
+        const char *method = prov_kvs_get(req->params, "SignatureMethod");
+        const char *version = prov_kvs_get(req->params, "SignatureVersion");
+        nonce = prov_kvs_get(req->params, "SignatureNonce");
+        stamp = prov_kvs_get(req->params, "Timestamp");
+        if (!sig || !*sig || !id || !*id) {
+            rc = incomplete(r, "Signature and AccessKeyId (or an ACS3-HMAC-SHA256 "
+                               "Authorization header) are required.");
+            goto out;
+        }
+        if (!method || strcmp(method, "HMAC-SHA1") != 0 || !version ||
+            strcmp(version, "1.0") != 0) {
+            rc = incomplete(r, "SignatureMethod must be HMAC-SHA1 and SignatureVersion 1.0.");
+            goto out;
+        }
+        if (!stamp || !*stamp) {
+            rc = incomplete(r, "The Timestamp parameter is missing.");
+            goto out;
+        }
+        key_id = strdup(id);
+        if (!key_id) {
+            return -ENOMEM;
+        }
+    }
+    if (!nonce || !*nonce) {
+        rc = incomplete(r, "The signature nonce is missing.");
+        goto out;
+    }
+    const emu_account *acct = emu_world_account(w, key_id);
+    if (!acct) {
+        rc = emu_result_error(r, 404, "InvalidAccessKeyId.NotFound",
+                              "Specified access key is not found.");
+        goto out;
+    }
+    time_t t;
+    if (prov_parse_utc(stamp, &t) < 0) {
+        rc = emu_result_error(r, 400, "InvalidTimeStamp.Format",
+                              "Specified time stamp or date value is not well formatted.");
+        goto out;
+    }
+    int64_t diff = now_ms - (int64_t)t * 1000;
+    if (diff > skew_ms || -diff > skew_ms) {
+        rc = emu_result_error(r, 400, "InvalidTimeStamp.Expired",
+                              "Specified time stamp or date value is expired.");
+        goto out;
+    }
+    char *sts = NULL;
+    int vr = authz ? prov_sig_v3_verify(req->method, "/", req->query, req->headers, req->body,
+                                        req->body_len, acct->access_key_secret, &sts)
+                   : prov_sig_v1_verify(req->method, req->params, acct->access_key_secret, &sts);
+    if (vr == -EPERM) {
+        rc = emu_result_error(r, 400, "SignatureDoesNotMatch",
+                              "Specified signature is not matched with our calculation. server "
+                              "string to sign is:%s",
+                              sts ? sts : "");
+        free(sts);
+        goto out;
+    }
+    free(sts);
+    if (vr == -ENOMEM) {
+        rc = vr;
+        goto out;
+    }
+    if (vr < 0) {
+        rc = incomplete(r, "The signature could not be computed from this request.");
+        goto out;
+    }
+    /* A nonce is remembered as long as its request could still be accepted. */
+    int nr = nonce_use(nonces, key_id, nonce, now_ms, (int64_t)t * 1000 + skew_ms + 1000);
+    if (nr < 0) {
+        rc = nr;
+        goto out;
+    }
+    if (nr == 1) {
+        rc = emu_result_error(r, 400, "SignatureNonceUsed",
+                              "Specified signature nonce was used already.");
+        goto out;
+    }
+    *ret_account = acct;
+out:
+    free(key_id);
+    free(signed_headers);
+    free(given);
+    return rc;
+}

@@ -1,0 +1,274 @@
+/* imgrecon-emulator: a local stand-in for the SWAS and ECS endpoints (DESIGN.md "Emulator").
+ * This file only parses the command line, loads the fixture text, writes the port file and
+ * waits for SIGTERM/SIGINT; everything else is in emu_server.c and the world. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emu_fixture.h"
+#include "emu_server.h"
+#include "spec_config.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: imgrecon-emulator [--listen HOST:PORT] [--port-file FILE] [--fixture FILE]\n"
+            "                         [--rate-limit N/DUR] [--create-delay DUR] [--list-lag DUR]\n"
+            "                         [--fault-rate P] [--seed N] [--journal FILE]\n"
+            "                         [--clock-skew DUR] [--allow-remote]\n"
+            "defaults: --listen 127.0.0.1:9781 --rate-limit 10/60s --create-delay 1s\n"
+            "          --list-lag 0 --fault-rate 0 --seed 1 --clock-skew 15m\n"
+            "Without --fixture the built-in demo account is served (key LTAIemulatorDemoKey).\n");
+}
+
+/* "HOST:PORT", "[V6]:PORT" or "localhost:PORT" into addr; loopback unless allow_remote. */
+static int parse_listen(const char *s, bool allow_remote, struct sockaddr_storage *addr,
+                        socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof(host) || colon == s) {
+        return -EINVAL;
+    }
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        return -EINVAL;
+    }
+    memset(addr, 0, sizeof(*addr));
+    if (strcmp(host, "localhost") == 0) {
+        strcpy(host, "127.0.0.1");
+    }
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1) {
+            return -EINVAL;
+        }
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+        if (!allow_remote && !IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr)) {
+            return -EPERM;
+        }
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
+        return -EINVAL;
+    }
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof(*a4);
+    if (!allow_remote && (ntohl(a4->sin_addr.s_addr) >> 24) != 127) {
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Writes the port to path through a temporary file and rename(), so a reader never sees a
+ * partial number. */
+static int write_port_file(const char *path, unsigned port)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
+        return -ENOMEM;
+    }
+    FILE *f = fopen(tmp, "we");
+    int rc = 0;
+    if (!f) {
+        rc = -errno;
+    } else {
+        bool bad = fprintf(f, "%u\n", port) < 0;
+        bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+        bad |= fclose(f) != 0;
+        if (bad || rename(tmp, path) != 0) {
+            rc = errno ? -errno : -EIO;
+            (void)unlink(tmp);
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        O_LISTEN = 1000,
+        O_PORT_FILE,
+        O_FIXTURE,
+        O_RATE,
+        O_DELAY,
+        O_LAG,
+        O_FAULT,
+        O_SEED,
+        O_JOURNAL,
+        O_SKEW,
+        O_REMOTE,
+        O_HELP
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"port-file", required_argument, NULL, O_PORT_FILE},
+        {"fixture", required_argument, NULL, O_FIXTURE},
+        {"rate-limit", required_argument, NULL, O_RATE},
+        {"create-delay", required_argument, NULL, O_DELAY},
+        {"list-lag", required_argument, NULL, O_LAG},
+        {"fault-rate", required_argument, NULL, O_FAULT},
+        {"seed", required_argument, NULL, O_SEED},
+        {"journal", required_argument, NULL, O_JOURNAL},
+        {"clock-skew", required_argument, NULL, O_SKEW},
+        {"allow-remote", no_argument, NULL, O_REMOTE},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = "127.0.0.1:9781", *port_file = NULL, *fixture = NULL;
+    bool allow_remote = false;
+    emu_http_config cfg = {.rate_calls = 10,
+                           .rate_window_ms = 60000,
+                           .create_delay_ms = 1000,
+                           .skew_ms = 15 * 60 * 1000,
+                           .seed = 1};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        uint64_t ms = 0;
+        spec_rate rate;
+        char *end = NULL;
+        switch (c) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_PORT_FILE:
+            port_file = optarg;
+            break;
+        case O_FIXTURE:
+            fixture = optarg;
+            break;
+        case O_RATE:
+            if (spec_parse_rate(optarg, &rate) < 0) {
+                fprintf(stderr, "imgrecon-emulator: --rate-limit: expected N/DUR, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            cfg.rate_calls = rate.calls;
+            cfg.rate_window_ms = (int64_t)rate.window_ms;
+            break;
+        case O_DELAY:
+        case O_LAG:
+        case O_SKEW:
+            if (strcmp(optarg, "0") != 0 && spec_parse_duration(optarg, &ms) < 0) {
+                fprintf(stderr,
+                        "imgrecon-emulator: %s: expected a duration like 500ms, 6s, 5m, "
+                        "got \"%s\"\n",
+                        argv[optind - 1], optarg);
+                return 2;
+            }
+            *(c == O_DELAY ? &cfg.create_delay_ms
+              : c == O_LAG ? &cfg.list_lag_ms
+                           : &cfg.skew_ms) = (int64_t)ms;
+            break;
+        case O_FAULT:
+            cfg.fault_rate = strtod(optarg, &end);
+            if (!*optarg || *end || !(cfg.fault_rate >= 0 && cfg.fault_rate <= 1)) {
+                fprintf(stderr, "imgrecon-emulator: --fault-rate: expected 0..1, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case O_SEED:
+            errno = 0;
+            cfg.seed = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || errno) {
+                fprintf(stderr, "imgrecon-emulator: --seed: expected a number, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case O_JOURNAL:
+            cfg.journal_path = optarg;
+            break;
+        case O_REMOTE:
+            allow_remote = true;
+            break;
+        case O_HELP:
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "imgrecon-emulator: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    int rc = parse_listen(listen, allow_remote, &cfg.addr, &cfg.addr_len);
+    if (rc < 0) {
+        fprintf(stderr,
+                rc == -EPERM ? "imgrecon-emulator: --listen %s is not a loopback address (add "
+                               "--allow-remote to serve other hosts)\n"
+                             : "imgrecon-emulator: --listen: expected HOST:PORT, got \"%s\"\n",
+                listen);
+        return 2;
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    if (fixture) {
+        rc = emu_fixture_read_file(fixture, &text, &text_len);
+        if (rc < 0) {
+            fprintf(stderr, "imgrecon-emulator: %s: %s\n", fixture, strerror(-rc));
+            return 1;
+        }
+        cfg.fixture_name = fixture;
+        cfg.fixture = text;
+        cfg.fixture_len = text_len;
+    } else {
+        cfg.fixture_name = "<demo>";
+        cfg.fixture = emu_demo_fixture;
+        cfg.fixture_len = strlen(emu_demo_fixture);
+    }
+    /* Block the stop signals before any thread exists, so that only sigwait() sees them. */
+    sigset_t set;
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGTERM);
+    (void)sigaddset(&set, SIGINT);
+    (void)pthread_sigmask(SIG_BLOCK, &set, NULL);
+    (void)signal(SIGPIPE, SIG_IGN);
+    spec_diags diags;
+    spec_diags_init(&diags);
+    emu_http *h = NULL;
+    rc = emu_http_start(&cfg, &h, &diags);
+    if (rc < 0) {
+        spec_diags_print(&diags, stderr);
+        spec_diags_free(&diags);
+        free(text);
+        return 1;
+    }
+    spec_diags_free(&diags);
+    unsigned port = emu_http_port(h);
+    if (port_file && (rc = write_port_file(port_file, port)) < 0) {
+        fprintf(stderr, "imgrecon-emulator: %s: %s\n", port_file, strerror(-rc));
+        emu_http_stop(h);
+        free(text);
+        return 1;
+    }
+    fprintf(stderr, "imgrecon-emulator: listening on port %u (%s)\n", port,
+            fixture ? fixture : "built-in demo account LTAIemulatorDemoKey");
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    emu_http_stop(h);
+    free(text);
+    return 0;
+}
