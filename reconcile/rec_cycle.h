@@ -38,10 +38,11 @@ typedef struct rec_cycle_opts {
     const spec_config *cfg;
     const spec_set *desired;
     prov_client *client;
-    prov_pacer *pacer;     /* for budget figures; pacing itself happens in the client */
-    const char *state_dir; /* journal lives here */
-    bool execute;          /* false: observe and plan only */
-    const rec_plan *saved; /* apply PLANFILE: refuse when stale; NULL otherwise */
+    prov_pacer *pacer;         /* for budget figures; pacing itself happens in the client */
+    const char *access_key_id; /* the pacer's key (budget checks before polls); may be NULL */
+    const char *state_dir;     /* journal lives here */
+    bool execute;              /* false: observe and plan only */
+    const rec_plan *saved;     /* apply PLANFILE: refuse when stale; NULL otherwise */
     /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
     bool (*skip_item)(void *ud, const char *address);
     void (*on_event)(void *ud, const rec_event *ev);
@@ -49,23 +50,27 @@ typedef struct rec_cycle_opts {
 } rec_cycle_opts;
 
 typedef struct rec_cycle_result {
-    int rc;              /* 0, or negative errno when the cycle could not run */
-    char *error;         /* human text when rc < 0 (no secrets) */
-    rec_plan *plan;      /* owned by the result; NULL when observe failed */
-    unsigned n_done;     /* steps completed */
-    unsigned n_failed;   /* steps failed for good */
-    unsigned n_skipped;  /* steps not started (stopped, dependency failed, skipped) */
+    int rc;                        /* 0, or negative errno when the cycle could not run */
+    char *error;                   /* human text when rc < 0 (no secrets) */
+    rec_plan *plan;                /* owned by the result; NULL when observe failed */
+    unsigned n_done;               /* steps completed */
+    unsigned n_failed;             /* steps failed for good */
+    unsigned n_skipped;            /* steps not started (stopped, dependency failed, skipped) */
     const char **failed_addresses; /* n_failed entries, for the daemon's backoff */
 } rec_cycle_result;
 
+/* res is the callee's: free it with rec_cycle_result_free. */
 typedef void (*rec_cycle_done_cb)(rec_cycle_result *res, void *ud);
 
-/* Starts a cycle on loop; done runs once (from the loop). */
+/* Starts a cycle on loop; done runs once (from the loop, never from inside this call). A stale
+ * saved plan ends the cycle with rc = -ESTALE before any mutating call. c is valid until done
+ * runs. */
 int rec_cycle_start(uv_loop_t *loop, const rec_cycle_opts *opts, rec_cycle_done_cb done, void *ud,
                     rec_cycle **ret);
 /* Graceful stop (SIGTERM): start no new call, let calls in flight finish and be journaled, then
  * done runs with the steps not started counted as skipped. */
 void rec_cycle_stop(rec_cycle *c);
+/* Frees everything the result holds and the result itself. Accepts NULL. */
 void rec_cycle_result_free(rec_cycle_result *res);
 
 #endif

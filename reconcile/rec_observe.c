@@ -28,7 +28,7 @@ struct rec_observe {
 static void observe_free(rec_observe *o)
 {
     if (o->ecs_ids != NULL)
-        for (size_t i = 0; i < o->obs->n_regions; i++)
+        for (size_t i = 0; i < o->obs->n; i++)
             free(o->ecs_ids[i]);
     free(o->ecs_ids);
     free(o->n_ecs);
@@ -46,7 +46,7 @@ static void finish_if_done(rec_observe *o)
     if (o->rc < 0) {
         o->cb(NULL, o->rc, o->errmsg ? o->errmsg : "observe failed", o->ud);
         observe_free(o);
-        rec_observed_free(obs);
+        rec_observed_destroy(obs);
         return;
     }
     rec_observe_cb cb = o->cb;
@@ -73,7 +73,7 @@ static void on_list(prov_image_list *list, const prov_error *err, void *ud)
 {
     obs_call *call = ud;
     rec_observe *o = call->owner;
-    rec_region_state *rs = &o->obs->regions[call->idx];
+    rec_region_obs *rs = &o->obs->regions[call->idx];
     if (err != NULL) {
         fail(o, "ListCustomImages", rs->region, err);
     } else if (list != NULL) {
@@ -88,7 +88,7 @@ static void on_ecs(prov_ecs_image_list *list, const prov_error *err, void *ud)
 {
     obs_call *call = ud;
     rec_observe *o = call->owner;
-    rec_region_state *rs = &o->obs->regions[call->idx];
+    rec_region_obs *rs = &o->obs->regions[call->idx];
     if (err != NULL) {
         fail(o, "DescribeImages", rs->region, err);
     } else if (list != NULL) {
@@ -121,7 +121,7 @@ int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_
         if (o->obs->regions == NULL || o->calls == NULL || o->ecs_ids == NULL || o->n_ecs == NULL)
             goto oom;
     }
-    o->obs->n_regions = n;
+    o->obs->n = n;
     size_t *n_ecs = o->n_ecs;
     for (size_t i = 0; i < n; i++) {
         o->obs->regions[i].region = strdup(desired->regions[i]);
@@ -173,7 +173,7 @@ int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_
     finish_if_done(o);
     return 0;
 oom:
-    rec_observed_free(o->obs);
+    rec_observed_destroy(o->obs);
     o->obs = NULL;
     if (o->ecs_ids != NULL)
         for (size_t i = 0; i < n; i++)
@@ -185,33 +185,18 @@ oom:
     return -ENOMEM;
 }
 
-void rec_observed_free(rec_observed *obs)
+void rec_observed_destroy(rec_observed *obs)
 {
     if (obs == NULL)
         return;
-    for (size_t i = 0; i < obs->n_regions; i++) {
-        free(obs->regions[i].region);
-        prov_image_list_free(&obs->regions[i].images);
-        prov_ecs_image_list_free(&obs->regions[i].ecs);
-    }
-    free(obs->regions);
+    rec_observed_free(obs);
     free(obs);
-}
-
-const rec_region_state *rec_observed_region(const rec_observed *obs, const char *region)
-{
-    if (obs == NULL || region == NULL)
-        return NULL;
-    for (size_t i = 0; i < obs->n_regions; i++)
-        if (strcmp(obs->regions[i].region, region) == 0)
-            return &obs->regions[i];
-    return NULL;
 }
 
 const prov_image *rec_observed_find_name(const rec_observed *obs, const char *region,
                                          const char *name)
 {
-    const rec_region_state *rs = rec_observed_region(obs, region);
+    const rec_region_obs *rs = rec_observed_find(obs, region);
     if (rs == NULL || name == NULL)
         return NULL;
     for (size_t i = 0; i < rs->images.n; i++)
@@ -223,7 +208,7 @@ const prov_image *rec_observed_find_name(const rec_observed *obs, const char *re
 const prov_image *rec_observed_find_id(const rec_observed *obs, const char *region,
                                        const char *image_id)
 {
-    const rec_region_state *rs = rec_observed_region(obs, region);
+    const rec_region_obs *rs = rec_observed_find(obs, region);
     if (rs == NULL || image_id == NULL)
         return NULL;
     for (size_t i = 0; i < rs->images.n; i++)

@@ -10,22 +10,11 @@
 #include <uv.h>
 
 #include "prov_client.h"
+#include "rec_plan.h"
 #include "spec.h"
 
-typedef struct rec_region_state {
-    char *region;
-    prov_image_list images;  /* every SWAS custom image of the region */
-    prov_ecs_image_list ecs; /* the declared ECS images that still exist */
-    bool ecs_observed;       /* false when the region declares no ecs_images */
-} rec_region_state;
-
-typedef struct rec_observed {
-    rec_region_state *regions; /* in the order of spec_set.regions */
-    size_t n_regions;
-} rec_observed;
-
 /* Runs once: on success obs is the callee's (the callback owns it and frees it with
- * rec_observed_free); on failure obs is NULL and errmsg says which region and call failed. */
+ * rec_observed_destroy); on failure obs is NULL and errmsg says which region and call failed. */
 typedef void (*rec_observe_cb)(rec_observed *obs, int rc, const char *errmsg, void *ud);
 
 /* Starts observing every region of desired (which must outlive the observation). Returns 0 (cb
@@ -33,9 +22,8 @@ typedef void (*rec_observe_cb)(rec_observed *obs, int rc, const char *errmsg, vo
  * errno (cb will not run). */
 int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_cb cb, void *ud);
 
-void rec_observed_free(rec_observed *obs);
-/* Region lookup; NULL when the region was not observed. */
-const rec_region_state *rec_observed_region(const rec_observed *obs, const char *region);
+/* Frees what rec_observe_start handed out (contents and the struct). Accepts NULL. */
+void rec_observed_destroy(rec_observed *obs);
 /* Finds an observed image by name in a region; NULL when absent. */
 const prov_image *rec_observed_find_name(const rec_observed *obs, const char *region,
                                          const char *name);
