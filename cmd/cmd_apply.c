@@ -1,15 +1,199 @@
-/* imgrecon apply: not implemented yet (its issue has not landed). */
+/* imgrecon apply: observe, show the plan, ask, then execute it paced (DESIGN.md "CLI"). Argument
+ * parsing and wiring only; the cycle, executor and progress live in reconcile/. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "rec_cycle.h"
+#include "rec_plan.h"
+#include "rec_progress.h"
+#include "rec_setup.h"
+#include "spec.h"
+
+enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL };
+
+typedef struct apply_ui {
+    cmd_ctx *ctx;
+    bool auto_approve;
+    bool color;
+    bool stdin_tty;
+    bool refused_no_tty;
+    rec_progress *progress;
+} apply_ui;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
+                 "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
+                 "re-reads the account and refuses when the plan is stale.\n\n"
+                 "  --auto-approve       do not ask for confirmation\n");
+    cmd_print_common_help(out);
+}
+
+/* Shows the plan and asks, as Terraform does; only "yes" proceeds. */
+static bool confirm(void *ud, const rec_plan *plan)
+{
+    apply_ui *ui = ud;
+    if (!ui->ctx->quiet)
+        (void)rec_render_text(plan, stdout, ui->color ? REC_RENDER_COLOR : 0);
+    if (rec_plan_n_changes(plan) == 0 || ui->auto_approve)
+        return true;
+    if (!ui->stdin_tty) {
+        ui->refused_no_tty = true;
+        return false;
+    }
+    printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    fflush(stdout);
+    char line[64];
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        return false;
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcmp(line, "yes") == 0;
+}
+
+static void on_event(void *ud, const rec_event *ev)
+{
+    apply_ui *ui = ud;
+    if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
+        rec_progress_event(ui->progress, ev);
+}
 
 int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: imgrecon apply [OPTIONS]\n(not implemented yet)\n");
-        return 0;
+    static const struct option extra[] = {
+        {"auto-approve", no_argument, NULL, OPT_AUTO_APPROVE},
+    };
+    apply_ui ui = {.ctx = ctx};
+    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
+    if (opts == NULL) {
+        cmd_error(ctx, "out of memory");
+        return 1;
     }
-    cmd_error(ctx, "apply: not implemented yet");
-    return 1;
+    int opt, bad = 0;
+    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
+        if (opt == 'h') {
+            free(opts);
+            usage(stdout);
+            return 0;
+        }
+        int h = cmd_common_option(ctx, opt, optarg);
+        if (h < 0)
+            bad = 1;
+        if (h != 0)
+            continue;
+        if (opt == OPT_AUTO_APPROVE)
+            ui.auto_approve = true;
+        else
+            bad = 1;
+    }
+    free(opts);
+    const char *planfile = optind < argc ? argv[optind] : NULL;
+    if (bad || argc - optind > 1) {
+        usage(stderr);
+        return 1;
+    }
+    if (cmd_load_config(ctx) < 0)
+        return 1;
+
+    rec_plan *saved = NULL;
+    if (planfile != NULL) {
+        char *perr = NULL;
+        int prc = rec_plan_load(planfile, &saved, &perr);
+        if (prc < 0) {
+            cmd_error(ctx, "%s: %s", planfile, perr ? perr : strerror(-prc));
+            free(perr);
+            return 1;
+        }
+        free(perr);
+    }
+
+    size_t n_paths;
+    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    spec_diags diags;
+    spec_diags_init(&diags);
+    spec_set *desired = NULL;
+    int rc = spec_load(paths, n_paths, &desired, &diags);
+    spec_diags_print(&diags, stderr);
+    spec_diags_free(&diags);
+    if (rc < 0) {
+        rec_plan_free(saved);
+        return 1;
+    }
+
+    bool tty = isatty(STDOUT_FILENO);
+    ui.color = !ctx->no_color && tty;
+    ui.stdin_tty = isatty(STDIN_FILENO);
+    if (rec_progress_new(stdout, tty, ui.color, &ui.progress) < 0) {
+        cmd_error(ctx, "out of memory");
+        spec_set_free(desired);
+        rec_plan_free(saved);
+        return 1;
+    }
+
+    uv_loop_t loop;
+    int exit_code = 1;
+    if (uv_loop_init(&loop) < 0) {
+        cmd_error(ctx, "cannot create the event loop");
+        goto out;
+    }
+    rec_setup setup;
+    char *err = NULL;
+    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL};
+    rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
+    if (rc < 0) {
+        cmd_error(ctx, "%s", err ? err : "setup failed");
+        free(err);
+        goto out_loop;
+    }
+    if (setup.note != NULL && ctx->verbose > 0)
+        fprintf(stderr, "imgrecon: %s\n", setup.note);
+
+    rec_cycle_opts co = {
+        .desired = desired,
+        .execute = true,
+        .saved = saved,
+        .on_event = on_event,
+        .confirm = confirm,
+        .ud = &ui,
+    };
+    rec_cycle_result *res = NULL;
+    rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
+    rec_progress_finish(ui.progress);
+    if (rc < 0) {
+        cmd_error(ctx, "apply failed: %s", strerror(-rc));
+    } else if (res->rc == -ECANCELED && ui.refused_no_tty) {
+        cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
+                       "confirmation (use --auto-approve)");
+    } else if (res->rc == -ECANCELED) {
+        printf("\nApply cancelled.\n");
+    } else if (res->rc < 0) {
+        cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
+    } else {
+        char counts[256];
+        rec_progress_summary(ui.progress, counts, sizeof(counts));
+        char *calls = rec_setup_calls_summary(&setup);
+        if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
+            printf("\nApply complete: %s. %u failed. %s\n", counts, res->n_failed,
+                   calls ? calls : "");
+        if (!ctx->quiet && res->n_skipped > 0)
+            printf("%u step%s not run (stopped, skipped or blocked by a failure).\n",
+                   res->n_skipped, res->n_skipped == 1 ? "" : "s");
+        free(calls);
+        exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+    }
+    rec_cycle_result_free(res);
+    rec_setup_close(&setup);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    rec_setup_free(&setup);
+out_loop:
+    if (uv_loop_close(&loop) != 0)
+        cmd_error(ctx, "internal error: event loop handles left open");
+out:
+    rec_progress_free(ui.progress);
+    spec_set_free(desired);
+    rec_plan_free(saved);
+    return exit_code;
 }

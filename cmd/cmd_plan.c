@@ -1,15 +1,152 @@
-/* imgrecon plan: not implemented yet (its issue has not landed). */
+/* imgrecon plan: observe, diff and show what apply would change (DESIGN.md "CLI"). Argument
+ * parsing and wiring only; the cycle lives in reconcile/. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "rec_cycle.h"
+#include "rec_plan.h"
+#include "rec_setup.h"
+#include "spec.h"
+
+enum { OPT_JSON = CMD_OPT_LOCAL, OPT_OUT, OPT_DETAILED };
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: imgrecon plan [-f PATH]... [--json] [--out FILE] [--detailed-exitcode]\n\n"
+                 "Reads the account and shows what apply would change. Changes nothing.\n\n"
+                 "  --json               the plan as versioned JSON (see reconcile/PLAN-JSON.md)\n"
+                 "  --out FILE           also save the plan for 'imgrecon apply FILE'\n"
+                 "  --detailed-exitcode  exit 2 when there are changes (0 none, 1 error)\n");
+    cmd_print_common_help(out);
+}
 
 int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: imgrecon plan [OPTIONS]\n(not implemented yet)\n");
-        return 0;
+    static const struct option extra[] = {
+        {"json", no_argument, NULL, OPT_JSON},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"detailed-exitcode", no_argument, NULL, OPT_DETAILED},
+    };
+    bool json = false, detailed = false;
+    const char *out = NULL;
+    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
+    if (opts == NULL) {
+        cmd_error(ctx, "out of memory");
+        return 1;
     }
-    cmd_error(ctx, "plan: not implemented yet");
-    return 1;
+    int opt, bad = 0;
+    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
+        if (opt == 'h') {
+            free(opts);
+            usage(stdout);
+            return 0;
+        }
+        int h = cmd_common_option(ctx, opt, optarg);
+        if (h < 0)
+            bad = 1;
+        if (h != 0)
+            continue;
+        if (opt == OPT_JSON)
+            json = true;
+        else if (opt == OPT_OUT)
+            out = optarg;
+        else if (opt == OPT_DETAILED)
+            detailed = true;
+        else
+            bad = 1;
+    }
+    free(opts);
+    if (bad || optind < argc) {
+        if (optind < argc)
+            cmd_error(ctx, "plan: unexpected argument '%s'", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    if (cmd_load_config(ctx) < 0)
+        return 1;
+
+    size_t n_paths;
+    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    spec_diags diags;
+    spec_diags_init(&diags);
+    spec_set *desired = NULL;
+    int rc = spec_load(paths, n_paths, &desired, &diags);
+    spec_diags_print(&diags, stderr);
+    spec_diags_free(&diags);
+    if (rc < 0)
+        return 1;
+
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) < 0) {
+        spec_set_free(desired);
+        cmd_error(ctx, "cannot create the event loop");
+        return 1;
+    }
+    int exit_code = 1;
+    rec_setup setup;
+    char *err = NULL;
+    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL};
+    rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
+    if (rc < 0) {
+        cmd_error(ctx, "%s", err ? err : "setup failed");
+        free(err);
+        goto out_loop;
+    }
+    if (setup.note != NULL && ctx->verbose > 0)
+        fprintf(stderr, "imgrecon: %s\n", setup.note);
+
+    rec_cycle_opts co = {.desired = desired, .execute = false};
+    rec_cycle_result *res = NULL;
+    rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
+    if (rc < 0) {
+        cmd_error(ctx, "plan failed: %s", strerror(-rc));
+    } else if (res->rc < 0) {
+        cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
+    } else {
+        bool color = !ctx->no_color && isatty(STDOUT_FILENO);
+        if (json) {
+            char *doc = rec_render_json(res->plan, true);
+            if (doc != NULL) {
+                puts(doc);
+                free(doc);
+            } else {
+                cmd_error(ctx, "out of memory");
+            }
+        } else if (!ctx->quiet) {
+            (void)rec_render_text(res->plan, stdout, color ? REC_RENDER_COLOR : 0);
+        }
+        exit_code = 0;
+        if (out != NULL) {
+            int src = rec_plan_save(res->plan, out);
+            if (src < 0) {
+                cmd_error(ctx, "cannot save the plan to %s: %s", out, strerror(-src));
+                exit_code = 1;
+            } else if (!json && !ctx->quiet) {
+                printf("\nSaved the plan to %s. To perform exactly these actions, run:\n"
+                       "    imgrecon apply %s\n",
+                       out, out);
+            }
+        }
+        if (exit_code == 0 && detailed && rec_plan_n_changes(res->plan) > 0)
+            exit_code = 2;
+        if (ctx->verbose > 0) {
+            char *calls = rec_setup_calls_summary(&setup);
+            if (calls != NULL)
+                fprintf(stderr, "imgrecon: %s\n", calls);
+            free(calls);
+        }
+    }
+    rec_cycle_result_free(res);
+    rec_setup_close(&setup);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    rec_setup_free(&setup);
+out_loop:
+    if (uv_loop_close(&loop) != 0)
+        cmd_error(ctx, "internal error: event loop handles left open");
+    spec_set_free(desired);
+    return exit_code;
 }

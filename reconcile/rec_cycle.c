@@ -125,6 +125,11 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         end(c, 0, NULL);
         return;
     }
+    if (c->o.confirm != NULL && !c->o.confirm(c->o.ud, plan)) {
+        c->res->n_skipped = (unsigned)plan->n_steps;
+        end(c, -ECANCELED, "apply cancelled");
+        return;
+    }
     if (c->o.cfg->suspend) {
         c->res->n_skipped = (unsigned)plan->n_steps;
         end(c, 0, NULL);

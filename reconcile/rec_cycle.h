@@ -46,6 +46,9 @@ typedef struct rec_cycle_opts {
     /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
     bool (*skip_item)(void *ud, const char *address);
     void (*on_event)(void *ud, const rec_event *ev);
+    /* apply: called with the fresh plan before anything is executed (shows it, asks the user);
+     * false ends the cycle with rc = -ECANCELED and every step skipped. NULL: proceed. */
+    bool (*confirm)(void *ud, const rec_plan *plan);
     void *ud;
 } rec_cycle_opts;
 

@@ -12,6 +12,7 @@ struct rec_progress {
     unsigned n_done, n_failed, n_total;
     char current[256]; /* what is happening now */
     char waiting[128]; /* "next CreateCustomImage call in 12s" */
+    unsigned created, deleted, shared, unshared, ecs_deleted;
 };
 
 int rec_progress_new(FILE *out, bool tty, bool color, rec_progress **ret)
@@ -93,6 +94,18 @@ void rec_progress_event(rec_progress *p, const rec_event *ev)
     case REC_EV_STEP_DONE:
     case REC_EV_STEP_FAILED: {
         bool ok = ev->kind == REC_EV_STEP_DONE;
+        if (ok && ev->action != NULL) {
+            if (strcmp(ev->action, "create") == 0)
+                p->created++;
+            else if (strcmp(ev->action, "delete") == 0)
+                p->deleted++;
+            else if (strcmp(ev->action, "share") == 0)
+                p->shared++;
+            else if (strcmp(ev->action, "unshare") == 0)
+                p->unshared++;
+            else if (strcmp(ev->action, "ecs_delete") == 0)
+                p->ecs_deleted++;
+        }
         clear_line(p);
         const char *on = p->color ? (ok ? "\033[32m" : "\033[31m") : "";
         const char *off = p->color ? "\033[0m" : "";
@@ -125,4 +138,19 @@ void rec_progress_finish(rec_progress *p)
         return;
     clear_line(p);
     fflush(p->out);
+}
+
+void rec_progress_summary(const rec_progress *p, char *buf, size_t size)
+{
+    if (p == NULL) {
+        snprintf(buf, size, "nothing done");
+        return;
+    }
+    int k =
+        snprintf(buf, size, "%u created, %u deleted, %u shared", p->created, p->deleted, p->shared);
+    if (k > 0 && (size_t)k < size && p->unshared > 0)
+        k += snprintf(buf + k, size - (size_t)k, ", %u unshared", p->unshared);
+    if (k > 0 && (size_t)k < size && p->ecs_deleted > 0)
+        (void)snprintf(buf + k, size - (size_t)k, ", %u ECS image%s deleted", p->ecs_deleted,
+                       p->ecs_deleted == 1 ? "" : "s");
 }

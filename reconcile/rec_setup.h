@@ -11,6 +11,7 @@
 #include "prov_client.h"
 #include "prov_cred.h"
 #include "prov_pacer.h"
+#include "rec_cycle.h"
 #include "spec_config.h"
 
 #define REC_SETUP_MAX_ACTIONS 16
@@ -56,6 +57,13 @@ void rec_setup_free(rec_setup *s);
 /* "API calls: 3 ListCustomImages, 2 CreateCustomImage; 0 throttled" (malloc'd). */
 char *rec_setup_calls_summary(const rec_setup *s);
 unsigned rec_setup_throttled(const rec_setup *s);
+
+/* Runs one cycle to completion on loop with the setup's client and pacer: plan (execute false)
+ * and apply (execute true). SIGINT/SIGTERM stop it gracefully (calls in flight finish and are
+ * journaled). opts->cfg, client, pacer, access_key_id and state_dir are filled from s; the rest
+ * is the caller's. Returns 0 and *ret (free with rec_cycle_result_free), or a negative errno. */
+int rec_setup_run_cycle(uv_loop_t *loop, rec_setup *s, rec_cycle_opts *opts,
+                        rec_cycle_result **ret);
 
 /* Makes dir and its parents (mode 0700 for the ones it creates). Returns 0 or -errno. */
 int rec_mkdir_p(const char *dir);
