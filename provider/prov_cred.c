@@ -1,0 +1,667 @@
+/* The credentials chain (prov_cred.h): environment, systemd $CREDENTIALS_DIRECTORY, the aliyun
+ * CLI's config.json, the SDKs' INI file and the ECS RAM role through instance metadata (IMDSv2
+ * token, blocking libcurl easy calls with short timeouts; this runs once at start-up and on
+ * refresh, before the event loop depends on it). Messages never contain a secret. */
+#include "prov_cred.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "prov_cred_file.h"
+#include "prov_sig.h"
+
+#define DEFAULT_METADATA_URL "http://100.100.100.200"
+#define METADATA_TOKEN_TTL "21600"
+#define METADATA_MAX_BODY (64 * 1024)
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define SECRET_FILE_MAX (64 * 1024)
+
+__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    if (vasprintf(&s, f, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* Frees a buffer that may have held a secret, wiping it first. */
+static void free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+void prov_credential_free(prov_credential *cred)
+{
+    if (cred == NULL)
+        return;
+    free(cred->access_key_id);
+    free_secret(cred->access_key_secret);
+    free_secret(cred->security_token);
+    free(cred->source);
+    free(cred->role_name);
+    memset(cred, 0, sizeof(*cred));
+}
+
+bool prov_cred_needs_refresh(const prov_credential *cred, time_t now)
+{
+    return cred != NULL && cred->expiration != 0 && now + 300 >= cred->expiration;
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* The "looked in" list for the final message, one entry per source. */
+typedef struct looked {
+    char *s;
+    bool oom;
+} looked;
+
+__attribute__((format(printf, 2, 3))) static void looked_add(looked *l, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *item = NULL;
+    if (vasprintf(&item, f, ap) < 0)
+        item = NULL;
+    va_end(ap);
+    char *joined = item ? fmt("%s%s%s", l->s ? l->s : "", l->s ? ", " : "", item) : NULL;
+    free(item);
+    if (joined == NULL) {
+        l->oom = true;
+        return;
+    }
+    free(l->s);
+    l->s = joined;
+}
+
+/* Keys go into HTTP headers and signatures: refuse control characters and blanks, which would
+ * otherwise corrupt a request (or smuggle a header). */
+static bool value_ok(const char *s)
+{
+    if (s == NULL)
+        return true;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int check_values(const prov_credential *c, char **ret_errmsg)
+{
+    const char *bad = !value_ok(c->access_key_id)       ? "access key id"
+                      : !value_ok(c->access_key_secret) ? "access key secret"
+                      : !value_ok(c->security_token)    ? "security token"
+                                                        : NULL;
+    if (bad == NULL)
+        return 0;
+    *ret_errmsg = fmt("%s: the %s contains blanks or control characters", c->source, bad);
+    return -EINVAL;
+}
+
+static int cred_set(prov_credential *c, const char *id, const char *secret, const char *token,
+                    const char *source)
+{
+    memset(c, 0, sizeof(*c));
+    c->access_key_id = strdup(id);
+    c->access_key_secret = strdup(secret);
+    c->security_token = token ? strdup(token) : NULL;
+    c->source = strdup(source);
+    if (!c->access_key_id || !c->access_key_secret || (token && !c->security_token) || !c->source) {
+        prov_credential_free(c);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* One generation of environment names: 0 found, -ENOENT none set, -EINVAL half set. */
+static int from_env_names(const char *id_var, const char *secret_var, const char *token_var,
+                          const char *source, prov_credential *ret, char **ret_errmsg)
+{
+    const char *id = env_nonempty(id_var);
+    const char *secret = env_nonempty(secret_var);
+    if (id == NULL && secret == NULL)
+        return -ENOENT;
+    if (id == NULL || secret == NULL) {
+        *ret_errmsg = fmt("environment: %s is set but %s is not", id ? id_var : secret_var,
+                          id ? secret_var : id_var);
+        return -EINVAL;
+    }
+    return cred_set(ret, id, secret, env_nonempty(token_var), source);
+}
+
+/* Strips trailing CR/LF, as systemd-creds and editors leave them. */
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+/* Reads one file of $CREDENTIALS_DIRECTORY; -ENOENT (no message) when absent. */
+static int read_cred_file(const char *dir, const char *name, char **ret, char **ret_errmsg)
+{
+    char *path = fmt("%s/%s", dir, name);
+    if (path == NULL)
+        return -ENOMEM;
+    char *data = NULL;
+    size_t len = 0;
+    int r = prov_cred_read_file(path, SECRET_FILE_MAX, &data, &len, ret_errmsg);
+    if (r == 0 && memchr(data, '\0', len) != NULL) {
+        *ret_errmsg = fmt("%s: contains a NUL byte", path);
+        r = -EINVAL;
+    }
+    if (r == 0) {
+        chomp(data);
+        if (*data == '\0') {
+            *ret_errmsg = fmt("%s: empty", path);
+            r = -EINVAL;
+        }
+    }
+    free(path);
+    if (r < 0) {
+        if (data)
+            explicit_bzero(data, len);
+        free(data);
+        return r;
+    }
+    *ret = data;
+    return 0;
+}
+
+static int from_credentials_directory(const char *dir, prov_credential *ret, char **ret_errmsg)
+{
+    char *id = NULL, *secret = NULL, *token = NULL;
+    int r = read_cred_file(dir, "access_key_id", &id, ret_errmsg);
+    if (r < 0)
+        return r;
+    r = read_cred_file(dir, "access_key_secret", &secret, ret_errmsg);
+    if (r == -ENOENT) {
+        *ret_errmsg =
+            fmt("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
+        r = -EINVAL;
+    }
+    if (r == 0) {
+        r = read_cred_file(dir, "security_token", &token, ret_errmsg);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    char *source = r == 0 ? fmt("$CREDENTIALS_DIRECTORY=%s", dir) : NULL;
+    if (r == 0)
+        r = source ? cred_set(ret, id, secret, token, source) : -ENOMEM;
+    free(source);
+    free(id);
+    free_secret(secret);
+    free_secret(token);
+    return r;
+}
+
+/* ---- ECS instance metadata ---- */
+
+typedef struct body_buf {
+    char *p;
+    size_t n;
+    bool too_big;
+} body_buf;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    body_buf *b = ud;
+    size_t len = size * nmemb;
+    if (b->n + len > METADATA_MAX_BODY) {
+        b->too_big = true;
+        return 0;
+    }
+    char *p = realloc(b->p, b->n + len + 1);
+    if (p == NULL)
+        return 0;
+    memcpy(p + b->n, data, len);
+    b->n += len;
+    p[b->n] = '\0';
+    b->p = p;
+    return len;
+}
+
+static int curl_errno(CURLcode c, bool too_big)
+{
+    if (too_big)
+        return -EPROTO;
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return -EHOSTUNREACH;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
+/* One blocking metadata request; *ret_body is always a string (possibly empty) on success. */
+static int md_call(const char *method, const char *url, const char *header, long timeout_ms,
+                   long *ret_status, char **ret_body, char **ret_errmsg)
+{
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return -ENOMEM;
+    struct curl_slist *hdrs = NULL, *tmp = NULL;
+    body_buf b = {0};
+    int r = 0;
+    if (header != NULL) {
+        hdrs = curl_slist_append(NULL, header);
+        if (hdrs == NULL)
+            r = -ENOMEM;
+    }
+    if (r == 0 && strcmp(method, "PUT") == 0) {
+        /* An empty PUT body; no form content type. */
+        tmp = curl_slist_append(hdrs, "Content-Type:");
+        if (tmp == NULL)
+            r = -ENOMEM;
+        else
+            hdrs = tmp;
+    }
+    CURLcode c = CURLE_OK;
+    if (r == 0) {
+        c |= curl_easy_setopt(h, CURLOPT_URL, url);
+        c |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        c |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+        c |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+        c |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+        c |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (hdrs != NULL)
+            c |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        if (strcmp(method, "PUT") == 0) {
+            c |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+            c |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+            c |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+        }
+        if (c != CURLE_OK)
+            r = -EINVAL;
+    }
+    if (r == 0) {
+        c = curl_easy_perform(h);
+        if (c != CURLE_OK) {
+            r = curl_errno(c, b.too_big);
+            *ret_errmsg = fmt("%s %s: %s", method, url,
+                              b.too_big ? "response too large" : curl_easy_strerror(c));
+        }
+    }
+    long status = 0;
+    if (r == 0 && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        r = -EIO;
+    if (r == 0 && b.p == NULL) {
+        b.p = strdup("");
+        if (b.p == NULL)
+            r = -ENOMEM;
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    if (r < 0) {
+        if (b.p)
+            explicit_bzero(b.p, b.n);
+        free(b.p);
+        return r;
+    }
+    *ret_status = status;
+    *ret_body = b.p;
+    return 0;
+}
+
+/* Used by the chain and by refresh: token, role discovery when role is "" or NULL, then the
+ * role's STS credentials. */
+static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_credential *ret,
+                          char **ret_errmsg)
+{
+    const char *base = opts && opts->metadata_url ? opts->metadata_url : DEFAULT_METADATA_URL;
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    long timeout = opts && opts->metadata_timeout_ms > 0 ? opts->metadata_timeout_ms : 1000;
+    char *url = NULL, *body = NULL, *token = NULL, *token_hdr = NULL, *found_role = NULL;
+    long status = 0;
+    int r;
+
+    /* IMDSv2: a session token first; an HTTP refusal means IMDSv1 only, so go on without. */
+    url = fmt("%.*s/latest/api/token", (int)blen, base);
+    if (url == NULL)
+        return -ENOMEM;
+    r = md_call("PUT", url, "X-aliyun-ecs-metadata-token-ttl-seconds: " METADATA_TOKEN_TTL, timeout,
+                &status, &body, ret_errmsg);
+    free(url);
+    url = NULL;
+    if (r < 0)
+        return r;
+    if (status == 200) {
+        chomp(body);
+        token = body;
+        body = NULL;
+        token_hdr = fmt("X-aliyun-ecs-metadata-token: %s", token);
+        if (token_hdr == NULL)
+            r = -ENOMEM;
+    }
+    free(body);
+    body = NULL;
+
+    if (r == 0 && (role == NULL || *role == '\0')) {
+        url = fmt("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
+        r = url ? md_call("GET", url, token_hdr, timeout, &status, &body, ret_errmsg) : -ENOMEM;
+        if (r == 0 && status != 200) {
+            *ret_errmsg = fmt("ECS metadata: listing RAM roles answered HTTP %ld", status);
+            r = status == 404 ? -ENOENT : -EIO;
+        }
+        if (r == 0) {
+            size_t n = strcspn(body, "\r\n");
+            if (n == 0) {
+                *ret_errmsg = fmt("ECS metadata: no RAM role is attached to this instance");
+                r = -ENOENT;
+            } else {
+                found_role = strndup(body, n);
+                r = found_role ? 0 : -ENOMEM;
+            }
+        }
+        free(url);
+        url = NULL;
+        free(body);
+        body = NULL;
+        role = found_role;
+    }
+
+    char *enc_role = NULL;
+    if (r == 0)
+        r = prov_pct_encode(role, strlen(role), &enc_role);
+    if (r == 0) {
+        url = fmt("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
+        r = url ? md_call("GET", url, token_hdr, timeout, &status, &body, ret_errmsg) : -ENOMEM;
+        if (r == 0 && status != 200) {
+            *ret_errmsg =
+                fmt("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
+            r = status == 404 ? -ENOENT : -EIO;
+        }
+    }
+    json_t *root = NULL;
+    if (r == 0) {
+        root = json_loads(body, 0, NULL);
+        const char *code = json_string_value(json_object_get(root, "Code"));
+        const char *id = json_string_value(json_object_get(root, "AccessKeyId"));
+        const char *secret = json_string_value(json_object_get(root, "AccessKeySecret"));
+        const char *sts = json_string_value(json_object_get(root, "SecurityToken"));
+        const char *exp = json_string_value(json_object_get(root, "Expiration"));
+        time_t expiration = 0;
+        if (root == NULL || !json_is_object(root)) {
+            *ret_errmsg = fmt("ECS metadata: RAM role '%s': malformed credentials response", role);
+            r = -EPROTO;
+        } else if (code == NULL || strcmp(code, "Success") != 0) {
+            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
+                              code ? code : "(missing)");
+            r = -EIO;
+        } else if (!id || !*id || !secret || !*secret || !sts || !*sts || !exp) {
+            *ret_errmsg = fmt("ECS metadata: RAM role '%s': response lacks %s", role,
+                              !id || !*id           ? "AccessKeyId"
+                              : !secret || !*secret ? "AccessKeySecret"
+                              : !sts || !*sts       ? "SecurityToken"
+                                                    : "Expiration");
+            r = -EPROTO;
+        } else if (prov_parse_utc(exp, &expiration) < 0) {
+            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Expiration '%s' is not "
+                              "YYYY-MM-DDThh:mm:ssZ",
+                              role, exp);
+            r = -EPROTO;
+        } else {
+            char *source = fmt("ECS RAM role '%s' (instance metadata)", role);
+            prov_credential c;
+            r = source ? cred_set(&c, id, secret, sts, source) : -ENOMEM;
+            free(source);
+            if (r == 0) {
+                c.expiration = expiration;
+                c.role_name = strdup(role);
+                if (c.role_name == NULL) {
+                    prov_credential_free(&c);
+                    r = -ENOMEM;
+                } else {
+                    *ret = c;
+                }
+            }
+        }
+    }
+    json_decref(root);
+    free(enc_role);
+    free(url);
+    free_secret(body);
+    free_secret(token);
+    free_secret(token_hdr);
+    free(found_role);
+    return r;
+}
+
+int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_errmsg)
+{
+    char *msg = NULL;
+    if (cred == NULL || cred->role_name == NULL) {
+        if (ret_errmsg)
+            *ret_errmsg = fmt("credential refresh: only ECS RAM role credentials can be refreshed");
+        return -EINVAL;
+    }
+    prov_credential fresh;
+    int r = metadata_fetch(opts, cred->role_name, &fresh, &msg);
+    if (r == 0) {
+        r = check_values(&fresh, &msg);
+        if (r < 0)
+            prov_credential_free(&fresh);
+    }
+    if (r < 0) {
+        if (ret_errmsg)
+            *ret_errmsg = msg ? msg : fmt("credential refresh: %s", strerror(-r));
+        else
+            free(msg);
+        return r;
+    }
+    prov_credential_free(cred);
+    *cred = fresh;
+    return 0;
+}
+
+/* ---- The chain ---- */
+
+static char *home_dir(const prov_cred_opts *opts)
+{
+    if (opts && opts->home)
+        return strdup(opts->home);
+    const char *h = env_nonempty("HOME");
+    if (h)
+        return strdup(h);
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_dir ? strdup(pw->pw_dir) : NULL;
+}
+
+/* A file source that asked for the ECS RAM role: errors are errors, since the user chose it. */
+static int role_from_file(const prov_cred_opts *opts, const char *role, const char *where,
+                          prov_credential *ret, char **ret_errmsg)
+{
+    char *msg = NULL;
+    int r = metadata_fetch(opts, role, ret, &msg);
+    if (r < 0) {
+        *ret_errmsg = fmt("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
+                          role, *role ? "'" : "", msg ? msg : strerror(-r));
+        free(msg);
+        return r == -ENOENT ? -EINVAL : r;
+    }
+    return 0;
+}
+
+/* Runs the chain in the documented order; the first source with credentials wins and a broken
+ * source stops the chain (rather than silently falling through to another identity). */
+static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg, looked *lk)
+{
+    int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                           "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
+                           ret_errmsg);
+    if (r == -ENOENT)
+        r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
+                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+    if (r != -ENOENT)
+        return r;
+    looked_add(lk, "environment (ALIBABA_CLOUD_ACCESS_KEY_ID, ALICLOUD_ACCESS_KEY)");
+
+    const char *dir = env_nonempty("CREDENTIALS_DIRECTORY");
+    if (dir == NULL) {
+        looked_add(lk, "$CREDENTIALS_DIRECTORY (unset)");
+    } else {
+        r = from_credentials_directory(dir, ret, ret_errmsg);
+        if (r != -ENOENT)
+            return r;
+        looked_add(lk, "$CREDENTIALS_DIRECTORY=%s (no access_key_id)", dir);
+    }
+
+    const char *profile = opts && opts->profile && *opts->profile
+                              ? opts->profile
+                              : env_nonempty("ALIBABA_CLOUD_PROFILE");
+    char *home = home_dir(opts);
+    char *path = NULL, *data = NULL, *note = NULL, *json_profile = NULL;
+    size_t len = 0;
+    prov_cred_lookup l = {0};
+    if (home == NULL) {
+        looked_add(lk, "~/.aliyun/config.json (no home directory)");
+    } else {
+        path = fmt("%s/.aliyun/config.json", home);
+        r = path ? prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg) : -ENOMEM;
+        if (r == -ENOENT) {
+            looked_add(lk, "%s (absent)", path);
+        } else if (r == 0) {
+            json_profile = profile ? strdup(profile) : prov_cred_config_json_current(data, len);
+            r = json_profile ? prov_cred_parse_config_json(path, data, len, json_profile, &l, &note,
+                                                           ret_errmsg)
+                             : -ENOMEM;
+            if (r == -ENOENT)
+                looked_add(lk, "%s (%s)", path, note ? note : "no such profile");
+        }
+        if (data)
+            explicit_bzero(data, len);
+        free(data);
+        data = NULL;
+        free(note);
+        note = NULL;
+        if (r == 0 && l.wants_role) {
+            char *where = fmt("%s (profile '%s', mode EcsRamRole)", path, json_profile);
+            r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
+            free(where);
+        } else if (r == 0) {
+            *ret = l.cred;
+            memset(&l.cred, 0, sizeof(l.cred));
+        }
+        free(path);
+        path = NULL;
+        free(json_profile);
+        prov_cred_lookup_free(&l);
+        if (r != -ENOENT) {
+            free(home);
+            return r;
+        }
+    }
+
+    const char *ini_env = env_nonempty("ALIBABA_CLOUD_CREDENTIALS_FILE");
+    const char *section = profile ? profile : "default";
+    if (ini_env != NULL)
+        path = strdup(ini_env);
+    else if (home != NULL)
+        path = fmt("%s/.alibabacloud/credentials", home);
+    free(home);
+    if (path == NULL && (ini_env != NULL || home != NULL))
+        return -ENOMEM;
+    if (path == NULL) {
+        looked_add(lk, "~/.alibabacloud/credentials (no home directory)");
+    } else {
+        r = prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg);
+        if (r == -ENOENT && ini_env != NULL) {
+            *ret_errmsg =
+                fmt("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
+            r = -EINVAL;
+        } else if (r == -ENOENT) {
+            looked_add(lk, "%s (absent)", path);
+        } else if (r == 0) {
+            r = prov_cred_parse_ini(path, data, len, section, &l, &note, ret_errmsg);
+            if (r == -ENOENT)
+                looked_add(lk, "%s (%s)", path, note ? note : "no such section");
+        }
+        if (data)
+            explicit_bzero(data, len);
+        free(data);
+        free(note);
+        if (r == 0 && l.wants_role) {
+            char *where = fmt("%s ([%s], type ecs_ram_role)", path, section);
+            r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
+            free(where);
+        } else if (r == 0) {
+            *ret = l.cred;
+            memset(&l.cred, 0, sizeof(l.cred));
+        }
+        prov_cred_lookup_free(&l);
+        free(path);
+        if (r != -ENOENT)
+            return r;
+    }
+
+    const char *env_role = env_nonempty("ALIBABA_CLOUD_ECS_METADATA");
+    if (env_role != NULL)
+        return role_from_file(opts, env_role, "ALIBABA_CLOUD_ECS_METADATA", ret, ret_errmsg);
+    if (opts == NULL || !opts->use_metadata) {
+        looked_add(lk, "ECS instance metadata (not enabled)");
+        return -ENOENT;
+    }
+    char *msg = NULL;
+    r = metadata_fetch(opts, NULL, ret, &msg);
+    if (r < 0) {
+        looked_add(lk, "ECS instance metadata (%s)", msg ? msg : strerror(-r));
+        free(msg);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg)
+{
+    if (ret == NULL)
+        return -EINVAL;
+    looked lk = {0};
+    char *msg = NULL;
+    prov_credential c = {0};
+    int r = resolve(opts, &c, &msg, &lk);
+    if (r == 0) {
+        r = check_values(&c, &msg);
+        if (r < 0)
+            prov_credential_free(&c);
+    }
+    if (r == -ENOENT && msg == NULL && !lk.oom)
+        msg = fmt("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
+    free(lk.s);
+    if (r < 0) {
+        if (ret_errmsg)
+            *ret_errmsg = msg ? msg : fmt("credentials: %s", strerror(-r));
+        else
+            free(msg);
+        return r;
+    }
+    free(msg);
+    *ret = c;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* Internal to the credentials chain (prov_cred.c): reading credentials files safely and parsing
+ * ~/.aliyun/config.json and the ~/.alibabacloud/credentials INI file. Not a public contract. */
+#ifndef PROV_CRED_FILE_H
+#define PROV_CRED_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "prov_cred.h"
+
+/* What a file source yields: static keys (cred filled) or a request to use an ECS RAM role
+ * (role_name set; "" means discover the role through the metadata service). */
+typedef struct prov_cred_lookup {
+    prov_credential cred;
+    char *role_name;
+    bool wants_role;
+} prov_cred_lookup;
+
+void prov_cred_lookup_free(prov_cred_lookup *l);
+
+/* Reads a whole credentials file (at most max bytes) after checking that neither group nor
+ * others may read it. Returns 0 with a NUL-terminated malloc'd *ret_data; -ENOENT when the file
+ * does not exist (no message); -EACCES for loose permissions, -EINVAL when too large, other
+ * negative errnos for I/O failures, each with a malloc'd *ret_errmsg naming the path. */
+int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
+                        char **ret_errmsg);
+
+/* Looks up profile in config.json (already read). Returns 0 and fills *ret; -ENOENT when the
+ * profile is not there (then *ret_note says so, e.g. "no profile 'x'"); -EINVAL with
+ * *ret_errmsg for malformed JSON, incomplete profiles and unsupported modes. */
+int prov_cred_parse_config_json(const char *path, const char *data, size_t len, const char *profile,
+                                prov_cred_lookup *ret, char **ret_note, char **ret_errmsg);
+/* The profile config.json selects when neither --profile nor ALIBABA_CLOUD_PROFILE is set:
+ * its "current", else "default". Malformed JSON yields "default" (the parser reports it). */
+char *prov_cred_config_json_current(const char *data, size_t len);
+
+/* Looks up [section] in the INI credentials file; same returns as the JSON parser. */
+int prov_cred_parse_ini(const char *path, const char *data, size_t len, const char *section,
+                        prov_cred_lookup *ret, char **ret_note, char **ret_errmsg);
+
+#endif

@@ -1,0 +1,725 @@
+/* The credentials chain: each source picked up in the documented order, loose permissions and
+ * malformed files refused with clear messages, profile selection, the "looked in" message, and
+ * the ECS RAM role through a loopback metadata server (libmicrohttpd) checking the IMDSv2 token
+ * flow, role discovery, expiry parsing and refresh. Secrets never appear in a message.
+ * Criterion runs each test in its own process, so environment changes stay local. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "prov_cred.h"
+
+static char home[64];
+
+static const char *const env_names[] = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_PROFILE",
+    "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    "ALIBABA_CLOUD_ECS_METADATA",
+    "ALICLOUD_ACCESS_KEY",
+    "ALICLOUD_SECRET_KEY",
+    "ALICLOUD_SECURITY_TOKEN",
+    "CREDENTIALS_DIRECTORY",
+    NULL,
+};
+
+static void setup(void)
+{
+    strcpy(home, "/tmp/imgrecon-cred-XXXXXX");
+    cr_assert_not_null(mkdtemp(home));
+    for (int i = 0; env_names[i]; i++)
+        cr_assert_eq(unsetenv(env_names[i]), 0);
+    cr_assert_eq(setenv("HOME", home, 1), 0);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    (void)nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(cred, .init = setup, .fini = teardown);
+
+/* Writes home-relative rel with content and mode, creating parent directories (0700). */
+static void put(const char *rel, const char *content, mode_t mode)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", home, rel);
+    for (char *p = path + strlen(home) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        cr_assert(mkdir(path, 0700) == 0 || errno == EEXIST, "mkdir %s", path);
+        *p = '/';
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    cr_assert_eq(fchmod(fd, mode), 0);
+    cr_assert_eq(close(fd), 0);
+}
+
+static const char ak_json[] =
+    "{\"current\": \"work\", \"profiles\": ["
+    "{\"name\": \"default\", \"mode\": \"AK\", \"access_key_id\": \"JSONDEF\","
+    " \"access_key_secret\": \"json-default-secret\"},"
+    "{\"name\": \"work\", \"mode\": \"ak\", \"access_key_id\": \"JSONWORK\","
+    " \"access_key_secret\": \"json-work-secret\"},"
+    "{\"name\": \"sts\", \"mode\": \"StsToken\", \"access_key_id\": \"JSONSTS\","
+    " \"access_key_secret\": \"json-sts-secret\", \"sts_token\": \"json-sts-token\"},"
+    "{\"name\": \"arn\", \"mode\": \"RamRoleArn\", \"access_key_id\": \"A\","
+    " \"access_key_secret\": \"arn-secret\"},"
+    "{\"name\": \"half\", \"mode\": \"AK\", \"access_key_id\": \"HALF\"}"
+    "]}";
+
+static const char ini[] = "# comment\n"
+                          "[default]\n"
+                          "type = access_key\n"
+                          "access_key_id = INIDEF\n"
+                          "access_key_secret = ini-default-secret\n"
+                          "\n"
+                          "[other]\n"
+                          "type = access_key\n"
+                          "access_key_id = \"INIOTHER\"\n"
+                          "access_key_secret = ini-other-secret\n"
+                          "[rsa]\n"
+                          "type = rsa_key_pair\n";
+
+/* Resolves and expects success; returns the credential for further checks. */
+static prov_credential resolve_ok(const prov_cred_opts *o)
+{
+    prov_credential c = {0};
+    char *msg = NULL;
+    int r = prov_cred_resolve(o, &c, &msg);
+    cr_assert_eq(r, 0, "resolve: %d %s", r, msg ? msg : "");
+    cr_assert_null(msg);
+    return c;
+}
+
+/* Resolves and expects failure r; returns the message (caller frees). */
+static char *resolve_err(const prov_cred_opts *o, int want)
+{
+    prov_credential c = {0};
+    char *msg = NULL;
+    int r = prov_cred_resolve(o, &c, &msg);
+    cr_assert_eq(r, want, "resolve: %d (want %d) %s", r, want, msg ? msg : "");
+    cr_assert_not_null(msg);
+    cr_expect_null(c.access_key_id, "output untouched on error");
+    return msg;
+}
+
+static void expect_no_secret(const char *msg)
+{
+    const char *secrets[] = {"secret-", "-secret", "json-sts-token", "md-secret", NULL};
+    for (int i = 0; secrets[i]; i++)
+        cr_expect_null(strstr(msg, secrets[i]), "message leaks a secret: %s", msg);
+}
+
+/* ---- Environment ---- */
+
+Test(cred, env_current_names_win)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENVID", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token", 1), 0);
+    cr_assert_eq(setenv("ALICLOUD_ACCESS_KEY", "LEGACY", 1), 0);
+    cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "ENVID");
+    cr_expect_str_eq(c.access_key_secret, "env-secret");
+    cr_expect_str_eq(c.security_token, "env-token");
+    cr_expect_str_eq(c.source, "environment (ALIBABA_CLOUD_*)");
+    cr_expect_eq(c.expiration, 0);
+    cr_expect_null(c.role_name);
+    prov_credential_free(&c);
+    cr_expect_null(c.access_key_secret);
+    prov_credential_free(&c);
+    prov_credential_free(NULL);
+}
+
+Test(cred, env_legacy_names)
+{
+    cr_assert_eq(setenv("ALICLOUD_ACCESS_KEY", "LEGACY", 1), 0);
+    cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "LEGACY");
+    cr_expect_null(c.security_token);
+    cr_expect_str_eq(c.source, "environment (ALICLOUD_*)");
+    prov_credential_free(&c);
+}
+
+Test(cred, env_half_set_names_missing_variable)
+{
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENVID", 1), 0);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_ACCESS_KEY_SECRET is not"), "%s", msg);
+    free(msg);
+    cr_assert_eq(unsetenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), 0);
+    cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
+    msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "ALICLOUD_ACCESS_KEY is not"), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+}
+
+Test(cred, control_characters_refused)
+{
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ID", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "bad\r\nX-Injected: 1-secret", 1), 0);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "control characters"), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+}
+
+/* ---- $CREDENTIALS_DIRECTORY ---- */
+
+Test(cred, credentials_directory_beats_files)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    put("creds/access_key_id", "DIRID\n", 0400);
+    put("creds/access_key_secret", "dir-secret\r\n", 0400);
+    put("creds/security_token", "dir-token\n", 0600);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/creds", home);
+    cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "DIRID");
+    cr_expect_str_eq(c.access_key_secret, "dir-secret");
+    cr_expect_str_eq(c.security_token, "dir-token");
+    cr_expect_not_null(strstr(c.source, "$CREDENTIALS_DIRECTORY"));
+    prov_credential_free(&c);
+}
+
+Test(cred, credentials_directory_without_id_falls_through)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    put("creds/unrelated", "x", 0600);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/creds", home);
+    cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "JSONWORK");
+    prov_credential_free(&c);
+}
+
+Test(cred, credentials_directory_errors)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/creds", home);
+    cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+    put("creds/access_key_id", "DIRID\n", 0400);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "no access_key_secret"), "%s", msg);
+    free(msg);
+
+    put("creds/access_key_secret", "dir-secret\n", 0644);
+    msg = resolve_err(NULL, -EACCES);
+    cr_expect_not_null(strstr(msg, "access_key_secret: permissions 0644 are too open; run chmod "
+                                   "600"),
+                       "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+
+    put("creds/access_key_secret", "\n", 0600);
+    msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "empty"), "%s", msg);
+    free(msg);
+}
+
+/* ---- ~/.aliyun/config.json ---- */
+
+Test(cred, config_json_current_profile)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    put(".alibabacloud/credentials", ini, 0600);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "JSONWORK"); /* "current": "work", mode "ak" */
+    cr_expect_str_eq(c.access_key_secret, "json-work-secret");
+    cr_expect_not_null(strstr(c.source, "config.json (profile 'work', mode AK)"), "%s", c.source);
+    prov_credential_free(&c);
+}
+
+Test(cred, config_json_default_when_no_current)
+{
+    put(".aliyun/config.json",
+        "{\"profiles\": [{\"name\": \"default\", \"access_key_id\": \"D\","
+        " \"access_key_secret\": \"d-secret\"}]}",
+        0600);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "D");
+    prov_credential_free(&c);
+}
+
+Test(cred, profile_selection_order)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    /* ALIBABA_CLOUD_PROFILE beats "current". */
+    cr_assert_eq(setenv("ALIBABA_CLOUD_PROFILE", "sts", 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "JSONSTS");
+    cr_expect_str_eq(c.security_token, "json-sts-token");
+    prov_credential_free(&c);
+    /* --profile beats ALIBABA_CLOUD_PROFILE. */
+    prov_cred_opts o = {.profile = "default"};
+    c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "JSONDEF");
+    prov_credential_free(&c);
+    /* opts->home overrides $HOME. */
+    cr_assert_eq(setenv("HOME", "/nonexistent", 1), 0);
+    o.home = home;
+    c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "JSONDEF");
+    prov_credential_free(&c);
+}
+
+Test(cred, config_json_broken_profiles)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    prov_cred_opts o = {.profile = "arn"};
+    char *msg = resolve_err(&o, -EINVAL);
+    cr_expect_not_null(strstr(msg, "RamRoleArn is not supported"), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+    o.profile = "half";
+    msg = resolve_err(&o, -EINVAL);
+    cr_expect_not_null(strstr(msg, "profile 'half' (mode AK) has no access_key_secret"), "%s", msg);
+    free(msg);
+}
+
+Test(cred, config_json_malformed)
+{
+    put(".aliyun/config.json", "{\"profiles\": [ {\"name\": \"default\",\n \"mode\": }", 0600);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "config.json:2:"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "malformed JSON"), "%s", msg);
+    free(msg);
+    put(".aliyun/config.json", "[1, 2]", 0600);
+    msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "\"profiles\" array"), "%s", msg);
+    free(msg);
+}
+
+Test(cred, config_json_loose_permissions)
+{
+    put(".aliyun/config.json", ak_json, 0644);
+    put(".alibabacloud/credentials", ini, 0600);
+    char *msg = resolve_err(NULL, -EACCES);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "%s/.aliyun/config.json: permissions 0644 are too open; run chmod 600 "
+             "%s/.aliyun/config.json",
+             home, home);
+    cr_expect_str_eq(msg, want);
+    free(msg);
+    put(".aliyun/config.json", ak_json, 0640);
+    msg = resolve_err(NULL, -EACCES);
+    cr_expect_not_null(strstr(msg, "0640"), "%s", msg);
+    free(msg);
+}
+
+Test(cred, config_json_missing_profile_falls_to_ini)
+{
+    put(".aliyun/config.json", ak_json, 0600);
+    put(".alibabacloud/credentials", ini, 0600);
+    prov_cred_opts o = {.profile = "other"};
+    prov_credential c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "INIOTHER");
+    cr_expect_str_eq(c.access_key_secret, "ini-other-secret");
+    prov_credential_free(&c);
+}
+
+/* ---- INI ---- */
+
+Test(cred, ini_default_section)
+{
+    put(".alibabacloud/credentials", ini, 0600);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "INIDEF");
+    cr_expect_not_null(strstr(c.source, "[default]"));
+    prov_credential_free(&c);
+}
+
+Test(cred, ini_file_from_environment)
+{
+    put("elsewhere/creds.ini", "[default]\naccess_key_id=E\naccess_key_secret=e-secret\n", 0600);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/elsewhere/creds.ini", home);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", path, 1), 0);
+    put(".alibabacloud/credentials", ini, 0600);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "E");
+    prov_credential_free(&c);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent/creds", 1), 0);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_CREDENTIALS_FILE"), "%s", msg);
+    free(msg);
+}
+
+struct ini_bad {
+    char text[96];
+    int ret;
+    char needle[64];
+};
+
+ParameterizedTestParameters(cred, ini_errors)
+{
+    static struct ini_bad cases[] = {
+        {"[default\naccess_key_id = A\n", -EINVAL, "credentials:1: malformed section"},
+        {"[default]\njust words\n", -EINVAL, "credentials:2: expected 'key = value'"},
+        {"[default]\n = v\n", -EINVAL, "credentials:2: empty key"},
+        {"[default]\ntype = rsa_key_pair\n", -EINVAL, "type 'rsa_key_pair' is not supported"},
+        {"[default]\naccess_key_id = A\n", -EINVAL, "has no access_key_secret"},
+        {"[default]\naccess_key_secret = s-secret\n", -EINVAL, "has no access_key_id"},
+        {"[other]\naccess_key_id = A\naccess_key_secret=b\n", -ENOENT, "(no section [default])"},
+    };
+    return cr_make_param_array(struct ini_bad, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct ini_bad *c, cred, ini_errors)
+{
+    put(".alibabacloud/credentials", c->text, 0600);
+    char *msg = resolve_err(NULL, c->ret);
+    cr_expect_not_null(strstr(msg, c->needle), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+}
+
+Test(cred, ini_loose_permissions)
+{
+    put(".alibabacloud/credentials", ini, 0604);
+    char *msg = resolve_err(NULL, -EACCES);
+    cr_expect_not_null(strstr(msg, "permissions 0604 are too open; run chmod 600"), "%s", msg);
+    free(msg);
+}
+
+/* ---- Nothing found ---- */
+
+Test(cred, nothing_found_lists_every_place)
+{
+    char *msg = resolve_err(NULL, -ENOENT);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "no credentials found; looked in: environment (ALIBABA_CLOUD_ACCESS_KEY_ID, "
+             "ALICLOUD_ACCESS_KEY), $CREDENTIALS_DIRECTORY (unset), %s/.aliyun/config.json "
+             "(absent), %s/.alibabacloud/credentials (absent), ECS instance metadata (not "
+             "enabled)",
+             home, home);
+    cr_expect_str_eq(msg, want);
+    free(msg);
+
+    put(".aliyun/config.json", ak_json, 0600);
+    prov_cred_opts o = {.profile = "nope"};
+    msg = resolve_err(&o, -ENOENT);
+    cr_expect_not_null(strstr(msg, "config.json (no profile 'nope')"), "%s", msg);
+    free(msg);
+}
+
+/* ---- ECS instance metadata ---- */
+
+enum md_mode { MD_OK, MD_V1_ONLY, MD_BAD_JSON, MD_FAIL_CODE, MD_BAD_EXPIRATION, MD_NO_ROLE };
+
+static struct md_server {
+    struct MHD_Daemon *d;
+    unsigned short port;
+    pthread_mutex_t mu;
+    enum md_mode mode;
+    int generation;
+    int puts, gets, rejected;
+    char log[32][96];
+    int n_log;
+} md = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define MD_TOKEN "tok-6f2a"
+#define MD_ROLE "imgrecon-role"
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ok = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result md_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    static int marker;
+    (void)cls;
+    (void)version;
+    (void)upload;
+    if (*con_cls == NULL) {
+        *con_cls = &marker;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    const char *ttl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "X-aliyun-ecs-metadata-token-ttl-seconds");
+    const char *tok =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-aliyun-ecs-metadata-token");
+    pthread_mutex_lock(&md.mu);
+    if (md.n_log < 32)
+        snprintf(md.log[md.n_log++], sizeof(md.log[0]), "%s %s%s", method, url,
+                 tok && strcmp(tok, MD_TOKEN) == 0 ? " +token" : "");
+    enum md_mode mode = md.mode;
+    char body[512];
+    unsigned status = 200;
+    const char *prefix = "/latest/meta-data/ram/security-credentials/";
+    if (strcmp(method, "PUT") == 0 && strcmp(url, "/latest/api/token") == 0) {
+        md.puts++;
+        if (mode == MD_V1_ONLY) {
+            status = 403;
+            snprintf(body, sizeof(body), "forbidden");
+        } else if (ttl == NULL || strcmp(ttl, "21600") != 0) {
+            status = 400;
+            snprintf(body, sizeof(body), "bad ttl");
+        } else {
+            snprintf(body, sizeof(body), MD_TOKEN);
+        }
+    } else if (strcmp(method, "GET") == 0 && strncmp(url, prefix, strlen(prefix)) == 0) {
+        md.gets++;
+        const char *role = url + strlen(prefix);
+        if (mode != MD_V1_ONLY && (tok == NULL || strcmp(tok, MD_TOKEN) != 0)) {
+            md.rejected++;
+            status = 401;
+            snprintf(body, sizeof(body), "token required");
+        } else if (*role == '\0') {
+            snprintf(body, sizeof(body), mode == MD_NO_ROLE ? "" : MD_ROLE "\n");
+        } else if (strcmp(role, MD_ROLE) != 0) {
+            status = 404;
+            snprintf(body, sizeof(body), "no such role");
+        } else if (mode == MD_BAD_JSON) {
+            snprintf(body, sizeof(body), "{\"AccessKeyId\": \"x\", \"AccessKeySecret\": ");
+        } else {
+            md.generation++;
+            snprintf(body, sizeof(body),
+                     "{\"AccessKeyId\": \"STS.id%d\", \"AccessKeySecret\": \"md-secret-%d\","
+                     " \"SecurityToken\": \"md-token-%d\", \"Expiration\": \"%s\","
+                     " \"LastUpdated\": \"2030-01-01T00:00:00Z\", \"Code\": \"%s\"}",
+                     md.generation, md.generation, md.generation,
+                     mode == MD_BAD_EXPIRATION ? "2030-01-01 06:00:00" : "2030-01-01T06:00:00Z",
+                     mode == MD_FAIL_CODE ? "Failed" : "Success");
+        }
+    } else {
+        status = 404;
+        snprintf(body, sizeof(body), "not found");
+    }
+    pthread_mutex_unlock(&md.mu);
+    return reply(conn, status, body);
+}
+
+static void md_start(enum md_mode mode)
+{
+    md.mode = mode;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    md.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, md_handler, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
+    cr_assert_not_null(md.d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(md.d, MHD_DAEMON_INFO_BIND_PORT);
+    cr_assert_not_null(info);
+    md.port = info->port;
+    cr_assert_neq(md.port, 0);
+}
+
+static void md_stop(void)
+{
+    if (md.d != NULL)
+        MHD_stop_daemon(md.d);
+    md.d = NULL;
+}
+
+static char md_url[64];
+
+static prov_cred_opts md_opts(void)
+{
+    snprintf(md_url, sizeof(md_url), "http://127.0.0.1:%u/", md.port);
+    prov_cred_opts o = {.metadata_url = md_url, .use_metadata = true, .metadata_timeout_ms = 5000};
+    return o;
+}
+
+Test(cred, metadata_token_flow_discovery_and_expiry)
+{
+    md_start(MD_OK);
+    prov_cred_opts o = md_opts();
+    prov_credential c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "STS.id1");
+    cr_expect_str_eq(c.access_key_secret, "md-secret-1");
+    cr_expect_str_eq(c.security_token, "md-token-1");
+    cr_expect_str_eq(c.role_name, MD_ROLE);
+    cr_expect_eq(c.expiration, 1893477600); /* 2030-01-01T06:00:00Z */
+    cr_expect_not_null(strstr(c.source, "ECS RAM role 'imgrecon-role'"));
+    cr_expect_not(prov_cred_needs_refresh(&c, 1893477600 - 301));
+    cr_expect(prov_cred_needs_refresh(&c, 1893477600 - 300));
+    cr_expect(prov_cred_needs_refresh(&c, 1893477600 + 10));
+
+    pthread_mutex_lock(&md.mu);
+    cr_expect_eq(md.n_log, 3);
+    cr_expect_str_eq(md.log[0], "PUT /latest/api/token");
+    cr_expect_str_eq(md.log[1], "GET /latest/meta-data/ram/security-credentials/ +token");
+    cr_expect_str_eq(md.log[2],
+                     "GET /latest/meta-data/ram/security-credentials/" MD_ROLE " +token");
+    cr_expect_eq(md.rejected, 0);
+    pthread_mutex_unlock(&md.mu);
+
+    /* Refresh: a fresh token, no discovery (the role is known), new keys. */
+    char *msg = NULL;
+    cr_assert_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    cr_expect_str_eq(c.access_key_id, "STS.id2");
+    cr_expect_str_eq(c.access_key_secret, "md-secret-2");
+    cr_expect_str_eq(c.role_name, MD_ROLE);
+    pthread_mutex_lock(&md.mu);
+    cr_expect_eq(md.n_log, 5);
+    cr_expect_str_eq(md.log[3], "PUT /latest/api/token");
+    cr_expect_str_eq(md.log[4],
+                     "GET /latest/meta-data/ram/security-credentials/" MD_ROLE " +token");
+    pthread_mutex_unlock(&md.mu);
+    prov_credential_free(&c);
+    md_stop();
+}
+
+Test(cred, metadata_imdsv1_fallback)
+{
+    md_start(MD_V1_ONLY);
+    prov_cred_opts o = md_opts();
+    prov_credential c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "STS.id1");
+    pthread_mutex_lock(&md.mu);
+    cr_expect_eq(md.puts, 1);
+    cr_expect_str_eq(md.log[1], "GET /latest/meta-data/ram/security-credentials/");
+    pthread_mutex_unlock(&md.mu);
+    prov_credential_free(&c);
+    md_stop();
+}
+
+Test(cred, metadata_role_from_env_and_profiles)
+{
+    md_start(MD_OK);
+    prov_cred_opts o = md_opts();
+    o.use_metadata = false;
+    /* ALIBABA_CLOUD_ECS_METADATA names the role and enables the source. */
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ECS_METADATA", MD_ROLE, 1), 0);
+    prov_credential c = resolve_ok(&o);
+    cr_expect_str_eq(c.role_name, MD_ROLE);
+    prov_credential_free(&c);
+    cr_assert_eq(unsetenv("ALIBABA_CLOUD_ECS_METADATA"), 0);
+    /* config.json EcsRamRole (mode case-insensitive). */
+    put(".aliyun/config.json",
+        "{\"current\": \"ecs\", \"profiles\": [{\"name\": \"ecs\", \"mode\": \"ecsramrole\","
+        " \"ram_role_name\": \"" MD_ROLE "\"}]}",
+        0600);
+    c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "STS.id2");
+    prov_credential_free(&c);
+    /* INI ecs_ram_role. */
+    char path[160];
+    snprintf(path, sizeof(path), "%s/.aliyun/config.json", home);
+    cr_assert_eq(unlink(path), 0);
+    put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = " MD_ROLE "\n",
+        0600);
+    c = resolve_ok(&o);
+    cr_expect_str_eq(c.access_key_id, "STS.id3");
+    prov_credential_free(&c);
+    /* A role that does not exist is an error, since the file asked for it. */
+    put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = ghost\n", 0600);
+    char *msg = resolve_err(&o, -EINVAL);
+    cr_expect_not_null(strstr(msg, "role 'ghost'"), "%s", msg);
+    free(msg);
+    md_stop();
+}
+
+struct md_bad {
+    int mode;
+    char needle[48];
+};
+
+ParameterizedTestParameters(cred, metadata_bad_answers)
+{
+    static struct md_bad cases[] = {
+        {MD_BAD_JSON, "malformed credentials response"},
+        {MD_FAIL_CODE, "Code is 'Failed'"},
+        {MD_BAD_EXPIRATION, "Expiration '2030-01-01 06:00:00'"},
+        {MD_NO_ROLE, "no RAM role is attached"},
+    };
+    return cr_make_param_array(struct md_bad, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct md_bad *bc, cred, metadata_bad_answers)
+{
+    md_start((enum md_mode)bc->mode);
+    prov_cred_opts o = md_opts();
+    /* As the last resort it yields "not found" with the reason in the list... */
+    char *msg = resolve_err(&o, -ENOENT);
+    cr_expect_not_null(strstr(msg, bc->needle), "%s", msg);
+    cr_expect_not_null(strstr(msg, "ECS instance metadata ("), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+    /* ...and when the environment asks for the role, it is an error (a named role needs no
+     * discovery, so the MD_NO_ROLE case ends here). */
+    if (bc->mode == MD_NO_ROLE) {
+        md_stop();
+        return;
+    }
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ECS_METADATA", MD_ROLE, 1), 0);
+    prov_credential c = {0};
+    int r = prov_cred_resolve(&o, &c, &msg);
+    cr_expect_lt(r, 0);
+    cr_expect_neq(r, -ENOENT);
+    cr_expect_not_null(strstr(msg, bc->needle), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+    md_stop();
+}
+
+Test(cred, metadata_unreachable)
+{
+    /* A port nobody listens on: bind, read the port, close. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    cr_assert_eq(close(fd), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+    prov_cred_opts o = {.metadata_url = url, .use_metadata = true, .metadata_timeout_ms = 2000};
+    char *msg = resolve_err(&o, -ENOENT);
+    cr_expect_not_null(strstr(msg, "ECS instance metadata (PUT http://127.0.0.1:"), "%s", msg);
+    free(msg);
+
+    prov_credential c = {.role_name = "r"};
+    msg = NULL;
+    cr_expect_eq(prov_cred_refresh(&o, &c, &msg), -ECONNREFUSED);
+    cr_expect_not_null(msg);
+    free(msg);
+    prov_credential none = {0};
+    msg = NULL;
+    cr_expect_eq(prov_cred_refresh(&o, &none, &msg), -EINVAL);
+    free(msg);
+}
