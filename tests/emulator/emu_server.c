@@ -43,6 +43,7 @@ typedef struct emu_conn {
     char *body;
     size_t len;
     bool too_big;
+    bool started; /* MHD calls the handler once for the headers before any body */
 } emu_conn;
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
@@ -439,6 +440,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     emu_conn *c = *con_cls;
     if (!c) {
         return MHD_NO; /* the URI log callback ran out of memory */
+    }
+    if (!c->started) {
+        c->started = true;
+        return MHD_YES;
     }
     if (*upload_data_size > 0) {
         if (c->too_big || c->len + *upload_data_size > MAX_BODY) {
