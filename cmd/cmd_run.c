@@ -1,15 +1,157 @@
-/* imgrecon run: not implemented yet (its issue has not landed). */
+/* imgrecon run: argument parsing and wiring for the daemon (reconcile/rec_daemon.c). */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "rec_daemon.h"
+#include "rec_log.h"
+
+#define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
+
+enum { OPT_INTERVAL = CMD_OPT_LOCAL, OPT_ONCE, OPT_METRICS_ALLOW_REMOTE };
+
+static const struct option run_options[] = {
+    {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"once", no_argument, NULL, OPT_ONCE},
+    {"metrics-allow-remote", no_argument, NULL, OPT_METRICS_ALLOW_REMOTE},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: imgrecon run [-f PATH]... [--interval DUR] [--once] [OPTIONS]\n\n"
+                 "Reconciles continuously: a cycle every interval (config `interval`, default 5m,\n"
+                 "with jitter), at once when a manifest changes, and on SIGHUP (reload).\n"
+                 "SIGTERM/SIGINT finish the call in flight and exit 0.\n\n"
+                 "  --interval DUR           time between cycles, e.g. 30s, 5m, 1h\n"
+                 "  --once                   run one cycle and exit (1 when it did not converge)\n"
+                 "  --metrics-allow-remote   serve metrics_listen even when it is not loopback\n");
+    cmd_print_common_help(out);
+}
+
+/* Builds a config as cmd_load_config does (file, then flags), collecting problems in diags so
+ * that the daemon logs them; called at start and on every SIGHUP. */
+static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
+{
+    cmd_ctx *ctx = ud;
+    int rc = spec_config_init(cfg);
+    if (rc < 0)
+        return rc;
+    const char *path = ctx->config_path;
+    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+        path = DEFAULT_CONFIG;
+    if (path != NULL && (rc = spec_config_load(cfg, path, diags)) < 0)
+        goto fail;
+    const char *endpoint = ctx->endpoint ? ctx->endpoint : getenv("IMGRECON_ENDPOINT");
+    rc = -ENOMEM;
+    if (endpoint != NULL && *endpoint != '\0') {
+        free(cfg->endpoint);
+        if ((cfg->endpoint = strdup(endpoint)) == NULL)
+            goto fail;
+    }
+    if (ctx->profile != NULL) {
+        free(cfg->profile);
+        if ((cfg->profile = strdup(ctx->profile)) == NULL)
+            goto fail;
+    }
+    if (ctx->state_dir != NULL) {
+        free(cfg->state_dir);
+        if ((cfg->state_dir = strdup(ctx->state_dir)) == NULL)
+            goto fail;
+    }
+    if (ctx->log_format != NULL)
+        cfg->log_format = strcmp(ctx->log_format, "json") == 0 ? SPEC_LOG_JSON : SPEC_LOG_TEXT;
+    for (size_t i = 0; i < ctx->n_rates; i++) {
+        rc = spec_config_set_rate(cfg, ctx->rates[i]);
+        if (rc < 0) {
+            if (rc != -ENOMEM)
+                spec_diags_add(diags, "--rate-limit", 0, 0,
+                               "'%s': expected [ACTION=]N/DURATION such as 10/60s", ctx->rates[i]);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    spec_config_free(cfg);
+    return rc < 0 ? rc : -EINVAL;
+}
 
 int cmd_run(cmd_ctx *ctx, int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: imgrecon run [OPTIONS]\n(not implemented yet)\n");
-        return 0;
+    rec_daemon_opts o;
+    memset(&o, 0, sizeof(o));
+    struct option *longopts =
+        cmd_options(run_options, sizeof(run_options) / sizeof(run_options[0]));
+    if (longopts == NULL) {
+        cmd_error(ctx, "out of memory");
+        return 1;
     }
-    cmd_error(ctx, "run: not implemented yet");
+    int opt, rc;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            free(longopts);
+            return 0;
+        }
+        rc = cmd_common_option(ctx, opt, optarg);
+        if (rc < 0)
+            goto bad;
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case OPT_INTERVAL:
+            if (spec_parse_duration(optarg, &o.interval_ms) < 0) {
+                cmd_error(ctx, "--interval '%s': expected a duration such as 30s, 5m or 1h",
+                          optarg);
+                goto bad;
+            }
+            break;
+        case OPT_ONCE:
+            o.once = true;
+            break;
+        case OPT_METRICS_ALLOW_REMOTE:
+            o.metrics_allow_remote = true;
+            break;
+        default:
+            usage(stderr);
+            goto bad;
+        }
+    }
+    free(longopts);
+    if (optind < argc) {
+        cmd_error(ctx, "run: unexpected argument '%s'", argv[optind]);
+        return 1;
+    }
+
+    rec_log *log;
+    rec_log_opts lo = {
+        .fd = STDERR_FILENO,
+        .json = ctx->log_format != NULL && strcmp(ctx->log_format, "json") == 0,
+        .journal = rec_log_journal_detect(STDERR_FILENO),
+        .level = ctx->quiet         ? REC_LOG_ERROR
+                 : ctx->verbose > 0 ? REC_LOG_DEBUG
+                                    : REC_LOG_INFO,
+    };
+    if (rec_log_new(&lo, &log) < 0) {
+        cmd_error(ctx, "out of memory");
+        return 1;
+    }
+    /* A closed metrics or API connection must not kill the daemon. */
+    (void)signal(SIGPIPE, SIG_IGN);
+    o.load_config = load_config;
+    o.load_ud = ctx;
+    o.manifest_paths = ctx->files;
+    o.n_manifest_paths = ctx->n_files;
+    o.state_dir_explicit = ctx->state_dir != NULL;
+    o.log = log;
+    rc = rec_daemon_run(&o);
+    rec_log_free(log);
+    return rc;
+bad:
+    free(longopts);
     return 1;
 }

@@ -1,15 +1,116 @@
-/* imgrecon status: not implemented yet (its issue has not landed). */
+/* imgrecon status: reads `<state_dir>/status.json` (written by `imgrecon run`) and prints a
+ * summary or the JSON. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "prov_pacer.h"
+#include "rec_status.h"
+
+enum { OPT_JSON = CMD_OPT_LOCAL };
+
+static const struct option status_options[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: imgrecon status [--json] [OPTIONS]\n\n"
+                 "Shows what the daemon (imgrecon run) last did, from <state_dir>/status.json.\n\n"
+                 "  --json   print the status document itself\n");
+    cmd_print_common_help(out);
+}
+
+/* The per-user directory `imgrecon run` falls back to when state_dir cannot be created. */
+static int read_fallback(rec_status *st)
+{
+    char dir[4096];
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg != NULL && xdg[0] == '/')
+        (void)snprintf(dir, sizeof(dir), "%s/imgrecon", xdg);
+    else if (home != NULL && home[0] == '/')
+        (void)snprintf(dir, sizeof(dir), "%s/.local/state/imgrecon", home);
+    else
+        return -ENOENT;
+    return rec_status_read(dir, st);
+}
 
 int cmd_status(cmd_ctx *ctx, int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: imgrecon status [OPTIONS]\n(not implemented yet)\n");
-        return 0;
+    bool json = false;
+    struct option *longopts =
+        cmd_options(status_options, sizeof(status_options) / sizeof(status_options[0]));
+    if (longopts == NULL) {
+        cmd_error(ctx, "out of memory");
+        return 1;
     }
-    cmd_error(ctx, "status: not implemented yet");
-    return 1;
+    int opt, rc;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            free(longopts);
+            return 0;
+        }
+        rc = cmd_common_option(ctx, opt, optarg);
+        if (rc < 0) {
+            free(longopts);
+            return 1;
+        }
+        if (rc > 0)
+            continue;
+        if (opt == OPT_JSON) {
+            json = true;
+            continue;
+        }
+        usage(stderr);
+        free(longopts);
+        return 1;
+    }
+    free(longopts);
+    if (optind < argc) {
+        cmd_error(ctx, "status: unexpected argument '%s'", argv[optind]);
+        return 1;
+    }
+    if (cmd_load_config(ctx) < 0)
+        return 1;
+    rec_status st;
+    rc = rec_status_read(ctx->cfg.state_dir, &st);
+    if ((rc == -ENOENT || rc == -EACCES) && ctx->state_dir == NULL && read_fallback(&st) == 0)
+        rc = 0;
+    if (rc == -ENOENT) {
+        cmd_error(ctx, "no status in %s yet: has 'imgrecon run' started with this state directory?",
+                  ctx->cfg.state_dir);
+        return 1;
+    }
+    if (rc < 0) {
+        cmd_error(ctx, "cannot read %s/status.json: %s", ctx->cfg.state_dir,
+                  rc == -EPROTO ? "not a status document" : strerror(-rc));
+        return 1;
+    }
+    char *text = NULL;
+    if (json) {
+        rc = rec_status_to_json(&st, &text);
+    } else {
+        text = rec_status_describe(&st, prov_now_ms());
+        rc = text ? 0 : -ENOMEM;
+    }
+    bool gone = st.state != NULL && strcmp(st.state, "stopped") != 0 && st.pid > 0 &&
+                kill((pid_t)st.pid, 0) < 0 && errno == ESRCH;
+    long pid = st.pid;
+    rec_status_clear(&st);
+    if (rc < 0) {
+        cmd_error(ctx, "out of memory");
+        return 1;
+    }
+    fputs(text, stdout);
+    free(text);
+    if (gone && !json)
+        printf("note:         pid %ld is not running (the daemon died without a clean stop)\n",
+               pid);
+    return 0;
 }

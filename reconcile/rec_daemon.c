@@ -1,0 +1,1048 @@
+/* The daemon's loop (see rec_daemon.h): scheduling, manifest watching, signals, reload, stop,
+ * and the wiring of the lock, log, notify, metrics, status and backoff modules around
+ * rec_cycle. Everything runs on one libuv loop; only the metrics server has its own thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "prov_types.h"
+#include "rec_backoff.h"
+#include "rec_cycle.h"
+#include "rec_daemon.h"
+#include "rec_lock.h"
+#include "rec_metrics.h"
+#include "rec_notify.h"
+#include "rec_plan.h"
+#include "rec_setup.h"
+#include "rec_status.h"
+#include "spec.h"
+
+#define DEFAULT_INTERVAL_MS (5u * 60u * 1000u)
+#define DEFAULT_STOP_TIMEOUT_MS 30000u
+#define DEFAULT_DEBOUNCE_MS 500u
+#define DEFAULT_BACKOFF_CAP_MS (60u * 60u * 1000u)
+#define MAX_WATCH_DEPTH 8
+
+typedef struct rec_dmn rec_dmn;
+
+/* One uv_fs_event watcher on a directory. filter: only events naming that entry (the watch on
+ * a manifest path's parent); NULL: any entry (a manifest directory). */
+typedef struct watch {
+    uv_fs_event_t h;
+    rec_dmn *d;
+    char *filter;
+} watch;
+
+/* A setup replaced by a reload, kept (with the config it borrows) until the loop has closed it. */
+typedef struct retired {
+    rec_setup *setup;
+    spec_config *cfg;
+} retired;
+
+struct rec_dmn {
+    uv_loop_t loop;
+    const rec_daemon_opts *opts;
+    rec_log *log;
+    spec_config *cfg;
+    spec_set *desired;
+    char **paths; /* effective manifest paths */
+    size_t n_paths;
+    rec_setup *setup;
+    retired *retired;
+    size_t n_retired;
+    rec_lock *lock;
+    rec_metrics *metrics;
+    rec_backoff *backoff;
+    uv_timer_t cycle_timer, debounce_timer, watchdog_timer, stop_timer;
+    uv_signal_t sighup, sigterm, sigint;
+    bool handles_open;
+    watch **watches;
+    size_t n_watches;
+    rec_cycle *cycle;
+    uint64_t cycle_t0_ns;
+    bool suspended_now;
+    bool change_pending, reload_pending, stopping, finished;
+    uint64_t interval_ms;
+    rec_status st;
+    int exit_code;
+};
+
+static const struct budget_action {
+    const char *product;
+    const char *action;
+} budget_actions[] = {
+    {"swas", "ListCustomImages"},       {"swas", "CreateCustomImage"},
+    {"swas", "ModifyImageShareStatus"}, {"swas", "DeleteCustomImage"},
+    {"ecs", "DescribeImages"},          {"ecs", "DeleteImage"},
+};
+#define N_BUDGET_ACTIONS (sizeof(budget_actions) / sizeof(budget_actions[0]))
+
+static void start_cycle(rec_dmn *d, const char *why);
+static void finish(rec_dmn *d);
+static void on_debounce(uv_timer_t *t);
+static void on_cycle_timer(uv_timer_t *t);
+
+/* ---- small helpers ---- */
+
+static void set_str(char **dst, const char *value)
+{
+    char *copy = value ? strdup(value) : NULL;
+    free(*dst);
+    *dst = copy;
+}
+
+static const char *state_dir(const rec_dmn *d)
+{
+    return d->setup ? d->setup->state_dir : d->cfg->state_dir;
+}
+
+static void log_diags(rec_dmn *d, const spec_diags *diags, const char *what)
+{
+    for (size_t i = 0; i < diags->n; i++) {
+        char at[4200];
+        const spec_diag *g = &diags->v[i];
+        (void)snprintf(at, sizeof(at), "%s:%u:%u", g->file ? g->file : "-", g->line, g->col);
+        rec_log_event(d->log, REC_LOG_ERROR, what, "at", at, "error", g->msg, NULL);
+    }
+}
+
+static void free_paths(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static void free_cfg(spec_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    spec_config_free(cfg);
+    free(cfg);
+}
+
+/* Builds a fresh config through the caller's loader; logs every problem. */
+static int load_config(rec_dmn *d, spec_config **ret)
+{
+    spec_diags diags;
+    spec_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return -ENOMEM;
+    spec_diags_init(&diags);
+    int rc = d->opts->load_config(d->opts->load_ud, cfg, &diags);
+    log_diags(d, &diags, "invalid config");
+    spec_diags_free(&diags);
+    if (rc < 0) {
+        free_cfg(cfg);
+        return rc;
+    }
+    *ret = cfg;
+    return 0;
+}
+
+/* Loads the manifests named by -f or by cfg; logs every problem. Returns the set and the paths
+ * it came from. */
+static int load_manifests(rec_dmn *d, const spec_config *cfg, spec_set **ret_set, char ***ret_paths,
+                          size_t *ret_n)
+{
+    const char *const *src =
+        d->opts->n_manifest_paths ? d->opts->manifest_paths : (const char *const *)cfg->manifests;
+    size_t n = d->opts->n_manifest_paths ? d->opts->n_manifest_paths : cfg->n_manifests;
+    char **paths = calloc(n ? n : 1, sizeof(*paths));
+    if (paths == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        paths[i] = strdup(src[i]);
+        if (paths[i] == NULL) {
+            free_paths(paths, n);
+            return -ENOMEM;
+        }
+    }
+    spec_diags diags;
+    spec_set *set = NULL;
+    spec_diags_init(&diags);
+    int rc = spec_load((const char *const *)paths, n, &set, &diags);
+    log_diags(d, &diags, "invalid manifest");
+    spec_diags_free(&diags);
+    if (rc < 0) {
+        free_paths(paths, n);
+        return rc;
+    }
+    *ret_set = set;
+    *ret_paths = paths;
+    *ret_n = n;
+    return 0;
+}
+
+static uint64_t interval_for(const rec_dmn *d, const spec_config *cfg)
+{
+    if (d->opts->interval_ms)
+        return d->opts->interval_ms;
+    return cfg->interval_ms ? cfg->interval_ms : DEFAULT_INTERVAL_MS;
+}
+
+/* The interval with ±10% jitter, so that many daemons on one account do not call in step. */
+static uint64_t jittered(uint64_t interval_ms)
+{
+    uint64_t span = interval_ms / 5;
+    if (span == 0)
+        return interval_ms;
+    return interval_ms - interval_ms / 10 + (uint64_t)random() % (span + 1);
+}
+
+static bool suspend_file(const rec_dmn *d)
+{
+    char path[4200];
+    (void)snprintf(path, sizeof(path), "%s/suspend", state_dir(d));
+    return access(path, F_OK) == 0;
+}
+
+/* ---- status, notify and metrics ---- */
+
+/* Rewrites status.json from the daemon's state and the backoff table. */
+static void write_status(rec_dmn *d)
+{
+    size_t n;
+    const rec_backoff_entry *e = rec_backoff_entries(d->backoff, &n);
+    for (size_t i = 0; i < d->st.n_failures; i++) {
+        free(d->st.failures[i].address);
+        free(d->st.failures[i].message);
+    }
+    free(d->st.failures);
+    d->st.failures = NULL;
+    d->st.n_failures = 0;
+    for (size_t i = 0; i < n; i++)
+        (void)rec_status_add_failure(&d->st, e[i].address, e[i].message, e[i].failures,
+                                     e[i].retry_at_ms);
+    int rc = rec_status_write(state_dir(d), &d->st);
+    if (rc < 0)
+        rec_log_event(d->log, REC_LOG_WARN, "cannot write status.json", "state_dir", state_dir(d),
+                      "error", strerror(-rc), NULL);
+}
+
+/* Refreshes the budget gauges and the systemd STATUS= line. */
+static void update_live(rec_dmn *d)
+{
+    rec_notify_budget budgets[N_BUDGET_ACTIONS];
+    size_t nb = 0;
+    uint64_t now = prov_now_ms();
+    if (d->setup != NULL && d->setup->pacer != NULL && d->setup->cred.access_key_id != NULL) {
+        for (size_t i = 0; i < N_BUDGET_ACTIONS; i++) {
+            spec_rate r = spec_config_rate_for(d->cfg, budget_actions[i].action);
+            unsigned left = 0;
+            if (prov_pacer_budget(d->setup->pacer, d->setup->cred.access_key_id,
+                                  budget_actions[i].product, budget_actions[i].action, r.calls,
+                                  r.window_ms, now, &left) < 0)
+                continue;
+            rec_metrics_set_budget(d->metrics, budget_actions[i].action, left);
+            /* STATUS= stays short: SWAS actions only (ECS ones are rarely used). */
+            if (strcmp(budget_actions[i].product, "swas") == 0)
+                budgets[nb++] = (rec_notify_budget){budget_actions[i].action, left, r.calls};
+        }
+    }
+    uint64_t next_in = UINT64_MAX;
+    if (d->st.next_cycle_ms != 0 && !d->stopping)
+        next_in = d->st.next_cycle_ms > now ? d->st.next_cycle_ms - now : 0;
+    char *line = rec_notify_status_line(d->st.result, d->st.done, d->st.failed, next_in,
+                                        d->st.pending, budgets, nb, d->st.suspended);
+    if (line != NULL) {
+        (void)rec_notify_status(line);
+        free(line);
+    }
+}
+
+/* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
+static void on_call(void *ud, const prov_call_event *ev)
+{
+    rec_dmn *d = ud;
+    char codebuf[32];
+    const char *code = ev->code;
+    if (code == NULL && ev->cls != PROV_ERR_NONE) {
+        if (ev->http_status > 0)
+            (void)snprintf(codebuf, sizeof(codebuf), "HTTP%ld", ev->http_status);
+        else
+            (void)snprintf(codebuf, sizeof(codebuf), "NoResponse");
+        code = codebuf;
+    }
+    bool throttled = ev->cls == PROV_ERR_THROTTLED;
+    rec_metrics_api_call(d->metrics, ev->action, code, throttled);
+    char attempt[16], status[16], ms[24];
+    (void)snprintf(attempt, sizeof(attempt), "%u", ev->attempt);
+    (void)snprintf(status, sizeof(status), "%ld", ev->http_status);
+    (void)snprintf(ms, sizeof(ms), "%llu", (unsigned long long)ev->duration_ms);
+    rec_log_event(d->log, throttled ? REC_LOG_WARN : REC_LOG_DEBUG,
+                  throttled ? "api call throttled" : "api call", "action", ev->action, "region",
+                  ev->region, "attempt", attempt, "http_status", status, "code", code, "request_id",
+                  ev->request_id, "duration_ms", ms, NULL);
+}
+
+/* ---- manifest watching ---- */
+
+static void watch_close_cb(uv_handle_t *h)
+{
+    watch *w = container_of((uv_fs_event_t *)h, watch, h);
+    free(w->filter);
+    free(w);
+}
+
+static void close_watches(rec_dmn *d)
+{
+    for (size_t i = 0; i < d->n_watches; i++)
+        uv_close((uv_handle_t *)&d->watches[i]->h, watch_close_cb);
+    free(d->watches);
+    d->watches = NULL;
+    d->n_watches = 0;
+}
+
+/* Editor and tool droppings that are not manifests. */
+static bool ignored_name(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] == '.' || (n > 0 && name[n - 1] == '~') ||
+           (n > 4 && (strcmp(name + n - 4, ".swp") == 0 || strcmp(name + n - 4, ".swx") == 0));
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    watch *w = container_of(h, watch, h);
+    rec_dmn *d = w->d;
+    if (status < 0 || d->stopping)
+        return;
+    if (w->filter != NULL) {
+        if (filename == NULL || strcmp(filename, w->filter) != 0)
+            return;
+    } else if (filename != NULL && ignored_name(filename)) {
+        return;
+    }
+    /* Restarting the timer is the debounce: a burst of events gives one cycle. */
+    (void)uv_timer_start(&d->debounce_timer, on_debounce,
+                         d->opts->debounce_ms ? d->opts->debounce_ms : DEFAULT_DEBOUNCE_MS, 0);
+}
+
+static int add_watch(rec_dmn *d, const char *dir, const char *filter)
+{
+    watch *w = calloc(1, sizeof(*w));
+    watch **grown = realloc(d->watches, (d->n_watches + 1) * sizeof(*grown));
+    if (w == NULL || grown == NULL) {
+        free(w);
+        if (grown != NULL)
+            d->watches = grown;
+        return -ENOMEM;
+    }
+    d->watches = grown;
+    w->d = d;
+    if (filter != NULL && (w->filter = strdup(filter)) == NULL) {
+        free(w);
+        return -ENOMEM;
+    }
+    int rc = uv_fs_event_init(&d->loop, &w->h);
+    if (rc == 0) {
+        rc = uv_fs_event_start(&w->h, on_fs_event, dir, 0);
+        if (rc < 0) {
+            d->watches[d->n_watches++] = w; /* closed with the others */
+            return rc;
+        }
+        d->watches[d->n_watches++] = w;
+        return 0;
+    }
+    free(w->filter);
+    free(w);
+    return rc;
+}
+
+/* Watches dir and every non-hidden subdirectory (inotify is not recursive). */
+static void watch_tree(rec_dmn *d, const char *dir, unsigned depth)
+{
+    int rc = add_watch(d, dir, NULL);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest directory", "path", dir, "error",
+                      uv_strerror(rc), NULL);
+        return;
+    }
+    if (depth >= MAX_WATCH_DEPTH)
+        return;
+    DIR *dh = opendir(dir);
+    if (dh == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char sub[PATH_MAX];
+        struct stat st;
+        if (snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) >= (int)sizeof(sub))
+            continue;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            watch_tree(d, sub, depth + 1);
+    }
+    (void)closedir(dh);
+}
+
+/* (Re)arms the watchers: every manifest directory tree, and each manifest path's parent filtered
+ * to the path's own name, so that a file or directory replaced by rename (git, editors,
+ * deployment tools) is noticed and the new inode is watched after the re-arm. */
+static void arm_watches(rec_dmn *d)
+{
+    close_watches(d);
+    for (size_t i = 0; i < d->n_paths; i++) {
+        const char *p = d->paths[i];
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            watch_tree(d, p, 0);
+        char *copy = strdup(p);
+        if (copy == NULL)
+            continue;
+        size_t n = strlen(copy);
+        while (n > 1 && copy[n - 1] == '/')
+            copy[--n] = '\0';
+        char *slash = strrchr(copy, '/');
+        const char *parent = ".";
+        const char *base = copy;
+        if (slash == copy) {
+            parent = "/";
+            base = copy + 1;
+        } else if (slash != NULL) {
+            *slash = '\0';
+            parent = copy;
+            base = slash + 1;
+        }
+        if (*base != '\0' && add_watch(d, parent, base) < 0)
+            rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest path's directory", "path",
+                          parent, NULL);
+        free(copy);
+    }
+}
+
+/* A manifest changed: reload them and run a cycle now (or right after the one running). */
+static void on_change(rec_dmn *d)
+{
+    spec_set *set;
+    char **paths;
+    size_t n;
+    if (d->cycle != NULL) {
+        d->change_pending = true;
+        return;
+    }
+    int rc = load_manifests(d, d->cfg, &set, &paths, &n);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      "manifests changed but are invalid; keeping the previous set", "error",
+                      rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
+        return;
+    }
+    spec_set_free(d->desired);
+    free_paths(d->paths, d->n_paths);
+    d->desired = set;
+    d->paths = paths;
+    d->n_paths = n;
+    /* The user changed something: items in backoff deserve a try now. */
+    rec_backoff_reset(d->backoff);
+    start_cycle(d, "manifest change");
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+    rec_dmn *d = container_of(t, rec_dmn, debounce_timer);
+    if (d->stopping)
+        return;
+    rec_log_event(d->log, REC_LOG_INFO, "manifest change detected", NULL);
+    arm_watches(d);
+    on_change(d);
+}
+
+/* ---- cycles ---- */
+
+static bool skip_item(void *ud, const char *address)
+{
+    rec_dmn *d = ud;
+    if (!rec_backoff_skip(d->backoff, address, prov_now_ms()))
+        return false;
+    rec_log_event(d->log, REC_LOG_INFO, "step skipped: backing off after failures", "address",
+                  address, NULL);
+    return true;
+}
+
+static void on_cycle_event(void *ud, const rec_event *ev)
+{
+    rec_dmn *d = ud;
+    char n1[24], n2[24];
+    switch (ev->kind) {
+    case REC_EV_OBSERVED:
+        rec_log_event(d->log, REC_LOG_INFO, "observed", "summary", ev->text, NULL);
+        break;
+    case REC_EV_PLANNED:
+        (void)snprintf(n1, sizeof(n1), "%u", ev->n_total);
+        rec_log_event(d->log, REC_LOG_INFO, "planned", "steps", n1, NULL);
+        break;
+    case REC_EV_STEP_START:
+        rec_log_event(d->log, REC_LOG_INFO, "step started", "address", ev->address, "action",
+                      ev->action, NULL);
+        break;
+    case REC_EV_STEP_DONE:
+        (void)snprintf(n1, sizeof(n1), "%u", ev->n_done);
+        (void)snprintf(n2, sizeof(n2), "%u", ev->n_total);
+        rec_log_event(d->log, REC_LOG_INFO, "step done", "address", ev->address, "action",
+                      ev->action, "done", n1, "total", n2, NULL);
+        update_live(d);
+        break;
+    case REC_EV_STEP_FAILED: {
+        char *norm = rec_log_normalise(ev->text);
+        rec_log_event(d->log, REC_LOG_ERROR, "step failed", "address", ev->address, "action",
+                      ev->action, "error", ev->text, "error_key", norm, NULL);
+        if (ev->address != NULL && norm != NULL) {
+            rec_log_scrub(d->log, norm);
+            (void)rec_backoff_note(d->backoff, ev->address, norm);
+        }
+        free(norm);
+        update_live(d);
+        break;
+    }
+    case REC_EV_WAITING:
+        (void)snprintf(n1, sizeof(n1), "%llu", (unsigned long long)ev->wait_ms);
+        rec_log_event(d->log, REC_LOG_DEBUG, "waiting", "action", ev->action, "wait_ms", n1, NULL);
+        break;
+    }
+}
+
+static void schedule_next(rec_dmn *d)
+{
+    if (d->stopping || d->opts->once)
+        return;
+    uint64_t delay = jittered(d->interval_ms);
+    d->st.next_cycle_ms = prov_now_ms() + delay;
+    (void)uv_timer_start(&d->cycle_timer, on_cycle_timer, delay, 0);
+}
+
+static void do_reload(rec_dmn *d);
+
+static void cycle_done(rec_cycle_result *res, void *ud)
+{
+    rec_dmn *d = ud;
+    uint64_t now = prov_now_ms();
+    double secs = (double)(uv_hrtime() - d->cycle_t0_ns) / 1e9;
+    d->cycle = NULL;
+    if (d->finished) {
+        rec_cycle_result_free(res);
+        return;
+    }
+    const char *result;
+    bool ok = false;
+    set_str(&d->st.error, NULL);
+    if (res->rc < 0) {
+        result = "error";
+        char *norm = rec_log_normalise(res->error ? res->error : strerror(-res->rc));
+        if (norm != NULL)
+            rec_log_scrub(d->log, norm);
+        set_str(&d->st.error, norm);
+        free(norm);
+    } else if (res->n_failed > 0) {
+        result = "failed";
+    } else if (d->stopping && res->n_skipped > 0) {
+        result = "stopped";
+    } else {
+        result = "ok";
+        ok = true;
+    }
+    if (res->plan != NULL) {
+        d->st.drift = (unsigned)rec_plan_n_changes(res->plan);
+        size_t steps = res->plan->n_steps;
+        d->st.pending = steps > res->n_done ? (unsigned)(steps - res->n_done) : 0;
+    }
+    d->st.done = res->n_done;
+    d->st.failed = res->n_failed;
+    d->st.skipped = res->n_skipped;
+    d->st.cycles++;
+    d->st.cycle_end_ms = now;
+    if (ok)
+        d->st.last_success_ms = now;
+    set_str(&d->st.result, result);
+    (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, now);
+    rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
+                      (double)now / 1000.0);
+
+    char n_done[16], n_failed[16], n_pending[16], n_drift[16], dur[32];
+    (void)snprintf(n_done, sizeof(n_done), "%u", res->n_done);
+    (void)snprintf(n_failed, sizeof(n_failed), "%u", res->n_failed);
+    (void)snprintf(n_pending, sizeof(n_pending), "%u", d->st.pending);
+    (void)snprintf(n_drift, sizeof(n_drift), "%u", d->st.drift);
+    (void)snprintf(dur, sizeof(dur), "%.3f", secs);
+    rec_log_event(d->log, res->rc < 0 || res->n_failed ? REC_LOG_ERROR : REC_LOG_INFO,
+                  "cycle finished", "result", result, "drift", n_drift, "done", n_done, "failed",
+                  n_failed, "pending", n_pending, "duration_s", dur, "suspended",
+                  d->suspended_now ? "true" : NULL, "error", d->st.error, NULL);
+    if (d->opts->once)
+        d->exit_code = ok ? 0 : 1;
+    rec_cycle_result_free(res);
+
+    if (d->stopping || d->opts->once) {
+        d->st.next_cycle_ms = 0;
+        finish(d);
+        return;
+    }
+    set_str(&d->st.state, "idle");
+    schedule_next(d);
+    write_status(d);
+    update_live(d);
+    if (d->reload_pending) {
+        d->reload_pending = false;
+        d->change_pending = false;
+        do_reload(d);
+    } else if (d->change_pending) {
+        d->change_pending = false;
+        on_change(d);
+    }
+}
+
+static void start_cycle(rec_dmn *d, const char *why)
+{
+    if (d->cycle != NULL || d->stopping || d->finished)
+        return;
+    (void)uv_timer_stop(&d->cycle_timer);
+    d->suspended_now = d->cfg->suspend || suspend_file(d);
+    rec_cycle_opts o = {
+        .cfg = d->cfg,
+        .desired = d->desired,
+        .client = d->setup->client,
+        .pacer = d->setup->pacer,
+        .state_dir = d->setup->state_dir,
+        .execute = !d->suspended_now,
+        .saved = NULL,
+        .skip_item = skip_item,
+        .on_event = on_cycle_event,
+        .ud = d,
+    };
+    rec_log_event(d->log, REC_LOG_INFO, "cycle started", "trigger", why, "suspended",
+                  d->suspended_now ? "true" : NULL, NULL);
+    d->cycle_t0_ns = uv_hrtime();
+    d->st.cycle_start_ms = prov_now_ms();
+    d->st.next_cycle_ms = 0;
+    d->st.suspended = d->suspended_now;
+    int rc = rec_cycle_start(&d->loop, &o, cycle_done, d, &d->cycle);
+    if (rc < 0) {
+        d->cycle = NULL;
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start a cycle", "error", strerror(-rc), NULL);
+        if (d->opts->once) {
+            d->exit_code = 1;
+            finish(d);
+            return;
+        }
+        schedule_next(d);
+        return;
+    }
+    set_str(&d->st.state, "reconciling");
+    write_status(d);
+    update_live(d);
+}
+
+static void on_cycle_timer(uv_timer_t *t)
+{
+    rec_dmn *d = container_of(t, rec_dmn, cycle_timer);
+    spec_set *set;
+    char **paths;
+    size_t n;
+    /* Manifests are read again every cycle; an invalid edit keeps the previous set. */
+    if (load_manifests(d, d->cfg, &set, &paths, &n) == 0) {
+        spec_set_free(d->desired);
+        free_paths(d->paths, d->n_paths);
+        d->desired = set;
+        d->paths = paths;
+        d->n_paths = n;
+    } else {
+        rec_log_event(d->log, REC_LOG_ERROR, "manifests are invalid; reconciling the previous set",
+                      NULL);
+    }
+    start_cycle(d, "interval");
+}
+
+/* ---- reload and stop ---- */
+
+static bool str_differs(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a != b;
+    return strcmp(a, b) != 0;
+}
+
+static void register_secrets(rec_dmn *d, const rec_setup *s)
+{
+    (void)rec_log_add_secret(d->log, s->cred.access_key_secret);
+    (void)rec_log_add_secret(d->log, s->cred.security_token);
+}
+
+/* SIGHUP: read config and manifests again; swap them in only when both are valid. */
+static void do_reload(rec_dmn *d)
+{
+    spec_config *ncfg = NULL;
+    spec_set *set = NULL;
+    char **paths = NULL;
+    size_t n = 0;
+    rec_setup *nsetup = NULL;
+
+    (void)rec_notify_reloading();
+    rec_log_event(d->log, REC_LOG_INFO, "reloading config and manifests", NULL);
+    int rc = load_config(d, &ncfg);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      "reload refused: the config is invalid; keeping the previous config and "
+                      "manifests",
+                      NULL);
+        goto out;
+    }
+    if (str_differs(ncfg->state_dir, d->cfg->state_dir)) {
+        rec_log_event(d->log, REC_LOG_WARN,
+                      "state_dir cannot change on reload; restart the service to move it",
+                      "state_dir", d->cfg->state_dir, NULL);
+        set_str(&ncfg->state_dir, d->cfg->state_dir);
+    }
+    if (str_differs(ncfg->metrics_listen, d->cfg->metrics_listen))
+        rec_log_event(d->log, REC_LOG_WARN, "metrics_listen changes take effect after a restart",
+                      NULL);
+    rc = load_manifests(d, ncfg, &set, &paths, &n);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      "reload refused: the manifests are invalid; keeping the previous set",
+                      "error", rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
+        free_cfg(ncfg);
+        goto out;
+    }
+    bool rebuild =
+        str_differs(ncfg->endpoint, d->cfg->endpoint) || ncfg->signature != d->cfg->signature ||
+        str_differs(ncfg->profile, d->cfg->profile) || str_differs(ncfg->ca_file, d->cfg->ca_file);
+    if (rebuild) {
+        char *err = NULL;
+        rec_setup_opts so = {.state_dir_explicit = true, .on_call = on_call, .ud = d};
+        nsetup = calloc(1, sizeof(*nsetup));
+        retired *grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
+        if (grown != NULL)
+            d->retired = grown;
+        rc = nsetup == NULL || grown == NULL ? -ENOMEM
+                                             : rec_setup_init(&d->loop, ncfg, &so, nsetup, &err);
+        if (rc < 0) {
+            rec_log_event(d->log, REC_LOG_ERROR,
+                          "reload refused: cannot set up the new endpoint or credentials", "error",
+                          err ? err : strerror(-rc), NULL);
+            free(err);
+            free(nsetup);
+            spec_set_free(set);
+            free_paths(paths, n);
+            free_cfg(ncfg);
+            goto out;
+        }
+        register_secrets(d, nsetup);
+        rec_setup_close(d->setup);
+        d->retired[d->n_retired++] = (retired){d->setup, d->cfg};
+        d->setup = nsetup;
+    } else {
+        d->setup->cfg = ncfg;
+        free_cfg(d->cfg);
+    }
+    d->cfg = ncfg;
+    spec_set_free(d->desired);
+    free_paths(d->paths, d->n_paths);
+    d->desired = set;
+    d->paths = paths;
+    d->n_paths = n;
+    d->interval_ms = interval_for(d, d->cfg);
+    rec_backoff_set_base(d->backoff, d->interval_ms, d->interval_ms / 10);
+    rec_backoff_reset(d->backoff);
+    if (d->cfg->log_format == SPEC_LOG_JSON)
+        rec_log_set_json(d->log, true);
+    char nimg[24];
+    (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
+    rec_log_event(d->log, REC_LOG_INFO, "reloaded", "images", nimg, NULL);
+    (void)rec_notify_ready();
+    arm_watches(d);
+    start_cycle(d, "reload");
+    return;
+out:
+    (void)rec_notify_ready();
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    rec_dmn *d = container_of(h, rec_dmn, sighup);
+    if (d->stopping)
+        return;
+    if (d->cycle != NULL) {
+        rec_log_event(d->log, REC_LOG_INFO, "reload requested; it runs after the current cycle",
+                      NULL);
+        d->reload_pending = true;
+        return;
+    }
+    do_reload(d);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    rec_dmn *d = container_of(t, rec_dmn, stop_timer);
+    rec_log_event(d->log, REC_LOG_WARN,
+                  "the call in flight did not finish in time; abandoning it (the journal lets the "
+                  "next run recover)",
+                  NULL);
+    finish(d);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    rec_dmn *d = h->data;
+    if (d->stopping) {
+        rec_log_event(d->log, REC_LOG_INFO, "already stopping", NULL);
+        return;
+    }
+    d->stopping = true;
+    (void)rec_notify_stopping();
+    rec_metrics_set_health(d->metrics, false, "stopping");
+    rec_log_event(d->log, REC_LOG_INFO, "stopping", "signal", strsignal(signum), NULL);
+    (void)uv_timer_stop(&d->cycle_timer);
+    (void)uv_timer_stop(&d->debounce_timer);
+    if (d->cycle != NULL) {
+        rec_cycle_stop(d->cycle);
+        uint64_t ms = d->opts->stop_timeout_ms ? d->opts->stop_timeout_ms : DEFAULT_STOP_TIMEOUT_MS;
+        (void)uv_timer_start(&d->stop_timer, on_stop_timeout, ms, 0);
+        return;
+    }
+    finish(d);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)rec_notify_watchdog();
+}
+
+/* Ends the daemon: status written, every handle closed; the loop then runs out. */
+static void finish(rec_dmn *d)
+{
+    if (d->finished)
+        return;
+    d->finished = true;
+    set_str(&d->st.state, "stopped");
+    d->st.next_cycle_ms = 0;
+    write_status(d);
+    rec_metrics_stop(d->metrics);
+    close_watches(d);
+    if (d->handles_open) {
+        uv_close((uv_handle_t *)&d->cycle_timer, NULL);
+        uv_close((uv_handle_t *)&d->debounce_timer, NULL);
+        uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
+        uv_close((uv_handle_t *)&d->stop_timer, NULL);
+        uv_close((uv_handle_t *)&d->sighup, NULL);
+        uv_close((uv_handle_t *)&d->sigterm, NULL);
+        uv_close((uv_handle_t *)&d->sigint, NULL);
+        d->handles_open = false;
+    }
+    rec_setup_close(d->setup);
+    rec_log_event(d->log, REC_LOG_INFO, "stopped", NULL);
+}
+
+/* ---- start ---- */
+
+static int init_handles(rec_dmn *d)
+{
+    int rc = uv_timer_init(&d->loop, &d->cycle_timer);
+    if (rc == 0)
+        rc = uv_timer_init(&d->loop, &d->debounce_timer);
+    if (rc == 0)
+        rc = uv_timer_init(&d->loop, &d->watchdog_timer);
+    if (rc == 0)
+        rc = uv_timer_init(&d->loop, &d->stop_timer);
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sighup);
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sigterm);
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sigint);
+    /* uv_*_init on timers and signals cannot fail on Linux after the loop is up. */
+    d->handles_open = rc == 0;
+    if (rc < 0)
+        return rc;
+    d->sigterm.data = d;
+    d->sigint.data = d;
+    rc = uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM);
+    if (rc == 0)
+        rc = uv_signal_start(&d->sigint, on_stop_signal, SIGINT);
+    if (rc == 0 && !d->opts->once)
+        rc = uv_signal_start(&d->sighup, on_sighup, SIGHUP);
+    return rc;
+}
+
+/* Writes `<state_dir>/metrics.addr` (tmp + rename) so that tools find a port-0 listener. */
+static void write_metrics_addr(rec_dmn *d, const char *addr)
+{
+    char path[4200], tmp[4200];
+    (void)snprintf(path, sizeof(path), "%s/metrics.addr", state_dir(d));
+    (void)snprintf(tmp, sizeof(tmp), "%s/.metrics.addr.%ld", state_dir(d), (long)getpid());
+    FILE *f = fopen(tmp, "we");
+    if (f == NULL)
+        return;
+    fprintf(f, "%s\n", addr);
+    if (fclose(f) != 0 || rename(tmp, path) < 0)
+        (void)unlink(tmp);
+}
+
+static int start(rec_dmn *d)
+{
+    int rc = load_config(d, &d->cfg);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start: the config is invalid", NULL);
+        return rc;
+    }
+    if (d->cfg->log_format == SPEC_LOG_JSON)
+        rec_log_set_json(d->log, true);
+    d->interval_ms = interval_for(d, d->cfg);
+    rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start: the manifests are invalid", "error",
+                      rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
+        return rc;
+    }
+    char *err = NULL;
+    rec_setup_opts so = {
+        .state_dir_explicit = d->opts->state_dir_explicit, .on_call = on_call, .ud = d};
+    d->setup = calloc(1, sizeof(*d->setup));
+    if (d->setup == NULL)
+        return -ENOMEM;
+    rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
+                      NULL);
+        free(err);
+        free(d->setup);
+        d->setup = NULL;
+        return rc;
+    }
+    register_secrets(d, d->setup);
+    if (d->setup->note != NULL)
+        rec_log_event(d->log, REC_LOG_INFO, "state directory", "path", d->setup->state_dir, "note",
+                      d->setup->note, NULL);
+    long holder = 0;
+    rc = rec_lock_acquire(d->setup->state_dir, &d->lock, &holder);
+    if (rc < 0) {
+        char *path = rec_lock_path_for(d->setup->state_dir);
+        char msg[4400];
+        if (rc == -EWOULDBLOCK)
+            (void)snprintf(msg, sizeof(msg), "another imgrecon run (pid %ld) holds %s", holder,
+                           path ? path : "the lock");
+        else
+            (void)snprintf(msg, sizeof(msg), "cannot lock %s: %s", path ? path : "the lock",
+                           strerror(-rc));
+        free(path);
+        rec_log_event(d->log, REC_LOG_ERROR, msg, NULL);
+        return rc;
+    }
+    rc = rec_backoff_new(d->interval_ms,
+                         d->opts->backoff_cap_ms ? d->opts->backoff_cap_ms : DEFAULT_BACKOFF_CAP_MS,
+                         d->interval_ms / 10, &d->backoff);
+    if (rc < 0)
+        return rc;
+    rc = init_handles(d);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start the loop", "error", uv_strerror(rc),
+                      NULL);
+        return rc;
+    }
+    if (d->cfg->metrics_listen != NULL && d->cfg->metrics_listen[0] != '\0' && !d->opts->once) {
+        char *bound = NULL;
+        rc = rec_metrics_serve(d->metrics, d->cfg->metrics_listen, d->opts->metrics_allow_remote,
+                               &bound);
+        if (rc == -EPERM || rc == -EINVAL) {
+            rec_log_event(d->log, REC_LOG_ERROR,
+                          rc == -EPERM ? "metrics_listen is not a loopback address; refusing "
+                                         "(pass --metrics-allow-remote to serve it anyway)"
+                                       : "metrics_listen must be HOST:PORT with a numeric host",
+                          "metrics_listen", d->cfg->metrics_listen, NULL);
+            return rc;
+        }
+        if (rc < 0) {
+            rec_log_event(d->log, REC_LOG_WARN, "metrics endpoint disabled", "metrics_listen",
+                          d->cfg->metrics_listen, "error", strerror(-rc), NULL);
+        } else {
+            rec_log_event(d->log, REC_LOG_INFO, "metrics endpoint listening", "address", bound,
+                          NULL);
+            write_metrics_addr(d, bound);
+            d->st.metrics_addr = bound;
+        }
+    }
+    uint64_t wd_usec = 0;
+    if (rec_notify_watchdog_usec(&wd_usec) > 0 && wd_usec >= 2000) {
+        uint64_t ms = wd_usec / 2000;
+        (void)uv_timer_start(&d->watchdog_timer, on_watchdog, ms, ms);
+    }
+    if (!d->opts->once)
+        arm_watches(d);
+    char nimg[24], interval[24], pid[24];
+    (void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
+    (void)snprintf(interval, sizeof(interval), "%llu", (unsigned long long)d->interval_ms);
+    rec_log_event(d->log, REC_LOG_INFO, "started", "pid", pid, "images", nimg, "interval_ms",
+                  interval, "state_dir", d->setup->state_dir, "credentials", d->setup->cred.source,
+                  NULL);
+    rec_metrics_set_health(d->metrics, true, NULL);
+    (void)rec_notify_ready();
+    start_cycle(d, "start");
+    return 0;
+}
+
+int rec_daemon_run(const rec_daemon_opts *opts)
+{
+    rec_dmn *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return 1;
+    d->opts = opts;
+    d->log = opts->log;
+    d->exit_code = 0;
+    d->st.pid = (long)getpid();
+    set_str(&d->st.state, "starting");
+    srandom((unsigned)(getpid() ^ (unsigned)time(NULL)));
+    if (uv_loop_init(&d->loop) < 0) {
+        free(d);
+        return 1;
+    }
+    int rc = rec_metrics_new(&d->metrics);
+    if (rc == 0)
+        rc = start(d);
+    if (rc < 0) {
+        d->exit_code = 1;
+        d->finished = true; /* nothing to write: status stays as the last run left it */
+        close_watches(d);
+        if (d->handles_open) {
+            uv_close((uv_handle_t *)&d->cycle_timer, NULL);
+            uv_close((uv_handle_t *)&d->debounce_timer, NULL);
+            uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
+            uv_close((uv_handle_t *)&d->stop_timer, NULL);
+            uv_close((uv_handle_t *)&d->sighup, NULL);
+            uv_close((uv_handle_t *)&d->sigterm, NULL);
+            uv_close((uv_handle_t *)&d->sigint, NULL);
+        }
+        rec_setup_close(d->setup);
+    }
+    (void)uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d->loop) != 0)
+        rec_log_event(d->log, REC_LOG_WARN, "the loop still had open handles at exit", NULL);
+    rec_setup_free(d->setup);
+    free(d->setup);
+    for (size_t i = 0; i < d->n_retired; i++) {
+        rec_setup_free(d->retired[i].setup);
+        free(d->retired[i].setup);
+        free_cfg(d->retired[i].cfg);
+    }
+    free(d->retired);
+    rec_lock_release(d->lock);
+    rec_metrics_free(d->metrics);
+    rec_backoff_free(d->backoff);
+    spec_set_free(d->desired);
+    free_paths(d->paths, d->n_paths);
+    free_cfg(d->cfg);
+    rec_status_clear(&d->st);
+    int code = d->exit_code;
+    free(d);
+    return code;
+}

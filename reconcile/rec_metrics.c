@@ -1,0 +1,398 @@
+/* The Prometheus registry and its libmicrohttpd server (see rec_metrics.h). The loop thread
+ * updates the registry; the MHD thread renders it; one mutex guards both. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rec_metrics.h"
+
+/* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
+typedef struct sample {
+    char *labels;
+    double value;
+} sample;
+
+typedef struct family {
+    sample *v;
+    size_t n;
+} family;
+
+struct rec_metrics {
+    pthread_mutex_t mu;
+    family cycles;    /* {result} */
+    family calls;     /* {action,code} */
+    family throttled; /* {action} */
+    family budget;    /* {action} */
+    double duration_sum;
+    double duration_count;
+    double duration_last;
+    double drift;
+    double pending;
+    double last_success;
+    bool healthy;
+    char *health_reason;
+    struct MHD_Daemon *mhd;
+};
+
+int rec_metrics_new(rec_metrics **ret)
+{
+    rec_metrics *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        free(m);
+        return -ENOMEM;
+    }
+    *ret = m;
+    return 0;
+}
+
+static void family_free(family *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].labels);
+    free(f->v);
+}
+
+void rec_metrics_stop(rec_metrics *m)
+{
+    if (m == NULL || m->mhd == NULL)
+        return;
+    MHD_stop_daemon(m->mhd);
+    m->mhd = NULL;
+}
+
+void rec_metrics_free(rec_metrics *m)
+{
+    if (m == NULL)
+        return;
+    rec_metrics_stop(m);
+    family_free(&m->cycles);
+    family_free(&m->calls);
+    family_free(&m->throttled);
+    family_free(&m->budget);
+    free(m->health_reason);
+    (void)pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+/* Appends a label value with the exposition format's escapes (\\, \", \n). */
+static void label_value(FILE *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(out, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
+    }
+}
+
+/* Renders `k1="v1",k2="v2"` for up to two label pairs into a malloc'd string. */
+static char *labels2(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    if (m == NULL)
+        return NULL;
+    fprintf(m, "%s=\"", k1);
+    label_value(m, v1 ? v1 : "");
+    fputc('"', m);
+    if (k2 != NULL) {
+        fprintf(m, ",%s=\"", k2);
+        label_value(m, v2 ? v2 : "");
+        fputc('"', m);
+    }
+    if (fclose(m) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Finds or adds the sample for labels (taking ownership of labels). Called with mu held. */
+static sample *family_get(family *f, char *labels)
+{
+    if (labels == NULL)
+        return NULL;
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->v[i].labels, labels) == 0) {
+            free(labels);
+            return &f->v[i];
+        }
+    }
+    sample *grown = realloc(f->v, (f->n + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        free(labels);
+        return NULL;
+    }
+    f->v = grown;
+    f->v[f->n].labels = labels;
+    f->v[f->n].value = 0;
+    return &f->v[f->n++];
+}
+
+void rec_metrics_cycle(rec_metrics *m, const char *result, double duration_s, unsigned drift,
+                       unsigned pending, bool success, double now_s)
+{
+    char *labels = labels2("result", result, NULL, NULL);
+    pthread_mutex_lock(&m->mu);
+    sample *s = family_get(&m->cycles, labels);
+    if (s != NULL)
+        s->value += 1;
+    m->duration_sum += duration_s;
+    m->duration_count += 1;
+    m->duration_last = duration_s;
+    m->drift = drift;
+    m->pending = pending;
+    if (success)
+        m->last_success = now_s;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled)
+{
+    char *labels = labels2("action", action, "code", code ? code : "OK");
+    char *tlabels = throttled ? labels2("action", action, NULL, NULL) : NULL;
+    pthread_mutex_lock(&m->mu);
+    sample *s = family_get(&m->calls, labels);
+    if (s != NULL)
+        s->value += 1;
+    if (throttled) {
+        s = family_get(&m->throttled, tlabels);
+        if (s != NULL)
+            s->value += 1;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left)
+{
+    char *labels = labels2("action", action, NULL, NULL);
+    pthread_mutex_lock(&m->mu);
+    sample *s = family_get(&m->budget, labels);
+    if (s != NULL)
+        s->value = left;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason)
+{
+    char *copy = reason ? strdup(reason) : NULL;
+    pthread_mutex_lock(&m->mu);
+    m->healthy = ok;
+    free(m->health_reason);
+    m->health_reason = copy;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void render_family(FILE *out, const char *name, const char *type, const char *help,
+                          const family *f)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t i = 0; i < f->n; i++)
+        fprintf(out, "%s{%s} %.17g\n", name, f->v[i].labels, f->v[i].value);
+}
+
+static void render_scalar(FILE *out, const char *name, const char *type, const char *help,
+                          double value)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+int rec_metrics_render(rec_metrics *m, char **ret)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (out == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&m->mu);
+    render_family(out, "imgrecon_reconcile_cycles_total", "counter", "Reconcile cycles by result.",
+                  &m->cycles);
+    fprintf(out,
+            "# HELP imgrecon_reconcile_duration_seconds Duration of reconcile cycles.\n"
+            "# TYPE imgrecon_reconcile_duration_seconds summary\n"
+            "imgrecon_reconcile_duration_seconds_sum %.17g\n"
+            "imgrecon_reconcile_duration_seconds_count %.17g\n",
+            m->duration_sum, m->duration_count);
+    render_scalar(out, "imgrecon_reconcile_last_duration_seconds", "gauge",
+                  "Duration of the last reconcile cycle.", m->duration_last);
+    render_scalar(out, "imgrecon_drift", "gauge", "Changes in the last plan.", m->drift);
+    render_scalar(out, "imgrecon_pending_steps", "gauge", "Steps not done after the last cycle.",
+                  m->pending);
+    render_family(out, "imgrecon_api_calls_total", "counter",
+                  "API call attempts by action and answer code (OK for success).", &m->calls);
+    render_family(out, "imgrecon_throttled_calls_total", "counter",
+                  "API call attempts answered with a throttling error.", &m->throttled);
+    render_family(out, "imgrecon_budget_left", "gauge",
+                  "Calls still allowed in the current rate-limit window.", &m->budget);
+    render_scalar(out, "imgrecon_last_success_timestamp_seconds", "gauge",
+                  "Wall-clock time of the last successful cycle.", m->last_success);
+    pthread_mutex_unlock(&m->mu);
+    if (fclose(out) != 0) {
+        free(text);
+        return -ENOMEM;
+    }
+    *ret = text;
+    return 0;
+}
+
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+int rec_metrics_parse_listen(const char *spec, bool allow_remote, struct sockaddr_storage *ret,
+                             socklen_t *ret_len)
+{
+    char host[256];
+    const char *port;
+    if (spec == NULL || *spec == '\0')
+        return -EINVAL;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (colon == NULL || (size_t)(colon - spec) >= sizeof(host) ||
+            memchr(spec, ':', (size_t)(colon - spec)) != NULL)
+            return -EINVAL;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        port = colon + 1;
+    }
+    if (*port == '\0' || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
+        atoi(port) > 65535 || host[0] == '\0')
+        return -EINVAL;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+        return -EINVAL;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    socklen_t len = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (!allow_remote && !is_loopback(&ss))
+        return -EPERM;
+    *ret = ss;
+    *ret_len = len;
+    return 0;
+}
+
+/* Serves /metrics and /healthz. Runs on MHD's thread. */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    rec_metrics *m = cls;
+    char *body = NULL;
+    unsigned status = MHD_HTTP_OK;
+    const char *ctype = "text/plain; charset=utf-8";
+
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        body = strdup("method not allowed\n");
+    } else if (strcmp(url, "/metrics") == 0) {
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+        if (rec_metrics_render(m, &body) < 0)
+            body = NULL;
+    } else if (strcmp(url, "/healthz") == 0) {
+        pthread_mutex_lock(&m->mu);
+        if (m->healthy) {
+            body = strdup("ok\n");
+        } else {
+            status = MHD_HTTP_SERVICE_UNAVAILABLE;
+            if (asprintf(&body, "unhealthy: %s\n",
+                         m->health_reason ? m->health_reason : "not ready") < 0)
+                body = NULL;
+        }
+        pthread_mutex_unlock(&m->mu);
+    } else {
+        status = MHD_HTTP_NOT_FOUND;
+        body = strdup("not found: try /metrics or /healthz\n");
+    }
+    if (body == NULL)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+int rec_metrics_serve(rec_metrics *m, const char *listen_spec, bool allow_remote, char **ret_bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = rec_metrics_parse_listen(listen_spec, allow_remote, &ss, &len);
+    if (rc < 0)
+        return rc;
+    if (m->mhd != NULL)
+        return -EALREADY;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+        rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    socklen_t blen = sizeof(ss);
+    char host[INET6_ADDRSTRLEN], port[8], *bound = NULL;
+    if (getsockname(fd, (struct sockaddr *)&ss, &blen) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, blen, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+        asprintf(&bound, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port) < 0) {
+        (void)close(fd);
+        return -EIO;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_LISTEN_SOCKET, fd,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (m->mhd == NULL) {
+        (void)close(fd);
+        free(bound);
+        return -EIO;
+    }
+    *ret_bound = bound;
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* The daemon's Prometheus endpoint (DESIGN.md "Daemon"): a mutex-protected registry the loop
+ * updates, rendered in the text exposition format (version 0.0.4) on GET /metrics, and GET
+ * /healthz, served by libmicrohttpd in its own thread on `metrics_listen` (loopback only unless
+ * explicitly allowed; port 0 picks a free port and the bound address is reported back). */
+#ifndef REC_METRICS_H
+#define REC_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+typedef struct rec_metrics rec_metrics;
+
+int rec_metrics_new(rec_metrics **ret);
+/* Stops the server (if any) and frees the registry. Accepts NULL. */
+void rec_metrics_free(rec_metrics *m);
+
+/* One cycle ended: imgrecon_reconcile_cycles_total{result} += 1, the duration summary, the
+ * imgrecon_drift and imgrecon_pending_steps gauges, and on success the last-success timestamp
+ * (now_s, wall clock seconds). */
+void rec_metrics_cycle(rec_metrics *m, const char *result, double duration_s, unsigned drift,
+                       unsigned pending, bool success, double now_s);
+/* One HTTP attempt: imgrecon_api_calls_total{action,code} += 1 (code NULL: "OK"); throttled
+ * answers also count in imgrecon_throttled_calls_total{action}. */
+void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled);
+/* imgrecon_budget_left{action}. */
+void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left);
+/* /healthz answers 200 "ok" when healthy, 503 with the reason otherwise (before the first
+ * successful load, while stopping). reason may be NULL. */
+void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason);
+
+/* The exposition text (malloc'd). Returns 0 or -ENOMEM. */
+int rec_metrics_render(rec_metrics *m, char **ret);
+
+/* Parses "HOST:PORT" or "[V6]:PORT" with a numeric host. Returns 0, -EINVAL when malformed, or
+ * -EPERM when the address is not loopback and allow_remote is false. */
+int rec_metrics_parse_listen(const char *spec, bool allow_remote, struct sockaddr_storage *ret,
+                             socklen_t *ret_len);
+/* Binds and starts serving. *ret_bound is the actual "host:port" (malloc'd). Returns 0 or a
+ * negative errno (-EINVAL/-EPERM from the parser, -EADDRINUSE, ...). */
+int rec_metrics_serve(rec_metrics *m, const char *listen, bool allow_remote, char **ret_bound);
+/* Stops serving (joins the server thread). Accepts NULL. */
+void rec_metrics_stop(rec_metrics *m);
+
+#endif

@@ -1,0 +1,59 @@
+/* The daemon's status file (DESIGN.md "Daemon"): `<state_dir>/status.json`, rewritten atomically
+ * (temporary file, fsync, rename) after every cycle by rec_daemon and read by `imgrecon status`.
+ * Messages in it are already normalised and scrubbed by the writer. */
+#ifndef REC_STATUS_H
+#define REC_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rec_status_failure {
+    char *address;        /* step address */
+    char *message;        /* normalised error text */
+    unsigned count;       /* consecutive failed cycles */
+    uint64_t retry_at_ms; /* wall clock; 0: next cycle */
+} rec_status_failure;
+
+/* Every time is wall-clock milliseconds since the epoch; 0 means "never / unknown". */
+typedef struct rec_status {
+    long pid;
+    char *state;  /* "starting", "idle", "reconciling", "stopped" */
+    char *result; /* last cycle: "ok", "failed", "error", "stopped"; NULL before the first */
+    char *error;  /* why the last cycle could not run (rc < 0), NULL otherwise */
+    uint64_t cycles;
+    uint64_t cycle_start_ms;
+    uint64_t cycle_end_ms;
+    uint64_t next_cycle_ms;
+    uint64_t last_success_ms;
+    unsigned drift;   /* changes in the last plan */
+    unsigned pending; /* steps not done after the last cycle */
+    unsigned done;
+    unsigned failed;
+    unsigned skipped;
+    bool suspended;
+    char *metrics_addr; /* bound host:port of the metrics endpoint, NULL when disabled */
+    rec_status_failure *failures;
+    size_t n_failures;
+} rec_status;
+
+#define REC_STATUS_FORMAT_VERSION 1
+
+/* Serialises to a JSON object (malloc'd, pretty, trailing newline). Returns 0 or -ENOMEM. */
+int rec_status_to_json(const rec_status *st, char **ret);
+/* Parses what rec_status_to_json wrote. Returns 0, or -EPROTO for malformed or mistyped input,
+ * or -ENOMEM. */
+int rec_status_from_json(const char *text, size_t len, rec_status *ret);
+/* Writes `<state_dir>/status.json` atomically (mode 0644). Returns 0 or a negative errno. */
+int rec_status_write(const char *state_dir, const rec_status *st);
+/* Reads `<state_dir>/status.json`. -ENOENT when there is none yet. */
+int rec_status_read(const char *state_dir, rec_status *ret);
+/* A human summary relative to now_ms (multi-line, malloc'd). NULL on allocation failure. */
+char *rec_status_describe(const rec_status *st, uint64_t now_ms);
+/* Adds a failure (copies strings). Returns 0 or -ENOMEM. */
+int rec_status_add_failure(rec_status *st, const char *address, const char *message, unsigned count,
+                           uint64_t retry_at_ms);
+/* Frees every field; st itself stays (zeroed). Accepts NULL. */
+void rec_status_clear(rec_status *st);
+
+#endif
