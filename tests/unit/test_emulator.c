@@ -1,0 +1,366 @@
+/* Unit tests of the emulator's world and fixture loader, linked directly (no HTTP): quota,
+ * ClientToken idempotency, share/delete rules, list filters and paging, async status, list lag,
+ * ECS delete rules, and fixture errors with their positions. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emu_fixture.h"
+#include "emu_world.h"
+
+#define T0 1700000000000LL
+
+static emu_world *demo(void)
+{
+    spec_diags d;
+    spec_diags_init(&d);
+    emu_world *w = NULL;
+    int rc = emu_fixture_parse("<demo>", emu_demo_fixture, strlen(emu_demo_fixture), &w, &d);
+    cr_assert_eq(rc, 0, "demo fixture: %s", d.n ? d.v[0].msg : "?");
+    spec_diags_free(&d);
+    w->create_delay_ms = 1000;
+    return w;
+}
+
+/* Runs one operation with "K=V&..." parameters; returns the result (caller clears it). */
+static emu_result run(emu_world *w, enum emu_product p, const char *action, const char *query,
+                      int64_t now)
+{
+    prov_kvs kv = {0};
+    cr_assert_eq(prov_kvs_parse_urlencoded(&kv, query, strlen(query)), 0);
+    emu_result r;
+    cr_assert_eq(emu_world_call(w, p, action, &kv, now, &r), 0);
+    prov_kvs_free(&kv);
+    return r;
+}
+
+static void expect_code(emu_world *w, enum emu_product p, const char *action, const char *query,
+                        int status, const char *code)
+{
+    emu_result r = run(w, p, action, query, T0);
+    cr_expect_eq(r.http_status, status, "%s %s: status %d", action, query, r.http_status);
+    cr_expect(r.code && strcmp(r.code, code) == 0, "%s %s: code %s, want %s", action, query,
+              r.code ? r.code : "(none)", code);
+    emu_result_clear(&r);
+}
+
+static char *create(emu_world *w, const char *name, const char *extra, int64_t now)
+{
+    char q[512];
+    snprintf(q, sizeof(q),
+             "RegionId=cn-hangzhou&ImageName=%s&InstanceId=ace0706b2ac4454d984295a94213abcd&"
+             "SystemSnapshotId=s-bp1sys00000001%s",
+             name, extra);
+    emu_result r = run(w, EMU_SWAS, "CreateCustomImage", q, now);
+    cr_assert_eq(r.http_status, 200, "create %s: %s %s", name, r.code, r.message);
+    char *id = strdup(json_string_value(json_object_get(r.body, "ImageId")));
+    emu_result_clear(&r);
+    return id;
+}
+
+static size_t list_count(emu_world *w, const char *query, int64_t now, json_t **ret_body)
+{
+    emu_result r = run(w, EMU_SWAS, "ListCustomImages", query, now);
+    cr_assert_eq(r.http_status, 200, "list %s: %s", query, r.code);
+    size_t n = json_array_size(json_object_get(r.body, "CustomImages"));
+    if (ret_body) {
+        *ret_body = json_incref(r.body);
+    }
+    emu_result_clear(&r);
+    return n;
+}
+
+Test(emulator_world, demo_quota_is_three_per_server)
+{
+    emu_world *w = demo();
+    cr_expect_eq(emu_region_quota(emu_world_region(w, "cn-hangzhou")), 6);
+    cr_expect_eq(emu_region_quota(emu_world_region(w, "cn-shanghai")), 3);
+    /* Two images exist: four creates fit, the fifth hits the quota. */
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "q-%d", i);
+        free(create(w, name, "", T0));
+    }
+    expect_code(w, EMU_SWAS, "CreateCustomImage",
+                "RegionId=cn-hangzhou&ImageName=q-4&InstanceId=ace0706b2ac4454d984295a94213abcd",
+                400, "CustomImageQuotaLimit");
+    emu_world_free(w);
+}
+
+Test(emulator_world, create_validation_codes)
+{
+    emu_world *w = demo();
+    const char *base = "RegionId=cn-hangzhou&InstanceId=ace0706b2ac4454d984295a94213abcd";
+    char q[512];
+    expect_code(w, EMU_SWAS, "CreateCustomImage", base, 400, "MissingParameter");
+    snprintf(q, sizeof(q), "%s&ImageName=-x", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "InvalidParam.IllegalImageName");
+    snprintf(q, sizeof(q), "%s&ImageName=legacy-web", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "ImageNameAlreadyExist");
+    snprintf(q, sizeof(q), "%s&ImageName=a1&SystemSnapshotId=s-bp1data0000001", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400,
+                "InvalidParam.SystemSnapshotIdNotSupport");
+    snprintf(q, sizeof(q), "%s&ImageName=a1&SystemSnapshotId=s-bp1sys00000003", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "InvalidParam.SystemSnapshotIdNotFound");
+    snprintf(q, sizeof(q), "%s&ImageName=a1&DataSnapshotId=s-nope", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "InvalidParam.DataSnapshotIdNotFound");
+    snprintf(q, sizeof(q), "%s&ImageName=a1&Tag.1.Key=acs:x&Tag.1.Value=v", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "InvalidParam.TagKey");
+    snprintf(q, sizeof(q), "%s&ImageName=a1&Tag.21.Key=k", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 400, "InvalidParam.TagCount");
+    expect_code(w, EMU_SWAS, "CreateCustomImage",
+                "RegionId=cn-hangzhou&ImageName=a1&InstanceId=nosuch", 404,
+                "InvalidInstanceId.NotFound");
+    emu_world_region(w, "cn-hangzhou")->servers[0].status[0] = 'X'; /* "Xunning" */
+    snprintf(q, sizeof(q), "%s&ImageName=a1", base);
+    expect_code(w, EMU_SWAS, "CreateCustomImage", q, 403, "IncorrectInstanceStatus");
+    emu_world_free(w);
+}
+
+Test(emulator_world, client_token_idempotency)
+{
+    emu_world *w = demo();
+    char *a = create(w, "tok-img", "&ClientToken=t-1", T0);
+    char *b = create(w, "tok-img", "&ClientToken=t-1", T0 + 1000);
+    cr_expect_str_eq(a, b, "same token and parameters answer the same ImageId");
+    cr_expect_eq(emu_world_region(w, "cn-hangzhou")->n_images, 3, "no second image");
+    expect_code(w, EMU_SWAS, "CreateCustomImage",
+                "RegionId=cn-hangzhou&ImageName=other&InstanceId=ace0706b2ac4454d984295a94213abcd"
+                "&ClientToken=t-1",
+                400, "IdempotentParameterMismatch");
+    /* After 24 hours the token is forgotten: a new create with it is a new request. */
+    char *c = create(w, "tok-img2", "&ClientToken=t-1", T0 + 25LL * 3600 * 1000);
+    cr_expect_str_neq(a, c);
+    free(a);
+    free(b);
+    free(c);
+    emu_world_free(w);
+}
+
+Test(emulator_world, image_ids_are_seeded_and_well_formed)
+{
+    emu_world *w1 = demo(), *w2 = demo();
+    emu_world_seed(w1, 42);
+    emu_world_seed(w2, 42);
+    char *a = create(w1, "s-1", "", T0), *b = create(w2, "s-1", "", T0);
+    cr_expect_str_eq(a, b);
+    cr_expect_eq(strlen(a), 22);
+    cr_expect_eq(strspn(a + 2, "abcdefghijklmnopqrstuvwxyz0123456789"), 20);
+    free(a);
+    free(b);
+    emu_world_free(w1);
+    emu_world_free(w2);
+}
+
+Test(emulator_world, async_status_and_list_lag)
+{
+    emu_world *w = demo();
+    w->list_lag_ms = 500;
+    char *id = create(w, "slow", "", T0);
+    char q[128];
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\"]", id);
+    cr_expect_eq(list_count(w, q, T0 + 100, NULL), 0, "not listed inside the lag");
+    json_t *body = NULL;
+    cr_expect_eq(list_count(w, q, T0 + 600, &body), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(body, "CustomImages"), 0), "Status")),
+                     "4");
+    json_decref(body);
+    cr_expect_eq(list_count(w, q, T0 + 1000, &body), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(body, "CustomImages"), 0), "Status")),
+                     "1");
+    json_decref(body);
+    free(id);
+    emu_world_free(w);
+}
+
+Test(emulator_world, share_and_delete_rules)
+{
+    emu_world *w = demo();
+    char *id = create(w, "sh", "", T0);
+    char q[160];
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s&Operation=Share", id);
+    expect_code(w, EMU_SWAS, "ModifyImageShareStatus", q, 403, "IncorrectImageStatus");
+    emu_result r = run(w, EMU_SWAS, "ModifyImageShareStatus", q, T0 + 2000);
+    cr_expect_eq(r.http_status, 200, "share once available: %s", r.code);
+    emu_result_clear(&r);
+    r = run(w, EMU_SWAS, "ModifyImageShareStatus", q, T0 + 2000);
+    cr_expect_eq(r.http_status, 200, "sharing again is idempotent");
+    emu_result_clear(&r);
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s", id);
+    expect_code(w, EMU_SWAS, "DeleteCustomImage", q, 400, "CustomImageInShare");
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s&Operation=share", id);
+    expect_code(w, EMU_SWAS, "ModifyImageShareStatus", q, 400, "InvalidParam.OperationIllegal");
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s&Operation=UnShare", id);
+    r = run(w, EMU_SWAS, "ModifyImageShareStatus", q, T0 + 2000);
+    cr_expect_eq(r.http_status, 200);
+    emu_result_clear(&r);
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s&ClientToken=d-1", id);
+    r = run(w, EMU_SWAS, "DeleteCustomImage", q, T0 + 2000);
+    cr_expect_eq(r.http_status, 200);
+    emu_result_clear(&r);
+    r = run(w, EMU_SWAS, "DeleteCustomImage", q, T0 + 2000);
+    cr_expect_eq(r.http_status, 200, "a retried delete with its token succeeds again");
+    emu_result_clear(&r);
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageId=%s", id);
+    expect_code(w, EMU_SWAS, "DeleteCustomImage", q, 404, "InvalidImageId.NotFound");
+    free(id);
+    emu_world_free(w);
+}
+
+Test(emulator_world, list_filters_and_paging)
+{
+    emu_world *w = demo();
+    json_t *body = NULL;
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou", T0, &body), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(body, "TotalCount")), "2");
+    cr_expect_str_eq(json_string_value(json_object_get(body, "PageSize")), "10");
+    cr_expect_str_eq(json_string_value(json_object_get(body, "PageNumber")), "1");
+    json_decref(body);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&Share=true", T0, NULL), 1);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&Share=false", T0, NULL), 1);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&ImageNames=legacy-web,hand-made", T0, NULL), 2,
+                 "comma-separated lists are accepted");
+    cr_expect_eq(
+        list_count(w, "RegionId=cn-hangzhou&ImageIds=[\"m-bp1handmade0000001\"]", T0, NULL), 1);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&Tag.1.Key=imgrecon/owner", T0, NULL), 1);
+    cr_expect_eq(
+        list_count(w, "RegionId=cn-hangzhou&Tag.1.Key=imgrecon/owner&Tag.1.Value=other", T0, NULL),
+        0);
+    cr_expect_eq(
+        list_count(w, "RegionId=cn-hangzhou&InstanceId=bce0706b2ac4454d984295a94213bcde", T0, NULL),
+        1);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&ResourceGroupId=rg-other", T0, NULL), 0);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&PageSize=1&PageNumber=2", T0, &body), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(body, "TotalCount")), "2");
+    json_decref(body);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&PageSize=1&PageNumber=3", T0, NULL), 0);
+    cr_expect_eq(list_count(w, "RegionId=cn-beijing", T0, NULL), 0, "unknown region: empty");
+    expect_code(w, EMU_SWAS, "ListCustomImages", "RegionId=cn-hangzhou&PageSize=101", 400,
+                "InvalidParam.PageSize");
+    expect_code(w, EMU_SWAS, "ListCustomImages", "RegionId=cn-hangzhou&ImageIds=[\"a\"", 400,
+                "InvalidParam.ImageIds");
+    expect_code(w, EMU_SWAS, "ListCustomImages", "PageSize=1", 400, "MissingParameter");
+    emu_world_free(w);
+}
+
+Test(emulator_world, ecs_describe_and_delete)
+{
+    emu_world *w = demo();
+    emu_result r =
+        run(w, EMU_ECS, "DescribeImages", "RegionId=cn-hangzhou&ImageOwnerAlias=self", T0);
+    cr_expect_eq(json_integer_value(json_object_get(r.body, "TotalCount")), 2);
+    emu_result_clear(&r);
+    r = run(w, EMU_ECS, "DescribeImages", "RegionId=cn-hangzhou&Status=Creating", T0);
+    cr_expect_eq(json_integer_value(json_object_get(r.body, "TotalCount")), 0);
+    emu_result_clear(&r);
+    const char *used = "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p5678";
+    expect_code(w, EMU_ECS, "DeleteImage", used, 403, "ImageUsingByInstance");
+    expect_code(w, EMU_ECS, "DeleteImage",
+                "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p1234&DryRun=true", 400,
+                "DryRunOperation");
+    expect_code(w, EMU_ECS, "DeleteImage", "RegionId=cn-hangzhou&ImageId=m-none", 404,
+                "InvalidImageId.NotFound");
+    r = run(w, EMU_ECS, "DeleteImage",
+            "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p5678&Force=true", T0);
+    cr_expect_eq(r.http_status, 200);
+    emu_result_clear(&r);
+    emu_ecs_image *e = &emu_world_region(w, "cn-hangzhou")->ecs[0];
+    const char *busy[][2] = {{"copying", "OperationDenied.ImageCopying"},
+                             {"importing", "ImageIsImporting"},
+                             {"exporting", "ImageIsExporting"}};
+    for (size_t i = 0; i < 3; i++) {
+        free(e->busy);
+        e->busy = strdup(busy[i][0]);
+        expect_code(w, EMU_ECS, "DeleteImage", "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p1234",
+                    403, busy[i][1]);
+    }
+    free(e->busy);
+    e->busy = strdup("none");
+    e->shared = true;
+    expect_code(w, EMU_ECS, "DeleteImage", "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p1234", 403,
+                "ImageUseShared");
+    e->is_public = true;
+    expect_code(w, EMU_ECS, "DeleteImage", "RegionId=cn-hangzhou&ImageId=m-bp67acfmxazb4p1234", 403,
+                "ImageIsPublic");
+    emu_world_free(w);
+}
+
+Test(emulator_world, state_json_has_no_secret)
+{
+    emu_world *w = demo();
+    json_t *s = emu_world_to_json(w, T0);
+    char *text = json_dumps(s, 0);
+    cr_expect(strstr(text, "emulator-demo-secret") == NULL);
+    cr_expect(strstr(text, "\"in_share\": true") != NULL, "%s", text);
+    free(text);
+    json_decref(s);
+    emu_world_free(w);
+}
+
+/* ---- fixture errors: every one with its position ---- */
+
+/* Arrays, not pointers: Criterion may run each case in a re-executed worker, where the
+ * parent's pointers mean nothing. */
+typedef struct fixture_case {
+    char yaml[400];
+    char want[100]; /* "line:col: message" substring of the first diagnostic */
+} fixture_case;
+
+ParameterizedTestParameters(emulator_fixture, errors)
+{
+    static fixture_case cases[] = {
+        {"accounts: []\nregions: []\nbogus: 1\n", "3:1: unknown key \"bogus\""},
+        {"accounts:\n  - access_key_id: a\n    access_key_secret: b\n    user_id: x1\n",
+         "4:14: user_id: expected a number"},
+        {"accounts:\n  - access_key_id: a\n    user_id: 1\n",
+         "2:5: missing required key \"access_key_secret\""},
+        {"accounts: []\n", "1:11: at least one account is required"},
+        {"accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1}\nregions:\n"
+         "  - region: r\n    servers:\n      - instance_id: i\n        snapshots: []\n",
+         "7:9: unknown key \"snapshots\""},
+        {"accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1}\nregions:\n"
+         "  - region: r\n    custom_images:\n      - {image_id: m-1, name: n, status: \"7\"}\n",
+         "6:42: status: expected \"0\" to \"4\""},
+        {"accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1}\nregions:\n"
+         "  - region: r\n    ecs_images:\n      - {image_id: m-1, busy: sleeping}\n",
+         "6:31: busy: expected none, copying, importing or exporting"},
+        {"accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1}\nregions:\n"
+         "  - region: r\n    custom_images:\n      - {image_id: m-1, name: n}\n"
+         "      - {image_id: m-1, name: o}\n",
+         "7:9: duplicate image_id \"m-1\""},
+        {"accounts: [\n", "YAML syntax error"},
+        {"", "1:1: empty fixture"},
+    };
+    return cr_make_param_array(fixture_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(fixture_case *c, emulator_fixture, errors)
+{
+    spec_diags d;
+    spec_diags_init(&d);
+    emu_world *w = NULL;
+    int rc = emu_fixture_parse("fx.yaml", c->yaml, strlen(c->yaml), &w, &d);
+    cr_assert_eq(rc, -EINVAL);
+    cr_assert_null(w);
+    cr_assert_gt(d.n, 0);
+    char line[600];
+    snprintf(line, sizeof(line), "%s:%u:%u: %s", d.v[0].file, d.v[0].line, d.v[0].col, d.v[0].msg);
+    cr_expect(strstr(line, c->want) != NULL, "got \"%s\", want \"%s\"", line, c->want);
+    spec_diags_free(&d);
+}
+
+Test(emulator_fixture, every_error_in_one_pass)
+{
+    const char *yaml = "accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1, x: 1}\n"
+                       "regions:\n  - region: r\n    y: 2\n";
+    spec_diags d;
+    spec_diags_init(&d);
+    emu_world *w = NULL;
+    cr_assert_eq(emu_fixture_parse("fx.yaml", yaml, strlen(yaml), &w, &d), -EINVAL);
+    cr_expect_eq(d.n, 2, "both unknown keys reported");
+    spec_diags_free(&d);
+}
