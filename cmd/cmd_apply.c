@@ -28,7 +28,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
                  "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
-                 "re-reads the account and refuses when the plan is stale.\n\n"
+                 "re-reads the account, refuses when the plan is stale, and does not ask.\n\n"
                  "  --auto-approve       do not ask for confirmation\n");
     cmd_print_common_help(out);
 }
@@ -100,6 +100,9 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
 
     rec_plan *saved = NULL;
     if (planfile != NULL) {
+        /* As with Terraform, a saved plan is the approval: it was reviewed when it was made,
+         * and a stale one is refused below. */
+        ui.auto_approve = true;
         char *perr = NULL;
         int prc = rec_plan_load(planfile, &saved, &perr);
         if (prc < 0) {

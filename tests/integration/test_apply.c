@@ -1,0 +1,422 @@
+/* imgrecon plan and apply end to end: the real binary against the real emulator, limits scaled
+ * to 10/1s on both sides. Every scenario also checks the emulator's journal for the ordering
+ * rules and for zero throttled calls (apply_support.h). */
+#include "apply_support.h"
+
+#define SRV0 "ace0706b2ac4454d984295a94213ab00"
+#define SRV1 "ace0706b2ac4454d984295a94213ab01"
+
+static env E;
+
+static void setup(void)
+{
+    env_init(&E);
+}
+
+static void teardown(void)
+{
+    env_fini(&E);
+}
+
+TestSuite(apply, .init = setup, .fini = teardown, .timeout = 300);
+
+/* A manifest entry on server 0 (system snapshot s-sys-00). */
+#define IMG(name, extra)                                                                           \
+    "  - name: " name "\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n" extra
+
+/* A fixture image owned by us on server 0. */
+#define FIX(id, name, status, shared, tags)                                                        \
+    "      - image_id: " id "\n        name: " name "\n        instance_id: " SRV0                 \
+    "\n        system_snapshot_id: s-sys-00\n        status: \"" status                            \
+    "\"\n        in_share: " shared "\n        tags: " tags "\n"
+
+#define OWNED "{imgrecon/owner: default}"
+
+static void expect_ok(run_result *r, const char *what)
+{
+    cr_assert_eq(r->status, 0, "%s: exit %d\n%s", what, r->status, r->out);
+}
+
+/* The second apply changes nothing and calls only List/Describe. */
+static void expect_idempotent(void)
+{
+    json_t *j = journal_lines(&E);
+    size_t before = json_array_size(j);
+    json_decref(j);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "second apply");
+    cr_expect(strstr(r.out, "No changes") != NULL, "second apply output:\n%s", r.out);
+    run_result_free(&r);
+    j = journal_lines(&E);
+    for (size_t i = before; i < json_array_size(j); i++) {
+        const char *a = jstr(json_array_get(j, i), "action");
+        cr_expect(strcmp(a, "ListCustomImages") == 0 || strcmp(a, "DescribeImages") == 0,
+                  "second apply called %s", a);
+    }
+    json_decref(j);
+}
+
+Test(apply, create_and_share_then_idempotent)
+{
+    write_fixture(&E, 2, NULL, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "")
+                               IMG("web-b", "    share_to_ecs: true\n    description: B\n"));
+
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    cr_assert_eq(r.status, 2, "plan with changes: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "web-a") && strstr(r.out, "web-b"), "%s", r.out);
+    run_result_free(&r);
+
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply");
+    cr_expect(strstr(r.out, "Apply complete: 2 created, 0 deleted, 1 shared") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "0 throttled") != NULL, "%s", r.out);
+    run_result_free(&r);
+
+    json_t *imgs = state_images(&E);
+    json_t *a = find_image(imgs, "web-a"), *b = find_image(imgs, "web-b");
+    cr_assert(a && b);
+    cr_expect_str_eq(jstr(a, "status"), "1");
+    cr_expect_str_eq(jstr(b, "status"), "1");
+    cr_expect(!image_shared(a));
+    cr_expect(image_shared(b));
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_object_get(a, "tags"), "imgrecon/owner")),
+        "default");
+    json_decref(imgs);
+
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", NULL), 2);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 1);
+    json_decref(j);
+    assert_journal_rules(&E);
+
+    r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "plan after apply: exit %d\n%s", r.status, r.out);
+    run_result_free(&r);
+    expect_idempotent();
+}
+
+Test(apply, share_toggle_and_unshare)
+{
+    write_fixture(&E, 1,
+                  FIX("m-toshare0000000001", "web-a", "1", "false", OWNED)
+                      FIX("m-tounshare00000001", "web-b", "1", "true", OWNED),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
+                               "web-a", "    share_to_ecs: true\n") IMG("web-b", ""));
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_expect(image_shared(find_image(imgs, "web-a")));
+    cr_expect(!image_shared(find_image(imgs, "web-b")));
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 2);
+    json_decref(j);
+    assert_journal_rules(&E);
+    expect_idempotent();
+}
+
+Test(apply, replace_on_instance_change_and_protected_refused)
+{
+    write_fixture(&E, 2,
+                  FIX("m-replace0000000001", "web-a", "1", "true", OWNED)
+                      FIX("m-protect0000000001", "web-p", "1", "false",
+                          "{imgrecon/owner: default, imgrecon/protect: \"true\"}"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    /* Both move to server 1: web-a is replaced (unshare, delete, create, share); web-p is
+     * protected and stays. */
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n"
+               "  - name: web-a\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"
+               "    share_to_ecs: true\n"
+               "  - name: web-p\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"
+               "    protect: true\n");
+    run_result r = RUN(&E, "plan", "-f", E.manifest);
+    expect_ok(&r, "plan");
+    cr_expect(strstr(r.out, "-/+") != NULL, "replace shown:\n%s", r.out);
+    cr_expect(strstr(r.out, "protect") != NULL, "refusal shown:\n%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    json_t *a = find_image(imgs, "web-a"), *p = find_image(imgs, "web-p");
+    cr_assert(a && p);
+    cr_expect_str_neq(jstr(a, "image_id"), "m-replace0000000001");
+    cr_expect_str_eq(jstr(a, "instance_id"), SRV1);
+    cr_expect(image_shared(a));
+    cr_expect_str_eq(jstr(p, "image_id"), "m-protect0000000001");
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", NULL), 1);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", NULL), 1);
+    json_decref(j);
+    assert_journal_rules(&E);
+}
+
+Test(apply, prune_off_on_and_unmanaged_untouched)
+{
+    write_fixture(&E, 2,
+                  FIX("m-keep000000000001", "web-a", "1", "false", OWNED)
+                      FIX("m-orphan0000000001", "old-1", "1", "true", OWNED)
+                          FIX("m-foreign000000001", "foreign", "1", "false", "{team: x}"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    /* prune off (default): nothing to do, the orphan and the foreign image are reported. */
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "prune off: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "foreign") != NULL, "unmanaged reported:\n%s", r.out);
+    run_result_free(&r);
+
+    write_file(E.config, "owner: default\nprune: true\n");
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply with prune");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_expect_not_null(find_image(imgs, "web-a"));
+    cr_expect_null(find_image(imgs, "old-1"), "owned orphan pruned");
+    cr_expect_not_null(find_image(imgs, "foreign"), "unmanaged image untouched");
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 1, "unshared first");
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", NULL), 1);
+    json_decref(j);
+    assert_journal_rules(&E);
+    expect_idempotent();
+}
+
+Test(apply, prune_guards_allow_empty_and_max_deletes)
+{
+    write_fixture(&E, 3,
+                  FIX("m-orphan0000000001", "old-1", "1", "false", OWNED)
+                      FIX("m-orphan0000000002", "old-2", "1", "false", OWNED)
+                          FIX("m-orphan0000000003", "old-3", "1", "false", OWNED),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    /* An empty desired set for the region: refused without allow_empty. */
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
+    write_file(E.config, "owner: default\nprune: true\n");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 3, "nothing deleted by the empty set");
+    json_decref(imgs);
+
+    /* max_deletes 2 < 3 deletes: refused too. */
+    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\nmax_deletes: 2\n");
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect(strstr(r.out, "max_deletes") != NULL, "guard named:\n%s", r.out);
+    run_result_free(&r);
+    imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 3, "nothing deleted over max_deletes");
+    json_decref(imgs);
+
+    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\nmax_deletes: 3\n");
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply within the guards");
+    run_result_free(&r);
+    imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 0);
+    json_decref(imgs);
+    assert_journal_rules(&E);
+}
+
+Test(apply, failed_status3_replaced_and_ecs_delete_force)
+{
+    write_fixture(&E, 1, FIX("m-failed0000000001", "web-a", "3", "false", OWNED),
+                  "      - image_id: m-ecs0000000000001\n        name: old-ecs\n"
+                  "        status: Available\n        used_by_instances: 1\n");
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
+                               "web-a", "") "ecs_images:\n  - image_id: m-ecs0000000000001\n"
+                                            "    ensure: absent\n    force: true\n");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    json_t *a = find_image(imgs, "web-a");
+    cr_assert_not_null(a);
+    cr_expect_str_eq(jstr(a, "status"), "1");
+    cr_expect_str_neq(jstr(a, "image_id"), "m-failed0000000001");
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteImage", NULL), 1);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        if (strcmp(jstr(l, "action"), "DeleteImage") == 0)
+            cr_expect_str_eq(jparam(l, "Force"), "true");
+    }
+    json_decref(j);
+    assert_journal_rules(&E);
+    expect_idempotent();
+}
+
+Test(apply, quota_full_deletes_before_creates)
+{
+    /* One server: quota 3, full with three owned images (two shared) to retire. */
+    write_fixture(&E, 1,
+                  FIX("m-retire0000000001", "old-1", "1", "true", OWNED)
+                      FIX("m-retire0000000002", "old-2", "1", "true", OWNED)
+                          FIX("m-retire0000000003", "old-3", "1", "false", OWNED),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: default\nprune: true\nquotas: {default: 3}\n");
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("new-1", "    share_to_ecs: true\n")
+                   IMG("new-2", "") IMG("new-3", "    share_to_ecs: true\n"));
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    expect_ok(&r, "apply");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 3);
+    cr_expect(image_shared(find_image(imgs, "new-1")));
+    cr_expect(!image_shared(find_image(imgs, "new-2")));
+    cr_expect(image_shared(find_image(imgs, "new-3")));
+    json_decref(imgs);
+    assert_journal_rules(&E);
+    expect_idempotent();
+}
+
+Test(apply, custom_image_in_share_when_the_world_changes)
+{
+    write_fixture(&E, 1, FIX("m-orphan0000000001", "old-1", "1", "false", OWNED), NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\n");
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
+    /* The first delete is throttled (cooling DeleteCustomImage down for 5 s); meanwhile
+     * someone shares the image, so the retried delete meets CustomImageInShare. */
+    cr_assert_eq(emu_proc_add_fault(&E.emu, "{\"action\":\"DeleteCustomImage\","
+                                            "\"kind\":\"Throttling\",\"count\":1}"),
+                 0);
+    char outpath[160];
+    snprintf(outpath, sizeof(outpath), "%s/apply-inshare.txt", E.dir);
+    pid_t pid =
+        spawn_imgrecon(&E, outpath,
+                       (const char *const[]){"apply", "-f", E.manifest, "--auto-approve",
+                                             "--rate-limit", "DeleteCustomImage=1/5s", NULL});
+    /* Wait (bounded, on journal writes) for the throttled delete. */
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
+    int deadline = mono_ms_now() + 30000;
+    bool seen = false;
+    while (!seen && mono_ms_now() < deadline) {
+        json_t *j = journal_lines(&E);
+        seen = count_calls(j, 0, "DeleteCustomImage", "Throttling") > 0;
+        json_decref(j);
+        if (!seen) {
+            struct pollfd p = {.fd = ino, .events = POLLIN};
+            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+                char buf[4096];
+                (void)read(ino, buf, sizeof(buf));
+            }
+        }
+    }
+    close(ino);
+    cr_assert(seen, "the throttled delete never came");
+    /* Share it behind imgrecon's back with a separate, signed `imgrecon api` call. */
+    char api_state[160];
+    snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
+    run_result s = RUN(&E, "api", "--state-dir", api_state, "swas", "ModifyImageShareStatus",
+                       "RegionId=cn-hangzhou", "ImageId=m-orphan0000000001", "Operation=Share");
+    cr_assert_eq(s.status, 0, "share behind the back: %s", s.out);
+    run_result_free(&s);
+
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_expect_eq(status, 0, "apply: %s", out);
+    free(out);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 0, "the image is gone");
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "CustomImageInShare"), 1);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", NULL), 1);
+    json_decref(j);
+    assert_journal_rules(&E);
+}
+
+Test(apply, plan_exit_codes_and_broken_manifest)
+{
+    write_fixture(&E, 1, NULL, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n  - name: x\n    bogus: 1\n");
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    cr_expect_eq(r.status, 1, "broken manifest: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "images.yaml:") != NULL, "position given:\n%s", r.out);
+    run_result_free(&r);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(json_array_size(j), 0, "no API call for a broken manifest");
+    json_decref(j);
+
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
+    r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode", "--json");
+    cr_expect_eq(r.status, 0, "no changes: exit %d\n%s", r.status, r.out);
+    json_error_t jerr;
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    cr_expect_not_null(doc, "JSON output: %s\n%s", jerr.text, r.out);
+    cr_expect(json_is_string(json_object_get(doc, "format_version")));
+    json_decref(doc);
+    run_result_free(&r);
+
+    r = RUN(&E, "apply", "-f", E.manifest);
+    cr_expect_eq(r.status, 0, "apply without changes needs no confirmation: %s", r.out);
+    run_result_free(&r);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    r = RUN(&E, "apply", "-f", E.manifest);
+    cr_expect_eq(r.status, 1, "apply without a terminal and --auto-approve: %s", r.out);
+    cr_expect(strstr(r.out, "--auto-approve") != NULL, "%s", r.out);
+    run_result_free(&r);
+    j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0, "nothing created unasked");
+    json_decref(j);
+}
+
+Test(apply, saved_plan_and_stale_refusal)
+{
+    write_fixture(&E, 1, NULL, NULL);
+    start_emu(&E, "300ms", NULL);
+    char planfile[160];
+    snprintf(planfile, sizeof(planfile), "%s/plan.json", E.dir);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--out", planfile);
+    expect_ok(&r, "plan --out");
+    run_result_free(&r);
+
+    /* The manifests change: the saved plan is stale. */
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-b", ""));
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve", planfile);
+    cr_expect_eq(r.status, 1, "stale plan applied: %s", r.out);
+    cr_expect(strstr(r.out, "stale") != NULL, "%s", r.out);
+    run_result_free(&r);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0);
+    json_decref(j);
+
+    /* Back to what was planned: the plan applies (a saved plan is the approval). */
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve", planfile);
+    expect_ok(&r, "apply PLANFILE");
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_expect_not_null(find_image(imgs, "web-a"));
+    json_decref(imgs);
+
+    /* The account changed since: stale again. */
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve", planfile);
+    cr_expect_eq(r.status, 1, "plan made before the account changed: %s", r.out);
+    cr_expect(strstr(r.out, "stale") != NULL, "%s", r.out);
+    run_result_free(&r);
+    assert_journal_rules(&E);
+}
