@@ -30,7 +30,17 @@ struct xstep {
     uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
 };
 
+/* Recent answer times of one API action, to tell the user when its next call can go. */
+#define HIST_MAX 64
+typedef struct act_hist {
+    const char *api;
+    uint64_t t[HIST_MAX];
+    size_t n, head;
+} act_hist;
+
 struct rec_exec {
+    act_hist hist[8];
+    size_t n_hist;
     uv_loop_t *loop;
     rec_plan *plan;
     rec_exec_opts o;
@@ -63,6 +73,43 @@ typedef struct xcall {
 } xcall;
 
 static void pump(rec_exec *x);
+
+static void hist_record(rec_exec *x, const char *api)
+{
+    if (api == NULL)
+        return;
+    act_hist *h = NULL;
+    for (size_t i = 0; i < x->n_hist && h == NULL; i++)
+        if (strcmp(x->hist[i].api, api) == 0)
+            h = &x->hist[i];
+    if (h == NULL) {
+        if (x->n_hist == sizeof(x->hist) / sizeof(x->hist[0]))
+            return;
+        h = &x->hist[x->n_hist++];
+        h->api = api;
+    }
+    h->t[h->head] = prov_now_ms();
+    h->head = (h->head + 1) % HIST_MAX;
+    if (h->n < HIST_MAX)
+        h->n++;
+}
+
+/* When the next call of api can go by our own recent calls (0: now or unknown). */
+static uint64_t hist_next_ms(const rec_exec *x, const char *api)
+{
+    if (x->o.cfg == NULL)
+        return 0;
+    spec_rate r = spec_config_rate_for(x->o.cfg, api);
+    for (size_t i = 0; i < x->n_hist; i++) {
+        const act_hist *h = &x->hist[i];
+        if (strcmp(h->api, api) != 0 || r.calls == 0 || r.calls > HIST_MAX || h->n < r.calls)
+            continue;
+        uint64_t oldest = h->t[(h->head + HIST_MAX - r.calls) % HIST_MAX];
+        uint64_t now = prov_now_ms();
+        return oldest + r.window_ms > now ? oldest + r.window_ms - now : 0;
+    }
+    return 0;
+}
 static void schedule_poll(rec_exec *x);
 
 static uint64_t now_ms(void)
@@ -301,15 +348,22 @@ static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
     for (size_t i = 0; err == NULL && list != NULL && i < list->n; i++) {
         const prov_image *img = &list->v[i];
         const char *owner = prov_image_tag(img, REC_OWNER_TAG);
+        const prov_image *want = s->step->after;
+        bool same_spec =
+            want == NULL || ((img->instance_id == NULL || want->instance_id == NULL ||
+                              strcmp(img->instance_id, want->instance_id) == 0) &&
+                             (img->system_snapshot_id == NULL || want->system_snapshot_id == NULL ||
+                              strcmp(img->system_snapshot_id, want->system_snapshot_id) == 0));
         if (img->name && strcmp(img->name, s->step->name) == 0 && owner && x->o.owner &&
-            strcmp(owner, x->o.owner) == 0)
+            strcmp(owner, x->o.owner) == 0 && same_spec)
             mine = img;
     }
     if (err != NULL)
         step_fail_err(s, err);
     else if (mine == NULL)
         step_fail(s, "ImageNameAlreadyExist: an image with this name exists and is not ours "
-                     "(no matching imgrecon/owner tag)");
+                     "(no matching imgrecon/owner tag, or made from another instance or "
+                     "snapshot)");
     else if (mine->status == PROV_IMG_AVAILABLE)
         step_done(s, mine->image_id);
     else if (mine->status == PROV_IMG_FAILED)
@@ -326,6 +380,7 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
     xstep *s = c->s;
     rec_exec *x = s->x;
     x->inflight--;
+    hist_record(x, c->api);
     (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, err ? NULL : image_id,
                   err ? (err->code ? err->code : "local") : NULL);
     if (err == NULL && image_id != NULL) {
@@ -354,6 +409,18 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
     pump(x);
 }
 
+/* True when the journal shows a successful delete of image_id (so it is gone for sure). */
+static bool journal_deleted(const rec_journal *j, const char *image_id)
+{
+    size_t n;
+    const rec_journal_entry *v = rec_journal_entries(j, &n);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].phase == REC_JOURNAL_RESULT && v[i].code == NULL && v[i].image_id && v[i].action &&
+            strcmp(v[i].action, "DeleteCustomImage") == 0 && strcmp(v[i].image_id, image_id) == 0)
+            return true;
+    return false;
+}
+
 /* Decides from the journal whether a create must be called, awaited, or re-tokened. Returns
  * true when the step went to awaiting without a call. */
 static bool create_from_journal(xstep *s)
@@ -365,7 +432,7 @@ static bool create_from_journal(xstep *s)
         if (e == NULL)
             return false;
         uint64_t now = now_ms();
-        if (e->ts_ms + window > now) {
+        if (e->ts_ms + window > now && !journal_deleted(x->o.journal, e->image_id)) {
             /* Created moments ago by a run that died: the list has not caught up yet. */
             s->from_journal = true;
             start_await(s, e->image_id);
@@ -430,6 +497,7 @@ static void on_simple(const prov_error *err, void *ud)
     xstep *s = c->s;
     rec_exec *x = s->x;
     x->inflight--;
+    hist_record(x, c->api);
     const char *img = target_image(s);
     (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, img,
                   err ? (err->code ? err->code : "local") : NULL);
@@ -634,7 +702,17 @@ static void do_poll(rec_exec *x)
         .image_ids = (const char *const *)c->poll_ids, .n_image_ids = c->n_poll_ids, .share = -1};
     int rc = prov_swas_list_images(x->o.client, c->poll_region, &f, on_poll, c);
     if (rc < 0) {
+        /* Could not even queue the poll: try again a slot later, and give up on the awaited
+         * steps after a few failures rather than wait forever. */
+        if (++x->poll_failures >= 5) {
+            for (size_t i = 0; i < x->n; i++)
+                if (x->xs[i].state == REC_STEP_AWAITING)
+                    step_fail(&x->xs[i], "cannot poll ListCustomImages");
+            x->poll_failures = 0;
+        }
         xcall_free(c);
+        x->last_poll_ms = now_ms();
+        schedule_poll(x);
         return;
     }
     x->inflight++;
@@ -712,7 +790,10 @@ static void pump(rec_exec *x)
             start_create(s);
             break;
         case REC_ACT_WAIT:
-            start_await(s, s->step->image_id);
+            if (s->step->image_id == NULL)
+                step_fail(s, "internal error: wait step without an image id");
+            else
+                start_await(s, s->step->image_id);
             break;
         default:
             start_simple(s);
@@ -723,19 +804,36 @@ static void pump(rec_exec *x)
     maybe_finish(x);
 }
 
-/* Once a second on a terminal: what the run is waiting for. */
+/* Once a second on a terminal: what the run is waiting for (the pacer queues calls inside the
+ * client; our own recent calls tell when the next slot of the busiest action frees). */
 static void on_tick(uv_timer_t *t)
 {
     rec_exec *x = t->data;
-    size_t awaiting = 0, running = 0;
+    size_t awaiting = 0;
+    const char *busiest = NULL;
+    size_t most = 0;
     for (size_t i = 0; i < x->n; i++) {
         awaiting += x->xs[i].state == REC_STEP_AWAITING;
-        running += x->xs[i].state == REC_STEP_RUNNING;
+        if (x->xs[i].state != REC_STEP_RUNNING)
+            continue;
+        const char *api = rec_action_api(x->xs[i].step->action);
+        size_t q = 0;
+        for (size_t k = 0; api && k < x->n; k++)
+            q += x->xs[k].state == REC_STEP_RUNNING &&
+                 x->xs[k].step->action == x->xs[i].step->action;
+        if (api && q > most) {
+            most = q;
+            busiest = api;
+        }
     }
-    char text[128];
-    if (running == 0 && awaiting > 0) {
+    char text[160];
+    uint64_t next = busiest ? hist_next_ms(x, busiest) : 0;
+    if (busiest != NULL && next > 0) {
+        snprintf(text, sizeof(text), "next %s call", busiest);
+        emit(x, REC_EV_WAITING, NULL, text, next);
+    } else if (busiest == NULL && awaiting > 0) {
         uint64_t iv = poll_interval(x), now = now_ms();
-        uint64_t next = x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
+        next = x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
         snprintf(text, sizeof(text), "%zu image%s becoming available; next ListCustomImages call",
                  awaiting, awaiting == 1 ? "" : "s");
         emit(x, REC_EV_WAITING, NULL, text, next ? next : 1);
