@@ -1,0 +1,1031 @@
+/* Diff and plan (DESIGN.md "Semantics"): desired set + observed state -> changes, ordered steps
+ * with dependencies, and notes for everything reported but not acted on. Pure: no I/O. Called by
+ * rec_cycle (plan, apply, daemon) through rec_plan_build, and by the benchmarks.
+ *
+ * Steps are first collected as "protos" tagged with their region and phase, then sorted by
+ * (region, phase, creation order) and numbered, so that every dependency points backwards:
+ *   0 share/unshare toggles, 1 unshare before delete, 2 delete, 3 wait, 4 create,
+ *   5 share after create/wait, 6 ECS delete. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rec_plan_int.h"
+
+enum {
+    PH_TOGGLE = 0,
+    PH_UNSHARE = 1,
+    PH_DELETE = 2,
+    PH_WAIT = 3,
+    PH_CREATE = 4,
+    PH_SHARE_AFTER = 5,
+    PH_ECS = 6,
+};
+
+typedef struct proto {
+    rec_step st; /* depends_on holds proto indices until numbering */
+    size_t region;
+    int phase;
+    size_t seq;
+} proto;
+
+typedef struct builder {
+    rec_plan *plan;
+    const rec_options *o;
+    const char *owner;
+    proto *p;
+    size_t n, cap;
+    size_t cap_changes, cap_notes;
+    int rc;
+} builder;
+
+/* A create waiting for quota, and a delete that frees a slot, per region. */
+typedef struct slot_ref {
+    size_t idx; /* proto index */
+    bool flag;  /* create: part of a replace; delete: preceded by an unshare */
+    size_t own; /* create in a replace: its own delete's proto index */
+} slot_ref;
+
+typedef struct region_work {
+    slot_ref *creates_plain, *creates_repl, *deletes;
+    size_t n_plain, n_repl, n_del, cap_plain, cap_repl, cap_del;
+} region_work;
+
+/* ---- builder primitives (no-ops once an allocation failed) ---- */
+
+static char *own(builder *b, char *s)
+{
+    if (!s && b->rc == 0)
+        b->rc = -ENOMEM;
+    return s;
+}
+
+static char *dup_or_fail(builder *b, const char *s)
+{
+    if (!s)
+        return NULL;
+    return own(b, strdup(s));
+}
+
+static void set_pos(builder *b, char **file, unsigned *line, unsigned *col, const spec_pos *pos)
+{
+    if (!pos || !pos->file)
+        return;
+    *file = dup_or_fail(b, pos->file);
+    *line = pos->line;
+    *col = pos->col;
+}
+
+static char *swas_address(builder *b, const char *region, const char *name)
+{
+    return own(b, rec_asprintf("swas.%s.custom_image.%s", region, name ? name : "?"));
+}
+
+/* Adds a change; returns its index (or SIZE_MAX after a failure). Takes reason. */
+static size_t add_change(builder *b, rec_change_kind kind, char *address, char *reason,
+                         const spec_pos *pos)
+{
+    rec_plan *pl = b->plan;
+    if (b->rc == 0 &&
+        rec_grow((void **)&pl->changes, &b->cap_changes, pl->n_changes, sizeof(rec_change)) < 0)
+        b->rc = -ENOMEM;
+    if (b->rc < 0 || !address || !reason) {
+        free(address);
+        free(reason);
+        if (b->rc == 0)
+            b->rc = -ENOMEM;
+        return SIZE_MAX;
+    }
+    rec_change *ch = &pl->changes[pl->n_changes];
+    memset(ch, 0, sizeof(*ch));
+    ch->kind = kind;
+    ch->address = address;
+    ch->reason = reason;
+    set_pos(b, &ch->file, &ch->line, &ch->col, pos);
+    return pl->n_changes++;
+}
+
+/* Adds a note. Takes text. */
+static void add_note(builder *b, rec_note_kind kind, const char *region, const char *name,
+                     const char *image_id, char *text, const spec_pos *pos)
+{
+    rec_plan *pl = b->plan;
+    if (b->rc == 0 &&
+        rec_grow((void **)&pl->notes, &b->cap_notes, pl->n_notes, sizeof(rec_note)) < 0)
+        b->rc = -ENOMEM;
+    if (b->rc < 0 || !text) {
+        free(text);
+        if (b->rc == 0)
+            b->rc = -ENOMEM;
+        return;
+    }
+    rec_note *n = &pl->notes[pl->n_notes++];
+    memset(n, 0, sizeof(*n));
+    n->kind = kind;
+    n->text = text;
+    n->region = dup_or_fail(b, region);
+    n->name = dup_or_fail(b, name);
+    n->image_id = dup_or_fail(b, image_id);
+    if (name && region)
+        n->address = swas_address(b, region, name);
+    set_pos(b, &n->file, &n->line, &n->col, pos);
+}
+
+typedef struct step_args {
+    size_t region_idx;
+    int phase;
+    rec_action action;
+    const char *region;
+    const char *name;
+    const char *image_id;
+    const char *reason;
+    const spec_pos *pos;
+    const char *spec_hash;
+    prov_image *before; /* taken */
+    prov_image *after;  /* taken */
+    size_t change;
+    bool ecs_force;
+} step_args;
+
+/* Adds a proto step and links it into its change; returns its index or SIZE_MAX. */
+static size_t add_step(builder *b, const step_args *a)
+{
+    if (b->rc == 0 && rec_grow((void **)&b->p, &b->cap, b->n, sizeof(proto)) < 0)
+        b->rc = -ENOMEM;
+    if (b->rc < 0 || a->change == SIZE_MAX) {
+        rec_image_free(a->before);
+        rec_image_free(a->after);
+        return SIZE_MAX;
+    }
+    rec_change *ch = &b->plan->changes[a->change];
+    unsigned *ns = realloc(ch->steps, (ch->n_steps + 1) * sizeof(*ns));
+    if (!ns) {
+        b->rc = -ENOMEM;
+        rec_image_free(a->before);
+        rec_image_free(a->after);
+        return SIZE_MAX;
+    }
+    ch->steps = ns;
+    ch->steps[ch->n_steps++] = (unsigned)b->n;
+    proto *pr = &b->p[b->n];
+    memset(pr, 0, sizeof(*pr));
+    pr->region = a->region_idx;
+    pr->phase = a->phase;
+    pr->seq = b->n;
+    rec_step *st = &pr->st;
+    st->action = a->action;
+    st->region = dup_or_fail(b, a->region);
+    st->name = dup_or_fail(b, a->name);
+    st->image_id = dup_or_fail(b, a->image_id);
+    st->reason = dup_or_fail(b, a->reason);
+    if (a->action == REC_ACT_ECS_DELETE)
+        st->address = own(b, rec_asprintf("ecs.%s.image.%s", a->region, a->image_id));
+    else
+        st->address = swas_address(b, a->region, a->name);
+    set_pos(b, &st->file, &st->line, &st->col, a->pos);
+    st->before = a->before;
+    st->after = a->after;
+    st->change = (unsigned)a->change;
+    st->ecs_force = a->ecs_force;
+    memcpy(st->spec_hash, a->spec_hash, REC_HASH_HEX + 1);
+    rec_step_set_generation(st, b->owner, 0);
+    return b->n++;
+}
+
+static void add_dep(builder *b, size_t step, size_t dep)
+{
+    if (b->rc < 0 || step == SIZE_MAX || dep == SIZE_MAX)
+        return;
+    rec_step *st = &b->p[step].st;
+    for (size_t i = 0; i < st->n_depends; i++)
+        if (st->depends_on[i] == dep)
+            return;
+    unsigned *nd = realloc(st->depends_on, (st->n_depends + 1) * sizeof(*nd));
+    if (!nd) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    st->depends_on = nd;
+    st->depends_on[st->n_depends++] = (unsigned)dep;
+}
+
+static void push_ref(builder *b, slot_ref **v, size_t *n, size_t *cap, slot_ref r)
+{
+    if (b->rc < 0 || r.idx == SIZE_MAX)
+        return;
+    if (rec_grow((void **)v, cap, *n, sizeof(**v)) < 0) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    (*v)[(*n)++] = r;
+}
+
+/* ---- image snapshots ---- */
+
+static prov_image *dup_image(builder *b, const prov_image *img)
+{
+    if (b->rc < 0 || !img)
+        return NULL;
+    prov_image *d = rec_image_dup(img);
+    if (!d)
+        b->rc = -ENOMEM;
+    return d;
+}
+
+/* The image a create makes: every CreateCustomImage parameter, plus the tags imgrecon adds. */
+static prov_image *desired_image(builder *b, const spec_image *d)
+{
+    if (b->rc < 0)
+        return NULL;
+    prov_image *img = calloc(1, sizeof(*img));
+    if (!img) {
+        b->rc = -ENOMEM;
+        return NULL;
+    }
+    img->name = dup_or_fail(b, d->name);
+    img->region_id = dup_or_fail(b, d->region);
+    img->instance_id = dup_or_fail(b, d->instance_id);
+    img->system_snapshot_id = dup_or_fail(b, d->system_snapshot_id);
+    img->data_snapshot_id = dup_or_fail(b, d->data_snapshot_id);
+    img->description = dup_or_fail(b, d->description);
+    img->resource_group_id = dup_or_fail(b, d->resource_group_id);
+    img->status = PROV_IMG_AVAILABLE;
+    img->in_share = false;
+    for (size_t i = 0; i < d->n_tags && b->rc == 0; i++)
+        if (rec_image_set_tag(img, d->tags[i].key, d->tags[i].value) < 0)
+            b->rc = -ENOMEM;
+    if (b->rc == 0 && rec_image_set_tag(img, REC_OWNER_TAG, b->owner) < 0)
+        b->rc = -ENOMEM;
+    if (b->rc == 0 && d->protect && rec_image_set_tag(img, REC_PROTECT_TAG, "true") < 0)
+        b->rc = -ENOMEM;
+    if (b->rc < 0) {
+        rec_image_free(img);
+        return NULL;
+    }
+    return img;
+}
+
+static prov_image *with_share(builder *b, const prov_image *img, bool in_share)
+{
+    prov_image *d = dup_image(b, img);
+    if (d)
+        d->in_share = in_share;
+    return d;
+}
+
+/* ---- comparisons ---- */
+
+static bool empty(const char *s)
+{
+    return !s || !*s;
+}
+
+static const char *show(const char *s)
+{
+    return empty(s) ? "(none)" : s;
+}
+
+/* Appends "field changed: a -> b" to *acc ("; " separated). */
+static void diff_note(builder *b, char **acc, const char *field, const char *have, const char *want)
+{
+    if (b->rc < 0)
+        return;
+    char *s = *acc ? rec_asprintf("%s; %s changed: %s -> %s", *acc, field, show(have), show(want))
+                   : rec_asprintf("%s changed: %s -> %s", field, show(have), show(want));
+    free(*acc);
+    *acc = own(b, s);
+}
+
+/* The immutable fields that differ, as text; NULL when none (see rec_plan.h for the rules). */
+static char *immutable_diff(builder *b, const spec_image *d, const prov_image *o)
+{
+    char *acc = NULL;
+    if (!empty(d->instance_id) && !empty(o->instance_id) && strcmp(d->instance_id, o->instance_id))
+        diff_note(b, &acc, "instance_id", o->instance_id, d->instance_id);
+    if (!empty(d->system_snapshot_id) && !empty(o->system_snapshot_id) &&
+        strcmp(d->system_snapshot_id, o->system_snapshot_id))
+        diff_note(b, &acc, "system_snapshot_id", o->system_snapshot_id, d->system_snapshot_id);
+    if (empty(d->data_snapshot_id) != empty(o->data_snapshot_id) ||
+        (!empty(d->data_snapshot_id) && strcmp(d->data_snapshot_id, o->data_snapshot_id)))
+        diff_note(b, &acc, "data_snapshot_id", o->data_snapshot_id, d->data_snapshot_id);
+    if (strcmp(d->description ? d->description : "", o->description ? o->description : ""))
+        diff_note(b, &acc, "description", o->description, d->description);
+    if (!empty(d->resource_group_id) && !empty(o->resource_group_id) &&
+        strcmp(d->resource_group_id, o->resource_group_id))
+        diff_note(b, &acc, "resource_group_id", o->resource_group_id, d->resource_group_id);
+    return acc;
+}
+
+static bool is_internal_tag(const char *key)
+{
+    return key && strncmp(key, "imgrecon/", 9) == 0;
+}
+
+/* Tag drift: user tags of the manifest vs the image's tags other than imgrecon/ ones. */
+static char *tag_drift(builder *b, const spec_image *d, const prov_image *o)
+{
+    char *acc = NULL;
+    for (size_t i = 0; i < d->n_tags; i++) {
+        const char *have = rec_image_tag(o, d->tags[i].key);
+        const char *want = d->tags[i].value ? d->tags[i].value : "";
+        if (!have || strcmp(have, want) != 0) {
+            char *s = rec_asprintf("%s%s%s: %s -> %s", acc ? acc : "", acc ? "; " : "",
+                                   d->tags[i].key, have ? have : "(absent)", want);
+            free(acc);
+            acc = own(b, s);
+        }
+    }
+    for (size_t i = 0; i < o->n_tags; i++) {
+        const char *k = o->tags[i].key;
+        bool declared = false;
+        for (size_t j = 0; j < d->n_tags && !declared; j++)
+            declared = k && d->tags[j].key && strcmp(k, d->tags[j].key) == 0;
+        if (!k || declared || is_internal_tag(k))
+            continue;
+        char *s = rec_asprintf("%s%s%s: %s -> (absent)", acc ? acc : "", acc ? "; " : "", k,
+                               o->tags[i].value ? o->tags[i].value : "");
+        free(acc);
+        acc = own(b, s);
+    }
+    return acc;
+}
+
+static bool owned_by(const prov_image *o, const char *owner)
+{
+    const char *t = rec_image_tag(o, REC_OWNER_TAG);
+    return t && strcmp(t, owner) == 0;
+}
+
+static bool protect_tagged(const prov_image *o)
+{
+    const char *t = rec_image_tag(o, REC_PROTECT_TAG);
+    return t && strcmp(t, "true") == 0;
+}
+
+static void image_hash(const char *kind, const char *a, const char *b2, char ret[REC_HASH_HEX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, kind);
+    rec_hasher_str(&h, a);
+    rec_hasher_str(&h, b2);
+    rec_hasher_final(&h, ret);
+}
+
+/* ---- per-region context ---- */
+
+typedef struct region_ctx {
+    size_t idx;
+    const char *region;
+    const rec_region_obs *obs;
+    const spec_image **decl; /* declared images of the region, by name */
+    size_t n_decl;
+    const prov_image **imgs; /* observed images sorted by (name, image_id) */
+    size_t n_imgs;
+    region_work w;
+} region_ctx;
+
+static int cmp_img_name(const void *a, const void *b)
+{
+    const prov_image *x = *(const prov_image *const *)a, *y = *(const prov_image *const *)b;
+    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    if (c == 0)
+        c = strcmp(x->image_id ? x->image_id : "", y->image_id ? y->image_id : "");
+    return c;
+}
+
+static const spec_image *find_decl(const region_ctx *rc, const char *name)
+{
+    for (size_t i = 0; name && i < rc->n_decl; i++)
+        if (strcmp(rc->decl[i]->name, name) == 0)
+            return rc->decl[i];
+    return NULL;
+}
+
+/* Range [*first, *first + *count) of observed images named name. */
+static void find_named(const region_ctx *rc, const char *name, size_t *first, size_t *count)
+{
+    *first = 0;
+    *count = 0;
+    for (size_t i = 0; i < rc->n_imgs; i++) {
+        const char *n = rc->imgs[i]->name ? rc->imgs[i]->name : "";
+        if (strcmp(n, name) == 0) {
+            if (*count == 0)
+                *first = i;
+            (*count)++;
+        }
+    }
+}
+
+static int region_ctx_init(region_ctx *rc, const spec_set *desired, const rec_region_obs *obs,
+                           size_t idx, const char *region)
+{
+    memset(rc, 0, sizeof(*rc));
+    rc->idx = idx;
+    rc->region = region;
+    rc->obs = obs;
+    rc->decl = desired->n_images ? calloc(desired->n_images, sizeof(*rc->decl)) : NULL;
+    rc->imgs = obs->images.n ? calloc(obs->images.n, sizeof(*rc->imgs)) : NULL;
+    if ((desired->n_images && !rc->decl) || (obs->images.n && !rc->imgs))
+        return -ENOMEM;
+    for (size_t i = 0; i < desired->n_images; i++)
+        if (desired->images[i].region && strcmp(desired->images[i].region, region) == 0 &&
+            desired->images[i].name)
+            rc->decl[rc->n_decl++] = &desired->images[i];
+    for (size_t i = 0; i < obs->images.n; i++)
+        rc->imgs[rc->n_imgs++] = &obs->images.v[i];
+    if (rc->n_imgs)
+        qsort(rc->imgs, rc->n_imgs, sizeof(*rc->imgs), cmp_img_name);
+    return 0;
+}
+
+static void region_ctx_free(region_ctx *rc)
+{
+    free(rc->decl);
+    free(rc->imgs);
+    free(rc->w.creates_plain);
+    free(rc->w.creates_repl);
+    free(rc->w.deletes);
+}
+
+/* ---- diff rules ---- */
+
+/* create (+ share when share_to_ecs) of a declared image that does not exist. */
+static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
+{
+    char hash[REC_HASH_HEX + 1];
+    rec_spec_image_hash(d, hash);
+    size_t ch = add_change(b, REC_CH_CREATE, swas_address(b, rc->region, d->name),
+                           own(b, strdup("not found in the account")), &d->pos);
+    step_args a = {rc->idx,
+                   PH_CREATE,
+                   REC_ACT_CREATE,
+                   rc->region,
+                   d->name,
+                   NULL,
+                   "not found in the account",
+                   &d->pos,
+                   hash,
+                   NULL,
+                   desired_image(b, d),
+                   ch,
+                   false};
+    size_t c = add_step(b, &a);
+    push_ref(b, &rc->w.creates_plain, &rc->w.n_plain, &rc->w.cap_plain, (slot_ref){c, false, 0});
+    if (d->share_to_ecs && c != SIZE_MAX) {
+        prov_image *before = dup_image(b, b->p[c].st.after);
+        step_args s = {rc->idx,
+                       PH_SHARE_AFTER,
+                       REC_ACT_SHARE,
+                       rc->region,
+                       d->name,
+                       NULL,
+                       "share_to_ecs is true (after the image is available)",
+                       &d->pos,
+                       hash,
+                       before,
+                       with_share(b, before, true),
+                       ch,
+                       false};
+        add_dep(b, add_step(b, &s), c);
+    }
+}
+
+/* Replace = unshare? -> delete -> create -> share?. */
+static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o,
+                         const char *why)
+{
+    char hash[REC_HASH_HEX + 1], ihash[REC_HASH_HEX + 1], rhash[REC_HASH_HEX + 1];
+    rec_spec_image_hash(d, hash);
+    image_hash("image", o->image_id, NULL, ihash);
+    image_hash("replace", hash, o->image_id, rhash); /* a fresh token for the new image */
+    size_t ch = add_change(b, REC_CH_REPLACE, swas_address(b, rc->region, d->name),
+                           own(b, strdup(why)), &d->pos);
+    size_t un = SIZE_MAX;
+    if (o->in_share) {
+        step_args u = {rc->idx,
+                       PH_UNSHARE,
+                       REC_ACT_UNSHARE,
+                       rc->region,
+                       d->name,
+                       o->image_id,
+                       "replace: a shared image must be unshared before it is deleted",
+                       &d->pos,
+                       ihash,
+                       dup_image(b, o),
+                       with_share(b, o, false),
+                       ch,
+                       false};
+        un = add_step(b, &u);
+    }
+    prov_image *before = with_share(b, o, false);
+    step_args del = {rc->idx, PH_DELETE, REC_ACT_DELETE, rc->region, d->name, o->image_id, why,
+                     &d->pos, ihash,     before,         NULL,       ch,      false};
+    size_t dl = add_step(b, &del);
+    add_dep(b, dl, un);
+    step_args cr = {rc->idx, PH_CREATE, REC_ACT_CREATE, rc->region,          d->name, NULL, why,
+                    &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false};
+    size_t c = add_step(b, &cr);
+    add_dep(b, c, dl);
+    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 0});
+    push_ref(b, &rc->w.creates_repl, &rc->w.n_repl, &rc->w.cap_repl, (slot_ref){c, true, dl});
+    if (d->share_to_ecs && c != SIZE_MAX) {
+        prov_image *sb = dup_image(b, b->p[c].st.after);
+        step_args s = {rc->idx,
+                       PH_SHARE_AFTER,
+                       REC_ACT_SHARE,
+                       rc->region,
+                       d->name,
+                       NULL,
+                       "share_to_ecs is true (after the image is available)",
+                       &d->pos,
+                       rhash,
+                       sb,
+                       with_share(b, sb, true),
+                       ch,
+                       false};
+        add_dep(b, add_step(b, &s), c);
+    }
+}
+
+static void plan_toggle(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
+{
+    char ihash[REC_HASH_HEX + 1];
+    image_hash("image", o->image_id, NULL, ihash);
+    bool share = d->share_to_ecs;
+    const char *why = share ? "share_to_ecs is true but the image is not shared"
+                            : "share_to_ecs is false but the image is shared";
+    size_t ch = add_change(b, share ? REC_CH_SHARE : REC_CH_UNSHARE,
+                           swas_address(b, rc->region, d->name), own(b, strdup(why)), &d->pos);
+    step_args s = {rc->idx,
+                   PH_TOGGLE,
+                   share ? REC_ACT_SHARE : REC_ACT_UNSHARE,
+                   rc->region,
+                   d->name,
+                   o->image_id,
+                   why,
+                   &d->pos,
+                   ihash,
+                   dup_image(b, o),
+                   with_share(b, o, share),
+                   ch,
+                   false};
+    add_step(b, &s);
+}
+
+/* An image still being created or copied: wait for status 1 (no call), then share if asked. */
+static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
+{
+    char ihash[REC_HASH_HEX + 1];
+    image_hash("image", o->image_id, NULL, ihash);
+    char *why =
+        own(b, rec_asprintf("%s (status %d): waiting until it is available",
+                            o->status == PROV_IMG_COPYING ? "copying" : "creating", o->status));
+    size_t ch = add_change(b, REC_CH_WAIT, swas_address(b, rc->region, d->name), why, &d->pos);
+    prov_image *after = dup_image(b, o);
+    if (after)
+        after->status = PROV_IMG_AVAILABLE;
+    step_args w = {rc->idx,        PH_WAIT, REC_ACT_WAIT, rc->region,      d->name, o->image_id,
+                   why ? why : "", &d->pos, ihash,        dup_image(b, o), after,   ch,
+                   false};
+    size_t wt = add_step(b, &w);
+    if (d->share_to_ecs != o->in_share && wt != SIZE_MAX) {
+        prov_image *sb = dup_image(b, b->p[wt].st.after);
+        bool share = d->share_to_ecs;
+        step_args s = {rc->idx,
+                       PH_SHARE_AFTER,
+                       share ? REC_ACT_SHARE : REC_ACT_UNSHARE,
+                       rc->region,
+                       d->name,
+                       o->image_id,
+                       share ? "share_to_ecs is true (after the image is available)"
+                             : "share_to_ecs is false but the image is shared",
+                       &d->pos,
+                       ihash,
+                       sb,
+                       with_share(b, sb, share),
+                       ch,
+                       false};
+        add_dep(b, add_step(b, &s), wt);
+    }
+}
+
+/* One declared image with exactly one observed match (or none). */
+static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
+{
+    if (!o) {
+        plan_create(b, rc, d);
+        return;
+    }
+    bool prot = d->protect || protect_tagged(o);
+    const char *why_prot =
+        d->protect ? "protect: true in the manifest" : "the image carries " REC_PROTECT_TAG "=true";
+    switch (o->status) {
+    case PROV_IMG_CREATING:
+    case PROV_IMG_COPYING:
+        plan_wait(b, rc, d, o);
+        return;
+    case PROV_IMG_FAILED:
+        if (!owned_by(o, b->owner))
+            add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
+                     rec_asprintf("creation failed (status 3) and the image is not owned by '%s' "
+                                  "(no %s=%s tag): not replaced",
+                                  b->owner, REC_OWNER_TAG, b->owner),
+                     &d->pos);
+        else if (prot)
+            add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
+                     rec_asprintf("creation failed (status 3); replace refused: %s", why_prot),
+                     &d->pos);
+        else
+            plan_replace(b, rc, d, o, "creation failed (status 3)");
+        return;
+    case PROV_IMG_UNAVAILABLE:
+        add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
+                 own(b, strdup("the image is unavailable (status 2): nothing can be done now")),
+                 &d->pos);
+        return;
+    default:
+        break;
+    }
+    char *diff = immutable_diff(b, d, o);
+    if (diff) {
+        if (prot)
+            add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
+                     rec_asprintf("%s; replace refused: %s", diff, why_prot), &d->pos);
+        else
+            plan_replace(b, rc, d, o, diff);
+        free(diff);
+        return;
+    }
+    if (d->share_to_ecs != o->in_share)
+        plan_toggle(b, rc, d, o);
+    char *drift = tag_drift(b, d, o);
+    if (drift)
+        add_note(b, REC_NOTE_DRIFT, rc->region, d->name, o->image_id,
+                 rec_asprintf("tags differ (%s); not changed: the API cannot update tags", drift),
+                 &d->pos);
+    free(drift);
+}
+
+typedef enum und_class { UND_NOT_OWNED, UND_PROTECTED, UND_PRUNE } und_class;
+
+static und_class classify_undeclared(const prov_image *o, const char *owner)
+{
+    if (!owned_by(o, owner))
+        return UND_NOT_OWNED;
+    return protect_tagged(o) ? UND_PROTECTED : UND_PRUNE;
+}
+
+/* Counts the region's prune candidates (undeclared, owned, unprotected, not in conflict). */
+static size_t count_prune(const region_ctx *rc, const char *owner)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rc->n_imgs; i++) {
+        const prov_image *o = rc->imgs[i];
+        size_t first, count;
+        find_named(rc, o->name ? o->name : "", &first, &count);
+        if (count == 1 && !find_decl(rc, o->name) && classify_undeclared(o, owner) == UND_PRUNE)
+            n++;
+    }
+    return n;
+}
+
+static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
+{
+    char ihash[REC_HASH_HEX + 1];
+    image_hash("image", o->image_id, NULL, ihash);
+    char *why = own(b, rec_asprintf("undeclared, owned by '%s', prune on", b->owner));
+    size_t ch = add_change(b, REC_CH_DELETE, swas_address(b, rc->region, o->name), why, NULL);
+    size_t un = SIZE_MAX;
+    if (o->in_share) {
+        step_args u = {rc->idx,
+                       PH_UNSHARE,
+                       REC_ACT_UNSHARE,
+                       rc->region,
+                       o->name,
+                       o->image_id,
+                       "a shared image must be unshared before it is deleted",
+                       NULL,
+                       ihash,
+                       dup_image(b, o),
+                       with_share(b, o, false),
+                       ch,
+                       false};
+        un = add_step(b, &u);
+    }
+    step_args del = {rc->idx,        PH_DELETE,
+                     REC_ACT_DELETE, rc->region,
+                     o->name,        o->image_id,
+                     why ? why : "", NULL,
+                     ihash,          with_share(b, o, false),
+                     NULL,           ch,
+                     false};
+    size_t dl = add_step(b, &del);
+    add_dep(b, dl, un);
+    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 0});
+}
+
+typedef struct prune_guard {
+    bool region_refused; /* allow_empty guard for this region */
+    bool max_refused;    /* the global max_deletes guard */
+} prune_guard;
+
+static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, prune_guard g)
+{
+    const char *name = o->name ? o->name : "";
+    const char *their = rec_image_tag(o, REC_OWNER_TAG);
+    char *text = NULL;
+    switch (classify_undeclared(o, b->owner)) {
+    case UND_NOT_OWNED:
+        text = their ? rec_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
+                                    b->owner)
+                     : rec_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
+        break;
+    case UND_PROTECTED:
+        text = rec_asprintf("undeclared, owned by '%s' but carries %s=true: never touched",
+                            b->owner, REC_PROTECT_TAG);
+        break;
+    case UND_PRUNE:
+        if (!b->o->prune)
+            text = rec_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
+        else if (g.region_refused)
+            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
+                                "declared in %s and allow_empty is false)",
+                                b->owner, rc->region);
+        else if (g.max_refused)
+            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: more than "
+                                "max_deletes=%u prune deletes)",
+                                b->owner, b->o->max_deletes);
+        else {
+            plan_prune_delete(b, rc, o);
+            return;
+        }
+        break;
+    }
+    add_note(b, REC_NOTE_UNMANAGED, rc->region, name, o->image_id, own(b, text), NULL);
+}
+
+/* Conflicts, declared images, undeclared images, ECS entries of one region. */
+static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, prune_guard g)
+{
+    for (size_t i = 0; i < rc->n_imgs;) {
+        const char *name = rc->imgs[i]->name ? rc->imgs[i]->name : "";
+        size_t first, count;
+        find_named(rc, name, &first, &count);
+        if (count > 1) {
+            char *ids = NULL;
+            for (size_t k = first; k < first + count; k++) {
+                char *s = rec_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "",
+                                       show(rc->imgs[k]->image_id));
+                free(ids);
+                ids = own(b, s);
+            }
+            const spec_image *d = find_decl(rc, name);
+            add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
+                     rec_asprintf("%zu images are named '%s' (%s): none of them is touched", count,
+                                  name, ids ? ids : ""),
+                     d ? &d->pos : NULL);
+            free(ids);
+        }
+        i = first + count;
+    }
+    for (size_t i = 0; i < rc->n_decl; i++) {
+        const spec_image *d = rc->decl[i];
+        size_t first, count;
+        find_named(rc, d->name, &first, &count);
+        if (count <= 1)
+            diff_declared(b, rc, d, count ? rc->imgs[first] : NULL);
+    }
+    for (size_t i = 0; i < rc->n_imgs; i++) {
+        const prov_image *o = rc->imgs[i];
+        size_t first, count;
+        find_named(rc, o->name ? o->name : "", &first, &count);
+        if (count == 1 && !find_decl(rc, o->name))
+            diff_undeclared(b, rc, o, g);
+    }
+    for (size_t i = 0; i < desired->n_ecs; i++) {
+        const spec_ecs_image *e = &desired->ecs[i];
+        if (!e->region || !e->image_id || strcmp(e->region, rc->region) != 0)
+            continue;
+        if (!rc->obs->ecs_observed) {
+            add_note(b, REC_NOTE_WARNING, rc->region, NULL, e->image_id,
+                     rec_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
+                                  rc->region),
+                     &e->pos);
+            continue;
+        }
+        const prov_ecs_image *found = NULL;
+        for (size_t k = 0; k < rc->obs->ecs.n && !found; k++)
+            if (rc->obs->ecs.v[k].image_id && strcmp(rc->obs->ecs.v[k].image_id, e->image_id) == 0)
+                found = &rc->obs->ecs.v[k];
+        if (!found)
+            continue;
+        char hash[REC_HASH_HEX + 1];
+        image_hash("ecs", e->image_id, e->force ? "force" : "", hash);
+        char *why = own(b, rec_asprintf("ensure: absent, but the ECS image exists (status %s)",
+                                        found->status ? found->status : "unknown"));
+        size_t ch = add_change(b, REC_CH_ECS_DELETE,
+                               own(b, rec_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
+                               why, &e->pos);
+        prov_image *before = NULL;
+        if (b->rc == 0 && (before = calloc(1, sizeof(*before))) == NULL)
+            b->rc = -ENOMEM;
+        if (before) {
+            before->image_id = dup_or_fail(b, found->image_id);
+            before->name = dup_or_fail(b, found->name);
+            before->region_id = dup_or_fail(b, rc->region);
+            before->status = PROV_IMG_UNKNOWN;
+        }
+        step_args s = {rc->idx,        PH_ECS,      REC_ACT_ECS_DELETE,
+                       rc->region,     found->name, e->image_id,
+                       why ? why : "", &e->pos,     hash,
+                       before,         NULL,        ch,
+                       e->force};
+        add_step(b, &s);
+    }
+}
+
+static int cmp_delete_ref(const void *a, const void *b)
+{
+    const slot_ref *x = a, *y = b;
+    if (x->flag != y->flag)
+        return x->flag ? 1 : -1; /* deletes without an unshare free their slot sooner */
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Quota ordering: with `free` slots left, create number i (plain creates first, then replaces)
+ * must wait for the first i + 1 - free deletes of the region (cheapest deletes first). Creates
+ * that fit in the free slots do not wait; a replace's create always waits for its own delete. */
+static void plan_quota(builder *b, region_ctx *rc)
+{
+    region_work *w = &rc->w;
+    unsigned quota = rec_options_quota(b->o, rc->region);
+    if (rc->obs->have_quota && rc->obs->quota_learned < quota)
+        quota = rc->obs->quota_learned;
+    long free_slots = (long)quota - (long)rc->obs->images.n;
+    if (w->n_del > 1)
+        qsort(w->deletes, w->n_del, sizeof(*w->deletes), cmp_delete_ref);
+    size_t n_creates = w->n_plain + w->n_repl, over = 0;
+    for (size_t i = 0; i < n_creates; i++) {
+        const slot_ref *c =
+            i < w->n_plain ? &w->creates_plain[i] : &w->creates_repl[i - w->n_plain];
+        long need = (long)i + 1 - free_slots;
+        if (need <= 0)
+            continue;
+        if ((size_t)need > w->n_del) {
+            over++;
+            need = (long)w->n_del;
+        }
+        for (long k = 0; k < need; k++)
+            add_dep(b, c->idx, w->deletes[k].idx);
+    }
+    if (over)
+        add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
+                 rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
+                              "delete(s) planned): they will fail with CustomImageQuotaLimit",
+                              rc->region, over, quota, rc->obs->images.n, w->n_del),
+                 NULL);
+}
+
+static int cmp_proto_idx(const void *a, const void *b, void *base)
+{
+    const proto *p = base;
+    const proto *x = &p[*(const size_t *)a], *y = &p[*(const size_t *)b];
+    if (x->region != y->region)
+        return x->region < y->region ? -1 : 1;
+    if (x->phase != y->phase)
+        return x->phase < y->phase ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Numbers the protos by (region, phase, creation order) and rewrites every reference. */
+static int finish_steps(builder *b)
+{
+    rec_plan *pl = b->plan;
+    if (b->n == 0)
+        return 0;
+    size_t *order = calloc(b->n, sizeof(*order));
+    unsigned *id_of = calloc(b->n, sizeof(*id_of));
+    pl->steps = calloc(b->n, sizeof(*pl->steps));
+    if (!order || !id_of || !pl->steps) {
+        free(order);
+        free(id_of);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        order[i] = i;
+    qsort_r(order, b->n, sizeof(*order), cmp_proto_idx, b->p);
+    for (size_t i = 0; i < b->n; i++)
+        id_of[order[i]] = (unsigned)(i + 1);
+    for (size_t i = 0; i < b->n; i++) {
+        rec_step *st = &pl->steps[i];
+        *st = b->p[order[i]].st;
+        memset(&b->p[order[i]].st, 0, sizeof(rec_step));
+        st->id = (unsigned)(i + 1);
+        for (size_t k = 0; k < st->n_depends; k++)
+            st->depends_on[k] = id_of[st->depends_on[k]];
+    }
+    pl->n_steps = b->n;
+    for (size_t c = 0; c < pl->n_changes; c++) {
+        rec_change *ch = &pl->changes[c];
+        for (size_t k = 0; k < ch->n_steps; k++)
+            ch->steps[k] = id_of[ch->steps[k]];
+        for (size_t k = 1; k < ch->n_steps; k++) /* insertion sort: a handful of ids */
+            for (size_t j = k; j > 0 && ch->steps[j - 1] > ch->steps[j]; j--) {
+                unsigned t = ch->steps[j];
+                ch->steps[j] = ch->steps[j - 1];
+                ch->steps[j - 1] = t;
+            }
+    }
+    free(order);
+    free(id_of);
+    return 0;
+}
+
+static void builder_free_protos(builder *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        rec_step_clear(&b->p[i].st);
+    free(b->p);
+    b->p = NULL;
+    b->n = 0;
+}
+
+/* Entry point: see rec_plan.h. Two passes over the regions: the first counts prune candidates
+ * so that the max_deletes guard (which spans regions) is known before any step is made. */
+int rec_plan_build(const spec_set *desired, const rec_observed *observed, const rec_options *opts,
+                   rec_plan **ret, char **ret_error)
+{
+    rec_options defaults;
+    if (!opts) {
+        rec_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!desired || !observed || !ret)
+        return -EINVAL;
+    for (size_t r = 0; r < desired->n_regions; r++) {
+        if (!rec_observed_find(observed, desired->regions[r])) {
+            if (ret_error)
+                *ret_error = rec_asprintf("region %s was not observed", desired->regions[r]);
+            return -ENOENT;
+        }
+    }
+    builder b = {0};
+    b.o = opts;
+    b.owner = opts->owner ? opts->owner : "default";
+    b.plan = calloc(1, sizeof(*b.plan));
+    if (!b.plan)
+        return -ENOMEM;
+    b.plan->owner = own(&b, strdup(b.owner));
+    size_t nr = desired->n_regions;
+    region_ctx *rcs = nr ? calloc(nr, sizeof(*rcs)) : NULL;
+    prune_guard *guards = nr ? calloc(nr, sizeof(*guards)) : NULL;
+    if (nr && (!rcs || !guards))
+        b.rc = -ENOMEM;
+    size_t total_prune = 0;
+    for (size_t r = 0; r < nr && b.rc == 0; r++) {
+        const rec_region_obs *obs = rec_observed_find(observed, desired->regions[r]);
+        if (region_ctx_init(&rcs[r], desired, obs, r, desired->regions[r]) < 0) {
+            b.rc = -ENOMEM;
+            break;
+        }
+        size_t n = opts->prune ? count_prune(&rcs[r], b.owner) : 0;
+        if (n && rcs[r].n_decl == 0 && !opts->allow_empty) {
+            guards[r].region_refused = true;
+            add_note(&b, REC_NOTE_GUARD, rcs[r].region, NULL, NULL,
+                     rec_asprintf("%s: no custom image is declared in this region and "
+                                  "allow_empty is false: %zu prune delete(s) refused",
+                                  rcs[r].region, n),
+                     NULL);
+        } else {
+            total_prune += n;
+        }
+    }
+    bool max_refused = opts->prune && total_prune > opts->max_deletes;
+    if (max_refused)
+        add_note(&b, REC_NOTE_GUARD, NULL, NULL, NULL,
+                 rec_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
+                              total_prune, opts->max_deletes),
+                 NULL);
+    for (size_t r = 0; r < nr && b.rc == 0; r++) {
+        guards[r].max_refused = max_refused;
+        diff_region(&b, &rcs[r], desired, guards[r]);
+        plan_quota(&b, &rcs[r]);
+    }
+    if (b.rc == 0)
+        b.rc = finish_steps(&b);
+    for (size_t r = 0; rcs && r < nr; r++)
+        region_ctx_free(&rcs[r]);
+    free(rcs);
+    free(guards);
+    builder_free_protos(&b);
+    if (b.rc < 0) {
+        rec_plan_free(b.plan);
+        return b.rc;
+    }
+    rec_plan_estimate(b.plan, opts);
+    rec_fingerprint_desired(desired, b.owner, b.plan->fp.desired);
+    rec_fingerprint_observed(observed, b.plan->fp.observed);
+    *ret = b.plan;
+    return 0;
+}

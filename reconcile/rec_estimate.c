@@ -1,0 +1,197 @@
+/* The time/call estimate of a plan (DESIGN.md "Data flow" step 5): a simulation of the executor
+ * under the per-action sliding windows. Used by rec_plan_build (for plan's summary line), by
+ * rec_cycle after loading a saved plan, and by tests/bench for the lower bound the limits allow.
+ * ListCustomImages polls and the observe calls are not simulated: they have their own budget and
+ * do not gate the mutating calls. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rec_plan_int.h"
+
+/* Earliest time a call on a key may start given its log of call times (ascending). */
+static uint64_t slot_time(const uint64_t *log, size_t n, spec_rate r)
+{
+    if (n < r.calls)
+        return 0;
+    return log[n - r.calls] + r.window_ms;
+}
+
+/* Greedy list scheduling, see rec_plan.h. Start times come out non-decreasing (a task becomes
+ * ready no earlier than its dependencies started, and windows only move forward), so each key's
+ * log stays sorted by appending. O(n^2) in the number of tasks, which is fine for plans (tens of
+ * steps) and benches (hundreds). */
+int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, size_t n_rates,
+                 uint64_t *ret_total_ms, uint64_t *ret_done_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (tasks[i].key >= 0 && (size_t)tasks[i].key >= n_rates)
+            return -EINVAL;
+        for (size_t k = 0; k < tasks[i].n_deps; k++)
+            if (tasks[i].deps[k] >= n)
+                return -EINVAL;
+    }
+    for (size_t k = 0; k < n_rates; k++)
+        if (rates[k].calls == 0 || rates[k].window_ms == 0)
+            return -EINVAL;
+    uint64_t *done = n ? calloc(n, sizeof(*done)) : NULL;
+    bool *sched = n ? calloc(n, sizeof(*sched)) : NULL;
+    uint64_t **logs = n_rates ? calloc(n_rates, sizeof(*logs)) : NULL;
+    size_t *nlog = n_rates ? calloc(n_rates, sizeof(*nlog)) : NULL;
+    int rc = 0;
+    if ((n && (!done || !sched)) || (n_rates && (!logs || !nlog))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t k = 0; k < n_rates; k++) {
+        logs[k] = n ? calloc(n, sizeof(**logs)) : NULL;
+        if (n && !logs[k]) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    uint64_t total = 0;
+    for (size_t round = 0; round < n; round++) {
+        size_t best = SIZE_MAX;
+        uint64_t best_t = UINT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (sched[i])
+                continue;
+            uint64_t ready = 0;
+            bool ok = true;
+            for (size_t k = 0; k < tasks[i].n_deps && ok; k++) {
+                size_t d = tasks[i].deps[k];
+                ok = sched[d];
+                if (ok && done[d] > ready)
+                    ready = done[d];
+            }
+            if (!ok)
+                continue;
+            uint64_t t = ready;
+            if (tasks[i].key >= 0) {
+                int key = tasks[i].key;
+                uint64_t s = slot_time(logs[key], nlog[key], rates[key]);
+                if (s > t)
+                    t = s;
+            }
+            if (t < best_t) {
+                best_t = t;
+                best = i;
+            }
+        }
+        if (best == SIZE_MAX) {
+            rc = -EINVAL; /* a dependency cycle */
+            goto out;
+        }
+        sched[best] = true;
+        if (tasks[best].key >= 0) {
+            int key = tasks[best].key;
+            logs[key][nlog[key]++] = best_t;
+        }
+        done[best] = best_t + tasks[best].duration_ms;
+        if (done[best] > total)
+            total = done[best];
+    }
+    if (ret_done_ms && n)
+        memcpy(ret_done_ms, done, n * sizeof(*done));
+    if (ret_total_ms)
+        *ret_total_ms = total;
+out:
+    for (size_t k = 0; logs && k < n_rates; k++)
+        free(logs[k]);
+    free(logs);
+    free(nlog);
+    free(done);
+    free(sched);
+    return rc;
+}
+
+/* Budget keys of the four mutating API actions. */
+static const char *const api_keys[] = {"CreateCustomImage", "ModifyImageShareStatus",
+                                       "DeleteCustomImage", "DeleteImage"};
+#define N_KEYS (sizeof(api_keys) / sizeof(api_keys[0]))
+
+static int key_of(rec_action a)
+{
+    const char *api = rec_action_api(a);
+    for (size_t k = 0; api && k < N_KEYS; k++)
+        if (strcmp(api, api_keys[k]) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* Counts and simulated time of a plan. A create takes create_wait_ms to be done (status 1); so
+ * does a WAIT step (the image is already on its way, the remaining time is unknown). */
+void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
+{
+    rec_options defaults;
+    if (!opts) {
+        rec_options_init(&defaults);
+        opts = &defaults;
+    }
+    rec_estimate *e = &plan->estimate;
+    memset(e, 0, sizeof(*e));
+    e->rate_default = opts->rate_default;
+    if (e->rate_default.calls == 0 || e->rate_default.window_ms == 0)
+        e->rate_default = (spec_rate){10, 60000};
+    e->rates_uniform = true;
+    spec_rate rates[N_KEYS];
+    for (size_t k = 0; k < N_KEYS; k++)
+        rates[k] = rec_options_rate(opts, api_keys[k]);
+    for (size_t i = 0; i < plan->n_changes; i++) {
+        switch (plan->changes[i].kind) {
+        case REC_CH_CREATE:
+            e->n_create++;
+            break;
+        case REC_CH_DELETE:
+            e->n_delete++;
+            break;
+        case REC_CH_REPLACE:
+            e->n_replace++;
+            break;
+        case REC_CH_ECS_DELETE:
+            e->n_ecs_delete++;
+            break;
+        case REC_CH_WAIT:
+            e->n_wait++;
+            break;
+        default:
+            break;
+        }
+    }
+    rec_sim_task *tasks = plan->n_steps ? calloc(plan->n_steps, sizeof(*tasks)) : NULL;
+    size_t *deps = NULL, n_deps = 0;
+    for (size_t i = 0; i < plan->n_steps; i++)
+        n_deps += plan->steps[i].n_depends;
+    deps = n_deps ? calloc(n_deps, sizeof(*deps)) : NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < plan->n_steps; i++) {
+        const rec_step *st = &plan->steps[i];
+        if (st->action == REC_ACT_SHARE)
+            e->n_share++;
+        else if (st->action == REC_ACT_UNSHARE)
+            e->n_unshare++;
+        if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT)
+            e->api_calls[st->action]++;
+        int key = key_of(st->action);
+        if (key >= 0 && (rates[key].calls != e->rate_default.calls ||
+                         rates[key].window_ms != e->rate_default.window_ms))
+            e->rates_uniform = false;
+        if (!tasks || (n_deps && !deps))
+            continue;
+        tasks[i].key = key;
+        tasks[i].duration_ms =
+            (st->action == REC_ACT_CREATE || st->action == REC_ACT_WAIT) ? opts->create_wait_ms : 0;
+        tasks[i].deps = deps ? deps + used : NULL;
+        for (size_t k = 0; k < st->n_depends; k++)
+            if (st->depends_on[k] >= 1 && st->depends_on[k] <= plan->n_steps)
+                deps[used + tasks[i].n_deps++] = st->depends_on[k] - 1;
+        used += st->n_depends;
+    }
+    uint64_t total = 0;
+    if (tasks && (!n_deps || deps) &&
+        rec_simulate(tasks, plan->n_steps, rates, N_KEYS, &total, NULL) == 0)
+        e->estimated_ms = total;
+    free(tasks);
+    free(deps);
+}

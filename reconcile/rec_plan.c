@@ -1,0 +1,589 @@
+/* The plan's plumbing (reconcile/rec_plan.h): observed-state containers, options, action names,
+ * freeing, client tokens and fingerprints. The diff itself is in rec_diff.c. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rec_plan_int.h"
+
+/* ---- small helpers ---- */
+
+int rec_grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+    if (n + 1 <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 8;
+    while (nc < n + 1)
+        nc *= 2;
+    void *nv = realloc(*v, nc * elem);
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
+char *rec_strdup0(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+char *rec_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+/* ---- images ---- */
+
+void rec_image_clear(prov_image *img)
+{
+    if (!img)
+        return;
+    free(img->image_id);
+    free(img->name);
+    free(img->description);
+    free(img->instance_id);
+    free(img->system_snapshot_id);
+    free(img->data_snapshot_id);
+    free(img->resource_group_id);
+    free(img->region_id);
+    free(img->creation_time);
+    for (size_t i = 0; i < img->n_tags; i++) {
+        free(img->tags[i].key);
+        free(img->tags[i].value);
+    }
+    free(img->tags);
+    memset(img, 0, sizeof(*img));
+}
+
+void rec_image_free(prov_image *img)
+{
+    rec_image_clear(img);
+    free(img);
+}
+
+#define DUP_FIELD(f)                                                                               \
+    do {                                                                                           \
+        if (src->f && !(d->f = strdup(src->f)))                                                    \
+            goto fail;                                                                             \
+    } while (0)
+
+prov_image *rec_image_dup(const prov_image *src)
+{
+    prov_image *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    DUP_FIELD(image_id);
+    DUP_FIELD(name);
+    DUP_FIELD(description);
+    DUP_FIELD(instance_id);
+    DUP_FIELD(system_snapshot_id);
+    DUP_FIELD(data_snapshot_id);
+    DUP_FIELD(resource_group_id);
+    DUP_FIELD(region_id);
+    DUP_FIELD(creation_time);
+    d->status = src->status;
+    d->in_share = src->in_share;
+    if (src->n_tags) {
+        d->tags = calloc(src->n_tags, sizeof(*d->tags));
+        if (!d->tags)
+            goto fail;
+        for (size_t i = 0; i < src->n_tags; i++) {
+            d->n_tags = i + 1;
+            if ((src->tags[i].key && !(d->tags[i].key = strdup(src->tags[i].key))) ||
+                (src->tags[i].value && !(d->tags[i].value = strdup(src->tags[i].value))))
+                goto fail;
+        }
+    }
+    return d;
+fail:
+    rec_image_free(d);
+    return NULL;
+}
+
+const char *rec_image_tag(const prov_image *img, const char *key)
+{
+    for (size_t i = 0; img && i < img->n_tags; i++)
+        if (img->tags[i].key && strcmp(img->tags[i].key, key) == 0)
+            return img->tags[i].value ? img->tags[i].value : "";
+    return NULL;
+}
+
+int rec_image_set_tag(prov_image *img, const char *key, const char *value)
+{
+    char *v = strdup(value ? value : "");
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < img->n_tags; i++) {
+        if (img->tags[i].key && strcmp(img->tags[i].key, key) == 0) {
+            free(img->tags[i].value);
+            img->tags[i].value = v;
+            return 0;
+        }
+    }
+    char *k = strdup(key);
+    prov_tag *nt = k ? realloc(img->tags, (img->n_tags + 1) * sizeof(*nt)) : NULL;
+    if (!nt) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    img->tags = nt;
+    img->tags[img->n_tags++] = (prov_tag){k, v};
+    return 0;
+}
+
+/* ---- observed state ---- */
+
+static void ecs_list_clear(prov_ecs_image_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].image_id);
+        free(l->v[i].name);
+        free(l->v[i].status);
+        free(l->v[i].owner_alias);
+        free(l->v[i].usage);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void rec_observed_free(rec_observed *obs)
+{
+    if (!obs)
+        return;
+    for (size_t i = 0; i < obs->n; i++) {
+        rec_region_obs *r = &obs->regions[i];
+        free(r->region);
+        for (size_t j = 0; j < r->images.n; j++)
+            rec_image_clear(&r->images.v[j]);
+        free(r->images.v);
+        ecs_list_clear(&r->ecs);
+    }
+    free(obs->regions);
+    obs->regions = NULL;
+    obs->n = 0;
+}
+
+int rec_observed_add_region(rec_observed *obs, const char *region, rec_region_obs **ret)
+{
+    char *r = strdup(region ? region : "");
+    rec_region_obs *nv = r ? realloc(obs->regions, (obs->n + 1) * sizeof(*nv)) : NULL;
+    if (!nv) {
+        free(r);
+        return -ENOMEM;
+    }
+    obs->regions = nv;
+    memset(&nv[obs->n], 0, sizeof(nv[obs->n]));
+    nv[obs->n].region = r;
+    *ret = &nv[obs->n++];
+    return 0;
+}
+
+const rec_region_obs *rec_observed_find(const rec_observed *obs, const char *region)
+{
+    for (size_t i = 0; obs && region && i < obs->n; i++)
+        if (obs->regions[i].region && strcmp(obs->regions[i].region, region) == 0)
+            return &obs->regions[i];
+    return NULL;
+}
+
+/* ---- options ---- */
+
+void rec_options_init(rec_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->owner = "default";
+    o->max_deletes = 5;
+    o->quota_default = 15;
+    o->rate_default = (spec_rate){10, 60000};
+    o->create_wait_ms = 60000;
+}
+
+unsigned rec_options_quota(const rec_options *o, const char *region)
+{
+    if (o->quota_for)
+        return o->quota_for(o->ud, region);
+    return o->quota_default;
+}
+
+spec_rate rec_options_rate(const rec_options *o, const char *api_action)
+{
+    spec_rate r = o->rate_default;
+    if (o->rate_for && api_action)
+        r = o->rate_for(o->ud, api_action);
+    if (r.calls == 0 || r.window_ms == 0)
+        r = (spec_rate){10, 60000};
+    return r;
+}
+
+/* ---- actions ---- */
+
+static const char *const action_names[REC_ACT__COUNT] = {
+    "create", "share", "unshare", "delete", "ecs_delete", "wait",
+};
+
+const char *rec_action_name(rec_action a)
+{
+    return (unsigned)a < REC_ACT__COUNT ? action_names[a] : "unknown";
+}
+
+const char *rec_action_api(rec_action a)
+{
+    switch (a) {
+    case REC_ACT_CREATE:
+        return "CreateCustomImage";
+    case REC_ACT_SHARE:
+    case REC_ACT_UNSHARE:
+        return "ModifyImageShareStatus";
+    case REC_ACT_DELETE:
+        return "DeleteCustomImage";
+    case REC_ACT_ECS_DELETE:
+        return "DeleteImage";
+    default:
+        return NULL;
+    }
+}
+
+bool rec_action_is_ecs(rec_action a)
+{
+    return a == REC_ACT_ECS_DELETE;
+}
+
+int rec_action_parse(const char *s, rec_action *ret)
+{
+    for (unsigned i = 0; s && i < REC_ACT__COUNT; i++) {
+        if (strcmp(s, action_names[i]) == 0) {
+            *ret = (rec_action)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* ---- freeing and accessors ---- */
+
+void rec_step_clear(rec_step *st)
+{
+    free(st->address);
+    free(st->region);
+    free(st->name);
+    free(st->image_id);
+    free(st->reason);
+    free(st->file);
+    free(st->depends_on);
+    rec_image_free(st->before);
+    rec_image_free(st->after);
+    memset(st, 0, sizeof(*st));
+}
+
+void rec_change_clear(rec_change *ch)
+{
+    free(ch->address);
+    free(ch->reason);
+    free(ch->file);
+    free(ch->steps);
+    memset(ch, 0, sizeof(*ch));
+}
+
+void rec_note_clear(rec_note *n)
+{
+    free(n->address);
+    free(n->region);
+    free(n->name);
+    free(n->image_id);
+    free(n->text);
+    free(n->file);
+    memset(n, 0, sizeof(*n));
+}
+
+void rec_plan_free(rec_plan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t i = 0; i < plan->n_steps; i++)
+        rec_step_clear(&plan->steps[i]);
+    for (size_t i = 0; i < plan->n_changes; i++)
+        rec_change_clear(&plan->changes[i]);
+    for (size_t i = 0; i < plan->n_notes; i++)
+        rec_note_clear(&plan->notes[i]);
+    free(plan->steps);
+    free(plan->changes);
+    free(plan->notes);
+    free(plan->owner);
+    free(plan);
+}
+
+size_t rec_plan_n_changes(const rec_plan *plan)
+{
+    size_t n = 0;
+    for (size_t i = 0; plan && i < plan->n_steps; i++)
+        if (plan->steps[i].action != REC_ACT_WAIT)
+            n++;
+    return n;
+}
+
+size_t rec_plan_n_notes(const rec_plan *plan, rec_note_kind kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; plan && i < plan->n_notes; i++)
+        if (plan->notes[i].kind == kind)
+            n++;
+    return n;
+}
+
+const rec_step *rec_plan_step(const rec_plan *plan, unsigned id)
+{
+    if (!plan || id == 0 || id > plan->n_steps)
+        return NULL;
+    return &plan->steps[id - 1];
+}
+
+/* ---- hashing ---- */
+
+void rec_hasher_init(rec_hasher *h)
+{
+    h->failed = false;
+    h->ctx = EVP_MD_CTX_new();
+    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+        h->failed = true;
+}
+
+static void hasher_bytes(rec_hasher *h, const void *p, size_t n)
+{
+    if (!h->failed && n && EVP_DigestUpdate(h->ctx, p, n) != 1)
+        h->failed = true;
+}
+
+void rec_hasher_u64(rec_hasher *h, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (56 - 8 * i));
+    hasher_bytes(h, b, sizeof(b));
+}
+
+void rec_hasher_str(rec_hasher *h, const char *s)
+{
+    unsigned char tag = s ? 1 : 0;
+    hasher_bytes(h, &tag, 1);
+    if (s) {
+        size_t n = strlen(s);
+        rec_hasher_u64(h, n);
+        hasher_bytes(h, s, n);
+    }
+}
+
+void rec_hasher_final(rec_hasher *h, char ret[REC_HASH_HEX + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    static const char hex[] = "0123456789abcdef";
+    if (!h->failed && EVP_DigestFinal_ex(h->ctx, md, &n) == 1 && n == 32) {
+        for (unsigned i = 0; i < 32; i++) {
+            ret[2 * i] = hex[md[i] >> 4];
+            ret[2 * i + 1] = hex[md[i] & 15];
+        }
+    } else {
+        memset(ret, '0', REC_HASH_HEX);
+    }
+    ret[REC_HASH_HEX] = '\0';
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+}
+
+/* Token = hex sha256 of the fields below. 64 hex characters are exactly the API's limit. */
+void rec_client_token(const char *owner, const char *region, rec_action action, const char *name,
+                      const char *spec_hash, unsigned generation, char ret[REC_TOKEN_MAX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, "imgrecon-client-token-v1");
+    rec_hasher_str(&h, owner ? owner : "default");
+    rec_hasher_str(&h, region);
+    rec_hasher_str(&h, rec_action_name(action));
+    rec_hasher_str(&h, name);
+    rec_hasher_str(&h, spec_hash);
+    rec_hasher_u64(&h, generation);
+    rec_hasher_final(&h, ret);
+}
+
+void rec_step_set_generation(rec_step *step, const char *owner, unsigned generation)
+{
+    step->generation = generation;
+    rec_client_token(owner, step->region, step->action, step->name ? step->name : step->image_id,
+                     step->spec_hash, generation, step->client_token);
+}
+
+static void hash_spec_image(rec_hasher *h, const spec_image *img)
+{
+    rec_hasher_str(h, img->region);
+    rec_hasher_str(h, img->name);
+    rec_hasher_str(h, img->instance_id);
+    rec_hasher_str(h, img->system_snapshot_id);
+    rec_hasher_str(h, img->data_snapshot_id);
+    rec_hasher_str(h, img->description);
+    rec_hasher_str(h, img->resource_group_id);
+    rec_hasher_u64(h, img->n_tags);
+    for (size_t i = 0; i < img->n_tags; i++) {
+        rec_hasher_str(h, img->tags[i].key);
+        rec_hasher_str(h, img->tags[i].value);
+    }
+    rec_hasher_u64(h, img->protect ? 1 : 0);
+}
+
+void rec_spec_image_hash(const spec_image *img, char ret[REC_HASH_HEX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, "spec-image-v1");
+    hash_spec_image(&h, img);
+    rec_hasher_final(&h, ret);
+}
+
+/* The desired set is already canonical: spec_load sorts images by (region, name), ECS entries by
+ * (region, image_id) and regions by name. share_to_ecs counts here (a plan made for a different
+ * share setting is stale) though it is not part of an image's identity hash. */
+void rec_fingerprint_desired(const spec_set *desired, const char *owner, char ret[REC_HASH_HEX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, "desired-v1");
+    rec_hasher_str(&h, owner ? owner : "default");
+    rec_hasher_u64(&h, desired ? desired->n_regions : 0);
+    for (size_t i = 0; desired && i < desired->n_regions; i++)
+        rec_hasher_str(&h, desired->regions[i]);
+    rec_hasher_u64(&h, desired ? desired->n_images : 0);
+    for (size_t i = 0; desired && i < desired->n_images; i++) {
+        hash_spec_image(&h, &desired->images[i]);
+        rec_hasher_u64(&h, desired->images[i].share_to_ecs ? 1 : 0);
+    }
+    rec_hasher_u64(&h, desired ? desired->n_ecs : 0);
+    for (size_t i = 0; desired && i < desired->n_ecs; i++) {
+        rec_hasher_str(&h, desired->ecs[i].region);
+        rec_hasher_str(&h, desired->ecs[i].image_id);
+        rec_hasher_u64(&h, desired->ecs[i].force ? 1 : 0);
+    }
+    rec_hasher_final(&h, ret);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+static int cmp_region_ptr(const void *a, const void *b)
+{
+    const rec_region_obs *x = *(const rec_region_obs *const *)a;
+    const rec_region_obs *y = *(const rec_region_obs *const *)b;
+    return strcmp(x->region ? x->region : "", y->region ? y->region : "");
+}
+
+static int cmp_image_ptr(const void *a, const void *b)
+{
+    const prov_image *x = *(const prov_image *const *)a, *y = *(const prov_image *const *)b;
+    int c = strcmp(x->image_id ? x->image_id : "", y->image_id ? y->image_id : "");
+    if (c == 0)
+        c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    return c;
+}
+
+static int cmp_tag(const void *a, const void *b)
+{
+    const prov_tag *x = a, *y = b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* Hashes one image's plan-relevant fields with its tags in key order. */
+static void hash_observed_image(rec_hasher *h, const prov_image *img)
+{
+    rec_hasher_str(h, img->image_id);
+    rec_hasher_str(h, img->name);
+    rec_hasher_u64(h, (uint64_t)(int64_t)img->status);
+    rec_hasher_u64(h, img->in_share ? 1 : 0);
+    rec_hasher_str(h, img->instance_id);
+    rec_hasher_str(h, img->system_snapshot_id);
+    rec_hasher_str(h, img->data_snapshot_id);
+    rec_hasher_str(h, img->description);
+    rec_hasher_str(h, img->resource_group_id);
+    prov_tag *tags = img->n_tags ? malloc(img->n_tags * sizeof(*tags)) : NULL;
+    if (img->n_tags && !tags) {
+        h->failed = true;
+        return;
+    }
+    if (tags) {
+        memcpy(tags, img->tags, img->n_tags * sizeof(*tags));
+        qsort(tags, img->n_tags, sizeof(*tags), cmp_tag);
+    }
+    rec_hasher_u64(h, img->n_tags);
+    for (size_t i = 0; i < img->n_tags; i++) {
+        rec_hasher_str(h, tags[i].key);
+        rec_hasher_str(h, tags[i].value);
+    }
+    free(tags);
+}
+
+/* Observed fingerprint: independent of the order the API listed things in. */
+void rec_fingerprint_observed(const rec_observed *observed, char ret[REC_HASH_HEX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, "observed-v1");
+    size_t n = observed ? observed->n : 0;
+    const rec_region_obs **rs = n ? malloc(n * sizeof(*rs)) : NULL;
+    if (n && !rs) {
+        h.failed = true;
+        rec_hasher_final(&h, ret);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        rs[i] = &observed->regions[i];
+    if (n)
+        qsort(rs, n, sizeof(*rs), cmp_region_ptr);
+    rec_hasher_u64(&h, n);
+    for (size_t i = 0; i < n; i++) {
+        const rec_region_obs *r = rs[i];
+        rec_hasher_str(&h, r->region);
+        rec_hasher_u64(&h, r->have_quota ? r->quota_learned : 0);
+        const prov_image **imgs = r->images.n ? malloc(r->images.n * sizeof(*imgs)) : NULL;
+        const char **ecs = r->ecs.n ? malloc(r->ecs.n * sizeof(*ecs)) : NULL;
+        if ((r->images.n && !imgs) || (r->ecs.n && !ecs)) {
+            h.failed = true;
+            free(imgs);
+            free(ecs);
+            break;
+        }
+        for (size_t j = 0; j < r->images.n; j++)
+            imgs[j] = &r->images.v[j];
+        if (imgs)
+            qsort(imgs, r->images.n, sizeof(*imgs), cmp_image_ptr);
+        rec_hasher_u64(&h, r->images.n);
+        for (size_t j = 0; j < r->images.n; j++)
+            hash_observed_image(&h, imgs[j]);
+        for (size_t j = 0; j < r->ecs.n; j++)
+            ecs[j] = r->ecs.v[j].image_id;
+        if (ecs)
+            qsort(ecs, r->ecs.n, sizeof(*ecs), cmp_str_ptr);
+        rec_hasher_u64(&h, r->ecs_observed ? r->ecs.n + 1 : 0);
+        for (size_t j = 0; j < r->ecs.n; j++)
+            rec_hasher_str(&h, ecs[j]);
+        free(imgs);
+        free(ecs);
+    }
+    free(rs);
+    rec_hasher_final(&h, ret);
+}
+
+bool rec_fingerprint_equal(const rec_fingerprint *a, const rec_fingerprint *b)
+{
+    return strcmp(a->desired, b->desired) == 0 && strcmp(a->observed, b->observed) == 0;
+}

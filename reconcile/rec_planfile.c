@@ -1,0 +1,462 @@
+/* Saved plans (DESIGN.md "Saved plans"): `plan --out FILE` writes the plan's JSON document (the
+ * same one `plan --json` prints, plus "kind": "imgrecon-plan"); `apply FILE` reads it back here,
+ * and rec_cycle compares its fingerprint with a fresh observation to refuse a stale plan.
+ * Everything read is validated: a hand-edited or truncated file gets a clear error, never a
+ * crash, and a step whose client_token does not match its inputs is refused. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rec_plan_int.h"
+
+#define PLAN_KIND "imgrecon-plan"
+
+/* Writes via "<path>.tmp" + rename so that a crash never leaves half a plan behind. */
+int rec_plan_save(const rec_plan *plan, const char *path)
+{
+    if (!plan || !path)
+        return -EINVAL;
+    json_t *doc = rec_plan_json(plan);
+    if (!doc)
+        return -ENOMEM;
+    if (json_object_set_new(doc, "kind", json_string(PLAN_KIND)) != 0) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    char *tmp = rec_asprintf("%s.tmp", path);
+    if (!text || !tmp) {
+        free(text);
+        free(tmp);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (rc == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
+        rc = -EIO;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        (void)unlink(tmp);
+out:
+    free(text);
+    free(tmp);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+typedef struct loader {
+    char *err;
+    int rc;
+} loader;
+
+static void fail(loader *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records the first problem found (later ones are consequences). */
+static void fail(loader *l, const char *fmt, ...)
+{
+    va_list ap;
+    if (l->rc < 0)
+        return;
+    l->rc = -EINVAL;
+    va_start(ap, fmt);
+    if (vasprintf(&l->err, fmt, ap) < 0)
+        l->err = NULL;
+    va_end(ap);
+}
+
+/* Optional string member: NULL/absent -> NULL; a non-string -> error. */
+static bool get_str(loader *l, json_t *obj, const char *key, char **ret, bool required,
+                    const char *what, size_t idx)
+{
+    json_t *v = json_object_get(obj, key);
+    *ret = NULL;
+    if (!v || json_is_null(v)) {
+        if (required)
+            fail(l, "%s %zu: missing string field", what, idx);
+        return !required;
+    }
+    if (!json_is_string(v)) {
+        fail(l, "%s %zu: a field is not a string", what, idx);
+        return false;
+    }
+    *ret = strdup(json_string_value(v));
+    if (!*ret) {
+        l->rc = -ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+static bool get_uint(json_t *obj, const char *key, unsigned *ret)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0x7fffffff)
+        return false;
+    *ret = (unsigned)json_integer_value(v);
+    return true;
+}
+
+static bool get_manifest(loader *l, json_t *obj, char **file, unsigned *line, unsigned *col,
+                         const char *what, size_t idx)
+{
+    json_t *m = json_object_get(obj, "manifest");
+    if (!m || json_is_null(m))
+        return true;
+    if (!json_is_object(m) || !get_uint(m, "line", line) || !get_uint(m, "col", col)) {
+        fail(l, "%s %zu: malformed manifest position", what, idx);
+        return false;
+    }
+    return get_str(l, m, "file", file, true, what, idx);
+}
+
+static prov_image *parse_image(loader *l, json_t *v, size_t idx)
+{
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_object(v)) {
+        fail(l, "%s %zu: before/after is not an object", "step", idx);
+        return NULL;
+    }
+    prov_image *img = calloc(1, sizeof(*img));
+    if (!img) {
+        l->rc = -ENOMEM;
+        return NULL;
+    }
+    bool ok = get_str(l, v, "image_id", &img->image_id, false, "step", idx) &&
+              get_str(l, v, "name", &img->name, false, "step", idx) &&
+              get_str(l, v, "region", &img->region_id, false, "step", idx) &&
+              get_str(l, v, "instance_id", &img->instance_id, false, "step", idx) &&
+              get_str(l, v, "system_snapshot_id", &img->system_snapshot_id, false, "step", idx) &&
+              get_str(l, v, "data_snapshot_id", &img->data_snapshot_id, false, "step", idx) &&
+              get_str(l, v, "description", &img->description, false, "step", idx) &&
+              get_str(l, v, "resource_group_id", &img->resource_group_id, false, "step", idx);
+    json_t *st = json_object_get(v, "status");
+    img->status = PROV_IMG_UNKNOWN;
+    if (ok && st && !json_is_null(st)) {
+        if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 4) {
+            fail(l, "step %zu: bad image status", idx);
+            ok = false;
+        } else {
+            img->status = (int)json_integer_value(st);
+        }
+    }
+    img->in_share = json_is_true(json_object_get(v, "in_share"));
+    json_t *tags = json_object_get(v, "tags");
+    if (ok && tags && !json_is_null(tags)) {
+        const char *k;
+        json_t *tv;
+        if (!json_is_object(tags)) {
+            fail(l, "step %zu: tags is not an object", idx);
+            ok = false;
+        }
+        json_object_foreach(tags, k, tv)
+        {
+            if (!ok)
+                break;
+            if (!json_is_string(tv)) {
+                fail(l, "step %zu: a tag value is not a string", idx);
+                ok = false;
+            } else if (rec_image_set_tag(img, k, json_string_value(tv)) < 0) {
+                l->rc = -ENOMEM;
+                ok = false;
+            }
+        }
+    }
+    if (!ok) {
+        rec_image_free(img);
+        return NULL;
+    }
+    return img;
+}
+
+static bool is_hex64(const char *s)
+{
+    if (!s || strlen(s) != REC_HASH_HEX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_changes)
+{
+    rec_step *st = &pl->steps[i];
+    char *action = NULL, *hash = NULL, *token = NULL;
+    if (!json_is_object(js)) {
+        fail(l, "%s %zu: not an object", "step", i + 1);
+        return;
+    }
+    if (!get_uint(js, "id", &st->id) || st->id != i + 1) {
+        fail(l, "%s %zu: id must equal its position", "step", i + 1);
+        return;
+    }
+    if (!get_str(l, js, "action", &action, true, "step", i + 1) ||
+        rec_action_parse(action, &st->action) < 0) {
+        free(action);
+        fail(l, "step %zu: unknown action", i + 1);
+        return;
+    }
+    free(action);
+    if (!get_str(l, js, "address", &st->address, true, "step", i + 1) ||
+        !get_str(l, js, "region", &st->region, true, "step", i + 1) ||
+        !get_str(l, js, "name", &st->name, false, "step", i + 1) ||
+        !get_str(l, js, "image_id", &st->image_id, false, "step", i + 1) ||
+        !get_str(l, js, "reason", &st->reason, false, "step", i + 1) ||
+        !get_manifest(l, js, &st->file, &st->line, &st->col, "step", i + 1))
+        return;
+    unsigned change = 0, gen = 0;
+    if (!get_uint(js, "change", &change) || change >= n_changes ||
+        !get_uint(js, "generation", &gen)) {
+        fail(l, "step %zu: bad change or generation", i + 1);
+        return;
+    }
+    st->change = change;
+    st->ecs_force = json_is_true(json_object_get(js, "force"));
+    json_t *deps = json_object_get(js, "depends_on");
+    if (!json_is_array(deps)) {
+        fail(l, "%s %zu: depends_on is not an array", "step", i + 1);
+        return;
+    }
+    size_t nd = json_array_size(deps);
+    st->depends_on = nd ? calloc(nd, sizeof(*st->depends_on)) : NULL;
+    if (nd && !st->depends_on) {
+        l->rc = -ENOMEM;
+        return;
+    }
+    for (size_t k = 0; k < nd; k++) {
+        json_t *d = json_array_get(deps, k);
+        if (!json_is_integer(d) || json_integer_value(d) < 1 ||
+            json_integer_value(d) >= (json_int_t)st->id) {
+            fail(l, "step %zu: a dependency must name an earlier step", i + 1);
+            return;
+        }
+        st->depends_on[st->n_depends++] = (unsigned)json_integer_value(d);
+    }
+    st->before = parse_image(l, json_object_get(js, "before"), i + 1);
+    if (l->rc < 0)
+        return;
+    st->after = parse_image(l, json_object_get(js, "after"), i + 1);
+    if (l->rc < 0)
+        return;
+    if (st->action == REC_ACT_CREATE && (!st->after || !st->after->instance_id || !st->name)) {
+        fail(l, "step %zu: a create needs its name and after.instance_id", i + 1);
+        return;
+    }
+    if (st->action != REC_ACT_CREATE && st->action != REC_ACT_SHARE && !st->image_id) {
+        fail(l, "step %zu: image_id is required for this action", i + 1);
+        return;
+    }
+    if (!get_str(l, js, "spec_hash", &hash, true, "step", i + 1))
+        return;
+    if (!get_str(l, js, "client_token", &token, true, "step", i + 1)) {
+        free(hash);
+        return;
+    }
+    if (!is_hex64(hash)) {
+        fail(l, "step %zu: bad spec_hash", i + 1);
+    } else {
+        memcpy(st->spec_hash, hash, REC_HASH_HEX + 1);
+        rec_step_set_generation(st, pl->owner, gen);
+        if (strcmp(st->client_token, token) != 0)
+            fail(l, "step %zu: client_token does not match the step", i + 1);
+    }
+    free(hash);
+    free(token);
+}
+
+static void parse_change(loader *l, rec_plan *pl, json_t *jc, size_t i)
+{
+    static const char *const kinds[] = {"create",  "delete",     "share", "unshare",
+                                        "replace", "ecs_delete", "wait"};
+    rec_change *ch = &pl->changes[i];
+    char *kind = NULL;
+    if (!json_is_object(jc) || !get_str(l, jc, "kind", &kind, true, "change", i)) {
+        fail(l, "%s %zu: malformed", "change", i);
+        return;
+    }
+    bool found = false;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !found; k++)
+        if (strcmp(kind, kinds[k]) == 0) {
+            ch->kind = (rec_change_kind)k;
+            found = true;
+        }
+    free(kind);
+    if (!found) {
+        fail(l, "%s %zu: unknown kind", "change", i);
+        return;
+    }
+    if (!get_str(l, jc, "address", &ch->address, true, "change", i) ||
+        !get_str(l, jc, "reason", &ch->reason, false, "change", i) ||
+        !get_manifest(l, jc, &ch->file, &ch->line, &ch->col, "change", i))
+        return;
+    json_t *steps = json_object_get(jc, "steps");
+    if (!json_is_array(steps)) {
+        fail(l, "%s %zu: steps is not an array", "change", i);
+        return;
+    }
+    size_t n = json_array_size(steps);
+    ch->steps = n ? calloc(n, sizeof(*ch->steps)) : NULL;
+    if (n && !ch->steps) {
+        l->rc = -ENOMEM;
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        json_t *s = json_array_get(steps, k);
+        if (!json_is_integer(s) || json_integer_value(s) < 1 ||
+            json_integer_value(s) > (json_int_t)pl->n_steps) {
+            fail(l, "%s %zu: a step id is out of range", "change", i);
+            return;
+        }
+        ch->steps[ch->n_steps++] = (unsigned)json_integer_value(s);
+    }
+}
+
+static void parse_notes(loader *l, rec_plan *pl, json_t *doc, size_t *cap)
+{
+    static const struct {
+        const char *key;
+        rec_note_kind kind;
+    } lists[] = {{"unmanaged", REC_NOTE_UNMANAGED}, {"guards", REC_NOTE_GUARD},
+                 {"conflicts", REC_NOTE_CONFLICT},  {"refused", REC_NOTE_REFUSED},
+                 {"drift", REC_NOTE_DRIFT},         {"warnings", REC_NOTE_WARNING}};
+    for (size_t li = 0; li < sizeof(lists) / sizeof(lists[0]) && l->rc == 0; li++) {
+        json_t *arr = json_object_get(doc, lists[li].key);
+        if (!arr)
+            continue;
+        if (!json_is_array(arr)) {
+            fail(l, "a note list is not an array");
+            return;
+        }
+        for (size_t i = 0; i < json_array_size(arr) && l->rc == 0; i++) {
+            json_t *jn = json_array_get(arr, i);
+            if (!json_is_object(jn)) {
+                fail(l, "%s %zu: not an object", "note", i);
+                return;
+            }
+            if (rec_grow((void **)&pl->notes, cap, pl->n_notes, sizeof(rec_note)) < 0) {
+                l->rc = -ENOMEM;
+                return;
+            }
+            rec_note *n = &pl->notes[pl->n_notes++];
+            memset(n, 0, sizeof(*n));
+            n->kind = lists[li].kind;
+            if (!get_str(l, jn, "address", &n->address, false, "note", i) ||
+                !get_str(l, jn, "region", &n->region, false, "note", i) ||
+                !get_str(l, jn, "name", &n->name, false, "note", i) ||
+                !get_str(l, jn, "image_id", &n->image_id, false, "note", i) ||
+                !get_str(l, jn, "message", &n->text, true, "note", i) ||
+                !get_manifest(l, jn, &n->file, &n->line, &n->col, "note", i))
+                return;
+        }
+    }
+}
+
+static void parse_doc(loader *l, rec_plan *pl, json_t *doc)
+{
+    json_t *fv = json_object_get(doc, "format_version");
+    json_t *kind = json_object_get(doc, "kind");
+    if (!json_is_object(doc) || !json_is_string(kind) ||
+        strcmp(json_string_value(kind), PLAN_KIND) != 0) {
+        fail(l, "not an imgrecon plan file");
+        return;
+    }
+    if (!json_is_string(fv) || strcmp(json_string_value(fv), REC_PLAN_FORMAT_VERSION) != 0) {
+        fail(l, "unsupported format_version (this imgrecon reads %s)", REC_PLAN_FORMAT_VERSION);
+        return;
+    }
+    if (!get_str(l, doc, "owner", &pl->owner, true, "plan", 0))
+        return;
+    json_t *fp = json_object_get(doc, "fingerprint");
+    json_t *fd = json_object_get(fp, "desired"), *fo = json_object_get(fp, "observed");
+    if (!json_is_string(fd) || !json_is_string(fo) || !is_hex64(json_string_value(fd)) ||
+        !is_hex64(json_string_value(fo))) {
+        fail(l, "missing or malformed fingerprint");
+        return;
+    }
+    memcpy(pl->fp.desired, json_string_value(fd), REC_HASH_HEX + 1);
+    memcpy(pl->fp.observed, json_string_value(fo), REC_HASH_HEX + 1);
+    json_t *steps = json_object_get(doc, "steps"), *changes = json_object_get(doc, "changes");
+    if (!json_is_array(steps) || !json_is_array(changes)) {
+        fail(l, "steps and changes must be arrays");
+        return;
+    }
+    size_t ns = json_array_size(steps), nc = json_array_size(changes);
+    pl->steps = ns ? calloc(ns, sizeof(*pl->steps)) : NULL;
+    pl->changes = nc ? calloc(nc, sizeof(*pl->changes)) : NULL;
+    if ((ns && !pl->steps) || (nc && !pl->changes)) {
+        l->rc = -ENOMEM;
+        return;
+    }
+    pl->n_steps = ns;
+    pl->n_changes = nc;
+    for (size_t i = 0; i < ns && l->rc == 0; i++)
+        parse_step(l, pl, json_array_get(steps, i), i, nc);
+    for (size_t i = 0; i < nc && l->rc == 0; i++)
+        parse_change(l, pl, json_array_get(changes, i), i);
+    size_t cap = 0;
+    if (l->rc == 0)
+        parse_notes(l, pl, doc, &cap);
+}
+
+int rec_plan_load(const char *path, rec_plan **ret, char **ret_error)
+{
+    if (!path || !ret)
+        return -EINVAL;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int rc = -errno;
+        if (ret_error)
+            *ret_error = rec_asprintf("%s: %s", path, strerror(errno));
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    (void)fclose(f);
+    if (!doc) {
+        if (ret_error)
+            *ret_error = rec_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return -EINVAL;
+    }
+    loader l = {0};
+    rec_plan *pl = calloc(1, sizeof(*pl));
+    if (!pl) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    parse_doc(&l, pl, doc);
+    json_decref(doc);
+    if (l.rc < 0) {
+        rec_plan_free(pl);
+        if (ret_error && l.rc == -EINVAL)
+            *ret_error = rec_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
+        free(l.err);
+        return l.rc;
+    }
+    free(l.err);
+    *ret = pl;
+    return 0;
+}
