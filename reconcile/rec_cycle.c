@@ -120,14 +120,18 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         }
     }
     emit(c, REC_EV_PLANNED, NULL, (unsigned)plan->n_steps);
-    if (!c->o.execute || c->stopping || plan->n_steps == 0) {
-        c->res->n_skipped = c->o.execute ? (unsigned)plan->n_steps : 0;
+    if (!c->o.execute) {
         end(c, 0, NULL);
         return;
     }
     if (c->o.confirm != NULL && !c->o.confirm(c->o.ud, plan)) {
         c->res->n_skipped = (unsigned)plan->n_steps;
         end(c, -ECANCELED, "apply cancelled");
+        return;
+    }
+    if (c->stopping || plan->n_steps == 0) {
+        c->res->n_skipped = (unsigned)plan->n_steps;
+        end(c, 0, NULL);
         return;
     }
     if (c->o.cfg->suspend) {
