@@ -1,0 +1,755 @@
+/* The daemon's parts, each against the real thing: log lines (text, JSON parsed back with
+ * jansson, journald priority prefixes, secret scrub, normalisation), status.json round trip and
+ * malformed input, the lock against a forked child, the metrics exposition parsed back and
+ * served by libmicrohttpd (fetched with libcurl on loopback), the backoff schedule, and
+ * sd_notify messages received on an AF_UNIX datagram socket named by NOTIFY_SOCKET. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rec_backoff.h"
+#include "rec_lock.h"
+#include "rec_log.h"
+#include "rec_metrics.h"
+#include "rec_notify.h"
+#include "rec_status.h"
+
+static char dir[64];
+
+static void mk_dir(void)
+{
+    strcpy(dir, "/tmp/imgrecon-daemon-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+/* Removes the files a test may leave and the directory. */
+static void rm_dir(void)
+{
+    const char *names[] = {"status.json", "daemon.lock", "notify.sock"};
+    char path[128];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    (void)rmdir(dir);
+}
+
+/* ---- log ---- */
+
+static rec_log *mklog(bool json, bool journal)
+{
+    rec_log *l = NULL;
+    rec_log_opts o = {.fd = -1, .json = json, .journal = journal, .level = REC_LOG_DEBUG};
+    cr_assert_eq(rec_log_new(&o, &l), 0);
+    return l;
+}
+
+/* 2026-11-22T10:00:00.123Z */
+#define T0 1795341600123ull
+
+Test(log, text_line_format)
+{
+    rec_log *l = mklog(false, false);
+    const char *kv[] = {
+        "action", "CreateCustomImage", "error", "a \"quoted\" = thing\n", "skipped", NULL, "empty",
+        ""};
+    char *line = NULL;
+    cr_assert_eq(rec_log_format(l, REC_LOG_INFO, T0, "step failed", kv, 4, &line), 0);
+    cr_assert_str_eq(line, "2026-11-22T10:00:00.123Z level=info msg=\"step failed\" "
+                           "action=CreateCustomImage error=\"a \\\"quoted\\\" = thing\\n\" "
+                           "empty=\"\"\n");
+    free(line);
+    rec_log_free(l);
+}
+
+/* Fixed arrays, not pointers: Criterion hands each parameter to a separate process. */
+typedef struct prio_case {
+    rec_log_level level;
+    char prefix[4];
+} prio_case;
+
+ParameterizedTestParameters(log, journal_priority_prefix)
+{
+    static prio_case cases[] = {{REC_LOG_DEBUG, "<7>"},
+                                {REC_LOG_INFO, "<6>"},
+                                {REC_LOG_WARN, "<4>"},
+                                {REC_LOG_ERROR, "<3>"}};
+    return cr_make_param_array(prio_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(prio_case *c, log, journal_priority_prefix)
+{
+    rec_log *l = mklog(false, true);
+    char *line = NULL;
+    cr_assert_eq(rec_log_format(l, c->level, T0, "m", NULL, 0, &line), 0);
+    cr_assert_eq(strncmp(line, c->prefix, 3), 0, "line %s", line);
+    cr_assert_eq(strncmp(line + 3, "2026-11-22T10:00:00.123Z level=", 31), 0, "line %s", line);
+    free(line);
+    rec_log_free(l);
+    /* Without journald there is no prefix. */
+    l = mklog(false, false);
+    cr_assert_eq(rec_log_format(l, c->level, T0, "m", NULL, 0, &line), 0);
+    cr_assert_eq(line[0], '2');
+    free(line);
+    rec_log_free(l);
+}
+
+Test(log, json_escaping_parses_back)
+{
+    rec_log *l = mklog(true, false);
+    const char *nasty = "quote\" backslash\\ nl\n tab\t ctl\x01 del\x7f utf8 \xc3\xa9 bad \xff end";
+    const char *kv[] = {"error", nasty, "k\"ey", "v"};
+    char *line = NULL;
+    cr_assert_eq(rec_log_format(l, REC_LOG_ERROR, T0, nasty, kv, 2, &line), 0);
+    size_t n = strlen(line);
+    cr_assert_eq(line[n - 1], '\n');
+    cr_assert_eq(strchr(line, '\n'), line + n - 1, "one line only");
+    json_error_t err;
+    json_t *o = json_loadb(line, n - 1, 0, &err);
+    cr_assert_not_null(o, "not JSON: %s (%s)", line, err.text);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "ts")), "2026-11-22T10:00:00.123Z");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "level")), "error");
+    const char *want = "quote\" backslash\\ nl\n tab\t ctl\x01 del\x7f utf8 \xc3\xa9 bad "
+                       "\xef\xbf\xbd end";
+    cr_assert_str_eq(json_string_value(json_object_get(o, "msg")), want);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "error")), want);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "k\"ey")), "v");
+    json_decref(o);
+    free(line);
+    rec_log_free(l);
+}
+
+Test(log, secret_scrubbed_everywhere)
+{
+    const char *secret = "emulator-demo-secret";
+    for (int json = 0; json <= 1; json++) {
+        rec_log *l = mklog(json, false);
+        cr_assert_eq(rec_log_add_secret(l, secret), 0);
+        cr_assert_eq(rec_log_add_secret(l, "abc"), 0); /* too short: ignored */
+        const char *kv[] = {"error", "SignatureDoesNotMatch: key emulator-demo-secret&x", "path",
+                            "/a/emulator-demo-secret/emulator-demo-secret"};
+        char *line = NULL;
+        cr_assert_eq(
+            rec_log_format(l, REC_LOG_ERROR, T0, "leak emulator-demo-secret? abc", kv, 2, &line),
+            0);
+        cr_assert_null(strstr(line, secret), "secret in %s", line);
+        cr_assert_not_null(strstr(line, "abc"));
+        cr_assert_not_null(strstr(line, "/a/***/***"), "line %s", line);
+        free(line);
+        rec_log_clear_secrets(l);
+        cr_assert_eq(rec_log_format(l, REC_LOG_INFO, T0, secret, NULL, 0, &line), 0);
+        cr_assert_not_null(strstr(line, secret), "cleared secrets are no longer scrubbed");
+        free(line);
+        rec_log_free(l);
+    }
+}
+
+Test(log, write_goes_to_fd_and_respects_level)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    rec_log *l = NULL;
+    rec_log_opts o = {.fd = fds[1], .level = REC_LOG_INFO};
+    cr_assert_eq(rec_log_new(&o, &l), 0);
+    rec_log_event(l, REC_LOG_DEBUG, "hidden", NULL);
+    rec_log_event(l, REC_LOG_INFO, "shown", "k", "v", NULL);
+    rec_log_free(l);
+    close(fds[1]);
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    close(fds[0]);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert_null(strstr(buf, "hidden"));
+    cr_assert_not_null(strstr(buf, "level=info msg=\"shown\" k=v\n"), "got %s", buf);
+}
+
+Test(log, journal_stream_detection)
+{
+    char path[128];
+    mk_dir();
+    snprintf(path, sizeof(path), "%s/status.json", dir);
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    char js[64];
+    snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    cr_assert_eq(setenv("JOURNAL_STREAM", js, 1), 0);
+    cr_assert(rec_log_journal_detect(fd));
+    snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+    cr_assert_eq(setenv("JOURNAL_STREAM", js, 1), 0);
+    cr_assert_not(rec_log_journal_detect(fd), "another inode is not our stderr");
+    cr_assert_eq(setenv("JOURNAL_STREAM", "garbage", 1), 0);
+    cr_assert_not(rec_log_journal_detect(fd));
+    cr_assert_eq(unsetenv("JOURNAL_STREAM"), 0);
+    cr_assert_not(rec_log_journal_detect(fd));
+    close(fd);
+    rm_dir();
+}
+
+typedef struct norm_case {
+    char in[128];
+    char out[128];
+} norm_case;
+
+ParameterizedTestParameters(log, normalise)
+{
+    static norm_case cases[] = {
+        {"Throttling.User: Request was denied (RequestId: 4C4F7E3A-1B2C-4D5E-8F90-ABCDEF012345)",
+         "Throttling.User: Request was denied"},
+        {"InternalError: oops RequestId=4C4F7E3A-1B2C-4D5E-8F90-ABCDEF012345, retry",
+         "InternalError: oops, retry"},
+        {"failed request_id=\"abc123\" later", "failed later"},
+        {"id 0123456789abcdef0123 and 4c4f7e3a-1b2c-4d5e-8f90-abcdef012345 here",
+         "id <id> and <id> here"},
+        {"image m-bp67acfmxazb4p1234 at web.yaml:3:5 stays", "image m-bp67acfmxazb4p1234 at "
+                                                             "web.yaml:3:5 stays"},
+        {"", ""},
+        {"(RequestId: unterminated", "("},
+    };
+    return cr_make_param_array(norm_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(norm_case *c, log, normalise)
+{
+    char *got = rec_log_normalise(c->in);
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got, c->out);
+    free(got);
+}
+
+Test(log, normalise_makes_repeats_equal)
+{
+    char *a = rec_log_normalise(
+        "QuotaExceed: too many (RequestId: 11111111-2222-3333-4444-555555555555)");
+    char *b = rec_log_normalise(
+        "QuotaExceed: too many (RequestId: 99999999-8888-7777-6666-000000000000)");
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    cr_assert_null(rec_log_normalise(NULL));
+}
+
+/* ---- status.json ---- */
+
+Test(status, round_trip_through_file)
+{
+    mk_dir();
+    rec_status st;
+    memset(&st, 0, sizeof(st));
+    st.pid = 4242;
+    st.state = strdup("idle");
+    st.result = strdup("failed");
+    st.error = NULL;
+    st.cycles = 7;
+    st.cycle_start_ms = T0;
+    st.cycle_end_ms = T0 + 1500;
+    st.next_cycle_ms = T0 + 300000;
+    st.last_success_ms = T0 - 60000;
+    st.drift = 3;
+    st.pending = 2;
+    st.done = 1;
+    st.failed = 1;
+    st.skipped = 1;
+    st.suspended = true;
+    st.metrics_addr = strdup("127.0.0.1:9780");
+    cr_assert_eq(rec_status_add_failure(&st, "swas.cn-hangzhou.custom_image.web",
+                                        "QuotaExceed: \"too\" many", 2, T0 + 600000),
+                 0);
+    cr_assert_eq(rec_status_write(dir, &st), 0);
+
+    rec_status back;
+    cr_assert_eq(rec_status_read(dir, &back), 0);
+    cr_assert_eq(back.pid, 4242);
+    cr_assert_str_eq(back.state, "idle");
+    cr_assert_str_eq(back.result, "failed");
+    cr_assert_null(back.error);
+    cr_assert_eq(back.cycles, 7);
+    cr_assert_eq(back.cycle_start_ms, T0);
+    cr_assert_eq(back.cycle_end_ms, T0 + 1500);
+    cr_assert_eq(back.next_cycle_ms, T0 + 300000);
+    cr_assert_eq(back.last_success_ms, T0 - 60000);
+    cr_assert_eq(back.drift, 3);
+    cr_assert_eq(back.pending, 2);
+    cr_assert_eq(back.done, 1);
+    cr_assert_eq(back.failed, 1);
+    cr_assert_eq(back.skipped, 1);
+    cr_assert(back.suspended);
+    cr_assert_str_eq(back.metrics_addr, "127.0.0.1:9780");
+    cr_assert_eq(back.n_failures, 1);
+    cr_assert_str_eq(back.failures[0].address, "swas.cn-hangzhou.custom_image.web");
+    cr_assert_str_eq(back.failures[0].message, "QuotaExceed: \"too\" many");
+    cr_assert_eq(back.failures[0].count, 2);
+    cr_assert_eq(back.failures[0].retry_at_ms, T0 + 600000);
+
+    char *text = rec_status_describe(&back, T0 + 2000);
+    cr_assert_not_null(text);
+    cr_assert_not_null(strstr(text, "pid 4242, idle (suspended"), "%s", text);
+    cr_assert_not_null(strstr(text, "next cycle:   in 4m58s"), "%s", text);
+    cr_assert_not_null(strstr(text, "swas.cn-hangzhou.custom_image.web (2 time(s), retry in"), "%s",
+                       text);
+    free(text);
+    rec_status_clear(&back);
+    rec_status_clear(&st);
+    rec_status_clear(NULL);
+
+    /* No temporary file is left next to it. */
+    char tmp[128];
+    snprintf(tmp, sizeof(tmp), "%s/.status.json.%ld", dir, (long)getpid());
+    cr_assert_neq(access(tmp, F_OK), 0);
+    rm_dir();
+}
+
+Test(status, missing_file_is_enoent)
+{
+    mk_dir();
+    rec_status st;
+    cr_assert_eq(rec_status_read(dir, &st), -ENOENT);
+    rm_dir();
+}
+
+typedef struct bad_status {
+    char text[96];
+} bad_status;
+
+ParameterizedTestParameters(status, malformed_is_eproto)
+{
+    static bad_status cases[] = {
+        {""},
+        {"[]"},
+        {"{\"pid\": \"12\"}"},
+        {"{\"pid\": -1}"},
+        {"{\"state\": 3}"},
+        {"{\"drift\": 1.5}"},
+        {"{\"drift\": 99999999999}"},
+        {"{\"cycle_end\": \"yesterday\"}"},
+        {"{\"cycle_end\": \"2026-11-22T10:00:00.123\"}"},
+        {"{\"suspended\": \"yes\"}"},
+        {"{\"failures\": {}}"},
+        {"{\"failures\": [{\"address\": 1, \"message\": \"m\"}]}"},
+        {"{\"failures\": [{\"address\": \"a\", \"message\": \"m\", \"count\": -2}]}"},
+        {"{\"pid\": 1"},
+    };
+    return cr_make_param_array(bad_status, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(bad_status *c, status, malformed_is_eproto)
+{
+    rec_status st;
+    cr_assert_eq(rec_status_from_json(c->text, strlen(c->text), &st), -EPROTO, "input %s", c->text);
+}
+
+/* ---- lock ---- */
+
+Test(lock, second_holder_is_refused_and_named)
+{
+    mk_dir();
+    rec_lock *l = NULL;
+    long holder = -1;
+    cr_assert_eq(rec_lock_acquire(dir, &l, &holder), 0);
+    cr_assert_eq(holder, -1, "untouched on success");
+    char *want = rec_lock_path_for(dir);
+    cr_assert_str_eq(rec_lock_path(l), want);
+    free(want);
+
+    /* A child process (another daemon) cannot take it and learns our pid. */
+    pid_t parent = getpid();
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        rec_lock *other = NULL;
+        long h = 0;
+        int rc = rec_lock_acquire(dir, &other, &h);
+        _exit(rc == -EWOULDBLOCK && h == (long)parent ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child saw the holder");
+
+    /* After release (or the holder's death) the next one gets it. */
+    rec_lock_release(l);
+    child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        rec_lock *other = NULL;
+        int rc = rec_lock_acquire(dir, &other, NULL);
+        rec_lock_release(other);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child took the released lock");
+    rec_lock_release(NULL);
+    rm_dir();
+}
+
+Test(lock, missing_directory_is_an_error)
+{
+    rec_lock *l = NULL;
+    cr_assert_eq(rec_lock_acquire("/nonexistent/imgrecon-test", &l, NULL), -ENOENT);
+}
+
+/* ---- metrics ---- */
+
+/* Checks every line of an exposition against the text format and returns the value of the
+ * sample `name{labels}` (labels "" for none), or -1 when absent. */
+static double sample_value(const char *text, const char *series)
+{
+    regex_t re;
+    cr_assert_eq(
+        regcomp(
+            &re,
+            "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\",?)*\\})? "
+            "[-+0-9.eEInfa]+$",
+            REG_EXTENDED | REG_NOSUB),
+        0);
+    double found = -1;
+    char *copy = strdup(text);
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0)
+            continue;
+        cr_assert_eq(regexec(&re, line, 0, NULL, 0), 0, "bad exposition line: %s", line);
+        size_t n = strlen(series);
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            found = strtod(line + n + 1, NULL);
+    }
+    free(copy);
+    regfree(&re);
+    return found;
+}
+
+static rec_metrics *filled_metrics(void)
+{
+    rec_metrics *m = NULL;
+    cr_assert_eq(rec_metrics_new(&m), 0);
+    rec_metrics_cycle(m, "ok", 1.5, 3, 0, true, 1795341600.5);
+    rec_metrics_cycle(m, "failed", 0.5, 2, 1, false, 1795341700.0);
+    rec_metrics_cycle(m, "ok", 1.0, 0, 0, true, 1795341800.0);
+    rec_metrics_api_call(m, "ListCustomImages", NULL, false);
+    rec_metrics_api_call(m, "ListCustomImages", NULL, false);
+    rec_metrics_api_call(m, "CreateCustomImage", "Throttling.User", true);
+    rec_metrics_api_call(m, "CreateCustomImage", NULL, false);
+    rec_metrics_api_call(m, "Weird\"Action\\", "X", false);
+    rec_metrics_set_budget(m, "CreateCustomImage", 7);
+    rec_metrics_set_budget(m, "CreateCustomImage", 8);
+    return m;
+}
+
+Test(metrics, exposition_parses_back)
+{
+    rec_metrics *m = filled_metrics();
+    char *text = NULL;
+    cr_assert_eq(rec_metrics_render(m, &text), 0);
+    cr_assert_eq(sample_value(text, "imgrecon_reconcile_cycles_total{result=\"ok\"}"), 2);
+    cr_assert_eq(sample_value(text, "imgrecon_reconcile_cycles_total{result=\"failed\"}"), 1);
+    cr_assert_eq(sample_value(text, "imgrecon_reconcile_duration_seconds_sum"), 3.0);
+    cr_assert_eq(sample_value(text, "imgrecon_reconcile_duration_seconds_count"), 3);
+    cr_assert_eq(sample_value(text, "imgrecon_drift"), 0);
+    cr_assert_eq(sample_value(text, "imgrecon_pending_steps"), 0);
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"OK\"}"), 2);
+    cr_assert_eq(sample_value(text, "imgrecon_api_calls_total{action=\"CreateCustomImage\","
+                                    "code=\"Throttling.User\"}"),
+                 1);
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"CreateCustomImage\",code=\"OK\"}"),
+        1);
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"Weird\\\"Action\\\\\",code=\"X\"}"),
+        1);
+    cr_assert_eq(sample_value(text, "imgrecon_throttled_calls_total{action=\"CreateCustomImage\"}"),
+                 1);
+    cr_assert_eq(sample_value(text, "imgrecon_throttled_calls_total{action=\"ListCustomImages\"}"),
+                 -1);
+    cr_assert_eq(sample_value(text, "imgrecon_budget_left{action=\"CreateCustomImage\"}"), 8);
+    cr_assert_eq(sample_value(text, "imgrecon_last_success_timestamp_seconds"), 1795341800.0);
+    cr_assert_not_null(strstr(text, "# TYPE imgrecon_api_calls_total counter\n"));
+    cr_assert_not_null(strstr(text, "# TYPE imgrecon_budget_left gauge\n"));
+    free(text);
+    rec_metrics_free(m);
+    rec_metrics_free(NULL);
+}
+
+typedef struct listen_case {
+    char spec[32];
+    bool allow_remote;
+    int rc;
+} listen_case;
+
+ParameterizedTestParameters(metrics, parse_listen)
+{
+    static listen_case cases[] = {
+        {"127.0.0.1:9780", false, 0},
+        {"127.9.9.9:0", false, 0},
+        {"[::1]:9780", false, 0},
+        {"0.0.0.0:9780", false, -EPERM},
+        {"0.0.0.0:9780", true, 0},
+        {"[::]:9780", false, -EPERM},
+        {"10.1.2.3:80", false, -EPERM},
+        {"localhost:9780", false, -EINVAL},
+        {"127.0.0.1", false, -EINVAL},
+        {"127.0.0.1:", false, -EINVAL},
+        {"127.0.0.1:70000", false, -EINVAL},
+        {"127.0.0.1:12a", false, -EINVAL},
+        {"::1:9780", false, -EINVAL},
+        {"[::1]9780", false, -EINVAL},
+        {":9780", false, -EINVAL},
+        {"", false, -EINVAL},
+    };
+    return cr_make_param_array(listen_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(listen_case *c, metrics, parse_listen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    cr_assert_eq(rec_metrics_parse_listen(c->spec, c->allow_remote, &ss, &len), c->rc, "spec %s",
+                 c->spec);
+}
+
+typedef struct body {
+    char buf[16384];
+    size_t len;
+} body;
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    body *b = ud;
+    size_t k = size * n;
+    if (b->len + k >= sizeof(b->buf))
+        return 0;
+    memcpy(b->buf + b->len, p, k);
+    b->len += k;
+    b->buf[b->len] = '\0';
+    return k;
+}
+
+/* GET url on loopback; returns the HTTP status (0 on a transport error). */
+static long http_get(const char *url, body *b)
+{
+    CURL *c = curl_easy_init();
+    cr_assert_not_null(c);
+    b->len = 0;
+    b->buf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+Test(metrics, served_on_port_zero_with_healthz)
+{
+    rec_metrics *m = filled_metrics();
+    char *bound = NULL;
+    cr_assert_eq(rec_metrics_serve(m, "0.0.0.0:0", false, &bound), -EPERM);
+    cr_assert_eq(rec_metrics_serve(m, "127.0.0.1:0", false, &bound), 0);
+    cr_assert_eq(strncmp(bound, "127.0.0.1:", 10), 0);
+    cr_assert_neq(strcmp(bound, "127.0.0.1:0"), 0, "the real port is reported");
+    char url[128];
+    body *b = malloc(sizeof(*b));
+
+    snprintf(url, sizeof(url), "http://%s/healthz", bound);
+    cr_assert_eq(http_get(url, b), 503, "unhealthy before the first load");
+    rec_metrics_set_health(m, true, NULL);
+    cr_assert_eq(http_get(url, b), 200);
+    cr_assert_str_eq(b->buf, "ok\n");
+
+    snprintf(url, sizeof(url), "http://%s/metrics", bound);
+    cr_assert_eq(http_get(url, b), 200);
+    cr_assert_eq(
+        sample_value(b->buf, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"OK\"}"),
+        2);
+    rec_metrics_api_call(m, "ListCustomImages", NULL, false);
+    cr_assert_eq(http_get(url, b), 200);
+    cr_assert_eq(
+        sample_value(b->buf, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"OK\"}"),
+        3, "a scrape sees updates");
+
+    snprintf(url, sizeof(url), "http://%s/nope", bound);
+    cr_assert_eq(http_get(url, b), 404);
+    rec_metrics_stop(m);
+    snprintf(url, sizeof(url), "http://%s/metrics", bound);
+    cr_assert_eq(http_get(url, b), 0, "stopped: connection refused");
+    free(b);
+    free(bound);
+    rec_metrics_free(m);
+}
+
+/* ---- backoff ---- */
+
+Test(backoff, schedule_doubles_and_caps)
+{
+    const uint64_t min = 60000, hour = 3600000;
+    uint64_t want[] = {min, 2 * min, 4 * min, 8 * min, 16 * min, 32 * min, hour, hour};
+    for (unsigned n = 1; n <= 8; n++)
+        cr_assert_eq(rec_backoff_delay(min, hour, n), want[n - 1], "n=%u", n);
+    cr_assert_eq(rec_backoff_delay(min, hour, 4000), hour, "no overflow");
+}
+
+Test(backoff, skip_retry_and_reset_across_cycles)
+{
+    rec_backoff *b = NULL;
+    const uint64_t base = 1000, t0 = 1000000;
+    cr_assert_eq(rec_backoff_new(base, 8000, 100, &b), 0);
+    const char *web = "swas.r.custom_image.web";
+    const char *db = "swas.r.custom_image.db";
+    cr_assert_not(rec_backoff_skip(b, web, t0));
+
+    /* Cycle 1: web fails. Retry after 1 s (minus the jitter slack). */
+    cr_assert_eq(rec_backoff_note(b, web, "QuotaExceed: x"), 0);
+    const char *f1[] = {web, web};
+    cr_assert_eq(rec_backoff_cycle_end(b, f1, 2, t0), 0);
+    size_t n;
+    const rec_backoff_entry *e = rec_backoff_entries(b, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(e[0].failures, 1, "two failed steps of one item are one failure");
+    cr_assert_eq(e[0].retry_at_ms, t0 + 900);
+    cr_assert_str_eq(e[0].message, "QuotaExceed: x");
+    cr_assert(rec_backoff_skip(b, web, t0 + 899));
+    cr_assert_not(rec_backoff_skip(b, db, t0 + 899));
+
+    /* Cycle 2 (skipped web): it stays with its count. */
+    cr_assert_eq(rec_backoff_cycle_end(b, NULL, 0, t0 + 899), 0);
+    e = rec_backoff_entries(b, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(e[0].failures, 1);
+
+    /* Cycle 3: retried and failed again: 2 s, then 4 s, 8 s, capped at 8 s. */
+    uint64_t now = t0 + 1000;
+    uint64_t expect[] = {2000, 4000, 8000, 8000};
+    for (unsigned i = 0; i < 4; i++) {
+        cr_assert_not(rec_backoff_skip(b, web, now));
+        const char *f[] = {web};
+        cr_assert_eq(rec_backoff_cycle_end(b, f, 1, now), 0);
+        e = rec_backoff_entries(b, &n);
+        cr_assert_eq(e[0].failures, i + 2);
+        cr_assert_eq(e[0].retry_at_ms, now + expect[i] - 100);
+        now = e[0].retry_at_ms;
+    }
+
+    /* Retried and succeeded (not in the failed list, not skipped): forgotten. */
+    cr_assert_not(rec_backoff_skip(b, web, now));
+    cr_assert_eq(rec_backoff_cycle_end(b, NULL, 0, now), 0);
+    rec_backoff_entries(b, &n);
+    cr_assert_eq(n, 0);
+    cr_assert_not(rec_backoff_skip(b, web, now));
+
+    /* Reset forgets failing items at once (manifest changed). */
+    const char *f2[] = {db};
+    cr_assert_eq(rec_backoff_cycle_end(b, f2, 1, now), 0);
+    cr_assert(rec_backoff_skip(b, db, now + 1));
+    rec_backoff_reset(b);
+    cr_assert_not(rec_backoff_skip(b, db, now + 1));
+    rec_backoff_free(b);
+    rec_backoff_free(NULL);
+}
+
+/* ---- sd_notify ---- */
+
+static int notify_sock(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/notify.sock", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
+    return fd;
+}
+
+/* Receives one datagram, waiting at most 5 s. */
+static void recv_msg(int fd, char *buf, size_t size)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1, "a notify message arrives");
+    ssize_t n = recv(fd, buf, size - 1, 0);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+}
+
+Test(notify, messages_reach_notify_socket)
+{
+    char msg[1024];
+    cr_assert_eq(unsetenv("NOTIFY_SOCKET"), 0);
+    cr_assert_eq(rec_notify_ready(), 0, "no socket: nothing sent, no error");
+    mk_dir();
+    int fd = notify_sock();
+
+    cr_assert_gt(rec_notify_ready(), 0);
+    recv_msg(fd, msg, sizeof(msg));
+    cr_assert_str_eq(msg, "READY=1");
+
+    cr_assert_gt(rec_notify_status("last ok: 1 done"), 0);
+    recv_msg(fd, msg, sizeof(msg));
+    cr_assert_str_eq(msg, "STATUS=last ok: 1 done");
+
+    cr_assert_gt(rec_notify_reloading(), 0);
+    recv_msg(fd, msg, sizeof(msg));
+    unsigned long long usec = 0;
+    cr_assert_eq(sscanf(msg, "RELOADING=1\nMONOTONIC_USEC=%llu", &usec), 1, "got %s", msg);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    cr_assert_gt(usec, 0);
+    cr_assert_leq(usec, (unsigned long long)now.tv_sec * 1000000ull + now.tv_nsec / 1000);
+
+    cr_assert_gt(rec_notify_watchdog(), 0);
+    recv_msg(fd, msg, sizeof(msg));
+    cr_assert_str_eq(msg, "WATCHDOG=1");
+
+    cr_assert_gt(rec_notify_stopping(), 0);
+    recv_msg(fd, msg, sizeof(msg));
+    cr_assert_str_eq(msg, "STOPPING=1");
+    close(fd);
+    rm_dir();
+}
+
+Test(notify, watchdog_period_from_environment)
+{
+    uint64_t usec = 0;
+    char pid[32];
+    cr_assert_eq(unsetenv("WATCHDOG_USEC"), 0);
+    cr_assert_eq(rec_notify_watchdog_usec(&usec), 0);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    cr_assert_eq(setenv("WATCHDOG_USEC", "2000000", 1), 0);
+    cr_assert_eq(setenv("WATCHDOG_PID", pid, 1), 0);
+    cr_assert_gt(rec_notify_watchdog_usec(&usec), 0);
+    cr_assert_eq(usec, 2000000);
+    cr_assert_eq(setenv("WATCHDOG_PID", "1", 1), 0);
+    cr_assert_eq(rec_notify_watchdog_usec(&usec), 0, "another process's watchdog");
+}
+
+Test(notify, status_line_content)
+{
+    rec_notify_budget b[] = {{"ListCustomImages", 9, 10}, {"CreateCustomImage", 10, 10}};
+    char *line = rec_notify_status_line("ok", 3, 0, 299500, 0, b, 2, 0);
+    cr_assert_str_eq(line, "last ok: 3 done, 0 failed; next cycle in 5m00s; 0 pending; budget "
+                           "ListCustomImages 9/10, CreateCustomImage 10/10");
+    free(line);
+    line = rec_notify_status_line(NULL, 0, 0, UINT64_MAX, 4, NULL, 0, 1);
+    cr_assert_str_eq(line, "suspended; no cycle yet; no next cycle; 4 pending");
+    free(line);
+}
