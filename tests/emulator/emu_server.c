@@ -235,21 +235,37 @@ typedef struct api_call {
     const char *region;
 } api_call;
 
+/* Copies the characters a host name may hold (the rest is attacker-controlled noise that must
+ * not break the JSON). */
+static void host_chars(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; s && *s && n + 1 < size; s++) {
+        if (isalnum((unsigned char)*s) || strchr(".-:[]", *s)) {
+            out[n++] = *s;
+        }
+    }
+    out[n] = '\0';
+}
+
 static json_t *error_body(const api_call *a, const char *host)
 {
-    char hostid[160];
+    char hostid[160], region[64], h[96];
     const char *prod = a->product == EMU_ECS ? "ecs" : "swas";
-    if (a->region && strlen(a->region) < 64) {
-        (void)snprintf(hostid, sizeof(hostid), "%s.%s.aliyuncs.com", prod, a->region);
+    host_chars(region, sizeof(region), a->region);
+    host_chars(h, sizeof(h), host);
+    if (region[0]) {
+        (void)snprintf(hostid, sizeof(hostid), "%s.%s.aliyuncs.com", prod, region);
     } else {
-        (void)snprintf(hostid, sizeof(hostid), "%s", host ? host : "127.0.0.1");
+        (void)snprintf(hostid, sizeof(hostid), "%s", h[0] ? h : "127.0.0.1");
     }
     char rec[256];
     (void)snprintf(rec, sizeof(rec), "https://api.aliyun.com/troubleshoot?q=%s&product=%s",
                    a->res.code, a->product == EMU_ECS ? "Ecs" : "SWAS-OPEN");
-    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "RequestId", a->request_id, "HostId", hostid, "Code",
-                     a->res.code, "Message", a->res.message ? a->res.message : "", "Recommend",
-                     rec);
+    json_t *msg = json_string(a->res.message ? a->res.message : "");
+    return json_pack("{s:s,s:s,s:s,s:o,s:s}", "RequestId", a->request_id, "HostId", hostid, "Code",
+                     a->res.code, "Message", msg ? msg : json_string("(message not valid UTF-8)"),
+                     "Recommend", rec);
 }
 
 static json_t *success_body(const api_call *a)
@@ -506,8 +522,8 @@ int emu_http_start(const emu_http_config *cfg, emu_http **ret, spec_diags *diags
     (void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     (void)pthread_cond_init(&h->wake, &ca);
     (void)pthread_condattr_destroy(&ca);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (cfg->addr.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
