@@ -319,6 +319,11 @@ int prov_sig_v1_sign(prov_kvs *params, const char *method, const char *access_ke
 
 /* ---- V3 ---- */
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Copies value without leading and trailing blanks (the canonical header value). */
 static char *trimmed_copy(const char *v)
 {
@@ -328,6 +333,43 @@ static char *trimmed_copy(const char *v)
     while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
         len--;
     return strndup(v, len);
+}
+
+/* The canonical value of one header: every value the request carries under that name
+ * (case-insensitively), each trimmed, sorted and ','-joined as the SDKs do; -EINVAL when the
+ * request does not carry the header at all. */
+static int header_values(const prov_kvs *headers, const char *name, char **ret)
+{
+    char **vals = calloc(headers->n ? headers->n : 1, sizeof(*vals));
+    if (vals == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; i < headers->n && r == 0; i++) {
+        if (strcasecmp(headers->v[i].key, name) != 0)
+            continue;
+        vals[n] = trimmed_copy(headers->v[i].value);
+        if (vals[n] == NULL)
+            r = -ENOMEM;
+        else
+            n++;
+    }
+    if (r == 0 && n == 0)
+        r = -EINVAL;
+    if (r == 0) {
+        qsort(vals, n, sizeof(*vals), str_cmp);
+        sbuf b = {0};
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                sb_puts(&b, ",");
+            sb_puts(&b, vals[i]);
+        }
+        r = sb_finish(&b, ret);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(vals[i]);
+    free(vals);
+    return r;
 }
 
 int prov_sig_v3_canonical_request(const char *method, const char *path, const prov_kvs *query,
@@ -361,22 +403,16 @@ int prov_sig_v3_canonical_request(const char *method, const char *path, const pr
             r = -ENOMEM;
             break;
         }
-        const char *value = len ? prov_kvs_get_ci(headers, name) : NULL;
-        if (value == NULL) {
-            r = -EINVAL; /* an empty name or a signed header the request does not carry */
-        } else {
-            char *tv = trimmed_copy(value);
-            if (tv == NULL) {
-                r = -ENOMEM;
-            } else {
-                for (char *c = name; *c; c++)
-                    *c = (char)tolower((unsigned char)*c);
-                sb_puts(&b, name);
-                sb_puts(&b, ":");
-                sb_puts(&b, tv);
-                sb_puts(&b, "\n");
-                free(tv);
-            }
+        char *value = NULL;
+        r = len ? header_values(headers, name, &value) : -EINVAL;
+        if (r == 0) {
+            for (char *c = name; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            sb_puts(&b, name);
+            sb_puts(&b, ":");
+            sb_puts(&b, value);
+            sb_puts(&b, "\n");
+            free(value);
         }
         free(name);
         if (semi == NULL)
@@ -431,11 +467,6 @@ static bool v3_header_is_signed(const char *name)
 {
     return strncasecmp(name, "x-acs-", 6) == 0 || strcasecmp(name, "host") == 0 ||
            strcasecmp(name, "content-type") == 0;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The SignedHeaders list for a request about to be signed: every x-acs-*, host and content-type

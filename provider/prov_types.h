@@ -93,7 +93,8 @@ typedef struct prov_error {
 const char *prov_err_class_name(prov_err_class cls); /* "throttled", "transient", ... */
 /* Classifies by action, HTTP status, API Code (may be NULL) and local errno (0 when none). */
 prov_err_class prov_err_classify(const char *action, long http_status, const char *code, int sys);
-/* Sets every field (strings copied); returns 0 or -ENOMEM. */
+/* Sets every field (strings copied) and classifies with prov_err_classify; returns 0 or -ENOMEM.
+ * err (and dst below) must be zero-initialised or hold an earlier value, which is replaced. */
 int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
                    const char *message, const char *request_id, const char *action);
 int prov_error_copy(prov_error *dst, const prov_error *src);

@@ -541,3 +541,23 @@ Test(sig, v3_resign_replaces_authorization)
     prov_kvs_free(&q);
     prov_kvs_free(&h);
 }
+
+Test(sig, v3_repeated_header_values_joined_sorted)
+{
+    prov_kvs q = {0}, h = {0};
+    cr_assert_eq(prov_kvs_add(&h, "x-acs-extra", " b "), 0);
+    cr_assert_eq(prov_kvs_add(&h, "X-Acs-Extra", "a"), 0);
+    cr_assert_eq(prov_kvs_add(&h, "host", "h"), 0);
+    char *creq = NULL;
+    cr_assert_eq(prov_sig_v3_canonical_request("GET", "/", &q, &h, "host;x-acs-extra", "00", &creq),
+                 0);
+    cr_expect_str_eq(creq, "GET\n/\n\nhost:h\nx-acs-extra:a,b\n\nhost;x-acs-extra\n00");
+    free(creq);
+    cr_expect_eq(
+        prov_sig_v3_canonical_request("GET", "/", &q, &h, "host;x-acs-missing", "00", &creq),
+        -EINVAL);
+    cr_expect_eq(
+        prov_sig_v3_canonical_request("GET", "/", &q, &h, "host;;x-acs-extra", "00", &creq),
+        -EINVAL);
+    prov_kvs_free(&h);
+}
