@@ -527,7 +527,7 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
                     &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false};
     size_t c = add_step(b, &cr);
     add_dep(b, c, dl);
-    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 0});
+    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 1});
     push_ref(b, &rc->w.creates_repl, &rc->w.n_repl, &rc->w.cap_repl, (slot_ref){c, true, dl});
     if (d->share_to_ecs && c != SIZE_MAX) {
         prov_image *sb = dup_image(b, b->p[c].st.after);
@@ -848,14 +848,32 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
 static int cmp_delete_ref(const void *a, const void *b)
 {
     const slot_ref *x = a, *y = b;
+    if (x->own != y->own)
+        return x->own ? 1 : -1; /* prune deletes before the deletes of replaces */
     if (x->flag != y->flag)
         return x->flag ? 1 : -1; /* deletes without an unshare free their slot sooner */
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Quota ordering: with `free` slots left, create number i (plain creates first, then replaces)
- * must wait for the first i + 1 - free deletes of the region (cheapest deletes first). Creates
- * that fit in the free slots do not wait; a replace's create always waits for its own delete. */
+static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quota)
+{
+    add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
+             rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
+                          "delete(s) planned): they will fail with CustomImageQuotaLimit",
+                          rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
+             NULL);
+}
+
+/* Quota ordering (DESIGN.md "Ordering"): a create may start only when the region has a free
+ * slot. With F = quota - images free slots, plain creates take the free slots first, then the
+ * replaces' creates. Every create beyond the free slots is matched with ONE delete of its own:
+ * a replace with its own delete, a plain create with a distinct delete from the pool (prune
+ * deletes, cheapest first, then the deletes of replaces that fit in the free slots). This is
+ * safe whatever order the deletes finish in: at any time the creates started beyond F are at
+ * most the deletes done, so images <= quota. Creates that fit do not wait at all, and no create
+ * waits for more than the one delete it needs. When the region is already over its quota
+ * (learned quota lower than the count) the conservative prefix rule is used instead: create i
+ * waits for the first i + 1 - F deletes. */
 static void plan_quota(builder *b, region_ctx *rc)
 {
     region_work *w = &rc->w;
@@ -866,25 +884,52 @@ static void plan_quota(builder *b, region_ctx *rc)
     if (w->n_del > 1)
         qsort(w->deletes, w->n_del, sizeof(*w->deletes), cmp_delete_ref);
     size_t n_creates = w->n_plain + w->n_repl, over = 0;
-    for (size_t i = 0; i < n_creates; i++) {
-        const slot_ref *c =
-            i < w->n_plain ? &w->creates_plain[i] : &w->creates_repl[i - w->n_plain];
-        long need = (long)i + 1 - free_slots;
-        if (need <= 0)
-            continue;
-        if ((size_t)need > w->n_del) {
-            over++;
-            need = (long)w->n_del;
+    if (n_creates == 0)
+        return;
+    if (free_slots < 0) {
+        for (size_t i = 0; i < n_creates; i++) {
+            const slot_ref *c =
+                i < w->n_plain ? &w->creates_plain[i] : &w->creates_repl[i - w->n_plain];
+            size_t need = i + 1 + (size_t)(-free_slots);
+            if (need > w->n_del) {
+                over++;
+                need = w->n_del;
+            }
+            for (size_t k = 0; k < need; k++)
+                add_dep(b, c->idx, w->deletes[k].idx);
         }
-        for (long k = 0; k < need; k++)
-            add_dep(b, c->idx, w->deletes[k].idx);
+        if (over)
+            quota_warning(b, rc, over, quota);
+        return;
     }
+    size_t slots = (size_t)free_slots;
+    size_t plain_free = w->n_plain < slots ? w->n_plain : slots;
+    size_t repl_free = w->n_repl < slots - plain_free ? w->n_repl : slots - plain_free;
+    /* The pool: prune deletes (sorted first), then the own deletes of replaces that fit. */
+    size_t *pool = w->n_del ? calloc(w->n_del, sizeof(*pool)) : NULL;
+    if (w->n_del && !pool) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    size_t n_pool = 0;
+    for (size_t k = 0; k < w->n_del; k++)
+        if (!w->deletes[k].own)
+            pool[n_pool++] = w->deletes[k].idx;
+    for (size_t j = 0; j < repl_free; j++)
+        pool[n_pool++] = w->creates_repl[j].own;
+    size_t next = 0;
+    for (size_t i = plain_free; i < w->n_plain; i++) {
+        if (next < n_pool) {
+            add_dep(b, w->creates_plain[i].idx, pool[next++]);
+        } else {
+            over++;
+            for (size_t k = 0; k < w->n_del; k++)
+                add_dep(b, w->creates_plain[i].idx, w->deletes[k].idx);
+        }
+    }
+    free(pool);
     if (over)
-        add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
-                 rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
-                              "delete(s) planned): they will fail with CustomImageQuotaLimit",
-                              rc->region, over, quota, rc->obs->images.n, w->n_del),
-                 NULL);
+        quota_warning(b, rc, over, quota);
 }
 
 static int cmp_proto_idx(const void *a, const void *b, void *base)

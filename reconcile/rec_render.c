@@ -206,7 +206,8 @@ int rec_render_text(const rec_plan *plan, FILE *out, unsigned flags)
     print_notes(out, plan, REC_NOTE_UNMANAGED, "Unmanaged images (never touched):", "?", "");
     print_notes(out, plan, REC_NOTE_DRIFT, "Drift reported only:", "~", "");
     print_notes(out, plan, REC_NOTE_WARNING, "Warnings:", "!", color ? C_YELLOW : "");
-    fputc('\n', out);
+    if (plan->n_changes || plan->n_notes)
+        fputc('\n', out);
     print_summary(out, plan);
     return ferror(out) ? -EIO : 0;
 }
