@@ -409,10 +409,10 @@ Test(plan, prune_guard_max_deletes)
 {
     declare(R1, "keep", false);
     observe(R1, "m-keep", "keep", PROV_IMG_AVAILABLE, false, "default");
-    char ids[6][8], names[6][8];
-    for (int i = 0; i < 6; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "m-%d", i);
-        snprintf(names[i], sizeof(names[i]), "old%d", i);
+    char ids[6][16], names[6][16];
+    for (unsigned i = 0; i < 6; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "m-%u", i);
+        snprintf(names[i], sizeof(names[i]), "old%u", i);
         observe(R1, ids[i], names[i], PROV_IMG_AVAILABLE, false, "default");
     }
     fx.opts.prune = true;
