@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idle cost of the daemon: RSS and CPU time over IDLE_SECONDS (default 60) between cycles, and
+# its peak RSS (VmHWM) after a cycle over 1,500 images (100 regions x 15) against the emulator.
+# Usage: tests/bench/idle.sh [BUILD]
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+idle=${IDLE_SECONDS:-60}
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# Fixture and manifests: 100 regions x 15 images, all converged (a no-change cycle).
+{
+    echo "accounts:"
+    echo "  - {access_key_id: LTAIidleBench, access_key_secret: idle-bench-secret, user_id: 1}"
+    echo "regions:"
+    for r in $(seq -w 0 99); do
+        echo "  - region: cn-idle-$r"
+        echo "    servers:"
+        for s in 0 1 2 3 4; do
+            echo "      - {instance_id: ace0706b2ac4454d984295a9420$r$s, name: s$s, status: Running, system_snapshots: [s-$r-$s]}"
+        done
+        echo "    custom_images:"
+        for i in $(seq -w 0 14); do
+            echo "      - {image_id: m-idle$r$i, name: img-$i, instance_id: ace0706b2ac4454d984295a9420${r}0, system_snapshot_id: s-$r-0, status: \"1\", in_share: false, tags: {imgrecon/owner: default}}"
+        done
+    done
+} > "$tmp/fixture.yaml"
+mkdir -p "$tmp/manifests"
+for r in $(seq -w 0 99); do
+    echo "---"
+    echo "region: cn-idle-$r"
+    echo "custom_images:"
+    for i in $(seq -w 0 14); do
+        echo "  - {name: img-$i, instance_id: ace0706b2ac4454d984295a9420${r}0, system_snapshot_id: s-$r-0}"
+    done
+done > "$tmp/manifests/all.yaml"
+
+"$build/imgrecon-emulator" --listen 127.0.0.1:0 --port-file "$tmp/port" --fixture "$tmp/fixture.yaml" \
+    --rate-limit 1000/1s >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+cat > "$tmp/config.yaml" <<YAML
+metrics_listen: null
+interval: 1h
+YAML
+ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIidleBench ALIBABA_CLOUD_ACCESS_KEY_SECRET=idle-bench-secret \
+    "$build/imgrecon" run -c "$tmp/config.yaml" --endpoint "http://127.0.0.1:$(cat "$tmp/port")" \
+    --state-dir "$tmp/state" --rate-limit 1000/1s -f "$tmp/manifests" -q 2>"$tmp/daemon.log" &
+dpid=$!
+pids+=($dpid)
+# The first cycle is over when status.json says so (bounded wait).
+for _ in $(seq 1 600); do
+    grep -q '"last_cycle_end"\|"finished"\|"end"' "$tmp/state/status.json" 2>/dev/null && break
+    sleep 0.1
+done
+hwm=$(awk '/VmHWM/ {print $2}' /proc/$dpid/status)
+ticks=$(getconf CLK_TCK)
+cpu0=$(awk '{print $14 + $15}' /proc/$dpid/stat)
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$dpid/status)
+sleep "$idle"
+cpu1=$(awk '{print $14 + $15}' /proc/$dpid/stat)
+rss1=$(awk '/VmRSS/ {print $2}' /proc/$dpid/status)
+echo "idle: cycle over 1,500 images: peak RSS $((hwm / 1024)) MiB"
+echo "idle: over ${idle}s between cycles: CPU $(( (cpu1 - cpu0) * 1000 / ticks )) ms, RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB"
