@@ -1,0 +1,793 @@
+/* Manifest loader (spec.h): finds the files, reads every document through spec_yaml, checks each
+ * entry against the schema in DESIGN.md "Manifests" and the API's rules, then checks identities
+ * across all files and builds the sorted desired set. Every problem becomes one diagnostic; a
+ * run reports all of them. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "spec.h"
+#include "spec_rules.h"
+#include "spec_yaml.h"
+
+#define MAX_DIR_DEPTH 32
+
+typedef struct file_ent {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+} file_ent;
+
+typedef struct loader {
+    spec_diags *diags;
+    int io_err; /* first I/O or allocation errno (negative), else 0 */
+    file_ent *files;
+    size_t n_files;
+    spec_image *images;
+    size_t n_images;
+    spec_ecs_image *ecs;
+    size_t n_ecs;
+    char **regions;
+    size_t n_regions;
+    size_t docs; /* non-empty documents in the current file */
+} loader;
+
+/* Grows a typed array by one slot; returns the slot or NULL (array untouched). */
+static void *grow(void *arrp, size_t *n, size_t elem)
+{
+    void **arr = arrp;
+    void *g = realloc(*arr, (*n + 1) * elem);
+    if (g == NULL)
+        return NULL;
+    *arr = g;
+    memset((char *)g + *n * elem, 0, elem);
+    return (char *)g + (*n)++ * elem;
+}
+
+static void oom(loader *L)
+{
+    if (L->io_err == 0)
+        L->io_err = -ENOMEM;
+}
+
+__attribute__((format(printf, 3, 4))) static void at(loader *L, spec_pos p, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    spec_diags_add(L->diags, p.file, p.line, p.col, "%s", msg);
+}
+
+/* ---- Finding files ---------------------------------------------------------------------- */
+
+static bool yaml_name(const char *name)
+{
+    size_t len = strlen(name);
+    return (len > 5 && strcmp(name + len - 5, ".yaml") == 0) ||
+           (len > 4 && strcmp(name + len - 4, ".yml") == 0);
+}
+
+static void add_file(loader *L, const char *path, const struct stat *st)
+{
+    file_ent *f = grow(&L->files, &L->n_files, sizeof(*f));
+    if (f == NULL || (f->path = strdup(path)) == NULL) {
+        if (f != NULL)
+            L->n_files--;
+        oom(L);
+        return;
+    }
+    f->dev = st->st_dev;
+    f->ino = st->st_ino;
+}
+
+/* Walks a directory like `find DIR -name '*.y*ml'`: hidden entries (.git) are skipped and
+ * symbolic links to directories are not followed, so a link loop cannot run away. */
+static void walk(loader *L, const char *dir, unsigned depth)
+{
+    if (depth > MAX_DIR_DEPTH) {
+        spec_diags_add(L->diags, dir, 0, 0, "directories nested deeper than %u levels",
+                       MAX_DIR_DEPTH);
+        return;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int err = errno;
+        spec_diags_add(L->diags, dir, 0, 0, "cannot read directory: %s", strerror(err));
+        if (L->io_err == 0)
+            L->io_err = -err;
+        return;
+    }
+    size_t dlen = strlen(dir);
+    bool slash = dlen > 0 && dir[dlen - 1] == '/';
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *child = NULL;
+        if (asprintf(&child, "%s%s%s", dir, slash ? "" : "/", e->d_name) < 0) {
+            oom(L);
+            break;
+        }
+        struct stat lst, st;
+        if (lstat(child, &lst) == 0) {
+            if (S_ISDIR(lst.st_mode))
+                walk(L, child, depth + 1);
+            else if (yaml_name(e->d_name) && stat(child, &st) == 0 && S_ISREG(st.st_mode))
+                add_file(L, child, &st);
+        }
+        free(child);
+    }
+    closedir(d);
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+    return strcmp(((const file_ent *)a)->path, ((const file_ent *)b)->path);
+}
+
+/* Collects, sorts and de-duplicates (same path, or the same file through two paths). */
+static void find_files(loader *L, const char *const *paths, size_t n_paths)
+{
+    if (n_paths == 0) {
+        spec_diags_add(L->diags, NULL, 0, 0, "no manifest files: no paths given");
+        return;
+    }
+    for (size_t i = 0; i < n_paths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) < 0) {
+            int err = errno;
+            spec_diags_add(L->diags, paths[i], 0, 0, "cannot read: %s", strerror(err));
+            if (L->io_err == 0)
+                L->io_err = -err;
+            continue;
+        }
+        size_t before = L->n_files;
+        if (S_ISDIR(st.st_mode))
+            walk(L, paths[i], 0);
+        else
+            add_file(L, paths[i], &st); /* named explicitly: read whatever its suffix */
+        if (S_ISDIR(st.st_mode) && L->n_files == before)
+            spec_diags_add(L->diags, paths[i], 0, 0,
+                           "no manifest files (*.yaml, *.yml) in this directory");
+    }
+    if (L->n_files > 1)
+        qsort(L->files, L->n_files, sizeof(*L->files), cmp_file);
+    size_t out = 0;
+    for (size_t i = 0; i < L->n_files; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < out && !dup; j++)
+            dup = L->files[j].dev == L->files[i].dev && L->files[j].ino == L->files[i].ino;
+        if (dup)
+            free(L->files[i].path);
+        else
+            L->files[out++] = L->files[i];
+    }
+    L->n_files = out;
+}
+
+/* ---- Schema ----------------------------------------------------------------------------- */
+
+static const char *const doc_keys[] = {"region", "custom_images", "ecs_images"};
+static const char *const image_keys[] = {"name",
+                                         "instance_id",
+                                         "system_snapshot_id",
+                                         "data_snapshot_id",
+                                         "description",
+                                         "resource_group_id",
+                                         "tags",
+                                         "share_to_ecs",
+                                         "protect"};
+static const char *const ecs_keys[] = {"image_id", "ensure", "force"};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Checks a mapping's keys: strings, known (with a suggestion), not repeated. */
+static void check_keys(loader *L, const spec_ynode *map, const char *const *known, size_t n_known,
+                       const char *what)
+{
+    char desc[256];
+    for (size_t i = 0; i < map->n; i++) {
+        const spec_ynode *k = map->pairs[i].key;
+        if (k->kind != SPEC_YSCALAR || spec_ynode_is_null(k)) {
+            at(L, k->pos, "keys must be strings, got %s",
+               spec_ynode_describe(k, desc, sizeof(desc)));
+            continue;
+        }
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) {
+            const spec_ynode *o = map->pairs[j].key;
+            if (o->kind == SPEC_YSCALAR && o->len == k->len &&
+                memcmp(o->text, k->text, k->len) == 0) {
+                at(L, k->pos, "duplicate key '%.64s' (first at %s:%u:%u)", k->text, o->pos.file,
+                   o->pos.line, o->pos.col);
+                first = false;
+            }
+        }
+        if (!first || known == NULL)
+            continue;
+        bool ok = false;
+        for (size_t j = 0; j < n_known && !ok; j++)
+            ok = strcmp(k->text, known[j]) == 0 && strlen(known[j]) == k->len;
+        if (ok)
+            continue;
+        const char *s = spec_suggest(k->text, known, n_known, 2);
+        if (s != NULL) {
+            at(L, k->pos, "unknown key '%.64s' in %s; did you mean '%s'?", k->text, what, s);
+        } else {
+            char list[512] = "";
+            for (size_t j = 0; j < n_known; j++) {
+                strncat(list, known[j], sizeof(list) - strlen(list) - 1);
+                if (j + 1 < n_known)
+                    strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+            }
+            at(L, k->pos, "unknown key '%.64s' in %s (known keys: %s)", k->text, what, list);
+        }
+    }
+}
+
+/* Reads a string field. Returns 1 with *ret (malloc'd) when present and a string, 0 when absent,
+ * -1 after a diagnostic. Numbers are accepted as their text; booleans, null and collections are
+ * type errors. */
+static int get_string(loader *L, const spec_ynode *map, const char *key, char **ret)
+{
+    const spec_ynode *v = spec_ynode_get(map, key);
+    char desc[256];
+    bool b;
+    if (v == NULL)
+        return 0;
+    if (v->kind != SPEC_YSCALAR || spec_ynode_is_null(v) || spec_ynode_bool(v, &b) == 0) {
+        at(L, v->pos, "'%s' must be a string, got %s", key,
+           spec_ynode_describe(v, desc, sizeof(desc)));
+        return -1;
+    }
+    if (strlen(v->text) != v->len) {
+        at(L, v->pos, "'%s' must not contain NUL characters", key);
+        return -1;
+    }
+    if ((*ret = strdup(v->text)) == NULL) {
+        oom(L);
+        return -1;
+    }
+    return 1;
+}
+
+/* Reads a boolean field: only true/false (YAML 1.1 yes/no/on/off are refused on purpose, since
+ * a YAML 1.2 reader would see strings there). */
+static int get_bool(loader *L, const spec_ynode *map, const char *key, bool *ret)
+{
+    const spec_ynode *v = spec_ynode_get(map, key);
+    char desc[256];
+    if (v == NULL)
+        return 0;
+    if (spec_ynode_bool(v, ret) < 0) {
+        at(L, v->pos, "'%s' must be a boolean (true or false), got %s", key,
+           spec_ynode_describe(v, desc, sizeof(desc)));
+        return -1;
+    }
+    return 1;
+}
+
+static void require(loader *L, const spec_ynode *map, const char *key, const char *what)
+{
+    if (spec_ynode_get(map, key) == NULL)
+        at(L, map->pos, "missing required key '%s' in %s", key, what);
+}
+
+/* Reads an optional id field and checks its shape; *ret stays NULL when absent or invalid. */
+static void get_id(loader *L, const spec_ynode *map, const char *key, spec_id_kind kind, char **ret)
+{
+    char *s = NULL;
+    if (get_string(L, map, key, &s) <= 0)
+        return;
+    const char *why = spec_check_id(kind, s);
+    if (why != NULL) {
+        at(L, spec_ynode_get(map, key)->pos, "invalid %s '%.64s': %s", key, s, why);
+        free(s);
+        return;
+    }
+    *ret = s;
+}
+
+static void read_tags(loader *L, const spec_ynode *v, spec_image *img)
+{
+    char desc[256];
+    if (v->kind != SPEC_YMAP) {
+        at(L, v->pos, "'tags' must be a mapping of tag key to value, got %s",
+           spec_ynode_describe(v, desc, sizeof(desc)));
+        return;
+    }
+    check_keys(L, v, NULL, 0, NULL); /* only the key type and duplicates matter here */
+    size_t limit = img->protect ? SPEC_MAX_USER_TAGS - 1 : SPEC_MAX_USER_TAGS;
+    if (v->n > limit)
+        at(L, v->pos, "too many tags: %zu (at most %zu%s)", v->n, limit,
+           img->protect ? " with protect: true, since imgrecon adds imgrecon/owner and "
+                          "imgrecon/protect"
+                        : ", since imgrecon adds imgrecon/owner");
+    img->tags = calloc(v->n ? v->n : 1, sizeof(*img->tags));
+    if (img->tags == NULL) {
+        oom(L);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const spec_ynode *k = v->pairs[i].key, *val = v->pairs[i].value;
+        bool b;
+        if (k->kind != SPEC_YSCALAR || spec_ynode_is_null(k))
+            continue; /* reported by check_keys */
+        const char *why = strlen(k->text) != k->len ? "must not contain NUL characters"
+                                                    : spec_check_tag_key(k->text);
+        if (why != NULL) {
+            at(L, k->pos, "invalid tag key '%.64s': %s", k->text, why);
+            continue;
+        }
+        if (strncmp(k->text, SPEC_RESERVED_TAG_PREFIX, strlen(SPEC_RESERVED_TAG_PREFIX)) == 0) {
+            at(L, k->pos, "tag key '%.64s' is reserved: imgrecon manages the '%s' prefix", k->text,
+               SPEC_RESERVED_TAG_PREFIX);
+            continue;
+        }
+        if (val->kind != SPEC_YSCALAR || spec_ynode_is_null(val) || spec_ynode_bool(val, &b) == 0) {
+            at(L, val->pos,
+               "value of tag '%.64s' must be a string (quote it; '' for empty), got %s", k->text,
+               spec_ynode_describe(val, desc, sizeof(desc)));
+            continue;
+        }
+        why = strlen(val->text) != val->len ? "must not contain NUL characters"
+                                            : spec_check_tag_value(val->text);
+        if (why != NULL) {
+            at(L, val->pos, "invalid value for tag '%.64s': %s", k->text, why);
+            continue;
+        }
+        spec_tag *t = &img->tags[img->n_tags];
+        t->key = strdup(k->text);
+        t->value = strdup(val->text);
+        img->n_tags++;
+        if (t->key == NULL || t->value == NULL)
+            oom(L);
+    }
+}
+
+static void free_image(spec_image *img)
+{
+    free(img->region);
+    free(img->name);
+    free(img->instance_id);
+    free(img->system_snapshot_id);
+    free(img->data_snapshot_id);
+    free(img->description);
+    free(img->resource_group_id);
+    for (size_t i = 0; i < img->n_tags; i++) {
+        free(img->tags[i].key);
+        free(img->tags[i].value);
+    }
+    free(img->tags);
+}
+
+static void read_image(loader *L, const spec_ynode *item, const char *region)
+{
+    char desc[256];
+    if (item->kind != SPEC_YMAP) {
+        at(L, item->pos, "each custom_images entry must be a mapping, got %s",
+           spec_ynode_describe(item, desc, sizeof(desc)));
+        return;
+    }
+    const char *what = "custom_images entry";
+    check_keys(L, item, image_keys, N_OF(image_keys), what);
+    require(L, item, "name", what);
+    require(L, item, "instance_id", what);
+    require(L, item, "system_snapshot_id", what);
+
+    spec_image img;
+    memset(&img, 0, sizeof(img));
+    img.pos = item->pos;
+    if (get_string(L, item, "name", &img.name) > 0) {
+        const char *why = spec_check_image_name(img.name);
+        if (why != NULL) {
+            at(L, spec_ynode_get(item, "name")->pos, "invalid image name '%.64s%s': %s", img.name,
+               strlen(img.name) > 64 ? "..." : "", why);
+            free(img.name);
+            img.name = NULL;
+        }
+    }
+    get_id(L, item, "instance_id", SPEC_ID_INSTANCE, &img.instance_id);
+    get_id(L, item, "system_snapshot_id", SPEC_ID_SNAPSHOT, &img.system_snapshot_id);
+    get_id(L, item, "data_snapshot_id", SPEC_ID_SNAPSHOT, &img.data_snapshot_id);
+    get_id(L, item, "resource_group_id", SPEC_ID_RESOURCE_GROUP, &img.resource_group_id);
+    if (get_string(L, item, "description", &img.description) > 0) {
+        size_t chars = spec_utf8_chars(img.description, strlen(img.description));
+        if (chars > SPEC_MAX_DESCRIPTION)
+            at(L, spec_ynode_get(item, "description")->pos,
+               "'description' is too long: %zu characters (at most %d)", chars,
+               SPEC_MAX_DESCRIPTION);
+    }
+    (void)get_bool(L, item, "share_to_ecs", &img.share_to_ecs);
+    (void)get_bool(L, item, "protect", &img.protect);
+    const spec_ynode *tags = spec_ynode_get(item, "tags");
+    if (tags != NULL && !spec_ynode_is_null(tags))
+        read_tags(L, tags, &img);
+
+    /* Keep entries with an identity, even incomplete ones, so duplicates are still found. */
+    spec_image *slot = NULL;
+    if (img.name != NULL && region != NULL && (img.region = strdup(region)) != NULL)
+        slot = grow(&L->images, &L->n_images, sizeof(*slot));
+    if (slot == NULL) {
+        if (img.name != NULL && region != NULL)
+            oom(L);
+        free_image(&img);
+        return;
+    }
+    *slot = img;
+}
+
+static void read_ecs(loader *L, const spec_ynode *item, const char *region)
+{
+    char desc[256];
+    if (item->kind != SPEC_YMAP) {
+        at(L, item->pos, "each ecs_images entry must be a mapping, got %s",
+           spec_ynode_describe(item, desc, sizeof(desc)));
+        return;
+    }
+    const char *what = "ecs_images entry";
+    check_keys(L, item, ecs_keys, N_OF(ecs_keys), what);
+    require(L, item, "image_id", what);
+    if (spec_ynode_get(item, "ensure") == NULL)
+        at(L, item->pos, "missing required key 'ensure' in %s (write ensure: absent)", what);
+    char *ensure = NULL;
+    if (get_string(L, item, "ensure", &ensure) > 0 && strcmp(ensure, "absent") != 0)
+        at(L, spec_ynode_get(item, "ensure")->pos,
+           "'ensure' must be 'absent' (the only supported state), got '%.64s'", ensure);
+    free(ensure);
+    spec_ecs_image e;
+    memset(&e, 0, sizeof(e));
+    e.pos = item->pos;
+    get_id(L, item, "image_id", SPEC_ID_ECS_IMAGE, &e.image_id);
+    (void)get_bool(L, item, "force", &e.force);
+    spec_ecs_image *slot = NULL;
+    if (e.image_id != NULL && region != NULL && (e.region = strdup(region)) != NULL)
+        slot = grow(&L->ecs, &L->n_ecs, sizeof(*slot));
+    if (slot == NULL) {
+        if (e.image_id != NULL && region != NULL)
+            oom(L);
+        free(e.region);
+        free(e.image_id);
+        return;
+    }
+    *slot = e;
+}
+
+/* Reads a list-valued document key; null or absent means an empty list. */
+static void read_list(loader *L, const spec_ynode *doc, const char *key, const char *region,
+                      void (*item_fn)(loader *, const spec_ynode *, const char *))
+{
+    const spec_ynode *v = spec_ynode_get(doc, key);
+    char desc[256];
+    if (v == NULL || spec_ynode_is_null(v))
+        return;
+    if (v->kind != SPEC_YSEQ) {
+        at(L, v->pos, "'%s' must be a list, got %s", key,
+           spec_ynode_describe(v, desc, sizeof(desc)));
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++)
+        item_fn(L, v->items[i], region);
+}
+
+/* spec_yaml callback: one manifest document. Empty documents are allowed and skipped. */
+static int on_document(void *ud, const spec_ynode *root, spec_pos doc_pos)
+{
+    loader *L = ud;
+    char desc[256];
+    if (root == NULL || spec_ynode_is_null(root))
+        return 0;
+    L->docs++;
+    if (root->kind != SPEC_YMAP) {
+        at(L, root->pos, "a manifest document must be a mapping with a 'region' key, got %s",
+           spec_ynode_describe(root, desc, sizeof(desc)));
+        return 0;
+    }
+    check_keys(L, root, doc_keys, N_OF(doc_keys), "manifest document");
+    require(L, root, "region", "manifest document");
+    char *region = NULL;
+    if (get_string(L, root, "region", &region) > 0 && !spec_region_valid(region)) {
+        at(L, spec_ynode_get(root, "region")->pos,
+           "invalid region '%.64s': expected a region id such as cn-hangzhou", region);
+        free(region);
+        region = NULL;
+    }
+    if (region != NULL) {
+        char **slot = grow(&L->regions, &L->n_regions, sizeof(*slot));
+        if (slot == NULL) {
+            oom(L);
+            free(region);
+            region = NULL;
+        } else {
+            *slot = region;
+        }
+    }
+    read_list(L, root, "custom_images", region, read_image);
+    read_list(L, root, "ecs_images", region, read_ecs);
+    return 0;
+}
+
+/* ---- Cross-file checks and the set ------------------------------------------------------ */
+
+typedef struct ref {
+    const char *region, *key;
+    size_t idx; /* load order */
+} ref;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const ref *x = a, *y = b;
+    int c = strcmp(x->region, y->region);
+    if (c == 0)
+        c = strcmp(x->key, y->key);
+    if (c == 0)
+        c = x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts n entries by (region, key), reports later duplicates in load order, and returns the
+ * sorted order as indices (NULL with n == 0 or on allocation failure). */
+static size_t *sort_and_check(loader *L, size_t n, const char *(*region_of)(loader *, size_t),
+                              const char *(*key_of)(loader *, size_t),
+                              spec_pos (*pos_of)(loader *, size_t), const char *what)
+{
+    if (n == 0)
+        return NULL;
+    ref *r = calloc(n, sizeof(*r));
+    size_t *order = calloc(n, sizeof(*order));
+    size_t *first_of = calloc(n, sizeof(*first_of)); /* per load index: SIZE_MAX or first */
+    size_t *later = calloc(n, sizeof(*later));
+    if (r == NULL || order == NULL || first_of == NULL || later == NULL) {
+        oom(L);
+        free(r), free(order), free(first_of), free(later);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        r[i] = (ref){region_of(L, i), key_of(L, i), i};
+    qsort(r, n, sizeof(*r), cmp_ref);
+    size_t n_later = 0, g = 0;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = r[i].idx;
+        first_of[r[i].idx] = SIZE_MAX;
+        if (i == 0 || strcmp(r[i - 1].region, r[i].region) != 0 ||
+            strcmp(r[i - 1].key, r[i].key) != 0)
+            g = i; /* the first of a new (region, key) group, in load order */
+        if (g != i) {
+            first_of[r[i].idx] = r[g].idx;
+            later[n_later++] = r[i].idx;
+        }
+    }
+    qsort(later, n_later, sizeof(*later), cmp_size);
+    for (size_t i = 0; i < n_later; i++) {
+        size_t idx = later[i];
+        spec_pos p = pos_of(L, idx), f = pos_of(L, first_of[idx]);
+        at(L, p, "duplicate %s '%.128s' in region '%s' (first declared at %s:%u:%u)", what,
+           key_of(L, idx), region_of(L, idx), f.file, f.line, f.col);
+    }
+    free(r), free(first_of), free(later);
+    return order;
+}
+
+static const char *img_region(loader *L, size_t i)
+{
+    return L->images[i].region;
+}
+static const char *img_name(loader *L, size_t i)
+{
+    return L->images[i].name;
+}
+static spec_pos img_pos(loader *L, size_t i)
+{
+    return L->images[i].pos;
+}
+static const char *ecs_region(loader *L, size_t i)
+{
+    return L->ecs[i].region;
+}
+static const char *ecs_id(loader *L, size_t i)
+{
+    return L->ecs[i].image_id;
+}
+static spec_pos ecs_pos(loader *L, size_t i)
+{
+    return L->ecs[i].pos;
+}
+
+typedef struct diag_ref {
+    spec_diag d;
+    size_t idx;
+} diag_ref;
+
+static int cmp_diag(const void *a, const void *b)
+{
+    const diag_ref *x = a, *y = b;
+    if (x->d.line != y->d.line)
+        return x->d.line < y->d.line ? -1 : 1;
+    if (x->d.col != y->d.col)
+        return x->d.col < y->d.col ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Puts one file's diagnostics (those from index `first` on) in source order: the checks run key
+ * by key, but a reader wants them top to bottom. Equal positions keep their order. */
+static void sort_diags(spec_diags *diags, size_t first)
+{
+    size_t n = diags->n - first;
+    if (n < 2)
+        return;
+    diag_ref *r = calloc(n, sizeof(*r));
+    if (r == NULL)
+        return; /* unsorted is still correct */
+    for (size_t i = 0; i < n; i++)
+        r[i] = (diag_ref){diags->v[first + i], i};
+    qsort(r, n, sizeof(*r), cmp_diag);
+    for (size_t i = 0; i < n; i++)
+        diags->v[first + i] = r[i].d;
+    free(r);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_loader(loader *L)
+{
+    for (size_t i = 0; i < L->n_files; i++)
+        free(L->files[i].path);
+    free(L->files);
+    for (size_t i = 0; i < L->n_images; i++)
+        free_image(&L->images[i]);
+    free(L->images);
+    for (size_t i = 0; i < L->n_ecs; i++) {
+        free(L->ecs[i].region);
+        free(L->ecs[i].image_id);
+    }
+    free(L->ecs);
+    for (size_t i = 0; i < L->n_regions; i++)
+        free(L->regions[i]);
+    free(L->regions);
+}
+
+int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags)
+{
+    loader L;
+    memset(&L, 0, sizeof(L));
+    L.diags = diags;
+    size_t diags_before = diags->n;
+
+    find_files(&L, paths, n_paths);
+    for (size_t i = 0; i < L.n_files; i++) {
+        size_t first = diags->n;
+        L.docs = 0;
+        int rc = spec_yaml_load_file(L.files[i].path, L.files[i].path, on_document, &L, diags);
+        if (rc < 0 && rc != -EINVAL && L.io_err == 0)
+            L.io_err = rc;
+        /* A file without a single manifest is most likely truncated or the wrong file; with
+         * prune on, reading it as "nothing wanted" could delete images. */
+        if (rc == 0 && L.docs == 0)
+            spec_diags_add(diags, L.files[i].path, 1, 1,
+                           "no manifest in this file: expected a document with 'region'");
+        sort_diags(diags, first);
+    }
+    size_t *img_order = sort_and_check(&L, L.n_images, img_region, img_name, img_pos, "image");
+    size_t *ecs_order =
+        sort_and_check(&L, L.n_ecs, ecs_region, ecs_id, ecs_pos, "ecs_images entry");
+    if (L.io_err == -ENOMEM)
+        spec_diags_add(diags, NULL, 0, 0, "out of memory while loading manifests");
+
+    int rc = L.io_err;
+    if (rc == 0 && diags->n > diags_before)
+        rc = -EINVAL;
+    spec_set *set = rc == 0 ? calloc(1, sizeof(*set)) : NULL;
+    if (rc == 0 && set == NULL) {
+        spec_diags_add(diags, NULL, 0, 0, "out of memory while loading manifests");
+        rc = -ENOMEM;
+    }
+    if (rc == 0 && ((L.n_images && !img_order) || (L.n_ecs && !ecs_order))) {
+        rc = -ENOMEM; /* sort_and_check failed */
+        spec_diags_add(diags, NULL, 0, 0, "out of memory while loading manifests");
+        free(set);
+        set = NULL;
+    }
+    if (rc < 0) {
+        free(img_order);
+        free(ecs_order);
+        free_loader(&L);
+        return rc;
+    }
+
+    /* Move everything into the set: images and ECS entries in sorted order, the file names
+     * (which the positions point into), and the distinct regions. */
+    set->images = L.n_images ? calloc(L.n_images, sizeof(*set->images)) : NULL;
+    set->ecs = L.n_ecs ? calloc(L.n_ecs, sizeof(*set->ecs)) : NULL;
+    set->files = calloc(L.n_files ? L.n_files : 1, sizeof(*set->files));
+    if ((L.n_images && !set->images) || (L.n_ecs && !set->ecs) || !set->files) {
+        free(set->images), free(set->ecs), free(set->files), free(set);
+        free(img_order), free(ecs_order);
+        free_loader(&L);
+        spec_diags_add(diags, NULL, 0, 0, "out of memory while loading manifests");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < L.n_images; i++)
+        set->images[i] = L.images[img_order[i]];
+    set->n_images = L.n_images;
+    for (size_t i = 0; i < L.n_ecs; i++)
+        set->ecs[i] = L.ecs[ecs_order[i]];
+    set->n_ecs = L.n_ecs;
+    for (size_t i = 0; i < L.n_files; i++)
+        set->files[i] = L.files[i].path;
+    set->n_files = L.n_files;
+    if (L.n_regions > 1)
+        qsort(L.regions, L.n_regions, sizeof(*L.regions), cmp_str);
+    size_t out = 0;
+    for (size_t i = 0; i < L.n_regions; i++) {
+        if (out > 0 && strcmp(L.regions[out - 1], L.regions[i]) == 0)
+            free(L.regions[i]);
+        else
+            L.regions[out++] = L.regions[i];
+    }
+    set->regions = L.regions;
+    set->n_regions = out;
+    free(img_order);
+    free(ecs_order);
+    free(L.images);
+    free(L.ecs);
+    free(L.files);
+    *ret_set = set;
+    return 0;
+}
+
+void spec_set_free(spec_set *set)
+{
+    if (set == NULL)
+        return;
+    for (size_t i = 0; i < set->n_images; i++)
+        free_image(&set->images[i]);
+    free(set->images);
+    for (size_t i = 0; i < set->n_ecs; i++) {
+        free(set->ecs[i].region);
+        free(set->ecs[i].image_id);
+    }
+    free(set->ecs);
+    for (size_t i = 0; i < set->n_regions; i++)
+        free(set->regions[i]);
+    free(set->regions);
+    for (size_t i = 0; i < set->n_files; i++)
+        free(set->files[i]);
+    free(set->files);
+    free(set);
+}
+
+const spec_image *spec_set_find(const spec_set *set, const char *region, const char *name)
+{
+    if (set == NULL || region == NULL || name == NULL)
+        return NULL;
+    size_t lo = 0, hi = set->n_images;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const spec_image *img = &set->images[mid];
+        int c = strcmp(img->region, region);
+        if (c == 0)
+            c = strcmp(img->name, name);
+        if (c == 0)
+            return img;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

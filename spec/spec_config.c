@@ -1,0 +1,678 @@
+/* The config file (spec_config.h). Every key is defined once, in `keys` below: its name, default
+ * (as YAML text, applied by spec_config_init through the same setter the file goes through, so a
+ * default can never be a value the file could not hold), bounds and setter. Called by cmd/ and
+ * the daemon (initial load and SIGHUP reload). */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec.h"
+#include "spec_config.h"
+#include "spec_rules.h"
+#include "spec_yaml.h"
+
+/* Where a setter reports to; diags is NULL while applying the built-in defaults. */
+typedef struct cfg_ctx {
+    spec_diags *diags;
+    const char *base_dir; /* the config file's directory, for relative manifest paths */
+} cfg_ctx;
+
+typedef struct cfg_key cfg_key;
+typedef int (*cfg_setter)(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c);
+
+typedef struct cfg_choice {
+    const char *name;
+    int value;
+} cfg_choice;
+
+struct cfg_key {
+    const char *name;
+    const char *def;   /* default as a YAML scalar; NULL is null */
+    uint64_t min, max; /* integers: bounds; durations: milliseconds */
+    size_t off;        /* the field in spec_config */
+    cfg_setter set;
+    const cfg_choice *choices; /* enums, terminated by a NULL name */
+};
+
+#define FIELD(f) offsetof(spec_config, f)
+#define AT(cfg, k, type) ((type *)((char *)(cfg) + (k)->off))
+
+__attribute__((format(printf, 3, 4))) static int bad(cfg_ctx *c, const spec_ynode *n,
+                                                     const char *fmt, ...)
+{
+    if (c->diags != NULL) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        spec_diags_add(c->diags, n->pos.file, n->pos.line, n->pos.col, "%s", msg);
+    }
+    return -EINVAL;
+}
+
+static const char *describe(const spec_ynode *n, char *buf, size_t size)
+{
+    return spec_ynode_describe(n, buf, size);
+}
+
+/* A string value: a scalar that is not null or boolean and holds no NUL byte. */
+static const char *text_of(const spec_ynode *v)
+{
+    bool b;
+    if (v->kind != SPEC_YSCALAR || spec_ynode_is_null(v) || spec_ynode_bool(v, &b) == 0 ||
+        strlen(v->text) != v->len)
+        return NULL;
+    return v->text;
+}
+
+static int replace_str(char **dst, const char *s)
+{
+    char *copy = NULL;
+    if (s != NULL && (copy = strdup(s)) == NULL)
+        return -ENOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* ---- Strict parsers ----------------------------------------------------------------------- */
+
+/* Reads a positive decimal integer without sign, spaces or leading zeros; *end gets the rest. */
+static int parse_positive(const char *s, uint64_t max, uint64_t *ret, const char **end)
+{
+    if (*s < '1' || *s > '9')
+        return -EINVAL;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    *ret = v;
+    *end = s;
+    return 0;
+}
+
+int spec_parse_duration(const char *s, uint64_t *ret_ms)
+{
+    uint64_t n, unit;
+    const char *u;
+    if (s == NULL || parse_positive(s, UINT64_MAX, &n, &u) < 0)
+        return -EINVAL;
+    if (strcmp(u, "ms") == 0)
+        unit = 1;
+    else if (strcmp(u, "s") == 0)
+        unit = 1000;
+    else if (strcmp(u, "m") == 0)
+        unit = 60000;
+    else if (strcmp(u, "h") == 0)
+        unit = 3600000;
+    else
+        return -EINVAL;
+    if (n > UINT64_MAX / unit)
+        return -EINVAL;
+    *ret_ms = n * unit;
+    return 0;
+}
+
+int spec_parse_rate(const char *s, spec_rate *ret)
+{
+    uint64_t calls, window;
+    const char *rest;
+    if (s == NULL || parse_positive(s, 1000000, &calls, &rest) < 0 || *rest != '/' ||
+        spec_parse_duration(rest + 1, &window) < 0)
+        return -EINVAL;
+    ret->calls = (unsigned)calls;
+    ret->window_ms = window;
+    return 0;
+}
+
+/* Formats milliseconds in the largest exact unit, the way durations are written. */
+static void fmt_duration(uint64_t ms, char *buf, size_t size)
+{
+    if (ms > 0 && ms % 3600000 == 0)
+        snprintf(buf, size, "%lluh", (unsigned long long)(ms / 3600000));
+    else if (ms > 0 && ms % 60000 == 0)
+        snprintf(buf, size, "%llum", (unsigned long long)(ms / 60000));
+    else if (ms > 0 && ms % 1000 == 0)
+        snprintf(buf, size, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, size, "%llums", (unsigned long long)ms);
+}
+
+/* ---- Setters ------------------------------------------------------------------------------ */
+
+static int set_owner(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    const char *s = text_of(v);
+    if (s == NULL || *s == '\0')
+        return bad(c, v, "'%s' must be a non-empty string, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    const char *why = spec_check_tag_value(s);
+    if (why != NULL)
+        return bad(c, v, "'%s' is used as the imgrecon/owner tag value and %s", k->name, why);
+    return replace_str(AT(cfg, k, char *), s);
+}
+
+/* A required, non-empty string such as state_dir. */
+static int set_string(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    const char *s = text_of(v);
+    if (s == NULL || *s == '\0')
+        return bad(c, v, "'%s' must be a non-empty string, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    return replace_str(AT(cfg, k, char *), s);
+}
+
+/* An optional string: null (or empty) means "not set". */
+static int set_opt_string(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    if (spec_ynode_is_null(v))
+        return replace_str(AT(cfg, k, char *), NULL);
+    return set_string(cfg, k, v, c);
+}
+
+static int set_endpoint(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (spec_ynode_is_null(v))
+        return replace_str(AT(cfg, k, char *), NULL);
+    const char *s = text_of(v);
+    size_t skip = s == NULL                        ? 0
+                  : strncmp(s, "http://", 7) == 0  ? 7
+                  : strncmp(s, "https://", 8) == 0 ? 8
+                                                   : 0;
+    if (s == NULL || skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n"))
+        return bad(c, v, "'%s' must be an http:// or https:// URL (or null), got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    return replace_str(AT(cfg, k, char *), s);
+}
+
+/* host:port, [v6]:port; port 0 asks for any free port (tests). null or "" disables. */
+static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (spec_ynode_is_null(v) || (v->kind == SPEC_YSCALAR && v->len == 0))
+        return replace_str(AT(cfg, k, char *), NULL);
+    const char *s = text_of(v);
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    bool ok = colon != NULL && colon != s && strpbrk(s, " \t/") == NULL;
+    if (ok && s[0] == '[')
+        ok = colon[-1] == ']' && colon - s > 2;
+    else if (ok)
+        ok = memchr(s, ':', (size_t)(colon - s)) == NULL;
+    uint64_t port = 0;
+    const char *end = colon ? colon + 1 : NULL;
+    if (ok && strcmp(colon + 1, "0") != 0)
+        ok = parse_positive(colon + 1, 65535, &port, &end) == 0 && *end == '\0';
+    if (!ok)
+        return bad(c, v,
+                   "'%s' must be HOST:PORT such as 127.0.0.1:9780 (or null to disable), got %s",
+                   k->name, describe(v, d, sizeof(d)));
+    return replace_str(AT(cfg, k, char *), s);
+}
+
+static int set_bool(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    bool b;
+    if (spec_ynode_bool(v, &b) < 0)
+        return bad(c, v, "'%s' must be a boolean (true or false), got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    *AT(cfg, k, bool) = b;
+    return 0;
+}
+
+/* Reads a plain non-negative integer within [min, max]; 0 or -EINVAL (no diagnostic). */
+static int uint_value(const spec_ynode *v, uint64_t min, uint64_t max, unsigned *ret)
+{
+    uint64_t n = 0;
+    const char *end;
+    if (v->kind != SPEC_YSCALAR || !v->plain)
+        return -EINVAL;
+    if (strcmp(v->text, "0") != 0 && (parse_positive(v->text, UINT_MAX, &n, &end) < 0 || *end))
+        return -EINVAL;
+    if (n < min || n > max)
+        return -EINVAL;
+    *ret = (unsigned)n;
+    return 0;
+}
+
+static int set_uint(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    unsigned n;
+    if (uint_value(v, k->min, k->max, &n) < 0)
+        return bad(c, v, "'%s' must be an integer from %llu to %llu, got %s", k->name,
+                   (unsigned long long)k->min, (unsigned long long)k->max,
+                   describe(v, d, sizeof(d)));
+    *AT(cfg, k, unsigned) = n;
+    return 0;
+}
+
+static int set_duration(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256], lo[32], hi[32];
+    uint64_t ms;
+    const char *s = text_of(v);
+    if (s == NULL || spec_parse_duration(s, &ms) < 0)
+        return bad(c, v, "'%s' must be a duration such as 500ms, 6s, 5m or 1h, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    if (ms < k->min || ms > k->max) {
+        fmt_duration(k->min, lo, sizeof(lo));
+        fmt_duration(k->max, hi, sizeof(hi));
+        return bad(c, v, "'%s' must be from %s to %s, got %s", k->name, lo, hi, s);
+    }
+    *AT(cfg, k, uint64_t) = ms;
+    return 0;
+}
+
+static int set_enum(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256], list[128] = "";
+    const char *s = text_of(v);
+    for (const cfg_choice *ch = k->choices; ch->name; ch++) {
+        if (s != NULL && strcmp(s, ch->name) == 0) {
+            *AT(cfg, k, int) = ch->value;
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                 ch == k->choices ? "" : " or ", ch->name);
+    }
+    return bad(c, v, "'%s' must be %s, got %s", k->name, list, describe(v, d, sizeof(d)));
+}
+
+/* manifests: one path or a list of paths; relative ones are taken from the config's directory
+ * so that a daemon started from / finds them. */
+static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    const spec_ynode *const *items = (const spec_ynode *const *)&v;
+    size_t n = 1;
+    if (v->kind == SPEC_YSEQ) {
+        items = (const spec_ynode *const *)v->items;
+        n = v->n;
+        if (n == 0)
+            return bad(c, v, "'%s' must name at least one file or directory", k->name);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = text_of(items[i]);
+        if (s == NULL || *s == '\0')
+            rc = bad(c, items[i], "'%s' must be a path or a list of paths, got %s", k->name,
+                     describe(items[i], d, sizeof(d)));
+    }
+    if (rc < 0)
+        return rc;
+    char **paths = calloc(n, sizeof(*paths));
+    if (paths == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = items[i]->text;
+        int len = (s[0] != '/' && c->base_dir != NULL && strcmp(c->base_dir, ".") != 0)
+                      ? asprintf(&paths[i], "%s/%s", c->base_dir, s)
+                      : ((paths[i] = strdup(s)) ? 0 : -1);
+        if (len < 0) {
+            paths[i] = NULL;
+            for (size_t j = 0; j < i; j++)
+                free(paths[j]);
+            free(paths);
+            return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_manifests; i++)
+        free(cfg->manifests[i]);
+    free(cfg->manifests);
+    cfg->manifests = paths;
+    cfg->n_manifests = n;
+    return 0;
+}
+
+/* quotas: `15` (every region) or `{default: 15, cn-hangzhou: 9}`. Keys present replace the
+ * per-region table; the default is kept unless given. */
+static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    unsigned n;
+    if (v->kind == SPEC_YSCALAR) {
+        if (uint_value(v, k->min, k->max, &n) < 0)
+            return bad(c, v,
+                       "'%s' must be an integer from %llu to %llu or a mapping of region to "
+                       "integer, got %s",
+                       k->name, (unsigned long long)k->min, (unsigned long long)k->max,
+                       describe(v, d, sizeof(d)));
+        cfg->quota_default = n;
+        return 0;
+    }
+    if (v->kind != SPEC_YMAP)
+        return bad(c, v, "'%s' must be a mapping such as {default: 15, cn-hangzhou: 9}, got %s",
+                   k->name, describe(v, d, sizeof(d)));
+    int rc = 0;
+    unsigned def = cfg->quota_default;
+    spec_quota *q = calloc(v->n ? v->n : 1, sizeof(*q));
+    size_t nq = 0;
+    if (q == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < v->n && rc != -ENOMEM; i++) {
+        const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;
+        const char *name = text_of(key);
+        if (name == NULL || (strcmp(name, "default") != 0 && !spec_region_valid(name))) {
+            rc = bad(c, key,
+                     "'%s' keys must be 'default' or a region id such as cn-hangzhou, got %s",
+                     k->name, describe(key, d, sizeof(d)));
+            continue;
+        }
+        if (uint_value(val, k->min, k->max, &n) < 0) {
+            rc = bad(c, val, "'%s' value for '%s' must be an integer from %llu to %llu, got %s",
+                     k->name, name, (unsigned long long)k->min, (unsigned long long)k->max,
+                     describe(val, d, sizeof(d)));
+            continue;
+        }
+        if (strcmp(name, "default") == 0)
+            def = n;
+        else if ((q[nq].region = strdup(name)) == NULL)
+            rc = -ENOMEM;
+        else
+            q[nq++].limit = n;
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < nq; i++)
+            free(q[i].region);
+        free(q);
+        return rc;
+    }
+    for (size_t i = 0; i < cfg->n_quotas; i++)
+        free(cfg->quotas[i].region);
+    free(cfg->quotas);
+    cfg->quotas = q;
+    cfg->n_quotas = nq;
+    cfg->quota_default = def;
+    return 0;
+}
+
+/* An API action name as the SDKs spell it: ListCustomImages. */
+static bool action_valid(const char *s)
+{
+    if (s[0] < 'A' || s[0] > 'Z' || strlen(s) > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
+/* Sets or adds one per-action rate (the config key and --rate-limit share it). */
+static int put_rate(spec_config *cfg, const char *action, spec_rate r)
+{
+    for (size_t i = 0; i < cfg->n_rates; i++)
+        if (strcmp(cfg->rates[i].action, action) == 0) {
+            cfg->rates[i].rate = r;
+            return 0;
+        }
+    spec_rate_limit *grown = realloc(cfg->rates, (cfg->n_rates + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    cfg->rates = grown;
+    if ((grown[cfg->n_rates].action = strdup(action)) == NULL)
+        return -ENOMEM;
+    grown[cfg->n_rates++].rate = r;
+    return 0;
+}
+
+/* rate_limits: `10/60s` (every action) or `{default: 10/60s, ListCustomImages: 5/60s}`. */
+static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    spec_rate r;
+    const char *s = text_of(v);
+    if (v->kind == SPEC_YSCALAR) {
+        if (s == NULL || spec_parse_rate(s, &r) < 0)
+            return bad(c, v,
+                       "'%s' must be a rate such as 10/60s or a mapping of action to rate, "
+                       "got %s",
+                       k->name, describe(v, d, sizeof(d)));
+        cfg->rate_default = r;
+        return 0;
+    }
+    if (v->kind != SPEC_YMAP)
+        return bad(c, v, "'%s' must be a mapping such as {default: 10/60s}, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    int rc = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;
+        const char *name = text_of(key), *spec = text_of(val);
+        if (name == NULL || (strcmp(name, "default") != 0 && !action_valid(name)))
+            rc = bad(c, key,
+                     "'%s' keys must be 'default' or an API action such as "
+                     "ListCustomImages, got %s",
+                     k->name, describe(key, d, sizeof(d)));
+        else if (spec == NULL || spec_parse_rate(spec, &r) < 0)
+            rc = bad(c, val, "'%s' value for '%s' must be a rate such as 10/60s, got %s", k->name,
+                     name, describe(val, d, sizeof(d)));
+    }
+    if (rc < 0)
+        return rc;
+    /* Valid as a whole: apply. */
+    for (size_t i = 0; i < cfg->n_rates; i++)
+        free(cfg->rates[i].action);
+    free(cfg->rates);
+    cfg->rates = NULL;
+    cfg->n_rates = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const char *name = v->pairs[i].key->text;
+        (void)spec_parse_rate(v->pairs[i].value->text, &r);
+        if (strcmp(name, "default") == 0)
+            cfg->rate_default = r;
+        else if (put_rate(cfg, name, r) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- The table ------------------------------------------------------------------------------ */
+
+static const cfg_choice signatures[] = {{"v3", SPEC_SIG_V3}, {"v1", SPEC_SIG_V1}, {NULL, 0}};
+static const cfg_choice log_formats[] = {
+    {"text", SPEC_LOG_TEXT}, {"json", SPEC_LOG_JSON}, {NULL, 0}};
+
+static const cfg_key keys[] = {
+    {"owner", "default", 0, 0, FIELD(owner), set_owner, NULL},
+    {"manifests", "/var/lib/imgrecon/repo/images", 0, 0, 0, set_manifests, NULL},
+    {"interval", "5m", 1000, 86400000, FIELD(interval_ms), set_duration, NULL},
+    {"prune", "false", 0, 0, FIELD(prune), set_bool, NULL},
+    {"max_deletes", "5", 0, 1000, FIELD(max_deletes), set_uint, NULL},
+    {"allow_empty", "false", 0, 0, FIELD(allow_empty), set_bool, NULL},
+    {"suspend", "false", 0, 0, FIELD(suspend), set_bool, NULL},
+    {"quotas", "15", 1, 100, 0, set_quotas, NULL},
+    {"state_dir", "/var/lib/imgrecon", 0, 0, FIELD(state_dir), set_string, NULL},
+    {"endpoint", NULL, 0, 0, FIELD(endpoint), set_endpoint, NULL},
+    {"signature", "v3", 0, 0, FIELD(signature), set_enum, signatures},
+    {"rate_limits", "10/60s", 0, 0, 0, set_rates, NULL},
+    {"metrics_listen", "127.0.0.1:9780", 0, 0, FIELD(metrics_listen), set_listen, NULL},
+    {"log_format", "text", 0, 0, FIELD(log_format), set_enum, log_formats},
+    {"profile", NULL, 0, 0, FIELD(profile), set_opt_string, NULL},
+    {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* The enum fields are stored through int pointers; make sure that is their size. */
+_Static_assert(sizeof(enum spec_signature) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum spec_log_format) == sizeof(int), "enum size");
+
+int spec_config_init(spec_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg_ctx c = {NULL, NULL};
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const char *def = keys[i].def ? keys[i].def : "";
+        spec_ynode v = {
+            .kind = SPEC_YSCALAR, .text = (char *)def, .len = strlen(def), .plain = true};
+        int rc = keys[i].set(cfg, &keys[i], &v, &c);
+        if (rc < 0) {
+            spec_config_free(cfg);
+            return rc == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+    }
+    return 0;
+}
+
+typedef struct load_ctx {
+    spec_config *cfg;
+    cfg_ctx c;
+    unsigned docs;
+    int rc;
+} load_ctx;
+
+static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
+{
+    load_ctx *L = ud;
+    char d[256];
+    if (root == NULL || spec_ynode_is_null(root))
+        return 0;
+    if (L->docs++ > 0) {
+        L->rc = bad(&L->c, root, "a config file holds one document; this is another");
+        return 0;
+    }
+    if (root->kind != SPEC_YMAP) {
+        L->rc = bad(&L->c, root, "the config file must be a mapping of settings, got %s",
+                    describe(root, d, sizeof(d)));
+        return 0;
+    }
+    const char *names[N_KEYS];
+    for (size_t i = 0; i < N_KEYS; i++)
+        names[i] = keys[i].name;
+    for (size_t i = 0; i < root->n; i++) {
+        const spec_ynode *key = root->pairs[i].key, *val = root->pairs[i].value;
+        const char *name = text_of(key);
+        if (name == NULL) {
+            L->rc = bad(&L->c, key, "keys must be strings, got %s", describe(key, d, sizeof(d)));
+            continue;
+        }
+        const spec_ynode *first = NULL;
+        for (size_t j = 0; j < i && first == NULL; j++)
+            if (root->pairs[j].key->kind == SPEC_YSCALAR &&
+                strcmp(root->pairs[j].key->text, name) == 0)
+                first = root->pairs[j].key;
+        if (first != NULL) {
+            L->rc = bad(&L->c, key, "duplicate key '%.64s' (first at %s:%u:%u)", name,
+                        first->pos.file, first->pos.line, first->pos.col);
+            continue;
+        }
+        const cfg_key *k = NULL;
+        for (size_t j = 0; j < N_KEYS && k == NULL; j++)
+            if (strcmp(keys[j].name, name) == 0)
+                k = &keys[j];
+        if (k == NULL) {
+            const char *s = spec_suggest(name, names, N_KEYS, 2);
+            if (s != NULL)
+                L->rc =
+                    bad(&L->c, key, "unknown key '%.64s' in config; did you mean '%s'?", name, s);
+            else
+                L->rc = bad(&L->c, key, "unknown key '%.64s' in config", name);
+            continue;
+        }
+        int rc = k->set(L->cfg, k, val, &L->c);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
+            L->rc = rc;
+    }
+    return 0;
+}
+
+int spec_config_load(spec_config *cfg, const char *path, spec_diags *diags)
+{
+    char *dir = strdup(path);
+    if (dir == NULL) {
+        spec_diags_add(diags, path, 0, 0, "out of memory");
+        return -ENOMEM;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    load_ctx L = {cfg, {diags, dir}, 0, 0};
+    int rc = spec_yaml_load_file(path, path, on_config_doc, &L, diags);
+    if (rc == -ENOMEM)
+        spec_diags_add(diags, path, 0, 0, "out of memory");
+    free(dir);
+    return rc < 0 ? rc : L.rc;
+}
+
+void spec_config_free(spec_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->owner);
+    for (size_t i = 0; i < cfg->n_manifests; i++)
+        free(cfg->manifests[i]);
+    free(cfg->manifests);
+    for (size_t i = 0; i < cfg->n_quotas; i++)
+        free(cfg->quotas[i].region);
+    free(cfg->quotas);
+    free(cfg->state_dir);
+    free(cfg->endpoint);
+    for (size_t i = 0; i < cfg->n_rates; i++)
+        free(cfg->rates[i].action);
+    free(cfg->rates);
+    free(cfg->metrics_listen);
+    free(cfg->profile);
+    free(cfg->ca_file);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int spec_config_set_rate(spec_config *cfg, const char *arg)
+{
+    spec_rate r;
+    if (arg == NULL)
+        return -EINVAL;
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL) {
+        if (spec_parse_rate(arg, &r) < 0)
+            return -EINVAL;
+        cfg->rate_default = r;
+        return 0;
+    }
+    char action[65];
+    size_t len = (size_t)(eq - arg);
+    if (len == 0 || len >= sizeof(action))
+        return -EINVAL;
+    memcpy(action, arg, len);
+    action[len] = '\0';
+    if (strcmp(action, "default") == 0) {
+        if (spec_parse_rate(eq + 1, &r) < 0)
+            return -EINVAL;
+        cfg->rate_default = r;
+        return 0;
+    }
+    if (!action_valid(action) || spec_parse_rate(eq + 1, &r) < 0)
+        return -EINVAL;
+    return put_rate(cfg, action, r);
+}
+
+spec_rate spec_config_rate_for(const spec_config *cfg, const char *action)
+{
+    for (size_t i = 0; action != NULL && i < cfg->n_rates; i++)
+        if (strcmp(cfg->rates[i].action, action) == 0)
+            return cfg->rates[i].rate;
+    return cfg->rate_default;
+}
+
+unsigned spec_config_quota_for(const spec_config *cfg, const char *region)
+{
+    for (size_t i = 0; region != NULL && i < cfg->n_quotas; i++)
+        if (strcmp(cfg->quotas[i].region, region) == 0)
+            return cfg->quotas[i].limit;
+    return cfg->quota_default;
+}

@@ -1,0 +1,115 @@
+/* The API's own value rules (seed 004 CreateCustomImage, API-NOTES.md) and the id shapes the
+ * manifest loader accepts. The check functions are shared with the emulator, which enforces the
+ * same rules server-side, so imgrecon and its stand-in can never disagree about a name or tag. */
+#include <ctype.h>
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+
+#include "spec.h"
+#include "spec_rules.h"
+#include "spec_yaml.h"
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+const char *spec_check_image_name(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len < 2 || len > 128)
+        return "must be 2-128 characters";
+    if (!is_alnum(name[0]))
+        return "must start with a letter or a digit";
+    for (size_t i = 0; i < len; i++)
+        if (!is_alnum(name[i]) && name[i] != ':' && name[i] != '_' && name[i] != '-')
+            return "may contain only letters, digits, ':', '_' and '-'";
+    return NULL;
+}
+
+/* Case-insensitive substring search for the URL schemes the API refuses in tags. */
+static bool has_url(const char *s)
+{
+    for (; *s; s++)
+        if (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0)
+            return true;
+    return false;
+}
+
+const char *spec_check_tag_key(const char *key)
+{
+    if (key == NULL || *key == '\0')
+        return "must not be empty";
+    if (spec_utf8_chars(key, strlen(key)) > 64)
+        return "must be at most 64 characters";
+    if (strncasecmp(key, "acs:", 4) == 0 || strncasecmp(key, "aliyun", 6) == 0)
+        return "must not start with 'acs:' or 'aliyun'";
+    if (has_url(key))
+        return "must not contain 'http://' or 'https://'";
+    return NULL;
+}
+
+const char *spec_check_tag_value(const char *value)
+{
+    if (value == NULL)
+        return NULL;
+    if (spec_utf8_chars(value, strlen(value)) > 64)
+        return "must be at most 64 characters";
+    if (has_url(value))
+        return "must not contain 'http://' or 'https://'";
+    return NULL;
+}
+
+/* True when every byte of s after `skip` is in the allowed class and the length fits. */
+static bool shaped(const char *s, size_t skip, size_t max, bool upper_ok, const char *extra)
+{
+    size_t len = strlen(s);
+    if (len <= skip || len > max)
+        return false;
+    for (size_t i = skip; i < len; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (upper_ok && c >= 'A' && c <= 'Z') || (c != '\0' && strchr(extra, c) != NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool spec_region_valid(const char *s)
+{
+    /* Region ids are lowercase words joined by '-': cn-hangzhou, ap-southeast-1. */
+    size_t len = strlen(s);
+    if (len < 3 || len > 64 || s[0] == '-' || s[len - 1] == '-' || strchr(s, '-') == NULL)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '-' && s[i + 1] == '-')
+            return false;
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    }
+    return true;
+}
+
+const char *spec_check_id(spec_id_kind kind, const char *s)
+{
+    switch (kind) {
+    case SPEC_ID_INSTANCE:
+        return shaped(s, 0, 64, true, "-_") ? NULL
+                                            : "expected letters, digits, '-' and '_' (at most 64)";
+    case SPEC_ID_SNAPSHOT:
+        return strncmp(s, "s-", 2) == 0 && shaped(s, 2, 64, false, "-")
+                   ? NULL
+                   : "expected a snapshot id such as s-bp14m09pq8abc0g6";
+    case SPEC_ID_RESOURCE_GROUP:
+        return strncmp(s, "rg-", 3) == 0 && shaped(s, 3, 64, true, "-")
+                   ? NULL
+                   : "expected a resource group id such as rg-aek2bti7cf7abcd";
+    case SPEC_ID_ECS_IMAGE:
+        return strncmp(s, "m-", 2) == 0 && shaped(s, 2, 64, true, "-_")
+                   ? NULL
+                   : "expected an ECS image id such as m-bp67acfmxazb4p1234";
+    }
+    return "unknown id kind";
+}

@@ -1,0 +1,25 @@
+/* Id and region shapes used by the manifest and config loaders (spec/ internal). The API's name
+ * and tag rules are exported from spec.h because the emulator shares them. */
+#ifndef SPEC_RULES_H
+#define SPEC_RULES_H
+
+#include <stdbool.h>
+
+/* Limits imgrecon adds on top of the API's own. */
+#define SPEC_MAX_DESCRIPTION 256 /* characters; the console's limit for image descriptions */
+#define SPEC_MAX_USER_TAGS 19    /* the API allows 20 and imgrecon adds imgrecon/owner */
+#define SPEC_RESERVED_TAG_PREFIX "imgrecon/"
+
+typedef enum spec_id_kind {
+    SPEC_ID_INSTANCE,
+    SPEC_ID_SNAPSHOT,
+    SPEC_ID_RESOURCE_GROUP,
+    SPEC_ID_ECS_IMAGE,
+} spec_id_kind;
+
+/* "cn-hangzhou", "ap-southeast-1": lowercase words and digits joined by single '-'. */
+bool spec_region_valid(const char *s);
+/* NULL when s has the shape of that kind of id, else a static "expected ..." message. */
+const char *spec_check_id(spec_id_kind kind, const char *s);
+
+#endif

@@ -1,0 +1,697 @@
+/* libyaml event stream -> positioned node trees (see spec_yaml.h). The event API is used instead of
+ * yaml_parser_load() so that depth, node count and alias expansion are bounded while the tree is
+ * built, before any of it can grow out of hand. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "spec_yaml.h"
+
+typedef struct anchor {
+    char *name;
+    spec_ynode *node;
+    bool complete; /* false while the anchored container is still open */
+} anchor;
+
+typedef struct frame {
+    spec_ynode *node;
+    spec_ynode *pending_key; /* mappings: a key waiting for its value */
+    size_t anchor_idx;       /* index + 1 of the anchor naming this container, or 0 */
+} frame;
+
+typedef struct builder {
+    const char *file;
+    const unsigned char *buf;
+    size_t len;
+    bool bom; /* the input starts with a UTF-8 byte order mark */
+    spec_diags *diags;
+    spec_ynode *root;
+    frame stack[SPEC_YAML_MAX_DEPTH + 1];
+    unsigned depth;
+    anchor *anchors;
+    size_t n_anchors;
+    size_t nodes;        /* nodes created in this file, alias copies included */
+    size_t scalar_bytes; /* scalar bytes created in this file, alias copies included */
+} builder;
+
+static void node_free(spec_ynode *n)
+{
+    if (n == NULL)
+        return;
+    free(n->text);
+    for (size_t i = 0; n->kind == SPEC_YSEQ && i < n->n; i++)
+        node_free(n->items[i]);
+    for (size_t i = 0; n->kind == SPEC_YMAP && i < n->n; i++) {
+        node_free(n->pairs[i].key);
+        node_free(n->pairs[i].value);
+    }
+    free(n->items);
+    free(n->pairs);
+    free(n);
+}
+
+/* Converts a libyaml mark (0-based) into a 1-based position. libyaml counts a leading byte order
+ * mark as a column of line 1, which no editor shows, so it is taken back out. */
+static spec_pos mark_pos(const builder *b, yaml_mark_t m)
+{
+    spec_pos p = {b->file, (unsigned)m.line + 1, (unsigned)m.column + 1};
+    if (b->bom && m.line == 0 && p.col > 1)
+        p.col--;
+    return p;
+}
+
+/* Byte offset -> 1-based line and character column, for reader errors that only carry an
+ * offset. Line breaks are \n, \r\n and \r as in YAML. */
+static spec_pos offset_pos(const builder *b, size_t off)
+{
+    spec_pos p = {b->file, 1, 1};
+    size_t i = b->bom ? 3 : 0;
+    if (off > b->len)
+        off = b->len;
+    for (; i < off; i++) {
+        unsigned char c = b->buf[i];
+        if (c == '\n' || (c == '\r' && !(i + 1 < b->len && b->buf[i + 1] == '\n'))) {
+            p.line++;
+            p.col = 1;
+        } else if ((c & 0xC0) != 0x80 && c != '\r') {
+            p.col++;
+        }
+    }
+    return p;
+}
+
+/* 0-based line/column -> byte offset into the input, or SIZE_MAX when out of range. */
+static size_t mark_offset(const builder *b, yaml_mark_t m)
+{
+    size_t i = b->bom ? 3 : 0, line = 0, col = b->bom ? 1 : 0;
+    while (i < b->len && line < m.line) {
+        unsigned char c = b->buf[i++];
+        if (c == '\n' || (c == '\r' && !(i < b->len && b->buf[i] == '\n')))
+            line++, col = 0;
+    }
+    while (i < b->len && col < m.column) {
+        i++;
+        while (i < b->len && (b->buf[i] & 0xC0) == 0x80)
+            i++;
+        col++;
+    }
+    return i < b->len ? i : SIZE_MAX;
+}
+
+/* Turns a libyaml failure into one positioned diagnostic. */
+static void parser_error(builder *b, const yaml_parser_t *p)
+{
+    if (p->error == YAML_MEMORY_ERROR) {
+        spec_diags_add(b->diags, b->file, 0, 0, "out of memory while parsing");
+        return;
+    }
+    if (p->error == YAML_READER_ERROR) {
+        spec_pos at = offset_pos(b, p->problem_offset);
+        if (p->problem_value != -1)
+            spec_diags_add(b->diags, at.file, at.line, at.col,
+                           "invalid text: %s (byte 0x%02x); manifests must be UTF-8",
+                           p->problem ? p->problem : "unreadable input",
+                           (unsigned)p->problem_value & 0xFFu);
+        else
+            spec_diags_add(b->diags, at.file, at.line, at.col, "invalid text: %s",
+                           p->problem ? p->problem : "unreadable input");
+        return;
+    }
+    spec_pos at = mark_pos(b, p->problem_mark);
+    size_t off = mark_offset(b, p->problem_mark);
+    if (p->error == YAML_SCANNER_ERROR && off != SIZE_MAX && b->buf[off] == '\t') {
+        spec_diags_add(b->diags, at.file, at.line, at.col,
+                       "syntax error: tab character here; YAML indentation must use spaces");
+        return;
+    }
+    if (p->context != NULL) {
+        spec_pos ctx = mark_pos(b, p->context_mark);
+        spec_diags_add(b->diags, at.file, at.line, at.col, "syntax error: %s, %s started at %u:%u",
+                       p->problem ? p->problem : "invalid YAML", p->context, ctx.line, ctx.col);
+    } else {
+        spec_diags_add(b->diags, at.file, at.line, at.col, "syntax error: %s",
+                       p->problem ? p->problem : "invalid YAML");
+    }
+}
+
+static spec_ynode *node_new(builder *b, spec_ynode_kind kind, yaml_mark_t m)
+{
+    spec_ynode *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    n->kind = kind;
+    n->pos = mark_pos(b, m);
+    n->size = 1;
+    return n;
+}
+
+/* Hangs a new node under the open container (or makes it the document root). */
+static int attach(builder *b, spec_ynode *n)
+{
+    if (b->depth == 0) {
+        if (b->root != NULL) {
+            node_free(n);
+            return -EINVAL; /* libyaml never sends two roots; be safe anyway */
+        }
+        b->root = n;
+        return 0;
+    }
+    frame *f = &b->stack[b->depth - 1];
+    spec_ynode *c = f->node;
+    if (c->kind == SPEC_YSEQ) {
+        spec_ynode **grown = realloc(c->items, (c->n + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            node_free(n);
+            return -ENOMEM;
+        }
+        c->items = grown;
+        c->items[c->n++] = n;
+        return 0;
+    }
+    if (f->pending_key == NULL) {
+        f->pending_key = n;
+        return 0;
+    }
+    spec_ypair *grown = realloc(c->pairs, (c->n + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        node_free(n);
+        return -ENOMEM;
+    }
+    c->pairs = grown;
+    c->pairs[c->n].key = f->pending_key;
+    c->pairs[c->n].value = n;
+    c->n++;
+    f->pending_key = NULL;
+    return 0;
+}
+
+/* Counts a new node against the per-file budget. */
+static int count_node(builder *b, spec_pos at, size_t nodes, size_t bytes)
+{
+    if (nodes > SPEC_YAML_MAX_NODES - b->nodes) {
+        spec_diags_add(b->diags, at.file, at.line, at.col,
+                       "document too large: more than %u nodes (alias expansion included)",
+                       SPEC_YAML_MAX_NODES);
+        return -EINVAL;
+    }
+    if (bytes > SPEC_YAML_MAX_SCALAR_BYTES - b->scalar_bytes) {
+        spec_diags_add(b->diags, at.file, at.line, at.col,
+                       "document too large: more than %u bytes of text (alias expansion included)",
+                       SPEC_YAML_MAX_SCALAR_BYTES);
+        return -EINVAL;
+    }
+    b->nodes += nodes;
+    b->scalar_bytes += bytes;
+    return 0;
+}
+
+static int add_anchor(builder *b, const yaml_char_t *name, spec_ynode *n, bool complete,
+                      size_t *ret_idx)
+{
+    if (name == NULL)
+        return 0;
+    anchor *grown = realloc(b->anchors, (b->n_anchors + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    b->anchors = grown;
+    char *copy = strdup((const char *)name);
+    if (copy == NULL)
+        return -ENOMEM;
+    b->anchors[b->n_anchors] = (anchor){copy, n, complete};
+    b->n_anchors++;
+    if (ret_idx)
+        *ret_idx = b->n_anchors;
+    return 0;
+}
+
+static void drop_anchors(builder *b)
+{
+    for (size_t i = 0; i < b->n_anchors; i++)
+        free(b->anchors[i].name);
+    free(b->anchors);
+    b->anchors = NULL;
+    b->n_anchors = 0;
+}
+
+/* Counts the scalar bytes of a subtree (bounded: the tree itself is within the budget). */
+static size_t subtree_bytes(const spec_ynode *n)
+{
+    size_t sum = n->kind == SPEC_YSCALAR ? n->len : 0;
+    for (size_t i = 0; n->kind == SPEC_YSEQ && i < n->n; i++)
+        sum += subtree_bytes(n->items[i]);
+    for (size_t i = 0; n->kind == SPEC_YMAP && i < n->n; i++)
+        sum += subtree_bytes(n->pairs[i].key) + subtree_bytes(n->pairs[i].value);
+    return sum;
+}
+
+/* Deep copy of an anchored subtree for an alias; the budget was checked by the caller. */
+static spec_ynode *node_copy(const spec_ynode *src)
+{
+    spec_ynode *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    *n = *src;
+    n->text = NULL;
+    n->items = NULL;
+    n->pairs = NULL;
+    n->n = 0;
+    if (src->text != NULL) {
+        n->text = malloc(src->len + 1);
+        if (n->text == NULL)
+            goto fail;
+        memcpy(n->text, src->text, src->len + 1);
+    }
+    if (src->kind == SPEC_YSEQ && src->n > 0) {
+        n->items = calloc(src->n, sizeof(*n->items));
+        if (n->items == NULL)
+            goto fail;
+        for (; n->n < src->n; n->n++)
+            if ((n->items[n->n] = node_copy(src->items[n->n])) == NULL)
+                goto fail;
+    } else if (src->kind == SPEC_YMAP && src->n > 0) {
+        n->pairs = calloc(src->n, sizeof(*n->pairs));
+        if (n->pairs == NULL)
+            goto fail;
+        for (; n->n < src->n; n->n++) {
+            n->pairs[n->n].key = node_copy(src->pairs[n->n].key);
+            n->pairs[n->n].value = node_copy(src->pairs[n->n].value);
+            if (n->pairs[n->n].key == NULL || n->pairs[n->n].value == NULL) {
+                n->n++;
+                goto fail;
+            }
+        }
+    }
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+static int on_alias(builder *b, const yaml_event_t *ev)
+{
+    spec_pos at = mark_pos(b, ev->start_mark);
+    const char *name = (const char *)ev->data.alias.anchor;
+    const anchor *a = NULL;
+    for (size_t i = b->n_anchors; i > 0; i--)
+        if (strcmp(b->anchors[i - 1].name, name) == 0) {
+            a = &b->anchors[i - 1];
+            break;
+        }
+    if (a == NULL) {
+        spec_diags_add(b->diags, at.file, at.line, at.col, "alias '*%.64s' has no anchor", name);
+        return -EINVAL;
+    }
+    if (!a->complete) {
+        spec_diags_add(b->diags, at.file, at.line, at.col,
+                       "alias '*%.64s' refers to a node that contains it", name);
+        return -EINVAL;
+    }
+    if (b->depth + a->node->height > SPEC_YAML_MAX_DEPTH) {
+        spec_diags_add(b->diags, at.file, at.line, at.col, "nesting deeper than %u levels",
+                       SPEC_YAML_MAX_DEPTH);
+        return -EINVAL;
+    }
+    int rc = count_node(b, at, a->node->size, subtree_bytes(a->node));
+    if (rc < 0)
+        return rc;
+    spec_ynode *copy = node_copy(a->node);
+    if (copy == NULL)
+        return -ENOMEM;
+    copy->pos = at;
+    return attach(b, copy);
+}
+
+static int on_scalar(builder *b, const yaml_event_t *ev)
+{
+    spec_pos at = mark_pos(b, ev->start_mark);
+    size_t len = ev->data.scalar.length;
+    int rc = count_node(b, at, 1, len);
+    if (rc < 0)
+        return rc;
+    spec_ynode *n = node_new(b, SPEC_YSCALAR, ev->start_mark);
+    if (n == NULL)
+        return -ENOMEM;
+    n->text = malloc(len + 1);
+    if (n->text == NULL) {
+        free(n);
+        return -ENOMEM;
+    }
+    memcpy(n->text, ev->data.scalar.value, len);
+    n->text[len] = '\0';
+    n->len = len;
+    const char *tag = (const char *)ev->data.scalar.tag;
+    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+               (tag == NULL || strcmp(tag, YAML_STR_TAG) != 0);
+    if ((rc = add_anchor(b, ev->data.scalar.anchor, n, true, NULL)) < 0) {
+        node_free(n);
+        return rc;
+    }
+    return attach(b, n);
+}
+
+static int on_start(builder *b, const yaml_event_t *ev, spec_ynode_kind kind,
+                    const yaml_char_t *anchor_name)
+{
+    spec_pos at = mark_pos(b, ev->start_mark);
+    if (b->depth >= SPEC_YAML_MAX_DEPTH) {
+        spec_diags_add(b->diags, at.file, at.line, at.col, "nesting deeper than %u levels",
+                       SPEC_YAML_MAX_DEPTH);
+        return -EINVAL;
+    }
+    int rc = count_node(b, at, 1, 0);
+    if (rc < 0)
+        return rc;
+    spec_ynode *n = node_new(b, kind, ev->start_mark);
+    if (n == NULL)
+        return -ENOMEM;
+    if ((rc = attach(b, n)) < 0)
+        return rc;
+    size_t idx = 0;
+    if ((rc = add_anchor(b, anchor_name, n, false, &idx)) < 0)
+        return rc;
+    b->stack[b->depth++] = (frame){n, NULL, idx};
+    return 0;
+}
+
+static void on_end(builder *b)
+{
+    if (b->depth == 0)
+        return;
+    frame *f = &b->stack[--b->depth];
+    spec_ynode *n = f->node;
+    node_free(f->pending_key); /* never set by a well-formed stream */
+    f->pending_key = NULL;
+    n->size = 1;
+    n->height = 1;
+    for (size_t i = 0; i < n->n; i++) {
+        const spec_ynode *kids[2] = {n->kind == SPEC_YSEQ ? n->items[i] : n->pairs[i].key,
+                                     n->kind == SPEC_YSEQ ? NULL : n->pairs[i].value};
+        for (int k = 0; k < 2; k++) {
+            if (kids[k] == NULL)
+                continue;
+            n->size += kids[k]->size;
+            if (kids[k]->height + 1 > n->height)
+                n->height = kids[k]->height + 1;
+        }
+    }
+    if (f->anchor_idx > 0)
+        b->anchors[f->anchor_idx - 1].complete = true;
+}
+
+/* Drops whatever a failed or finished document left behind. */
+static void reset_doc(builder *b)
+{
+    while (b->depth > 0) {
+        frame *f = &b->stack[--b->depth];
+        node_free(f->pending_key);
+        f->pending_key = NULL;
+    }
+    node_free(b->root);
+    b->root = NULL;
+    drop_anchors(b);
+}
+
+int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_doc_fn fn, void *ud,
+                       spec_diags *diags)
+{
+    builder b;
+    memset(&b, 0, sizeof(b));
+    b.file = file;
+    b.buf = (const unsigned char *)buf;
+    b.len = len;
+    b.bom = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0;
+    b.diags = diags;
+    if (len > SPEC_YAML_MAX_FILE_BYTES) {
+        spec_diags_add(diags, file, 0, 0, "file too large: %zu bytes (the limit is %u)", len,
+                       SPEC_YAML_MAX_FILE_BYTES);
+        return -EINVAL;
+    }
+
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        spec_diags_add(diags, file, 0, 0, "out of memory while parsing");
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    spec_pos doc_pos = {file, 1, 1};
+    int rc = 0;
+    bool done = false;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            parser_error(&b, &p);
+            rc = p.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+            break;
+        }
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            reset_doc(&b);
+            doc_pos = mark_pos(&b, ev.start_mark);
+            break;
+        case YAML_DOCUMENT_END_EVENT:
+            rc = fn(ud, b.root, doc_pos);
+            reset_doc(&b);
+            break;
+        case YAML_SCALAR_EVENT:
+            rc = on_scalar(&b, &ev);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            rc = on_start(&b, &ev, SPEC_YSEQ, ev.data.sequence_start.anchor);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            rc = on_start(&b, &ev, SPEC_YMAP, ev.data.mapping_start.anchor);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            on_end(&b);
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = on_alias(&b, &ev);
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    if (rc == -ENOMEM)
+        spec_diags_add(diags, file, 0, 0, "out of memory while parsing");
+    reset_doc(&b);
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+int spec_yaml_load_file(const char *path, const char *file, spec_yaml_doc_fn fn, void *ud,
+                        spec_diags *diags)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        spec_diags_add(diags, file, 0, 0, "cannot read: %s", strerror(err));
+        return -err;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+        spec_diags_add(diags, file, 0, 0, "cannot read: %s", strerror(err));
+        close(fd);
+        return -err;
+    }
+    /* Read up to one byte past the limit so an oversized file is reported, not truncated. */
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    while (buf != NULL) {
+        if (len == cap) {
+            if (cap > SPEC_YAML_MAX_FILE_BYTES)
+                break;
+            char *grown = realloc(buf, cap * 2);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            spec_diags_add(diags, file, 0, 0, "cannot read: %s", strerror(errno));
+            break;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    if (buf == NULL) {
+        spec_diags_add(diags, file, 0, 0, "out of memory while reading");
+        return -ENOMEM;
+    }
+    if (rc == 0)
+        rc = spec_yaml_load_mem(buf, len, file, fn, ud, diags);
+    free(buf);
+    return rc;
+}
+
+bool spec_ynode_is_null(const spec_ynode *n)
+{
+    if (n == NULL)
+        return true;
+    if (n->kind != SPEC_YSCALAR || !n->plain)
+        return false;
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+        if (strcmp(n->text, nulls[i]) == 0)
+            return true;
+    return false;
+}
+
+int spec_ynode_bool(const spec_ynode *n, bool *ret_value)
+{
+    if (n == NULL || n->kind != SPEC_YSCALAR || !n->plain)
+        return -EINVAL;
+    if (!strcmp(n->text, "true") || !strcmp(n->text, "True") || !strcmp(n->text, "TRUE")) {
+        *ret_value = true;
+        return 0;
+    }
+    if (!strcmp(n->text, "false") || !strcmp(n->text, "False") || !strcmp(n->text, "FALSE")) {
+        *ret_value = false;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* A plain scalar that YAML would read as an integer or a float. */
+static bool looks_numeric(const char *s)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (*p == '\0')
+        return false;
+    bool digits = false, dot = false;
+    for (; *p; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits = true;
+        else if (*p == '.' && !dot)
+            dot = true;
+        else
+            return false;
+    }
+    return digits;
+}
+
+const char *spec_ynode_describe(const spec_ynode *n, char *buf, size_t size)
+{
+    bool b;
+    if (n == NULL || spec_ynode_is_null(n))
+        snprintf(buf, size, "null");
+    else if (n->kind == SPEC_YSEQ)
+        snprintf(buf, size, "a list");
+    else if (n->kind == SPEC_YMAP)
+        snprintf(buf, size, "a mapping");
+    else if (spec_ynode_bool(n, &b) == 0)
+        snprintf(buf, size, "boolean %s", n->text);
+    else {
+        /* Quote about 40 bytes (never cutting a UTF-8 character), escaping control characters
+         * and quotes so a message stays one unambiguous line. */
+        char text[200];
+        size_t o = 0;
+        for (size_t i = 0; i < n->len && o + 8 < sizeof(text); i++) {
+            unsigned char c = (unsigned char)n->text[i];
+            if (i >= 40 && (c & 0xC0) != 0x80) {
+                memcpy(text + o, "...", 3);
+                o += 3;
+                break;
+            }
+            if (c < 0x20 || c == 0x7F || c == '\'') {
+                o += (size_t)snprintf(text + o, sizeof(text) - o, "\\x%02x", c);
+            } else {
+                text[o++] = (char)c;
+            }
+        }
+        text[o] = '\0';
+        if (n->plain && looks_numeric(n->text) && n->len <= 40)
+            snprintf(buf, size, "number %s", text);
+        else
+            snprintf(buf, size, "string '%s'", text);
+    }
+    return buf;
+}
+
+const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key)
+{
+    if (map == NULL || map->kind != SPEC_YMAP)
+        return NULL;
+    for (size_t i = 0; i < map->n; i++) {
+        const spec_ynode *k = map->pairs[i].key;
+        if (k->kind == SPEC_YSCALAR && strcmp(k->text, key) == 0)
+            return map->pairs[i].value;
+    }
+    return NULL;
+}
+
+/* Edit distance between two short words, with a cap to keep hostile keys cheap. */
+static unsigned distance(const char *a, const char *b, unsigned cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return cap + 1;
+    if ((la > lb ? la - lb : lb - la) > cap)
+        return cap + 1;
+    unsigned row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            unsigned best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *spec_suggest(const char *word, const char *const *known, size_t n_known,
+                         unsigned max_distance)
+{
+    const char *best = NULL;
+    unsigned best_d = max_distance + 1;
+    for (size_t i = 0; i < n_known; i++) {
+        unsigned d = distance(word, known[i], max_distance);
+        if (d < best_d) {
+            best_d = d;
+            best = known[i];
+        }
+    }
+    return best;
+}
+
+size_t spec_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
