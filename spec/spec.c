@@ -17,6 +17,9 @@
 
 #define MAX_DIR_DEPTH 32
 
+/* Quotes user text in a message as "%.*s%s": at most 64 bytes, then "..." when cut. */
+#define CLIP(s) 64, (s), (strlen(s) > 64 ? "..." : "")
+
 typedef struct file_ent {
     char *path;
     dev_t dev;
@@ -62,7 +65,9 @@ __attribute__((format(printf, 3, 4))) static void at(loader *L, spec_pos p, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    spec_diags_add(L->diags, p.file, p.line, p.col, "%s", msg);
+    char clean[sizeof(msg) * 4];
+    spec_text_sanitize(msg, clean, sizeof(clean));
+    spec_diags_add(L->diags, p.file, p.line, p.col, "%s", clean);
 }
 
 /* ---- Finding files ---------------------------------------------------------------------- */
@@ -204,8 +209,8 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             const spec_ynode *o = map->pairs[j].key;
             if (o->kind == SPEC_YSCALAR && o->len == k->len &&
                 memcmp(o->text, k->text, k->len) == 0) {
-                at(L, k->pos, "duplicate key '%.64s' (first at %s:%u:%u)", k->text, o->pos.file,
-                   o->pos.line, o->pos.col);
+                at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text),
+                   o->pos.file, o->pos.line, o->pos.col);
                 first = false;
             }
         }
@@ -218,7 +223,7 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             continue;
         const char *s = spec_suggest(k->text, known, n_known, 2);
         if (s != NULL) {
-            at(L, k->pos, "unknown key '%.64s' in %s; did you mean '%s'?", k->text, what, s);
+            at(L, k->pos, "unknown key '%.*s%s' in %s; did you mean '%s'?", CLIP(k->text), what, s);
         } else {
             char list[512] = "";
             for (size_t j = 0; j < n_known; j++) {
@@ -226,7 +231,7 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                 if (j + 1 < n_known)
                     strncat(list, ", ", sizeof(list) - strlen(list) - 1);
             }
-            at(L, k->pos, "unknown key '%.64s' in %s (known keys: %s)", k->text, what, list);
+            at(L, k->pos, "unknown key '%.*s%s' in %s (known keys: %s)", CLIP(k->text), what, list);
         }
     }
 }
@@ -287,7 +292,7 @@ static void get_id(loader *L, const spec_ynode *map, const char *key, spec_id_ki
         return;
     const char *why = spec_check_id(kind, s);
     if (why != NULL) {
-        at(L, spec_ynode_get(map, key)->pos, "invalid %s '%.64s': %s", key, s, why);
+        at(L, spec_ynode_get(map, key)->pos, "invalid %s '%.*s%s': %s", key, CLIP(s), why);
         free(s);
         return;
     }
@@ -322,7 +327,7 @@ static void read_tags(loader *L, const spec_ynode *v, spec_image *img)
         const char *why = strlen(k->text) != k->len ? "must not contain NUL characters"
                                                     : spec_check_tag_key(k->text);
         if (why != NULL) {
-            at(L, k->pos, "invalid tag key '%.64s': %s", k->text, why);
+            at(L, k->pos, "invalid tag key '%.*s%s': %s", CLIP(k->text), why);
             continue;
         }
         if (strncmp(k->text, SPEC_RESERVED_TAG_PREFIX, strlen(SPEC_RESERVED_TAG_PREFIX)) == 0) {
@@ -387,8 +392,8 @@ static void read_image(loader *L, const spec_ynode *item, const char *region)
     if (get_string(L, item, "name", &img.name) > 0) {
         const char *why = spec_check_image_name(img.name);
         if (why != NULL) {
-            at(L, spec_ynode_get(item, "name")->pos, "invalid image name '%.64s%s': %s", img.name,
-               strlen(img.name) > 64 ? "..." : "", why);
+            at(L, spec_ynode_get(item, "name")->pos, "invalid image name '%.*s%s': %s",
+               CLIP(img.name), why);
             free(img.name);
             img.name = NULL;
         }
@@ -439,7 +444,7 @@ static void read_ecs(loader *L, const spec_ynode *item, const char *region)
     char *ensure = NULL;
     if (get_string(L, item, "ensure", &ensure) > 0 && strcmp(ensure, "absent") != 0)
         at(L, spec_ynode_get(item, "ensure")->pos,
-           "'ensure' must be 'absent' (the only supported state), got '%.64s'", ensure);
+           "'ensure' must be 'absent' (the only supported state), got '%.*s%s'", CLIP(ensure));
     free(ensure);
     spec_ecs_image e;
     memset(&e, 0, sizeof(e));
@@ -494,7 +499,7 @@ static int on_document(void *ud, const spec_ynode *root, spec_pos doc_pos)
     char *region = NULL;
     if (get_string(L, root, "region", &region) > 0 && !spec_region_valid(region)) {
         at(L, spec_ynode_get(root, "region")->pos,
-           "invalid region '%.64s': expected a region id such as cn-hangzhou", region);
+           "invalid region '%.*s%s': expected a region id such as cn-hangzhou", CLIP(region));
         free(region);
         region = NULL;
     }

@@ -50,7 +50,9 @@ __attribute__((format(printf, 3, 4))) static int bad(cfg_ctx *c, const spec_ynod
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        spec_diags_add(c->diags, n->pos.file, n->pos.line, n->pos.col, "%s", msg);
+        char clean[sizeof(msg) * 4];
+        spec_text_sanitize(msg, clean, sizeof(clean));
+        spec_diags_add(c->diags, n->pos.file, n->pos.line, n->pos.col, "%s", clean);
     }
     return -EINVAL;
 }

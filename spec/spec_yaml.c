@@ -56,13 +56,11 @@ static void node_free(spec_ynode *n)
     free(n);
 }
 
-/* Converts a libyaml mark (0-based) into a 1-based position. libyaml counts a leading byte order
- * mark as a column of line 1, which no editor shows, so it is taken back out. */
+/* Converts a libyaml mark (0-based, characters; a byte order mark is not counted) into a 1-based
+ * position. */
 static spec_pos mark_pos(const builder *b, yaml_mark_t m)
 {
     spec_pos p = {b->file, (unsigned)m.line + 1, (unsigned)m.column + 1};
-    if (b->bom && m.line == 0 && p.col > 1)
-        p.col--;
     return p;
 }
 
@@ -89,7 +87,7 @@ static spec_pos offset_pos(const builder *b, size_t off)
 /* 0-based line/column -> byte offset into the input, or SIZE_MAX when out of range. */
 static size_t mark_offset(const builder *b, yaml_mark_t m)
 {
-    size_t i = b->bom ? 3 : 0, line = 0, col = b->bom ? 1 : 0;
+    size_t i = b->bom ? 3 : 0, line = 0, col = 0;
     while (i < b->len && line < m.line) {
         unsigned char c = b->buf[i++];
         if (c == '\n' || (c == '\r' && !(i < b->len && b->buf[i] == '\n')))
@@ -694,4 +692,44 @@ size_t spec_utf8_chars(const char *s, size_t len)
         if (((unsigned char)s[i] & 0xC0) != 0x80)
             n++;
     return n;
+}
+
+/* Length of a valid UTF-8 sequence at s (1-4), or 0 when the bytes are not valid UTF-8. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
+    if (n == 0 || (n == 2 && s[0] < 0xC2) || (n == 4 && s[0] > 0xF4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+void spec_text_sanitize(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    if (size == 0)
+        return;
+    while (*s && o + 5 < size) {
+        size_t n = utf8_seq(s);
+        if (n == 0) {
+            out[o++] = '?';
+            s++;
+        } else if (n == 1 && (*s < 0x20 || *s == 0x7F)) {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", *s);
+            s++;
+        } else {
+            memcpy(out + o, s, n);
+            o += n;
+            s += n;
+        }
+    }
+    out[o] = '\0';
 }

@@ -79,6 +79,10 @@ const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key);
 const char *spec_suggest(const char *word, const char *const *known, size_t n_known,
                          unsigned max_distance);
 
+/* Copies a message for display: control characters become \xNN and bytes that are not valid
+ * UTF-8 (such as a character cut by %.64s) become '?', so one diagnostic is one clean line. */
+void spec_text_sanitize(const char *in, char *out, size_t size);
+
 /* Counts UTF-8 characters (code points) in s; invalid bytes count one each. */
 size_t spec_utf8_chars(const char *s, size_t len);
 

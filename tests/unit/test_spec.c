@@ -1,0 +1,655 @@
+/* The manifest loader (spec/spec.c, spec/spec_yaml.c): a table of bad inputs, each with the exact
+ * first diagnostic (line:col: message) and the number of diagnostics; good inputs (defaults,
+ * sorting, multi-document files, directories, empty documents); and hostile bytes, which must
+ * give diagnostics and never a crash. Every input is a real file in a fresh temporary directory. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spec.h"
+#include "spec_yaml.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/imgrecon-spec-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Writes len bytes to dir/name (creating parent directories) and returns the full path. */
+static const char *put(const char *name, const char *data, size_t len)
+{
+    static char path[8][256];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 256, "%s/%s", dir, name);
+    for (char *s = strchr(p + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        (void)mkdir(p, 0700);
+        *s = '/';
+    }
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "create %s", p);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+    return p;
+}
+
+static const char *puts_(const char *name, const char *text)
+{
+    return put(name, text, strlen(text));
+}
+
+/* Loads one path; returns spec_load's result. */
+static int load1(const char *path, spec_set **set, spec_diags *d)
+{
+    spec_diags_init(d);
+    *set = NULL;
+    return spec_load(&path, 1, set, d);
+}
+
+/* "line:col: message" of a diagnostic, without the file. */
+static void short_diag(const spec_diag *e, char *buf, size_t size)
+{
+    snprintf(buf, size, "%u:%u: %s", e->line, e->col, e->msg);
+}
+
+/* ---- Bad inputs ------------------------------------------------------------------------------ */
+
+typedef struct bad_case {
+    const char *id;
+    const char *text;
+    const char *first; /* expected first diagnostic, "line:col: message" */
+    size_t count;      /* expected number of diagnostics */
+} bad_case;
+
+#define HDR "region: cn-hangzhou\ncustom_images:\n"
+#define IMG "  - name: web\n    instance_id: i1\n    system_snapshot_id: s-1\n"
+#define ECS "region: cn-hangzhou\necs_images:\n  - image_id: m-abc\n"
+#define X10 "aaaaaaaaaa"
+#define X64 X10 X10 X10 X10 X10 X10 "aaaa"
+#define TAGS19                                                                                     \
+    "{a1: v, a2: v, a3: v, a4: v, a5: v, a6: v, a7: v, a8: v, a9: v, a10: v, a11: v, a12: v, "     \
+    "a13: v, a14: v, a15: v, a16: v, a17: v, a18: v, a19: v"
+
+/* Criterion runs each parameter in a fresh process, where pointers from the parent may not hold;
+ * the parameters are therefore indices into this table. */
+static const bad_case cases[] = {
+    {"name too short", HDR "  - name: w\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: invalid image name 'w': must be 2-128 characters", 1},
+    {"name bad char", HDR "  - name: web.base\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: invalid image name 'web.base': may contain only letters, digits, ':', '_' and '-'", 1},
+    {"name starts with dash",
+     HDR "  - name: -web\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: invalid image name '-web': must start with a letter or a digit", 1},
+    {"name too long",
+     HDR "  - name: " X64 X64 "a\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: invalid image name '" X64 "...': must be 2-128 characters", 1},
+    {"name boolean", HDR "  - name: true\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: 'name' must be a string, got boolean true", 1},
+    {"name list", HDR "  - name: [a, b]\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: 'name' must be a string, got a list", 1},
+    {"name null", HDR "  - name:\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:10: 'name' must be a string, got null", 1},
+    {"name with NUL", HDR "  - name: \"a\\0b\"\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: 'name' must not contain NUL characters", 1},
+    {"name with control char",
+     HDR "  - name: \"a\\x01b\"\n    instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:11: invalid image name 'a\\x01b': may contain only letters, digits, ':', '_' and '-'", 1},
+    {"missing name", HDR "  - instance_id: i1\n    system_snapshot_id: s-1\n",
+     "3:5: missing required key 'name' in custom_images entry", 1},
+    {"missing instance_id", HDR "  - name: web\n    system_snapshot_id: s-1\n",
+     "3:5: missing required key 'instance_id' in custom_images entry", 1},
+    {"missing system_snapshot_id", HDR "  - name: web\n    instance_id: i1\n",
+     "3:5: missing required key 'system_snapshot_id' in custom_images entry", 1},
+    {"unknown key with suggestion", HDR IMG "    instanceid: i2\n",
+     "6:5: unknown key 'instanceid' in custom_images entry; did you mean 'instance_id'?", 1},
+    {"unknown key without suggestion", HDR IMG "    colour: red\n",
+     "6:5: unknown key 'colour' in custom_images entry (known keys: name, instance_id, "
+     "system_snapshot_id, data_snapshot_id, description, resource_group_id, tags, "
+     "share_to_ecs, protect)",
+     1},
+    {"duplicate key", HDR IMG "    name: web2\n", "6:5: duplicate key 'name' (first at FILE:3:5)",
+     1},
+    {"unknown document key", "region: cn-hangzhou\ncustom_image: []\n",
+     "2:1: unknown key 'custom_image' in manifest document; did you mean 'custom_images'?", 1},
+    {"bad region", "region: Hangzhou\n",
+     "1:9: invalid region 'Hangzhou': expected a region id such as cn-hangzhou", 1},
+    {"region number", "region: 5\n",
+     "1:9: invalid region '5': expected a region id such as cn-hangzhou", 1},
+    {"region list", "region: [cn-hangzhou]\n", "1:9: 'region' must be a string, got a list", 1},
+    {"missing region", "custom_images: []\n",
+     "1:1: missing required key 'region' in manifest document", 1},
+    {"document is a list", "- region: cn-hangzhou\n",
+     "1:1: a manifest document must be a mapping with a 'region' key, got a list", 1},
+    {"document is a scalar", "hello\n",
+     "1:1: a manifest document must be a mapping with a 'region' key, got string 'hello'", 1},
+    {"custom_images mapping", "region: cn-hangzhou\ncustom_images: {name: web}\n",
+     "2:16: 'custom_images' must be a list, got a mapping", 1},
+    {"custom_images item scalar", HDR "  - web\n",
+     "3:5: each custom_images entry must be a mapping, got string 'web'", 1},
+    {"tags list", HDR IMG "    tags: [team]\n",
+     "6:11: 'tags' must be a mapping of tag key to value, got a list", 1},
+    {"tag key acs:", HDR IMG "    tags: {acs:team: web}\n",
+     "6:12: invalid tag key 'acs:team': must not start with 'acs:' or 'aliyun'", 1},
+    {"tag key aliyun", HDR IMG "    tags: {AliyunTeam: web}\n",
+     "6:12: invalid tag key 'AliyunTeam': must not start with 'acs:' or 'aliyun'", 1},
+    {"tag key url", HDR IMG "    tags: {\"see http://x\": web}\n",
+     "6:12: invalid tag key 'see http://x': must not contain 'http://' or 'https://'", 1},
+    {"tag key too long", HDR IMG "    tags: {" X64 "b: v}\n",
+     "6:12: invalid tag key '" X64 "...': must be at most 64 characters", 1},
+    {"tag value too long", HDR IMG "    tags: {team: " X64 "b}\n",
+     "6:18: invalid value for tag 'team': must be at most 64 characters", 1},
+    {"tag value url", HDR IMG "    tags: {docs: \"HTTPS://example.com\"}\n",
+     "6:18: invalid value for tag 'docs': must not contain 'http://' or 'https://'", 1},
+    {"tag value null", HDR IMG "    tags: {team: }\n",
+     "6:18: value of tag 'team' must be a string (quote it; '' for empty), got null", 1},
+    {"tag value boolean", HDR IMG "    tags: {public: true}\n",
+     "6:20: value of tag 'public' must be a string (quote it; '' for empty), got boolean true", 1},
+    {"tag value mapping", HDR IMG "    tags: {team: {a: b}}\n",
+     "6:18: value of tag 'team' must be a string (quote it; '' for empty), got a mapping", 1},
+    {"too many tags", HDR IMG "    tags: " TAGS19 ", a20: v}\n",
+     "6:11: too many tags: 20 (at most 19, since imgrecon adds imgrecon/owner)", 1},
+    {"too many tags with protect", HDR IMG "    protect: true\n    tags: " TAGS19 "}\n",
+     "7:11: too many tags: 19 (at most 18 with protect: true, since imgrecon adds "
+     "imgrecon/owner and imgrecon/protect)",
+     1},
+    {"reserved tag", HDR IMG "    tags: {imgrecon/team: web}\n",
+     "6:12: tag key 'imgrecon/team' is reserved: imgrecon manages the 'imgrecon/' prefix", 1},
+    {"duplicate tag key", HDR IMG "    tags: {team: a, team: b}\n",
+     "6:21: duplicate key 'team' (first at FILE:6:12)", 1},
+    {"share_to_ecs yes", HDR IMG "    share_to_ecs: yes\n",
+     "6:19: 'share_to_ecs' must be a boolean (true or false), got string 'yes'", 1},
+    {"protect quoted", HDR IMG "    protect: \"true\"\n",
+     "6:14: 'protect' must be a boolean (true or false), got string 'true'", 1},
+    {"protect number", HDR IMG "    protect: 1\n",
+     "6:14: 'protect' must be a boolean (true or false), got number 1", 1},
+    {"description too long", HDR IMG "    description: " X64 X64 X64 X64 "b\n",
+     "6:18: 'description' is too long: 257 characters (at most 256)", 1},
+    {"system snapshot shape",
+     HDR "  - name: web\n    instance_id: i1\n    system_snapshot_id: snap-1\n",
+     "5:25: invalid system_snapshot_id 'snap-1': expected a snapshot id such as s-bp14m09pq8abc0g6",
+     1},
+    {"data snapshot shape", HDR IMG "    data_snapshot_id: S-1\n",
+     "6:23: invalid data_snapshot_id 'S-1': expected a snapshot id such as s-bp14m09pq8abc0g6", 1},
+    {"resource group shape", HDR IMG "    resource_group_id: default\n",
+     "6:24: invalid resource_group_id 'default': expected a resource group id such as "
+     "rg-aek2bti7cf7abcd",
+     1},
+    {"instance id with space",
+     HDR "  - name: web\n    instance_id: i 1\n    system_snapshot_id: s-1\n",
+     "4:18: invalid instance_id 'i 1': expected letters, digits, '-' and '_' (at most 64)", 1},
+    {"ecs image id shape",
+     "region: cn-hangzhou\necs_images:\n  - image_id: img-1\n    ensure: absent\n",
+     "3:15: invalid image_id 'img-1': expected an ECS image id such as m-bp67acfmxazb4p1234", 1},
+    {"ecs missing ensure", ECS,
+     "3:5: missing required key 'ensure' in ecs_images entry (write ensure: absent)", 1},
+    {"ecs ensure present", ECS "    ensure: present\n",
+     "4:13: 'ensure' must be 'absent' (the only supported state), got 'present'", 1},
+    {"ecs force no", ECS "    ensure: absent\n    force: no\n",
+     "5:12: 'force' must be a boolean (true or false), got string 'no'", 1},
+    {"ecs unknown key", ECS "    ensure: absent\n    forse: true\n",
+     "5:5: unknown key 'forse' in ecs_images entry; did you mean 'force'?", 1},
+    {"ecs item scalar", "region: cn-hangzhou\necs_images: [m-abc]\n",
+     "2:14: each ecs_images entry must be a mapping, got string 'm-abc'", 1},
+    {"ecs duplicate", ECS "    ensure: absent\n  - image_id: m-abc\n    ensure: absent\n",
+     "5:5: duplicate ecs_images entry 'm-abc' in region 'cn-hangzhou' (first declared at "
+     "FILE:3:5)",
+     1},
+    {"duplicate image across documents", HDR IMG "---\n" HDR IMG,
+     "9:5: duplicate image 'web' in region 'cn-hangzhou' (first declared at FILE:3:5)", 1},
+    {"mapping key is a list", "region: cn-hangzhou\n? [a]\n: b\n",
+     "2:3: keys must be strings, got a list", 1},
+    {"unclosed flow list", "region: cn-hangzhou\ncustom_images: [\n",
+     "3:1: syntax error: did not find expected node content, while parsing a flow node "
+     "started at 3:1",
+     1},
+    {"mapping in wrong place", "region: cn-hangzhou: x\n",
+     "1:20: syntax error: mapping values are not allowed in this context", 1},
+    {"tab indentation", HDR "\t- name: web\n",
+     "3:1: syntax error: tab character here; YAML indentation must use spaces", 1},
+    {"alias without anchor", "region: *r\n", "1:9: alias '*r' has no anchor", 1},
+    {"empty file", "", "1:1: no manifest in this file: expected a document with 'region'", 1},
+    {"only comments", "# nothing here\n\n",
+     "1:1: no manifest in this file: expected a document with 'region'", 1},
+    {"several errors in source order",
+     HDR "  - name: -x\n    instance_id: i1\n    system_snapshot_id: s-1\n    protect: maybe\n"
+         "    tags: {acs:x: y}\n",
+     "3:11: invalid image name '-x': must start with a letter or a digit", 3},
+};
+#define N_CASES (sizeof(cases) / sizeof(cases[0]))
+
+ParameterizedTestParameters(spec, bad)
+{
+    static size_t idx[N_CASES];
+    for (size_t i = 0; i < N_CASES; i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, N_CASES);
+}
+
+ParameterizedTest(size_t *i, spec, bad, .init = setup, .fini = teardown)
+{
+    const bad_case *c = &cases[*i];
+    const char *path = puts_("m.yaml", c->text);
+    spec_set *set;
+    spec_diags d;
+    int rc = load1(path, &set, &d);
+    cr_assert_eq(rc, -EINVAL, "[%s] rc %d", c->id, rc);
+    cr_assert_null(set);
+    cr_assert_geq(d.n, 1, "[%s] no diagnostic", c->id);
+
+    /* Expected messages name the file as FILE. */
+    char want[2048], got[2048];
+    const char *mark = strstr(c->first, "FILE");
+    if (mark)
+        snprintf(want, sizeof(want), "%.*s%s%s", (int)(mark - c->first), c->first, path, mark + 4);
+    else
+        snprintf(want, sizeof(want), "%s", c->first);
+    short_diag(&d.v[0], got, sizeof(got));
+    cr_expect_str_eq(got, want, "[%s]\n  got:  %s\n  want: %s", c->id, got, want);
+    cr_expect_str_eq(d.v[0].file, path, "[%s] file", c->id);
+    cr_expect_eq(d.n, c->count, "[%s] %zu diagnostics, want %zu (first: %s)", c->id, d.n, c->count,
+                 got);
+    spec_diags_free(&d);
+}
+
+/* ---- Good inputs ------------------------------------------------------------------------------
+ */
+
+Test(spec, defaults_and_fields, .init = setup, .fini = teardown)
+{
+    const char *path = puts_("m.yaml", "region: cn-hangzhou\n"
+                                       "custom_images:\n"
+                                       "  - name: web-base-v3\n"
+                                       "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                                       "    system_snapshot_id: s-bp1sys00000001\n"
+                                       "    data_snapshot_id: s-bp1data0000001\n"
+                                       "    description: \"Web: base\"\n"
+                                       "    resource_group_id: rg-aek2bti7cf7abcd\n"
+                                       "    tags: {team: web, version: 3, empty: ''}\n"
+                                       "    share_to_ecs: True\n"
+                                       "  - name: bare\n"
+                                       "    instance_id: i2\n"
+                                       "    system_snapshot_id: s-2\n"
+                                       "ecs_images:\n"
+                                       "  - {image_id: m-bp67acfmxazb4p1234, ensure: absent}\n");
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), 0);
+    cr_assert_eq(d.n, 0);
+    cr_assert_eq(set->n_images, 2);
+    const spec_image *b = &set->images[0], *w = &set->images[1];
+    cr_assert_str_eq(b->name, "bare");
+    cr_assert_null(b->data_snapshot_id);
+    cr_assert_null(b->description);
+    cr_assert_null(b->resource_group_id);
+    cr_assert_eq(b->n_tags, 0);
+    cr_assert(!b->share_to_ecs && !b->protect);
+    cr_assert_str_eq(b->pos.file, path);
+    cr_assert_eq(b->pos.line, 11);
+    cr_assert_eq(b->pos.col, 5);
+    cr_assert_str_eq(w->region, "cn-hangzhou");
+    cr_assert_str_eq(w->instance_id, "ace0706b2ac4454d984295a94213abcd");
+    cr_assert_str_eq(w->system_snapshot_id, "s-bp1sys00000001");
+    cr_assert_str_eq(w->data_snapshot_id, "s-bp1data0000001");
+    cr_assert_str_eq(w->description, "Web: base");
+    cr_assert_str_eq(w->resource_group_id, "rg-aek2bti7cf7abcd");
+    cr_assert_eq(w->n_tags, 3);
+    cr_assert_str_eq(w->tags[0].key, "team");
+    cr_assert_str_eq(w->tags[1].value, "3");
+    cr_assert_str_eq(w->tags[2].value, "");
+    cr_assert(w->share_to_ecs);
+    cr_assert_eq(set->n_ecs, 1);
+    cr_assert_str_eq(set->ecs[0].image_id, "m-bp67acfmxazb4p1234");
+    cr_assert(!set->ecs[0].force);
+    cr_assert_eq(set->ecs[0].pos.line, 15);
+    cr_assert_eq(set->n_regions, 1);
+    cr_assert_eq(set->n_files, 1);
+    cr_assert_eq(spec_set_find(set, "cn-hangzhou", "web-base-v3"), w);
+    cr_assert_null(spec_set_find(set, "cn-shanghai", "web-base-v3"));
+    cr_assert_null(spec_set_find(set, "cn-hangzhou", "nope"));
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+Test(spec, directories_sorted_recursive_multidoc, .init = setup, .fini = teardown)
+{
+    /* Files are read in sorted path order whatever the directory order; hidden entries and
+     * other suffixes are skipped; empty documents are allowed. */
+    puts_("m/z.yml", "region: cn-shanghai\ncustom_images:\n  - {name: zz, instance_id: i, "
+                     "system_snapshot_id: s-1}\n");
+    puts_("m/a/b.yaml", "---\n---\nregion: cn-hangzhou\ncustom_images:\n  - {name: bb, "
+                        "instance_id: i, system_snapshot_id: s-1}\n---\n# empty\n---\n"
+                        "region: ap-southeast-1\n");
+    puts_("m/a.yaml", "region: cn-hangzhou\ncustom_images:\n  - {name: aa, instance_id: i, "
+                      "system_snapshot_id: s-1}\n");
+    puts_("m/.git/x.yaml", "this: is not a manifest\n");
+    puts_("m/notes.txt", "not yaml\n");
+    puts_("m/c.yaml.bak", "not: read\n");
+    char root[128];
+    snprintf(root, sizeof(root), "%s/m", dir);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(root, &set, &d), 0, "first: %s", d.n ? d.v[0].msg : "");
+    cr_assert_eq(set->n_files, 3);
+    cr_assert(strstr(set->files[0], "/m/a.yaml"));
+    cr_assert(strstr(set->files[1], "/m/a/b.yaml"));
+    cr_assert(strstr(set->files[2], "/m/z.yml"));
+    cr_assert_eq(set->n_images, 3);
+    cr_assert_str_eq(set->images[0].name, "aa");
+    cr_assert_str_eq(set->images[1].name, "bb");
+    cr_assert_eq(set->images[1].pos.line, 5);
+    cr_assert_eq(set->images[1].pos.file, set->files[1], "positions point into set->files");
+    cr_assert_str_eq(set->images[2].region, "cn-shanghai");
+    cr_assert_eq(set->n_regions, 3);
+    cr_assert_str_eq(set->regions[0], "ap-southeast-1");
+    cr_assert_str_eq(set->regions[1], "cn-hangzhou");
+    cr_assert_str_eq(set->regions[2], "cn-shanghai");
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+Test(spec, same_file_twice_and_several_paths, .init = setup, .fini = teardown)
+{
+    const char *a = puts_("a.yaml", "region: cn-hangzhou\n");
+    const char *b = puts_("b.yaml", "region: cn-beijing\n");
+    const char *paths[] = {b, a, a};
+    spec_set *set;
+    spec_diags d;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(paths, 3, &set, &d), 0);
+    cr_assert_eq(set->n_files, 2);
+    cr_assert_str_eq(set->files[0], a);
+    cr_assert_eq(set->n_regions, 2, "a region without images is still listed");
+    cr_assert_eq(set->n_images, 0);
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+Test(spec, duplicate_across_files_names_both, .init = setup, .fini = teardown)
+{
+    const char *a = puts_("a.yaml", HDR IMG);
+    const char *b = puts_("b.yaml", "# other\n" HDR IMG);
+    const char *paths[] = {dir};
+    spec_set *set;
+    spec_diags d;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(paths, 1, &set, &d), -EINVAL);
+    cr_assert_eq(d.n, 1);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "duplicate image 'web' in region 'cn-hangzhou' (first declared at %s:3:5)", a);
+    cr_assert_str_eq(d.v[0].msg, want);
+    cr_assert_str_eq(d.v[0].file, b);
+    cr_assert_eq(d.v[0].line, 4);
+    spec_diags_free(&d);
+}
+
+Test(spec, every_error_of_a_run, .init = setup, .fini = teardown)
+{
+    puts_("a.yaml", "region: bad_region\n");
+    puts_("b.yaml", HDR "  - name: x\n");
+    puts_("c.yaml", "region: [\n");
+    const char *paths[] = {dir};
+    spec_set *set;
+    spec_diags d;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(paths, 1, &set, &d), -EINVAL);
+    cr_assert_eq(d.n, 5, "1 + 3 (name, instance_id, system_snapshot_id) + 1 syntax; got %zu", d.n);
+    cr_assert(strstr(d.v[0].file, "a.yaml"));
+    cr_assert(strstr(d.v[4].file, "c.yaml"));
+    spec_diags_free(&d);
+}
+
+Test(spec, missing_paths_and_empty_dirs, .init = setup, .fini = teardown)
+{
+    spec_set *set;
+    spec_diags d;
+    char missing[128], empty[128];
+    snprintf(missing, sizeof(missing), "%s/nope", dir);
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    cr_assert_eq(mkdir(empty, 0700), 0);
+    cr_assert_eq(load1(missing, &set, &d), -ENOENT);
+    cr_assert_eq(d.n, 1);
+    cr_assert_str_eq(d.v[0].msg, "cannot read: No such file or directory");
+    spec_diags_free(&d);
+    cr_assert_eq(load1(empty, &set, &d), -EINVAL);
+    cr_assert_str_eq(d.v[0].msg, "no manifest files (*.yaml, *.yml) in this directory");
+    spec_diags_free(&d);
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(NULL, 0, &set, &d), -EINVAL);
+    cr_assert_eq(d.n, 1);
+    spec_diags_free(&d);
+}
+
+Test(spec, bom_positions, .init = setup, .fini = teardown)
+{
+    const char *path = put("m.yaml", "\xEF\xBB\xBFregion: Bad\n", 15);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    char got[512];
+    short_diag(&d.v[0], got, sizeof(got));
+    cr_assert_str_eq(got, "1:9: invalid region 'Bad': expected a region id such as cn-hangzhou");
+    spec_diags_free(&d);
+    path = put("ok.yaml", "\xEF\xBB\xBFregion: cn-hangzhou\n", 23);
+    cr_assert_eq(load1(path, &set, &d), 0);
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+Test(spec, check_functions)
+{
+    cr_assert_null(spec_check_image_name("a1"));
+    cr_assert_null(spec_check_image_name("Web:base_v-3"));
+    cr_assert_not_null(spec_check_image_name("a"));
+    cr_assert_not_null(spec_check_image_name(NULL));
+    cr_assert_not_null(spec_check_image_name("_a"));
+    cr_assert_not_null(spec_check_image_name("a b"));
+    cr_assert_null(spec_check_tag_key("imgrecon/owner"), "the emulator accepts our own tags");
+    cr_assert_null(spec_check_tag_key("团队"));
+    cr_assert_not_null(spec_check_tag_key(""));
+    cr_assert_not_null(spec_check_tag_key("acs:x"));
+    cr_assert_not_null(spec_check_tag_key("aliyunx"));
+    cr_assert_null(spec_check_tag_value(""));
+    cr_assert_null(spec_check_tag_value(NULL));
+    /* 64 three-byte characters are 64 characters, not 192 bytes. */
+    char v[64 * 3 + 4] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(v, "値");
+    cr_assert_null(spec_check_tag_value(v));
+    strcat(v, "x");
+    cr_assert_not_null(spec_check_tag_value(v));
+}
+
+Test(spec, suggestions)
+{
+    const char *known[] = {"name", "instance_id", "protect"};
+    cr_assert_str_eq(spec_suggest("nmae", known, 3, 2), "name");
+    cr_assert_str_eq(spec_suggest("protetc", known, 3, 2), "protect");
+    cr_assert_null(spec_suggest("colour", known, 3, 2));
+    cr_assert_null(spec_suggest("", known, 3, 2));
+}
+
+/* ---- Hostile bytes ----------------------------------------------------------------------------
+ */
+
+/* Loads bytes and asserts the loader failed with at least one positioned diagnostic. */
+static void expect_rejected(const char *what, const char *data, size_t len, const char *needle)
+{
+    const char *path = put("h.yaml", data, len);
+    spec_set *set;
+    spec_diags d;
+    int rc = load1(path, &set, &d);
+    cr_assert_eq(rc, -EINVAL, "%s: rc %d", what, rc);
+    cr_assert_geq(d.n, 1, "%s", what);
+    cr_assert_str_eq(d.v[0].file, path);
+    cr_assert_gt(d.v[0].line, 0, "%s: positioned", what);
+    bool found = needle == NULL;
+    for (size_t i = 0; i < d.n && !found; i++)
+        found = strstr(d.v[i].msg, needle) != NULL;
+    cr_assert(found, "%s: no diagnostic has '%s' (first: %s)", what, needle, d.v[0].msg);
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, binary, .init = setup, .fini = teardown)
+{
+    char buf[4096];
+    unsigned x = 12345;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (char)(x >> 16);
+    }
+    expect_rejected("binary", buf, sizeof(buf), NULL);
+    expect_rejected("NUL bytes", "region: a\0b\n", 12, "invalid text");
+}
+
+Test(spec_hostile, invalid_utf8, .init = setup, .fini = teardown)
+{
+    expect_rejected("bad octet", "region: cn-\xff\n", 13, "invalid leading UTF-8 octet");
+    expect_rejected("truncated", "region: cn-\xe4\xb8\n", 14, "invalid");
+    const char *path = put("u.yaml", "region: x\nfoo: \xc3\x28\n", 18);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    cr_assert_eq(d.v[0].line, 2, "the bad byte's line");
+    /* libyaml names the byte that broke the sequence: '(' after the lead byte 0xc3. */
+    cr_assert_eq(d.v[0].col, 7, "the bad byte's column");
+    cr_assert_str_eq(
+        d.v[0].msg,
+        "invalid text: invalid trailing UTF-8 octet (byte 0x28); manifests must be UTF-8");
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, megabyte_line, .init = setup, .fini = teardown)
+{
+    size_t n = 1024 * 1024;
+    char *buf = malloc(n + 64);
+    cr_assert_not_null(buf);
+    int off = sprintf(buf, HDR "  - name: ");
+    memset(buf + off, 'a', n);
+    strcpy(buf + off + n, "\n");
+    expect_rejected("1 MiB name", buf, strlen(buf), "must be 2-128 characters");
+    memset(buf, 'b', n);
+    buf[n] = '\0';
+    expect_rejected("1 MiB scalar", buf, n, "must be a mapping");
+    free(buf);
+}
+
+Test(spec_hostile, too_large, .init = setup, .fini = teardown)
+{
+    size_t n = SPEC_YAML_MAX_FILE_BYTES + 1;
+    char *buf = malloc(n);
+    cr_assert_not_null(buf);
+    memset(buf, '#', n);
+    const char *path = put("big.yaml", buf, n);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    cr_assert(strstr(d.v[0].msg, "file too large"), "%s", d.v[0].msg);
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, deep_nesting, .init = setup, .fini = teardown)
+{
+    size_t depth = 10000;
+    char *buf = malloc(2 * depth + 2);
+    cr_assert_not_null(buf);
+    memset(buf, '[', depth);
+    memset(buf + depth, ']', depth);
+    buf[2 * depth] = '\n';
+    expect_rejected("10,000 [", buf, 2 * depth + 1, "nesting deeper than 64 levels");
+    for (size_t i = 0; i < depth; i++)
+        buf[i] = '{', buf[depth + i] = '}';
+    expect_rejected("10,000 {", buf, 2 * depth + 1, NULL);
+    /* Block style: "- " repeated on one line. */
+    char *blk = malloc(2 * depth + 4);
+    cr_assert_not_null(blk);
+    for (size_t i = 0; i < depth; i++)
+        blk[2 * i] = '-', blk[2 * i + 1] = ' ';
+    strcpy(blk + 2 * depth, "x\n");
+    expect_rejected("10,000 -", blk, strlen(blk), "nesting deeper than 64 levels");
+    free(blk);
+    free(buf);
+}
+
+Test(spec_hostile, alias_bomb, .init = setup, .fini = teardown)
+{
+    char buf[4096];
+    size_t o = (size_t)sprintf(buf, "a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (char c = 'b'; c <= 'j'; c++)
+        o += (size_t)sprintf(buf + o,
+                             "%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", c, c,
+                             c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
+    expect_rejected("billion laughs", buf, o, "alias expansion");
+    /* A long string aliased many times hits the byte budget before the node budget. */
+    size_t big = 1024 * 1024;
+    char *s = malloc(big + 4096);
+    cr_assert_not_null(s);
+    o = (size_t)sprintf(s, "a: &a ");
+    memset(s + o, 'x', big);
+    o += big;
+    o += (size_t)sprintf(s + o, "\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                                "*a, *a, *a, *a, *a]\n");
+    expect_rejected("string laughs", s, o, "bytes of text");
+    free(s);
+    expect_rejected("recursive alias", "a: &a [*a]\n", 11, "alias");
+}
+
+Test(spec_hostile, aliases_within_limits_work, .init = setup, .fini = teardown)
+{
+    const char *path = puts_("m.yaml", "region: &r cn-hangzhou\ncustom_images:\n"
+                                       "  - &base {name: one, instance_id: i1, "
+                                       "system_snapshot_id: s-1, tags: &t {team: web}}\n"
+                                       "  - {name: two, instance_id: i1, system_snapshot_id: s-1, "
+                                       "tags: *t}\n");
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    cr_assert_eq(set->n_images, 2);
+    cr_assert_str_eq(set->images[1].tags[0].value, "web");
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, tabs_and_stray_bytes, .init = setup, .fini = teardown)
+{
+    expect_rejected("tab before key", "region: cn-hangzhou\n\tcustom_images: []\n", 37, "tab");
+    expect_rejected("unterminated quote", "region: \"cn-hangzhou\n", 21, "syntax error");
+    expect_rejected("directive garbage", "%YAML 9.9\n---\nregion: x\n", 24, NULL);
+    expect_rejected("many documents of garbage", "---\n- 1\n---\n- 2\n---\n[\n", 22, NULL);
+}
+
+/* Every example manifest in the repository is valid (the same check as the CLI test, without
+ * the binary), and every file in examples/invalid fails with the message its header names. */
+Test(spec, examples)
+{
+    const char *paths[] = {IMGRECON_SOURCE_DIR "/examples/manifests"};
+    spec_set *set;
+    spec_diags d;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(paths, 1, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    cr_assert_eq(set->n_images, 4);
+    cr_assert_eq(set->n_ecs, 1);
+    cr_assert_eq(set->n_regions, 2);
+    cr_assert_eq(set->n_files, 3);
+    const spec_image *v2 = spec_set_find(set, "cn-hangzhou", "web-base-v2");
+    cr_assert_not_null(v2);
+    cr_assert(v2->protect);
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
