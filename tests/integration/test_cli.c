@@ -1,0 +1,266 @@
+/* The real imgrecon binary (IMGRECON_BIN): version, help, usage errors, and `validate` over the
+ * example manifests (valid) and every file in examples/invalid (each must fail with the
+ * file:line:col: message its header names). Children run through posix_spawn with pipes; every
+ * wait is bounded and a child that overstays is killed. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define SRC IMGRECON_SOURCE_DIR
+#define RUN_TIMEOUT_MS 30000
+
+typedef struct run_result {
+    int status; /* exit code, or 128 + signal */
+    char *out;
+    char *err;
+} run_result;
+
+static void result_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    char *grown = realloc(*buf, *len + n + 1);
+    cr_assert_not_null(grown);
+    memcpy(grown + *len, data, n);
+    *len += n;
+    grown[*len] = '\0';
+    *buf = grown;
+}
+
+/* Runs IMGRECON_BIN with args (NULL-terminated, without argv[0]) and collects its output. */
+static run_result run(const char *const *args)
+{
+    const char *argv[32] = {IMGRECON_BIN};
+    size_t n = 1;
+    for (; args[n - 1] != NULL && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+
+    int out[2], err[2];
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
+    cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, out[1], 1), 0);
+    cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, err[1], 2), 0);
+    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, IMGRECON_BIN, &fa, NULL, (char *const *)argv, environ);
+    cr_assert_eq(rc, 0, "spawn %s: %s", IMGRECON_BIN, strerror(rc));
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    close(err[1]);
+
+    run_result r = {0, NULL, NULL};
+    size_t lens[2] = {0, 0};
+    char **bufs[2] = {&r.out, &r.err};
+    append(&r.out, &lens[0], "", 0);
+    append(&r.err, &lens[1], "", 0);
+    struct pollfd pf[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    long deadline = now_ms() + RUN_TIMEOUT_MS;
+    int open_fds = 2;
+    bool timed_out = false;
+    while (open_fds > 0) {
+        long left = deadline - now_ms();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        int ready = poll(pf, 2, (int)left);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        cr_assert_geq(ready, 0);
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || pf[i].revents == 0)
+                continue;
+            char chunk[4096];
+            ssize_t got = read(pf[i].fd, chunk, sizeof(chunk));
+            if (got > 0) {
+                append(bufs[i], &lens[i], chunk, (size_t)got);
+            } else if (got == 0 || errno != EINTR) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    if (timed_out)
+        (void)kill(pid, SIGKILL);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(!timed_out, "imgrecon %s did not finish within %d ms", args[0] ? args[0] : "",
+              RUN_TIMEOUT_MS);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+Test(cli, version)
+{
+    run_result r = run((const char *[]){"version", NULL});
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(strncmp(r.out, "imgrecon ", 9), 0, "stdout: %s", r.out);
+    cr_assert_str_eq(r.err, "");
+    result_free(&r);
+}
+
+Test(cli, help)
+{
+    run_result r = run((const char *[]){"--help", NULL});
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "usage: imgrecon COMMAND"), "stdout: %s", r.out);
+    cr_assert(strstr(r.out, "validate"));
+    cr_assert_str_eq(r.err, "");
+    result_free(&r);
+}
+
+Test(cli, no_command)
+{
+    run_result r = run((const char *[]){NULL});
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "usage: imgrecon COMMAND"), "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    result_free(&r);
+}
+
+Test(cli, unknown_command)
+{
+    run_result r = run((const char *[]){"frobnicate", NULL});
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "unknown command 'frobnicate'"), "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "usage: imgrecon COMMAND"));
+    cr_assert_str_eq(r.out, "");
+    result_free(&r);
+}
+
+Test(cli, validate_help)
+{
+    run_result r = run((const char *[]){"validate", "--help", NULL});
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "usage: imgrecon validate"), "stdout: %s", r.out);
+    cr_assert(strstr(r.out, "--config"), "the common options are listed");
+    cr_assert_str_eq(r.err, "");
+    result_free(&r);
+}
+
+Test(cli, validate_unknown_flag)
+{
+    run_result r = run((const char *[]){"validate", "--bogus", NULL});
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "usage: imgrecon validate"), "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    result_free(&r);
+    r = run((const char *[]){"validate", "-f", SRC "/examples/manifests", "extra", NULL});
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "unexpected argument 'extra'"), "stderr: %s", r.err);
+    result_free(&r);
+}
+
+Test(cli, validate_examples)
+{
+    run_result r = run((const char *[]){"validate", "-f", SRC "/examples/manifests", "-c",
+                                        SRC "/examples/config.yaml", NULL});
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "ok: 4 images, 1 ECS image in 2 regions from 3 files\n");
+    cr_assert_str_eq(r.err, "");
+    result_free(&r);
+    /* Two paths, one of them a single file, and -q. */
+    r = run((const char *[]){"validate", "-q", "-f", SRC "/examples/manifests/cn-shanghai.yaml",
+                             "--file", SRC "/examples/manifests/cn-hangzhou", NULL});
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    result_free(&r);
+}
+
+Test(cli, validate_missing_path)
+{
+    run_result r = run((const char *[]){"validate", "-f", "/nonexistent/imgrecon", NULL});
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/nonexistent/imgrecon: cannot read: No such file or directory"),
+              "stderr: %s", r.err);
+    result_free(&r);
+}
+
+Test(cli, validate_bad_config)
+{
+    char dir[] = "/tmp/imgrecon-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cfg[128];
+    snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs("owner: x\nintervall: 5m\n", f);
+    cr_assert_eq(fclose(f), 0);
+    run_result r =
+        run((const char *[]){"validate", "-c", cfg, "-f", SRC "/examples/manifests", NULL});
+    char want[256];
+    snprintf(want, sizeof(want),
+             "%s:2:1: unknown key 'intervall' in config; did you mean 'interval'?", cfg);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, want), "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    result_free(&r);
+    cr_assert_eq(unlink(cfg), 0);
+    cr_assert_eq(rmdir(dir), 0);
+}
+
+/* Every examples/invalid file fails with the diagnostic its "# expect: L:C: message" header
+ * names, printed as path:L:C: message. */
+Test(cli, validate_invalid_examples)
+{
+    DIR *d = opendir(SRC "/examples/invalid");
+    cr_assert_not_null(d);
+    struct dirent *e;
+    int checked = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char path[512], line[1024], expect[1024] = "";
+        snprintf(path, sizeof(path), SRC "/examples/invalid/%s", e->d_name);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof(line), f))
+            if (strncmp(line, "# expect: ", 10) == 0) {
+                line[strcspn(line, "\n")] = '\0';
+                snprintf(expect, sizeof(expect), "%s:%s", path, line + 10);
+                break;
+            }
+        fclose(f);
+        cr_assert_neq(expect[0], '\0', "%s has no '# expect:' header", e->d_name);
+        run_result r = run((const char *[]){"validate", "-f", path, NULL});
+        cr_expect_eq(r.status, 1, "%s: exit %d", e->d_name, r.status);
+        cr_expect(strstr(r.err, expect) != NULL, "%s:\n  stderr: %s\n  want: %s", e->d_name, r.err,
+                  expect);
+        cr_expect_str_eq(r.out, "", "%s", e->d_name);
+        result_free(&r);
+        checked++;
+    }
+    closedir(d);
+    cr_assert_geq(checked, 8, "only %d invalid examples", checked);
+}
