@@ -241,7 +241,7 @@ Test(cli, validate_invalid_examples)
         size_t len = strlen(e->d_name);
         if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
             continue;
-        char path[512], line[1024], expect[1024] = "";
+        char path[512], line[1024], expect[2048] = "";
         snprintf(path, sizeof(path), SRC "/examples/invalid/%s", e->d_name);
         FILE *f = fopen(path, "r");
         cr_assert_not_null(f);
