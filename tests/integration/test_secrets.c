@@ -1,0 +1,309 @@
+/* Secrets never reach any output (issue 7, item 6). Drives the real imgrecon binary through every
+ * command that talks to the real emulator, with a distinctive access key secret and STS token,
+ * success and failure paths alike (wrong secret, API errors, JSON logs, saved plans, daemon
+ * status), then scans everything produced: stdout, stderr, every file in the state directory,
+ * the saved plan and the emulator's journal. Also checks that a credentials file readable by
+ * others is refused by the CLI with a message that names the file but not its content. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "emu_proc.h"
+
+#define KEY_ID "LTAIsecretScanKey01"
+#define SECRET "sEcReT-imgrecon-0f9a7c1e5d"
+#define TOKEN "StsToKeN-imgrecon-77ab31"
+#define WAIT_MS 120000
+
+typedef struct ctx {
+    emu_proc emu;
+    char dir[64];
+    char state[128];
+    char manifests[128];
+    char out[128];
+    unsigned n_runs;
+} ctx;
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    cr_assert_eq(fchmod(fd, mode), 0);
+    cr_assert_eq(close(fd), 0);
+}
+
+static char *slurp(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[8192];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, k, m);
+    fclose(f);
+    fclose(m);
+    if (ret_len)
+        *ret_len = len;
+    return buf;
+}
+
+/* Fails the test when path (a file) contains the secret or the token anywhere. */
+static void assert_clean_file(const char *path)
+{
+    size_t len = 0;
+    char *buf = slurp(path, &len);
+    if (buf == NULL)
+        return;
+    cr_assert_null(memmem(buf, len, SECRET, strlen(SECRET)), "the secret appears in %s", path);
+    cr_assert_null(memmem(buf, len, TOKEN, strlen(TOKEN)), "the STS token appears in %s", path);
+    free(buf);
+}
+
+/* Scans every regular file under dir, recursively; returns how many were scanned. */
+static unsigned scan_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            n += scan_dir(path);
+        } else if (S_ISREG(st.st_mode)) {
+            assert_clean_file(path);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Runs imgrecon with args (NULL-terminated, after argv[0]); stdout+stderr go to a new file in
+ * the out directory. secret is the secret put in the environment (the right one or a wrong
+ * one). Returns the exit status. */
+static int run(ctx *c, const char *secret, const char *home, const char *const *args)
+{
+    char outpath[256];
+    snprintf(outpath, sizeof(outpath), "%s/run-%02u.txt", c->out, c->n_runs++);
+    const char *argv[40] = {IMGRECON_BIN};
+    size_t n = 1;
+    for (size_t i = 0; args[i] != NULL && n < 39; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        unsetenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+        unsetenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+        unsetenv("ALICLOUD_ACCESS_KEY");
+        unsetenv("ALICLOUD_SECRET_KEY");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("IMGRECON_ENDPOINT");
+        if (secret != NULL) {
+            setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+            setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret, 1);
+            setenv("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN, 1);
+        }
+        setenv("HOME", home, 1);
+        setenv("NO_COLOR", "1", 1);
+        execv(IMGRECON_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd >= 0) {
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int rc;
+        while ((rc = poll(&p, 1, WAIT_MS)) < 0 && errno == EINTR)
+            ;
+        close(pfd);
+        if (rc == 0)
+            kill(pid, SIGKILL);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void setup_ctx(ctx *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->dir, sizeof(c->dir), "/tmp/imgrecon-secrets-XXXXXX");
+    cr_assert_not_null(mkdtemp(c->dir));
+    snprintf(c->state, sizeof(c->state), "%s/state", c->dir);
+    snprintf(c->manifests, sizeof(c->manifests), "%s/manifests", c->dir);
+    snprintf(c->out, sizeof(c->out), "%s/out", c->dir);
+    cr_assert_eq(mkdir(c->manifests, 0700), 0);
+    cr_assert_eq(mkdir(c->out, 0700), 0);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/fixture.yaml", c->dir);
+    write_file(path,
+               "accounts:\n"
+               "  - access_key_id: " KEY_ID "\n"
+               "    access_key_secret: " SECRET "\n"
+               "    user_id: 1234567890123456\n"
+               "regions:\n"
+               "  - region: cn-hangzhou\n"
+               "    servers:\n"
+               "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
+               "        name: web-1\n"
+               "        status: Running\n"
+               "        system_snapshots: [s-sys-0001]\n"
+               "    custom_images:\n"
+               "      - image_id: m-oldsecret0001\n"
+               "        name: old-web\n"
+               "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
+               "        system_snapshot_id: s-sys-0001\n"
+               "        status: \"1\"\n"
+               "        in_share: true\n"
+               "        tags: {imgrecon/owner: default}\n",
+               0600);
+    const char *args[] = {"--fixture", path, "--rate-limit", "10/1s", "--create-delay",
+                          "200ms",     NULL};
+    int rc = emu_proc_start(&c->emu, args);
+    cr_assert_eq(rc, 0, "emulator: %s", strerror(-rc));
+
+    snprintf(path, sizeof(path), "%s/images.yaml", c->manifests);
+    write_file(path,
+               "region: cn-hangzhou\n"
+               "custom_images:\n"
+               "  - name: web-secret-test\n"
+               "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
+               "    system_snapshot_id: s-sys-0001\n"
+               "    share_to_ecs: true\n",
+               0600);
+    snprintf(path, sizeof(path), "%s/config.yaml", c->dir);
+    write_file(path, "prune: true\nallow_empty: false\nmetrics_listen: null\n", 0600);
+}
+
+static void teardown_ctx(ctx *c)
+{
+    if (c->emu.pid > 0)
+        (void)emu_proc_stop(&c->emu);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+    (void)system(cmd);
+}
+
+Test(secrets, never_in_any_output)
+{
+    ctx c;
+    setup_ctx(&c);
+    char cfg[256], planfile[256];
+    snprintf(cfg, sizeof(cfg), "%s/config.yaml", c.dir);
+    snprintf(planfile, sizeof(planfile), "%s/saved.plan", c.state);
+    const char *common[] = {"-c",          cfg,        "--endpoint",   c.emu.base_url,
+                            "--state-dir", c.state,    "--rate-limit", "10/1s",
+                            "-f",          c.manifests};
+#define CMD(...)                                                                                   \
+    (const char *const[]){__VA_ARGS__, common[0], common[1], common[2], common[3], common[4],      \
+                          common[5],   common[6], common[7], common[8], common[9], NULL}
+
+    /* Success paths, verbose and JSON logs included. */
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("validate")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("plan", "-v", "-v")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("plan", "--json")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("plan", "--out", planfile)), 0);
+    cr_expect_eq(
+        run(&c, SECRET, c.dir, CMD("apply", "--auto-approve", "-v", "--log-format", "json")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("run", "--once", "-v", "--log-format", "json")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir, CMD("status", "--json")), 0);
+    cr_expect_eq(run(&c, SECRET, c.dir,
+                     (const char *const[]){"api", "swas", "ListCustomImages",
+                                           "RegionId=cn-hangzhou", "--endpoint", c.emu.base_url,
+                                           "--state-dir", c.state, "-v", NULL}),
+                 0);
+    /* Failure paths: an API error, then a wrong secret (SignatureDoesNotMatch echoes the string
+     * to sign, which must not carry the secret either). */
+    cr_expect_eq(
+        run(&c, SECRET, c.dir,
+            (const char *const[]){"api", "swas", "DeleteCustomImage", "RegionId=cn-hangzhou",
+                                  "ImageId=m-doesnotexist", "--endpoint", c.emu.base_url,
+                                  "--state-dir", c.state, "-v", NULL}),
+        1);
+    cr_expect_eq(run(&c, "wrong-" SECRET, c.dir, CMD("plan", "-v")), 1);
+    cr_expect_eq(
+        run(&c, "wrong-" SECRET, c.dir,
+            (const char *const[]){"api", "swas", "ListCustomImages", "RegionId=cn-hangzhou",
+                                  "--endpoint", c.emu.base_url, "--state-dir", c.state, NULL}),
+        1);
+
+    /* Everything produced: the command outputs, the state directory, the emulator journal. */
+    unsigned scanned = scan_dir(c.out) + scan_dir(c.state);
+    assert_clean_file(c.emu.journal);
+    cr_expect_geq(scanned, c.n_runs + 2, "scanned %u files", scanned);
+
+    /* The wrong-secret run did fail for the right reason (so the scan above covered it). */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/run-%02u.txt", c.out, c.n_runs - 1);
+    char *text = slurp(path, NULL);
+    cr_assert_not_null(text);
+    cr_expect_not_null(strstr(text, "SignatureDoesNotMatch"), "wrong-secret output: %s", text);
+    free(text);
+    teardown_ctx(&c);
+}
+
+Test(secrets, loose_credentials_file_refused)
+{
+    ctx c;
+    setup_ctx(&c);
+    char home[256], dir[300], file[320];
+    snprintf(home, sizeof(home), "%s/home", c.dir);
+    snprintf(dir, sizeof(dir), "%s/.aliyun", home);
+    snprintf(file, sizeof(file), "%s/config.json", dir);
+    cr_assert_eq(mkdir(home, 0700), 0);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    write_file(file,
+               "{\"current\":\"default\",\"profiles\":[{\"name\":\"default\",\"mode\":\"AK\","
+               "\"access_key_id\":\"" KEY_ID "\",\"access_key_secret\":\"" SECRET "\"}]}",
+               0644);
+    const char *args[] = {"plan",  "--endpoint", c.emu.base_url, "--state-dir",
+                          c.state, "-f",         c.manifests,    NULL};
+    cr_expect_eq(run(&c, NULL, home, args), 1);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/run-%02u.txt", c.out, c.n_runs - 1);
+    char *text = slurp(path, NULL);
+    cr_assert_not_null(text);
+    cr_expect_not_null(strstr(text, "config.json"), "names the file: %s", text);
+    cr_expect_not_null(strstr(text, "0644"), "names the mode: %s", text);
+    cr_expect_null(strstr(text, SECRET));
+    free(text);
+
+    /* Tightened to 0600, the same file is accepted. */
+    cr_assert_eq(chmod(file, 0600), 0);
+    cr_expect_eq(run(&c, NULL, home, args), 0);
+    (void)scan_dir(c.out);
+    teardown_ctx(&c);
+}
