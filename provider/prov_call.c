@@ -1,0 +1,566 @@
+/* The RPC client (prov_client.h): builds, signs, paces, sends and retries one API call at a time
+ * per attempt. Calls of one action wait in a FIFO queue so that a later call never overtakes an
+ * earlier one that waits for budget; different actions have different queues and run side by
+ * side. The pacer decides when a call may go; a throttled answer cools the action down for a
+ * window and the same call (same ClientToken) is retried; transient failures back off with full
+ * jitter, bounded. The typed operations (prov_ops_*.c) sit on prov_client_call below. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prov_call_int.h"
+#include "prov_sig.h"
+
+#ifndef IMGRECON_VERSION
+#define IMGRECON_VERSION "dev"
+#endif
+
+typedef struct action_queue {
+    prov_client *c;
+    prov_product product;
+    char action[64];
+    pcall *head, *tail;
+    uv_timer_t timer; /* armed while the head waits for budget */
+    struct action_queue *next;
+} action_queue;
+
+struct prov_client {
+    uv_loop_t *loop;
+    prov_client_opts o;
+    char *endpoint, *method, *ca_file;
+    prov_http *http;
+    action_queue *queues;
+    pcall *backoff; /* calls waiting out a backoff (their own timers) */
+    size_t pending;
+    unsigned open_handles;
+    bool closing;
+};
+
+struct pcall {
+    prov_client *c;
+    action_queue *q;
+    prov_product product;
+    char *action;
+    char *region;
+    prov_kvs params;
+    prov_json_cb done;
+    void *ud;
+    unsigned attempt, n_throttled, n_transient;
+    uint64_t started_ms;
+    uv_timer_t timer; /* backoff */
+    bool timer_open;
+    bool in_flight;
+    pcall *next, *prev; /* queue or backoff list */
+};
+
+static const char *const product_names[] = {"swas", "ecs"};
+static const char *const product_versions[] = {"2020-06-01", "2014-05-26"};
+
+const char *prov_product_name(prov_product p)
+{
+    return (unsigned)p < 2 ? product_names[p] : "unknown";
+}
+
+const char *prov_product_version(prov_product p)
+{
+    return (unsigned)p < 2 ? product_versions[p] : "";
+}
+
+static void pump(action_queue *q);
+static void send_attempt(pcall *k);
+
+static void maybe_free_client(prov_client *c)
+{
+    if (!c->closing || c->open_handles > 0)
+        return;
+    free(c->endpoint);
+    free(c->method);
+    free(c->ca_file);
+    free(c);
+}
+
+/* Close callback of a call's backoff timer: the call's memory goes here. */
+static void call_timer_closed(uv_handle_t *h)
+{
+    pcall *k = h->data;
+    prov_client *c = k->c;
+    prov_kvs_free(&k->params);
+    free(k->action);
+    free(k->region);
+    free(k);
+    c->open_handles--;
+    maybe_free_client(c);
+}
+
+/* Close callback of an action queue's timer. */
+static void queue_timer_closed(uv_handle_t *h)
+{
+    action_queue *q = h->data;
+    prov_client *c = q->c;
+    free(q);
+    c->open_handles--;
+    maybe_free_client(c);
+}
+
+uint64_t prov_client_rate_window(const prov_client *c, prov_product product, const char *action,
+                                 unsigned *ret_calls)
+{
+    unsigned calls = 10;
+    uint64_t window = 60000;
+    if (c->o.rate_for != NULL)
+        c->o.rate_for(c->o.rate_ud, product, action, &calls, &window);
+    if (calls == 0)
+        calls = 1;
+    if (window == 0)
+        window = 1;
+    if (ret_calls)
+        *ret_calls = calls;
+    return window;
+}
+
+int prov_client_new(uv_loop_t *loop, const prov_client_opts *opts, prov_client **ret)
+{
+    if (loop == NULL || opts == NULL || opts->cred == NULL)
+        return -EINVAL;
+    prov_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->loop = loop;
+    c->o = *opts;
+    if (c->o.signature == 0)
+        c->o.signature = 3;
+    if (c->o.max_retries == 0)
+        c->o.max_retries = 5;
+    if (c->o.max_throttled == 0)
+        c->o.max_throttled = 10;
+    if (c->o.backoff_base_ms == 0)
+        c->o.backoff_base_ms = 500;
+    if (c->o.backoff_max_ms == 0)
+        c->o.backoff_max_ms = 30000;
+    c->endpoint = opts->endpoint ? strdup(opts->endpoint) : NULL;
+    c->method = strdup(opts->method ? opts->method : "POST");
+    c->ca_file = opts->ca_file ? strdup(opts->ca_file) : NULL;
+    if ((opts->endpoint && !c->endpoint) || !c->method || (opts->ca_file && !c->ca_file)) {
+        free(c->endpoint);
+        free(c->method);
+        free(c->ca_file);
+        free(c);
+        return -ENOMEM;
+    }
+    /* Trailing slashes of the base URL are dropped; "/?query" is appended per call. */
+    if (c->endpoint) {
+        size_t n = strlen(c->endpoint);
+        while (n > 0 && c->endpoint[n - 1] == '/')
+            c->endpoint[--n] = '\0';
+    }
+    c->o.endpoint = c->endpoint;
+    c->o.method = c->method;
+    c->o.ca_file = c->ca_file;
+    prov_http_opts ho = {.connect_timeout_ms = opts->connect_timeout_ms,
+                         .timeout_ms = opts->timeout_ms,
+                         .max_response = opts->max_response,
+                         .ca_file = c->ca_file};
+    int rc = prov_http_new(loop, &ho, &c->http);
+    if (rc < 0) {
+        free(c->endpoint);
+        free(c->method);
+        free(c->ca_file);
+        free(c);
+        return rc;
+    }
+    *ret = c;
+    return 0;
+}
+
+size_t prov_client_pending(const prov_client *c)
+{
+    return c ? c->pending : 0;
+}
+
+/* Finishes a call: the callback runs once, then the call's timer closes and frees it. */
+static void finish(pcall *k, json_t *body, const prov_error *err)
+{
+    prov_client *c = k->c;
+    c->pending--;
+    k->done(body, err, k->ud);
+    uv_close((uv_handle_t *)&k->timer, call_timer_closed);
+}
+
+static void finish_local(pcall *k, int sys, const char *message)
+{
+    prov_error err = {0};
+    if (prov_error_set(&err, 0, sys, NULL, message, NULL, k->action) < 0) {
+        err.cls = PROV_ERR_PERMANENT;
+        err.sys = -ENOMEM;
+    }
+    finish(k, NULL, &err);
+    prov_error_clear(&err);
+}
+
+static action_queue *queue_for(prov_client *c, prov_product product, const char *action)
+{
+    for (action_queue *q = c->queues; q; q = q->next)
+        if (q->product == product && strcmp(q->action, action) == 0)
+            return q;
+    action_queue *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->c = c;
+    q->product = product;
+    snprintf(q->action, sizeof(q->action), "%s", action);
+    if (uv_timer_init(c->loop, &q->timer) != 0) {
+        free(q);
+        return NULL;
+    }
+    q->timer.data = q;
+    c->open_handles++;
+    q->next = c->queues;
+    c->queues = q;
+    return q;
+}
+
+static void queue_push(action_queue *q, pcall *k, bool front)
+{
+    k->q = q;
+    k->prev = k->next = NULL;
+    if (q->head == NULL) {
+        q->head = q->tail = k;
+    } else if (front) {
+        k->next = q->head;
+        q->head->prev = k;
+        q->head = k;
+    } else {
+        k->prev = q->tail;
+        q->tail->next = k;
+        q->tail = k;
+    }
+}
+
+static pcall *queue_pop(action_queue *q)
+{
+    pcall *k = q->head;
+    if (k == NULL)
+        return NULL;
+    q->head = k->next;
+    if (q->head)
+        q->head->prev = NULL;
+    else
+        q->tail = NULL;
+    k->next = k->prev = NULL;
+    return k;
+}
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    action_queue *q = container_of(t, action_queue, timer);
+    pump(q);
+}
+
+/* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. */
+static void pump(action_queue *q)
+{
+    prov_client *c = q->c;
+    while (q->head != NULL && !c->closing) {
+        uint64_t wait = 0;
+        if (c->o.pacer != NULL) {
+            unsigned calls;
+            uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
+            int rc = prov_pacer_acquire(c->o.pacer, c->o.cred->access_key_id,
+                                        prov_product_name(q->product), q->action, calls, window,
+                                        prov_now_ms(), &wait);
+            if (rc < 0) {
+                pcall *k = queue_pop(q);
+                finish_local(k, rc, "the call budget (pacer) could not be read");
+                continue;
+            }
+        }
+        if (wait > 0) {
+            (void)uv_timer_start(&q->timer, on_queue_timer, wait, 0);
+            return;
+        }
+        send_attempt(queue_pop(q));
+    }
+}
+
+static void on_backoff_timer(uv_timer_t *t)
+{
+    pcall *k = container_of(t, pcall, timer);
+    prov_client *c = k->c;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        c->backoff = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    k->next = k->prev = NULL;
+    /* Back to the front of its queue: it was earlier than anything queued since. */
+    queue_push(k->q, k, true);
+    pump(k->q);
+}
+
+/* Full jitter: a random delay in [0, min(max, base * 2^n)]. */
+static uint64_t backoff_ms(const prov_client *c, unsigned n)
+{
+    uint64_t cap = c->o.backoff_base_ms;
+    for (unsigned i = 0; i < n && cap < c->o.backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > c->o.backoff_max_ms)
+        cap = c->o.backoff_max_ms;
+    unsigned char r[4];
+    char nonce[33];
+    uint32_t x = 0;
+    if (prov_random_nonce(nonce) == 0) {
+        for (int i = 0; i < 4; i++)
+            r[i] = (unsigned char)nonce[i * 2];
+        x = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+        x ^= (uint32_t)strtoul(nonce + 24, NULL, 16);
+    }
+    return cap / 2 + (cap > 1 ? x % (cap / 2 + 1) : 0);
+}
+
+static void emit(pcall *k, long status, const char *code, const char *request_id,
+                 prov_err_class cls, uint64_t retry_in)
+{
+    prov_client *c = k->c;
+    if (c->o.on_event == NULL)
+        return;
+    prov_call_event ev = {
+        .product = k->product,
+        .action = k->action,
+        .region = k->region,
+        .attempt = k->attempt,
+        .http_status = status,
+        .code = code,
+        .request_id = request_id,
+        .cls = cls,
+        .duration_ms = prov_now_ms() - k->started_ms,
+        .retry_in_ms = retry_in,
+    };
+    c->o.on_event(c->o.event_ud, &ev);
+}
+
+/* Handles one HTTP answer: success, a retry (throttled or transient) or a final error. */
+static void on_response(const prov_http_response *res, void *ud)
+{
+    pcall *k = ud;
+    prov_client *c = k->c;
+    k->in_flight = false;
+    json_t *body = NULL;
+    prov_error err = {0};
+    char *code = NULL, *message = NULL, *rid = NULL;
+    int sys = res->err;
+
+    if (sys == 0 && res->status >= 200 && res->status < 300) {
+        json_error_t je;
+        body = json_loadb(res->body, res->body_len, 0, &je);
+        if (body != NULL && json_is_object(body)) {
+            const char *r = json_string_value(json_object_get(body, "RequestId"));
+            emit(k, res->status, NULL, r, PROV_ERR_NONE, 0);
+            finish(k, body, NULL);
+            json_decref(body);
+            return;
+        }
+        json_decref(body);
+        body = NULL;
+        sys = -EPROTO;
+    } else if (sys == 0) {
+        (void)prov_parse_error_body(res->body, res->body_len, &code, &message, &rid);
+    }
+    const char *msg = message;
+    if (msg == NULL && sys == -EPROTO)
+        msg = "malformed response body (not a JSON object)";
+    else if (msg == NULL && sys != 0)
+        msg = res->errmsg;
+    if (prov_error_set(&err, sys ? 0 : res->status, sys, code, msg, rid, k->action) < 0) {
+        err.cls = PROV_ERR_PERMANENT;
+        err.sys = -ENOMEM;
+    }
+    if (c->closing || sys == -ECANCELED) {
+        emit(k, err.http_status, err.code, err.request_id, err.cls, 0);
+        finish(k, NULL, &err);
+        goto out;
+    }
+    uint64_t retry_in = 0;
+    if (err.cls == PROV_ERR_THROTTLED && k->n_throttled < c->o.max_throttled) {
+        k->n_throttled++;
+        unsigned calls;
+        uint64_t window = prov_client_rate_window(c, k->product, k->action, &calls);
+        if (c->o.pacer != NULL)
+            (void)prov_pacer_cooldown(c->o.pacer, c->o.cred->access_key_id,
+                                      prov_product_name(k->product), k->action, window,
+                                      prov_now_ms());
+        retry_in = window;
+        emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
+        /* The pacer now holds the whole action back a window; requeue at the front. */
+        queue_push(k->q, k, true);
+        pump(k->q);
+        goto out;
+    }
+    if (err.cls == PROV_ERR_TRANSIENT && k->n_transient < c->o.max_retries) {
+        retry_in = backoff_ms(c, k->n_transient);
+        k->n_transient++;
+        emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
+        k->next = c->backoff;
+        k->prev = NULL;
+        if (c->backoff)
+            c->backoff->prev = k;
+        c->backoff = k;
+        (void)uv_timer_start(&k->timer, on_backoff_timer, retry_in, 0);
+        goto out;
+    }
+    emit(k, err.http_status, err.code, err.request_id, err.cls, 0);
+    finish(k, NULL, &err);
+out:
+    prov_error_clear(&err);
+    free(code);
+    free(message);
+    free(rid);
+}
+
+/* host[:port] of a URL, for the V3 host header. */
+static char *url_host(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n = strcspn(p, "/?#");
+    return strndup(p, n);
+}
+
+/* Signs and sends one attempt of k (new nonce and timestamp every time). */
+static void send_attempt(pcall *k)
+{
+    prov_client *c = k->c;
+    const prov_credential *cred = c->o.cred;
+    prov_kvs params = {0}, headers = {0};
+    char *base = NULL, *host = NULL, *query = NULL, *url = NULL;
+    char nonce[33], ts[21];
+    int rc;
+
+    k->attempt++;
+    k->in_flight = true;
+    if ((rc = prov_random_nonce(nonce)) < 0)
+        goto fail;
+    prov_format_utc(time(NULL), ts);
+    if (c->endpoint != NULL)
+        rc = asprintf(&base, "%s", c->endpoint);
+    else
+        rc = asprintf(&base, "https://%s.%s.aliyuncs.com", k->product == PROV_SWAS ? "swas" : "ecs",
+                      k->region ? k->region : "cn-hangzhou");
+    if (rc < 0 || (host = url_host(base)) == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < k->params.n; i++)
+        if ((rc = prov_kvs_add(&params, k->params.v[i].key, k->params.v[i].value)) < 0)
+            goto fail;
+    if (c->o.signature == 1) {
+        if ((rc = prov_kvs_set(&params, "Action", k->action)) < 0 ||
+            (rc = prov_kvs_set(&params, "Version", prov_product_version(k->product))) < 0 ||
+            (rc = prov_kvs_set(&params, "Format", "JSON")) < 0 ||
+            (rc = prov_sig_v1_sign(&params, c->method, cred->access_key_id, cred->access_key_secret,
+                                   cred->security_token, nonce, ts)) < 0)
+            goto fail;
+    } else {
+        if ((rc = prov_sig_v3_sign(&headers, c->method, host, "/", &params, "", 0, NULL, k->action,
+                                   prov_product_version(k->product), cred->access_key_id,
+                                   cred->access_key_secret, cred->security_token, nonce, ts)) < 0)
+            goto fail;
+    }
+    if ((rc = prov_kvs_add(&headers, "user-agent", "imgrecon/" IMGRECON_VERSION)) < 0 ||
+        (rc = prov_kvs_add(&headers, "accept", "application/json")) < 0)
+        goto fail;
+    if ((rc = prov_canonical_query(&params, NULL, &query)) < 0)
+        goto fail;
+    if (asprintf(&url, "%s/?%s", base, query) < 0) {
+        url = NULL;
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = prov_http_request(c->http, c->method, url, &headers, NULL, 0, on_response, k);
+    if (rc < 0)
+        goto fail;
+    goto out;
+fail:
+    k->in_flight = false;
+    emit(k, 0, NULL, NULL, PROV_ERR_PERMANENT, 0);
+    finish_local(k, rc, "the request could not be built");
+out:
+    prov_kvs_free(&params);
+    prov_kvs_free(&headers);
+    free(base);
+    free(host);
+    free(query);
+    free(url);
+}
+
+int prov_client_call(prov_client *c, prov_product product, const char *action, const char *region,
+                     const prov_kvs *params, prov_json_cb done, void *ud)
+{
+    if (c == NULL || action == NULL || done == NULL)
+        return -EINVAL;
+    if (c->closing)
+        return -ECANCELED;
+    pcall *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return -ENOMEM;
+    k->c = c;
+    k->product = product;
+    k->done = done;
+    k->ud = ud;
+    k->started_ms = prov_now_ms();
+    k->action = strdup(action);
+    k->region = region ? strdup(region) : NULL;
+    int rc = (k->action && (!region || k->region)) ? 0 : -ENOMEM;
+    if (rc == 0 && region != NULL && prov_kvs_get(params ? params : &k->params, "RegionId") == NULL)
+        rc = prov_kvs_add(&k->params, "RegionId", region);
+    for (size_t i = 0; rc == 0 && params != NULL && i < params->n; i++)
+        rc = prov_kvs_add(&k->params, params->v[i].key, params->v[i].value);
+    action_queue *q = rc == 0 ? queue_for(c, product, action) : NULL;
+    if (q == NULL || uv_timer_init(c->loop, &k->timer) != 0) {
+        prov_kvs_free(&k->params);
+        free(k->action);
+        free(k->region);
+        free(k);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    k->timer.data = k;
+    c->open_handles++;
+    c->pending++;
+    queue_push(q, k, false);
+    /* Never call back from inside prov_client_call: the queue is pumped from the loop. */
+    if (!uv_is_active((uv_handle_t *)&q->timer))
+        (void)uv_timer_start(&q->timer, on_queue_timer, 0, 0);
+    return 0;
+}
+
+void prov_client_close(prov_client *c)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->closing = true;
+    /* Queued and backing-off calls are cancelled here; calls in flight are cancelled by the HTTP
+     * layer's close, which reports -ECANCELED through on_response. */
+    for (action_queue *q = c->queues; q; q = q->next) {
+        (void)uv_timer_stop(&q->timer);
+        pcall *k;
+        while ((k = queue_pop(q)) != NULL)
+            finish_local(k, -ECANCELED, "cancelled: the client is closing");
+    }
+    while (c->backoff != NULL) {
+        pcall *k = c->backoff;
+        c->backoff = k->next;
+        k->next = k->prev = NULL;
+        (void)uv_timer_stop(&k->timer);
+        finish_local(k, -ECANCELED, "cancelled: the client is closing");
+    }
+    prov_http_close(c->http);
+    c->http = NULL;
+    for (action_queue *q = c->queues; q;) {
+        action_queue *next = q->next;
+        uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
+        q = next;
+    }
+    c->queues = NULL;
+    if (c->open_handles == 0)
+        maybe_free_client(c);
+}

@@ -1,0 +1,348 @@
+/* Response parsers (prov_client.h): arbitrary bytes in, parsed structs or -EPROTO out, never a
+ * crash. Counters may come as strings ("4") or numbers; any field of the wrong type rejects the
+ * whole answer, and a rejected answer appends nothing to the caller's list. Used by the typed
+ * operations, the plan-scale benchmark and the fuzz targets. */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prov_client.h"
+
+/* Loads a JSON object from bytes; NULL when the bytes are not one. */
+static json_t *load_object(const char *body, size_t len)
+{
+    if (body == NULL)
+        return NULL;
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (root != NULL && !json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Optional string field: absent or null -> NULL; a number is accepted and printed (ids and
+ * counters are sometimes numeric); anything else is an error. */
+static int opt_string(json_t *obj, const char *key, char **ret)
+{
+    json_t *v = json_object_get(obj, key);
+    char *s = NULL;
+    if (v == NULL || json_is_null(v)) {
+        *ret = NULL;
+        return 0;
+    }
+    if (json_is_string(v))
+        s = strndup(json_string_value(v), json_string_length(v));
+    else if (json_is_integer(v)) {
+        if (asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0)
+            s = NULL;
+    } else
+        return -EPROTO;
+    if (s == NULL)
+        return -ENOMEM;
+    *ret = s;
+    return 0;
+}
+
+/* A counter given as a number or a decimal string; absent -> 0. */
+static int opt_counter(json_t *obj, const char *key, unsigned *ret)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *ret = 0;
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 0 || n > INT_MAX)
+            return -EPROTO;
+        *ret = (unsigned)n;
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end = NULL;
+        if (*s == '\0' || *s == '-' || *s == '+')
+            return -EPROTO;
+        errno = 0;
+        unsigned long n = strtoul(s, &end, 10);
+        if (errno != 0 || *end != '\0' || n > INT_MAX)
+            return -EPROTO;
+        *ret = (unsigned)n;
+        return 0;
+    }
+    return -EPROTO;
+}
+
+/* A boolean given as true/false or "true"/"false" (any case); absent -> false. */
+static int opt_bool(json_t *obj, const char *key, bool *ret)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *ret = false;
+        return 0;
+    }
+    if (json_is_boolean(v)) {
+        *ret = json_is_true(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0) {
+            *ret = strcasecmp(s, "true") == 0;
+            return 0;
+        }
+    }
+    return -EPROTO;
+}
+
+static int parse_status(json_t *obj, int *ret)
+{
+    json_t *v = json_object_get(obj, "Status");
+    long n = -1;
+    if (v == NULL || json_is_null(v)) {
+        *ret = PROV_IMG_UNKNOWN;
+        return 0;
+    }
+    if (json_is_integer(v))
+        n = (long)json_integer_value(v);
+    else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (strlen(s) == 1 && s[0] >= '0' && s[0] <= '9')
+            n = s[0] - '0';
+    } else
+        return -EPROTO;
+    *ret = (n >= 0 && n <= 4) ? (int)n : PROV_IMG_UNKNOWN;
+    return 0;
+}
+
+static int parse_tags(json_t *obj, prov_image *img)
+{
+    json_t *tags = json_object_get(obj, "Tags");
+    if (tags == NULL || json_is_null(tags))
+        return 0;
+    /* Some answers wrap lists as {"Tag":[...]}. */
+    if (json_is_object(tags))
+        tags = json_object_get(tags, "Tag");
+    if (tags == NULL || !json_is_array(tags))
+        return -EPROTO;
+    size_t n = json_array_size(tags);
+    if (n == 0)
+        return 0;
+    img->tags = calloc(n, sizeof(*img->tags));
+    if (img->tags == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tags, i);
+        if (!json_is_object(t))
+            return -EPROTO;
+        prov_tag *tag = &img->tags[img->n_tags];
+        int rc = opt_string(t, "Key", &tag->key);
+        if (rc == 0)
+            rc = opt_string(t, "Value", &tag->value);
+        if (rc < 0 || tag->key == NULL) {
+            free(tag->key);
+            free(tag->value);
+            tag->key = tag->value = NULL;
+            return rc < 0 ? rc : -EPROTO;
+        }
+        if (tag->value == NULL && (tag->value = strdup("")) == NULL) {
+            free(tag->key);
+            tag->key = NULL;
+            return -ENOMEM;
+        }
+        img->n_tags++;
+    }
+    return 0;
+}
+
+static int parse_image(json_t *obj, prov_image *img)
+{
+    if (!json_is_object(obj))
+        return -EPROTO;
+    int rc = 0;
+    struct {
+        const char *key;
+        char **dst;
+    } fields[] = {
+        {"ImageId", &img->image_id},
+        {"Name", &img->name},
+        {"Description", &img->description},
+        {"InstanceId", &img->instance_id},
+        {"SystemSnapshotId", &img->system_snapshot_id},
+        {"DataSnapshotId", &img->data_snapshot_id},
+        {"ResourceGroupId", &img->resource_group_id},
+        {"RegionId", &img->region_id},
+        {"CreationTime", &img->creation_time},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(fields) / sizeof(fields[0]); i++)
+        rc = opt_string(obj, fields[i].key, fields[i].dst);
+    if (rc == 0)
+        rc = parse_status(obj, &img->status);
+    if (rc == 0)
+        rc = opt_bool(obj, "InShare", &img->in_share);
+    if (rc == 0)
+        rc = parse_tags(obj, img);
+    if (rc == 0 && (img->image_id == NULL || img->name == NULL))
+        rc = -EPROTO; /* an image without id or name cannot be reconciled */
+    return rc;
+}
+
+/* Grows list by n zeroed items; returns the first new one or NULL. */
+static void *grow(void **v, size_t *count, size_t size, size_t n)
+{
+    if (n == 0)
+        return (char *)*v + *count * size;
+    void *g = realloc(*v, (*count + n) * size);
+    if (g == NULL)
+        return NULL;
+    memset((char *)g + *count * size, 0, n * size);
+    *v = g;
+    return (char *)g + *count * size;
+}
+
+int prov_parse_list_images(const char *body, size_t len, prov_image_list *append_to,
+                           unsigned *ret_total_count)
+{
+    json_t *root = load_object(body, len);
+    if (root == NULL)
+        return -EPROTO;
+    unsigned total = 0, page = 0, size = 0;
+    int rc = opt_counter(root, "TotalCount", &total);
+    if (rc == 0)
+        rc = opt_counter(root, "PageNumber", &page);
+    if (rc == 0)
+        rc = opt_counter(root, "PageSize", &size);
+    json_t *items = json_object_get(root, "CustomImages");
+    if (rc == 0 && (items == NULL || !json_is_array(items)))
+        rc = -EPROTO;
+    size_t n = rc == 0 ? json_array_size(items) : 0;
+    size_t base = append_to->n;
+    if (rc == 0 && grow((void **)&append_to->v, &append_to->n, sizeof(prov_image), n) == NULL) {
+        rc = -ENOMEM;
+        n = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = parse_image(json_array_get(items, i), &append_to->v[base + i]);
+    if (rc < 0) {
+        /* Roll back: nothing of a rejected answer stays in the caller's list (the new items
+         * were zeroed by grow, so freeing the unparsed ones is harmless). */
+        for (size_t i = 0; i < n; i++)
+            prov_image_free_fields(&append_to->v[base + i]);
+        append_to->n = base;
+        json_decref(root);
+        return rc;
+    }
+    append_to->n = base + n;
+    json_decref(root);
+    if (ret_total_count)
+        *ret_total_count = total;
+    return 0;
+}
+
+static void ecs_free_fields(prov_ecs_image *e)
+{
+    free(e->image_id);
+    free(e->name);
+    free(e->status);
+    free(e->owner_alias);
+    free(e->usage);
+    memset(e, 0, sizeof(*e));
+}
+
+int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *append_to,
+                          unsigned *ret_total_count)
+{
+    json_t *root = load_object(body, len);
+    if (root == NULL)
+        return -EPROTO;
+    unsigned total = 0;
+    int rc = opt_counter(root, "TotalCount", &total);
+    json_t *images = json_object_get(root, "Images");
+    json_t *items = json_is_object(images) ? json_object_get(images, "Image") : NULL;
+    if (rc == 0 && images != NULL && json_is_object(images) && items == NULL)
+        items = json_array(); /* {"Images":{}}: an empty page */
+    else if (items != NULL)
+        json_incref(items);
+    if (rc == 0 && (items == NULL || !json_is_array(items)))
+        rc = -EPROTO;
+    size_t n = rc == 0 ? json_array_size(items) : 0;
+    size_t base = append_to->n;
+    if (rc == 0 && grow((void **)&append_to->v, &append_to->n, sizeof(prov_ecs_image), n) == NULL) {
+        rc = -ENOMEM;
+        n = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *o = json_array_get(items, i);
+        prov_ecs_image *e = &append_to->v[base + i];
+        if (!json_is_object(o)) {
+            rc = -EPROTO;
+            break;
+        }
+        if ((rc = opt_string(o, "ImageId", &e->image_id)) == 0 &&
+            (rc = opt_string(o, "ImageName", &e->name)) == 0 &&
+            (rc = opt_string(o, "Status", &e->status)) == 0 &&
+            (rc = opt_string(o, "ImageOwnerAlias", &e->owner_alias)) == 0 &&
+            (rc = opt_string(o, "Usage", &e->usage)) == 0)
+            rc = opt_bool(o, "IsSelfShared", &e->is_self_shared);
+        if (rc == 0 && e->image_id == NULL)
+            rc = -EPROTO;
+    }
+    json_decref(items);
+    json_decref(root);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            ecs_free_fields(&append_to->v[base + i]);
+        append_to->n = base;
+        return rc;
+    }
+    append_to->n = base + n;
+    if (ret_total_count)
+        *ret_total_count = total;
+    return 0;
+}
+
+int prov_parse_create(const char *body, size_t len, char **ret_image_id)
+{
+    json_t *root = load_object(body, len);
+    if (root == NULL)
+        return -EPROTO;
+    json_t *v = json_object_get(root, "ImageId");
+    int rc = -EPROTO;
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        char *id = strdup(json_string_value(v));
+        rc = id ? 0 : -ENOMEM;
+        if (id)
+            *ret_image_id = id;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
+                          char **ret_request_id)
+{
+    json_t *root = load_object(body, len);
+    if (root == NULL)
+        return -EPROTO;
+    char *code = NULL, *message = NULL, *rid = NULL;
+    int rc = opt_string(root, "Code", &code);
+    if (rc == 0)
+        rc = opt_string(root, "Message", &message);
+    if (rc == 0)
+        rc = opt_string(root, "RequestId", &rid);
+    json_decref(root);
+    if (rc < 0) {
+        free(code);
+        free(message);
+        free(rid);
+        return rc;
+    }
+    *ret_code = code;
+    *ret_message = message;
+    *ret_request_id = rid;
+    return 0;
+}
