@@ -47,7 +47,8 @@ struct pcall {
     void *ud;
     unsigned attempt, n_throttled, n_transient;
     uint64_t started_ms;
-    uv_timer_t timer; /* backoff */
+    uint64_t paced_ms; /* when the pacer granted the attempt in flight (0: unpaced) */
+    uv_timer_t timer;  /* backoff */
     bool timer_open;
     bool in_flight;
     pcall *next, *prev; /* queue or backoff list */
@@ -261,13 +262,13 @@ static void pump(action_queue *q)
 {
     prov_client *c = q->c;
     while (q->head != NULL && !c->closing) {
-        uint64_t wait = 0;
+        uint64_t wait = 0, now = prov_now_ms();
         if (c->o.pacer != NULL) {
             unsigned calls;
             uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
             int rc = prov_pacer_acquire(c->o.pacer, c->o.cred->access_key_id,
                                         prov_product_name(q->product), q->action, calls, window,
-                                        prov_now_ms(), &wait);
+                                        now, &wait);
             if (rc < 0) {
                 pcall *k = queue_pop(q);
                 finish_local(k, rc, "the call budget (pacer) could not be read");
@@ -278,7 +279,9 @@ static void pump(action_queue *q)
             (void)uv_timer_start(&q->timer, on_queue_timer, wait, 0);
             return;
         }
-        send_attempt(queue_pop(q));
+        pcall *k = queue_pop(q);
+        k->paced_ms = c->o.pacer != NULL ? now : 0;
+        send_attempt(k);
     }
 }
 
@@ -345,6 +348,14 @@ static void on_response(const prov_http_response *res, void *ud)
     pcall *k = ud;
     prov_client *c = k->c;
     k->in_flight = false;
+    if (k->paced_ms != 0) {
+        /* The call counts from its answer from now on (prov_pacer_settle); a failure to record
+         * that only leaves the earlier, slightly less cautious time. */
+        uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
+        (void)prov_pacer_settle(c->o.pacer, c->o.cred->access_key_id, prov_product_name(k->product),
+                                k->action, window, k->paced_ms, prov_now_ms());
+        k->paced_ms = 0;
+    }
     json_t *body = NULL;
     prov_error err = {0};
     char *code = NULL, *message = NULL, *rid = NULL;

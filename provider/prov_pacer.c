@@ -381,13 +381,32 @@ static uint64_t key_wait(const pacer_key *k, unsigned calls, uint64_t window_ms,
     return wait;
 }
 
-typedef enum { OP_ACQUIRE, OP_COOLDOWN, OP_BUDGET } pacer_op;
+/* Moves the newest call time equal to sent to done (done >= sent), keeping the times ascending.
+ * Returns whether anything changed: a call already trimmed out of the window is left alone. */
+static bool key_settle(pacer_key *k, uint64_t sent, uint64_t done)
+{
+    if (done <= sent)
+        return false;
+    for (size_t i = k->n; i-- > 0;) {
+        if (k->ts[i] != sent)
+            continue;
+        while (i + 1 < k->n && k->ts[i + 1] < done) {
+            k->ts[i] = k->ts[i + 1];
+            i++;
+        }
+        k->ts[i] = done;
+        return true;
+    }
+    return false;
+}
+
+typedef enum { OP_ACQUIRE, OP_COOLDOWN, OP_BUDGET, OP_SETTLE } pacer_op;
 
 /* One locked read-modify-write. Every public operation goes through here so that the file is
  * read and written under the same lock. */
 static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, const char *product,
                         const char *action, unsigned calls, uint64_t window_ms, uint64_t now,
-                        uint64_t *ret_wait, unsigned *ret_left)
+                        uint64_t sent, uint64_t *ret_wait, unsigned *ret_left)
 {
     char keybuf[PACER_KEY_MAX + 1];
     if (!p || calls == 0 || window_ms == 0)
@@ -424,6 +443,8 @@ static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, c
     } else if (op == OP_COOLDOWN) {
         if (k->cooldown_until < now + window_ms)
             k->cooldown_until = now + window_ms;
+    } else if (op == OP_SETTLE) {
+        dirty = key_settle(k, sent, now);
     } else {
         dirty = false;
     }
@@ -453,7 +474,7 @@ int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *pro
 {
     uint64_t wait = 0;
     int rc = pacer_op_run(p, OP_ACQUIRE, access_key_id, product, action, calls, window_ms, now_ms,
-                          &wait, NULL);
+                          0, &wait, NULL);
     if (rc == 0 && ret_wait_ms)
         *ret_wait_ms = wait;
     return rc;
@@ -463,7 +484,14 @@ int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *pr
                         const char *action, uint64_t window_ms, uint64_t now_ms)
 {
     return pacer_op_run(p, OP_COOLDOWN, access_key_id, product, action, UINT32_MAX, window_ms,
-                        now_ms, NULL, NULL);
+                        now_ms, 0, NULL, NULL);
+}
+
+int prov_pacer_settle(prov_pacer *p, const char *access_key_id, const char *product,
+                      const char *action, uint64_t window_ms, uint64_t sent_ms, uint64_t done_ms)
+{
+    return pacer_op_run(p, OP_SETTLE, access_key_id, product, action, UINT32_MAX, window_ms,
+                        done_ms, sent_ms, NULL, NULL);
 }
 
 int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
@@ -471,7 +499,7 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       unsigned *ret_left)
 {
     unsigned left = 0;
-    int rc = pacer_op_run(p, OP_BUDGET, access_key_id, product, action, calls, window_ms, now_ms,
+    int rc = pacer_op_run(p, OP_BUDGET, access_key_id, product, action, calls, window_ms, now_ms, 0,
                           NULL, &left);
     if (rc == 0 && ret_left)
         *ret_left = left;

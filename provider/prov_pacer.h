@@ -24,6 +24,13 @@ int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *pro
 /* After a throttled answer: no call of this action until now + window. */
 int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *product,
                         const char *action, uint64_t window_ms, uint64_t now_ms);
+/* When the answer to a call taken at sent_ms arrives at done_ms: the call now counts from
+ * done_ms. The server counts a call from when it arrives, which is after it was sent and before
+ * its answer came back; counting from the answer keeps the next window's first call from
+ * reaching the server less than a window after the call it replaces, whatever the network's
+ * delays. A call no longer in the log is left alone. */
+int prov_pacer_settle(prov_pacer *p, const char *access_key_id, const char *product,
+                      const char *action, uint64_t window_ms, uint64_t sent_ms, uint64_t done_ms);
 /* Calls still allowed in the current window (for STATUS= and metrics). */
 int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,17 +192,20 @@ static int parse_image(json_t *obj, prov_image *img)
     return rc;
 }
 
-/* Grows list by n zeroed items; returns the first new one or NULL. */
-static void *grow(void **v, size_t *count, size_t size, size_t n)
+/* Makes room for n more zeroed items after the count already in *v (the count itself is the
+ * caller's to raise once they parse). Growing by nothing succeeds, even on an empty list. */
+static int grow(void **v, size_t count, size_t size, size_t n)
 {
     if (n == 0)
-        return (char *)*v + *count * size;
-    void *g = realloc(*v, (*count + n) * size);
+        return 0;
+    if (n > SIZE_MAX / size - count)
+        return -ENOMEM;
+    void *g = realloc(*v, (count + n) * size);
     if (g == NULL)
-        return NULL;
-    memset((char *)g + *count * size, 0, n * size);
+        return -ENOMEM;
+    memset((char *)g + count * size, 0, n * size);
     *v = g;
-    return (char *)g + *count * size;
+    return 0;
 }
 
 int prov_parse_list_images(const char *body, size_t len, prov_image_list *append_to,
@@ -221,7 +225,7 @@ int prov_parse_list_images(const char *body, size_t len, prov_image_list *append
         rc = -EPROTO;
     size_t n = rc == 0 ? json_array_size(items) : 0;
     size_t base = append_to->n;
-    if (rc == 0 && grow((void **)&append_to->v, &append_to->n, sizeof(prov_image), n) == NULL) {
+    if (rc == 0 && grow((void **)&append_to->v, append_to->n, sizeof(prov_image), n) < 0) {
         rc = -ENOMEM;
         n = 0;
     }
@@ -271,7 +275,7 @@ int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *app
         rc = -EPROTO;
     size_t n = rc == 0 ? json_array_size(items) : 0;
     size_t base = append_to->n;
-    if (rc == 0 && grow((void **)&append_to->v, &append_to->n, sizeof(prov_ecs_image), n) == NULL) {
+    if (rc == 0 && grow((void **)&append_to->v, append_to->n, sizeof(prov_ecs_image), n) < 0) {
         rc = -ENOMEM;
         n = 0;
     }

@@ -156,6 +156,7 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     prov_client_opts o = {
         .endpoint = cfg->endpoint,
         .signature = cfg->signature == SPEC_SIG_V1 ? 1 : 3,
+        .method = s->opts.method,
         .cred = &s->cred,
         .pacer = s->pacer,
         .rate_for = rate_for,

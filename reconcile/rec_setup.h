@@ -25,6 +25,7 @@ typedef struct rec_call_count {
 typedef struct rec_setup_opts {
     bool state_dir_explicit; /* --state-dir given: never fall back to another directory */
     bool use_metadata;       /* try the ECS metadata service for credentials */
+    const char *method;      /* HTTP method of every call: NULL or "POST" (default), "GET" */
     /* Optional observer of every HTTP attempt (after the counters are updated). */
     void (*on_call)(void *ud, const prov_call_event *ev);
     void *ud;

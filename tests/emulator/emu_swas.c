@@ -370,8 +370,10 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     if (rc != 0) {
         tags_free(tags, n_tags);
         if (rc == 1) {
+            /* A replayed token answers, and is journaled, with the first call's image. */
             r->body = json_pack("{s:s}", "ImageId", prev->image_id);
-            return r->body ? 0 : -ENOMEM;
+            r->image_id = strdup(prev->image_id);
+            return r->body && r->image_id ? 0 : -ENOMEM;
         }
         return rc < 0 ? rc : 0;
     }

@@ -290,3 +290,39 @@ Test(pacer, bad_arguments)
     cr_assert_eq(prov_pacer_open("/proc/definitely/not/here", &p), -ENOENT);
     prov_pacer_free(p);
 }
+
+/* A call counts from its answer once settled: the slot it held frees a window after the answer,
+ * not a window after it was sent, and the log stays ordered when answers come back out of
+ * order. Both the in-memory and the file-backed pacer. */
+static void settle_case(prov_pacer *p)
+{
+    /* Two calls per 1000 ms: sent at T0 and T0+10. */
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0), 0);
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0 + 10), 0);
+    /* The second answer arrives first (T0+300), then the first (T0+400). */
+    cr_assert_eq(prov_pacer_settle(p, AK, "swas", "ListCustomImages", 1000, T0 + 10, T0 + 300), 0);
+    cr_assert_eq(prov_pacer_settle(p, AK, "swas", "ListCustomImages", 1000, T0, T0 + 400), 0);
+    /* Unsettled, a slot would free at T0+1000; settled, the oldest is T0+300 -> T0+1300. */
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0 + 1000), 300);
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0 + 1300), 0);
+    /* The next frees with the other settled call: T0+400+1000. */
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0 + 1301), 99);
+    /* A call no longer in the log (or an answer "before" it was sent) changes nothing. */
+    cr_assert_eq(prov_pacer_settle(p, AK, "swas", "ListCustomImages", 1000, T0 - 5000, T0 + 1302),
+                 0);
+    cr_assert_eq(prov_pacer_settle(p, AK, "swas", "ListCustomImages", 1000, T0 + 1300, T0 + 1200),
+                 0);
+    cr_assert_eq(acq(p, "ListCustomImages", 2, 1000, T0 + 1301), 99);
+}
+
+Test(pacer, settle_counts_a_call_from_its_answer)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(NULL, &p), 0);
+    settle_case(p);
+    prov_pacer_free(p);
+
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    settle_case(p);
+    prov_pacer_free(p);
+}
