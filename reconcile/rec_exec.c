@@ -537,15 +537,21 @@ static void start_simple(xstep *s)
         (void)set_str(&s->image_id, img);
     bool insert_unshare = st->action == REC_ACT_DELETE && s->unshare_next;
     s->unshare_next = false;
-    const char *api;
+    const char *api = insert_unshare ? "ModifyImageShareStatus" : rec_action_api(st->action);
     char token[REC_TOKEN_MAX + 1];
-    if (insert_unshare) {
-        api = "ModifyImageShareStatus";
-        rec_client_token(x->o.owner, st->region, REC_ACT_UNSHARE, st->name, st->spec_hash,
-                         st->generation, token);
-    } else {
-        api = rec_action_api(st->action);
-        snprintf(token, sizeof(token), "%s", st->client_token);
+    rec_action act = insert_unshare ? REC_ACT_UNSHARE : st->action;
+    rec_client_token(x->o.owner, st->region, act, st->name, st->spec_hash, st->generation, token);
+    if (!rec_action_is_ecs(st->action)) {
+        /* A token that already succeeded (an earlier cycle shared this image, someone unshared
+         * it since) would be answered from the cloud's memory without acting: move on to the
+         * first generation not used yet. Bounded; the journal holds a day of results. */
+        unsigned gen = st->generation;
+        while (rec_journal_token_used(x->o.journal, token) && gen - st->generation < 10000) {
+            gen++;
+            rec_client_token(x->o.owner, st->region, act, st->name, st->spec_hash, gen, token);
+        }
+        if (!insert_unshare && gen != st->generation)
+            rec_step_set_generation(s->step, x->o.owner, gen);
     }
     xcall *c = xcall_new(s, api, rec_action_is_ecs(st->action) ? NULL : token);
     if (c == NULL) {

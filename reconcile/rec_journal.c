@@ -218,10 +218,21 @@ static int is_create_result(const rec_journal_entry *e)
            e->client_token != NULL;
 }
 
+/* A successful result under a ClientToken younger than the cloud's memory of tokens. */
+static int is_recent_token_result(const rec_journal_entry *e, uint64_t now)
+{
+    return e->phase == REC_JOURNAL_RESULT && e->code == NULL && e->client_token != NULL &&
+           e->ts_ms + REC_JOURNAL_TOKEN_TTL_MS > now;
+}
+
 /* Keeps the lines of the last keep cycles, plus the newest successful create per token (needed
- * to tell a vanished image from a lagging list), rewriting the file atomically. */
+ * to tell a vanished image from a lagging list) and every successful result whose token the
+ * cloud may still remember (rec_journal_token_used), rewriting the file atomically. */
 static int compact(rec_journal *j, unsigned keep)
 {
+    struct timespec now_ts;
+    (void)clock_gettime(CLOCK_REALTIME, &now_ts);
+    uint64_t now = (uint64_t)now_ts.tv_sec * 1000u + (uint64_t)now_ts.tv_nsec / 1000000u;
     /* Walk backwards collecting distinct cycle ids until keep of them are seen. */
     size_t cut = 0, seen = 0;
     const char *last = NULL;
@@ -263,7 +274,7 @@ static int compact(rec_journal *j, unsigned keep)
     }
     int rc = 0;
     for (size_t i = 0; i < j->n && rc == 0; i++) {
-        int keep_it = i >= cut;
+        int keep_it = i >= cut || is_recent_token_result(&j->v[i], now);
         if (!keep_it && is_create_result(&j->v[i])) {
             keep_it = 1;
             for (size_t k = i + 1; k < j->n && keep_it; k++)
@@ -409,6 +420,19 @@ const rec_journal_entry *rec_journal_find_created(const rec_journal *j, const ch
         if (is_create_result(&j->v[i]) && strcmp(j->v[i].client_token, client_token) == 0)
             return &j->v[i];
     return NULL;
+}
+
+int rec_journal_token_used(const rec_journal *j, const char *client_token)
+{
+    if (j == NULL || client_token == NULL)
+        return 0;
+    for (size_t i = j->n; i-- > 0;) {
+        const rec_journal_entry *e = &j->v[i];
+        if (e->phase == REC_JOURNAL_RESULT && e->code == NULL && e->client_token != NULL &&
+            strcmp(e->client_token, client_token) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 int rec_journal_intent_open(const rec_journal *j, const char *client_token)

@@ -47,6 +47,13 @@ const rec_journal_entry *rec_journal_entries(const rec_journal *j, size_t *ret_n
 /* The newest successful CreateCustomImage result for client_token; NULL when none. */
 const rec_journal_entry *rec_journal_find_created(const rec_journal *j, const char *client_token);
 
+/* True when a call with client_token succeeded (a result line without code). The cloud
+ * remembers a ClientToken for a day and answers a repeat with the first result without acting
+ * again, so a share, unshare or delete needed again later must not reuse it. Successful results
+ * stay in the journal for REC_JOURNAL_TOKEN_TTL_MS across compaction so that this holds. */
+#define REC_JOURNAL_TOKEN_TTL_MS (26ull * 3600 * 1000)
+int rec_journal_token_used(const rec_journal *j, const char *client_token);
+
 /* True when an intent for client_token has no result after it (the process died mid-call). */
 int rec_journal_intent_open(const rec_journal *j, const char *client_token);
 

@@ -123,6 +123,54 @@ Test(apply, share_toggle_and_unshare)
     expect_idempotent();
 }
 
+/* Share status is read back every cycle: an image shared by apply and unshared behind
+ * imgrecon's back is shared again by the next apply, twice over. The repeat share must go out
+ * under a fresh ClientToken, because the cloud answers a token it has seen with the first
+ * result and does nothing. */
+Test(apply, share_drift_is_repaired_every_time)
+{
+    write_fixture(&E, 1, FIX("m-drift00000000001", "web-a", "1", "false", OWNED), NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    share_to_ecs: true\n"));
+    char api_state[160];
+    snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
+    for (int round = 0; round < 3; round++) {
+        run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+        expect_ok(&r, "apply");
+        cr_expect(strstr(r.out, "1 shared") != NULL, "round %d:\n%s", round, r.out);
+        run_result_free(&r);
+        json_t *imgs = state_images(&E);
+        cr_expect(image_shared(find_image(imgs, "web-a")), "round %d: shared again", round);
+        json_decref(imgs);
+        /* Someone unshares it with a separate signed call. */
+        r = RUN(&E, "api", "--state-dir", api_state, "swas", "ModifyImageShareStatus",
+                "RegionId=cn-hangzhou", "ImageId=m-drift00000000001", "Operation=UnShare");
+        cr_assert_eq(r.status, 0, "unshare behind the back: %s", r.out);
+        run_result_free(&r);
+    }
+    json_t *j = journal_lines(&E);
+    /* Three shares by apply, three unshares by hand, each a distinct token and a real change. */
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 6);
+    const char *tokens[8];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        const char *op = jparam(l, "Operation");
+        if (op == NULL || strcmp(op, "Share") != 0)
+            continue;
+        const char *t = jparam(l, "ClientToken");
+        cr_assert_not_null(t, "apply's share carries a ClientToken");
+        for (size_t k = 0; k < n; k++)
+            cr_expect_str_neq(tokens[k], t, "a share token was reused");
+        if (n < 8)
+            tokens[n++] = t;
+    }
+    cr_expect_eq(n, 3);
+    json_decref(j);
+    assert_journal_rules(&E);
+}
+
 Test(apply, replace_on_instance_change_and_protected_refused)
 {
     write_fixture(&E, 2,

@@ -2,6 +2,7 @@
  * the newest create per token, and compaction keeps the last cycles plus every token's newest
  * successful create. */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -114,8 +115,10 @@ Test(journal, compaction_keeps_last_cycles_and_creates)
     cr_assert_eq(rec_journal_open(dir, "last", 3, &j), 0);
     size_t n;
     const rec_journal_entry *v = rec_journal_entries(j, &n);
-    /* Cycles c3..c5 whole (12 lines) plus the create results of c0..c2 (3 lines). */
-    cr_assert_eq(n, 15, "kept %zu lines", n);
+    /* Cycles c3..c5 whole (12 lines) plus the create results of c0..c2 (3 lines) and their
+     * share results, whose tokens the cloud still remembers (3 lines). */
+    cr_assert_eq(n, 18, "kept %zu lines", n);
+    cr_assert(rec_journal_token_used(j, "s"));
     for (int c = 0; c < 6; c++) {
         char tok[16];
         snprintf(tok, sizeof(tok), "tok-%d", c);
@@ -129,6 +132,43 @@ Test(journal, compaction_keeps_last_cycles_and_creates)
     snprintf(path, sizeof(path), "%s/journal.jsonl", dir);
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600);
+}
+
+/* A token is "used" only by a successful result; results older than the cloud's token memory
+ * are dropped by compaction (creates excepted), recent ones are kept. */
+Test(journal, token_used_and_its_retention)
+{
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    uint64_t now = (uint64_t)now_ts.tv_sec * 1000u;
+    char cyc[16];
+    for (int c = 0; c < 4; c++) {
+        rec_journal *j = NULL;
+        snprintf(cyc, sizeof(cyc), "c%d", c);
+        cr_assert_eq(rec_journal_open(dir, cyc, 1, &j), 0);
+        char tok[16];
+        snprintf(tok, sizeof(tok), "share-%d", c);
+        /* c0's result is two days old, c1's an hour old. */
+        uint64_t ts = c == 0 ? now - 48ull * 3600 * 1000 : c == 1 ? now - 3600ull * 1000 : 0;
+        rec_journal_entry e = {.phase = REC_JOURNAL_RESULT,
+                               .ts_ms = ts,
+                               .action = "ModifyImageShareStatus",
+                               .client_token = tok,
+                               .image_id = "m-1"};
+        cr_assert_eq(rec_journal_append(j, &e), 0);
+        add(j, REC_JOURNAL_RESULT, "DeleteCustomImage", "del-failed", "m-1", "CustomImageInShare");
+        rec_journal_close(j);
+    }
+    rec_journal *j = NULL;
+    cr_assert_eq(rec_journal_open(dir, "last", 1, &j), 0);
+    cr_assert(!rec_journal_token_used(j, "share-0"), "forgotten after the cloud forgot it");
+    cr_assert(rec_journal_token_used(j, "share-1"));
+    cr_assert(rec_journal_token_used(j, "share-2"));
+    cr_assert(rec_journal_token_used(j, "share-3"));
+    cr_assert(!rec_journal_token_used(j, "del-failed"), "a failed call does not use its token");
+    cr_assert(!rec_journal_token_used(j, NULL));
+    cr_assert(!rec_journal_token_used(NULL, "share-1"));
+    rec_journal_close(j);
 }
 
 Test(journal, bad_arguments_and_unwritable_dir)
