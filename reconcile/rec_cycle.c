@@ -78,6 +78,29 @@ static void on_exec_done(const rec_exec_result *r, void *ud)
     end(c, 0, NULL);
 }
 
+/* Quota learned from a CustomImageQuotaLimit within the last day (the journal keeps the
+ * count the region held then). A region now holding more images than that has had its quota
+ * raised (servers added), so the learned value is dropped. plan reads the journal read-only so
+ * that it shows what apply will do. */
+static void learn_quotas(rec_cycle *c, rec_observed *obs)
+{
+    rec_journal *j = c->journal, *ro = NULL;
+    if (j == NULL && c->o.state_dir != NULL && rec_journal_open_readonly(c->o.state_dir, &ro) == 0)
+        j = ro;
+    if (j == NULL)
+        return;
+    uint64_t now = prov_now_ms();
+    for (size_t i = 0; i < obs->n; i++) {
+        rec_region_obs *r = &obs->regions[i];
+        unsigned q = rec_journal_learned_quota(j, r->region, now, 24ull * 3600 * 1000);
+        if (q > 0 && r->images.n <= q) {
+            r->have_quota = true;
+            r->quota_learned = q;
+        }
+    }
+    rec_journal_close(ro);
+}
+
 static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 {
     rec_cycle *c = ud;
@@ -94,6 +117,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
              obs->n == 1 ? "" : "s", n_images, n_images == 1 ? "" : "s");
     emit(c, REC_EV_OBSERVED, text, 0);
 
+    learn_quotas(c, obs);
     rec_options ro;
     rec_options_from_config(&ro, c->o.cfg);
     char *perr = NULL;
@@ -145,6 +169,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         .access_key_id = c->o.access_key_id,
         .cfg = c->o.cfg,
         .journal = c->journal,
+        .observed = c->observed,
         .owner = plan->owner ? plan->owner : c->o.cfg->owner,
         .skip_item = c->o.skip_item,
         .on_event = c->o.on_event,

@@ -859,7 +859,7 @@ static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quot
 {
     add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
              rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
-                          "delete(s) planned): they will fail with CustomImageQuotaLimit",
+                          "delete(s) planned): apply will not send them",
                           rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
              NULL);
 }
@@ -894,6 +894,7 @@ static void plan_quota(builder *b, region_ctx *rc)
             if (need > w->n_del) {
                 over++;
                 need = w->n_del;
+                b->p[c->idx].st.over_quota = true;
             }
             for (size_t k = 0; k < need; k++)
                 add_dep(b, c->idx, w->deletes[k].idx);
@@ -923,6 +924,7 @@ static void plan_quota(builder *b, region_ctx *rc)
             add_dep(b, w->creates_plain[i].idx, pool[next++]);
         } else {
             over++;
+            b->p[w->creates_plain[i].idx].st.over_quota = true;
             for (size_t k = 0; k < w->n_del; k++)
                 add_dep(b, w->creates_plain[i].idx, w->deletes[k].idx);
         }

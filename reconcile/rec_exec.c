@@ -374,6 +374,31 @@ static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
     pump(x);
 }
 
+/* The custom images region holds now, as far as this execution knows: what was observed, plus
+ * the creates that went through, minus the deletes that did. 0 when the region was not
+ * observed. Called when a create is refused for quota: that count is the region's real quota. */
+static unsigned region_count_now(const rec_exec *x, const char *region)
+{
+    const rec_observed *obs = x->o.observed;
+    long n = -1;
+    for (size_t i = 0; obs != NULL && i < obs->n && n < 0; i++)
+        if (strcmp(obs->regions[i].region, region) == 0)
+            n = (long)obs->regions[i].images.n;
+    if (n < 0)
+        return 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *o = &x->xs[i];
+        if (o->step->region == NULL || strcmp(o->step->region, region) != 0)
+            continue;
+        if (o->step->action == REC_ACT_CREATE &&
+            (o->state == REC_STEP_AWAITING || o->state == REC_STEP_DONE))
+            n++;
+        else if (o->step->action == REC_ACT_DELETE && o->state == REC_STEP_DONE)
+            n--;
+    }
+    return n > 0 ? (unsigned)n : 0;
+}
+
 static void on_create(const char *image_id, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -381,8 +406,24 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
     rec_exec *x = s->x;
     x->inflight--;
     hist_record(x, c->api);
-    (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, err ? NULL : image_id,
-                  err ? (err->code ? err->code : "local") : NULL);
+    if (err != NULL && err->code != NULL && strcmp(err->code, "CustomImageQuotaLimit") == 0 &&
+        x->o.journal != NULL) {
+        /* The next plan keeps creates behind deletes at this count (rec_journal_learned_quota). */
+        rec_journal_entry e = {
+            .phase = REC_JOURNAL_RESULT,
+            .address = s->step->address,
+            .action = (char *)c->api,
+            .region = s->step->region,
+            .name = s->step->name,
+            .client_token = c->token,
+            .code = err->code,
+            .quota = region_count_now(x, s->step->region),
+        };
+        (void)rec_journal_append(x->o.journal, &e);
+    } else {
+        (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, err ? NULL : image_id,
+                      err ? (err->code ? err->code : "local") : NULL);
+    }
     if (err == NULL && image_id != NULL) {
         start_await(s, image_id);
     } else if (err != NULL && err->code && strcmp(err->code, "ImageNameAlreadyExist") == 0 &&
@@ -793,7 +834,11 @@ static void pump(rec_exec *x)
         }
         switch (s->step->action) {
         case REC_ACT_CREATE:
-            start_create(s);
+            if (s->step->over_quota)
+                step_fail(s, "not sent: the region's custom image quota is full even after the "
+                             "planned deletes (see the plan's warning)");
+            else
+                start_create(s);
             break;
         case REC_ACT_WAIT:
             if (s->step->image_id == NULL)

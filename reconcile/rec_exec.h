@@ -30,7 +30,10 @@ typedef struct rec_exec_opts {
     const char *access_key_id; /* for prov_pacer_budget; may be NULL */
     const spec_config *cfg;    /* rates (ListCustomImages spacing) */
     rec_journal *journal;      /* may be NULL (no crash safety: tests of other parts only) */
-    const char *owner;         /* owner tag value; adoption after ImageNameAlreadyExist */
+    /* What the plan was built from: the image count per region, from which the executor tells
+     * the journal the quota a CustomImageQuotaLimit answer reveals. May be NULL. */
+    const rec_observed *observed;
+    const char *owner; /* owner tag value; adoption after ImageNameAlreadyExist */
     /* A completed create in the journal whose image is not listed is awaited (list lag) when it
      * is younger than this, else the step's generation is bumped (the image vanished).
      * 0: 10 minutes. */

@@ -61,6 +61,7 @@ static int entry_copy(rec_journal_entry *dst, const rec_journal_entry *src)
     dst->client_token = dup_opt(src->client_token, &ok);
     dst->image_id = dup_opt(src->image_id, &ok);
     dst->code = dup_opt(src->code, &ok);
+    dst->quota = src->quota;
     if (!ok) {
         entry_free(dst);
         return -ENOMEM;
@@ -118,6 +119,9 @@ static int parse_line(const char *line, size_t len, rec_journal_entry *e)
     e->client_token = json_str_dup(o, "client_token", &ok);
     e->image_id = json_str_dup(o, "image_id", &ok);
     e->code = json_str_dup(o, "code", &ok);
+    json_t *q = json_object_get(o, "quota");
+    if (json_is_integer(q) && json_integer_value(q) > 0 && json_integer_value(q) < 100000)
+        e->quota = (unsigned)json_integer_value(q);
     json_decref(o);
     if (!ok) {
         entry_free(e);
@@ -157,6 +161,8 @@ static char *format_line(const rec_journal_entry *e)
             bad |= json_object_set_new(o, fields[i].key, json_string(fields[i].val));
     if (e->phase == REC_JOURNAL_RESULT)
         bad |= json_object_set_new(o, "code", e->code ? json_string(e->code) : json_null());
+    if (e->quota > 0)
+        bad |= json_object_set_new(o, "quota", json_integer((json_int_t)e->quota));
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s == NULL)
@@ -274,7 +280,8 @@ static int compact(rec_journal *j, unsigned keep)
     }
     int rc = 0;
     for (size_t i = 0; i < j->n && rc == 0; i++) {
-        int keep_it = i >= cut || is_recent_token_result(&j->v[i], now);
+        int keep_it = i >= cut || is_recent_token_result(&j->v[i], now) ||
+                      (j->v[i].quota > 0 && j->v[i].ts_ms + REC_JOURNAL_TOKEN_TTL_MS > now);
         if (!keep_it && is_create_result(&j->v[i])) {
             keep_it = 1;
             for (size_t k = i + 1; k < j->n && keep_it; k++)
@@ -360,6 +367,39 @@ fail:
     return rc;
 }
 
+int rec_journal_open_readonly(const char *state_dir, rec_journal **ret)
+{
+    if (state_dir == NULL || ret == NULL)
+        return -EINVAL;
+    rec_journal *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -ENOMEM;
+    j->fd = -1;
+    size_t dlen = strlen(state_dir);
+    j->path = malloc(dlen + sizeof("/" JOURNAL_FILE));
+    j->cycle = strdup("read-only");
+    int rc = -ENOMEM;
+    if (j->path == NULL || j->cycle == NULL)
+        goto fail;
+    memcpy(j->path, state_dir, dlen);
+    memcpy(j->path + dlen, "/" JOURNAL_FILE, sizeof("/" JOURNAL_FILE));
+    FILE *f = fopen(j->path, "re");
+    if (f != NULL) {
+        rc = load(j, f);
+        fclose(f);
+        if (rc < 0)
+            goto fail;
+    } else if (errno != ENOENT) {
+        rc = -errno;
+        goto fail;
+    }
+    *ret = j;
+    return 0;
+fail:
+    rec_journal_close(j);
+    return rc;
+}
+
 void rec_journal_close(rec_journal *j)
 {
     if (j == NULL)
@@ -378,6 +418,8 @@ int rec_journal_append(rec_journal *j, const rec_journal_entry *e)
 {
     if (j == NULL || e == NULL)
         return -EINVAL;
+    if (j->fd < 0)
+        return -EROFS;
     rec_journal_entry copy;
     int rc = entry_copy(&copy, e);
     if (rc < 0)
@@ -431,6 +473,20 @@ int rec_journal_token_used(const rec_journal *j, const char *client_token)
         if (e->phase == REC_JOURNAL_RESULT && e->code == NULL && e->client_token != NULL &&
             strcmp(e->client_token, client_token) == 0)
             return 1;
+    }
+    return 0;
+}
+
+unsigned rec_journal_learned_quota(const rec_journal *j, const char *region, uint64_t now_ms,
+                                   uint64_t max_age_ms)
+{
+    if (j == NULL || region == NULL)
+        return 0;
+    for (size_t i = j->n; i-- > 0;) {
+        const rec_journal_entry *e = &j->v[i];
+        if (e->quota == 0 || e->region == NULL || strcmp(e->region, region) != 0)
+            continue;
+        return e->ts_ms + max_age_ms > now_ms ? e->quota : 0;
     }
     return 0;
 }

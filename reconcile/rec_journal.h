@@ -24,6 +24,7 @@ typedef struct rec_journal_entry {
     char *client_token;
     char *image_id; /* result: the image acted on or created */
     char *code;     /* result: NULL on success, else the API Code or a local cause */
+    unsigned quota; /* CustomImageQuotaLimit result: images in the region then; 0 otherwise */
 } rec_journal_entry;
 
 typedef struct rec_journal rec_journal;
@@ -34,6 +35,9 @@ typedef struct rec_journal rec_journal;
  * cycle_id names the lines this process writes. Returns 0 or a negative errno. */
 int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
                      rec_journal **ret);
+/* Reads the journal without compacting or creating it (plan, which changes nothing); appends
+ * fail with -EROFS. A missing file is an empty journal. */
+int rec_journal_open_readonly(const char *state_dir, rec_journal **ret);
 void rec_journal_close(rec_journal *j);
 
 /* Appends one line and fsyncs it; the entry is also kept in memory for lookups. e->ts_ms 0 means
@@ -53,6 +57,11 @@ const rec_journal_entry *rec_journal_find_created(const rec_journal *j, const ch
  * stay in the journal for REC_JOURNAL_TOKEN_TTL_MS across compaction so that this holds. */
 #define REC_JOURNAL_TOKEN_TTL_MS (26ull * 3600 * 1000)
 int rec_journal_token_used(const rec_journal *j, const char *client_token);
+
+/* The region's quota learned from the newest CustomImageQuotaLimit result younger than
+ * max_age_ms: the number of images the region held when the create was refused. 0: none. */
+unsigned rec_journal_learned_quota(const rec_journal *j, const char *region, uint64_t now_ms,
+                                   uint64_t max_age_ms);
 
 /* True when an intent for client_token has no result after it (the process died mid-call). */
 int rec_journal_intent_open(const rec_journal *j, const char *client_token);

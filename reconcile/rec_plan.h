@@ -128,6 +128,8 @@ typedef struct rec_step {
                            include the owner/protect tags); NULL after a delete */
     unsigned change;    /* index into plan->changes of the change this step belongs to */
     bool ecs_force;     /* ECS_DELETE: Force=true */
+    bool over_quota;    /* CREATE beyond the region's quota even after every planned delete:
+                           apply does not send it (the step fails, naming the quota) */
     char spec_hash[REC_HASH_HEX + 1]; /* input of the token (desired entry or target image) */
     unsigned generation;              /* 0 at plan time; the executor may bump it */
     char client_token[REC_TOKEN_MAX + 1];

@@ -236,6 +236,7 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
     }
     st->change = change;
     st->ecs_force = json_is_true(json_object_get(js, "force"));
+    st->over_quota = json_is_true(json_object_get(js, "over_quota"));
     json_t *deps = json_object_get(js, "depends_on");
     if (!json_is_array(deps)) {
         fail(l, "%s %zu: depends_on is not an array", "step", i + 1);

@@ -112,6 +112,8 @@ static void print_steps(FILE *out, const rec_plan *plan, const rec_change *ch)
         fprintf(out, "%s #%u %s", i ? "," : "", st->id, rec_action_name(st->action));
         for (size_t k = 0; k < st->n_depends; k++)
             fprintf(out, "%s#%u", k ? " " : " after ", st->depends_on[k]);
+        if (st->over_quota)
+            fputs(" (over quota: not sent)", out);
     }
     fputc('\n', out);
 }
@@ -302,6 +304,7 @@ static json_t *step_json(const rec_step *st, bool *ok)
     jset(o, "after", rec_image_json(st->after, ok), ok);
     jset(o, "change", json_integer(st->change), ok);
     jset(o, "force", json_boolean(st->ecs_force), ok);
+    jset(o, "over_quota", json_boolean(st->over_quota), ok);
     jset(o, "spec_hash", json_string(st->spec_hash), ok);
     jset(o, "generation", json_integer(st->generation), ok);
     jset(o, "client_token", json_string(st->client_token), ok);

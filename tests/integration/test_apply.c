@@ -171,6 +171,40 @@ Test(apply, share_drift_is_repaired_every_time)
     assert_journal_rules(&E);
 }
 
+/* The configured quota (15) is higher than the region's real one (1 server: 3 images). The
+ * first refused create teaches the real quota; from then on plan shows the shortfall and no
+ * create is sent into a full region again. */
+Test(apply, quota_is_learned_from_a_refused_create)
+{
+    write_fixture(&E, 1,
+                  FIX("m-foreign000000001", "foreign-1", "1", "false", "{}")
+                      FIX("m-foreign000000002", "foreign-2", "1", "false", "{}"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "") IMG("web-b", ""));
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "one create must be refused: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "CustomImageQuotaLimit") != NULL, "%s", r.out);
+    run_result_free(&r);
+
+    r = RUN(&E, "plan", "-f", E.manifest);
+    cr_expect_eq(r.status, 0, "plan: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "quota of 3") != NULL, "plan names the learned quota:\n%s", r.out);
+    run_result_free(&r);
+
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    run_result_free(&r);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "CustomImageQuotaLimit"), 1,
+                 "no second create into the full region");
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", NULL), 1);
+    json_decref(j);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 3);
+    json_decref(imgs);
+}
+
 Test(apply, replace_on_instance_change_and_protected_refused)
 {
     write_fixture(&E, 2,
