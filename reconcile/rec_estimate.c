@@ -135,6 +135,7 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
     if (e->rate_default.calls == 0 || e->rate_default.window_ms == 0)
         e->rate_default = (spec_rate){10, 60000};
     e->rates_uniform = true;
+    e->create_wait_ms = opts->create_wait_ms;
     spec_rate rates[N_KEYS];
     for (size_t k = 0; k < N_KEYS; k++)
         rates[k] = rec_options_rate(opts, api_keys[k]);

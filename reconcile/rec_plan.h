@@ -184,8 +184,9 @@ typedef struct rec_estimate {
     uint64_t estimated_ms;              /* simulated time until every step is done */
     unsigned api_calls[REC_ACT__COUNT]; /* mutating calls per step action (WAIT: 0) */
     unsigned n_create, n_delete, n_share, n_unshare, n_replace, n_ecs_delete, n_wait;
-    spec_rate rate_default; /* for the "at 10/60s per action" text */
-    bool rates_uniform;     /* every API action used has rate_default */
+    spec_rate rate_default;  /* for the "at 10/60s per action" text */
+    bool rates_uniform;      /* every API action used has rate_default */
+    uint64_t create_wait_ms; /* the image build time the simulation assumed */
 } rec_estimate;
 
 /* Generic simulation, exported for the benchmarks' lower bound. Each task makes one call on

@@ -178,9 +178,15 @@ static void print_summary(FILE *out, const rec_plan *plan)
     rec_format_duration(e->estimated_ms, dur, sizeof(dur));
     format_rate(e->rate_default, rate, sizeof(rate));
     if (e->rates_uniform)
-        fprintf(out, ". Estimated time: %s at %s per action.\n", dur, rate);
+        fprintf(out, ". Estimated time: %s at %s per action", dur, rate);
     else
-        fprintf(out, ". Estimated time: %s at the configured per-action limits.\n", dur);
+        fprintf(out, ". Estimated time: %s at the configured per-action limits", dur);
+    if (e->n_create + e->n_replace + e->n_wait > 0 && e->create_wait_ms > 0) {
+        char build[32];
+        rec_format_duration(e->create_wait_ms, build, sizeof(build));
+        fprintf(out, ", assuming %s per image build", build);
+    }
+    fputs(".\n", out);
 }
 
 int rec_render_text(const rec_plan *plan, FILE *out, unsigned flags)
