@@ -423,11 +423,20 @@ static int req_setup(prov_http *http, http_req *r, const char *method, const cha
         if (strcmp(method, "POST") != 0)
             bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
     }
-    /* No "Expect: 100-continue" delays, no default content type for an empty POST. */
+    /* No "Expect: 100-continue" delays, no default content type for an empty POST: curl would
+     * add an unsigned "Content-Type: application/x-www-form-urlencoded", which the SDKs' V3
+     * canonical headers would include. "Content-Type:" tells curl to send none. */
     struct curl_slist *l = curl_slist_append(NULL, "Expect:");
     if (l == NULL)
         return -ENOMEM;
     r->headers = l;
+    if (strcmp(method, "GET") != 0 &&
+        (headers == NULL || prov_kvs_get_ci(headers, "content-type") == NULL)) {
+        l = curl_slist_append(r->headers, "Content-Type:");
+        if (l == NULL)
+            return -ENOMEM;
+        r->headers = l;
+    }
     for (size_t i = 0; headers != NULL && i < headers->n; i++) {
         char *line = NULL;
         if (asprintf(&line, "%s: %s", headers->v[i].key, headers->v[i].value) < 0)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Conformance: the official Alibaba Cloud SDKs from npm drive every SWAS operation (and ECS
 # DescribeImages/DeleteImage) against the real emulator and assert results and error codes.
+# With IMGRECON_BIN, verify_requests.js also re-signs every request `imgrecon api` sends (V1 and
+# V3, GET and POST) with the SDKs' own signing code and asserts it matches what imgrecon sent.
 # usage: run.sh EMULATOR_BIN [IMGRECON_BIN]
 # Exit 0 when every check passed, 1 when one failed, 77 (ctest SKIP) when npm cannot reach
 # its registry.
 set -uo pipefail
 emu=${1:?usage: run.sh EMULATOR_BIN [IMGRECON_BIN]}
+imgrecon=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 
@@ -69,6 +72,23 @@ for mode in popcore-get popcore-post swas-v3 swas-v2; do
     passed=$((passed + p))
     failed=$((failed + f))
 done
+
+# imgrecon's own requests, re-signed with the SDKs' code (a capture server of its own).
+if [ -n "$imgrecon" ]; then
+    out=$(timeout 300 node verify_requests.js "$imgrecon" 2>&1)
+    rc=$?
+    echo "$out"
+    line=$(printf '%s\n' "$out" | grep -oE '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+    p=$(printf '%s' "$line" | awk '{print $1}')
+    f=$(printf '%s' "$line" | awk '{print $3}')
+    [ -n "$p" ] || p=0
+    [ -n "$f" ] || f=1
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
+    passed=$((passed + p))
+    failed=$((failed + f))
+else
+    echo "note: no IMGRECON_BIN given; imgrecon's requests were not verified against the SDKs"
+fi
 
 # The journal must never carry signatures or secrets.
 if grep -qE '"Signature"|emulator-demo-secret|not-the-secret' "$tmp/journal.jsonl"; then

@@ -264,3 +264,51 @@ Test(cli, validate_invalid_examples)
     closedir(d);
     cr_assert_geq(checked, 8, "only %d invalid examples", checked);
 }
+
+/* imgrecon api usage errors: each exits 1 before any credentials, config or network, with a
+ * clear message on stderr and nothing on stdout. */
+static void expect_api_usage_error(const char *const *args, const char *want)
+{
+    run_result r = run(args);
+    cr_expect_eq(r.status, 1, "%s: exit %d, stderr: %s", want, r.status, r.err);
+    cr_expect(strstr(r.err, want) != NULL, "stderr: %s\n  want: %s", r.err, want);
+    cr_expect_str_eq(r.out, "", "%s", want);
+    result_free(&r);
+}
+
+Test(cli, api_usage_errors)
+{
+    expect_api_usage_error((const char *[]){"api", NULL},
+                           "api: need a product (swas or ecs) and an action");
+    expect_api_usage_error((const char *[]){"api", "rds", "DescribeDBInstances", NULL},
+                           "api: unknown product 'rds' (swas or ecs)");
+    expect_api_usage_error((const char *[]){"api", "swas", NULL},
+                           "api: need a product (swas or ecs) and an action");
+    expect_api_usage_error(
+        (const char *[]){"api", "swas", "ListCustomImages", "RegionId=cn-hangzhou", "Foo", NULL},
+        "api: 'Foo' is not Key=Value");
+    expect_api_usage_error((const char *[]){"api", "swas", "ListCustomImages", "=x", NULL},
+                           "api: '=x' is not Key=Value");
+    expect_api_usage_error((const char *[]){"api", "swas", "ListCustomImages", "Action=X", NULL},
+                           "api: Action is set by imgrecon itself; leave it out");
+    expect_api_usage_error((const char *[]){"api", "ecs", "DescribeImages", "signature=abc", NULL},
+                           "api: Signature is set by imgrecon itself; leave it out");
+    expect_api_usage_error(
+        (const char *[]){"api", "--method", "PUT", "swas", "ListCustomImages", NULL},
+        "api: --method must be GET or POST, not 'PUT'");
+    /* The usage text follows the errors that are about the command line's shape. */
+    run_result r = run((const char *[]){"api", "swas", NULL});
+    cr_expect(strstr(r.err, "usage: imgrecon api"), "stderr: %s", r.err);
+    result_free(&r);
+}
+
+Test(cli, api_help)
+{
+    run_result r = run((const char *[]){"api", "--help", NULL});
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "usage: imgrecon api swas|ecs ACTION"), "stdout: %s", r.out);
+    cr_assert(strstr(r.out, "--method"), "stdout: %s", r.out);
+    cr_assert(strstr(r.out, "--endpoint"), "the common options are listed");
+    cr_assert_str_eq(r.err, "");
+    result_free(&r);
+}
