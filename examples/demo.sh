@@ -4,6 +4,8 @@
 # show no changes. Everything happens on 127.0.0.1 and in a temporary state directory.
 set -euo pipefail
 build=${1:-build}
+# IMGRECON_WRAP runs every imgrecon command under a wrapper (CI: valgrind).
+read -r -a wrap <<<"${IMGRECON_WRAP:-}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 emu_pid=""
@@ -13,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$build/imgrecon" validate -f "$root/examples/manifests"
+"${wrap[@]}" "$build/imgrecon" validate -f "$root/examples/manifests"
 
 "$build/imgrecon-emulator" --listen 127.0.0.1:0 --port-file "$tmp/port" --rate-limit 10/2s \
     --create-delay 1s --journal "$tmp/emulator.jsonl" &
@@ -28,9 +30,9 @@ export ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-demo-secret
 common=(--endpoint "$endpoint" --state-dir "$tmp/state" --rate-limit 10/2s -f "$root/examples/manifests")
 
 echo; echo "== imgrecon plan"
-"$build/imgrecon" plan "${common[@]}"
+"${wrap[@]}" "$build/imgrecon" plan "${common[@]}"
 echo; echo "== imgrecon apply --auto-approve"
-"$build/imgrecon" apply "${common[@]}" --auto-approve
+"${wrap[@]}" "$build/imgrecon" apply "${common[@]}" --auto-approve
 echo; echo "== imgrecon plan (again: nothing left to do)"
-"$build/imgrecon" plan "${common[@]}" --detailed-exitcode
+"${wrap[@]}" "$build/imgrecon" plan "${common[@]}" --detailed-exitcode
 echo; echo "demo: $(wc -l <"$tmp/emulator.jsonl") API calls reached the emulator, $(grep -c Throttling "$tmp/emulator.jsonl" || true) throttled"

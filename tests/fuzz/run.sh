@@ -16,7 +16,7 @@ cp "$root"/tests/fuzz/seeds/response/* "$corpus/response/" 2>/dev/null || true
 cp "$root"/tests/fuzz/seeds/urlencoded/* "$corpus/urlencoded/" 2>/dev/null || true
 total=0
 for t in manifest config response urlencoded; do
-    out=$("$build/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+    out=$("$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
           -artifact_prefix="$build/" "$corpus/$t" 2>&1) || { echo "$out" | tail -30; echo "fuzz_$t: CRASH"; exit 1; }
     execs=$(echo "$out" | grep -o 'Done [0-9]* runs' | grep -o '[0-9]*' || echo 0)
     total=$((total + execs))
