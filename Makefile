@@ -10,7 +10,9 @@ DEB_PACKAGES := build-essential cmake pkg-config git ca-certificates libyaml-dev
                 libmicrohttpd-dev libsystemd-dev valgrind
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps test test-sanitize demo clean format bench
+.PHONY: all build deps fuzz-deps test test-sanitize fuzz demo clean format bench
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 15
 
 all: build
 
@@ -44,6 +46,22 @@ test-sanitize: deps
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1 -L 'unit|integration'
+
+# libFuzzer needs clang and its runtime; only `make fuzz` installs them.
+fuzz-deps:
+	@missing=""; \
+	for p in $(FUZZ_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "fuzz-deps: installing$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Every libFuzzer target for FUZZ_SECONDS each (CI: 15 s; see BENCHMARKS.md for longer runs).
+fuzz: deps fuzz-deps
+	bash tests/fuzz/run.sh $(CURDIR)/build-fuzz $(FUZZ_SECONDS)
 
 demo: deps build
 	@bash examples/demo.sh $(BUILD)
