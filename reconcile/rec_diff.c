@@ -417,21 +417,42 @@ static void find_named(const region_ctx *rc, const char *name, size_t *first, si
     }
 }
 
-static int region_ctx_init(region_ctx *rc, const spec_set *desired, const rec_region_obs *obs,
-                           size_t idx, const char *region)
+/* Declared images ordered by region, then manifest order (their place in desired->images), so
+ * each region finds its own with a binary search instead of a scan of every declared image
+ * (which made planning quadratic: minutes for 100,000 images in 6,667 regions). */
+static int cmp_decl_region(const void *a, const void *b)
+{
+    const spec_image *x = *(const spec_image *const *)a, *y = *(const spec_image *const *)b;
+    int c = strcmp(x->region, y->region);
+    if (c == 0)
+        c = x < y ? -1 : x > y;
+    return c;
+}
+
+static int region_ctx_init(region_ctx *rc, const spec_image *const *by_region, size_t n_by_region,
+                           const rec_region_obs *obs, size_t idx, const char *region)
 {
     memset(rc, 0, sizeof(*rc));
     rc->idx = idx;
     rc->region = region;
     rc->obs = obs;
-    rc->decl = desired->n_images ? calloc(desired->n_images, sizeof(*rc->decl)) : NULL;
+    size_t lo = 0, hi = n_by_region;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(by_region[mid]->region, region) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < n_by_region && strcmp(by_region[end]->region, region) == 0)
+        end++;
+    rc->decl = end > lo ? calloc(end - lo, sizeof(*rc->decl)) : NULL;
     rc->imgs = obs->images.n ? calloc(obs->images.n, sizeof(*rc->imgs)) : NULL;
-    if ((desired->n_images && !rc->decl) || (obs->images.n && !rc->imgs))
+    if ((end > lo && !rc->decl) || (obs->images.n && !rc->imgs))
         return -ENOMEM;
-    for (size_t i = 0; i < desired->n_images; i++)
-        if (desired->images[i].region && strcmp(desired->images[i].region, region) == 0 &&
-            desired->images[i].name)
-            rc->decl[rc->n_decl++] = &desired->images[i];
+    for (size_t i = lo; i < end; i++)
+        rc->decl[rc->n_decl++] = by_region[i];
     for (size_t i = 0; i < obs->images.n; i++)
         rc->imgs[rc->n_imgs++] = &obs->images.v[i];
     if (rc->n_imgs)
@@ -1029,10 +1050,20 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     prune_guard *guards = nr ? calloc(nr, sizeof(*guards)) : NULL;
     if (nr && (!rcs || !guards))
         b.rc = -ENOMEM;
+    const spec_image **by_region =
+        desired->n_images ? calloc(desired->n_images, sizeof(*by_region)) : NULL;
+    size_t n_by_region = 0;
+    if (desired->n_images && !by_region)
+        b.rc = -ENOMEM;
+    for (size_t i = 0; by_region && i < desired->n_images; i++)
+        if (desired->images[i].region && desired->images[i].name)
+            by_region[n_by_region++] = &desired->images[i];
+    if (n_by_region > 1)
+        qsort(by_region, n_by_region, sizeof(*by_region), cmp_decl_region);
     size_t total_prune = 0;
     for (size_t r = 0; r < nr && b.rc == 0; r++) {
         const rec_region_obs *obs = rec_observed_find(observed, desired->regions[r]);
-        if (region_ctx_init(&rcs[r], desired, obs, r, desired->regions[r]) < 0) {
+        if (region_ctx_init(&rcs[r], by_region, n_by_region, obs, r, desired->regions[r]) < 0) {
             b.rc = -ENOMEM;
             break;
         }
@@ -1064,6 +1095,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     for (size_t r = 0; rcs && r < nr; r++)
         region_ctx_free(&rcs[r]);
     free(rcs);
+    free(by_region);
     free(guards);
     builder_free_protos(&b);
     if (b.rc < 0) {
