@@ -242,25 +242,26 @@ Test(secrets, never_in_any_output)
         run(&c, SECRET, c.dir, CMD("apply", "--auto-approve", "-v", "--log-format", "json")), 0);
     cr_expect_eq(run(&c, SECRET, c.dir, CMD("run", "--once", "-v", "--log-format", "json")), 0);
     cr_expect_eq(run(&c, SECRET, c.dir, CMD("status", "--json")), 0);
-    cr_expect_eq(run(&c, SECRET, c.dir,
-                     (const char *const[]){"api", "swas", "ListCustomImages",
-                                           "RegionId=cn-hangzhou", "--endpoint", c.emu.base_url,
-                                           "--state-dir", c.state, "-v", NULL}),
-                 0);
+    cr_expect_eq(
+        run(&c, SECRET, c.dir,
+            (const char *const[]){"api", "swas", "ListCustomImages", "RegionId=cn-hangzhou",
+                                  "--endpoint", c.emu.base_url, "--state-dir", c.state,
+                                  "--rate-limit", "10/1s", "-v", NULL}),
+        0);
     /* Failure paths: an API error, then a wrong secret (SignatureDoesNotMatch echoes the string
      * to sign, which must not carry the secret either). */
     cr_expect_eq(
         run(&c, SECRET, c.dir,
             (const char *const[]){"api", "swas", "DeleteCustomImage", "RegionId=cn-hangzhou",
                                   "ImageId=m-doesnotexist", "--endpoint", c.emu.base_url,
-                                  "--state-dir", c.state, "-v", NULL}),
+                                  "--state-dir", c.state, "--rate-limit", "10/1s", "-v", NULL}),
         1);
     cr_expect_eq(run(&c, "wrong-" SECRET, c.dir, CMD("plan", "-v")), 1);
-    cr_expect_eq(
-        run(&c, "wrong-" SECRET, c.dir,
-            (const char *const[]){"api", "swas", "ListCustomImages", "RegionId=cn-hangzhou",
-                                  "--endpoint", c.emu.base_url, "--state-dir", c.state, NULL}),
-        1);
+    cr_expect_eq(run(&c, "wrong-" SECRET, c.dir,
+                     (const char *const[]){"api", "swas", "ListCustomImages",
+                                           "RegionId=cn-hangzhou", "--endpoint", c.emu.base_url,
+                                           "--state-dir", c.state, "--rate-limit", "10/1s", NULL}),
+                 1);
 
     /* Everything produced: the command outputs, the state directory, the emulator journal. */
     unsigned scanned = scan_dir(c.out) + scan_dir(c.state);
