@@ -342,6 +342,18 @@ static void emit(pcall *k, long status, const char *code, const char *request_id
     c->o.on_event(c->o.event_ud, &ev);
 }
 
+/* Parks a call on the backoff list until its own timer puts it back at the front of its queue. */
+static void backoff_push(pcall *k, uint64_t delay_ms)
+{
+    prov_client *c = k->c;
+    k->next = c->backoff;
+    k->prev = NULL;
+    if (c->backoff)
+        c->backoff->prev = k;
+    c->backoff = k;
+    (void)uv_timer_start(&k->timer, on_backoff_timer, delay_ms, 0);
+}
+
 /* Handles one HTTP answer: success, a retry (throttled or transient) or a final error. */
 static void on_response(const prov_http_response *res, void *ud)
 {
@@ -363,7 +375,9 @@ static void on_response(const prov_http_response *res, void *ud)
 
     if (sys == 0 && res->status >= 200 && res->status < 300) {
         json_error_t je;
-        body = json_loadb(res->body, res->body_len, 0, &je);
+        /* Duplicate keys make an answer ambiguous ("last one wins" could turn a full page into
+         * an empty one); the parsers reject them, and so does the call. */
+        body = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &je);
         if (body != NULL && json_is_object(body)) {
             const char *r = json_string_value(json_object_get(body, "RequestId"));
             emit(k, res->status, NULL, r, PROV_ERR_NONE, 0);
@@ -402,6 +416,12 @@ static void on_response(const prov_http_response *res, void *ud)
                                       prov_now_ms());
         retry_in = window;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
+        if (c->o.pacer == NULL) {
+            /* Unpaced: nothing else holds the action back, so the call waits the window out
+             * itself instead of going again at once. */
+            backoff_push(k, retry_in);
+            goto out;
+        }
         /* The pacer now holds the whole action back a window; requeue at the front. */
         queue_push(k->q, k, true);
         pump(k->q);
@@ -411,12 +431,7 @@ static void on_response(const prov_http_response *res, void *ud)
         retry_in = backoff_ms(c, k->n_transient);
         k->n_transient++;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
-        k->next = c->backoff;
-        k->prev = NULL;
-        if (c->backoff)
-            c->backoff->prev = k;
-        c->backoff = k;
-        (void)uv_timer_start(&k->timer, on_backoff_timer, retry_in, 0);
+        backoff_push(k, retry_in);
         goto out;
     }
     emit(k, err.http_status, err.code, err.request_id, err.cls, 0);

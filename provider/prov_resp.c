@@ -66,7 +66,8 @@ static int opt_counter(json_t *obj, const char *key, unsigned *ret)
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end = NULL;
-        if (*s == '\0' || *s == '-' || *s == '+')
+        /* Digits only: strtoul alone would take leading blanks and a sign. */
+        if (*s < '0' || *s > '9')
             return -EPROTO;
         errno = 0;
         unsigned long n = strtoul(s, &end, 10);

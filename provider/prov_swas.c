@@ -98,7 +98,9 @@ static void local_error(prov_error *err, int sys, const char *action, const char
     }
 }
 
-/* ---- ListCustomImages, every page ---- */
+/* ---- ListCustomImages, every page ----
+ * Paging stops at a short or empty page, once TotalCount images are in, or at MAX_PAGES. An
+ * absent TotalCount (parsed as 0) says nothing: a full page then asks for the next one. */
 
 typedef struct list_ctx {
     prov_client *c;
@@ -144,7 +146,7 @@ static void list_page_done(json_t *body, const prov_error *err, void *ud)
         return;
     }
     size_t got = x->acc.n - before;
-    if (got == 0 || got < PAGE_SIZE || x->acc.n >= total || x->page >= MAX_PAGES) {
+    if (got == 0 || got < PAGE_SIZE || (total > 0 && x->acc.n >= total) || x->page >= MAX_PAGES) {
         list_finish(x, NULL);
         return;
     }
@@ -402,7 +404,7 @@ static void ecs_page_done(json_t *body, const prov_error *err, void *ud)
         return;
     }
     size_t got = x->acc.n - before;
-    if (got == 0 || got < PAGE_SIZE || x->acc.n >= total || x->page >= MAX_PAGES) {
+    if (got == 0 || got < PAGE_SIZE || (total > 0 && x->acc.n >= total) || x->page >= MAX_PAGES) {
         ecs_finish(x, NULL);
         return;
     }
