@@ -66,7 +66,13 @@ fuzz: deps fuzz-deps
 demo: deps build
 	@bash examples/demo.sh $(BUILD)
 
+# The plot needs gnuplot; installing it is best effort (without it the plot is skipped).
 bench: deps build
+	@command -v gnuplot >/dev/null 2>&1 || { echo "bench: installing gnuplot-nox for the plot"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox || \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox; } || \
+	  echo "bench: gnuplot unavailable; the plot will be skipped"; }
 	@bash tests/bench/run.sh $(BUILD)
 
 format:

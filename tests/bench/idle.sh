@@ -50,17 +50,35 @@ ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIidleBench ALIBABA_CLOUD_ACCESS_KEY_SECRET=idle-b
     --state-dir "$tmp/state" --rate-limit 1000/1s -f "$tmp/manifests" -q 2>"$tmp/daemon.log" &
 dpid=$!
 pids+=($dpid)
-# The first cycle is over when status.json says so (bounded wait).
-for _ in $(seq 1 600); do
-    grep -q '"last_cycle_end"\|"finished"\|"end"' "$tmp/state/status.json" 2>/dev/null && break
+# The first cycle is over when status.json counts one cycle and the daemon is idle again
+# (bounded wait: 120 s).
+ok=
+for _ in $(seq 1 1200); do
+    if grep -q '"cycles": *[1-9]' "$tmp/state/status.json" 2>/dev/null &&
+        grep -q '"state": *"idle"' "$tmp/state/status.json"; then ok=1; break; fi
+    kill -0 "$dpid" 2>/dev/null || break
     sleep 0.1
 done
-hwm=$(awk '/VmHWM/ {print $2}' /proc/$dpid/status)
+if [ -z "$ok" ]; then
+    echo "idle: the first cycle did not finish" >&2
+    cat "$tmp/daemon.log" >&2
+    exit 1
+fi
+grep -q '"result": *"ok"' "$tmp/state/status.json" && grep -q '"drift": *0' "$tmp/state/status.json" ||
+    { echo "idle: the cycle did not end ok with no drift:" >&2; cat "$tmp/state/status.json" >&2; exit 1; }
 ticks=$(getconf CLK_TCK)
-cpu0=$(awk '{print $14 + $15}' /proc/$dpid/stat)
-rss0=$(awk '/VmRSS/ {print $2}' /proc/$dpid/status)
+cpu_ms() { awk -v t="$ticks" '{print int(($14 + $15) * 1000 / t)}' "/proc/$dpid/stat"; }
+field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$dpid/status"; }
+ms_of() { node -e 'const s=require(process.argv[1]); console.log(Date.parse(s.cycle_end) - Date.parse(s.cycle_start))' "$tmp/state/status.json"; }
+hwm=$(field VmHWM)
+cycle_cpu=$(cpu_ms)
+cycle_ms=$(ms_of 2>/dev/null || echo "?")
+cpu0=$(cpu_ms)
+rss0=$(field VmRSS)
+csw0=$(( $(field voluntary_ctxt_switches) + $(field nonvoluntary_ctxt_switches) ))
 sleep "$idle"
-cpu1=$(awk '{print $14 + $15}' /proc/$dpid/stat)
-rss1=$(awk '/VmRSS/ {print $2}' /proc/$dpid/status)
-echo "idle: cycle over 1,500 images: peak RSS $((hwm / 1024)) MiB"
-echo "idle: over ${idle}s between cycles: CPU $(( (cpu1 - cpu0) * 1000 / ticks )) ms, RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB"
+cpu1=$(cpu_ms)
+rss1=$(field VmRSS)
+csw1=$(( $(field voluntary_ctxt_switches) + $(field nonvoluntary_ctxt_switches) ))
+echo "idle: cycle over 1,500 images in 100 regions (no change, List at 1000/1s): ${cycle_ms} ms, CPU since start ${cycle_cpu} ms, peak RSS (VmHWM) $((hwm / 1024)).$(( (hwm % 1024) * 10 / 1024 )) MiB"
+echo "idle: over ${idle}s between cycles: CPU $((cpu1 - cpu0)) ms, RSS $((rss0 / 1024)).$(( (rss0 % 1024) * 10 / 1024 )) -> $((rss1 / 1024)).$(( (rss1 % 1024) * 10 / 1024 )) MiB, $((csw1 - csw0)) wakeups (context switches)"

@@ -33,7 +33,8 @@ done
     sep=""
     for a in "${args[@]}"; do
         s=${a%%:*}
-        printf "%s'%s/plot-%s.dat' using 1:(\$3==0?\$2:1/0) with points pt 7 ps 0.6 title '%s', '%s/plot-%s.dat' using 1:(\$3==1?\$2:1/0) with points pt 2 ps 1 title '%s throttled'" "$sep" "$dir" "$s" "$s" "$dir" "$s" "$s"
+        case $s in imgrecon) c='#1b9e77' ;; serial) c='#7570b3' ;; *) c='#d95f02' ;; esac
+        printf "%s'%s/plot-%s.dat' using 1:(\$3==0?\$2:1/0) with points pt 7 ps 0.6 lc rgb '%s' title '%s', '%s/plot-%s.dat' using 1:(\$3==1?\$2:1/0) with points pt 2 ps 1 lc rgb '#e7298a' title '%s throttled'" "$sep" "$dir" "$s" "$c" "$s" "$dir" "$s" "$s"
         sep=", "
     done
     echo

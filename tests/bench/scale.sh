@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Plan computation at scale: load + observe-parse + diff + plan + render for 1,000, 10,000 and
-# 100,000 declared images (1% drift), medians of RUNS runs. Usage: tests/bench/scale.sh [BUILD]
+# 100,000 declared images (1% drift), medians of RUNS runs (default 3).
+# Usage: tests/bench/scale.sh [BUILD]   (SCALE_SIZES="1000 10000" to choose the sizes)
+# Plain POSIX awk (Debian's mawk has no asort): medians come from sort -n.
 set -euo pipefail
 build=${1:-build}
 runs=${RUNS:-3}
-for n in 1000 10000 100000; do
-    for i in $(seq 1 "$runs"); do "$build/bench_plan" "$n" 1; done > /tmp/imgrecon-scale-$n.txt
-    awk -v n="$n" '/total_ms/ {for (i=1;i<=NF;i++) if ($i=="total_ms") t[++k]=$(i+1)}
-         /peak_rss_mib/ {r[++j]=$2}
-         END {asort(t); asort(r); printf "scale: %6d images  total %8.1f ms (median of %d)  peak RSS %6.1f MiB\n", n, t[int((k+1)/2)], k, r[int((j+1)/2)]}' \
-        /tmp/imgrecon-scale-$n.txt
-    grep -m1 load_ms /tmp/imgrecon-scale-$n.txt | sed 's/^/        phases (first run): /'
+sizes=${SCALE_SIZES:-1000 10000 100000}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# median FILE FIELD: the median of the value that follows FIELD on each line that has it.
+median() {
+    awk -v f="$2" '{for (i = 1; i < NF; i++) if ($i == f) print $(i + 1)}' "$1" | sort -n |
+        awk '{v[NR] = $1} END {if (NR == 0) print "?"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+echo "scale: bench_plan N 1 (15 images per region, 1% drift), median of $runs runs; times in ms"
+printf 'scale: %8s %8s %8s %8s %8s %8s %8s %9s %7s\n' images load parse plan text json total "peak_MiB" steps
+for n in $sizes; do
+    for _ in $(seq 1 "$runs"); do "$build/bench_plan" "$n" 1; done > "$tmp/$n.txt"
+    printf 'scale: %8d %8s %8s %8s %8s %8s %8s %9s %7s\n' "$n" \
+        "$(median "$tmp/$n.txt" load_ms)" "$(median "$tmp/$n.txt" observe_parse_ms)" \
+        "$(median "$tmp/$n.txt" plan_ms)" "$(median "$tmp/$n.txt" render_text_ms)" \
+        "$(median "$tmp/$n.txt" render_json_ms)" "$(median "$tmp/$n.txt" total_ms)" \
+        "$(median "$tmp/$n.txt" peak_rss_mib)" "$(median "$tmp/$n.txt" steps)"
 done
