@@ -696,7 +696,10 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
     pump(x);
 }
 
-/* The spacing of polls: one List call slot of the configured rate. */
+/* The spacing of polls: two List call slots of the configured rate, so that awaiting images
+ * uses at most half of the List budget and the other half stays free for whoever shares it (a
+ * `plan` run by hand, the daemon's next observe, another region's listing). With a rate of a
+ * single call per window, every slot. */
 static uint64_t poll_interval(const rec_exec *x)
 {
     spec_rate r = {10, 60000};
@@ -704,7 +707,7 @@ static uint64_t poll_interval(const rec_exec *x)
         r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
     if (r.calls == 0)
         r.calls = 1;
-    uint64_t iv = r.window_ms / r.calls;
+    uint64_t iv = r.window_ms / r.calls * (r.calls >= 2 ? 2 : 1);
     return iv > 0 ? iv : 1;
 }
 

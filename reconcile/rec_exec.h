@@ -1,7 +1,7 @@
 /* The paced executor (DESIGN.md "Data flow" step 6): runs a plan's steps as soon as their
  * dependencies are done, issuing the calls of every ready step at once and letting the client's
  * pacer queue them per action (different actions run side by side). Creations are awaited with
- * batched ListCustomImages(ImageIds=[...]) polls, at most one in flight, spaced at the List
+ * batched ListCustomImages(ImageIds=[...]) polls, at most one in flight, spaced at half the List
  * rate. Every mutating call is journaled before and after. Called by rec_cycle. */
 #ifndef REC_EXEC_H
 #define REC_EXEC_H
