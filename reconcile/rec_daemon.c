@@ -536,6 +536,12 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     }
     const char *result;
     bool ok = false;
+    /* Items skipped because they are backing off after failures: still failing, so the cycle is
+     * not a success (else last_success would advance while an item never converges). */
+    size_t n_entries, backing_off = 0;
+    const rec_backoff_entry *be = rec_backoff_entries(d->backoff, &n_entries);
+    for (size_t i = 0; i < n_entries; i++)
+        backing_off += be[i].skipped;
     set_str(&d->st.error, NULL);
     if (res->rc < 0) {
         result = "error";
@@ -544,7 +550,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
             rec_log_scrub(d->log, norm);
         set_str(&d->st.error, norm);
         free(norm);
-    } else if (res->n_failed > 0) {
+    } else if (res->n_failed > 0 || (backing_off > 0 && !d->stopping)) {
         result = "failed";
     } else if (d->stopping && res->n_skipped > 0) {
         result = "stopped";
@@ -569,7 +575,8 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
 
-    char n_done[16], n_failed[16], n_pending[16], n_drift[16], dur[32];
+    char n_done[16], n_failed[16], n_pending[16], n_drift[16], dur[32], n_backoff[16];
+    (void)snprintf(n_backoff, sizeof(n_backoff), "%zu", backing_off);
     (void)snprintf(n_done, sizeof(n_done), "%u", res->n_done);
     (void)snprintf(n_failed, sizeof(n_failed), "%u", res->n_failed);
     (void)snprintf(n_pending, sizeof(n_pending), "%u", d->st.pending);
@@ -577,8 +584,9 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     (void)snprintf(dur, sizeof(dur), "%.3f", secs);
     rec_log_event(d->log, res->rc < 0 || res->n_failed ? REC_LOG_ERROR : REC_LOG_INFO,
                   "cycle finished", "result", result, "drift", n_drift, "done", n_done, "failed",
-                  n_failed, "pending", n_pending, "duration_s", dur, "suspended",
-                  d->suspended_now ? "true" : NULL, "error", d->st.error, NULL);
+                  n_failed, "backing_off", backing_off ? n_backoff : NULL, "pending", n_pending,
+                  "duration_s", dur, "suspended", d->suspended_now ? "true" : NULL, "error",
+                  d->st.error, NULL);
     if (d->opts->once)
         d->exit_code = ok ? 0 : 1;
     rec_cycle_result_free(res);
