@@ -173,6 +173,12 @@ prov_err_class prov_err_classify(const char *action, long http_status, const cha
         if (streq(code, "InternalError") || streq(code, "ServiceUnavailable") ||
             streq(code, "UnknownError"))
             return PROV_ERR_TRANSIENT;
+        /* Our nonces are random per attempt, so this means the transport sent one attempt
+         * twice: libcurl silently resends a request whose reused keep-alive connection closed
+         * without an answer. The next attempt is signed with a new nonce (and a mutating call
+         * keeps its ClientToken), so it is retried like a dropped connection. */
+        if (streq(code, "SignatureNonceUsed"))
+            return PROV_ERR_TRANSIENT;
         if (streq(code, "DryRunOperation"))
             return PROV_ERR_DONE;
         if (streq(code, "InvalidImageId.NotFound") &&

@@ -559,6 +559,11 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         ok = true;
     }
     if (res->plan != NULL) {
+        /* A prune guard holds deletes back: say so every cycle, as plan and apply do. */
+        for (size_t i = 0; i < res->plan->n_notes; i++)
+            if (res->plan->notes[i].kind == REC_NOTE_GUARD)
+                rec_log_event(d->log, REC_LOG_WARN, "prune refused", "reason",
+                              res->plan->notes[i].text, NULL);
         d->st.drift = (unsigned)rec_plan_n_changes(res->plan);
         size_t steps = res->plan->n_steps;
         d->st.pending = steps > res->n_done ? (unsigned)(steps - res->n_done) : 0;

@@ -121,11 +121,24 @@ static void walk(loader *L, const char *dir, unsigned depth)
             break;
         }
         struct stat lst, st;
-        if (lstat(child, &lst) == 0) {
-            if (S_ISDIR(lst.st_mode))
-                walk(L, child, depth + 1);
-            else if (yaml_name(e->d_name) && stat(child, &st) == 0 && S_ISREG(st.st_mode))
+        if (lstat(child, &lst) == 0 && S_ISDIR(lst.st_mode)) {
+            walk(L, child, depth + 1);
+        } else if (yaml_name(e->d_name)) {
+            /* A manifest that cannot be read (a dangling link, a file gone mid-walk, a FIFO) is
+             * an error, never skipped: its images would drop out of the desired set and prune
+             * would delete them. A link to a directory is not followed, as above. */
+            if (stat(child, &st) < 0) {
+                int err = errno;
+                spec_diags_add(L->diags, child, 0, 0, "cannot read: %s", strerror(err));
+                if (L->io_err == 0)
+                    L->io_err = -err;
+            } else if (S_ISREG(st.st_mode)) {
                 add_file(L, child, &st);
+            } else if (!S_ISDIR(st.st_mode)) {
+                spec_diags_add(L->diags, child, 0, 0, "cannot read: not a regular file");
+                if (L->io_err == 0)
+                    L->io_err = -EINVAL;
+            }
         }
         free(child);
     }

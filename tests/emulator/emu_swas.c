@@ -265,7 +265,8 @@ int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     size_t first = (size_t)(page_number - 1) * (size_t)page_size;
     for (size_t i = 0; reg && i < reg->n_images; i++) {
         const emu_image *img = &reg->images[i];
-        if (w->list_lag_ms > 0 && now - img->created_ms < w->list_lag_ms) {
+        /* Eventual consistency after a create; the fixture's images existed before. */
+        if (img->lagged && w->list_lag_ms > 0 && now - img->created_ms < w->list_lag_ms) {
             continue;
         }
         if ((n_ids && !strv_has(ids, n_ids, img->image_id)) ||
@@ -443,6 +444,7 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         }
     }
     img.created_ms = now;
+    img.lagged = true;
     if (w->create_delay_ms > 0) {
         memcpy(img.status, "4", 2);
         img.ready_ms = now + w->create_delay_ms;

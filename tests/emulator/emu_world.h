@@ -48,6 +48,7 @@ typedef struct emu_image {
     size_t n_tags;
     int64_t created_ms; /* wall clock, ms since the epoch */
     int64_t ready_ms;   /* status "4" turns "1" at this time; 0 when not pending */
+    bool lagged;        /* made by CreateCustomImage: --list-lag hides it while young */
 } emu_image;
 
 typedef struct emu_ecs_image {

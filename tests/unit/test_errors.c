@@ -43,6 +43,8 @@ ParameterizedTestParameters(errors, classify)
         {"ListCustomImages", 0, "", -EPIPE, PROV_ERR_TRANSIENT},
         {"ListCustomImages", 200, "", -EPROTO, PROV_ERR_TRANSIENT},
         {"ListCustomImages", 0, "", -EIO, PROV_ERR_TRANSIENT},
+        /* An attempt the transport sent twice (libcurl's resend after a dead connection). */
+        {"DeleteCustomImage", 400, "SignatureNonceUsed", 0, PROV_ERR_TRANSIENT},
         /* Done. */
         {"DeleteCustomImage", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},
         {"DeleteImage", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},

@@ -1,0 +1,362 @@
+/* Prune safety: with `prune: true` and owned images in the emulator, input that is missing,
+ * unreadable or wrong never deletes anything. Each case runs `plan --detailed-exitcode`,
+ * `apply --auto-approve` and the daemon's `run --once` with the real binary against the real
+ * emulator, and checks that each gives a clear error (or a plan with no delete), that the
+ * emulator saw no DeleteCustomImage, DeleteImage or unshare, and that every image is still
+ * there as it was.
+ *
+ * Cases: an empty manifest directory (and one holding only an empty file, and one declaring
+ * an empty region without allow_empty); an unreadable manifest directory (tests run as root,
+ * whom chmod 000 does not stop, so: a file where a directory is expected, a dangling link as
+ * the directory, a dangling link as one of its manifests, and chmod 000 with the process
+ * dropped to `nobody` when the test runs as root); a manifest with a YAML error next to a good
+ * one; a config with the wrong owner. */
+#include <grp.h>
+
+#include "apply_support.h"
+
+#define SRV0 "ace0706b2ac4454d984295a94213ab00"
+#define SRV1 "ace0706b2ac4454d984295a94213ab01"
+
+static env E;
+static char mdir[160]; /* the manifest directory of a case */
+
+static void setup(void)
+{
+    env_init(&E);
+    snprintf(mdir, sizeof(mdir), "%s/manifests", E.dir);
+}
+
+static void teardown(void)
+{
+    /* Make every path removable again after the chmod 000 cases. */
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "chmod -R u+rwX '%s' 2>/dev/null", E.dir);
+    (void)system(cmd);
+    env_fini(&E);
+}
+
+TestSuite(prune_safety, .init = setup, .fini = teardown, .timeout = 300);
+
+#define FIX(id, name, srv, snap, shared, tags)                                                     \
+    "      - image_id: " id "\n        name: " name "\n        instance_id: " srv                  \
+    "\n        system_snapshot_id: " snap "\n        status: \"1\"\n        in_share: " shared     \
+    "\n        tags: " tags "\n"
+
+#define OWNED "{imgrecon/owner: default}"
+
+static const struct {
+    const char *id;
+    const char *name;
+    bool shared;
+} images[] = {
+    {"m-pweba00000000001", "web-a", false},
+    {"m-pold100000000001", "old-1", false},
+    {"m-pold200000000001", "old-2", true},
+    {"m-pold300000000001", "old-3", false},
+};
+#define N_IMAGES (sizeof(images) / sizeof(images[0]))
+
+#define ECS_ID "m-pecs000000000001"
+
+/* Everything owned by us: pruning would delete old-1..3 (three deletes, within max_deletes). */
+static void start(void)
+{
+    write_fixture(&E, 2,
+                  FIX("m-pweba00000000001", "web-a", SRV0, "s-sys-00", "false", OWNED)
+                      FIX("m-pold100000000001", "old-1", SRV0, "s-sys-00", "false", OWNED)
+                          FIX("m-pold200000000001", "old-2", SRV1, "s-sys-01", "true", OWNED)
+                              FIX("m-pold300000000001", "old-3", SRV1, "s-sys-01", "false", OWNED),
+                  "      - image_id: " ECS_ID "\n        name: old-ecs\n"
+                  "        status: Available\n        used_by_instances: 0\n");
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: default\nprune: true\nmetrics_listen: null\n");
+    cr_assert_eq(mkdir(mdir, 0755), 0, "mkdir %s", mdir);
+}
+
+#define WEB_A                                                                                      \
+    "region: cn-hangzhou\ncustom_images:\n  - name: web-a\n    instance_id: " SRV0                 \
+    "\n    system_snapshot_id: s-sys-00\n"
+/* What the team's other file declares: without it old-1..3 look undeclared. */
+#define OLD_123                                                                                    \
+    "region: cn-hangzhou\ncustom_images:\n"                                                        \
+    "  - name: old-1\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n"               \
+    "  - name: old-2\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"               \
+    "    share_to_ecs: true\n"                                                                     \
+    "  - name: old-3\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"
+
+static void mfile(const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", mdir, name);
+    write_file(p, text);
+}
+
+/* Like spawn_imgrecon, optionally as another user (uid 0: as is). */
+static pid_t spawn_as(uid_t uid, const char *outpath, const char *const *args)
+{
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = IMGRECON_BIN;
+    argv[n++] = args[0];
+    const char *common[] = {"-c",    E.config,       "--endpoint", E.emu.base_url, "--state-dir",
+                            E.state, "--rate-limit", "10/1s",      "--no-color"};
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        argv[n++] = common[i];
+    for (size_t i = 1; args[i] != NULL && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        cr_assert_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (in < 0 || out < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        if (uid != 0 && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+                         setresuid(uid, uid, uid) < 0))
+            _exit(125);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+        unsetenv("IMGRECON_ENDPOINT");
+        setenv("NO_COLOR", "1", 1);
+        setenv("HOME", "/nonexistent", 1);
+        execv(IMGRECON_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static run_result run_as(uid_t uid, const char *const *args)
+{
+    char outpath[200];
+    static unsigned seq;
+    snprintf(outpath, sizeof(outpath), "%s/ps-out-%u.txt", E.dir, seq++);
+    pid_t pid = spawn_as(uid, outpath, args);
+    run_result r;
+    r.status = wait_child(pid, RUN_TIMEOUT_MS);
+    r.out = read_file(outpath);
+    return r;
+}
+
+/* Nothing deleted or unshared so far, and the world is as the fixture made it. */
+static void expect_untouched(const char *what)
+{
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0, "%s: DeleteCustomImage sent",
+                 what);
+    cr_expect_eq(count_calls(j, 0, "DeleteImage", "*"), 0, "%s: DeleteImage sent", what);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", "*"), 0, "%s: share toggled", what);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0, "%s: create sent", what);
+    json_decref(j);
+    json_t *st = emu_proc_state(&E.emu);
+    cr_assert_not_null(st);
+    json_t *region = json_array_get(json_object_get(st, "regions"), 0);
+    json_t *imgs = json_object_get(region, "custom_images");
+    cr_expect_eq(json_array_size(imgs), N_IMAGES, "%s: %zu images left", what,
+                 json_array_size(imgs));
+    for (size_t i = 0; i < N_IMAGES; i++) {
+        json_t *img = find_image(imgs, images[i].name);
+        cr_expect_not_null(img, "%s: %s deleted", what, images[i].name);
+        if (img == NULL)
+            continue;
+        cr_expect_str_eq(jstr(img, "image_id"), images[i].id, "%s", what);
+        cr_expect_eq(image_shared(img), images[i].shared, "%s: share of %s changed", what,
+                     images[i].name);
+    }
+    cr_expect_eq(json_array_size(json_object_get(region, "ecs_images")), 1, "%s: ECS image", what);
+    json_decref(st);
+}
+
+/* A load error: plan, apply and run --once all exit 1 with `message` in their output, and not
+ * a single API call goes out. With path NULL the manifests come from the config. */
+static void expect_refused_as(uid_t uid, const char *path, const char *message)
+{
+    static const char *const cmds[][4] = {
+        {"plan", "--detailed-exitcode", NULL},
+        {"apply", "--auto-approve", NULL},
+        {"run", "--once", NULL},
+    };
+    for (size_t c = 0; c < 3; c++) {
+        const char *args[8];
+        size_t n = 0;
+        args[n++] = cmds[c][0];
+        if (path != NULL) {
+            args[n++] = "-f";
+            args[n++] = path;
+        }
+        args[n++] = cmds[c][1];
+        args[n] = NULL;
+        run_result r = run_as(uid, args);
+        cr_expect_eq(r.status, 1, "%s %s: exit %d\n%s", cmds[c][0], path ? path : "", r.status,
+                     r.out);
+        cr_expect(strstr(r.out, message) != NULL, "%s %s: no '%s' in:\n%s", cmds[c][0],
+                  path ? path : "", message, r.out);
+        run_result_free(&r);
+    }
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(json_array_size(j), 0, "%s: API calls after a load error", path ? path : "");
+    json_decref(j);
+    expect_untouched(path ? path : "config manifests");
+}
+
+static void expect_refused(const char *path, const char *message)
+{
+    expect_refused_as(0, path, message);
+}
+
+Test(prune_safety, empty_manifest_directory)
+{
+    start();
+    expect_refused(mdir, "no manifest files");
+    /* The same directory named by the config instead of -f. */
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg),
+             "owner: default\nprune: true\nmetrics_listen: null\nmanifests: [%s]\n", mdir);
+    write_file(E.config, cfg);
+    expect_refused(NULL, "no manifest files");
+    /* A directory whose only file is empty (a truncated checkout). */
+    mfile("images.yaml", "");
+    expect_refused(mdir, "no manifest in this file");
+    mfile("images.yaml", "# nothing yet\n---\n");
+    expect_refused(mdir, "images.yaml");
+}
+
+/* A region declared with no images: the allow_empty guard refuses the deletes, and says so. */
+Test(prune_safety, empty_region_without_allow_empty)
+{
+    start();
+    mfile("images.yaml", "region: cn-hangzhou\ncustom_images: []\n");
+    run_result r = RUN(&E, "plan", "-f", mdir, "--detailed-exitcode");
+    cr_expect_neq(r.status, 2, "plan shows changes:\n%s", r.out);
+    cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
+    cr_expect(strstr(r.out, "0 to delete") != NULL || strstr(r.out, "No changes") != NULL,
+              "plan with no delete:\n%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "apply", "-f", mdir, "--auto-approve");
+    cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "run", "-f", mdir, "--once");
+    cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
+    run_result_free(&r);
+    expect_untouched("empty region");
+}
+
+Test(prune_safety, unreadable_manifest_directory)
+{
+    start();
+    /* A regular file where a directory is expected. */
+    char notdir[256];
+    snprintf(notdir, sizeof(notdir), "%s/notadir", E.dir);
+    write_file(notdir, WEB_A);
+    char slashed[300];
+    snprintf(slashed, sizeof(slashed), "%s/", notdir);
+    expect_refused(slashed, "Not a directory");
+    /* A dangling link as the directory (a checkout that is not there). */
+    char link[256];
+    snprintf(link, sizeof(link), "%s/images-link", E.dir);
+    cr_assert_eq(symlink("/nonexistent/imgrecon-manifests", link), 0);
+    expect_refused(link, "No such file or directory");
+    /* A directory whose second manifest is a dangling link: reading only the first would
+     * leave old-1..3 undeclared, and prune would delete them. */
+    mfile("a.yaml", WEB_A);
+    char b[256];
+    snprintf(b, sizeof(b), "%s/b.yaml", mdir);
+    cr_assert_eq(symlink("/nonexistent/b.yaml", b), 0);
+    expect_refused(mdir, "b.yaml");
+    expect_refused(mdir, "cannot read: No such file or directory");
+}
+
+/* chmod 000 stops everyone but root; when the test runs as root, imgrecon runs as nobody. */
+Test(prune_safety, permission_denied_directory_and_file)
+{
+    start();
+    uid_t uid = 0;
+    if (geteuid() == 0) {
+        uid = 65534;
+        /* nobody must reach the config and own the state directory. */
+        cr_assert_eq(chmod(E.dir, 0755), 0);
+        cr_assert_eq(chmod(E.config, 0644), 0);
+        cr_assert_eq(mkdir(E.state, 0700), 0);
+        cr_assert_eq(chown(E.state, uid, uid), 0);
+    }
+    mfile("a.yaml", WEB_A);
+    /* An unreadable subdirectory holding the other team's manifest. */
+    char sub[256], subfile[300];
+    snprintf(sub, sizeof(sub), "%s/team-b", mdir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    snprintf(subfile, sizeof(subfile), "%s/old.yaml", sub);
+    write_file(subfile, OLD_123);
+    cr_assert_eq(chmod(sub, 0), 0);
+    expect_refused_as(uid, mdir, "Permission denied");
+    cr_assert_eq(chmod(sub, 0755), 0);
+    /* An unreadable manifest file. */
+    cr_assert_eq(chmod(subfile, 0), 0);
+    expect_refused_as(uid, mdir, "Permission denied");
+    cr_assert_eq(chmod(subfile, 0644), 0);
+    /* The whole directory unreadable. */
+    cr_assert_eq(chmod(mdir, 0), 0);
+    expect_refused_as(uid, mdir, "Permission denied");
+    cr_assert_eq(chmod(mdir, 0755), 0);
+}
+
+Test(prune_safety, manifest_with_a_yaml_error)
+{
+    start();
+    mfile("a.yaml", WEB_A);
+    /* old-1..3 are declared in a file with a syntax error: nothing may be read as "not
+     * wanted". */
+    mfile("b.yaml", "region: cn-hangzhou\ncustom_images:\n"
+                    "  - name: old-1\n    instance_id: [" SRV0 "\n"
+                    "  - name: old-2\n");
+    expect_refused(mdir, "b.yaml:");
+    /* A schema error (a misspelt key) is refused the same way. */
+    mfile("b.yaml", "region: cn-hangzhou\ncustom_imagez:\n  - name: old-1\n");
+    expect_refused(mdir, "did you mean 'custom_images'");
+    /* A tab (not allowed in YAML indentation) in the middle of the list. */
+    mfile("b.yaml", "region: cn-hangzhou\ncustom_images:\n  - name: old-1\n\t- name: old-2\n");
+    expect_refused(mdir, "b.yaml:");
+}
+
+/* The owned images carry owner=default; a config with another owner sees them as unmanaged:
+ * reported, never touched. web-a is declared, so it stays managed and unchanged. */
+Test(prune_safety, config_with_the_wrong_owner)
+{
+    start();
+    write_file(E.config, "owner: team-other\nprune: true\nmetrics_listen: null\n");
+    mfile("a.yaml", WEB_A);
+    run_result r = RUN(&E, "plan", "-f", mdir, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "plan: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "not 'team-other'") != NULL, "unmanaged reported:\n%s", r.out);
+    cr_expect(strstr(r.out, "old-2") != NULL, "%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "plan", "-f", mdir, "--json");
+    json_error_t jerr;
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    cr_expect_not_null(doc, "plan --json: %s\n%s", jerr.text, r.out);
+    cr_expect_eq(json_array_size(json_object_get(doc, "steps")), 0, "steps:\n%s", r.out);
+    json_decref(doc);
+    run_result_free(&r);
+    r = RUN(&E, "apply", "-f", mdir, "--auto-approve");
+    cr_expect_eq(r.status, 0, "apply: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "No changes") != NULL, "%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "run", "-f", mdir, "--once");
+    cr_expect_eq(r.status, 0, "run --once: exit %d\n%s", r.status, r.out);
+    run_result_free(&r);
+    /* Even with every image undeclared and allow_empty on. */
+    write_file(E.config,
+               "owner: team-other\nprune: true\nallow_empty: true\nmetrics_listen: null\n");
+    mfile("a.yaml", "region: cn-hangzhou\ncustom_images: []\n");
+    r = RUN(&E, "apply", "-f", mdir, "--auto-approve");
+    cr_expect_eq(r.status, 0, "apply: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "No changes") != NULL, "%s", r.out);
+    run_result_free(&r);
+    expect_untouched("wrong owner");
+    assert_journal_rules(&E);
+}
