@@ -109,6 +109,11 @@ int cmd_run(cmd_ctx *ctx, int argc, char **argv)
                           optarg);
                 goto bad;
             }
+            if (o.interval_ms < SPEC_INTERVAL_MIN_MS || o.interval_ms > SPEC_INTERVAL_MAX_MS) {
+                cmd_error(ctx, "--interval '%s': must be between 1s and 24h (as the config key)",
+                          optarg);
+                goto bad;
+            }
             break;
         case OPT_ONCE:
             o.once = true;

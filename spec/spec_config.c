@@ -488,7 +488,8 @@ static const cfg_choice log_formats[] = {
 static const cfg_key keys[] = {
     {"owner", "default", 0, 0, FIELD(owner), set_owner, NULL},
     {"manifests", "/var/lib/imgrecon/repo/images", 0, 0, 0, set_manifests, NULL},
-    {"interval", "5m", 1000, 86400000, FIELD(interval_ms), set_duration, NULL},
+    {"interval", "5m", SPEC_INTERVAL_MIN_MS, SPEC_INTERVAL_MAX_MS, FIELD(interval_ms), set_duration,
+     NULL},
     {"prune", "false", 0, 0, FIELD(prune), set_bool, NULL},
     {"max_deletes", "5", 0, 1000, FIELD(max_deletes), set_uint, NULL},
     {"allow_empty", "false", 0, 0, FIELD(allow_empty), set_bool, NULL},

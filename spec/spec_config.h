@@ -3,6 +3,10 @@
 #ifndef SPEC_CONFIG_H
 #define SPEC_CONFIG_H
 
+/* Bounds of the daemon's interval, shared by the config key and `run --interval`. */
+#define SPEC_INTERVAL_MIN_MS 1000ull
+#define SPEC_INTERVAL_MAX_MS 86400000ull
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,16 +36,16 @@ typedef struct spec_config {
     char *owner;      /* value of the imgrecon/owner tag, default "default" */
     char **manifests; /* default {"/var/lib/imgrecon/repo/images"} */
     size_t n_manifests;
-    uint64_t interval_ms; /* default 5m */
-    bool prune;           /* default false */
-    unsigned max_deletes; /* default 5 */
-    bool allow_empty;     /* default false */
-    bool suspend;         /* default false: plan and report, change nothing */
+    uint64_t interval_ms;   /* default 5m */
+    bool prune;             /* default false */
+    unsigned max_deletes;   /* default 5 */
+    bool allow_empty;       /* default false */
+    bool suspend;           /* default false: plan and report, change nothing */
     unsigned quota_default; /* default 15 */
     spec_quota *quotas;     /* per-region overrides from `quotas: {cn-hangzhou: 9}` */
     size_t n_quotas;
-    char *state_dir; /* default /var/lib/imgrecon */
-    char *endpoint;  /* NULL: the real per-region endpoints */
+    char *state_dir;               /* default /var/lib/imgrecon */
+    char *endpoint;                /* NULL: the real per-region endpoints */
     enum spec_signature signature; /* default v3 */
     spec_rate rate_default;        /* default 10/60s */
     spec_rate_limit *rates;        /* per-action overrides */

@@ -312,3 +312,15 @@ Test(cli, api_help)
     cr_assert_str_eq(r.err, "");
     result_free(&r);
 }
+
+/* run --interval takes the config key's bounds (1s to 24h); outside them it is a usage error
+ * before anything starts. */
+Test(cli, run_interval_bounds)
+{
+    expect_api_usage_error((const char *[]){"run", "--interval", "10ms", NULL},
+                           "--interval '10ms': must be between 1s and 24h");
+    expect_api_usage_error((const char *[]){"run", "--interval", "25h", NULL},
+                           "--interval '25h': must be between 1s and 24h");
+    expect_api_usage_error((const char *[]){"run", "--interval", "soon", NULL},
+                           "--interval 'soon': expected a duration");
+}
