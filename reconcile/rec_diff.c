@@ -1019,6 +1019,33 @@ static void builder_free_protos(builder *b)
     b->n = 0;
 }
 
+/* Orders observed regions by name (the plan builder's index). */
+static int cmp_obs_region(const void *a, const void *b)
+{
+    const rec_region_obs *x = *(const rec_region_obs *const *)a;
+    const rec_region_obs *y = *(const rec_region_obs *const *)b;
+    return strcmp(x->region, y->region);
+}
+
+/* The observed region named region in a sorted index, or NULL. When the observation holds a
+ * region twice (it should not), any of them; rec_observed_find took the first. */
+static const rec_region_obs *find_obs(const rec_region_obs *const *index, size_t n,
+                                      const char *region)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(index[mid]->region, region);
+        if (c == 0)
+            return index[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 /* Entry point: see rec_plan.h. Two passes over the regions: the first counts prune candidates
  * so that the max_deletes guard (which spans regions) is known before any step is made. */
 int rec_plan_build(const spec_set *desired, const rec_observed *observed, const rec_options *opts,
@@ -1031,10 +1058,20 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     }
     if (!desired || !observed || !ret)
         return -EINVAL;
+    /* One sorted index of the observed regions, searched per desired region: a linear
+     * rec_observed_find per region made planning quadratic in the number of regions. */
+    const rec_region_obs **obs_index = observed->n ? calloc(observed->n, sizeof(*obs_index)) : NULL;
+    if (observed->n && !obs_index)
+        return -ENOMEM;
+    for (size_t i = 0; i < observed->n; i++)
+        obs_index[i] = &observed->regions[i];
+    if (observed->n > 1)
+        qsort(obs_index, observed->n, sizeof(*obs_index), cmp_obs_region);
     for (size_t r = 0; r < desired->n_regions; r++) {
-        if (!rec_observed_find(observed, desired->regions[r])) {
+        if (!find_obs(obs_index, observed->n, desired->regions[r])) {
             if (ret_error)
                 *ret_error = rec_asprintf("region %s was not observed", desired->regions[r]);
+            free(obs_index);
             return -ENOENT;
         }
     }
@@ -1042,8 +1079,10 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     b.o = opts;
     b.owner = opts->owner ? opts->owner : "default";
     b.plan = calloc(1, sizeof(*b.plan));
-    if (!b.plan)
+    if (!b.plan) {
+        free(obs_index);
         return -ENOMEM;
+    }
     b.plan->owner = own(&b, strdup(b.owner));
     size_t nr = desired->n_regions;
     region_ctx *rcs = nr ? calloc(nr, sizeof(*rcs)) : NULL;
@@ -1062,7 +1101,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         qsort(by_region, n_by_region, sizeof(*by_region), cmp_decl_region);
     size_t total_prune = 0;
     for (size_t r = 0; r < nr && b.rc == 0; r++) {
-        const rec_region_obs *obs = rec_observed_find(observed, desired->regions[r]);
+        const rec_region_obs *obs = find_obs(obs_index, observed->n, desired->regions[r]);
         if (region_ctx_init(&rcs[r], by_region, n_by_region, obs, r, desired->regions[r]) < 0) {
             b.rc = -ENOMEM;
             break;
@@ -1096,6 +1135,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         region_ctx_free(&rcs[r]);
     free(rcs);
     free(by_region);
+    free(obs_index);
     free(guards);
     builder_free_protos(&b);
     if (b.rc < 0) {
