@@ -324,11 +324,11 @@ static int compact(rec_journal *j, unsigned keep)
     return rc;
 }
 
-int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
-                     rec_journal **ret)
+/* Allocates a journal for `<state_dir>/journal.jsonl` named cycle_id and reads every complete
+ * line of the file (a missing file is an empty journal). The file is not opened for writing.
+ * Shared by rec_journal_open and rec_journal_open_readonly. */
+static int journal_read(const char *state_dir, const char *cycle_id, rec_journal **ret)
 {
-    if (state_dir == NULL || cycle_id == NULL || ret == NULL)
-        return -EINVAL;
     rec_journal *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return -ENOMEM;
@@ -341,20 +341,35 @@ int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_
         goto fail;
     memcpy(j->path, state_dir, dlen);
     memcpy(j->path + dlen, "/" JOURNAL_FILE, sizeof("/" JOURNAL_FILE));
-
     FILE *f = fopen(j->path, "re");
     if (f != NULL) {
         rc = load(j, f);
         fclose(f);
         if (rc < 0)
             goto fail;
-        rc = compact(j, keep_cycles ? keep_cycles : 20);
-        if (rc == -ENOMEM)
-            goto fail; /* other compaction failures leave the old file, still valid */
     } else if (errno != ENOENT) {
         rc = -errno;
         goto fail;
     }
+    *ret = j;
+    return 0;
+fail:
+    rec_journal_close(j);
+    return rc;
+}
+
+int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
+                     rec_journal **ret)
+{
+    if (state_dir == NULL || cycle_id == NULL || ret == NULL)
+        return -EINVAL;
+    rec_journal *j = NULL;
+    int rc = journal_read(state_dir, cycle_id, &j);
+    if (rc < 0)
+        return rc;
+    rc = compact(j, keep_cycles ? keep_cycles : 20);
+    if (rc == -ENOMEM)
+        goto fail; /* other compaction failures leave the old file, still valid */
     j->fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         rc = -errno;
@@ -371,33 +386,7 @@ int rec_journal_open_readonly(const char *state_dir, rec_journal **ret)
 {
     if (state_dir == NULL || ret == NULL)
         return -EINVAL;
-    rec_journal *j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return -ENOMEM;
-    j->fd = -1;
-    size_t dlen = strlen(state_dir);
-    j->path = malloc(dlen + sizeof("/" JOURNAL_FILE));
-    j->cycle = strdup("read-only");
-    int rc = -ENOMEM;
-    if (j->path == NULL || j->cycle == NULL)
-        goto fail;
-    memcpy(j->path, state_dir, dlen);
-    memcpy(j->path + dlen, "/" JOURNAL_FILE, sizeof("/" JOURNAL_FILE));
-    FILE *f = fopen(j->path, "re");
-    if (f != NULL) {
-        rc = load(j, f);
-        fclose(f);
-        if (rc < 0)
-            goto fail;
-    } else if (errno != ENOENT) {
-        rc = -errno;
-        goto fail;
-    }
-    *ret = j;
-    return 0;
-fail:
-    rec_journal_close(j);
-    return rc;
+    return journal_read(state_dir, "read-only", ret);
 }
 
 void rec_journal_close(rec_journal *j)

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_exec.h"
 #include "emu_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
@@ -181,25 +182,7 @@ static inline pid_t spawn_imgrecon(env *e, const char *outpath, const char *cons
         unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
         unsetenv("IMGRECON_ENDPOINT");
         setenv("NO_COLOR", "1", 1);
-        /* IMGRECON_TEST_WRAP (e.g. "valgrind --error-exitcode=99 --leak-check=full") runs
-         * imgrecon under a tool; its exit code then carries the tool's verdict. */
-        const char *wrap = getenv("IMGRECON_TEST_WRAP");
-        if (wrap != NULL && *wrap != '\0') {
-            static char words[512];
-            const char *wargv[80];
-            size_t w = 0;
-            snprintf(words, sizeof(words), "%s", wrap);
-            for (char *save = NULL, *t = strtok_r(words, " ", &save); t != NULL && w < 16;
-                 t = strtok_r(NULL, " ", &save))
-                wargv[w++] = t;
-            for (size_t i = 0; argv[i] != NULL && w < 79; i++)
-                wargv[w++] = argv[i];
-            wargv[w] = NULL;
-            execvp(wargv[0], (char *const *)wargv);
-            _exit(127);
-        }
-        execv(IMGRECON_BIN, (char *const *)argv);
-        _exit(127);
+        test_exec(argv); /* IMGRECON_TEST_WRAP honoured (CI: valgrind) */
     }
     return pid;
 }

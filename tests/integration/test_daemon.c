@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_exec.h"
 #include "emu_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
@@ -230,25 +231,7 @@ static dproc start_daemon_with(const char *log_name, const char *interval, const
         setenv("NOTIFY_SOCKET", sock_path, 1);
         unsetenv("JOURNAL_STREAM");
         unsetenv("IMGRECON_ENDPOINT");
-        /* IMGRECON_TEST_WRAP (e.g. "valgrind --error-exitcode=99 --leak-check=full") runs the
-         * daemon under a tool; its exit code then carries the tool's verdict. */
-        const char *wrap = getenv("IMGRECON_TEST_WRAP");
-        if (wrap != NULL && *wrap != '\0') {
-            static char words[512];
-            const char *wargv[48];
-            size_t w = 0;
-            snprintf(words, sizeof(words), "%s", wrap);
-            for (char *save = NULL, *t = strtok_r(words, " ", &save); t != NULL && w < 16;
-                 t = strtok_r(NULL, " ", &save))
-                wargv[w++] = t;
-            for (size_t i = 0; argv[i] != NULL && w < 47; i++)
-                wargv[w++] = argv[i];
-            wargv[w] = NULL;
-            execvp(wargv[0], (char *const *)wargv);
-            _exit(127);
-        }
-        execv(IMGRECON_BIN, (char *const *)argv);
-        _exit(127);
+        test_exec(argv); /* IMGRECON_TEST_WRAP honoured (CI: valgrind) */
     }
     if (n_started < sizeof(started) / sizeof(started[0]))
         started[n_started++] = d.pid;
