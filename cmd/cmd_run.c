@@ -26,7 +26,7 @@ static void usage(FILE *out)
                  "Reconciles continuously: a cycle every interval (config `interval`, default 5m,\n"
                  "with jitter), at once when a manifest changes, and on SIGHUP (reload).\n"
                  "SIGTERM/SIGINT finish the call in flight and exit 0.\n\n"
-                 "  --interval DUR           time between cycles, e.g. 30s, 5m, 1h\n"
+                 "  --interval DUR           time between cycles (1s to 24h), e.g. 30s, 5m, 1h\n"
                  "  --once                   run one cycle and exit (1 when it did not converge)\n"
                  "  --metrics-allow-remote   serve metrics_listen even when it is not loopback\n");
     cmd_print_common_help(out);
