@@ -92,12 +92,33 @@ static void mfile(const char *name, const char *text)
     write_file(p, text);
 }
 
+/* A copy of the imgrecon binary that another user can run: the build tree may sit below a
+ * directory only root may enter (a clone in `mktemp -d`, mode 0700). Empty: use IMGRECON_BIN. */
+static char bin_copy[256];
+
+/* Copies IMGRECON_BIN to dir/imgrecon, mode 0755, and uses that copy from now on. */
+static void copy_binary_to(const char *dir)
+{
+    snprintf(bin_copy, sizeof(bin_copy), "%s/imgrecon", dir);
+    FILE *in = fopen(IMGRECON_BIN, "rb");
+    FILE *out = fopen(bin_copy, "wb");
+    cr_assert(in != NULL && out != NULL, "copy %s: %s", IMGRECON_BIN, strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    cr_assert(!ferror(in));
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(chmod(bin_copy, 0755), 0);
+}
+
 /* Like spawn_imgrecon, optionally as another user (uid 0: as is). */
 static pid_t spawn_as(uid_t uid, const char *outpath, const char *const *args)
 {
     const char *argv[64];
     size_t n = 0;
-    argv[n++] = IMGRECON_BIN;
+    argv[n++] = bin_copy[0] != '\0' ? bin_copy : IMGRECON_BIN;
     argv[n++] = args[0];
     const char *common[] = {"-c",    E.config,       "--endpoint", E.emu.base_url, "--state-dir",
                             E.state, "--rate-limit", "10/1s",      "--no-color"};
@@ -126,7 +147,7 @@ static pid_t spawn_as(uid_t uid, const char *outpath, const char *const *args)
         unsetenv("IMGRECON_ENDPOINT");
         setenv("NO_COLOR", "1", 1);
         setenv("HOME", "/nonexistent", 1);
-        execv(IMGRECON_BIN, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -284,6 +305,7 @@ Test(prune_safety, permission_denied_directory_and_file)
         cr_assert_eq(chmod(E.config, 0644), 0);
         cr_assert_eq(mkdir(E.state, 0700), 0);
         cr_assert_eq(chown(E.state, uid, uid), 0);
+        copy_binary_to(E.dir);
     }
     mfile("a.yaml", WEB_A);
     /* An unreadable subdirectory holding the other team's manifest. */
