@@ -37,6 +37,7 @@ typedef struct builder {
     size_t n, cap;
     size_t cap_changes, cap_notes;
     int rc;
+    char *error; /* why rc is -EPERM (the ownership assertion in add_step) */
 } builder;
 
 /* A create waiting for quota, and a delete that frees a slot, per region. */
@@ -131,6 +132,8 @@ static void add_note(builder *b, rec_note_kind kind, const char *region, const c
     set_pos(b, &n->file, &n->line, &n->col, pos);
 }
 
+static bool owned_by(const prov_image *o, const char *owner);
+
 typedef struct step_args {
     size_t region_idx;
     int phase;
@@ -147,9 +150,38 @@ typedef struct step_args {
     bool ecs_force;
 } step_args;
 
-/* Adds a proto step and links it into its change; returns its index or SIZE_MAX. */
+/* The ownership assertion every step passes (DESIGN.md "Semantics", Ownership): a SWAS step
+ * on an existing image (share, unshare, delete, wait: before is the observed image) must name
+ * an image that carries our owner tag; a create's before is NULL and a share after a create
+ * starts from the desired image, which carries it. The diff rules never ask for such a step
+ * (diff_region turns the image into a conflict first); if one ever did, the whole plan is
+ * refused rather than shown or executed. ECS images carry no owner tag: they are named by id
+ * in the manifest (ensure: absent) and are not subject to this rule. */
+static bool step_allowed(builder *b, const step_args *a)
+{
+    if (a->action == REC_ACT_ECS_DELETE || a->action == REC_ACT_CREATE)
+        return true;
+    if (a->before && owned_by(a->before, b->owner))
+        return true;
+    if (b->rc == 0) {
+        b->rc = -EPERM;
+        b->error = rec_asprintf("internal error: a %s step on %s (%s) was planned for an image "
+                                "not owned by '%s'; plan refused",
+                                rec_action_name(a->action), a->name ? a->name : "?",
+                                a->image_id ? a->image_id : "?", b->owner);
+    }
+    return false;
+}
+
+/* Adds a proto step and links it into its change; returns its index or SIZE_MAX. Every step
+ * of every kind is made here, so the ownership assertion lives here too (step_allowed). */
 static size_t add_step(builder *b, const step_args *a)
 {
+    if (b->rc == 0 && !step_allowed(b, a)) {
+        rec_image_free(a->before);
+        rec_image_free(a->after);
+        return SIZE_MAX;
+    }
     if (b->rc == 0 && rec_grow((void **)&b->p, &b->cap, b->n, sizeof(proto)) < 0)
         b->rc = -ENOMEM;
     if (b->rc < 0 || a->change == SIZE_MAX) {
@@ -471,6 +503,19 @@ static void region_ctx_free(region_ctx *rc)
 
 /* ---- diff rules ---- */
 
+/* How many of the images [first, first + count) are ours; *ret_last: the last of them. */
+static size_t count_owned(const region_ctx *rc, const char *owner, size_t first, size_t count,
+                          const prov_image **ret_last)
+{
+    size_t n = 0;
+    for (size_t k = first; k < first + count; k++)
+        if (owned_by(rc->imgs[k], owner)) {
+            n++;
+            *ret_last = rc->imgs[k];
+        }
+    return n;
+}
+
 /* create (+ share when share_to_ecs) of a declared image that does not exist. */
 static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
 {
@@ -631,7 +676,8 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     }
 }
 
-/* One declared image with exactly one observed match (or none). */
+/* One declared image with exactly one observed match of ours (or none at all); diff_region
+ * never passes an image that is not ours. */
 static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
 {
     if (!o) {
@@ -647,13 +693,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
         plan_wait(b, rc, d, o);
         return;
     case PROV_IMG_FAILED:
-        if (!owned_by(o, b->owner))
-            add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
-                     rec_asprintf("creation failed (status 3) and the image is not owned by '%s' "
-                                  "(no %s=%s tag): not replaced",
-                                  b->owner, REC_OWNER_TAG, b->owner),
-                     &d->pos);
-        else if (prot)
+        if (prot)
             add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
                      rec_asprintf("creation failed (status 3); replace refused: %s", why_prot),
                      &d->pos);
@@ -697,15 +737,18 @@ static und_class classify_undeclared(const prov_image *o, const char *owner)
     return protect_tagged(o) ? UND_PROTECTED : UND_PRUNE;
 }
 
-/* Counts the region's prune candidates (undeclared, owned, unprotected, not in conflict). */
+/* Counts the region's prune candidates (undeclared, owned, unprotected, the only one of ours
+ * with its name). */
 static size_t count_prune(const region_ctx *rc, const char *owner)
 {
     size_t n = 0;
     for (size_t i = 0; i < rc->n_imgs; i++) {
         const prov_image *o = rc->imgs[i];
         size_t first, count;
+        const prov_image *last = NULL;
         find_named(rc, o->name ? o->name : "", &first, &count);
-        if (count == 1 && !find_decl(rc, o->name) && classify_undeclared(o, owner) == UND_PRUNE)
+        if (!find_decl(rc, o->name) && classify_undeclared(o, owner) == UND_PRUNE &&
+            count_owned(rc, owner, first, count, &last) == 1)
             n++;
     }
     return n;
@@ -786,42 +829,91 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
     add_note(b, REC_NOTE_UNMANAGED, rc->region, name, o->image_id, own(b, text), NULL);
 }
 
-/* Conflicts, declared images, undeclared images, ECS entries of one region. */
+/* A declared name that matches an image that is not ours (DESIGN.md "Semantics", Ownership):
+ * reported, never touched, and it makes apply exit 1 and the daemon's item fail. One note per
+ * such image. Later kinds (adopt: true, previous_owners) would decide here instead. */
+static void add_not_owned_conflict(builder *b, region_ctx *rc, const spec_image *d,
+                                   const prov_image *o)
+{
+    const char *their = rec_image_tag(o, REC_OWNER_TAG);
+    char *text = their ? rec_asprintf("declared, but the image named '%s' is owned by '%s' "
+                                      "(not '%s'): not touched; rename the entry or the image",
+                                      d->name, their, b->owner)
+                       : rec_asprintf("declared, but the image named '%s' has no %s tag (made "
+                                      "outside imgrecon): not touched; rename the entry or the "
+                                      "image",
+                                      d->name, REC_OWNER_TAG);
+    size_t before = b->plan->n_notes;
+    add_note(b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id, own(b, text), &d->pos);
+    if (b->plan->n_notes > before) {
+        rec_note *n = &b->plan->notes[b->plan->n_notes - 1];
+        n->conflict = REC_CONFLICT_NOT_OWNED;
+        n->owner = dup_or_fail(b, their);
+    }
+}
+
+/* Several of our images share one name: none of them is touched (a reconciler cannot tell
+ * which one the manifest means). */
+static void add_duplicate_conflict(builder *b, region_ctx *rc, const char *name, size_t first,
+                                   size_t count, const spec_image *d)
+{
+    char *ids = NULL;
+    size_t n_owned = 0;
+    for (size_t k = first; k < first + count; k++) {
+        if (!owned_by(rc->imgs[k], b->owner))
+            continue;
+        n_owned++;
+        char *s =
+            rec_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "", show(rc->imgs[k]->image_id));
+        free(ids);
+        ids = own(b, s);
+    }
+    size_t before = b->plan->n_notes;
+    add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
+             rec_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
+                          n_owned, b->owner, name, ids ? ids : ""),
+             d ? &d->pos : NULL);
+    if (b->plan->n_notes > before)
+        b->plan->notes[b->plan->n_notes - 1].conflict = REC_CONFLICT_DUPLICATE;
+    free(ids);
+}
+
+/* Conflicts, declared images, undeclared images, ECS entries of one region. The ownership rule
+ * is applied here, once, before any rule that makes steps: of the images a name matches, only
+ * ours are diffed (declared: replace, toggle, wait; undeclared: prune); each one that is not
+ * ours is a conflict when the name is declared and unmanaged otherwise, and a declared name
+ * whose every match is not ours gets no create either (the name is taken). */
 static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, prune_guard g)
 {
     for (size_t i = 0; i < rc->n_imgs;) {
         const char *name = rc->imgs[i]->name ? rc->imgs[i]->name : "";
         size_t first, count;
+        const prov_image *last = NULL;
         find_named(rc, name, &first, &count);
-        if (count > 1) {
-            char *ids = NULL;
-            for (size_t k = first; k < first + count; k++) {
-                char *s = rec_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "",
-                                       show(rc->imgs[k]->image_id));
-                free(ids);
-                ids = own(b, s);
-            }
-            const spec_image *d = find_decl(rc, name);
-            add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
-                     rec_asprintf("%zu images are named '%s' (%s): none of them is touched", count,
-                                  name, ids ? ids : ""),
-                     d ? &d->pos : NULL);
-            free(ids);
-        }
+        if (count_owned(rc, b->owner, first, count, &last) > 1)
+            add_duplicate_conflict(b, rc, name, first, count, find_decl(rc, name));
         i = first + count;
     }
     for (size_t i = 0; i < rc->n_decl; i++) {
         const spec_image *d = rc->decl[i];
         size_t first, count;
+        const prov_image *mine = NULL;
         find_named(rc, d->name, &first, &count);
-        if (count <= 1)
-            diff_declared(b, rc, d, count ? rc->imgs[first] : NULL);
+        for (size_t k = first; k < first + count; k++)
+            if (!owned_by(rc->imgs[k], b->owner))
+                add_not_owned_conflict(b, rc, d, rc->imgs[k]);
+        size_t n_owned = count_owned(rc, b->owner, first, count, &mine);
+        if (count == 0 || n_owned == 1)
+            diff_declared(b, rc, d, mine);
     }
     for (size_t i = 0; i < rc->n_imgs; i++) {
         const prov_image *o = rc->imgs[i];
         size_t first, count;
+        const prov_image *last = NULL;
         find_named(rc, o->name ? o->name : "", &first, &count);
-        if (count == 1 && !find_decl(rc, o->name))
+        if (find_decl(rc, o->name))
+            continue;
+        if (!owned_by(o, b->owner) || count_owned(rc, b->owner, first, count, &last) == 1)
             diff_undeclared(b, rc, o, g);
     }
     for (size_t i = 0; i < desired->n_ecs; i++) {
@@ -1139,6 +1231,10 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     free(guards);
     builder_free_protos(&b);
     if (b.rc < 0) {
+        if (ret_error && b.error)
+            *ret_error = b.error;
+        else
+            free(b.error);
         rec_plan_free(b.plan);
         return b.rc;
     }

@@ -564,6 +564,32 @@ static void on_simple(const prov_error *err, void *ud)
     pump(x);
 }
 
+/* The executor's last-line ownership check (DESIGN.md "Semantics", Ownership), run before
+ * every mutating SWAS call on an existing image: the image must have been observed in the
+ * step's region with our owner tag, or be one this execution created (creates tag it). The
+ * plan builder already guarantees this; the check makes a saved or corrupted plan unable to
+ * reach an image that is not ours. */
+static bool image_is_ours(const rec_exec *x, const char *region, const char *image_id)
+{
+    const rec_observed *obs = x->o.observed;
+    const rec_region_obs *r = obs != NULL ? rec_observed_find(obs, region) : NULL;
+    for (size_t i = 0; r != NULL && i < r->images.n; i++) {
+        const prov_image *img = &r->images.v[i];
+        if (img->image_id == NULL || strcmp(img->image_id, image_id) != 0)
+            continue;
+        const char *owner = prov_image_tag(img, REC_OWNER_TAG);
+        return owner != NULL && x->o.owner != NULL && strcmp(owner, x->o.owner) == 0;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *c = &x->xs[i];
+        if (c->step->action == REC_ACT_CREATE && c->image_id != NULL &&
+            strcmp(c->image_id, image_id) == 0 && c->step->region != NULL &&
+            strcmp(c->step->region, region) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Share, unshare, delete (with the inserted unshare) and ECS delete. */
 static void start_simple(xstep *s)
 {
@@ -572,6 +598,11 @@ static void start_simple(xstep *s)
     const char *img = target_image(s);
     if (img == NULL) {
         step_fail(s, "no image id to act on");
+        return;
+    }
+    if (!rec_action_is_ecs(st->action) && !image_is_ours(x, st->region, img)) {
+        step_fail(s, "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
+                     " tag; no call made");
         return;
     }
     if (s->image_id == NULL)

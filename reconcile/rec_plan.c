@@ -269,6 +269,25 @@ int rec_action_parse(const char *s, rec_action *ret)
     return -EINVAL;
 }
 
+static const char *const conflict_names[] = {"not_owned", "duplicate_name"};
+
+const char *rec_conflict_kind_name(rec_conflict_kind k)
+{
+    return (unsigned)k < sizeof(conflict_names) / sizeof(conflict_names[0]) ? conflict_names[k]
+                                                                            : "unknown";
+}
+
+int rec_conflict_kind_parse(const char *s, rec_conflict_kind *ret)
+{
+    for (unsigned i = 0; s && i < sizeof(conflict_names) / sizeof(conflict_names[0]); i++) {
+        if (strcmp(s, conflict_names[i]) == 0) {
+            *ret = (rec_conflict_kind)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
 /* ---- freeing and accessors ---- */
 
 void rec_step_clear(rec_step *st)
@@ -300,6 +319,7 @@ void rec_note_clear(rec_note *n)
     free(n->region);
     free(n->name);
     free(n->image_id);
+    free(n->owner);
     free(n->text);
     free(n->file);
     memset(n, 0, sizeof(*n));

@@ -33,7 +33,7 @@
 
 #define REC_OWNER_TAG "imgrecon/owner"
 #define REC_PROTECT_TAG "imgrecon/protect"
-#define REC_PLAN_FORMAT_VERSION "1.0"
+#define REC_PLAN_FORMAT_VERSION "1.1"
 #define REC_HASH_HEX 64  /* sha256 as lowercase hex, without the NUL */
 #define REC_TOKEN_MAX 64 /* ClientToken length limit of the API */
 
@@ -160,15 +160,30 @@ typedef struct rec_change {
 /* Everything reported but not acted on. */
 typedef enum rec_note_kind {
     REC_NOTE_UNMANAGED = 0, /* undeclared and not ours, protected, or prune off */
-    REC_NOTE_REFUSED,       /* replace refused (protect) or failed image not owned */
-    REC_NOTE_CONFLICT,      /* several images with one name in a region: none touched */
+    REC_NOTE_REFUSED,       /* replace refused (protect) */
+    REC_NOTE_CONFLICT,      /* a declared name matches an image that is not ours, or several
+                               of our images share one name: none of them is touched */
     REC_NOTE_GUARD,         /* a prune guard refused deletes */
     REC_NOTE_DRIFT,         /* tags differ: reported only */
     REC_NOTE_WARNING,       /* e.g. quota cannot be met, status 2, ECS region not observed */
 } rec_note_kind;
 
+/* Why a REC_NOTE_CONFLICT exists (DESIGN.md "Semantics", Ownership). Room for later kinds
+ * (an unowned image that `adopt: true` may take over, a `previous_owners` image to retag). */
+typedef enum rec_conflict_kind {
+    REC_CONFLICT_NOT_OWNED = 0, /* declared name, image without our imgrecon/owner tag */
+    REC_CONFLICT_DUPLICATE,     /* several of our images share one name */
+} rec_conflict_kind;
+
+const char *rec_conflict_kind_name(rec_conflict_kind k); /* "not_owned", "duplicate_name" */
+/* Parses a name from rec_conflict_kind_name; returns 0 or -EINVAL. */
+int rec_conflict_kind_parse(const char *s, rec_conflict_kind *ret);
+
 typedef struct rec_note {
     rec_note_kind kind;
+    rec_conflict_kind conflict; /* REC_NOTE_CONFLICT only */
+    char *owner;   /* REC_NOTE_CONFLICT not_owned: the image's imgrecon/owner value, NULL when it
+                      has none */
     char *address; /* NULL for region-level guards */
     char *region;
     char *name;
@@ -225,7 +240,9 @@ typedef struct rec_plan {
 
 /* Diff + plan + estimate + fingerprint. Every region named by desired must be in observed
  * (-ENOENT otherwise, *ret_error says which when not NULL); ECS entries need ecs_observed
- * (else a warning note and no step). Returns 0 and *ret, -ENOMEM, or -ENOENT. */
+ * (else a warning note and no step). Returns 0 and *ret, -ENOMEM, -ENOENT, or -EPERM (with
+ * *ret_error) when a rule asked for a step on an image that is not ours: an internal error,
+ * the plan is refused whole. */
 int rec_plan_build(const spec_set *desired, const rec_observed *observed, const rec_options *opts,
                    rec_plan **ret, char **ret_error);
 void rec_plan_free(rec_plan *plan);

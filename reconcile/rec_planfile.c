@@ -370,8 +370,12 @@ static void parse_notes(loader *l, rec_plan *pl, json_t *doc, size_t *cap)
                 !get_str(l, jn, "name", &n->name, false, "note", i) ||
                 !get_str(l, jn, "image_id", &n->image_id, false, "note", i) ||
                 !get_str(l, jn, "message", &n->text, true, "note", i) ||
-                !get_manifest(l, jn, &n->file, &n->line, &n->col, "note", i))
+                !get_manifest(l, jn, &n->file, &n->line, &n->col, "note", i) ||
+                !get_str(l, jn, "owner", &n->owner, false, "note", i))
                 return;
+            json_t *kind = json_object_get(jn, "conflict");
+            if (n->kind == REC_NOTE_CONFLICT && json_is_string(kind))
+                (void)rec_conflict_kind_parse(json_string_value(kind), &n->conflict);
         }
     }
 }

@@ -350,6 +350,10 @@ static json_t *note_json(const rec_note *n, bool *ok)
     jset(o, "image_id", str_or_null(n->image_id), ok);
     jset(o, "message", str_or_null(n->text), ok);
     jset(o, "manifest", manifest_json(n->file, n->line, n->col, ok), ok);
+    if (n->kind == REC_NOTE_CONFLICT) { /* format 1.1 */
+        jset(o, "conflict", json_string(rec_conflict_kind_name(n->conflict)), ok);
+        jset(o, "owner", str_or_null(n->owner), ok);
+    }
     return o;
 }
 

@@ -218,7 +218,7 @@ Test(plan, matching_image_means_no_changes)
 {
     spec_image *d = declare(R1, "web", true);
     d->description = (char *)"";
-    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, true, "someone-else");
+    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, true, "default");
     build();
     cr_assert_eq(fx.plan->n_steps, 0);
     cr_assert_eq(fx.plan->n_notes, 0);
@@ -231,8 +231,8 @@ Test(plan, share_and_unshare_toggles)
 {
     declare(R1, "a", true);
     declare(R1, "b", false);
-    observe(R1, "m-a", "a", PROV_IMG_AVAILABLE, false, NULL);
-    observe(R1, "m-b", "b", PROV_IMG_AVAILABLE, true, NULL);
+    observe(R1, "m-a", "a", PROV_IMG_AVAILABLE, false, "default");
+    observe(R1, "m-b", "b", PROV_IMG_AVAILABLE, true, "default");
     build();
     cr_assert_eq(fx.plan->n_steps, 2);
     cr_assert_eq(step_n(0)->action, REC_ACT_SHARE);
@@ -279,9 +279,12 @@ Test(plan, failed_image_is_replaced_only_when_owned)
     cr_assert(depends(step_n(1), step_n(0)->id));
     cr_assert_str_eq(step_n(1)->reason, "creation failed (status 3)");
     cr_assert_eq(fx.plan->changes[0].kind, REC_CH_REPLACE);
-    const rec_note *n = note_of(REC_NOTE_REFUSED, 0);
+    const rec_note *n = note_of(REC_NOTE_CONFLICT, 0);
     cr_assert_str_eq(n->image_id, "m-2");
-    cr_assert_not_null(strstr(n->text, "not owned by 'default'"), "%s", n->text);
+    cr_assert_eq(n->conflict, REC_CONFLICT_NOT_OWNED);
+    cr_assert_str_eq(n->owner, "other");
+    cr_assert_not_null(strstr(n->text, "owned by 'other' (not 'default')"), "%s", n->text);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_REFUSED), 0);
     cr_assert_eq(fx.plan->estimate.n_replace, 1);
 }
 
@@ -345,14 +348,17 @@ Test(plan, same_name_twice_is_a_conflict)
     cr_assert_eq(fx.plan->n_steps, 0);
     cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 2);
     const rec_note *n = note_of(REC_NOTE_CONFLICT, 1);
-    cr_assert_str_eq(n->text, "2 images are named 'web' (m-1, m-2): none of them is touched");
+    cr_assert_str_eq(n->text,
+                     "2 images owned by 'default' are named 'web' (m-1, m-2): none of them is "
+                     "touched");
+    cr_assert_eq(n->conflict, REC_CONFLICT_DUPLICATE);
     cr_assert_str_eq(n->file, "images.yaml");
 }
 
 Test(plan, undeclared_images_and_prune)
 {
     declare(R1, "keep", false);
-    observe(R1, "m-keep", "keep", PROV_IMG_AVAILABLE, false, NULL);
+    observe(R1, "m-keep", "keep", PROV_IMG_AVAILABLE, false, "default");
     observe(R1, "m-foreign", "foreign", PROV_IMG_AVAILABLE, false, "other");
     observe(R1, "m-untagged", "untagged", PROV_IMG_AVAILABLE, false, NULL);
     prov_image *p = observe(R1, "m-prot", "prot", PROV_IMG_AVAILABLE, false, "default");
@@ -638,7 +644,7 @@ Test(plan, estimate_share_and_unshare_share_one_budget)
         snprintf(qnames[i], sizeof(qnames[i]), "img%02u", i);
         snprintf(qids[i], sizeof(qids[i]), "m-%02u", i);
         declare(R1, qnames[i], i < 6);
-        observe(R1, qids[i], qnames[i], PROV_IMG_AVAILABLE, i >= 6, NULL);
+        observe(R1, qids[i], qnames[i], PROV_IMG_AVAILABLE, i >= 6, "default");
     }
     fx.opts.rate_default = (spec_rate){10, 1000};
     build();
@@ -715,7 +721,7 @@ static void mixed_world(void)
     declare(R1, "web", true);
     declare(R1, "worker", false);
     observe(R1, "m-api", "api", PROV_IMG_AVAILABLE, true, "default");
-    observe(R1, "m-db", "db", PROV_IMG_AVAILABLE, false, NULL);
+    observe(R1, "m-db", "db", PROV_IMG_AVAILABLE, false, "default");
     observe(R1, "m-worker", "worker", PROV_IMG_CREATING, false, "default");
     observe(R1, "m-old", "old", PROV_IMG_AVAILABLE, false, "default");
     observe(R1, "m-x", "foreign", PROV_IMG_AVAILABLE, false, "other");
@@ -789,7 +795,7 @@ Test(plan, render_json_fields)
     json_t *doc = json_loads(s, 0, &err);
     free(s);
     cr_assert_not_null(doc, "%s", err.text);
-    cr_assert_str_eq(json_string_value(json_object_get(doc, "format_version")), "1.0");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "format_version")), "1.1");
     json_t *steps = json_object_get(doc, "steps");
     cr_assert_eq(json_array_size(steps), fx.plan->n_steps);
     json_t *s2 = json_array_get(steps, 2); /* the replace's delete */
@@ -917,7 +923,7 @@ Test(plan, planfile_round_trip)
     cr_assert_not_null(strstr(err, "client_token does not match"), "%s", err);
     free(err);
     err = NULL;
-    write_text(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
+    write_text(plan_path, "{\"format_version\": \"1.1\", \"kind\": \"imgrecon-plan\"");
     cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -EINVAL);
     free(err);
     err = NULL;
