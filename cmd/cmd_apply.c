@@ -186,6 +186,17 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
                    res->n_skipped, res->n_skipped == 1 ? "" : "s");
         free(calls);
         exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+        /* Conflicts (a declared name taken by an image that is not ours): the independent
+         * steps ran; the conflicting entries cannot converge, so CI must notice. */
+        size_t n_conflicts = res->plan ? rec_plan_n_notes(res->plan, REC_NOTE_CONFLICT) : 0;
+        if (n_conflicts > 0) {
+            cmd_error(ctx,
+                      "%zu conflict%s: declared image%s not owned by '%s' (or several of "
+                      "ours with one name) were not touched; see the plan's Conflicts",
+                      n_conflicts, n_conflicts == 1 ? "" : "s", n_conflicts == 1 ? "" : "s",
+                      res->plan->owner ? res->plan->owner : "default");
+            exit_code = 1;
+        }
     }
     rec_cycle_result_free(res);
     rec_setup_close(&setup);

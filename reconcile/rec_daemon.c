@@ -18,6 +18,7 @@
 #include "rec_backoff.h"
 #include "rec_cycle.h"
 #include "rec_daemon.h"
+#include "rec_fights.h"
 #include "rec_lock.h"
 #include "rec_metrics.h"
 #include "rec_notify.h"
@@ -73,6 +74,11 @@ struct rec_dmn {
     bool change_pending, reload_pending, stopping, finished;
     uint64_t interval_ms;
     rec_status st;
+    /* The last plan's conflicts (address, message, count = cycles in a row), listed in
+     * status.json as failures after the backing-off items. */
+    rec_status_failure *conflicts;
+    size_t n_conflicts;
+    rec_fights fights; /* fighting controllers, in memory only (rec_fights.h) */
     int exit_code;
 };
 
@@ -223,6 +229,23 @@ static void write_status(rec_dmn *d)
     for (size_t i = 0; i < n; i++)
         (void)rec_status_add_failure(&d->st, e[i].address, e[i].message, e[i].failures,
                                      e[i].retry_at_ms);
+    for (size_t i = 0; i < d->n_conflicts; i++)
+        (void)rec_status_add_failure(&d->st, d->conflicts[i].address, d->conflicts[i].message,
+                                     d->conflicts[i].count, 0);
+    d->st.conflicts = (unsigned)d->n_conflicts;
+    for (size_t i = 0; i < d->st.n_warnings; i++) {
+        free(d->st.warnings[i].address);
+        free(d->st.warnings[i].message);
+    }
+    free(d->st.warnings);
+    d->st.warnings = NULL;
+    d->st.n_warnings = 0;
+    for (size_t i = 0; i < d->fights.n; i++)
+        if (rec_fight_active(&d->fights.v[i]))
+            (void)rec_status_add_warning(&d->st, d->fights.v[i].address,
+                                         "fighting controller: imgrecon's fix was undone again "
+                                         "after each of the last cycles",
+                                         d->fights.v[i].undone);
     int rc = rec_status_write(state_dir(d), &d->st);
     if (rc < 0)
         rec_log_event(d->log, REC_LOG_WARN, "cannot write status.json", "state_dir", state_dir(d),
@@ -524,6 +547,82 @@ static void schedule_next(rec_dmn *d)
 
 static void do_reload(rec_dmn *d);
 
+static void free_conflicts(rec_status_failure *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].address);
+        free(v[i].message);
+    }
+    free(v);
+}
+
+/* Conflicts of the cycle's plan (a declared name taken by an image that is not ours): one log
+ * line each, remembered for status.json with how many cycles in a row they were seen. Returns
+ * their number (0 without a plan). Called by cycle_done. */
+static size_t note_conflicts(rec_dmn *d, const rec_plan *plan)
+{
+    rec_status_failure *v = NULL;
+    size_t n = 0;
+    for (size_t i = 0; plan != NULL && i < plan->n_notes; i++) {
+        const rec_note *no = &plan->notes[i];
+        if (no->kind != REC_NOTE_CONFLICT)
+            continue;
+        const char *addr = no->address ? no->address : no->region ? no->region : "?";
+        rec_log_event(
+            d->log, REC_LOG_ERROR, "conflict: not touched", "address", addr, "image_id",
+            no->image_id, "owner",
+            no->conflict == REC_CONFLICT_NOT_OWNED ? (no->owner ? no->owner : "(no owner)") : NULL,
+            "reason", no->text, NULL);
+        unsigned count = 1;
+        for (size_t k = 0; k < d->n_conflicts; k++)
+            if (strcmp(d->conflicts[k].address, addr) == 0)
+                count = d->conflicts[k].count + 1;
+        rec_status_failure *grown = realloc(v, (n + 1) * sizeof(*v));
+        if (grown == NULL)
+            break;
+        v = grown;
+        const char *text = no->text ? no->text : "";
+        char *msg = malloc(strlen(text) + sizeof("conflict: "));
+        if (msg != NULL)
+            (void)sprintf(msg, "conflict: %s", text);
+        v[n] = (rec_status_failure){strdup(addr), msg, count, 0};
+        if (v[n].address == NULL || v[n].message == NULL) {
+            free(v[n].address);
+            free(v[n].message);
+            break;
+        }
+        n++;
+    }
+    free_conflicts(d->conflicts, d->n_conflicts);
+    d->conflicts = v;
+    d->n_conflicts = n;
+    return plan != NULL ? rec_plan_n_notes(plan, REC_NOTE_CONFLICT) : 0;
+}
+
+/* Fighting controllers (rec_fights.h): a log line and imgrecon_item_fights_total += 1 for each
+ * item found undone again twice or more in a row; status.json lists them (write_status). */
+static void note_fights(rec_dmn *d, const rec_cycle_result *res)
+{
+    if (res->rc < 0 || res->plan == NULL)
+        return;
+    bool executed = !d->suspended_now && !d->stopping;
+    if (rec_fights_cycle(&d->fights, res->plan, res->failed_addresses, res->n_failed, executed) <=
+        0)
+        return;
+    for (size_t i = 0; i < d->fights.n; i++) {
+        const rec_fight *e = &d->fights.v[i];
+        if (!rec_fight_active(e))
+            continue;
+        char n[16];
+        (void)snprintf(n, sizeof(n), "%u", e->undone);
+        rec_log_event(d->log, REC_LOG_WARN,
+                      "fighting controller: an item imgrecon fixed was found undone again",
+                      "address", e->address, "fix", e->kind == REC_CH_SHARE ? "share" : "unshare",
+                      "undone_in_a_row", n, NULL);
+        rec_metrics_fight(d->metrics);
+    }
+}
+
 static void cycle_done(rec_cycle_result *res, void *ud)
 {
     rec_dmn *d = ud;
@@ -558,6 +657,13 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         result = "ok";
         ok = true;
     }
+    size_t n_conflicts = note_conflicts(d, res->plan);
+    if (n_conflicts > 0 && ok) {
+        /* A declared item that cannot converge: the cycle is not a success. */
+        result = "failed";
+        ok = false;
+    }
+    note_fights(d, res);
     if (res->plan != NULL) {
         /* A prune guard holds deletes back: say so every cycle, as plan and apply do. */
         for (size_t i = 0; i < res->plan->n_notes; i++)
@@ -579,6 +685,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, now);
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
+    rec_metrics_set_conflicts(d->metrics, (unsigned)n_conflicts);
 
     char n_done[16], n_failed[16], n_pending[16], n_drift[16], dur[32], n_backoff[16];
     (void)snprintf(n_backoff, sizeof(n_backoff), "%zu", backing_off);
@@ -1055,6 +1162,8 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     free_paths(d->paths, d->n_paths);
     free_cfg(d->cfg);
     rec_status_clear(&d->st);
+    free_conflicts(d->conflicts, d->n_conflicts);
+    rec_fights_clear(&d->fights);
     int code = d->exit_code;
     free(d);
     return code;

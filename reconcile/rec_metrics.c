@@ -36,6 +36,8 @@ struct rec_metrics {
     double duration_last;
     double drift;
     double pending;
+    double conflicts;    /* gauge: conflicts in the last plan */
+    double fights_total; /* counter: fights detected (rec_metrics_fight) */
     double last_success;
     bool healthy;
     char *health_reason;
@@ -160,6 +162,20 @@ void rec_metrics_cycle(rec_metrics *m, const char *result, double duration_s, un
     pthread_mutex_unlock(&m->mu);
 }
 
+void rec_metrics_set_conflicts(rec_metrics *m, unsigned conflicts)
+{
+    pthread_mutex_lock(&m->mu);
+    m->conflicts = conflicts;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_fight(rec_metrics *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->fights_total += 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled)
 {
     char *labels = labels2("action", action, "code", code ? code : "OK");
@@ -231,6 +247,13 @@ int rec_metrics_render(rec_metrics *m, char **ret)
     render_scalar(out, "imgrecon_drift", "gauge", "Changes in the last plan.", m->drift);
     render_scalar(out, "imgrecon_pending_steps", "gauge", "Steps not done after the last cycle.",
                   m->pending);
+    render_scalar(out, "imgrecon_conflicts", "gauge",
+                  "Declared images whose name is taken by an image that is not ours (or by "
+                  "several of ours) in the last plan; each is reported failing.",
+                  m->conflicts);
+    render_scalar(out, "imgrecon_item_fights_total", "counter",
+                  "Times an item imgrecon fixed was found undone again twice in a row.",
+                  m->fights_total);
     render_family(out, "imgrecon_api_calls_total", "counter",
                   "API call attempts by action and answer code (OK for success).", &m->calls);
     render_family(out, "imgrecon_throttled_calls_total", "counter",

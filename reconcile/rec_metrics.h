@@ -20,6 +20,10 @@ void rec_metrics_free(rec_metrics *m);
  * (now_s, wall clock seconds). */
 void rec_metrics_cycle(rec_metrics *m, const char *result, double duration_s, unsigned drift,
                        unsigned pending, bool success, double now_s);
+/* imgrecon_conflicts: conflicts in the last plan (gauge). */
+void rec_metrics_set_conflicts(rec_metrics *m, unsigned conflicts);
+/* imgrecon_item_fights_total += 1: an item we fixed was found undone twice in a row. */
+void rec_metrics_fight(rec_metrics *m);
 /* One HTTP attempt: imgrecon_api_calls_total{action,code} += 1 (code NULL: "OK"); throttled
  * answers also count in imgrecon_throttled_calls_total{action}. */
 void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled);

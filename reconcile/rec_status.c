@@ -24,17 +24,23 @@ void rec_status_clear(rec_status *st)
         free(st->failures[i].message);
     }
     free(st->failures);
+    for (size_t i = 0; i < st->n_warnings; i++) {
+        free(st->warnings[i].address);
+        free(st->warnings[i].message);
+    }
+    free(st->warnings);
     memset(st, 0, sizeof(*st));
 }
 
-int rec_status_add_failure(rec_status *st, const char *address, const char *message, unsigned count,
-                           uint64_t retry_at_ms)
+/* Appends one entry to a failure-shaped list; shared by failures and warnings. */
+static int add_entry(rec_status_failure **v, size_t *n, const char *address, const char *message,
+                     unsigned count, uint64_t retry_at_ms)
 {
-    rec_status_failure *grown = realloc(st->failures, (st->n_failures + 1) * sizeof(*st->failures));
+    rec_status_failure *grown = realloc(*v, (*n + 1) * sizeof(**v));
     if (grown == NULL)
         return -ENOMEM;
-    st->failures = grown;
-    rec_status_failure *f = &grown[st->n_failures];
+    *v = grown;
+    rec_status_failure *f = &grown[*n];
     f->address = strdup(address ? address : "");
     f->message = strdup(message ? message : "");
     if (f->address == NULL || f->message == NULL) {
@@ -44,8 +50,19 @@ int rec_status_add_failure(rec_status *st, const char *address, const char *mess
     }
     f->count = count;
     f->retry_at_ms = retry_at_ms;
-    st->n_failures++;
+    (*n)++;
     return 0;
+}
+
+int rec_status_add_warning(rec_status *st, const char *address, const char *message, unsigned count)
+{
+    return add_entry(&st->warnings, &st->n_warnings, address, message, count, 0);
+}
+
+int rec_status_add_failure(rec_status *st, const char *address, const char *message, unsigned count,
+                           uint64_t retry_at_ms)
+{
+    return add_entry(&st->failures, &st->n_failures, address, message, count, retry_at_ms);
 }
 
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. */
@@ -99,7 +116,8 @@ int rec_status_to_json(const rec_status *st, char **ret)
 {
     json_t *o = json_object();
     json_t *fails = json_array();
-    int bad = o == NULL || fails == NULL;
+    json_t *warns = json_array();
+    int bad = o == NULL || fails == NULL || warns == NULL;
 
     for (size_t i = 0; !bad && i < st->n_failures; i++) {
         const rec_status_failure *f = &st->failures[i];
@@ -107,6 +125,12 @@ int rec_status_to_json(const rec_status *st, char **ret)
             json_pack("{s:s, s:s, s:I, s:o}", "address", f->address, "message", f->message, "count",
                       (json_int_t)f->count, "retry_at", time_json(f->retry_at_ms));
         bad |= fo == NULL || json_array_append_new(fails, fo) < 0;
+    }
+    for (size_t i = 0; !bad && i < st->n_warnings; i++) {
+        const rec_status_failure *w = &st->warnings[i];
+        json_t *wo = json_pack("{s:s, s:s, s:I}", "address", w->address, "message", w->message,
+                               "count", (json_int_t)w->count);
+        bad |= wo == NULL || json_array_append_new(warns, wo) < 0;
     }
     if (!bad) {
         bad |= json_object_set_new(o, "format_version", json_integer(REC_STATUS_FORMAT_VERSION));
@@ -127,9 +151,12 @@ int rec_status_to_json(const rec_status *st, char **ret)
         bad |= json_object_set_new(o, "suspended", json_boolean(st->suspended));
         bad |= json_object_set_new(o, "metrics_addr", str_json(st->metrics_addr));
         bad |= json_object_set(o, "failures", fails);
+        bad |= json_object_set_new(o, "conflicts", json_integer(st->conflicts));
+        bad |= json_object_set(o, "warnings", warns);
     }
     char *text = bad ? NULL : json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(fails);
+    json_decref(warns);
     json_decref(o);
     if (text == NULL)
         return -ENOMEM;
@@ -197,7 +224,9 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
     }
     json_t *sus = json_object_get(o, "suspended");
     json_t *fails = json_object_get(o, "failures");
-    if ((sus != NULL && !json_is_boolean(sus)) || (fails != NULL && !json_is_array(fails)))
+    json_t *warns = json_object_get(o, "warnings");
+    if ((sus != NULL && !json_is_boolean(sus)) || (fails != NULL && !json_is_array(fails)) ||
+        (warns != NULL && !json_is_array(warns)))
         rc = -EPROTO;
     if (rc == 0)
         rc = get_uint(o, "pid", 0x7FFFFFFF, &u);
@@ -230,6 +259,22 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
         rc = get_unsigned(o, "failed", &st.failed);
     if (rc == 0)
         rc = get_unsigned(o, "skipped", &st.skipped);
+    if (rc == 0)
+        rc = get_unsigned(o, "conflicts", &st.conflicts);
+    for (size_t i = 0; rc == 0 && warns != NULL && i < json_array_size(warns); i++) {
+        json_t *w = json_array_get(warns, i);
+        json_t *addr = json_object_get(w, "address");
+        json_t *msg = json_object_get(w, "message");
+        unsigned count = 0;
+        if (!json_is_object(w) || !json_is_string(addr) || !json_is_string(msg)) {
+            rc = -EPROTO;
+            break;
+        }
+        rc = get_unsigned(w, "count", &count);
+        if (rc == 0)
+            rc =
+                rec_status_add_warning(&st, json_string_value(addr), json_string_value(msg), count);
+    }
     st.suspended = sus != NULL && json_is_true(sus);
     for (size_t i = 0; rc == 0 && fails != NULL && i < json_array_size(fails); i++) {
         json_t *f = json_array_get(fails, i);
@@ -388,6 +433,9 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
         fprintf(m, "failing:      %s (%u time(s), retry %s): %s\n", f->address, f->count,
                 f->retry_at_ms ? a : "next cycle", f->message);
     }
+    for (size_t i = 0; i < st->n_warnings; i++)
+        fprintf(m, "warning:      %s (undone %u time(s) in a row): %s\n", st->warnings[i].address,
+                st->warnings[i].count, st->warnings[i].message);
     if (fclose(m) != 0) {
         free(out);
         return NULL;

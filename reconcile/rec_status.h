@@ -32,9 +32,13 @@ typedef struct rec_status {
     unsigned failed;
     unsigned skipped;
     bool suspended;
-    char *metrics_addr; /* bound host:port of the metrics endpoint, NULL when disabled */
-    rec_status_failure *failures;
+    char *metrics_addr;           /* bound host:port of the metrics endpoint, NULL when disabled */
+    rec_status_failure *failures; /* backing-off items, then conflicts (count: cycles in a row) */
     size_t n_failures;
+    unsigned conflicts;           /* conflicts in the last plan (also listed in failures) */
+    rec_status_failure *warnings; /* fighting controllers: address, message, count (times found
+                                     undone in a row); retry_at_ms unused */
+    size_t n_warnings;
 } rec_status;
 
 #define REC_STATUS_FORMAT_VERSION 1
@@ -53,6 +57,9 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms);
 /* Adds a failure (copies strings). Returns 0 or -ENOMEM. */
 int rec_status_add_failure(rec_status *st, const char *address, const char *message, unsigned count,
                            uint64_t retry_at_ms);
+/* Adds a warning (copies strings). Returns 0 or -ENOMEM. */
+int rec_status_add_warning(rec_status *st, const char *address, const char *message,
+                           unsigned count);
 /* Frees every field; st itself stays (zeroed). Accepts NULL. */
 void rec_status_clear(rec_status *st);
 
