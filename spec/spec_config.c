@@ -534,6 +534,26 @@ typedef struct load_ctx {
     int rc;
 } load_ctx;
 
+/* DESIGN.md "Semantics", Ownership: the owner has no shared default once prune is on (two
+ * installations left at `default` would prune each other's images). Checked once every key of
+ * the document is set (the keys may come in any order); the error points at `prune`. Config is
+ * the only source of both settings (no command-line flag sets them). */
+static void check_prune_owner(load_ctx *L, const spec_ynode *root)
+{
+    if (!L->cfg->prune || (L->cfg->owner != NULL && strcmp(L->cfg->owner, "default") != 0))
+        return;
+    const spec_ynode *at = root;
+    for (size_t i = 0; i < root->n; i++) {
+        const char *name = text_of(root->pairs[i].key);
+        if (name != NULL && strcmp(name, "prune") == 0)
+            at = root->pairs[i].key;
+    }
+    L->rc = bad(&L->c, at,
+                "prune: true needs an owner of its own: set `owner: <team-name>` (a name unique to "
+                "this installation, used as the imgrecon/owner tag); with the owner left at "
+                "'default', two installations would prune each other's images");
+}
+
 static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
 {
     load_ctx *L = ud;
@@ -588,6 +608,7 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
         if (rc < 0)
             L->rc = rc;
     }
+    check_prune_owner(L, root);
     return 0;
 }
 

@@ -118,7 +118,7 @@ static inline void env_init(env *e)
     snprintf(e->manifest, sizeof(e->manifest), "%s/images.yaml", e->dir);
     snprintf(e->fixture, sizeof(e->fixture), "%s/fixture.yaml", e->dir);
     snprintf(e->config, sizeof(e->config), "%s/config.yaml", e->dir);
-    write_file(e->config, "owner: default\n");
+    write_file(e->config, "owner: team-a\n");
 }
 
 static inline void env_fini(env *e)

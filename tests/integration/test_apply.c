@@ -30,7 +30,7 @@ TestSuite(apply, .init = setup, .fini = teardown, .timeout = 300);
     "\n        system_snapshot_id: s-sys-00\n        status: \"" status                            \
     "\"\n        in_share: " shared "\n        tags: " tags "\n"
 
-#define OWNED "{imgrecon/owner: default}"
+#define OWNED "{imgrecon/owner: team-a}"
 
 static void expect_ok(run_result *r, const char *what)
 {
@@ -83,7 +83,7 @@ Test(apply, create_and_share_then_idempotent)
     cr_expect(image_shared(b));
     cr_expect_str_eq(
         json_string_value(json_object_get(json_object_get(a, "tags"), "imgrecon/owner")),
-        "default");
+        "team-a");
     json_decref(imgs);
 
     json_t *j = journal_lines(&E);
@@ -210,7 +210,7 @@ Test(apply, replace_on_instance_change_and_protected_refused)
     write_fixture(&E, 2,
                   FIX("m-replace0000000001", "web-a", "1", "true", OWNED)
                       FIX("m-protect0000000001", "web-p", "1", "false",
-                          "{imgrecon/owner: default, imgrecon/protect: \"true\"}"),
+                          "{imgrecon/owner: team-a, imgrecon/protect: \"true\"}"),
                   NULL);
     start_emu(&E, "300ms", NULL);
     /* Both move to server 1: web-a is replaced (unshare, delete, create, share); web-p is
@@ -259,7 +259,7 @@ Test(apply, prune_off_on_and_unmanaged_untouched)
     cr_expect(strstr(r.out, "foreign") != NULL, "unmanaged reported:\n%s", r.out);
     run_result_free(&r);
 
-    write_file(E.config, "owner: default\nprune: true\n");
+    write_file(E.config, "owner: team-a\nprune: true\n");
     r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     expect_ok(&r, "apply with prune");
     run_result_free(&r);
@@ -286,7 +286,7 @@ Test(apply, prune_guards_allow_empty_and_max_deletes)
     start_emu(&E, "300ms", NULL);
     /* An empty desired set for the region: refused without allow_empty. */
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
-    write_file(E.config, "owner: default\nprune: true\n");
+    write_file(E.config, "owner: team-a\nprune: true\n");
     run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect_eq(r.status, 0, "%s", r.out);
     cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
@@ -296,7 +296,7 @@ Test(apply, prune_guards_allow_empty_and_max_deletes)
     json_decref(imgs);
 
     /* max_deletes 2 < 3 deletes: refused too. */
-    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\nmax_deletes: 2\n");
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\nmax_deletes: 2\n");
     r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect(strstr(r.out, "max_deletes") != NULL, "guard named:\n%s", r.out);
     run_result_free(&r);
@@ -304,7 +304,7 @@ Test(apply, prune_guards_allow_empty_and_max_deletes)
     cr_expect_eq(json_array_size(imgs), 3, "nothing deleted over max_deletes");
     json_decref(imgs);
 
-    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\nmax_deletes: 3\n");
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\nmax_deletes: 3\n");
     r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     expect_ok(&r, "apply within the guards");
     run_result_free(&r);
@@ -353,7 +353,7 @@ Test(apply, quota_full_deletes_before_creates)
                           FIX("m-retire0000000003", "old-3", "1", "false", OWNED),
                   NULL);
     start_emu(&E, "300ms", NULL);
-    write_file(E.config, "owner: default\nprune: true\nquotas: {default: 3}\n");
+    write_file(E.config, "owner: team-a\nprune: true\nquotas: {default: 3}\n");
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n" IMG("new-1", "    share_to_ecs: true\n")
                    IMG("new-2", "") IMG("new-3", "    share_to_ecs: true\n"));
@@ -374,7 +374,7 @@ Test(apply, custom_image_in_share_when_the_world_changes)
 {
     write_fixture(&E, 1, FIX("m-orphan0000000001", "old-1", "1", "false", OWNED), NULL);
     start_emu(&E, "300ms", NULL);
-    write_file(E.config, "owner: default\nprune: true\nallow_empty: true\n");
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
     /* The first delete is throttled (cooling DeleteCustomImage down for 5 s); meanwhile
      * someone shares the image, so the retried delete meets CustomImageInShare. */

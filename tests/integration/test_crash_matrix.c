@@ -25,7 +25,7 @@
 #define CREATE_DELAY "500ms"
 #define TRIGGER_TIMEOUT_MS 30000
 #define DESIRED_CREATES 7 /* new-0..new-5 and the replacement of rep-0 */
-#define OWNED "{imgrecon/owner: default}"
+#define OWNED "{imgrecon/owner: team-a}"
 
 enum kind { K_CREATE, K_AWAIT, K_SHARE, K_UNSHARE, K_DELETE, K_ECS_DELETE, K_N };
 static const char *const kind_name[K_N] = {"create",  "await",  "share",
@@ -98,7 +98,7 @@ static void write_world(void)
     fix_image(m, "m-old000000000000004", "old-3", "s-sys-00", false, OWNED);
     fix_image(m, "m-foreign00000000001", "foreign-0", "s-sys-00", true, "{team: x}");
     fix_image(m, "m-prot00000000000001", "prot-0", "s-sys-00", false,
-              "{imgrecon/owner: default, imgrecon/protect: \"true\"}");
+              "{imgrecon/owner: team-a, imgrecon/protect: \"true\"}");
     fclose(m);
     /* 5 servers: quota 15; 8 images now, 10 at the end, 15 at most in between. */
     write_fixture(&E, 5, buf,
@@ -123,7 +123,7 @@ static void write_world(void)
     fclose(m);
     write_file(E.manifest, buf);
     free(buf);
-    write_file(E.config, "owner: default\nprune: true\nmax_deletes: 10\n"
+    write_file(E.config, "owner: team-a\nprune: true\nmax_deletes: 10\n"
                          "metrics_listen: 127.0.0.1:0\n");
 }
 

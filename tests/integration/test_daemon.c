@@ -858,7 +858,7 @@ static bool journal_quiet_for(long ms)
 
 Test(daemon, rename_dance_new_file_and_delete_each_trigger_one_cycle)
 {
-    write_file(config, "metrics_listen: 127.0.0.1:0\nprune: true\n");
+    write_file(config, "owner: team-a\nmetrics_listen: 127.0.0.1:0\nprune: true\n");
     char web[256], api[256], tmp[256];
     snprintf(web, sizeof(web), "%s/web.yaml", manifests);
     snprintf(api, sizeof(api), "%s/api.yaml", manifests);

@@ -49,7 +49,7 @@ TestSuite(faults, .init = setup, .fini = teardown, .timeout = 300);
     "\n        system_snapshot_id: " snap "\n        status: \"1\"\n        in_share: " shared     \
     "\n        tags: " tags "\n"
 
-#define OWNED "{imgrecon/owner: default}"
+#define OWNED "{imgrecon/owner: team-a}"
 
 /* Four servers: quota 12, room for the creates next to the images still to be deleted. */
 static const char fixture_images[] =
@@ -60,7 +60,7 @@ static const char fixture_images[] =
     FIX(ID_ORPHAN2, "old-2", SRV1, "s-sys-01", "true", OWNED)         /* -> unshare, pruned */
     FIX(ID_FOREIGN, "foreign", SRV1, "s-sys-01", "true", "{team: x}") /* unmanaged */
     FIX(ID_PROTECT, "old-p", SRV1, "s-sys-01", "false",
-        "{imgrecon/owner: default, imgrecon/protect: \"true\"}"); /* protected */
+        "{imgrecon/owner: team-a, imgrecon/protect: \"true\"}"); /* protected */
 
 static const char fixture_ecs[] = "      - image_id: " ID_ECS "\n        name: old-ecs\n"
                                   "        status: Available\n        used_by_instances: 0\n";
@@ -370,7 +370,7 @@ static void scenario_held(const char *name, const char *const *emu_extra, const 
 {
     write_fixture(&E, 4, fixture_images, fixture_ecs);
     start_emu(&E, "300ms", emu_extra);
-    write_file(E.config, "owner: default\nprune: true\n");
+    write_file(E.config, "owner: team-a\nprune: true\n");
     write_file(E.manifest, manifest);
     if (faults != NULL)
         cr_assert_eq(emu_proc_add_fault(&E.emu, faults), 0, "faults: %s", faults);

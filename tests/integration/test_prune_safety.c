@@ -43,7 +43,7 @@ TestSuite(prune_safety, .init = setup, .fini = teardown, .timeout = 300);
     "\n        system_snapshot_id: " snap "\n        status: \"1\"\n        in_share: " shared     \
     "\n        tags: " tags "\n"
 
-#define OWNED "{imgrecon/owner: default}"
+#define OWNED "{imgrecon/owner: team-a}"
 
 static const struct {
     const char *id;
@@ -70,7 +70,7 @@ static void start(void)
                   "      - image_id: " ECS_ID "\n        name: old-ecs\n"
                   "        status: Available\n        used_by_instances: 0\n");
     start_emu(&E, "300ms", NULL);
-    write_file(E.config, "owner: default\nprune: true\nmetrics_listen: null\n");
+    write_file(E.config, "owner: team-a\nprune: true\nmetrics_listen: null\n");
     cr_assert_eq(mkdir(mdir, 0755), 0, "mkdir %s", mdir);
 }
 
@@ -238,7 +238,7 @@ Test(prune_safety, empty_manifest_directory)
     /* The same directory named by the config instead of -f. */
     char cfg[512];
     snprintf(cfg, sizeof(cfg),
-             "owner: default\nprune: true\nmetrics_listen: null\nmanifests: [%s]\n", mdir);
+             "owner: team-a\nprune: true\nmetrics_listen: null\nmanifests: [%s]\n", mdir);
     write_file(E.config, cfg);
     expect_refused(NULL, "no manifest files");
     /* A directory whose only file is empty (a truncated checkout). */
@@ -345,7 +345,7 @@ Test(prune_safety, manifest_with_a_yaml_error)
     expect_refused(mdir, "b.yaml:");
 }
 
-/* The owned images carry owner=default; a config with another owner sees them as unmanaged:
+/* The owned images carry owner=team-a; a config with another owner sees them as unmanaged:
  * reported, never touched. web-a is declared, so it stays managed and unchanged. */
 Test(prune_safety, config_with_the_wrong_owner)
 {

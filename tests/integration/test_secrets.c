@@ -190,7 +190,7 @@ static void setup_ctx(ctx *c)
                "        system_snapshot_id: s-sys-0001\n"
                "        status: \"1\"\n"
                "        in_share: true\n"
-               "        tags: {imgrecon/owner: default}\n",
+               "        tags: {imgrecon/owner: team-a}\n",
                0600);
     const char *args[] = {"--fixture", path, "--rate-limit", "10/1s", "--create-delay",
                           "200ms",     NULL};
@@ -207,7 +207,7 @@ static void setup_ctx(ctx *c)
                "    share_to_ecs: true\n",
                0600);
     snprintf(path, sizeof(path), "%s/config.yaml", c->dir);
-    write_file(path, "prune: true\nallow_empty: false\nmetrics_listen: null\n", 0600);
+    write_file(path, "owner: team-a\nprune: true\nallow_empty: false\nmetrics_listen: null\n", 0600);
 }
 
 static void teardown_ctx(ctx *c)

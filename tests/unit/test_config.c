@@ -173,7 +173,17 @@ typedef struct bad_cfg {
 static const bad_cfg bad_cfgs[] = {
     {"intervall: 5m\n", "1:1: unknown key 'intervall' in config; did you mean 'interval'?", 1},
     {"colour: red\n", "1:1: unknown key 'colour' in config", 1},
-    {"prune: true\nprune: false\n", "2:1: duplicate key 'prune' (first at FILE:1:1)", 1},
+    {"prune: false\nprune: true\n", "2:1: duplicate key 'prune' (first at FILE:1:1)", 1},
+    {"prune: true\n",
+     "1:1: prune: true needs an owner of its own: set `owner: <team-name>` (a name unique to this "
+     "installation, used as the imgrecon/owner tag); with the owner left at 'default', two "
+     "installations would prune each other's images",
+     1},
+    {"owner: default\nallow_empty: true\nprune: true\n",
+     "3:1: prune: true needs an owner of its own: set `owner: <team-name>` (a name unique to this "
+     "installation, used as the imgrecon/owner tag); with the owner left at 'default', two "
+     "installations would prune each other's images",
+     1},
     {"interval: 5\n",
      "1:11: 'interval' must be a duration such as 500ms, 6s, 5m or 1h, got number 5", 1},
     {"interval: 500ms\n", "1:11: 'interval' must be from 1s to 24h, got 500ms", 1},
