@@ -936,3 +936,105 @@ Test(plan, planfile_round_trip)
     cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -ENOENT);
     free(err);
 }
+
+/* ---- ownership (DESIGN.md "Semantics", Ownership) ---- */
+
+/* Every step kind on an existing image passes the one ownership gate: a declared name whose
+ * image is not ours (no owner tag, or another owner) in any status, shared or not, with equal or
+ * different immutable fields, gets no step at all (no share, unshare, wait, delete, replace, and
+ * no create: the name is taken) and one conflict naming the image and its owner. */
+Test(plan, declared_name_on_an_image_not_ours_is_a_conflict_matrix)
+{
+    static const int statuses[] = {PROV_IMG_AVAILABLE, PROV_IMG_CREATING, PROV_IMG_COPYING,
+                                   PROV_IMG_FAILED};
+    static const char *const owners[] = {NULL, "team-b"};
+    unsigned cases = 0;
+    for (size_t s = 0; s < 4; s++)
+        for (size_t sh = 0; sh < 2; sh++)
+            for (size_t ow = 0; ow < 2; ow++)
+                for (size_t diff = 0; diff < 2; diff++) {
+                    fx_fini();
+                    fx_init();
+                    fx.opts.prune = true;
+                    fx.opts.owner = "team-a";
+                    spec_image *d = declare(R1, "hand-made", sh == 0); /* share differs */
+                    if (diff)
+                        d->description = (char *)"another description";
+                    observe(R1, "m-theirs", "hand-made", statuses[s], sh == 1, owners[ow]);
+                    build();
+                    cr_assert_eq(fx.plan->n_steps, 0, "status %d share %zu owner %s diff %zu",
+                                 statuses[s], sh, owners[ow] ? owners[ow] : "-", diff);
+                    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 1);
+                    const rec_note *n = note_of(REC_NOTE_CONFLICT, 0);
+                    cr_assert_eq(n->conflict, REC_CONFLICT_NOT_OWNED);
+                    cr_assert_str_eq(n->image_id, "m-theirs");
+                    cr_assert_str_eq(n->address, "swas.cn-hangzhou.custom_image.hand-made");
+                    if (owners[ow])
+                        cr_assert_str_eq(n->owner, owners[ow]);
+                    else
+                        cr_assert_null(n->owner);
+                    cr_assert_str_eq(n->file, "images.yaml");
+                    char *text = render(fx.plan, 0);
+                    cr_assert_not_null(strstr(text, "Conflicts (nothing is done):"), "%s", text);
+                    cr_assert_not_null(strstr(text, "(m-theirs)"), "%s", text);
+                    cr_assert_not_null(strstr(text, owners[ow] ? "owned by 'team-b'"
+                                                               : "has no imgrecon/owner tag"),
+                                       "%s", text);
+                    free(text);
+                    char *json = rec_render_json(fx.plan, false);
+                    json_t *doc = json_loads(json, 0, NULL);
+                    json_t *c = json_array_get(json_object_get(doc, "conflicts"), 0);
+                    cr_assert_str_eq(json_string_value(json_object_get(c, "image_id")), "m-theirs");
+                    cr_assert_str_eq(json_string_value(json_object_get(c, "conflict")),
+                                     "not_owned");
+                    if (owners[ow])
+                        cr_assert_str_eq(json_string_value(json_object_get(c, "owner")),
+                                         owners[ow]);
+                    else
+                        cr_assert(json_is_null(json_object_get(c, "owner")));
+                    json_decref(doc);
+                    free(json);
+                    cases++;
+                }
+    cr_assert_eq(cases, 32);
+}
+
+/* Two images with one name, one ours and one not: ours is diffed as before (here shared, as the
+ * entry wants), the other is a conflict; no step names the other's id. */
+Test(plan, same_name_ours_and_not_ours)
+{
+    fx.opts.owner = "team-a";
+    fx.opts.prune = true;
+    declare(R1, "web", true);
+    observe(R1, "m-ours", "web", PROV_IMG_AVAILABLE, false, "team-a");
+    observe(R1, "m-console", "web", PROV_IMG_AVAILABLE, true, NULL);
+    observe(R1, "m-foreign", "web", PROV_IMG_FAILED, false, "team-b");
+    build();
+    cr_assert_eq(fx.plan->n_steps, 1);
+    cr_assert_eq(step_n(0)->action, REC_ACT_SHARE);
+    cr_assert_str_eq(step_n(0)->image_id, "m-ours");
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 2);
+    cr_assert_str_eq(note_of(REC_NOTE_CONFLICT, 0)->image_id, "m-console");
+    cr_assert_str_eq(note_of(REC_NOTE_CONFLICT, 1)->image_id, "m-foreign");
+    cr_assert_str_eq(note_of(REC_NOTE_CONFLICT, 1)->owner, "team-b");
+}
+
+/* Undeclared images that are not ours stay unmanaged even when several share a name (no
+ * conflict, which would fail apply for images nobody declared); an undeclared name with one
+ * image of ours among foreign ones is pruned as before. */
+Test(plan, undeclared_same_name_not_ours_is_unmanaged)
+{
+    fx.opts.owner = "team-a";
+    fx.opts.prune = true;
+    declare(R1, "keep", false);
+    observe(R1, "m-keep", "keep", PROV_IMG_AVAILABLE, false, "team-a");
+    observe(R1, "m-c1", "console", PROV_IMG_AVAILABLE, false, NULL);
+    observe(R1, "m-c2", "console", PROV_IMG_AVAILABLE, false, "team-b");
+    observe(R1, "m-old", "console", PROV_IMG_AVAILABLE, false, "team-a");
+    build();
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 0);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_UNMANAGED), 2);
+    cr_assert_eq(fx.plan->n_steps, 1);
+    cr_assert_eq(step_n(0)->action, REC_ACT_DELETE);
+    cr_assert_str_eq(step_n(0)->image_id, "m-old");
+}
