@@ -346,7 +346,8 @@ Test(prune_safety, manifest_with_a_yaml_error)
 }
 
 /* The owned images carry owner=team-a; a config with another owner sees them as unmanaged:
- * reported, never touched. web-a is declared, so it stays managed and unchanged. */
+ * reported, never touched. web-a is declared but not ours: a conflict (apply and run --once
+ * exit 1), never touched either. */
 Test(prune_safety, config_with_the_wrong_owner)
 {
     start();
@@ -365,11 +366,14 @@ Test(prune_safety, config_with_the_wrong_owner)
     json_decref(doc);
     run_result_free(&r);
     r = RUN(&E, "apply", "-f", mdir, "--auto-approve");
-    cr_expect_eq(r.status, 0, "apply: exit %d\n%s", r.status, r.out);
+    cr_expect_eq(r.status, 1, "apply: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "owned by 'team-a' (not 'team-other'): not touched") != NULL, "%s",
+              r.out);
     cr_expect(strstr(r.out, "No changes") != NULL, "%s", r.out);
     run_result_free(&r);
     r = RUN(&E, "run", "-f", mdir, "--once");
-    cr_expect_eq(r.status, 0, "run --once: exit %d\n%s", r.status, r.out);
+    cr_expect_eq(r.status, 1, "run --once: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "conflict: not touched") != NULL, "%s", r.out);
     run_result_free(&r);
     /* Even with every image undeclared and allow_empty on. */
     write_file(E.config,
