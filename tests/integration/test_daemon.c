@@ -1212,3 +1212,132 @@ Test(daemon, metrics_agree_with_journal_after_throttling_and_server_errors)
     free(text);
     stop_daemon(&d);
 }
+
+/* The id of the first custom image called name in the emulator's world (caller frees). */
+static char *image_id_of(const char *name)
+{
+    json_t *st = emu_proc_state(&emu);
+    char *found = NULL;
+    size_t i, j;
+    json_t *region, *img;
+    json_array_foreach(json_object_get(st, "regions"), i, region)
+    {
+        json_array_foreach(json_object_get(region, "custom_images"), j, img)
+        {
+            const char *n = json_string_value(json_object_get(img, "name"));
+            if (found == NULL && n != NULL && strcmp(n, name) == 0)
+                found = strdup(json_string_value(json_object_get(img, "image_id")));
+        }
+    }
+    json_decref(st);
+    cr_assert_not_null(found, "no image %s in the emulator", name);
+    return found;
+}
+
+/* Another controller: unshares the image with a signed call of its own (`imgrecon api`, its
+ * own state directory), as a person in the console would. */
+static void hand_unshare(const char *image_id)
+{
+    char id_arg[96], hand_state[160], log[160];
+    snprintf(id_arg, sizeof(id_arg), "ImageId=%s", image_id);
+    snprintf(hand_state, sizeof(hand_state), "%s/hand-state", dir);
+    snprintf(log, sizeof(log), "%s/hand.log", dir);
+    const char *argv[] = {IMGRECON_BIN,
+                          "api",
+                          "--endpoint",
+                          emu.base_url,
+                          "--state-dir",
+                          hand_state,
+                          "--rate-limit",
+                          "10/1s",
+                          "swas",
+                          "ModifyImageShareStatus",
+                          "RegionId=cn-hangzhou",
+                          id_arg,
+                          "Operation=UnShare",
+                          NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        cr_assert_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        setenv("HOME", dir, 1);
+        unsetenv("IMGRECON_ENDPOINT");
+        test_exec(argv);
+    }
+    int code = wait_exit(pid, WAIT_MS);
+    cr_assert_eq(code, 0, "imgrecon api UnShare exit %d:\n%s", code, read_file(log));
+}
+
+static bool image_shared_now(const char *name)
+{
+    json_t *st = emu_proc_state(&emu);
+    bool shared = false;
+    size_t i, j;
+    json_t *region, *img;
+    json_array_foreach(json_object_get(st, "regions"), i, region)
+    {
+        json_array_foreach(json_object_get(region, "custom_images"), j, img)
+        {
+            const char *n = json_string_value(json_object_get(img, "name"));
+            if (n != NULL && strcmp(n, name) == 0)
+                shared = json_is_true(json_object_get(img, "in_share"));
+        }
+    }
+    json_decref(st);
+    return shared;
+}
+
+/* Fighting controllers (issue 11 item 7): the daemon shares `web`; someone unshares it after
+ * every cycle. The cycle after the first undo fixes it; the next two find it undone again (twice
+ * in a row): the daemon logs it, counts it in imgrecon_item_fights_total and lists a warning
+ * naming the item in status.json; once the item stays fixed the warning goes. Each manifest
+ * rewrite gives exactly one cycle (1h interval), so the sequence is deterministic. */
+Test(daemon, fighting_controller_is_reported_after_two_undos_in_a_row)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/web.yaml", manifests);
+    const char *text =
+        "region: cn-hangzhou\ncustom_images:\n  - name: web\n    instance_id: " INSTANCE
+        "\n    system_snapshot_id: " SNAPSHOT "\n    share_to_ecs: true\n";
+    write_file(path, text);
+    dproc d = start_daemon("daemon.log", NULL);
+    json_decref(await_idle(1));
+    await_available("web");
+    cr_assert(image_shared_now("web"), "cycle 1 created and shared web");
+    char *id = image_id_of("web");
+    for (unsigned undo = 1; undo <= 3; undo++) {
+        hand_unshare(id);
+        cr_assert_not(image_shared_now("web"));
+        write_file(path, text); /* one more cycle */
+        json_t *st = await_idle(1 + undo);
+        cr_assert(image_shared_now("web"), "cycle %u shared web again", 1 + undo);
+        json_t *warns = json_object_get(st, "warnings");
+        if (undo < 3) {
+            cr_assert_eq(json_array_size(warns), 0, "no fight yet after undo %u", undo);
+            cr_assert_not(log_has(&d, "fighting controller"));
+        } else {
+            cr_assert_eq(json_array_size(warns), 1, "one fighting item");
+            json_t *w = json_array_get(warns, 0);
+            cr_assert_str_eq(json_string_value(json_object_get(w, "address")),
+                             "swas.cn-hangzhou.custom_image.web");
+            cr_assert_eq(status_int(w, "count"), 2);
+        }
+        json_decref(st);
+    }
+    await_log(&d, "fighting controller");
+    char *metrics = scrape("/metrics");
+    cr_assert_not_null(strstr(metrics, "\nimgrecon_item_fights_total 1\n"), "%s", metrics);
+    free(metrics);
+    /* Left alone, the item stays fixed: the warning goes. */
+    write_file(path, text);
+    json_t *st = await_idle(5);
+    cr_assert_eq(json_array_size(json_object_get(st, "warnings")), 0);
+    json_decref(st);
+    free(id);
+    stop_daemon(&d);
+}
