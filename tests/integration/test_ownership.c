@@ -3,7 +3,13 @@
  * an image of team-b) against the real emulator. plan shows the conflicts (text and JSON),
  * apply does the independent steps and exits 1, a daemon cycle reports the item failing, and
  * the emulator's journal shows no mutating call naming those images. */
+#include <uv.h>
+
 #include "apply_support.h"
+#include "prov_client.h"
+#include "prov_cred.h"
+#include "rec_exec.h"
+#include "rec_plan.h"
 
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
 #define ID_HAND "m-bp1handmade0000001"
@@ -152,4 +158,129 @@ Test(ownership, daemon_cycle_reports_the_conflicting_items_failing)
     json_decref(st);
     free(text);
     expect_untouched("daemon");
+}
+
+/* ---- the executor's last-line check ---- */
+
+static void exec_rate(void *ud, prov_product product, const char *action, unsigned *ret_calls,
+                      uint64_t *ret_window_ms)
+{
+    (void)ud;
+    (void)product;
+    (void)action;
+    *ret_calls = 10;
+    *ret_window_ms = 1000;
+}
+
+typedef struct exec_outcome {
+    bool done;
+    unsigned n_done, n_failed;
+    char *error[2];
+} exec_outcome;
+
+static void on_exec_done(const rec_exec_result *res, void *ud)
+{
+    exec_outcome *o = ud;
+    o->done = true;
+    o->n_done = res->n_done;
+    o->n_failed = res->n_failed;
+    for (size_t i = 0; i < 2; i++)
+        o->error[i] = res->errors[i] ? strdup(res->errors[i]) : NULL;
+}
+
+/* A plan step of kind action on image_id (all strings owned by the step). */
+static void make_step(rec_step *st, unsigned id, rec_action action, const char *name,
+                      const char *image_id)
+{
+    memset(st, 0, sizeof(*st));
+    st->id = id;
+    st->action = action;
+    st->region = strdup("cn-hangzhou");
+    st->name = strdup(name);
+    st->image_id = strdup(image_id);
+    st->reason = strdup("hand-made plan");
+    char addr[128];
+    snprintf(addr, sizeof(addr), "swas.cn-hangzhou.custom_image.%s", name);
+    st->address = strdup(addr);
+    memset(st->spec_hash, 'a', REC_HASH_HEX);
+    rec_step_set_generation(st, "team-a", 0);
+}
+
+/* An observed image (strings owned by the list); owner NULL: no owner tag. */
+static void add_observed(rec_region_obs *r, const char *id, const char *name, const char *owner)
+{
+    r->images.v = realloc(r->images.v, (r->images.n + 1) * sizeof(prov_image));
+    cr_assert_not_null(r->images.v);
+    prov_image *img = &r->images.v[r->images.n++];
+    memset(img, 0, sizeof(*img));
+    img->image_id = strdup(id);
+    img->name = strdup(name);
+    img->region_id = strdup("cn-hangzhou");
+    img->status = PROV_IMG_AVAILABLE;
+    img->in_share = true;
+    if (owner) {
+        img->tags = calloc(1, sizeof(*img->tags));
+        cr_assert_not_null(img->tags);
+        img->tags[0].key = strdup(REC_OWNER_TAG);
+        img->tags[0].value = strdup(owner);
+        img->n_tags = 1;
+    }
+}
+
+/* Whatever plan reaches the executor (a tampered saved plan, a bug in the planner), it sends no
+ * mutating call for an image it did not observe as ours: here a delete of the console image
+ * fails without a call, while an unshare of our own image in the same plan goes through. */
+Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
+{
+    scenario();
+    rec_plan *plan = calloc(1, sizeof(*plan));
+    cr_assert_not_null(plan);
+    plan->owner = strdup("team-a");
+    plan->steps = calloc(2, sizeof(rec_step));
+    plan->n_steps = 2;
+    make_step(&plan->steps[0], 1, REC_ACT_DELETE, "hand-made", ID_HAND);
+    make_step(&plan->steps[1], 2, REC_ACT_SHARE, "web", ID_OURS);
+    rec_observed obs = {0};
+    rec_region_obs *r = NULL;
+    cr_assert_eq(rec_observed_add_region(&obs, "cn-hangzhou", &r), 0);
+    add_observed(r, ID_HAND, "hand-made", NULL);
+    add_observed(r, ID_OURS, "web", "team-a");
+
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    prov_credential cred = {.access_key_id = (char *)KEY_ID,
+                            .access_key_secret = (char *)KEY_SECRET};
+    prov_client_opts co = {.endpoint = E.emu.base_url,
+                           .cred = &cred,
+                           .rate_for = exec_rate,
+                           .timeout_ms = 5000,
+                           .connect_timeout_ms = 2000};
+    prov_client *client = NULL;
+    cr_assert_eq(prov_client_new(&loop, &co, &client), 0);
+    rec_exec_opts xo = {.client = client, .observed = &obs, .owner = "team-a"};
+    exec_outcome out = {0};
+    cr_assert_eq(rec_exec_start(&loop, plan, &xo, on_exec_done, &out, NULL), 0);
+    int64_t deadline = mono_ms_now() + 20000;
+    while (!out.done && mono_ms_now() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    cr_assert(out.done, "the executor finished in time");
+    prov_client_close(client);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+
+    cr_expect_eq(out.n_failed, 1);
+    cr_expect_eq(out.n_done, 1, "the step on our image ran");
+    cr_assert_not_null(out.error[0]);
+    cr_expect_not_null(strstr(out.error[0], "not observed carrying this owner's"), "%s",
+                       out.error[0]);
+    cr_expect_null(out.error[1]);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", NULL), 0);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 1);
+    json_decref(j);
+    expect_untouched("executor");
+    free(out.error[0]);
+    free(out.error[1]);
+    rec_plan_free(plan);
+    rec_observed_free(&obs);
 }
