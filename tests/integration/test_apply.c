@@ -82,8 +82,7 @@ Test(apply, create_and_share_then_idempotent)
     cr_expect(!image_shared(a));
     cr_expect(image_shared(b));
     cr_expect_str_eq(
-        json_string_value(json_object_get(json_object_get(a, "tags"), "imgrecon/owner")),
-        "team-a");
+        json_string_value(json_object_get(json_object_get(a, "tags"), "imgrecon/owner")), "team-a");
     json_decref(imgs);
 
     json_t *j = journal_lines(&E);

@@ -207,7 +207,8 @@ static void setup_ctx(ctx *c)
                "    share_to_ecs: true\n",
                0600);
     snprintf(path, sizeof(path), "%s/config.yaml", c->dir);
-    write_file(path, "owner: team-a\nprune: true\nallow_empty: false\nmetrics_listen: null\n", 0600);
+    write_file(path, "owner: team-a\nprune: true\nallow_empty: false\nmetrics_listen: null\n",
+               0600);
 }
 
 static void teardown_ctx(ctx *c)
