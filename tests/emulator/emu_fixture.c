@@ -17,12 +17,12 @@
 
 #include "emu_ops.h"
 #include "emu_util.h"
-#include "prov_sig.h"
+#include "emu_sig.h"
 
 typedef struct fx {
     yaml_document_t *doc;
     const char *file;
-    spec_diags *d;
+    emu_diags *d;
     emu_world *w;
     bool nomem;
 } fx;
@@ -36,8 +36,8 @@ __attribute__((format(printf, 3, 4))) static void at(fx *f, const yaml_node_t *n
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    spec_diags_add(f->d, f->file, (unsigned)n->start_mark.line + 1,
-                   (unsigned)n->start_mark.column + 1, "%s", msg);
+    emu_diags_add(f->d, f->file, (unsigned)n->start_mark.line + 1,
+                  (unsigned)n->start_mark.column + 1, "%s", msg);
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -282,11 +282,11 @@ static void image_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
         (void)bool_value(f, v, key, &img->in_share);
     } else if (strcmp(key, "creation_time") == 0) {
         const char *s = scalar(v);
-        time_t t;
-        if (!s || prov_parse_utc(s, &t) < 0) {
+        int64_t t;
+        if (!s || emu_parse_utc(s, &t) < 0) {
             at(f, v, "%s: expected YYYY-MM-DDThh:mm:ssZ", key);
         } else {
-            img->created_ms = (int64_t)t * 1000;
+            img->created_ms = t * 1000;
         }
     } else {
         load_tags(f, v, img);
@@ -539,7 +539,7 @@ static void root_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
 }
 
 int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world **ret,
-                      spec_diags *diags)
+                      emu_diags *diags)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -549,9 +549,9 @@ int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world *
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        spec_diags_add(diags, file, (unsigned)parser.problem_mark.line + 1,
-                       (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s",
-                       parser.problem ? parser.problem : "unknown");
+        emu_diags_add(diags, file, (unsigned)parser.problem_mark.line + 1,
+                      (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s",
+                      parser.problem ? parser.problem : "unknown");
         yaml_parser_delete(&parser);
         return -EINVAL;
     }
@@ -567,7 +567,7 @@ int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world *
     static const char *const keys[] = {"accounts", "regions", NULL};
     root_ctx c = {0};
     if (!root) {
-        spec_diags_add(diags, file, 1, 1, "empty fixture: accounts and regions are required");
+        emu_diags_add(diags, file, 1, 1, "empty fixture: accounts and regions are required");
     } else if (mapping(&f, root, "fixture", keys, root_pair, &c)) {
         int64_t now = emu_now_ms();
         if (c.accounts) {
@@ -584,9 +584,9 @@ int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world *
     yaml_document_t extra;
     if (root && yaml_parser_load(&parser, &extra)) {
         if (yaml_document_get_root_node(&extra)) {
-            spec_diags_add(diags, file, (unsigned)extra.start_mark.line + 1,
-                           (unsigned)extra.start_mark.column + 1, "%s",
-                           "a fixture holds one YAML document");
+            emu_diags_add(diags, file, (unsigned)extra.start_mark.line + 1,
+                          (unsigned)extra.start_mark.column + 1, "%s",
+                          "a fixture holds one YAML document");
         }
         yaml_document_delete(&extra);
     }

@@ -8,12 +8,12 @@
 #include <stddef.h>
 
 #include "emu_world.h"
-#include "spec_diag.h"
+#include "emu_diag.h"
 
 /* Parses buf[0..len) (named file in the diagnostics). Returns 0 and a new world, -EINVAL with
  * every problem in diags, or -ENOMEM. */
 int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world **ret,
-                      spec_diags *diags);
+                      emu_diags *diags);
 /* Reads a whole file; returns 0 and a malloc'd NUL-terminated buffer, or a negative errno. */
 int emu_fixture_read_file(const char *path, char **ret_buf, size_t *ret_len);
 

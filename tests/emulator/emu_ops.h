@@ -8,17 +8,17 @@
 #define EMU_TOKEN_TTL_MS (24LL * 3600 * 1000)
 
 /* SWAS operations (emu_swas.c). */
-int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 /* ECS operations (emu_ecs.c). */
-int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_ecs_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+int emu_ecs_describe(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_ecs_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 
 /* A required parameter: returns its value, or NULL after setting MissingParameter on r (and
  * *rc to -ENOMEM if even that failed). */
-const char *emu_required(const prov_kvs *p, const char *key, emu_result *r, int *rc);
+const char *emu_required(const emu_kvs *p, const char *key, emu_result *r, int *rc);
 /* A region by name, created empty when unknown (any region exists in the cloud; a region the
  * fixture does not name simply has nothing in it). NULL only on allocation failure. */
 emu_region *emu_world_region_get(emu_world *w, const char *region);
@@ -26,9 +26,9 @@ emu_region *emu_world_region_get(emu_world *w, const char *region);
 /* ClientToken records. emu_token_check returns 0 when the token is new, 1 when it was used
  * with the same parameters (then *ret_prev is the record), or sets IdempotentParameterMismatch
  * on r and returns 2; negative errno on allocation failure. */
-int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t now,
+int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r);
-int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const char *image_id,
+int emu_token_record(emu_world *w, const char *action, const emu_kvs *p, const char *image_id,
                      int64_t now);
 
 /* Appends an image (deep copy of the fields is the caller's job; this takes ownership). */

@@ -8,7 +8,7 @@
 
 #include "emu_ops.h"
 #include "emu_util.h"
-#include "spec.h"
+#include "emu_rules.h"
 
 #define MAX_TAGS 20
 #define MAX_LIST_ITEMS 100
@@ -16,7 +16,7 @@
 /* Tag.N.Key / Tag.N.Value (N = 1..20) into an array ordered by N. Errors go to r (return 1);
  * allocation failure returns -ENOMEM; success 0. When check_rules is set the API's key and
  * value rules apply (CreateCustomImage); a filter only needs well-formed pairs. */
-static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
+static int parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
                       emu_result *r)
 {
     const char *keys[MAX_TAGS + 1] = {0};
@@ -57,7 +57,7 @@ static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t
         if (!keys[n] || !*keys[n]) {
             why = "must not be empty";
         } else if (check_rules) {
-            why = spec_check_tag_key(keys[n]);
+            why = emu_check_tag_key(keys[n]);
         }
         if (why) {
             rc = emu_result_error(r, 400, "InvalidParam.TagKey",
@@ -65,7 +65,7 @@ static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t
             rc = rc < 0 ? rc : 1;
             break;
         }
-        if (check_rules && values[n] && (why = spec_check_tag_value(values[n])) != NULL) {
+        if (check_rules && values[n] && (why = emu_check_tag_value(values[n])) != NULL) {
             rc = emu_result_error(r, 400, "InvalidParam.TagValue",
                                   "The specified parameter Tag.%d.Value is invalid: %s.", n, why);
             rc = rc < 0 ? rc : 1;
@@ -181,9 +181,9 @@ static bool opt_eq(const char *filter, const char *value)
 }
 
 /* Parses ImageIds / ImageNames; returns 0, 1 (error set on r) or -ENOMEM. */
-static int list_param(const prov_kvs *p, const char *key, char ***v, size_t *n, emu_result *r)
+static int list_param(const emu_kvs *p, const char *key, char ***v, size_t *n, emu_result *r)
 {
-    const char *s = prov_kvs_get(p, key);
+    const char *s = emu_kvs_get(p, key);
     *v = NULL;
     *n = 0;
     if (!s || !*s) {
@@ -209,7 +209,7 @@ static int list_param(const prov_kvs *p, const char *key, char ***v, size_t *n, 
     return 0;
 }
 
-int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     const char *region = emu_required(p, "RegionId", r, &rc);
@@ -217,18 +217,18 @@ int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         return rc;
     }
     long page_size = 10, page_number = 1;
-    const char *s = prov_kvs_get(p, "PageSize");
+    const char *s = emu_kvs_get(p, "PageSize");
     if (s && *s && emu_parse_long(s, 1, 100, &page_size) < 0) {
         return emu_result_error(r, 400, "InvalidParam.PageSize",
                                 "The specified parameter PageSize is invalid: 1 to 100.");
     }
-    s = prov_kvs_get(p, "PageNumber");
+    s = emu_kvs_get(p, "PageNumber");
     if (s && *s && emu_parse_long(s, 1, 1000000, &page_number) < 0) {
         return emu_result_error(r, 400, "InvalidParam.PageNumber",
                                 "The specified parameter PageNumber is invalid.");
     }
     bool share = false, has_share = false;
-    s = prov_kvs_get(p, "Share");
+    s = emu_kvs_get(p, "Share");
     if (s && *s) {
         if (emu_parse_bool(s, &share) < 0) {
             return emu_result_error(r, 400, "InvalidParam.Share",
@@ -251,10 +251,10 @@ int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     if (rc != 0) {
         goto out;
     }
-    const char *instance = prov_kvs_get(p, "InstanceId");
-    const char *sys = prov_kvs_get(p, "SystemSnapshotId");
-    const char *data = prov_kvs_get(p, "DataSnapshotId");
-    const char *rg = prov_kvs_get(p, "ResourceGroupId");
+    const char *instance = emu_kvs_get(p, "InstanceId");
+    const char *sys = emu_kvs_get(p, "SystemSnapshotId");
+    const char *data = emu_kvs_get(p, "DataSnapshotId");
+    const char *rg = emu_kvs_get(p, "ResourceGroupId");
     emu_region *reg = emu_world_region(w, region);
     items = json_array();
     if (!items) {
@@ -332,9 +332,9 @@ static bool token_ok(const char *t)
     return true;
 }
 
-static int check_token(const prov_kvs *p, emu_result *r)
+static int check_token(const emu_kvs *p, emu_result *r)
 {
-    if (token_ok(prov_kvs_get(p, "ClientToken"))) {
+    if (token_ok(emu_kvs_get(p, "ClientToken"))) {
         return 0;
     }
     int rc = emu_result_error(r, 400, "InvalidParam.ClientToken",
@@ -343,12 +343,12 @@ static int check_token(const prov_kvs *p, emu_result *r)
     return rc < 0 ? rc : 1;
 }
 
-int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     const char *region = emu_required(p, "RegionId", r, &rc);
     const char *name = region ? emu_required(p, "ImageName", r, &rc) : NULL;
-    const char *why = name ? spec_check_image_name(name) : NULL;
+    const char *why = name ? emu_check_image_name(name) : NULL;
     if (why) {
         return emu_result_error(r, 400, "InvalidParam.IllegalImageName",
                                 "The specified parameter imageName is illegal: %s.", why);
@@ -380,8 +380,8 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     }
     emu_region *reg = emu_world_region_get(w, region);
     emu_server *srv = reg ? emu_region_server(reg, instance_id) : NULL;
-    const char *sys = prov_kvs_get(p, "SystemSnapshotId");
-    const char *data = prov_kvs_get(p, "DataSnapshotId");
+    const char *sys = emu_kvs_get(p, "SystemSnapshotId");
+    const char *data = emu_kvs_get(p, "DataSnapshotId");
     if (!reg) {
         rc = -ENOMEM;
     } else if (!srv) {
@@ -432,9 +432,9 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     img.system_snapshot_id =
         strdup(sys && *sys ? sys : srv->system_snapshots[srv->n_system_snapshots - 1]);
     img.data_snapshot_id = data && *data ? strdup(data) : NULL;
-    const char *desc = prov_kvs_get(p, "Description");
+    const char *desc = emu_kvs_get(p, "Description");
     img.description = strdup(desc ? desc : "");
-    const char *rg = prov_kvs_get(p, "ResourceGroupId");
+    const char *rg = emu_kvs_get(p, "ResourceGroupId");
     img.resource_group_id = strdup(rg && *rg ? rg : EMU_DEFAULT_RG);
     img.tags = tags;
     img.n_tags = n_tags;
@@ -467,7 +467,7 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
 
 /* The image named by RegionId + ImageId, or NULL with InvalidImageId.NotFound (or
  * MissingParameter) set on r. */
-static emu_image *find_image(emu_world *w, const prov_kvs *p, emu_region **ret_reg,
+static emu_image *find_image(emu_world *w, const emu_kvs *p, emu_region **ret_reg,
                              size_t *ret_index, emu_result *r, int *rc)
 {
     const char *region = emu_required(p, "RegionId", r, rc);
@@ -488,7 +488,7 @@ static emu_image *find_image(emu_world *w, const prov_kvs *p, emu_region **ret_r
     return NULL;
 }
 
-int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     if (!emu_required(p, "RegionId", r, &rc) || !emu_required(p, "ImageId", r, &rc)) {
@@ -526,7 +526,7 @@ int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     return emu_token_record(w, "ModifyImageShareStatus", p, NULL, now);
 }
 
-int emu_swas_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     if (!emu_required(p, "RegionId", r, &rc) || !emu_required(p, "ImageId", r, &rc)) {

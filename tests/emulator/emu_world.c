@@ -11,7 +11,7 @@
 
 #include "emu_ops.h"
 #include "emu_util.h"
-#include "prov_sig.h"
+#include "emu_sig.h"
 
 void emu_result_clear(emu_result *r)
 {
@@ -240,9 +240,9 @@ void emu_world_tick(emu_world *w, int64_t now_ms)
     }
 }
 
-const char *emu_required(const prov_kvs *p, const char *key, emu_result *r, int *rc)
+const char *emu_required(const emu_kvs *p, const char *key, emu_result *r, int *rc)
 {
-    const char *v = prov_kvs_get(p, key);
+    const char *v = emu_kvs_get(p, key);
     if (v && *v) {
         return v;
     }
@@ -260,26 +260,26 @@ int emu_json_set_str(json_t *obj, const char *key, const char *value)
 
 /* The canonical query of the operation's own parameters (no common or signing ones): two calls
  * with the same token must carry the same fingerprint to count as the same request. */
-static int fingerprint(const prov_kvs *p, char **ret)
+static int fingerprint(const emu_kvs *p, char **ret)
 {
-    prov_kvs own = {0};
+    emu_kvs own = {0};
     int rc = 0;
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         if (!emu_is_common_param(p->v[i].key)) {
-            rc = prov_kvs_add(&own, p->v[i].key, p->v[i].value);
+            rc = emu_kvs_add(&own, p->v[i].key, p->v[i].value);
         }
     }
     if (rc == 0) {
-        rc = prov_canonical_query(&own, NULL, ret);
+        rc = emu_canonical_query(&own, NULL, ret);
     }
-    prov_kvs_free(&own);
+    emu_kvs_clear(&own);
     return rc;
 }
 
-int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t now,
+int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r)
 {
-    const char *token = prov_kvs_get(p, "ClientToken");
+    const char *token = emu_kvs_get(p, "ClientToken");
     if (!token || !*token) {
         return 0;
     }
@@ -317,10 +317,10 @@ int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t
     return 0;
 }
 
-int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const char *image_id,
+int emu_token_record(emu_world *w, const char *action, const emu_kvs *p, const char *image_id,
                      int64_t now)
 {
-    const char *token = prov_kvs_get(p, "ClientToken");
+    const char *token = emu_kvs_get(p, "ClientToken");
     if (!token || !*token) {
         return 0;
     }
@@ -342,7 +342,7 @@ int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const 
     return 0;
 }
 
-typedef int (*emu_op_fn)(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+typedef int (*emu_op_fn)(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 
 static const struct {
     enum emu_product product;
@@ -368,7 +368,7 @@ bool emu_world_has_action(enum emu_product product, const char *action)
 }
 
 int emu_world_call(emu_world *w, enum emu_product product, const char *action,
-                   const prov_kvs *params, int64_t now_ms, emu_result *ret)
+                   const emu_kvs *params, int64_t now_ms, emu_result *ret)
 {
     memset(ret, 0, sizeof(*ret));
     emu_world_tick(w, now_ms);

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "prov_kvs.h"
+#include "emu_kvs.h"
 
 typedef struct emu_tag {
     char *key;
@@ -132,7 +132,7 @@ bool emu_world_has_action(enum emu_product product, const char *action);
  * present; they are ignored). now_ms is the wall clock. Returns 0 with *ret filled (success or
  * API error) or -ENOMEM. */
 int emu_world_call(emu_world *w, enum emu_product product, const char *action,
-                   const prov_kvs *params, int64_t now_ms, emu_result *ret);
+                   const emu_kvs *params, int64_t now_ms, emu_result *ret);
 
 /* Applies pending status changes ("4" -> "1") due at now_ms. */
 void emu_world_tick(emu_world *w, int64_t now_ms);

@@ -14,12 +14,11 @@
 
 static emu_world *demo(void)
 {
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     int rc = emu_fixture_parse("<demo>", emu_demo_fixture, strlen(emu_demo_fixture), &w, &d);
-    cr_assert_eq(rc, 0, "demo fixture: %s", d.n ? d.v[0].msg : "?");
-    spec_diags_free(&d);
+    cr_assert_eq(rc, 0, "demo fixture: %s", d.n ? d.v[0] : "?");
+    emu_diags_clear(&d);
     w->create_delay_ms = 1000;
     return w;
 }
@@ -28,11 +27,11 @@ static emu_world *demo(void)
 static emu_result run(emu_world *w, enum emu_product p, const char *action, const char *query,
                       int64_t now)
 {
-    prov_kvs kv = {0};
-    cr_assert_eq(prov_kvs_parse_urlencoded(&kv, query, strlen(query)), 0);
+    emu_kvs kv = {0};
+    cr_assert_eq(emu_kvs_parse_urlencoded(&kv, query, strlen(query)), 0);
     emu_result r;
     cr_assert_eq(emu_world_call(w, p, action, &kv, now, &r), 0);
-    prov_kvs_free(&kv);
+    emu_kvs_clear(&kv);
     return r;
 }
 
@@ -344,27 +343,25 @@ ParameterizedTestParameters(emulator_fixture, errors)
 
 ParameterizedTest(fixture_case *c, emulator_fixture, errors)
 {
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     int rc = emu_fixture_parse("fx.yaml", c->yaml, strlen(c->yaml), &w, &d);
     cr_assert_eq(rc, -EINVAL);
     cr_assert_null(w);
     cr_assert_gt(d.n, 0);
     char line[600];
-    snprintf(line, sizeof(line), "%s:%u:%u: %s", d.v[0].file, d.v[0].line, d.v[0].col, d.v[0].msg);
+    snprintf(line, sizeof(line), "%s", d.v[0]);
     cr_expect(strstr(line, c->want) != NULL, "got \"%s\", want \"%s\"", line, c->want);
-    spec_diags_free(&d);
+    emu_diags_clear(&d);
 }
 
 Test(emulator_fixture, every_error_in_one_pass)
 {
     const char *yaml = "accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1, x: 1}\n"
                        "regions:\n  - region: r\n    y: 2\n";
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     cr_assert_eq(emu_fixture_parse("fx.yaml", yaml, strlen(yaml), &w, &d), -EINVAL);
     cr_expect_eq(d.n, 2, "both unknown keys reported");
-    spec_diags_free(&d);
+    emu_diags_clear(&d);
 }
