@@ -252,6 +252,29 @@ static void load_tags(fx *f, yaml_node_t *n, emu_image *img)
     }
 }
 
+/* share_accounts: [uid, ...], account ids (digits) the image is shared to. */
+static void load_shares(fx *f, yaml_node_t *n, emu_image *img)
+{
+    char **v = NULL;
+    size_t nv = 0;
+    strv_value(f, n, "share_accounts", &v, &nv);
+    img->shares = calloc(nv ? nv : 1, sizeof(*img->shares));
+    if (!img->shares) {
+        f->nomem = true;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        if (strspn(v[i], "0123456789") != strlen(v[i]) || !*v[i]) {
+            at(f, n, "share_accounts: \"%s\" is not an account id (digits)", v[i]);
+        }
+        if (img->shares) {
+            img->shares[img->n_shares++] = (emu_share){.user_id = v[i], .at_ms = img->created_ms};
+        } else {
+            free(v[i]);
+        }
+    }
+    free(v);
+}
+
 static void image_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
 {
     image_ctx *c = ctx;
@@ -280,6 +303,8 @@ static void image_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
         }
     } else if (strcmp(key, "in_share") == 0) {
         (void)bool_value(f, v, key, &img->in_share);
+    } else if (strcmp(key, "share_accounts") == 0) {
+        load_shares(f, v, img);
     } else if (strcmp(key, "creation_time") == 0) {
         const char *s = scalar(v);
         int64_t t;
@@ -404,10 +429,19 @@ static void load_servers(fx *f, yaml_node_t *n, emu_region *r)
 
 static void load_images(fx *f, yaml_node_t *n, emu_region *r, int64_t now)
 {
-    static const char *const keys[] = {
-        "image_id",         "name",        "instance_id",       "system_snapshot_id",
-        "data_snapshot_id", "description", "resource_group_id", "status",
-        "in_share",         "tags",        "creation_time",     NULL};
+    static const char *const keys[] = {"image_id",
+                                       "name",
+                                       "instance_id",
+                                       "system_snapshot_id",
+                                       "data_snapshot_id",
+                                       "description",
+                                       "resource_group_id",
+                                       "status",
+                                       "in_share",
+                                       "tags",
+                                       "creation_time",
+                                       "share_accounts",
+                                       NULL};
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *item = yaml_document_get_node(f->doc, *it);

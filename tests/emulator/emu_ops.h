@@ -12,6 +12,27 @@ int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+/* More SWAS operations (emu_swas_more.c): tags, batch delete, regions, account shares. */
+int emu_swas_delete_batch(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_tag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_untag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_list_tags(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_regions(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_add(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_remove(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+
+/* Shared by the SWAS files. Each returns 0, 1 after setting an API error on r, or -ENOMEM. */
+/* Tag.N.Key / Tag.N.Value (N = 1..20), ordered by N; with check_rules the API's key and value
+ * rules apply and an absent value is "" (caller frees with emu_tags_free). */
+int emu_swas_parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
+                        emu_result *r);
+void emu_tags_free(emu_tag *tags, size_t n);
+/* ClientToken: at most 64 printable ASCII characters. */
+int emu_swas_check_token(const emu_kvs *p, emu_result *r);
+/* Why an image in this state cannot be deleted (a static error code with its HTTP status and
+ * message set on r, returning 1), or 0 when it can; -ENOMEM. */
+int emu_swas_deletable(const emu_image *img, emu_result *r);
 /* ECS operations (emu_ecs.c). */
 int emu_ecs_describe(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 int emu_ecs_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);

@@ -16,8 +16,8 @@
 /* Tag.N.Key / Tag.N.Value (N = 1..20) into an array ordered by N. Errors go to r (return 1);
  * allocation failure returns -ENOMEM; success 0. When check_rules is set the API's key and
  * value rules apply (CreateCustomImage); a filter only needs well-formed pairs. */
-static int parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
-                      emu_result *r)
+int emu_swas_parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
+                        emu_result *r)
 {
     const char *keys[MAX_TAGS + 1] = {0};
     const char *values[MAX_TAGS + 1] = {0};
@@ -106,7 +106,7 @@ static int parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t 
     return 0;
 }
 
-static void tags_free(emu_tag *tags, size_t n)
+void emu_tags_free(emu_tag *tags, size_t n)
 {
     for (size_t i = 0; tags && i < n; i++) {
         free(tags[i].key);
@@ -145,7 +145,7 @@ static json_t *image_item(const emu_world *w, emu_region *reg, const emu_image *
         "{s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,"
         "s:[],s:o}",
         "ImageId", img->image_id, "Name", img->name, "Description", img->description, "Status",
-        img->status, "InShare", img->in_share, "InShareUser", 0, "InstanceId",
+        img->status, "InShare", img->in_share, "InShareUser", img->n_shares > 0, "InstanceId",
         img->instance_id ? img->instance_id : "", "InstanceName", srv ? srv->name : "", "RegionId",
         reg->region, "CreationTime", ct, "SystemSnapshotId",
         img->system_snapshot_id ? img->system_snapshot_id : "", "SystemSnapshotName",
@@ -246,7 +246,7 @@ int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
         rc = list_param(p, "ImageNames", &names, &n_names, r);
     }
     if (rc == 0) {
-        rc = parse_tags(p, false, &tags, &n_tags, r);
+        rc = emu_swas_parse_tags(p, false, &tags, &n_tags, r);
     }
     if (rc != 0) {
         goto out;
@@ -298,7 +298,7 @@ out:
     json_decref(items);
     emu_strv_free(ids, n_ids);
     emu_strv_free(names, n_names);
-    tags_free(tags, n_tags);
+    emu_tags_free(tags, n_tags);
     return rc < 0 ? rc : 0;
 }
 
@@ -332,7 +332,7 @@ static bool token_ok(const char *t)
     return true;
 }
 
-static int check_token(const emu_kvs *p, emu_result *r)
+int emu_swas_check_token(const emu_kvs *p, emu_result *r)
 {
     if (token_ok(emu_kvs_get(p, "ClientToken"))) {
         return 0;
@@ -357,19 +357,19 @@ int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     if (!instance_id) {
         return rc;
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     emu_tag *tags = NULL;
     size_t n_tags = 0;
-    rc = parse_tags(p, true, &tags, &n_tags, r);
+    rc = emu_swas_parse_tags(p, true, &tags, &n_tags, r);
     if (rc != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
     rc = emu_token_check(w, "CreateCustomImage", p, now, &prev, r);
     if (rc != 0) {
-        tags_free(tags, n_tags);
+        emu_tags_free(tags, n_tags);
         if (rc == 1) {
             /* A replayed token answers, and is journaled, with the first call's image. */
             r->body = json_pack("{s:s}", "ImageId", prev->image_id);
@@ -416,7 +416,7 @@ int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
         }
     }
     if (rc < 0 || r->code) {
-        tags_free(tags, n_tags);
+        emu_tags_free(tags, n_tags);
         return rc;
     }
     char id[23];
@@ -502,7 +502,7 @@ int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
         return emu_result_error(r, 400, "InvalidParam.OperationIllegal",
                                 "The specified parameter operation is illegal.");
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
@@ -526,13 +526,32 @@ int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     return emu_token_record(w, "ModifyImageShareStatus", p, NULL, now);
 }
 
+int emu_swas_deletable(const emu_image *img, emu_result *r)
+{
+    int rc = 0;
+    /* The pages say a shared image must be unshared first; an image shared to accounts counts
+     * as shared too (README.md "Account shares"). */
+    if (img->in_share || img->n_shares > 0) {
+        rc = emu_result_error(r, 400, "CustomImageInShare",
+                              "The custom image is being shared. Please disable sharing first "
+                              "and then delete it.");
+    } else if (strcmp(img->status, "4") == 0 || strcmp(img->status, "0") == 0) {
+        rc = emu_result_error(r, 403, "IncorrectImageStatus",
+                              "The current status of the image does not support this "
+                              "operation.");
+    } else {
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
 int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     if (!emu_required(p, "RegionId", r, &rc) || !emu_required(p, "ImageId", r, &rc)) {
         return rc;
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
@@ -546,15 +565,8 @@ int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     if (!img) {
         return rc;
     }
-    if (img->in_share) {
-        return emu_result_error(r, 400, "CustomImageInShare",
-                                "The custom image is being shared. Please disable sharing first "
-                                "and then delete it.");
-    }
-    if (strcmp(img->status, "4") == 0 || strcmp(img->status, "0") == 0) {
-        return emu_result_error(r, 403, "IncorrectImageStatus",
-                                "The current status of the image does not support this "
-                                "operation.");
+    if ((rc = emu_swas_deletable(img, r)) != 0) {
+        return rc < 0 ? rc : 0;
     }
     emu_region_remove_image(reg, idx);
     return emu_token_record(w, "DeleteCustomImage", p, NULL, now);

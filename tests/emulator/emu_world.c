@@ -72,6 +72,10 @@ void emu_image_free_fields(emu_image *img)
         free(img->tags[i].value);
     }
     free(img->tags);
+    for (size_t i = 0; i < img->n_shares; i++) {
+        free(img->shares[i].user_id);
+    }
+    free(img->shares);
     memset(img, 0, sizeof(*img));
 }
 
@@ -353,6 +357,14 @@ static const struct {
     {EMU_SWAS, "CreateCustomImage", emu_swas_create},
     {EMU_SWAS, "ModifyImageShareStatus", emu_swas_share},
     {EMU_SWAS, "DeleteCustomImage", emu_swas_delete},
+    {EMU_SWAS, "DeleteCustomImages", emu_swas_delete_batch},
+    {EMU_SWAS, "TagResources", emu_swas_tag},
+    {EMU_SWAS, "UntagResources", emu_swas_untag},
+    {EMU_SWAS, "ListTagResources", emu_swas_list_tags},
+    {EMU_SWAS, "ListRegions", emu_swas_regions},
+    {EMU_SWAS, "AddCustomImageShareAccount", emu_swas_share_add},
+    {EMU_SWAS, "RemoveCustomImageShareAccount", emu_swas_share_remove},
+    {EMU_SWAS, "ListCustomImageShareAccounts", emu_swas_share_list},
     {EMU_ECS, "DescribeImages", emu_ecs_describe},
     {EMU_ECS, "DeleteImage", emu_ecs_delete},
 };
@@ -423,6 +435,11 @@ static json_t *image_state(const emu_image *img)
     bad |= emu_json_set_str(o, "status", img->status);
     bad |= json_object_set_new(o, "in_share", json_boolean(img->in_share));
     bad |= json_object_set_new(o, "tags", tags);
+    json_t *shares = json_array();
+    for (size_t i = 0; shares && i < img->n_shares; i++) {
+        bad |= json_array_append_new(shares, json_string(img->shares[i].user_id));
+    }
+    bad |= json_object_set_new(o, "share_accounts", shares ? shares : json_null());
     bad |= emu_json_set_str(o, "creation_time", ct);
     if (bad) {
         json_decref(o);

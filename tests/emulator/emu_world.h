@@ -18,6 +18,12 @@ typedef struct emu_tag {
     char *value;
 } emu_tag;
 
+/* One account an image is shared to (AddCustomImageShareAccount). */
+typedef struct emu_share {
+    char *user_id; /* digits */
+    int64_t at_ms; /* when it was shared, wall clock */
+} emu_share;
+
 typedef struct emu_account {
     char *access_key_id;
     char *access_key_secret;
@@ -43,7 +49,9 @@ typedef struct emu_image {
     char *description;       /* "" when none */
     char *resource_group_id; /* never NULL: the account's default group when not given */
     char status[2];          /* "0".."4" */
-    bool in_share;
+    bool in_share;           /* shared to ECS (ModifyImageShareStatus) */
+    emu_share *shares;       /* shared to accounts; InShareUser while there is one */
+    size_t n_shares;
     emu_tag *tags;
     size_t n_tags;
     int64_t created_ms; /* wall clock, ms since the epoch */
