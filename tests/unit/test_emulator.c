@@ -9,6 +9,9 @@
 
 #include "emu_fixture.h"
 #include "emu_world.h"
+#include "emu_kvs.h"
+#include "emu_sig.h"
+#include "emu_util.h"
 
 #define T0 1700000000000LL
 
@@ -660,4 +663,60 @@ Test(emulator_fixture, share_accounts)
     cr_expect_eq(emu_fixture_parse("fx.yaml", bad, strlen(bad), &w, &d), -EINVAL);
     cr_expect(d.n > 0 && strstr(d.v[0], "not an account id"), "%s", d.n ? d.v[0] : "");
     emu_diags_clear(&d);
+}
+
+/* ---- The emulator's own parsers (it shares none with the product) ---- */
+
+Test(emulator_parsers, durations_and_rates)
+{
+    int64_t ms = 0;
+    unsigned calls = 0;
+    cr_expect(emu_parse_duration("500ms", &ms) == 0 && ms == 500);
+    cr_expect(emu_parse_duration("6s", &ms) == 0 && ms == 6000);
+    cr_expect(emu_parse_duration("5m", &ms) == 0 && ms == 300000);
+    cr_expect(emu_parse_duration("1h", &ms) == 0 && ms == 3600000);
+    const char *bad[] = {"", "0s", "-1s", "1", "1d", "s", "1.5s", "01s", "1s ", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_parse_duration(bad[i], &ms), -EINVAL, "\"%s\"", bad[i]);
+    }
+    cr_expect(emu_parse_rate("10/60s", &calls, &ms) == 0 && calls == 10 && ms == 60000);
+    cr_expect(emu_parse_rate("1000000/1s", &calls, &ms) == 0 && calls == 1000000);
+    const char *bad_rates[] = {"10", "/1s", "0/1s", "10/", "10/0s", "1000001/1s", "x/1s", NULL};
+    for (size_t i = 0; bad_rates[i]; i++) {
+        cr_expect_eq(emu_parse_rate(bad_rates[i], &calls, &ms), -EINVAL, "\"%s\"", bad_rates[i]);
+    }
+}
+
+Test(emulator_parsers, utc_timestamps)
+{
+    int64_t s = 0;
+    cr_expect(emu_parse_utc("2016-02-23T12:46:24Z", &s) == 0 && s == 1456231584);
+    const char *bad[] = {"2016-02-23 12:46:24Z",  "2016-02-23T12:46:24",
+                         "2016-13-23T12:46:24Z",  "2016-02-23T24:00:00Z",
+                         "2016-2-23T12:46:24Z",   "+016-02-23T12:46:24Z",
+                         "2016-02-23T12:46:24Z0", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_parse_utc(bad[i], &s), -EINVAL, "\"%s\"", bad[i]);
+    }
+}
+
+Test(emulator_parsers, urlencoded)
+{
+    emu_kvs kv = {0};
+    cr_assert_eq(emu_kvs_parse_urlencoded(&kv, "a=1&&b=%20x+y&c&%41=", 20), 0);
+    cr_assert_eq(kv.n, 4);
+    cr_expect_str_eq(emu_kvs_get(&kv, "b"), " x y");
+    cr_expect_str_eq(emu_kvs_get(&kv, "c"), "");
+    cr_expect_str_eq(emu_kvs_get(&kv, "A"), "");
+    cr_expect_null(emu_kvs_get(&kv, "B"));
+    emu_kvs_clear(&kv);
+    const char *bad[] = {"a=%", "a=%4", "a=%G1", "a=%00", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_kvs_parse_urlencoded(&kv, bad[i], strlen(bad[i])), -EINVAL, "%s", bad[i]);
+        emu_kvs_clear(&kv);
+    }
+    char *enc = NULL;
+    cr_assert_eq(emu_pct_encode("a b*~/é", strlen("a b*~/é"), &enc), 0);
+    cr_expect_str_eq(enc, "a%20b%2A~%2F%C3%A9");
+    free(enc);
 }
