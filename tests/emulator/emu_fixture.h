@@ -1,6 +1,7 @@
-/* Fixture files: YAML in DESIGN.md's shape (accounts, regions with servers, custom_images and
- * ecs_images) -> an emu_world. Read with libyaml directly; every problem is reported as
- * file:line:col: message, all of them in one pass; unknown keys are errors. Used by main.c (the
+/* Fixture files: YAML in the shape README.md "Fixture format" gives (accounts, regions with
+ * servers, custom_images and ecs_images) -> an emu_world. Read with libyaml directly; every problem
+ * is reported as file:line:col: message, all of them in one pass; unknown keys are errors. Used by
+ * main.c (the
  * --fixture file and the built-in demo), by /_emulator/reset and by the unit tests. */
 #ifndef EMU_FIXTURE_H
 #define EMU_FIXTURE_H

@@ -1,5 +1,5 @@
 /* The emulator's request journal: JSONL, one line per API request written when the answer is
- * sent (DESIGN.md "Emulator"), flushed after each line so tests can read it at any time.
+ * sent (README.md "Journal"), flushed after each line so tests can read it at any time.
  * Guarded by the server's mutex. */
 #ifndef EMU_JOURNAL_H
 #define EMU_JOURNAL_H

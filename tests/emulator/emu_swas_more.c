@@ -1,4 +1,4 @@
-/* More SWAS operations of the emulator (API-NOTES.md "More SWAS operations"): TagResources,
+/* More SWAS operations of the emulator (README.md "More SWAS operations"): TagResources,
  * UntagResources, ListTagResources (NextToken paging), DeleteCustomImages (up to 15 ids),
  * ListRegions and the account shares (Add/Remove/ListCustomImageShareAccount(s)). The limits
  * and codes are the vendor pages' where they state them; where they do not, the choice is

@@ -1,5 +1,5 @@
 /* The emulator's world: accounts, regions, servers with their snapshots, SWAS custom images and
- * ECS images, and the operations the API offers on them (DESIGN.md "Emulator"). The world knows
+ * ECS images, and the operations the API offers on them (README.md). The world knows
  * nothing about HTTP or signatures: emu_server.c authenticates a request and then calls
  * emu_world_call() under its mutex; the unit tests call it directly. */
 #ifndef EMU_WORLD_H

@@ -1,4 +1,4 @@
-/* imgrecon-emulator: a local stand-in for the SWAS and ECS endpoints (DESIGN.md "Emulator").
+/* imgrecon-emulator: a local stand-in for the SWAS and ECS endpoints (README.md in this folder).
  * This file only parses the command line, loads the fixture text, writes the port file and
  * waits for SIGTERM/SIGINT; everything else is in emu_server.c and the world. */
 #include <arpa/inet.h>
