@@ -95,6 +95,19 @@ static int verify(const emu_auth_req *req, const char *signed_headers, const cha
     return rc;
 }
 
+/* The one place an access key id becomes an account and the secret its requests are signed
+ * with: the fixture's long-term keys today; temporary (STS) keys would be looked up here too.
+ * NULL when the key is unknown. */
+static const emu_account *lookup_key(const emu_world *w, const char *key_id,
+                                     const char **ret_secret)
+{
+    const emu_account *acct = emu_world_account(w, key_id);
+    if (acct) {
+        *ret_secret = acct->access_key_secret;
+    }
+    return acct;
+}
+
 static int incomplete(emu_result *r, const char *why)
 {
     return emu_result_error(r, 400, "IncompleteSignature",
@@ -186,7 +199,8 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
         rc = incomplete(r, "The signature nonce is missing.");
         goto out;
     }
-    const emu_account *acct = emu_world_account(w, key_id);
+    const char *secret = NULL;
+    const emu_account *acct = lookup_key(w, key_id, &secret);
     if (!acct) {
         rc = emu_result_error(r, 404, "InvalidAccessKeyId.NotFound",
                               "Specified access key is not found.");
@@ -206,7 +220,7 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
     }
     char *sts = NULL;
     int vr = verify(req, signed_headers, authz ? given : emu_kvs_get(req->params, "Signature"),
-                    acct->access_key_secret, &sts);
+                    secret, &sts);
     if (vr == -EPERM) {
         rc = emu_result_error(r, 400, "SignatureDoesNotMatch",
                               "Specified signature is not matched with our calculation. server "
