@@ -1,6 +1,5 @@
 /* The API's own value rules (seed 004 CreateCustomImage, API-NOTES.md) and the id shapes the
- * manifest loader accepts. The check functions are shared with the emulator, which enforces the
- * same rules server-side, so imgrecon and its stand-in can never disagree about a name or tag. */
+ * manifest loader accepts. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <string.h>

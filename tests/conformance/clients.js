@@ -19,7 +19,7 @@ function popCore(port, method, secret, apiVersion) {
     name: `pop-core ${method}`,
     async call(action, params) {
       const p = Object.assign({}, params);
-      if (typeof p.Share === 'boolean') p.Share = String(p.Share);
+      for (const k of ['Share', 'All']) if (typeof p[k] === 'boolean') p[k] = String(p[k]);
       try {
         return await client.request(action, p, { method, timeout: 10000 });
       } catch (err) {

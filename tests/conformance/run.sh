@@ -59,8 +59,10 @@ port=$(cat "$tmp/port")
 
 passed=0
 failed=0
-for mode in popcore-get popcore-post swas-v3 swas-v2; do
-    out=$(timeout 300 node scenario.js "$port" "$mode" 2>&1)
+for run in scenario.js:popcore-get scenario.js:popcore-post scenario.js:swas-v3 scenario.js:swas-v2 \
+    scenario_more.js:popcore-get scenario_more.js:popcore-post scenario_more.js:swas-v3 \
+    scenario_more.js:swas-v2; do
+    out=$(timeout 300 node "${run%%:*}" "$port" "${run#*:}" 2>&1)
     rc=$?
     echo "$out"
     line=$(printf '%s\n' "$out" | grep -oE '[0-9]+ passed, [0-9]+ failed' | tail -1)

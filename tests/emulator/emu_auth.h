@@ -1,7 +1,9 @@
 /* Request authentication as the cloud does it: V1 (Signature parameter, HMAC-SHA1) and V3
  * (Authorization: ACS3-HMAC-SHA256 with the request's own SignedHeaders), timestamp skew and
- * nonce replay. The signature maths is the provider's (prov_sig.h), so client and emulator
- * share one implementation. Called by emu_server.c under its mutex; tested over HTTP. */
+ * nonce replay. The signature maths is the emulator's own (emu_sig.h, written from the vendor's
+ * pages), so the client and the emulator check each other. The secret of an access key is looked
+ * up in one place (emu_auth_check, through emu_world_account), where temporary (STS)
+ * credentials would be added. Called by emu_server.c under its mutex; tested over HTTP. */
 #ifndef EMU_AUTH_H
 #define EMU_AUTH_H
 
@@ -9,14 +11,14 @@
 #include <stdint.h>
 
 #include "emu_world.h"
-#include "prov_kvs.h"
+#include "emu_kvs.h"
 
 /* What the authenticator needs of one request. */
 typedef struct emu_auth_req {
     const char *method;
-    const prov_kvs *query;   /* the URL query only (V3 signs it; the body is hashed) */
-    const prov_kvs *params;  /* query and form body together (V1 signs all of it) */
-    const prov_kvs *headers; /* every header, lowercase names */
+    const emu_kvs *query;   /* the URL query only (V3 signs it; the body is hashed) */
+    const emu_kvs *params;  /* query and form body together (V1 signs all of it) */
+    const emu_kvs *headers; /* every header, lowercase names */
     const char *body;
     size_t body_len;
 } emu_auth_req;

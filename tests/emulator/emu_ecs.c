@@ -29,7 +29,7 @@ static json_t *ecs_item(const emu_region *reg, const emu_ecs_image *e)
                      (json_int_t)40, "Tags", "Tag");
 }
 
-int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_ecs_describe(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     (void)now;
     int rc = 0;
@@ -38,17 +38,17 @@ int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r
         return rc;
     }
     long page_size = 10, page_number = 1;
-    const char *s = prov_kvs_get(p, "PageSize");
+    const char *s = emu_kvs_get(p, "PageSize");
     if (s && *s && emu_parse_long(s, 1, 100, &page_size) < 0) {
         return emu_result_error(r, 400, "InvalidParameter.PageSize",
                                 "The specified parameter PageSize is not valid: 1 to 100.");
     }
-    s = prov_kvs_get(p, "PageNumber");
+    s = emu_kvs_get(p, "PageNumber");
     if (s && *s && emu_parse_long(s, 1, 1000000, &page_number) < 0) {
         return emu_result_error(r, 400, "InvalidParameter.PageNumber",
                                 "The specified parameter PageNumber is not valid.");
     }
-    const char *alias = prov_kvs_get(p, "ImageOwnerAlias");
+    const char *alias = emu_kvs_get(p, "ImageOwnerAlias");
     if (alias && *alias && strcmp(alias, "self") != 0 && strcmp(alias, "system") != 0 &&
         strcmp(alias, "others") != 0 && strcmp(alias, "marketplace") != 0) {
         return emu_result_error(r, 400, "InvalidImageOwnerAlias.ValueNotSupported",
@@ -58,20 +58,20 @@ int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r
     bool none = alias && *alias && strcmp(alias, "self") != 0;
     char **ids = NULL, **statuses = NULL;
     size_t n_ids = 0, n_statuses = 0;
-    s = prov_kvs_get(p, "ImageId");
+    s = emu_kvs_get(p, "ImageId");
     if (s && *s && (rc = emu_parse_list(s, &ids, &n_ids)) < 0) {
         return rc == -ENOMEM ? rc
                              : emu_result_error(r, 400, "InvalidParameter.ImageId",
                                                 "The specified parameter ImageId is not valid.");
     }
-    s = prov_kvs_get(p, "Status");
+    s = emu_kvs_get(p, "Status");
     if ((rc = emu_parse_list(s && *s ? s : "Available", &statuses, &n_statuses)) < 0) {
         emu_strv_free(ids, n_ids);
         return rc == -ENOMEM ? rc
                              : emu_result_error(r, 400, "InvalidParameter.Status",
                                                 "The specified parameter Status is not valid.");
     }
-    const char *name = prov_kvs_get(p, "ImageName");
+    const char *name = emu_kvs_get(p, "ImageName");
     emu_region *reg = emu_world_region(w, region);
     json_t *items = json_array();
     size_t total = 0;
@@ -104,7 +104,7 @@ int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r
     return rc;
 }
 
-int emu_ecs_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_ecs_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     (void)now;
     int rc = 0;
@@ -114,12 +114,12 @@ int emu_ecs_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         return rc;
     }
     bool force = false, dry_run = false;
-    const char *s = prov_kvs_get(p, "Force");
+    const char *s = emu_kvs_get(p, "Force");
     if (s && *s && emu_parse_bool(s, &force) < 0) {
         return emu_result_error(r, 400, "InvalidParameter.Force",
                                 "The specified parameter Force is not valid.");
     }
-    s = prov_kvs_get(p, "DryRun");
+    s = emu_kvs_get(p, "DryRun");
     if (s && *s && emu_parse_bool(s, &dry_run) < 0) {
         return emu_result_error(r, 400, "InvalidParameter.DryRun",
                                 "The specified parameter DryRun is not valid.");

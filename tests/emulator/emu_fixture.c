@@ -1,31 +1,67 @@
-/* The fixture loader (see emu_fixture.h): libyaml's document API gives every node with its
- * position, so each check can point at the exact key or value it is about. */
+/* The fixture loader (see emu_fixture.h). libyaml's document API gives a node tree with every
+ * node's position; one generic walker reads a mapping into a struct by a table of its keys (the
+ * key, what kind of value, where it goes, whether it is required), so each object of the
+ * fixture is a table plus a short function that applies defaults, checks duplicates and adds
+ * it to the world. The same table frees a half-read object. */
 #include "emu_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
 
 #include "emu_ops.h"
+#include "emu_sig.h"
 #include "emu_util.h"
-#include "prov_sig.h"
 
 typedef struct fx {
     yaml_document_t *doc;
     const char *file;
-    spec_diags *d;
+    emu_diags *d;
     emu_world *w;
+    int64_t now;
     bool nomem;
 } fx;
+
+/* What a key's value is and how it is stored. */
+enum kind {
+    K_STR,    /* char * */
+    K_STRV,   /* char ** with a size_t count at off_n */
+    K_BOOL,   /* bool */
+    K_DIGITS, /* char *, 1 to 20 digits */
+    K_STATUS, /* char[2], "0" to "4" */
+    K_TIME,   /* int64_t ms from YYYY-MM-DDThh:mm:ssZ */
+    K_COUNT,  /* long >= 0 */
+    K_BUSY,   /* char *: none, copying, importing or exporting */
+    K_TAGS,   /* emu_tag * from a mapping, count at off_n */
+    K_SHARES, /* emu_share * from a list of account ids, count at off_n */
+    K_LIST,   /* yaml_node_t *: a sequence read later */
+};
+
+typedef struct field {
+    const char *key;
+    enum kind kind;
+    size_t off;
+    size_t off_n;
+    bool required;
+} field;
+
+#define FIELD(type, key, kind, member, req)                                                        \
+    {                                                                                              \
+        key, kind, offsetof(type, member), 0, req                                                  \
+    }
+#define FIELDV(type, key, kind, member, count)                                                     \
+    {                                                                                              \
+        key, kind, offsetof(type, member), offsetof(type, count), false                            \
+    }
+#define N_FIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 /* Records one problem at the node's position. */
 __attribute__((format(printf, 3, 4))) static void at(fx *f, const yaml_node_t *n, const char *fmt,
@@ -36,8 +72,8 @@ __attribute__((format(printf, 3, 4))) static void at(fx *f, const yaml_node_t *n
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    spec_diags_add(f->d, f->file, (unsigned)n->start_mark.line + 1,
-                   (unsigned)n->start_mark.column + 1, "%s", msg);
+    emu_diags_add(f->d, f->file, (unsigned)n->start_mark.line + 1,
+                  (unsigned)n->start_mark.column + 1, "%s", msg);
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -45,206 +81,79 @@ static const char *scalar(const yaml_node_t *n)
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-/* A string value; reports "expected a string" and returns NULL otherwise. */
-static char *str_value(fx *f, const yaml_node_t *n, const char *key)
+static yaml_node_t *node(fx *f, int id)
+{
+    return yaml_document_get_node(f->doc, id);
+}
+
+/* A copy of a scalar, or NULL after reporting "expected a string" (or running out of memory). */
+static char *str_copy(fx *f, const yaml_node_t *n, const char *key)
 {
     const char *s = scalar(n);
+    char *c = s ? strdup(s) : NULL;
     if (!s) {
         at(f, n, "%s: expected a string", key);
-        return NULL;
     }
-    char *c = strdup(s);
-    if (!c) {
-        f->nomem = true;
-    }
+    f->nomem |= s && !c;
     return c;
 }
 
-static bool bool_value(fx *f, const yaml_node_t *n, const char *key, bool *ret)
+static bool digits(const char *s, size_t max)
 {
-    const char *s = scalar(n);
-    if (!s || emu_parse_bool(s, ret) < 0) {
-        at(f, n, "%s: expected true or false", key);
-        return false;
-    }
-    return true;
+    size_t len = s ? strlen(s) : 0;
+    return len > 0 && len <= max && strspn(s, "0123456789") == len;
 }
 
-/* A sequence of strings into a new array. */
-static void strv_value(fx *f, yaml_node_t *n, const char *key, char ***v, size_t *nv)
+/* Grows *v (elements of size sz, count *n) by one zeroed element; NULL when out of memory. */
+static void *grow(fx *f, void *v_ptr, size_t *n, size_t sz)
+{
+    void **v = v_ptr;
+    char *nv = realloc(*v, (*n + 1) * sz);
+    if (!nv) {
+        f->nomem = true;
+        return NULL;
+    }
+    *v = nv;
+    memset(nv + *n * sz, 0, sz);
+    return nv + (*n)++ * sz;
+}
+
+/* A list of strings, a mapping of tags or a list of account ids into their arrays. */
+static void read_strv(fx *f, yaml_node_t *n, const char *key, char ***v, size_t *nv)
 {
     if (n->type != YAML_SEQUENCE_NODE) {
         at(f, n, "%s: expected a list of strings", key);
         return;
     }
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    *v = calloc(cnt ? cnt : 1, sizeof(**v));
-    if (!*v) {
-        f->nomem = true;
-        return;
-    }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
-        char *s = str_value(f, yaml_document_get_node(f->doc, *it), key);
-        if (s) {
-            (*v)[(*nv)++] = s;
-        }
-    }
-}
-
-/* Iterates a mapping: calls fn(f, key, keynode, value, ctx) for each pair after checking the
- * key against allowed (NULL-terminated), reporting unknown and duplicate keys. */
-typedef void (*pair_fn)(fx *f, const char *key, yaml_node_t *value, void *ctx);
-
-static bool mapping(fx *f, yaml_node_t *n, const char *what, const char *const *allowed, pair_fn fn,
-                    void *ctx)
-{
-    if (n->type != YAML_MAPPING_NODE) {
-        at(f, n, "%s: expected a mapping", what);
-        return false;
-    }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(f->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(f->doc, p->value);
-        const char *key = scalar(k);
-        if (!key) {
-            at(f, k, "%s: keys must be strings", what);
-            continue;
-        }
-        bool known = false;
-        for (size_t i = 0; allowed[i] && !known; i++) {
-            known = strcmp(allowed[i], key) == 0;
-        }
-        if (!known) {
-            at(f, k, "unknown key \"%s\"", key);
-            continue;
-        }
-        bool dup = false;
-        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p && !dup; q++) {
-            const char *qk = scalar(yaml_document_get_node(f->doc, q->key));
-            dup = qk && strcmp(qk, key) == 0;
-        }
-        if (dup) {
-            at(f, k, "duplicate key \"%s\"", key);
-            continue;
-        }
-        fn(f, key, v, ctx);
-    }
-    return true;
-}
-
-static void require(fx *f, yaml_node_t *n, const void *field, const char *key)
-{
-    if (!field) {
-        at(f, n, "missing required key \"%s\"", key);
-    }
-}
-
-/* ---- accounts ---- */
-
-static void account_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
-{
-    emu_account *a = ctx;
-    if (strcmp(key, "access_key_id") == 0) {
-        a->access_key_id = str_value(f, v, key);
-    } else if (strcmp(key, "access_key_secret") == 0) {
-        a->access_key_secret = str_value(f, v, key);
-    } else {
-        const char *s = scalar(v);
-        size_t len = s ? strlen(s) : 0;
-        if (!s || len == 0 || len > 20 || strspn(s, "0123456789") != len) {
-            at(f, v, "%s: expected a number", key);
+        char *s = str_copy(f, node(f, *it), key);
+        char **slot = s ? grow(f, v, nv, sizeof(char *)) : NULL;
+        if (slot) {
+            *slot = s;
         } else {
-            a->user_id = str_value(f, v, key);
+            free(s);
         }
     }
 }
 
-static void load_accounts(fx *f, yaml_node_t *n)
-{
-    static const char *const keys[] = {"access_key_id", "access_key_secret", "user_id", NULL};
-    if (n->type != YAML_SEQUENCE_NODE) {
-        at(f, n, "%s: expected a list", "accounts");
-        return;
-    }
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *item = yaml_document_get_node(f->doc, *it);
-        emu_account a = {0};
-        if (mapping(f, item, "account", keys, account_pair, &a)) {
-            require(f, item, a.access_key_id, "access_key_id");
-            require(f, item, a.access_key_secret, "access_key_secret");
-            require(f, item, a.user_id, "user_id");
-        }
-        if (a.access_key_id && emu_world_account(f->w, a.access_key_id)) {
-            at(f, item, "duplicate access_key_id \"%s\"", a.access_key_id);
-        }
-        emu_account *nv = realloc(f->w->accounts, (f->w->n_accounts + 1) * sizeof(*nv));
-        if (!nv || !a.access_key_id || !a.access_key_secret || !a.user_id) {
-            f->nomem |= !nv;
-            free(a.access_key_id);
-            free(a.access_key_secret);
-            free(a.user_id);
-            if (nv) {
-                f->w->accounts = nv;
-            }
-            continue;
-        }
-        f->w->accounts = nv;
-        nv[f->w->n_accounts++] = a;
-    }
-}
-
-/* ---- servers ---- */
-
-static void server_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
-{
-    emu_server *s = ctx;
-    if (strcmp(key, "instance_id") == 0) {
-        s->instance_id = str_value(f, v, key);
-    } else if (strcmp(key, "name") == 0) {
-        s->name = str_value(f, v, key);
-    } else if (strcmp(key, "status") == 0) {
-        s->status = str_value(f, v, key);
-    } else if (strcmp(key, "system_snapshots") == 0) {
-        strv_value(f, v, key, &s->system_snapshots, &s->n_system_snapshots);
-    } else {
-        strv_value(f, v, key, &s->data_snapshots, &s->n_data_snapshots);
-    }
-}
-
-/* ---- custom images ---- */
-
-typedef struct image_ctx {
-    emu_image img;
-    bool has_status;
-} image_ctx;
-
-static void load_tags(fx *f, yaml_node_t *n, emu_image *img)
+static void read_tags(fx *f, yaml_node_t *n, emu_tag **v, size_t *nv)
 {
     if (n->type != YAML_MAPPING_NODE) {
         at(f, n, "%s: expected a mapping", "tags");
         return;
     }
-    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    img->tags = calloc(cnt ? cnt : 1, sizeof(*img->tags));
-    if (!img->tags) {
-        f->nomem = true;
-        return;
-    }
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(f->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(f->doc, p->value);
-        char *key = str_value(f, k, "tag key");
-        char *value = str_value(f, v, "tag value");
-        if (key && value) {
-            for (size_t i = 0; i < img->n_tags; i++) {
-                if (strcmp(img->tags[i].key, key) == 0) {
-                    at(f, k, "duplicate key \"%s\"", key);
-                }
+        char *key = str_copy(f, node(f, p->key), "tag key");
+        char *value = str_copy(f, node(f, p->value), "tag value");
+        for (size_t i = 0; key && i < *nv; i++) {
+            if (strcmp((*v)[i].key, key) == 0) {
+                at(f, node(f, p->key), "duplicate key \"%s\"", key);
             }
-            img->tags[img->n_tags].key = key;
-            img->tags[img->n_tags++].value = value;
+        }
+        emu_tag *t = key && value ? grow(f, v, nv, sizeof(emu_tag)) : NULL;
+        if (t) {
+            *t = (emu_tag){.key = key, .value = value};
         } else {
             free(key);
             free(value);
@@ -252,98 +161,224 @@ static void load_tags(fx *f, yaml_node_t *n, emu_image *img)
     }
 }
 
-static void image_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
+static void read_shares(fx *f, yaml_node_t *n, emu_share **v, size_t *nv)
 {
-    image_ctx *c = ctx;
-    emu_image *img = &c->img;
-    if (strcmp(key, "image_id") == 0) {
-        img->image_id = str_value(f, v, key);
-    } else if (strcmp(key, "name") == 0) {
-        img->name = str_value(f, v, key);
-    } else if (strcmp(key, "instance_id") == 0) {
-        img->instance_id = str_value(f, v, key);
-    } else if (strcmp(key, "system_snapshot_id") == 0) {
-        img->system_snapshot_id = str_value(f, v, key);
-    } else if (strcmp(key, "data_snapshot_id") == 0) {
-        img->data_snapshot_id = str_value(f, v, key);
-    } else if (strcmp(key, "description") == 0) {
-        img->description = str_value(f, v, key);
-    } else if (strcmp(key, "resource_group_id") == 0) {
-        img->resource_group_id = str_value(f, v, key);
-    } else if (strcmp(key, "status") == 0) {
-        const char *s = scalar(v);
+    char **ids = NULL;
+    size_t n_ids = 0;
+    read_strv(f, n, "share_accounts", &ids, &n_ids);
+    for (size_t i = 0; i < n_ids; i++) {
+        if (!digits(ids[i], 20)) {
+            at(f, n, "share_accounts: \"%s\" is not an account id (digits)", ids[i]);
+        }
+        emu_share *s = grow(f, v, nv, sizeof(emu_share));
+        if (s) {
+            s->user_id = ids[i];
+        } else {
+            free(ids[i]);
+        }
+    }
+    free(ids);
+}
+
+/* Reads one value of kind fd->kind into obj. */
+static void read_value(fx *f, const field *fd, yaml_node_t *v, char *obj)
+{
+    void *dst = obj + fd->off;
+    size_t *count = (size_t *)(obj + fd->off_n);
+    const char *s = scalar(v);
+    static const char *const busy[] = {"none", "copying", "importing", "exporting"};
+    switch (fd->kind) {
+    case K_STR:
+        *(char **)dst = str_copy(f, v, fd->key);
+        break;
+    case K_STRV:
+        read_strv(f, v, fd->key, dst, count);
+        break;
+    case K_BOOL:
+        if (!s || emu_parse_bool(s, dst) < 0) {
+            at(f, v, "%s: expected true or false", fd->key);
+        }
+        break;
+    case K_DIGITS:
+        if (!digits(s, 20)) {
+            at(f, v, "%s: expected a number", fd->key);
+        } else {
+            *(char **)dst = str_copy(f, v, fd->key);
+        }
+        break;
+    case K_STATUS:
         if (!s || strlen(s) != 1 || s[0] < '0' || s[0] > '4') {
-            at(f, v, "%s: expected \"0\" to \"4\"", key);
+            at(f, v, "%s: expected \"0\" to \"4\"", fd->key);
         } else {
-            memcpy(img->status, s, 2);
-            c->has_status = true;
+            memcpy(dst, s, 2);
         }
-    } else if (strcmp(key, "in_share") == 0) {
-        (void)bool_value(f, v, key, &img->in_share);
-    } else if (strcmp(key, "creation_time") == 0) {
-        const char *s = scalar(v);
-        time_t t;
-        if (!s || prov_parse_utc(s, &t) < 0) {
-            at(f, v, "%s: expected YYYY-MM-DDThh:mm:ssZ", key);
+        break;
+    case K_TIME: {
+        int64_t t = 0;
+        if (emu_parse_utc(s, &t) < 0) {
+            at(f, v, "%s: expected YYYY-MM-DDThh:mm:ssZ", fd->key);
+        }
+        *(int64_t *)dst = t * 1000;
+        break;
+    }
+    case K_COUNT:
+        if (emu_parse_long(s, 0, 1000000, dst) < 0) {
+            at(f, v, "%s: expected a number >= 0", fd->key);
+        }
+        break;
+    case K_BUSY:
+        for (size_t i = 0; s && i < 4; i++) {
+            if (strcmp(s, busy[i]) == 0) {
+                *(char **)dst = str_copy(f, v, fd->key);
+                return;
+            }
+        }
+        at(f, v, "%s: expected none, copying, importing or exporting", fd->key);
+        break;
+    case K_TAGS:
+        read_tags(f, v, dst, count);
+        break;
+    case K_SHARES:
+        read_shares(f, v, dst, count);
+        break;
+    case K_LIST:
+        if (v->type != YAML_SEQUENCE_NODE) {
+            at(f, v, "%s: expected a list", fd->key);
         } else {
-            img->created_ms = (int64_t)t * 1000;
+            *(yaml_node_t **)dst = v;
         }
-    } else {
-        load_tags(f, v, img);
+        break;
     }
 }
 
-/* ---- ECS images ---- */
-
-static void ecs_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
+/* The walker: reads mapping n into obj by the table, reporting a non-mapping, unknown and
+ * duplicate keys and missing required keys. Returns true when every required key was read. */
+static bool walk(fx *f, yaml_node_t *n, const char *what, const field *t, size_t nt, void *obj)
 {
-    emu_ecs_image *e = ctx;
-    if (strcmp(key, "image_id") == 0) {
-        e->image_id = str_value(f, v, key);
-    } else if (strcmp(key, "name") == 0) {
-        e->name = str_value(f, v, key);
-    } else if (strcmp(key, "status") == 0) {
-        e->status = str_value(f, v, key);
-    } else if (strcmp(key, "used_by_instances") == 0) {
-        if (emu_parse_long(scalar(v), 0, 1000000, &e->used_by_instances) < 0) {
-            at(f, v, "%s: expected a number >= 0", key);
+    bool seen[16] = {0}; /* no table has more keys */
+    if (n->type != YAML_MAPPING_NODE) {
+        at(f, n, "%s: expected a mapping", what);
+        return false;
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(f, p->key);
+        const char *key = scalar(k);
+        size_t i = 0;
+        while (key && i < nt && strcmp(t[i].key, key) != 0) {
+            i++;
         }
-    } else if (strcmp(key, "shared") == 0) {
-        (void)bool_value(f, v, key, &e->shared);
-    } else if (strcmp(key, "public") == 0) {
-        (void)bool_value(f, v, key, &e->is_public);
-    } else {
-        const char *s = scalar(v);
-        if (!s || (strcmp(s, "none") != 0 && strcmp(s, "copying") != 0 &&
-                   strcmp(s, "importing") != 0 && strcmp(s, "exporting") != 0)) {
-            at(f, v, "%s: expected none, copying, importing or exporting", key);
+        if (!key) {
+            at(f, k, "%s: keys must be strings", what);
+        } else if (i == nt) {
+            at(f, k, "unknown key \"%s\"", key);
+        } else if (seen[i]) {
+            at(f, k, "duplicate key \"%s\"", key);
         } else {
-            free(e->busy);
-            e->busy = str_value(f, v, key);
+            seen[i] = true;
+            read_value(f, &t[i], node(f, p->value), obj);
+        }
+    }
+    bool complete = true;
+    for (size_t i = 0; i < nt; i++) {
+        /* A required string that was present but invalid has been reported already. */
+        if (t[i].required && !*(char **)((char *)obj + t[i].off)) {
+            if (!seen[i]) {
+                at(f, n, "missing required key \"%s\"", t[i].key);
+            }
+            complete = false;
+        }
+    }
+    return complete;
+}
+
+/* Frees what the table's fields of obj hold (the struct is the caller's). */
+static void clear(const field *t, size_t nt, void *obj)
+{
+    for (size_t i = 0; i < nt; i++) {
+        void *p = (char *)obj + t[i].off;
+        size_t n = t[i].off_n ? *(size_t *)((char *)obj + t[i].off_n) : 0;
+        if (t[i].kind == K_STR || t[i].kind == K_DIGITS || t[i].kind == K_BUSY) {
+            free(*(char **)p);
+        } else if (t[i].kind == K_STRV) {
+            emu_strv_free(*(char ***)p, n);
+        } else if (t[i].kind == K_TAGS) {
+            for (size_t j = 0; j < n; j++) {
+                free((*(emu_tag **)p)[j].key);
+                free((*(emu_tag **)p)[j].value);
+            }
+            free(*(emu_tag **)p);
+        } else if (t[i].kind == K_SHARES) {
+            for (size_t j = 0; j < n; j++) {
+                free((*(emu_share **)p)[j].user_id);
+            }
+            free(*(emu_share **)p);
         }
     }
 }
 
-/* ---- regions ---- */
-
-typedef struct region_ctx {
-    emu_region *r;
-    yaml_node_t *servers, *images, *ecs;
-} region_ctx;
-
-static void region_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
+/* A default for an optional string left out; false when out of memory. */
+static bool dflt(fx *f, char **field_ptr, const char *value)
 {
-    region_ctx *c = ctx;
-    if (strcmp(key, "region") == 0) {
-        c->r->region = str_value(f, v, key);
-    } else if (v->type != YAML_SEQUENCE_NODE) {
-        at(f, v, "%s: expected a list", key);
-    } else if (strcmp(key, "servers") == 0) {
-        c->servers = v;
-    } else if (strcmp(key, "custom_images") == 0) {
-        c->images = v;
+    if (!*field_ptr && !(*field_ptr = strdup(value))) {
+        f->nomem = true;
+    }
+    return *field_ptr != NULL;
+}
+
+/* Calls add(f, item, ctx) for each item of sequence n. */
+static void each(fx *f, yaml_node_t *n, void (*add)(fx *, yaml_node_t *, void *), void *ctx)
+{
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        add(f, node(f, *it), ctx);
+    }
+}
+
+/* ---- the objects ---- */
+
+static const field account_fields[] = {
+    FIELD(emu_account, "access_key_id", K_STR, access_key_id, true),
+    FIELD(emu_account, "access_key_secret", K_STR, access_key_secret, true),
+    FIELD(emu_account, "user_id", K_DIGITS, user_id, true),
+};
+
+static void add_account(fx *f, yaml_node_t *item, void *ctx)
+{
+    emu_account a = {0};
+    bool ok = walk(f, item, "account", account_fields, N_FIELDS(account_fields), &a);
+    if (ok && emu_world_account(f->w, a.access_key_id)) {
+        at(f, item, "duplicate access_key_id \"%s\"", a.access_key_id);
+    }
+    emu_account *slot = ok ? grow(f, &f->w->accounts, &f->w->n_accounts, sizeof(a)) : NULL;
+    if (slot) {
+        *slot = a;
     } else {
-        c->ecs = v;
+        clear(account_fields, N_FIELDS(account_fields), &a);
+    }
+}
+
+static const field server_fields[] = {
+    FIELD(emu_server, "instance_id", K_STR, instance_id, true),
+    FIELD(emu_server, "name", K_STR, name, false),
+    FIELD(emu_server, "status", K_STR, status, false),
+    FIELDV(emu_server, "system_snapshots", K_STRV, system_snapshots, n_system_snapshots),
+    FIELDV(emu_server, "data_snapshots", K_STRV, data_snapshots, n_data_snapshots),
+};
+
+static void add_server(fx *f, yaml_node_t *item, void *ctx)
+{
+    emu_region *r = ctx;
+    emu_server s = {0};
+    bool ok = walk(f, item, "server", server_fields, N_FIELDS(server_fields), &s);
+    if (ok && emu_region_server(r, s.instance_id)) {
+        at(f, item, "duplicate instance_id \"%s\"", s.instance_id);
+    }
+    ok = ok && dflt(f, &s.name, "") && dflt(f, &s.status, "Running");
+    emu_server *slot = ok ? grow(f, &r->servers, &r->n_servers, sizeof(s)) : NULL;
+    if (slot) {
+        *slot = s;
+    } else {
+        clear(server_fields, N_FIELDS(server_fields), &s);
     }
 }
 
@@ -365,181 +400,139 @@ static bool id_taken(const emu_world *w, const char *id)
     return false;
 }
 
-static void load_servers(fx *f, yaml_node_t *n, emu_region *r)
+static const field image_fields[] = {
+    FIELD(emu_image, "image_id", K_STR, image_id, true),
+    FIELD(emu_image, "name", K_STR, name, true),
+    FIELD(emu_image, "instance_id", K_STR, instance_id, false),
+    FIELD(emu_image, "system_snapshot_id", K_STR, system_snapshot_id, false),
+    FIELD(emu_image, "data_snapshot_id", K_STR, data_snapshot_id, false),
+    FIELD(emu_image, "description", K_STR, description, false),
+    FIELD(emu_image, "resource_group_id", K_STR, resource_group_id, false),
+    FIELD(emu_image, "status", K_STATUS, status, false),
+    FIELD(emu_image, "in_share", K_BOOL, in_share, false),
+    FIELDV(emu_image, "tags", K_TAGS, tags, n_tags),
+    FIELD(emu_image, "creation_time", K_TIME, created_ms, false),
+    FIELDV(emu_image, "share_accounts", K_SHARES, shares, n_shares),
+};
+
+static void add_image(fx *f, yaml_node_t *item, void *ctx)
 {
-    static const char *const keys[] = {"instance_id",      "name",           "status",
-                                       "system_snapshots", "data_snapshots", NULL};
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *item = yaml_document_get_node(f->doc, *it);
-        emu_server s = {0};
-        if (mapping(f, item, "server", keys, server_pair, &s)) {
-            require(f, item, s.instance_id, "instance_id");
+    emu_region *r = ctx;
+    emu_image img = {.created_ms = f->now};
+    bool ok = walk(f, item, "custom image", image_fields, N_FIELDS(image_fields), &img);
+    if (ok && id_taken(f->w, img.image_id)) {
+        at(f, item, "duplicate image_id \"%s\"", img.image_id);
+    }
+    for (size_t i = 0; ok && i < r->n_images; i++) {
+        if (strcmp(r->images[i].name, img.name) == 0) {
+            at(f, item, "duplicate image name \"%s\" in the region", img.name);
         }
-        if (s.instance_id && emu_region_server(r, s.instance_id)) {
-            at(f, item, "duplicate instance_id \"%s\"", s.instance_id);
-        }
-        if (!s.name) {
-            s.name = strdup("");
-        }
-        if (!s.status) {
-            s.status = strdup("Running");
-        }
-        emu_server *nv = realloc(r->servers, (r->n_servers + 1) * sizeof(*nv));
-        if (nv) {
-            r->servers = nv;
-        }
-        if (!nv || !s.instance_id || !s.name || !s.status) {
-            f->nomem |= !nv || !s.name || !s.status;
-            free(s.instance_id);
-            free(s.name);
-            free(s.status);
-            emu_strv_free(s.system_snapshots, s.n_system_snapshots);
-            emu_strv_free(s.data_snapshots, s.n_data_snapshots);
-            continue;
-        }
-        nv[r->n_servers++] = s;
+    }
+    if (!img.status[0]) {
+        memcpy(img.status, "1", 2);
+    }
+    for (size_t i = 0; i < img.n_shares; i++) {
+        img.shares[i].at_ms = img.created_ms;
+    }
+    ok = ok && dflt(f, &img.description, "") && dflt(f, &img.resource_group_id, EMU_DEFAULT_RG);
+    if (!ok || emu_region_add_image(r, &img) < 0) {
+        f->nomem |= ok;
+        emu_image_free_fields(&img);
     }
 }
 
-static void load_images(fx *f, yaml_node_t *n, emu_region *r, int64_t now)
+static const field ecs_fields[] = {
+    FIELD(emu_ecs_image, "image_id", K_STR, image_id, true),
+    FIELD(emu_ecs_image, "name", K_STR, name, false),
+    FIELD(emu_ecs_image, "status", K_STR, status, false),
+    FIELD(emu_ecs_image, "used_by_instances", K_COUNT, used_by_instances, false),
+    FIELD(emu_ecs_image, "shared", K_BOOL, shared, false),
+    FIELD(emu_ecs_image, "public", K_BOOL, is_public, false),
+    FIELD(emu_ecs_image, "busy", K_BUSY, busy, false),
+};
+
+static void add_ecs(fx *f, yaml_node_t *item, void *ctx)
 {
-    static const char *const keys[] = {
-        "image_id",         "name",        "instance_id",       "system_snapshot_id",
-        "data_snapshot_id", "description", "resource_group_id", "status",
-        "in_share",         "tags",        "creation_time",     NULL};
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *item = yaml_document_get_node(f->doc, *it);
-        image_ctx c = {0};
-        c.img.created_ms = now;
-        if (mapping(f, item, "custom image", keys, image_pair, &c)) {
-            require(f, item, c.img.image_id, "image_id");
-            require(f, item, c.img.name, "name");
-        }
-        if (c.img.image_id && id_taken(f->w, c.img.image_id)) {
-            at(f, item, "duplicate image_id \"%s\"", c.img.image_id);
-        }
-        for (size_t i = 0; c.img.name && i < r->n_images; i++) {
-            if (strcmp(r->images[i].name, c.img.name) == 0) {
-                at(f, item, "duplicate image name \"%s\" in the region", c.img.name);
-            }
-        }
-        if (!c.has_status) {
-            memcpy(c.img.status, "1", 2);
-        }
-        if (!c.img.description) {
-            c.img.description = strdup("");
-        }
-        if (!c.img.resource_group_id) {
-            c.img.resource_group_id = strdup(EMU_DEFAULT_RG);
-        }
-        if (!c.img.image_id || !c.img.name || !c.img.description || !c.img.resource_group_id ||
-            emu_region_add_image(r, &c.img) < 0) {
-            f->nomem |= !c.img.description || !c.img.resource_group_id;
-            emu_image_free_fields(&c.img);
-        }
+    emu_region *r = ctx;
+    emu_ecs_image e = {0};
+    bool ok = walk(f, item, "ECS image", ecs_fields, N_FIELDS(ecs_fields), &e);
+    if (ok && id_taken(f->w, e.image_id)) {
+        at(f, item, "duplicate image_id \"%s\"", e.image_id);
+    }
+    ok = ok && dflt(f, &e.name, "") && dflt(f, &e.status, "Available") && dflt(f, &e.busy, "none");
+    emu_ecs_image *slot = ok ? grow(f, &r->ecs, &r->n_ecs, sizeof(e)) : NULL;
+    if (slot) {
+        *slot = e;
+    } else {
+        clear(ecs_fields, N_FIELDS(ecs_fields), &e);
     }
 }
 
-static void load_ecs(fx *f, yaml_node_t *n, emu_region *r)
+typedef struct region_doc {
+    char *region;
+    yaml_node_t *servers, *images, *ecs;
+} region_doc;
+
+static const field region_fields[] = {
+    FIELD(region_doc, "region", K_STR, region, true),
+    FIELD(region_doc, "servers", K_LIST, servers, false),
+    FIELD(region_doc, "custom_images", K_LIST, images, false),
+    FIELD(region_doc, "ecs_images", K_LIST, ecs, false),
+};
+
+static void add_region(fx *f, yaml_node_t *item, void *ctx)
 {
-    static const char *const keys[] = {"image_id", "name",   "status", "used_by_instances",
-                                       "shared",   "public", "busy",   NULL};
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *item = yaml_document_get_node(f->doc, *it);
-        emu_ecs_image e = {0};
-        if (mapping(f, item, "ECS image", keys, ecs_pair, &e)) {
-            require(f, item, e.image_id, "image_id");
+    region_doc d = {0};
+    emu_region *r = NULL;
+    if (walk(f, item, "region", region_fields, N_FIELDS(region_fields), &d)) {
+        if (emu_world_region(f->w, d.region)) {
+            at(f, item, "duplicate region \"%s\"", d.region);
+        } else if (!(r = emu_world_region_get(f->w, d.region))) {
+            f->nomem = true;
         }
-        if (e.image_id && id_taken(f->w, e.image_id)) {
-            at(f, item, "duplicate image_id \"%s\"", e.image_id);
-        }
-        if (!e.name) {
-            e.name = strdup("");
-        }
-        if (!e.status) {
-            e.status = strdup("Available");
-        }
-        if (!e.busy) {
-            e.busy = strdup("none");
-        }
-        emu_ecs_image *nv = realloc(r->ecs, (r->n_ecs + 1) * sizeof(*nv));
-        if (nv) {
-            r->ecs = nv;
-        }
-        if (!nv || !e.image_id || !e.name || !e.status || !e.busy) {
-            f->nomem |= !nv || !e.name || !e.status || !e.busy;
-            free(e.image_id);
-            free(e.name);
-            free(e.status);
-            free(e.busy);
-            continue;
-        }
-        nv[r->n_ecs++] = e;
+    }
+    free(d.region);
+    /* Servers first: images may name them in any order in the file. */
+    if (r && d.servers) {
+        each(f, d.servers, add_server, r);
+    }
+    if (r && d.images) {
+        each(f, d.images, add_image, r);
+    }
+    if (r && d.ecs) {
+        each(f, d.ecs, add_ecs, r);
     }
 }
 
-static void load_regions(fx *f, yaml_node_t *n, int64_t now)
+typedef struct root_doc {
+    yaml_node_t *accounts, *regions;
+} root_doc;
+
+static const field root_fields[] = {
+    FIELD(root_doc, "accounts", K_LIST, accounts, false),
+    FIELD(root_doc, "regions", K_LIST, regions, false),
+};
+
+/* Reads the root mapping into f->w: the accounts first, then the regions. */
+static void load_root(fx *f, yaml_node_t *root)
 {
-    static const char *const keys[] = {"region", "servers", "custom_images", "ecs_images", NULL};
-    if (n->type != YAML_SEQUENCE_NODE) {
-        at(f, n, "%s: expected a list", "regions");
+    root_doc d = {0};
+    if (!walk(f, root, "fixture", root_fields, N_FIELDS(root_fields), &d)) {
         return;
     }
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *item = yaml_document_get_node(f->doc, *it);
-        emu_region tmp = {0};
-        region_ctx c = {.r = &tmp};
-        if (!mapping(f, item, "region", keys, region_pair, &c)) {
-            continue;
-        }
-        require(f, item, tmp.region, "region");
-        if (!tmp.region) {
-            continue;
-        }
-        if (emu_world_region(f->w, tmp.region)) {
-            at(f, item, "duplicate region \"%s\"", tmp.region);
-            free(tmp.region);
-            continue;
-        }
-        emu_region *r = emu_world_region_get(f->w, tmp.region);
-        free(tmp.region);
-        if (!r) {
-            f->nomem = true;
-            return;
-        }
-        /* Servers first: images may name them in any order in the file. */
-        if (c.servers) {
-            load_servers(f, c.servers, r);
-        }
-        if (c.images) {
-            load_images(f, c.images, r, now);
-        }
-        if (c.ecs) {
-            load_ecs(f, c.ecs, r);
-        }
+    if (d.accounts) {
+        each(f, d.accounts, add_account, NULL);
     }
-}
-
-typedef struct root_ctx {
-    yaml_node_t *accounts, *regions;
-} root_ctx;
-
-static void root_pair(fx *f, const char *key, yaml_node_t *v, void *ctx)
-{
-    root_ctx *c = ctx;
-    if (strcmp(key, "accounts") == 0) {
-        c->accounts = v;
-    } else {
-        c->regions = v;
+    if (f->w->n_accounts == 0) {
+        at(f, d.accounts ? d.accounts : root, "%s", "at least one account is required");
+    }
+    if (d.regions) {
+        each(f, d.regions, add_region, NULL);
     }
 }
 
 int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world **ret,
-                      spec_diags *diags)
+                      emu_diags *diags)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -549,9 +542,9 @@ int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world *
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        spec_diags_add(diags, file, (unsigned)parser.problem_mark.line + 1,
-                       (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s",
-                       parser.problem ? parser.problem : "unknown");
+        emu_diags_add(diags, file, (unsigned)parser.problem_mark.line + 1,
+                      (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s",
+                      parser.problem ? parser.problem : "unknown");
         yaml_parser_delete(&parser);
         return -EINVAL;
     }
@@ -562,31 +555,20 @@ int emu_fixture_parse(const char *file, const char *buf, size_t len, emu_world *
         yaml_parser_delete(&parser);
         return rc;
     }
-    fx f = {.doc = &doc, .file = file, .d = diags, .w = w};
+    fx f = {.doc = &doc, .file = file, .d = diags, .w = w, .now = emu_now_ms()};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    static const char *const keys[] = {"accounts", "regions", NULL};
-    root_ctx c = {0};
     if (!root) {
-        spec_diags_add(diags, file, 1, 1, "empty fixture: accounts and regions are required");
-    } else if (mapping(&f, root, "fixture", keys, root_pair, &c)) {
-        int64_t now = emu_now_ms();
-        if (c.accounts) {
-            load_accounts(&f, c.accounts);
-        }
-        if (w->n_accounts == 0) {
-            at(&f, c.accounts ? c.accounts : root, "%s", "at least one account is required");
-        }
-        if (c.regions) {
-            load_regions(&f, c.regions, now);
-        }
+        emu_diags_add(diags, file, 1, 1, "empty fixture: accounts and regions are required");
+    } else {
+        load_root(&f, root);
     }
     /* A second document would be ignored silently; say so instead. */
     yaml_document_t extra;
     if (root && yaml_parser_load(&parser, &extra)) {
         if (yaml_document_get_root_node(&extra)) {
-            spec_diags_add(diags, file, (unsigned)extra.start_mark.line + 1,
-                           (unsigned)extra.start_mark.column + 1, "%s",
-                           "a fixture holds one YAML document");
+            emu_diags_add(diags, file, (unsigned)extra.start_mark.line + 1,
+                          (unsigned)extra.start_mark.column + 1, "%s",
+                          "a fixture holds one YAML document");
         }
         yaml_document_delete(&extra);
     }

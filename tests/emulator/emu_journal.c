@@ -44,7 +44,7 @@ int emu_journal_truncate(emu_journal *j)
 }
 
 int emu_journal_write(emu_journal *j, int64_t now_ms, const char *access_key_id, const char *action,
-                      const prov_kvs *params, int http_status, const char *code,
+                      const emu_kvs *params, int http_status, const char *code,
                       const char *request_id, const char *image_id)
 {
     if (!j->f) {

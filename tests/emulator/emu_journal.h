@@ -1,5 +1,5 @@
 /* The emulator's request journal: JSONL, one line per API request written when the answer is
- * sent (DESIGN.md "Emulator"), flushed after each line so tests can read it at any time.
+ * sent (README.md "Journal"), flushed after each line so tests can read it at any time.
  * Guarded by the server's mutex. */
 #ifndef EMU_JOURNAL_H
 #define EMU_JOURNAL_H
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "prov_kvs.h"
+#include "emu_kvs.h"
 
 typedef struct emu_journal {
     FILE *f; /* NULL when no --journal was given */
@@ -23,7 +23,7 @@ int emu_journal_truncate(emu_journal *j);
  * common and signing parameters), http_status, code (null on success), request_id, and
  * image_id on a successful create. Returns 0 or a negative errno. */
 int emu_journal_write(emu_journal *j, int64_t now_ms, const char *access_key_id, const char *action,
-                      const prov_kvs *params, int http_status, const char *code,
+                      const emu_kvs *params, int http_status, const char *code,
                       const char *request_id, const char *image_id);
 
 #endif

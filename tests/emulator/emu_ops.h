@@ -8,17 +8,38 @@
 #define EMU_TOKEN_TTL_MS (24LL * 3600 * 1000)
 
 /* SWAS operations (emu_swas.c). */
-int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_swas_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+/* More SWAS operations (emu_swas_more.c): tags, batch delete, regions, account shares. */
+int emu_swas_delete_batch(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_tag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_untag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_list_tags(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_regions(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_add(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_remove(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_swas_share_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+
+/* Shared by the SWAS files. Each returns 0, 1 after setting an API error on r, or -ENOMEM. */
+/* Tag.N.Key / Tag.N.Value (N = 1..20), ordered by N; with check_rules the API's key and value
+ * rules apply and an absent value is "" (caller frees with emu_tags_free). */
+int emu_swas_parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
+                        emu_result *r);
+void emu_tags_free(emu_tag *tags, size_t n);
+/* ClientToken: at most 64 printable ASCII characters. */
+int emu_swas_check_token(const emu_kvs *p, emu_result *r);
+/* Why an image in this state cannot be deleted (a static error code with its HTTP status and
+ * message set on r, returning 1), or 0 when it can; -ENOMEM. */
+int emu_swas_deletable(const emu_image *img, emu_result *r);
 /* ECS operations (emu_ecs.c). */
-int emu_ecs_describe(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
-int emu_ecs_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+int emu_ecs_describe(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
+int emu_ecs_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 
 /* A required parameter: returns its value, or NULL after setting MissingParameter on r (and
  * *rc to -ENOMEM if even that failed). */
-const char *emu_required(const prov_kvs *p, const char *key, emu_result *r, int *rc);
+const char *emu_required(const emu_kvs *p, const char *key, emu_result *r, int *rc);
 /* A region by name, created empty when unknown (any region exists in the cloud; a region the
  * fixture does not name simply has nothing in it). NULL only on allocation failure. */
 emu_region *emu_world_region_get(emu_world *w, const char *region);
@@ -26,9 +47,9 @@ emu_region *emu_world_region_get(emu_world *w, const char *region);
 /* ClientToken records. emu_token_check returns 0 when the token is new, 1 when it was used
  * with the same parameters (then *ret_prev is the record), or sets IdempotentParameterMismatch
  * on r and returns 2; negative errno on allocation failure. */
-int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t now,
+int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r);
-int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const char *image_id,
+int emu_token_record(emu_world *w, const char *action, const emu_kvs *p, const char *image_id,
                      int64_t now);
 
 /* Appends an image (deep copy of the fields is the caller's job; this takes ownership). */

@@ -104,7 +104,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     (void)kind;
-    prov_kvs *h = cls;
+    emu_kvs *h = cls;
     char *lk = strdup(key);
     if (!lk) {
         return MHD_NO;
@@ -112,7 +112,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     for (char *p = lk; *p; p++) {
         *p = (char)tolower((unsigned char)*p);
     }
-    int rc = prov_kvs_add(h, lk, value ? value : "");
+    int rc = emu_kvs_add(h, lk, value ? value : "");
     free(lk);
     return rc == 0 ? MHD_YES : MHD_NO;
 }
@@ -150,11 +150,10 @@ static json_t *admin_msg(const char *key, const char *value)
  * and the journal's lines. Called with the lock held. */
 static int reset_world(emu_http *h)
 {
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     int rc = emu_fixture_parse(h->cfg.fixture_name, h->cfg.fixture, h->cfg.fixture_len, &w, &d);
-    spec_diags_free(&d);
+    emu_diags_clear(&d);
     if (rc < 0) {
         return rc;
     }
@@ -226,7 +225,7 @@ static enum MHD_Result admin(emu_http *h, struct MHD_Connection *con, const char
 /* ---- API requests ---- */
 
 typedef struct api_call {
-    prov_kvs query, params, headers;
+    emu_kvs query, params, headers;
     const char *action;
     enum emu_product product;
     char *key_id;
@@ -359,15 +358,15 @@ static enum MHD_Result api(emu_http *h, struct MHD_Connection *con, const char *
     if (MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &a.headers) < 0) {
         goto out;
     }
-    host = prov_kvs_get_ci(&a.headers, "host");
-    rc = prov_kvs_parse_urlencoded(&a.query, query, strlen(query));
+    host = emu_kvs_get_ci(&a.headers, "host");
+    rc = emu_kvs_parse_urlencoded(&a.query, query, strlen(query));
     for (size_t i = 0; rc == 0 && i < a.query.n; i++) {
-        rc = prov_kvs_add(&a.params, a.query.v[i].key, a.query.v[i].value);
+        rc = emu_kvs_add(&a.params, a.query.v[i].key, a.query.v[i].value);
     }
-    const char *ctype = prov_kvs_get_ci(&a.headers, "content-type");
+    const char *ctype = emu_kvs_get_ci(&a.headers, "content-type");
     if (rc == 0 && c->len > 0 && ctype &&
         strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
-        rc = prov_kvs_parse_urlencoded(&a.params, c->body, c->len);
+        rc = emu_kvs_parse_urlencoded(&a.params, c->body, c->len);
     }
     (void)pthread_mutex_lock(&h->lock);
     emu_request_id(&h->rid_rng, a.request_id);
@@ -375,12 +374,12 @@ static enum MHD_Result api(emu_http *h, struct MHD_Connection *con, const char *
     if (rc == -ENOMEM) {
         goto out;
     }
-    a.region = prov_kvs_get(&a.params, "RegionId");
-    const char *version = prov_kvs_get_ci(&a.headers, "x-acs-version");
-    a.action = prov_kvs_get_ci(&a.headers, "x-acs-action");
+    a.region = emu_kvs_get(&a.params, "RegionId");
+    const char *version = emu_kvs_get_ci(&a.headers, "x-acs-version");
+    a.action = emu_kvs_get_ci(&a.headers, "x-acs-action");
     if (!a.action) {
-        version = prov_kvs_get(&a.params, "Version");
-        a.action = prov_kvs_get(&a.params, "Action");
+        version = emu_kvs_get(&a.params, "Version");
+        a.action = emu_kvs_get(&a.params, "Action");
     }
     bool text_ok = rc == 0;
     for (size_t i = 0; text_ok && i < a.params.n; i++) {
@@ -440,9 +439,9 @@ static enum MHD_Result api(emu_http *h, struct MHD_Connection *con, const char *
 out:
     emu_result_clear(&a.res);
     free(a.key_id);
-    prov_kvs_free(&a.query);
-    prov_kvs_free(&a.params);
-    prov_kvs_free(&a.headers);
+    emu_kvs_clear(&a.query);
+    emu_kvs_clear(&a.params);
+    emu_kvs_clear(&a.headers);
     return ret;
 }
 
@@ -492,7 +491,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     return api(h, con, method, query, c);
 }
 
-int emu_http_start(const emu_http_config *cfg, emu_http **ret, spec_diags *diags)
+int emu_http_start(const emu_http_config *cfg, emu_http **ret, emu_diags *diags)
 {
     emu_http *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -510,8 +509,7 @@ int emu_http_start(const emu_http_config *cfg, emu_http **ret, spec_diags *diags
     h->world->list_lag_ms = cfg->list_lag_ms;
     emu_limits_init(&h->limits, cfg->rate_calls, cfg->rate_window_ms, cfg->fault_rate, cfg->seed);
     if ((rc = emu_journal_open(&h->journal, cfg->journal_path)) < 0) {
-        spec_diags_add(diags, cfg->journal_path, 0, 0, "cannot open the journal: %s",
-                       strerror(-rc));
+        emu_diags_add(diags, cfg->journal_path, 0, 0, "cannot open the journal: %s", strerror(-rc));
         emu_world_free(h->world);
         free(h);
         return rc;
@@ -533,7 +531,7 @@ int emu_http_start(const emu_http_config *cfg, emu_http **ret, spec_diags *diags
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->mhd) {
         rc = errno ? -errno : -EADDRINUSE;
-        spec_diags_add(diags, "listen", 0, 0, "cannot listen: %s", strerror(-rc));
+        emu_diags_add(diags, "listen", 0, 0, "cannot listen: %s", strerror(-rc));
         h->mhd = NULL;
         emu_http_stop(h);
         return rc;

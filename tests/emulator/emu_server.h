@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "spec_diag.h"
+#include "emu_diag.h"
 
 typedef struct emu_http_config {
     struct sockaddr_storage addr; /* where to listen; port 0 = any free port */
@@ -33,7 +33,7 @@ typedef struct emu_http emu_http;
 
 /* Loads the fixture (errors into diags, -EINVAL), opens the journal and starts listening.
  * Returns 0 and the running server, or a negative errno. cfg's strings must outlive it. */
-int emu_http_start(const emu_http_config *cfg, emu_http **ret, spec_diags *diags);
+int emu_http_start(const emu_http_config *cfg, emu_http **ret, emu_diags *diags);
 /* The bound port (useful with port 0). */
 unsigned emu_http_port(const emu_http *h);
 /* Stops accepting, wakes delayed requests, joins the connection threads, flushes and closes

@@ -8,7 +8,7 @@
 
 #include "emu_ops.h"
 #include "emu_util.h"
-#include "spec.h"
+#include "emu_rules.h"
 
 #define MAX_TAGS 20
 #define MAX_LIST_ITEMS 100
@@ -16,8 +16,8 @@
 /* Tag.N.Key / Tag.N.Value (N = 1..20) into an array ordered by N. Errors go to r (return 1);
  * allocation failure returns -ENOMEM; success 0. When check_rules is set the API's key and
  * value rules apply (CreateCustomImage); a filter only needs well-formed pairs. */
-static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
-                      emu_result *r)
+int emu_swas_parse_tags(const emu_kvs *p, bool check_rules, emu_tag **ret, size_t *ret_n,
+                        emu_result *r)
 {
     const char *keys[MAX_TAGS + 1] = {0};
     const char *values[MAX_TAGS + 1] = {0};
@@ -57,7 +57,7 @@ static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t
         if (!keys[n] || !*keys[n]) {
             why = "must not be empty";
         } else if (check_rules) {
-            why = spec_check_tag_key(keys[n]);
+            why = emu_check_tag_key(keys[n]);
         }
         if (why) {
             rc = emu_result_error(r, 400, "InvalidParam.TagKey",
@@ -65,7 +65,7 @@ static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t
             rc = rc < 0 ? rc : 1;
             break;
         }
-        if (check_rules && values[n] && (why = spec_check_tag_value(values[n])) != NULL) {
+        if (check_rules && values[n] && (why = emu_check_tag_value(values[n])) != NULL) {
             rc = emu_result_error(r, 400, "InvalidParam.TagValue",
                                   "The specified parameter Tag.%d.Value is invalid: %s.", n, why);
             rc = rc < 0 ? rc : 1;
@@ -106,7 +106,7 @@ static int parse_tags(const prov_kvs *p, bool check_rules, emu_tag **ret, size_t
     return 0;
 }
 
-static void tags_free(emu_tag *tags, size_t n)
+void emu_tags_free(emu_tag *tags, size_t n)
 {
     for (size_t i = 0; tags && i < n; i++) {
         free(tags[i].key);
@@ -145,7 +145,7 @@ static json_t *image_item(const emu_world *w, emu_region *reg, const emu_image *
         "{s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,"
         "s:[],s:o}",
         "ImageId", img->image_id, "Name", img->name, "Description", img->description, "Status",
-        img->status, "InShare", img->in_share, "InShareUser", 0, "InstanceId",
+        img->status, "InShare", img->in_share, "InShareUser", img->n_shares > 0, "InstanceId",
         img->instance_id ? img->instance_id : "", "InstanceName", srv ? srv->name : "", "RegionId",
         reg->region, "CreationTime", ct, "SystemSnapshotId",
         img->system_snapshot_id ? img->system_snapshot_id : "", "SystemSnapshotName",
@@ -181,9 +181,9 @@ static bool opt_eq(const char *filter, const char *value)
 }
 
 /* Parses ImageIds / ImageNames; returns 0, 1 (error set on r) or -ENOMEM. */
-static int list_param(const prov_kvs *p, const char *key, char ***v, size_t *n, emu_result *r)
+static int list_param(const emu_kvs *p, const char *key, char ***v, size_t *n, emu_result *r)
 {
-    const char *s = prov_kvs_get(p, key);
+    const char *s = emu_kvs_get(p, key);
     *v = NULL;
     *n = 0;
     if (!s || !*s) {
@@ -209,7 +209,7 @@ static int list_param(const prov_kvs *p, const char *key, char ***v, size_t *n, 
     return 0;
 }
 
-int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_list(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     const char *region = emu_required(p, "RegionId", r, &rc);
@@ -217,18 +217,18 @@ int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         return rc;
     }
     long page_size = 10, page_number = 1;
-    const char *s = prov_kvs_get(p, "PageSize");
+    const char *s = emu_kvs_get(p, "PageSize");
     if (s && *s && emu_parse_long(s, 1, 100, &page_size) < 0) {
         return emu_result_error(r, 400, "InvalidParam.PageSize",
                                 "The specified parameter PageSize is invalid: 1 to 100.");
     }
-    s = prov_kvs_get(p, "PageNumber");
+    s = emu_kvs_get(p, "PageNumber");
     if (s && *s && emu_parse_long(s, 1, 1000000, &page_number) < 0) {
         return emu_result_error(r, 400, "InvalidParam.PageNumber",
                                 "The specified parameter PageNumber is invalid.");
     }
     bool share = false, has_share = false;
-    s = prov_kvs_get(p, "Share");
+    s = emu_kvs_get(p, "Share");
     if (s && *s) {
         if (emu_parse_bool(s, &share) < 0) {
             return emu_result_error(r, 400, "InvalidParam.Share",
@@ -246,15 +246,15 @@ int emu_swas_list(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         rc = list_param(p, "ImageNames", &names, &n_names, r);
     }
     if (rc == 0) {
-        rc = parse_tags(p, false, &tags, &n_tags, r);
+        rc = emu_swas_parse_tags(p, false, &tags, &n_tags, r);
     }
     if (rc != 0) {
         goto out;
     }
-    const char *instance = prov_kvs_get(p, "InstanceId");
-    const char *sys = prov_kvs_get(p, "SystemSnapshotId");
-    const char *data = prov_kvs_get(p, "DataSnapshotId");
-    const char *rg = prov_kvs_get(p, "ResourceGroupId");
+    const char *instance = emu_kvs_get(p, "InstanceId");
+    const char *sys = emu_kvs_get(p, "SystemSnapshotId");
+    const char *data = emu_kvs_get(p, "DataSnapshotId");
+    const char *rg = emu_kvs_get(p, "ResourceGroupId");
     emu_region *reg = emu_world_region(w, region);
     items = json_array();
     if (!items) {
@@ -298,7 +298,7 @@ out:
     json_decref(items);
     emu_strv_free(ids, n_ids);
     emu_strv_free(names, n_names);
-    tags_free(tags, n_tags);
+    emu_tags_free(tags, n_tags);
     return rc < 0 ? rc : 0;
 }
 
@@ -332,9 +332,9 @@ static bool token_ok(const char *t)
     return true;
 }
 
-static int check_token(const prov_kvs *p, emu_result *r)
+int emu_swas_check_token(const emu_kvs *p, emu_result *r)
 {
-    if (token_ok(prov_kvs_get(p, "ClientToken"))) {
+    if (token_ok(emu_kvs_get(p, "ClientToken"))) {
         return 0;
     }
     int rc = emu_result_error(r, 400, "InvalidParam.ClientToken",
@@ -343,12 +343,12 @@ static int check_token(const prov_kvs *p, emu_result *r)
     return rc < 0 ? rc : 1;
 }
 
-int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     const char *region = emu_required(p, "RegionId", r, &rc);
     const char *name = region ? emu_required(p, "ImageName", r, &rc) : NULL;
-    const char *why = name ? spec_check_image_name(name) : NULL;
+    const char *why = name ? emu_check_image_name(name) : NULL;
     if (why) {
         return emu_result_error(r, 400, "InvalidParam.IllegalImageName",
                                 "The specified parameter imageName is illegal: %s.", why);
@@ -357,19 +357,19 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     if (!instance_id) {
         return rc;
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     emu_tag *tags = NULL;
     size_t n_tags = 0;
-    rc = parse_tags(p, true, &tags, &n_tags, r);
+    rc = emu_swas_parse_tags(p, true, &tags, &n_tags, r);
     if (rc != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
     rc = emu_token_check(w, "CreateCustomImage", p, now, &prev, r);
     if (rc != 0) {
-        tags_free(tags, n_tags);
+        emu_tags_free(tags, n_tags);
         if (rc == 1) {
             /* A replayed token answers, and is journaled, with the first call's image. */
             r->body = json_pack("{s:s}", "ImageId", prev->image_id);
@@ -380,8 +380,8 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     }
     emu_region *reg = emu_world_region_get(w, region);
     emu_server *srv = reg ? emu_region_server(reg, instance_id) : NULL;
-    const char *sys = prov_kvs_get(p, "SystemSnapshotId");
-    const char *data = prov_kvs_get(p, "DataSnapshotId");
+    const char *sys = emu_kvs_get(p, "SystemSnapshotId");
+    const char *data = emu_kvs_get(p, "DataSnapshotId");
     if (!reg) {
         rc = -ENOMEM;
     } else if (!srv) {
@@ -416,7 +416,7 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         }
     }
     if (rc < 0 || r->code) {
-        tags_free(tags, n_tags);
+        emu_tags_free(tags, n_tags);
         return rc;
     }
     char id[23];
@@ -432,9 +432,9 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     img.system_snapshot_id =
         strdup(sys && *sys ? sys : srv->system_snapshots[srv->n_system_snapshots - 1]);
     img.data_snapshot_id = data && *data ? strdup(data) : NULL;
-    const char *desc = prov_kvs_get(p, "Description");
+    const char *desc = emu_kvs_get(p, "Description");
     img.description = strdup(desc ? desc : "");
-    const char *rg = prov_kvs_get(p, "ResourceGroupId");
+    const char *rg = emu_kvs_get(p, "ResourceGroupId");
     img.resource_group_id = strdup(rg && *rg ? rg : EMU_DEFAULT_RG);
     img.tags = tags;
     img.n_tags = n_tags;
@@ -467,7 +467,7 @@ int emu_swas_create(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
 
 /* The image named by RegionId + ImageId, or NULL with InvalidImageId.NotFound (or
  * MissingParameter) set on r. */
-static emu_image *find_image(emu_world *w, const prov_kvs *p, emu_region **ret_reg,
+static emu_image *find_image(emu_world *w, const emu_kvs *p, emu_region **ret_reg,
                              size_t *ret_index, emu_result *r, int *rc)
 {
     const char *region = emu_required(p, "RegionId", r, rc);
@@ -488,7 +488,7 @@ static emu_image *find_image(emu_world *w, const prov_kvs *p, emu_region **ret_r
     return NULL;
 }
 
-int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     if (!emu_required(p, "RegionId", r, &rc) || !emu_required(p, "ImageId", r, &rc)) {
@@ -502,7 +502,7 @@ int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
         return emu_result_error(r, 400, "InvalidParam.OperationIllegal",
                                 "The specified parameter operation is illegal.");
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
@@ -526,13 +526,32 @@ int emu_swas_share(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     return emu_token_record(w, "ModifyImageShareStatus", p, NULL, now);
 }
 
-int emu_swas_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
+int emu_swas_deletable(const emu_image *img, emu_result *r)
+{
+    int rc = 0;
+    /* The pages say a shared image must be unshared first; an image shared to accounts counts
+     * as shared too (README.md "Account shares"). */
+    if (img->in_share || img->n_shares > 0) {
+        rc = emu_result_error(r, 400, "CustomImageInShare",
+                              "The custom image is being shared. Please disable sharing first "
+                              "and then delete it.");
+    } else if (strcmp(img->status, "4") == 0 || strcmp(img->status, "0") == 0) {
+        rc = emu_result_error(r, 403, "IncorrectImageStatus",
+                              "The current status of the image does not support this "
+                              "operation.");
+    } else {
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
 {
     int rc = 0;
     if (!emu_required(p, "RegionId", r, &rc) || !emu_required(p, "ImageId", r, &rc)) {
         return rc;
     }
-    if ((rc = check_token(p, r)) != 0) {
+    if ((rc = emu_swas_check_token(p, r)) != 0) {
         return rc < 0 ? rc : 0;
     }
     const emu_token *prev = NULL;
@@ -546,15 +565,8 @@ int emu_swas_delete(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r)
     if (!img) {
         return rc;
     }
-    if (img->in_share) {
-        return emu_result_error(r, 400, "CustomImageInShare",
-                                "The custom image is being shared. Please disable sharing first "
-                                "and then delete it.");
-    }
-    if (strcmp(img->status, "4") == 0 || strcmp(img->status, "0") == 0) {
-        return emu_result_error(r, 403, "IncorrectImageStatus",
-                                "The current status of the image does not support this "
-                                "operation.");
+    if ((rc = emu_swas_deletable(img, r)) != 0) {
+        return rc < 0 ? rc : 0;
     }
     emu_region_remove_image(reg, idx);
     return emu_token_record(w, "DeleteCustomImage", p, NULL, now);

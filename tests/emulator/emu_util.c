@@ -176,3 +176,43 @@ void emu_request_id(uint64_t *state, char out[37])
                    (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
                    (unsigned long long)(b & 0xffffffffffffULL));
 }
+
+int emu_parse_duration(const char *s, int64_t *ret_ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    char *end = NULL;
+    if (!s || *s < '1' || *s > '9') {
+        return -EINVAL;
+    }
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    for (size_t i = 0; errno == 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0 && n <= INT64_MAX / units[i].ms) {
+            *ret_ms = (int64_t)n * units[i].ms;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int emu_parse_rate(const char *s, unsigned *ret_calls, int64_t *ret_window_ms)
+{
+    const char *slash = s ? strchr(s, '/') : NULL;
+    char calls[16];
+    long n = 0;
+    int64_t ms = 0;
+    if (!slash || slash == s || (size_t)(slash - s) >= sizeof(calls) || *s == '0') {
+        return -EINVAL;
+    }
+    memcpy(calls, s, (size_t)(slash - s));
+    calls[slash - s] = '\0';
+    if (emu_parse_long(calls, 1, 1000000, &n) < 0 || emu_parse_duration(slash + 1, &ms) < 0) {
+        return -EINVAL;
+    }
+    *ret_calls = (unsigned)n;
+    *ret_window_ms = ms;
+    return 0;
+}

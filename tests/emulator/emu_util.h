@@ -29,6 +29,12 @@ int emu_parse_long(const char *s, long min, long max, long *ret);
 int emu_parse_list(const char *s, char ***ret, size_t *ret_n);
 void emu_strv_free(char **v, size_t n);
 
+/* The command line's durations: a positive integer with a unit ms, s, m or h ("500ms", "6s").
+ * Returns 0 and milliseconds, or -EINVAL. */
+int emu_parse_duration(const char *s, int64_t *ret_ms);
+/* A rate "N/DUR" (N calls per window, 1 to 1,000,000). Returns 0 or -EINVAL. */
+int emu_parse_rate(const char *s, unsigned *ret_calls, int64_t *ret_window_ms);
+
 /* 32 random hex digits as an uppercase UUID "8-4-4-4-12" from the given PRNG state. */
 void emu_request_id(uint64_t *state, char out[37]);
 

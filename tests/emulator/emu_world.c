@@ -11,7 +11,7 @@
 
 #include "emu_ops.h"
 #include "emu_util.h"
-#include "prov_sig.h"
+#include "emu_sig.h"
 
 void emu_result_clear(emu_result *r)
 {
@@ -72,6 +72,10 @@ void emu_image_free_fields(emu_image *img)
         free(img->tags[i].value);
     }
     free(img->tags);
+    for (size_t i = 0; i < img->n_shares; i++) {
+        free(img->shares[i].user_id);
+    }
+    free(img->shares);
     memset(img, 0, sizeof(*img));
 }
 
@@ -240,9 +244,9 @@ void emu_world_tick(emu_world *w, int64_t now_ms)
     }
 }
 
-const char *emu_required(const prov_kvs *p, const char *key, emu_result *r, int *rc)
+const char *emu_required(const emu_kvs *p, const char *key, emu_result *r, int *rc)
 {
-    const char *v = prov_kvs_get(p, key);
+    const char *v = emu_kvs_get(p, key);
     if (v && *v) {
         return v;
     }
@@ -260,26 +264,26 @@ int emu_json_set_str(json_t *obj, const char *key, const char *value)
 
 /* The canonical query of the operation's own parameters (no common or signing ones): two calls
  * with the same token must carry the same fingerprint to count as the same request. */
-static int fingerprint(const prov_kvs *p, char **ret)
+static int fingerprint(const emu_kvs *p, char **ret)
 {
-    prov_kvs own = {0};
+    emu_kvs own = {0};
     int rc = 0;
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         if (!emu_is_common_param(p->v[i].key)) {
-            rc = prov_kvs_add(&own, p->v[i].key, p->v[i].value);
+            rc = emu_kvs_add(&own, p->v[i].key, p->v[i].value);
         }
     }
     if (rc == 0) {
-        rc = prov_canonical_query(&own, NULL, ret);
+        rc = emu_canonical_query(&own, NULL, ret);
     }
-    prov_kvs_free(&own);
+    emu_kvs_clear(&own);
     return rc;
 }
 
-int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t now,
+int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r)
 {
-    const char *token = prov_kvs_get(p, "ClientToken");
+    const char *token = emu_kvs_get(p, "ClientToken");
     if (!token || !*token) {
         return 0;
     }
@@ -317,10 +321,10 @@ int emu_token_check(emu_world *w, const char *action, const prov_kvs *p, int64_t
     return 0;
 }
 
-int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const char *image_id,
+int emu_token_record(emu_world *w, const char *action, const emu_kvs *p, const char *image_id,
                      int64_t now)
 {
-    const char *token = prov_kvs_get(p, "ClientToken");
+    const char *token = emu_kvs_get(p, "ClientToken");
     if (!token || !*token) {
         return 0;
     }
@@ -342,7 +346,7 @@ int emu_token_record(emu_world *w, const char *action, const prov_kvs *p, const 
     return 0;
 }
 
-typedef int (*emu_op_fn)(emu_world *w, const prov_kvs *p, int64_t now, emu_result *r);
+typedef int (*emu_op_fn)(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r);
 
 static const struct {
     enum emu_product product;
@@ -353,6 +357,14 @@ static const struct {
     {EMU_SWAS, "CreateCustomImage", emu_swas_create},
     {EMU_SWAS, "ModifyImageShareStatus", emu_swas_share},
     {EMU_SWAS, "DeleteCustomImage", emu_swas_delete},
+    {EMU_SWAS, "DeleteCustomImages", emu_swas_delete_batch},
+    {EMU_SWAS, "TagResources", emu_swas_tag},
+    {EMU_SWAS, "UntagResources", emu_swas_untag},
+    {EMU_SWAS, "ListTagResources", emu_swas_list_tags},
+    {EMU_SWAS, "ListRegions", emu_swas_regions},
+    {EMU_SWAS, "AddCustomImageShareAccount", emu_swas_share_add},
+    {EMU_SWAS, "RemoveCustomImageShareAccount", emu_swas_share_remove},
+    {EMU_SWAS, "ListCustomImageShareAccounts", emu_swas_share_list},
     {EMU_ECS, "DescribeImages", emu_ecs_describe},
     {EMU_ECS, "DeleteImage", emu_ecs_delete},
 };
@@ -368,7 +380,7 @@ bool emu_world_has_action(enum emu_product product, const char *action)
 }
 
 int emu_world_call(emu_world *w, enum emu_product product, const char *action,
-                   const prov_kvs *params, int64_t now_ms, emu_result *ret)
+                   const emu_kvs *params, int64_t now_ms, emu_result *ret)
 {
     memset(ret, 0, sizeof(*ret));
     emu_world_tick(w, now_ms);
@@ -423,6 +435,11 @@ static json_t *image_state(const emu_image *img)
     bad |= emu_json_set_str(o, "status", img->status);
     bad |= json_object_set_new(o, "in_share", json_boolean(img->in_share));
     bad |= json_object_set_new(o, "tags", tags);
+    json_t *shares = json_array();
+    for (size_t i = 0; shares && i < img->n_shares; i++) {
+        bad |= json_array_append_new(shares, json_string(img->shares[i].user_id));
+    }
+    bad |= json_object_set_new(o, "share_accounts", shares ? shares : json_null());
     bad |= emu_json_set_str(o, "creation_time", ct);
     if (bad) {
         json_decref(o);

@@ -1,5 +1,5 @@
 /* The emulator's world: accounts, regions, servers with their snapshots, SWAS custom images and
- * ECS images, and the operations the API offers on them (DESIGN.md "Emulator"). The world knows
+ * ECS images, and the operations the API offers on them (README.md). The world knows
  * nothing about HTTP or signatures: emu_server.c authenticates a request and then calls
  * emu_world_call() under its mutex; the unit tests call it directly. */
 #ifndef EMU_WORLD_H
@@ -11,12 +11,18 @@
 
 #include <jansson.h>
 
-#include "prov_kvs.h"
+#include "emu_kvs.h"
 
 typedef struct emu_tag {
     char *key;
     char *value;
 } emu_tag;
+
+/* One account an image is shared to (AddCustomImageShareAccount). */
+typedef struct emu_share {
+    char *user_id; /* digits */
+    int64_t at_ms; /* when it was shared, wall clock */
+} emu_share;
 
 typedef struct emu_account {
     char *access_key_id;
@@ -43,7 +49,9 @@ typedef struct emu_image {
     char *description;       /* "" when none */
     char *resource_group_id; /* never NULL: the account's default group when not given */
     char status[2];          /* "0".."4" */
-    bool in_share;
+    bool in_share;           /* shared to ECS (ModifyImageShareStatus) */
+    emu_share *shares;       /* shared to accounts; InShareUser while there is one */
+    size_t n_shares;
     emu_tag *tags;
     size_t n_tags;
     int64_t created_ms; /* wall clock, ms since the epoch */
@@ -132,7 +140,7 @@ bool emu_world_has_action(enum emu_product product, const char *action);
  * present; they are ignored). now_ms is the wall clock. Returns 0 with *ret filled (success or
  * API error) or -ENOMEM. */
 int emu_world_call(emu_world *w, enum emu_product product, const char *action,
-                   const prov_kvs *params, int64_t now_ms, emu_result *ret);
+                   const emu_kvs *params, int64_t now_ms, emu_result *ret);
 
 /* Applies pending status changes ("4" -> "1") due at now_ms. */
 void emu_world_tick(emu_world *w, int64_t now_ms);

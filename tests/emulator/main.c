@@ -1,4 +1,4 @@
-/* imgrecon-emulator: a local stand-in for the SWAS and ECS endpoints (DESIGN.md "Emulator").
+/* imgrecon-emulator: a local stand-in for the SWAS and ECS endpoints (README.md in this folder).
  * This file only parses the command line, loads the fixture text, writes the port file and
  * waits for SIGTERM/SIGINT; everything else is in emu_server.c and the world. */
 #include <arpa/inet.h>
@@ -13,7 +13,7 @@
 
 #include "emu_fixture.h"
 #include "emu_server.h"
-#include "spec_config.h"
+#include "emu_util.h"
 
 static void usage(FILE *out)
 {
@@ -140,8 +140,7 @@ int main(int argc, char **argv)
                            .seed = 1};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        uint64_t ms = 0;
-        spec_rate rate;
+        int64_t ms = 0;
         char *end = NULL;
         switch (c) {
         case O_LISTEN:
@@ -154,18 +153,16 @@ int main(int argc, char **argv)
             fixture = optarg;
             break;
         case O_RATE:
-            if (spec_parse_rate(optarg, &rate) < 0) {
+            if (emu_parse_rate(optarg, &cfg.rate_calls, &cfg.rate_window_ms) < 0) {
                 fprintf(stderr, "imgrecon-emulator: --rate-limit: expected N/DUR, got \"%s\"\n",
                         optarg);
                 return 2;
             }
-            cfg.rate_calls = rate.calls;
-            cfg.rate_window_ms = (int64_t)rate.window_ms;
             break;
         case O_DELAY:
         case O_LAG:
         case O_SKEW:
-            if (strcmp(optarg, "0") != 0 && spec_parse_duration(optarg, &ms) < 0) {
+            if (strcmp(optarg, "0") != 0 && emu_parse_duration(optarg, &ms) < 0) {
                 fprintf(stderr,
                         "imgrecon-emulator: %s: expected a duration like 500ms, 6s, 5m, "
                         "got \"%s\"\n",
@@ -174,7 +171,7 @@ int main(int argc, char **argv)
             }
             *(c == O_DELAY ? &cfg.create_delay_ms
               : c == O_LAG ? &cfg.list_lag_ms
-                           : &cfg.skew_ms) = (int64_t)ms;
+                           : &cfg.skew_ms) = ms;
             break;
         case O_FAULT:
             cfg.fault_rate = strtod(optarg, &end);
@@ -245,17 +242,16 @@ int main(int argc, char **argv)
     (void)sigaddset(&set, SIGINT);
     (void)pthread_sigmask(SIG_BLOCK, &set, NULL);
     (void)signal(SIGPIPE, SIG_IGN);
-    spec_diags diags;
-    spec_diags_init(&diags);
+    emu_diags diags = {0};
     emu_http *h = NULL;
     rc = emu_http_start(&cfg, &h, &diags);
     if (rc < 0) {
-        spec_diags_print(&diags, stderr);
-        spec_diags_free(&diags);
+        emu_diags_print(&diags, stderr);
+        emu_diags_clear(&diags);
         free(text);
         return 1;
     }
-    spec_diags_free(&diags);
+    emu_diags_clear(&diags);
     unsigned port = emu_http_port(h);
     if (port_file && (rc = write_port_file(port_file, port)) < 0) {
         fprintf(stderr, "imgrecon-emulator: %s: %s\n", port_file, strerror(-rc));

@@ -271,6 +271,47 @@ Test(emulator_http, eleventh_call_in_a_window_is_throttled)
     stop(&p);
 }
 
+/* The newer SWAS operations each have their own window: with ListCustomImages used up, each
+ * still answers twice (success or its own error), and its third call is throttled. */
+Test(emulator_http, newer_operations_are_rate_limited_as_their_own_actions)
+{
+    static const struct {
+        const char *action, *params;
+    } ops[] = {
+        {"TagResources", "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1="
+                         "m-bp1handmade0000001&Tag.1.Key=team&Tag.1.Value=web"},
+        {"UntagResources", "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1="
+                           "m-bp1handmade0000001&TagKey.1=team"},
+        {"ListTagResources", "RegionId=cn-hangzhou&ResourceType=customimage"},
+        {"DeleteCustomImages", "RegionId=cn-hangzhou&ImageIds=%5B%22m-nosuch%22%5D"},
+        {"ListRegions", "AcceptLanguage=en-US"},
+        {"AddCustomImageShareAccount",
+         "RegionId=cn-hangzhou&ImageId=m-bp1handmade0000001&Account.1=2222"},
+        {"RemoveCustomImageShareAccount",
+         "RegionId=cn-hangzhou&ImageId=m-bp1handmade0000001&Account.1=2222"},
+        {"ListCustomImageShareAccounts", "RegionId=cn-hangzhou&ImageId=m-bp1handmade0000001"},
+    };
+    emu_proc p;
+    start(&p, "2/10s");
+    for (int i = 0; i < 2; i++) {
+        expect_ok(swas(&p, "ListCustomImages", "RegionId=cn-hangzhou"), "list within the budget");
+    }
+    expect_error(swas(&p, "ListCustomImages", "RegionId=cn-hangzhou"), 400, "Throttling.User");
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        for (int n = 0; n < 2; n++) {
+            reply r = swas(&p, ops[i].action, ops[i].params);
+            cr_expect_eq(r.err, CURLE_OK);
+            cr_expect(!code_of(&r) || strcmp(code_of(&r), "Throttling.User") != 0,
+                      "%s call %d: throttled", ops[i].action, n + 1);
+            cr_expect(r.status == 200 || strcmp(ops[i].action, "DeleteCustomImages") == 0,
+                      "%s: status %ld %s", ops[i].action, r.status, code_of(&r) ? code_of(&r) : "");
+            json_decref(r.body);
+        }
+        expect_error(swas(&p, ops[i].action, ops[i].params), 400, "Throttling.User");
+    }
+    stop(&p);
+}
+
 Test(emulator_http, journal_lines_are_well_formed_without_signatures)
 {
     emu_proc p;

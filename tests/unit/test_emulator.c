@@ -9,17 +9,19 @@
 
 #include "emu_fixture.h"
 #include "emu_world.h"
+#include "emu_kvs.h"
+#include "emu_sig.h"
+#include "emu_util.h"
 
 #define T0 1700000000000LL
 
 static emu_world *demo(void)
 {
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     int rc = emu_fixture_parse("<demo>", emu_demo_fixture, strlen(emu_demo_fixture), &w, &d);
-    cr_assert_eq(rc, 0, "demo fixture: %s", d.n ? d.v[0].msg : "?");
-    spec_diags_free(&d);
+    cr_assert_eq(rc, 0, "demo fixture: %s", d.n ? d.v[0] : "?");
+    emu_diags_clear(&d);
     w->create_delay_ms = 1000;
     return w;
 }
@@ -28,11 +30,11 @@ static emu_world *demo(void)
 static emu_result run(emu_world *w, enum emu_product p, const char *action, const char *query,
                       int64_t now)
 {
-    prov_kvs kv = {0};
-    cr_assert_eq(prov_kvs_parse_urlencoded(&kv, query, strlen(query)), 0);
+    emu_kvs kv = {0};
+    cr_assert_eq(emu_kvs_parse_urlencoded(&kv, query, strlen(query)), 0);
     emu_result r;
     cr_assert_eq(emu_world_call(w, p, action, &kv, now, &r), 0);
-    prov_kvs_free(&kv);
+    emu_kvs_clear(&kv);
     return r;
 }
 
@@ -344,27 +346,377 @@ ParameterizedTestParameters(emulator_fixture, errors)
 
 ParameterizedTest(fixture_case *c, emulator_fixture, errors)
 {
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     int rc = emu_fixture_parse("fx.yaml", c->yaml, strlen(c->yaml), &w, &d);
     cr_assert_eq(rc, -EINVAL);
     cr_assert_null(w);
     cr_assert_gt(d.n, 0);
     char line[600];
-    snprintf(line, sizeof(line), "%s:%u:%u: %s", d.v[0].file, d.v[0].line, d.v[0].col, d.v[0].msg);
+    snprintf(line, sizeof(line), "%s", d.v[0]);
     cr_expect(strstr(line, c->want) != NULL, "got \"%s\", want \"%s\"", line, c->want);
-    spec_diags_free(&d);
+    emu_diags_clear(&d);
 }
 
 Test(emulator_fixture, every_error_in_one_pass)
 {
     const char *yaml = "accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: 1, x: 1}\n"
                        "regions:\n  - region: r\n    y: 2\n";
-    spec_diags d;
-    spec_diags_init(&d);
+    emu_diags d = {0};
     emu_world *w = NULL;
     cr_assert_eq(emu_fixture_parse("fx.yaml", yaml, strlen(yaml), &w, &d), -EINVAL);
     cr_expect_eq(d.n, 2, "both unknown keys reported");
-    spec_diags_free(&d);
+    emu_diags_clear(&d);
+}
+
+/* ---- More SWAS operations: tags, batch delete, regions, account shares ---- */
+
+#define LEGACY "m-bp1legacyweb000001"
+#define HANDMADE "m-bp1handmade0000001"
+
+static void expect_ok(emu_world *w, const char *action, const char *query)
+{
+    emu_result r = run(w, EMU_SWAS, action, query, T0);
+    cr_assert_eq(r.http_status, 200, "%s %s: %s %s", action, query, r.code ? r.code : "",
+                 r.message ? r.message : "");
+    emu_result_clear(&r);
+}
+
+/* The value of tag key on image id as ListCustomImages shows it; NULL when absent. The result
+ * is copied into buf. */
+static const char *listed_tag(emu_world *w, const char *id, const char *key, char *buf, size_t size)
+{
+    char q[160];
+    json_t *body = NULL;
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\"]", id);
+    cr_assert_eq(list_count(w, q, T0, &body), 1);
+    json_t *tags =
+        json_object_get(json_array_get(json_object_get(body, "CustomImages"), 0), "Tags");
+    const char *found = NULL;
+    for (size_t i = 0; i < json_array_size(tags); i++) {
+        json_t *t = json_array_get(tags, i);
+        if (strcmp(json_string_value(json_object_get(t, "Key")), key) == 0) {
+            snprintf(buf, size, "%s", json_string_value(json_object_get(t, "Value")));
+            found = buf;
+        }
+    }
+    json_decref(body);
+    return found;
+}
+
+static bool listed_share_user(emu_world *w, const char *id)
+{
+    char q[160];
+    json_t *body = NULL;
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\"]", id);
+    cr_assert_eq(list_count(w, q, T0, &body), 1);
+    json_t *v =
+        json_object_get(json_array_get(json_object_get(body, "CustomImages"), 0), "InShareUser");
+    cr_assert(json_is_boolean(v));
+    bool b = json_is_true(v);
+    json_decref(body);
+    return b;
+}
+
+Test(emulator_more, tags_land_in_place_and_show_at_once)
+{
+    emu_world *w = demo();
+    char buf[80];
+    expect_ok(w, "TagResources",
+              "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+              "&ResourceId.2=" HANDMADE "&Tag.1.Key=team&Tag.1.Value=web&Tag.2.Key=imgrecon/owner"
+              "&Tag.2.Value=new");
+    cr_expect_str_eq(listed_tag(w, HANDMADE, "team", buf, sizeof(buf)), "web");
+    cr_expect_str_eq(listed_tag(w, LEGACY, "imgrecon/owner", buf, sizeof(buf)), "new",
+                     "an existing key's value is overwritten");
+    expect_ok(w, "UntagResources",
+              "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+              "&TagKey.1=team&TagKey.2=absent");
+    cr_expect_null(listed_tag(w, LEGACY, "team", buf, sizeof(buf)));
+    cr_expect_str_eq(listed_tag(w, LEGACY, "imgrecon/owner", buf, sizeof(buf)), "new");
+    expect_ok(w, "UntagResources",
+              "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" HANDMADE "&All=true");
+    cr_expect_null(listed_tag(w, HANDMADE, "team", buf, sizeof(buf)));
+    cr_expect_null(listed_tag(w, HANDMADE, "imgrecon/owner", buf, sizeof(buf)));
+    emu_world_free(w);
+}
+
+Test(emulator_more, tag_errors)
+{
+    emu_world *w = demo();
+    const char *t = "TagResources";
+    char q[2048], buf[80];
+    expect_code(w, EMU_SWAS, t, "RegionId=cn-hangzhou&ResourceId.1=" LEGACY "&Tag.1.Key=k", 400,
+                "MissingParameter");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=image&ResourceId.1=" LEGACY "&Tag.1.Key=k", 400,
+                "InvalidResourceType.NotFound");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.51=" LEGACY
+                "&Tag.1.Key=k",
+                400, "NumberExceed.ResourceIds");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=m-nosuch&Tag.1.Key=k",
+                404, "InvalidResourceId.NotFound");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+                "&Tag.1.Key=acs:x",
+                400, "InvalidParam.TagKey");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+                "&Tag.1.Key=aliyun-x",
+                400, "InvalidParam.TagKey");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+                "&Tag.1.Key=k&Tag.1.Value=see%20http://x",
+                400, "InvalidParam.TagValue");
+    expect_code(w, EMU_SWAS, t,
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY, 400,
+                "MissingParameter");
+    /* legacy-web has one tag: 20 new keys make 21, refused for both resources at once. */
+    int n = snprintf(q, sizeof(q),
+                     "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" HANDMADE
+                     "&ResourceId.2=" LEGACY);
+    for (int i = 1; i <= 20; i++) {
+        n += snprintf(q + n, sizeof(q) - (size_t)n, "&Tag.%d.Key=k%d&Tag.%d.Value=v", i, i, i);
+    }
+    expect_code(w, EMU_SWAS, t, q, 400, "OperationDenied.QuotaExceed");
+    cr_expect_null(listed_tag(w, HANDMADE, "k1", buf, sizeof(buf)), "all or nothing");
+    expect_code(w, EMU_SWAS, "UntagResources",
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY, 400,
+                "MissingParameter");
+    expect_code(w, EMU_SWAS, "UntagResources",
+                "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=" LEGACY
+                "&TagKey.1=acs:system",
+                400, "InvalidParam.TagKey");
+    emu_world_free(w);
+}
+
+/* Tags Tag.1..20 (k1..k20) onto id. */
+static void tag20(emu_world *w, const char *id)
+{
+    char q[2048];
+    int n =
+        snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=%s", id);
+    for (int i = 1; i <= 20; i++) {
+        n += snprintf(q + n, sizeof(q) - (size_t)n, "&Tag.%d.Key=k%d&Tag.%d.Value=v%d", i, i, i, i);
+    }
+    expect_ok(w, "TagResources", q);
+}
+
+Test(emulator_more, list_tag_resources_pages_with_next_token)
+{
+    emu_world *w = demo();
+    char *a = create(w, "tags-a", "", T0), *b = create(w, "tags-b", "", T0);
+    tag20(w, HANDMADE);
+    tag20(w, a);
+    tag20(w, b);
+    /* 60 tags of 3 images plus legacy-web's 1: 50, then 11. */
+    char q[256], token[64] = "";
+    size_t total = 0;
+    int pages = 0;
+    do {
+        snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ResourceType=customimage&NextToken=%s", token);
+        emu_result r = run(w, EMU_SWAS, "ListTagResources", q, T0);
+        cr_assert_eq(r.http_status, 200, "%s", r.code);
+        json_t *items = json_object_get(json_object_get(r.body, "TagResources"), "TagResource");
+        cr_assert(json_is_array(items));
+        json_t *first = json_array_get(items, 0);
+        cr_expect_str_eq(json_string_value(json_object_get(first, "ResourceType")), "customimage");
+        total += json_array_size(items);
+        snprintf(token, sizeof(token), "%s",
+                 json_string_value(json_object_get(r.body, "NextToken")));
+        cr_expect(pages > 0 || json_array_size(items) == 50, "a full first page");
+        emu_result_clear(&r);
+        pages++;
+    } while (*token && pages < 10);
+    cr_expect_eq(pages, 2);
+    cr_expect_eq(total, 61);
+    /* Filters: one resource; a tag every image but legacy-web has. */
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ResourceType=customimage&ResourceId.1=%s", a);
+    emu_result r = run(w, EMU_SWAS, "ListTagResources", q, T0);
+    cr_expect_eq(
+        json_array_size(json_object_get(json_object_get(r.body, "TagResources"), "TagResource")),
+        20);
+    emu_result_clear(&r);
+    r = run(w, EMU_SWAS, "ListTagResources",
+            "RegionId=cn-hangzhou&ResourceType=customimage&Tag.1.Key=imgrecon/owner", T0);
+    cr_expect_eq(
+        json_array_size(json_object_get(json_object_get(r.body, "TagResources"), "TagResource")),
+        1);
+    emu_result_clear(&r);
+    expect_code(w, EMU_SWAS, "ListTagResources",
+                "RegionId=cn-hangzhou&ResourceType=customimage&NextToken=garbage", 400,
+                "InvalidParam.NextToken");
+    expect_code(w, EMU_SWAS, "ListTagResources", "RegionId=cn-hangzhou&ResourceType=vm", 400,
+                "InvalidResourceType.NotFound");
+    free(a);
+    free(b);
+    emu_world_free(w);
+}
+
+Test(emulator_more, delete_custom_images_batch)
+{
+    emu_world *w = demo();
+    char *a = create(w, "del-a", "", T0), *b = create(w, "del-b", "", T0);
+    emu_world_tick(w, T0 + 5000);
+    char q[512];
+    expect_code(w, EMU_SWAS, "DeleteCustomImages",
+                "RegionId=cn-hangzhou&ImageIds=[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\","
+                "\"9\",\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\"]",
+                400, "InvalidParam.ImageIds");
+    expect_code(w, EMU_SWAS, "DeleteCustomImages", "RegionId=cn-hangzhou", 400, "MissingParameter");
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\",\"m-nosuch\"]", a);
+    expect_code(w, EMU_SWAS, "DeleteCustomImages", q, 404, "InvalidImageId.NotFound");
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\",\"" LEGACY "\"]", a);
+    expect_code(w, EMU_SWAS, "DeleteCustomImages", q, 400, "CustomImageInShare");
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&PageSize=100", T0 + 5000, NULL), 4,
+                 "a refused batch deletes nothing");
+    snprintf(q, sizeof(q), "RegionId=cn-hangzhou&ImageIds=[\"%s\",\"%s\",\"%s\"]", a, b, a);
+    emu_result r = run(w, EMU_SWAS, "DeleteCustomImages", q, T0 + 5000);
+    cr_expect_eq(r.http_status, 200, "%s", r.code);
+    emu_result_clear(&r);
+    cr_expect_eq(list_count(w, "RegionId=cn-hangzhou&PageSize=100", T0 + 5000, NULL), 2);
+    free(a);
+    free(b);
+    emu_world_free(w);
+}
+
+Test(emulator_more, account_shares)
+{
+    emu_world *w = demo();
+    const char *add = "AddCustomImageShareAccount";
+    cr_expect_not(listed_share_user(w, HANDMADE));
+    expect_ok(w, add, "RegionId=cn-hangzhou&ImageId=" HANDMADE "&Account.1=1111&Account.2=2222");
+    expect_ok(w, add, "RegionId=cn-hangzhou&ImageId=" HANDMADE "&Account.1=2222");
+    cr_expect(listed_share_user(w, HANDMADE));
+    emu_result r = run(w, EMU_SWAS, "ListCustomImageShareAccounts",
+                       "RegionId=cn-hangzhou&ImageId=" HANDMADE "&PageSize=1&PageNumber=2", T0);
+    cr_assert_eq(r.http_status, 200);
+    cr_expect_eq(json_integer_value(json_object_get(r.body, "TotalCount")), 2);
+    json_t *u = json_array_get(json_object_get(r.body, "ImageShareUsers"), 0);
+    cr_expect_eq(json_integer_value(json_object_get(u, "UserId")), 2222);
+    cr_expect_eq(strlen(json_string_value(json_object_get(u, "SharedTime"))), 21);
+    emu_result_clear(&r);
+    /* Shared to accounts: both deletes are refused with the share error. */
+    expect_code(w, EMU_SWAS, "DeleteCustomImage", "RegionId=cn-hangzhou&ImageId=" HANDMADE, 400,
+                "CustomImageInShare");
+    expect_code(w, EMU_SWAS, "DeleteCustomImages",
+                "RegionId=cn-hangzhou&ImageIds=[\"" HANDMADE "\"]", 400, "CustomImageInShare");
+    expect_ok(w, "RemoveCustomImageShareAccount",
+              "RegionId=cn-hangzhou&ImageId=" HANDMADE
+              "&Account.1=1111&Account.2=2222&Account.3=3");
+    cr_expect_not(listed_share_user(w, HANDMADE));
+    expect_ok(w, "DeleteCustomImage", "RegionId=cn-hangzhou&ImageId=" HANDMADE);
+    /* Errors. */
+    expect_code(w, EMU_SWAS, add, "RegionId=cn-hangzhou&ImageId=" LEGACY "&Account.1=abc", 400,
+                "InvalidParam.Account");
+    expect_code(w, EMU_SWAS, add,
+                "RegionId=cn-hangzhou&ImageId=" LEGACY "&Account.1=1234567890123456", 400,
+                "InvalidParam.Account");
+    expect_code(w, EMU_SWAS, add, "RegionId=cn-hangzhou&ImageId=" LEGACY "&Account.11=1", 400,
+                "InvalidParam.AccountCount");
+    expect_code(w, EMU_SWAS, add, "RegionId=cn-hangzhou&ImageId=" LEGACY, 400, "MissingParameter");
+    expect_code(w, EMU_SWAS, add, "RegionId=cn-hangzhou&ImageId=m-nosuch&Account.1=1", 404,
+                "InvalidImageId.NotFound");
+    expect_code(w, EMU_SWAS, "ListCustomImageShareAccounts",
+                "RegionId=cn-hangzhou&ImageId=" LEGACY "&PageSize=51", 400,
+                "InvalidParam.PageSize");
+    emu_world_free(w);
+}
+
+Test(emulator_more, list_regions)
+{
+    emu_world *w = demo();
+    emu_result r = run(w, EMU_SWAS, "ListRegions", "AcceptLanguage=en-US", T0);
+    cr_assert_eq(r.http_status, 200);
+    json_t *regions = json_object_get(r.body, "Regions");
+    cr_assert_eq(json_array_size(regions), 2);
+    json_t *first = json_array_get(regions, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "RegionId")), "cn-hangzhou");
+    cr_expect_str_eq(json_string_value(json_object_get(first, "LocalName")), "China (Hangzhou)");
+    cr_expect_str_eq(json_string_value(json_object_get(first, "RegionEndpoint")),
+                     "swas.cn-hangzhou.aliyuncs.com");
+    emu_result_clear(&r);
+    expect_code(w, EMU_SWAS, "ListRegions", "AcceptLanguage=fr-FR", 400,
+                "InvalidParam.AcceptLanguage");
+    emu_world_free(w);
+}
+
+Test(emulator_fixture, share_accounts)
+{
+    const char *yaml = "accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: \"1\"}\n"
+                       "regions:\n  - region: cn-hangzhou\n    custom_images:\n"
+                       "      - {image_id: m-1, name: one, share_accounts: [\"2222\"]}\n";
+    emu_diags d = {0};
+    emu_world *w = NULL;
+    cr_assert_eq(emu_fixture_parse("fx.yaml", yaml, strlen(yaml), &w, &d), 0, "%s",
+                 d.n ? d.v[0] : "");
+    emu_image *img = emu_region_image(emu_world_region(w, "cn-hangzhou"), "m-1");
+    cr_assert_not_null(img);
+    cr_expect_eq(img->n_shares, 1);
+    cr_expect(listed_share_user(w, "m-1"));
+    emu_world_free(w);
+    const char *bad = "accounts:\n  - {access_key_id: a, access_key_secret: b, user_id: \"1\"}\n"
+                      "regions:\n  - region: r\n    custom_images:\n"
+                      "      - {image_id: m-1, name: one, share_accounts: [x1]}\n";
+    cr_expect_eq(emu_fixture_parse("fx.yaml", bad, strlen(bad), &w, &d), -EINVAL);
+    cr_expect(d.n > 0 && strstr(d.v[0], "not an account id"), "%s", d.n ? d.v[0] : "");
+    emu_diags_clear(&d);
+}
+
+/* ---- The emulator's own parsers (it shares none with the product) ---- */
+
+Test(emulator_parsers, durations_and_rates)
+{
+    int64_t ms = 0;
+    unsigned calls = 0;
+    cr_expect(emu_parse_duration("500ms", &ms) == 0 && ms == 500);
+    cr_expect(emu_parse_duration("6s", &ms) == 0 && ms == 6000);
+    cr_expect(emu_parse_duration("5m", &ms) == 0 && ms == 300000);
+    cr_expect(emu_parse_duration("1h", &ms) == 0 && ms == 3600000);
+    const char *bad[] = {"", "0s", "-1s", "1", "1d", "s", "1.5s", "01s", "1s ", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_parse_duration(bad[i], &ms), -EINVAL, "\"%s\"", bad[i]);
+    }
+    cr_expect(emu_parse_rate("10/60s", &calls, &ms) == 0 && calls == 10 && ms == 60000);
+    cr_expect(emu_parse_rate("1000000/1s", &calls, &ms) == 0 && calls == 1000000);
+    const char *bad_rates[] = {"10", "/1s", "0/1s", "10/", "10/0s", "1000001/1s", "x/1s", NULL};
+    for (size_t i = 0; bad_rates[i]; i++) {
+        cr_expect_eq(emu_parse_rate(bad_rates[i], &calls, &ms), -EINVAL, "\"%s\"", bad_rates[i]);
+    }
+}
+
+Test(emulator_parsers, utc_timestamps)
+{
+    int64_t s = 0;
+    cr_expect(emu_parse_utc("2016-02-23T12:46:24Z", &s) == 0 && s == 1456231584);
+    const char *bad[] = {"2016-02-23 12:46:24Z",  "2016-02-23T12:46:24",
+                         "2016-13-23T12:46:24Z",  "2016-02-23T24:00:00Z",
+                         "2016-2-23T12:46:24Z",   "+016-02-23T12:46:24Z",
+                         "2016-02-23T12:46:24Z0", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_parse_utc(bad[i], &s), -EINVAL, "\"%s\"", bad[i]);
+    }
+}
+
+Test(emulator_parsers, urlencoded)
+{
+    emu_kvs kv = {0};
+    cr_assert_eq(emu_kvs_parse_urlencoded(&kv, "a=1&&b=%20x+y&c&%41=", 20), 0);
+    cr_assert_eq(kv.n, 4);
+    cr_expect_str_eq(emu_kvs_get(&kv, "b"), " x y");
+    cr_expect_str_eq(emu_kvs_get(&kv, "c"), "");
+    cr_expect_str_eq(emu_kvs_get(&kv, "A"), "");
+    cr_expect_null(emu_kvs_get(&kv, "B"));
+    emu_kvs_clear(&kv);
+    const char *bad[] = {"a=%", "a=%4", "a=%G1", "a=%00", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        cr_expect_eq(emu_kvs_parse_urlencoded(&kv, bad[i], strlen(bad[i])), -EINVAL, "%s", bad[i]);
+        emu_kvs_clear(&kv);
+    }
+    char *enc = NULL;
+    cr_assert_eq(emu_pct_encode("a b*~/é", strlen("a b*~/é"), &enc), 0);
+    cr_expect_str_eq(enc, "a%20b%2A~%2F%C3%A9");
+    free(enc);
 }
