@@ -9,6 +9,8 @@
 #include "cmd.h"
 #include "rec_cycle.h"
 #include "rec_plan.h"
+#include "rec_planfile.h"
+#include "rec_render.h"
 #include "rec_setup.h"
 #include "spec.h"
 

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "rec_plan_int.h"
+#include "rec_render.h"
 
 #define C_RESET "\033[0m"
 #define C_BOLD "\033[1m"

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "prov_client.h"
+#include "rec_diff.h"
 #include "rec_plan.h"
+#include "rec_render.h"
 #include "spec.h"
 
 #define PER_REGION 15
