@@ -767,7 +767,8 @@ static void write_metrics_addr(rec_dmn *d, const char *addr)
         (void)unlink(tmp);
 }
 
-static int start(rec_dmn *d)
+/* Start step: the config (logged when invalid), the log format and the interval. */
+static int start_config(rec_dmn *d)
 {
     int rc = load_config(d, &d->cfg);
     if (rc < 0) {
@@ -777,19 +778,30 @@ static int start(rec_dmn *d)
     if (d->cfg->log_format == SPEC_LOG_JSON)
         rec_log_set_json(d->log, true);
     d->interval_ms = interval_for(d, d->cfg);
-    rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
-    if (rc < 0) {
+    return 0;
+}
+
+/* Start step: the manifests (every problem logged). */
+static int start_manifests(rec_dmn *d)
+{
+    int rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
+    if (rc < 0)
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start: the manifests are invalid", "error",
                       rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
-        return rc;
-    }
+    return rc;
+}
+
+/* Start step: the session (credentials, client, pacer, state directory); its secrets are
+ * registered with the log before anything else is logged. */
+static int start_setup(rec_dmn *d)
+{
     char *err = NULL;
     rec_setup_opts so = {
         .state_dir_explicit = d->opts->state_dir_explicit, .on_call = on_call, .ud = d};
     d->setup = calloc(1, sizeof(*d->setup));
     if (d->setup == NULL)
         return -ENOMEM;
-    rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
+    int rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
                       NULL);
@@ -802,8 +814,14 @@ static int start(rec_dmn *d)
     if (d->setup->note != NULL)
         rec_log_event(d->log, REC_LOG_INFO, "state directory", "path", d->setup->state_dir, "note",
                       d->setup->note, NULL);
+    return 0;
+}
+
+/* Start step: the single-writer lock on the state directory, naming the holder when taken. */
+static int start_lock(rec_dmn *d)
+{
     long holder = 0;
-    rc = rec_lock_acquire(d->setup->state_dir, &d->lock, &holder);
+    int rc = rec_lock_acquire(d->setup->state_dir, &d->lock, &holder);
     if (rc < 0) {
         char *path = rec_lock_path_for(d->setup->state_dir);
         char msg[4400];
@@ -815,51 +833,76 @@ static int start(rec_dmn *d)
                            strerror(-rc));
         free(path);
         rec_log_event(d->log, REC_LOG_ERROR, msg, NULL);
-        return rc;
     }
-    rc = rec_backoff_new(d->interval_ms,
-                         d->opts->backoff_cap_ms ? d->opts->backoff_cap_ms : DEFAULT_BACKOFF_CAP_MS,
-                         d->interval_ms / 10, &d->backoff);
+    return rc;
+}
+
+/* Start step: the per-item failure backoff, based on the interval. */
+static int start_backoff(rec_dmn *d)
+{
+    return rec_backoff_new(
+        d->interval_ms, d->opts->backoff_cap_ms ? d->opts->backoff_cap_ms : DEFAULT_BACKOFF_CAP_MS,
+        d->interval_ms / 10, &d->backoff);
+}
+
+/* Start step: the loop's timers and signal handlers. */
+static int start_handles(rec_dmn *d)
+{
+    int rc = init_handles(d);
     if (rc < 0)
-        return rc;
-    rc = init_handles(d);
-    if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start the loop", "error", uv_strerror(rc),
                       NULL);
+    return rc;
+}
+
+/* Start step: the metrics endpoint when configured (not with --once). A non-loopback or
+ * malformed address stops the start; any other failure only disables the endpoint. */
+static int start_metrics(rec_dmn *d)
+{
+    if (d->cfg->metrics_listen == NULL || d->cfg->metrics_listen[0] == '\0' || d->opts->once)
+        return 0;
+    char *bound = NULL;
+    int rc = rec_metrics_serve(d->metrics, d->cfg->metrics_listen, d->opts->metrics_allow_remote,
+                               &bound);
+    if (rc == -EPERM || rc == -EINVAL) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      rc == -EPERM ? "metrics_listen is not a loopback address; refusing "
+                                     "(pass --metrics-allow-remote to serve it anyway)"
+                                   : "metrics_listen must be HOST:PORT with a numeric host",
+                      "metrics_listen", d->cfg->metrics_listen, NULL);
         return rc;
     }
-    if (d->cfg->metrics_listen != NULL && d->cfg->metrics_listen[0] != '\0' && !d->opts->once) {
-        char *bound = NULL;
-        rc = rec_metrics_serve(d->metrics, d->cfg->metrics_listen, d->opts->metrics_allow_remote,
-                               &bound);
-        if (rc == -EPERM || rc == -EINVAL) {
-            rec_log_event(d->log, REC_LOG_ERROR,
-                          rc == -EPERM ? "metrics_listen is not a loopback address; refusing "
-                                         "(pass --metrics-allow-remote to serve it anyway)"
-                                       : "metrics_listen must be HOST:PORT with a numeric host",
-                          "metrics_listen", d->cfg->metrics_listen, NULL);
-            return rc;
-        }
-        if (rc < 0) {
-            rec_log_event(d->log, REC_LOG_WARN, "metrics endpoint disabled", "metrics_listen",
-                          d->cfg->metrics_listen, "error", strerror(-rc), NULL);
-        } else {
-            rec_log_event(d->log, REC_LOG_INFO, "metrics endpoint listening", "address", bound,
-                          NULL);
-            write_metrics_addr(d, bound);
-            d->st.metrics_addr = bound;
-        }
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_WARN, "metrics endpoint disabled", "metrics_listen",
+                      d->cfg->metrics_listen, "error", strerror(-rc), NULL);
+    } else {
+        rec_log_event(d->log, REC_LOG_INFO, "metrics endpoint listening", "address", bound, NULL);
+        write_metrics_addr(d, bound);
+        d->st.metrics_addr = bound;
     }
+    return 0;
+}
+
+/* Start step: the systemd watchdog ping (at half the watchdog interval) and the manifest
+ * watcher (armed unless --once). */
+static int start_watching(rec_dmn *d)
+{
     uint64_t wd_usec = 0;
     if (rec_notify_watchdog_usec(&wd_usec) > 0 && wd_usec >= 2000) {
         uint64_t ms = wd_usec / 2000;
         (void)uv_timer_start(&d->watchdog_timer, on_watchdog, ms, ms);
     }
-    rc = rec_watch_new(&d->loop, d->log, on_watch_event, d, &d->watch);
+    int rc = rec_watch_new(&d->loop, d->log, on_watch_event, d, &d->watch);
     if (rc < 0)
         return rc;
     if (!d->opts->once)
         rec_watch_arm(d->watch, d->paths, d->n_paths);
+    return 0;
+}
+
+/* Logs "started", reports health and READY=1. */
+static void announce_started(rec_dmn *d)
+{
     char nimg[24], interval[24], pid[24];
     (void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
@@ -869,6 +912,22 @@ static int start(rec_dmn *d)
                   NULL);
     rec_metrics_set_health(d->metrics, true, NULL);
     (void)rec_notify_ready();
+}
+
+/* Everything the daemon does before its first cycle, in order; each step logs its own failure.
+ * Called once by rec_daemon_run; on an error rec_daemon_run closes what was opened. */
+static int start(rec_dmn *d)
+{
+    static int (*const steps[])(rec_dmn *) = {
+        start_config,  start_manifests, start_setup,   start_lock,
+        start_backoff, start_handles,   start_metrics, start_watching,
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        int rc = steps[i](d);
+        if (rc < 0)
+            return rc;
+    }
+    announce_started(d);
     start_cycle(d, "start");
     return 0;
 }
