@@ -1,6 +1,7 @@
 /* Rendering a plan (DESIGN.md "Data flow" step 5): Terraform-like text for people and the
- * versioned JSON document (reconcile/PLAN-JSON.md) for programs. The JSON builder is also the
- * saved-plan writer's (rec_planfile.c). Called by cmd/ plan and apply and by the daemon's logs. */
+ * versioned JSON document (reconcile/plan/PLAN-JSON.md) for programs. The JSON builder is also
+ * the saved-plan writer's (rec_planfile.c). Called by cmd/ plan and apply and by the daemon's
+ * logs. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
