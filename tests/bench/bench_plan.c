@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "prov_client.h"
+#include "prov_resp.h"
 #include "rec_diff.h"
 #include "rec_plan.h"
 #include "rec_render.h"
