@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "prov_client.h"
+#include "prov_swas.h"
 #include "rec_setup.h"
 
 enum { OPT_METHOD = CMD_OPT_LOCAL, OPT_REGION, OPT_PRETTY, OPT_COMPACT };

@@ -9,7 +9,9 @@
 #include "cmd.h"
 #include "rec_cycle.h"
 #include "rec_plan.h"
+#include "rec_planfile.h"
 #include "rec_progress.h"
+#include "rec_render.h"
 #include "rec_setup.h"
 #include "spec.h"
 

@@ -9,6 +9,8 @@
 #include "cmd.h"
 #include "rec_cycle.h"
 #include "rec_plan.h"
+#include "rec_planfile.h"
+#include "rec_render.h"
 #include "rec_setup.h"
 #include "spec.h"
 
@@ -18,7 +20,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: imgrecon plan [-f PATH]... [--json] [--out FILE] [--detailed-exitcode]\n\n"
                  "Reads the account and shows what apply would change. Changes nothing.\n\n"
-                 "  --json               the plan as versioned JSON (see reconcile/PLAN-JSON.md)\n"
+                 "  --json               the plan as versioned JSON (reconcile/plan/PLAN-JSON.md)\n"
                  "  --out FILE           also save the plan for 'imgrecon apply FILE'\n"
                  "  --detailed-exitcode  exit 2 when there are changes (0 none, 1 error)\n");
     cmd_print_common_help(out);

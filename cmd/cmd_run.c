@@ -1,4 +1,4 @@
-/* imgrecon run: argument parsing and wiring for the daemon (reconcile/rec_daemon.c). */
+/* imgrecon run: argument parsing and wiring for the daemon (reconcile/daemon/rec_daemon.c). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

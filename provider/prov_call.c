@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "prov_call_int.h"
+#include "prov_resp.h"
 #include "prov_sig.h"
 
 #ifndef IMGRECON_VERSION

@@ -1,6 +1,8 @@
 /* The Alibaba Cloud client: builds, signs, paces, sends and retries RPC calls, and parses the
  * answers of the five SWAS/ECS operations imgrecon uses into C structs. Everything is
- * asynchronous on the caller's libuv loop; each callback runs exactly once. */
+ * asynchronous on the caller's libuv loop; each callback runs exactly once. This header is the
+ * client itself (prov_call.c); the raw call and the typed operations are prov_swas.h, the
+ * answer parsers prov_resp.h. */
 #ifndef PROV_CLIENT_H
 #define PROV_CLIENT_H
 
@@ -63,77 +65,5 @@ int prov_client_new(uv_loop_t *loop, const prov_client_opts *opts, prov_client *
 void prov_client_close(prov_client *c);
 /* Calls queued or in flight. */
 size_t prov_client_pending(const prov_client *c);
-
-/* ---- Raw call (imgrecon api) ----
- * body is the parsed JSON answer (borrowed, NULL on error); err is NULL on success. Pacing,
- * throttled cooldowns and bounded transient retries happen inside. */
-typedef void (*prov_call_cb)(json_t *body, const prov_error *err, void *ud);
-int prov_call(prov_client *c, prov_product product, const char *action, const char *region,
-              const prov_kvs *params, prov_call_cb cb, void *ud);
-
-/* ---- Typed operations ---- */
-
-typedef struct prov_list_filter {
-    const char *const *image_ids; /* sent as one JSON array string, at most 100 */
-    size_t n_image_ids;
-    const char *const *image_names;
-    size_t n_image_names;
-    const char *instance_id;
-    const char *system_snapshot_id;
-    const char *data_snapshot_id;
-    const char *resource_group_id;
-    int share; /* -1 unset, 0 only unshared, 1 only shared */
-    const prov_kv *tags;
-    size_t n_tags;
-} prov_list_filter;
-
-/* list is the callee's; the callback may take its contents (then zero it). */
-typedef void (*prov_list_cb)(prov_image_list *list, const prov_error *err, void *ud);
-/* Every page at PageSize=100. filter may be NULL. */
-int prov_swas_list_images(prov_client *c, const char *region, const prov_list_filter *filter,
-                          prov_list_cb cb, void *ud);
-
-typedef struct prov_create_req {
-    const char *region;
-    const char *name;
-    const char *instance_id;
-    const char *system_snapshot_id;
-    const char *data_snapshot_id;  /* NULL: none */
-    const char *description;       /* NULL: none */
-    const char *resource_group_id; /* NULL: none */
-    const prov_tag *tags;
-    size_t n_tags;
-    const char *client_token;
-} prov_create_req;
-
-typedef void (*prov_create_cb)(const char *image_id, const prov_error *err, void *ud);
-int prov_swas_create_image(prov_client *c, const prov_create_req *req, prov_create_cb cb, void *ud);
-
-/* err NULL on success; a PROV_ERR_DONE answer (e.g. NotFound on delete) is reported as success
- * with err NULL. */
-typedef void (*prov_done_cb)(const prov_error *err, void *ud);
-int prov_swas_share_image(prov_client *c, const char *region, const char *image_id, bool share,
-                          const char *client_token, prov_done_cb cb, void *ud);
-int prov_swas_delete_image(prov_client *c, const char *region, const char *image_id,
-                           const char *client_token, prov_done_cb cb, void *ud);
-
-typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
-/* ImageOwnerAlias=self, every status, every page at PageSize=100; image_ids may be NULL. */
-int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
-                             size_t n_image_ids, prov_ecs_list_cb cb, void *ud);
-int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_id, bool force,
-                          bool dry_run, prov_done_cb cb, void *ud);
-
-/* ---- Parsers, exposed for tests and fuzz targets ----
- * Each accepts arbitrary bytes and returns 0 or -EPROTO (malformed, truncated, mistyped), never
- * crashing. Counters may be strings ("4") or numbers. */
-int prov_parse_list_images(const char *body, size_t len, prov_image_list *append_to,
-                           unsigned *ret_total_count);
-int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *append_to,
-                          unsigned *ret_total_count);
-int prov_parse_create(const char *body, size_t len, char **ret_image_id);
-/* Error body {"RequestId","Code","Message",...}; fills code/message/request_id (NULL if absent). */
-int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
-                          char **ret_request_id);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "prov_client.h"
+#include "prov_resp.h"
 
 /* Loads a JSON object from bytes; NULL when the bytes are not one. */
 static json_t *load_object(const char *body, size_t len)

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "prov_call_int.h"
+#include "prov_resp.h"
+#include "prov_swas.h"
 
 #define PAGE_SIZE 100
 #define MAX_PAGES 1000 /* a server that keeps saying "more" cannot keep us paging forever */

@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "prov_client.h"
+#include "prov_resp.h"
+#include "rec_diff.h"
 #include "rec_plan.h"
+#include "rec_render.h"
 #include "spec.h"
 
 #define PER_REGION 15

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "prov_client.h"
+#include "prov_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -28,6 +28,7 @@
 #include "emu_proc.h"
 #include "prov_client.h"
 #include "prov_sig.h"
+#include "prov_swas.h"
 
 #define KEY "LTAIemulatorDemoKey"
 #define SECRET "emulator-demo-secret"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "prov_client.h"
+#include "prov_resp.h"
 
 /* Fixed arrays, not pointers: Criterion copies the parameters into each test's own process. */
 

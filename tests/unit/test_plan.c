@@ -9,7 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rec_diff.h"
+#include "rec_estimate.h"
 #include "rec_plan.h"
+#include "rec_planfile.h"
+#include "rec_render.h"
 
 #define R1 "cn-hangzhou"
 #define R2 "cn-beijing"

@@ -1,6 +1,6 @@
 /* One reconcile cycle: observe -> diff -> plan -> (execute). `imgrecon plan`, `imgrecon apply`
  * and every daemon cycle run this same code path, so what plan shows is what the daemon does.
- * Owned by the executor; the daemon (reconcile/rec_daemon.c) only calls it. */
+ * Owned by the executor; the daemon (reconcile/daemon/rec_daemon.c) only calls it. */
 #ifndef REC_CYCLE_H
 #define REC_CYCLE_H
 
@@ -12,7 +12,7 @@
 #include "spec.h"
 #include "spec_config.h"
 
-typedef struct rec_plan rec_plan; /* reconcile/rec_plan.h */
+typedef struct rec_plan rec_plan; /* reconcile/plan/rec_plan.h */
 typedef struct rec_cycle rec_cycle;
 
 /* Progress events for the terminal, logs and metrics. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_swas.h"
 #include "rec_exec.h"
 
 #define DEFAULT_ADOPT_WINDOW_MS (10ull * 60 * 1000)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rec_plan_int.h"
+#include "rec_planfile.h"
 
 #define PLAN_KIND "imgrecon-plan"
 

@@ -1,6 +1,7 @@
 /* Rendering a plan (DESIGN.md "Data flow" step 5): Terraform-like text for people and the
- * versioned JSON document (reconcile/PLAN-JSON.md) for programs. The JSON builder is also the
- * saved-plan writer's (rec_planfile.c). Called by cmd/ plan and apply and by the daemon's logs. */
+ * versioned JSON document (reconcile/plan/PLAN-JSON.md) for programs. The JSON builder is also
+ * the saved-plan writer's (rec_planfile.c). Called by cmd/ plan and apply and by the daemon's
+ * logs. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <jansson.h>
 
 #include "rec_plan_int.h"
+#include "rec_render.h"
 
 #define C_RESET "\033[0m"
 #define C_BOLD "\033[1m"

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_swas.h"
 #include "rec_observe.h"
 
 typedef struct rec_observe rec_observe;

@@ -1,6 +1,6 @@
 /* rec_options from the config file (spec_config.h): kept apart from rec_plan.c so that the pure
  * plan core links without the config loader. Called by rec_cycle and cmd/ plan/apply. */
-#include "rec_plan.h"
+#include "rec_options.h"
 
 static unsigned quota_from_cfg(void *ud, const char *region)
 {

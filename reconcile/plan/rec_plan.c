@@ -1,5 +1,5 @@
-/* The plan's plumbing (reconcile/rec_plan.h): observed-state containers, options, action names,
- * freeing, client tokens and fingerprints. The diff itself is in rec_diff.c. */
+/* The plan's plumbing (reconcile/plan/rec_plan.h): observed-state containers, options, action
+ * names, freeing, client tokens and fingerprints. The diff itself is in rec_diff.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

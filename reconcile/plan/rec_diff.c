@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rec_diff.h"
+#include "rec_estimate.h"
 #include "rec_plan_int.h"
 
 enum {

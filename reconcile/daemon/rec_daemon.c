@@ -1,15 +1,13 @@
-/* The daemon's loop (see rec_daemon.h): scheduling, manifest watching, signals, reload, stop,
- * and the wiring of the lock, log, notify, metrics, status and backoff modules around
- * rec_cycle. Everything runs on one libuv loop; only the metrics server has its own thread. */
+/* The daemon's loop (see rec_daemon.h): scheduling, manifest watching (rec_watch.c), signals,
+ * reload, stop, and the wiring of the lock, log, notify, metrics, status and backoff modules
+ * around rec_cycle. Everything runs on one libuv loop; only the metrics server has its own
+ * thread. */
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -25,23 +23,15 @@
 #include "rec_plan.h"
 #include "rec_setup.h"
 #include "rec_status.h"
+#include "rec_watch.h"
 #include "spec.h"
 
 #define DEFAULT_INTERVAL_MS (5u * 60u * 1000u)
 #define DEFAULT_STOP_TIMEOUT_MS 30000u
 #define DEFAULT_DEBOUNCE_MS 500u
 #define DEFAULT_BACKOFF_CAP_MS (60u * 60u * 1000u)
-#define MAX_WATCH_DEPTH 8
 
 typedef struct rec_dmn rec_dmn;
-
-/* One uv_fs_event watcher on a directory. filter: only events naming that entry (the watch on
- * a manifest path's parent); NULL: any entry (a manifest directory). */
-typedef struct watch {
-    uv_fs_event_t h;
-    rec_dmn *d;
-    char *filter;
-} watch;
 
 /* A setup replaced by a reload, kept (with the config it borrows) until the loop has closed it. */
 typedef struct retired {
@@ -66,8 +56,7 @@ struct rec_dmn {
     uv_timer_t cycle_timer, debounce_timer, watchdog_timer, stop_timer;
     uv_signal_t sighup, sigterm, sigint;
     bool handles_open;
-    watch **watches;
-    size_t n_watches;
+    rec_watch *watch;
     rec_cycle *cycle;
     uint64_t cycle_t0_ns;
     bool suspended_now;
@@ -308,141 +297,17 @@ static void on_call(void *ud, const prov_call_event *ev)
                   ev->request_id, "duration_ms", ms, NULL);
 }
 
-/* ---- manifest watching ---- */
+/* ---- manifest watching (rec_watch.c) ---- */
 
-static void watch_close_cb(uv_handle_t *h)
+/* A manifest path changed (from rec_watch): restarting the timer is the debounce, so a burst of
+ * events gives one cycle. */
+static void on_watch_event(void *ud)
 {
-    watch *w = container_of((uv_fs_event_t *)h, watch, h);
-    free(w->filter);
-    free(w);
-}
-
-static void close_watches(rec_dmn *d)
-{
-    for (size_t i = 0; i < d->n_watches; i++)
-        uv_close((uv_handle_t *)&d->watches[i]->h, watch_close_cb);
-    free(d->watches);
-    d->watches = NULL;
-    d->n_watches = 0;
-}
-
-/* Editor and tool droppings that are not manifests. */
-static bool ignored_name(const char *name)
-{
-    size_t n = strlen(name);
-    return name[0] == '.' || (n > 0 && name[n - 1] == '~') ||
-           (n > 4 && (strcmp(name + n - 4, ".swp") == 0 || strcmp(name + n - 4, ".swx") == 0));
-}
-
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
-{
-    watch *w = container_of(h, watch, h);
-    rec_dmn *d = w->d;
-    if (status < 0 || d->stopping)
+    rec_dmn *d = ud;
+    if (d->stopping)
         return;
-    if (w->filter != NULL) {
-        if (filename == NULL || strcmp(filename, w->filter) != 0)
-            return;
-    } else if (filename != NULL && ignored_name(filename)) {
-        return;
-    }
-    /* Restarting the timer is the debounce: a burst of events gives one cycle. */
     (void)uv_timer_start(&d->debounce_timer, on_debounce,
                          d->opts->debounce_ms ? d->opts->debounce_ms : DEFAULT_DEBOUNCE_MS, 0);
-}
-
-static int add_watch(rec_dmn *d, const char *dir, const char *filter)
-{
-    watch *w = calloc(1, sizeof(*w));
-    watch **grown = realloc(d->watches, (d->n_watches + 1) * sizeof(*grown));
-    if (w == NULL || grown == NULL) {
-        free(w);
-        if (grown != NULL)
-            d->watches = grown;
-        return -ENOMEM;
-    }
-    d->watches = grown;
-    w->d = d;
-    if (filter != NULL && (w->filter = strdup(filter)) == NULL) {
-        free(w);
-        return -ENOMEM;
-    }
-    int rc = uv_fs_event_init(&d->loop, &w->h);
-    if (rc == 0) {
-        rc = uv_fs_event_start(&w->h, on_fs_event, dir, 0);
-        if (rc < 0) {
-            d->watches[d->n_watches++] = w; /* closed with the others */
-            return rc;
-        }
-        d->watches[d->n_watches++] = w;
-        return 0;
-    }
-    free(w->filter);
-    free(w);
-    return rc;
-}
-
-/* Watches dir and every non-hidden subdirectory (inotify is not recursive). */
-static void watch_tree(rec_dmn *d, const char *dir, unsigned depth)
-{
-    int rc = add_watch(d, dir, NULL);
-    if (rc < 0) {
-        rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest directory", "path", dir, "error",
-                      uv_strerror(rc), NULL);
-        return;
-    }
-    if (depth >= MAX_WATCH_DEPTH)
-        return;
-    DIR *dh = opendir(dir);
-    if (dh == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(dh)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char sub[PATH_MAX];
-        struct stat st;
-        if (snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) >= (int)sizeof(sub))
-            continue;
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            watch_tree(d, sub, depth + 1);
-    }
-    (void)closedir(dh);
-}
-
-/* (Re)arms the watchers: every manifest directory tree, and each manifest path's parent filtered
- * to the path's own name, so that a file or directory replaced by rename (git, editors,
- * deployment tools) is noticed and the new inode is watched after the re-arm. */
-static void arm_watches(rec_dmn *d)
-{
-    close_watches(d);
-    for (size_t i = 0; i < d->n_paths; i++) {
-        const char *p = d->paths[i];
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            watch_tree(d, p, 0);
-        char *copy = strdup(p);
-        if (copy == NULL)
-            continue;
-        size_t n = strlen(copy);
-        while (n > 1 && copy[n - 1] == '/')
-            copy[--n] = '\0';
-        char *slash = strrchr(copy, '/');
-        const char *parent = ".";
-        const char *base = copy;
-        if (slash == copy) {
-            parent = "/";
-            base = copy + 1;
-        } else if (slash != NULL) {
-            *slash = '\0';
-            parent = copy;
-            base = slash + 1;
-        }
-        if (*base != '\0' && add_watch(d, parent, base) < 0)
-            rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest path's directory", "path",
-                          parent, NULL);
-        free(copy);
-    }
 }
 
 /* A manifest changed: reload them and run a cycle now (or right after the one running). */
@@ -478,7 +343,7 @@ static void on_debounce(uv_timer_t *t)
     if (d->stopping)
         return;
     rec_log_event(d->log, REC_LOG_INFO, "manifest change detected", NULL);
-    arm_watches(d);
+    rec_watch_arm(d->watch, d->paths, d->n_paths);
     on_change(d);
 }
 
@@ -880,7 +745,7 @@ static void do_reload(rec_dmn *d)
     (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
     rec_log_event(d->log, REC_LOG_INFO, "reloaded", "images", nimg, NULL);
     (void)rec_notify_ready();
-    arm_watches(d);
+    rec_watch_arm(d->watch, d->paths, d->n_paths);
     start_cycle(d, "reload");
     return;
 out:
@@ -948,7 +813,8 @@ static void finish(rec_dmn *d)
     d->st.next_cycle_ms = 0;
     write_status(d);
     rec_metrics_stop(d->metrics);
-    close_watches(d);
+    rec_watch_free(d->watch);
+    d->watch = NULL;
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->cycle_timer, NULL);
         uv_close((uv_handle_t *)&d->debounce_timer, NULL);
@@ -1008,7 +874,8 @@ static void write_metrics_addr(rec_dmn *d, const char *addr)
         (void)unlink(tmp);
 }
 
-static int start(rec_dmn *d)
+/* Start step: the config (logged when invalid), the log format and the interval. */
+static int start_config(rec_dmn *d)
 {
     int rc = load_config(d, &d->cfg);
     if (rc < 0) {
@@ -1018,19 +885,30 @@ static int start(rec_dmn *d)
     if (d->cfg->log_format == SPEC_LOG_JSON)
         rec_log_set_json(d->log, true);
     d->interval_ms = interval_for(d, d->cfg);
-    rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
-    if (rc < 0) {
+    return 0;
+}
+
+/* Start step: the manifests (every problem logged). */
+static int start_manifests(rec_dmn *d)
+{
+    int rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
+    if (rc < 0)
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start: the manifests are invalid", "error",
                       rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
-        return rc;
-    }
+    return rc;
+}
+
+/* Start step: the session (credentials, client, pacer, state directory); its secrets are
+ * registered with the log before anything else is logged. */
+static int start_setup(rec_dmn *d)
+{
     char *err = NULL;
     rec_setup_opts so = {
         .state_dir_explicit = d->opts->state_dir_explicit, .on_call = on_call, .ud = d};
     d->setup = calloc(1, sizeof(*d->setup));
     if (d->setup == NULL)
         return -ENOMEM;
-    rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
+    int rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
                       NULL);
@@ -1043,8 +921,14 @@ static int start(rec_dmn *d)
     if (d->setup->note != NULL)
         rec_log_event(d->log, REC_LOG_INFO, "state directory", "path", d->setup->state_dir, "note",
                       d->setup->note, NULL);
+    return 0;
+}
+
+/* Start step: the single-writer lock on the state directory, naming the holder when taken. */
+static int start_lock(rec_dmn *d)
+{
     long holder = 0;
-    rc = rec_lock_acquire(d->setup->state_dir, &d->lock, &holder);
+    int rc = rec_lock_acquire(d->setup->state_dir, &d->lock, &holder);
     if (rc < 0) {
         char *path = rec_lock_path_for(d->setup->state_dir);
         char msg[4400];
@@ -1056,48 +940,76 @@ static int start(rec_dmn *d)
                            strerror(-rc));
         free(path);
         rec_log_event(d->log, REC_LOG_ERROR, msg, NULL);
-        return rc;
     }
-    rc = rec_backoff_new(d->interval_ms,
-                         d->opts->backoff_cap_ms ? d->opts->backoff_cap_ms : DEFAULT_BACKOFF_CAP_MS,
-                         d->interval_ms / 10, &d->backoff);
+    return rc;
+}
+
+/* Start step: the per-item failure backoff, based on the interval. */
+static int start_backoff(rec_dmn *d)
+{
+    return rec_backoff_new(
+        d->interval_ms, d->opts->backoff_cap_ms ? d->opts->backoff_cap_ms : DEFAULT_BACKOFF_CAP_MS,
+        d->interval_ms / 10, &d->backoff);
+}
+
+/* Start step: the loop's timers and signal handlers. */
+static int start_handles(rec_dmn *d)
+{
+    int rc = init_handles(d);
     if (rc < 0)
-        return rc;
-    rc = init_handles(d);
-    if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start the loop", "error", uv_strerror(rc),
                       NULL);
+    return rc;
+}
+
+/* Start step: the metrics endpoint when configured (not with --once). A non-loopback or
+ * malformed address stops the start; any other failure only disables the endpoint. */
+static int start_metrics(rec_dmn *d)
+{
+    if (d->cfg->metrics_listen == NULL || d->cfg->metrics_listen[0] == '\0' || d->opts->once)
+        return 0;
+    char *bound = NULL;
+    int rc = rec_metrics_serve(d->metrics, d->cfg->metrics_listen, d->opts->metrics_allow_remote,
+                               &bound);
+    if (rc == -EPERM || rc == -EINVAL) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      rc == -EPERM ? "metrics_listen is not a loopback address; refusing "
+                                     "(pass --metrics-allow-remote to serve it anyway)"
+                                   : "metrics_listen must be HOST:PORT with a numeric host",
+                      "metrics_listen", d->cfg->metrics_listen, NULL);
         return rc;
     }
-    if (d->cfg->metrics_listen != NULL && d->cfg->metrics_listen[0] != '\0' && !d->opts->once) {
-        char *bound = NULL;
-        rc = rec_metrics_serve(d->metrics, d->cfg->metrics_listen, d->opts->metrics_allow_remote,
-                               &bound);
-        if (rc == -EPERM || rc == -EINVAL) {
-            rec_log_event(d->log, REC_LOG_ERROR,
-                          rc == -EPERM ? "metrics_listen is not a loopback address; refusing "
-                                         "(pass --metrics-allow-remote to serve it anyway)"
-                                       : "metrics_listen must be HOST:PORT with a numeric host",
-                          "metrics_listen", d->cfg->metrics_listen, NULL);
-            return rc;
-        }
-        if (rc < 0) {
-            rec_log_event(d->log, REC_LOG_WARN, "metrics endpoint disabled", "metrics_listen",
-                          d->cfg->metrics_listen, "error", strerror(-rc), NULL);
-        } else {
-            rec_log_event(d->log, REC_LOG_INFO, "metrics endpoint listening", "address", bound,
-                          NULL);
-            write_metrics_addr(d, bound);
-            d->st.metrics_addr = bound;
-        }
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_WARN, "metrics endpoint disabled", "metrics_listen",
+                      d->cfg->metrics_listen, "error", strerror(-rc), NULL);
+    } else {
+        rec_log_event(d->log, REC_LOG_INFO, "metrics endpoint listening", "address", bound, NULL);
+        write_metrics_addr(d, bound);
+        d->st.metrics_addr = bound;
     }
+    return 0;
+}
+
+/* Start step: the systemd watchdog ping (at half the watchdog interval) and the manifest
+ * watcher (armed unless --once). */
+static int start_watching(rec_dmn *d)
+{
     uint64_t wd_usec = 0;
     if (rec_notify_watchdog_usec(&wd_usec) > 0 && wd_usec >= 2000) {
         uint64_t ms = wd_usec / 2000;
         (void)uv_timer_start(&d->watchdog_timer, on_watchdog, ms, ms);
     }
+    int rc = rec_watch_new(&d->loop, d->log, on_watch_event, d, &d->watch);
+    if (rc < 0)
+        return rc;
     if (!d->opts->once)
-        arm_watches(d);
+        rec_watch_arm(d->watch, d->paths, d->n_paths);
+    return 0;
+}
+
+/* Logs "started", reports health and READY=1. */
+static void announce_started(rec_dmn *d)
+{
     char nimg[24], interval[24], pid[24];
     (void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
@@ -1107,6 +1019,22 @@ static int start(rec_dmn *d)
                   NULL);
     rec_metrics_set_health(d->metrics, true, NULL);
     (void)rec_notify_ready();
+}
+
+/* Everything the daemon does before its first cycle, in order; each step logs its own failure.
+ * Called once by rec_daemon_run; on an error rec_daemon_run closes what was opened. */
+static int start(rec_dmn *d)
+{
+    static int (*const steps[])(rec_dmn *) = {
+        start_config,  start_manifests, start_setup,   start_lock,
+        start_backoff, start_handles,   start_metrics, start_watching,
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        int rc = steps[i](d);
+        if (rc < 0)
+            return rc;
+    }
+    announce_started(d);
     start_cycle(d, "start");
     return 0;
 }
@@ -1132,7 +1060,8 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     if (rc < 0) {
         d->exit_code = 1;
         d->finished = true; /* nothing to write: status stays as the last run left it */
-        close_watches(d);
+        rec_watch_free(d->watch);
+        d->watch = NULL;
         if (d->handles_open) {
             uv_close((uv_handle_t *)&d->cycle_timer, NULL);
             uv_close((uv_handle_t *)&d->debounce_timer, NULL);

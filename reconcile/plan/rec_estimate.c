@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rec_estimate.h"
 #include "rec_plan_int.h"
 
 /* Earliest time a call on a key may start given its log of call times (ascending). */

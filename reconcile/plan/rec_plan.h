@@ -1,6 +1,9 @@
-/* The pure core of reconcile/: observed state + desired set -> diff -> ordered plan of steps with
- * dependencies -> render (text, JSON) -> time/call estimate, and the saved-plan file
- * (DESIGN.md "Semantics", "Data flow"). Nothing here does I/O except the planfile functions and
+/* The pure core of reconcile/ (reconcile/plan): observed state + desired set -> diff -> ordered
+ * plan of steps with dependencies -> render (text, JSON) -> time/call estimate, and the saved-plan
+ * file (DESIGN.md "Semantics", "Data flow"). This header holds the types every part shares and the
+ * plumbing of rec_plan.c (containers, options, actions, tokens, fingerprints); the diff is
+ * rec_diff.h, the estimate rec_estimate.h, rendering rec_render.h, saved plans rec_planfile.h and
+ * options from the config rec_options.h. Nothing here does I/O except the planfile functions and
  * the renderers' FILE output; the executor (rec_exec/rec_cycle) fills rec_observed from the API
  * and runs the steps.
  *
@@ -83,9 +86,6 @@ typedef struct rec_options {
 
 /* Fills the defaults above. */
 void rec_options_init(rec_options *o);
-/* Defaults, then owner/prune/max_deletes/allow_empty/quotas/rates from cfg (cfg must outlive o).
- * Lives in rec_options.c. */
-void rec_options_from_config(rec_options *o, const spec_config *cfg);
 unsigned rec_options_quota(const rec_options *o, const char *region);
 spec_rate rec_options_rate(const rec_options *o, const char *api_action);
 
@@ -204,21 +204,6 @@ typedef struct rec_estimate {
     uint64_t create_wait_ms; /* the image build time the simulation assumed */
 } rec_estimate;
 
-/* Generic simulation, exported for the benchmarks' lower bound. Each task makes one call on
- * budget key `key` (index into rates) at some time t >= every dependency's done time, subject to
- * "at most rates[key].calls calls in any window of rates[key].window_ms" per key; it is done at
- * t + duration_ms. key < 0: no call (the task is done duration_ms after its dependencies).
- * Greedy list scheduling: always the task that can start earliest, ties by index. Dependencies
- * are indices (< n, acyclic). ret_done_ms (may be NULL) gets each task's done time. */
-typedef struct rec_sim_task {
-    int key;
-    uint64_t duration_ms;
-    const size_t *deps;
-    size_t n_deps;
-} rec_sim_task;
-int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, size_t n_rates,
-                 uint64_t *ret_total_ms, uint64_t *ret_done_ms);
-
 /* ---- The plan ---- */
 
 typedef struct rec_fingerprint {
@@ -238,13 +223,6 @@ typedef struct rec_plan {
     rec_fingerprint fp;
 } rec_plan;
 
-/* Diff + plan + estimate + fingerprint. Every region named by desired must be in observed
- * (-ENOENT otherwise, *ret_error says which when not NULL); ECS entries need ecs_observed
- * (else a warning note and no step). Returns 0 and *ret, -ENOMEM, -ENOENT, or -EPERM (with
- * *ret_error) when a rule asked for a step on an image that is not ours: an internal error,
- * the plan is refused whole. */
-int rec_plan_build(const spec_set *desired, const rec_observed *observed, const rec_options *opts,
-                   rec_plan **ret, char **ret_error);
 void rec_plan_free(rec_plan *plan);
 
 /* Steps that change something (everything but WAIT). plan --detailed-exitcode: 2 when > 0. */
@@ -252,8 +230,6 @@ size_t rec_plan_n_changes(const rec_plan *plan);
 /* Notes of a kind (e.g. REC_NOTE_REFUSED + REC_NOTE_CONFLICT are errors for the user). */
 size_t rec_plan_n_notes(const rec_plan *plan, rec_note_kind kind);
 const rec_step *rec_plan_step(const rec_plan *plan, unsigned id); /* NULL when out of range */
-/* Recomputes plan->estimate under opts (e.g. after loading a plan file). */
-void rec_plan_estimate(rec_plan *plan, const rec_options *opts);
 
 /* ---- Tokens and fingerprints ---- */
 
@@ -273,28 +249,5 @@ void rec_fingerprint_desired(const spec_set *desired, const char *owner,
 void rec_fingerprint_observed(const rec_observed *observed, char ret[REC_HASH_HEX + 1]);
 /* True when both fingerprints are equal. */
 bool rec_fingerprint_equal(const rec_fingerprint *a, const rec_fingerprint *b);
-
-/* ---- Rendering ---- */
-
-enum {
-    REC_RENDER_COLOR = 1u << 0, /* ANSI colours (the caller checks the tty and NO_COLOR) */
-};
-/* Terraform-like text (see reconcile/PLAN-JSON.md for an example). Returns 0 or -EIO. */
-int rec_render_text(const rec_plan *plan, FILE *out, unsigned flags);
-/* The versioned JSON document described in reconcile/PLAN-JSON.md, as a malloc'd string
- * (indented when pretty); NULL on allocation failure. */
-char *rec_render_json(const rec_plan *plan, bool pretty);
-/* "1m 12s", "45s", "2h 3m", "0s"; writes at most size bytes. */
-void rec_format_duration(uint64_t ms, char *buf, size_t size);
-
-/* ---- Saved plans (plan --out FILE, apply FILE) ---- */
-
-/* Writes the JSON document plus the fingerprint and each step's token inputs to path (0600,
- * via a temp file + rename). Returns 0 or a negative errno. */
-int rec_plan_save(const rec_plan *plan, const char *path);
-/* Reads a saved plan. -EINVAL with *ret_error (malloc'd, may be NULL) on a malformed or
- * unsupported file; other negative errno on I/O errors. The loaded plan's estimate is zeroed:
- * call rec_plan_estimate. */
-int rec_plan_load(const char *path, rec_plan **ret, char **ret_error);
 
 #endif

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "rec_cycle.h"
+#include "rec_diff.h"
 #include "rec_exec.h"
 #include "rec_journal.h"
 #include "rec_observe.h"
+#include "rec_options.h"
 #include "rec_plan.h"
 
 struct rec_cycle {

@@ -1,0 +1,23 @@
+/* Parsers of the API's answers (prov_resp.c): list, ECS list, create and error bodies into the
+ * structs of prov_types.h. Used by the client (prov_call.c, prov_swas.c) and exposed for tests
+ * and fuzz targets. */
+#ifndef PROV_RESP_H
+#define PROV_RESP_H
+
+#include <stddef.h>
+
+#include "prov_types.h"
+
+/* ---- Parsers, exposed for tests and fuzz targets ----
+ * Each accepts arbitrary bytes and returns 0 or -EPROTO (malformed, truncated, mistyped), never
+ * crashing. Counters may be strings ("4") or numbers. */
+int prov_parse_list_images(const char *body, size_t len, prov_image_list *append_to,
+                           unsigned *ret_total_count);
+int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *append_to,
+                          unsigned *ret_total_count);
+int prov_parse_create(const char *body, size_t len, char **ret_image_id);
+/* Error body {"RequestId","Code","Message",...}; fills code/message/request_id (NULL if absent). */
+int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
+                          char **ret_request_id);
+
+#endif

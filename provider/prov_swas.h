@@ -1,0 +1,75 @@
+/* Calls on a prov_client (prov_swas.c): the raw call of `imgrecon api` and the typed SWAS/ECS
+ * operations imgrecon uses (every page of the list operations, create, share/unshare, delete).
+ * Each callback runs exactly once, on the client's loop. Called by reconcile/exec and cmd/. */
+#ifndef PROV_SWAS_H
+#define PROV_SWAS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "prov_client.h"
+#include "prov_kvs.h"
+#include "prov_types.h"
+
+/* ---- Raw call (imgrecon api) ----
+ * body is the parsed JSON answer (borrowed, NULL on error); err is NULL on success. Pacing,
+ * throttled cooldowns and bounded transient retries happen inside. */
+typedef void (*prov_call_cb)(json_t *body, const prov_error *err, void *ud);
+int prov_call(prov_client *c, prov_product product, const char *action, const char *region,
+              const prov_kvs *params, prov_call_cb cb, void *ud);
+
+/* ---- Typed operations ---- */
+
+typedef struct prov_list_filter {
+    const char *const *image_ids; /* sent as one JSON array string, at most 100 */
+    size_t n_image_ids;
+    const char *const *image_names;
+    size_t n_image_names;
+    const char *instance_id;
+    const char *system_snapshot_id;
+    const char *data_snapshot_id;
+    const char *resource_group_id;
+    int share; /* -1 unset, 0 only unshared, 1 only shared */
+    const prov_kv *tags;
+    size_t n_tags;
+} prov_list_filter;
+
+/* list is the callee's; the callback may take its contents (then zero it). */
+typedef void (*prov_list_cb)(prov_image_list *list, const prov_error *err, void *ud);
+/* Every page at PageSize=100. filter may be NULL. */
+int prov_swas_list_images(prov_client *c, const char *region, const prov_list_filter *filter,
+                          prov_list_cb cb, void *ud);
+
+typedef struct prov_create_req {
+    const char *region;
+    const char *name;
+    const char *instance_id;
+    const char *system_snapshot_id;
+    const char *data_snapshot_id;  /* NULL: none */
+    const char *description;       /* NULL: none */
+    const char *resource_group_id; /* NULL: none */
+    const prov_tag *tags;
+    size_t n_tags;
+    const char *client_token;
+} prov_create_req;
+
+typedef void (*prov_create_cb)(const char *image_id, const prov_error *err, void *ud);
+int prov_swas_create_image(prov_client *c, const prov_create_req *req, prov_create_cb cb, void *ud);
+
+/* err NULL on success; a PROV_ERR_DONE answer (e.g. NotFound on delete) is reported as success
+ * with err NULL. */
+typedef void (*prov_done_cb)(const prov_error *err, void *ud);
+int prov_swas_share_image(prov_client *c, const char *region, const char *image_id, bool share,
+                          const char *client_token, prov_done_cb cb, void *ud);
+int prov_swas_delete_image(prov_client *c, const char *region, const char *image_id,
+                           const char *client_token, prov_done_cb cb, void *ud);
+
+typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
+/* ImageOwnerAlias=self, every status, every page at PageSize=100; image_ids may be NULL. */
+int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
+                             size_t n_image_ids, prov_ecs_list_cb cb, void *ud);
+int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_id, bool force,
+                          bool dry_run, prov_done_cb cb, void *ud);
+
+#endif
