@@ -210,6 +210,11 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                        const char *what)
 {
     char desc[256];
+    size_t *dup = NULL;
+    if (spec_ymap_duplicates(map, &dup) < 0) {
+        oom(L);
+        return;
+    }
     for (size_t i = 0; i < map->n; i++) {
         const spec_ynode *k = map->pairs[i].key;
         if (k->kind != SPEC_YSCALAR || spec_ynode_is_null(k)) {
@@ -217,15 +222,11 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                spec_ynode_describe(k, desc, sizeof(desc)));
             continue;
         }
-        bool first = true;
-        for (size_t j = 0; j < i && first; j++) {
-            const spec_ynode *o = map->pairs[j].key;
-            if (o->kind == SPEC_YSCALAR && o->len == k->len &&
-                memcmp(o->text, k->text, k->len) == 0) {
-                at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text),
-                   o->pos.file, o->pos.line, o->pos.col);
-                first = false;
-            }
+        bool first = dup[i] == SIZE_MAX;
+        if (!first) {
+            const spec_ynode *o = map->pairs[dup[i]].key;
+            at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text), o->pos.file,
+               o->pos.line, o->pos.col);
         }
         if (!first || known == NULL)
             continue;
@@ -247,6 +248,7 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             at(L, k->pos, "unknown key '%.*s%s' in %s (known keys: %s)", CLIP(k->text), what, list);
         }
     }
+    free(dup);
 }
 
 /* Reads a string field. Returns 1 with *ret (malloc'd) when present and a string, 0 when absent,

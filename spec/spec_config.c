@@ -552,6 +552,9 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
     const char *names[N_KEYS];
     for (size_t i = 0; i < N_KEYS; i++)
         names[i] = keys[i].name;
+    size_t *dup = NULL;
+    if (spec_ymap_duplicates(root, &dup) < 0)
+        return -ENOMEM;
     for (size_t i = 0; i < root->n; i++) {
         const spec_ynode *key = root->pairs[i].key, *val = root->pairs[i].value;
         const char *name = text_of(key);
@@ -559,11 +562,7 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
             L->rc = bad(&L->c, key, "keys must be strings, got %s", describe(key, d, sizeof(d)));
             continue;
         }
-        const spec_ynode *first = NULL;
-        for (size_t j = 0; j < i && first == NULL; j++)
-            if (root->pairs[j].key->kind == SPEC_YSCALAR &&
-                strcmp(root->pairs[j].key->text, name) == 0)
-                first = root->pairs[j].key;
+        const spec_ynode *first = dup[i] == SIZE_MAX ? NULL : root->pairs[dup[i]].key;
         if (first != NULL) {
             L->rc = bad(&L->c, key, "duplicate key '%.64s' (first at %s:%u:%u)", name,
                         first->pos.file, first->pos.line, first->pos.col);
@@ -583,11 +582,14 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
             continue;
         }
         int rc = k->set(L->cfg, k, val, &L->c);
-        if (rc == -ENOMEM)
+        if (rc == -ENOMEM) {
+            free(dup);
             return rc;
+        }
         if (rc < 0)
             L->rc = rc;
     }
+    free(dup);
     return 0;
 }
 

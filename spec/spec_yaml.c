@@ -36,6 +36,8 @@ typedef struct builder {
     unsigned depth;
     anchor *anchors;
     size_t n_anchors;
+    size_t *index;       /* open-addressing hash of anchor names: slot -> anchor index + 1, or 0 */
+    size_t n_index;      /* slots, a power of two above twice the anchors (0 before the first) */
     size_t nodes;        /* nodes created in this file, alias copies included */
     size_t scalar_bytes; /* scalar bytes created in this file, alias copies included */
 } builder;
@@ -162,13 +164,18 @@ static int attach(builder *b, spec_ynode *n)
     }
     frame *f = &b->stack[b->depth - 1];
     spec_ynode *c = f->node;
+    /* Arrays grow at powers of two (capacity is implied by n), so long lists stay linear. */
+    bool full = (c->n & (c->n - 1)) == 0;
+    size_t cap = c->n ? c->n * 2 : 1;
     if (c->kind == SPEC_YSEQ) {
-        spec_ynode **grown = realloc(c->items, (c->n + 1) * sizeof(*grown));
-        if (grown == NULL) {
-            node_free(n);
-            return -ENOMEM;
+        if (full) {
+            spec_ynode **grown = realloc(c->items, cap * sizeof(*grown));
+            if (grown == NULL) {
+                node_free(n);
+                return -ENOMEM;
+            }
+            c->items = grown;
         }
-        c->items = grown;
         c->items[c->n++] = n;
         return 0;
     }
@@ -176,12 +183,14 @@ static int attach(builder *b, spec_ynode *n)
         f->pending_key = n;
         return 0;
     }
-    spec_ypair *grown = realloc(c->pairs, (c->n + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        node_free(n);
-        return -ENOMEM;
+    if (full) {
+        spec_ypair *grown = realloc(c->pairs, cap * sizeof(*grown));
+        if (grown == NULL) {
+            node_free(n);
+            return -ENOMEM;
+        }
+        c->pairs = grown;
     }
-    c->pairs = grown;
     c->pairs[c->n].key = f->pending_key;
     c->pairs[c->n].value = n;
     c->n++;
@@ -209,20 +218,70 @@ static int count_node(builder *b, spec_pos at, size_t nodes, size_t bytes)
     return 0;
 }
 
+/* FNV-1a over an anchor name; the hash table keeps alias lookups constant-time, so a file
+ * with tens of thousands of anchors and aliases loads in linear time. */
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t index_slot(const builder *b, const char *name)
+{
+    size_t mask = b->n_index - 1, i = name_hash(name) & mask;
+    while (b->index[i] != 0 && strcmp(b->anchors[b->index[i] - 1].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Doubles the hash table when it is half full and re-inserts every anchor (latest wins). */
+static int index_grow(builder *b)
+{
+    if (b->n_index > 2 * (b->n_anchors + 1))
+        return 0;
+    size_t n = b->n_index ? b->n_index * 2 : 64;
+    size_t *grown = calloc(n, sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    free(b->index);
+    b->index = grown;
+    b->n_index = n;
+    for (size_t i = 0; i < b->n_anchors; i++)
+        b->index[index_slot(b, b->anchors[i].name)] = i + 1;
+    return 0;
+}
+
+/* The latest anchor of that name (YAML lets a later anchor redefine a name), or NULL. */
+static const anchor *find_anchor(const builder *b, const char *name)
+{
+    if (b->n_index == 0)
+        return NULL;
+    size_t i = b->index[index_slot(b, name)];
+    return i == 0 ? NULL : &b->anchors[i - 1];
+}
+
 static int add_anchor(builder *b, const yaml_char_t *name, spec_ynode *n, bool complete,
                       size_t *ret_idx)
 {
     if (name == NULL)
         return 0;
-    anchor *grown = realloc(b->anchors, (b->n_anchors + 1) * sizeof(*grown));
-    if (grown == NULL)
+    if (index_grow(b) < 0)
         return -ENOMEM;
-    b->anchors = grown;
+    if ((b->n_anchors & (b->n_anchors - 1)) == 0) { /* grow at powers of two */
+        anchor *grown = realloc(b->anchors, (b->n_anchors ? b->n_anchors * 2 : 1) * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        b->anchors = grown;
+    }
     char *copy = strdup((const char *)name);
     if (copy == NULL)
         return -ENOMEM;
     b->anchors[b->n_anchors] = (anchor){copy, n, complete};
     b->n_anchors++;
+    b->index[index_slot(b, copy)] = b->n_anchors;
     if (ret_idx)
         *ret_idx = b->n_anchors;
     return 0;
@@ -235,6 +294,9 @@ static void drop_anchors(builder *b)
     free(b->anchors);
     b->anchors = NULL;
     b->n_anchors = 0;
+    free(b->index);
+    b->index = NULL;
+    b->n_index = 0;
 }
 
 /* Counts the scalar bytes of a subtree (bounded: the tree itself is within the budget). */
@@ -295,12 +357,7 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 {
     spec_pos at = mark_pos(b, ev->start_mark);
     const char *name = (const char *)ev->data.alias.anchor;
-    const anchor *a = NULL;
-    for (size_t i = b->n_anchors; i > 0; i--)
-        if (strcmp(b->anchors[i - 1].name, name) == 0) {
-            a = &b->anchors[i - 1];
-            break;
-        }
+    const anchor *a = find_anchor(b, name);
     if (a == NULL) {
         spec_diags_add(b->diags, at.file, at.line, at.col, "alias '*%.64s' has no anchor", name);
         return -EINVAL;
@@ -639,6 +696,50 @@ const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key)
             return map->pairs[i].value;
     }
     return NULL;
+}
+
+/* Orders pair indices by key text (length, then bytes), then by position, so equal keys are
+ * adjacent with the first one leading. */
+static int cmp_key_idx(const void *a, const void *b, void *ud)
+{
+    const spec_ynode *map = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const spec_ynode *x = map->pairs[i].key, *y = map->pairs[j].key;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->text, y->text, x->len);
+    if (c != 0)
+        return c;
+    return i < j ? -1 : i > j;
+}
+
+int spec_ymap_duplicates(const spec_ynode *map, size_t **ret_first)
+{
+    size_t n = map->kind == SPEC_YMAP ? map->n : 0;
+    size_t *first = malloc((n ? n : 1) * sizeof(*first));
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    if (first == NULL || order == NULL) {
+        free(first);
+        free(order);
+        return -ENOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = SIZE_MAX;
+        if (map->pairs[i].key->kind == SPEC_YSCALAR)
+            order[m++] = i;
+    }
+    qsort_r(order, m, sizeof(*order), cmp_key_idx, (void *)map);
+    for (size_t g = 0, i = 1; i < m; i++) {
+        const spec_ynode *lead = map->pairs[order[g]].key, *k = map->pairs[order[i]].key;
+        if (lead->len == k->len && memcmp(lead->text, k->text, k->len) == 0)
+            first[order[i]] = order[g];
+        else
+            g = i; /* a different text starts a new group */
+    }
+    free(order);
+    *ret_first = first;
+    return 0;
 }
 
 /* Edit distance between two short words, with a cap to keep hostile keys cheap. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spec.h"
@@ -222,6 +223,10 @@ static const bad_case cases[] = {
     {"tab indentation", HDR "\t- name: web\n",
      "3:1: syntax error: tab character here; YAML indentation must use spaces", 1},
     {"alias without anchor", "region: *r\n", "1:9: alias '*r' has no anchor", 1},
+    {"duplicate tag keys, first named", HDR IMG "    tags: {a: x, b: y, a: z, b: w}\n",
+     "6:24: duplicate key 'a' (first at FILE:6:12)", 2},
+    {"duplicate document key after many", "region: cn-hangzhou\nregion: cn-beijing\n",
+     "2:1: duplicate key 'region' (first at FILE:1:1)", 1},
     {"empty file", "", "1:1: no manifest in this file: expected a document with 'region'", 1},
     {"only comments", "# nothing here\n\n",
      "1:1: no manifest in this file: expected a document with 'region'", 1},
@@ -622,6 +627,102 @@ Test(spec_hostile, aliases_within_limits_work, .init = setup, .fini = teardown)
     cr_assert_eq(load1(path, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
     cr_assert_eq(set->n_images, 2);
     cr_assert_str_eq(set->images[1].tags[0].value, "web");
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+/* Milliseconds on the monotonic clock. */
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Duplicate-key and alias checks were quadratic (40,000 keys took seconds, blocking the daemon's
+ * loop); they must be linear or n log n, and still name both positions. */
+Test(spec_hostile, forty_thousand_keys_fast, .init = setup, .fini = teardown)
+{
+    size_t n = 40000, cap = n * 32 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, HDR IMG "    tags:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "      k%zu: v\n", i);
+    o += (size_t)snprintf(buf + o, cap - o, "      k7: again\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    double t0 = now_ms();
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    double took = now_ms() - t0;
+    cr_expect_lt(took, 1000.0, "40,000 keys took %.0f ms", took);
+    cr_assert_eq(d.n, 2, "%zu diagnostics", d.n);
+    char got[512], want[512];
+    short_diag(&d.v[0], got, sizeof(got));
+    cr_expect_str_eq(got, "7:7: too many tags: 40001 (at most 19, since imgrecon adds "
+                          "imgrecon/owner)");
+    short_diag(&d.v[1], got, sizeof(got));
+    snprintf(want, sizeof(want), "%zu:7: duplicate key 'k7' (first at %s:14:7)", n + 7, path);
+    cr_expect_str_eq(got, want);
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, forty_thousand_anchors_fast, .init = setup, .fini = teardown)
+{
+    size_t n = 40000, cap = n * 48 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, "region: cn-hangzhou\nx:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "  k%zu: &a%zu v%zu\n", i, i, i);
+    o += (size_t)snprintf(buf + o, cap - o, "y:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "  - *a%zu\n", n - 1 - i);
+    o += (size_t)snprintf(buf + o, cap - o, "  - *missing\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    double t0 = now_ms();
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    double took = now_ms() - t0;
+    cr_expect_lt(took, 1000.0, "40,000 anchors and aliases took %.0f ms", took);
+    /* The loader stops at the alias without an anchor, after resolving the 40,000 before it. */
+    cr_assert_eq(d.n, 1, "%zu diagnostics", d.n);
+    char got[512], want[512];
+    short_diag(&d.v[0], got, sizeof(got));
+    snprintf(want, sizeof(want), "%zu:5: alias '*missing' has no anchor", 2 * n + 4);
+    cr_expect_str_eq(got, want);
+    spec_diags_free(&d);
+}
+
+/* Aliases resolve to the right anchor among many (hash lookups, latest definition wins). */
+Test(spec_hostile, many_anchors_resolve, .init = setup, .fini = teardown)
+{
+    size_t n = 5000, cap = n * 128 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, "region: cn-hangzhou\ncustom_images:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o,
+                              "  - {name: img%zu, instance_id: &i%zu i%zu, system_snapshot_id: "
+                              "s-1}\n",
+                              i, i % 7, i);
+    o += (size_t)snprintf(buf + o, cap - o,
+                          "  - {name: last, instance_id: *i3, system_snapshot_id: s-1}\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    const spec_image *img = spec_set_find(set, "cn-hangzhou", "last");
+    cr_assert_not_null(img);
+    /* &i3 was last defined on image n - 1 - ((n - 1 - 3) % 7). */
+    char want[32];
+    snprintf(want, sizeof(want), "i%zu", n - 1 - ((n - 1 - 3) % 7));
+    cr_expect_str_eq(img->instance_id, want);
     spec_set_free(set);
     spec_diags_free(&d);
 }
