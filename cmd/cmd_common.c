@@ -21,6 +21,7 @@ const struct option cmd_common_options[] = {
     {"rate-limit", required_argument, NULL, CMD_OPT_RATE_LIMIT},
     {"log-format", required_argument, NULL, CMD_OPT_LOG_FORMAT},
     {"no-color", no_argument, NULL, CMD_OPT_NO_COLOR},
+    {"allow-insecure-endpoint", no_argument, NULL, CMD_OPT_ALLOW_INSECURE},
 };
 const size_t cmd_n_common_options = sizeof(cmd_common_options) / sizeof(cmd_common_options[0]);
 
@@ -99,6 +100,9 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     case CMD_OPT_NO_COLOR:
         ctx->no_color = true;
         return 1;
+    case CMD_OPT_ALLOW_INSECURE:
+        ctx->allow_insecure = true;
+        return 1;
     default:
         return 0;
     }
@@ -115,6 +119,25 @@ static int set_str(char **dst, const char *value)
     return 0;
 }
 
+int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
+{
+    const char *env = getenv("IMGRECON_ENDPOINT");
+    const char *endpoint = ctx->endpoint, *source = "--endpoint";
+    if (endpoint == NULL && env != NULL && *env != '\0') {
+        endpoint = env;
+        source = "IMGRECON_ENDPOINT";
+    }
+    if (ctx->allow_insecure)
+        cfg->allow_insecure_endpoint = true;
+    if (endpoint == NULL || *endpoint == '\0') {
+        /* The file's endpoint was checked at load, but the flag may have changed the verdict. */
+        return 0;
+    }
+    if (set_str(&cfg->endpoint, endpoint) < 0)
+        return -ENOMEM;
+    return spec_config_check_endpoint(cfg, source, diags);
+}
+
 int cmd_load_config(cmd_ctx *ctx)
 {
     spec_diags diags;
@@ -127,6 +150,7 @@ int cmd_load_config(cmd_ctx *ctx)
     const char *path = ctx->config_path;
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         path = DEFAULT_CONFIG;
+    ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL) {
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);
@@ -135,9 +159,14 @@ int cmd_load_config(cmd_ctx *ctx)
         if (rc < 0)
             return -1;
     }
-    const char *endpoint = ctx->endpoint ? ctx->endpoint : getenv("IMGRECON_ENDPOINT");
-    if (endpoint != NULL && *endpoint != '\0' && set_str(&ctx->cfg.endpoint, endpoint) < 0)
+    spec_diags_init(&diags);
+    rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
+    spec_diags_print(&diags, stderr);
+    spec_diags_free(&diags);
+    if (rc == -ENOMEM)
         goto oom;
+    if (rc < 0)
+        return -1;
     if (ctx->profile && set_str(&ctx->cfg.profile, ctx->profile) < 0)
         goto oom;
     if (ctx->state_dir && set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
@@ -175,19 +204,21 @@ const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
 
 void cmd_print_common_help(FILE *out)
 {
-    fprintf(out,
-            "\nCommon options:\n"
-            "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
-            "  -f, --file PATH          manifest file or directory (repeatable)\n"
-            "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
-            "      --profile NAME       credentials profile\n"
-            "      --state-dir DIR      state directory (pacer log, journal, status)\n"
-            "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
-            "      --log-format text|json\n"
-            "  -v, --verbose            more detail (repeatable)\n"
-            "  -q, --quiet              errors only\n"
-            "      --no-color           no ANSI colour (also NO_COLOR)\n"
-            "  -h, --help               this help\n");
+    fprintf(
+        out,
+        "\nCommon options:\n"
+        "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
+        "  -f, --file PATH          manifest file or directory (repeatable)\n"
+        "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
+        "      --allow-insecure-endpoint  allow http:// to a host that is not loopback\n"
+        "      --profile NAME       credentials profile\n"
+        "      --state-dir DIR      state directory (pacer log, journal, status)\n"
+        "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
+        "      --log-format text|json\n"
+        "  -v, --verbose            more detail (repeatable)\n"
+        "  -q, --quiet              errors only\n"
+        "      --no-color           no ANSI colour (also NO_COLOR)\n"
+        "  -h, --help               this help\n");
 }
 
 void cmd_ctx_free(cmd_ctx *ctx)

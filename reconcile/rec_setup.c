@@ -136,6 +136,16 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         goto fail;
     }
 
+    /* Refused before any request (credentials included) when the endpoint would send signed
+     * requests in the clear to another host; the loaders report it too, with a position. */
+    const char *why =
+        cfg->endpoint ? spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint) : NULL;
+    if (why != NULL) {
+        rc = -EPERM;
+        errmsg = fmt_msg("endpoint", why);
+        goto fail;
+    }
+
     prov_cred_opts copts = {.profile = cfg->profile, .use_metadata = s->opts.use_metadata};
     char *cmsg = NULL;
     rc = prov_cred_resolve(&copts, &s->cred, &cmsg);

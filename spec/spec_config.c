@@ -2,6 +2,7 @@
  * (as YAML text, applied by spec_config_init through the same setter the file goes through, so a
  * default can never be a value the file could not hold), bounds and setter. Called by cmd/ and
  * the daemon (initial load and SIGHUP reload). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "spec.h"
 #include "spec_config.h"
@@ -20,6 +22,14 @@ typedef struct cfg_ctx {
     spec_diags *diags;
     const char *base_dir; /* the config file's directory, for relative manifest paths */
 } cfg_ctx;
+
+/* One config file being read: where setters report, and the first error. */
+typedef struct load_ctx {
+    spec_config *cfg;
+    cfg_ctx c;
+    unsigned docs;
+    int rc;
+} load_ctx;
 
 typedef struct cfg_key cfg_key;
 typedef int (*cfg_setter)(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c);
@@ -127,8 +137,8 @@ int spec_parse_rate(const char *s, spec_rate *ret)
 {
     uint64_t calls, window;
     const char *rest;
-    if (s == NULL || parse_positive(s, 1000000, &calls, &rest) < 0 || *rest != '/' ||
-        spec_parse_duration(rest + 1, &window) < 0)
+    if (s == NULL || parse_positive(s, SPEC_RATE_CALLS_MAX, &calls, &rest) < 0 || *rest != '/' ||
+        spec_parse_duration(rest + 1, &window) < 0 || window > SPEC_RATE_WINDOW_MAX_MS)
         return -EINVAL;
     ret->calls = (unsigned)calls;
     ret->window_ms = window;
@@ -231,6 +241,17 @@ static int set_bool(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg
                    describe(v, d, sizeof(d)));
     *AT(cfg, k, bool) = b;
     return 0;
+}
+
+/* An opt-in such as allow_insecure_endpoint: true turns it on; false keeps a true that the
+ * matching flag set before the file was read (flags win over the file). */
+static int set_opt_in(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    bool before = *AT(cfg, k, bool);
+    int rc = set_bool(cfg, k, v, c);
+    if (rc == 0 && before && c->diags != NULL)
+        *AT(cfg, k, bool) = true;
+    return rc;
 }
 
 /* Reads a plain non-negative integer within [min, max]; 0 or -EINVAL (no diagnostic). */
@@ -479,6 +500,108 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
     return 0;
 }
 
+/* ---- Endpoint checks (transport safety) ---------------------------------------------------- */
+
+/* True for localhost, 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 written as addresses (no name
+ * lookup: a name other than localhost may resolve anywhere). */
+static bool host_is_loopback(const char *host, bool bracketed)
+{
+    unsigned char a[16];
+    if (!bracketed && strcasecmp(host, "localhost") == 0)
+        return true;
+    if (!bracketed && inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (bracketed && inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char v6_lo[16] = {[15] = 1};
+        static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+        return memcmp(a, v6_lo, 16) == 0 || (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
+/* Splits the authority of url (after the scheme) into host and port; a static reason on error. */
+static const char *endpoint_host(const char *auth, char *host, size_t size, bool *ret_bracketed)
+{
+    size_t len = strcspn(auth, "/?#");
+    const char *port = NULL;
+    if (memchr(auth, '@', len) != NULL)
+        return "must not contain user:password@";
+    *ret_bracketed = auth[0] == '[';
+    if (*ret_bracketed) {
+        const char *close = memchr(auth, ']', len);
+        if (close == NULL || (size_t)(close - auth - 1) >= size)
+            return "has an unterminated or too long [address]";
+        memcpy(host, auth + 1, (size_t)(close - auth - 1));
+        host[close - auth - 1] = '\0';
+        if (close + 1 < auth + len && close[1] != ':')
+            return "has text after the [address]";
+        port = close + 1 < auth + len ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(auth, ':', len);
+        size_t hlen = colon ? (size_t)(colon - auth) : len;
+        if (hlen == 0 || hlen >= size)
+            return "must name a host";
+        memcpy(host, auth, hlen);
+        host[hlen] = '\0';
+        if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            hlen)
+            return "has a host name with characters other than letters, digits, '.' and '-'";
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port != NULL) {
+        size_t plen = (size_t)(auth + len - port);
+        uint64_t p = 0;
+        const char *end;
+        if (plen == 0 || plen > 5 || parse_positive(port, 65535, &p, &end) < 0 || end != auth + len)
+            return "has a port that is not a number from 1 to 65535";
+    }
+    return NULL;
+}
+
+const char *spec_check_endpoint(const char *url, bool allow_insecure)
+{
+    bool tls = strncmp(url, "https://", 8) == 0;
+    if (!tls && strncmp(url, "http://", 7) != 0)
+        return "must start with http:// or https://";
+    if (strpbrk(url, " \t\r\n\\") != NULL)
+        return "must not contain spaces or backslashes";
+    char host[256];
+    bool bracketed = false;
+    const char *why = endpoint_host(url + (tls ? 8 : 7), host, sizeof(host), &bracketed);
+    if (why != NULL)
+        return why;
+    if (!tls && !allow_insecure && !host_is_loopback(host, bracketed))
+        return "uses plain http:// to a host that is not loopback (127.0.0.0/8, ::1, localhost); "
+               "use https://, or allow_insecure_endpoint: true (--allow-insecure-endpoint)";
+    return NULL;
+}
+
+int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags)
+{
+    if (cfg->endpoint == NULL)
+        return 0;
+    const char *why = spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint);
+    if (why == NULL)
+        return 0;
+    char msg[1024], clean[4096];
+    snprintf(msg, sizeof(msg), "endpoint '%.128s' %s", cfg->endpoint, why);
+    spec_text_sanitize(msg, clean, sizeof(clean));
+    spec_diags_add(diags, source, 0, 0, "%s", clean);
+    return -EINVAL;
+}
+
+/* After the whole file is read (allow_insecure_endpoint may come after endpoint): the endpoint
+ * as a request would use it, reported at the endpoint's position. */
+static void check_file_endpoint(load_ctx *L, const spec_ynode *root)
+{
+    const spec_ynode *v = spec_ynode_get(root, "endpoint");
+    const char *why = NULL;
+    if (v == NULL || L->cfg->endpoint == NULL ||
+        (why = spec_check_endpoint(L->cfg->endpoint, L->cfg->allow_insecure_endpoint)) == NULL)
+        return;
+    L->rc = bad(&L->c, v, "'endpoint' %s", why);
+}
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 static const cfg_choice signatures[] = {{"v3", SPEC_SIG_V3}, {"v1", SPEC_SIG_V1}, {NULL, 0}};
@@ -503,6 +626,7 @@ static const cfg_key keys[] = {
     {"log_format", "text", 0, 0, FIELD(log_format), set_enum, log_formats},
     {"profile", NULL, 0, 0, FIELD(profile), set_opt_string, NULL},
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
+    {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -526,13 +650,6 @@ int spec_config_init(spec_config *cfg)
     }
     return 0;
 }
-
-typedef struct load_ctx {
-    spec_config *cfg;
-    cfg_ctx c;
-    unsigned docs;
-    int rc;
-} load_ctx;
 
 static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
 {
@@ -590,6 +707,7 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
             L->rc = rc;
     }
     free(dup);
+    check_file_endpoint(L, root);
     return 0;
 }
 
