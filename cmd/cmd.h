@@ -56,6 +56,9 @@ int cmd_load_config(cmd_ctx *ctx);
  * endpoint a request would use (spec_check_endpoint). Shared by cmd_load_config and the daemon's
  * reload. Returns 0, -ENOMEM, or -EINVAL with the problem in diags. */
 int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags);
+/* Describes why spec_config_set_rate(arg) returned rc (-EINVAL or -ENOENT) in buf, without the
+ * "--rate-limit" prefix: the expected shape, or the unknown action with a suggestion. */
+void cmd_rate_message(const char *arg, int rc, char *buf, size_t size);
 /* Manifest paths to load: -f if given, else the config's manifests. */
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
 /* Prints "Common options" help text. */

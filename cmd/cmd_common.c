@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "spec_known.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -119,6 +120,24 @@ static int set_str(char **dst, const char *value)
     return 0;
 }
 
+void cmd_rate_message(const char *arg, int rc, char *buf, size_t size)
+{
+    size_t len = strcspn(arg, "=");
+    char action[65];
+    snprintf(action, sizeof(action), "%.*s", (int)(len < 64 ? len : 64), arg);
+    const char *s = rc == -ENOENT ? spec_action_suggest(action) : NULL;
+    if (rc != -ENOENT)
+        snprintf(
+            buf, size,
+            "'%.64s': expected [ACTION=]N/DURATION such as 10/60s (at most %u calls in at most "
+            "24h)",
+            arg, SPEC_RATE_CALLS_MAX);
+    else if (s != NULL)
+        snprintf(buf, size, "'%.64s': unknown API action '%s'; did you mean '%s'?", arg, action, s);
+    else
+        snprintf(buf, size, "'%.64s': unknown API action '%s'", arg, action);
+}
+
 int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
 {
     const char *env = getenv("IMGRECON_ENDPOINT");
@@ -178,8 +197,9 @@ int cmd_load_config(cmd_ctx *ctx)
         if (rc == -ENOMEM)
             goto oom;
         if (rc < 0) {
-            cmd_error(ctx, "--rate-limit '%s': expected [ACTION=]N/DURATION such as 10/60s",
-                      ctx->rates[i]);
+            char msg[512];
+            cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
+            cmd_error(ctx, "--rate-limit %s", msg);
             return -1;
         }
     }

@@ -64,9 +64,10 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
     for (size_t i = 0; i < ctx->n_rates; i++) {
         rc = spec_config_set_rate(cfg, ctx->rates[i]);
         if (rc < 0) {
+            char msg[512];
+            cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
             if (rc != -ENOMEM)
-                spec_diags_add(diags, "--rate-limit", 0, 0,
-                               "'%s': expected [ACTION=]N/DURATION such as 10/60s", ctx->rates[i]);
+                spec_diags_add(diags, "--rate-limit", 0, 0, "%s", msg);
             goto fail;
         }
     }

@@ -14,6 +14,7 @@
 
 #include "spec.h"
 #include "spec_config.h"
+#include "spec_known.h"
 #include "spec_rules.h"
 #include "spec_yaml.h"
 
@@ -450,6 +451,20 @@ static int put_rate(spec_config *cfg, const char *action, spec_rate r)
     return 0;
 }
 
+/* A well-formed action name that imgrecon never calls, most likely a typo: a rate limit on it
+ * would silently never apply. */
+static int unknown_action(cfg_ctx *c, const spec_ynode *at, const char *key, const char *name)
+{
+    const char *s = spec_action_suggest(name);
+    if (s != NULL)
+        return bad(c, at, "'%s': unknown API action '%.64s'; did you mean '%s'?", key, name, s);
+    return bad(c, at,
+               "'%s': unknown API action '%.64s' (imgrecon calls ListCustomImages, "
+               "CreateCustomImage, DeleteCustomImage(s), ModifyImageShareStatus, DescribeImages, "
+               "DeleteImage and the other actions listed in spec/README.md)",
+               key, name);
+}
+
 /* rate_limits: `10/60s` (every action) or `{default: 10/60s, ListCustomImages: 5/60s}`. */
 static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -477,6 +492,8 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
                      "'%s' keys must be 'default' or an API action such as "
                      "ListCustomImages, got %s",
                      k->name, describe(key, d, sizeof(d)));
+        else if (strcmp(name, "default") != 0 && !spec_action_known(name))
+            rc = unknown_action(c, key, k->name, name);
         else if (spec == NULL || spec_parse_rate(spec, &r) < 0)
             rc = bad(c, val, "'%s' value for '%s' must be a rate such as 10/60s, got %s", k->name,
                      name, describe(val, d, sizeof(d)));
@@ -781,6 +798,8 @@ int spec_config_set_rate(spec_config *cfg, const char *arg)
     }
     if (!action_valid(action) || spec_parse_rate(eq + 1, &r) < 0)
         return -EINVAL;
+    if (!spec_action_known(action))
+        return -ENOENT;
     return put_rate(cfg, action, r);
 }
 

@@ -79,7 +79,9 @@ const char *spec_check_endpoint(const char *url, bool allow_insecure);
  * from ("--endpoint", "IMGRECON_ENDPOINT") in the diagnostic. Returns 0 or -EINVAL. */
 int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags);
 
-/* Applies one --rate-limit argument: "N/DUR" sets the default, "ACTION=N/DUR" one action. */
+/* Applies one --rate-limit argument: "N/DUR" sets the default, "ACTION=N/DUR" one action.
+ * Returns 0, -EINVAL when malformed, -ENOENT when ACTION is not one imgrecon calls
+ * (spec_action_suggest names the likely one), or -ENOMEM. */
 int spec_config_set_rate(spec_config *cfg, const char *arg);
 spec_rate spec_config_rate_for(const spec_config *cfg, const char *action);
 unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
