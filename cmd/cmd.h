@@ -59,6 +59,8 @@ int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags);
 /* Describes why spec_config_set_rate(arg) returned rc (-EINVAL or -ENOENT) in buf, without the
  * "--rate-limit" prefix: the expected shape, or the unknown action with a suggestion. */
 void cmd_rate_message(const char *arg, int rc, char *buf, size_t size);
+/* The config file in use: -c, else /etc/imgrecon/config.yaml when it exists, else NULL. */
+const char *cmd_config_path(const cmd_ctx *ctx);
 /* Manifest paths to load: -f if given, else the config's manifests. */
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
 /* Prints "Common options" help text. */

@@ -157,6 +157,13 @@ int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
     return spec_config_check_endpoint(cfg, source, diags);
 }
 
+const char *cmd_config_path(const cmd_ctx *ctx)
+{
+    if (ctx->config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+        return DEFAULT_CONFIG;
+    return ctx->config_path;
+}
+
 int cmd_load_config(cmd_ctx *ctx)
 {
     spec_diags diags;
@@ -166,9 +173,7 @@ int cmd_load_config(cmd_ctx *ctx)
         cmd_error(ctx, "out of memory");
         return -1;
     }
-    const char *path = ctx->config_path;
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
-        path = DEFAULT_CONFIG;
+    const char *path = cmd_config_path(ctx);
     ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL) {
         spec_diags_init(&diags);

@@ -209,6 +209,26 @@ static int set_endpoint(spec_config *cfg, const cfg_key *k, const spec_ynode *v,
     return replace_str(AT(cfg, k, char *), s);
 }
 
+/* Copies the host of a HOST:PORT or [V6]:PORT listen address (already shape-checked). */
+static void listen_host(const char *s, char *host, size_t size, bool *ret_bracketed)
+{
+    *ret_bracketed = s[0] == '[';
+    const char *start = *ret_bracketed ? s + 1 : s;
+    const char *end = *ret_bracketed ? strrchr(s, ']') : strrchr(s, ':');
+    size_t len = end && end > start ? (size_t)(end - start) : 0;
+    snprintf(host, size, "%.*s", (int)(len < size ? len : size - 1), start);
+}
+
+/* The daemon binds metrics_listen with AI_NUMERICHOST: only an address in numeric form works. */
+static bool listen_host_numeric(const char *s)
+{
+    char host[256];
+    unsigned char a[16];
+    bool bracketed;
+    listen_host(s, host, sizeof(host), &bracketed);
+    return inet_pton(bracketed ? AF_INET6 : AF_INET, host, a) == 1;
+}
+
 /* host:port, [v6]:port; port 0 asks for any free port (tests). null or "" disables. */
 static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -229,6 +249,11 @@ static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
     if (!ok)
         return bad(c, v,
                    "'%s' must be HOST:PORT such as 127.0.0.1:9780 (or null to disable), got %s",
+                   k->name, describe(v, d, sizeof(d)));
+    if (!listen_host_numeric(s))
+        return bad(c, v,
+                   "'%s' must name an IP address such as 127.0.0.1 or [::1] (the daemon does not "
+                   "look names up), got %s",
                    k->name, describe(v, d, sizeof(d)));
     return replace_str(AT(cfg, k, char *), s);
 }
@@ -617,6 +642,63 @@ static void check_file_endpoint(load_ctx *L, const spec_ynode *root)
         (why = spec_check_endpoint(L->cfg->endpoint, L->cfg->allow_insecure_endpoint)) == NULL)
         return;
     L->rc = bad(&L->c, v, "'endpoint' %s", why);
+}
+
+/* ---- Lint: what `validate` reports beyond loading --------------------------------------- */
+
+typedef struct lint_ctx {
+    const spec_config *cfg;
+    bool metrics_allow_remote;
+    spec_diags *errors, *warnings;
+    int rc;
+} lint_ctx;
+
+/* quotas keys that are not known SWAS regions: warnings, like manifest regions. */
+static void lint_quotas(lint_ctx *x, const spec_ynode *q)
+{
+    for (size_t i = 0; q != NULL && q->kind == SPEC_YMAP && i < q->n; i++) {
+        const char *name = text_of(q->pairs[i].key);
+        if (name != NULL && strcmp(name, "default") != 0 && !spec_region_known(name))
+            spec_region_warning(x->warnings, q->pairs[i].key->pos, name);
+    }
+}
+
+/* metrics_listen that `run` refuses: an address that is not loopback, unless the run opt-in
+ * (--metrics-allow-remote) is given to validate too. */
+static void lint_metrics(lint_ctx *x, const spec_ynode *v)
+{
+    char host[256];
+    bool bracketed;
+    if (v == NULL || x->metrics_allow_remote || x->cfg->metrics_listen == NULL)
+        return;
+    listen_host(x->cfg->metrics_listen, host, sizeof(host), &bracketed);
+    if (host_is_loopback(host, bracketed))
+        return;
+    cfg_ctx c = {x->errors, NULL};
+    x->rc = bad(&c, v,
+                "'metrics_listen' %.64s is not a loopback address: `run` refuses it without "
+                "--metrics-allow-remote (give the same flag to validate to accept it)",
+                x->cfg->metrics_listen);
+}
+
+static int on_lint_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
+{
+    (void)doc_pos;
+    if (root == NULL || root->kind != SPEC_YMAP)
+        return 0; /* reported by the loader */
+    lint_quotas(ud, spec_ynode_get(root, "quotas"));
+    lint_metrics(ud, spec_ynode_get(root, "metrics_listen"));
+    return 0;
+}
+
+int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allow_remote,
+                     spec_diags *errors, spec_diags *warnings)
+{
+    lint_ctx x = {cfg, metrics_allow_remote, errors, warnings, 0};
+    if (path == NULL)
+        return 0;
+    int rc = spec_yaml_load_file(path, path, on_lint_doc, &x, errors);
+    return rc < 0 ? rc : x.rc;
 }
 
 /* ---- The table ------------------------------------------------------------------------------ */

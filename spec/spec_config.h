@@ -79,6 +79,13 @@ const char *spec_check_endpoint(const char *url, bool allow_insecure);
  * from ("--endpoint", "IMGRECON_ENDPOINT") in the diagnostic. Returns 0 or -EINVAL. */
 int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags);
 
+/* What `validate` checks beyond loading a config file that loaded (path may be NULL): quotas
+ * keys that are not known SWAS regions (warnings), and a metrics_listen that `run` refuses (not
+ * loopback, without --metrics-allow-remote) as an error, each at its file:line:col. Returns 0,
+ * -EINVAL after adding an error, or a negative errno when the file cannot be read again. */
+int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allow_remote,
+                     spec_diags *errors, spec_diags *warnings);
+
 /* Applies one --rate-limit argument: "N/DUR" sets the default, "ACTION=N/DUR" one action.
  * Returns 0, -EINVAL when malformed, -ENOENT when ACTION is not one imgrecon calls
  * (spec_action_suggest names the likely one), or -ENOMEM. */

@@ -2,6 +2,7 @@
  * list (swas.<region>.aliyuncs.com) as published by the vendor in 2025-2026. Actions: every
  * operation named in the project's API notes (SWAS 2020-06-01, ECS 2014-05-26, STS 2015-04-01).
  * Called by the config loader (rate_limits keys, --rate-limit) and by `validate` (regions). */
+#include <stdio.h>
 #include <string.h>
 
 #include "spec_known.h"
@@ -88,4 +89,22 @@ const char *spec_action_suggest(const char *action)
         if (subsequence(action, actions[i]) && (abbr == NULL || strlen(actions[i]) < strlen(abbr)))
             abbr = actions[i];
     return abbr;
+}
+
+void spec_region_warning(spec_diags *w, spec_pos p, const char *region)
+{
+    const char *s = spec_region_suggest(region);
+    char msg[512], clean[2048];
+    if (s != NULL)
+        snprintf(msg, sizeof(msg),
+                 "region '%.64s' is not a known Simple Application Server region; did you mean "
+                 "'%s'?",
+                 region, s);
+    else
+        snprintf(msg, sizeof(msg),
+                 "region '%.64s' is not a known Simple Application Server region (the list is in "
+                 "spec/README.md)",
+                 region);
+    spec_text_sanitize(msg, clean, sizeof(clean));
+    spec_diags_add(w, p.file, p.line, p.col, "%s", clean);
 }
