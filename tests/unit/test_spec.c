@@ -631,6 +631,66 @@ Test(spec_hostile, aliases_within_limits_work, .init = setup, .fini = teardown)
     spec_diags_free(&d);
 }
 
+/* ---- Lint: regions against the built-in SWAS list (validate's warnings) ------------------ */
+
+typedef struct lint_case {
+    const char *text;
+    size_t warnings;
+    const char *first; /* "line:col: message" of the first warning, or NULL */
+} lint_case;
+
+static const lint_case lints[] = {
+    {"region: cn-hangzhou\n", 0, NULL},
+    {"region: ap-southeast-7\n---\nregion: cn-wuhan-lr\n---\nregion: me-east-1\n", 0, NULL},
+    {"region: cn-hangzhuo\n", 1,
+     "1:9: region 'cn-hangzhuo' is not a known Simple Application Server region; did you mean "
+     "'cn-hangzhou'?"},
+    {"region: us-west-2\n", 1,
+     "1:9: region 'us-west-2' is not a known Simple Application Server region; did you mean "
+     "'us-west-1'?"},
+    {"region: xx-test-region\n", 1,
+     "1:9: region 'xx-test-region' is not a known Simple Application Server region (the list is "
+     "in spec/README.md)"},
+    /* One warning per region, at its first declaration, whatever the order of documents. */
+    {"region: cn-beijing\n---\nregion: zz-b\n---\nregion: zz-a\n---\nregion: zz-b\n", 2,
+     "5:9: region 'zz-a' is not a known Simple Application Server region (the list is in "
+     "spec/README.md)"},
+};
+#define N_LINT (sizeof(lints) / sizeof(lints[0]))
+
+ParameterizedTestParameters(spec, lint)
+{
+    static size_t idx[N_LINT];
+    for (size_t i = 0; i < N_LINT; i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, N_LINT);
+}
+
+ParameterizedTest(size_t *i, spec, lint, .init = setup, .fini = teardown)
+{
+    const lint_case *c = &lints[*i];
+    const char *path = puts_("m.yaml", c->text);
+    spec_set *set;
+    spec_diags d, w;
+    cr_assert_eq(load1(path, &set, &d), 0, "[%s] %s", c->text, d.n ? d.v[0].msg : "");
+    spec_diags_init(&w);
+    cr_expect_eq(spec_set_lint(set, &w), c->warnings, "[%s]", c->text);
+    cr_expect_eq(w.n, c->warnings, "[%s] %zu warnings", c->text, w.n);
+    if (c->first != NULL && w.n > 0) {
+        char got[1024];
+        short_diag(&w.v[0], got, sizeof(got));
+        cr_expect_str_eq(got, c->first, "[%s]", c->text);
+        cr_expect_str_eq(w.v[0].file, path);
+    }
+    /* region_pos follows the sorted regions. */
+    for (size_t k = 0; k < set->n_regions; k++)
+        cr_expect_gt(set->region_pos[k].line, 0, "[%s] region %s has no position", c->text,
+                     set->regions[k]);
+    spec_set_free(set);
+    spec_diags_free(&d);
+    spec_diags_free(&w);
+}
+
 /* Milliseconds on the monotonic clock. */
 static double now_ms(void)
 {
