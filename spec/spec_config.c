@@ -275,7 +275,7 @@ static int set_opt_in(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
 {
     bool before = *AT(cfg, k, bool);
     int rc = set_bool(cfg, k, v, c);
-    if (rc == 0 && before && c->diags != NULL)
+    if (rc == 0 && before)
         *AT(cfg, k, bool) = true;
     return rc;
 }
@@ -575,6 +575,9 @@ static const char *endpoint_host(const char *auth, char *host, size_t size, bool
             return "has an unterminated or too long [address]";
         memcpy(host, auth + 1, (size_t)(close - auth - 1));
         host[close - auth - 1] = '\0';
+        unsigned char a[16];
+        if (inet_pton(AF_INET6, host, a) != 1)
+            return "has a [bracketed] host that is not an IPv6 address";
         if (close + 1 < auth + len && close[1] != ':')
             return "has text after the [address]";
         port = close + 1 < auth + len ? close + 2 : NULL;

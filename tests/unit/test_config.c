@@ -500,6 +500,8 @@ static const endpoint_case endpoints[] = {
     {"http://127.0.0.1:65536", false, false},
     {"http://127.0.0.1:08a", false, false},
     {"http://127.0.0.1\\@evil.example", false, false},
+    {"https://[not-v6]/", false, false},
+    {"https://[::1]x/", false, false},
     {"http://", false, false},
     {"https://", false, false},
     {"ftp://127.0.0.1", false, false},
