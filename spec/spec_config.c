@@ -385,6 +385,25 @@ static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v
     return 0;
 }
 
+/* A mapping value (quotas, rate_limits) with a key written twice: the later one would silently
+ * win, so each repeat is an error naming the first. Returns 0, -EINVAL or -ENOMEM. */
+static int repeated_keys(cfg_ctx *c, const cfg_key *k, const spec_ynode *map)
+{
+    size_t *dup = NULL;
+    int rc = 0;
+    if (spec_ymap_duplicates(map, &dup) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < map->n; i++) {
+        if (dup[i] == SIZE_MAX)
+            continue;
+        const spec_ynode *first = map->pairs[dup[i]].key;
+        rc = bad(c, map->pairs[i].key, "'%s': duplicate key '%.64s' (first at %s:%u:%u)", k->name,
+                 map->pairs[i].key->text, first->pos.file, first->pos.line, first->pos.col);
+    }
+    free(dup);
+    return rc;
+}
+
 /* quotas: `15` (every region) or `{default: 15, cn-hangzhou: 9}`. Keys present replace the
  * per-region table; the default is kept unless given. */
 static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
@@ -404,7 +423,9 @@ static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 15, cn-hangzhou: 9}, got %s",
                    k->name, describe(v, d, sizeof(d)));
-    int rc = 0;
+    int rc = repeated_keys(c, k, v);
+    if (rc < 0)
+        return rc;
     unsigned def = cfg->quota_default;
     spec_quota *q = calloc(v->n ? v->n : 1, sizeof(*q));
     size_t nq = 0;
@@ -508,7 +529,9 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 10/60s}, got %s", k->name,
                    describe(v, d, sizeof(d)));
-    int rc = 0;
+    int rc = repeated_keys(c, k, v);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < v->n; i++) {
         const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;
         const char *name = text_of(key), *spec = text_of(val);

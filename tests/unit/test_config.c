@@ -262,6 +262,10 @@ static const bad_cfg bad_cfgs[] = {
      "1:15: 'rate_limits': unknown API action 'CreateImag'; did you mean 'CreateCustomImage'?", 1},
     {"rate_limits: {DeleteImages: 1/1s, Frobnicate: 2/1s}\n",
      "1:15: 'rate_limits': unknown API action 'DeleteImages'; did you mean 'DeleteImage'?", 2},
+    {"rate_limits: {DeleteImage: 1/1s, default: 5/1s, DeleteImage: 2/1s}\n",
+     "1:49: 'rate_limits': duplicate key 'DeleteImage' (first at FILE:1:15)", 1},
+    {"quotas: {cn-hangzhou: 1, cn-hangzhou: 2, default: 3, default: 4}\n",
+     "1:26: 'quotas': duplicate key 'cn-hangzhou' (first at FILE:1:10)", 2},
     {"metrics_listen: localhost:9780\n",
      "1:17: 'metrics_listen' must name an IP address such as 127.0.0.1 or [::1] (the daemon does "
      "not look names up), got string 'localhost:9780'",
