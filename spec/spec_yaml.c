@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -38,6 +40,7 @@ typedef struct builder {
     size_t n_anchors;
     size_t *index;       /* open-addressing hash of anchor names: slot -> anchor index + 1, or 0 */
     size_t n_index;      /* slots, a power of two above twice the anchors (0 before the first) */
+    uint64_t key[2];     /* random key of the anchor-name hash, per load */
     size_t nodes;        /* nodes created in this file, alias copies included */
     size_t scalar_bytes; /* scalar bytes created in this file, alias copies included */
 } builder;
@@ -218,20 +221,52 @@ static int count_node(builder *b, spec_pos at, size_t nodes, size_t bytes)
     return 0;
 }
 
-/* FNV-1a over an anchor name; the hash table keeps alias lookups constant-time, so a file
- * with tens of thousands of anchors and aliases loads in linear time. */
-static size_t name_hash(const char *s)
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+/* SipHash-2-4 of an anchor name under the builder's random key. A keyed hash keeps alias lookups
+ * constant-time even for names crafted to collide (an unkeyed hash would let a hostile manifest
+ * make every lookup walk one long chain, quadratic again). */
+static size_t name_hash(const builder *b, const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    size_t len = strlen(s);
+    uint64_t k0 = b->key[0], k1 = b->key[1];
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    uint64_t m;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&m, s + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    m = (uint64_t)len << 56;
+    for (size_t j = 0; i + j < len; j++)
+        m |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
+    v3 ^= m;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= m;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return (size_t)(v0 ^ v1 ^ v2 ^ v3);
 }
 
 /* The slot holding name, or the empty slot where it would go. */
 static size_t index_slot(const builder *b, const char *name)
 {
-    size_t mask = b->n_index - 1, i = name_hash(name) & mask;
+    size_t mask = b->n_index - 1, i = name_hash(b, name) & mask;
     while (b->index[i] != 0 && strcmp(b->anchors[b->index[i] - 1].name, name) != 0)
         i = (i + 1) & mask;
     return i;
@@ -472,6 +507,18 @@ static void reset_doc(builder *b)
     drop_anchors(b);
 }
 
+/* A fresh key for the anchor-name hash. getrandom() rarely fails; the fallback (clock, addresses)
+ * still differs from run to run, which is what matters against precomputed collisions. */
+static void hash_key(uint64_t key[2])
+{
+    if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(key[0])))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)key;
+    key[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&hash_key;
+}
+
 int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_doc_fn fn, void *ud,
                        spec_diags *diags)
 {
@@ -482,6 +529,7 @@ int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_
     b.len = len;
     b.bom = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0;
     b.diags = diags;
+    hash_key(b.key);
     if (len > SPEC_YAML_MAX_FILE_BYTES) {
         spec_diags_add(diags, file, 0, 0, "file too large: %zu bytes (the limit is %u)", len,
                        SPEC_YAML_MAX_FILE_BYTES);
