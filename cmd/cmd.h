@@ -20,6 +20,7 @@ typedef struct cmd_ctx {
     const char **rates;    /* --rate-limit, repeatable, applied in order */
     size_t n_rates;
     const char *log_format; /* --log-format */
+    bool allow_insecure;    /* --allow-insecure-endpoint (config allow_insecure_endpoint) */
     int verbose;            /* -v count */
     bool quiet;             /* -q */
     bool no_color;          /* --no-color or NO_COLOR set */
@@ -36,6 +37,7 @@ enum {
     CMD_OPT_RATE_LIMIT,
     CMD_OPT_LOG_FORMAT,
     CMD_OPT_NO_COLOR,
+    CMD_OPT_ALLOW_INSECURE,
     CMD_OPT_LOCAL /* subcommands number their own options from here */
 };
 #define CMD_COMMON_SHORTOPTS "c:f:vqh"
@@ -50,6 +52,15 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg);
 /* Loads the config file (explicit -c must exist) and applies the flags over it. Prints every
  * diagnostic as file:line:col and returns 0 or -1. */
 int cmd_load_config(cmd_ctx *ctx);
+/* Applies --endpoint / IMGRECON_ENDPOINT and --allow-insecure-endpoint over cfg and checks the
+ * endpoint a request would use (spec_check_endpoint). Shared by cmd_load_config and the daemon's
+ * reload. Returns 0, -ENOMEM, or -EINVAL with the problem in diags. */
+int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags);
+/* Describes why spec_config_set_rate(arg) returned rc (-EINVAL or -ENOENT) in buf, without the
+ * "--rate-limit" prefix: the expected shape, or the unknown action with a suggestion. */
+void cmd_rate_message(const char *arg, int rc, char *buf, size_t size);
+/* The config file in use: -c, else /etc/imgrecon/config.yaml when it exists, else NULL. */
+const char *cmd_config_path(const cmd_ctx *ctx);
 /* Manifest paths to load: -f if given, else the config's manifests. */
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
 /* Prints "Common options" help text. */

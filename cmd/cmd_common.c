@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "spec_known.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -21,6 +22,7 @@ const struct option cmd_common_options[] = {
     {"rate-limit", required_argument, NULL, CMD_OPT_RATE_LIMIT},
     {"log-format", required_argument, NULL, CMD_OPT_LOG_FORMAT},
     {"no-color", no_argument, NULL, CMD_OPT_NO_COLOR},
+    {"allow-insecure-endpoint", no_argument, NULL, CMD_OPT_ALLOW_INSECURE},
 };
 const size_t cmd_n_common_options = sizeof(cmd_common_options) / sizeof(cmd_common_options[0]);
 
@@ -99,6 +101,9 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     case CMD_OPT_NO_COLOR:
         ctx->no_color = true;
         return 1;
+    case CMD_OPT_ALLOW_INSECURE:
+        ctx->allow_insecure = true;
+        return 1;
     default:
         return 0;
     }
@@ -115,6 +120,50 @@ static int set_str(char **dst, const char *value)
     return 0;
 }
 
+void cmd_rate_message(const char *arg, int rc, char *buf, size_t size)
+{
+    size_t len = strcspn(arg, "=");
+    char action[65];
+    snprintf(action, sizeof(action), "%.*s", (int)(len < 64 ? len : 64), arg);
+    const char *s = rc == -ENOENT ? spec_action_suggest(action) : NULL;
+    if (rc != -ENOENT)
+        snprintf(
+            buf, size,
+            "'%.64s': expected [ACTION=]N/DURATION such as 10/60s (at most %u calls in at most "
+            "24h)",
+            arg, SPEC_RATE_CALLS_MAX);
+    else if (s != NULL)
+        snprintf(buf, size, "'%.64s': unknown API action '%s'; did you mean '%s'?", arg, action, s);
+    else
+        snprintf(buf, size, "'%.64s': unknown API action '%s'", arg, action);
+}
+
+int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
+{
+    const char *env = getenv("IMGRECON_ENDPOINT");
+    const char *endpoint = ctx->endpoint, *source = "--endpoint";
+    if (endpoint == NULL && env != NULL && *env != '\0') {
+        endpoint = env;
+        source = "IMGRECON_ENDPOINT";
+    }
+    if (ctx->allow_insecure)
+        cfg->allow_insecure_endpoint = true;
+    if (endpoint == NULL || *endpoint == '\0') {
+        /* The file's endpoint was checked at load, but the flag may have changed the verdict. */
+        return 0;
+    }
+    if (set_str(&cfg->endpoint, endpoint) < 0)
+        return -ENOMEM;
+    return spec_config_check_endpoint(cfg, source, diags);
+}
+
+const char *cmd_config_path(const cmd_ctx *ctx)
+{
+    if (ctx->config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+        return DEFAULT_CONFIG;
+    return ctx->config_path;
+}
+
 int cmd_load_config(cmd_ctx *ctx)
 {
     spec_diags diags;
@@ -124,9 +173,8 @@ int cmd_load_config(cmd_ctx *ctx)
         cmd_error(ctx, "out of memory");
         return -1;
     }
-    const char *path = ctx->config_path;
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
-        path = DEFAULT_CONFIG;
+    const char *path = cmd_config_path(ctx);
+    ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL) {
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);
@@ -135,9 +183,14 @@ int cmd_load_config(cmd_ctx *ctx)
         if (rc < 0)
             return -1;
     }
-    const char *endpoint = ctx->endpoint ? ctx->endpoint : getenv("IMGRECON_ENDPOINT");
-    if (endpoint != NULL && *endpoint != '\0' && set_str(&ctx->cfg.endpoint, endpoint) < 0)
+    spec_diags_init(&diags);
+    rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
+    spec_diags_print(&diags, stderr);
+    spec_diags_free(&diags);
+    if (rc == -ENOMEM)
         goto oom;
+    if (rc < 0)
+        return -1;
     if (ctx->profile && set_str(&ctx->cfg.profile, ctx->profile) < 0)
         goto oom;
     if (ctx->state_dir && set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
@@ -149,8 +202,9 @@ int cmd_load_config(cmd_ctx *ctx)
         if (rc == -ENOMEM)
             goto oom;
         if (rc < 0) {
-            cmd_error(ctx, "--rate-limit '%s': expected [ACTION=]N/DURATION such as 10/60s",
-                      ctx->rates[i]);
+            char msg[512];
+            cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
+            cmd_error(ctx, "--rate-limit %s", msg);
             return -1;
         }
     }
@@ -175,19 +229,21 @@ const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
 
 void cmd_print_common_help(FILE *out)
 {
-    fprintf(out,
-            "\nCommon options:\n"
-            "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
-            "  -f, --file PATH          manifest file or directory (repeatable)\n"
-            "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
-            "      --profile NAME       credentials profile\n"
-            "      --state-dir DIR      state directory (pacer log, journal, status)\n"
-            "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
-            "      --log-format text|json\n"
-            "  -v, --verbose            more detail (repeatable)\n"
-            "  -q, --quiet              errors only\n"
-            "      --no-color           no ANSI colour (also NO_COLOR)\n"
-            "  -h, --help               this help\n");
+    fprintf(
+        out,
+        "\nCommon options:\n"
+        "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
+        "  -f, --file PATH          manifest file or directory (repeatable)\n"
+        "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
+        "      --allow-insecure-endpoint  allow http:// to a host that is not loopback\n"
+        "      --profile NAME       credentials profile\n"
+        "      --state-dir DIR      state directory (pacer log, journal, status)\n"
+        "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
+        "      --log-format text|json\n"
+        "  -v, --verbose            more detail (repeatable)\n"
+        "  -q, --quiet              errors only\n"
+        "      --no-color           no ANSI colour (also NO_COLOR)\n"
+        "  -h, --help               this help\n");
 }
 
 void cmd_ctx_free(cmd_ctx *ctx)

@@ -43,15 +43,12 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
     const char *path = ctx->config_path;
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         path = DEFAULT_CONFIG;
+    cfg->allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL && (rc = spec_config_load(cfg, path, diags)) < 0)
         goto fail;
-    const char *endpoint = ctx->endpoint ? ctx->endpoint : getenv("IMGRECON_ENDPOINT");
+    if ((rc = cmd_apply_endpoint(ctx, cfg, diags)) < 0)
+        goto fail;
     rc = -ENOMEM;
-    if (endpoint != NULL && *endpoint != '\0') {
-        free(cfg->endpoint);
-        if ((cfg->endpoint = strdup(endpoint)) == NULL)
-            goto fail;
-    }
     if (ctx->profile != NULL) {
         free(cfg->profile);
         if ((cfg->profile = strdup(ctx->profile)) == NULL)
@@ -67,9 +64,10 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
     for (size_t i = 0; i < ctx->n_rates; i++) {
         rc = spec_config_set_rate(cfg, ctx->rates[i]);
         if (rc < 0) {
+            char msg[512];
+            cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
             if (rc != -ENOMEM)
-                spec_diags_add(diags, "--rate-limit", 0, 0,
-                               "'%s': expected [ACTION=]N/DURATION such as 10/60s", ctx->rates[i]);
+                spec_diags_add(diags, "--rate-limit", 0, 0, "%s", msg);
             goto fail;
         }
     }

@@ -1,5 +1,6 @@
 /* imgrecon validate: loads the config (when given or present) and the manifests, prints every
  * diagnostic as file:line:col: message, and changes nothing. Exit 0 valid, 1 invalid. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,25 @@
 #include "cmd.h"
 #include "spec.h"
 
+enum { OPT_STRICT = CMD_OPT_LOCAL, OPT_METRICS_ALLOW_REMOTE };
+
+static const struct option validate_options[] = {
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"metrics-allow-remote", no_argument, NULL, OPT_METRICS_ALLOW_REMOTE},
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: imgrecon validate [-f PATH]... [-c CONFIG]\n\n"
-                 "Checks the config file and the manifests (every *.yaml / *.yml under each PATH,\n"
-                 "recursively) and reports every problem as file:line:col: message. Makes no API\n"
-                 "call. Exit 0 when everything is valid, 1 otherwise.\n");
+    fprintf(
+        out,
+        "usage: imgrecon validate [-f PATH]... [-c CONFIG] [--strict] [--metrics-allow-remote]\n\n"
+        "Checks the config file and the manifests (every *.yaml / *.yml under each PATH,\n"
+        "recursively) and reports every problem as file:line:col: message. Makes no API\n"
+        "call. Exit 0 when everything is valid, 1 otherwise.\n\n"
+        "  --strict                 warnings are errors (a region that is not a known Simple\n"
+        "                           Application Server region, in manifests or quotas)\n"
+        "  --metrics-allow-remote   accept a metrics_listen that is not loopback, as\n"
+        "                           `run --metrics-allow-remote` does\n");
     cmd_print_common_help(out);
 }
 
@@ -21,9 +35,24 @@ static const char *plural(size_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
+/* Prints warnings as "file:line:col: warning: message" (or as plain errors under --strict). */
+static void print_warnings(const spec_diags *w, bool strict, FILE *out)
 {
-    struct option *opts = cmd_options(NULL, 0);
+    const char *tag = strict ? "" : "warning: ";
+    for (size_t i = 0; i < w->n; i++) {
+        const spec_diag *e = &w->v[i];
+        if (e->file && e->line > 0)
+            fprintf(out, "%s:%u:%u: %s%s\n", e->file, e->line, e->col, tag, e->msg);
+        else
+            fprintf(out, "%s: %s%s\n", e->file ? e->file : "imgrecon", tag, e->msg);
+    }
+}
+
+/* Parses validate's arguments; returns 0 to go on, 1 or 2 (help printed: exit 0) to stop. */
+static int parse_args(cmd_ctx *ctx, int argc, char **argv, bool *strict, bool *allow_remote)
+{
+    struct option *opts =
+        cmd_options(validate_options, sizeof(validate_options) / sizeof(validate_options[0]));
     if (opts == NULL) {
         cmd_error(ctx, "out of memory");
         return 1;
@@ -33,10 +62,13 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
         if (opt == 'h') {
             free(opts);
             usage(stdout);
-            return 0;
+            return 2;
         }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h <= 0)
+        if (opt == OPT_STRICT)
+            *strict = true;
+        else if (opt == OPT_METRICS_ALLOW_REMOTE)
+            *allow_remote = true;
+        else if (cmd_common_option(ctx, opt, optarg) <= 0)
             bad = 1;
     }
     free(opts);
@@ -46,29 +78,54 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    if (cmd_load_config(ctx) < 0)
-        return 1;
+    return 0;
+}
 
+int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
+{
+    bool strict = false, allow_remote = false;
+    int stop = parse_args(ctx, argc, argv, &strict, &allow_remote);
+    if (stop != 0)
+        return stop == 2 ? 0 : 1;
+    /* A config error is reported and the manifests are still checked: every error in one run. */
+    bool config_ok = cmd_load_config(ctx) == 0;
+    size_t n_errors = 0;
+
+    spec_diags errors, warnings;
+    spec_diags_init(&errors);
+    spec_diags_init(&warnings);
+    if (config_ok) /* its errors (file unreadable, metrics_listen) are counted from the diags */
+        (void)spec_config_lint(&ctx->cfg, cmd_config_path(ctx), allow_remote, &errors, &warnings);
     size_t n_paths;
     const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
-    spec_diags diags;
-    spec_diags_init(&diags);
     spec_set *set = NULL;
-    int rc = spec_load(paths, n_paths, &set, &diags);
-    spec_diags_print(&diags, stderr);
-    size_t n_diags = diags.n;
-    spec_diags_free(&diags);
-    if (rc < 0) {
-        if (!ctx->quiet)
-            fprintf(stderr, "%zu %s\n", n_diags, plural(n_diags, "error", "errors"));
+    int rc = n_paths > 0 ? spec_load(paths, n_paths, &set, &errors) : -EINVAL;
+    if (set != NULL)
+        spec_set_lint(set, &warnings);
+    spec_diags_print(&errors, stderr);
+    print_warnings(&warnings, strict, stderr);
+    n_errors += errors.n + (strict ? warnings.n : 0);
+    size_t n_warnings = strict ? 0 : warnings.n;
+    spec_diags_free(&errors);
+    spec_diags_free(&warnings);
+    if (rc < 0 || !config_ok || n_errors > 0) {
+        if (!ctx->quiet && config_ok)
+            fprintf(stderr, "%zu %s\n", n_errors, plural(n_errors, "error", "errors"));
+        else if (!ctx->quiet)
+            fprintf(stderr, "the config has errors; %zu more in the manifests\n", n_errors);
+        spec_set_free(set);
         return 1;
     }
-    if (!ctx->quiet)
-        printf("ok: %zu %s, %zu ECS %s in %zu %s from %zu %s\n", set->n_images,
+    if (!ctx->quiet) {
+        printf("ok: %zu %s, %zu ECS %s in %zu %s from %zu %s", set->n_images,
                plural(set->n_images, "image", "images"), set->n_ecs,
                plural(set->n_ecs, "image", "images"), set->n_regions,
                plural(set->n_regions, "region", "regions"), set->n_files,
                plural(set->n_files, "file", "files"));
+        if (n_warnings > 0)
+            printf(" (%zu %s)", n_warnings, plural(n_warnings, "warning", "warnings"));
+        printf("\n");
+    }
     spec_set_free(set);
     return 0;
 }

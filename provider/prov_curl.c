@@ -7,6 +7,9 @@
  * the multi handle, then the uv handles, with memory freed in the last close callback. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -381,6 +384,22 @@ int prov_http_new(uv_loop_t *loop, const prov_http_opts *opts, prov_http **ret)
     return 0;
 }
 
+/* Config ca_file adds certificates to the system store (CURLOPT_CAINFO would replace it, so a
+ * private CA for one proxy would break every public endpoint). libcurl has loaded its default
+ * bundle into the context when it calls this, once per new TLS connection; the file's
+ * certificates join that store. An unreadable file, or one without certificates, fails the
+ * handshake: never a silent fallback. */
+static CURLcode add_ca_file(CURL *e, void *ssl_ctx, void *path)
+{
+    (void)e;
+    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)ssl_ctx);
+    if (store == NULL || X509_STORE_load_file(store, (const char *)path) != 1) {
+        ERR_clear_error();
+        return CURLE_SSL_CACERT_BADFILE;
+    }
+    return CURLE_OK;
+}
+
 /* Builds the easy handle for one request; returns 0 or a negative errno. */
 static int req_setup(prov_http *http, http_req *r, const char *method, const char *url,
                      const prov_kvs *headers, const char *body, size_t body_len)
@@ -405,8 +424,10 @@ static int req_setup(prov_http *http, http_req *r, const char *method, const cha
     bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    if (http->opts.ca_file != NULL)
-        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, http->opts.ca_file) != CURLE_OK;
+    if (http->opts.ca_file != NULL) {
+        bad |= curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, add_ca_file) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)http->opts.ca_file) != CURLE_OK;
+    }
     if (strcmp(method, "GET") == 0) {
         bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
     } else {

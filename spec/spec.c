@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "spec.h"
+#include "spec_known.h"
 #include "spec_rules.h"
 #include "spec_yaml.h"
 
@@ -36,6 +37,7 @@ typedef struct loader {
     spec_ecs_image *ecs;
     size_t n_ecs;
     char **regions;
+    spec_pos *region_pos; /* where each entry of regions was declared (same count) */
     size_t n_regions;
     size_t docs; /* non-empty documents in the current file */
 } loader;
@@ -210,6 +212,11 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                        const char *what)
 {
     char desc[256];
+    size_t *dup = NULL;
+    if (spec_ymap_duplicates(map, &dup) < 0) {
+        oom(L);
+        return;
+    }
     for (size_t i = 0; i < map->n; i++) {
         const spec_ynode *k = map->pairs[i].key;
         if (k->kind != SPEC_YSCALAR || spec_ynode_is_null(k)) {
@@ -217,15 +224,11 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                spec_ynode_describe(k, desc, sizeof(desc)));
             continue;
         }
-        bool first = true;
-        for (size_t j = 0; j < i && first; j++) {
-            const spec_ynode *o = map->pairs[j].key;
-            if (o->kind == SPEC_YSCALAR && o->len == k->len &&
-                memcmp(o->text, k->text, k->len) == 0) {
-                at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text),
-                   o->pos.file, o->pos.line, o->pos.col);
-                first = false;
-            }
+        bool first = dup[i] == SIZE_MAX;
+        if (!first) {
+            const spec_ynode *o = map->pairs[dup[i]].key;
+            at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text), o->pos.file,
+               o->pos.line, o->pos.col);
         }
         if (!first || known == NULL)
             continue;
@@ -247,6 +250,7 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             at(L, k->pos, "unknown key '%.*s%s' in %s (known keys: %s)", CLIP(k->text), what, list);
         }
     }
+    free(dup);
 }
 
 /* Reads a string field. Returns 1 with *ret (malloc'd) when present and a string, 0 when absent,
@@ -517,13 +521,16 @@ static int on_document(void *ud, const spec_ynode *root, spec_pos doc_pos)
         region = NULL;
     }
     if (region != NULL) {
-        char **slot = grow(&L->regions, &L->n_regions, sizeof(*slot));
+        size_t n_pos = L->n_regions;
+        spec_pos *p = grow(&L->region_pos, &n_pos, sizeof(*p));
+        char **slot = p ? grow(&L->regions, &L->n_regions, sizeof(*slot)) : NULL;
         if (slot == NULL) {
             oom(L);
             free(region);
             region = NULL;
         } else {
             *slot = region;
+            *p = spec_ynode_get(root, "region")->pos;
         }
     }
     read_list(L, root, "custom_images", region, read_image);
@@ -656,11 +663,6 @@ static void sort_diags(spec_diags *diags, size_t first)
     free(r);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void free_loader(loader *L)
 {
     for (size_t i = 0; i < L->n_files; i++)
@@ -677,6 +679,54 @@ static void free_loader(loader *L)
     for (size_t i = 0; i < L->n_regions; i++)
         free(L->regions[i]);
     free(L->regions);
+    free(L->region_pos);
+}
+
+/* Orders region indices by name, then by declaration order, so the first declaration of each
+ * region leads its group. */
+static int cmp_region_idx(const void *a, const void *b, void *ud)
+{
+    const loader *L = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(L->regions[i], L->regions[j]);
+    return c != 0 ? c : (i < j ? -1 : i > j);
+}
+
+/* Moves the distinct regions, sorted, with their first positions into set. */
+static int take_regions(loader *L, spec_set *set)
+{
+    size_t n = L->n_regions, out = 0;
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    set->regions = calloc(n ? n : 1, sizeof(*set->regions));
+    set->region_pos = calloc(n ? n : 1, sizeof(*set->region_pos));
+    if (order == NULL || set->regions == NULL || set->region_pos == NULL) {
+        free(order);
+        free(set->regions);
+        free(set->region_pos);
+        set->regions = NULL;
+        set->region_pos = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof(*order), cmp_region_idx, L);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        if (out > 0 && strcmp(set->regions[out - 1], L->regions[i]) == 0) {
+            free(L->regions[i]);
+            continue;
+        }
+        set->regions[out] = L->regions[i];
+        set->region_pos[out++] = L->region_pos[i];
+    }
+    set->n_regions = out;
+    free(order);
+    free(L->regions);
+    free(L->region_pos);
+    L->regions = NULL;
+    L->region_pos = NULL;
+    L->n_regions = 0;
+    return 0;
 }
 
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags)
@@ -748,17 +798,18 @@ int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec
     for (size_t i = 0; i < L.n_files; i++)
         set->files[i] = L.files[i].path;
     set->n_files = L.n_files;
-    if (L.n_regions > 1)
-        qsort(L.regions, L.n_regions, sizeof(*L.regions), cmp_str);
-    size_t out = 0;
-    for (size_t i = 0; i < L.n_regions; i++) {
-        if (out > 0 && strcmp(L.regions[out - 1], L.regions[i]) == 0)
+    if (take_regions(&L, set) < 0) {
+        /* Images, ECS entries and file names already belong to set; free them through it. */
+        free(img_order), free(ecs_order);
+        free(L.images), free(L.ecs), free(L.files);
+        for (size_t i = 0; i < L.n_regions; i++)
             free(L.regions[i]);
-        else
-            L.regions[out++] = L.regions[i];
+        free(L.regions);
+        free(L.region_pos);
+        spec_set_free(set);
+        spec_diags_add(diags, NULL, 0, 0, "out of memory while loading manifests");
+        return -ENOMEM;
     }
-    set->regions = L.regions;
-    set->n_regions = out;
     free(img_order);
     free(ecs_order);
     free(L.images);
@@ -783,6 +834,7 @@ void spec_set_free(spec_set *set)
     for (size_t i = 0; i < set->n_regions; i++)
         free(set->regions[i]);
     free(set->regions);
+    free(set->region_pos);
     for (size_t i = 0; i < set->n_files; i++)
         free(set->files[i]);
     free(set->files);
@@ -808,4 +860,15 @@ const spec_image *spec_set_find(const spec_set *set, const char *region, const c
             hi = mid;
     }
     return NULL;
+}
+
+size_t spec_set_lint(const spec_set *set, spec_diags *warnings)
+{
+    size_t n = 0;
+    for (size_t i = 0; set != NULL && i < set->n_regions; i++)
+        if (!spec_region_known(set->regions[i])) {
+            spec_region_warning(warnings, set->region_pos[i], set->regions[i]);
+            n++;
+        }
+    return n;
 }

@@ -45,6 +45,7 @@ typedef struct spec_set {
     spec_ecs_image *ecs;
     size_t n_ecs;
     char **regions;
+    spec_pos *region_pos; /* where each region was first declared (same count as regions) */
     size_t n_regions;
     char **files; /* every file read, sorted; spec_pos.file points into these */
     size_t n_files;
@@ -56,6 +57,12 @@ typedef struct spec_set {
  * recorded in diags with the path). A set with zero files is an error ("no manifest files"). */
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags);
 void spec_set_free(spec_set *set);
+
+/* What `validate` reports beyond the schema: each region that is not a known Simple Application
+ * Server region (spec_known.h), at its first declaration, naming the closest known one. These
+ * are warnings (a new region may be missing from the built-in list); `validate --strict` makes
+ * them errors. Adds to warnings and returns how many it added. */
+size_t spec_set_lint(const spec_set *set, spec_diags *warnings);
 
 /* Finds a declared image by identity; NULL when absent. */
 const spec_image *spec_set_find(const spec_set *set, const char *region, const char *name);

@@ -2,6 +2,7 @@
  * (as YAML text, applied by spec_config_init through the same setter the file goes through, so a
  * default can never be a value the file could not hold), bounds and setter. Called by cmd/ and
  * the daemon (initial load and SIGHUP reload). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -9,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "spec.h"
 #include "spec_config.h"
+#include "spec_known.h"
 #include "spec_rules.h"
 #include "spec_yaml.h"
 
@@ -20,6 +23,14 @@ typedef struct cfg_ctx {
     spec_diags *diags;
     const char *base_dir; /* the config file's directory, for relative manifest paths */
 } cfg_ctx;
+
+/* One config file being read: where setters report, and the first error. */
+typedef struct load_ctx {
+    spec_config *cfg;
+    cfg_ctx c;
+    unsigned docs;
+    int rc;
+} load_ctx;
 
 typedef struct cfg_key cfg_key;
 typedef int (*cfg_setter)(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c);
@@ -127,8 +138,8 @@ int spec_parse_rate(const char *s, spec_rate *ret)
 {
     uint64_t calls, window;
     const char *rest;
-    if (s == NULL || parse_positive(s, 1000000, &calls, &rest) < 0 || *rest != '/' ||
-        spec_parse_duration(rest + 1, &window) < 0)
+    if (s == NULL || parse_positive(s, SPEC_RATE_CALLS_MAX, &calls, &rest) < 0 || *rest != '/' ||
+        spec_parse_duration(rest + 1, &window) < 0 || window > SPEC_RATE_WINDOW_MAX_MS)
         return -EINVAL;
     ret->calls = (unsigned)calls;
     ret->window_ms = window;
@@ -198,6 +209,26 @@ static int set_endpoint(spec_config *cfg, const cfg_key *k, const spec_ynode *v,
     return replace_str(AT(cfg, k, char *), s);
 }
 
+/* Copies the host of a HOST:PORT or [V6]:PORT listen address (already shape-checked). */
+static void listen_host(const char *s, char *host, size_t size, bool *ret_bracketed)
+{
+    *ret_bracketed = s[0] == '[';
+    const char *start = *ret_bracketed ? s + 1 : s;
+    const char *end = *ret_bracketed ? strrchr(s, ']') : strrchr(s, ':');
+    size_t len = end && end > start ? (size_t)(end - start) : 0;
+    snprintf(host, size, "%.*s", (int)(len < size ? len : size - 1), start);
+}
+
+/* The daemon binds metrics_listen with AI_NUMERICHOST: only an address in numeric form works. */
+static bool listen_host_numeric(const char *s)
+{
+    char host[256];
+    unsigned char a[16];
+    bool bracketed;
+    listen_host(s, host, sizeof(host), &bracketed);
+    return inet_pton(bracketed ? AF_INET6 : AF_INET, host, a) == 1;
+}
+
 /* host:port, [v6]:port; port 0 asks for any free port (tests). null or "" disables. */
 static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -219,6 +250,11 @@ static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
         return bad(c, v,
                    "'%s' must be HOST:PORT such as 127.0.0.1:9780 (or null to disable), got %s",
                    k->name, describe(v, d, sizeof(d)));
+    if (!listen_host_numeric(s))
+        return bad(c, v,
+                   "'%s' must name an IP address such as 127.0.0.1 or [::1] (the daemon does not "
+                   "look names up), got %s",
+                   k->name, describe(v, d, sizeof(d)));
     return replace_str(AT(cfg, k, char *), s);
 }
 
@@ -231,6 +267,17 @@ static int set_bool(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg
                    describe(v, d, sizeof(d)));
     *AT(cfg, k, bool) = b;
     return 0;
+}
+
+/* An opt-in such as allow_insecure_endpoint: true turns it on; false keeps a true that the
+ * matching flag set before the file was read (flags win over the file). */
+static int set_opt_in(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    bool before = *AT(cfg, k, bool);
+    int rc = set_bool(cfg, k, v, c);
+    if (rc == 0 && before)
+        *AT(cfg, k, bool) = true;
+    return rc;
 }
 
 /* Reads a plain non-negative integer within [min, max]; 0 or -EINVAL (no diagnostic). */
@@ -338,6 +385,25 @@ static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v
     return 0;
 }
 
+/* A mapping value (quotas, rate_limits) with a key written twice: the later one would silently
+ * win, so each repeat is an error naming the first. Returns 0, -EINVAL or -ENOMEM. */
+static int repeated_keys(cfg_ctx *c, const cfg_key *k, const spec_ynode *map)
+{
+    size_t *dup = NULL;
+    int rc = 0;
+    if (spec_ymap_duplicates(map, &dup) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < map->n; i++) {
+        if (dup[i] == SIZE_MAX)
+            continue;
+        const spec_ynode *first = map->pairs[dup[i]].key;
+        rc = bad(c, map->pairs[i].key, "'%s': duplicate key '%.64s' (first at %s:%u:%u)", k->name,
+                 map->pairs[i].key->text, first->pos.file, first->pos.line, first->pos.col);
+    }
+    free(dup);
+    return rc;
+}
+
 /* quotas: `15` (every region) or `{default: 15, cn-hangzhou: 9}`. Keys present replace the
  * per-region table; the default is kept unless given. */
 static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
@@ -357,7 +423,9 @@ static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 15, cn-hangzhou: 9}, got %s",
                    k->name, describe(v, d, sizeof(d)));
-    int rc = 0;
+    int rc = repeated_keys(c, k, v);
+    if (rc < 0)
+        return rc;
     unsigned def = cfg->quota_default;
     spec_quota *q = calloc(v->n ? v->n : 1, sizeof(*q));
     size_t nq = 0;
@@ -429,6 +497,20 @@ static int put_rate(spec_config *cfg, const char *action, spec_rate r)
     return 0;
 }
 
+/* A well-formed action name that imgrecon never calls, most likely a typo: a rate limit on it
+ * would silently never apply. */
+static int unknown_action(cfg_ctx *c, const spec_ynode *at, const char *key, const char *name)
+{
+    const char *s = spec_action_suggest(name);
+    if (s != NULL)
+        return bad(c, at, "'%s': unknown API action '%.64s'; did you mean '%s'?", key, name, s);
+    return bad(c, at,
+               "'%s': unknown API action '%.64s' (imgrecon calls ListCustomImages, "
+               "CreateCustomImage, DeleteCustomImage(s), ModifyImageShareStatus, DescribeImages, "
+               "DeleteImage and the other actions listed in spec/README.md)",
+               key, name);
+}
+
 /* rate_limits: `10/60s` (every action) or `{default: 10/60s, ListCustomImages: 5/60s}`. */
 static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -447,7 +529,9 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 10/60s}, got %s", k->name,
                    describe(v, d, sizeof(d)));
-    int rc = 0;
+    int rc = repeated_keys(c, k, v);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < v->n; i++) {
         const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;
         const char *name = text_of(key), *spec = text_of(val);
@@ -456,6 +540,8 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
                      "'%s' keys must be 'default' or an API action such as "
                      "ListCustomImages, got %s",
                      k->name, describe(key, d, sizeof(d)));
+        else if (strcmp(name, "default") != 0 && !spec_action_known(name))
+            rc = unknown_action(c, key, k->name, name);
         else if (spec == NULL || spec_parse_rate(spec, &r) < 0)
             rc = bad(c, val, "'%s' value for '%s' must be a rate such as 10/60s, got %s", k->name,
                      name, describe(val, d, sizeof(d)));
@@ -477,6 +563,168 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
             return -ENOMEM;
     }
     return 0;
+}
+
+/* ---- Endpoint checks (transport safety) ---------------------------------------------------- */
+
+/* True for localhost, 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 written as addresses (no name
+ * lookup: a name other than localhost may resolve anywhere). */
+static bool host_is_loopback(const char *host, bool bracketed)
+{
+    unsigned char a[16];
+    if (!bracketed && strcasecmp(host, "localhost") == 0)
+        return true;
+    if (!bracketed && inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (bracketed && inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char v6_lo[16] = {[15] = 1};
+        static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+        return memcmp(a, v6_lo, 16) == 0 || (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
+/* Splits the authority of url (after the scheme) into host and port; a static reason on error. */
+static const char *endpoint_host(const char *auth, char *host, size_t size, bool *ret_bracketed)
+{
+    size_t len = strcspn(auth, "/?#");
+    const char *port = NULL;
+    if (memchr(auth, '@', len) != NULL)
+        return "must not contain user:password@";
+    *ret_bracketed = auth[0] == '[';
+    if (*ret_bracketed) {
+        const char *close = memchr(auth, ']', len);
+        if (close == NULL || (size_t)(close - auth - 1) >= size)
+            return "has an unterminated or too long [address]";
+        memcpy(host, auth + 1, (size_t)(close - auth - 1));
+        host[close - auth - 1] = '\0';
+        unsigned char a[16];
+        if (inet_pton(AF_INET6, host, a) != 1)
+            return "has a [bracketed] host that is not an IPv6 address";
+        if (close + 1 < auth + len && close[1] != ':')
+            return "has text after the [address]";
+        port = close + 1 < auth + len ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(auth, ':', len);
+        size_t hlen = colon ? (size_t)(colon - auth) : len;
+        if (hlen == 0 || hlen >= size)
+            return "must name a host";
+        memcpy(host, auth, hlen);
+        host[hlen] = '\0';
+        if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            hlen)
+            return "has a host name with characters other than letters, digits, '.' and '-'";
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port != NULL) {
+        size_t plen = (size_t)(auth + len - port);
+        uint64_t p = 0;
+        const char *end;
+        if (plen == 0 || plen > 5 || parse_positive(port, 65535, &p, &end) < 0 || end != auth + len)
+            return "has a port that is not a number from 1 to 65535";
+    }
+    return NULL;
+}
+
+const char *spec_check_endpoint(const char *url, bool allow_insecure)
+{
+    bool tls = strncmp(url, "https://", 8) == 0;
+    if (!tls && strncmp(url, "http://", 7) != 0)
+        return "must start with http:// or https://";
+    if (strpbrk(url, " \t\r\n\\") != NULL)
+        return "must not contain spaces or backslashes";
+    char host[256];
+    bool bracketed = false;
+    const char *why = endpoint_host(url + (tls ? 8 : 7), host, sizeof(host), &bracketed);
+    if (why != NULL)
+        return why;
+    if (!tls && !allow_insecure && !host_is_loopback(host, bracketed))
+        return "uses plain http:// to a host that is not loopback (127.0.0.0/8, ::1, localhost); "
+               "use https://, or allow_insecure_endpoint: true (--allow-insecure-endpoint)";
+    return NULL;
+}
+
+int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags)
+{
+    if (cfg->endpoint == NULL)
+        return 0;
+    const char *why = spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint);
+    if (why == NULL)
+        return 0;
+    char msg[1024], clean[4096];
+    snprintf(msg, sizeof(msg), "endpoint '%.128s' %s", cfg->endpoint, why);
+    spec_text_sanitize(msg, clean, sizeof(clean));
+    spec_diags_add(diags, source, 0, 0, "%s", clean);
+    return -EINVAL;
+}
+
+/* After the whole file is read (allow_insecure_endpoint may come after endpoint): the endpoint
+ * as a request would use it, reported at the endpoint's position. */
+static void check_file_endpoint(load_ctx *L, const spec_ynode *root)
+{
+    const spec_ynode *v = spec_ynode_get(root, "endpoint");
+    const char *why = NULL;
+    if (v == NULL || L->cfg->endpoint == NULL ||
+        (why = spec_check_endpoint(L->cfg->endpoint, L->cfg->allow_insecure_endpoint)) == NULL)
+        return;
+    L->rc = bad(&L->c, v, "'endpoint' %s", why);
+}
+
+/* ---- Lint: what `validate` reports beyond loading --------------------------------------- */
+
+typedef struct lint_ctx {
+    const spec_config *cfg;
+    bool metrics_allow_remote;
+    spec_diags *errors, *warnings;
+    int rc;
+} lint_ctx;
+
+/* quotas keys that are not known SWAS regions: warnings, like manifest regions. */
+static void lint_quotas(lint_ctx *x, const spec_ynode *q)
+{
+    for (size_t i = 0; q != NULL && q->kind == SPEC_YMAP && i < q->n; i++) {
+        const char *name = text_of(q->pairs[i].key);
+        if (name != NULL && strcmp(name, "default") != 0 && !spec_region_known(name))
+            spec_region_warning(x->warnings, q->pairs[i].key->pos, name);
+    }
+}
+
+/* metrics_listen that `run` refuses: an address that is not loopback, unless the run opt-in
+ * (--metrics-allow-remote) is given to validate too. */
+static void lint_metrics(lint_ctx *x, const spec_ynode *v)
+{
+    char host[256];
+    bool bracketed;
+    if (v == NULL || x->metrics_allow_remote || x->cfg->metrics_listen == NULL)
+        return;
+    listen_host(x->cfg->metrics_listen, host, sizeof(host), &bracketed);
+    if (host_is_loopback(host, bracketed))
+        return;
+    cfg_ctx c = {x->errors, NULL};
+    x->rc = bad(&c, v,
+                "'metrics_listen' %.64s is not a loopback address: `run` refuses it without "
+                "--metrics-allow-remote (give the same flag to validate to accept it)",
+                x->cfg->metrics_listen);
+}
+
+static int on_lint_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
+{
+    (void)doc_pos;
+    if (root == NULL || root->kind != SPEC_YMAP)
+        return 0; /* reported by the loader */
+    lint_quotas(ud, spec_ynode_get(root, "quotas"));
+    lint_metrics(ud, spec_ynode_get(root, "metrics_listen"));
+    return 0;
+}
+
+int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allow_remote,
+                     spec_diags *errors, spec_diags *warnings)
+{
+    lint_ctx x = {cfg, metrics_allow_remote, errors, warnings, 0};
+    if (path == NULL)
+        return 0;
+    int rc = spec_yaml_load_file(path, path, on_lint_doc, &x, errors);
+    return rc < 0 ? rc : x.rc;
 }
 
 /* ---- The table ------------------------------------------------------------------------------ */
@@ -503,6 +751,7 @@ static const cfg_key keys[] = {
     {"log_format", "text", 0, 0, FIELD(log_format), set_enum, log_formats},
     {"profile", NULL, 0, 0, FIELD(profile), set_opt_string, NULL},
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
+    {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -526,13 +775,6 @@ int spec_config_init(spec_config *cfg)
     }
     return 0;
 }
-
-typedef struct load_ctx {
-    spec_config *cfg;
-    cfg_ctx c;
-    unsigned docs;
-    int rc;
-} load_ctx;
 
 /* DESIGN.md "Semantics", Ownership: the owner has no shared default once prune is on (two
  * installations left at `default` would prune each other's images). Checked once every key of
@@ -572,6 +814,9 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
     const char *names[N_KEYS];
     for (size_t i = 0; i < N_KEYS; i++)
         names[i] = keys[i].name;
+    size_t *dup = NULL;
+    if (spec_ymap_duplicates(root, &dup) < 0)
+        return -ENOMEM;
     for (size_t i = 0; i < root->n; i++) {
         const spec_ynode *key = root->pairs[i].key, *val = root->pairs[i].value;
         const char *name = text_of(key);
@@ -579,11 +824,7 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
             L->rc = bad(&L->c, key, "keys must be strings, got %s", describe(key, d, sizeof(d)));
             continue;
         }
-        const spec_ynode *first = NULL;
-        for (size_t j = 0; j < i && first == NULL; j++)
-            if (root->pairs[j].key->kind == SPEC_YSCALAR &&
-                strcmp(root->pairs[j].key->text, name) == 0)
-                first = root->pairs[j].key;
+        const spec_ynode *first = dup[i] == SIZE_MAX ? NULL : root->pairs[dup[i]].key;
         if (first != NULL) {
             L->rc = bad(&L->c, key, "duplicate key '%.64s' (first at %s:%u:%u)", name,
                         first->pos.file, first->pos.line, first->pos.col);
@@ -603,11 +844,15 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
             continue;
         }
         int rc = k->set(L->cfg, k, val, &L->c);
-        if (rc == -ENOMEM)
+        if (rc == -ENOMEM) {
+            free(dup);
             return rc;
+        }
         if (rc < 0)
             L->rc = rc;
     }
+    free(dup);
+    check_file_endpoint(L, root);
     check_prune_owner(L, root);
     return 0;
 }
@@ -682,6 +927,8 @@ int spec_config_set_rate(spec_config *cfg, const char *arg)
     }
     if (!action_valid(action) || spec_parse_rate(eq + 1, &r) < 0)
         return -EINVAL;
+    if (!spec_action_known(action))
+        return -ENOENT;
     return put_rate(cfg, action, r);
 }
 

@@ -7,6 +7,11 @@
 #define SPEC_INTERVAL_MIN_MS 1000ull
 #define SPEC_INTERVAL_MAX_MS 86400000ull
 
+/* Upper bounds of a rate limit: a window of at most a day (so `time + window` cannot overflow
+ * and a typo such as 10/60000h is caught) and at most a million calls in it. */
+#define SPEC_RATE_WINDOW_MAX_MS 86400000ull
+#define SPEC_RATE_CALLS_MAX 1000000u
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,7 +58,8 @@ typedef struct spec_config {
     char *metrics_listen; /* default 127.0.0.1:9780; NULL or "" disables */
     enum spec_log_format log_format;
     char *profile; /* credentials profile; NULL: the file's current one */
-    char *ca_file; /* extra CA bundle for TLS; NULL: system store */
+    char *ca_file; /* extra CA certificates for TLS, added to the system store; NULL: none */
+    bool allow_insecure_endpoint; /* default false: http:// endpoints only to loopback hosts */
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */
@@ -63,13 +69,33 @@ int spec_config_init(spec_config *cfg);
 int spec_config_load(spec_config *cfg, const char *path, spec_diags *diags);
 void spec_config_free(spec_config *cfg);
 
-/* Applies one --rate-limit argument: "N/DUR" sets the default, "ACTION=N/DUR" one action. */
+/* Checks an endpoint URL as every API call would use it: http:// or https://, a host name or
+ * address and an optional port, no user:password@, and plain http:// only to a loopback host
+ * (127.0.0.0/8, ::1, localhost) unless allow_insecure. Returns NULL when usable, else a static
+ * reason that completes "endpoint '<url>' ...". Called by the config loader, cmd/ (flag and
+ * environment) and reconcile's setup before any request. */
+const char *spec_check_endpoint(const char *url, bool allow_insecure);
+/* Checks cfg->endpoint after flags or the environment replaced it; source names where it came
+ * from ("--endpoint", "IMGRECON_ENDPOINT") in the diagnostic. Returns 0 or -EINVAL. */
+int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags);
+
+/* What `validate` checks beyond loading a config file that loaded (path may be NULL): quotas
+ * keys that are not known SWAS regions (warnings), and a metrics_listen that `run` refuses (not
+ * loopback, without --metrics-allow-remote) as an error, each at its file:line:col. Returns 0,
+ * -EINVAL after adding an error, or a negative errno when the file cannot be read again. */
+int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allow_remote,
+                     spec_diags *errors, spec_diags *warnings);
+
+/* Applies one --rate-limit argument: "N/DUR" sets the default, "ACTION=N/DUR" one action.
+ * Returns 0, -EINVAL when malformed, -ENOENT when ACTION is not one imgrecon calls
+ * (spec_action_suggest names the likely one), or -ENOMEM. */
 int spec_config_set_rate(spec_config *cfg, const char *arg);
 spec_rate spec_config_rate_for(const spec_config *cfg, const char *action);
 unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
 
 /* Strict parsers: "500ms", "6s", "5m", "1h" (positive integer and unit, nothing else);
- * "10/60s" (calls >= 1, window > 0). Return 0 or -EINVAL. */
+ * "10/60s" (calls 1 to SPEC_RATE_CALLS_MAX, window 1ms to SPEC_RATE_WINDOW_MAX_MS). Return 0 or
+ * -EINVAL. */
 int spec_parse_duration(const char *s, uint64_t *ret_ms);
 int spec_parse_rate(const char *s, spec_rate *ret);
 

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -36,6 +38,9 @@ typedef struct builder {
     unsigned depth;
     anchor *anchors;
     size_t n_anchors;
+    size_t *index;       /* open-addressing hash of anchor names: slot -> anchor index + 1, or 0 */
+    size_t n_index;      /* slots, a power of two above twice the anchors (0 before the first) */
+    uint64_t key[2];     /* random key of the anchor-name hash, per load */
     size_t nodes;        /* nodes created in this file, alias copies included */
     size_t scalar_bytes; /* scalar bytes created in this file, alias copies included */
 } builder;
@@ -162,13 +167,18 @@ static int attach(builder *b, spec_ynode *n)
     }
     frame *f = &b->stack[b->depth - 1];
     spec_ynode *c = f->node;
+    /* Arrays grow at powers of two (capacity is implied by n), so long lists stay linear. */
+    bool full = (c->n & (c->n - 1)) == 0;
+    size_t cap = c->n ? c->n * 2 : 1;
     if (c->kind == SPEC_YSEQ) {
-        spec_ynode **grown = realloc(c->items, (c->n + 1) * sizeof(*grown));
-        if (grown == NULL) {
-            node_free(n);
-            return -ENOMEM;
+        if (full) {
+            spec_ynode **grown = realloc(c->items, cap * sizeof(*grown));
+            if (grown == NULL) {
+                node_free(n);
+                return -ENOMEM;
+            }
+            c->items = grown;
         }
-        c->items = grown;
         c->items[c->n++] = n;
         return 0;
     }
@@ -176,12 +186,14 @@ static int attach(builder *b, spec_ynode *n)
         f->pending_key = n;
         return 0;
     }
-    spec_ypair *grown = realloc(c->pairs, (c->n + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        node_free(n);
-        return -ENOMEM;
+    if (full) {
+        spec_ypair *grown = realloc(c->pairs, cap * sizeof(*grown));
+        if (grown == NULL) {
+            node_free(n);
+            return -ENOMEM;
+        }
+        c->pairs = grown;
     }
-    c->pairs = grown;
     c->pairs[c->n].key = f->pending_key;
     c->pairs[c->n].value = n;
     c->n++;
@@ -209,20 +221,102 @@ static int count_node(builder *b, spec_pos at, size_t nodes, size_t bytes)
     return 0;
 }
 
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+/* SipHash-2-4 of an anchor name under the builder's random key. A keyed hash keeps alias lookups
+ * constant-time even for names crafted to collide (an unkeyed hash would let a hostile manifest
+ * make every lookup walk one long chain, quadratic again). */
+static size_t name_hash(const builder *b, const char *s)
+{
+    size_t len = strlen(s);
+    uint64_t k0 = b->key[0], k1 = b->key[1];
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    uint64_t m;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&m, s + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    m = (uint64_t)len << 56;
+    for (size_t j = 0; i + j < len; j++)
+        m |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
+    v3 ^= m;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= m;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return (size_t)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t index_slot(const builder *b, const char *name)
+{
+    size_t mask = b->n_index - 1, i = name_hash(b, name) & mask;
+    while (b->index[i] != 0 && strcmp(b->anchors[b->index[i] - 1].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Doubles the hash table when it is half full and re-inserts every anchor (latest wins). */
+static int index_grow(builder *b)
+{
+    if (b->n_index > 2 * (b->n_anchors + 1))
+        return 0;
+    size_t n = b->n_index ? b->n_index * 2 : 64;
+    size_t *grown = calloc(n, sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    free(b->index);
+    b->index = grown;
+    b->n_index = n;
+    for (size_t i = 0; i < b->n_anchors; i++)
+        b->index[index_slot(b, b->anchors[i].name)] = i + 1;
+    return 0;
+}
+
+/* The latest anchor of that name (YAML lets a later anchor redefine a name), or NULL. */
+static const anchor *find_anchor(const builder *b, const char *name)
+{
+    if (b->n_index == 0)
+        return NULL;
+    size_t i = b->index[index_slot(b, name)];
+    return i == 0 ? NULL : &b->anchors[i - 1];
+}
+
 static int add_anchor(builder *b, const yaml_char_t *name, spec_ynode *n, bool complete,
                       size_t *ret_idx)
 {
     if (name == NULL)
         return 0;
-    anchor *grown = realloc(b->anchors, (b->n_anchors + 1) * sizeof(*grown));
-    if (grown == NULL)
+    if (index_grow(b) < 0)
         return -ENOMEM;
-    b->anchors = grown;
+    if ((b->n_anchors & (b->n_anchors - 1)) == 0) { /* grow at powers of two */
+        anchor *grown = realloc(b->anchors, (b->n_anchors ? b->n_anchors * 2 : 1) * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        b->anchors = grown;
+    }
     char *copy = strdup((const char *)name);
     if (copy == NULL)
         return -ENOMEM;
     b->anchors[b->n_anchors] = (anchor){copy, n, complete};
     b->n_anchors++;
+    b->index[index_slot(b, copy)] = b->n_anchors;
     if (ret_idx)
         *ret_idx = b->n_anchors;
     return 0;
@@ -235,6 +329,9 @@ static void drop_anchors(builder *b)
     free(b->anchors);
     b->anchors = NULL;
     b->n_anchors = 0;
+    free(b->index);
+    b->index = NULL;
+    b->n_index = 0;
 }
 
 /* Counts the scalar bytes of a subtree (bounded: the tree itself is within the budget). */
@@ -295,12 +392,7 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 {
     spec_pos at = mark_pos(b, ev->start_mark);
     const char *name = (const char *)ev->data.alias.anchor;
-    const anchor *a = NULL;
-    for (size_t i = b->n_anchors; i > 0; i--)
-        if (strcmp(b->anchors[i - 1].name, name) == 0) {
-            a = &b->anchors[i - 1];
-            break;
-        }
+    const anchor *a = find_anchor(b, name);
     if (a == NULL) {
         spec_diags_add(b->diags, at.file, at.line, at.col, "alias '*%.64s' has no anchor", name);
         return -EINVAL;
@@ -415,6 +507,18 @@ static void reset_doc(builder *b)
     drop_anchors(b);
 }
 
+/* A fresh key for the anchor-name hash. getrandom() rarely fails; the fallback (clock, addresses)
+ * still differs from run to run, which is what matters against precomputed collisions. */
+static void hash_key(uint64_t key[2])
+{
+    if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(key[0])))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)key;
+    key[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&hash_key;
+}
+
 int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_doc_fn fn, void *ud,
                        spec_diags *diags)
 {
@@ -425,6 +529,7 @@ int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_
     b.len = len;
     b.bom = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0;
     b.diags = diags;
+    hash_key(b.key);
     if (len > SPEC_YAML_MAX_FILE_BYTES) {
         spec_diags_add(diags, file, 0, 0, "file too large: %zu bytes (the limit is %u)", len,
                        SPEC_YAML_MAX_FILE_BYTES);
@@ -639,6 +744,50 @@ const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key)
             return map->pairs[i].value;
     }
     return NULL;
+}
+
+/* Orders pair indices by key text (length, then bytes), then by position, so equal keys are
+ * adjacent with the first one leading. */
+static int cmp_key_idx(const void *a, const void *b, void *ud)
+{
+    const spec_ynode *map = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const spec_ynode *x = map->pairs[i].key, *y = map->pairs[j].key;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->text, y->text, x->len);
+    if (c != 0)
+        return c;
+    return i < j ? -1 : i > j;
+}
+
+int spec_ymap_duplicates(const spec_ynode *map, size_t **ret_first)
+{
+    size_t n = map->kind == SPEC_YMAP ? map->n : 0;
+    size_t *first = malloc((n ? n : 1) * sizeof(*first));
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    if (first == NULL || order == NULL) {
+        free(first);
+        free(order);
+        return -ENOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = SIZE_MAX;
+        if (map->pairs[i].key->kind == SPEC_YSCALAR)
+            order[m++] = i;
+    }
+    qsort_r(order, m, sizeof(*order), cmp_key_idx, (void *)map);
+    for (size_t g = 0, i = 1; i < m; i++) {
+        const spec_ynode *lead = map->pairs[order[g]].key, *k = map->pairs[order[i]].key;
+        if (lead->len == k->len && memcmp(lead->text, k->text, k->len) == 0)
+            first[order[i]] = order[g];
+        else
+            g = i; /* a different text starts a new group */
+    }
+    free(order);
+    *ret_first = first;
+    return 0;
 }
 
 /* Edit distance between two short words, with a cap to keep hostile keys cheap. */

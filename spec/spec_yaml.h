@@ -73,6 +73,12 @@ const char *spec_ynode_describe(const spec_ynode *n, char *buf, size_t size);
 /* Finds the value of a key in a mapping (the first one); NULL when absent or n is not a map. */
 const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key);
 
+/* Finds repeated scalar keys of a mapping in O(n log n). On success *ret_first (caller frees,
+ * map->n entries) holds, for each pair, the index of the first pair with the same key text, or
+ * SIZE_MAX when the pair's key is the first of its text or not a scalar. Used by the manifest
+ * and config loaders to report "duplicate key ... (first at ...)". Returns 0 or -ENOMEM. */
+int spec_ymap_duplicates(const spec_ynode *map, size_t **ret_first);
+
 /* Levenshtein distance with a cap (returns cap + 1 once it is certainly larger); used for
  * "did you mean" suggestions against a list of known keys. Returns the best candidate within
  * max_distance, or NULL. */

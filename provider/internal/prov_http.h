@@ -17,14 +17,15 @@ typedef struct prov_http_opts {
     long connect_timeout_ms; /* 0: 5000 */
     long timeout_ms;         /* total per request; 0: 30000 */
     size_t max_response;     /* bytes; 0: 8 MiB. Larger answers fail with -EFBIG */
-    const char *ca_file;     /* NULL: system store. Verification is always on. */
+    const char *ca_file;     /* added to the system store; NULL: system store only. Verification
+                              * is always on. */
 } prov_http_opts;
 
 typedef struct prov_http_response {
-    int err;       /* 0, or -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EFBIG, -EPROTO, -ECANCELED, ... */
+    int err; /* 0, or -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EFBIG, -EPROTO, -ECANCELED, ... */
     const char *errmsg; /* curl's text when err != 0 */
-    long status;   /* HTTP status, 0 when none */
-    const char *body; /* NUL-terminated, valid during the callback only */
+    long status;        /* HTTP status, 0 when none */
+    const char *body;   /* NUL-terminated, valid during the callback only */
     size_t body_len;
     const prov_kvs *headers; /* response headers, lowercase names */
 } prov_http_response;

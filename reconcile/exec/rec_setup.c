@@ -107,6 +107,16 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     char *errmsg = NULL;
     int rc;
 
+    /* Refused before anything else (state, credentials, any request) when the endpoint would send
+     * signed requests in the clear to another host; the loaders report it too, with a position. */
+    const char *why =
+        cfg->endpoint ? spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint) : NULL;
+    if (why != NULL) {
+        rc = -EPERM;
+        errmsg = fmt_msg("endpoint", why);
+        goto fail;
+    }
+
     /* State directory, with the per-user fallback for an unprivileged CLI run. */
     rc = rec_mkdir_p(cfg->state_dir);
     if (rc == 0) {

@@ -324,3 +324,132 @@ Test(cli, run_interval_bounds)
     expect_api_usage_error((const char *[]){"run", "--interval", "soon", NULL},
                            "--interval 'soon': expected a duration");
 }
+
+/* Writes text to dir/name and returns the path in a static buffer (one of four). */
+static const char *put_tmp(const char *dir, const char *name, const char *text)
+{
+    static char paths[4][256];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, 256, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f, "create %s", p);
+    cr_assert_eq(fputs(text, f) >= 0, true);
+    cr_assert_eq(fclose(f), 0);
+    return p;
+}
+
+/* An unknown region is a warning (exit 0, named with the closest one); --strict makes it an
+ * error (exit 1). A known region gives no warning either way. */
+Test(cli, validate_strict_exit_codes)
+{
+    char dir[] = "/tmp/imgrecon-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *typo = put_tmp(dir, "typo.yaml", "region: cn-hangzhuo\ncustom_images: []\n");
+    char want[512];
+    snprintf(want, sizeof(want),
+             "%s:1:9: warning: region 'cn-hangzhuo' is not a known Simple Application Server "
+             "region; did you mean 'cn-hangzhou'?",
+             typo);
+    run_result r = run((const char *[]){"validate", "-f", typo, NULL});
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, want), "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "ok: 0 images, 0 ECS images in 1 region from 1 file (1 warning)\n");
+    result_free(&r);
+
+    r = run((const char *[]){"validate", "--strict", "-f", typo, NULL});
+    cr_expect_eq(r.status, 1, "stderr: %s", r.err);
+    snprintf(want, sizeof(want), "%s:1:9: region 'cn-hangzhuo' is not a known", typo);
+    cr_expect(strstr(r.err, want), "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "1 error\n"), "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "");
+    result_free(&r);
+
+    const char *good = put_tmp(dir, "good.yaml", "region: cn-hangzhou\ncustom_images: []\n");
+    r = run((const char *[]){"validate", "--strict", "-f", good, NULL});
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect_str_eq(r.err, "");
+    result_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* What run or a cycle would refuse later is caught by validate, every problem in one run, each
+ * at file:line:col; and the manifests are still checked when the config has errors. */
+Test(cli, validate_catches_what_fails_later)
+{
+    char dir[] = "/tmp/imgrecon-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *m = put_tmp(dir, "m.yaml", "region: cn-hangzhou\ncustom_images: [{name: x}]\n");
+    const char *cfg = put_tmp(dir, "config.yaml",
+                              "rate_limits: {CreateImag: 1/1s}\n"
+                              "endpoint: http://192.0.2.1:8080\n"
+                              "metrics_listen: 0.0.0.0:9780\n");
+    run_result r = run((const char *[]){"validate", "-c", cfg, "-f", m, NULL});
+    cr_expect_eq(r.status, 1, "stderr: %s", r.err);
+    const char *wants[] = {
+        ":1:15: 'rate_limits': unknown API action 'CreateImag'; did you mean 'CreateCustomImage'?",
+        ":2:11: 'endpoint' uses plain http:// to a host that is not loopback",
+        "m.yaml:2:24: invalid image name 'x'",
+    };
+    for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
+        cr_expect(strstr(r.err, wants[i]), "want %s\nstderr: %s", wants[i], r.err);
+    result_free(&r);
+
+    /* A config that loads, with a metrics_listen run would refuse. */
+    cfg = put_tmp(dir, "config2.yaml", "metrics_listen: 0.0.0.0:9780\n");
+    const char *good = put_tmp(dir, "good.yaml", "region: cn-hangzhou\n");
+    r = run((const char *[]){"validate", "-c", cfg, "-f", good, NULL});
+    cr_expect_eq(r.status, 1, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "config2.yaml:1:17: 'metrics_listen' 0.0.0.0:9780 is not a loopback"),
+              "stderr: %s", r.err);
+    result_free(&r);
+    r = run((const char *[]){"validate", "-c", cfg, "-f", good, "--metrics-allow-remote", NULL});
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    result_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Flags and the environment are checked like the file: an unknown --rate-limit action, and a
+ * plain-http endpoint to a host that is not loopback, refused before any request (192.0.2.1 is
+ * a documentation address: a request would hang until the test's timeout). */
+Test(cli, flags_and_environment_checked)
+{
+    const char *m = SRC "/examples/manifests/cn-shanghai.yaml";
+    run_result r =
+        run((const char *[]){"validate", "-f", m, "--rate-limit", "CreateImag=1/1s", NULL});
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "--rate-limit 'CreateImag=1/1s': unknown API action 'CreateImag'; did "
+                            "you mean 'CreateCustomImage'?"),
+              "stderr: %s", r.err);
+    result_free(&r);
+
+    r = run((const char *[]){"validate", "-f", m, "--rate-limit", "10/25h", NULL});
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "at most 24h"), "stderr: %s", r.err);
+    result_free(&r);
+
+    r = run((const char *[]){"plan", "-f", m, "--endpoint", "http://192.0.2.1:8080", NULL});
+    cr_expect_eq(r.status, 1, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "--endpoint: endpoint 'http://192.0.2.1:8080' uses plain http://"),
+              "stderr: %s", r.err);
+    result_free(&r);
+
+    cr_assert_eq(setenv("IMGRECON_ENDPOINT", "http://192.0.2.1", 1), 0);
+    r = run((const char *[]){"validate", "-f", m, NULL});
+    cr_expect_eq(r.status, 1, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "IMGRECON_ENDPOINT: endpoint 'http://192.0.2.1' uses plain http://"),
+              "stderr: %s", r.err);
+    result_free(&r);
+    r = run((const char *[]){"validate", "-f", m, "--allow-insecure-endpoint", NULL});
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    result_free(&r);
+    cr_assert_eq(unsetenv("IMGRECON_ENDPOINT"), 0);
+
+    r = run((const char *[]){"validate", "-f", m, "--endpoint", "http://127.0.0.1:1", NULL});
+    cr_expect_eq(r.status, 0, "loopback is fine: %s", r.err);
+    result_free(&r);
+}

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec_config.h"
+#include "spec_known.h"
 
 static char dir[64];
 static char path[128];
@@ -236,6 +237,49 @@ static const bad_cfg bad_cfgs[] = {
      "1:17: 'metrics_listen' must be HOST:PORT such as 127.0.0.1:9780 (or null to disable), got "
      "string '127.0.0.1:70000'",
      1},
+    /* Transport: plain http only to loopback unless allow_insecure_endpoint. */
+    {"endpoint: http://10.0.0.1:8080\n",
+     "1:11: 'endpoint' uses plain http:// to a host that is not loopback (127.0.0.0/8, ::1, "
+     "localhost); use https://, or allow_insecure_endpoint: true (--allow-insecure-endpoint)",
+     1},
+    {"endpoint: http://emulator.example\nallow_insecure_endpoint: false\n",
+     "1:11: 'endpoint' uses plain http:// to a host that is not loopback (127.0.0.0/8, ::1, "
+     "localhost); use https://, or allow_insecure_endpoint: true (--allow-insecure-endpoint)",
+     1},
+    {"endpoint: http://127.0.0.1@evil.example/\n",
+     "1:11: 'endpoint' must not contain user:password@", 1},
+    {"endpoint: http://127.0.0.1.evil.example\n",
+     "1:11: 'endpoint' uses plain http:// to a host that is not loopback (127.0.0.0/8, ::1, "
+     "localhost); use https://, or allow_insecure_endpoint: true (--allow-insecure-endpoint)",
+     1},
+    {"endpoint: https://swas.example:0/\n",
+     "1:11: 'endpoint' has a port that is not a number from 1 to 65535", 1},
+    {"endpoint: https://[::1/\n", "1:11: 'endpoint' has an unterminated or too long [address]", 1},
+    {"endpoint: https://a_b.example\n",
+     "1:11: 'endpoint' has a host name with characters other than letters, digits, '.' and '-'", 1},
+    {"allow_insecure_endpoint: yes\n",
+     "1:26: 'allow_insecure_endpoint' must be a boolean (true or false), got string 'yes'", 1},
+    /* Rate windows are bounded (no ts + window overflow), actions must be known ones. */
+    {"rate_limits: 10/25h\n",
+     "1:14: 'rate_limits' must be a rate such as 10/60s or a mapping of action to rate, got string "
+     "'10/25h'",
+     1},
+    {"rate_limits: {default: 1/5124095576030h}\n",
+     "1:24: 'rate_limits' value for 'default' must be a rate such as 10/60s, got string "
+     "'1/5124095576030h'",
+     1},
+    {"rate_limits: {CreateImag: 1/1s}\n",
+     "1:15: 'rate_limits': unknown API action 'CreateImag'; did you mean 'CreateCustomImage'?", 1},
+    {"rate_limits: {DeleteImages: 1/1s, Frobnicate: 2/1s}\n",
+     "1:15: 'rate_limits': unknown API action 'DeleteImages'; did you mean 'DeleteImage'?", 2},
+    {"rate_limits: {DeleteImage: 1/1s, default: 5/1s, DeleteImage: 2/1s}\n",
+     "1:49: 'rate_limits': duplicate key 'DeleteImage' (first at FILE:1:15)", 1},
+    {"quotas: {cn-hangzhou: 1, cn-hangzhou: 2, default: 3, default: 4}\n",
+     "1:26: 'quotas': duplicate key 'cn-hangzhou' (first at FILE:1:10)", 2},
+    {"metrics_listen: localhost:9780\n",
+     "1:17: 'metrics_listen' must name an IP address such as 127.0.0.1 or [::1] (the daemon does "
+     "not look names up), got string 'localhost:9780'",
+     1},
     {"- owner: x\n", "1:1: the config file must be a mapping of settings, got a list", 1},
     {"owner: a\n---\nowner: b\n", "3:1: a config file holds one document; this is another", 1},
     {"owner: [\n",
@@ -355,14 +399,27 @@ typedef struct rate_case {
 } rate_case;
 
 static const rate_case rates[] = {
-    {"10/60s", 0, 10, 60000},      {"1/1ms", 0, 1, 1},
-    {"10/1s", 0, 10, 1000},        {"1000000/1h", 0, 1000000, 3600000},
-    {"1000001/1h", -EINVAL, 0, 0}, {"0/60s", -EINVAL, 0, 0},
-    {"10/0s", -EINVAL, 0, 0},      {"10/60", -EINVAL, 0, 0},
-    {"10 /60s", -EINVAL, 0, 0},    {"10/ 60s", -EINVAL, 0, 0},
-    {"10", -EINVAL, 0, 0},         {"/60s", -EINVAL, 0, 0},
-    {"10/60s/1", -EINVAL, 0, 0},   {"-1/60s", -EINVAL, 0, 0},
-    {"1.5/60s", -EINVAL, 0, 0},    {"", -EINVAL, 0, 0},
+    {"10/60s", 0, 10, 60000},
+    {"1/1ms", 0, 1, 1},
+    {"10/1s", 0, 10, 1000},
+    {"1000000/1h", 0, 1000000, 3600000},
+    {"1000001/1h", -EINVAL, 0, 0},
+    {"0/60s", -EINVAL, 0, 0},
+    {"10/0s", -EINVAL, 0, 0},
+    {"10/60", -EINVAL, 0, 0},
+    {"10 /60s", -EINVAL, 0, 0},
+    {"10/ 60s", -EINVAL, 0, 0},
+    {"10", -EINVAL, 0, 0},
+    {"/60s", -EINVAL, 0, 0},
+    {"10/60s/1", -EINVAL, 0, 0},
+    {"-1/60s", -EINVAL, 0, 0},
+    {"1.5/60s", -EINVAL, 0, 0},
+    {"", -EINVAL, 0, 0},
+    {"1/24h", 0, 1, 86400000},
+    {"1/1440m", 0, 1, 86400000},
+    {"1/25h", -EINVAL, 0, 0},
+    {"1/86400001ms", -EINVAL, 0, 0},
+    {"1/5124095576030h", -EINVAL, 0, 0},
 };
 #define N_RATE (sizeof(rates) / sizeof(rates[0]))
 
@@ -420,6 +477,205 @@ Test(config, set_rate)
     cr_assert_eq(cfg.rate_default.calls, 7, "failed flags change nothing");
     cr_assert_eq(spec_config_rate_for(&cfg, "DeleteImage").calls, 3);
     spec_config_free(&cfg);
+}
+
+/* ---- Endpoint checks: accept and reject rows ------------------------------------------------
+ */
+
+typedef struct endpoint_case {
+    const char *url;
+    bool allow_insecure;
+    bool ok;
+} endpoint_case;
+
+static const endpoint_case endpoints[] = {
+    {"https://swas.cn-hangzhou.aliyuncs.com", false, true},
+    {"https://10.0.0.1:8443/prefix", false, true},
+    {"https://[2001:db8::1]:443/", false, true},
+    {"http://127.0.0.1:8080", false, true},
+    {"http://127.255.0.9/", false, true},
+    {"http://localhost:9000", false, true},
+    {"http://LOCALHOST", false, true},
+    {"http://[::1]:8080/", false, true},
+    {"http://[::ffff:127.0.0.1]:80", false, true},
+    {"http://10.0.0.1:8080", false, false},
+    {"http://10.0.0.1:8080", true, true},
+    {"http://emulator.internal", false, false},
+    {"http://emulator.internal", true, true},
+    {"http://[::]:80", false, false},
+    {"http://[::ffff:10.0.0.1]:80", false, false},
+    {"http://127.0.0.1.nip.io", false, false},
+    {"http://localhost.evil.example", false, false},
+    {"http://127.1", false, false}, /* not the dotted form curl and inet_pton agree on */
+    {"http://127.0.0.1@evil.example", false, false},
+    {"http://127.0.0.1@evil.example", true, false},
+    {"http://user:pw@127.0.0.1", false, false},
+    {"http://127.0.0.1:", false, false},
+    {"http://127.0.0.1:65536", false, false},
+    {"http://127.0.0.1:08a", false, false},
+    {"http://127.0.0.1\\@evil.example", false, false},
+    {"https://[not-v6]/", false, false},
+    {"https://[::1]x/", false, false},
+    {"http://", false, false},
+    {"https://", false, false},
+    {"ftp://127.0.0.1", false, false},
+    {"HTTP://127.0.0.1", false, false},
+};
+#define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
+
+ParameterizedTestParameters(config, endpoint_check)
+{
+    static size_t idx[N_ENDPOINTS];
+    for (size_t i = 0; i < N_ENDPOINTS; i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, N_ENDPOINTS);
+}
+
+ParameterizedTest(size_t *i, config, endpoint_check)
+{
+    const endpoint_case *c = &endpoints[*i];
+    const char *why = spec_check_endpoint(c->url, c->allow_insecure);
+    if (c->ok)
+        cr_expect_null(why, "%s (insecure %d) refused: %s", c->url, c->allow_insecure, why);
+    else
+        cr_expect_not_null(why, "%s (insecure %d) accepted", c->url, c->allow_insecure);
+}
+
+/* The opt-in may come after the endpoint in the file; a flag set before the file is kept. */
+Test(config, allow_insecure_endpoint_any_order, .init = setup, .fini = teardown)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(load(&cfg, &d, "endpoint: http://10.0.0.1:80\nallow_insecure_endpoint: true\n"), 0,
+                 "%s", d.n ? d.v[0].msg : "");
+    cr_assert(cfg.allow_insecure_endpoint);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+
+    /* As cmd/ does for --allow-insecure-endpoint: set before the file, the file cannot undo it. */
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("endpoint: http://10.0.0.1:80\nallow_insecure_endpoint: false\n", f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cfg.allow_insecure_endpoint = true;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_config_load(&cfg, path, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    cr_assert(cfg.allow_insecure_endpoint);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+}
+
+/* The flag and environment path: the source is named instead of a position. */
+Test(config, check_endpoint_names_source)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    spec_diags_init(&d);
+    cr_assert_eq(spec_config_check_endpoint(&cfg, "--endpoint", &d), 0, "no endpoint is fine");
+    cfg.endpoint = strdup("http://192.0.2.7:8080");
+    cr_assert_eq(spec_config_check_endpoint(&cfg, "IMGRECON_ENDPOINT", &d), -EINVAL);
+    cr_assert_eq(d.n, 1);
+    cr_expect_str_eq(d.v[0].file, "IMGRECON_ENDPOINT");
+    cr_expect_eq(d.v[0].line, 0);
+    cr_expect_not_null(strstr(d.v[0].msg, "endpoint 'http://192.0.2.7:8080' uses plain http://"),
+                       "%s", d.v[0].msg);
+    cfg.allow_insecure_endpoint = true;
+    cr_assert_eq(spec_config_check_endpoint(&cfg, "--endpoint", &d), 0);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+}
+
+/* --rate-limit: unknown actions are -ENOENT (cmd/ names the likely one), windows bounded. */
+Test(config, set_rate_unknown_action_and_bounds)
+{
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cr_assert_eq(spec_config_set_rate(&cfg, "CreateImag=1/1s"), -ENOENT);
+    cr_assert_eq(spec_config_set_rate(&cfg, "Frobnicate=1/1s"), -ENOENT);
+    cr_assert_eq(spec_config_set_rate(&cfg, "AssumeRole=1/1s"), 0);
+    cr_assert_eq(spec_config_set_rate(&cfg, "DeleteCustomImages=1/24h"), 0);
+    cr_assert_eq(spec_config_set_rate(&cfg, "DeleteCustomImages=1/1441m"), -EINVAL);
+    cr_assert_eq(spec_config_set_rate(&cfg, "1/86400001ms"), -EINVAL);
+    cr_assert_eq(cfg.n_rates, 2);
+    cr_expect_str_eq(spec_action_suggest("CreateImag"), "CreateCustomImage");
+    cr_expect_str_eq(spec_action_suggest("ListCustomImage"), "ListCustomImages");
+    cr_expect_str_eq(spec_action_suggest("DescribeImage"), "DescribeImages");
+    cr_expect_null(spec_action_suggest("Frobnicate"));
+    spec_config_free(&cfg);
+}
+
+/* ---- Lint: what validate adds (warnings for unknown regions, metrics_listen run refuses) ----
+ */
+
+typedef struct lint_case {
+    const char *text;
+    bool allow_remote;
+    const char *first_error;   /* "line:col: message" or NULL */
+    const char *first_warning; /* "line:col: message" or NULL */
+    size_t warnings;
+} lint_case;
+
+static const lint_case lints[] = {
+    {"quotas: {default: 5, cn-hangzhou: 3, ap-southeast-1: 4}\n", false, NULL, NULL, 0},
+    {"quotas: {cn-hangzhuo: 3}\n", false, NULL,
+     "1:10: region 'cn-hangzhuo' is not a known Simple Application Server region; did you mean "
+     "'cn-hangzhou'?",
+     1},
+    {"quotas: {zz-nowhere-1: 3, cn-shangai: 2}\n", false, NULL,
+     "1:10: region 'zz-nowhere-1' is not a known Simple Application Server region (the list is in "
+     "spec/README.md)",
+     2},
+    {"metrics_listen: 127.0.0.1:9780\n", false, NULL, NULL, 0},
+    {"metrics_listen: '[::1]:9780'\n", false, NULL, NULL, 0},
+    {"metrics_listen: null\n", false, NULL, NULL, 0},
+    {"metrics_listen: 0.0.0.0:9780\n", false,
+     "1:17: 'metrics_listen' 0.0.0.0:9780 is not a loopback address: `run` refuses it without "
+     "--metrics-allow-remote (give the same flag to validate to accept it)",
+     NULL, 0},
+    {"metrics_listen: '[::]:9780'\n", false,
+     "1:17: 'metrics_listen' [::]:9780 is not a loopback address: `run` refuses it without "
+     "--metrics-allow-remote (give the same flag to validate to accept it)",
+     NULL, 0},
+    {"metrics_listen: 0.0.0.0:9780\n", true, NULL, NULL, 0},
+};
+#define N_LINT (sizeof(lints) / sizeof(lints[0]))
+
+ParameterizedTestParameters(config, lint)
+{
+    static size_t idx[N_LINT];
+    for (size_t i = 0; i < N_LINT; i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, N_LINT);
+}
+
+ParameterizedTest(size_t *i, config, lint, .init = setup, .fini = teardown)
+{
+    const lint_case *c = &lints[*i];
+    spec_config cfg;
+    spec_diags d, e, w;
+    char got[1024];
+    cr_assert_eq(load(&cfg, &d, c->text), 0, "[%s] %s", c->text, d.n ? d.v[0].msg : "");
+    spec_diags_init(&e);
+    spec_diags_init(&w);
+    int rc = spec_config_lint(&cfg, path, c->allow_remote, &e, &w);
+    cr_expect_eq(rc, c->first_error ? -EINVAL : 0, "[%s] rc %d", c->text, rc);
+    cr_expect_eq(e.n, c->first_error ? 1 : 0, "[%s] %zu errors", c->text, e.n);
+    if (c->first_error && e.n > 0) {
+        snprintf(got, sizeof(got), "%u:%u: %s", e.v[0].line, e.v[0].col, e.v[0].msg);
+        cr_expect_str_eq(got, c->first_error, "[%s]", c->text);
+        cr_expect_str_eq(e.v[0].file, path);
+    }
+    cr_expect_eq(w.n, c->warnings, "[%s] %zu warnings", c->text, w.n);
+    if (c->first_warning && w.n > 0) {
+        snprintf(got, sizeof(got), "%u:%u: %s", w.v[0].line, w.v[0].col, w.v[0].msg);
+        cr_expect_str_eq(got, c->first_warning, "[%s]", c->text);
+    }
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    spec_diags_free(&e);
+    spec_diags_free(&w);
 }
 
 /* A file value replaces the default table; a flag after the file wins over both. */

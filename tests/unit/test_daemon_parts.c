@@ -19,11 +19,13 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "rec_backoff.h"
 #include "rec_lock.h"
 #include "rec_log.h"
 #include "rec_metrics.h"
+#include "rec_setup.h"
 #include "rec_notify.h"
 #include "rec_status.h"
 
@@ -755,4 +757,34 @@ Test(notify, status_line_content)
     line = rec_notify_status_line(NULL, 0, 0, UINT64_MAX, 4, NULL, 0, 1);
     cr_assert_str_eq(line, "suspended; no cycle yet; no next cycle; 4 pending");
     free(line);
+}
+
+/* ---- Setup: an insecure endpoint is refused before anything else ------------------------- */
+
+/* The loaders refuse it with a position; this is the last line before a request: setup returns
+ * -EPERM without creating the state directory, reading credentials or opening a connection. */
+Test(setup, refuses_plain_http_to_remote_host_first)
+{
+    char state[] = "/tmp/imgrecon-setup-XXXXXX";
+    cr_assert_not_null(mkdtemp(state));
+    char sub[64];
+    snprintf(sub, sizeof(sub), "%s/state", state);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    free(cfg.state_dir);
+    cfg.state_dir = strdup(sub);
+    cfg.endpoint = strdup("http://192.0.2.1:8080");
+    rec_setup s;
+    char *msg = NULL;
+    cr_assert_eq(rec_setup_init(&loop, &cfg, NULL, &s, &msg), -EPERM);
+    cr_assert_not_null(msg);
+    cr_expect_not_null(strstr(msg, "endpoint: uses plain http:// to a host that is not loopback"),
+                       "%s", msg);
+    cr_expect_neq(access(sub, F_OK), 0, "the state directory was created before the refusal");
+    free(msg);
+    spec_config_free(&cfg);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(rmdir(state), 0);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spec.h"
@@ -222,6 +223,10 @@ static const bad_case cases[] = {
     {"tab indentation", HDR "\t- name: web\n",
      "3:1: syntax error: tab character here; YAML indentation must use spaces", 1},
     {"alias without anchor", "region: *r\n", "1:9: alias '*r' has no anchor", 1},
+    {"duplicate tag keys, first named", HDR IMG "    tags: {a: x, b: y, a: z, b: w}\n",
+     "6:24: duplicate key 'a' (first at FILE:6:12)", 2},
+    {"duplicate document key after many", "region: cn-hangzhou\nregion: cn-beijing\n",
+     "2:1: duplicate key 'region' (first at FILE:1:1)", 1},
     {"empty file", "", "1:1: no manifest in this file: expected a document with 'region'", 1},
     {"only comments", "# nothing here\n\n",
      "1:1: no manifest in this file: expected a document with 'region'", 1},
@@ -622,6 +627,162 @@ Test(spec_hostile, aliases_within_limits_work, .init = setup, .fini = teardown)
     cr_assert_eq(load1(path, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
     cr_assert_eq(set->n_images, 2);
     cr_assert_str_eq(set->images[1].tags[0].value, "web");
+    spec_set_free(set);
+    spec_diags_free(&d);
+}
+
+/* ---- Lint: regions against the built-in SWAS list (validate's warnings) ------------------ */
+
+typedef struct lint_case {
+    const char *text;
+    size_t warnings;
+    const char *first; /* "line:col: message" of the first warning, or NULL */
+} lint_case;
+
+static const lint_case lints[] = {
+    {"region: cn-hangzhou\n", 0, NULL},
+    {"region: ap-southeast-7\n---\nregion: cn-wuhan-lr\n---\nregion: me-east-1\n", 0, NULL},
+    {"region: cn-hangzhuo\n", 1,
+     "1:9: region 'cn-hangzhuo' is not a known Simple Application Server region; did you mean "
+     "'cn-hangzhou'?"},
+    {"region: us-west-2\n", 1,
+     "1:9: region 'us-west-2' is not a known Simple Application Server region; did you mean "
+     "'us-west-1'?"},
+    {"region: xx-test-region\n", 1,
+     "1:9: region 'xx-test-region' is not a known Simple Application Server region (the list is "
+     "in spec/README.md)"},
+    /* One warning per region, at its first declaration, whatever the order of documents. */
+    {"region: cn-beijing\n---\nregion: zz-b\n---\nregion: zz-a\n---\nregion: zz-b\n", 2,
+     "5:9: region 'zz-a' is not a known Simple Application Server region (the list is in "
+     "spec/README.md)"},
+};
+#define N_LINT (sizeof(lints) / sizeof(lints[0]))
+
+ParameterizedTestParameters(spec, lint)
+{
+    static size_t idx[N_LINT];
+    for (size_t i = 0; i < N_LINT; i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, N_LINT);
+}
+
+ParameterizedTest(size_t *i, spec, lint, .init = setup, .fini = teardown)
+{
+    const lint_case *c = &lints[*i];
+    const char *path = puts_("m.yaml", c->text);
+    spec_set *set;
+    spec_diags d, w;
+    cr_assert_eq(load1(path, &set, &d), 0, "[%s] %s", c->text, d.n ? d.v[0].msg : "");
+    spec_diags_init(&w);
+    cr_expect_eq(spec_set_lint(set, &w), c->warnings, "[%s]", c->text);
+    cr_expect_eq(w.n, c->warnings, "[%s] %zu warnings", c->text, w.n);
+    if (c->first != NULL && w.n > 0) {
+        char got[1024];
+        short_diag(&w.v[0], got, sizeof(got));
+        cr_expect_str_eq(got, c->first, "[%s]", c->text);
+        cr_expect_str_eq(w.v[0].file, path);
+    }
+    /* region_pos follows the sorted regions. */
+    for (size_t k = 0; k < set->n_regions; k++)
+        cr_expect_gt(set->region_pos[k].line, 0, "[%s] region %s has no position", c->text,
+                     set->regions[k]);
+    spec_set_free(set);
+    spec_diags_free(&d);
+    spec_diags_free(&w);
+}
+
+/* Milliseconds on the monotonic clock. */
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Duplicate-key and alias checks were quadratic (40,000 keys took seconds, blocking the daemon's
+ * loop); they must be linear or n log n, and still name both positions. */
+Test(spec_hostile, forty_thousand_keys_fast, .init = setup, .fini = teardown)
+{
+    size_t n = 40000, cap = n * 32 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, HDR IMG "    tags:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "      k%zu: v\n", i);
+    o += (size_t)snprintf(buf + o, cap - o, "      k7: again\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    double t0 = now_ms();
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    double took = now_ms() - t0;
+    cr_expect_lt(took, 1000.0, "40,000 keys took %.0f ms", took);
+    cr_assert_eq(d.n, 2, "%zu diagnostics", d.n);
+    char got[512], want[512];
+    short_diag(&d.v[0], got, sizeof(got));
+    cr_expect_str_eq(got, "7:7: too many tags: 40001 (at most 19, since imgrecon adds "
+                          "imgrecon/owner)");
+    short_diag(&d.v[1], got, sizeof(got));
+    snprintf(want, sizeof(want), "%zu:7: duplicate key 'k7' (first at %s:14:7)", n + 7, path);
+    cr_expect_str_eq(got, want);
+    spec_diags_free(&d);
+}
+
+Test(spec_hostile, forty_thousand_anchors_fast, .init = setup, .fini = teardown)
+{
+    size_t n = 40000, cap = n * 48 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, "region: cn-hangzhou\nx:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "  k%zu: &a%zu v%zu\n", i, i, i);
+    o += (size_t)snprintf(buf + o, cap - o, "y:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "  - *a%zu\n", n - 1 - i);
+    o += (size_t)snprintf(buf + o, cap - o, "  - *missing\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    double t0 = now_ms();
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    double took = now_ms() - t0;
+    cr_expect_lt(took, 1000.0, "40,000 anchors and aliases took %.0f ms", took);
+    /* The loader stops at the alias without an anchor, after resolving the 40,000 before it. */
+    cr_assert_eq(d.n, 1, "%zu diagnostics", d.n);
+    char got[512], want[512];
+    short_diag(&d.v[0], got, sizeof(got));
+    snprintf(want, sizeof(want), "%zu:5: alias '*missing' has no anchor", 2 * n + 4);
+    cr_expect_str_eq(got, want);
+    spec_diags_free(&d);
+}
+
+/* Aliases resolve to the right anchor among many (hash lookups, latest definition wins). */
+Test(spec_hostile, many_anchors_resolve, .init = setup, .fini = teardown)
+{
+    size_t n = 5000, cap = n * 128 + 1024, o = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    o += (size_t)snprintf(buf + o, cap - o, "region: cn-hangzhou\ncustom_images:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o,
+                              "  - {name: img%zu, instance_id: &i%zu i%zu, system_snapshot_id: "
+                              "s-1}\n",
+                              i, i % 7, i);
+    o += (size_t)snprintf(buf + o, cap - o,
+                          "  - {name: last, instance_id: *i3, system_snapshot_id: s-1}\n");
+    const char *path = put("m.yaml", buf, o);
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    const spec_image *img = spec_set_find(set, "cn-hangzhou", "last");
+    cr_assert_not_null(img);
+    /* &i3 was last defined on image n - 1 - ((n - 1 - 3) % 7). */
+    char want[32];
+    snprintf(want, sizeof(want), "i%zu", n - 1 - ((n - 1 - 3) % 7));
+    cr_expect_str_eq(img->instance_id, want);
     spec_set_free(set);
     spec_diags_free(&d);
 }
