@@ -567,7 +567,7 @@ static void raw_list(harness *h, outcome *o)
 static const char ok_list[] =
     "{\"RequestId\":\"R-ok\",\"TotalCount\":\"1\",\"PageNumber\":\"1\",\"PageSize\":\"10\","
     "\"CustomImages\":[{\"ImageId\":\"m-ok1\",\"Name\":\"ok-1\",\"Status\":\"1\","
-    "\"InShare\":\"false\"}]}";
+    "\"InShare\":\"false\",\"RegionId\":\"cn-hangzhou\"}]}";
 
 #define OK_STEP                                                                                    \
     {                                                                                              \
@@ -1165,7 +1165,8 @@ Test(client, typed_done_and_order_classes, .timeout = 30)
     h_fini(&h);
 }
 
-/* Pages by PageNumber: 250 images at 100 a page, the last one short. */
+/* Pages by PageNumber: 250 images (named "a" or "b", as the test's filter asks) at 100 a page,
+ * the last one short. */
 static char *paged_answer(const req_rec *r, int *status)
 {
     unsigned page = (unsigned)strtoul(or (prov_kvs_get(&r->query, "PageNumber"), "0"), NULL, 10);
@@ -1179,8 +1180,10 @@ static char *paged_answer(const req_rec *r, int *status)
             "\"PageSize\":\"%u\",\"CustomImages\":[",
             page, page, size);
     for (unsigned i = (page - 1) * size, k = 0; size > 0 && i < 250 && i < page * size; i++, k++)
-        fprintf(m, "%s{\"ImageId\":\"m-p%04u\",\"Name\":\"img-%04u\",\"Status\":\"1\"}",
-                k ? "," : "", i, i);
+        fprintf(m,
+                "%s{\"ImageId\":\"m-p%04u\",\"Name\":\"%s\",\"Status\":\"1\","
+                "\"RegionId\":\"cn-hangzhou\"}",
+                k ? "," : "", i, i % 2 ? "b" : "a");
     fputs("]}", m);
     fclose(m);
     return buf;
@@ -1218,8 +1221,8 @@ Test(client, list_every_page, .timeout = 30)
     h_fini(&h);
 }
 
-/* Pages without TotalCount (the parsers take an absent counter as 0): a full page still means
- * "ask for the next one", so nothing beyond the first 100 is lost. */
+/* Pages without TotalCount: nothing says where the listing ends, so it is rejected on page 1
+ * with a message that says so, for SWAS and ECS alike (DESIGN.md "Observe integrity"). */
 static char *paged_no_total(const req_rec *r, int *status)
 {
     unsigned page = (unsigned)strtoul(or (prov_kvs_get(&r->query, "PageNumber"), "0"), NULL, 10);
@@ -1230,14 +1233,14 @@ static char *paged_no_total(const req_rec *r, int *status)
     bool ecs = strcmp(or (prov_kvs_get(&r->headers, "x-acs-action"), ""), "DescribeImages") == 0;
     fputs(ecs ? "{\"Images\":{\"Image\":[" : "{\"CustomImages\":[", m);
     for (unsigned i = (page - 1) * 100, k = 0; page > 0 && i < 150 && i < page * 100; i++, k++)
-        fprintf(m, "%s{\"ImageId\":\"m-n%04u\",\"%s\":\"n-%04u\"}", k ? "," : "", i,
-                ecs ? "ImageName" : "Name", i);
+        fprintf(m, "%s{\"ImageId\":\"m-n%04u\",\"%s\":\"n-%04u\",\"RegionId\":\"cn-hangzhou\"}",
+                k ? "," : "", i, ecs ? "ImageName" : "Name", i);
     fputs(ecs ? "]}}" : "]}", m);
     fclose(m);
     return buf;
 }
 
-Test(client, list_every_page_without_total_count, .timeout = 30)
+Test(client, list_without_total_count_rejected, .timeout = 30)
 {
     harness h;
     h_init(&h, true, NULL);
@@ -1247,15 +1250,21 @@ Test(client, list_every_page_without_total_count, .timeout = 30)
     outcome out = {0};
     cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(!out.has_err);
-    cr_expect_eq(out.list.n, 150, "%zu images", out.list.n);
-    cr_expect_eq(srv_count(&h.s), 2);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.sys, -EPROTO);
+    cr_expect(strstr(or (out.err.message, ""), "page 1 has no TotalCount") != NULL, "%s",
+              or (out.err.message, "(none)"));
+    cr_expect_eq(out.list.n, 0);
+    cr_expect_eq(srv_count(&h.s), 1);
     outcome_free(&out);
     cr_assert_eq(prov_ecs_describe_images(h.c, "cn-hangzhou", NULL, 0, ecs_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(!out.has_err);
-    cr_expect_eq(out.ecs.n, 150, "%zu ECS images", out.ecs.n);
-    cr_expect_eq(srv_count(&h.s), 4);
+    cr_assert(out.has_err);
+    cr_expect(strstr(or (out.err.message, ""), "DescribeImages in cn-hangzhou rejected: page 1 "
+                                               "has no TotalCount") != NULL,
+              "%s", or (out.err.message, "(none)"));
+    cr_expect_eq(out.ecs.n, 0);
+    cr_expect_eq(srv_count(&h.s), 2);
     outcome_free(&out);
     h_fini(&h);
 }
