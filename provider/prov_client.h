@@ -24,19 +24,19 @@ typedef struct prov_call_event {
     prov_product product;
     const char *action;
     const char *region;
-    unsigned attempt;     /* 1-based */
-    long http_status;     /* 0: no answer */
-    const char *code;     /* API Code, NULL on success */
+    unsigned attempt; /* 1-based */
+    long http_status; /* 0: no answer */
+    const char *code; /* API Code, NULL on success */
     const char *request_id;
-    prov_err_class cls;   /* PROV_ERR_NONE on success */
+    prov_err_class cls; /* PROV_ERR_NONE on success */
     uint64_t duration_ms;
     uint64_t retry_in_ms; /* >0 when the client will retry after this delay */
 } prov_call_event;
 
 typedef struct prov_client_opts {
-    const char *endpoint;  /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
-    int signature;         /* 3 (default when 0) or 1 */
-    const char *method;    /* "POST" (default, parameters in the query) or "GET" */
+    const char *endpoint; /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
+    int signature;        /* 3 (default when 0) or 1 */
+    const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
     prov_pacer *pacer;           /* borrowed; NULL: unpaced */
     /* Rate for an action (NULL: 10/60s for every action). */
@@ -89,7 +89,11 @@ typedef struct prov_list_filter {
 
 /* list is the callee's; the callback may take its contents (then zero it). */
 typedef void (*prov_list_cb)(prov_image_list *list, const prov_error *err, void *ud);
-/* Every page at PageSize=100. filter may be NULL. */
+/* Every page, asked at PageSize=100 and then at the PageSize the server answers. The list is
+ * handed over only when complete and consistent: TotalCount present, numeric, >= 0 and the same
+ * on every page; exactly TotalCount images, no id twice, each with RegionId == region and among
+ * the ImageIds/ImageNames asked; at most TotalCount / PageSize + 1 pages. Otherwise err is a local
+ * -EPROTO error whose message names the failed check. filter may be NULL. */
 int prov_swas_list_images(prov_client *c, const char *region, const prov_list_filter *filter,
                           prov_list_cb cb, void *ud);
 
@@ -118,7 +122,9 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
                            const char *client_token, prov_done_cb cb, void *ud);
 
 typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
-/* ImageOwnerAlias=self, every status, every page at PageSize=100; image_ids may be NULL. */
+/* ImageOwnerAlias=self, every status, every page; image_ids may be NULL. Checked like
+ * ListCustomImages: TotalCount, the answer's and each image's RegionId when present, only the ids
+ * asked, no id twice. */
 int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
                              size_t n_image_ids, prov_ecs_list_cb cb, void *ud);
 int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_id, bool force,
