@@ -130,6 +130,12 @@ int prov_ecs_describe_images(prov_client *c, const char *region, const char *con
 int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_id, bool force,
                           bool dry_run, prov_done_cb cb, void *ud);
 
+/* SWAS ListRegions (paced as its own action, endpoint region cn-hangzhou): regions are the
+ * answer's RegionId values, distinct and sorted (borrowed for the callback); NULL on error. */
+typedef void (*prov_regions_cb)(const char *const *regions, size_t n, const prov_error *err,
+                                void *ud);
+int prov_swas_list_regions(prov_client *c, prov_regions_cb cb, void *ud);
+
 /* ---- Parsers, exposed for tests and fuzz targets ----
  * Each accepts arbitrary bytes and returns 0 or -EPROTO (malformed, truncated, mistyped), never
  * crashing. Counters may be strings ("4") or numbers. */
@@ -138,6 +144,10 @@ int prov_parse_list_images(const char *body, size_t len, prov_image_list *append
 int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *append_to,
                           unsigned *ret_total_count);
 int prov_parse_create(const char *body, size_t len, char **ret_image_id);
+/* ListRegions {"Regions":[{"RegionId":...},...]} (or {"Regions":{"Region":[...]}}): at least one
+ * region, each id of lowercase letters, digits and '-', none twice. *ret_regions (sorted) and
+ * each string are the caller's to free. */
+int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t *ret_n);
 /* Error body {"RequestId","Code","Message",...}; fills code/message/request_id (NULL if absent). */
 int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
                           char **ret_request_id);

@@ -467,6 +467,59 @@ int prov_swas_list_images(prov_client *c, const char *region, const prov_list_fi
     return rc;
 }
 
+/* ---- ListRegions ---- */
+
+typedef struct regions_ctx {
+    prov_regions_cb cb;
+    void *ud;
+} regions_ctx;
+
+static void regions_done(json_t *body, const prov_error *err, void *ud)
+{
+    regions_ctx *x = ud;
+    char **v = NULL;
+    size_t n = 0;
+    if (err != NULL) {
+        x->cb(NULL, 0, err, x->ud);
+        free(x);
+        return;
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    int rc = text ? prov_parse_regions(text, strlen(text), &v, &n) : -ENOMEM;
+    free(text);
+    if (rc < 0) {
+        prov_error e;
+        local_error(&e, rc, "ListRegions",
+                    "ListRegions answer rejected: no region, a region id twice, or a malformed "
+                    "RegionId");
+        x->cb(NULL, 0, &e, x->ud);
+        prov_error_clear(&e);
+    } else {
+        x->cb((const char *const *)v, n, NULL, x->ud);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    free(x);
+}
+
+int prov_swas_list_regions(prov_client *c, prov_regions_cb cb, void *ud)
+{
+    if (c == NULL || cb == NULL)
+        return -EINVAL;
+    regions_ctx *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return -ENOMEM;
+    x->cb = cb;
+    x->ud = ud;
+    prov_kvs p = {0};
+    int rc = prov_client_call(c, PROV_SWAS, "ListRegions", NULL, &p, regions_done, x);
+    prov_kvs_free(&p);
+    if (rc < 0)
+        free(x);
+    return rc;
+}
+
 /* ---- CreateCustomImage ---- */
 
 typedef struct create_ctx {

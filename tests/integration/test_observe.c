@@ -298,3 +298,120 @@ Test(observe, smaller_page_size_is_followed, .timeout = 120)
     cr_expect_eq(mutating_calls(&f.s), 0);
     teardown(&f);
 }
+
+/* ==== Remembered regions, against the real emulator ==== */
+
+#define SRV_HZ "ace0706b2ac4454d984295a94213ab00"
+#define SRV_SH "bce0706b2ac4454d984295a94213ab00"
+
+/* Two regions with one server each, no image yet. */
+static void write_two_region_fixture(env *e)
+{
+    write_file(e->fixture,
+               "accounts:\n  - access_key_id: " KEY_ID "\n    access_key_secret: " KEY_SECRET
+               "\n    user_id: 1234567890123456\n"
+               "regions:\n"
+               "  - region: cn-hangzhou\n    servers:\n"
+               "      - instance_id: " SRV_HZ "\n        name: web-0\n"
+               "        status: Running\n        system_snapshots: [s-sys-00]\n"
+               "  - region: cn-shanghai\n    servers:\n"
+               "      - instance_id: " SRV_SH "\n        name: web-1\n"
+               "        status: Running\n        system_snapshots: [s-sys-10]\n");
+}
+
+/* The emulator's images of a region (a new reference). */
+static json_t *region_images(env *e, const char *region)
+{
+    json_t *st = emu_proc_state(&e->emu);
+    cr_assert_not_null(st);
+    json_t *regions = json_object_get(st, "regions"), *imgs = NULL;
+    for (size_t i = 0; i < json_array_size(regions); i++)
+        if (strcmp(jstr(json_array_get(regions, i), "region"), region) == 0)
+            imgs = json_object_get(json_array_get(regions, i), "custom_images");
+    imgs = imgs ? json_incref(imgs) : json_array();
+    json_decref(st);
+    return imgs;
+}
+
+static void set_config(env *e, const char *allow_empty)
+{
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "owner: " OWNER "\nprune: true\n%s%s\n",
+             allow_empty ? "allow_empty: " : "", allow_empty ? allow_empty : "");
+    write_file(e->config, cfg);
+}
+
+/* A region whose manifest file is removed is still observed (regions.json remembers it): its
+ * owned images are pruned only when allow_empty names it; otherwise the guard refuses and says
+ * so. plan never writes regions.json; apply does. */
+Test(regions, removed_region_file_is_pruned_only_with_allow_empty, .timeout = 300)
+{
+    env e;
+    env_init(&e);
+    write_two_region_fixture(&e);
+    start_emu(&e, "300ms", NULL);
+    char mdir[160], hz[200], sh[200], remembered[200];
+    snprintf(mdir, sizeof(mdir), "%s/manifests", e.dir);
+    cr_assert_eq(mkdir(mdir, 0700), 0);
+    snprintf(hz, sizeof(hz), "%s/hangzhou.yaml", mdir);
+    snprintf(sh, sizeof(sh), "%s/shanghai.yaml", mdir);
+    snprintf(remembered, sizeof(remembered), "%s/regions.json", e.state);
+    write_file(hz, "region: cn-hangzhou\ncustom_images:\n  - name: web-a\n    instance_id: " SRV_HZ
+                   "\n    system_snapshot_id: s-sys-00\n");
+    write_file(sh, "region: cn-shanghai\ncustom_images:\n  - name: web-s\n    instance_id: " SRV_SH
+                   "\n    system_snapshot_id: s-sys-10\n");
+    set_config(&e, NULL);
+
+    run_result r = RUN(&e, "plan", "-f", mdir);
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_neq(access(remembered, F_OK), 0, "plan wrote regions.json");
+    r = RUN(&e, "apply", "-f", mdir, "--auto-approve");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    char *text = read_file(remembered);
+    cr_expect(strstr(text, "cn-shanghai") != NULL && strstr(text, "cn-hangzhou") != NULL,
+              "regions.json: %s", text);
+    free(text);
+    json_t *imgs = region_images(&e, "cn-shanghai");
+    cr_assert_eq(json_array_size(imgs), 1);
+    json_decref(imgs);
+
+    /* The Shanghai file goes; without allow_empty for it the guard refuses, in plan and apply. */
+    cr_assert_eq(unlink(sh), 0);
+    const char *refusals[] = {NULL, "[cn-hangzhou]", "false"};
+    for (size_t i = 0; i < 3; i++) {
+        set_config(&e, refusals[i]);
+        json_t *before = journal_lines(&e);
+        size_t from = json_array_size(before);
+        json_decref(before);
+        r = RUN(&e, "plan", "-f", mdir);
+        cr_expect(strstr(r.out, "cn-shanghai: no custom image is declared in this region and "
+                                "allow_empty does not name it") != NULL,
+                  "plan (allow_empty %s) does not name the guard:\n%s", refusals[i], r.out);
+        run_result_free(&r);
+        r = RUN(&e, "apply", "-f", mdir, "--auto-approve");
+        cr_expect(strstr(r.out, "allow_empty does not name it") != NULL, "apply:\n%s", r.out);
+        run_result_free(&r);
+        json_t *j = journal_lines(&e);
+        cr_expect_eq(count_calls(j, from, "DeleteCustomImage", "*"), 0);
+        json_decref(j);
+        imgs = region_images(&e, "cn-shanghai");
+        cr_expect_eq(json_array_size(imgs), 1, "deleted without allow_empty %s", refusals[i]);
+        json_decref(imgs);
+    }
+
+    /* allow_empty naming the region: its owned image is pruned; Hangzhou keeps its own. */
+    set_config(&e, "[cn-shanghai]");
+    r = RUN(&e, "apply", "-f", mdir, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    imgs = region_images(&e, "cn-shanghai");
+    cr_expect_eq(json_array_size(imgs), 0, "the removed region's image is still there");
+    json_decref(imgs);
+    imgs = region_images(&e, "cn-hangzhou");
+    cr_expect_eq(json_array_size(imgs), 1);
+    json_decref(imgs);
+    assert_journal_rules(&e);
+    env_fini(&e);
+}
