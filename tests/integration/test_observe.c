@@ -32,6 +32,8 @@ typedef enum scenario {
     SC_ECS_NO_TOTAL,  /* SWAS fine; DescribeImages without TotalCount */
     SC_ECS_WRONG_REG, /* SWAS fine; DescribeImages for another region */
     SC_ECS_DUPLICATE, /* SWAS fine; DescribeImages lists an id twice */
+    SC_ALL_REGIONS,   /* ListRegions names three regions; every listing empty */
+    SC_NO_REGIONS,    /* ListRegions answers an empty list */
 } scenario;
 
 static scenario sc;
@@ -65,6 +67,8 @@ static void put_image(FILE *m, bool first, unsigned i, const char *region)
 
 static char *swas_answer(const req_rec *r)
 {
+    if (sc == SC_ALL_REGIONS || sc == SC_NO_REGIONS)
+        return strdup("{\"TotalCount\":0,\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[]}");
     unsigned page = qnum(r, "PageNumber"), asked = qnum(r, "PageSize");
     unsigned size = asked, total = 120, n_images = 120;
     const char *total_text = NULL;
@@ -100,6 +104,9 @@ static char *swas_answer(const req_rec *r)
         total = 250;
         n_images = 100000;
         break;
+    case SC_ALL_REGIONS:
+    case SC_NO_REGIONS:
+        break; /* answered above */
     }
     if (total_text != NULL)
         fputs("{", m);
@@ -153,6 +160,11 @@ static char *answer_fn(const req_rec *r, int *status)
         return swas_answer(r);
     if (a != NULL && strcmp(a, "DescribeImages") == 0)
         return ecs_answer(r);
+    if (a != NULL && strcmp(a, "ListRegions") == 0)
+        return strdup(sc == SC_NO_REGIONS
+                          ? "{\"Regions\":[]}"
+                          : "{\"Regions\":[{\"RegionId\":\"cn-shanghai\"},{\"RegionId\":"
+                            "\"cn-beijing\"},{\"RegionId\":\"cn-hangzhou\"}]}");
     /* Anything else is a mutating call the tests count; answer it as the API would refuse. */
     *status = 400;
     return strdup("{\"Code\":\"Forbidden.Test\",\"Message\":\"not expected\",\"RequestId\":\"R\"}");
@@ -194,7 +206,22 @@ static size_t mutating_calls(srv *s)
     size_t n = 0;
     for (size_t i = 0; i < srv_count(s) && i < MAX_REQS; i++) {
         const char *a = req_action(&s->reqs[i]);
-        if (a == NULL || (strcmp(a, "ListCustomImages") != 0 && strcmp(a, "DescribeImages") != 0))
+        if (a == NULL || (strcmp(a, "ListCustomImages") != 0 && strcmp(a, "DescribeImages") != 0 &&
+                          strcmp(a, "ListRegions") != 0))
+            n++;
+    }
+    return n;
+}
+
+/* Requests of one action (and, when region is not NULL, for that RegionId). */
+static size_t calls_of(srv *s, const char *action, const char *region)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv_count(s) && i < MAX_REQS; i++) {
+        const char *a = req_action(&s->reqs[i]);
+        const char *rg = prov_kvs_get(&s->reqs[i].query, "RegionId");
+        if (a != NULL && strcmp(a, action) == 0 &&
+            (region == NULL || (rg != NULL && strcmp(rg, region) == 0)))
             n++;
     }
     return n;
@@ -414,4 +441,47 @@ Test(regions, removed_region_file_is_pruned_only_with_allow_empty, .timeout = 30
     json_decref(imgs);
     assert_journal_rules(&e);
     env_fini(&e);
+}
+
+/* `regions: all`: one ListRegions (then the day's cache), every region it names observed. */
+Test(observe, regions_all_lists_every_region_once_a_day, .timeout = 120)
+{
+    fixture f;
+    setup(&f, SC_ALL_REGIONS, false, false);
+    write_file(f.e.config, "owner: " OWNER "\nregions: all\n");
+    run_result r = RUN(&f.e, "plan", "-f", f.e.manifest);
+    cr_expect_eq(r.status, 0, "plan exit %d:\n%s", r.status, r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "ListRegions", NULL), 1);
+    const char *want[] = {"cn-beijing", "cn-hangzhou", "cn-shanghai"};
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_eq(calls_of(&f.s, "ListCustomImages", want[i]), 1, "%s", want[i]);
+    char cache[200];
+    snprintf(cache, sizeof(cache), "%s/list-regions.json", f.e.state);
+    char *text = read_file(cache);
+    cr_expect(strstr(text, "cn-beijing") != NULL, "cache: %s", text);
+    free(text);
+    r = RUN(&f.e, "plan", "-f", f.e.manifest);
+    cr_expect_eq(r.status, 0, "second plan exit %d:\n%s", r.status, r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "ListRegions", NULL), 1, "the day's cache was not used");
+    cr_expect_eq(calls_of(&f.s, "ListCustomImages", "cn-beijing"), 2);
+    cr_expect_eq(mutating_calls(&f.s), 0);
+    teardown(&f);
+}
+
+/* An empty ListRegions answer is not "no region": the cycle fails and says why. */
+Test(observe, regions_all_with_empty_answer_fails, .timeout = 120)
+{
+    fixture f;
+    setup(&f, SC_NO_REGIONS, false, false);
+    write_file(f.e.config, "owner: " OWNER "\nregions: all\n");
+    run_result r = RUN(&f.e, "plan", "-f", f.e.manifest);
+    cr_expect_eq(r.status, 1, "plan exit %d:\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "regions: all: ListRegions failed: ListRegions answer rejected") !=
+                  NULL,
+              "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "ListCustomImages", NULL), 0);
+    teardown(&f);
 }
