@@ -21,6 +21,7 @@ const struct option cmd_common_options[] = {
     {"rate-limit", required_argument, NULL, CMD_OPT_RATE_LIMIT},
     {"log-format", required_argument, NULL, CMD_OPT_LOG_FORMAT},
     {"no-color", no_argument, NULL, CMD_OPT_NO_COLOR},
+    {"allow-empty", required_argument, NULL, CMD_OPT_ALLOW_EMPTY},
 };
 const size_t cmd_n_common_options = sizeof(cmd_common_options) / sizeof(cmd_common_options[0]);
 
@@ -99,6 +100,9 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     case CMD_OPT_NO_COLOR:
         ctx->no_color = true;
         return 1;
+    case CMD_OPT_ALLOW_EMPTY:
+        ctx->allow_empty = arg;
+        return 1;
     default:
         return 0;
     }
@@ -154,6 +158,18 @@ int cmd_load_config(cmd_ctx *ctx)
             return -1;
         }
     }
+    if (ctx->allow_empty != NULL) {
+        rc = spec_config_set_allow_empty(&ctx->cfg, ctx->allow_empty);
+        if (rc == -ENOMEM)
+            goto oom;
+        if (rc < 0) {
+            cmd_error(ctx,
+                      "--allow-empty '%s': expected true, false or region ids such as "
+                      "cn-hangzhou,cn-shanghai",
+                      ctx->allow_empty);
+            return -1;
+        }
+    }
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc != '\0')
         ctx->no_color = true;
@@ -175,19 +191,21 @@ const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
 
 void cmd_print_common_help(FILE *out)
 {
-    fprintf(out,
-            "\nCommon options:\n"
-            "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
-            "  -f, --file PATH          manifest file or directory (repeatable)\n"
-            "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
-            "      --profile NAME       credentials profile\n"
-            "      --state-dir DIR      state directory (pacer log, journal, status)\n"
-            "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
-            "      --log-format text|json\n"
-            "  -v, --verbose            more detail (repeatable)\n"
-            "  -q, --quiet              errors only\n"
-            "      --no-color           no ANSI colour (also NO_COLOR)\n"
-            "  -h, --help               this help\n");
+    fprintf(
+        out,
+        "\nCommon options:\n"
+        "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
+        "  -f, --file PATH          manifest file or directory (repeatable)\n"
+        "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
+        "      --profile NAME       credentials profile\n"
+        "      --state-dir DIR      state directory (pacer log, journal, status)\n"
+        "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
+        "      --log-format text|json\n"
+        "      --allow-empty true|false|REGION,...  prune may empty these regions\n"
+        "  -v, --verbose            more detail (repeatable)\n"
+        "  -q, --quiet              errors only\n"
+        "      --no-color           no ANSI colour (also NO_COLOR)\n"
+        "  -h, --help               this help\n");
 }
 
 void cmd_ctx_free(cmd_ctx *ctx)

@@ -575,6 +575,49 @@ static int set_regions(spec_config *cfg, const cfg_key *k, const spec_ynode *v, 
     return 0;
 }
 
+int spec_config_set_allow_empty(spec_config *cfg, const char *arg)
+{
+    if (arg == NULL || *arg == '\0')
+        return -EINVAL;
+    if (strcmp(arg, "true") == 0 || strcmp(arg, "false") == 0) {
+        free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+        cfg->allow_empty_regions = NULL;
+        cfg->n_allow_empty_regions = 0;
+        cfg->allow_empty = strcmp(arg, "true") == 0;
+        return 0;
+    }
+    char *copy = strdup(arg);
+    char **list = calloc(strlen(arg) / 2 + 1, sizeof(*list));
+    size_t n = 0;
+    int rc = copy && list ? 0 : -ENOMEM;
+    char *save = NULL;
+    for (char *t = rc == 0 ? strtok_r(copy, ",", &save) : NULL; t != NULL && rc == 0;
+         t = strtok_r(NULL, ",", &save)) {
+        bool dup = false;
+        for (size_t i = 0; i < n; i++)
+            dup = dup || strcmp(list[i], t) == 0;
+        if (!spec_region_valid(t) || dup)
+            rc = -EINVAL;
+        else if ((list[n] = strdup(t)) == NULL)
+            rc = -ENOMEM;
+        else
+            n++;
+    }
+    /* A list of only commas names nothing, which is not what anyone means. */
+    if (rc == 0 && n == 0)
+        rc = -EINVAL;
+    free(copy);
+    if (rc < 0) {
+        free_regions(list, n);
+        return rc;
+    }
+    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+    cfg->allow_empty_regions = list;
+    cfg->n_allow_empty_regions = n;
+    cfg->allow_empty = false;
+    return 0;
+}
+
 bool spec_config_allow_empty(const spec_config *cfg, const char *region)
 {
     if (cfg->allow_empty)

@@ -72,6 +72,9 @@ void spec_config_free(spec_config *cfg);
 int spec_config_set_rate(spec_config *cfg, const char *arg);
 spec_rate spec_config_rate_for(const spec_config *cfg, const char *action);
 unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
+/* Applies one --allow-empty argument: "true", "false" or comma-separated region ids. Returns 0,
+ * -EINVAL (cfg unchanged) or -ENOMEM. */
+int spec_config_set_allow_empty(spec_config *cfg, const char *arg);
 /* True when prune may empty region: allow_empty is true, or the region is in its list. */
 bool spec_config_allow_empty(const spec_config *cfg, const char *region);
 

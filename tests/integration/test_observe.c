@@ -428,6 +428,22 @@ Test(regions, removed_region_file_is_pruned_only_with_allow_empty, .timeout = 30
         json_decref(imgs);
     }
 
+    /* The flag replaces the config's list: naming another region still refuses. */
+    set_config(&e, "[cn-shanghai]");
+    r = RUN(&e, "apply", "-f", mdir, "--auto-approve", "--allow-empty", "cn-hangzhou,cn-beijing");
+    cr_expect(strstr(r.out, "allow_empty does not name it") != NULL, "apply --allow-empty:\n%s",
+              r.out);
+    run_result_free(&r);
+    imgs = region_images(&e, "cn-shanghai");
+    cr_expect_eq(json_array_size(imgs), 1, "deleted although --allow-empty does not name it");
+    json_decref(imgs);
+    r = RUN(&e, "plan", "-f", mdir, "--allow-empty", "cn-shang hai");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect(strstr(r.out, "--allow-empty 'cn-shang hai': expected true, false or region ids") !=
+                  NULL,
+              "%s", r.out);
+    run_result_free(&r);
+
     /* allow_empty naming the region: its owned image is pruned; Hangzhou keeps its own. */
     set_config(&e, "[cn-shanghai]");
     r = RUN(&e, "apply", "-f", mdir, "--auto-approve");

@@ -305,6 +305,27 @@ Test(config, allow_empty_and_regions, .init = setup, .fini = teardown)
     spec_diags_free(&d);
 }
 
+/* --allow-empty: true, false or comma-separated region ids; anything else leaves cfg as it was. */
+Test(config, set_allow_empty_flag)
+{
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "cn-hangzhou,cn-shanghai"), 0);
+    cr_expect(spec_config_allow_empty(&cfg, "cn-shanghai"));
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-beijing"));
+    const char *bad[] = {"", ",", "yes", "cn-hangzhou,,Shanghai", "cn-a,cn-a", "cn hangzhou"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_expect_eq(spec_config_set_allow_empty(&cfg, bad[i]), -EINVAL, "[%s]", bad[i]);
+        cr_expect(spec_config_allow_empty(&cfg, "cn-hangzhou"), "[%s] changed cfg", bad[i]);
+    }
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "true"), 0);
+    cr_expect(spec_config_allow_empty(&cfg, "cn-beijing"));
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "false"), 0);
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
+    cr_expect_eq(cfg.n_allow_empty_regions, 0);
+    spec_config_free(&cfg);
+}
+
 Test(config, missing_file)
 {
     spec_config cfg;
