@@ -34,6 +34,8 @@ typedef enum scenario {
     SC_ECS_DUPLICATE, /* SWAS fine; DescribeImages lists an id twice */
     SC_ALL_REGIONS,   /* ListRegions names three regions; every listing empty */
     SC_NO_REGIONS,    /* ListRegions answers an empty list */
+    SC_POLL_OK,       /* empty region; the created image polls back available */
+    SC_POLL_WRONG,    /* empty region; the ImageIds poll answers it with RegionId cn-hangzhou */
 } scenario;
 
 static scenario sc;
@@ -67,7 +69,18 @@ static void put_image(FILE *m, bool first, unsigned i, const char *region)
 
 static char *swas_answer(const req_rec *r)
 {
-    if (sc == SC_ALL_REGIONS || sc == SC_NO_REGIONS)
+    if ((sc == SC_POLL_OK || sc == SC_POLL_WRONG) && prov_kvs_get(&r->query, "ImageIds")) {
+        char *buf = NULL;
+        if (asprintf(&buf,
+                     "{\"TotalCount\":1,\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[{"
+                     "\"ImageId\":\"m-new0001\",\"Name\":\"web\",\"Status\":\"1\",\"RegionId\":"
+                     "\"%s\",\"InstanceId\":\"" INSTANCE "\",\"SystemSnapshotId\":\"" SNAPSHOT
+                     "\",\"Tags\":[{\"Key\":\"imgrecon/owner\",\"Value\":\"" OWNER "\"}]}]}",
+                     sc == SC_POLL_OK ? REGION : "cn-hangzhou") < 0)
+            buf = NULL;
+        return buf;
+    }
+    if (sc == SC_ALL_REGIONS || sc == SC_NO_REGIONS || sc == SC_POLL_OK || sc == SC_POLL_WRONG)
         return strdup("{\"TotalCount\":0,\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[]}");
     unsigned page = qnum(r, "PageNumber"), asked = qnum(r, "PageSize");
     unsigned size = asked, total = 120, n_images = 120;
@@ -106,6 +119,8 @@ static char *swas_answer(const req_rec *r)
         break;
     case SC_ALL_REGIONS:
     case SC_NO_REGIONS:
+    case SC_POLL_OK:
+    case SC_POLL_WRONG:
         break; /* answered above */
     }
     if (total_text != NULL)
@@ -160,6 +175,9 @@ static char *answer_fn(const req_rec *r, int *status)
         return swas_answer(r);
     if (a != NULL && strcmp(a, "DescribeImages") == 0)
         return ecs_answer(r);
+    if (a != NULL && strcmp(a, "CreateCustomImage") == 0 &&
+        (sc == SC_POLL_OK || sc == SC_POLL_WRONG))
+        return strdup("{\"RequestId\":\"R-c\",\"ImageId\":\"m-new0001\"}");
     if (a != NULL && strcmp(a, "ListRegions") == 0)
         return strdup(sc == SC_NO_REGIONS
                           ? "{\"Regions\":[]}"
@@ -499,5 +517,37 @@ Test(observe, regions_all_with_empty_answer_fails, .timeout = 120)
               "%s", r.out);
     run_result_free(&r);
     cr_expect_eq(calls_of(&f.s, "ListCustomImages", NULL), 0);
+    teardown(&f);
+}
+
+/* The ImageIds polls that await a creation check the region too: an answer carrying the new
+ * image with another RegionId never completes the step (the control: the right region does). */
+static run_result apply_and_poll(fixture *f, scenario which)
+{
+    setup(f, which, false, false);
+    return RUN(&f->e, "apply", "-f", f->e.manifest, "--auto-approve");
+}
+
+Test(observe, poll_accepts_the_created_image_in_its_region, .timeout = 120)
+{
+    fixture f;
+    run_result r = apply_and_poll(&f, SC_POLL_OK);
+    cr_expect_eq(r.status, 0, "apply exit %d:\n%s", r.status, r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "CreateCustomImage", REGION), 1);
+    teardown(&f);
+}
+
+Test(observe, poll_rejects_the_created_image_from_another_region, .timeout = 120)
+{
+    fixture f;
+    run_result r = apply_and_poll(&f, SC_POLL_WRONG);
+    cr_expect_eq(r.status, 1, "apply exit %d:\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "image m-new0001 has RegionId cn-hangzhou, not the region asked") !=
+                  NULL,
+              "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "CreateCustomImage", REGION), 1);
+    cr_expect_geq(calls_of(&f.s, "ListCustomImages", REGION), 2, "the creation was never polled");
     teardown(&f);
 }
