@@ -178,8 +178,10 @@ static int page_check_counters(page_state *ps, json_t *body, char *msg, size_t c
         return -EPROTO;
     }
     rc = read_counter(body, "PageSize", &size, &bad);
-    if (rc == 0 && size == 0)
-        bad = "is 0", rc = -EPROTO;
+    if (rc == 0 && size == 0) {
+        bad = "is 0";
+        rc = -EPROTO;
+    }
     if (rc == -EPROTO) {
         snprintf(msg, cap, "page %u: PageSize %s", ps->page, bad);
         return -EPROTO;
