@@ -186,6 +186,12 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
                    res->n_skipped, res->n_skipped == 1 ? "" : "s");
         free(calls);
         exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+        /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
+        for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
+            if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
+                cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
+                exit_code = 1;
+            }
     }
     rec_cycle_result_free(res);
     rec_setup_close(&setup);

@@ -436,7 +436,11 @@ Test(regions, removed_region_file_is_pruned_only_with_allow_empty, .timeout = 30
                   "plan (allow_empty %s) does not name the guard:\n%s", refusals[i], r.out);
         run_result_free(&r);
         r = RUN(&e, "apply", "-f", mdir, "--auto-approve");
-        cr_expect(strstr(r.out, "allow_empty does not name it") != NULL, "apply:\n%s", r.out);
+        cr_expect_eq(r.status, 1, "apply (allow_empty %s) exit %d:\n%s", refusals[i], r.status,
+                     r.out);
+        cr_expect(strstr(r.out, "prune refused: cn-shanghai: no custom image is declared in this "
+                                "region and allow_empty does not name it") != NULL,
+                  "apply:\n%s", r.out);
         run_result_free(&r);
         json_t *j = journal_lines(&e);
         cr_expect_eq(count_calls(j, from, "DeleteCustomImage", "*"), 0);
