@@ -4,7 +4,11 @@
  * non-numeric and lying TotalCount, images of another region, ids listed twice, pages that never
  * end. Each must fail the cycle with a message naming the check and without a single mutating
  * call. A server that answers a smaller PageSize than asked is paged correctly (the control that
- * shows the listings here are otherwise taken). */
+ * shows the listings here are otherwise taken). Also against the scripted server: the ImageIds
+ * polls awaiting a creation, `regions: all` (ListRegions and its day's cache) and a malformed
+ * regions.json. Suite "regions", against the real emulator: a region whose manifest file is
+ * removed is pruned only when allow_empty names it, and apply and `run --once` remember the
+ * regions they touch (DESIGN.md "Regions observed"). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,7 +385,7 @@ static json_t *region_images(env *e, const char *region)
 static void set_config(env *e, const char *allow_empty)
 {
     char cfg[256];
-    snprintf(cfg, sizeof(cfg), "owner: " OWNER "\nprune: true\n%s%s\n",
+    snprintf(cfg, sizeof(cfg), "owner: " OWNER "\nprune: true\nmetrics_listen: null\n%s%s\n",
              allow_empty ? "allow_empty: " : "", allow_empty ? allow_empty : "");
     write_file(e->config, cfg);
 }
@@ -553,5 +557,48 @@ Test(observe, poll_rejects_the_created_image_from_another_region, .timeout = 120
     run_result_free(&r);
     cr_expect_eq(calls_of(&f.s, "CreateCustomImage", REGION), 1);
     cr_expect_geq(calls_of(&f.s, "ListCustomImages", REGION), 2, "the creation was never polled");
+    teardown(&f);
+}
+
+/* The daemon remembers too: `run --once` records the regions of the images it created. */
+Test(regions, run_remembers_created_regions, .timeout = 300)
+{
+    env e;
+    env_init(&e);
+    write_two_region_fixture(&e);
+    start_emu(&e, "300ms", NULL);
+    char sh[200], remembered[200];
+    snprintf(sh, sizeof(sh), "%s/shanghai.yaml", e.dir);
+    snprintf(remembered, sizeof(remembered), "%s/regions.json", e.state);
+    write_file(sh, "region: cn-shanghai\ncustom_images:\n  - name: web-s\n    instance_id: " SRV_SH
+                   "\n    system_snapshot_id: s-sys-10\n");
+    set_config(&e, NULL);
+    run_result r = RUN(&e, "run", "-f", sh, "--once");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    char *text = read_file(remembered);
+    cr_expect(strstr(text, "\"" OWNER "\"") != NULL && strstr(text, "cn-shanghai") != NULL &&
+                  strstr(text, "cn-hangzhou") == NULL,
+              "regions.json: %s", text);
+    free(text);
+    env_fini(&e);
+}
+
+/* A regions.json that is not ours stops the cycle before any call, naming the file. */
+Test(observe, malformed_regions_file_stops_the_cycle, .timeout = 120)
+{
+    fixture f;
+    setup(&f, SC_GOOD_SMALL_PAGES, false, false);
+    cr_assert_eq(mkdir(f.e.state, 0700), 0);
+    char path[200];
+    snprintf(path, sizeof(path), "%s/regions.json", f.e.state);
+    write_file(path, "{\"owners\": [\"cn-hangzhou\"]}");
+    run_result r = RUN(&f.e, "plan", "-f", f.e.manifest);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect(strstr(r.out, "cannot read the remembered regions") != NULL &&
+                  strstr(r.out, "regions.json: not an imgrecon regions file") != NULL,
+              "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(calls_of(&f.s, "ListCustomImages", NULL), 0);
     teardown(&f);
 }
