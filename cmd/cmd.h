@@ -19,12 +19,13 @@ typedef struct cmd_ctx {
     const char *state_dir; /* --state-dir */
     const char **rates;    /* --rate-limit, repeatable, applied in order */
     size_t n_rates;
-    const char *log_format; /* --log-format */
-    bool allow_insecure;    /* --allow-insecure-endpoint (config allow_insecure_endpoint) */
-    int verbose;            /* -v count */
-    bool quiet;             /* -q */
-    bool no_color;          /* --no-color or NO_COLOR set */
-    spec_config cfg;        /* defaults, then the file, then the flags */
+    const char *allow_empty; /* --allow-empty true|false|REGION,... */
+    const char *log_format;  /* --log-format */
+    bool allow_insecure;     /* --allow-insecure-endpoint (config allow_insecure_endpoint) */
+    int verbose;             /* -v count */
+    bool quiet;              /* -q */
+    bool no_color;           /* --no-color or NO_COLOR set */
+    spec_config cfg;         /* defaults, then the file, then the flags */
 } cmd_ctx;
 
 /* Long options every subcommand accepts; subcommands append their own. The `val` of each common
@@ -38,6 +39,7 @@ enum {
     CMD_OPT_LOG_FORMAT,
     CMD_OPT_NO_COLOR,
     CMD_OPT_ALLOW_INSECURE,
+    CMD_OPT_ALLOW_EMPTY,
     CMD_OPT_LOCAL /* subcommands number their own options from here */
 };
 #define CMD_COMMON_SHORTOPTS "c:f:vqh"

@@ -199,6 +199,12 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
                       res->plan->owner ? res->plan->owner : "default");
             exit_code = 1;
         }
+        /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
+        for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
+            if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
+                cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
+                exit_code = 1;
+            }
     }
     rec_cycle_result_free(res);
     rec_setup_close(&setup);

@@ -23,6 +23,7 @@ const struct option cmd_common_options[] = {
     {"log-format", required_argument, NULL, CMD_OPT_LOG_FORMAT},
     {"no-color", no_argument, NULL, CMD_OPT_NO_COLOR},
     {"allow-insecure-endpoint", no_argument, NULL, CMD_OPT_ALLOW_INSECURE},
+    {"allow-empty", required_argument, NULL, CMD_OPT_ALLOW_EMPTY},
 };
 const size_t cmd_n_common_options = sizeof(cmd_common_options) / sizeof(cmd_common_options[0]);
 
@@ -103,6 +104,9 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
         return 1;
     case CMD_OPT_ALLOW_INSECURE:
         ctx->allow_insecure = true;
+        return 1;
+    case CMD_OPT_ALLOW_EMPTY:
+        ctx->allow_empty = arg;
         return 1;
     default:
         return 0;
@@ -208,6 +212,18 @@ int cmd_load_config(cmd_ctx *ctx)
             return -1;
         }
     }
+    if (ctx->allow_empty != NULL) {
+        rc = spec_config_set_allow_empty(&ctx->cfg, ctx->allow_empty);
+        if (rc == -ENOMEM)
+            goto oom;
+        if (rc < 0) {
+            cmd_error(ctx,
+                      "--allow-empty '%s': expected true, false or region ids such as "
+                      "cn-hangzhou,cn-shanghai",
+                      ctx->allow_empty);
+            return -1;
+        }
+    }
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc != '\0')
         ctx->no_color = true;
@@ -240,6 +256,7 @@ void cmd_print_common_help(FILE *out)
         "      --state-dir DIR      state directory (pacer log, journal, status)\n"
         "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
         "      --log-format text|json\n"
+        "      --allow-empty true|false|REGION,...  prune may empty these regions\n"
         "  -v, --verbose            more detail (repeatable)\n"
         "  -q, --quiet              errors only\n"
         "      --no-color           no ANSI colour (also NO_COLOR)\n"

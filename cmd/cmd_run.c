@@ -71,6 +71,13 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
             goto fail;
         }
     }
+    if (ctx->allow_empty != NULL && (rc = spec_config_set_allow_empty(cfg, ctx->allow_empty)) < 0) {
+        if (rc != -ENOMEM)
+            spec_diags_add(diags, "--allow-empty", 0, 0,
+                           "'%s': expected true, false or region ids such as cn-hangzhou",
+                           ctx->allow_empty);
+        goto fail;
+    }
     return 0;
 fail:
     spec_config_free(cfg);

@@ -327,6 +327,58 @@ int prov_parse_create(const char *body, size_t len, char **ret_image_id)
     return rc;
 }
 
+static bool region_id_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 64 || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static int cmp_region(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t *ret_n)
+{
+    json_t *root = load_object(body, len);
+    if (root == NULL)
+        return -EPROTO;
+    json_t *items = json_object_get(root, "Regions");
+    if (json_is_object(items))
+        items = json_object_get(items, "Region");
+    size_t n = json_is_array(items) ? json_array_size(items) : 0;
+    int rc = n > 0 ? 0 : -EPROTO;
+    char **v = rc == 0 ? calloc(n, sizeof(*v)) : NULL;
+    if (rc == 0 && v == NULL)
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *id = json_object_get(json_array_get(items, i), "RegionId");
+        if (!json_is_string(id) || !region_id_ok(json_string_value(id), json_string_length(id)))
+            rc = -EPROTO;
+        else if ((v[i] = strdup(json_string_value(id))) == NULL)
+            rc = -ENOMEM;
+    }
+    if (rc == 0)
+        qsort(v, n, sizeof(*v), cmp_region);
+    for (size_t i = 1; rc == 0 && i < n; i++)
+        if (strcmp(v[i - 1], v[i]) == 0)
+            rc = -EPROTO;
+    json_decref(root);
+    if (rc < 0) {
+        for (size_t i = 0; v != NULL && i < n; i++)
+            free(v[i]);
+        free(v);
+        return rc;
+    }
+    *ret_regions = v;
+    *ret_n = n;
+    return 0;
+}
+
 int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
                           char **ret_request_id)
 {

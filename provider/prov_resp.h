@@ -20,4 +20,9 @@ int prov_parse_create(const char *body, size_t len, char **ret_image_id);
 int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
                           char **ret_request_id);
 
+/* ListRegions {"Regions":[{"RegionId":...},...]} (or {"Regions":{"Region":[...]}}): at least one
+ * region, each id of lowercase letters, digits and '-', none twice. *ret_regions (sorted) and
+ * each string are the caller's to free. */
+int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t *ret_n);
+
 #endif

@@ -37,7 +37,11 @@ typedef struct prov_list_filter {
 
 /* list is the callee's; the callback may take its contents (then zero it). */
 typedef void (*prov_list_cb)(prov_image_list *list, const prov_error *err, void *ud);
-/* Every page at PageSize=100. filter may be NULL. */
+/* Every page, asked at PageSize=100 and then at the PageSize the server answers. The list is
+ * handed over only when complete and consistent: TotalCount present, numeric, >= 0 and the same
+ * on every page; exactly TotalCount images, no id twice, each with RegionId == region and among
+ * the ImageIds/ImageNames asked; at most TotalCount / PageSize + 1 pages. Otherwise err is a local
+ * -EPROTO error whose message names the failed check. filter may be NULL. */
 int prov_swas_list_images(prov_client *c, const char *region, const prov_list_filter *filter,
                           prov_list_cb cb, void *ud);
 
@@ -66,10 +70,18 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
                            const char *client_token, prov_done_cb cb, void *ud);
 
 typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
-/* ImageOwnerAlias=self, every status, every page at PageSize=100; image_ids may be NULL. */
+/* ImageOwnerAlias=self, every status, every page; image_ids may be NULL. Checked like
+ * ListCustomImages: TotalCount, the answer's and each image's RegionId when present, only the ids
+ * asked, no id twice. */
 int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
                              size_t n_image_ids, prov_ecs_list_cb cb, void *ud);
 int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_id, bool force,
                           bool dry_run, prov_done_cb cb, void *ud);
+
+/* SWAS ListRegions (paced as its own action, endpoint region cn-hangzhou): regions are the
+ * answer's RegionId values, distinct and sorted (borrowed for the callback); NULL on error. */
+typedef void (*prov_regions_cb)(const char *const *regions, size_t n, const prov_error *err,
+                                void *ud);
+int prov_swas_list_regions(prov_client *c, prov_regions_cb cb, void *ud);
 
 #endif

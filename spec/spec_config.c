@@ -727,6 +727,155 @@ int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allo
     return rc < 0 ? rc : x.rc;
 }
 
+/* Reads a sequence of distinct region ids into a fresh array (caller frees with free_strv);
+ * -EINVAL with a diagnostic at each bad item. what names the key for the message. */
+static int region_list(const spec_ynode *v, const char *what, cfg_ctx *c, char ***ret,
+                       size_t *ret_n)
+{
+    char d[256];
+    int rc = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const char *r = text_of(v->items[i]);
+        if (r == NULL || !spec_region_valid(r)) {
+            rc = bad(c, v->items[i], "'%s' items must be region ids such as cn-hangzhou, got %s",
+                     what, describe(v->items[i], d, sizeof(d)));
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v->items[j]->text, r) == 0)
+                rc = bad(c, v->items[i], "'%s' names %s twice", what, r);
+    }
+    if (rc < 0)
+        return rc;
+    char **list = calloc(v->n ? v->n : 1, sizeof(*list));
+    if (list == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < v->n; i++)
+        if ((list[i] = strdup(v->items[i]->text)) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return -ENOMEM;
+        }
+    *ret = list;
+    *ret_n = v->n;
+    return 0;
+}
+
+static void free_regions(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* allow_empty: a boolean (every region) or a list of the region ids whose desired set may be
+ * empty while prune deletes their owned images. */
+static int set_allow_empty(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    bool b;
+    if (v->kind == SPEC_YSCALAR && spec_ynode_bool(v, &b) == 0) {
+        free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+        cfg->allow_empty_regions = NULL;
+        cfg->n_allow_empty_regions = 0;
+        cfg->allow_empty = b;
+        return 0;
+    }
+    if (v->kind != SPEC_YSEQ)
+        return bad(c, v, "'%s' must be true, false or a list of region ids, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    char **list = NULL;
+    size_t n = 0;
+    int rc = region_list(v, k->name, c, &list, &n);
+    if (rc < 0)
+        return rc;
+    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+    cfg->allow_empty_regions = list;
+    cfg->n_allow_empty_regions = n;
+    cfg->allow_empty = false;
+    return 0;
+}
+
+/* regions: more regions to observe each cycle, a list of region ids or `all` (ListRegions). */
+static int set_regions(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    char **list = NULL;
+    size_t n = 0;
+    bool all = false;
+    if (v->kind == SPEC_YSCALAR && (spec_ynode_is_null(v) || v->len == 0)) {
+        /* The default: none beyond the declared and remembered ones. */
+    } else if (v->kind == SPEC_YSCALAR && text_of(v) != NULL && strcmp(v->text, "all") == 0) {
+        all = true;
+    } else if (v->kind == SPEC_YSEQ) {
+        int rc = region_list(v, k->name, c, &list, &n);
+        if (rc < 0)
+            return rc;
+    } else {
+        return bad(c, v, "'%s' must be a list of region ids or the string all, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    }
+    free_regions(cfg->regions, cfg->n_regions);
+    cfg->regions = list;
+    cfg->n_regions = n;
+    cfg->regions_all = all;
+    return 0;
+}
+
+int spec_config_set_allow_empty(spec_config *cfg, const char *arg)
+{
+    if (arg == NULL || *arg == '\0')
+        return -EINVAL;
+    if (strcmp(arg, "true") == 0 || strcmp(arg, "false") == 0) {
+        free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+        cfg->allow_empty_regions = NULL;
+        cfg->n_allow_empty_regions = 0;
+        cfg->allow_empty = strcmp(arg, "true") == 0;
+        return 0;
+    }
+    char *copy = strdup(arg);
+    char **list = calloc(strlen(arg) / 2 + 1, sizeof(*list));
+    size_t n = 0;
+    int rc = copy && list ? 0 : -ENOMEM;
+    char *save = NULL;
+    for (char *t = rc == 0 ? strtok_r(copy, ",", &save) : NULL; t != NULL && rc == 0;
+         t = strtok_r(NULL, ",", &save)) {
+        bool dup = false;
+        for (size_t i = 0; i < n; i++)
+            dup = dup || strcmp(list[i], t) == 0;
+        if (!spec_region_valid(t) || dup)
+            rc = -EINVAL;
+        else if ((list[n] = strdup(t)) == NULL)
+            rc = -ENOMEM;
+        else
+            n++;
+    }
+    /* A list of only commas names nothing, which is not what anyone means. */
+    if (rc == 0 && n == 0)
+        rc = -EINVAL;
+    free(copy);
+    if (rc < 0) {
+        free_regions(list, n);
+        return rc;
+    }
+    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+    cfg->allow_empty_regions = list;
+    cfg->n_allow_empty_regions = n;
+    cfg->allow_empty = false;
+    return 0;
+}
+
+bool spec_config_allow_empty(const spec_config *cfg, const char *region)
+{
+    if (cfg->allow_empty)
+        return true;
+    for (size_t i = 0; region != NULL && i < cfg->n_allow_empty_regions; i++)
+        if (strcmp(cfg->allow_empty_regions[i], region) == 0)
+            return true;
+    return false;
+}
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 static const cfg_choice signatures[] = {{"v3", SPEC_SIG_V3}, {"v1", SPEC_SIG_V1}, {NULL, 0}};
@@ -740,7 +889,8 @@ static const cfg_key keys[] = {
      NULL},
     {"prune", "false", 0, 0, FIELD(prune), set_bool, NULL},
     {"max_deletes", "5", 0, 1000, FIELD(max_deletes), set_uint, NULL},
-    {"allow_empty", "false", 0, 0, FIELD(allow_empty), set_bool, NULL},
+    {"allow_empty", "false", 0, 0, 0, set_allow_empty, NULL},
+    {"regions", NULL, 0, 0, 0, set_regions, NULL},
     {"suspend", "false", 0, 0, FIELD(suspend), set_bool, NULL},
     {"quotas", "15", 1, 100, 0, set_quotas, NULL},
     {"state_dir", "/var/lib/imgrecon", 0, 0, FIELD(state_dir), set_string, NULL},
@@ -898,6 +1048,8 @@ void spec_config_free(spec_config *cfg)
     free(cfg->metrics_listen);
     free(cfg->profile);
     free(cfg->ca_file);
+    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+    free_regions(cfg->regions, cfg->n_regions);
     memset(cfg, 0, sizeof(*cfg));
 }
 

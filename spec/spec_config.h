@@ -41,10 +41,15 @@ typedef struct spec_config {
     char *owner;      /* value of the imgrecon/owner tag, default "default" */
     char **manifests; /* default {"/var/lib/imgrecon/repo/images"} */
     size_t n_manifests;
-    uint64_t interval_ms;   /* default 5m */
-    bool prune;             /* default false */
-    unsigned max_deletes;   /* default 5 */
-    bool allow_empty;       /* default false */
+    uint64_t interval_ms;       /* default 5m */
+    bool prune;                 /* default false */
+    unsigned max_deletes;       /* default 5 */
+    bool allow_empty;           /* default false; true: every region (see allow_empty_regions) */
+    char **allow_empty_regions; /* `allow_empty: [cn-hangzhou]`: only these regions */
+    size_t n_allow_empty_regions;
+    char **regions; /* more regions to observe (`regions: [..]`); default none */
+    size_t n_regions;
+    bool regions_all;       /* `regions: all`: every region ListRegions names */
     bool suspend;           /* default false: plan and report, change nothing */
     unsigned quota_default; /* default 15 */
     spec_quota *quotas;     /* per-region overrides from `quotas: {cn-hangzhou: 9}` */
@@ -92,6 +97,11 @@ int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allo
 int spec_config_set_rate(spec_config *cfg, const char *arg);
 spec_rate spec_config_rate_for(const spec_config *cfg, const char *action);
 unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
+/* Applies one --allow-empty argument: "true", "false" or comma-separated region ids. Returns 0,
+ * -EINVAL (cfg unchanged) or -ENOMEM. */
+int spec_config_set_allow_empty(spec_config *cfg, const char *arg);
+/* True when prune may empty region: allow_empty is true, or the region is in its list. */
+bool spec_config_allow_empty(const spec_config *cfg, const char *region);
 
 /* Strict parsers: "500ms", "6s", "5m", "1h" (positive integer and unit, nothing else);
  * "10/60s" (calls 1 to SPEC_RATE_CALLS_MAX, window 1ms to SPEC_RATE_WINDOW_MAX_MS). Return 0 or

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rec_cycle.h"
@@ -13,6 +14,9 @@
 #include "rec_observe.h"
 #include "rec_options.h"
 #include "rec_plan.h"
+#include "rec_regions.h"
+
+#define LIST_REGIONS_MAX_AGE_S (24 * 3600)
 
 struct rec_cycle {
     uv_loop_t *loop;
@@ -24,6 +28,12 @@ struct rec_cycle {
     rec_observed *observed;
     rec_exec *exec;
     rec_cycle_result *res;
+    /* The desired set as observed and planned: the manifests' images with the regions widened
+     * by the remembered ones and config `regions` (rec_regions.h). Its images are borrowed. */
+    spec_set view;
+    rec_region_list view_regions; /* owns view.regions' strings */
+    rec_region_list remembered;   /* STATE/regions.json for this owner */
+    rec_region_list listed;       /* ListRegions, for `regions: all` */
     bool stopping;
     bool ending;
 };
@@ -44,6 +54,9 @@ static void on_closed(uv_handle_t *h)
     void *ud = c->ud;
     rec_journal_close(c->journal);
     rec_observed_destroy(c->observed);
+    rec_region_list_clear(&c->view_regions);
+    rec_region_list_clear(&c->remembered);
+    rec_region_list_clear(&c->listed);
     free(c);
     done(res, ud);
 }
@@ -103,6 +116,37 @@ static void learn_quotas(rec_cycle *c, rec_observed *obs)
     rec_journal_close(ro);
 }
 
+static const char *owner_of(const rec_cycle *c)
+{
+    return c->o.cfg->owner ? c->o.cfg->owner : "default";
+}
+
+/* apply and run: remember every region where this owner's images were seen or are about to be
+ * created, before any mutating call, so that removing a region's manifest later still observes
+ * (and, with prune, cleans) it. Writes only when something is new. */
+static int remember_regions(rec_cycle *c, const rec_observed *obs, const rec_plan *plan)
+{
+    if (c->o.state_dir == NULL)
+        return 0;
+    const char *owner = plan->owner ? plan->owner : owner_of(c);
+    bool changed = false;
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < obs->n; i++)
+        for (size_t k = 0; rc >= 0 && k < obs->regions[i].images.n; k++) {
+            const char *o = prov_image_tag(&obs->regions[i].images.v[k], REC_OWNER_TAG);
+            if (o != NULL && strcmp(o, owner) == 0 &&
+                (rc = rec_region_list_add(&c->remembered, obs->regions[i].region)) > 0)
+                changed = true;
+        }
+    for (size_t i = 0; rc >= 0 && i < plan->n_steps; i++)
+        if (plan->steps[i].action == REC_ACT_CREATE &&
+            (rc = rec_region_list_add(&c->remembered, plan->steps[i].region)) > 0)
+            changed = true;
+    if (rc < 0)
+        return rc;
+    return changed ? rec_regions_save(c->o.state_dir, owner, &c->remembered) : 0;
+}
+
 static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 {
     rec_cycle *c = ud;
@@ -150,6 +194,14 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         end(c, 0, NULL);
         return;
     }
+    rc = remember_regions(c, obs, plan);
+    if (rc < 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "cannot record the observed regions in %s/regions.json: %s",
+                 c->o.state_dir, strerror(-rc));
+        end(c, rc, msg);
+        return;
+    }
     if (c->o.confirm != NULL && !c->o.confirm(c->o.ud, plan)) {
         c->res->n_skipped = (unsigned)plan->n_steps;
         end(c, -ECANCELED, "apply cancelled");
@@ -182,6 +234,62 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         end(c, rc, "could not start executing the plan");
 }
 
+/* Observes the declared regions, the remembered ones, config `regions` and, for `regions:
+ * all`, the ListRegions answer (DESIGN.md "Regions observed"). */
+static void observe_view(rec_cycle *c)
+{
+    const spec_set *d = c->o.desired;
+    const spec_config *cfg = c->o.cfg;
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < d->n_regions; i++)
+        rc = rec_region_list_add(&c->view_regions, d->regions[i]);
+    for (size_t i = 0; rc >= 0 && i < c->remembered.n; i++)
+        rc = rec_region_list_add(&c->view_regions, c->remembered.v[i]);
+    for (size_t i = 0; rc >= 0 && i < cfg->n_regions; i++)
+        rc = rec_region_list_add(&c->view_regions, cfg->regions[i]);
+    for (size_t i = 0; rc >= 0 && i < c->listed.n; i++)
+        rc = rec_region_list_add(&c->view_regions, c->listed.v[i]);
+    if (rc < 0) {
+        end(c, rc, "out of memory");
+        return;
+    }
+    c->view = *d;
+    c->view.regions = c->view_regions.v;
+    c->view.n_regions = c->view_regions.n;
+    c->o.desired = &c->view;
+    rc = rec_observe_start(c->o.client, c->o.desired, on_observed, c);
+    if (rc < 0)
+        end(c, rc, "could not start observing");
+}
+
+static void on_regions(const char *const *regions, size_t n, const prov_error *err, void *ud)
+{
+    rec_cycle *c = ud;
+    if (err != NULL) {
+        char *desc = prov_error_describe(err);
+        char msg[768];
+        snprintf(msg, sizeof(msg), "regions: all: ListRegions failed: %s",
+                 desc ? desc : "unknown error");
+        free(desc);
+        end(c, err->sys < 0 ? err->sys : -EIO, msg);
+        return;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < n; i++)
+        rc = rec_region_list_add(&c->listed, regions[i]);
+    if (rc < 0) {
+        end(c, rc, "out of memory");
+        return;
+    }
+    /* A cache: a state directory that cannot be written only costs a call next time. */
+    if (c->o.state_dir != NULL)
+        (void)rec_regions_cache_save(c->o.state_dir, (int64_t)time(NULL), &c->listed);
+    if (c->stopping)
+        end(c, -ECANCELED, "stopped before the cycle began");
+    else
+        observe_view(c);
+}
+
 static void on_defer(uv_timer_t *t)
 {
     rec_cycle *c = t->data;
@@ -189,9 +297,27 @@ static void on_defer(uv_timer_t *t)
         end(c, -ECANCELED, "stopped before the cycle began");
         return;
     }
-    int rc = rec_observe_start(c->o.client, c->o.desired, on_observed, c);
-    if (rc < 0)
-        end(c, rc, "could not start observing");
+    if (c->o.state_dir != NULL) {
+        char *why = NULL;
+        int rc = rec_regions_load(c->o.state_dir, owner_of(c), &c->remembered, &why);
+        if (rc < 0) {
+            char msg[768];
+            snprintf(msg, sizeof(msg), "cannot read the remembered regions: %s",
+                     why ? why : strerror(-rc));
+            free(why);
+            end(c, rc, msg);
+            return;
+        }
+    }
+    if (c->o.cfg->regions_all && (c->o.state_dir == NULL ||
+                                  rec_regions_cache_load(c->o.state_dir, (int64_t)time(NULL),
+                                                         LIST_REGIONS_MAX_AGE_S, &c->listed) < 0)) {
+        int rc = prov_swas_list_regions(c->o.client, on_regions, c);
+        if (rc < 0)
+            end(c, rc, "could not start ListRegions");
+        return;
+    }
+    observe_view(c);
 }
 
 int rec_cycle_start(uv_loop_t *loop, const rec_cycle_opts *opts, rec_cycle_done_cb done, void *ud,

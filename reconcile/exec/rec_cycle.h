@@ -1,4 +1,6 @@
-/* One reconcile cycle: observe -> diff -> plan -> (execute). `imgrecon plan`, `imgrecon apply`
+/* One reconcile cycle: observe -> diff -> plan -> (execute). The regions observed are the
+ * declared ones, the remembered ones and config `regions` (rec_regions.h); apply and run record
+ * new ones before their first mutating call. `imgrecon plan`, `imgrecon apply`
  * and every daemon cycle run this same code path, so what plan shows is what the daemon does.
  * Owned by the executor; the daemon (reconcile/daemon/rec_daemon.c) only calls it. */
 #ifndef REC_CYCLE_H

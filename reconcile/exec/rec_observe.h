@@ -2,7 +2,8 @@
  * Per region one paged ListCustomImages (PageSize=100, one call per 100 images) and, for regions
  * with ecs_images entries, one ECS DescribeImages with the declared ids (self, every status).
  * Regions run in parallel; the client's pacer spaces the calls. Any failure fails the whole
- * observation, so no plan is ever computed from partial state. Called by rec_cycle. */
+ * observation, so no plan is ever computed from partial state; that includes a listing the
+ * provider rejects as incomplete or inconsistent (prov_swas_list_images). Called by rec_cycle. */
 #ifndef REC_OBSERVE_H
 #define REC_OBSERVE_H
 

@@ -816,7 +816,7 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
             text = rec_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
         else if (g.region_refused)
             text = rec_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
-                                "declared in %s and allow_empty is false)",
+                                "declared in %s and allow_empty does not name it)",
                                 b->owner, rc->region);
         else if (g.max_refused)
             text = rec_asprintf("undeclared, owned by '%s': would prune (refused: more than "
@@ -1201,11 +1201,11 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
             break;
         }
         size_t n = opts->prune ? count_prune(&rcs[r], b.owner) : 0;
-        if (n && rcs[r].n_decl == 0 && !opts->allow_empty) {
+        if (n && rcs[r].n_decl == 0 && !rec_options_allow_empty(opts, rcs[r].region)) {
             guards[r].region_refused = true;
             add_note(&b, REC_NOTE_GUARD, rcs[r].region, NULL, NULL,
                      rec_asprintf("%s: no custom image is declared in this region and "
-                                  "allow_empty is false: %zu prune delete(s) refused",
+                                  "allow_empty does not name it: %zu prune delete(s) refused",
                                   rcs[r].region, n),
                      NULL);
         } else {

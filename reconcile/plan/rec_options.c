@@ -7,6 +7,11 @@ static unsigned quota_from_cfg(void *ud, const char *region)
     return spec_config_quota_for(ud, region);
 }
 
+static bool allow_empty_from_cfg(void *ud, const char *region)
+{
+    return spec_config_allow_empty(ud, region);
+}
+
 static spec_rate rate_from_cfg(void *ud, const char *action)
 {
     return spec_config_rate_for(ud, action);
@@ -22,6 +27,7 @@ void rec_options_from_config(rec_options *o, const spec_config *cfg)
     o->prune = cfg->prune;
     o->max_deletes = cfg->max_deletes;
     o->allow_empty = cfg->allow_empty;
+    o->allow_empty_for = allow_empty_from_cfg;
     o->quota_default = cfg->quota_default;
     o->rate_default = cfg->rate_default;
     o->quota_for = quota_from_cfg;

@@ -215,6 +215,13 @@ unsigned rec_options_quota(const rec_options *o, const char *region)
     return o->quota_default;
 }
 
+bool rec_options_allow_empty(const rec_options *o, const char *region)
+{
+    if (o->allow_empty)
+        return true;
+    return o->allow_empty_for != NULL && o->allow_empty_for(o->ud, region);
+}
+
 spec_rate rec_options_rate(const rec_options *o, const char *api_action)
 {
     spec_rate r = o->rate_default;

@@ -72,7 +72,9 @@ typedef struct rec_options {
     const char *owner; /* NULL: "default" */
     bool prune;
     unsigned max_deletes; /* prune deletes allowed per cycle (rec_options_init: 5) */
-    bool allow_empty;
+    bool allow_empty;     /* every region */
+    /* Per region (config `allow_empty: [regions]`); NULL: allow_empty alone decides. */
+    bool (*allow_empty_for)(void *ud, const char *region);
     /* Quota per region; NULL: quota_default for every region. */
     unsigned (*quota_for)(void *ud, const char *region);
     unsigned quota_default; /* rec_options_init: 15 */
@@ -87,6 +89,8 @@ typedef struct rec_options {
 /* Fills the defaults above. */
 void rec_options_init(rec_options *o);
 unsigned rec_options_quota(const rec_options *o, const char *region);
+/* True when prune may delete every owned image of region (its desired set is empty). */
+bool rec_options_allow_empty(const rec_options *o, const char *region);
 spec_rate rec_options_rate(const rec_options *o, const char *api_action);
 
 /* ---- Steps ---- */

@@ -20,6 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     prov_ecs_image_list_free(&ecs);
     if (prov_parse_create(body, size, &id) == 0)
         free(id);
+    char **regions = NULL;
+    size_t n_regions = 0;
+    if (prov_parse_regions(body, size, &regions, &n_regions) == 0) {
+        for (size_t i = 0; i < n_regions; i++)
+            free(regions[i]);
+        free(regions);
+    }
     if (prov_parse_error_body(body, size, &code, &msg, &rid) == 0) {
         free(code);
         free(msg);

@@ -287,8 +287,9 @@ Test(apply, prune_guards_allow_empty_and_max_deletes)
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
     write_file(E.config, "owner: team-a\nprune: true\n");
     run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    cr_expect(strstr(r.out, "allow_empty") != NULL, "guard named:\n%s", r.out);
+    cr_expect_eq(r.status, 1, "a refused prune is not a success:\n%s", r.out);
+    cr_expect(strstr(r.out, "prune refused: cn-hangzhou: no custom image is declared") != NULL,
+              "guard named:\n%s", r.out);
     run_result_free(&r);
     json_t *imgs = state_images(&E);
     cr_expect_eq(json_array_size(imgs), 3, "nothing deleted by the empty set");
@@ -297,7 +298,9 @@ Test(apply, prune_guards_allow_empty_and_max_deletes)
     /* max_deletes 2 < 3 deletes: refused too. */
     write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\nmax_deletes: 2\n");
     r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
-    cr_expect(strstr(r.out, "max_deletes") != NULL, "guard named:\n%s", r.out);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect(strstr(r.out, "prune refused: 3 prune deletes exceed max_deletes (2)") != NULL,
+              "guard named:\n%s", r.out);
     run_result_free(&r);
     imgs = state_images(&E);
     cr_expect_eq(json_array_size(imgs), 3, "nothing deleted over max_deletes");

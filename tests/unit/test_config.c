@@ -280,6 +280,17 @@ static const bad_cfg bad_cfgs[] = {
      "1:17: 'metrics_listen' must name an IP address such as 127.0.0.1 or [::1] (the daemon does "
      "not look names up), got string 'localhost:9780'",
      1},
+    {"allow_empty: yes\n",
+     "1:14: 'allow_empty' must be true, false or a list of region ids, got string 'yes'", 1},
+    {"allow_empty: [cn-hangzhou, Shanghai]\n",
+     "1:28: 'allow_empty' items must be region ids such as cn-hangzhou, got string 'Shanghai'", 1},
+    {"allow_empty: [cn-hangzhou, cn-hangzhou]\n", "1:28: 'allow_empty' names cn-hangzhou twice", 1},
+    {"regions: every\n",
+     "1:10: 'regions' must be a list of region ids or the string all, got string 'every'", 1},
+    {"regions: [all]\n",
+     "1:11: 'regions' items must be region ids such as cn-hangzhou, got string 'all'", 1},
+    {"regions: {cn-hangzhou: 1}\n",
+     "1:10: 'regions' must be a list of region ids or the string all, got a mapping", 1},
     {"- owner: x\n", "1:1: the config file must be a mapping of settings, got a list", 1},
     {"owner: a\n---\nowner: b\n", "3:1: a config file holds one document; this is another", 1},
     {"owner: [\n",
@@ -319,6 +330,54 @@ ParameterizedTest(size_t *i, config, bad, .init = setup, .fini = teardown)
     cr_expect_eq(d.n, c->count, "[%s] %zu diagnostics", c->text, d.n);
     spec_config_free(&cfg);
     spec_diags_free(&d);
+}
+
+/* allow_empty as a boolean or a list of regions; regions as a list or all. */
+Test(config, allow_empty_and_regions, .init = setup, .fini = teardown)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cr_expect(!cfg.regions_all && cfg.n_regions == 0 && cfg.n_allow_empty_regions == 0);
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
+    spec_config_free(&cfg);
+    cr_assert_eq(load(&cfg, &d, "allow_empty: [cn-shanghai]\nregions: [cn-beijing, cn-hangzhou]\n"),
+                 0);
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
+    cr_expect(spec_config_allow_empty(&cfg, "cn-shanghai"));
+    cr_assert_eq(cfg.n_regions, 2);
+    cr_expect_str_eq(cfg.regions[0], "cn-beijing");
+    cr_expect_str_eq(cfg.regions[1], "cn-hangzhou");
+    cr_expect(!cfg.regions_all);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "allow_empty: true\nregions: all\n"), 0);
+    cr_expect(spec_config_allow_empty(&cfg, "cn-hangzhou"));
+    cr_expect(cfg.regions_all);
+    cr_expect_eq(cfg.n_regions, 0);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+}
+
+/* --allow-empty: true, false or comma-separated region ids; anything else leaves cfg as it was. */
+Test(config, set_allow_empty_flag)
+{
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "cn-hangzhou,cn-shanghai"), 0);
+    cr_expect(spec_config_allow_empty(&cfg, "cn-shanghai"));
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-beijing"));
+    const char *bad[] = {"", ",", "yes", "cn-hangzhou,,Shanghai", "cn-a,cn-a", "cn hangzhou"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_expect_eq(spec_config_set_allow_empty(&cfg, bad[i]), -EINVAL, "[%s]", bad[i]);
+        cr_expect(spec_config_allow_empty(&cfg, "cn-hangzhou"), "[%s] changed cfg", bad[i]);
+    }
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "true"), 0);
+    cr_expect(spec_config_allow_empty(&cfg, "cn-beijing"));
+    cr_assert_eq(spec_config_set_allow_empty(&cfg, "false"), 0);
+    cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
+    cr_expect_eq(cfg.n_allow_empty_regions, 0);
+    spec_config_free(&cfg);
 }
 
 Test(config, missing_file)

@@ -764,6 +764,66 @@ ParameterizedTest(struct create_case *c, parse, create)
     }
 }
 
+/* ListRegions: Regions[] (or Regions.Region[]) of RegionId; sorted out, anything odd rejected. */
+struct regions_case {
+    char name[32];
+    char body[160];
+    size_t len;
+    int want;
+    char joined[64]; /* the regions, comma-joined */
+};
+
+ParameterizedTestParameters(parse, regions)
+{
+    static struct regions_case cases[] = {
+        {"good",
+         "{\"Regions\":[{\"RegionId\":\"cn-shanghai\",\"LocalName\":\"x\"},"
+         "{\"RegionId\":\"cn-hangzhou\",\"RegionEndpoint\":\"e\"}]}",
+         0, 0, "cn-hangzhou,cn-shanghai"},
+        {"wrapped", "{\"Regions\":{\"Region\":[{\"RegionId\":\"ap-southeast-1\"}]}}", 0, 0,
+         "ap-southeast-1"},
+        {"empty list", "{\"Regions\":[]}", 0, -EPROTO, ""},
+        {"no Regions", "{\"RequestId\":\"R\"}", 0, -EPROTO, ""},
+        {"Regions string", "{\"Regions\":\"cn-hangzhou\"}", 0, -EPROTO, ""},
+        {"item not object", "{\"Regions\":[\"cn-hangzhou\"]}", 0, -EPROTO, ""},
+        {"RegionId missing", "{\"Regions\":[{\"LocalName\":\"x\"}]}", 0, -EPROTO, ""},
+        {"RegionId number", "{\"Regions\":[{\"RegionId\":5}]}", 0, -EPROTO, ""},
+        {"RegionId empty", "{\"Regions\":[{\"RegionId\":\"\"}]}", 0, -EPROTO, ""},
+        {"RegionId upper", "{\"Regions\":[{\"RegionId\":\"CN-hangzhou\"}]}", 0, -EPROTO, ""},
+        {"RegionId slash", "{\"Regions\":[{\"RegionId\":\"cn/../x\"}]}", 0, -EPROTO, ""},
+        {"RegionId NUL", "{\"Regions\":[{\"RegionId\":\"cn\\u0000x\"}]}", 0, -EPROTO, ""},
+        {"duplicate", "{\"Regions\":[{\"RegionId\":\"cn-a\"},{\"RegionId\":\"cn-a\"}]}", 0, -EPROTO,
+         ""},
+        {"truncated", "{\"Regions\":[{\"RegionId\":\"cn-a\"}", 0, -EPROTO, ""},
+        {"array root", "[{\"RegionId\":\"cn-a\"}]", 0, -EPROTO, ""},
+        {"empty body", "", 0, -EPROTO, ""},
+    };
+    return cr_make_param_array(struct regions_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct regions_case *c, parse, regions)
+{
+    char **v = NULL;
+    size_t n = 99;
+    size_t len = c->len ? c->len : strlen(c->body);
+    int rc = prov_parse_regions(c->body, len, &v, &n);
+    cr_assert_eq(rc, c->want, "[%s] rc %d", c->name, rc);
+    if (rc != 0) {
+        cr_expect_null(v, "[%s] out-parameter written on failure", c->name);
+        cr_expect_eq(n, 99, "[%s] out-parameter written on failure", c->name);
+        return;
+    }
+    char joined[128] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(joined, ",");
+        strncat(joined, v[i], sizeof(joined) - strlen(joined) - 2);
+        free(v[i]);
+    }
+    free(v);
+    cr_expect_str_eq(joined, c->joined, "[%s]", c->name);
+}
+
 Test(parse, create_deep)
 {
     char *deep = gen_deep("[", "]", 100000, "{\"ImageId\":", "}");

@@ -393,6 +393,14 @@ Test(plan, undeclared_images_and_prune)
     cr_assert_eq(fx.plan->estimate.n_delete, 1);
 }
 
+/* allow_empty as a list: only the region allowed_region. */
+static const char *allowed_region;
+static bool allow_only(void *ud, const char *region)
+{
+    (void)ud;
+    return allowed_region != NULL && strcmp(region, allowed_region) == 0;
+}
+
 Test(plan, prune_guard_allow_empty)
 {
     want_region(R1);
@@ -407,8 +415,20 @@ Test(plan, prune_guard_allow_empty)
     cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_GUARD), 1);
     cr_assert_str_eq(note_of(REC_NOTE_GUARD, 0)->text,
                      "cn-hangzhou: no custom image is declared in this region and allow_empty "
-                     "is false: 2 prune delete(s) refused");
-    cr_assert_not_null(strstr(note_of(REC_NOTE_UNMANAGED, 0)->text, "allow_empty is false"));
+                     "does not name it: 2 prune delete(s) refused");
+    cr_assert_not_null(
+        strstr(note_of(REC_NOTE_UNMANAGED, 0)->text, "allow_empty does not name it"));
+    /* allow_empty naming another region does not allow this one; naming it does. */
+    fx.opts.allow_empty_for = allow_only;
+    allowed_region = R2;
+    build();
+    cr_assert_eq(count_action(REC_ACT_DELETE), 0);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_GUARD), 1);
+    allowed_region = R1;
+    build();
+    cr_assert_eq(count_action(REC_ACT_DELETE), 2);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_GUARD), 0);
+    fx.opts.allow_empty_for = NULL;
     fx.opts.allow_empty = true;
     build();
     cr_assert_eq(count_action(REC_ACT_DELETE), 2);
