@@ -151,7 +151,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         free(err);
         goto out_loop;
     }
-    if (setup.note != NULL && ctx->verbose > 0)
+    if (setup.note != NULL)
         fprintf(stderr, "imgrecon: %s\n", setup.note);
 
     rec_cycle_opts co = {

@@ -19,6 +19,7 @@
 #include "rec_cycle.h"
 #include "rec_daemon.h"
 #include "rec_lock.h"
+#include "rec_statedir.h"
 #include "rec_metrics.h"
 #include "rec_notify.h"
 #include "rec_plan.h"
@@ -887,18 +888,14 @@ static int init_handles(rec_dmn *d)
     return rc;
 }
 
-/* Writes `<state_dir>/metrics.addr` (tmp + rename) so that tools find a port-0 listener. */
+/* Writes `<state_dir>/metrics.addr` (unique temp file + rename) so that tools find a port-0
+ * listener. */
 static void write_metrics_addr(rec_dmn *d, const char *addr)
 {
-    char path[4200], tmp[4200];
-    (void)snprintf(path, sizeof(path), "%s/metrics.addr", state_dir(d));
-    (void)snprintf(tmp, sizeof(tmp), "%s/.metrics.addr.%ld", state_dir(d), (long)getpid());
-    FILE *f = fopen(tmp, "we");
-    if (f == NULL)
-        return;
-    fprintf(f, "%s\n", addr);
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
-        (void)unlink(tmp);
+    char text[512];
+    int n = snprintf(text, sizeof(text), "%s\n", addr);
+    if (n > 0 && (size_t)n < sizeof(text))
+        (void)rec_statedir_write_file(state_dir(d), "metrics.addr", text, (size_t)n, 0644);
 }
 
 static int start(rec_dmn *d)
