@@ -125,8 +125,9 @@ int cmd_load_config(cmd_ctx *ctx)
         return -1;
     }
     const char *path = ctx->config_path;
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+    if (path == NULL && !ctx->no_default_config && access(DEFAULT_CONFIG, F_OK) == 0)
         path = DEFAULT_CONFIG;
+    ctx->config_used = path;
     if (path != NULL) {
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);

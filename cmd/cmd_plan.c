@@ -24,6 +24,22 @@ static void usage(FILE *out)
     cmd_print_common_help(out);
 }
 
+/* Saves the plan with the policy and places it was made with, so that `apply FILE` needs no
+ * other flag and refuses settings that disagree. */
+static int save_plan(cmd_ctx *ctx, const rec_setup *setup, const rec_plan *plan, const char *out)
+{
+    size_t n_paths;
+    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    rec_plan_policy pol;
+    int rc =
+        rec_plan_policy_init(&pol, &ctx->cfg, paths, n_paths, setup->state_dir, ctx->config_used);
+    if (rc < 0)
+        return rc;
+    rc = rec_plan_save(plan, &pol, out);
+    rec_plan_policy_clear(&pol);
+    return rc;
+}
+
 int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
@@ -121,7 +137,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         }
         exit_code = 0;
         if (out != NULL) {
-            int src = rec_plan_save(res->plan, out);
+            int src = save_plan(ctx, &setup, res->plan, out);
             if (src < 0) {
                 cmd_error(ctx, "cannot save the plan to %s: %s", out, strerror(-src));
                 exit_code = 1;
