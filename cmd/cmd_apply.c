@@ -29,7 +29,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
                  "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
-                 "re-reads the account, refuses when the plan is stale, and does not ask.\n\n"
+                 "uses the settings the plan was made with (no other flag needed), re-reads the\n"
+                 "account, refuses when anything the saved steps depend on changed or when the\n"
+                 "settings given disagree, runs only the saved steps, and does not ask.\n\n"
                  "  --auto-approve       do not ask for confirmation\n");
     cmd_print_common_help(out);
 }
