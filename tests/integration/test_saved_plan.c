@@ -207,6 +207,39 @@ Test(saved_plan, apply_as_printed_runs_exactly_the_saved_steps)
     assert_journal_rules(&E);
 }
 
+/* The hint works as printed through a shell, also for a file name with a space and a quote. */
+Test(saved_plan, hint_with_awkward_file_name_works_through_a_shell)
+{
+    world();
+    snprintf(planfile, sizeof(planfile), "%s/it's a plan", E.dir);
+    char *arg = plan_out(NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' apply %s", IMGRECON_BIN, arg);
+    free(arg);
+    size_t from = journal_len();
+    char outpath[160];
+    snprintf(outpath, sizeof(outpath), "%s/sh-out.txt", E.dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (out < 0 || chdir(E.dir) < 0)
+            _exit(126);
+        dup2(out, 1);
+        dup2(out, 2);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        unsetenv("IMGRECON_ENDPOINT");
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_expect_eq(status, 0, "%s\n%s", cmd, out);
+    free(out);
+    expect_executed_equals_saved(from);
+}
+
 /* The reproduced fault: planned with prune off (0 deletes), applied with a config that prunes. */
 Test(saved_plan, widened_policy_is_refused)
 {
