@@ -260,7 +260,11 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
     rec_progress_finish(ui.progress);
     if (rc < 0) {
-        cmd_error(ctx, "apply failed: %s", strerror(-rc));
+        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
+                  rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
+                                 "followed there; remove it) in "
+                               : "",
+                  rc == -ELOOP ? setup.state_dir : "");
     } else if (res->rc == -ECANCELED && ui.refused_no_tty) {
         cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
                        "confirmation (use --auto-approve)");

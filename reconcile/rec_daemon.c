@@ -204,7 +204,8 @@ static bool suspend_file(const rec_dmn *d)
 {
     char path[4200];
     (void)snprintf(path, sizeof(path), "%s/suspend", state_dir(d));
-    return access(path, F_OK) == 0;
+    struct stat st; /* any entry suspends, a symlink too: its target is never looked at */
+    return lstat(path, &st) == 0;
 }
 
 /* ---- status, notify and metrics ---- */

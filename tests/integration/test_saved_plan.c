@@ -450,3 +450,54 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
     cr_expect_str_eq(v, "untouched\n");
     free(v);
 }
+
+/* The reproduced attack at the CLI: a state directory open to others is refused with the fix;
+ * once it is safe, a planted journal.jsonl.tmp link is not followed when apply compacts the
+ * journal, and a journal.jsonl link makes apply fail before any change. */
+Test(saved_plan, unsafe_state_dir_refused_and_planted_links_not_followed)
+{
+    world();
+    cr_assert_eq(mkdir(E.state, 0700), 0);
+    cr_assert_eq(chmod(E.state, 0777), 0);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "chmod go-w"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(journal_len(), 0, "no call from an unsafe state directory");
+    cr_assert_eq(chmod(E.state, 0700), 0);
+
+    char victim[160], link[160], jpath[160];
+    snprintf(victim, sizeof(victim), "%s/victim", E.dir);
+    snprintf(link, sizeof(link), "%s/journal.jsonl.tmp", E.state);
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", E.state);
+    write_file(victim, "untouched\n");
+    cr_assert_eq(symlink(victim, link), 0);
+    /* 30 old cycles: more than the 20 kept, so this apply compacts. */
+    FILE *f = fopen(jpath, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 30; i++)
+        fprintf(f, "{\"ts_ms\":%d,\"phase\":\"intent\",\"cycle\":\"old-%d\"}\n", 1000 + i, i);
+    cr_assert_eq(fclose(f), 0);
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    char *v = read_file(victim);
+    cr_expect_str_eq(v, "untouched\n");
+    free(v);
+    char *jtext = read_file(jpath);
+    cr_expect_null(strstr(jtext, "old-0\""), "compacted");
+    cr_expect_not_null(strstr(jtext, "CreateCustomImage"), "this apply's lines are there");
+    free(jtext);
+
+    cr_assert_eq(unlink(jpath), 0);
+    cr_assert_eq(symlink(victim, jpath), 0);
+    size_t from = journal_len();
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-c", ""));
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    v = read_file(victim);
+    cr_expect_str_eq(v, "untouched\n");
+    free(v);
+}
