@@ -501,3 +501,49 @@ Test(saved_plan, unsafe_state_dir_refused_and_planted_links_not_followed)
     cr_expect_str_eq(v, "untouched\n");
     free(v);
 }
+
+/* A running daemon (`imgrecon run`) on the state directory: apply is refused with its pid. */
+Test(saved_plan, apply_refused_while_the_daemon_runs)
+{
+    world();
+    write_file(E.config, "owner: default\nmetrics_listen: 127.0.0.1:0\n");
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    cr_assert_eq(rec_mkdir_p(E.state), 0);
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE), 0);
+    char outpath[160], lockpath[160], status_path[160];
+    snprintf(outpath, sizeof(outpath), "%s/run.txt", E.dir);
+    snprintf(lockpath, sizeof(lockpath), "%s/daemon.lock", E.state);
+    snprintf(status_path, sizeof(status_path), "%s/status.json", E.state);
+    pid_t daemon = spawn_imgrecon(
+        &E, outpath, (const char *const[]){"run", "-f", E.manifest, "--interval", "1h", NULL});
+    /* Wait (bounded, on writes in the state directory) for the daemon's pid in its lock file. */
+    char want[32];
+    snprintf(want, sizeof(want), "%ld\n", (long)daemon);
+    int deadline = mono_ms_now() + 30000;
+    bool locked = false;
+    while (!locked && mono_ms_now() < deadline) {
+        char *text = read_file(lockpath);
+        locked = strcmp(text, want) == 0;
+        free(text);
+        if (!locked) {
+            struct pollfd p = {.fd = ino, .events = POLLIN};
+            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+                char buf[4096];
+                (void)read(ino, buf, sizeof(buf));
+            }
+        }
+    }
+    close(ino);
+    cr_assert(locked, "the daemon never took the lock");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %ld", (long)daemon);
+    cr_expect_not_null(strstr(r.out, pid), "the daemon's pid named:\n%s", r.out);
+    run_result_free(&r);
+    cr_assert_eq(kill(daemon, SIGTERM), 0);
+    int status = wait_child(daemon, RUN_TIMEOUT_MS);
+    cr_expect_eq(status, 0, "daemon exit");
+}
