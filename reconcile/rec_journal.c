@@ -182,19 +182,20 @@ static char *format_line(const rec_journal_entry *e)
     return line;
 }
 
-/* Reads every line of f into j. *ret_valid is the length of the file up to and including its
- * last newline: anything after it is a torn line from a crash, which rec_journal_open cuts. */
+/* Reads every line of f into j. *ret_valid is the length of the file up to the end of its last
+ * valid entry: what follows is a torn line from a crash (no newline) or lines that are not
+ * entries, which rec_journal_open cuts so that the next line is appended on a clean end. */
 static int load(rec_journal *j, FILE *f, off_t *ret_valid)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    off_t valid = 0;
+    off_t end = 0, valid = 0;
     int rc = 0;
     while ((len = getline(&line, &cap, f)) > 0) {
         if (line[len - 1] != '\n')
             break; /* a torn last line: not ours to trust */
-        valid += len;
+        end += len;
         if (len > MAX_LINE)
             continue;
         rec_journal_entry e;
@@ -206,6 +207,7 @@ static int load(rec_journal *j, FILE *f, off_t *ret_valid)
             rc = prc;
             break;
         }
+        valid = end;
     }
     if (rc == 0 && ferror(f))
         rc = -EIO;

@@ -148,6 +148,29 @@ Test(statedir, torn_last_line_is_cut_and_the_next_entry_is_readable)
     cr_assert_null(strstr(read_text(path), "\"act\n"), "the torn fragment is gone");
 }
 
+/* A last line that is complete but not an entry (a crash after a partial write and a newline
+ * from elsewhere) is cut too; garbage in the middle is skipped but left alone. */
+Test(statedir, trailing_invalid_lines_are_cut)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/journal.jsonl", dir);
+    write_text(path, "garbage in the middle\n{\"phase\":\"result\",\"ts_ms\":5,\"action\":\"X\","
+                     "\"client_token\":\"t0\",\"code\":null}\n{\"phase\":\"res\n");
+    rec_journal *j = NULL;
+    cr_assert_eq(rec_journal_open(dir, "c1", 0, &j), 0);
+    add(j, "t1");
+    rec_journal_close(j);
+    const char *text = read_text(path);
+    cr_assert_not_null(strstr(text, "garbage in the middle\n"));
+    cr_assert_null(strstr(text, "\"res\n"), "%s", text);
+    cr_assert_eq(rec_journal_open_readonly(dir, &j), 0);
+    size_t n;
+    (void)rec_journal_entries(j, &n);
+    cr_assert_eq(n, 2);
+    cr_assert(rec_journal_token_used(j, "t1"));
+    rec_journal_close(j);
+}
+
 /* Several processes open (and so compact) and append to one journal at once: every line
  * appended is still there at the end. Each opener keeps 1000 cycles, so compaction only drops
  * cycles that are not ours; the lines are successful results younger than a day, which
