@@ -12,6 +12,8 @@
 typedef struct cmd_ctx {
     const char *prog;
     const char *config_path; /* -c; NULL: /etc/imgrecon/config.yaml when it exists */
+    const char *config_used; /* the config file cmd_load_config read; NULL: none */
+    bool no_default_config;  /* apply PLANFILE made without a config: do not read the default */
     const char **files;      /* -f PATH, repeatable; empty: config manifests */
     size_t n_files;
     const char *endpoint;  /* --endpoint, else IMGRECON_ENDPOINT, else config */

@@ -211,7 +211,7 @@ int cmd_api(cmd_ctx *ctx, int argc, char **argv)
         free(err);
         goto out_loop;
     }
-    if (setup.note != NULL && ctx->verbose > 0)
+    if (setup.note != NULL)
         fprintf(stderr, "imgrecon: %s\n", setup.note);
 
     api_result res = {0};

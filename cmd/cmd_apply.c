@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "rec_cycle.h"
+#include "rec_lock.h"
 #include "rec_plan.h"
 #include "rec_planfile.h"
 #include "rec_progress.h"
@@ -30,7 +31,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
                  "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
-                 "re-reads the account, refuses when the plan is stale, and does not ask.\n\n"
+                 "uses the settings the plan was made with (no other flag needed), re-reads the\n"
+                 "account, refuses when anything the saved steps depend on changed or when the\n"
+                 "settings given disagree, runs only the saved steps, and does not ask.\n\n"
                  "  --auto-approve       do not ask for confirmation\n");
     cmd_print_common_help(out);
 }
@@ -61,6 +64,68 @@ static void on_event(void *ud, const rec_event *ev)
     apply_ui *ui = ud;
     if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
         rec_progress_event(ui->progress, ev);
+}
+
+/* True when both paths name the same file (or, when either is missing, the same text). */
+static bool same_path(const char *a, const char *b)
+{
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra && rb ? strcmp(ra, rb) == 0 : strcmp(a, b) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+/* apply PLANFILE: the settings given now must agree with the ones the plan was made with (a
+ * saved plan computed without prune must never delete because -c says prune: true); then the
+ * recorded endpoint and state directory are used. Prints the first disagreement and returns -1,
+ * or 0. */
+static int adopt_policy(cmd_ctx *ctx, const rec_plan_policy *p)
+{
+    char *why = NULL;
+    if (rec_plan_policy_check(p, &ctx->cfg, &why) < 0) {
+        cmd_error(ctx, "refusing the saved plan: %s", why ? why : "the policy differs");
+        free(why);
+        return -1;
+    }
+    bool files_differ = ctx->n_files > 0 && ctx->n_files != p->n_manifests;
+    for (size_t i = 0; !files_differ && i < ctx->n_files; i++)
+        files_differ = !same_path(ctx->files[i], p->manifests[i]);
+    if (files_differ) {
+        cmd_error(ctx,
+                  "refusing the saved plan: -f names other manifests than the plan was made "
+                  "from (%s%s); apply the plan without -f, or run plan again",
+                  p->n_manifests ? p->manifests[0] : "none", p->n_manifests > 1 ? ", ..." : "");
+        return -1;
+    }
+    if (ctx->state_dir != NULL && !same_path(ctx->state_dir, p->state_dir)) {
+        cmd_error(ctx,
+                  "refusing the saved plan: --state-dir %s differs from %s, the state "
+                  "directory it was made with",
+                  ctx->state_dir, p->state_dir);
+        return -1;
+    }
+    const char *ep = ctx->cfg.endpoint;
+    if (ep != NULL && (p->endpoint == NULL || strcmp(ep, p->endpoint) != 0)) {
+        cmd_error(ctx,
+                  "refusing the saved plan: the endpoint %s differs from %s, the one it "
+                  "was made with",
+                  ep, p->endpoint ? p->endpoint : "the real per-region endpoints");
+        return -1;
+    }
+    char *sd = strdup(p->state_dir);
+    char *e = p->endpoint ? strdup(p->endpoint) : NULL;
+    if (sd == NULL || (p->endpoint && e == NULL)) {
+        free(sd);
+        free(e);
+        cmd_error(ctx, "out of memory");
+        return -1;
+    }
+    free(ctx->cfg.state_dir);
+    ctx->cfg.state_dir = sd;
+    free(ctx->cfg.endpoint);
+    ctx->cfg.endpoint = e;
+    return 0;
 }
 
 int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
@@ -97,26 +162,39 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    if (cmd_load_config(ctx) < 0)
-        return 1;
-
     rec_plan *saved = NULL;
+    rec_plan_policy policy;
+    memset(&policy, 0, sizeof(policy));
     if (planfile != NULL) {
         /* As with Terraform, a saved plan is the approval: it was reviewed when it was made,
-         * and a stale one is refused below. */
+         * and a stale one is refused. */
         ui.auto_approve = true;
         char *perr = NULL;
-        int prc = rec_plan_load(planfile, &saved, &perr);
+        int prc = rec_plan_load(planfile, &saved, &policy, &perr);
         if (prc < 0) {
-            cmd_error(ctx, "%s: %s", planfile, perr ? perr : strerror(-prc));
+            cmd_error(ctx, "%s", perr ? perr : strerror(-prc));
             free(perr);
             return 1;
         }
         free(perr);
+        /* The config the plan was made with, unless -c names one (then it must agree). */
+        if (ctx->config_path == NULL) {
+            ctx->config_path = policy.config;
+            ctx->no_default_config = true;
+        }
+    }
+    if (cmd_load_config(ctx) < 0 || (saved != NULL && adopt_policy(ctx, &policy) < 0)) {
+        rec_plan_free(saved);
+        rec_plan_policy_clear(&policy);
+        return 1;
     }
 
     size_t n_paths;
     const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    if (saved != NULL) {
+        paths = (const char *const *)policy.manifests;
+        n_paths = policy.n_manifests;
+    }
     spec_diags diags;
     spec_diags_init(&diags);
     spec_set *desired = NULL;
@@ -125,6 +203,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     spec_diags_free(&diags);
     if (rc < 0) {
         rec_plan_free(saved);
+        rec_plan_policy_clear(&policy);
         return 1;
     }
 
@@ -135,6 +214,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         cmd_error(ctx, "out of memory");
         spec_set_free(desired);
         rec_plan_free(saved);
+        rec_plan_policy_clear(&policy);
         return 1;
     }
 
@@ -145,16 +225,30 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         goto out;
     }
     rec_setup setup;
+    rec_lock *lock = NULL;
     char *err = NULL;
-    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL};
+    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL || saved != NULL};
     rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
     if (rc < 0) {
         cmd_error(ctx, "%s", err ? err : "setup failed");
         free(err);
         goto out_loop;
     }
-    if (setup.note != NULL && ctx->verbose > 0)
+    if (setup.note != NULL)
         fprintf(stderr, "imgrecon: %s\n", setup.note);
+    /* One writer per state directory: the daemon and other applies hold the same lock. */
+    long holder = 0;
+    rc = rec_lock_acquire(setup.state_dir, &lock, &holder);
+    if (rc == -EWOULDBLOCK) {
+        cmd_error(ctx,
+                  "another imgrecon process (pid %ld) is working on the state directory %s "
+                  "(it holds %s/daemon.lock); refusing to run alongside it",
+                  holder, setup.state_dir, setup.state_dir);
+        goto out_setup;
+    } else if (rc < 0) {
+        cmd_error(ctx, "cannot lock %s/daemon.lock: %s", setup.state_dir, strerror(-rc));
+        goto out_setup;
+    }
 
     rec_cycle_opts co = {
         .desired = desired,
@@ -168,7 +262,11 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
     rec_progress_finish(ui.progress);
     if (rc < 0) {
-        cmd_error(ctx, "apply failed: %s", strerror(-rc));
+        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
+                  rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
+                                 "followed there; remove it) in "
+                               : "",
+                  rc == -ELOOP ? setup.state_dir : "");
     } else if (res->rc == -ECANCELED && ui.refused_no_tty) {
         cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
                        "confirmation (use --auto-approve)");
@@ -207,6 +305,8 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
             }
     }
     rec_cycle_result_free(res);
+out_setup:
+    rec_lock_release(lock);
     rec_setup_close(&setup);
     (void)uv_run(&loop, UV_RUN_DEFAULT);
     rec_setup_free(&setup);
@@ -217,5 +317,6 @@ out:
     rec_progress_free(ui.progress);
     spec_set_free(desired);
     rec_plan_free(saved);
+    rec_plan_policy_clear(&policy);
     return exit_code;
 }

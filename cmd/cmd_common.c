@@ -163,7 +163,7 @@ int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
 
 const char *cmd_config_path(const cmd_ctx *ctx)
 {
-    if (ctx->config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+    if (ctx->config_path == NULL && !ctx->no_default_config && access(DEFAULT_CONFIG, F_OK) == 0)
         return DEFAULT_CONFIG;
     return ctx->config_path;
 }
@@ -178,6 +178,7 @@ int cmd_load_config(cmd_ctx *ctx)
         return -1;
     }
     const char *path = cmd_config_path(ctx);
+    ctx->config_used = path;
     ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL) {
         spec_diags_init(&diags);

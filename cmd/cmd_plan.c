@@ -26,6 +26,42 @@ static void usage(FILE *out)
     cmd_print_common_help(out);
 }
 
+/* Prints s so that a shell reads it back as one word (the apply hint must work as printed):
+ * as is when it holds only safe characters, else in single quotes. */
+static void print_shell_word(FILE *f, const char *s)
+{
+    if (*s != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "_./-+:=@%,") == strlen(s)) {
+        fputs(s[0] == '-' ? "./" : "", f); /* never read as an option */
+        fputs(s, f);
+        return;
+    }
+    fputs(s[0] == '-' ? "'./" : "'", f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+/* Saves the plan with the policy and places it was made with, so that `apply FILE` needs no
+ * other flag and refuses settings that disagree. */
+static int save_plan(cmd_ctx *ctx, const rec_setup *setup, const rec_plan *plan, const char *out)
+{
+    size_t n_paths;
+    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    rec_plan_policy pol;
+    int rc =
+        rec_plan_policy_init(&pol, &ctx->cfg, paths, n_paths, setup->state_dir, ctx->config_used);
+    if (rc < 0)
+        return rc;
+    rc = rec_plan_save(plan, &pol, out);
+    rec_plan_policy_clear(&pol);
+    return rc;
+}
+
 int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
@@ -98,7 +134,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         free(err);
         goto out_loop;
     }
-    if (setup.note != NULL && ctx->verbose > 0)
+    if (setup.note != NULL)
         fprintf(stderr, "imgrecon: %s\n", setup.note);
 
     rec_cycle_opts co = {.desired = desired, .execute = false};
@@ -123,14 +159,16 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         }
         exit_code = 0;
         if (out != NULL) {
-            int src = rec_plan_save(res->plan, out);
+            int src = save_plan(ctx, &setup, res->plan, out);
             if (src < 0) {
                 cmd_error(ctx, "cannot save the plan to %s: %s", out, strerror(-src));
                 exit_code = 1;
             } else if (!json && !ctx->quiet) {
                 printf("\nSaved the plan to %s. To perform exactly these actions, run:\n"
-                       "    imgrecon apply %s\n",
-                       out, out);
+                       "    imgrecon apply ",
+                       out);
+                print_shell_word(stdout, out);
+                putchar('\n');
             }
         }
         if (exit_code == 0 && detailed && rec_plan_n_changes(res->plan) > 0)

@@ -24,8 +24,9 @@ static void usage(FILE *out)
     cmd_print_common_help(out);
 }
 
-/* The per-user directory `imgrecon run` falls back to when state_dir cannot be created. */
-static int read_fallback(rec_status *st)
+/* The per-user directory `imgrecon run` falls back to when state_dir cannot be created; says
+ * on stderr that it is read and why (never a silent switch of directory). */
+static int read_fallback(const cmd_ctx *ctx, int why, rec_status *st)
 {
     char dir[4096];
     const char *xdg = getenv("XDG_STATE_HOME");
@@ -36,7 +37,11 @@ static int read_fallback(rec_status *st)
         (void)snprintf(dir, sizeof(dir), "%s/.local/state/imgrecon", home);
     else
         return -ENOENT;
-    return rec_status_read(dir, st);
+    int rc = rec_status_read(dir, st);
+    if (rc == 0)
+        fprintf(stderr, "%s: %s/status.json: %s; showing the per-user fallback %s\n",
+                ctx->prog ? ctx->prog : "imgrecon", ctx->cfg.state_dir, strerror(-why), dir);
+    return rc;
 }
 
 int cmd_status(cmd_ctx *ctx, int argc, char **argv)
@@ -80,7 +85,8 @@ int cmd_status(cmd_ctx *ctx, int argc, char **argv)
         return 1;
     rec_status st;
     rc = rec_status_read(ctx->cfg.state_dir, &st);
-    if ((rc == -ENOENT || rc == -EACCES) && ctx->state_dir == NULL && read_fallback(&st) == 0)
+    if ((rc == -ENOENT || rc == -EACCES) && ctx->state_dir == NULL &&
+        read_fallback(ctx, rc, &st) == 0)
         rc = 0;
     if (rc == -ENOENT) {
         cmd_error(ctx, "no status in %s yet: has 'imgrecon run' started with this state directory?",

@@ -38,6 +38,7 @@
 #include <openssl/evp.h>
 
 #include "prov_pacer.h"
+#include "prov_statedir.h" /* the one state-directory file helper (reconcile/) */
 
 #define PACER_HEADER "imgrecon-pacer 1"
 #define PACER_KEY_MAX 200
@@ -52,8 +53,8 @@ typedef struct pacer_key {
 } pacer_key;
 
 struct prov_pacer {
-    char *path; /* NULL: in memory */
-    char *tmp_path;
+    char *path;      /* NULL: in memory */
+    char *dir;       /* the state directory; NULL: in memory */
     int lock_fd;     /* -1 in memory */
     pacer_key *keys; /* in memory: the state; file mode: scratch for one operation */
     size_t n_keys;
@@ -109,16 +110,17 @@ int prov_pacer_open(const char *state_dir, prov_pacer **ret)
     int rc = -ENOMEM;
     char *lock_path = path_join(state_dir, "pacer.lock");
     p->path = path_join(state_dir, "pacer.log");
-    p->tmp_path = path_join(state_dir, "pacer.log.tmp");
-    if (!lock_path || !p->path || !p->tmp_path)
+    p->dir = strdup(state_dir);
+    if (!lock_path || !p->path || !p->dir)
         goto fail;
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
         rc = -errno;
         goto fail;
     }
-    p->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Every file in the state directory goes through prov_statedir (no symlink is followed). */
+    p->lock_fd = prov_statedir_open(state_dir, "pacer.lock", O_RDWR | O_CREAT, 0600);
     if (p->lock_fd < 0) {
-        rc = -errno;
+        rc = p->lock_fd;
         goto fail;
     }
     free(lock_path);
@@ -138,7 +140,7 @@ void prov_pacer_free(prov_pacer *p)
     if (p->lock_fd >= 0)
         (void)close(p->lock_fd);
     free(p->path);
-    free(p->tmp_path);
+    free(p->dir);
     free(p);
 }
 
@@ -240,9 +242,15 @@ static int parse_key_line(prov_pacer *p, char *line)
 static int load_file(prov_pacer *p, uint64_t now)
 {
     keys_clear(p);
-    FILE *f = fopen(p->path, "re");
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
+    int fd = prov_statedir_open(p->dir, "pacer.log", O_RDONLY, 0);
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int e = -errno;
+        (void)close(fd);
+        return e;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -295,14 +303,16 @@ static int load_file(prov_pacer *p, uint64_t now)
 /* Writes p->keys to the temp file and renames it over the data file (lock held). */
 static int save_file(prov_pacer *p, uint64_t now)
 {
-    int fd = open(p->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char *tmp = NULL;
+    int fd = prov_statedir_mktemp(p->dir, "pacer.log", &tmp);
     if (fd < 0)
-        return -errno;
+        return fd;
     FILE *f = fdopen(fd, "w");
     if (!f) {
         int e = -errno;
         (void)close(fd);
-        (void)unlink(p->tmp_path);
+        (void)unlink(tmp);
+        free(tmp);
         return e;
     }
     fprintf(f, "%s\n", PACER_HEADER);
@@ -318,12 +328,15 @@ static int save_file(prov_pacer *p, uint64_t now)
     int rc = 0;
     if (fflush(f) != 0 || ferror(f))
         rc = -EIO;
+    if (rc == 0 && fsync(fileno(f)) != 0)
+        rc = -errno;
     if (fclose(f) != 0 && rc == 0)
         rc = -EIO;
-    if (rc == 0 && rename(p->tmp_path, p->path) != 0)
-        rc = -errno;
-    if (rc < 0)
-        (void)unlink(p->tmp_path);
+    if (rc == 0)
+        rc = prov_statedir_commit(p->dir, tmp, "pacer.log");
+    else
+        (void)unlink(tmp);
+    free(tmp);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #include "rec_daemon.h"
 #include "rec_fights.h"
 #include "rec_lock.h"
+#include "prov_statedir.h"
 #include "rec_metrics.h"
 #include "rec_notify.h"
 #include "rec_plan.h"
@@ -198,7 +199,8 @@ static bool suspend_file(const rec_dmn *d)
 {
     char path[4200];
     (void)snprintf(path, sizeof(path), "%s/suspend", state_dir(d));
-    return access(path, F_OK) == 0;
+    struct stat st; /* any entry suspends, a symlink too: its target is never looked at */
+    return lstat(path, &st) == 0;
 }
 
 /* ---- status, notify and metrics ---- */
@@ -860,18 +862,14 @@ static int init_handles(rec_dmn *d)
     return rc;
 }
 
-/* Writes `<state_dir>/metrics.addr` (tmp + rename) so that tools find a port-0 listener. */
+/* Writes `<state_dir>/metrics.addr` (unique temp file + rename) so that tools find a port-0
+ * listener. */
 static void write_metrics_addr(rec_dmn *d, const char *addr)
 {
-    char path[4200], tmp[4200];
-    (void)snprintf(path, sizeof(path), "%s/metrics.addr", state_dir(d));
-    (void)snprintf(tmp, sizeof(tmp), "%s/.metrics.addr.%ld", state_dir(d), (long)getpid());
-    FILE *f = fopen(tmp, "we");
-    if (f == NULL)
-        return;
-    fprintf(f, "%s\n", addr);
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
-        (void)unlink(tmp);
+    char text[512];
+    int n = snprintf(text, sizeof(text), "%s\n", addr);
+    if (n > 0 && (size_t)n < sizeof(text))
+        (void)prov_statedir_write_file(state_dir(d), "metrics.addr", text, (size_t)n, 0644);
 }
 
 /* Start step: the config (logged when invalid), the log format and the interval. */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rec_lock.h"
+#include "prov_statedir.h"
 
 struct rec_lock {
     int fd;
@@ -41,11 +42,10 @@ int rec_lock_acquire(const char *state_dir, rec_lock **ret, long *ret_holder_pid
     char *path = rec_lock_path_for(state_dir);
     if (path == NULL)
         return -ENOMEM;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = prov_statedir_open(state_dir, "daemon.lock", O_RDWR | O_CREAT, 0644);
     if (fd < 0) {
-        rc = -errno;
         free(path);
-        return rc;
+        return fd;
     }
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EINTR)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "rec_status.h"
+#include "prov_statedir.h"
 
 void rec_status_clear(rec_status *st)
 {
@@ -305,53 +306,25 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
 int rec_status_write(const char *state_dir, const rec_status *st)
 {
     char *text;
-    char path[4096], tmp[4096];
     int rc = rec_status_to_json(st, &text);
     if (rc < 0)
         return rc;
-    if (snprintf(path, sizeof(path), "%s/status.json", state_dir) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.status.json.%ld", state_dir, (long)getpid()) >=
-            (int)sizeof(tmp)) {
-        free(text);
-        return -ENAMETOOLONG;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        free(text);
-        return rc;
-    }
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
+    rc = prov_statedir_write_file(state_dir, "status.json", text, strlen(text), 0644);
     free(text);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        (void)unlink(tmp);
     return rc;
 }
 
 int rec_status_read(const char *state_dir, rec_status *ret)
 {
-    char path[4096];
-    if (snprintf(path, sizeof(path), "%s/status.json", state_dir) >= (int)sizeof(path))
-        return -ENAMETOOLONG;
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -errno;
+    int fd = prov_statedir_open(state_dir, "status.json", O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    FILE *f = fdopen(fd, "r");
+    if (f == NULL) {
+        int err = -errno;
+        (void)close(fd);
+        return err;
+    }
     char *text = NULL;
     size_t len = 0, cap = 0;
     int rc = 0;

@@ -147,6 +147,47 @@ static int remember_regions(rec_cycle *c, const rec_observed *obs, const rec_pla
     return changed ? rec_regions_save(c->o.state_dir, owner, &c->remembered) : 0;
 }
 
+/* apply PLANFILE: the plan just computed (under the saved policy, which cmd/ enforces) must
+ * agree with every saved step (rec_plan_check_saved); then a copy of the saved plan replaces it,
+ * so exactly the saved steps run. Steps found now on unrelated addresses are not run; a warning
+ * says how many. Returns 0, or ends the cycle (-ESTALE naming the first difference) and returns
+ * a negative errno. */
+static int use_saved(rec_cycle *c, const rec_options *ro)
+{
+    char *why = NULL;
+    size_t unrelated = 0;
+    int rc = rec_plan_check_saved(c->o.saved, c->res->plan, c->observed, &unrelated, &why);
+    if (rc < 0) {
+        char *msg = NULL;
+        if (rc == -ESTALE &&
+            asprintf(&msg, "the saved plan is stale: %s; run plan again", why ? why : "") < 0)
+            msg = NULL;
+        end(c, rc, msg ? msg : "could not check the saved plan");
+        free(msg);
+        free(why);
+        return rc;
+    }
+    rec_plan *copy = NULL;
+    rc = rec_plan_copy(c->o.saved, &copy);
+    if (rc == 0 && unrelated > 0) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "%zu step%s needed now %s not in the saved plan and will not run; run plan "
+                 "again to see them",
+                 unrelated, unrelated == 1 ? "" : "s", unrelated == 1 ? "is" : "are");
+        rc = rec_plan_add_warning(copy, text);
+    }
+    if (rc < 0) {
+        rec_plan_free(copy);
+        end(c, rc, "out of memory");
+        return rc;
+    }
+    rec_plan_estimate(copy, ro);
+    rec_plan_free(c->res->plan);
+    c->res->plan = copy;
+    return 0;
+}
+
 static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 {
     rec_cycle *c = ud;
@@ -174,21 +215,9 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         return;
     }
     free(perr);
+    if (c->o.saved != NULL && use_saved(c, &ro) < 0)
+        return;
     rec_plan *plan = c->res->plan;
-    if (c->o.saved != NULL) {
-        if (strcmp(c->o.saved->fp.desired, plan->fp.desired) != 0) {
-            end(c, -ESTALE,
-                "the saved plan is stale: the manifests (or owner) changed since it was made; "
-                "run plan again");
-            return;
-        }
-        if (strcmp(c->o.saved->fp.observed, plan->fp.observed) != 0) {
-            end(c, -ESTALE,
-                "the saved plan is stale: the account's images changed since it was made; run "
-                "plan again");
-            return;
-        }
-    }
     emit(c, REC_EV_PLANNED, NULL, (unsigned)plan->n_steps);
     if (!c->o.execute) {
         end(c, 0, NULL);

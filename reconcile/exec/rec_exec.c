@@ -74,6 +74,9 @@ typedef struct xcall {
 } xcall;
 
 static void pump(rec_exec *x);
+static void step_fail(xstep *s, const char *what);
+static int journal_line(rec_exec *x, rec_journal_phase phase, const xstep *s, const char *api,
+                        const char *token, const char *image_id, const char *code);
 
 static void hist_record(rec_exec *x, const char *api)
 {
@@ -146,13 +149,42 @@ static int set_str(char **dst, const char *src)
     return 0;
 }
 
-/* Writes a journal line; failure to journal stops further mutating calls (crash safety would
- * be lost), which the caller handles by failing the step. */
+/* Writes a journal line. Any failure stops further mutating calls in this run (crash safety
+ * would be lost): an intent that cannot be written fails its step before the call; a result
+ * that cannot be written fails the step after it (see journal_result). */
 static int journal(rec_exec *x, rec_journal_phase phase, const xstep *s, const char *api,
                    const char *token, const char *image_id, const char *code)
 {
     if (x->o.journal == NULL)
         return 0;
+    int rc = journal_line(x, phase, s, api, token, image_id, code);
+    if (rc < 0 && !x->stopping) {
+        x->stopping = true;
+        uv_timer_stop(&x->poll_timer);
+    }
+    return rc;
+}
+
+/* After a call: writes its result; when that fails, the step fails (the call happened but is
+ * not recorded) and nothing else is started. Returns true when the result was written. */
+static bool journal_result(rec_exec *x, xstep *s, const char *api, const char *token,
+                           const char *image_id, const char *code)
+{
+    int rc = journal(x, REC_JOURNAL_RESULT, s, api, token, image_id, code);
+    if (rc == 0)
+        return true;
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "the call was made but its result could not be written to the journal (%s); "
+             "stopping: no further changes in this run",
+             strerror(-rc));
+    step_fail(s, msg);
+    return false;
+}
+
+static int journal_line(rec_exec *x, rec_journal_phase phase, const xstep *s, const char *api,
+                        const char *token, const char *image_id, const char *code)
+{
     rec_journal_entry e = {
         .phase = phase,
         .address = s->step->address,
@@ -420,10 +452,15 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
             .code = err->code,
             .quota = region_count_now(x, s->step->region),
         };
-        (void)rec_journal_append(x->o.journal, &e);
-    } else {
-        (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, err ? NULL : image_id,
-                      err ? (err->code ? err->code : "local") : NULL);
+        if (rec_journal_append(x->o.journal, &e) < 0 && !x->stopping) {
+            x->stopping = true; /* a lost result: no further mutating call (see journal) */
+            uv_timer_stop(&x->poll_timer);
+        }
+    } else if (!journal_result(x, s, c->api, c->token, err ? NULL : image_id,
+                               err ? (err->code ? err->code : "local") : NULL)) {
+        xcall_free(c);
+        pump(x);
+        return;
     }
     if (err == NULL && image_id != NULL) {
         start_await(s, image_id);
@@ -541,9 +578,10 @@ static void on_simple(const prov_error *err, void *ud)
     x->inflight--;
     hist_record(x, c->api);
     const char *img = target_image(s);
-    (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, img,
-                  err ? (err->code ? err->code : "local") : NULL);
-    if (err == NULL && c->inserted_unshare) {
+    if (!journal_result(x, s, c->api, c->token, img,
+                        err ? (err->code ? err->code : "local") : NULL)) {
+        /* Failed and stopped: nothing more for this step. */
+    } else if (err == NULL && c->inserted_unshare) {
         /* The inserted unshare is done: retry the delete under a new token. */
         s->state = REC_STEP_PENDING;
         rec_step_set_generation(s->step, x->o.owner, s->step->generation + 1);

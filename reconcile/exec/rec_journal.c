@@ -1,23 +1,27 @@
 /* The crash-safety journal: append-only JSONL with an fsync per line (see rec_journal.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "prov_pacer.h"
 #include "rec_journal.h"
+#include "prov_statedir.h"
 
 #define JOURNAL_FILE "journal.jsonl"
 #define MAX_LINE (64 * 1024)
 
 struct rec_journal {
-    int fd;
-    char *path;
+    int fd;     /* O_APPEND, -1 when read-only */
+    char *dir;  /* the state directory */
+    char *path; /* <dir>/journal.jsonl */
     char *cycle;
     rec_journal_entry *v;
     size_t n, cap;
@@ -178,31 +182,22 @@ static char *format_line(const rec_journal_entry *e)
     return line;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads every complete line of fd into j. */
-static int load(rec_journal *j, FILE *f)
+/* Reads every line of f into j. *ret_valid is the length of the file up to the end of its last
+ * valid entry: what follows is a torn line from a crash (no newline) or lines that are not
+ * entries, which rec_journal_open cuts so that the next line is appended on a clean end. */
+static int load(rec_journal *j, FILE *f, off_t *ret_valid)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    off_t end = 0, valid = 0;
     int rc = 0;
     while ((len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n' || len > MAX_LINE)
-            continue; /* a torn last line or garbage: not ours to trust */
+        if (line[len - 1] != '\n')
+            break; /* a torn last line: not ours to trust */
+        end += len;
+        if (len > MAX_LINE)
+            continue;
         rec_journal_entry e;
         int prc = parse_line(line, (size_t)len - 1, &e);
         if (prc == -EPROTO)
@@ -212,8 +207,12 @@ static int load(rec_journal *j, FILE *f)
             rc = prc;
             break;
         }
+        valid = end;
     }
+    if (rc == 0 && ferror(f))
+        rc = -EIO;
     free(line);
+    *ret_valid = valid;
     return rc;
 }
 
@@ -259,18 +258,10 @@ static int compact(rec_journal *j, unsigned keep)
     if (cut == 0)
         return 0;
 
-    size_t plen = strlen(j->path);
-    char *tmp = malloc(plen + 5);
-    if (tmp == NULL)
-        return -ENOMEM;
-    memcpy(tmp, j->path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int err = -errno;
-        free(tmp);
-        return err;
-    }
+    char *tmp = NULL;
+    int fd = prov_statedir_mktemp(j->dir, JOURNAL_FILE, &tmp);
+    if (fd < 0)
+        return fd;
     unsigned char *keep_flags = calloc(j->n, 1);
     if (keep_flags == NULL) {
         (void)close(fd);
@@ -297,19 +288,18 @@ static int compact(rec_journal *j, unsigned keep)
             rc = -ENOMEM;
             break;
         }
-        rc = write_all(fd, line, strlen(line));
+        rc = rec_write_all(fd, line, strlen(line));
         free(line);
     }
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, j->path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        /* The old file stays as it was; so does memory. */
+    if (rc == 0)
+        rc = prov_statedir_commit(j->dir, tmp, JOURNAL_FILE);
+    else
         (void)unlink(tmp);
-    } else {
+    if (rc == 0) {
         size_t kept = 0;
         for (size_t i = 0; i < j->n; i++) {
             if (keep_flags[i])
@@ -324,38 +314,92 @@ static int compact(rec_journal *j, unsigned keep)
     return rc;
 }
 
-/* Allocates a journal for `<state_dir>/journal.jsonl` named cycle_id and reads every complete
- * line of the file (a missing file is an empty journal). The file is not opened for writing.
- * Shared by rec_journal_open and rec_journal_open_readonly. */
-static int journal_read(const char *state_dir, const char *cycle_id, rec_journal **ret)
+/* Allocates a journal for `<state_dir>/journal.jsonl` named cycle_id; nothing is opened. */
+static int journal_new(const char *state_dir, const char *cycle_id, rec_journal **ret)
 {
     rec_journal *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return -ENOMEM;
     j->fd = -1;
-    size_t dlen = strlen(state_dir);
-    j->path = malloc(dlen + sizeof("/" JOURNAL_FILE));
+    j->dir = strdup(state_dir);
+    j->path = prov_statedir_path(state_dir, JOURNAL_FILE);
     j->cycle = strdup(cycle_id);
-    int rc = -ENOMEM;
-    if (j->path == NULL || j->cycle == NULL)
-        goto fail;
-    memcpy(j->path, state_dir, dlen);
-    memcpy(j->path + dlen, "/" JOURNAL_FILE, sizeof("/" JOURNAL_FILE));
-    FILE *f = fopen(j->path, "re");
-    if (f != NULL) {
-        rc = load(j, f);
-        fclose(f);
-        if (rc < 0)
-            goto fail;
-    } else if (errno != ENOENT) {
-        rc = -errno;
-        goto fail;
+    if (j->dir == NULL || j->path == NULL || j->cycle == NULL) {
+        rec_journal_close(j);
+        return -ENOMEM;
     }
     *ret = j;
     return 0;
-fail:
-    rec_journal_close(j);
+}
+
+/* Reads every line of fd from the start (fd stays open). */
+static int read_fd(rec_journal *j, int fd, off_t *ret_valid)
+{
+    int dfd = dup(fd);
+    if (dfd < 0)
+        return -errno;
+    FILE *f = fdopen(dfd, "r");
+    if (f == NULL) {
+        int rc = -errno;
+        (void)close(dfd);
+        return rc;
+    }
+    int rc = fseeko(f, 0, SEEK_SET) < 0 ? -errno : load(j, f, ret_valid);
+    (void)fclose(f);
     return rc;
+}
+
+/* True when fd (locked) is still the file named by path. */
+static bool is_current(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Opens the journal for appending and takes its flock. Compaction renames a new file over the
+ * name while holding the old file's lock, so after the lock is granted the name is checked to
+ * still be the file locked; otherwise the new file is opened and locked instead. Returns the
+ * locked fd or a negative errno. */
+static int open_locked(rec_journal *j)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = prov_statedir_open(j->dir, JOURNAL_FILE, O_RDWR | O_APPEND | O_CREAT, 0600);
+        if (fd < 0)
+            return fd;
+        int rc = 0;
+        while (flock(fd, LOCK_EX) < 0)
+            if (errno != EINTR) {
+                rc = -errno;
+                break;
+            }
+        if (rc == 0 && is_current(fd, j->path))
+            return fd;
+        (void)close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+/* Makes j->fd the current journal file, locked: the fd already held when the name still points
+ * at it, else a fresh one (see open_locked). */
+static int relock(rec_journal *j)
+{
+    if (j->fd >= 0) {
+        int rc;
+        while ((rc = flock(j->fd, LOCK_EX)) < 0 && errno == EINTR)
+            ;
+        if (rc == 0 && is_current(j->fd, j->path))
+            return 0;
+        (void)close(j->fd);
+        j->fd = -1;
+    }
+    int fd = open_locked(j);
+    if (fd < 0)
+        return fd;
+    j->fd = fd;
+    return 0;
 }
 
 int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
@@ -364,17 +408,32 @@ int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_
     if (state_dir == NULL || cycle_id == NULL || ret == NULL)
         return -EINVAL;
     rec_journal *j = NULL;
-    int rc = journal_read(state_dir, cycle_id, &j);
+    int rc = journal_new(state_dir, cycle_id, &j);
     if (rc < 0)
         return rc;
-    rc = compact(j, keep_cycles ? keep_cycles : 20);
-    if (rc == -ENOMEM)
-        goto fail; /* other compaction failures leave the old file, still valid */
-    j->fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (j->fd < 0) {
+    rc = relock(j);
+    if (rc < 0)
+        goto fail;
+    off_t valid = 0;
+    rc = read_fd(j, j->fd, &valid);
+    if (rc < 0)
+        goto fail;
+    /* A torn last line (a crash mid-append) is cut away; otherwise the next line would be
+     * glued to it and lost. */
+    struct stat st;
+    if (fstat(j->fd, &st) == 0 && st.st_size > valid &&
+        (ftruncate(j->fd, valid) < 0 || fsync(j->fd) < 0)) {
         rc = -errno;
         goto fail;
     }
+    rc = compact(j, keep_cycles ? keep_cycles : 20);
+    if (rc == -ENOMEM)
+        goto fail; /* other compaction failures leave the old file, still valid */
+    /* After a compaction the name is a new file: move to it (its lock is free). */
+    rc = relock(j);
+    if (rc < 0)
+        goto fail;
+    (void)flock(j->fd, LOCK_UN);
     *ret = j;
     return 0;
 fail:
@@ -386,7 +445,24 @@ int rec_journal_open_readonly(const char *state_dir, rec_journal **ret)
 {
     if (state_dir == NULL || ret == NULL)
         return -EINVAL;
-    return journal_read(state_dir, "read-only", ret);
+    rec_journal *j = NULL;
+    int rc = journal_new(state_dir, "read-only", &j);
+    if (rc < 0)
+        return rc;
+    int fd = prov_statedir_open(state_dir, JOURNAL_FILE, O_RDONLY, 0);
+    if (fd >= 0) {
+        off_t valid;
+        rc = read_fd(j, fd, &valid);
+        (void)close(fd);
+    } else if (fd != -ENOENT) {
+        rc = fd;
+    }
+    if (rc < 0) {
+        rec_journal_close(j);
+        return rc;
+    }
+    *ret = j;
+    return 0;
 }
 
 void rec_journal_close(rec_journal *j)
@@ -398,9 +474,31 @@ void rec_journal_close(rec_journal *j)
     for (size_t i = 0; i < j->n; i++)
         entry_free(&j->v[i]);
     free(j->v);
+    free(j->dir);
     free(j->path);
     free(j->cycle);
     free(j);
+}
+
+/* Appends one line under the journal's flock, following a compaction by another process to
+ * the new file, and after a torn line left by a crashed writer (so ours stays whole). */
+static int append_line(rec_journal *j, const char *line)
+{
+    int rc = relock(j);
+    if (rc < 0)
+        return rc;
+    struct stat st;
+    char last = '\n';
+    if (fstat(j->fd, &st) == 0 && st.st_size > 0 && pread(j->fd, &last, 1, st.st_size - 1) != 1)
+        last = '\n';
+    if (last != '\n')
+        rc = rec_write_all(j->fd, "\n", 1);
+    if (rc == 0)
+        rc = rec_write_all(j->fd, line, strlen(line));
+    if (rc == 0 && fdatasync(j->fd) < 0)
+        rc = -errno;
+    (void)flock(j->fd, LOCK_UN);
+    return rc;
 }
 
 int rec_journal_append(rec_journal *j, const rec_journal_entry *e)
@@ -426,10 +524,8 @@ int rec_journal_append(rec_journal *j, const rec_journal_entry *e)
         entry_free(&copy);
         return -ENOMEM;
     }
-    rc = write_all(j->fd, line, strlen(line));
+    rc = append_line(j, line);
     free(line);
-    if (rc == 0 && fdatasync(j->fd) < 0)
-        rc = -errno;
     if (rc == 0)
         rc = push_entry(j, &copy);
     if (rc < 0)

@@ -29,9 +29,13 @@ typedef struct rec_journal_entry {
 
 typedef struct rec_journal rec_journal;
 
-/* Opens (creating 0600 when missing) `<state_dir>/journal.jsonl`, reads every complete line
- * (a torn last line from a crash is ignored), and compacts the file when it holds more than
- * keep_cycles cycles (0: 20) by rewriting the lines of the last keep_cycles cycles atomically.
+/* Opens (creating 0600 when missing) `<state_dir>/journal.jsonl` through prov_statedir (no
+ * symlink followed; -ELOOP when it is one), reads every complete line, cuts what follows the
+ * last valid entry (a torn line from a crash, trailing garbage) so that the next line starts
+ * clean, and compacts the file when it holds more than keep_cycles cycles (0: 20) by writing the
+ * lines of the last keep_cycles cycles to a unique temp file renamed over it. Reading, cutting
+ * and compacting happen under the file's flock, and every append takes it too and follows a
+ * compaction by another process to the new file, so concurrent writers lose no line.
  * cycle_id names the lines this process writes. Returns 0 or a negative errno. */
 int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_cycles,
                      rec_journal **ret);

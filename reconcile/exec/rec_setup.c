@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rec_setup.h"
+#include "prov_statedir.h"
 
 int rec_mkdir_p(const char *dir)
 {
@@ -126,7 +127,9 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         int frc = fb ? rec_mkdir_p(fb) : -ENOENT;
         if (frc == 0) {
             char note[4096];
-            snprintf(note, sizeof(note), "state directory %s is not usable (%s); using %s",
+            snprintf(note, sizeof(note),
+                     "state directory %s is not usable (%s); using %s instead (set "
+                     "--state-dir or state_dir to choose)",
                      cfg->state_dir, strerror(-rc), fb);
             s->note = strdup(note);
             s->state_dir = fb;
@@ -145,6 +148,10 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         rc = -ENOMEM;
         goto fail;
     }
+    /* An unsafe directory is refused, never replaced by another one behind the user's back. */
+    rc = prov_statedir_check(s->state_dir, &errmsg);
+    if (rc < 0)
+        goto fail;
 
     prov_cred_opts copts = {.profile = cfg->profile, .use_metadata = s->opts.use_metadata};
     char *cmsg = NULL;

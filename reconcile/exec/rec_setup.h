@@ -34,7 +34,7 @@ typedef struct rec_setup_opts {
 typedef struct rec_setup {
     const spec_config *cfg; /* borrowed; must outlive the setup */
     char *state_dir;        /* the directory actually used (may be the fallback) */
-    char *note;             /* for -v: why a fallback directory was chosen; NULL otherwise */
+    char *note;             /* why a fallback directory was chosen (always shown); NULL otherwise */
     prov_credential cred;
     prov_pacer *pacer;
     prov_client *client;
@@ -44,7 +44,9 @@ typedef struct rec_setup {
 } rec_setup;
 
 /* Prepares the state directory (created 0700 when missing; when it cannot be created and
- * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`),
+ * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`,
+ * with s->note saying which and why; callers print it), refuses an unsafe one
+ * (prov_statedir_check),
  * resolves credentials with cfg->profile, opens the pacer there and builds the client with the
  * config's endpoint, signature, rates and CA file. On failure returns a negative errno and
  * *ret_errmsg (malloc'd, no secrets) says what went wrong; s is then already cleaned up. */

@@ -1,6 +1,8 @@
-/* Saved plans (DESIGN.md "Saved plans"): `plan --out FILE` writes the plan's JSON document (the
- * same one `plan --json` prints, plus "kind": "imgrecon-plan"); `apply FILE` reads it back here,
- * and rec_cycle compares its fingerprint with a fresh observation to refuse a stale plan.
+/* Saved plans (DESIGN.md "Saved plans do exactly what they showed"): `plan --out FILE` writes
+ * the plan's JSON document (the same one `plan --json` prints, plus "kind": "imgrecon-plan" and
+ * the "policy" it was made with); `apply FILE` reads it back here, uses the recorded policy, and
+ * rec_cycle checks the saved steps against a fresh observation (rec_plancheck.c) before it
+ * executes exactly those steps.
  * Everything read is validated: a hand-edited or truncated file gets a clear error, never a
  * crash, and a step whose client_token does not match its inputs is refused. */
 #include <errno.h>
@@ -13,48 +15,197 @@
 
 #include "rec_plan_int.h"
 #include "rec_planfile.h"
+#include "prov_statedir.h"
 
 #define PLAN_KIND "imgrecon-plan"
 
-/* Writes via "<path>.tmp" + rename so that a crash never leaves half a plan behind. */
-int rec_plan_save(const rec_plan *plan, const char *path)
+/* An absolute form of path (realpath when it exists, else joined to the working directory);
+ * malloc'd or NULL on allocation failure. */
+static char *abs_path(const char *path)
+{
+    char *r = realpath(path, NULL);
+    if (r != NULL || path[0] == '/')
+        return r ? r : strdup(path);
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return strdup(path);
+    return rec_asprintf("%s/%s", cwd, path);
+}
+
+void rec_plan_policy_clear(rec_plan_policy *p)
+{
+    if (p == NULL)
+        return;
+    free(p->owner);
+    for (size_t i = 0; i < p->n_quotas; i++)
+        free(p->quotas[i].region);
+    free(p->quotas);
+    for (size_t i = 0; i < p->n_manifests; i++)
+        free(p->manifests[i]);
+    free(p->manifests);
+    free(p->endpoint);
+    free(p->state_dir);
+    free(p->config);
+    memset(p, 0, sizeof(*p));
+}
+
+int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char *const *manifests,
+                         size_t n_manifests, const char *state_dir, const char *config_path)
+{
+    memset(p, 0, sizeof(*p));
+    bool ok = true;
+    p->owner = strdup(cfg->owner ? cfg->owner : "default");
+    p->prune = cfg->prune;
+    p->max_deletes = cfg->max_deletes;
+    p->allow_empty = cfg->allow_empty;
+    p->quota_default = cfg->quota_default;
+    p->quotas = cfg->n_quotas ? calloc(cfg->n_quotas, sizeof(*p->quotas)) : NULL;
+    ok = p->owner && (cfg->n_quotas == 0 || p->quotas);
+    for (size_t i = 0; ok && i < cfg->n_quotas; i++) {
+        p->quotas[p->n_quotas].limit = cfg->quotas[i].limit;
+        ok = (p->quotas[p->n_quotas++].region = strdup(cfg->quotas[i].region)) != NULL;
+    }
+    p->manifests = n_manifests ? calloc(n_manifests, sizeof(*p->manifests)) : NULL;
+    ok = ok && (n_manifests == 0 || p->manifests);
+    for (size_t i = 0; ok && i < n_manifests; i++)
+        ok = (p->manifests[p->n_manifests++] = abs_path(manifests[i])) != NULL;
+    if (ok && cfg->endpoint)
+        ok = (p->endpoint = strdup(cfg->endpoint)) != NULL;
+    if (ok && state_dir)
+        ok = (p->state_dir = abs_path(state_dir)) != NULL;
+    if (ok && config_path)
+        ok = (p->config = abs_path(config_path)) != NULL;
+    if (!ok) {
+        rec_plan_policy_clear(p);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The quota the policy gives region (the per-region override, else the default). */
+static unsigned policy_quota(const rec_plan_policy *p, const char *region)
+{
+    for (size_t i = 0; i < p->n_quotas; i++)
+        if (strcmp(p->quotas[i].region, region) == 0)
+            return p->quotas[i].limit;
+    return p->quota_default;
+}
+
+static const char *yes_no(bool b)
+{
+    return b ? "true" : "false";
+}
+
+int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char **ret_error)
+{
+    const char *owner = cfg->owner ? cfg->owner : "default";
+    char *msg = NULL;
+    const char *tail = "; run plan again with these settings, or apply the saved plan without "
+                       "them (it records its own)";
+    if (strcmp(p->owner, owner) != 0)
+        msg = rec_asprintf("owner: the saved plan was made with '%s', the settings given now say "
+                           "'%s'%s",
+                           p->owner, owner, tail);
+    else if (p->prune != cfg->prune)
+        msg = rec_asprintf("prune: the saved plan was made with %s, the settings given now say "
+                           "%s%s",
+                           yes_no(p->prune), yes_no(cfg->prune), tail);
+    else if (p->max_deletes != cfg->max_deletes)
+        msg = rec_asprintf("max_deletes: the saved plan was made with %u, the settings given now "
+                           "say %u%s",
+                           p->max_deletes, cfg->max_deletes, tail);
+    else if (p->allow_empty != cfg->allow_empty)
+        msg = rec_asprintf("allow_empty: the saved plan was made with %s, the settings given now "
+                           "say %s%s",
+                           yes_no(p->allow_empty), yes_no(cfg->allow_empty), tail);
+    else if (p->quota_default != cfg->quota_default)
+        msg = rec_asprintf("quotas.default: the saved plan was made with %u, the settings given "
+                           "now say %u%s",
+                           p->quota_default, cfg->quota_default, tail);
+    for (size_t i = 0; msg == NULL && i < cfg->n_quotas + p->n_quotas; i++) {
+        const char *region =
+            i < cfg->n_quotas ? cfg->quotas[i].region : p->quotas[i - cfg->n_quotas].region;
+        unsigned was = policy_quota(p, region), now = spec_config_quota_for(cfg, region);
+        if (was != now)
+            msg = rec_asprintf("quotas.%s: the saved plan was made with %u, the settings given "
+                               "now say %u%s",
+                               region, was, now, tail);
+    }
+    if (msg == NULL)
+        return 0;
+    if (ret_error != NULL)
+        *ret_error = msg;
+    else
+        free(msg);
+    return -ESTALE;
+}
+
+static json_t *policy_json(const rec_plan_policy *p)
+{
+    json_t *o = json_object(), *q = json_object(), *m = json_array();
+    int bad = !o || !q || !m;
+    for (size_t i = 0; !bad && i < p->n_quotas; i++)
+        bad |= json_object_set_new(q, p->quotas[i].region, json_integer(p->quotas[i].limit));
+    for (size_t i = 0; !bad && i < p->n_manifests; i++)
+        bad |= json_array_append_new(m, json_string(p->manifests[i]));
+    if (bad) {
+        json_decref(o);
+        json_decref(q);
+        json_decref(m);
+        return NULL;
+    }
+    bad |= json_object_set_new(o, "owner", json_string(p->owner));
+    bad |= json_object_set_new(o, "prune", json_boolean(p->prune));
+    bad |= json_object_set_new(o, "max_deletes", json_integer(p->max_deletes));
+    bad |= json_object_set_new(o, "allow_empty", json_boolean(p->allow_empty));
+    bad |= json_object_set_new(o, "quota_default", json_integer(p->quota_default));
+    bad |= json_object_set_new(o, "quotas", q);
+    bad |= json_object_set_new(o, "manifests", m);
+    bad |= json_object_set_new(o, "endpoint", p->endpoint ? json_string(p->endpoint) : json_null());
+    bad |=
+        json_object_set_new(o, "state_dir", p->state_dir ? json_string(p->state_dir) : json_null());
+    bad |= json_object_set_new(o, "config", p->config ? json_string(p->config) : json_null());
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Writes via a unique temp file next to path + rename, so that a crash never leaves half a
+ * plan behind and a planted "<path>.tmp" is never followed. */
+int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const char *path)
 {
     if (!plan || !path)
         return -EINVAL;
     json_t *doc = rec_plan_json(plan);
     if (!doc)
         return -ENOMEM;
-    if (json_object_set_new(doc, "kind", json_string(PLAN_KIND)) != 0) {
+    json_t *pj = policy ? policy_json(policy) : NULL;
+    if (json_object_set_new(doc, "kind", json_string(PLAN_KIND)) != 0 || (policy && !pj) ||
+        (pj && json_object_set_new(doc, "policy", pj) != 0)) {
         json_decref(doc);
         return -ENOMEM;
     }
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
-    char *tmp = rec_asprintf("%s.tmp", path);
+    char *tmp = rec_asprintf("%s.XXXXXX", path);
     if (!text || !tmp) {
         free(text);
         free(tmp);
         return -ENOMEM;
     }
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         goto out;
     }
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (rc == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
-        rc = -EIO;
+    rc = rec_write_all(fd, text, strlen(text));
+    if (rc == 0)
+        rc = rec_write_all(fd, "\n", 1);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
@@ -428,7 +579,86 @@ static void parse_doc(loader *l, rec_plan *pl, json_t *doc)
         parse_notes(l, pl, doc, &cap);
 }
 
-int rec_plan_load(const char *path, rec_plan **ret, char **ret_error)
+/* Reads the "policy" object into p (see rec_plan_policy). */
+static void parse_policy(loader *l, json_t *doc, rec_plan_policy *p)
+{
+    json_t *o = json_object_get(doc, "policy");
+    if (!json_is_object(o)) {
+        fail(l, "the plan records no policy (made by an older imgrecon); run plan again");
+        return;
+    }
+    json_t *prune = json_object_get(o, "prune"), *empty = json_object_get(o, "allow_empty");
+    json_t *q = json_object_get(o, "quotas"), *m = json_object_get(o, "manifests");
+    if (!get_str(l, o, "owner", &p->owner, true, "policy", 0) ||
+        !get_str(l, o, "endpoint", &p->endpoint, false, "policy", 0) ||
+        !get_str(l, o, "state_dir", &p->state_dir, true, "policy", 0) ||
+        !get_str(l, o, "config", &p->config, false, "policy", 0))
+        return;
+    if (!json_is_boolean(prune) || !json_is_boolean(empty) ||
+        !get_uint(o, "max_deletes", &p->max_deletes) ||
+        !get_uint(o, "quota_default", &p->quota_default) || !json_is_object(q) ||
+        !json_is_array(m)) {
+        fail(l, "policy: a field is missing or has the wrong type");
+        return;
+    }
+    p->prune = json_is_true(prune);
+    p->allow_empty = json_is_true(empty);
+    size_t nq = json_object_size(q), nm = json_array_size(m);
+    p->quotas = nq ? calloc(nq, sizeof(*p->quotas)) : NULL;
+    p->manifests = nm ? calloc(nm, sizeof(*p->manifests)) : NULL;
+    if ((nq && !p->quotas) || (nm && !p->manifests)) {
+        l->rc = -ENOMEM;
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(q, k, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000) {
+            fail(l, "policy: quotas.%s is not a count", k);
+            return;
+        }
+        p->quotas[p->n_quotas].limit = (unsigned)json_integer_value(v);
+        if ((p->quotas[p->n_quotas++].region = strdup(k)) == NULL) {
+            l->rc = -ENOMEM;
+            return;
+        }
+    }
+    for (size_t i = 0; i < nm; i++) {
+        json_t *e = json_array_get(m, i);
+        if (!json_is_string(e)) {
+            fail(l, "policy: a manifest path is not a string");
+            return;
+        }
+        if ((p->manifests[p->n_manifests++] = strdup(json_string_value(e))) == NULL) {
+            l->rc = -ENOMEM;
+            return;
+        }
+    }
+}
+
+int rec_plan_copy(const rec_plan *plan, rec_plan **ret)
+{
+    json_t *doc = rec_plan_json(plan);
+    if (!doc || json_object_set_new(doc, "kind", json_string(PLAN_KIND)) != 0) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    loader l = {0};
+    rec_plan *pl = calloc(1, sizeof(*pl));
+    if (pl)
+        parse_doc(&l, pl, doc);
+    json_decref(doc);
+    free(l.err);
+    if (!pl || l.rc < 0) {
+        rec_plan_free(pl);
+        return -ENOMEM; /* our own document always parses; only allocation can fail */
+    }
+    *ret = pl;
+    return 0;
+}
+
+int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy, char **ret_error)
 {
     if (!path || !ret)
         return -EINVAL;
@@ -453,9 +683,14 @@ int rec_plan_load(const char *path, rec_plan **ret, char **ret_error)
         json_decref(doc);
         return -ENOMEM;
     }
+    rec_plan_policy pol;
+    memset(&pol, 0, sizeof(pol));
     parse_doc(&l, pl, doc);
+    if (l.rc == 0 && ret_policy)
+        parse_policy(&l, doc, &pol);
     json_decref(doc);
     if (l.rc < 0) {
+        rec_plan_policy_clear(&pol);
         rec_plan_free(pl);
         if (ret_error && l.rc == -EINVAL)
             *ret_error = rec_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
@@ -464,5 +699,7 @@ int rec_plan_load(const char *path, rec_plan **ret, char **ret_error)
     }
     free(l.err);
     *ret = pl;
+    if (ret_policy)
+        *ret_policy = pol;
     return 0;
 }

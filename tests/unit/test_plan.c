@@ -911,10 +911,10 @@ Test(plan, planfile_round_trip)
     mixed_world();
     build();
     snprintf(plan_path, sizeof(plan_path), "/tmp/imgrecon-plan-%d.json", (int)getpid());
-    cr_assert_eq(rec_plan_save(fx.plan, plan_path), 0);
+    cr_assert_eq(rec_plan_save(fx.plan, NULL, plan_path), 0);
     rec_plan *loaded = NULL;
     char *err = NULL;
-    cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), 0, "%s", err ? err : "");
+    cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), 0, "%s", err ? err : "");
     cr_assert(rec_fingerprint_equal(&loaded->fp, &fx.plan->fp));
     cr_assert_eq(loaded->n_steps, fx.plan->n_steps);
     cr_assert_eq(loaded->n_changes, fx.plan->n_changes);
@@ -943,21 +943,21 @@ Test(plan, planfile_round_trip)
     *tok = *tok == 'a' ? 'b' : 'a';
     write_text(plan_path, text);
     free(text);
-    cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -EINVAL);
+    cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "client_token does not match"), "%s", err);
     free(err);
     err = NULL;
-    write_text(plan_path, "{\"format_version\": \"1.1\", \"kind\": \"imgrecon-plan\"");
-    cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -EINVAL);
+    write_text(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
+    cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     free(err);
     err = NULL;
     write_text(plan_path, "{\"format_version\": \"9\", \"kind\": \"imgrecon-plan\"}");
-    cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -EINVAL);
+    cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "unsupported format_version"), "%s", err);
     free(err);
     err = NULL;
     cr_assert_eq(unlink(plan_path), 0);
-    cr_assert_eq(rec_plan_load(plan_path, &loaded, &err), -ENOENT);
+    cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -ENOENT);
     free(err);
 }
 

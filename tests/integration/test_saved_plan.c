@@ -1,0 +1,549 @@
+/* Saved plans do exactly what they showed (DESIGN.md "Saved plans do exactly what they
+ * showed", "One writer per state directory"), against the real emulator: `apply FILE` as plan
+ * prints it works with no other flag and executes only the saved steps; settings that widen or
+ * narrow the policy are refused; a manifest entry or an image a saved step depends on that
+ * changed is refused, naming image and field; unrelated changes do not stale the plan. Also:
+ * apply refuses to run while another process holds the state directory's lock, and a journal
+ * result that cannot be written stops the next mutating call. */
+#include <sys/file.h>
+
+#include "apply_support.h"
+#include "rec_lock.h"
+#include "rec_setup.h"
+
+#define SRV0 "ace0706b2ac4454d984295a94213ab00"
+
+static env E;
+static char planfile[160];
+
+static void setup(void)
+{
+    env_init(&E);
+    snprintf(planfile, sizeof(planfile), "%s/p.plan", E.dir);
+}
+
+static void teardown(void)
+{
+    env_fini(&E);
+}
+
+TestSuite(saved_plan, .init = setup, .fini = teardown, .timeout = 300);
+
+#define IMG(name, extra)                                                                           \
+    "  - name: " name "\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n" extra
+
+#define FIX(id, name, shared, tags)                                                                \
+    "      - image_id: " id "\n        name: " name "\n        instance_id: " SRV0                 \
+    "\n        system_snapshot_id: s-sys-00\n        status: \"1\"\n        in_share: " shared     \
+    "\n        tags: " tags "\n"
+
+#define OWNED "{imgrecon/owner: team-a}"
+
+static bool is_mutating(const char *action)
+{
+    static const char *const names[] = {"CreateCustomImage", "ModifyImageShareStatus",
+                                        "DeleteCustomImage", "DeleteCustomImages", "DeleteImage"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(action, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static size_t journal_len(void)
+{
+    json_t *j = journal_lines(&E);
+    size_t n = json_array_size(j);
+    json_decref(j);
+    return n;
+}
+
+static size_t mutating_since(size_t from)
+{
+    json_t *j = journal_lines(&E);
+    size_t n = 0;
+    for (size_t i = from; i < json_array_size(j); i++)
+        n += is_mutating(jstr(json_array_get(j, i), "action"));
+    json_decref(j);
+    return n;
+}
+
+/* The emulator's successful mutating calls since `from` are exactly the saved plan's steps:
+ * the same count per API action, and every ImageId acted on is one a saved step names or one
+ * this apply created. */
+static void expect_executed_equals_saved(size_t from)
+{
+    json_error_t jerr;
+    json_t *plan = json_load_file(planfile, 0, &jerr);
+    cr_assert_not_null(plan, "%s", jerr.text);
+    json_t *steps = json_object_get(plan, "steps");
+    json_t *j = journal_lines(&E);
+    static const char *const apis[] = {"CreateCustomImage", "ModifyImageShareStatus",
+                                       "DeleteCustomImage", "DeleteImage"};
+    for (size_t a = 0; a < sizeof(apis) / sizeof(apis[0]); a++) {
+        size_t want = 0;
+        for (size_t i = 0; i < json_array_size(steps); i++) {
+            const char *api = jstr(json_array_get(steps, i), "api_action");
+            want += api != NULL && strcmp(api, apis[a]) == 0;
+        }
+        cr_expect_eq(count_calls(j, from, apis[a], NULL), want, "%s: %zu calls, %zu saved", apis[a],
+                     count_calls(j, from, apis[a], NULL), want);
+    }
+    for (size_t i = from; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        const char *id = jparam(l, "ImageId");
+        if (!is_mutating(jstr(l, "action")) || id == NULL)
+            continue;
+        bool known = false;
+        for (size_t k = 0; k < json_array_size(steps) && !known; k++) {
+            const char *sid = jstr(json_array_get(steps, k), "image_id");
+            known = sid != NULL && strcmp(sid, id) == 0;
+        }
+        for (size_t k = from; k < json_array_size(j) && !known; k++) {
+            json_t *c = json_array_get(j, k);
+            known = strcmp(jstr(c, "action"), "CreateCustomImage") == 0 &&
+                    jstr(c, "image_id") != NULL && strcmp(jstr(c, "image_id"), id) == 0;
+        }
+        cr_expect(known, "%s on %s, which no saved step names", jstr(l, "action"), id);
+    }
+    json_decref(j);
+    json_decref(plan);
+}
+
+/* Runs `imgrecon ARGS...` exactly as given (no common test flags): the environment carries only
+ * the credentials, as a user's shell would. */
+static run_result run_raw(const char *const *args)
+{
+    char outpath[160];
+    static unsigned seq;
+    snprintf(outpath, sizeof(outpath), "%s/raw-%u.txt", E.dir, seq++);
+    const char *argv[16];
+    size_t n = 0;
+    argv[n++] = IMGRECON_BIN;
+    for (size_t i = 0; args[i] != NULL && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        cr_assert_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || chdir(E.dir) < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+        unsetenv("IMGRECON_ENDPOINT");
+        setenv("NO_COLOR", "1", 1);
+        test_exec(argv);
+    }
+    run_result r;
+    r.status = wait_child(pid, RUN_TIMEOUT_MS);
+    r.out = read_file(outpath);
+    return r;
+}
+
+/* plan --out with the common test flags; returns the printed "imgrecon apply ..." line's
+ * argument (malloc'd). */
+static char *plan_out(const char *const *extra)
+{
+    const char *args[16] = {"plan", "-f", E.manifest, "--out", planfile};
+    size_t n = 5;
+    for (size_t i = 0; extra && extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    run_result r = run_imgrecon_v(&E, args);
+    cr_assert_eq(r.status, 0, "plan --out: %s", r.out);
+    const char *hint = strstr(r.out, "    imgrecon apply ");
+    cr_assert_not_null(hint, "no apply hint in:\n%s", r.out);
+    hint += strlen("    imgrecon apply ");
+    char *arg = strndup(hint, strcspn(hint, "\n"));
+    run_result_free(&r);
+    return arg;
+}
+
+/* A signed call behind imgrecon's back (its own state directory). */
+static void api_call(const char *action, const char *p1, const char *p2, const char *p3)
+{
+    char api_state[160];
+    snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
+    run_result s = RUN(&E, "api", "--state-dir", api_state, "swas", action, "RegionId=cn-hangzhou",
+                       p1, p2, p3);
+    cr_assert_eq(s.status, 0, "%s behind the back: %s", action, s.out);
+    run_result_free(&s);
+}
+
+/* The world of most scenarios: a declared image to share, an undeclared owned orphan, and a
+ * declared image to create. */
+static void world(void)
+{
+    write_fixture(&E, 2,
+                  FIX("m-share00000000001", "web-a", "false", OWNED)
+                      FIX("m-orphan0000000001", "old-1", "false", OWNED),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
+                               "web-a", "    share_to_ecs: true\n") IMG("web-b", ""));
+}
+
+Test(saved_plan, apply_as_printed_runs_exactly_the_saved_steps)
+{
+    world();
+    char *arg = plan_out(NULL);
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
+    cr_expect_eq(r.status, 0, "apply %s:\n%s", arg, r.out);
+    run_result_free(&r);
+    free(arg);
+    expect_executed_equals_saved(from);
+    json_t *imgs = state_images(&E);
+    cr_expect(image_shared(find_image(imgs, "web-a")));
+    cr_expect_not_null(find_image(imgs, "web-b"));
+    cr_expect_not_null(find_image(imgs, "old-1"), "prune was off when the plan was made");
+    json_decref(imgs);
+    assert_journal_rules(&E);
+}
+
+/* The hint works as printed through a shell, also for a file name with a space and a quote. */
+Test(saved_plan, hint_with_awkward_file_name_works_through_a_shell)
+{
+    world();
+    snprintf(planfile, sizeof(planfile), "%s/it's a plan", E.dir);
+    char *arg = plan_out(NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' apply %s", IMGRECON_BIN, arg);
+    free(arg);
+    size_t from = journal_len();
+    char outpath[160];
+    snprintf(outpath, sizeof(outpath), "%s/sh-out.txt", E.dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (out < 0 || chdir(E.dir) < 0)
+            _exit(126);
+        dup2(out, 1);
+        dup2(out, 2);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        unsetenv("IMGRECON_ENDPOINT");
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_expect_eq(status, 0, "%s\n%s", cmd, out);
+    free(out);
+    expect_executed_equals_saved(from);
+}
+
+/* The reproduced fault: planned with prune off (0 deletes), applied with a config that prunes. */
+Test(saved_plan, widened_policy_is_refused)
+{
+    world();
+    char *arg = plan_out(NULL);
+    free(arg);
+    char prune_cfg[160];
+    snprintf(prune_cfg, sizeof(prune_cfg), "%s/prune.yaml", E.dir);
+    write_file(prune_cfg, "owner: team-a\nprune: true\nallow_empty: true\n");
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", "-c", prune_cfg, planfile, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "prune: the saved plan was made with false"), "%s", r.out);
+    run_result_free(&r);
+    /* The same through the flags common to every test (-c with max_deletes changed). */
+    write_file(E.config, "owner: team-a\nmax_deletes: 9\n");
+    r = RUN(&E, "apply", planfile);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "max_deletes"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+}
+
+Test(saved_plan, narrowed_policy_is_refused_and_the_saved_one_applies)
+{
+    world();
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
+    char *arg = plan_out(NULL);
+    free(arg);
+    /* Narrowed: prune off now. */
+    write_file(E.config, "owner: team-a\n");
+    size_t from = journal_len();
+    run_result r = RUN(&E, "apply", planfile);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "prune"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    /* Another owner is refused too. */
+    write_file(E.config, "owner: team-b\nprune: true\nallow_empty: true\n");
+    r = RUN(&E, "apply", planfile);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "owner"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    /* The saved settings again: the prune delete that was shown runs. */
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
+    r = RUN(&E, "apply", planfile);
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
+    json_t *imgs = state_images(&E);
+    cr_expect_null(find_image(imgs, "old-1"));
+    json_decref(imgs);
+}
+
+Test(saved_plan, edited_manifest_entry_is_refused_unrelated_entry_is_not_run)
+{
+    world();
+    char *arg = plan_out(NULL);
+    free(arg);
+    /* The entry a saved step comes from changes: refused, naming it. */
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    share_to_ecs: true\n")
+                   IMG("web-b", "    description: changed\n"));
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "web-b"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "description"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    /* Back, plus an unrelated new entry: the saved steps run, the new entry does not. */
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    share_to_ecs: true\n")
+                   IMG("web-b", "") IMG("web-z", ""));
+    r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "not in the saved plan"), "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
+    json_t *imgs = state_images(&E);
+    cr_expect_null(find_image(imgs, "web-z"), "a step that was never shown ran");
+    json_decref(imgs);
+}
+
+Test(saved_plan, unmanaged_image_appearing_does_not_stale_the_plan)
+{
+    world();
+    char *arg = plan_out(NULL);
+    api_call("CreateCustomImage", "InstanceId=" SRV0, "ImageName=someone-else",
+             "SystemSnapshotId=s-sys-00");
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    free(arg);
+    expect_executed_equals_saved(from);
+    json_t *imgs = state_images(&E);
+    cr_expect_not_null(find_image(imgs, "someone-else"));
+    json_decref(imgs);
+}
+
+Test(saved_plan, share_flipped_by_hand_is_refused_naming_image_and_field)
+{
+    world();
+    char *arg = plan_out(NULL);
+    api_call("ModifyImageShareStatus", "ImageId=m-share00000000001", "Operation=Share",
+             "ClientToken=by-hand-1");
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "m-share00000000001"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "in_share changed from false to true"), "%s", r.out);
+    run_result_free(&r);
+    free(arg);
+    cr_expect_eq(mutating_since(from), 0);
+}
+
+Test(saved_plan, image_deleted_by_hand_is_refused)
+{
+    world();
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
+    char *arg = plan_out(NULL);
+    api_call("DeleteCustomImage", "ImageId=m-orphan0000000001", "ClientToken=by-hand-2", NULL);
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "m-orphan0000000001"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "no longer exists"), "%s", r.out);
+    run_result_free(&r);
+    free(arg);
+    cr_expect_eq(mutating_since(from), 0);
+}
+
+Test(saved_plan, apply_refused_while_another_process_holds_the_lock)
+{
+    world();
+    cr_assert_eq(rec_mkdir_p(E.state), 0);
+    rec_lock *lock = NULL;
+    cr_assert_eq(rec_lock_acquire(E.state, &lock, NULL), 0);
+    size_t from = journal_len();
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+    cr_expect_not_null(strstr(r.out, pid), "holder's pid named:\n%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    rec_lock_release(lock);
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+}
+
+/* The unshare before a prune delete is held by the emulator; meanwhile the journal's name is
+ * made unusable (a symlink), so the unshare's result cannot be written: the delete, which
+ * depends on it, must not be sent. */
+Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
+{
+    write_fixture(&E, 1, FIX("m-orphan0000000001", "old-1", "true", OWNED), NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
+    cr_assert_eq(emu_proc_add_fault(&E.emu, "{\"action\":\"ModifyImageShareStatus\","
+                                            "\"kind\":\"delay\",\"delay_ms\":1500}"),
+                 0);
+    cr_assert_eq(rec_mkdir_p(E.state), 0);
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE), 0);
+    char outpath[160], jpath[160], lpath[160], victim[160];
+    snprintf(outpath, sizeof(outpath), "%s/apply-journal.txt", E.dir);
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", E.state);
+    snprintf(lpath, sizeof(lpath), "%s/journal.link", E.state);
+    snprintf(victim, sizeof(victim), "%s/victim", E.dir);
+    write_file(victim, "untouched\n");
+    pid_t pid = spawn_imgrecon(
+        &E, outpath, (const char *const[]){"apply", "-f", E.manifest, "--auto-approve", NULL});
+    /* Wait (bounded, on writes in the state directory) for the unshare's intent line. */
+    int deadline = mono_ms_now() + 30000;
+    bool seen = false;
+    while (!seen && mono_ms_now() < deadline) {
+        char *text = read_file(jpath);
+        seen = strstr(text, "\"intent\"") != NULL && strstr(text, "ModifyImageShareStatus");
+        free(text);
+        if (!seen) {
+            struct pollfd p = {.fd = ino, .events = POLLIN};
+            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+                char buf[4096];
+                (void)read(ino, buf, sizeof(buf));
+            }
+        }
+    }
+    close(ino);
+    cr_assert(seen, "the unshare's intent never came");
+    cr_assert_eq(symlink(victim, lpath), 0);
+    cr_assert_eq(rename(lpath, jpath), 0);
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_expect_eq(status, 1, "apply: %s", out);
+    cr_expect_not_null(strstr(out, "journal"), "%s", out);
+    free(out);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 1);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0, "a call after a lost result");
+    json_decref(j);
+    char *v = read_file(victim);
+    cr_expect_str_eq(v, "untouched\n");
+    free(v);
+}
+
+/* The reproduced attack at the CLI: a state directory open to others is refused with the fix;
+ * once it is safe, a planted journal.jsonl.tmp link is not followed when apply compacts the
+ * journal, and a journal.jsonl link makes apply fail before any change. */
+Test(saved_plan, unsafe_state_dir_refused_and_planted_links_not_followed)
+{
+    world();
+    cr_assert_eq(mkdir(E.state, 0700), 0);
+    cr_assert_eq(chmod(E.state, 0777), 0);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "chmod go-w"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(journal_len(), 0, "no call from an unsafe state directory");
+    cr_assert_eq(chmod(E.state, 0700), 0);
+
+    char victim[160], link[160], jpath[160];
+    snprintf(victim, sizeof(victim), "%s/victim", E.dir);
+    snprintf(link, sizeof(link), "%s/journal.jsonl.tmp", E.state);
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", E.state);
+    write_file(victim, "untouched\n");
+    cr_assert_eq(symlink(victim, link), 0);
+    /* 30 old cycles: more than the 20 kept, so this apply compacts. */
+    FILE *f = fopen(jpath, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 30; i++)
+        fprintf(f, "{\"ts_ms\":%d,\"phase\":\"intent\",\"cycle\":\"old-%d\"}\n", 1000 + i, i);
+    cr_assert_eq(fclose(f), 0);
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    char *v = read_file(victim);
+    cr_expect_str_eq(v, "untouched\n");
+    free(v);
+    char *jtext = read_file(jpath);
+    cr_expect_null(strstr(jtext, "old-0\""), "compacted");
+    cr_expect_not_null(strstr(jtext, "CreateCustomImage"), "this apply's lines are there");
+    free(jtext);
+
+    cr_assert_eq(unlink(jpath), 0);
+    cr_assert_eq(symlink(victim, jpath), 0);
+    size_t from = journal_len();
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-c", ""));
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0);
+    v = read_file(victim);
+    cr_expect_str_eq(v, "untouched\n");
+    free(v);
+}
+
+/* A running daemon (`imgrecon run`) on the state directory: apply is refused with its pid. */
+Test(saved_plan, apply_refused_while_the_daemon_runs)
+{
+    world();
+    write_file(E.config, "owner: team-a\nmetrics_listen: 127.0.0.1:0\n");
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    cr_assert_eq(rec_mkdir_p(E.state), 0);
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE), 0);
+    char outpath[160], lockpath[160], status_path[160];
+    snprintf(outpath, sizeof(outpath), "%s/run.txt", E.dir);
+    snprintf(lockpath, sizeof(lockpath), "%s/daemon.lock", E.state);
+    snprintf(status_path, sizeof(status_path), "%s/status.json", E.state);
+    pid_t daemon = spawn_imgrecon(
+        &E, outpath, (const char *const[]){"run", "-f", E.manifest, "--interval", "1h", NULL});
+    /* Wait (bounded, on writes in the state directory) for the daemon's pid in its lock file. */
+    char want[32];
+    snprintf(want, sizeof(want), "%ld\n", (long)daemon);
+    int deadline = mono_ms_now() + 30000;
+    bool locked = false;
+    while (!locked && mono_ms_now() < deadline) {
+        char *text = read_file(lockpath);
+        locked = strcmp(text, want) == 0;
+        free(text);
+        if (!locked) {
+            struct pollfd p = {.fd = ino, .events = POLLIN};
+            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+                char buf[4096];
+                (void)read(ino, buf, sizeof(buf));
+            }
+        }
+    }
+    close(ino);
+    cr_assert(locked, "the daemon never took the lock");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %ld", (long)daemon);
+    cr_expect_not_null(strstr(r.out, pid), "the daemon's pid named:\n%s", r.out);
+    run_result_free(&r);
+    cr_assert_eq(kill(daemon, SIGTERM), 0);
+    int status = wait_child(daemon, RUN_TIMEOUT_MS);
+    cr_expect_eq(status, 0, "daemon exit");
+}
