@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "prov_call_int.h"
+#include "prov_secret.h"
 #include "prov_sig.h"
 
 #ifndef IMGRECON_VERSION
@@ -515,8 +516,8 @@ out:
     prov_kvs_free(&headers);
     free(base);
     free(host);
-    free(query);
-    free(url);
+    prov_free_secret(query); /* V1: the SecurityToken and Signature are in the query */
+    prov_free_secret(url);
 }
 
 int prov_client_call(prov_client *c, prov_product product, const char *action, const char *region,

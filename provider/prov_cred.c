@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "prov_cred_file.h"
+#include "prov_secret.h"
 #include "prov_sig.h"
 
 #define DEFAULT_METADATA_URL "http://100.100.100.200"
@@ -35,22 +36,13 @@ __attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
     return s;
 }
 
-/* Frees a buffer that may have held a secret, wiping it first. */
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    explicit_bzero(s, strlen(s));
-    free(s);
-}
-
 void prov_credential_free(prov_credential *cred)
 {
     if (cred == NULL)
         return;
     free(cred->access_key_id);
-    free_secret(cred->access_key_secret);
-    free_secret(cred->security_token);
+    prov_free_secret(cred->access_key_secret);
+    prov_free_secret(cred->security_token);
     free(cred->source);
     free(cred->role_name);
     memset(cred, 0, sizeof(*cred));
@@ -146,6 +138,57 @@ static int from_env_names(const char *id_var, const char *secret_var, const char
     return cred_set(ret, id, secret, env_nonempty(token_var), source);
 }
 
+/* Every variable that may hold a key, a secret or a token: removed from the environment once
+ * read, so that no child process and no /proc/<pid>/environ reader sees them. */
+static const char *const env_secret_names[] = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",  "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_ACCESS_KEY",
+    "ALICLOUD_SECRET_KEY",          "ALICLOUD_SECURITY_TOKEN",
+};
+
+/* The credential read from the environment, kept for later resolves in this process (a daemon's
+ * reload), since the variables are gone by then. Only touched by the loop thread. */
+static prov_credential env_cache;
+
+static int cred_copy(const prov_credential *from, prov_credential *to)
+{
+    int r = cred_set(to, from->access_key_id, from->access_key_secret, from->security_token,
+                     from->source);
+    if (r == 0)
+        to->expiration = from->expiration;
+    return r;
+}
+
+/* The environment source of the chain: the current names, then the legacy ones, then what an
+ * earlier resolve of this process read and removed. */
+static int from_env(prov_credential *ret, char **ret_errmsg)
+{
+    int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                           "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
+                           ret_errmsg);
+    if (r == -ENOENT)
+        r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
+                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+    if (r == -ENOENT && env_cache.access_key_id != NULL)
+        return cred_copy(&env_cache, ret);
+    if (r < 0)
+        return r;
+    prov_credential copy;
+    if (cred_copy(ret, &copy) == 0) {
+        prov_credential_free(&env_cache);
+        env_cache = copy;
+    }
+    /* Wiped in place first: /proc/<pid>/environ shows the original block, which unsetenv
+     * alone leaves as it was. */
+    for (size_t i = 0; i < sizeof(env_secret_names) / sizeof(env_secret_names[0]); i++) {
+        char *v = getenv(env_secret_names[i]);
+        if (v != NULL)
+            explicit_bzero(v, strlen(v));
+        (void)unsetenv(env_secret_names[i]);
+    }
+    return 0;
+}
+
 /* Strips trailing CR/LF, as systemd-creds and editors leave them. */
 static void chomp(char *s)
 {
@@ -207,8 +250,8 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
         r = source ? cred_set(ret, id, secret, token, source) : -ENOMEM;
     free(source);
     free(id);
-    free_secret(secret);
-    free_secret(token);
+    prov_free_secret(secret);
+    prov_free_secret(token);
     return r;
 }
 
@@ -447,9 +490,9 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     json_decref(root);
     free(enc_role);
     free(url);
-    free_secret(body);
-    free_secret(token);
-    free_secret(token_hdr);
+    prov_free_secret(body);
+    prov_free_secret(token);
+    prov_free_secret(token_hdr);
     free(found_role);
     return r;
 }
@@ -513,12 +556,7 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
  * source stops the chain (rather than silently falling through to another identity). */
 static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg, looked *lk)
 {
-    int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                           "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
-                           ret_errmsg);
-    if (r == -ENOENT)
-        r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
-                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+    int r = from_env(ret, ret_errmsg);
     if (r != -ENOENT)
         return r;
     looked_add(lk, "environment (ALIBABA_CLOUD_ACCESS_KEY_ID, ALICLOUD_ACCESS_KEY)");
@@ -581,12 +619,14 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
 
     const char *ini_env = env_nonempty("ALIBABA_CLOUD_CREDENTIALS_FILE");
     const char *section = profile ? profile : "default";
+    bool have_home = home != NULL;
     if (ini_env != NULL)
         path = strdup(ini_env);
-    else if (home != NULL)
+    else if (have_home)
         path = fmt("%s/.alibabacloud/credentials", home);
     free(home);
-    if (path == NULL && (ini_env != NULL || home != NULL))
+    home = NULL;
+    if (path == NULL && (ini_env != NULL || have_home))
         return -ENOMEM;
     if (path == NULL) {
         looked_add(lk, "~/.alibabacloud/credentials (no home directory)");

@@ -156,6 +156,25 @@ Test(cred, env_current_names_win)
     prov_credential_free(NULL);
 }
 
+/* Item 7 of issue 13: the variables are gone (and wiped) once read; a later resolve in the same
+ * process (a daemon's reload) still finds the credential. */
+Test(cred, env_secrets_removed_after_reading)
+{
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENVID", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret", 1), 0);
+    cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_secret, "env-secret");
+    prov_credential_free(&c);
+    cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"));
+    cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
+    cr_expect_null(getenv("ALICLOUD_SECRET_KEY"));
+    c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "ENVID");
+    cr_expect_str_eq(c.access_key_secret, "env-secret");
+    prov_credential_free(&c);
+}
+
 Test(cred, env_legacy_names)
 {
     cr_assert_eq(setenv("ALICLOUD_ACCESS_KEY", "LEGACY", 1), 0);
