@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "emu_sts.h"
 #include "prov_sig.h"
 
 void emu_nonces_clear(emu_nonces *n)
@@ -136,7 +137,10 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
         rc = incomplete(r, "The signature nonce is missing.");
         goto out;
     }
-    const emu_account *acct = emu_world_account(w, key_id);
+    const emu_account *acct = emu_sts_account(req->sts, key_id);
+    if (!acct) {
+        acct = emu_world_account(w, key_id);
+    }
     if (!acct) {
         rc = emu_result_error(r, 404, "InvalidAccessKeyId.NotFound",
                               "Specified access key is not found.");
@@ -173,6 +177,13 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
     }
     if (vr < 0) {
         rc = incomplete(r, "The signature could not be computed from this request.");
+        goto out;
+    }
+    /* An STS key: its SecurityToken (signed with the rest) must match and be unexpired. */
+    const char *token = authz ? prov_kvs_get_ci(req->headers, "x-acs-security-token")
+                              : prov_kvs_get(req->params, "SecurityToken");
+    rc = emu_sts_check_token(req->sts, key_id, token, now_ms, r);
+    if (rc < 0 || r->code) {
         goto out;
     }
     /* A nonce is remembered as long as its request could still be accepted. */
