@@ -33,6 +33,11 @@ static const char *const env_names[] = {
     "ALICLOUD_SECRET_KEY",
     "ALICLOUD_SECURITY_TOKEN",
     "CREDENTIALS_DIRECTORY",
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+    "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
     NULL,
 };
 
@@ -316,7 +321,8 @@ Test(cred, config_json_broken_profiles)
     put(".aliyun/config.json", ak_json, 0600);
     prov_cred_opts o = {.profile = "arn"};
     char *msg = resolve_err(&o, -EINVAL);
-    cr_expect_not_null(strstr(msg, "RamRoleArn is not supported"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "profile 'arn' (mode RamRoleArn) has no ram_role_arn"), "%s",
+                       msg);
     expect_no_secret(msg);
     free(msg);
     o.profile = "half";
@@ -439,7 +445,8 @@ Test(cred, nothing_found_lists_every_place)
     char want[512];
     snprintf(want, sizeof(want),
              "no credentials found; looked in: environment (ALIBABA_CLOUD_ACCESS_KEY_ID, "
-             "ALICLOUD_ACCESS_KEY), $CREDENTIALS_DIRECTORY (unset), %s/.aliyun/config.json "
+             "ALICLOUD_ACCESS_KEY), OIDC (ALIBABA_CLOUD_ROLE_ARN unset), $CREDENTIALS_DIRECTORY "
+             "(unset), %s/.aliyun/config.json "
              "(absent), %s/.alibabacloud/credentials (absent), ECS instance metadata (not "
              "enabled)",
              home, home);
@@ -732,7 +739,7 @@ Test(cred, metadata_unreachable)
     cr_expect_not_null(strstr(msg, "ECS instance metadata (PUT http://127.0.0.1:"), "%s", msg);
     free(msg);
 
-    prov_credential c = {.role_name = "r"};
+    prov_credential c = {.kind = PROV_CRED_ECS_ROLE, .role_name = "r"};
     msg = NULL;
     cr_expect_eq(prov_cred_refresh(&o, &c, &msg), -ECONNREFUSED);
     cr_expect_not_null(msg);
