@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "prov_call_int.h"
 #include "prov_secret.h"
@@ -35,6 +36,7 @@ struct prov_client {
     size_t pending;
     unsigned open_handles;
     bool closing;
+    uint64_t refresh_retry_at; /* loop time before which a failed refresh is not retried */
 };
 
 struct pcall {
@@ -258,18 +260,38 @@ static void on_queue_timer(uv_timer_t *t)
     pump(q);
 }
 
+static const char *pacer_key(const prov_client *c)
+{
+    return c->o.pacer_key != NULL ? c->o.pacer_key : c->o.cred->access_key_id;
+}
+
+/* Before a call leaves: refreshes a temporary credential within its margin (the hook blocks for
+ * at most its STS or metadata timeout). Returns 0 to send now, or the milliseconds to wait when
+ * the credential has expired and could not be refreshed. Called by pump. */
+static uint64_t credential_wait(prov_client *c)
+{
+    if (c->o.refresh == NULL || !prov_cred_needs_refresh(c->o.cred, time(NULL)))
+        return 0;
+    uint64_t now = uv_now(c->loop);
+    if (now >= c->refresh_retry_at) {
+        if (c->o.refresh(c->o.refresh_ud) == 0)
+            return 0;
+        c->refresh_retry_at = now + 1000;
+    }
+    return time(NULL) < c->o.cred->expiration ? 0 : c->refresh_retry_at - now;
+}
+
 /* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. */
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
     while (q->head != NULL && !c->closing) {
-        uint64_t wait = 0, now = prov_now_ms();
-        if (c->o.pacer != NULL) {
+        uint64_t wait = credential_wait(c), now = prov_now_ms();
+        if (wait == 0 && c->o.pacer != NULL) {
             unsigned calls;
             uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
-            int rc = prov_pacer_acquire(c->o.pacer, c->o.cred->access_key_id,
-                                        prov_product_name(q->product), q->action, calls, window,
-                                        now, &wait);
+            int rc = prov_pacer_acquire(c->o.pacer, pacer_key(c), prov_product_name(q->product),
+                                        q->action, calls, window, now, &wait);
             if (rc < 0) {
                 pcall *k = queue_pop(q);
                 finish_local(k, rc, "the call budget (pacer) could not be read");
@@ -365,8 +387,8 @@ static void on_response(const prov_http_response *res, void *ud)
         /* The call counts from its answer from now on (prov_pacer_settle); a failure to record
          * that only leaves the earlier, slightly less cautious time. */
         uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
-        (void)prov_pacer_settle(c->o.pacer, c->o.cred->access_key_id, prov_product_name(k->product),
-                                k->action, window, k->paced_ms, prov_now_ms());
+        (void)prov_pacer_settle(c->o.pacer, pacer_key(c), prov_product_name(k->product), k->action,
+                                window, k->paced_ms, prov_now_ms());
         k->paced_ms = 0;
     }
     json_t *body = NULL;
@@ -412,9 +434,8 @@ static void on_response(const prov_http_response *res, void *ud)
         unsigned calls;
         uint64_t window = prov_client_rate_window(c, k->product, k->action, &calls);
         if (c->o.pacer != NULL)
-            (void)prov_pacer_cooldown(c->o.pacer, c->o.cred->access_key_id,
-                                      prov_product_name(k->product), k->action, window,
-                                      prov_now_ms());
+            (void)prov_pacer_cooldown(c->o.pacer, pacer_key(c), prov_product_name(k->product),
+                                      k->action, window, prov_now_ms());
         retry_in = window;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
         if (c->o.pacer == NULL) {

@@ -24,21 +24,31 @@ typedef struct prov_call_event {
     prov_product product;
     const char *action;
     const char *region;
-    unsigned attempt;     /* 1-based */
-    long http_status;     /* 0: no answer */
-    const char *code;     /* API Code, NULL on success */
+    unsigned attempt; /* 1-based */
+    long http_status; /* 0: no answer */
+    const char *code; /* API Code, NULL on success */
     const char *request_id;
-    prov_err_class cls;   /* PROV_ERR_NONE on success */
+    prov_err_class cls; /* PROV_ERR_NONE on success */
     uint64_t duration_ms;
     uint64_t retry_in_ms; /* >0 when the client will retry after this delay */
 } prov_call_event;
 
 typedef struct prov_client_opts {
-    const char *endpoint;  /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
-    int signature;         /* 3 (default when 0) or 1 */
-    const char *method;    /* "POST" (default, parameters in the query) or "GET" */
+    const char *endpoint; /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
+    int signature;        /* 3 (default when 0) or 1 */
+    const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
-    prov_pacer *pacer;           /* borrowed; NULL: unpaced */
+    /* The pacer's budget key: the account id (DESIGN.md "Pacing"); NULL: the access key id.
+     * Borrowed. */
+    const char *pacer_key;
+    /* Called before a call is sent when cred is a temporary credential within its refresh
+     * margin (prov_cred_needs_refresh); replaces *cred in place and returns 0, or a negative
+     * errno (the owner logs it). After a failure it is tried again at most once a second; calls
+     * go on with the old credential while it is valid and wait once it has expired. NULL: no
+     * refresh. */
+    int (*refresh)(void *ud);
+    void *refresh_ud;
+    prov_pacer *pacer; /* borrowed; NULL: unpaced */
     /* Rate for an action (NULL: 10/60s for every action). */
     void (*rate_for)(void *ud, prov_product product, const char *action, unsigned *ret_calls,
                      uint64_t *ret_window_ms);

@@ -1,5 +1,6 @@
 /* From config to state directory, credentials, pacer and client (see rec_setup.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 #include <unistd.h>
 
 #include "rec_setup.h"
+
+#include "prov_sig.h"
 
 int rec_mkdir_p(const char *dir)
 {
@@ -97,6 +100,103 @@ static void on_call(void *ud, const prov_call_event *ev)
         s->opts.on_call(s->opts.ud, ev);
 }
 
+/* The client's refresh hook (prov_client_opts.refresh): a new temporary credential in place. */
+static int refresh_cred(void *ud)
+{
+    rec_setup *s = ud;
+    char *msg = NULL;
+    int rc = prov_cred_refresh(&s->copts, &s->cred, &msg);
+    if (rc < 0 && s->opts.on_cred_error != NULL) {
+        char buf[1024];
+        snprintf(buf, sizeof(buf), "credential refresh failed (retrying): %s",
+                 msg ? msg : strerror(-rc));
+        s->opts.on_cred_error(s->opts.ud, buf);
+    }
+    free(msg);
+    return rc;
+}
+
+/* What identifies the credential across runs without naming a secret: the key id for static
+ * keys (hashed in the cache), the role for an ECS RAM role (its keys change at every refresh). */
+static void identity_hash(const prov_credential *c, char out[65])
+{
+    char buf[512];
+    if (c->kind == PROV_CRED_ECS_ROLE)
+        snprintf(buf, sizeof(buf), "ecs-role:%s", c->role_name ? c->role_name : "");
+    else
+        snprintf(buf, sizeof(buf), "key:%s", c->access_key_id);
+    prov_sha256_hex(buf, strlen(buf), out);
+}
+
+/* Looks the identity up in <state_dir>/account_ids ("<sha256> <account id>" lines). */
+static char *account_cache_get(const char *path, const char *hash)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char line[256], *found = NULL;
+    while (found == NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *sp = strchr(line, ' ');
+        if (sp == NULL || (size_t)(sp - line) != 64 || strncmp(line, hash, 64) != 0)
+            continue;
+        sp[1 + strcspn(sp + 1, "\r\n")] = '\0';
+        if (sp[1] != '\0' && strspn(sp + 1, "0123456789") == strlen(sp + 1))
+            found = strdup(sp + 1);
+    }
+    fclose(f);
+    return found;
+}
+
+static void account_cache_put(const char *path, const char *hash, const char *account)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s %s\n", hash, account);
+    if (n > 0 && (size_t)n < sizeof(line))
+        (void)!write(fd, line, (size_t)n);
+    close(fd);
+}
+
+/* The call budget belongs to the account (DESIGN.md "Pacing"): every key and role of one
+ * account shares it. Learned once per credential identity and cached; when it cannot be
+ * learned the budget stays per access key and on_cred_error says so. Returns 0 or -ENOMEM. */
+static int learn_account(rec_setup *s)
+{
+    if (s->cfg->account_id != NULL) {
+        s->account_id = strdup(s->cfg->account_id);
+        return s->account_id ? 0 : -ENOMEM;
+    }
+    if (s->cred.role_arn != NULL &&
+        prov_cred_account_id(&s->copts, &s->cred, &s->account_id, NULL) == 0)
+        return 0;
+    char hash[65], path[4096];
+    identity_hash(&s->cred, hash);
+    snprintf(path, sizeof(path), "%s/account_ids", s->state_dir);
+    s->account_id = account_cache_get(path, hash);
+    if (s->account_id != NULL)
+        return 0;
+    char *msg = NULL;
+    int rc = prov_cred_account_id(&s->copts, &s->cred, &s->account_id, &msg);
+    if (rc == 0) {
+        account_cache_put(path, hash, s->account_id);
+    } else if (s->opts.on_cred_error != NULL) {
+        char buf[1024];
+        snprintf(buf, sizeof(buf),
+                 "account id unknown (%s); the call budget is kept per access key (set "
+                 "account_id in the config to share it across keys)",
+                 msg ? msg : strerror(-rc));
+        s->opts.on_cred_error(s->opts.ud, buf);
+    }
+    free(msg);
+    return rc == -ENOMEM ? rc : 0;
+}
+
 int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
                    rec_setup *s, char **ret_errmsg)
 {
@@ -136,14 +236,20 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         goto fail;
     }
 
-    prov_cred_opts copts = {.profile = cfg->profile, .use_metadata = s->opts.use_metadata};
+    s->copts = (prov_cred_opts){.profile = cfg->profile,
+                                .use_metadata = !s->opts.no_metadata,
+                                .metadata_url = cfg->endpoint,
+                                .sts_url = cfg->endpoint};
     char *cmsg = NULL;
-    rc = prov_cred_resolve(&copts, &s->cred, &cmsg);
+    rc = prov_cred_resolve(&s->copts, &s->cred, &cmsg);
     if (rc < 0) {
         errmsg = cmsg ? cmsg : fmt_msg("credentials", "none found");
         memset(&s->cred, 0, sizeof(s->cred));
         goto fail;
     }
+    rc = learn_account(s);
+    if (rc < 0)
+        goto fail;
 
     rc = prov_pacer_open(s->state_dir, &s->pacer);
     if (rc < 0) {
@@ -158,6 +264,9 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         .signature = cfg->signature == SPEC_SIG_V1 ? 1 : 3,
         .method = s->opts.method,
         .cred = &s->cred,
+        .pacer_key = s->account_id,
+        .refresh = refresh_cred,
+        .refresh_ud = s,
         .pacer = s->pacer,
         .rate_for = rate_for,
         .rate_ud = s,
@@ -199,6 +308,8 @@ void rec_setup_free(rec_setup *s)
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);
+    free(s->account_id);
+    s->account_id = NULL;
     s->state_dir = NULL;
     s->note = NULL;
 }
@@ -270,7 +381,7 @@ int rec_setup_run_cycle(uv_loop_t *loop, rec_setup *s, rec_cycle_opts *opts, rec
     opts->cfg = s->cfg;
     opts->client = s->client;
     opts->pacer = s->pacer;
-    opts->access_key_id = s->cred.access_key_id;
+    opts->access_key_id = s->account_id ? s->account_id : s->cred.access_key_id;
     opts->state_dir = s->state_dir;
     if (uv_signal_init(loop, &r.sigint) < 0)
         return -ENOMEM;

@@ -52,8 +52,9 @@ typedef struct spec_config {
     size_t n_rates;
     char *metrics_listen; /* default 127.0.0.1:9780; NULL or "" disables */
     enum spec_log_format log_format;
-    char *profile; /* credentials profile; NULL: the file's current one */
-    char *ca_file; /* extra CA bundle for TLS; NULL: system store */
+    char *profile;    /* credentials profile; NULL: the file's current one */
+    char *account_id; /* the account the keys belong to (pacer budget); NULL: asked of STS */
+    char *ca_file;    /* extra CA bundle for TLS; NULL: system store */
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */
