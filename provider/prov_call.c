@@ -57,17 +57,17 @@ struct pcall {
     pcall *next, *prev; /* queue or backoff list */
 };
 
-static const char *const product_names[] = {"swas", "ecs"};
-static const char *const product_versions[] = {"2020-06-01", "2014-05-26"};
+static const char *const product_names[] = {"swas", "ecs", "sts"};
+static const char *const product_versions[] = {"2020-06-01", "2014-05-26", "2015-04-01"};
 
 const char *prov_product_name(prov_product p)
 {
-    return (unsigned)p < 2 ? product_names[p] : "unknown";
+    return (unsigned)p < 3 ? product_names[p] : "unknown";
 }
 
 const char *prov_product_version(prov_product p)
 {
-    return (unsigned)p < 2 ? product_versions[p] : "";
+    return (unsigned)p < 3 ? product_versions[p] : "";
 }
 
 static void pump(action_queue *q);

@@ -14,7 +14,9 @@
 #include "prov_pacer.h"
 #include "prov_types.h"
 
-typedef enum prov_product { PROV_SWAS = 0, PROV_ECS = 1 } prov_product;
+/* PROV_STS only appears in events: the credentials chain's STS calls (prov_cred_opts.on_call),
+ * reported alongside the client's so that call counts match what the account saw. */
+typedef enum prov_product { PROV_SWAS = 0, PROV_ECS = 1, PROV_STS = 2 } prov_product;
 
 const char *prov_product_name(prov_product p);    /* "swas", "ecs" */
 const char *prov_product_version(prov_product p); /* "2020-06-01", "2014-05-26" */

@@ -48,6 +48,11 @@ typedef struct prov_cred_opts {
     long metadata_timeout_ms; /* 0: 1000 */
     const char *sts_url;      /* NULL: https://sts.aliyuncs.com; --endpoint sends STS there too */
     long sts_timeout_ms;      /* 0: 10000 */
+    /* Optional: told of every STS request (http_status 0: no answer; code NULL on success), so
+     * the caller can count them with the client's calls. */
+    void (*on_call)(void *ud, const char *action, long http_status, const char *code,
+                    long duration_ms);
+    void *on_call_ud;
 } prov_cred_opts;
 
 /* Resolves the chain. Returns 0 and fills *ret; -ENOENT when no source has credentials and

@@ -64,12 +64,18 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
     char *form = NULL, *body = NULL, *msg = NULL;
     long status = 0;
     int r = build_form(params, action, key_id, secret, token, &form);
+    struct timespec t0, t1;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
     if (r == 0)
         r = prov_cred_http("POST", url,
                            "Content-Type: application/x-www-form-urlencoded; charset=utf-8", form,
                            timeout, &status, &body, &msg);
+    (void)clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
     prov_free_secret(form);
     if (r < 0) {
+        if (opts && opts->on_call && r != -ENOMEM)
+            opts->on_call(opts->on_call_ud, action, 0, NULL, ms);
         *ret_errmsg = msg ? fmt("STS %s: %s", action, msg) : NULL;
         free(msg);
         return r;
@@ -77,6 +83,12 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
     json_t *root = json_loads(body, 0, NULL);
     prov_free_secret(body);
     const char *code = json_string_value(json_object_get(root, "Code"));
+    if (opts && opts->on_call)
+        opts->on_call(opts->on_call_ud, action, status,
+                      status == 200 ? NULL
+                      : code        ? code
+                                    : "NoCode",
+                      ms);
     if (status != 200 || !json_is_object(root)) {
         *ret_errmsg = fmt("STS %s at %s: HTTP %ld%s%s", action, url, status, code ? " " : "",
                           code ? code : "");

@@ -100,6 +100,23 @@ static void on_call(void *ud, const prov_call_event *ev)
         s->opts.on_call(s->opts.ud, ev);
 }
 
+/* prov_cred_opts.on_call: an STS request of the credentials chain, counted and reported like
+ * the client's calls (summaries, daemon metrics and logs). */
+static void on_sts_call(void *ud, const char *action, long http_status, const char *code,
+                        long duration_ms)
+{
+    prov_call_event ev = {
+        .product = PROV_STS,
+        .action = action,
+        .attempt = 1,
+        .http_status = http_status,
+        .code = code,
+        .cls = prov_err_classify(action, http_status, code, http_status == 0 ? -EIO : 0),
+        .duration_ms = duration_ms > 0 ? (uint64_t)duration_ms : 0,
+    };
+    on_call(ud, &ev);
+}
+
 /* The client's refresh hook (prov_client_opts.refresh): a new temporary credential in place. */
 static int refresh_cred(void *ud)
 {
@@ -239,7 +256,9 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     s->copts = (prov_cred_opts){.profile = cfg->profile,
                                 .use_metadata = !s->opts.no_metadata,
                                 .metadata_url = cfg->endpoint,
-                                .sts_url = cfg->endpoint};
+                                .sts_url = cfg->endpoint,
+                                .on_call = on_sts_call,
+                                .on_call_ud = s};
     char *cmsg = NULL;
     rc = prov_cred_resolve(&s->copts, &s->cred, &cmsg);
     if (rc < 0) {
