@@ -21,6 +21,7 @@
 
 #include "emu_proc.h"
 #include "prov_cred.h"
+#include "prov_cred_file.h"
 
 static char home[64];
 
@@ -943,5 +944,102 @@ Test(cred, metadata_imdsv2_and_expired_token)
     msg = resolve_err(&o, -ENOENT);
     cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"), "%s", msg);
     free(msg);
+    emu_proc_stop(&sts_emu);
+}
+
+/* ---- The emulator's STS refusals and per-account limits (issue 13 item 10) ---- */
+
+/* A fixture with two accounts: the demo one with a second key, and another account. */
+static void two_account_emulator(const char *rate)
+{
+    put("fixture.yaml",
+        "accounts:\n"
+        "  - {access_key_id: " DEMO_ID ", access_key_secret: " DEMO_SECRET ", user_id: " DEMO_UID
+        "}\n"
+        "  - {access_key_id: LTAIsecondOfDemo, access_key_secret: second-secret, user_id: " DEMO_UID
+        "}\n"
+        "  - {access_key_id: LTAIotherAccount, access_key_secret: other-secret, user_id: "
+        "2222222222222222}\n"
+        "regions:\n  - region: cn-hangzhou\n",
+        0600);
+    char fixture[256];
+    snprintf(fixture, sizeof(fixture), "%s/fixture.yaml", home);
+    const char *args[] = {"--fixture", fixture, "--rate-limit", rate, NULL};
+    cr_assert_eq(emu_proc_start(&sts_emu, args), 0);
+}
+
+/* GetCallerIdentity signed with (id, secret, token); returns the result, *msg the message. */
+static int who(const prov_cred_opts *o, const char *id, const char *secret, const char *token,
+               char **msg)
+{
+    prov_credential c = {.access_key_id = (char *)id,
+                         .access_key_secret = (char *)secret,
+                         .security_token = (char *)token};
+    char *acct = NULL;
+    *msg = NULL;
+    int r = prov_cred_account_id(o, &c, &acct, msg);
+    free(acct);
+    return r;
+}
+
+Test(cred, emulator_sts_refusals)
+{
+    two_account_emulator("100/1s");
+    prov_cred_opts o = sts_opts();
+    prov_credential c = {0};
+    char *msg = NULL;
+    /* Another account's role. */
+    cr_expect_eq(prov_sts_assume_role(&o, "LTAIotherAccount", "other-secret", NULL, DEMO_ROLE, "x1",
+                                      900, &c, &msg),
+                 -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "NoPermission"), "%s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    /* A RAM user (second key) of the role's account may assume it. */
+    cr_assert_eq(prov_sts_assume_role(&o, "LTAIsecondOfDemo", "second-secret", NULL, DEMO_ROLE,
+                                      "x2", 900, &c, &msg),
+                 0, "%s", msg ? msg : "");
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, c.security_token, &msg), 0, "%s",
+                 msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, NULL, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "MissingSecurityToken"), "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, "not-the-token", &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "InvalidSecurityToken.MismatchWithAccessKey"), "%s",
+                       msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, "wrong-secret", c.security_token, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "SignatureDoesNotMatch"), "%s", msg ? msg : "");
+    free(msg);
+    prov_credential_free(&c);
+    emu_proc_stop(&sts_emu);
+}
+
+/* Every key and every assumed role of one account share its window; another account has its
+ * own. The limit is 3 calls per action in 60 s. */
+Test(cred, emulator_limits_count_per_account)
+{
+    two_account_emulator("3/60s");
+    prov_cred_opts o = sts_opts();
+    prov_credential c = {0};
+    char *msg = NULL;
+    cr_assert_eq(
+        prov_sts_assume_role(&o, DEMO_ID, DEMO_SECRET, NULL, DEMO_ROLE, "lim", 900, &c, &msg), 0,
+        "%s", msg ? msg : "");
+    cr_expect_eq(who(&o, DEMO_ID, DEMO_SECRET, NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, "LTAIsecondOfDemo", "second-secret", NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, c.security_token, &msg), 0, "%s",
+                 msg ? msg : "");
+    free(msg);
+    /* The fourth GetCallerIdentity of the account, whichever key: throttled. */
+    cr_expect_eq(who(&o, "LTAIsecondOfDemo", "second-secret", NULL, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "Throttling.User"), "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, "LTAIotherAccount", "other-secret", NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    prov_credential_free(&c);
     emu_proc_stop(&sts_emu);
 }
