@@ -238,3 +238,85 @@ Test(cred, oidc_plan)
     free(dump);
     json_decref(j);
 }
+
+/* Item 7: a running imgrecon has overwritten the secret in its initial environment block (what
+ * /proc/<pid>/environ shows) and is not dumpable: its /proc files belong to root even though it
+ * runs as nobody. The call is held by a scripted delay so the process stays up to be looked at. */
+Test(cred, environment_wiped_and_not_dumpable)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run imgrecon as another user");
+    write_fixture(&E, 1, NULL, NULL);
+    start_emu(&E, NULL, NULL);
+    cr_assert_eq(emu_proc_add_fault(&E.emu, "{\"action\":\"ListCustomImages\",\"kind\":\"delay\","
+                                            "\"delay_ms\":4000,\"count\":1}"),
+                 0);
+    /* Another user must reach the binary, the config and the state directory. */
+    char bin[160], state[160];
+    snprintf(bin, sizeof(bin), "%s/imgrecon", E.dir);
+    snprintf(state, sizeof(state), "%s/nobody-state", E.dir);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *in = fopen(IMGRECON_BIN, "rb"), *out = fopen(bin, "wb");
+    cr_assert(in && out);
+    char buf[65536];
+    while ((len = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, len, out), len);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(chmod(bin, 0755), 0);
+    cr_assert_eq(chmod(E.dir, 0755), 0);
+    cr_assert_eq(mkdir(state, 0700), 0);
+    cr_assert_eq(chown(state, 65534, 65534), 0);
+    cr_assert_eq(chmod(E.config, 0644), 0);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(126);
+        setenv("HOME", state, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
+        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        execl(bin, bin, "api", "swas", "ListCustomImages", "RegionId=cn-hangzhou", "-c", E.config,
+              "--endpoint", E.emu.base_url, "--state-dir", state, (char *)NULL);
+        _exit(127);
+    }
+    char environ_path[64];
+    snprintf(environ_path, sizeof(environ_path), "/proc/%d/environ", (int)pid);
+    /* Bounded wait for the chain to have read (and wiped) the variables. */
+    bool wiped = false;
+    for (int i = 0; i < 100 && !wiped; i++) {
+        free(text);
+        text = NULL;
+        FILE *f = fopen(environ_path, "rb");
+        if (f != NULL) {
+            len = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            buf[len] = '\0';
+            for (size_t k = 0; k < len; k++)
+                if (buf[k] == '\0')
+                    buf[k] = '\n';
+            bool has_key = strstr(buf, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=") != NULL;
+            wiped = has_key && strstr(buf, KEY_SECRET) == NULL;
+        }
+        if (!wiped) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    struct stat st;
+    int src = stat(environ_path, &st);
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    cr_expect(wiped, "the secret is still in /proc/<pid>/environ");
+    cr_assert_eq(src, 0);
+    cr_expect_eq(st.st_uid, 0, "/proc/<pid>/environ belongs to uid %u: the process is dumpable",
+                 (unsigned)st.st_uid);
+    cr_expect_eq(status, 0, "imgrecon api exit %d", status);
+    free(text);
+}
