@@ -37,6 +37,7 @@ struct prov_client {
     unsigned open_handles;
     bool closing;
     uint64_t refresh_retry_at; /* loop time before which a failed refresh is not retried */
+    bool prepared;             /* prepare has run */
 };
 
 struct pcall {
@@ -262,7 +263,7 @@ static void on_queue_timer(uv_timer_t *t)
 
 static const char *pacer_key(const prov_client *c)
 {
-    return c->o.pacer_key != NULL ? c->o.pacer_key : c->o.cred->access_key_id;
+    return c->o.pacer_key != NULL && *c->o.pacer_key ? c->o.pacer_key : c->o.cred->access_key_id;
 }
 
 /* Before a call leaves: refreshes a temporary credential within its margin (the hook blocks for
@@ -285,6 +286,11 @@ static uint64_t credential_wait(prov_client *c)
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
+    if (q->head != NULL && !c->closing && !c->prepared) {
+        c->prepared = true;
+        if (c->o.prepare != NULL)
+            c->o.prepare(c->o.prepare_ud);
+    }
     while (q->head != NULL && !c->closing) {
         uint64_t wait = credential_wait(c), now = prov_now_ms();
         if (wait == 0 && c->o.pacer != NULL) {

@@ -40,8 +40,8 @@ typedef struct prov_client_opts {
     int signature;        /* 3 (default when 0) or 1 */
     const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
-    /* The pacer's budget key: the account id (DESIGN.md "Pacing"); NULL: the access key id.
-     * Borrowed. */
+    /* The pacer's budget key: the account id (DESIGN.md "Pacing"); NULL or "": the access key
+     * id. Borrowed; read at every call, so its owner may fill it in prepare. */
     const char *pacer_key;
     /* Called before a call is sent when cred is a temporary credential within its refresh
      * margin (prov_cred_needs_refresh); replaces *cred in place and returns 0, or a negative
@@ -50,6 +50,9 @@ typedef struct prov_client_opts {
      * refresh. */
     int (*refresh)(void *ud);
     void *refresh_ud;
+    /* Called once, before the first call is sent (e.g. to learn pacer_key). NULL: nothing. */
+    void (*prepare)(void *ud);
+    void *prepare_ud;
     prov_pacer *pacer; /* borrowed; NULL: unpaced */
     /* Rate for an action (NULL: 10/60s for every action). */
     void (*rate_for)(void *ud, prov_product product, const char *action, unsigned *ret_calls,

@@ -240,8 +240,8 @@ static void update_live(rec_dmn *d)
             spec_rate r = spec_config_rate_for(d->cfg, budget_actions[i].action);
             unsigned left = 0;
             if (prov_pacer_budget(d->setup->pacer,
-                                  d->setup->account_id ? d->setup->account_id
-                                                       : d->setup->cred.access_key_id,
+                                  d->setup->account_id[0] ? d->setup->account_id
+                                                          : d->setup->cred.access_key_id,
                                   budget_actions[i].product, budget_actions[i].action, r.calls,
                                   r.window_ms, now, &left) < 0)
                 continue;
@@ -736,10 +736,11 @@ static void do_reload(rec_dmn *d)
         free_cfg(ncfg);
         goto out;
     }
-    bool rebuild =
-        str_differs(ncfg->endpoint, d->cfg->endpoint) || ncfg->signature != d->cfg->signature ||
-        str_differs(ncfg->profile, d->cfg->profile) || str_differs(ncfg->ca_file, d->cfg->ca_file) ||
-        str_differs(ncfg->account_id, d->cfg->account_id);
+    bool rebuild = str_differs(ncfg->endpoint, d->cfg->endpoint) ||
+                   ncfg->signature != d->cfg->signature ||
+                   str_differs(ncfg->profile, d->cfg->profile) ||
+                   str_differs(ncfg->ca_file, d->cfg->ca_file) ||
+                   str_differs(ncfg->account_id, d->cfg->account_id);
     if (rebuild) {
         char *err = NULL;
         rec_setup_opts so = {.state_dir_explicit = true,

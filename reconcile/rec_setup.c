@@ -180,38 +180,52 @@ static void account_cache_put(const char *path, const char *hash, const char *ac
     close(fd);
 }
 
-/* The call budget belongs to the account (DESIGN.md "Pacing"): every key and role of one
- * account shares it. Learned once per credential identity and cached; when it cannot be
- * learned the budget stays per access key and on_cred_error says so. Returns 0 or -ENOMEM. */
-static int learn_account(rec_setup *s)
+/* Finds the account id (see learn_account); 0 and a malloc'd *ret, or a negative errno with
+ * *ret_msg (malloc'd, may be NULL). */
+static int find_account(rec_setup *s, char **ret, char **ret_msg)
 {
     if (s->cfg->account_id != NULL) {
-        s->account_id = strdup(s->cfg->account_id);
-        return s->account_id ? 0 : -ENOMEM;
+        *ret = strdup(s->cfg->account_id);
+        return *ret ? 0 : -ENOMEM;
     }
-    if (s->cred.role_arn != NULL &&
-        prov_cred_account_id(&s->copts, &s->cred, &s->account_id, NULL) == 0)
+    if (s->cred.role_arn != NULL && prov_cred_account_id(&s->copts, &s->cred, ret, NULL) == 0)
         return 0;
     char hash[65], path[4096];
     identity_hash(&s->cred, hash);
     snprintf(path, sizeof(path), "%s/account_ids", s->state_dir);
-    s->account_id = account_cache_get(path, hash);
-    if (s->account_id != NULL)
+    if ((*ret = account_cache_get(path, hash)) != NULL)
         return 0;
-    char *msg = NULL;
-    int rc = prov_cred_account_id(&s->copts, &s->cred, &s->account_id, &msg);
-    if (rc == 0) {
-        account_cache_put(path, hash, s->account_id);
-    } else if (s->opts.on_cred_error != NULL) {
-        char buf[1024];
-        snprintf(buf, sizeof(buf),
-                 "account id unknown (%s); the call budget is kept per access key (set "
-                 "account_id in the config to share it across keys)",
-                 msg ? msg : strerror(-rc));
-        s->opts.on_cred_error(s->opts.ud, buf);
+    int rc = prov_cred_account_id(&s->copts, &s->cred, ret, ret_msg);
+    if (rc == 0)
+        account_cache_put(path, hash, *ret);
+    return rc;
+}
+
+/* The call budget belongs to the account (DESIGN.md "Pacing"): every key and role of one
+ * account shares it. The client's prepare hook, so it runs before the first API call and never
+ * when a command stops earlier (a refused config makes no call at all). Learned once per
+ * credential identity and cached; when it cannot be learned the budget stays per access key and
+ * on_cred_error says so. */
+static void learn_account(void *ud)
+{
+    rec_setup *s = ud;
+    char *acct = NULL, *msg = NULL;
+    int rc = find_account(s, &acct, &msg);
+    if (rc == 0 && strlen(acct) < sizeof(s->account_id)) {
+        memcpy(s->account_id, acct, strlen(acct) + 1);
+    } else {
+        snprintf(s->account_id, sizeof(s->account_id), "key:%s", s->cred.access_key_id);
+        if (s->opts.on_cred_error != NULL) {
+            char buf[1024];
+            snprintf(buf, sizeof(buf),
+                     "account id unknown (%s); the call budget is kept per access key (set "
+                     "account_id in the config to share it across keys)",
+                     msg ? msg : strerror(rc < 0 ? -rc : EINVAL));
+            s->opts.on_cred_error(s->opts.ud, buf);
+        }
     }
+    free(acct);
     free(msg);
-    return rc == -ENOMEM ? rc : 0;
 }
 
 int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
@@ -266,9 +280,6 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         memset(&s->cred, 0, sizeof(s->cred));
         goto fail;
     }
-    rc = learn_account(s);
-    if (rc < 0)
-        goto fail;
 
     rc = prov_pacer_open(s->state_dir, &s->pacer);
     if (rc < 0) {
@@ -284,6 +295,8 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         .method = s->opts.method,
         .cred = &s->cred,
         .pacer_key = s->account_id,
+        .prepare = learn_account,
+        .prepare_ud = s,
         .refresh = refresh_cred,
         .refresh_ud = s,
         .pacer = s->pacer,
@@ -327,8 +340,7 @@ void rec_setup_free(rec_setup *s)
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);
-    free(s->account_id);
-    s->account_id = NULL;
+    s->account_id[0] = '\0';
     s->state_dir = NULL;
     s->note = NULL;
 }
@@ -400,7 +412,7 @@ int rec_setup_run_cycle(uv_loop_t *loop, rec_setup *s, rec_cycle_opts *opts, rec
     opts->cfg = s->cfg;
     opts->client = s->client;
     opts->pacer = s->pacer;
-    opts->access_key_id = s->account_id ? s->account_id : s->cred.access_key_id;
+    opts->access_key_id = s->account_id; /* filled before the first call */
     opts->state_dir = s->state_dir;
     if (uv_signal_init(loop, &r.sigint) < 0)
         return -ENOMEM;

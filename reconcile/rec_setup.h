@@ -40,7 +40,9 @@ typedef struct rec_setup {
     char *note;             /* for -v: why a fallback directory was chosen; NULL otherwise */
     prov_credential cred;
     prov_cred_opts copts; /* how cred was resolved, for refresh (strings borrowed from cfg) */
-    char *account_id;     /* the pacer's budget key; NULL: the access key id (not learned) */
+    /* The pacer's budget key, learned before the first API call ("" until then): the account
+     * id, or "key:<access key id>" when it could not be learned. */
+    char account_id[80];
     prov_pacer *pacer;
     prov_client *client;
     rec_call_count counts[REC_SETUP_MAX_ACTIONS];
@@ -51,8 +53,9 @@ typedef struct rec_setup {
 /* Prepares the state directory (created 0700 when missing; when it cannot be created and
  * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`),
  * resolves credentials with cfg->profile (STS and instance metadata at cfg->endpoint when it is
- * set), learns the account id that keys the call budget (cfg->account_id, a role ARN, the cache
- * file account_ids in the state directory, else STS GetCallerIdentity), opens the pacer there
+ * set), opens the pacer there (the account id that keys the call budget is learned before the
+ * first call: cfg->account_id, a role ARN, the cache file account_ids in the state directory,
+ * else STS GetCallerIdentity)
  * and builds the client with the config's endpoint, signature, rates and CA file; the client
  * refreshes temporary credentials before they expire. On failure returns a negative errno and
  * *ret_errmsg (malloc'd, no secrets) says what went wrong; s is then already cleaned up. */
