@@ -71,6 +71,9 @@ const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
 void cmd_print_common_help(FILE *out);
 /* Prints "prog: message" to stderr. */
 void cmd_error(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* rec_setup_opts.on_cred_error for the one-shot commands (ud: the cmd_ctx): a warning on
+ * stderr. */
+void cmd_cred_warning(void *ud, const char *msg);
 void cmd_ctx_free(cmd_ctx *ctx);
 
 /* Subcommands: argv[0] is the subcommand name; getopt state is reset by the dispatcher. */

@@ -203,6 +203,7 @@ int cmd_api(cmd_ctx *ctx, int argc, char **argv)
         .state_dir_explicit = ctx->state_dir != NULL,
         .method = method,
         .on_call = on_attempt,
+        .on_cred_error = cmd_cred_warning,
         .ud = ctx,
     };
     int rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);

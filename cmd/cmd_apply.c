@@ -227,7 +227,9 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     rec_setup setup;
     rec_lock *lock = NULL;
     char *err = NULL;
-    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL || saved != NULL};
+    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL || saved != NULL,
+                         .on_cred_error = cmd_cred_warning,
+                         .ud = ctx};
     rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
     if (rc < 0) {
         cmd_error(ctx, "%s", err ? err : "setup failed");

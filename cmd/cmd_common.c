@@ -48,6 +48,11 @@ void cmd_error(const cmd_ctx *ctx, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+void cmd_cred_warning(void *ud, const char *msg)
+{
+    cmd_error(ud, "warning: %s", msg);
+}
+
 /* Appends to a growable array of borrowed argv strings. */
 static int push_arg(const char ***arr, size_t *n, const char *s)
 {

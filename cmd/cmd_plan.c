@@ -127,7 +127,9 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
     int exit_code = 1;
     rec_setup setup;
     char *err = NULL;
-    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL};
+    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL,
+                         .on_cred_error = cmd_cred_warning,
+                         .ud = ctx};
     rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
     if (rc < 0) {
         cmd_error(ctx, "%s", err ? err : "setup failed");

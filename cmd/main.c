@@ -1,8 +1,10 @@
 /* imgrecon: the entry point only dispatches to a subcommand (cmd/cmd_<name>.c). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "cmd.h"
+#include "prov_secret.h"
 
 typedef struct cmd_entry {
     const char *name;
@@ -29,8 +31,25 @@ static void usage(FILE *out)
     fprintf(out, "\nRun 'imgrecon COMMAND --help' for a command's options.\n");
 }
 
+/* Before anything reads a secret: no core dump and no ptrace attach by other processes of the
+ * same user (the process is not dumpable), and jansson and libcurl wipe what they free. */
+static int protect_secrets(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        perror("imgrecon: prctl(PR_SET_DUMPABLE)");
+        return -1;
+    }
+    if (prov_secret_install_allocators() < 0) {
+        fprintf(stderr, "imgrecon: libcurl could not be initialised\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (protect_secrets() < 0)
+        return 1;
     if (argc < 2) {
         usage(stderr);
         return 1;

@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "prov_call_int.h"
 #include "prov_resp.h"
+#include "prov_secret.h"
 #include "prov_sig.h"
 
 #ifndef IMGRECON_VERSION
@@ -35,6 +37,8 @@ struct prov_client {
     size_t pending;
     unsigned open_handles;
     bool closing;
+    uint64_t refresh_retry_at; /* loop time before which a failed refresh is not retried */
+    bool prepared;             /* prepare has run */
 };
 
 struct pcall {
@@ -55,17 +59,17 @@ struct pcall {
     pcall *next, *prev; /* queue or backoff list */
 };
 
-static const char *const product_names[] = {"swas", "ecs"};
-static const char *const product_versions[] = {"2020-06-01", "2014-05-26"};
+static const char *const product_names[] = {"swas", "ecs", "sts"};
+static const char *const product_versions[] = {"2020-06-01", "2014-05-26", "2015-04-01"};
 
 const char *prov_product_name(prov_product p)
 {
-    return (unsigned)p < 2 ? product_names[p] : "unknown";
+    return (unsigned)p < 3 ? product_names[p] : "unknown";
 }
 
 const char *prov_product_version(prov_product p)
 {
-    return (unsigned)p < 2 ? product_versions[p] : "";
+    return (unsigned)p < 3 ? product_versions[p] : "";
 }
 
 static void pump(action_queue *q);
@@ -258,18 +262,43 @@ static void on_queue_timer(uv_timer_t *t)
     pump(q);
 }
 
+static const char *pacer_key(const prov_client *c)
+{
+    return c->o.pacer_key != NULL && *c->o.pacer_key ? c->o.pacer_key : c->o.cred->access_key_id;
+}
+
+/* Before a call leaves: refreshes a temporary credential within its margin (the hook blocks for
+ * at most its STS or metadata timeout). Returns 0 to send now, or the milliseconds to wait when
+ * the credential has expired and could not be refreshed. Called by pump. */
+static uint64_t credential_wait(prov_client *c)
+{
+    if (c->o.refresh == NULL || !prov_cred_needs_refresh(c->o.cred, time(NULL)))
+        return 0;
+    uint64_t now = uv_now(c->loop);
+    if (now >= c->refresh_retry_at) {
+        if (c->o.refresh(c->o.refresh_ud) == 0)
+            return 0;
+        c->refresh_retry_at = now + 1000;
+    }
+    return time(NULL) < c->o.cred->expiration ? 0 : c->refresh_retry_at - now;
+}
+
 /* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. */
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
+    if (q->head != NULL && !c->closing && !c->prepared) {
+        c->prepared = true;
+        if (c->o.prepare != NULL)
+            c->o.prepare(c->o.prepare_ud);
+    }
     while (q->head != NULL && !c->closing) {
-        uint64_t wait = 0, now = prov_now_ms();
-        if (c->o.pacer != NULL) {
+        uint64_t wait = credential_wait(c), now = prov_now_ms();
+        if (wait == 0 && c->o.pacer != NULL) {
             unsigned calls;
             uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
-            int rc = prov_pacer_acquire(c->o.pacer, c->o.cred->access_key_id,
-                                        prov_product_name(q->product), q->action, calls, window,
-                                        now, &wait);
+            int rc = prov_pacer_acquire(c->o.pacer, pacer_key(c), prov_product_name(q->product),
+                                        q->action, calls, window, now, &wait);
             if (rc < 0) {
                 pcall *k = queue_pop(q);
                 finish_local(k, rc, "the call budget (pacer) could not be read");
@@ -365,8 +394,8 @@ static void on_response(const prov_http_response *res, void *ud)
         /* The call counts from its answer from now on (prov_pacer_settle); a failure to record
          * that only leaves the earlier, slightly less cautious time. */
         uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
-        (void)prov_pacer_settle(c->o.pacer, c->o.cred->access_key_id, prov_product_name(k->product),
-                                k->action, window, k->paced_ms, prov_now_ms());
+        (void)prov_pacer_settle(c->o.pacer, pacer_key(c), prov_product_name(k->product), k->action,
+                                window, k->paced_ms, prov_now_ms());
         k->paced_ms = 0;
     }
     json_t *body = NULL;
@@ -412,9 +441,8 @@ static void on_response(const prov_http_response *res, void *ud)
         unsigned calls;
         uint64_t window = prov_client_rate_window(c, k->product, k->action, &calls);
         if (c->o.pacer != NULL)
-            (void)prov_pacer_cooldown(c->o.pacer, c->o.cred->access_key_id,
-                                      prov_product_name(k->product), k->action, window,
-                                      prov_now_ms());
+            (void)prov_pacer_cooldown(c->o.pacer, pacer_key(c), prov_product_name(k->product),
+                                      k->action, window, prov_now_ms());
         retry_in = window;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
         if (c->o.pacer == NULL) {
@@ -516,8 +544,8 @@ out:
     prov_kvs_free(&headers);
     free(base);
     free(host);
-    free(query);
-    free(url);
+    prov_free_secret(query); /* V1: the SecurityToken and Signature are in the query */
+    prov_free_secret(url);
 }
 
 int prov_client_call(prov_client *c, prov_product product, const char *action, const char *region,

@@ -16,7 +16,9 @@
 #include "prov_pacer.h"
 #include "prov_types.h"
 
-typedef enum prov_product { PROV_SWAS = 0, PROV_ECS = 1 } prov_product;
+/* PROV_STS only appears in events: the credentials chain's STS calls (prov_cred_opts.on_call),
+ * reported alongside the client's so that call counts match what the account saw. */
+typedef enum prov_product { PROV_SWAS = 0, PROV_ECS = 1, PROV_STS = 2 } prov_product;
 
 const char *prov_product_name(prov_product p);    /* "swas", "ecs" */
 const char *prov_product_version(prov_product p); /* "2020-06-01", "2014-05-26" */
@@ -40,7 +42,20 @@ typedef struct prov_client_opts {
     int signature;        /* 3 (default when 0) or 1 */
     const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
-    prov_pacer *pacer;           /* borrowed; NULL: unpaced */
+    /* The pacer's budget key: the account id (DESIGN.md "Pacing"); NULL or "": the access key
+     * id. Borrowed; read at every call, so its owner may fill it in prepare. */
+    const char *pacer_key;
+    /* Called before a call is sent when cred is a temporary credential within its refresh
+     * margin (prov_cred_needs_refresh); replaces *cred in place and returns 0, or a negative
+     * errno (the owner logs it). After a failure it is tried again at most once a second; calls
+     * go on with the old credential while it is valid and wait once it has expired. NULL: no
+     * refresh. */
+    int (*refresh)(void *ud);
+    void *refresh_ud;
+    /* Called once, before the first call is sent (e.g. to learn pacer_key). NULL: nothing. */
+    void (*prepare)(void *ud);
+    void *prepare_ud;
+    prov_pacer *pacer; /* borrowed; NULL: unpaced */
     /* Rate for an action (NULL: 10/60s for every action). */
     void (*rate_for)(void *ud, prov_product product, const char *action, unsigned *ret_calls,
                      uint64_t *ret_window_ms);

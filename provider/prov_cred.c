@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "prov_cred_file.h"
+#include "prov_secret.h"
 #include "prov_sig.h"
 
 #define DEFAULT_METADATA_URL "http://100.100.100.200"
@@ -35,30 +37,86 @@ __attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
     return s;
 }
 
-/* Frees a buffer that may have held a secret, wiping it first. */
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    explicit_bzero(s, strlen(s));
-    free(s);
-}
-
 void prov_credential_free(prov_credential *cred)
 {
     if (cred == NULL)
         return;
     free(cred->access_key_id);
-    free_secret(cred->access_key_secret);
-    free_secret(cred->security_token);
+    prov_free_secret(cred->access_key_secret);
+    prov_free_secret(cred->security_token);
     free(cred->source);
     free(cred->role_name);
+    free(cred->role_arn);
+    free(cred->session_name);
+    free(cred->base_key_id);
+    prov_free_secret(cred->base_key_secret);
+    prov_free_secret(cred->base_token);
+    free(cred->oidc_provider_arn);
+    free(cred->oidc_token_file);
     memset(cred, 0, sizeof(*cred));
 }
 
 bool prov_cred_needs_refresh(const prov_credential *cred, time_t now)
 {
-    return cred != NULL && cred->expiration != 0 && now + 300 >= cred->expiration;
+    if (cred == NULL || cred->expiration == 0)
+        return false;
+    time_t margin = 300;
+    if (cred->issued != 0 && cred->expiration > cred->issued &&
+        (cred->expiration - cred->issued) / 2 < margin)
+        margin = (cred->expiration - cred->issued) / 2;
+    return now + margin >= cred->expiration;
+}
+
+/* strdup of an optional string into *to; false on allocation failure. */
+static bool dup_opt(char **to, const char *from)
+{
+    *to = from ? strdup(from) : NULL;
+    return from == NULL || *to != NULL;
+}
+
+/* Copies how a temporary credential was obtained (kind, source, role, base key, OIDC files),
+ * so that refresh can do it again. Called by the chain and by refresh. */
+static int copy_recipe(prov_credential *to, const prov_credential *from)
+{
+    to->kind = from->kind;
+    to->duration_s = from->duration_s;
+    free(to->source);
+    if (!dup_opt(&to->source, from->source) || !dup_opt(&to->role_name, from->role_name) ||
+        !dup_opt(&to->role_arn, from->role_arn) ||
+        !dup_opt(&to->session_name, from->session_name) ||
+        !dup_opt(&to->base_key_id, from->base_key_id) ||
+        !dup_opt(&to->base_key_secret, from->base_key_secret) ||
+        !dup_opt(&to->base_token, from->base_token) ||
+        !dup_opt(&to->oidc_provider_arn, from->oidc_provider_arn) ||
+        !dup_opt(&to->oidc_token_file, from->oidc_token_file))
+        return -ENOMEM;
+    return 0;
+}
+
+/* Runs the STS call a ROLE_ARN or OIDC recipe describes; fills the keys of *ret only. */
+static int assume(const prov_cred_opts *opts, const prov_credential *recipe, prov_credential *ret,
+                  char **ret_errmsg)
+{
+    if (recipe->kind == PROV_CRED_OIDC)
+        return prov_sts_assume_role_oidc(opts, recipe->role_arn, recipe->oidc_provider_arn,
+                                         recipe->oidc_token_file, recipe->session_name,
+                                         recipe->duration_s, ret, ret_errmsg);
+    return prov_sts_assume_role(opts, recipe->base_key_id, recipe->base_key_secret,
+                                recipe->base_token, recipe->role_arn, recipe->session_name,
+                                recipe->duration_s, ret, ret_errmsg);
+}
+
+/* Assumes the role a recipe describes and returns a complete credential (keys and recipe). */
+static int assume_full(const prov_cred_opts *opts, const prov_credential *recipe,
+                       prov_credential *ret, char **ret_errmsg)
+{
+    prov_credential c = {0};
+    int r = assume(opts, recipe, &c, ret_errmsg);
+    if (r == 0 && (r = copy_recipe(&c, recipe)) < 0)
+        prov_credential_free(&c);
+    if (r == 0)
+        *ret = c;
+    return r;
 }
 
 static const char *env_nonempty(const char *name)
@@ -146,6 +204,57 @@ static int from_env_names(const char *id_var, const char *secret_var, const char
     return cred_set(ret, id, secret, env_nonempty(token_var), source);
 }
 
+/* Every variable that may hold a key, a secret or a token: removed from the environment once
+ * read, so that no child process and no /proc/<pid>/environ reader sees them. */
+static const char *const env_secret_names[] = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",  "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_ACCESS_KEY",
+    "ALICLOUD_SECRET_KEY",          "ALICLOUD_SECURITY_TOKEN",
+};
+
+/* The credential read from the environment, kept for later resolves in this process (a daemon's
+ * reload), since the variables are gone by then. Only touched by the loop thread. */
+static prov_credential env_cache;
+
+static int cred_copy(const prov_credential *from, prov_credential *to)
+{
+    int r = cred_set(to, from->access_key_id, from->access_key_secret, from->security_token,
+                     from->source);
+    if (r == 0)
+        to->expiration = from->expiration;
+    return r;
+}
+
+/* The environment source of the chain: the current names, then the legacy ones, then what an
+ * earlier resolve of this process read and removed. */
+static int from_env(prov_credential *ret, char **ret_errmsg)
+{
+    int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                           "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
+                           ret_errmsg);
+    if (r == -ENOENT)
+        r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
+                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+    if (r == -ENOENT && env_cache.access_key_id != NULL)
+        return cred_copy(&env_cache, ret);
+    if (r < 0)
+        return r;
+    prov_credential copy;
+    if (cred_copy(ret, &copy) == 0) {
+        prov_credential_free(&env_cache);
+        env_cache = copy;
+    }
+    /* Wiped in place first: /proc/<pid>/environ shows the original block, which unsetenv
+     * alone leaves as it was. */
+    for (size_t i = 0; i < sizeof(env_secret_names) / sizeof(env_secret_names[0]); i++) {
+        char *v = getenv(env_secret_names[i]);
+        if (v != NULL)
+            explicit_bzero(v, strlen(v));
+        (void)unsetenv(env_secret_names[i]);
+    }
+    return 0;
+}
+
 /* Strips trailing CR/LF, as systemd-creds and editors leave them. */
 static void chomp(char *s)
 {
@@ -207,8 +316,8 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
         r = source ? cred_set(ret, id, secret, token, source) : -ENOMEM;
     free(source);
     free(id);
-    free_secret(secret);
-    free_secret(token);
+    prov_free_secret(secret);
+    prov_free_secret(token);
     return r;
 }
 
@@ -228,9 +337,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         b->too_big = true;
         return 0;
     }
-    char *p = realloc(b->p, b->n + len + 1);
+    /* Not realloc: the old block may hold part of a secret and is wiped before it is freed. */
+    char *p = malloc(b->n + len + 1);
     if (p == NULL)
         return 0;
+    if (b->p != NULL) {
+        memcpy(p, b->p, b->n);
+        explicit_bzero(b->p, b->n);
+        free(b->p);
+    }
     memcpy(p + b->n, data, len);
     b->n += len;
     p[b->n] = '\0';
@@ -256,9 +371,10 @@ static int curl_errno(CURLcode c, bool too_big)
     }
 }
 
-/* One blocking metadata request; *ret_body is always a string (possibly empty) on success. */
-static int md_call(const char *method, const char *url, const char *header, long timeout_ms,
-                   long *ret_status, char **ret_body, char **ret_errmsg)
+/* One blocking request of the chain (metadata and STS; prov_cred_file.h). body: a form body for
+ * POST, NULL otherwise. *ret_body is always a string (possibly empty) on success. */
+int prov_cred_http(const char *method, const char *url, const char *header, const char *body,
+                   long timeout_ms, long *ret_status, char **ret_body, char **ret_errmsg)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -295,6 +411,9 @@ static int md_call(const char *method, const char *url, const char *header, long
             c |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
             c |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
             c |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+        } else if (body != NULL) {
+            c |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+            c |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
         }
         if (c != CURLE_OK)
             r = -EINVAL;
@@ -346,8 +465,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     url = fmt("%.*s/latest/api/token", (int)blen, base);
     if (url == NULL)
         return -ENOMEM;
-    r = md_call("PUT", url, "X-aliyun-ecs-metadata-token-ttl-seconds: " METADATA_TOKEN_TTL, timeout,
-                &status, &body, ret_errmsg);
+    r = prov_cred_http("PUT", url, "X-aliyun-ecs-metadata-token-ttl-seconds: " METADATA_TOKEN_TTL,
+                       NULL, timeout, &status, &body, ret_errmsg);
     free(url);
     url = NULL;
     if (r < 0)
@@ -365,7 +484,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
 
     if (r == 0 && (role == NULL || *role == '\0')) {
         url = fmt("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
-        r = url ? md_call("GET", url, token_hdr, timeout, &status, &body, ret_errmsg) : -ENOMEM;
+        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
+                : -ENOMEM;
         if (r == 0 && status != 200) {
             *ret_errmsg = fmt("ECS metadata: listing RAM roles answered HTTP %ld", status);
             r = status == 404 ? -ENOENT : -EIO;
@@ -392,7 +512,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         r = prov_pct_encode(role, strlen(role), &enc_role);
     if (r == 0) {
         url = fmt("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
-        r = url ? md_call("GET", url, token_hdr, timeout, &status, &body, ret_errmsg) : -ENOMEM;
+        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
+                : -ENOMEM;
         if (r == 0 && status != 200) {
             *ret_errmsg =
                 fmt("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
@@ -434,6 +555,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
             free(source);
             if (r == 0) {
                 c.expiration = expiration;
+                c.issued = time(NULL);
+                c.kind = PROV_CRED_ECS_ROLE;
                 c.role_name = strdup(role);
                 if (c.role_name == NULL) {
                     prov_credential_free(&c);
@@ -447,9 +570,9 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     json_decref(root);
     free(enc_role);
     free(url);
-    free_secret(body);
-    free_secret(token);
-    free_secret(token_hdr);
+    prov_free_secret(body);
+    prov_free_secret(token);
+    prov_free_secret(token_hdr);
     free(found_role);
     return r;
 }
@@ -457,13 +580,15 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
 int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_errmsg)
 {
     char *msg = NULL;
-    if (cred == NULL || cred->role_name == NULL) {
+    if (cred == NULL || cred->kind == PROV_CRED_STATIC ||
+        (cred->kind == PROV_CRED_ECS_ROLE && cred->role_name == NULL)) {
         if (ret_errmsg)
-            *ret_errmsg = fmt("credential refresh: only ECS RAM role credentials can be refreshed");
+            *ret_errmsg = fmt("credential refresh: static keys cannot be refreshed");
         return -EINVAL;
     }
-    prov_credential fresh;
-    int r = metadata_fetch(opts, cred->role_name, &fresh, &msg);
+    prov_credential fresh = {0};
+    int r = cred->kind == PROV_CRED_ECS_ROLE ? metadata_fetch(opts, cred->role_name, &fresh, &msg)
+                                             : assume_full(opts, cred, &fresh, &msg);
     if (r == 0) {
         r = check_values(&fresh, &msg);
         if (r < 0)
@@ -494,6 +619,70 @@ static char *home_dir(const prov_cred_opts *opts)
     return pw && pw->pw_dir ? strdup(pw->pw_dir) : NULL;
 }
 
+/* RRSA on ACK: the three variables name the role, the OIDC provider and the token file the
+ * platform keeps fresh. All three or none; the token itself is read on every refresh. */
+static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg)
+{
+    static const char *const names[] = {"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                                        "ALIBABA_CLOUD_OIDC_TOKEN_FILE"};
+    const char *v[3];
+    int set = 0;
+    for (int i = 0; i < 3; i++)
+        set += (v[i] = env_nonempty(names[i])) != NULL;
+    if (set == 0)
+        return -ENOENT;
+    for (int i = 0; i < 3 && set < 3; i++)
+        if (v[i] == NULL) {
+            *ret_errmsg = fmt("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
+                              names[1], names[2], names[i]);
+            return -EINVAL;
+        }
+    const char *session = env_nonempty("ALIBABA_CLOUD_ROLE_SESSION_NAME");
+    prov_credential recipe = {.kind = PROV_CRED_OIDC, .duration_s = 3600};
+    recipe.role_arn = (char *)v[0];
+    recipe.oidc_provider_arn = (char *)v[1];
+    recipe.oidc_token_file = (char *)v[2];
+    recipe.session_name = (char *)(session ? session : "imgrecon");
+    recipe.source = fmt("OIDC role %s (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", v[0]);
+    if (recipe.source == NULL)
+        return -ENOMEM;
+    char *msg = NULL;
+    int r = assume_full(opts, &recipe, ret, &msg);
+    free(recipe.source);
+    if (r < 0) {
+        *ret_errmsg = fmt("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
+        free(msg);
+        return r == -ENOENT ? -EINVAL : r;
+    }
+    return 0;
+}
+
+/* A RamRoleArn profile or ram_role_arn section: AssumeRole with the file's long-term key. */
+static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, const char *where,
+                            prov_credential *ret, char **ret_errmsg)
+{
+    prov_credential recipe = {.kind = PROV_CRED_ROLE_ARN};
+    recipe.role_arn = l->role_arn;
+    recipe.session_name = l->session_name ? l->session_name : (char *)"imgrecon";
+    recipe.duration_s = l->duration_s > 0 ? l->duration_s : 3600;
+    recipe.base_key_id = l->cred.access_key_id;
+    recipe.base_key_secret = l->cred.access_key_secret;
+    recipe.base_token = l->cred.security_token;
+    recipe.source = fmt("%s, role %s", where, l->role_arn);
+    if (recipe.source == NULL)
+        return -ENOMEM;
+    char *msg = NULL;
+    int r = assume_full(opts, &recipe, ret, &msg);
+    free(recipe.source);
+    if (r < 0) {
+        *ret_errmsg =
+            fmt("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
+        free(msg);
+        return r == -ENOENT ? -EINVAL : r;
+    }
+    return 0;
+}
+
 /* A file source that asked for the ECS RAM role: errors are errors, since the user chose it. */
 static int role_from_file(const prov_cred_opts *opts, const char *role, const char *where,
                           prov_credential *ret, char **ret_errmsg)
@@ -513,15 +702,14 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
  * source stops the chain (rather than silently falling through to another identity). */
 static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg, looked *lk)
 {
-    int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                           "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
-                           ret_errmsg);
-    if (r == -ENOENT)
-        r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
-                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+    int r = from_env(ret, ret_errmsg);
     if (r != -ENOENT)
         return r;
     looked_add(lk, "environment (ALIBABA_CLOUD_ACCESS_KEY_ID, ALICLOUD_ACCESS_KEY)");
+    r = from_oidc_env(opts, ret, ret_errmsg);
+    if (r != -ENOENT)
+        return r;
+    looked_add(lk, "OIDC (ALIBABA_CLOUD_ROLE_ARN unset)");
 
     const char *dir = env_nonempty("CREDENTIALS_DIRECTORY");
     if (dir == NULL) {
@@ -561,7 +749,11 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         data = NULL;
         free(note);
         note = NULL;
-        if (r == 0 && l.wants_role) {
+        if (r == 0 && l.wants_assume) {
+            char *where = fmt("%s (profile '%s', mode RamRoleArn)", path, json_profile);
+            r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
+            free(where);
+        } else if (r == 0 && l.wants_role) {
             char *where = fmt("%s (profile '%s', mode EcsRamRole)", path, json_profile);
             r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
@@ -581,12 +773,14 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
 
     const char *ini_env = env_nonempty("ALIBABA_CLOUD_CREDENTIALS_FILE");
     const char *section = profile ? profile : "default";
+    bool have_home = home != NULL;
     if (ini_env != NULL)
         path = strdup(ini_env);
-    else if (home != NULL)
+    else if (have_home)
         path = fmt("%s/.alibabacloud/credentials", home);
     free(home);
-    if (path == NULL && (ini_env != NULL || home != NULL))
+    home = NULL;
+    if (path == NULL && (ini_env != NULL || have_home))
         return -ENOMEM;
     if (path == NULL) {
         looked_add(lk, "~/.alibabacloud/credentials (no home directory)");
@@ -607,7 +801,11 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
             explicit_bzero(data, len);
         free(data);
         free(note);
-        if (r == 0 && l.wants_role) {
+        if (r == 0 && l.wants_assume) {
+            char *where = fmt("%s ([%s], type ram_role_arn)", path, section);
+            r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
+            free(where);
+        } else if (r == 0 && l.wants_role) {
             char *where = fmt("%s ([%s], type ecs_ram_role)", path, section);
             r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
@@ -624,6 +822,11 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     const char *env_role = env_nonempty("ALIBABA_CLOUD_ECS_METADATA");
     if (env_role != NULL)
         return role_from_file(opts, env_role, "ALIBABA_CLOUD_ECS_METADATA", ret, ret_errmsg);
+    const char *md_off = env_nonempty("ALIBABA_CLOUD_ECS_METADATA_DISABLED");
+    if (md_off != NULL && strcasecmp(md_off, "true") == 0) {
+        looked_add(lk, "ECS instance metadata (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true)");
+        return -ENOENT;
+    }
     if (opts == NULL || !opts->use_metadata) {
         looked_add(lk, "ECS instance metadata (not enabled)");
         return -ENOENT;
@@ -664,4 +867,30 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
     free(msg);
     *ret = c;
     return 0;
+}
+
+/* Parses the account id out of "acs:ram::<digits>:role/<name>"; NULL when it is not there. */
+static char *account_of_role_arn(const char *arn)
+{
+    if (arn == NULL || strncmp(arn, "acs:ram::", 9) != 0)
+        return NULL;
+    size_t n = strspn(arn + 9, "0123456789");
+    return n > 0 && arn[9 + n] == ':' ? strndup(arn + 9, n) : NULL;
+}
+
+int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred,
+                         char **ret_account_id, char **ret_errmsg)
+{
+    char *acct = account_of_role_arn(cred->role_arn);
+    if (acct != NULL) {
+        *ret_account_id = acct;
+        return 0;
+    }
+    char *msg = NULL;
+    int r = prov_sts_caller_account(opts, cred, ret_account_id, &msg);
+    if (r < 0 && ret_errmsg)
+        *ret_errmsg = msg ? msg : fmt("STS GetCallerIdentity: %s", strerror(-r));
+    else
+        free(msg);
+    return r;
 }

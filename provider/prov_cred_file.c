@@ -34,8 +34,13 @@ void prov_cred_lookup_free(prov_cred_lookup *l)
         return;
     prov_credential_free(&l->cred);
     free(l->role_name);
+    free(l->role_arn);
+    free(l->session_name);
     l->role_name = NULL;
+    l->role_arn = NULL;
+    l->session_name = NULL;
     l->wants_role = false;
+    l->wants_assume = false;
 }
 
 /* Used for config.json, the INI file and the files in $CREDENTIALS_DIRECTORY. The permission
@@ -106,6 +111,13 @@ int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *r
     *ret_data = buf;
     *ret_len = n;
     return 0;
+}
+
+/* strdup of an optional string; false on allocation failure. */
+static bool dup_str(char **to, const char *from)
+{
+    *to = from ? strdup(from) : NULL;
+    return from == NULL || *to != NULL;
 }
 
 /* A string member that must be present and non-empty; NULL otherwise. */
@@ -202,13 +214,34 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
         if (l.role_name == NULL)
             r = -ENOMEM;
     } else if (strcasecmp(mode, "RamRoleArn") == 0) {
-        *ret_errmsg = fmt("%s: profile '%s': mode RamRoleArn is not supported; use AK, StsToken "
-                          "or EcsRamRole (or export STS credentials)",
-                          path, profile);
-        r = -EINVAL;
+        const char *arn = member(p, "ram_role_arn");
+        json_t *exp = json_object_get(p, "expired_seconds");
+        if (!id)
+            what = "access_key_id";
+        else if (!secret)
+            what = "access_key_secret";
+        else if (!arn)
+            what = "ram_role_arn";
+        else if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) < 900 ||
+                                 json_integer_value(exp) > 43200)) {
+            *ret_errmsg = fmt("%s: profile '%s': expired_seconds must be a number of seconds "
+                              "from 900 to 43200",
+                              path, profile);
+            r = -EINVAL;
+        } else {
+            r = set_keys(&l, id, secret, token,
+                         fmt("%s (profile '%s', mode RamRoleArn)", path, profile));
+            l.wants_assume = true;
+            l.duration_s = exp ? (long)json_integer_value(exp) : 3600;
+            if (r == 0 && (!dup_str(&l.role_arn, arn) ||
+                           !dup_str(&l.session_name, member(p, "ram_session_name")))) {
+                prov_cred_lookup_free(&l);
+                r = -ENOMEM;
+            }
+        }
     } else {
-        *ret_errmsg = fmt("%s: profile '%s': unknown mode '%s' (expected AK, StsToken or "
-                          "EcsRamRole)",
+        *ret_errmsg = fmt("%s: profile '%s': unknown mode '%s' (expected AK, StsToken, "
+                          "RamRoleArn or EcsRamRole)",
                           path, profile, mode);
         r = -EINVAL;
     }
@@ -257,7 +290,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
     char *copy = strndup(data, len);
     if (copy == NULL)
         return -ENOMEM;
-    const char *type = NULL, *id = NULL, *secret = NULL, *role = NULL;
+    const char *type = NULL, *id = NULL, *secret = NULL, *role = NULL, *arn = NULL, *session = NULL;
     bool in_section = false, seen = false;
     int r = 0, lineno = 0;
     char *save = NULL;
@@ -306,6 +339,10 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
             secret = value;
         else if (strcmp(key, "role_name") == 0)
             role = value;
+        else if (strcmp(key, "role_arn") == 0)
+            arn = value;
+        else if (strcmp(key, "role_session_name") == 0)
+            session = value;
     }
     prov_cred_lookup l = {0};
     if (r == 0 && !seen) {
@@ -321,14 +358,33 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         } else {
             r = set_keys(&l, id, secret, NULL, fmt("%s ([%s], access_key)", path, section));
         }
+    } else if (r == 0 && strcmp(type, "ram_role_arn") == 0) {
+        const char *what = !id || !*id           ? "access_key_id"
+                           : !secret || !*secret ? "access_key_secret"
+                           : !arn || !*arn       ? "role_arn"
+                                                 : NULL;
+        if (what) {
+            *ret_errmsg =
+                fmt("%s: section [%s] (type ram_role_arn) has no %s", path, section, what);
+            r = -EINVAL;
+        } else {
+            r = set_keys(&l, id, secret, NULL, fmt("%s ([%s], ram_role_arn)", path, section));
+            l.wants_assume = true;
+            l.duration_s = 3600;
+            if (r == 0 && (!dup_str(&l.role_arn, arn) ||
+                           !dup_str(&l.session_name, session && *session ? session : NULL))) {
+                prov_cred_lookup_free(&l);
+                r = -ENOMEM;
+            }
+        }
     } else if (r == 0 && strcmp(type, "ecs_ram_role") == 0) {
         l.wants_role = true;
         l.role_name = strdup(role ? role : "");
         if (l.role_name == NULL)
             r = -ENOMEM;
     } else if (r == 0) {
-        *ret_errmsg = fmt("%s: section [%s]: type '%s' is not supported (use access_key or "
-                          "ecs_ram_role)",
+        *ret_errmsg = fmt("%s: section [%s]: type '%s' is not supported (use access_key, "
+                          "ram_role_arn or ecs_ram_role)",
                           path, section, type);
         r = -EINVAL;
     }

@@ -14,6 +14,11 @@ typedef struct prov_cred_lookup {
     prov_credential cred;
     char *role_name;
     bool wants_role;
+    /* RamRoleArn / ram_role_arn: cred holds the long-term key that assumes role_arn. */
+    bool wants_assume;
+    char *role_arn;
+    char *session_name; /* NULL: "imgrecon" */
+    long duration_s;    /* 0: 3600 */
 } prov_cred_lookup;
 
 void prov_cred_lookup_free(prov_cred_lookup *l);
@@ -37,5 +42,25 @@ char *prov_cred_config_json_current(const char *data, size_t len);
 /* Looks up [section] in the INI credentials file; same returns as the JSON parser. */
 int prov_cred_parse_ini(const char *path, const char *data, size_t len, const char *section,
                         prov_cred_lookup *ret, char **ret_note, char **ret_errmsg);
+
+/* One blocking HTTP request with libcurl (prov_cred.c), for metadata and STS. body: a form
+ * body (POST), NULL otherwise. *ret_body is always a string on success; status is not checked. */
+int prov_cred_http(const char *method, const char *url, const char *header, const char *body,
+                   long timeout_ms, long *ret_status, char **ret_body, char **ret_errmsg);
+
+/* ---- STS (prov_cred_sts.c) ----
+ * Each fills only the keys, token, expiration and issued time of *ret (kind, recipe and source
+ * are the caller's) and returns 0, or a negative errno with *ret_errmsg naming the action and
+ * the answer's Code (never a secret). */
+int prov_sts_assume_role(const prov_cred_opts *opts, const char *key_id, const char *secret,
+                         const char *token, const char *role_arn, const char *session,
+                         long duration_s, prov_credential *ret, char **ret_errmsg);
+/* Reads token_file (it is re-read on every refresh, since the platform rotates it). */
+int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
+                              const char *provider_arn, const char *token_file, const char *session,
+                              long duration_s, prov_credential *ret, char **ret_errmsg);
+/* GetCallerIdentity signed with cred: its AccountId (malloc'd). */
+int prov_sts_caller_account(const prov_cred_opts *opts, const prov_credential *cred,
+                            char **ret_account_id, char **ret_errmsg);
 
 #endif

@@ -100,8 +100,10 @@ void prov_kvs_free(prov_kvs *kvs)
 {
     if (kvs == NULL)
         return;
+    /* Values may be signatures, tokens or secrets (headers, V1 parameters): wiped. */
     for (size_t i = 0; i < kvs->n; i++) {
         free(kvs->v[i].key);
+        explicit_bzero(kvs->v[i].value, strlen(kvs->v[i].value));
         free(kvs->v[i].value);
     }
     free(kvs->v);

@@ -179,6 +179,10 @@ prov_err_class prov_err_classify(const char *action, long http_status, const cha
          * keeps its ClientToken), so it is retried like a dropped connection. */
         if (streq(code, "SignatureNonceUsed"))
             return PROV_ERR_TRANSIENT;
+        /* A call signed just before its STS token expired: the client refreshes the credential
+         * before the next attempt (prov_client_opts.refresh). */
+        if (streq(code, "InvalidSecurityToken.Expired"))
+            return PROV_ERR_TRANSIENT;
         if (streq(code, "DryRunOperation"))
             return PROV_ERR_DONE;
         if (streq(code, "InvalidImageId.NotFound") &&

@@ -229,6 +229,20 @@ static bool listen_host_numeric(const char *s)
     return inet_pton(bracketed ? AF_INET6 : AF_INET, host, a) == 1;
 }
 
+/* The Alibaba Cloud account id (digits) the credentials belong to; null: learned with STS. It
+ * keys the pacer's budget, so a wrong one would share or split budgets silently: checked here. */
+static int set_account_id(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (spec_ynode_is_null(v))
+        return replace_str(AT(cfg, k, char *), NULL);
+    const char *s = text_of(v);
+    if (s == NULL || *s == '\0' || strlen(s) > 32 || strspn(s, "0123456789") != strlen(s))
+        return bad(c, v, "'%s' must be the account's numeric id (or null), got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    return replace_str(AT(cfg, k, char *), s);
+}
+
 /* host:port, [v6]:port; port 0 asks for any free port (tests). null or "" disables. */
 static int set_listen(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -900,6 +914,7 @@ static const cfg_key keys[] = {
     {"metrics_listen", "127.0.0.1:9780", 0, 0, FIELD(metrics_listen), set_listen, NULL},
     {"log_format", "text", 0, 0, FIELD(log_format), set_enum, log_formats},
     {"profile", NULL, 0, 0, FIELD(profile), set_opt_string, NULL},
+    {"account_id", NULL, 0, 0, FIELD(account_id), set_account_id, NULL},
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
     {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
 };
@@ -1047,6 +1062,7 @@ void spec_config_free(spec_config *cfg)
     free(cfg->rates);
     free(cfg->metrics_listen);
     free(cfg->profile);
+    free(cfg->account_id);
     free(cfg->ca_file);
     free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
     free_regions(cfg->regions, cfg->n_regions);

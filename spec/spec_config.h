@@ -62,7 +62,8 @@ typedef struct spec_config {
     size_t n_rates;
     char *metrics_listen; /* default 127.0.0.1:9780; NULL or "" disables */
     enum spec_log_format log_format;
-    char *profile; /* credentials profile; NULL: the file's current one */
+    char *profile;    /* credentials profile; NULL: the file's current one */
+    char *account_id; /* the account the keys belong to (pacer budget); NULL: asked of STS */
     char *ca_file; /* extra CA certificates for TLS, added to the system store; NULL: none */
     bool allow_insecure_endpoint; /* default false: http:// endpoints only to loopback hosts */
 } spec_config;

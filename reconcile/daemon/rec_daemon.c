@@ -253,7 +253,9 @@ static void update_live(rec_dmn *d)
         for (size_t i = 0; i < N_BUDGET_ACTIONS; i++) {
             spec_rate r = spec_config_rate_for(d->cfg, budget_actions[i].action);
             unsigned left = 0;
-            if (prov_pacer_budget(d->setup->pacer, d->setup->cred.access_key_id,
+            if (prov_pacer_budget(d->setup->pacer,
+                                  d->setup->account_id[0] ? d->setup->account_id
+                                                          : d->setup->cred.access_key_id,
                                   budget_actions[i].product, budget_actions[i].action, r.calls,
                                   r.window_ms, now, &left) < 0)
                 continue;
@@ -275,6 +277,13 @@ static void update_live(rec_dmn *d)
 }
 
 /* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
+/* rec_setup_opts.on_cred_error: a failed credential refresh (retried) or an unknown account. */
+static void on_cred_error(void *ud, const char *msg)
+{
+    rec_dmn *d = ud;
+    rec_log_event(d->log, REC_LOG_WARN, "credentials", "error", msg, NULL);
+}
+
 static void on_call(void *ud, const prov_call_event *ev)
 {
     rec_dmn *d = ud;
@@ -701,12 +710,17 @@ static void do_reload(rec_dmn *d)
         free_cfg(ncfg);
         goto out;
     }
-    bool rebuild =
-        str_differs(ncfg->endpoint, d->cfg->endpoint) || ncfg->signature != d->cfg->signature ||
-        str_differs(ncfg->profile, d->cfg->profile) || str_differs(ncfg->ca_file, d->cfg->ca_file);
+    bool rebuild = str_differs(ncfg->endpoint, d->cfg->endpoint) ||
+                   ncfg->signature != d->cfg->signature ||
+                   str_differs(ncfg->profile, d->cfg->profile) ||
+                   str_differs(ncfg->ca_file, d->cfg->ca_file) ||
+                   str_differs(ncfg->account_id, d->cfg->account_id);
     if (rebuild) {
         char *err = NULL;
-        rec_setup_opts so = {.state_dir_explicit = true, .on_call = on_call, .ud = d};
+        rec_setup_opts so = {.state_dir_explicit = true,
+                             .on_call = on_call,
+                             .on_cred_error = on_cred_error,
+                             .ud = d};
         nsetup = calloc(1, sizeof(*nsetup));
         retired *grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
         if (grown != NULL)
@@ -901,8 +915,10 @@ static int start_manifests(rec_dmn *d)
 static int start_setup(rec_dmn *d)
 {
     char *err = NULL;
-    rec_setup_opts so = {
-        .state_dir_explicit = d->opts->state_dir_explicit, .on_call = on_call, .ud = d};
+    rec_setup_opts so = {.state_dir_explicit = d->opts->state_dir_explicit,
+                         .on_call = on_call,
+                         .on_cred_error = on_cred_error,
+                         .ud = d};
     d->setup = calloc(1, sizeof(*d->setup));
     if (d->setup == NULL)
         return -ENOMEM;

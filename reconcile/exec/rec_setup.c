@@ -1,5 +1,6 @@
 /* From config to state directory, credentials, pacer and client (see rec_setup.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 #include "rec_setup.h"
 #include "prov_statedir.h"
+
+#include "prov_sig.h"
 
 int rec_mkdir_p(const char *dir)
 {
@@ -98,6 +101,134 @@ static void on_call(void *ud, const prov_call_event *ev)
         s->opts.on_call(s->opts.ud, ev);
 }
 
+/* prov_cred_opts.on_call: an STS request of the credentials chain, counted and reported like
+ * the client's calls (summaries, daemon metrics and logs). */
+static void on_sts_call(void *ud, const char *action, long http_status, const char *code,
+                        long duration_ms)
+{
+    prov_call_event ev = {
+        .product = PROV_STS,
+        .action = action,
+        .attempt = 1,
+        .http_status = http_status,
+        .code = code,
+        .cls = prov_err_classify(action, http_status, code, http_status == 0 ? -EIO : 0),
+        .duration_ms = duration_ms > 0 ? (uint64_t)duration_ms : 0,
+    };
+    on_call(ud, &ev);
+}
+
+/* The client's refresh hook (prov_client_opts.refresh): a new temporary credential in place. */
+static int refresh_cred(void *ud)
+{
+    rec_setup *s = ud;
+    char *msg = NULL;
+    int rc = prov_cred_refresh(&s->copts, &s->cred, &msg);
+    if (rc < 0 && s->opts.on_cred_error != NULL) {
+        char buf[1024];
+        snprintf(buf, sizeof(buf), "credential refresh failed (retrying): %s",
+                 msg ? msg : strerror(-rc));
+        s->opts.on_cred_error(s->opts.ud, buf);
+    }
+    free(msg);
+    return rc;
+}
+
+/* What identifies the credential across runs without naming a secret: the key id for static
+ * keys (hashed in the cache), the role for an ECS RAM role (its keys change at every refresh). */
+static void identity_hash(const prov_credential *c, char out[65])
+{
+    char buf[512];
+    if (c->kind == PROV_CRED_ECS_ROLE)
+        snprintf(buf, sizeof(buf), "ecs-role:%s", c->role_name ? c->role_name : "");
+    else
+        snprintf(buf, sizeof(buf), "key:%s", c->access_key_id);
+    prov_sha256_hex(buf, strlen(buf), out);
+}
+
+/* Looks the identity up in <state_dir>/account_ids ("<sha256> <account id>" lines). */
+static char *account_cache_get(const char *path, const char *hash)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char line[256], *found = NULL;
+    while (found == NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *sp = strchr(line, ' ');
+        if (sp == NULL || (size_t)(sp - line) != 64 || strncmp(line, hash, 64) != 0)
+            continue;
+        sp[1 + strcspn(sp + 1, "\r\n")] = '\0';
+        if (sp[1] != '\0' && strspn(sp + 1, "0123456789") == strlen(sp + 1))
+            found = strdup(sp + 1);
+    }
+    fclose(f);
+    return found;
+}
+
+static void account_cache_put(const char *path, const char *hash, const char *account)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s %s\n", hash, account);
+    if (n > 0 && (size_t)n < sizeof(line))
+        (void)!write(fd, line, (size_t)n);
+    close(fd);
+}
+
+/* Finds the account id (see learn_account); 0 and a malloc'd *ret, or a negative errno with
+ * *ret_msg (malloc'd, may be NULL). */
+static int find_account(rec_setup *s, char **ret, char **ret_msg)
+{
+    if (s->cfg->account_id != NULL) {
+        *ret = strdup(s->cfg->account_id);
+        return *ret ? 0 : -ENOMEM;
+    }
+    if (s->cred.role_arn != NULL && prov_cred_account_id(&s->copts, &s->cred, ret, NULL) == 0)
+        return 0;
+    char hash[65], path[4096];
+    identity_hash(&s->cred, hash);
+    snprintf(path, sizeof(path), "%s/account_ids", s->state_dir);
+    if ((*ret = account_cache_get(path, hash)) != NULL)
+        return 0;
+    int rc = prov_cred_account_id(&s->copts, &s->cred, ret, ret_msg);
+    if (rc == 0)
+        account_cache_put(path, hash, *ret);
+    return rc;
+}
+
+/* The call budget belongs to the account (DESIGN.md "Pacing"): every key and role of one
+ * account shares it. The client's prepare hook, so it runs before the first API call and never
+ * when a command stops earlier (a refused config makes no call at all). Learned once per
+ * credential identity and cached; when it cannot be learned the budget stays per access key and
+ * on_cred_error says so. */
+static void learn_account(void *ud)
+{
+    rec_setup *s = ud;
+    char *acct = NULL, *msg = NULL;
+    int rc = find_account(s, &acct, &msg);
+    if (rc == 0 && strlen(acct) < sizeof(s->account_id)) {
+        memcpy(s->account_id, acct, strlen(acct) + 1);
+    } else {
+        snprintf(s->account_id, sizeof(s->account_id), "key:%s", s->cred.access_key_id);
+        if (s->opts.on_cred_error != NULL) {
+            char buf[1024];
+            snprintf(buf, sizeof(buf),
+                     "account id unknown (%s); the call budget is kept per access key (set "
+                     "account_id in the config to share it across keys)",
+                     msg ? msg : strerror(rc < 0 ? -rc : EINVAL));
+            s->opts.on_cred_error(s->opts.ud, buf);
+        }
+    }
+    free(acct);
+    free(msg);
+}
+
 int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
                    rec_setup *s, char **ret_errmsg)
 {
@@ -153,9 +284,14 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     if (rc < 0)
         goto fail;
 
-    prov_cred_opts copts = {.profile = cfg->profile, .use_metadata = s->opts.use_metadata};
+    s->copts = (prov_cred_opts){.profile = cfg->profile,
+                                .use_metadata = !s->opts.no_metadata,
+                                .metadata_url = cfg->endpoint,
+                                .sts_url = cfg->endpoint,
+                                .on_call = on_sts_call,
+                                .on_call_ud = s};
     char *cmsg = NULL;
-    rc = prov_cred_resolve(&copts, &s->cred, &cmsg);
+    rc = prov_cred_resolve(&s->copts, &s->cred, &cmsg);
     if (rc < 0) {
         errmsg = cmsg ? cmsg : fmt_msg("credentials", "none found");
         memset(&s->cred, 0, sizeof(s->cred));
@@ -175,6 +311,11 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         .signature = cfg->signature == SPEC_SIG_V1 ? 1 : 3,
         .method = s->opts.method,
         .cred = &s->cred,
+        .pacer_key = s->account_id,
+        .prepare = learn_account,
+        .prepare_ud = s,
+        .refresh = refresh_cred,
+        .refresh_ud = s,
         .pacer = s->pacer,
         .rate_for = rate_for,
         .rate_ud = s,
@@ -216,6 +357,7 @@ void rec_setup_free(rec_setup *s)
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);
+    s->account_id[0] = '\0';
     s->state_dir = NULL;
     s->note = NULL;
 }
@@ -287,7 +429,7 @@ int rec_setup_run_cycle(uv_loop_t *loop, rec_setup *s, rec_cycle_opts *opts, rec
     opts->cfg = s->cfg;
     opts->client = s->client;
     opts->pacer = s->pacer;
-    opts->access_key_id = s->cred.access_key_id;
+    opts->access_key_id = s->account_id; /* filled before the first call */
     opts->state_dir = s->state_dir;
     if (uv_signal_init(loop, &r.sigint) < 0)
         return -ENOMEM;

@@ -24,10 +24,13 @@ typedef struct rec_call_count {
 
 typedef struct rec_setup_opts {
     bool state_dir_explicit; /* --state-dir given: never fall back to another directory */
-    bool use_metadata;       /* try the ECS metadata service for credentials */
+    bool no_metadata;        /* never try the ECS metadata service for credentials */
     const char *method;      /* HTTP method of every call: NULL or "POST" (default), "GET" */
     /* Optional observer of every HTTP attempt (after the counters are updated). */
     void (*on_call)(void *ud, const prov_call_event *ev);
+    /* Optional: a credential refresh failed (retried at most once a second; calls wait once
+     * the credential has expired) or the account id could not be learned. No secrets. */
+    void (*on_cred_error)(void *ud, const char *msg);
     void *ud;
 } rec_setup_opts;
 
@@ -36,6 +39,10 @@ typedef struct rec_setup {
     char *state_dir;        /* the directory actually used (may be the fallback) */
     char *note;             /* why a fallback directory was chosen (always shown); NULL otherwise */
     prov_credential cred;
+    prov_cred_opts copts; /* how cred was resolved, for refresh (strings borrowed from cfg) */
+    /* The pacer's budget key, learned before the first API call ("" until then): the account
+     * id, or "key:<access key id>" when it could not be learned. */
+    char account_id[80];
     prov_pacer *pacer;
     prov_client *client;
     rec_call_count counts[REC_SETUP_MAX_ACTIONS];
@@ -46,9 +53,12 @@ typedef struct rec_setup {
 /* Prepares the state directory (created 0700 when missing; when it cannot be created and
  * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`,
  * with s->note saying which and why; callers print it), refuses an unsafe one
- * (prov_statedir_check),
- * resolves credentials with cfg->profile, opens the pacer there and builds the client with the
- * config's endpoint, signature, rates and CA file. On failure returns a negative errno and
+ * (prov_statedir_check), resolves credentials with cfg->profile (STS and instance metadata at
+ * cfg->endpoint when it is set), opens the pacer there (the account id that keys the call budget
+ * is learned before the first call: cfg->account_id, a role ARN, the cache file account_ids in
+ * the state directory, else STS GetCallerIdentity) and builds the client with the config's
+ * endpoint, signature, rates and CA file; the client refreshes temporary credentials before
+ * they expire. On failure returns a negative errno and
  * *ret_errmsg (malloc'd, no secrets) says what went wrong; s is then already cleaned up. */
 int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
                    rec_setup *s, char **ret_errmsg);

@@ -156,7 +156,8 @@ function timestampOk(ts) {
 function runImgrecon(bin, port, run, tmp) {
   const stateDir = fs.mkdtempSync(path.join(tmp, 'state-'));
   const cfg = path.join(tmp, `config-${run.sig}.yaml`);
-  fs.writeFileSync(cfg, `signature: ${run.sig}\n`);
+  // account_id given: the request under test is the only one (no STS GetCallerIdentity first).
+  fs.writeFileSync(cfg, `signature: ${run.sig}\naccount_id: '1234567890123456'\n`);
   const env = {};
   for (const [k, v] of Object.entries(process.env))
     if (!/^(ALIBABA_CLOUD_|ALICLOUD_|IMGRECON_)/.test(k)) env[k] = v;

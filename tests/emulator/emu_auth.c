@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "emu_sig.h"
+#include "emu_sts.h"
 
 void emu_nonces_clear(emu_nonces *n)
 {
@@ -98,10 +99,13 @@ static int verify(const emu_auth_req *req, const char *signed_headers, const cha
 /* The one place an access key id becomes an account and the secret its requests are signed
  * with: the fixture's long-term keys today; temporary (STS) keys would be looked up here too.
  * NULL when the key is unknown. */
-static const emu_account *lookup_key(const emu_world *w, const char *key_id,
+static const emu_account *lookup_key(const emu_world *w, const emu_sts *sts, const char *key_id,
                                      const char **ret_secret)
 {
-    const emu_account *acct = emu_world_account(w, key_id);
+    const emu_account *acct = emu_sts_account(sts, key_id);
+    if (!acct) {
+        acct = emu_world_account(w, key_id);
+    }
     if (acct) {
         *ret_secret = acct->access_key_secret;
     }
@@ -200,7 +204,7 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
         goto out;
     }
     const char *secret = NULL;
-    const emu_account *acct = lookup_key(w, key_id, &secret);
+    const emu_account *acct = lookup_key(w, req->sts, key_id, &secret);
     if (!acct) {
         rc = emu_result_error(r, 404, "InvalidAccessKeyId.NotFound",
                               "Specified access key is not found.");
@@ -236,6 +240,13 @@ int emu_auth_check(const emu_world *w, emu_nonces *nonces, int64_t skew_ms, cons
     }
     if (vr < 0) {
         rc = incomplete(r, "The signature could not be computed from this request.");
+        goto out;
+    }
+    /* An STS key: its SecurityToken (signed with the rest) must match and be unexpired. */
+    const char *token = authz ? emu_kvs_get_ci(req->headers, "x-acs-security-token")
+                              : emu_kvs_get(req->params, "SecurityToken");
+    rc = emu_sts_check_token(req->sts, key_id, token, now_ms, r);
+    if (rc < 0 || r->code) {
         goto out;
     }
     /* A nonce is remembered as long as its request could still be accepted. */

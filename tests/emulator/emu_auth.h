@@ -21,6 +21,7 @@ typedef struct emu_auth_req {
     const emu_kvs *headers; /* every header, lowercase names */
     const char *body;
     size_t body_len;
+    const struct emu_sts *sts; /* issued STS keys (emu_sts.h); NULL: none */
 } emu_auth_req;
 
 /* Nonces seen within the skew window, per access key. */

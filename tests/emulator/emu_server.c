@@ -17,6 +17,7 @@
 #include "emu_fixture.h"
 #include "emu_journal.h"
 #include "emu_limits.h"
+#include "emu_sts.h"
 #include "emu_util.h"
 #include "emu_world.h"
 
@@ -33,6 +34,7 @@ struct emu_http {
     emu_limits limits;
     emu_nonces nonces;
     emu_journal journal;
+    emu_sts sts;
     uint64_t rid_rng;
 };
 
@@ -164,6 +166,7 @@ static int reset_world(emu_http *h)
     h->world = w;
     emu_limits_reset(&h->limits);
     emu_nonces_clear(&h->nonces);
+    emu_sts_clear(&h->sts);
     return emu_journal_truncate(&h->journal);
 }
 
@@ -228,6 +231,7 @@ typedef struct api_call {
     emu_kvs query, params, headers;
     const char *action;
     enum emu_product product;
+    bool sts; /* an STS action (product is then meaningless) */
     char *key_id;
     char request_id[37];
     emu_result res;
@@ -250,7 +254,7 @@ static void host_chars(char *out, size_t size, const char *s)
 static json_t *error_body(const api_call *a, const char *host)
 {
     char hostid[160], region[64], h[96];
-    const char *prod = a->product == EMU_ECS ? "ecs" : "swas";
+    const char *prod = a->sts ? "sts" : a->product == EMU_ECS ? "ecs" : "swas";
     host_chars(region, sizeof(region), a->region);
     host_chars(h, sizeof(h), host);
     if (region[0]) {
@@ -295,6 +299,11 @@ static void delay_locked(emu_http *h, int64_t ms)
     }
 }
 
+static const char *kvs_param(const void *ud, const char *name)
+{
+    return emu_kvs_get(ud, name);
+}
+
 /* Decides the answer of one API call with the lock held. Returns 0, 1 to drop the connection,
  * or -ENOMEM. */
 static int api_locked(emu_http *h, api_call *a, const char *method, const emu_conn *c)
@@ -306,14 +315,20 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
                         .headers = &a->headers,
                         .body = c->body,
                         .body_len = c->len};
+    req.sts = &h->sts;
     const emu_account *acct = NULL;
+    if (a->sts && emu_sts_is_unsigned(a->action)) {
+        return emu_sts_call(&h->sts, h->world, NULL, a->action, kvs_param, &a->params, emu_now_ms(),
+                            &a->res);
+    }
     rc = emu_auth_check(h->world, &h->nonces, h->cfg.skew_ms, &req, emu_now_ms(), &acct, &a->res);
     if (rc < 0 || a->res.code) {
         return rc;
     }
     /* A call that reaches the API counts against the window, even when a fault answers it;
-     * a throttled call does not (the cloud rejects it at the gate). */
-    rc = emu_limits_take(&h->limits, acct->access_key_id, a->action, emu_mono_ms());
+     * a throttled call does not (the cloud rejects it at the gate). The window belongs to the
+     * account: every key and assumed role of one user_id together. */
+    rc = emu_limits_take(&h->limits, acct->user_id, a->action, emu_mono_ms());
     if (rc < 0) {
         return rc;
     }
@@ -343,6 +358,10 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
         break;
     case EMU_FAULT_NONE:
         break;
+    }
+    if (a->sts) {
+        return emu_sts_call(&h->sts, h->world, acct, a->action, kvs_param, &a->params, emu_now_ms(),
+                            &a->res);
     }
     return emu_world_call(h->world, a->product, a->action, &a->params, emu_now_ms(), &a->res);
 }
@@ -396,6 +415,13 @@ static enum MHD_Result api(emu_http *h, struct MHD_Connection *con, const char *
                               "The input parameter \"%s\" that is mandatory for processing this "
                               "request is not supplied.",
                               what);
+    } else if (strcmp(version, EMU_STS_VERSION) == 0) {
+        a.sts = true;
+        if (!emu_sts_has_action(a.action)) {
+            rc = emu_result_error(&a.res, 404, "InvalidAction.NotFound",
+                                  "Specified api is not found, please check your url and "
+                                  "method.");
+        }
     } else if (strcmp(version, EMU_SWAS_VERSION) != 0 && strcmp(version, EMU_ECS_VERSION) != 0) {
         rc = emu_result_error(&a.res, 400, "InvalidVersion",
                               "Specified parameter Version is not valid.");
@@ -445,6 +471,37 @@ out:
     return ret;
 }
 
+/* The ECS metadata routes (--metadata); 404 when not enabled. */
+static enum MHD_Result metadata(emu_http *h, struct MHD_Connection *con, const char *method,
+                                const char *path)
+{
+    const char *ttl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                  "X-aliyun-ecs-metadata-token-ttl-seconds");
+    const char *token =
+        MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-aliyun-ecs-metadata-token");
+    unsigned status = 404;
+    char *body = NULL;
+    bool json = false;
+    (void)pthread_mutex_lock(&h->lock);
+    int rc = emu_sts_metadata(&h->sts, h->world, method, path, ttl, token, emu_now_ms(), &status,
+                              &body, &json);
+    (void)pthread_mutex_unlock(&h->lock);
+    if (rc != 0) {
+        return send_json(con, rc == 1 ? 404 : 500,
+                         admin_msg("error", rc == 1 ? "no such route" : "out of memory"));
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, "Content-Type", json ? "application/json" : "text/plain");
+    enum MHD_Result ret = MHD_queue_response(con, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
@@ -488,6 +545,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     if (strncmp(c->uri, "/_emulator/", 11) == 0) {
         return admin(h, con, method, c->uri, c);
     }
+    if (strncmp(c->uri, "/latest/", 8) == 0) {
+        return metadata(h, con, method, c->uri);
+    }
     return api(h, con, method, query, c);
 }
 
@@ -508,6 +568,7 @@ int emu_http_start(const emu_http_config *cfg, emu_http **ret, emu_diags *diags)
     h->world->create_delay_ms = cfg->create_delay_ms;
     h->world->list_lag_ms = cfg->list_lag_ms;
     emu_limits_init(&h->limits, cfg->rate_calls, cfg->rate_window_ms, cfg->fault_rate, cfg->seed);
+    emu_sts_init(&h->sts, cfg->sts_duration_ms, cfg->metadata_role, cfg->seed);
     if ((rc = emu_journal_open(&h->journal, cfg->journal_path)) < 0) {
         emu_diags_add(diags, cfg->journal_path, 0, 0, "cannot open the journal: %s", strerror(-rc));
         emu_world_free(h->world);
@@ -562,6 +623,7 @@ void emu_http_stop(emu_http *h)
     emu_journal_close(&h->journal);
     emu_limits_free(&h->limits);
     emu_nonces_clear(&h->nonces);
+    emu_sts_clear(&h->sts);
     emu_world_free(h->world);
     (void)pthread_cond_destroy(&h->wake);
     (void)pthread_mutex_destroy(&h->lock);

@@ -19,14 +19,16 @@ typedef struct emu_http_config {
     const char *fixture_name; /* for diagnostics: the file, or "<demo>" */
     const char *fixture;      /* the fixture's YAML, kept for /_emulator/reset */
     size_t fixture_len;
-    unsigned rate_calls;      /* default 10 */
-    int64_t rate_window_ms;   /* default 60000 */
-    int64_t create_delay_ms;  /* default 1000 */
-    int64_t list_lag_ms;      /* default 0 */
-    int64_t skew_ms;          /* default 15 minutes */
-    double fault_rate;        /* default 0 */
-    uint64_t seed;            /* default 1 */
-    const char *journal_path; /* NULL = no journal */
+    unsigned rate_calls;       /* default 10 */
+    int64_t rate_window_ms;    /* default 60000 */
+    int64_t create_delay_ms;   /* default 1000 */
+    int64_t list_lag_ms;       /* default 0 */
+    int64_t skew_ms;           /* default 15 minutes */
+    double fault_rate;         /* default 0 */
+    uint64_t seed;             /* default 1 */
+    const char *journal_path;  /* NULL = no journal */
+    int64_t sts_duration_ms;   /* STS credentials' lifetime; 0 = the request's DurationSeconds */
+    const char *metadata_role; /* --metadata ROLE: serve ECS metadata for it; NULL = off */
 } emu_http_config;
 
 typedef struct emu_http emu_http;

@@ -41,9 +41,9 @@ uint64_t emu_rand_next(uint64_t *state)
 bool emu_is_common_param(const char *key)
 {
     static const char *const common[] = {
-        "Action",        "Version",         "Format",           "AccessKeyId",
-        "Signature",     "SignatureMethod", "SignatureVersion", "SignatureNonce",
-        "SignatureType", "Timestamp",       "SecurityToken",    "BearerToken",
+        "Action",          "Version",          "Format",         "AccessKeyId",   "Signature",
+        "SignatureMethod", "SignatureVersion", "SignatureNonce", "SignatureType", "Timestamp",
+        "SecurityToken",   "BearerToken",      "OIDCToken", /* a secret: never in the journal */
     };
     for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {
         if (strcmp(key, common[i]) == 0) {

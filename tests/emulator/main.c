@@ -21,6 +21,7 @@ static void usage(FILE *out)
             "usage: imgrecon-emulator [--listen HOST:PORT] [--port-file FILE] [--fixture FILE]\n"
             "                         [--rate-limit N/DUR] [--create-delay DUR] [--list-lag DUR]\n"
             "                         [--fault-rate P] [--seed N] [--journal FILE]\n"
+            "                         [--sts-duration DUR] [--metadata ROLE]\n"
             "                         [--clock-skew DUR] [--allow-remote]\n"
             "defaults: --listen 127.0.0.1:9781 --rate-limit 10/60s --create-delay 1s\n"
             "          --list-lag 0 --fault-rate 0 --seed 1 --clock-skew 15m\n"
@@ -114,6 +115,8 @@ int main(int argc, char **argv)
         O_JOURNAL,
         O_SKEW,
         O_REMOTE,
+        O_STS_DURATION,
+        O_METADATA,
         O_HELP
     };
     static const struct option opts[] = {
@@ -128,6 +131,8 @@ int main(int argc, char **argv)
         {"journal", required_argument, NULL, O_JOURNAL},
         {"clock-skew", required_argument, NULL, O_SKEW},
         {"allow-remote", no_argument, NULL, O_REMOTE},
+        {"sts-duration", required_argument, NULL, O_STS_DURATION},
+        {"metadata", required_argument, NULL, O_METADATA},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -159,6 +164,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_METADATA:
+            if (!*optarg || strchr(optarg, '/')) {
+                fprintf(stderr, "imgrecon-emulator: --metadata: expected a RAM role name\n");
+                return 2;
+            }
+            cfg.metadata_role = optarg;
+            break;
+        case O_STS_DURATION:
         case O_DELAY:
         case O_LAG:
         case O_SKEW:
@@ -169,9 +182,10 @@ int main(int argc, char **argv)
                         argv[optind - 1], optarg);
                 return 2;
             }
-            *(c == O_DELAY ? &cfg.create_delay_ms
-              : c == O_LAG ? &cfg.list_lag_ms
-                           : &cfg.skew_ms) = ms;
+            *(c == O_DELAY          ? &cfg.create_delay_ms
+              : c == O_LAG          ? &cfg.list_lag_ms
+              : c == O_STS_DURATION ? &cfg.sts_duration_ms
+                                    : &cfg.skew_ms) = ms;
             break;
         case O_FAULT:
             cfg.fault_rate = strtod(optarg, &end);

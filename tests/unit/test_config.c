@@ -784,3 +784,30 @@ Test(config, example_file)
     spec_config_free(&def);
     spec_diags_free(&d);
 }
+
+/* account_id keys the call budget: digits only (quoted or not), null clears it, anything else is
+ * refused with its position. */
+Test(config, account_id, .init = setup, .fini = teardown)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(load(&cfg, &d, "account_id: 1234567890123456\n"), 0);
+    cr_expect_str_eq(cfg.account_id, "1234567890123456");
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "account_id: '0012'\n"), 0);
+    cr_expect_str_eq(cfg.account_id, "0012");
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "account_id: null\n"), 0);
+    cr_expect_null(cfg.account_id);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "owner: x\naccount_id: acs:ram::1\n"), -EINVAL);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(d.v[0].line, 2);
+    cr_expect_not_null(strstr(d.v[0].msg, "'account_id' must be the account's numeric id"), "%s",
+                       d.v[0].msg);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+}

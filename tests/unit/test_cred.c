@@ -16,9 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "emu_proc.h"
 #include "prov_cred.h"
+#include "prov_cred_file.h"
 
 static char home[64];
 
@@ -33,6 +36,11 @@ static const char *const env_names[] = {
     "ALICLOUD_SECRET_KEY",
     "ALICLOUD_SECURITY_TOKEN",
     "CREDENTIALS_DIRECTORY",
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+    "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
     NULL,
 };
 
@@ -154,6 +162,25 @@ Test(cred, env_current_names_win)
     cr_expect_null(c.access_key_secret);
     prov_credential_free(&c);
     prov_credential_free(NULL);
+}
+
+/* Item 7 of issue 13: the variables are gone (and wiped) once read; a later resolve in the same
+ * process (a daemon's reload) still finds the credential. */
+Test(cred, env_secrets_removed_after_reading)
+{
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENVID", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret", 1), 0);
+    cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
+    prov_credential c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_secret, "env-secret");
+    prov_credential_free(&c);
+    cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"));
+    cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
+    cr_expect_null(getenv("ALICLOUD_SECRET_KEY"));
+    c = resolve_ok(NULL);
+    cr_expect_str_eq(c.access_key_id, "ENVID");
+    cr_expect_str_eq(c.access_key_secret, "env-secret");
+    prov_credential_free(&c);
 }
 
 Test(cred, env_legacy_names)
@@ -297,7 +324,8 @@ Test(cred, config_json_broken_profiles)
     put(".aliyun/config.json", ak_json, 0600);
     prov_cred_opts o = {.profile = "arn"};
     char *msg = resolve_err(&o, -EINVAL);
-    cr_expect_not_null(strstr(msg, "RamRoleArn is not supported"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "profile 'arn' (mode RamRoleArn) has no ram_role_arn"), "%s",
+                       msg);
     expect_no_secret(msg);
     free(msg);
     o.profile = "half";
@@ -420,7 +448,8 @@ Test(cred, nothing_found_lists_every_place)
     char want[512];
     snprintf(want, sizeof(want),
              "no credentials found; looked in: environment (ALIBABA_CLOUD_ACCESS_KEY_ID, "
-             "ALICLOUD_ACCESS_KEY), $CREDENTIALS_DIRECTORY (unset), %s/.aliyun/config.json "
+             "ALICLOUD_ACCESS_KEY), OIDC (ALIBABA_CLOUD_ROLE_ARN unset), $CREDENTIALS_DIRECTORY "
+             "(unset), %s/.aliyun/config.json "
              "(absent), %s/.alibabacloud/credentials (absent), ECS instance metadata (not "
              "enabled)",
              home, home);
@@ -713,7 +742,7 @@ Test(cred, metadata_unreachable)
     cr_expect_not_null(strstr(msg, "ECS instance metadata (PUT http://127.0.0.1:"), "%s", msg);
     free(msg);
 
-    prov_credential c = {.role_name = "r"};
+    prov_credential c = {.kind = PROV_CRED_ECS_ROLE, .role_name = "r"};
     msg = NULL;
     cr_expect_eq(prov_cred_refresh(&o, &c, &msg), -ECONNREFUSED);
     cr_expect_not_null(msg);
@@ -722,4 +751,295 @@ Test(cred, metadata_unreachable)
     msg = NULL;
     cr_expect_eq(prov_cred_refresh(&o, &none, &msg), -EINVAL);
     free(msg);
+}
+
+/* ---- STS through the real emulator (issue 13 items 8 and 10) ---- */
+
+#define DEMO_ID "LTAIemulatorDemoKey"
+#define DEMO_SECRET "emulator-demo-secret"
+#define DEMO_UID "1234567890123456"
+#define DEMO_ROLE "acs:ram::" DEMO_UID ":role/deployer"
+
+static emu_proc sts_emu;
+
+static void sts_start(const char *duration)
+{
+    const char *args[] = {"--sts-duration", duration, "--metadata", "ecsrole", NULL};
+    cr_assert_eq(emu_proc_start(&sts_emu, args), 0);
+}
+
+static prov_cred_opts sts_opts(void)
+{
+    prov_cred_opts o = {.sts_url = sts_emu.base_url,
+                        .metadata_url = sts_emu.base_url,
+                        .sts_timeout_ms = 5000,
+                        .metadata_timeout_ms = 5000};
+    return o;
+}
+
+/* The account the credential authenticates as, asked of the emulator's GetCallerIdentity: so
+ * the STS key and its SecurityToken really are accepted by a signed call. */
+static int caller_account(const prov_cred_opts *o, const prov_credential *c, char **ret_msg)
+{
+    prov_credential plain = *c;
+    plain.role_arn = NULL; /* force the STS call instead of parsing the ARN */
+    char *acct = NULL;
+    int r = prov_cred_account_id(o, &plain, &acct, ret_msg);
+    if (r == 0) {
+        cr_expect_str_eq(acct, DEMO_UID);
+        free(acct);
+    }
+    return r;
+}
+
+Test(cred, ram_role_arn_profile_assumes_and_refreshes)
+{
+    sts_start("5s");
+    put(".aliyun/config.json",
+        "{\"current\": \"r\", \"profiles\": [{\"name\": \"r\", \"mode\": \"RamRoleArn\","
+        " \"access_key_id\": \"" DEMO_ID "\", \"access_key_secret\": \"" DEMO_SECRET "\","
+        " \"ram_role_arn\": \"" DEMO_ROLE "\", \"ram_session_name\": \"ci\","
+        " \"expired_seconds\": 900}]}",
+        0600);
+    prov_cred_opts o = sts_opts();
+    time_t before = time(NULL);
+    prov_credential c = resolve_ok(&o);
+    cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
+    cr_expect_eq(strncmp(c.access_key_id, "STS.", 4), 0, "%s", c.access_key_id);
+    cr_expect_not_null(c.security_token);
+    cr_expect(c.expiration >= before + 3 && c.expiration <= time(NULL) + 5, "expiration %ld",
+              (long)c.expiration);
+    cr_expect_not_null(strstr(c.source, "RamRoleArn"), "%s", c.source);
+    cr_expect_not(prov_cred_needs_refresh(&c, c.issued));
+    cr_expect(prov_cred_needs_refresh(&c, c.expiration - 2));
+    char *msg = NULL;
+    cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    char *acct = NULL;
+    cr_expect_eq(prov_cred_account_id(&o, &c, &acct, &msg), 0);
+    cr_expect_str_eq(acct, DEMO_UID);
+    free(acct);
+
+    char *old_id = strdup(c.access_key_id);
+    cr_assert_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    cr_expect_str_neq(c.access_key_id, old_id);
+    cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
+    cr_expect_str_eq(c.base_key_id, DEMO_ID);
+    cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    free(old_id);
+    prov_credential_free(&c);
+    emu_proc_stop(&sts_emu);
+}
+
+Test(cred, ram_role_arn_ini_and_refusals)
+{
+    sts_start("5s");
+    put(".alibabacloud/credentials",
+        "[default]\ntype = ram_role_arn\naccess_key_id = " DEMO_ID
+        "\naccess_key_secret = " DEMO_SECRET "\nrole_arn = " DEMO_ROLE "\nrole_session_name = ini\n"
+        "[other]\ntype = ram_role_arn\naccess_key_id = " DEMO_ID
+        "\naccess_key_secret = " DEMO_SECRET "\nrole_arn = acs:ram::999:role/x\n"
+        "[wrong]\ntype = ram_role_arn\naccess_key_id = " DEMO_ID
+        "\naccess_key_secret = wrong-secret"
+        "\nrole_arn = " DEMO_ROLE "\n"
+        "[half]\ntype = ram_role_arn\naccess_key_id = " DEMO_ID "\naccess_key_secret = x\n",
+        0600);
+    prov_cred_opts o = sts_opts();
+    prov_credential c = resolve_ok(&o);
+    cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
+    cr_expect_str_eq(c.session_name, "ini");
+    prov_credential_free(&c);
+
+    o.profile = "other";
+    char *msg = resolve_err(&o, -EACCES);
+    cr_expect_not_null(strstr(msg, "EntityNotExist.Role"), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+    o.profile = "wrong";
+    msg = resolve_err(&o, -EACCES);
+    cr_expect_not_null(strstr(msg, "SignatureDoesNotMatch"), "%s", msg);
+    expect_no_secret(msg);
+    free(msg);
+    o.profile = "half";
+    msg = resolve_err(&o, -EINVAL);
+    cr_expect_not_null(strstr(msg, "has no role_arn"), "%s", msg);
+    free(msg);
+    emu_proc_stop(&sts_emu);
+}
+
+Test(cred, oidc_token_file_reread_on_refresh)
+{
+    sts_start("5s");
+    put("oidc/token", "eyJ-first-token\n", 0600);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/oidc/token", home);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ROLE_ARN", DEMO_ROLE, 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                        "acs:ram::" DEMO_UID ":oidc-provider/ack-rrsa", 1),
+                 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE", path, 1), 0);
+    prov_cred_opts o = sts_opts();
+    prov_credential c = resolve_ok(&o);
+    cr_expect_eq(c.kind, PROV_CRED_OIDC);
+    cr_expect_eq(strncmp(c.access_key_id, "STS.", 4), 0);
+    char *msg = NULL;
+    cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
+
+    /* The token file is read again: an emptied file makes the refresh fail, and the old
+     * credential stays in place. */
+    put("oidc/token", "", 0600);
+    char *old_id = strdup(c.access_key_id);
+    cr_expect_eq(prov_cred_refresh(&o, &c, &msg), -EINVAL);
+    cr_expect_not_null(msg && strstr(msg, "empty"), "%s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    cr_expect_str_eq(c.access_key_id, old_id);
+    put("oidc/token", "eyJ-second-token", 0600);
+    cr_expect_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    cr_expect_str_neq(c.access_key_id, old_id);
+    free(old_id);
+    prov_credential_free(&c);
+
+    /* The token never reaches the emulator's journal. */
+    json_t *j = emu_proc_journal(&sts_emu);
+    char *dump = json_dumps(j, 0);
+    cr_expect_null(strstr(dump, "eyJ-"), "%s", dump);
+    free(dump);
+    json_decref(j);
+
+    cr_assert_eq(unsetenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE"), 0);
+    msg = resolve_err(&o, -EINVAL);
+    cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_OIDC_TOKEN_FILE is not set"), "%s", msg);
+    free(msg);
+    emu_proc_stop(&sts_emu);
+}
+
+/* The emulator's metadata routes need the IMDSv2 token; the credential they hand out signs
+ * calls until it expires, and then the documented error comes back. */
+Test(cred, metadata_imdsv2_and_expired_token)
+{
+    sts_start("2s");
+    prov_cred_opts o = sts_opts();
+    o.use_metadata = true;
+    prov_credential c = resolve_ok(&o);
+    cr_expect_eq(c.kind, PROV_CRED_ECS_ROLE);
+    cr_expect_str_eq(c.role_name, "ecsrole");
+    char *msg = NULL;
+    cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
+
+    /* Waits (bounded) for the expiry the emulator chose, then one more second of margin. */
+    for (int i = 0; i < 50 && time(NULL) <= c.expiration; i++)
+        usleep(100 * 1000);
+    cr_assert_gt(time(NULL), c.expiration);
+    usleep(100 * 1000);
+    msg = NULL;
+    cr_expect_eq(caller_account(&o, &c, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "InvalidSecurityToken.Expired"), "%s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    cr_expect_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
+    prov_credential_free(&c);
+
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true", 1), 0);
+    msg = resolve_err(&o, -ENOENT);
+    cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"), "%s", msg);
+    free(msg);
+    emu_proc_stop(&sts_emu);
+}
+
+/* ---- The emulator's STS refusals and per-account limits (issue 13 item 10) ---- */
+
+/* A fixture with two accounts: the demo one with a second key, and another account. */
+static void two_account_emulator(const char *rate)
+{
+    put("fixture.yaml",
+        "accounts:\n"
+        "  - {access_key_id: " DEMO_ID ", access_key_secret: " DEMO_SECRET ", user_id: " DEMO_UID
+        "}\n"
+        "  - {access_key_id: LTAIsecondOfDemo, access_key_secret: second-secret, user_id: " DEMO_UID
+        "}\n"
+        "  - {access_key_id: LTAIotherAccount, access_key_secret: other-secret, user_id: "
+        "2222222222222222}\n"
+        "regions:\n  - region: cn-hangzhou\n",
+        0600);
+    char fixture[256];
+    snprintf(fixture, sizeof(fixture), "%s/fixture.yaml", home);
+    const char *args[] = {"--fixture", fixture, "--rate-limit", rate, NULL};
+    cr_assert_eq(emu_proc_start(&sts_emu, args), 0);
+}
+
+/* GetCallerIdentity signed with (id, secret, token); returns the result, *msg the message. */
+static int who(const prov_cred_opts *o, const char *id, const char *secret, const char *token,
+               char **msg)
+{
+    prov_credential c = {.access_key_id = (char *)id,
+                         .access_key_secret = (char *)secret,
+                         .security_token = (char *)token};
+    char *acct = NULL;
+    *msg = NULL;
+    int r = prov_cred_account_id(o, &c, &acct, msg);
+    free(acct);
+    return r;
+}
+
+Test(cred, emulator_sts_refusals)
+{
+    two_account_emulator("100/1s");
+    prov_cred_opts o = sts_opts();
+    prov_credential c = {0};
+    char *msg = NULL;
+    /* Another account's role. */
+    cr_expect_eq(prov_sts_assume_role(&o, "LTAIotherAccount", "other-secret", NULL, DEMO_ROLE, "x1",
+                                      900, &c, &msg),
+                 -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "NoPermission"), "%s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    /* A RAM user (second key) of the role's account may assume it. */
+    cr_assert_eq(prov_sts_assume_role(&o, "LTAIsecondOfDemo", "second-secret", NULL, DEMO_ROLE,
+                                      "x2", 900, &c, &msg),
+                 0, "%s", msg ? msg : "");
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, c.security_token, &msg), 0, "%s",
+                 msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, NULL, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "MissingSecurityToken"), "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, "not-the-token", &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "InvalidSecurityToken.MismatchWithAccessKey"), "%s",
+                       msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, "wrong-secret", c.security_token, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "SignatureDoesNotMatch"), "%s", msg ? msg : "");
+    free(msg);
+    prov_credential_free(&c);
+    emu_proc_stop(&sts_emu);
+}
+
+/* Every key and every assumed role of one account share its window; another account has its
+ * own. The limit is 3 calls per action in 60 s. */
+Test(cred, emulator_limits_count_per_account)
+{
+    two_account_emulator("3/60s");
+    prov_cred_opts o = sts_opts();
+    prov_credential c = {0};
+    char *msg = NULL;
+    cr_assert_eq(
+        prov_sts_assume_role(&o, DEMO_ID, DEMO_SECRET, NULL, DEMO_ROLE, "lim", 900, &c, &msg), 0,
+        "%s", msg ? msg : "");
+    cr_expect_eq(who(&o, DEMO_ID, DEMO_SECRET, NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, "LTAIsecondOfDemo", "second-secret", NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, c.access_key_id, c.access_key_secret, c.security_token, &msg), 0, "%s",
+                 msg ? msg : "");
+    free(msg);
+    /* The fourth GetCallerIdentity of the account, whichever key: throttled. */
+    cr_expect_eq(who(&o, "LTAIsecondOfDemo", "second-secret", NULL, &msg), -EACCES);
+    cr_expect_not_null(msg && strstr(msg, "Throttling.User"), "%s", msg ? msg : "");
+    free(msg);
+    cr_expect_eq(who(&o, "LTAIotherAccount", "other-secret", NULL, &msg), 0, "%s", msg ? msg : "");
+    free(msg);
+    prov_credential_free(&c);
+    emu_proc_stop(&sts_emu);
 }
