@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "spec_yaml.h"
 
 typedef struct cmd_entry {
     const char *name;
@@ -29,6 +30,38 @@ static void usage(FILE *out)
     fprintf(out, "\nRun 'imgrecon COMMAND --help' for a command's options.\n");
 }
 
+/* `imgrecon version [--help]`: the version, or what the command does. Any other argument is
+ * a usage error, like every other command's. */
+static int cmd_version(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: imgrecon version\n\nPrints the version (also: imgrecon --version).\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "imgrecon: version: unexpected argument '%s'\n", argv[1]);
+        fprintf(stderr, "usage: imgrecon version\n");
+        return 1;
+    }
+    printf("imgrecon %s\n", IMGRECON_VERSION);
+    return 0;
+}
+
+/* Reports an unknown command with the closest known one (the same edit distance the manifest
+ * keys' suggestions use), then the command list. */
+static void unknown_command(const char *name)
+{
+    const char *names[sizeof(commands) / sizeof(commands[0])];
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        names[i] = commands[i].name;
+    const char *s = spec_suggest(name, names, sizeof(names) / sizeof(names[0]), 2);
+    if (s != NULL)
+        fprintf(stderr, "imgrecon: unknown command '%s'; did you mean '%s'?\n\n", name, s);
+    else
+        fprintf(stderr, "imgrecon: unknown command '%s'\n\n", name);
+    usage(stderr);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -40,10 +73,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("imgrecon %s\n", IMGRECON_VERSION);
-        return 0;
-    }
+    if (strcmp(name, "--version") == 0)
+        return cmd_version(1, argv + 1);
+    if (strcmp(name, "version") == 0)
+        return cmd_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (commands[i].fn == NULL || strcmp(name, commands[i].name) != 0)
             continue;
@@ -54,7 +87,6 @@ int main(int argc, char **argv)
         cmd_ctx_free(&ctx);
         return rc;
     }
-    fprintf(stderr, "imgrecon: unknown command '%s'\n\n", name);
-    usage(stderr);
+    unknown_command(name);
     return 1;
 }
