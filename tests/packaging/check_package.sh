@@ -7,8 +7,8 @@
 #   - each man page renders with `man -l --warnings` and `groff -ww` without a warning;
 #   - every option a command's --help lists is in imgrecon(1), every emulator flag is in its
 #     --help and in imgrecon-emulator(1);
-#   - the bash completion completes commands and a command's options from the installed binary,
-#     and the zsh completion parses (when zsh is installed).
+#   - the bash and zsh completions offer the commands and a command's options from the
+#     installed binary (zsh only when it is installed).
 # Usage: check_package.sh BUILD_DIR SOURCE_DIR. Exits 77 (skipped) without dpkg-deb or man.
 set -euo pipefail
 build=$1
@@ -125,10 +125,30 @@ done
 complete_words imgrecon status -- | grep -qx -- --endpoint && fail "bash: status offers --endpoint"
 [ "$(complete_words imgrecon run --log-format j)" = json ] || fail "bash: --log-format values"
 [ "$(complete_words imgrecon-emulator --fault)" = --fault-rate ] || fail "bash: emulator flags"
+# zsh: the completion system's builtins and helpers are replaced by functions that print what
+# they are offered, and _imgrecon runs with words/CURRENT set as a completion widget would.
+zcomplete() { # service word... (the last one partial)
+    PATH="$root/usr/bin:$PATH" zsh -f -c '
+        compadd() { local a; for a in "$@"; do [[ $a == -- ]] || print -r -- $a; done }
+        _describe() { print -rl -- ${(P)${4}%%:*} }
+        _files() { print -r -- "<files>" }
+        _directories() { print -r -- "<dirs>" }
+        _message() { print -r -- "<message>" }
+        file=$1; service=$2; shift 2
+        words=("$@"); CURRENT=$#; PREFIX=${words[-1]}
+        source $file' _ "$root/usr/share/zsh/vendor-completions/_imgrecon" "$@"
+}
 if command -v zsh >/dev/null; then
     zsh -n "$root/usr/share/zsh/vendor-completions/_imgrecon" || fail "zsh cannot parse _imgrecon"
+    for cmd in $commands; do
+        zcomplete imgrecon imgrecon "" | grep -qx "$cmd" || fail "zsh: commands lack $cmd"
+    done
+    zcomplete imgrecon imgrecon plan -- | grep -qx -- --detailed-exitcode || fail "zsh: plan options"
+    zcomplete imgrecon imgrecon status -- | grep -qx -- --endpoint && fail "zsh: status offers --endpoint"
+    [ "$(zcomplete imgrecon imgrecon api "")" = "$(printf 'swas\necs')" ] || fail "zsh: api products"
+    zcomplete imgrecon-emulator imgrecon-emulator -- | grep -qx -- --clock-skew || fail "zsh: emulator flags"
 else
-    echo "note: zsh is not installed; _imgrecon was not parsed"
+    echo "note: zsh is not installed; _imgrecon was not checked"
 fi
 
 # ---- cmake --install into a prefix ----
