@@ -19,6 +19,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
+# Outputs are captured before grep -q reads them: with pipefail, a producer killed by SIGPIPE when
+# grep -q stops reading early would make a found match look like a failure.
 fail() {
     echo "FAIL: $*"
     fails=$((fails + 1))
@@ -49,7 +51,7 @@ for path in "${expected[@]}"; do
     grep -qxF "$path" "$tmp/contents" || fail "the .deb lacks $path"
 done
 grep -q '^/usr/local' "$tmp/contents" && fail "the .deb installs under /usr/local"
-dpkg-deb -f "$deb" Depends | grep -q libuv1 || fail "Depends lacks libuv1 (shlibdeps)"
+grep -q libuv1 <<<"$(dpkg-deb -f "$deb" Depends)" || fail "Depends lacks libuv1 (shlibdeps)"
 
 root=$tmp/root
 dpkg-deb -x "$deb" "$root"
@@ -118,11 +120,11 @@ complete_words() { # completes the words "$@" (the last one partial) with the pa
 }
 [ "$(complete_words imgrecon sta)" = status ] || fail "bash: 'imgrecon sta' does not complete to status"
 for cmd in $commands; do
-    complete_words imgrecon "${cmd:0:2}" | grep -qx "$cmd" || fail "bash: '${cmd:0:2}' does not offer $cmd"
+    grep -qx "$cmd" <<<"$(complete_words imgrecon "${cmd:0:2}")" || fail "bash: '${cmd:0:2}' does not offer $cmd"
 done
 [ "$(complete_words imgrecon plan --detail)" = --detailed-exitcode ] ||
     fail "bash: 'plan --detail' does not complete to --detailed-exitcode"
-complete_words imgrecon status -- | grep -qx -- --endpoint && fail "bash: status offers --endpoint"
+grep -qx -- --endpoint <<<"$(complete_words imgrecon status --)" && fail "bash: status offers --endpoint"
 [ "$(complete_words imgrecon run --log-format j)" = json ] || fail "bash: --log-format values"
 [ "$(complete_words imgrecon-emulator --fault)" = --fault-rate ] || fail "bash: emulator flags"
 # zsh: the completion system's builtins and helpers are replaced by functions that print what
@@ -141,12 +143,12 @@ zcomplete() { # service word... (the last one partial)
 if command -v zsh >/dev/null; then
     zsh -n "$root/usr/share/zsh/vendor-completions/_imgrecon" || fail "zsh cannot parse _imgrecon"
     for cmd in $commands; do
-        zcomplete imgrecon imgrecon "" | grep -qx "$cmd" || fail "zsh: commands lack $cmd"
+        grep -qx "$cmd" <<<"$(zcomplete imgrecon imgrecon "")" || fail "zsh: commands lack $cmd"
     done
-    zcomplete imgrecon imgrecon plan -- | grep -qx -- --detailed-exitcode || fail "zsh: plan options"
-    zcomplete imgrecon imgrecon status -- | grep -qx -- --endpoint && fail "zsh: status offers --endpoint"
+    grep -qx -- --detailed-exitcode <<<"$(zcomplete imgrecon imgrecon plan --)" || fail "zsh: plan options"
+    grep -qx -- --endpoint <<<"$(zcomplete imgrecon imgrecon status --)" && fail "zsh: status offers --endpoint"
     [ "$(zcomplete imgrecon imgrecon api "")" = "$(printf 'swas\necs')" ] || fail "zsh: api products"
-    zcomplete imgrecon-emulator imgrecon-emulator -- | grep -qx -- --clock-skew || fail "zsh: emulator flags"
+    grep -qx -- --clock-skew <<<"$(zcomplete imgrecon-emulator imgrecon-emulator --)" || fail "zsh: emulator flags"
 else
     echo "note: zsh is not installed; _imgrecon was not checked"
 fi
