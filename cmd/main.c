@@ -27,7 +27,8 @@ static void usage(FILE *out)
                  "Keeps Alibaba Cloud custom images equal to YAML manifests.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nRun 'imgrecon COMMAND --help' for a command's options.\n");
+    fprintf(out, "\nRun 'imgrecon COMMAND --help' (or 'imgrecon help COMMAND') for a command's "
+                 "options.\n");
 }
 
 /* `imgrecon version [--help]`: the version, or what the command does. Any other argument is
@@ -62,6 +63,26 @@ static void unknown_command(const char *name)
     usage(stderr);
 }
 
+/* Runs the command argv[0] with its arguments; main() and `help COMMAND` call it. */
+static int dispatch(int argc, char **argv)
+{
+    const char *name = argv[0];
+    if (strcmp(name, "version") == 0)
+        return cmd_version(argc, argv);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (commands[i].fn == NULL || strcmp(name, commands[i].name) != 0)
+            continue;
+        cmd_ctx ctx;
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.prog = "imgrecon";
+        int rc = commands[i].fn(&ctx, argc, argv);
+        cmd_ctx_free(&ctx);
+        return rc;
+    }
+    unknown_command(name);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -69,24 +90,17 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *name = argv[1];
+    if (strcmp(name, "help") == 0 && argc == 3) {
+        /* `imgrecon help COMMAND` is `imgrecon COMMAND --help`. */
+        char help[] = "--help";
+        char *hargv[] = {argv[2], help, NULL};
+        return dispatch(2, hargv);
+    }
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         usage(stdout);
         return 0;
     }
     if (strcmp(name, "--version") == 0)
         return cmd_version(1, argv + 1);
-    if (strcmp(name, "version") == 0)
-        return cmd_version(argc - 1, argv + 1);
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (commands[i].fn == NULL || strcmp(name, commands[i].name) != 0)
-            continue;
-        cmd_ctx ctx;
-        memset(&ctx, 0, sizeof(ctx));
-        ctx.prog = "imgrecon";
-        int rc = commands[i].fn(&ctx, argc - 1, argv + 1);
-        cmd_ctx_free(&ctx);
-        return rc;
-    }
-    unknown_command(name);
-    return 1;
+    return dispatch(argc - 1, argv + 1);
 }

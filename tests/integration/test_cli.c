@@ -197,6 +197,19 @@ Test(cli, version_help)
     result_free(&r);
 }
 
+/* `imgrecon help COMMAND` is `imgrecon COMMAND --help`; an unknown one gets the suggestion. */
+Test(cli, help_command)
+{
+    run_result r = run((const char *[]){"help", "plan", NULL});
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "usage: imgrecon plan"), "stdout: %s", r.out);
+    result_free(&r);
+    r = run((const char *[]){"help", "pln", NULL});
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "unknown command 'pln'; did you mean 'plan'?"), "stderr: %s", r.err);
+    result_free(&r);
+}
+
 /* Each command's --help lists the common options it acts on and none of the others. */
 Test(cli, help_lists_only_used_options)
 {
