@@ -50,12 +50,14 @@ static int cmd_version(int argc, char **argv)
 
 /* Reports an unknown command with the closest known one (the same edit distance the manifest
  * keys' suggestions use), then the command list. */
-static void unknown_command(const char *name)
+static void unknown_command(const char *typed)
 {
+    char name[160]; /* what was typed, cut and with control characters escaped: one clean line */
+    spec_text_sanitize(typed, name, sizeof(name));
     const char *names[sizeof(commands) / sizeof(commands[0])];
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         names[i] = commands[i].name;
-    const char *s = spec_suggest(name, names, sizeof(names) / sizeof(names[0]), 2);
+    const char *s = spec_suggest(typed, names, sizeof(names) / sizeof(names[0]), 2);
     if (s != NULL)
         fprintf(stderr, "imgrecon: unknown command '%s'; did you mean '%s'?\n\n", name, s);
     else
