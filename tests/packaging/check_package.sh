@@ -57,13 +57,15 @@ root=$tmp/root
 dpkg-deb -x "$deb" "$root"
 out=$("$root/usr/bin/imgrecon" version) || fail "imgrecon version from the .deb exits $?"
 [[ $out == "imgrecon "[0-9]* ]] || fail "imgrecon version printed '$out'"
-"$root/usr/bin/imgrecon-emulator" --help >"$tmp/emu-help" || fail "imgrecon-emulator --help exits $?"
+"$root/usr/bin/imgrecon-emulator" --help >"$tmp/emu-help" ||
+    fail "imgrecon-emulator --help exits $?"
 grep -q '^usage: imgrecon-emulator' "$tmp/emu-help" || fail "imgrecon-emulator --help: no usage"
 
 # The units run the packaged binary and keep the hardening the daemon needs.
 for unit in imgrecon.service imgrecon@.service; do
     f=$root/usr/lib/systemd/system/$unit
-    grep -q '^ExecStart=/usr/bin/imgrecon run ' "$f" || fail "$unit: ExecStart is not /usr/bin/imgrecon"
+    grep -q '^ExecStart=/usr/bin/imgrecon run ' "$f" ||
+        fail "$unit: ExecStart is not /usr/bin/imgrecon"
     grep -q '@[A-Z_]*@' "$f" && fail "$unit: an unreplaced @VARIABLE@"
     for line in LimitCORE=0 MemoryDenyWriteExecute=yes NoNewPrivileges=yes \
         'LoadCredential=webhook_secret:imgrecon-' \
@@ -75,8 +77,8 @@ if command -v systemd-analyze >/dev/null; then
     # The unit's own syntax: verify also wants the binary, so a copy runs the extracted one.
     # Any message naming the unit file (such as "Invalid syntax, ignoring") is a failure, even
     # though verify exits 0 for those.
-    sed "s|^ExecStart=/usr/bin/|ExecStart=$root/usr/bin/|" "$root/usr/lib/systemd/system/imgrecon.service" \
-        >"$tmp/imgrecon.service"
+    sed "s|^ExecStart=/usr/bin/|ExecStart=$root/usr/bin/|" \
+        "$root/usr/lib/systemd/system/imgrecon.service" >"$tmp/imgrecon.service"
     systemd-analyze verify "$tmp/imgrecon.service" >"$tmp/verify" 2>&1 || true
     if grep -q "^$tmp/imgrecon.service:" "$tmp/verify"; then
         cat "$tmp/verify"
@@ -103,7 +105,8 @@ for cmd in $commands; do
     done
 done
 # Every flag in the emulator's option table is in its --help and its man page.
-emu_flags=$(sed -n 's/^ *{"\([a-z-]*\)", *\(no\|required\)_argument.*/--\1/p' "$src/tests/emulator/main.c")
+emu_flags=$(sed -n 's/^ *{"\([a-z-]*\)", *\(no\|required\)_argument.*/--\1/p' \
+    "$src/tests/emulator/main.c")
 [ "$(echo "$emu_flags" | wc -l)" -ge 10 ] || fail "could not read the emulator's option table"
 for opt in $emu_flags; do
     grep -qF -- "$opt" "$tmp/emu-help" || fail "imgrecon-emulator --help lacks $opt"
@@ -111,24 +114,28 @@ for opt in $emu_flags; do
 done
 
 # ---- completions ----
+bash_file=$root/usr/share/bash-completion/completions/imgrecon
 complete_words() { # completes the words "$@" (the last one partial) with the packaged script
     PATH="$root/usr/bin:$PATH" bash -c '
         source "$1"; shift
         COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
         if [ "$1" = imgrecon-emulator ]; then _imgrecon_emulator; else _imgrecon; fi
-        printf "%s\n" "${COMPREPLY[@]}"' _ "$root/usr/share/bash-completion/completions/imgrecon" "$@"
+        printf "%s\n" "${COMPREPLY[@]}"' _ "$bash_file" "$@"
 }
-[ "$(complete_words imgrecon sta)" = status ] || fail "bash: 'imgrecon sta' does not complete to status"
+[ "$(complete_words imgrecon sta)" = status ] || fail "bash: 'sta' does not complete to status"
 for cmd in $commands; do
-    grep -qx "$cmd" <<<"$(complete_words imgrecon "${cmd:0:2}")" || fail "bash: '${cmd:0:2}' does not offer $cmd"
+    grep -qx "$cmd" <<<"$(complete_words imgrecon "${cmd:0:2}")" ||
+        fail "bash: '${cmd:0:2}' does not offer $cmd"
 done
 [ "$(complete_words imgrecon plan --detail)" = --detailed-exitcode ] ||
     fail "bash: 'plan --detail' does not complete to --detailed-exitcode"
-grep -qx -- --endpoint <<<"$(complete_words imgrecon status --)" && fail "bash: status offers --endpoint"
+grep -qx -- --endpoint <<<"$(complete_words imgrecon status --)" &&
+    fail "bash: status offers --endpoint"
 [ "$(complete_words imgrecon run --log-format j)" = json ] || fail "bash: --log-format values"
 [ "$(complete_words imgrecon-emulator --fault)" = --fault-rate ] || fail "bash: emulator flags"
 # zsh: the completion system's builtins and helpers are replaced by functions that print what
 # they are offered, and _imgrecon runs with words/CURRENT set as a completion widget would.
+zsh_file=$root/usr/share/zsh/vendor-completions/_imgrecon
 zcomplete() { # service word... (the last one partial)
     PATH="$root/usr/bin:$PATH" zsh -f -c '
         compadd() { local a; for a in "$@"; do [[ $a == -- ]] || print -r -- $a; done }
@@ -138,17 +145,21 @@ zcomplete() { # service word... (the last one partial)
         _message() { print -r -- "<message>" }
         file=$1; service=$2; shift 2
         words=("$@"); CURRENT=$#; PREFIX=${words[-1]}
-        source $file' _ "$root/usr/share/zsh/vendor-completions/_imgrecon" "$@"
+        source $file' _ "$zsh_file" "$@"
 }
 if command -v zsh >/dev/null; then
-    zsh -n "$root/usr/share/zsh/vendor-completions/_imgrecon" || fail "zsh cannot parse _imgrecon"
+    zsh -n "$zsh_file" || fail "zsh cannot parse _imgrecon"
     for cmd in $commands; do
         grep -qx "$cmd" <<<"$(zcomplete imgrecon imgrecon "")" || fail "zsh: commands lack $cmd"
     done
-    grep -qx -- --detailed-exitcode <<<"$(zcomplete imgrecon imgrecon plan --)" || fail "zsh: plan options"
-    grep -qx -- --endpoint <<<"$(zcomplete imgrecon imgrecon status --)" && fail "zsh: status offers --endpoint"
-    [ "$(zcomplete imgrecon imgrecon api "")" = "$(printf 'swas\necs')" ] || fail "zsh: api products"
-    grep -qx -- --clock-skew <<<"$(zcomplete imgrecon-emulator imgrecon-emulator --)" || fail "zsh: emulator flags"
+    grep -qx -- --detailed-exitcode <<<"$(zcomplete imgrecon imgrecon plan --)" ||
+        fail "zsh: plan options"
+    grep -qx -- --endpoint <<<"$(zcomplete imgrecon imgrecon status --)" &&
+        fail "zsh: status offers --endpoint"
+    [ "$(zcomplete imgrecon imgrecon api "")" = "$(printf 'swas\necs')" ] ||
+        fail "zsh: api products"
+    grep -qx -- --clock-skew <<<"$(zcomplete imgrecon-emulator imgrecon-emulator --)" ||
+        fail "zsh: emulator flags"
 else
     echo "note: zsh is not installed; _imgrecon was not checked"
 fi
