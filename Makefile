@@ -7,10 +7,10 @@ CMAKE_FLAGS  ?=
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES := build-essential cmake pkg-config git ca-certificates libyaml-dev \
                 libcurl4-openssl-dev libjansson-dev libssl-dev libuv1-dev libcriterion-dev \
-                libmicrohttpd-dev libsystemd-dev valgrind
+                libmicrohttpd-dev libsystemd-dev valgrind dpkg-dev man-db groff-base zsh
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps fuzz-deps test test-sanitize fuzz demo clean format bench
+.PHONY: all build deps fuzz-deps test test-sanitize fuzz demo clean format bench package
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 15
 
@@ -65,6 +65,10 @@ fuzz: deps fuzz-deps
 
 demo: deps build
 	@bash examples/demo.sh $(BUILD)
+
+# The Debian package (README "Install"): $(BUILD)/imgrecon_<version>_<arch>.deb.
+package: deps build
+	cd $(BUILD) && cpack -G DEB
 
 # The plot needs gnuplot; installing it is best effort (without it the plot is skipped).
 bench: deps build

@@ -45,6 +45,38 @@ enum {
     CMD_OPT_LOCAL /* subcommands number their own options from here */
 };
 #define CMD_COMMON_SHORTOPTS "c:f:vqh"
+
+/* The common options a command uses, as bits: its --help lists only these. Every command still
+ * accepts (and ignores) the others, so a wrapper or test harness can pass one set of options
+ * to any command. -h/--help is always listed. */
+enum {
+    CMD_USE_CONFIG = 1u << 0,     /* -c */
+    CMD_USE_FILES = 1u << 1,      /* -f */
+    CMD_USE_ENDPOINT = 1u << 2,   /* --endpoint, --allow-insecure-endpoint */
+    CMD_USE_PROFILE = 1u << 3,    /* --profile */
+    CMD_USE_STATE_DIR = 1u << 4,  /* --state-dir */
+    CMD_USE_RATE_LIMIT = 1u << 5, /* --rate-limit */
+    CMD_USE_LOG_FORMAT = 1u << 6, /* --log-format */
+    CMD_USE_VERBOSE = 1u << 7,    /* -v */
+    CMD_USE_QUIET = 1u << 8,      /* -q */
+    CMD_USE_COLOR = 1u << 9,      /* --no-color */
+    CMD_USE_ALLOW_EMPTY = 1u << 10, /* --allow-empty */
+};
+/* What a session against the API needs: credentials, endpoint, pacing and state. */
+#define CMD_USES_SESSION                                                                           \
+    (CMD_USE_CONFIG | CMD_USE_ENDPOINT | CMD_USE_PROFILE | CMD_USE_STATE_DIR |                     \
+     CMD_USE_RATE_LIMIT | CMD_USE_LOG_FORMAT | CMD_USE_VERBOSE)
+/* Each command's set, named by its usage(). A command that starts honouring another common
+ * option adds its bit here. */
+#define CMD_USES_VALIDATE                                                                          \
+    (CMD_USE_CONFIG | CMD_USE_FILES | CMD_USE_ENDPOINT | CMD_USE_RATE_LIMIT | CMD_USE_QUIET)
+#define CMD_USES_PLAN                                                                              \
+    (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_COLOR | CMD_USE_ALLOW_EMPTY)
+#define CMD_USES_APPLY                                                                             \
+    (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_COLOR | CMD_USE_ALLOW_EMPTY)
+#define CMD_USES_RUN (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_ALLOW_EMPTY)
+#define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR)
+#define CMD_USES_API CMD_USES_SESSION
 extern const struct option cmd_common_options[];
 extern const size_t cmd_n_common_options;
 
@@ -67,8 +99,8 @@ void cmd_rate_message(const char *arg, int rc, char *buf, size_t size);
 const char *cmd_config_path(const cmd_ctx *ctx);
 /* Manifest paths to load: -f if given, else the config's manifests. */
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
-/* Prints "Common options" help text. */
-void cmd_print_common_help(FILE *out);
+/* Prints the "Common options" help text: only the options in uses (CMD_USES_<COMMAND>). */
+void cmd_print_common_help(FILE *out, unsigned uses);
 /* Prints "prog: message" to stderr. */
 void cmd_error(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* rec_setup_opts.on_cred_error for the one-shot commands (ud: the cmd_ctx): a warning on

@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "Exit status: 0 on success, 1 on any error (the API's Code, Message, RequestId and\n"
             "error class go to stderr).\n\n"
             "example: imgrecon api swas ListCustomImages RegionId=cn-hangzhou PageSize=100\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_API);
 }
 
 /* What the callback hands back to cmd_api once the loop has run. */

@@ -35,7 +35,7 @@ static void usage(FILE *out)
                  "account, refuses when anything the saved steps depend on changed or when the\n"
                  "settings given disagree, runs only the saved steps, and does not ask.\n\n"
                  "  --auto-approve       do not ask for confirmation\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_APPLY);
 }
 
 /* Shows the plan and asks, as Terraform does; only "yes" proceeds. */
@@ -126,6 +126,28 @@ static int adopt_policy(cmd_ctx *ctx, const rec_plan_policy *p)
     free(ctx->cfg.endpoint);
     ctx->cfg.endpoint = e;
     return 0;
+}
+
+/* The last line of an apply that ran: "Apply complete: <counts>." when every step was done,
+ * else "Apply incomplete: <counts>; N steps failed, M not run." so a failure is never reported as
+ * complete. The API call totals follow on the same line. */
+static void print_summary(const rec_cycle_result *res, const char *counts, const char *calls)
+{
+    if (res->n_failed == 0 && res->n_skipped == 0) {
+        printf("\nApply complete: %s.", counts);
+    } else {
+        printf("\nApply incomplete: %s", counts);
+        if (res->n_failed > 0)
+            printf("; %u step%s failed", res->n_failed, res->n_failed == 1 ? "" : "s");
+        if (res->n_skipped > 0)
+            printf("%s %u %snot run (stopped, skipped or blocked by a failure)",
+                   res->n_failed > 0 ? "," : ";", res->n_skipped,
+                   res->n_failed > 0     ? ""
+                   : res->n_skipped == 1 ? "step "
+                                         : "steps ");
+        putchar('.');
+    }
+    printf("%s%s\n", calls ? " " : "", calls ? calls : "");
 }
 
 int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
@@ -281,11 +303,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         rec_progress_summary(ui.progress, counts, sizeof(counts));
         char *calls = rec_setup_calls_summary(&setup);
         if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
-            printf("\nApply complete: %s. %u failed. %s\n", counts, res->n_failed,
-                   calls ? calls : "");
-        if (!ctx->quiet && res->n_skipped > 0)
-            printf("%u step%s not run (stopped, skipped or blocked by a failure).\n",
-                   res->n_skipped, res->n_skipped == 1 ? "" : "s");
+            print_summary(res, counts, calls);
         free(calls);
         exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
         /* Conflicts (a declared name taken by an image that is not ours): the independent

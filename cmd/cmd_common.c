@@ -249,24 +249,42 @@ const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
     return (const char *const *)ctx->cfg.manifests;
 }
 
-void cmd_print_common_help(FILE *out)
+/* One line of the common options' help, shown when a command uses any of its bits. */
+typedef struct help_line {
+    unsigned bits;
+    const char *text;
+} help_line;
+
+static const help_line common_help[] = {
+    {CMD_USE_CONFIG,
+     "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"},
+    {CMD_USE_FILES, "  -f, --file PATH          manifest file or directory (repeatable)\n"},
+    {CMD_USE_ENDPOINT, "      --endpoint URL       send every product to this base URL (env "
+                       "IMGRECON_ENDPOINT)\n"},
+    {CMD_USE_ENDPOINT, "      --allow-insecure-endpoint  allow http:// to a host that is not "
+                       "loopback\n"},
+    {CMD_USE_PROFILE, "      --profile NAME       credentials profile\n"},
+    {CMD_USE_STATE_DIR, "      --state-dir DIR      state directory (pacer log, journal, "
+                        "status)\n"},
+    {CMD_USE_RATE_LIMIT, "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s "
+                         "(repeatable)\n"},
+    {CMD_USE_LOG_FORMAT, "      --log-format text|json\n"},
+    {CMD_USE_ALLOW_EMPTY, "      --allow-empty true|false|REGION,...  prune may empty these "
+                          "regions\n"},
+    {CMD_USE_VERBOSE, "  -v, --verbose            more detail (repeatable)\n"},
+    {CMD_USE_QUIET, "  -q, --quiet              errors only\n"},
+    {CMD_USE_COLOR, "      --no-color           no ANSI colour (also NO_COLOR)\n"},
+};
+
+/* Called by every command's usage() with its CMD_USES_* set, so --help lists only the common
+ * options that command acts on. */
+void cmd_print_common_help(FILE *out, unsigned uses)
 {
-    fprintf(
-        out,
-        "\nCommon options:\n"
-        "  -c, --config FILE        config file (default " DEFAULT_CONFIG " when present)\n"
-        "  -f, --file PATH          manifest file or directory (repeatable)\n"
-        "      --endpoint URL       send every product to this base URL (env IMGRECON_ENDPOINT)\n"
-        "      --allow-insecure-endpoint  allow http:// to a host that is not loopback\n"
-        "      --profile NAME       credentials profile\n"
-        "      --state-dir DIR      state directory (pacer log, journal, status)\n"
-        "      --rate-limit [ACTION=]N/DUR  call budget, e.g. 10/60s (repeatable)\n"
-        "      --log-format text|json\n"
-        "      --allow-empty true|false|REGION,...  prune may empty these regions\n"
-        "  -v, --verbose            more detail (repeatable)\n"
-        "  -q, --quiet              errors only\n"
-        "      --no-color           no ANSI colour (also NO_COLOR)\n"
-        "  -h, --help               this help\n");
+    fputs("\nCommon options:\n", out);
+    for (size_t i = 0; i < sizeof(common_help) / sizeof(common_help[0]); i++)
+        if (uses & common_help[i].bits)
+            fputs(common_help[i].text, out);
+    fputs("  -h, --help               this help\n", out);
 }
 
 void cmd_ctx_free(cmd_ctx *ctx)

@@ -23,7 +23,7 @@ static void usage(FILE *out)
                  "  --json               the plan as versioned JSON (reconcile/plan/PLAN-JSON.md)\n"
                  "  --out FILE           also save the plan for 'imgrecon apply FILE'\n"
                  "  --detailed-exitcode  exit 2 when there are changes (0 none, 1 error)\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_PLAN);
 }
 
 /* Prints s so that a shell reads it back as one word (the apply hint must work as printed):

@@ -29,7 +29,7 @@ static void usage(FILE *out)
                  "  --interval DUR           time between cycles (1s to 24h), e.g. 30s, 5m, 1h\n"
                  "  --once                   run one cycle and exit (1 when it did not converge)\n"
                  "  --metrics-allow-remote   serve metrics_listen even when it is not loopback\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_RUN);
 }
 
 /* Builds a config as cmd_load_config does (file, then flags), collecting problems in diags so

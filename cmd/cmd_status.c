@@ -21,7 +21,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: imgrecon status [--json] [OPTIONS]\n\n"
                  "Shows what the daemon (imgrecon run) last did, from <state_dir>/status.json.\n\n"
                  "  --json   print the status document itself\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_STATUS);
 }
 
 /* The per-user directory `imgrecon run` falls back to when state_dir cannot be created; says

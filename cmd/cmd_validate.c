@@ -27,7 +27,7 @@ static void usage(FILE *out)
         "                           Application Server region, in manifests or quotas)\n"
         "  --metrics-allow-remote   accept a metrics_listen that is not loopback, as\n"
         "                           `run --metrics-allow-remote` does\n");
-    cmd_print_common_help(out);
+    cmd_print_common_help(out, CMD_USES_VALIDATE);
 }
 
 static const char *plural(size_t n, const char *one, const char *many)

@@ -15,17 +15,39 @@
 #include "emu_server.h"
 #include "emu_util.h"
 
+/* --help: every flag with its default and meaning (the table in README.md, shortened). */
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: imgrecon-emulator [--listen HOST:PORT] [--port-file FILE] [--fixture FILE]\n"
-            "                         [--rate-limit N/DUR] [--create-delay DUR] [--list-lag DUR]\n"
-            "                         [--fault-rate P] [--seed N] [--journal FILE]\n"
-            "                         [--sts-duration DUR] [--metadata ROLE]\n"
-            "                         [--clock-skew DUR] [--allow-remote]\n"
-            "defaults: --listen 127.0.0.1:9781 --rate-limit 10/60s --create-delay 1s\n"
-            "          --list-lag 0 --fault-rate 0 --seed 1 --clock-skew 15m\n"
-            "Without --fixture the built-in demo account is served (key LTAIemulatorDemoKey).\n");
+    fputs("usage: imgrecon-emulator [OPTIONS]\n\n"
+          "A local stand-in for the Alibaba Cloud SWAS (2020-06-01) and ECS (2014-05-26)\n"
+          "endpoints on one port. SIGTERM or SIGINT stops it cleanly (exit 0).\n\n"
+          "  --listen HOST:PORT   address to serve (default 127.0.0.1:9781); also [::1]:PORT\n"
+          "                       or localhost:PORT; port 0 picks a free port\n"
+          "  --allow-remote       allow a --listen address that is not loopback\n"
+          "  --port-file FILE     write the bound port to FILE once listening (atomically)\n"
+          "  --fixture FILE       the account's world in YAML (default: the built-in demo\n"
+          "                       account, key LTAIemulatorDemoKey / emulator-demo-secret)\n"
+          "  --rate-limit N/DUR   calls per sliding window per account and action (every key\n"
+          "                       and assumed role of one account counts together)\n"
+          "                       (default 10/60s)\n"
+          "  --create-delay DUR   how long a new image stays creating (status 4) before it is\n"
+          "                       available (default 1s; 0: at once)\n"
+          "  --list-lag DUR       a new image younger than this is not listed yet (eventual\n"
+          "                       consistency; default 0)\n"
+          "  --fault-rate P       chance 0..1 of a random InternalError 500 or\n"
+          "                       ServiceUnavailable 503, before any change (default 0)\n"
+          "  --seed N             seeds image ids, request ids and faults (default 1)\n"
+          "  --journal FILE       append one JSON line per API request to FILE\n"
+          "  --sts-duration DUR   lifetime of STS credentials it issues (default: the\n"
+          "                       DurationSeconds asked; tests use seconds to force refresh)\n"
+          "  --metadata ROLE      serve the ECS instance metadata routes (IMDSv2) for RAM\n"
+          "                       role ROLE of the fixture's first account\n"
+          "  --clock-skew DUR     largest accepted gap between a request's timestamp and the\n"
+          "                       clock (default 15m)\n"
+          "  -h, --help           this help\n\n"
+          "DUR is a number with ms, s, m or h (500ms, 6s, 5m). Exit status: 0 after a clean\n"
+          "stop, 1 when it cannot start, 2 on a usage error.\n",
+          out);
 }
 
 /* "HOST:PORT", "[V6]:PORT" or "localhost:PORT" into addr; loopback unless allow_remote. */

@@ -185,6 +185,14 @@ Test(apply, quota_is_learned_from_a_refused_create)
     run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect_eq(r.status, 1, "one create must be refused: exit %d\n%s", r.status, r.out);
     cr_expect(strstr(r.out, "CustomImageQuotaLimit") != NULL, "%s", r.out);
+    /* The summary is the last line and does not call a failed apply complete. */
+    static const char want[] =
+        "\nApply incomplete: 1 created, 0 deleted, 0 shared; 1 step failed. API calls: ";
+    const char *last = strstr(r.out, "\nApply ");
+    cr_expect(last != NULL && strncmp(last, want, strlen(want)) == 0, "summary line:\n%s", r.out);
+    cr_expect(last != NULL && strchr(last + 1, '\n') == last + strlen(last) - 1,
+              "the summary is the last line:\n%s", r.out);
+    cr_expect(strstr(r.out, "Apply complete") == NULL, "%s", r.out);
     run_result_free(&r);
 
     r = RUN(&E, "plan", "-f", E.manifest);

@@ -158,6 +158,87 @@ Test(cli, unknown_command)
     result_free(&r);
 }
 
+/* A mistyped command names the closest one (edit distance at most 2); a word far from every
+ * command gets no guess. */
+Test(cli, unknown_command_suggests)
+{
+    static const struct {
+        const char *typed, *want;
+    } cases[] = {
+        {"aply", "apply"}, {"stauts", "status"}, {"plna", "plan"}, {"valdiate", "validate"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char want[128];
+        snprintf(want, sizeof(want), "unknown command '%s'; did you mean '%s'?", cases[i].typed,
+                 cases[i].want);
+        run_result r = run((const char *[]){cases[i].typed, NULL});
+        cr_expect_eq(r.status, 1);
+        cr_expect(strstr(r.err, want), "stderr: %s", r.err);
+        cr_expect_str_eq(r.out, "");
+        result_free(&r);
+    }
+    run_result r = run((const char *[]){"frobnicate", NULL});
+    cr_expect(strstr(r.err, "did you mean") == NULL, "stderr: %s", r.err);
+    result_free(&r);
+}
+
+/* `version --help` is help (exit 0, stdout); a stray argument is a usage error. */
+Test(cli, version_help)
+{
+    run_result r = run((const char *[]){"version", "--help", NULL});
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "usage: imgrecon version"), "stdout: %s", r.out);
+    cr_expect(strncmp(r.out, "imgrecon ", 9) != 0, "help, not the version: %s", r.out);
+    cr_expect_str_eq(r.err, "");
+    result_free(&r);
+    r = run((const char *[]){"version", "extra", NULL});
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "unexpected argument 'extra'"), "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "");
+    result_free(&r);
+}
+
+/* `imgrecon help COMMAND` is `imgrecon COMMAND --help`; an unknown one gets the suggestion. */
+Test(cli, help_command)
+{
+    run_result r = run((const char *[]){"help", "plan", NULL});
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "usage: imgrecon plan"), "stdout: %s", r.out);
+    result_free(&r);
+    r = run((const char *[]){"help", "pln", NULL});
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "unknown command 'pln'; did you mean 'plan'?"), "stderr: %s", r.err);
+    result_free(&r);
+}
+
+/* Each command's --help lists the common options it acts on and none of the others. */
+Test(cli, help_lists_only_used_options)
+{
+    static const struct {
+        const char *cmd, *has, *lacks;
+    } cases[] = {
+        {"status", "--state-dir", "--endpoint"},
+        {"status", "--config", "--rate-limit"},
+        {"status", "--config", "--file"},
+        {"validate", "--endpoint", "--state-dir"},
+        {"validate", "--rate-limit", "--profile"},
+        {"validate", "--quiet", "--verbose"},
+        {"api", "--profile", "--file"},
+        {"api", "--state-dir", "--no-color"},
+        {"plan", "--no-color", "--interval"},
+        {"apply", "--file", "--metrics-allow-remote"},
+        {"run", "--log-format", "--no-color"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        run_result r = run((const char *[]){cases[i].cmd, "--help", NULL});
+        cr_expect_eq(r.status, 0, "%s --help", cases[i].cmd);
+        cr_expect(strstr(r.out, cases[i].has), "%s --help lists %s:\n%s", cases[i].cmd,
+                  cases[i].has, r.out);
+        cr_expect(strstr(r.out, cases[i].lacks) == NULL, "%s --help does not list %s:\n%s",
+                  cases[i].cmd, cases[i].lacks, r.out);
+        result_free(&r);
+    }
+}
+
 Test(cli, validate_help)
 {
     run_result r = run((const char *[]){"validate", "--help", NULL});
