@@ -36,6 +36,11 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                       unsigned *ret_left);
 
-uint64_t prov_now_ms(void); /* CLOCK_REALTIME in ms */
+/* Wall-clock time (CLOCK_REALTIME) in ms: only for what is stored across processes or shown
+ * (the pacer's call log, journal and status timestamps), never to time a wait. */
+uint64_t prov_now_ms(void);
+/* CLOCK_MONOTONIC in ms: for waits, timeouts, durations and backoff outside a libuv loop (inside
+ * one, uv_now is the same clock). A step of the wall clock does not move it. */
+uint64_t prov_mono_ms(void);
 
 #endif
