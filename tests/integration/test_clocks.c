@@ -114,13 +114,17 @@ static void await_calls(const char *action, int status, size_t n, pid_t child)
     }
 }
 
-/* Starts imgrecon apply under libfaketime; stdout and stderr go to out_file. */
-static pid_t start_apply(const char *lib)
+/* Starts imgrecon with cmd (its name, then its own arguments, NULL-terminated) and the common
+ * options, under libfaketime; stdout and stderr go to out_file. */
+static pid_t start_imgrecon(const char *lib, const char *const *cmd)
 {
-    const char *argv[] = {
-        IMGRECON_BIN,     "apply",      "-c",          config, "-f",           manifests,
-        "--endpoint",     emu.base_url, "--state-dir", state,  "--rate-limit", "10/1s",
-        "--auto-approve", "-v",         NULL};
+    const char *argv[32] = {IMGRECON_BIN,  cmd[0],    "-c",           config,
+                            "-f",          manifests, "--endpoint",   emu.base_url,
+                            "--state-dir", state,     "--rate-limit", "10/1s"};
+    size_t n = 12;
+    for (size_t i = 1; cmd[i] != NULL && n < 31; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
     pid_t pid = fork();
     /* Checked with a plain if: the child must not report to Criterion. */
     if (pid < 0)
@@ -204,6 +208,13 @@ static void setup(void)
                       "    system_snapshot_id: s-sys-0001\n",
                       i);
     write_file(path, text);
+    /* clock-bad names an instance the emulator does not have (only the daemon test uses it). */
+    snprintf(path, sizeof(path), "%s/bad.yaml.off", dir);
+    write_file(path, "region: cn-hangzhou\n"
+                     "custom_images:\n"
+                     "  - name: clock-bad\n"
+                     "    instance_id: ace0706b2ac4454d984295a942130000\n"
+                     "    system_snapshot_id: s-sys-0001\n");
     write_file(config, "metrics_listen: null\n");
     write_file(rc_file, "+0\n");
 }
@@ -224,7 +235,7 @@ Test(clocks, wall_clock_steps_during_apply)
     const char *lib = faketime_lib();
     cr_assert_not_null(lib, "libfaketime not found: install the Debian package faketime "
                             "(make deps does)");
-    pid_t child = start_apply(lib);
+    pid_t child = start_imgrecon(lib, (const char *const[]){"apply", "--auto-approve", "-v", NULL});
 
     /* The first create answered: the wall clock goes two hours back. */
     await_calls("CreateCustomImage", 200, 1, child);
@@ -252,5 +263,70 @@ Test(clocks, wall_clock_steps_during_apply)
     }
     free(dump);
     json_decref(st);
+    free(out);
+}
+
+/* CreateCustomImage calls of clock-bad in the emulator's journal. */
+static size_t bad_attempts(void)
+{
+    json_t *j = emu_proc_journal(&emu);
+    cr_assert_not_null(j);
+    size_t n = 0, i;
+    json_t *line;
+    json_array_foreach(j, i, line)
+    {
+        const char *a = json_string_value(json_object_get(line, "action"));
+        const char *name =
+            json_string_value(json_object_get(json_object_get(line, "params"), "ImageName"));
+        if (a && name && strcmp(a, "CreateCustomImage") == 0 && strcmp(name, "clock-bad") == 0)
+            n++;
+    }
+    json_decref(j);
+    return n;
+}
+
+/* Waits (bounded by ms) until clock-bad was attempted n times. */
+static void await_attempts(size_t n, long ms, pid_t child)
+{
+    long deadline = mono_ms() + ms;
+    while (bad_attempts() < n) {
+        int st;
+        cr_assert_eq(waitpid(child, &st, WNOHANG), 0, "the daemon exited:\n%s", slurp(out_file));
+        cr_assert_lt(mono_ms(), deadline,
+                     "clock-bad attempted %zu times, not %zu, within %ld ms:\n%s", bad_attempts(),
+                     n, ms, slurp(out_file));
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+Test(clocks, daemon_backoff_survives_wall_clock_steps)
+{
+    const char *lib = faketime_lib();
+    cr_assert_not_null(lib, "libfaketime not found: install the Debian package faketime");
+    /* Only the failing item: its per-item backoff (1 s, 2 s, 4 s with a 1 s interval) is what a
+     * wall-clock backoff would stretch by the step: two hours. */
+    char from[256], to[256];
+    snprintf(from, sizeof(from), "%s/bad.yaml.off", dir);
+    snprintf(to, sizeof(to), "%s/bad.yaml", manifests);
+    cr_assert_eq(rename(from, to), 0);
+    snprintf(to, sizeof(to), "%s/images.yaml", manifests);
+    cr_assert_eq(unlink(to), 0);
+    pid_t child = start_imgrecon(
+        lib, (const char *const[]){"run", "--interval", "1s", "--log-format", "text", NULL});
+
+    await_attempts(1, WAIT_MS, child);
+    write_file(rc_file, "-2h\n");
+    /* Backoff 1 s then 2 s (plus cycle jitter): two more attempts within 15 s. */
+    await_attempts(3, 15000, child);
+    write_file(rc_file, "+1h\n");
+    await_attempts(4, 20000, child);
+
+    cr_assert_eq(kill(child, SIGTERM), 0);
+    int rc = wait_child(child);
+    char *out = slurp(out_file);
+    cr_expect_eq(rc, 0, "daemon exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "step skipped: backing off after failures"),
+                       "the item did back off:\n%s", out);
     free(out);
 }
