@@ -145,6 +145,13 @@ static pid_t start_imgrecon(const char *lib, const char *const *cmd)
         setenv("HOME", dir, 1);
         setenv("NO_COLOR", "1", 1);
         setenv("LD_PRELOAD", lib, 1);
+        /* An ASan build of imgrecon wants its runtime first in the library list; libfaketime
+         * only wraps clock calls, so the order does not matter here. */
+        char asan[512];
+        const char *prev = getenv("ASAN_OPTIONS");
+        snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", prev ? prev : "",
+                 prev && *prev ? ":" : "");
+        setenv("ASAN_OPTIONS", asan, 1);
         setenv("FAKETIME_TIMESTAMP_FILE", rc_file, 1);
         setenv("FAKETIME_NO_CACHE", "1", 1);
         setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
