@@ -211,10 +211,20 @@ Test(terminal, hostile_cloud_text_is_escaped_everywhere)
                (const char *const[]){"api", "swas", "ListCustomImages", "RegionId=cn-hangzhou",
                                      "Tag.x\x1b[2J.Key=a", "--endpoint", emu.base_url,
                                      "--state-dir", state, "--rate-limit", "10/1s", "-v", NULL});
-    /* apply (progress lines), then the daemon's text and JSON logs and status. */
-    expect_run(
-        0, "replace",
-        (const char *const[]){"apply", COMMON, "-f", manifests, "--auto-approve", "-v", NULL});
+    /* A saved plan holds the hostile text escaped (C1 included) and applies as saved: the
+     * escapes round-trip to the same values and fingerprint. Then the daemon's text and JSON
+     * logs and status. */
+    char saved[200];
+    snprintf(saved, sizeof(saved), "%s/saved.plan", dir);
+    expect_run(0, NULL,
+               (const char *const[]){"plan", COMMON, "-f", manifests, "--out", saved, NULL});
+    char *text = slurp(saved);
+    assert_inert("saved plan", text);
+    cr_expect_not_null(strstr(text, "\\u009b2J"), "C1 escaped in the saved plan:\n%s", text);
+    free(text);
+    expect_run(0, "replace",
+               (const char *const[]){"apply", COMMON, "-f", manifests, "--auto-approve", "-v",
+                                     saved, NULL});
     expect_run(0, NULL,
                (const char *const[]){"run", COMMON, "-f", manifests, "--once", "-v", "-v",
                                      "--log-format", "text", NULL});
