@@ -27,9 +27,9 @@
  * as "now" (and are stored so), so a wait is never longer than one window from the step;
  * cooldowns are capped the same way. When it steps forward by D, the calls of the last window
  * look D older and the window frees early once: the cloud (whose clock did not move) may answer
- * one call per action with Throttling, which puts the action on cooldown for a window and
- * retries the call (prov_call.c), so the step costs at most one throttled answer, never a
- * failed step. */
+ * up to one window's worth of calls with Throttling; the first puts the action on cooldown for a
+ * window and each throttled call is retried (prov_call.c), so the step costs some throttled
+ * answers and at most one window of delay, never a failed step. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
