@@ -37,10 +37,8 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       unsigned *ret_left);
 
 /* Wall-clock time (CLOCK_REALTIME) in ms: only for what is stored across processes or shown
- * (the pacer's call log, journal and status timestamps), never to time a wait. */
+ * (the pacer's call log, journal and status timestamps), never to time a wait: waits, timeouts,
+ * durations and backoff use the loop's monotonic clock (uv_now), CLOCK_MONOTONIC outside one. */
 uint64_t prov_now_ms(void);
-/* CLOCK_MONOTONIC in ms: for waits, timeouts, durations and backoff outside a libuv loop (inside
- * one, uv_now is the same clock). A step of the wall clock does not move it. */
-uint64_t prov_mono_ms(void);
 
 #endif
