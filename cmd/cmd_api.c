@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "prov_client.h"
 #include "prov_swas.h"
+#include "rec_escape.h"
 #include "rec_setup.h"
 
 enum { OPT_METHOD = CMD_OPT_LOCAL, OPT_REGION, OPT_PRETTY, OPT_COMPACT };
@@ -64,11 +65,17 @@ static void on_attempt(void *ud, const prov_call_event *ev)
     const cmd_ctx *ctx = ud;
     if (ctx->verbose == 0)
         return;
+    /* The code and the request id come from the endpoint: escaped like every cloud text. */
+    char *code = rec_escape_dup(ev->code), *rid = rec_escape_dup(ev->request_id);
+    char *region = rec_escape_dup(ev->region ? ev->region : "-");
     fprintf(stderr, "imgrecon: %s %s %s attempt %u: HTTP %ld%s%s%s%s (%llu ms)",
-            prov_product_name(ev->product), ev->action, ev->region ? ev->region : "-", ev->attempt,
-            ev->http_status, ev->code ? " " : "", ev->code ? ev->code : "",
-            ev->request_id ? " RequestId " : "", ev->request_id ? ev->request_id : "",
+            prov_product_name(ev->product), ev->action, region ? region : "-", ev->attempt,
+            ev->http_status, ev->code ? " " : "", ev->code && code ? code : "",
+            ev->request_id ? " RequestId " : "", ev->request_id && rid ? rid : "",
             (unsigned long long)ev->duration_ms);
+    free(code);
+    free(rid);
+    free(region);
     if (ev->retry_in_ms > 0)
         fprintf(stderr, ", %s, retry in %llu ms", prov_err_class_name(ev->cls),
                 (unsigned long long)ev->retry_in_ms);
@@ -233,8 +240,10 @@ int cmd_api(cmd_ctx *ctx, int argc, char **argv)
             free(why);
         } else {
             bool indent = pretty == 1 || (pretty == -1 && isatty(STDOUT_FILENO));
-            char *doc = json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
-                                                    : JSON_COMPACT | JSON_PRESERVE_ORDER);
+            /* jansson escapes C0 controls (ESC is \u001b); C1 controls are escaped here. */
+            char *doc = rec_escape_json_c1(
+                json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
+                                            : JSON_COMPACT | JSON_PRESERVE_ORDER));
             if (doc == NULL) {
                 cmd_error(ctx, "out of memory");
             } else {

@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "spec_known.h"
+#include "rec_escape.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -38,13 +39,22 @@ struct option *cmd_options(const struct option *extra, size_t n_extra)
     return o;
 }
 
+/* Every error message of the CLI. Messages carry text from the cloud (error codes, messages,
+ * request ids, names) and from the command line, so the formatted message is printed through
+ * rec_fputs_escaped: one line, and nothing in it drives the terminal. */
 void cmd_error(const cmd_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
+    char *msg = NULL;
     fprintf(stderr, "%s: ", ctx->prog ? ctx->prog : "imgrecon");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        fputs("(out of memory formatting an error)", stderr);
+    else
+        (void)rec_fputs_escaped(msg, stderr);
+    free(msg);
     fputc('\n', stderr);
 }
 

@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "prov_pacer.h"
+#include "rec_escape.h"
 #include "rec_status.h"
 
 enum { OPT_JSON = CMD_OPT_LOCAL };
@@ -101,6 +102,8 @@ int cmd_status(cmd_ctx *ctx, int argc, char **argv)
     char *text = NULL;
     if (json) {
         rc = rec_status_to_json(&st, &text);
+        if (rc == 0 && (text = rec_escape_json_c1(text)) == NULL)
+            rc = -ENOMEM;
     } else {
         text = rec_status_describe(&st, prov_now_ms());
         rc = text ? 0 : -ENOMEM;

@@ -51,9 +51,9 @@ struct pcall {
     prov_json_cb done;
     void *ud;
     unsigned attempt, n_throttled, n_transient;
-    uint64_t started_ms;
-    uint64_t paced_ms; /* when the pacer granted the attempt in flight (0: unpaced) */
-    uv_timer_t timer;  /* backoff */
+    uint64_t started_ms; /* uv_now when queued: durations are monotonic */
+    uint64_t paced_ms;   /* when the pacer granted the attempt in flight (0: unpaced) */
+    uv_timer_t timer;    /* backoff */
     bool timer_open;
     bool in_flight;
     pcall *next, *prev; /* queue or backoff list */
@@ -366,7 +366,7 @@ static void emit(pcall *k, long status, const char *code, const char *request_id
         .code = code,
         .request_id = request_id,
         .cls = cls,
-        .duration_ms = prov_now_ms() - k->started_ms,
+        .duration_ms = uv_now(k->c->loop) - k->started_ms,
         .retry_in_ms = retry_in,
     };
     c->o.on_event(c->o.event_ud, &ev);
@@ -562,7 +562,7 @@ int prov_client_call(prov_client *c, prov_product product, const char *action, c
     k->product = product;
     k->done = done;
     k->ud = ud;
-    k->started_ms = prov_now_ms();
+    k->started_ms = uv_now(c->loop);
     k->action = strdup(action);
     k->region = region ? strdup(region) : NULL;
     int rc = (k->action && (!region || k->region)) ? 0 : -ENOMEM;

@@ -21,8 +21,15 @@
  * marker + its window, i.e. one full window of caution, after which it works normally. The
  * marker is dropped after a day.
  *
- * Clock steps: call times in the future (the wall clock went back) count as "now", so a wait is
- * never longer than one window; cooldowns are capped the same way. */
+ * Clock steps: the call log is shared by processes and outlives them, so its times are wall-clock
+ * (a monotonic clock restarts at boot); every wait computed from it is then timed on the loop's
+ * monotonic clock by the caller. When the wall clock steps back, call times in the future count
+ * as "now" (and are stored so), so a wait is never longer than one window from the step;
+ * cooldowns are capped the same way. When it steps forward by D, the calls of the last window
+ * look D older and the window frees early once: the cloud (whose clock did not move) may answer
+ * up to one window's worth of calls with Throttling; the first puts the action on cooldown for a
+ * window and each throttled call is retried (prov_call.c), so the step costs some throttled
+ * answers and at most one window of delay, never a failed step. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

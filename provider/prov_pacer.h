@@ -36,6 +36,9 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                       unsigned *ret_left);
 
-uint64_t prov_now_ms(void); /* CLOCK_REALTIME in ms */
+/* Wall-clock time (CLOCK_REALTIME) in ms: only for what is stored across processes or shown
+ * (the pacer's call log, journal and status timestamps), never to time a wait: waits, timeouts,
+ * durations and backoff use the loop's monotonic clock (uv_now), CLOCK_MONOTONIC outside one. */
+uint64_t prov_now_ms(void);
 
 #endif

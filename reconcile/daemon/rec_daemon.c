@@ -205,6 +205,18 @@ static bool suspend_file(const rec_dmn *d)
 
 /* ---- status, notify and metrics ---- */
 
+/* Clocks: waits, the cycle timer and the per-item backoff run on the loop's monotonic clock
+ * (uv_now), so a step of the wall clock neither hurries nor stalls them; status.json, logs and
+ * metrics show wall time (prov_now_ms). This turns a monotonic retry time into the wall time
+ * shown for it (0 stays "never", UINT64_MAX "next cycle"). */
+static uint64_t shown_time(const rec_dmn *d, uint64_t mono_ms)
+{
+    uint64_t now = uv_now(&d->loop), wall = prov_now_ms();
+    if (mono_ms == 0 || mono_ms == UINT64_MAX)
+        return mono_ms;
+    return mono_ms > now ? wall + (mono_ms - now) : wall - (now - mono_ms);
+}
+
 /* Rewrites status.json from the daemon's state and the backoff table. */
 static void write_status(rec_dmn *d)
 {
@@ -219,7 +231,7 @@ static void write_status(rec_dmn *d)
     d->st.n_failures = 0;
     for (size_t i = 0; i < n; i++)
         (void)rec_status_add_failure(&d->st, e[i].address, e[i].message, e[i].failures,
-                                     e[i].retry_at_ms);
+                                     shown_time(d, e[i].retry_at_ms));
     for (size_t i = 0; i < d->n_conflicts; i++)
         (void)rec_status_add_failure(&d->st, d->conflicts[i].address, d->conflicts[i].message,
                                      d->conflicts[i].count, 0);
@@ -267,7 +279,7 @@ static void update_live(rec_dmn *d)
     }
     uint64_t next_in = UINT64_MAX;
     if (d->st.next_cycle_ms != 0 && !d->stopping)
-        next_in = d->st.next_cycle_ms > now ? d->st.next_cycle_ms - now : 0;
+        next_in = uv_timer_get_due_in(&d->cycle_timer);
     char *line = rec_notify_status_line(d->st.result, d->st.done, d->st.failed, next_in,
                                         d->st.pending, budgets, nb, d->st.suspended);
     if (line != NULL) {
@@ -363,7 +375,7 @@ static void on_debounce(uv_timer_t *t)
 static bool skip_item(void *ud, const char *address)
 {
     rec_dmn *d = ud;
-    if (!rec_backoff_skip(d->backoff, address, prov_now_ms()))
+    if (!rec_backoff_skip(d->backoff, address, uv_now(&d->loop)))
         return false;
     rec_log_event(d->log, REC_LOG_INFO, "step skipped: backing off after failures", "address",
                   address, NULL);
@@ -558,7 +570,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     if (ok)
         d->st.last_success_ms = now;
     set_str(&d->st.result, result);
-    (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, now);
+    (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, uv_now(&d->loop));
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
     rec_metrics_set_conflicts(d->metrics, (unsigned)n_conflicts);

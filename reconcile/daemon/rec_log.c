@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rec_escape.h"
 #include "rec_log.h"
 
 struct rec_log {
@@ -232,7 +233,8 @@ static void json_escape(buf *b, const char *s)
     buf_char(b, '"');
 }
 
-/* A text value is quoted when it is empty or holds a space, quote, '=', backslash or control. */
+/* A text value is quoted when it is empty or holds a space, quote, '=', backslash, or anything
+ * rec_escape would change (controls, C1, invalid UTF-8, bidi controls). */
 static bool needs_quotes(const char *s)
 {
     if (*s == '\0')
@@ -240,10 +242,12 @@ static bool needs_quotes(const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
             return true;
-    return false;
+    return !rec_escape_clean(s);
 }
 
-/* Appends s for the text format: bare when safe, else quoted with \" \\ \n \t \xNN escapes. */
+/* Appends s for the text format: bare when safe, else quoted with \" \\ \n \t escapes and
+ * rec_escape's \xNN and \uNNNN for the rest, so a value from the cloud can neither drive the
+ * terminal nor forge a line. */
 static void text_value(buf *b, const char *s, bool force_quotes)
 {
     if (!force_quotes && !needs_quotes(s)) {
@@ -251,21 +255,29 @@ static void text_value(buf *b, const char *s, bool force_quotes)
         return;
     }
     buf_char(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const char *p = s; *p;) {
+        size_t run = strcspn(p, "\"\\\n\t");
+        if (run > 0) {
+            /* The run holds no backslash and ends at an ASCII byte: rec_escape sees whole
+             * UTF-8 sequences only. */
+            char *chunk = strndup(p, run);
+            char *esc = chunk ? rec_escape_dup(chunk) : NULL;
+            if (esc == NULL)
+                b->failed = true;
+            else
+                buf_str(b, esc);
+            free(esc);
+            free(chunk);
+            p += run;
+            continue;
+        }
         if (*p == '"' || *p == '\\') {
             buf_char(b, '\\');
-            buf_char(b, (char)*p);
-        } else if (*p == '\n') {
-            buf_str(b, "\\n");
-        } else if (*p == '\t') {
-            buf_str(b, "\\t");
-        } else if (*p < 0x20 || *p == 0x7f) {
-            char esc[8];
-            (void)snprintf(esc, sizeof(esc), "\\x%02x", *p);
-            buf_str(b, esc);
+            buf_char(b, *p);
         } else {
-            buf_char(b, (char)*p);
+            buf_str(b, *p == '\n' ? "\\n" : "\\t");
         }
+        p++;
     }
     buf_char(b, '"');
 }
@@ -349,7 +361,11 @@ int rec_log_format(const rec_log *l, rec_log_level level, uint64_t now_ms, const
     }
     /* A secret that spans an escape boundary was caught above; this pass catches the rest. */
     rec_log_scrub(l, b.p);
-    *ret_line = b.p;
+    /* JSON allows C1 controls unescaped; a terminal tailing the log would act on them. */
+    char *line = l->opts.json ? rec_escape_json_c1(b.p) : b.p;
+    if (line == NULL)
+        return -ENOMEM;
+    *ret_line = line;
     return 0;
 }
 

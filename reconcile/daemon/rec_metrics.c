@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rec_escape.h"
 #include "rec_metrics.h"
 
 /* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
@@ -178,7 +179,10 @@ void rec_metrics_fight(rec_metrics *m)
 
 void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled)
 {
-    char *labels = labels2("action", action, "code", code ? code : "OK");
+    /* The code comes from the endpoint and a scrape is often read on a terminal: escaped. */
+    char code_esc[128];
+    (void)rec_escape(code ? code : "OK", code_esc, sizeof(code_esc));
+    char *labels = labels2("action", action, "code", code_esc);
     char *tlabels = throttled ? labels2("action", action, NULL, NULL) : NULL;
     pthread_mutex_lock(&m->mu);
     sample *s = family_get(&m->calls, labels);

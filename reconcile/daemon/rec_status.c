@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rec_escape.h"
 #include "rec_status.h"
 #include "prov_statedir.h"
 
@@ -357,6 +358,14 @@ int rec_status_read(const char *state_dir, rec_status *ret)
     return rc;
 }
 
+/* The escaped s in buf (clipped to size): status.json is a file anyone with access to the
+ * state directory could edit, and its messages come from the cloud. */
+static const char *esc(const char *s, char *buf, size_t size)
+{
+    (void)rec_escape(s, buf, size);
+    return buf;
+}
+
 /* "in 4m12s" / "3s ago" for a summary. */
 static void rel_time(char *out, size_t n, uint64_t t, uint64_t now)
 {
@@ -382,33 +391,36 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    char a[48], b[48], c[48];
+    char a[48], b[48], c[48], e1[512], e2[1024];
     if (m == NULL)
         return NULL;
     rel_time(a, sizeof(a), st->cycle_end_ms, now_ms);
     rel_time(b, sizeof(b), st->next_cycle_ms, now_ms);
     rel_time(c, sizeof(c), st->last_success_ms, now_ms);
-    fprintf(m, "daemon:       pid %ld, %s%s\n", st->pid, st->state ? st->state : "unknown",
+    fprintf(m, "daemon:       pid %ld, %s%s\n", st->pid,
+            st->state ? esc(st->state, e1, sizeof(e1)) : "unknown",
             st->suspended ? " (suspended: plans only, changes nothing)" : "");
-    fprintf(m, "last cycle:   %s (%s), %llu cycles so far\n", st->result ? st->result : "none yet",
-            a, (unsigned long long)st->cycles);
+    fprintf(m, "last cycle:   %s (%s), %llu cycles so far\n",
+            st->result ? esc(st->result, e1, sizeof(e1)) : "none yet", a,
+            (unsigned long long)st->cycles);
     if (st->error)
-        fprintf(m, "error:        %s\n", st->error);
+        fprintf(m, "error:        %s\n", esc(st->error, e1, sizeof(e1)));
     fprintf(m, "last success: %s\n", c);
     fprintf(m, "next cycle:   %s\n", b);
     fprintf(m, "drift:        %u change(s) in the last plan; %u done, %u failed, %u pending\n",
             st->drift, st->done, st->failed, st->pending);
     if (st->metrics_addr)
-        fprintf(m, "metrics:      http://%s/metrics\n", st->metrics_addr);
+        fprintf(m, "metrics:      http://%s/metrics\n", esc(st->metrics_addr, e1, sizeof(e1)));
     for (size_t i = 0; i < st->n_failures; i++) {
         const rec_status_failure *f = &st->failures[i];
         rel_time(a, sizeof(a), f->retry_at_ms, now_ms);
-        fprintf(m, "failing:      %s (%u time(s), retry %s): %s\n", f->address, f->count,
-                f->retry_at_ms ? a : "next cycle", f->message);
+        fprintf(m, "failing:      %s (%u time(s), retry %s): %s\n", esc(f->address, e1, sizeof(e1)),
+                f->count, f->retry_at_ms ? a : "next cycle", esc(f->message, e2, sizeof(e2)));
     }
     for (size_t i = 0; i < st->n_warnings; i++)
-        fprintf(m, "warning:      %s (undone %u time(s) in a row): %s\n", st->warnings[i].address,
-                st->warnings[i].count, st->warnings[i].message);
+        fprintf(m, "warning:      %s (undone %u time(s) in a row): %s\n",
+                esc(st->warnings[i].address, e1, sizeof(e1)), st->warnings[i].count,
+                esc(st->warnings[i].message, e2, sizeof(e2)));
     if (fclose(m) != 0) {
         free(out);
         return NULL;

@@ -92,7 +92,7 @@ static void hist_record(rec_exec *x, const char *api)
         h = &x->hist[x->n_hist++];
         h->api = api;
     }
-    h->t[h->head] = prov_now_ms();
+    h->t[h->head] = uv_now(x->loop);
     h->head = (h->head + 1) % HIST_MAX;
     if (h->n < HIST_MAX)
         h->n++;
@@ -109,16 +109,20 @@ static uint64_t hist_next_ms(const rec_exec *x, const char *api)
         if (strcmp(h->api, api) != 0 || r.calls == 0 || r.calls > HIST_MAX || h->n < r.calls)
             continue;
         uint64_t oldest = h->t[(h->head + HIST_MAX - r.calls) % HIST_MAX];
-        uint64_t now = prov_now_ms();
+        uint64_t now = uv_now(x->loop);
         return oldest + r.window_ms > now ? oldest + r.window_ms - now : 0;
     }
     return 0;
 }
 static void schedule_poll(rec_exec *x);
 
-static uint64_t now_ms(void)
+/* The loop's monotonic clock: every wait, timeout and interval of the executor is measured on it,
+ * so a step of the wall clock neither fails an await nor hurries a poll. Wall time
+ * (prov_now_ms) is only compared with what is stored across processes: the journal and the
+ * pacer's call log. */
+static uint64_t now_ms(const rec_exec *x)
 {
-    return prov_now_ms();
+    return uv_now(x->loop);
 }
 
 static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *text,
@@ -361,7 +365,7 @@ static void start_await(xstep *s, const char *image_id)
     if (image_id != NULL && s->image_id != image_id)
         (void)set_str(&s->image_id, image_id);
     s->state = REC_STEP_AWAITING;
-    s->await_since_ms = now_ms();
+    s->await_since_ms = now_ms(s->x);
     schedule_poll(s->x);
 }
 
@@ -510,7 +514,9 @@ static bool create_from_journal(xstep *s)
         const rec_journal_entry *e = rec_journal_find_created(x->o.journal, s->step->client_token);
         if (e == NULL)
             return false;
-        uint64_t now = now_ms();
+        /* The journal's times are wall-clock; one in the future (the clock went back) counts
+         * as recent. */
+        uint64_t now = prov_now_ms();
         if (e->ts_ms + window > now && !journal_deleted(x->o.journal, e->image_id)) {
             /* Created moments ago by a run that died: the list has not caught up yet. */
             s->from_journal = true;
@@ -705,7 +711,7 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
     rec_exec *x = c->s ? c->s->x : NULL;
     x->inflight--;
     x->poll_inflight = false;
-    x->last_poll_ms = now_ms();
+    x->last_poll_ms = now_ms(x);
     uint64_t now = x->last_poll_ms;
     uint64_t unlisted = x->o.unlisted_timeout_ms ? x->o.unlisted_timeout_ms : DEFAULT_UNLISTED_MS;
     uint64_t maxwait = x->o.create_timeout_ms ? x->o.create_timeout_ms : DEFAULT_CREATE_TIMEOUT_MS;
@@ -831,7 +837,7 @@ static void do_poll(rec_exec *x)
             x->poll_failures = 0;
         }
         xcall_free(c);
-        x->last_poll_ms = now_ms();
+        x->last_poll_ms = now_ms(x);
         schedule_poll(x);
         return;
     }
@@ -859,14 +865,14 @@ static void schedule_poll(rec_exec *x)
         awaiting = x->xs[i].state == REC_STEP_AWAITING;
     if (!awaiting)
         return;
-    uint64_t iv = poll_interval(x), now = now_ms(), delay = 0;
-    if (x->last_poll_ms + iv > now)
+    uint64_t iv = poll_interval(x), now = now_ms(x), delay = 0;
+    if (x->last_poll_ms != 0 && x->last_poll_ms + iv > now)
         delay = x->last_poll_ms + iv - now;
     if (x->o.pacer != NULL && x->o.access_key_id != NULL && x->o.cfg != NULL) {
         spec_rate r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
         unsigned left = 1;
         if (prov_pacer_budget(x->o.pacer, x->o.access_key_id, "swas", "ListCustomImages", r.calls,
-                              r.window_ms, now, &left) == 0 &&
+                              r.window_ms, prov_now_ms(), &left) == 0 &&
             left == 0 && delay < iv)
             delay = iv;
     }
@@ -956,8 +962,8 @@ static void on_tick(uv_timer_t *t)
         snprintf(text, sizeof(text), "next %s call", busiest);
         emit(x, REC_EV_WAITING, NULL, text, next);
     } else if (busiest == NULL && awaiting > 0) {
-        uint64_t iv = poll_interval(x), now = now_ms();
-        next = x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
+        uint64_t iv = poll_interval(x), now = now_ms(x);
+        next = x->last_poll_ms != 0 && x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
         snprintf(text, sizeof(text), "%zu image%s becoming available; next ListCustomImages call",
                  awaiting, awaiting == 1 ? "" : "s");
         emit(x, REC_EV_WAITING, NULL, text, next ? next : 1);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rec_escape.h"
 #include "rec_progress.h"
 
 struct rec_progress {
@@ -86,11 +87,15 @@ void rec_progress_event(rec_progress *p, const rec_event *ev)
     case REC_EV_OBSERVED:
     case REC_EV_PLANNED:
         break;
-    case REC_EV_STEP_START:
-        snprintf(p->current, sizeof(p->current), "%s %s", ing(ev->action), short_name(ev->address));
+    case REC_EV_STEP_START: {
+        /* Names and error text may come from the cloud: escaped, never obeyed by the terminal. */
+        char name[200];
+        (void)rec_escape(short_name(ev->address), name, sizeof(name));
+        snprintf(p->current, sizeof(p->current), "%s %s", ing(ev->action), name);
         p->waiting[0] = '\0';
         draw(p);
         break;
+    }
     case REC_EV_STEP_DONE:
     case REC_EV_STEP_FAILED: {
         bool ok = ev->kind == REC_EV_STEP_DONE;
@@ -109,24 +114,32 @@ void rec_progress_event(rec_progress *p, const rec_event *ev)
         clear_line(p);
         const char *on = p->color ? (ok ? "\033[32m" : "\033[31m") : "";
         const char *off = p->color ? "\033[0m" : "";
-        if (ok)
-            fprintf(p->out, "%s%s %s: done%s%s%s%s\n", on, ev->action ? ev->action : "step",
-                    ev->address ? ev->address : "", ev->text ? " (" : "", ev->text ? ev->text : "",
-                    ev->text ? ")" : "", off);
-        else
-            fprintf(p->out, "%s%s %s: failed: %s%s\n", on, ev->action ? ev->action : "step",
-                    ev->address ? ev->address : "", ev->text ? ev->text : "unknown error", off);
+        fprintf(p->out, "%s%s ", on, ev->action ? ev->action : "step");
+        (void)rec_fputs_escaped(ev->address, p->out);
+        if (ok && ev->text) {
+            fputs(": done (", p->out);
+            (void)rec_fputs_escaped(ev->text, p->out);
+            fputc(')', p->out);
+        } else if (ok) {
+            fputs(": done", p->out);
+        } else {
+            fputs(": failed: ", p->out);
+            (void)rec_fputs_escaped(ev->text ? ev->text : "unknown error", p->out);
+        }
+        fprintf(p->out, "%s\n", off);
         fflush(p->out);
         draw(p);
         break;
     }
     case REC_EV_WAITING:
-        if (ev->wait_ms > 0)
-            snprintf(p->waiting, sizeof(p->waiting), "%s%s in %llus",
-                     ev->text ? ev->text : "next call", "",
+        if (ev->wait_ms > 0) {
+            char what[96];
+            (void)rec_escape(ev->text ? ev->text : "next call", what, sizeof(what));
+            snprintf(p->waiting, sizeof(p->waiting), "%s in %llus", what,
                      (unsigned long long)((ev->wait_ms + 999) / 1000));
-        else
+        } else {
             p->waiting[0] = '\0';
+        }
         draw(p);
         break;
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rec_escape.h"
 #include "rec_plan_int.h"
 #include "rec_planfile.h"
 #include "prov_statedir.h"
@@ -187,7 +188,8 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
         json_decref(doc);
         return -ENOMEM;
     }
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    /* C1 controls escaped like in `plan --json`: a saved plan is often read with cat. */
+    char *text = rec_escape_json_c1(json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
     json_decref(doc);
     char *tmp = rec_asprintf("%s.XXXXXX", path);
     if (!text || !tmp) {

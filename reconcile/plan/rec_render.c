@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "rec_escape.h"
 #include "rec_plan_int.h"
 #include "rec_render.h"
 
@@ -97,10 +98,20 @@ static const char *note_kind_name(rec_note_kind k)
     return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
 }
 
+/* Every string that can come from the cloud or a manifest goes through rec_fputs_escaped: names,
+ * ids, descriptions and error text are shown, never obeyed by the terminal. */
+static void put(FILE *out, const char *s)
+{
+    (void)rec_fputs_escaped(s, out);
+}
+
 static void print_pos(FILE *out, const char *file, unsigned line, unsigned col)
 {
-    if (file)
-        fprintf(out, "  (%s:%u:%u)", file, line, col);
+    if (file) {
+        fputs("  (", out);
+        put(out, file);
+        fprintf(out, ":%u:%u)", line, col);
+    }
 }
 
 /* Prints "#3 delete after #2" for each step of a change. */
@@ -131,10 +142,16 @@ static void print_notes(FILE *out, const rec_plan *plan, rec_note_kind kind, con
         if (n->kind != kind)
             continue;
         fprintf(out, "  %s%s%s ", color, sym, *color ? C_RESET : "");
-        if (n->address)
-            fprintf(out, "%s%s%s%s: ", n->address, n->image_id ? " (" : "",
-                    n->image_id ? n->image_id : "", n->image_id ? ")" : "");
-        fputs(n->text ? n->text : "", out);
+        if (n->address) {
+            put(out, n->address);
+            if (n->image_id) {
+                fputs(" (", out);
+                put(out, n->image_id);
+                fputc(')', out);
+            }
+            fputs(": ", out);
+        }
+        put(out, n->text);
         print_pos(out, n->file, n->line, n->col);
         fputc('\n', out);
     }
@@ -201,12 +218,16 @@ int rec_render_text(const rec_plan *plan, FILE *out, unsigned flags)
     for (size_t i = 0; i < plan->n_changes; i++) {
         const rec_change *ch = &plan->changes[i];
         const char *c = color ? change_color(ch->kind) : "";
-        fprintf(out, "%s%3s%s %s%s%s", c, change_symbol(ch->kind), *c ? C_RESET : "",
-                color ? C_BOLD : "", ch->address ? ch->address : "", color ? C_RESET : "");
+        fprintf(out, "%s%3s%s %s", c, change_symbol(ch->kind), *c ? C_RESET : "",
+                color ? C_BOLD : "");
+        put(out, ch->address);
+        fputs(color ? C_RESET : "", out);
         print_pos(out, ch->file, ch->line, ch->col);
         if (!ch->file)
             fputs("  (prune)", out);
-        fprintf(out, "\n      %s\n", ch->reason ? ch->reason : "");
+        fputs("\n      ", out);
+        put(out, ch->reason);
+        fputc('\n', out);
         print_steps(out, plan, ch);
     }
     const char *bang = color ? C_BOLD C_RED : "";
@@ -444,5 +465,5 @@ char *rec_render_json(const rec_plan *plan, bool pretty)
         return NULL;
     char *s = json_dumps(doc, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
     json_decref(doc);
-    return s;
+    return rec_escape_json_c1(s);
 }
