@@ -65,5 +65,6 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(cmd_ctx *ctx, int argc, char **argv);
 int cmd_api(cmd_ctx *ctx, int argc, char **argv);
+int cmd_notify_test(cmd_ctx *ctx, int argc, char **argv);
 
 #endif
