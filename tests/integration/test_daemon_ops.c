@@ -3,9 +3,10 @@
  * (tests/support/hook_recv.c) that checks every signature with its own HMAC:
  * - started on broken manifests it stays up, /healthz 200, /readyz 503 naming the file, a
  *   signed manifest_error webhook, `status` exits 1 "not ready"; once fixed it converges,
- *   /readyz 200, applied (with the new image id) and recovered webhooks, `status` exits 0, and
- *   after SIGTERM `status` exits 1 "not running";
- * - a failing item: /readyz 503, `status` exits 1 "failing"; after SIGKILL "not running";
+ *   /readyz 200, drift, applied (with the new image id) and recovered webhooks, `status` exits
+ *   0, and after SIGTERM `status` exits 1 "not running";
+ * - a failing item and a name conflict: failed and refused webhooks, /readyz 503, `status`
+ *   exits 1 "failing"; after SIGKILL "not running";
  * - a manifests path that does not exist yet: watched through its nearest existing parent;
  * - git-sync: an atomic swap of a symlink that is a parent of, or is, the manifests path starts
  *   a cycle within the debounce;
@@ -370,7 +371,8 @@ Test(ops, broken_manifests_at_start_stay_up_not_ready_then_converge)
     const char *msg = json_string_value(
         json_object_get(json_array_get(json_object_get(b, "items"), 0), "message"));
     cr_assert_not_null(msg);
-    cr_assert_not_null(strstr(msg, "web.yaml:4:1: syntax error"), "the problem with its position: %s", msg);
+    cr_assert_not_null(strstr(msg, "web.yaml:4:1: syntax error"),
+                       "the problem with its position: %s", msg);
     json_decref(b);
 
     char *text = NULL;
@@ -392,6 +394,12 @@ Test(ops, broken_manifests_at_start_stay_up_not_ready_then_converge)
     const char *names[] = {"ops-web-1"};
     manifest_at(web, names, 1);
     await_available("ops-web-1");
+    b = await_hook(recv_ok, "drift", 0);
+    json_t *planned = json_array_get(json_object_get(b, "items"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(planned, "result")), "planned");
+    cr_assert_str_eq(json_string_value(json_object_get(planned, "address")),
+                     "swas.cn-hangzhou.custom_image.ops-web-1");
+    json_decref(b);
     b = await_hook(recv_ok, "applied", 0);
     json_t *item = json_array_get(json_object_get(b, "items"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(item, "action")), "create");
@@ -430,18 +438,34 @@ Test(ops, failing_item_is_failing_and_killed_daemon_is_not_running)
     snprintf(mdir, sizeof(mdir), "%s/manifests", dir);
     snprintf(web, sizeof(web), "%s/web.yaml", mdir);
     cr_assert_eq(mkdir(mdir, 0700), 0);
-    const char *names[] = {"ops-ok", "bad-one"};
-    manifest_at(web, names, 2);
+    /* ops-taken exists already without our owner tag: a conflict, reported as refused. */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "HOME=%s ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID
+             " ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET
+             " %s api swas CreateCustomImage RegionId=cn-hangzhou InstanceId=" INSTANCE
+             " SystemSnapshotId=" SNAPSHOT " ImageName=ops-taken --endpoint %s --state-dir %s/api"
+             " --rate-limit 10/1s >/dev/null",
+             dir, IMGRECON_BIN, emu.base_url, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    const char *names[] = {"ops-ok", "bad-one", "ops-taken"};
+    manifest_at(web, names, 3);
     start_daemon(mdir);
+    json_t *rb = await_hook(recv_ok, "refused", 0);
+    json_t *ri = json_array_get(json_object_get(rb, "items"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(ri, "result")), "conflict");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(ri, "address")), "ops-taken"));
+    cr_assert(json_is_string(json_object_get(ri, "image_id")), "the conflicting image's id");
+    json_decref(rb);
     json_t *b = await_hook(recv_ok, "failed", 0);
     const char *addr = json_string_value(
         json_object_get(json_array_get(json_object_get(b, "items"), 0), "address"));
     cr_assert(addr && strstr(addr, "bad-one"), "%s", addr ? addr : "null");
     json_decref(b);
     char *text = await_ready(503);
-    cr_assert_eq(strncmp(text, "last cycle failed: 1 item(s) failing", 36), 0, "%s", text);
+    cr_assert_eq(strncmp(text, "last cycle failed: 2 item(s) failing", 36), 0, "%s", text);
     free(text);
-    cr_assert_eq(metric("imgrecon_items_failing"), 1);
+    cr_assert_eq(metric("imgrecon_items_failing"), 2, "the failing item and the conflict");
     cr_assert_eq(status_cmd(false, out, sizeof(out)), 1, "%s", out);
     cr_assert_not_null(strstr(out, "health:       failing"), "%s", out);
 
