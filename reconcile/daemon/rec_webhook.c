@@ -115,7 +115,17 @@ static int read_secret(const char *path, char **ret, size_t *ret_len, char **ret
                       : (size_t)st.st_size > MAX_SECRET_BYTES ? "larger than 4096 bytes"
                                                               : NULL;
     char *buf = why ? NULL : calloc(1, MAX_SECRET_BYTES + 1);
-    ssize_t n = buf ? read(fd, buf, MAX_SECRET_BYTES) : 0;
+    ssize_t n = 0;
+    while (buf != NULL && n < (ssize_t)MAX_SECRET_BYTES) {
+        ssize_t r = read(fd, buf + n, MAX_SECRET_BYTES - (size_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            n = r < 0 ? -1 : n;
+            break;
+        }
+        n += r;
+    }
     (void)close(fd);
     if (why == NULL && buf == NULL)
         return -ENOMEM;
