@@ -101,6 +101,8 @@ void rec_alerts_free(rec_alerts *a)
 
 void rec_alerts_cycle_start(rec_alerts *a)
 {
+    if (a == NULL)
+        return;
     items_clear(&a->done);
     items_clear(&a->failed);
 }
@@ -108,6 +110,8 @@ void rec_alerts_cycle_start(rec_alerts *a)
 void rec_alerts_step(rec_alerts *a, const char *address, const char *action, const char *image_id,
                      bool failed, const char *message)
 {
+    if (a == NULL)
+        return;
     items_add(a, failed ? &a->failed : &a->done, address, action, image_id,
               failed ? "failed" : "done", message);
 }
@@ -168,6 +172,8 @@ static void send_drift(rec_alerts *a, const rec_plan *plan)
 
 void rec_alerts_cycle_end(rec_alerts *a, const rec_plan *plan, const char *error, bool executed)
 {
+    if (a == NULL)
+        return;
     char summary[160];
     if (plan == NULL) {
         items l = {NULL, 0};
@@ -190,6 +196,8 @@ void rec_alerts_cycle_end(rec_alerts *a, const rec_plan *plan, const char *error
 
 void rec_alerts_manifest_error(rec_alerts *a, const char *why)
 {
+    if (a == NULL)
+        return;
     const char *text = why ? why : "the manifests are invalid";
     if (a->last_manifest != NULL && strcmp(a->last_manifest, text) == 0)
         return;
@@ -204,12 +212,16 @@ void rec_alerts_manifest_error(rec_alerts *a, const char *why)
 
 void rec_alerts_manifests_ok(rec_alerts *a)
 {
+    if (a == NULL)
+        return;
     free(a->last_manifest);
     a->last_manifest = NULL;
 }
 
 void rec_alerts_recovered(rec_alerts *a, const char *summary)
 {
+    if (a == NULL)
+        return;
     items l = {NULL, 0};
     notify(a, SPEC_EV_RECOVERED, summary, &l);
 }

@@ -3,7 +3,8 @@
  * `drift` (the plan had changes), `refused` (prune guards and name conflicts, sent when they
  * change), `manifest_error` (sent when the problem changes) and `recovered` (ready again after a
  * failure or invalid manifests). Every message is scrubbed of registered secrets before it
- * leaves. Called only by rec_daemon.c, on the daemon's loop. */
+ * leaves. Called only by rec_daemon.c, on the daemon's loop; every function accepts a NULL
+ * object (no webhooks yet) and then does nothing. */
 #ifndef REC_ALERTS_H
 #define REC_ALERTS_H
 

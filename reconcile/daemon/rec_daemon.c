@@ -852,7 +852,6 @@ static void do_reload(rec_dmn *d)
         write_status(d);
         goto out;
     }
-    configure_hooks(d, ncfg);
     bool rebuild =
         str_differs(ncfg->endpoint, d->cfg->endpoint) || ncfg->signature != d->cfg->signature ||
         str_differs(ncfg->profile, d->cfg->profile) || str_differs(ncfg->ca_file, d->cfg->ca_file);
@@ -884,6 +883,7 @@ static void do_reload(rec_dmn *d)
         d->setup->cfg = ncfg;
         free_cfg(d->cfg);
     }
+    configure_hooks(d, ncfg);
     d->cfg = ncfg;
     spec_set_free(d->desired);
     free_paths(d->paths, d->n_paths);
