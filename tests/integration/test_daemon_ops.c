@@ -11,7 +11,9 @@
  * - git-sync: an atomic swap of a symlink that is a parent of, or is, the manifests path starts
  *   a cycle within the debounce;
  * - a webhook receiver that is down and one that is slow: cycles are not delayed, retries stop
- *   at the bound, the drop is counted in imgrecon_notify_dropped_total.
+ *   at the bound, the drop is counted in imgrecon_notify_dropped_total;
+ * - `imgrecon notify-test` sends a signed sample, reports each answer, refuses a secret file
+ *   group or others may read without showing the secret.
  * Every wait polls a file, the metrics endpoint or the emulator with a deadline, or blocks on the
  * receiver's condition variable. */
 #include <criterion/criterion.h>
@@ -597,4 +599,44 @@ Test(ops, webhook_down_or_slow_never_delays_cycles_and_retries_are_bounded)
     json_decref(all);
     stop_daemon(SIGTERM);
     hook_recv_stop(slow);
+}
+
+/* Runs `imgrecon notify-test -c config`; returns its exit code and its stdout in out. */
+static int notify_test_cmd(char *out, size_t size)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "HOME=%s %s notify-test -c %s 2>&1", dir, IMGRECON_BIN, config);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(ops, notify_test_sends_a_signed_sample_and_reports_each_answer)
+{
+    char out[4096], dead[64], items[1024], secret[160];
+    cr_assert_eq(notify_test_cmd(out, sizeof(out)), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "ok      http://127.0.0.1:"), "%s", out);
+    cr_assert_null(strstr(out, "/hook"), "the URL's path is not shown: %s", out);
+    json_t *b = hook_recv_wait(recv_ok, "test", 0, 10000);
+    cr_assert_not_null(b, "the sample arrived");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "owner")), "ops-test");
+    json_decref(b);
+    cr_assert_eq(hook_recv_bad_signatures(recv_ok), 0, "signed with the secret");
+
+    hook_recv_dead_url(dead, sizeof(dead));
+    snprintf(secret, sizeof(secret), "%s/hook.secret", dir);
+    snprintf(items, sizeof(items), "  - url: %s\n    secret_file: %s\n  - url: %s\n",
+             hook_recv_url(recv_ok), secret, dead);
+    write_config(items);
+    cr_assert_eq(notify_test_cmd(out, sizeof(out)), 1, "one target down: %s", out);
+    cr_assert_not_null(strstr(out, "failed  http://127.0.0.1:"), "%s", out);
+    cr_assert_eq(hook_recv_count(recv_ok), 2);
+
+    cr_assert_eq(chmod(secret, 0644), 0);
+    cr_assert_eq(notify_test_cmd(out, sizeof(out)), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "readable by group or others"), "%s", out);
+    cr_assert_null(strstr(out, HOOK_SECRET), "%s", out);
 }
