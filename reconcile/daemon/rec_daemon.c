@@ -793,6 +793,16 @@ static void register_secrets(rec_dmn *d, const rec_setup *s)
     (void)rec_log_add_secret(d->log, s->cred.security_token);
 }
 
+/* Registers with the log what no line may show: each webhook's secret and its whole URL (Slack
+ * and DingTalk URLs carry their token; lines name a webhook by scheme://host:port only). */
+static void register_hook_secrets(rec_dmn *d, const spec_config *cfg)
+{
+    for (size_t i = 0; i < rec_webhook_n_targets(d->hooks); i++)
+        (void)rec_log_add_secret(d->log, rec_webhook_secret(d->hooks, i));
+    for (size_t i = 0; i < cfg->n_notify; i++)
+        (void)rec_log_add_secret(d->log, cfg->notify[i].url);
+}
+
 /* The webhooks of cfg (start and reload): a secret that cannot be read keeps the previous
  * targets (none at start) and is logged, without the secret. Secrets are registered with the
  * log so that no line ever shows them. */
@@ -806,8 +816,7 @@ static void configure_hooks(rec_dmn *d, const spec_config *cfg)
         free(err);
         return;
     }
-    for (size_t i = 0; i < rec_webhook_n_targets(d->hooks); i++)
-        (void)rec_log_add_secret(d->log, rec_webhook_secret(d->hooks, i));
+    register_hook_secrets(d, cfg);
 }
 
 /* SIGHUP: read config and manifests again; swap them in only when both are valid. */
@@ -1096,8 +1105,7 @@ static int start_hooks(rec_dmn *d)
         free(err);
         return rc;
     }
-    for (size_t i = 0; i < rec_webhook_n_targets(d->hooks); i++)
-        (void)rec_log_add_secret(d->log, rec_webhook_secret(d->hooks, i));
+    register_hook_secrets(d, d->cfg);
     return 0;
 }
 
