@@ -77,6 +77,7 @@ enum {
 #define CMD_USES_RUN (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_ALLOW_EMPTY)
 #define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR)
 #define CMD_USES_API CMD_USES_SESSION
+#define CMD_USES_NOTIFY CMD_USE_CONFIG
 extern const struct option cmd_common_options[];
 extern const size_t cmd_n_common_options;
 
@@ -115,5 +116,6 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(cmd_ctx *ctx, int argc, char **argv);
 int cmd_api(cmd_ctx *ctx, int argc, char **argv);
+int cmd_notify_test(cmd_ctx *ctx, int argc, char **argv);
 
 #endif

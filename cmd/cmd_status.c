@@ -1,6 +1,7 @@
 /* imgrecon status: reads `<state_dir>/status.json` (written by `imgrecon run`) and prints a
- * summary or the JSON. */
+ * summary or the JSON with the daemon's health; the exit code is 0 only when healthy. */
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@ static const struct option status_options[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: imgrecon status [--json] [OPTIONS]\n\n"
-                 "Shows what the daemon (imgrecon run) last did, from <state_dir>/status.json.\n\n"
+                 "Shows what the daemon (imgrecon run) last did, from <state_dir>/status.json.\n"
+                 "Exits 0 when healthy; 1 when failing, not ready (invalid manifests, no cycle\n"
+                 "yet) or not running (stopped, pid gone, status stale), and says which.\n\n"
                  "  --json   print the status document itself\n");
     cmd_print_common_help(out, CMD_USES_STATUS);
 }
@@ -43,6 +46,43 @@ static int read_fallback(const cmd_ctx *ctx, int why, rec_status *st)
         fprintf(stderr, "%s: %s/status.json: %s; showing the per-user fallback %s\n",
                 ctx->prog ? ctx->prog : "imgrecon", ctx->cfg.state_dir, strerror(-why), dir);
     return rc;
+}
+
+/* The summary with a first line saying the health and why (the exit code's reason). */
+static int status_text(const rec_status *st, rec_health h, const char *why, char **ret)
+{
+    char *body = rec_status_describe(st, prov_now_ms());
+    if (body == NULL ||
+        asprintf(ret, "health:       %s (%s)\n%s", rec_health_name(h), why, body) < 0) {
+        free(body);
+        return -ENOMEM;
+    }
+    free(body);
+    return 0;
+}
+
+/* The status document with "health" and "health_reason" added. */
+static int status_json(const rec_status *st, rec_health h, const char *why, char **ret)
+{
+    char *doc = NULL;
+    int rc = rec_status_to_json(st, &doc);
+    if (rc < 0)
+        return rc;
+    json_t *o = json_loads(doc, 0, NULL);
+    free(doc);
+    if (o == NULL || json_object_set_new(o, "health", json_string(rec_health_name(h))) < 0 ||
+        json_object_set_new(o, "health_reason", json_string(why)) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (text == NULL || asprintf(ret, "%s\n", text) < 0) {
+        free(text);
+        return -ENOMEM;
+    }
+    free(text);
+    return 0;
 }
 
 int cmd_status(cmd_ctx *ctx, int argc, char **argv)
@@ -99,18 +139,13 @@ int cmd_status(cmd_ctx *ctx, int argc, char **argv)
                   rc == -EPROTO ? "not a status document" : strerror(-rc));
         return 1;
     }
+    bool alive = st.pid > 0 && !(kill((pid_t)st.pid, 0) < 0 && errno == ESRCH);
+    const char *why = NULL;
+    rec_health h = rec_status_health(&st, alive, prov_now_ms(), &why);
     char *text = NULL;
-    if (json) {
-        rc = rec_status_to_json(&st, &text);
-        if (rc == 0 && (text = rec_escape_json_c1(text)) == NULL)
-            rc = -ENOMEM;
-    } else {
-        text = rec_status_describe(&st, prov_now_ms());
-        rc = text ? 0 : -ENOMEM;
-    }
-    bool gone = st.state != NULL && strcmp(st.state, "stopped") != 0 && st.pid > 0 &&
-                kill((pid_t)st.pid, 0) < 0 && errno == ESRCH;
-    long pid = st.pid;
+    rc = json ? status_json(&st, h, why, &text) : status_text(&st, h, why, &text);
+    if (rc == 0 && json && (text = rec_escape_json_c1(text)) == NULL)
+        rc = -ENOMEM;
     rec_status_clear(&st);
     if (rc < 0) {
         cmd_error(ctx, "out of memory");
@@ -118,8 +153,5 @@ int cmd_status(cmd_ctx *ctx, int argc, char **argv)
     }
     fputs(text, stdout);
     free(text);
-    if (gone && !json)
-        printf("note:         pid %ld is not running (the daemon died without a clean stop)\n",
-               pid);
-    return 0;
+    return h == REC_HEALTHY ? 0 : 1;
 }

@@ -20,6 +20,7 @@ static const cmd_entry commands[] = {
     {"run", cmd_run, "reconcile continuously (the systemd service)"},
     {"status", cmd_status, "show the daemon's last state"},
     {"api", cmd_api, "one signed, paced API call; prints the JSON answer"},
+    {"notify-test", cmd_notify_test, "send a sample notification to each configured webhook"},
     {"version", NULL, "print the version"},
 };
 

@@ -892,6 +892,192 @@ bool spec_config_allow_empty(const spec_config *cfg, const char *region)
 
 /* ---- The table ------------------------------------------------------------------------------ */
 
+/* ---- notify: webhooks --------------------------------------------------------------------- */
+
+static const cfg_choice notify_events[] = {{"applied", SPEC_EV_APPLIED},
+                                           {"failed", SPEC_EV_FAILED},
+                                           {"manifest_error", SPEC_EV_MANIFEST_ERROR},
+                                           {"refused", SPEC_EV_REFUSED},
+                                           {"drift", SPEC_EV_DRIFT},
+                                           {"recovered", SPEC_EV_RECOVERED},
+                                           {NULL, 0}};
+static const cfg_choice notify_formats[] = {{"json", SPEC_NOTIFY_JSON},
+                                            {"slack", SPEC_NOTIFY_SLACK},
+                                            {"dingtalk", SPEC_NOTIFY_DINGTALK},
+                                            {NULL, 0}};
+
+const char *spec_notify_event_name(unsigned event)
+{
+    for (const cfg_choice *ch = notify_events; ch->name; ch++)
+        if ((unsigned)ch->value == event)
+            return ch->name;
+    return NULL;
+}
+
+const char *spec_notify_format_name(int format)
+{
+    for (const cfg_choice *ch = notify_formats; ch->name; ch++)
+        if (ch->value == format)
+            return ch->name;
+    return "json";
+}
+
+static void notify_clear(spec_notify *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].url);
+        free(v[i].secret_file);
+    }
+    free(v);
+}
+
+/* Looks a name up in a choice table; -1 when absent. */
+static int choice_of(const cfg_choice *t, const char *s)
+{
+    for (; s != NULL && t->name; t++)
+        if (strcmp(s, t->name) == 0)
+            return t->value;
+    return -1;
+}
+
+/* `events: [applied, failed]`: a non-empty list of known names. */
+static int notify_events_of(const spec_ynode *v, cfg_ctx *c, unsigned *ret)
+{
+    char d[256];
+    if (v->kind == SPEC_YSEQ && v->n == 0)
+        return bad(c, v, "'notify' events must name at least one event");
+    if (v->kind != SPEC_YSEQ)
+        return bad(c, v,
+                   "'notify' events must be a non-empty list of applied, failed, manifest_error, "
+                   "refused, drift, recovered; got %s",
+                   describe(v, d, sizeof(d)));
+    unsigned bits = 0;
+    int rc = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int e = choice_of(notify_events, text_of(v->items[i]));
+        if (e < 0)
+            rc = bad(c, v->items[i],
+                     "unknown notify event %s: use applied, failed, manifest_error, refused, "
+                     "drift or recovered",
+                     describe(v->items[i], d, sizeof(d)));
+        else
+            bits |= (unsigned)e;
+    }
+    if (rc == 0)
+        *ret = bits;
+    return rc;
+}
+
+/* One `notify:` entry: {url, format, secret_file, events}; url is required. */
+static int notify_entry(const spec_ynode *v, cfg_ctx *c, spec_notify *ret)
+{
+    static const char *const names[] = {"url", "format", "secret_file", "events"};
+    char d[256];
+    if (v->kind != SPEC_YMAP)
+        return bad(c, v,
+                   "'notify' entries must be mappings such as {url: https://..., format: "
+                   "json}, got %s",
+                   describe(v, d, sizeof(d)));
+    spec_notify n = {NULL, SPEC_NOTIFY_JSON, NULL, SPEC_EV_ALL};
+    int rc = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const char *key = text_of(v->pairs[i].key);
+        const spec_ynode *val = v->pairs[i].value;
+        const char *s = text_of(val);
+        if (key != NULL && strcmp(key, "url") == 0) {
+            bool ok = s != NULL &&
+                      (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+                      strpbrk(s, " \t\r\n") == NULL && s[s[4] == 's' ? 8 : 7] != '\0';
+            if (!ok)
+                rc = bad(c, val, "'notify' url must be an http:// or https:// URL, got %s",
+                         describe(val, d, sizeof(d)));
+            else if (replace_str(&n.url, s) < 0)
+                rc = -ENOMEM;
+        } else if (key != NULL && strcmp(key, "format") == 0) {
+            int f = choice_of(notify_formats, s);
+            if (f < 0)
+                rc = bad(c, val, "'notify' format must be json, slack or dingtalk, got %s",
+                         describe(val, d, sizeof(d)));
+            else
+                n.format = f;
+        } else if (key != NULL && strcmp(key, "secret_file") == 0) {
+            if (spec_ynode_is_null(val))
+                continue;
+            if (s == NULL || *s == '\0')
+                rc = bad(c, val, "'notify' secret_file must be a path, got %s",
+                         describe(val, d, sizeof(d)));
+            else if ((s[0] != '/' && c->base_dir != NULL && strcmp(c->base_dir, ".") != 0
+                          ? asprintf(&n.secret_file, "%s/%s", c->base_dir, s)
+                          : ((n.secret_file = strdup(s)) ? 0 : -1)) < 0) {
+                n.secret_file = NULL;
+                rc = -ENOMEM;
+            }
+        } else if (key != NULL && strcmp(key, "events") == 0) {
+            int erc = notify_events_of(val, c, &n.events);
+            if (erc < 0)
+                rc = erc;
+        } else {
+            const char *s2 = key ? spec_suggest(key, names, 4, 2) : NULL;
+            rc =
+                s2 ? bad(c, v->pairs[i].key,
+                         "unknown key '%.64s' in a notify entry; did you "
+                         "mean '%s'?",
+                         key, s2)
+                   : bad(c, v->pairs[i].key,
+                         "unknown key '%.64s' in a notify entry (url, format, secret_file, events)",
+                         key ? key : describe(v->pairs[i].key, d, sizeof(d)));
+        }
+        if (rc == -ENOMEM)
+            break;
+    }
+    if (rc == 0 && n.url == NULL)
+        rc = bad(c, v, "a 'notify' entry needs a url");
+    if (rc < 0) {
+        free(n.url);
+        free(n.secret_file);
+        return rc;
+    }
+    *ret = n;
+    return 0;
+}
+
+/* notify: null or a list of webhook entries; replaces the list only when every entry is valid. */
+static int set_notify(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (spec_ynode_is_null(v) || (v->kind == SPEC_YSCALAR && v->len == 0)) {
+        notify_clear(cfg->notify, cfg->n_notify);
+        cfg->notify = NULL;
+        cfg->n_notify = 0;
+        return 0;
+    }
+    if (v->kind != SPEC_YSEQ)
+        return bad(c, v,
+                   "'%s' must be a list of webhooks such as [{url: https://..., format: "
+                   "json}], got %s",
+                   k->name, describe(v, d, sizeof(d)));
+    spec_notify *list = calloc(v->n ? v->n : 1, sizeof(*list));
+    if (list == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int erc = notify_entry(v->items[i], c, &list[n]);
+        if (erc == 0)
+            n++;
+        else if (rc != -ENOMEM)
+            rc = erc;
+    }
+    if (rc < 0) {
+        notify_clear(list, n);
+        return rc;
+    }
+    notify_clear(cfg->notify, cfg->n_notify);
+    cfg->notify = list;
+    cfg->n_notify = n;
+    return 0;
+}
+
 static const cfg_choice signatures[] = {{"v3", SPEC_SIG_V3}, {"v1", SPEC_SIG_V1}, {NULL, 0}};
 static const cfg_choice log_formats[] = {
     {"text", SPEC_LOG_TEXT}, {"json", SPEC_LOG_JSON}, {NULL, 0}};
@@ -917,6 +1103,7 @@ static const cfg_key keys[] = {
     {"account_id", NULL, 0, 0, FIELD(account_id), set_account_id, NULL},
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
     {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
+    {"notify", NULL, 0, 0, 0, set_notify, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -1066,6 +1253,7 @@ void spec_config_free(spec_config *cfg)
     free(cfg->ca_file);
     free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
     free_regions(cfg->regions, cfg->n_regions);
+    notify_clear(cfg->notify, cfg->n_notify);
     memset(cfg, 0, sizeof(*cfg));
 }
 

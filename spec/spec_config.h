@@ -37,6 +37,32 @@ typedef struct spec_quota {
     unsigned limit;
 } spec_quota;
 
+/* Webhook events (config `notify: [{events: [...]}]`), one bit each. */
+enum spec_notify_event {
+    SPEC_EV_APPLIED = 1u << 0,        /* a cycle changed something (with image ids) */
+    SPEC_EV_FAILED = 1u << 1,         /* a cycle failed or an item failed */
+    SPEC_EV_MANIFEST_ERROR = 1u << 2, /* the manifests are invalid (kept the last good set) */
+    SPEC_EV_REFUSED = 1u << 3,        /* a guard held deletes back, or a name conflict */
+    SPEC_EV_DRIFT = 1u << 4,          /* a cycle found changes to make */
+    SPEC_EV_RECOVERED = 1u << 5,      /* healthy again after failures or invalid manifests */
+};
+#define SPEC_EV_ALL 0x3Fu
+
+enum spec_notify_format { SPEC_NOTIFY_JSON = 0, SPEC_NOTIFY_SLACK = 1, SPEC_NOTIFY_DINGTALK = 2 };
+
+/* One webhook. The secret itself is read by the daemon (rec_webhook.c), never by spec/. */
+typedef struct spec_notify {
+    char *url;         /* http:// or https:// */
+    int format;        /* enum spec_notify_format */
+    char *secret_file; /* NULL: no signature */
+    unsigned events;   /* SPEC_EV_* bits; default SPEC_EV_ALL */
+} spec_notify;
+
+/* The name of one event bit ("applied", ...), NULL for anything else. */
+const char *spec_notify_event_name(unsigned event);
+/* The name of a format ("json", "slack", "dingtalk"). */
+const char *spec_notify_format_name(int format);
+
 typedef struct spec_config {
     char *owner;      /* value of the imgrecon/owner tag, default "default" */
     char **manifests; /* default {"/var/lib/imgrecon/repo/images"} */
@@ -66,6 +92,8 @@ typedef struct spec_config {
     char *account_id; /* the account the keys belong to (pacer budget); NULL: asked of STS */
     char *ca_file; /* extra CA certificates for TLS, added to the system store; NULL: none */
     bool allow_insecure_endpoint; /* default false: http:// endpoints only to loopback hosts */
+    spec_notify *notify; /* webhooks; default none */
+    size_t n_notify;
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "prov_types.h"
+#include "rec_alerts.h"
 #include "rec_backoff.h"
 #include "rec_cycle.h"
 #include "rec_daemon.h"
@@ -25,6 +26,7 @@
 #include "rec_setup.h"
 #include "rec_status.h"
 #include "rec_watch.h"
+#include "rec_webhook.h"
 #include "spec.h"
 
 #define DEFAULT_INTERVAL_MS (5u * 60u * 1000u)
@@ -68,7 +70,11 @@ struct rec_dmn {
      * status.json as failures after the backing-off items. */
     rec_status_failure *conflicts;
     size_t n_conflicts;
-    rec_fights fights; /* fighting controllers, in memory only (rec_fights.h) */
+    rec_fights fights;  /* fighting controllers, in memory only (rec_fights.h) */
+    rec_webhook *hooks; /* the config's `notify` targets */
+    rec_alerts *alerts; /* what the hooks are told */
+    char *load_error;   /* the last failed manifest load's first problem, one line */
+    bool was_unhealthy; /* failed or invalid since the last ready: `recovered` is due */
     int exit_code;
 };
 
@@ -101,6 +107,8 @@ static const char *state_dir(const rec_dmn *d)
     return d->setup ? d->setup->state_dir : d->cfg->state_dir;
 }
 
+/* Logs every problem; the first one, as "file:line:col: message" on one line, becomes
+ * d->load_error (what /readyz, status and the manifest_error notification say). */
 static void log_diags(rec_dmn *d, const spec_diags *diags, const char *what)
 {
     for (size_t i = 0; i < diags->n; i++) {
@@ -108,6 +116,15 @@ static void log_diags(rec_dmn *d, const spec_diags *diags, const char *what)
         const spec_diag *g = &diags->v[i];
         (void)snprintf(at, sizeof(at), "%s:%u:%u", g->file ? g->file : "-", g->line, g->col);
         rec_log_event(d->log, REC_LOG_ERROR, what, "at", at, "error", g->msg, NULL);
+        if (i > 0)
+            continue;
+        free(d->load_error);
+        if (asprintf(&d->load_error, "%s: %s%s", at, g->msg,
+                     diags->n > 1 ? " (and more problems)" : "") < 0)
+            d->load_error = NULL;
+        for (char *c = d->load_error; c && *c; c++)
+            if (*c == '\n' || *c == '\r')
+                *c = ' ';
     }
 }
 
@@ -145,9 +162,8 @@ static int load_config(rec_dmn *d, spec_config **ret)
     return 0;
 }
 
-/* Loads the manifests named by -f or by cfg; logs every problem. Returns the set and the paths
- * it came from. */
-static int load_manifests(rec_dmn *d, const spec_config *cfg, spec_set **ret_set, char ***ret_paths,
+/* The manifest paths: -f PATH... or cfg's. Returns 0 with copies (caller frees) or -ENOMEM. */
+static int manifest_paths(const rec_dmn *d, const spec_config *cfg, char ***ret_paths,
                           size_t *ret_n)
 {
     const char *const *src =
@@ -163,19 +179,27 @@ static int load_manifests(rec_dmn *d, const spec_config *cfg, spec_set **ret_set
             return -ENOMEM;
         }
     }
+    *ret_paths = paths;
+    *ret_n = n;
+    return 0;
+}
+
+/* Loads the manifests at paths; logs every problem (the first in d->load_error). */
+static int load_set(rec_dmn *d, char *const *paths, size_t n, spec_set **ret_set)
+{
     spec_diags diags;
     spec_set *set = NULL;
     spec_diags_init(&diags);
     int rc = spec_load((const char *const *)paths, n, &set, &diags);
     log_diags(d, &diags, "invalid manifest");
-    spec_diags_free(&diags);
-    if (rc < 0) {
-        free_paths(paths, n);
-        return rc;
+    if (rc < 0 && diags.n == 0) {
+        free(d->load_error);
+        d->load_error = strdup(strerror(-rc));
     }
+    spec_diags_free(&diags);
+    if (rc < 0)
+        return rc;
     *ret_set = set;
-    *ret_paths = paths;
-    *ret_n = n;
     return 0;
 }
 
@@ -320,6 +344,111 @@ static void on_call(void *ud, const prov_call_event *ev)
                   ev->request_id, "duration_ms", ms, NULL);
 }
 
+/* ---- readiness and manifest validity ---- */
+
+/* Items failing: backing off after failed steps, or in conflict. */
+static size_t items_failing(rec_dmn *d)
+{
+    size_t n = 0;
+    (void)rec_backoff_entries(d->backoff, &n);
+    return n + d->n_conflicts;
+}
+
+/* Recomputes readiness (what /readyz answers, status.json's "ready"): the manifests valid and
+ * the last cycle ok; otherwise one line saying why. Sends `recovered` when ready again after a
+ * failure or invalid manifests. Called after every load and every cycle. */
+static void update_ready(rec_dmn *d)
+{
+    char why[600];
+    const rec_status *st = &d->st;
+    why[0] = '\0';
+    if (d->stopping)
+        (void)snprintf(why, sizeof(why), "stopping");
+    else if (!st->manifests_valid)
+        (void)snprintf(why, sizeof(why), "manifests invalid: %.560s",
+                       st->manifest_error ? st->manifest_error : "see the log");
+    else if (st->result == NULL)
+        (void)snprintf(why, sizeof(why), "no cycle has finished yet");
+    else if (strcmp(st->result, "ok") != 0 && st->error != NULL)
+        (void)snprintf(why, sizeof(why), "last cycle %s: %.500s", st->result, st->error);
+    else if (strcmp(st->result, "ok") != 0)
+        (void)snprintf(why, sizeof(why), "last cycle %s: %zu item(s) failing", st->result,
+                       items_failing(d));
+    bool ready = why[0] == '\0';
+    if (!ready && !d->stopping && st->result != NULL)
+        d->was_unhealthy = true;
+    if (ready && d->was_unhealthy) {
+        d->was_unhealthy = false;
+        rec_log_event(d->log, REC_LOG_INFO, "recovered: manifests valid and the last cycle ok",
+                      NULL);
+        rec_alerts_recovered(d->alerts, "manifests valid and the last cycle succeeded");
+    }
+    d->st.ready = ready;
+    set_str(&d->st.ready_reason, ready ? NULL : why);
+    rec_metrics_set_ready(d->metrics, ready, ready ? NULL : why);
+}
+
+/* The manifests loaded: valid (again). */
+static void manifests_valid(rec_dmn *d)
+{
+    if (!d->st.manifests_valid && d->st.manifest_error != NULL)
+        rec_log_event(d->log, REC_LOG_INFO, "manifests are valid again", NULL);
+    d->st.manifests_valid = true;
+    set_str(&d->st.manifest_error, NULL);
+    rec_metrics_set_manifests(d->metrics, true);
+    rec_alerts_manifests_ok(d->alerts);
+    update_ready(d);
+}
+
+/* The manifests did not load (d->load_error says why): not ready, `manifest_error` sent once
+ * per distinct problem, the last good set (if any) still reconciled. */
+static void manifests_invalid(rec_dmn *d)
+{
+    d->st.manifests_valid = false;
+    d->was_unhealthy = true;
+    set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
+    rec_metrics_set_manifests(d->metrics, false);
+    rec_alerts_manifest_error(d->alerts, d->st.manifest_error);
+    update_ready(d);
+}
+
+/* Reads the manifests again (watcher, interval): a valid set replaces the old one; an invalid one
+ * keeps it. Returns 0 or the load's error. */
+static int refresh_manifests(rec_dmn *d)
+{
+    spec_set *set = NULL;
+    int rc = load_set(d, d->paths, d->n_paths, &set);
+    if (rc < 0) {
+        manifests_invalid(d);
+        return rc;
+    }
+    spec_set_free(d->desired);
+    d->desired = set;
+    manifests_valid(d);
+    return 0;
+}
+
+/* One webhook delivery attempt (rec_webhook): a log line (the target without its path, which
+ * may hold a token) and the notify metrics. */
+static void on_hook_report(void *ud, const rec_webhook_report *r)
+{
+    rec_dmn *d = ud;
+    char attempt[16], status[16];
+    (void)snprintf(attempt, sizeof(attempt), "%u", r->attempt);
+    (void)snprintf(status, sizeof(status), "%ld", r->status);
+    const char *result = r->ok ? "ok" : r->will_retry ? "retried" : "failed";
+    rec_metrics_notify(d->metrics, result, r->dropped);
+    rec_log_event(d->log,
+                  r->ok           ? REC_LOG_DEBUG
+                  : r->will_retry ? REC_LOG_WARN
+                                  : REC_LOG_ERROR,
+                  r->ok        ? "notification delivered"
+                  : r->dropped ? "notification dropped"
+                               : "notification failed; will retry",
+                  "target", r->target, "event", r->event, "attempt", attempt, "http_status",
+                  r->status ? status : NULL, "error", r->error, NULL);
+}
+
 /* ---- manifest watching (rec_watch.c) ---- */
 
 /* A manifest path changed (from rec_watch): restarting the timer is the debounce, so a burst of
@@ -336,25 +465,18 @@ static void on_watch_event(void *ud)
 /* A manifest changed: reload them and run a cycle now (or right after the one running). */
 static void on_change(rec_dmn *d)
 {
-    spec_set *set;
-    char **paths;
-    size_t n;
     if (d->cycle != NULL) {
         d->change_pending = true;
         return;
     }
-    int rc = load_manifests(d, d->cfg, &set, &paths, &n);
+    int rc = refresh_manifests(d);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR,
                       "manifests changed but are invalid; keeping the previous set", "error",
                       rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
+        write_status(d);
         return;
     }
-    spec_set_free(d->desired);
-    free_paths(d->paths, d->n_paths);
-    d->desired = set;
-    d->paths = paths;
-    d->n_paths = n;
     /* The user changed something: items in backoff deserve a try now. */
     rec_backoff_reset(d->backoff);
     start_cycle(d, "manifest change");
@@ -402,13 +524,15 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         (void)snprintf(n1, sizeof(n1), "%u", ev->n_done);
         (void)snprintf(n2, sizeof(n2), "%u", ev->n_total);
         rec_log_event(d->log, REC_LOG_INFO, "step done", "address", ev->address, "action",
-                      ev->action, "done", n1, "total", n2, NULL);
+                      ev->action, "image_id", ev->text, "done", n1, "total", n2, NULL);
+        rec_alerts_step(d->alerts, ev->address, ev->action, ev->text, false, NULL);
         update_live(d);
         break;
     case REC_EV_STEP_FAILED: {
         char *norm = rec_log_normalise(ev->text);
         rec_log_event(d->log, REC_LOG_ERROR, "step failed", "address", ev->address, "action",
                       ev->action, "error", ev->text, "error_key", norm, NULL);
+        rec_alerts_step(d->alerts, ev->address, ev->action, NULL, true, ev->text);
         if (ev->address != NULL && norm != NULL) {
             rec_log_scrub(d->log, norm);
             (void)rec_backoff_note(d->backoff, ev->address, norm);
@@ -574,6 +698,9 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
     rec_metrics_set_conflicts(d->metrics, (unsigned)n_conflicts);
+    rec_metrics_set_items_failing(d->metrics, (unsigned)items_failing(d));
+    update_ready(d);
+    rec_alerts_cycle_end(d->alerts, res->rc < 0 ? NULL : res->plan, d->st.error, !d->suspended_now);
 
     char n_done[16], n_failed[16], n_pending[16], n_drift[16], dur[32], n_backoff[16];
     (void)snprintf(n_backoff, sizeof(n_backoff), "%zu", backing_off);
@@ -615,6 +742,17 @@ static void start_cycle(rec_dmn *d, const char *why)
     if (d->cycle != NULL || d->stopping || d->finished)
         return;
     (void)uv_timer_stop(&d->cycle_timer);
+    if (d->desired == NULL) {
+        /* Started on invalid manifests and never had a good set: nothing is reconciled (an empty
+         * desired set would read as "delete everything"); the watcher and the interval retry. */
+        rec_log_event(d->log, REC_LOG_WARN, "no valid manifests yet: cycle skipped", "trigger", why,
+                      NULL);
+        set_str(&d->st.state, "idle");
+        schedule_next(d);
+        write_status(d);
+        return;
+    }
+    rec_alerts_cycle_start(d->alerts);
     d->suspended_now = d->cfg->suspend || suspend_file(d);
     rec_cycle_opts o = {
         .cfg = d->cfg,
@@ -654,20 +792,12 @@ static void start_cycle(rec_dmn *d, const char *why)
 static void on_cycle_timer(uv_timer_t *t)
 {
     rec_dmn *d = container_of(t, rec_dmn, cycle_timer);
-    spec_set *set;
-    char **paths;
-    size_t n;
     /* Manifests are read again every cycle; an invalid edit keeps the previous set. */
-    if (load_manifests(d, d->cfg, &set, &paths, &n) == 0) {
-        spec_set_free(d->desired);
-        free_paths(d->paths, d->n_paths);
-        d->desired = set;
-        d->paths = paths;
-        d->n_paths = n;
-    } else {
-        rec_log_event(d->log, REC_LOG_ERROR, "manifests are invalid; reconciling the previous set",
+    if (refresh_manifests(d) < 0)
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      d->desired ? "manifests are invalid; reconciling the previous set"
+                                 : "manifests are still invalid; nothing to reconcile yet",
                       NULL);
-    }
     start_cycle(d, "interval");
 }
 
@@ -684,6 +814,32 @@ static void register_secrets(rec_dmn *d, const rec_setup *s)
 {
     (void)rec_log_add_secret(d->log, s->cred.access_key_secret);
     (void)rec_log_add_secret(d->log, s->cred.security_token);
+}
+
+/* Registers with the log what no line may show: each webhook's secret and its whole URL (Slack
+ * and DingTalk URLs carry their token; lines name a webhook by scheme://host:port only). */
+static void register_hook_secrets(rec_dmn *d, const spec_config *cfg)
+{
+    for (size_t i = 0; i < rec_webhook_n_targets(d->hooks); i++)
+        (void)rec_log_add_secret(d->log, rec_webhook_secret(d->hooks, i));
+    for (size_t i = 0; i < cfg->n_notify; i++)
+        (void)rec_log_add_secret(d->log, cfg->notify[i].url);
+}
+
+/* The webhooks of cfg (start and reload): a secret that cannot be read keeps the previous
+ * targets (none at start) and is logged, without the secret. Secrets are registered with the
+ * log so that no line ever shows them. */
+static void configure_hooks(rec_dmn *d, const spec_config *cfg)
+{
+    char *err = NULL;
+    int rc = rec_webhook_configure(d->hooks, cfg->notify, cfg->n_notify, &err);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "notify: keeping the previous webhooks", "error",
+                      err ? err : strerror(-rc), NULL);
+        free(err);
+        return;
+    }
+    register_hook_secrets(d, cfg);
 }
 
 /* SIGHUP: read config and manifests again; swap them in only when both are valid. */
@@ -714,12 +870,18 @@ static void do_reload(rec_dmn *d)
     if (str_differs(ncfg->metrics_listen, d->cfg->metrics_listen))
         rec_log_event(d->log, REC_LOG_WARN, "metrics_listen changes take effect after a restart",
                       NULL);
-    rc = load_manifests(d, ncfg, &set, &paths, &n);
+    rc = manifest_paths(d, ncfg, &paths, &n);
+    if (rc == 0)
+        rc = load_set(d, paths, n, &set);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR,
                       "reload refused: the manifests are invalid; keeping the previous set",
                       "error", rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
+        if (paths != NULL)
+            free_paths(paths, n);
         free_cfg(ncfg);
+        manifests_invalid(d);
+        write_status(d);
         goto out;
     }
     bool rebuild = str_differs(ncfg->endpoint, d->cfg->endpoint) ||
@@ -758,6 +920,7 @@ static void do_reload(rec_dmn *d)
         d->setup->cfg = ncfg;
         free_cfg(d->cfg);
     }
+    configure_hooks(d, ncfg);
     d->cfg = ncfg;
     spec_set_free(d->desired);
     free_paths(d->paths, d->n_paths);
@@ -772,6 +935,7 @@ static void do_reload(rec_dmn *d)
     char nimg[24];
     (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
     rec_log_event(d->log, REC_LOG_INFO, "reloaded", "images", nimg, NULL);
+    manifests_valid(d);
     (void)rec_notify_ready();
     rec_watch_arm(d->watch, d->paths, d->n_paths);
     start_cycle(d, "reload");
@@ -814,6 +978,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     d->stopping = true;
     (void)rec_notify_stopping();
     rec_metrics_set_health(d->metrics, false, "stopping");
+    update_ready(d);
     rec_log_event(d->log, REC_LOG_INFO, "stopping", "signal", strsignal(signum), NULL);
     (void)uv_timer_stop(&d->cycle_timer);
     (void)uv_timer_stop(&d->debounce_timer);
@@ -831,6 +996,18 @@ static void on_watchdog(uv_timer_t *t)
     (void)rec_notify_watchdog();
 }
 
+/* Closes the webhooks: what is still under way is abandoned (it never delays a stop). */
+static void close_hooks(rec_dmn *d)
+{
+    if (d->hooks != NULL && rec_webhook_pending(d->hooks) > 0)
+        rec_log_event(d->log, REC_LOG_WARN, "notify: stopping with notifications undelivered",
+                      NULL);
+    rec_alerts_free(d->alerts);
+    d->alerts = NULL;
+    rec_webhook_free(d->hooks);
+    d->hooks = NULL;
+}
+
 /* Ends the daemon: status written, every handle closed; the loop then runs out. */
 static void finish(rec_dmn *d)
 {
@@ -843,6 +1020,7 @@ static void finish(rec_dmn *d)
     rec_metrics_stop(d->metrics);
     rec_watch_free(d->watch);
     d->watch = NULL;
+    close_hooks(d);
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->cycle_timer, NULL);
         uv_close((uv_handle_t *)&d->debounce_timer, NULL);
@@ -912,14 +1090,47 @@ static int start_config(rec_dmn *d)
     return 0;
 }
 
-/* Start step: the manifests (every problem logged). */
+/* Start step: the manifests (every problem logged). Invalid or missing manifests do not stop
+ * the daemon (a service restarting on them would crash-loop): it starts not ready, with no set
+ * to reconcile, watches the paths (or their nearest existing parent) and converges once they
+ * are fixed. Only --once, which has nothing to wait for, fails. */
 static int start_manifests(rec_dmn *d)
 {
-    int rc = load_manifests(d, d->cfg, &d->desired, &d->paths, &d->n_paths);
-    if (rc < 0)
+    int rc = manifest_paths(d, d->cfg, &d->paths, &d->n_paths);
+    if (rc == 0)
+        rc = load_set(d, d->paths, d->n_paths, &d->desired);
+    if (rc == -ENOMEM || (rc < 0 && d->opts->once)) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start: the manifests are invalid", "error",
                       rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
-    return rc;
+        return rc;
+    }
+    if (rc < 0)
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      "the manifests are invalid: running, not ready, until they are fixed",
+                      "error", d->load_error, NULL);
+    return 0;
+}
+
+/* Start step: the webhooks (config `notify`) and what they are told. An unreadable or too open
+ * secret_file stops the start, as an unreadable credentials file does. */
+static int start_hooks(rec_dmn *d)
+{
+    rec_webhook_opts wo = {.owner = d->cfg->owner, .on_report = on_hook_report, .ud = d};
+    int rc = rec_webhook_new(&d->loop, &wo, &d->hooks);
+    if (rc == 0)
+        rc = rec_alerts_new(d->hooks, d->log, &d->alerts);
+    if (rc < 0)
+        return rc;
+    char *err = NULL;
+    rc = rec_webhook_configure(d->hooks, d->cfg->notify, d->cfg->n_notify, &err);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
+                      NULL);
+        free(err);
+        return rc;
+    }
+    register_hook_secrets(d, d->cfg);
+    return 0;
 }
 
 /* Start step: the session (credentials, client, pacer, state directory); its secrets are
@@ -1038,12 +1249,16 @@ static void announce_started(rec_dmn *d)
 {
     char nimg[24], interval[24], pid[24];
     (void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
+    (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired ? d->desired->n_images : 0);
     (void)snprintf(interval, sizeof(interval), "%llu", (unsigned long long)d->interval_ms);
     rec_log_event(d->log, REC_LOG_INFO, "started", "pid", pid, "images", nimg, "interval_ms",
                   interval, "state_dir", d->setup->state_dir, "credentials", d->setup->cred.source,
                   NULL);
     rec_metrics_set_health(d->metrics, true, NULL);
+    if (d->desired != NULL)
+        manifests_valid(d);
+    else
+        manifests_invalid(d);
     (void)rec_notify_ready();
 }
 
@@ -1052,8 +1267,8 @@ static void announce_started(rec_dmn *d)
 static int start(rec_dmn *d)
 {
     static int (*const steps[])(rec_dmn *) = {
-        start_config,  start_manifests, start_setup,   start_lock,
-        start_backoff, start_handles,   start_metrics, start_watching,
+        start_config,  start_manifests, start_setup,   start_lock,     start_backoff,
+        start_handles, start_hooks,     start_metrics, start_watching,
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         int rc = steps[i](d);
@@ -1088,6 +1303,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
         d->finished = true; /* nothing to write: status stays as the last run left it */
         rec_watch_free(d->watch);
         d->watch = NULL;
+        close_hooks(d);
         if (d->handles_open) {
             uv_close((uv_handle_t *)&d->cycle_timer, NULL);
             uv_close((uv_handle_t *)&d->debounce_timer, NULL);
@@ -1119,6 +1335,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     rec_status_clear(&d->st);
     free_conflicts(d->conflicts, d->n_conflicts);
     rec_fights_clear(&d->fights);
+    free(d->load_error);
     int code = d->exit_code;
     free(d);
     return code;

@@ -40,8 +40,14 @@ struct rec_metrics {
     double conflicts;    /* gauge: conflicts in the last plan */
     double fights_total; /* counter: fights detected (rec_metrics_fight) */
     double last_success;
+    double manifests_valid; /* gauge: 1 while the manifests load */
+    double items_failing;   /* gauge: items failing (backing off) and conflicts */
+    double notify_dropped;  /* counter: webhook deliveries dropped (queue full or out of tries) */
+    family notify;          /* imgrecon_notify_deliveries_total{result} */
     bool healthy;
     char *health_reason;
+    bool ready;
+    char *ready_reason;
     struct MHD_Daemon *mhd;
 };
 
@@ -82,7 +88,9 @@ void rec_metrics_free(rec_metrics *m)
     family_free(&m->calls);
     family_free(&m->throttled);
     family_free(&m->budget);
+    family_free(&m->notify);
     free(m->health_reason);
+    free(m->ready_reason);
     (void)pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -216,6 +224,42 @@ void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason)
     pthread_mutex_unlock(&m->mu);
 }
 
+void rec_metrics_set_ready(rec_metrics *m, bool ready, const char *reason)
+{
+    char *copy = reason ? strdup(reason) : NULL;
+    pthread_mutex_lock(&m->mu);
+    m->ready = ready;
+    free(m->ready_reason);
+    m->ready_reason = copy;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_set_manifests(rec_metrics *m, bool valid)
+{
+    pthread_mutex_lock(&m->mu);
+    m->manifests_valid = valid ? 1 : 0;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_set_items_failing(rec_metrics *m, unsigned n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->items_failing = n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_notify(rec_metrics *m, const char *result, bool dropped)
+{
+    char *labels = labels2("result", result, NULL, NULL);
+    pthread_mutex_lock(&m->mu);
+    sample *s = family_get(&m->notify, labels);
+    if (s != NULL)
+        s->value += 1;
+    if (dropped)
+        m->notify_dropped += 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void render_family(FILE *out, const char *name, const char *type, const char *help,
                           const family *f)
 {
@@ -266,6 +310,20 @@ int rec_metrics_render(rec_metrics *m, char **ret)
                   "Calls still allowed in the current rate-limit window.", &m->budget);
     render_scalar(out, "imgrecon_last_success_timestamp_seconds", "gauge",
                   "Wall-clock time of the last successful cycle.", m->last_success);
+    render_scalar(out, "imgrecon_manifests_valid", "gauge",
+                  "1 while the manifests load without errors, 0 while they are invalid.",
+                  m->manifests_valid);
+    render_scalar(out, "imgrecon_items_failing", "gauge",
+                  "Items failing: backing off after failed steps, or in conflict.",
+                  m->items_failing);
+    render_scalar(out, "imgrecon_ready", "gauge",
+                  "1 while /readyz answers 200 (manifests valid, last cycle succeeded).",
+                  m->ready ? 1 : 0);
+    render_family(out, "imgrecon_notify_deliveries_total", "counter",
+                  "Webhook delivery attempts by result (ok, failed, retried).", &m->notify);
+    render_scalar(out, "imgrecon_notify_dropped_total", "counter",
+                  "Webhook notifications dropped: queue full or every attempt failed.",
+                  m->notify_dropped);
     pthread_mutex_unlock(&m->mu);
     if (fclose(out) != 0) {
         free(text);
@@ -335,7 +393,22 @@ int rec_metrics_parse_listen(const char *spec, bool allow_remote, struct sockadd
     return 0;
 }
 
-/* Serves /metrics and /healthz. Runs on MHD's thread. */
+/* The body of a probe: "<ok_text>\n" with 200, else "<reason>\n" (one line) with 503. Called
+ * with mu held. */
+static unsigned probe_body(bool ok, const char *ok_text, const char *reason, const char *fallback,
+                           char **ret)
+{
+    if (ok) {
+        if (asprintf(ret, "%s\n", ok_text) < 0)
+            *ret = NULL;
+        return MHD_HTTP_OK;
+    }
+    if (asprintf(ret, "%s\n", reason ? reason : fallback) < 0)
+        *ret = NULL;
+    return MHD_HTTP_SERVICE_UNAVAILABLE;
+}
+
+/* Serves /metrics, /healthz (alive) and /readyz (ready). Runs on MHD's thread. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -354,18 +427,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             body = NULL;
     } else if (strcmp(url, "/healthz") == 0) {
         pthread_mutex_lock(&m->mu);
-        if (m->healthy) {
-            body = strdup("ok\n");
-        } else {
-            status = MHD_HTTP_SERVICE_UNAVAILABLE;
-            if (asprintf(&body, "unhealthy: %s\n",
-                         m->health_reason ? m->health_reason : "not ready") < 0)
-                body = NULL;
-        }
+        status = probe_body(m->healthy, "ok", m->health_reason, "not ready", &body);
+        pthread_mutex_unlock(&m->mu);
+    } else if (strcmp(url, "/readyz") == 0) {
+        pthread_mutex_lock(&m->mu);
+        status = probe_body(m->ready, "ready", m->ready_reason, "no cycle yet", &body);
         pthread_mutex_unlock(&m->mu);
     } else {
         status = MHD_HTTP_NOT_FOUND;
-        body = strdup("not found: try /metrics or /healthz\n");
+        body = strdup("not found: try /metrics, /healthz or /readyz\n");
     }
     if (body == NULL)
         return MHD_NO;

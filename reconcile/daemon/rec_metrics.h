@@ -1,7 +1,8 @@
 /* The daemon's Prometheus endpoint (DESIGN.md "Daemon"): a mutex-protected registry the loop
  * updates, rendered in the text exposition format (version 0.0.4) on GET /metrics, and GET
- * /healthz, served by libmicrohttpd in its own thread on `metrics_listen` (loopback only unless
- * explicitly allowed; port 0 picks a free port and the bound address is reported back). */
+ * /healthz (alive) and GET /readyz (ready), served by libmicrohttpd in its own thread on
+ * `metrics_listen` (loopback only unless explicitly allowed; port 0 picks a free port and the bound
+ * address is reported back). */
 #ifndef REC_METRICS_H
 #define REC_METRICS_H
 
@@ -32,6 +33,17 @@ void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left);
 /* /healthz answers 200 "ok" when healthy, 503 with the reason otherwise (before the first
  * successful load, while stopping). reason may be NULL. */
 void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason);
+
+/* /readyz answers 200 "ready" while ready, else 503 with reason (one line): the manifests are
+ * invalid, no cycle yet, the last cycle failed, stopping. Also the imgrecon_ready gauge. */
+void rec_metrics_set_ready(rec_metrics *m, bool ready, const char *reason);
+/* imgrecon_manifests_valid: 1 while the manifests load, 0 while they are invalid. */
+void rec_metrics_set_manifests(rec_metrics *m, bool valid);
+/* imgrecon_items_failing: items backing off after failures plus conflicts. */
+void rec_metrics_set_items_failing(rec_metrics *m, unsigned n);
+/* One webhook delivery attempt: imgrecon_notify_deliveries_total{result} += 1, and with dropped
+ * imgrecon_notify_dropped_total += 1 (queue full, or the last attempt failed). */
+void rec_metrics_notify(rec_metrics *m, const char *result, bool dropped);
 
 /* The exposition text (malloc'd). Returns 0 or -ENOMEM. */
 int rec_metrics_render(rec_metrics *m, char **ret);

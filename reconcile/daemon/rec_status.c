@@ -21,6 +21,8 @@ void rec_status_clear(rec_status *st)
     free(st->result);
     free(st->error);
     free(st->metrics_addr);
+    free(st->manifest_error);
+    free(st->ready_reason);
     for (size_t i = 0; i < st->n_failures; i++) {
         free(st->failures[i].address);
         free(st->failures[i].message);
@@ -155,6 +157,10 @@ int rec_status_to_json(const rec_status *st, char **ret)
         bad |= json_object_set(o, "failures", fails);
         bad |= json_object_set_new(o, "conflicts", json_integer(st->conflicts));
         bad |= json_object_set(o, "warnings", warns);
+        bad |= json_object_set_new(o, "manifests_valid", json_boolean(st->manifests_valid));
+        bad |= json_object_set_new(o, "manifest_error", str_json(st->manifest_error));
+        bad |= json_object_set_new(o, "ready", json_boolean(st->ready));
+        bad |= json_object_set_new(o, "ready_reason", str_json(st->ready_reason));
     }
     char *text = bad ? NULL : json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(fails);
@@ -225,6 +231,10 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
         return -EPROTO;
     }
     json_t *sus = json_object_get(o, "suspended");
+    json_t *mvalid = json_object_get(o, "manifests_valid");
+    json_t *ready = json_object_get(o, "ready");
+    if ((mvalid != NULL && !json_is_boolean(mvalid)) || (ready != NULL && !json_is_boolean(ready)))
+        rc = -EPROTO;
     json_t *fails = json_object_get(o, "failures");
     json_t *warns = json_object_get(o, "warnings");
     if ((sus != NULL && !json_is_boolean(sus)) || (fails != NULL && !json_is_array(fails)) ||
@@ -241,6 +251,13 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
         rc = get_str(o, "error", &st.error);
     if (rc == 0)
         rc = get_str(o, "metrics_addr", &st.metrics_addr);
+    if (rc == 0)
+        rc = get_str(o, "manifest_error", &st.manifest_error);
+    if (rc == 0)
+        rc = get_str(o, "ready_reason", &st.ready_reason);
+    /* Written by a daemon before readiness existed: valid manifests, ready when the last cycle
+     * was ok. */
+    st.manifests_valid = mvalid == NULL || json_is_true(mvalid);
     if (rc == 0)
         rc = get_uint(o, "cycles", UINT64_MAX, &st.cycles);
     if (rc == 0)
@@ -278,6 +295,8 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
                 rec_status_add_warning(&st, json_string_value(addr), json_string_value(msg), count);
     }
     st.suspended = sus != NULL && json_is_true(sus);
+    st.ready =
+        ready != NULL ? json_is_true(ready) : st.result != NULL && strcmp(st.result, "ok") == 0;
     for (size_t i = 0; rc == 0 && fails != NULL && i < json_array_size(fails); i++) {
         json_t *f = json_array_get(fails, i);
         json_t *addr = json_object_get(f, "address");
@@ -409,6 +428,9 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
     fprintf(m, "next cycle:   %s\n", b);
     fprintf(m, "drift:        %u change(s) in the last plan; %u done, %u failed, %u pending\n",
             st->drift, st->done, st->failed, st->pending);
+    if (!st->manifests_valid)
+        fprintf(m, "manifests:    invalid (the last good set is reconciled): %s\n",
+                st->manifest_error ? st->manifest_error : "see the daemon's log");
     if (st->metrics_addr)
         fprintf(m, "metrics:      http://%s/metrics\n", esc(st->metrics_addr, e1, sizeof(e1)));
     for (size_t i = 0; i < st->n_failures; i++) {
@@ -426,4 +448,49 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
         return NULL;
     }
     return out;
+}
+
+const char *rec_health_name(rec_health h)
+{
+    static const char *const names[] = {"healthy", "failing", "not ready", "not running"};
+    return (unsigned)h < sizeof(names) / sizeof(names[0]) ? names[h] : "unknown";
+}
+
+/* How late an idle daemon's next cycle may be before its status counts as stale (a hung or
+ * frozen process still holding its pid). */
+#define STALE_GRACE_MS (10u * 60u * 1000u)
+
+rec_health rec_status_health(const rec_status *st, bool pid_alive, uint64_t now_ms,
+                             const char **ret_reason)
+{
+    const char *state = st->state ? st->state : "";
+    if (strcmp(state, "stopped") == 0) {
+        *ret_reason = "the daemon stopped";
+        return REC_NOT_RUNNING;
+    }
+    if (!pid_alive) {
+        *ret_reason = "its pid is not running (the daemon died without a clean stop)";
+        return REC_NOT_RUNNING;
+    }
+    if (strcmp(state, "idle") == 0 && st->next_cycle_ms != 0 &&
+        now_ms > st->next_cycle_ms + STALE_GRACE_MS) {
+        *ret_reason = "stale: the next cycle is more than 10 minutes overdue (hung daemon?)";
+        return REC_NOT_RUNNING;
+    }
+    if (!st->manifests_valid) {
+        *ret_reason = st->manifest_error ? st->manifest_error : "the manifests are invalid";
+        return REC_NOT_READY;
+    }
+    if (st->result == NULL) {
+        *ret_reason = "no cycle has finished yet";
+        return REC_NOT_READY;
+    }
+    if (strcmp(st->result, "ok") != 0 || st->n_failures > 0) {
+        *ret_reason = st->ready_reason ? st->ready_reason
+                      : st->error      ? st->error
+                                       : "the last cycle did not succeed";
+        return REC_FAILING;
+    }
+    *ret_reason = "manifests valid, last cycle succeeded";
+    return REC_HEALTHY;
 }

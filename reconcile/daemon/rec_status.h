@@ -39,7 +39,19 @@ typedef struct rec_status {
     rec_status_failure *warnings; /* fighting controllers: address, message, count (times found
                                      undone in a row); retry_at_ms unused */
     size_t n_warnings;
+    bool manifests_valid; /* false while the manifests are invalid (the last good set is used) */
+    char *manifest_error; /* the first problem ("file:line:col: message"), NULL when valid */
+    bool ready;           /* what /readyz answers: manifests valid and the last cycle ok */
+    char *ready_reason;   /* one line when not ready, NULL when ready */
 } rec_status;
+
+/* What `imgrecon status` exits with: 0 healthy, 1 otherwise (rec_status_health). */
+typedef enum rec_health {
+    REC_HEALTHY = 0,
+    REC_FAILING,     /* the last cycle failed, or items are failing or in conflict */
+    REC_NOT_READY,   /* manifests invalid, or no cycle finished yet */
+    REC_NOT_RUNNING, /* stopped, its pid is gone, or the status is stale */
+} rec_health;
 
 #define REC_STATUS_FORMAT_VERSION 1
 
@@ -60,6 +72,13 @@ int rec_status_add_failure(rec_status *st, const char *address, const char *mess
 /* Adds a warning (copies strings). Returns 0 or -ENOMEM. */
 int rec_status_add_warning(rec_status *st, const char *address, const char *message,
                            unsigned count);
+/* Judges a status read by `imgrecon status`: pid_alive says whether st->pid runs (the caller
+ * asks the kernel); stale when an idle daemon's next cycle is more than 10 minutes overdue.
+ * *ret_reason is one line (static or from st, borrowed). Also used by tests. */
+rec_health rec_status_health(const rec_status *st, bool pid_alive, uint64_t now_ms,
+                             const char **ret_reason);
+/* "healthy", "failing", "not ready", "not running". */
+const char *rec_health_name(rec_health h);
 /* Frees every field; st itself stays (zeroed). Accepts NULL. */
 void rec_status_clear(rec_status *st);
 

@@ -145,38 +145,73 @@ static void watch_tree(rec_watch *d, const char *dir, unsigned depth)
     (void)closedir(dh);
 }
 
-/* (Re)arms the watchers: every manifest directory tree, and each manifest path's parent filtered
- * to the path's own name, so that a file or directory replaced by rename (git, editors,
- * deployment tools) is noticed and the new inode is watched after the re-arm. */
+/* Watches the entry name in directory parent (the first len bytes of path, "" meaning "/" for
+ * an absolute path and "." for a relative one). */
+static void watch_entry(rec_watch *d, const char *path, size_t len, const char *name)
+{
+    char parent[PATH_MAX];
+    if (len == 0)
+        (void)snprintf(parent, sizeof(parent), "%s", path[0] == '/' ? "/" : ".");
+    else
+        (void)snprintf(parent, sizeof(parent), "%.*s", (int)len, path);
+    if (*name != '\0' && add_watch(d, parent, name) < 0)
+        rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest path's directory", "path",
+                      parent, NULL);
+}
+
+/* Watches what can replace path without touching its own directory tree: its own name in its
+ * parent (a file or directory renamed into place), every symlink among its ancestors in theirs
+ * (git-sync and similar tools publish a checkout by renaming a new symlink over the old one),
+ * and, when a part of it does not exist yet, that part's name in its nearest existing parent. */
+static void watch_path_entries(rec_watch *d, const char *p)
+{
+    char copy[PATH_MAX];
+    if (snprintf(copy, sizeof(copy), "%s", p) >= (int)sizeof(copy))
+        return;
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
+    size_t start = copy[0] == '/' ? 1 : 0; /* the current component's first byte */
+    while (start < n) {
+        size_t end = start;
+        while (end < n && copy[end] != '/')
+            end++;
+        char name[NAME_MAX + 1];
+        (void)snprintf(name, sizeof(name), "%.*s", (int)(end - start), copy + start);
+        size_t parent_len = start > 1 ? start - 1 : 0;
+        if (start == 1)
+            parent_len = 0; /* "/" */
+        if (end == n) {
+            watch_entry(d, copy, parent_len, name);
+            return;
+        }
+        char prefix[PATH_MAX];
+        struct stat st;
+        (void)snprintf(prefix, sizeof(prefix), "%.*s", (int)end, copy);
+        if (lstat(prefix, &st) < 0) {
+            watch_entry(d, copy, parent_len, name); /* the nearest existing parent */
+            return;
+        }
+        if (S_ISLNK(st.st_mode) && strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+            watch_entry(d, copy, parent_len, name);
+        start = end + 1;
+        while (start < n && copy[start] == '/')
+            start++;
+    }
+}
+
+/* (Re)arms the watchers: every manifest directory tree, and the entries that can replace each
+ * manifest path (watch_path_entries), so that a file, directory or symlink replaced by rename
+ * (git, editors, git-sync, deployment tools) or created later is noticed, and the new inode is
+ * watched after the re-arm. */
 void rec_watch_arm(rec_watch *d, char *const *paths, size_t n_paths)
 {
     close_watches(d);
     for (size_t i = 0; i < n_paths; i++) {
-        const char *p = paths[i];
         struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            watch_tree(d, p, 0);
-        char *copy = strdup(p);
-        if (copy == NULL)
-            continue;
-        size_t n = strlen(copy);
-        while (n > 1 && copy[n - 1] == '/')
-            copy[--n] = '\0';
-        char *slash = strrchr(copy, '/');
-        const char *parent = ".";
-        const char *base = copy;
-        if (slash == copy) {
-            parent = "/";
-            base = copy + 1;
-        } else if (slash != NULL) {
-            *slash = '\0';
-            parent = copy;
-            base = slash + 1;
-        }
-        if (*base != '\0' && add_watch(d, parent, base) < 0)
-            rec_log_event(d->log, REC_LOG_WARN, "cannot watch manifest path's directory", "path",
-                          parent, NULL);
-        free(copy);
+        if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+            watch_tree(d, paths[i], 0);
+        watch_path_entries(d, paths[i]);
     }
 }
 

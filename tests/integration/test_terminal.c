@@ -231,6 +231,7 @@ Test(terminal, hostile_cloud_text_is_escaped_everywhere)
     expect_run(0, NULL,
                (const char *const[]){"run", COMMON, "-f", manifests, "--once", "-v", "-v",
                                      "--log-format", "json", NULL});
-    expect_run(0, "last cycle", (const char *const[]){"status", COMMON, NULL});
-    expect_run(0, NULL, (const char *const[]){"status", COMMON, "--json", NULL});
+    /* The daemon ran once and stopped: status says so and exits 1 (not running). */
+    expect_run(1, "last cycle", (const char *const[]){"status", COMMON, NULL});
+    expect_run(1, NULL, (const char *const[]){"status", COMMON, "--json", NULL});
 }

@@ -291,6 +291,29 @@ static const bad_cfg bad_cfgs[] = {
      "1:11: 'regions' items must be region ids such as cn-hangzhou, got string 'all'", 1},
     {"regions: {cn-hangzhou: 1}\n",
      "1:10: 'regions' must be a list of region ids or the string all, got a mapping", 1},
+    {"notify: {url: http://x}\n",
+     "1:9: 'notify' must be a list of webhooks such as [{url: https://..., format: json}], got a "
+     "mapping",
+     1},
+    {"notify: [{format: json}]\n", "1:10: a 'notify' entry needs a url", 1},
+    {"notify: [{url: ftp://x}]\n",
+     "1:16: 'notify' url must be an http:// or https:// URL, got string 'ftp://x'", 1},
+    {"notify: [{url: 'http://x', format: xml}]\n",
+     "1:36: 'notify' format must be json, slack or dingtalk, got string 'xml'", 1},
+    {"notify: [{url: 'http://x', events: [applied, delete]}]\n",
+     "1:46: unknown notify event string 'delete': use applied, failed, manifest_error, refused, "
+     "drift or recovered",
+     1},
+    {"notify: [{url: 'http://x', events: []}]\n",
+     "1:36: 'notify' events must name at least one event", 1},
+    {"notify: [{url: 'http://x', secret: s}]\n",
+     "1:28: unknown key 'secret' in a notify entry (url, format, secret_file, events)", 1},
+    {"notify: [{url: 'http://x', evnets: [drift]}]\n",
+     "1:28: unknown key 'evnets' in a notify entry; did you mean 'events'?", 1},
+    {"notify: [x]\n",
+     "1:10: 'notify' entries must be mappings such as {url: https://..., format: json}, got "
+     "string 'x'",
+     1},
     {"- owner: x\n", "1:1: the config file must be a mapping of settings, got a list", 1},
     {"owner: a\n---\nowner: b\n", "3:1: a config file holds one document; this is another", 1},
     {"owner: [\n",
@@ -355,6 +378,41 @@ Test(config, allow_empty_and_regions, .init = setup, .fini = teardown)
     cr_expect(spec_config_allow_empty(&cfg, "cn-hangzhou"));
     cr_expect(cfg.regions_all);
     cr_expect_eq(cfg.n_regions, 0);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+}
+
+/* notify: entries with defaults (json, every event, no secret), formats, event subsets and a
+ * secret_file relative to the config's directory. */
+Test(config, notify_entries, .init = setup, .fini = teardown)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(load(&cfg, &d,
+                      "notify:\n"
+                      "  - url: http://127.0.0.1:9/hook\n"
+                      "  - url: https://hooks.example/x\n"
+                      "    format: dingtalk\n"
+                      "    secret_file: secret\n"
+                      "    events: [failed, recovered]\n"),
+                 0, "%s", d.n ? d.v[0].msg : "");
+    cr_assert_eq(cfg.n_notify, 2);
+    cr_assert_str_eq(cfg.notify[0].url, "http://127.0.0.1:9/hook");
+    cr_assert_eq(cfg.notify[0].format, SPEC_NOTIFY_JSON);
+    cr_assert_eq(cfg.notify[0].events, SPEC_EV_ALL);
+    cr_assert_null(cfg.notify[0].secret_file);
+    cr_assert_eq(cfg.notify[1].format, SPEC_NOTIFY_DINGTALK);
+    cr_assert_eq(cfg.notify[1].events, SPEC_EV_FAILED | SPEC_EV_RECOVERED);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/secret", dir);
+    cr_assert_str_eq(cfg.notify[1].secret_file, want);
+    cr_assert_str_eq(spec_notify_event_name(SPEC_EV_MANIFEST_ERROR), "manifest_error");
+    cr_assert_null(spec_notify_event_name(1u << 9));
+    cr_assert_str_eq(spec_notify_format_name(SPEC_NOTIFY_SLACK), "slack");
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "notify: null\n"), 0);
+    cr_assert_eq(cfg.n_notify, 0);
     spec_config_free(&cfg);
     spec_diags_free(&d);
 }

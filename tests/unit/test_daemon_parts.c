@@ -318,6 +318,81 @@ Test(status, round_trip_through_file)
     rm_dir();
 }
 
+/* ---- status health: what `imgrecon status` exits with ---- */
+
+typedef struct health_case {
+    const char *state, *result, *error;
+    bool manifests_valid, pid_alive;
+    size_t failures;
+    uint64_t next_cycle_ms; /* relative to now: 0 none, else now + value - 20 min */
+    rec_health want;
+    const char *reason_has;
+} health_case;
+
+static const health_case health_cases[] = {
+    {"idle", "ok", NULL, true, true, 0, 0, REC_HEALTHY, "last cycle succeeded"},
+    {"reconciling", "ok", NULL, true, true, 0, 0, REC_HEALTHY, "succeeded"},
+    {"idle", "failed", NULL, true, true, 1, 0, REC_FAILING, "did not succeed"},
+    {"idle", "error", "observe failed: timeout", true, true, 0, 0, REC_FAILING, "timeout"},
+    {"idle", "ok", NULL, true, true, 1, 0, REC_FAILING, "did not succeed"},
+    {"idle", "ok", NULL, false, true, 0, 0, REC_NOT_READY, "web.yaml:3:1"},
+    {"starting", NULL, NULL, true, true, 0, 0, REC_NOT_READY, "no cycle"},
+    {"stopped", "ok", NULL, true, false, 0, 0, REC_NOT_RUNNING, "stopped"},
+    {"idle", "ok", NULL, true, false, 0, 0, REC_NOT_RUNNING, "pid"},
+    {"idle", "ok", NULL, true, true, 0, 1, REC_NOT_RUNNING, "stale"},
+    {"idle", "ok", NULL, true, true, 0, 15 * 60 * 1000, REC_HEALTHY, "succeeded"},
+};
+
+Test(status, health_table)
+{
+    const uint64_t now = 1800000000000ull;
+    for (size_t i = 0; i < sizeof(health_cases) / sizeof(health_cases[0]); i++) {
+        const health_case *c = &health_cases[i];
+        rec_status st;
+        memset(&st, 0, sizeof(st));
+        st.pid = 42;
+        st.state = (char *)c->state;
+        st.result = (char *)c->result;
+        st.error = (char *)c->error;
+        st.manifests_valid = c->manifests_valid;
+        st.manifest_error = c->manifests_valid ? NULL : "web.yaml:3:1: syntax error";
+        st.n_failures = c->failures;
+        st.next_cycle_ms = c->next_cycle_ms ? now + c->next_cycle_ms - 20 * 60 * 1000 : 0;
+        const char *why = NULL;
+        rec_health h = rec_status_health(&st, c->pid_alive, now, &why);
+        cr_expect_eq(h, c->want, "case %zu: %s (%s)", i, rec_health_name(h), why);
+        cr_expect_not_null(strstr(why, c->reason_has), "case %zu: %s", i, why);
+    }
+    cr_assert_str_eq(rec_health_name(REC_NOT_READY), "not ready");
+}
+
+/* The readiness fields survive status.json; an old file without them reads as before. */
+Test(status, readiness_round_trip_and_old_files)
+{
+    rec_status st;
+    memset(&st, 0, sizeof(st));
+    st.state = strdup("idle");
+    st.manifests_valid = false;
+    st.manifest_error = strdup("a.yaml:1:1: bad");
+    st.ready_reason = strdup("manifests invalid: a.yaml:1:1: bad");
+    char *text = NULL;
+    cr_assert_eq(rec_status_to_json(&st, &text), 0);
+    rec_status back;
+    cr_assert_eq(rec_status_from_json(text, strlen(text), &back), 0);
+    cr_assert(!back.manifests_valid && !back.ready);
+    cr_assert_str_eq(back.manifest_error, "a.yaml:1:1: bad");
+    cr_assert_str_eq(back.ready_reason, "manifests invalid: a.yaml:1:1: bad");
+    rec_status_clear(&back);
+    rec_status_clear(&st);
+    free(text);
+    const char *old = "{\"pid\": 7, \"state\": \"idle\", \"result\": \"ok\"}";
+    cr_assert_eq(rec_status_from_json(old, strlen(old), &back), 0);
+    cr_assert(back.manifests_valid && back.ready);
+    rec_status_clear(&back);
+    const char *bad = "{\"ready\": \"yes\"}";
+    cr_assert_eq(rec_status_from_json(bad, strlen(bad), &back), -EPROTO);
+}
+
 Test(status, missing_file_is_enoent)
 {
     mk_dir();
@@ -579,6 +654,16 @@ Test(metrics, served_on_port_zero_with_healthz)
     rec_metrics_set_health(m, true, NULL);
     cr_assert_eq(http_get(url, b), 200);
     cr_assert_str_eq(b->buf, "ok\n");
+
+    snprintf(url, sizeof(url), "http://%s/readyz", bound);
+    cr_assert_eq(http_get(url, b), 503, "not ready before the first cycle");
+    cr_assert_str_eq(b->buf, "no cycle yet\n");
+    rec_metrics_set_ready(m, false, "manifests invalid: a.yaml:1:1: bad");
+    cr_assert_eq(http_get(url, b), 503);
+    cr_assert_str_eq(b->buf, "manifests invalid: a.yaml:1:1: bad\n");
+    rec_metrics_set_ready(m, true, NULL);
+    cr_assert_eq(http_get(url, b), 200);
+    cr_assert_str_eq(b->buf, "ready\n");
 
     snprintf(url, sizeof(url), "http://%s/metrics", bound);
     cr_assert_eq(http_get(url, b), 200);
