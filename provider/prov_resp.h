@@ -5,6 +5,7 @@
 #define PROV_RESP_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "prov_types.h"
 
@@ -19,5 +20,12 @@ int prov_parse_create(const char *body, size_t len, char **ret_image_id);
 /* Error body {"RequestId","Code","Message",...}; fills code/message/request_id (NULL if absent). */
 int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
                           char **ret_request_id);
+
+/* Parsers of an answer already parsed by the client (body borrowed); 0, -EPROTO or -ENOMEM,
+ * and nothing is appended on failure. *ret_next_token: malloc'd, NULL or "" on the last page. */
+int prov_parse_tag_resources(const json_t *body, prov_tag_resource_list *append_to,
+                             char **ret_next_token);
+int prov_parse_share_accounts(const json_t *body, prov_str_list *append_to,
+                              unsigned *ret_total_count);
 
 #endif
