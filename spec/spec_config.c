@@ -338,6 +338,47 @@ static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v
     return 0;
 }
 
+/* previous_owners: a list of owner names (tag values) whose images are retagged to `owner` in
+ * place (DESIGN.md "Semantics", Ownership). Null or an empty scalar (the default) is []. */
+static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v,
+                               cfg_ctx *c)
+{
+    char d[256];
+    size_t n = 0;
+    if (v->kind == SPEC_YSEQ)
+        n = v->n;
+    else if (!(v->kind == SPEC_YSCALAR && (spec_ynode_is_null(v) || v->len == 0)))
+        return bad(c, v, "'%s' must be a list of owner names, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = text_of(v->items[i]);
+        const char *why = s == NULL || *s == '\0' ? "must be a non-empty string"
+                                                   : spec_check_tag_value(s);
+        if (why != NULL)
+            rc = bad(c, v->items[i], "'%s' item %zu is an imgrecon/owner tag value and %s",
+                     k->name, i + 1, why);
+    }
+    if (rc < 0)
+        return rc;
+    char **names = n ? calloc(n, sizeof(*names)) : NULL;
+    if (n && names == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if ((names[i] = strdup(v->items[i]->text)) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(names[j]);
+            free(names);
+            return -ENOMEM;
+        }
+    for (size_t i = 0; i < cfg->n_previous_owners; i++)
+        free(cfg->previous_owners[i]);
+    free(cfg->previous_owners);
+    cfg->previous_owners = names;
+    cfg->n_previous_owners = n;
+    return 0;
+}
+
 /* quotas: `15` (every region) or `{default: 15, cn-hangzhou: 9}`. Keys present replace the
  * per-region table; the default is kept unless given. */
 static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
@@ -503,6 +544,7 @@ static const cfg_key keys[] = {
     {"log_format", "text", 0, 0, FIELD(log_format), set_enum, log_formats},
     {"profile", NULL, 0, 0, FIELD(profile), set_opt_string, NULL},
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
+    {"previous_owners", NULL, 0, 0, 0, set_previous_owners, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -653,6 +695,9 @@ void spec_config_free(spec_config *cfg)
     free(cfg->metrics_listen);
     free(cfg->profile);
     free(cfg->ca_file);
+    for (size_t i = 0; i < cfg->n_previous_owners; i++)
+        free(cfg->previous_owners[i]);
+    free(cfg->previous_owners);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -54,6 +54,8 @@ typedef struct spec_config {
     enum spec_log_format log_format;
     char *profile; /* credentials profile; NULL: the file's current one */
     char *ca_file; /* extra CA bundle for TLS; NULL: system store */
+    char **previous_owners; /* owners whose images are retagged to owner in place; default [] */
+    size_t n_previous_owners;
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */
