@@ -394,11 +394,11 @@ static void read_accounts(loader *L, const spec_ynode *v, spec_image *img)
     for (size_t i = 0; i < v->n; i++) {
         const spec_ynode *it = v->items[i];
         bool ok = it->kind == SPEC_YSCALAR && !spec_ynode_is_null(it) && it->len > 0 &&
-                  it->len <= 32 && strlen(it->text) == it->len;
+                  it->len <= 20 && strlen(it->text) == it->len;
         for (size_t k = 0; ok && k < it->len; k++)
             ok = it->text[k] >= '0' && it->text[k] <= '9';
         if (!ok) {
-            at(L, it->pos, "account id must be 1-32 digits, got %s",
+            at(L, it->pos, "account id must be 1-20 digits, got %s",
                spec_ynode_describe(it, desc, sizeof(desc)));
             continue;
         }

@@ -15,7 +15,8 @@
 #include "rec_estimate.h"
 #include "rec_plan_int.h"
 
-#define ACCOUNTS_PER_CALL 10 /* Account.N of Add/RemoveCustomImageShareAccount */
+#define ACCOUNTS_PER_CALL 10  /* Account.N of Add/RemoveCustomImageShareAccount */
+#define MAX_TAGS_PER_IMAGE 20 /* TagResources: at most 20 tags on one resource */
 
 enum {
     PH_TOGGLE = 0,
@@ -769,8 +770,14 @@ static size_t plan_tag_steps(builder *b, region_ctx *rc, const char *name, const
         step_args t = {rc->idx, PH_TOGGLE, REC_ACT_TAG,       rc->region, name,     o->image_id,
                        why,     pos,       ihash,             mid,        after,    ch,
                        false,   takeover};
+        /* The untag goes first only when the image would otherwise hold more than 20 tags
+         * for a moment (the API's limit); independent steps batch better (one TagResources
+         * for every image that gets the same set). */
+        size_t adds = 0;
+        for (size_t i = 0; i < after->n_tags; i++)
+            adds += after->tags[i].key && !rec_image_tag(o, after->tags[i].key);
         size_t ts = add_step(b, &t);
-        add_dep(b, ts, last);
+        add_dep(b, ts, o->n_tags + adds > MAX_TAGS_PER_IMAGE ? last : dep);
         return ts;
     }
     rec_image_free(mid);

@@ -127,7 +127,7 @@ static const bad_case cases[] = {
     {"share_to_accounts not a list", HDR IMG "    share_to_accounts: 1234\n",
      "6:24: 'share_to_accounts' must be a list of account ids, got number 1234", 1},
     {"share_to_accounts bad id", HDR IMG "    share_to_accounts: [12a4]\n",
-     "6:25: account id must be 1-32 digits, got string '12a4'", 1},
+     "6:25: account id must be 1-20 digits, got string '12a4'", 1},
     {"share_to_accounts twice", HDR IMG "    share_to_accounts: [1234, 1234]\n",
      "6:31: account 1234 is listed twice in 'share_to_accounts'", 1},
     {"duplicate key", HDR IMG "    name: web2\n", "6:5: duplicate key 'name' (first at FILE:3:5)",
