@@ -482,7 +482,7 @@ static void note_fights(rec_dmn *d, const rec_cycle_result *res)
         (void)snprintf(n, sizeof(n), "%u", e->undone);
         rec_log_event(d->log, REC_LOG_WARN,
                       "fighting controller: an item imgrecon fixed was found undone again",
-                      "address", e->address, "fix", e->kind == REC_CH_SHARE ? "share" : "unshare",
+                      "address", e->address, "fix", rec_change_kind_name(e->kind),
                       "undone_in_a_row", n, NULL);
         rec_metrics_fight(d->metrics);
     }
