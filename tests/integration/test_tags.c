@@ -68,7 +68,7 @@ static const char *tag_value(json_t *img, const char *key)
 
 static void expect_plan_empty(const char *what)
 {
-    run_result r = RUN(&E, "plan", "-c", E.config, "-f", E.manifest, "--detailed-exitcode");
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
     cr_expect_eq(r.status, 0, "%s: plan after apply must be empty (exit %d)\n%s", what, r.status,
                  r.out);
     run_result_free(&r);
@@ -76,7 +76,7 @@ static void expect_plan_empty(const char *what)
 
 static void apply_ok(const char *what)
 {
-    run_result r = RUN(&E, "apply", "-c", E.config, "-f", E.manifest, "--auto-approve");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_assert_eq(r.status, 0, "%s: apply exit %d\n%s", what, r.status, r.out);
     run_result_free(&r);
 }
@@ -92,7 +92,7 @@ Test(tags, tag_edit_makes_only_tag_calls_batched_by_tag_set)
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
                                "web", "    tags: {team: new}\n") IMG("api",
                                                                     "    tags: {team: new}\n"));
-    run_result r = RUN(&E, "plan", "-c", E.config, "-f", E.manifest);
+    run_result r = RUN(&E, "plan", "-f", E.manifest);
     cr_assert_eq(r.status, 0, "%s", r.out);
     cr_expect(strstr(r.out, "+ team = \"new\" (was \"old\")") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "- cost (was \"x\")") != NULL, "%s", r.out);
@@ -133,7 +133,7 @@ Test(tags, protect_added_then_entry_removed_with_prune_keeps_the_image)
     expect_plan_empty("protect added");
 
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images: []\n");
-    run_result r = RUN(&E, "apply", "-c", E.config, "-f", E.manifest, "--auto-approve");
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect_eq(r.status, 0, "%s", r.out);
     run_result_free(&r);
     cr_expect_eq(calls("DeleteCustomImage") + calls("DeleteCustomImages"), 0);
@@ -171,7 +171,7 @@ Test(tags, adopt_mismatch_is_refused_with_no_mutating_call)
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n" IMG("web", "    adopt: true\n    "
                                                                   "description: another\n"));
-    run_result r = RUN(&E, "plan", "-c", E.config, "-f", E.manifest, "--json");
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--json");
     cr_assert_eq(r.status, 0, "%s", r.out);
     json_t *doc = json_loads(r.out, 0, NULL);
     cr_assert_not_null(doc, "%s", r.out);
@@ -183,7 +183,7 @@ Test(tags, adopt_mismatch_is_refused_with_no_mutating_call)
     cr_expect_eq(json_array_size(json_object_get(doc, "steps")), 0, "%s", r.out);
     json_decref(doc);
     run_result_free(&r);
-    r = RUN(&E, "apply", "-c", E.config, "-f", E.manifest, "--auto-approve");
+    r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect_eq(r.status, 1, "a conflict makes apply exit 1\n%s", r.out);
     run_result_free(&r);
     cr_expect_eq(mutating_calls(0), 0);
@@ -254,4 +254,49 @@ Test(tags, account_shares_added_and_removed_and_removed_before_delete)
     cr_expect_null(find_image(imgs, "old"));
     json_decref(imgs);
     expect_plan_empty("accounts");
+}
+
+/* `imgrecon api swas <Action>` reaches each new operation (a raw, signed, paced call). */
+Test(tags, api_reaches_each_new_operation)
+{
+    write_fixture(&E, 1, FIX(ID_WEB, "web", "false", "{imgrecon/owner: team-a}", ""), NULL);
+    start_emu(&E, "300ms", NULL);
+    static const struct {
+        const char *args[8];
+        const char *expect; /* a piece of the printed answer */
+    } cases[] = {
+        {{"swas", "TagResources", "RegionId=cn-hangzhou", "ResourceType=customimage",
+          "ResourceId.1=" ID_WEB, "Tag.1.Key=env", "Tag.1.Value=prod", NULL},
+         "RequestId"},
+        {{"swas", "ListTagResources", "RegionId=cn-hangzhou", "ResourceType=customimage",
+          "ResourceId.1=" ID_WEB, NULL},
+         "\"TagValue\":\"prod\""},
+        {{"swas", "UntagResources", "RegionId=cn-hangzhou", "ResourceType=customimage",
+          "ResourceId.1=" ID_WEB, "TagKey.1=env", NULL},
+         "RequestId"},
+        {{"swas", "AddCustomImageShareAccount", "RegionId=cn-hangzhou", "ImageId=" ID_WEB,
+          "Account.1=1111", NULL},
+         "RequestId"},
+        {{"swas", "ListCustomImageShareAccounts", "RegionId=cn-hangzhou", "ImageId=" ID_WEB, NULL},
+         "1111"},
+        {{"swas", "RemoveCustomImageShareAccount", "RegionId=cn-hangzhou", "ImageId=" ID_WEB,
+          "Account.1=1111", NULL},
+         "RequestId"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const char *argv[12] = {"api", "--compact"};
+        size_t n = 2;
+        for (size_t k = 0; cases[c].args[k]; k++)
+            argv[n++] = cases[c].args[k];
+        argv[n] = NULL;
+        run_result r = run_imgrecon_v(&E, argv);
+        cr_expect_eq(r.status, 0, "%s: exit %d\n%s", cases[c].args[1], r.status, r.out);
+        cr_expect(strstr(r.out, cases[c].expect) != NULL, "%s:\n%s", cases[c].args[1], r.out);
+        run_result_free(&r);
+    }
+    cr_expect_eq(calls("TagResources") + calls("UntagResources"), 2);
+    json_t *imgs = state_images(&E);
+    cr_expect_null(tag_value(find_image(imgs, "web"), "env"));
+    cr_expect_eq(json_array_size(json_object_get(find_image(imgs, "web"), "share_accounts")), 0);
+    json_decref(imgs);
 }
