@@ -539,6 +539,25 @@ Test(plan, tags_are_reconciled_in_place_table)
     }
 }
 
+Test(plan, untag_goes_first_near_the_twenty_tag_limit)
+{
+    static char keys[19][8];
+    spec_image *d = declare(R1, "web", false);
+    spec_tag want[] = {{(char *)"fresh", (char *)"1"}};
+    d->tags = want;
+    d->n_tags = 1;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
+    for (int i = 0; i < 19; i++) { /* 19 user tags + the owner tag: the image is full */
+        snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
+        add_tag(o, keys[i], "v");
+    }
+    build();
+    cr_assert_eq(fx.plan->n_steps, 2);
+    cr_expect_eq(step_n(0)->action, REC_ACT_UNTAG);
+    cr_expect_eq(step_n(1)->action, REC_ACT_TAG);
+    cr_expect(depends(step_n(1), step_n(0)->id), "21 tags for a moment otherwise");
+}
+
 Test(plan, protect_values_decide_replace_and_prune)
 {
     static const struct {
