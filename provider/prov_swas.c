@@ -637,8 +637,8 @@ int prov_swas_list_tag_resources(prov_client *c, const char *region, const char 
     x->region = strdup(region);
     int rc = x->region ? tag_params(&x->params, image_ids, n_ids, NULL) : -ENOMEM;
     if (rc == 0)
-        rc = prov_client_call(c, PROV_SWAS, "ListTagResources", region, &x->params,
-                              tags_page_done, x);
+        rc = prov_client_call(c, PROV_SWAS, "ListTagResources", region, &x->params, tags_page_done,
+                              x);
     if (rc < 0) {
         prov_kvs_free(&x->params);
         free(x->region);

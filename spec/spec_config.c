@@ -340,8 +340,7 @@ static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v
 
 /* previous_owners: a list of owner names (tag values) whose images are retagged to `owner` in
  * place (DESIGN.md "Semantics", Ownership). Null or an empty scalar (the default) is []. */
-static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v,
-                               cfg_ctx *c)
+static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
     char d[256];
     size_t n = 0;
@@ -353,11 +352,11 @@ static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_yn
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         const char *s = text_of(v->items[i]);
-        const char *why = s == NULL || *s == '\0' ? "must be a non-empty string"
-                                                   : spec_check_tag_value(s);
+        const char *why =
+            s == NULL || *s == '\0' ? "must be a non-empty string" : spec_check_tag_value(s);
         if (why != NULL)
-            rc = bad(c, v->items[i], "'%s' item %zu is an imgrecon/owner tag value and %s",
-                     k->name, i + 1, why);
+            rc = bad(c, v->items[i], "'%s' item %zu is an imgrecon/owner tag value and %s", k->name,
+                     i + 1, why);
     }
     if (rc < 0)
         return rc;

@@ -52,8 +52,8 @@ typedef struct spec_config {
     size_t n_rates;
     char *metrics_listen; /* default 127.0.0.1:9780; NULL or "" disables */
     enum spec_log_format log_format;
-    char *profile; /* credentials profile; NULL: the file's current one */
-    char *ca_file; /* extra CA bundle for TLS; NULL: system store */
+    char *profile;          /* credentials profile; NULL: the file's current one */
+    char *ca_file;          /* extra CA bundle for TLS; NULL: system store */
     char **previous_owners; /* owners whose images are retagged to owner in place; default [] */
     size_t n_previous_owners;
 } spec_config;

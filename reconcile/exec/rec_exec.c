@@ -545,8 +545,7 @@ static int start_accounts(rec_exec *x, const rec_step *st, const char *img, xcal
     if (n == 0 || n > PROV_SHARE_MAX_ACCOUNTS)
         return -EINVAL;
     return prov_swas_share_accounts(x->o.client, st->region, img,
-                                    st->action == REC_ACT_ADD_ACCOUNTS, acc, n, NULL, on_simple,
-                                    c);
+                                    st->action == REC_ACT_ADD_ACCOUNTS, acc, n, NULL, on_simple, c);
 }
 
 static void on_simple(const prov_error *err, void *ud)
@@ -625,8 +624,7 @@ static bool takeover_is_allowed(const rec_exec *x, const rec_step *st, const cha
         const char *from = prov_image_tag(img, REC_OWNER_TAG);
         if (st->takeover == REC_TAKEOVER_ADOPT)
             return from == NULL;
-        for (size_t k = 0; from != NULL && x->o.cfg != NULL && k < x->o.cfg->n_previous_owners;
-             k++)
+        for (size_t k = 0; from != NULL && x->o.cfg != NULL && k < x->o.cfg->n_previous_owners; k++)
             if (strcmp(x->o.cfg->previous_owners[k], from) == 0)
                 return st->takeover == REC_TAKEOVER_MIGRATE;
         return false;
@@ -772,7 +770,8 @@ static void start_tag_batch(xstep *s)
     const char *api = rec_action_api(st->action);
     xcall *c = xcall_new(s, api, NULL);
     const char **ids = calloc(PROV_TAG_MAX_IDS, sizeof(*ids));
-    if (c == NULL || ids == NULL || (c->batch = calloc(PROV_TAG_MAX_IDS, sizeof(xstep *))) == NULL) {
+    if (c == NULL || ids == NULL ||
+        (c->batch = calloc(PROV_TAG_MAX_IDS, sizeof(xstep *))) == NULL) {
         xcall_free(c);
         free(ids);
         step_fail(s, "out of memory");
@@ -819,8 +818,8 @@ static void start_tag_batch(xstep *s)
         rc = st->action == REC_ACT_TAG
                  ? prov_swas_tag_resources(x->o.client, st->region, ids, c->n_batch, tv, n_tags,
                                            NULL, on_tag_batch, c)
-                 : prov_swas_untag_resources(x->o.client, st->region, ids, c->n_batch, keys,
-                                             n_keys, NULL, on_tag_batch, c);
+                 : prov_swas_untag_resources(x->o.client, st->region, ids, c->n_batch, keys, n_keys,
+                                             NULL, on_tag_batch, c);
     }
     free(ids);
     if (rc < 0) {

@@ -21,11 +21,11 @@ struct rec_observe {
     char *errmsg;
     rec_observe_cb cb;
     void *ud;
-    obs_call *calls;       /* one per region */
-    const char ***ecs_ids; /* per region: declared ids (borrowed strings), or NULL */
+    obs_call *calls;         /* one per region */
+    const char ***ecs_ids;   /* per region: declared ids (borrowed strings), or NULL */
     const spec_set *desired; /* borrowed: share_to_accounts of declared images */
     prov_client *client;
-    size_t *n_ecs;         /* per region: how many */
+    size_t *n_ecs; /* per region: how many */
 };
 
 static void observe_free(rec_observe *o)

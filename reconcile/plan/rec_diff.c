@@ -196,9 +196,9 @@ static bool step_allowed(builder *b, const step_args *a)
 {
     if (a->action == REC_ACT_ECS_DELETE || a->action == REC_ACT_CREATE)
         return true;
-    if (a->takeover != REC_TAKEOVER_NONE ? takeover_allowed(b, a)
-                                         : (a->before && owned_by(a->before, b->owner) &&
-                                            keeps_owner(b, a)))
+    if (a->takeover != REC_TAKEOVER_NONE
+            ? takeover_allowed(b, a)
+            : (a->before && owned_by(a->before, b->owner) && keeps_owner(b, a)))
         return true;
     if (b->rc == 0) {
         b->rc = -EPERM;
@@ -541,7 +541,8 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
                    NULL,
                    desired_image(b, d),
                    ch,
-                   false, REC_TAKEOVER_NONE};
+                   false,
+                   REC_TAKEOVER_NONE};
     size_t c = add_step(b, &a);
     push_ref(b, &rc->w.creates_plain, &rc->w.n_plain, &rc->w.cap_plain, (slot_ref){c, false, 0});
     if (d->share_to_ecs && c != SIZE_MAX) {
@@ -558,7 +559,8 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
                        before,
                        with_share(b, before, true),
                        ch,
-                       false, REC_TAKEOVER_NONE};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), c);
     }
 }
@@ -590,18 +592,21 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
                        dup_image(b, o),
                        with_share(b, o, false),
                        ch,
-                       false, REC_TAKEOVER_NONE};
+                       false,
+                       REC_TAKEOVER_NONE};
         un = add_step(b, &u);
     }
     size_t acc = plan_unshare_accounts(b, rc, d->name, o, ch, &d->pos);
     prov_image *before = with_share(b, o, false);
-    step_args del = {rc->idx, PH_DELETE, REC_ACT_DELETE, rc->region, d->name, o->image_id, why,
-                     &d->pos, ihash,     before,         NULL,       ch,      false, REC_TAKEOVER_NONE};
+    step_args del = {rc->idx, PH_DELETE,        REC_ACT_DELETE, rc->region, d->name, o->image_id,
+                     why,     &d->pos,          ihash,          before,     NULL,    ch,
+                     false,   REC_TAKEOVER_NONE};
     size_t dl = add_step(b, &del);
     add_dep(b, dl, un);
     add_dep(b, dl, acc);
-    step_args cr = {rc->idx, PH_CREATE, REC_ACT_CREATE, rc->region,          d->name, NULL, why,
-                    &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false, REC_TAKEOVER_NONE};
+    step_args cr = {
+        rc->idx, PH_CREATE, REC_ACT_CREATE, rc->region,          d->name, NULL,  why,
+        &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false, REC_TAKEOVER_NONE};
     size_t c = add_step(b, &cr);
     add_dep(b, c, dl);
     push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 1});
@@ -620,7 +625,8 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
                        sb,
                        with_share(b, sb, true),
                        ch,
-                       false, REC_TAKEOVER_NONE};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), c);
     }
 }
@@ -646,7 +652,8 @@ static void plan_toggle(builder *b, region_ctx *rc, const spec_image *d, const p
                    dup_image(b, o),
                    with_share(b, o, share),
                    ch,
-                   false, REC_TAKEOVER_NONE};
+                   false,
+                   REC_TAKEOVER_NONE};
     add_step(b, &s);
 }
 
@@ -662,9 +669,9 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     prov_image *after = dup_image(b, o);
     if (after)
         after->status = PROV_IMG_AVAILABLE;
-    step_args w = {rc->idx,        PH_WAIT, REC_ACT_WAIT, rc->region,      d->name, o->image_id,
-                   why ? why : "", &d->pos, ihash,        dup_image(b, o), after,   ch,
-                   false, REC_TAKEOVER_NONE};
+    step_args w = {
+        rc->idx, PH_WAIT, REC_ACT_WAIT,    rc->region, d->name, o->image_id, why ? why : "",
+        &d->pos, ihash,   dup_image(b, o), after,      ch,      false,       REC_TAKEOVER_NONE};
     size_t wt = add_step(b, &w);
     if (d->share_to_ecs != o->in_share && wt != SIZE_MAX) {
         prov_image *sb = dup_image(b, b->p[wt].st.after);
@@ -682,7 +689,8 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
                        sb,
                        with_share(b, sb, share),
                        ch,
-                       false, REC_TAKEOVER_NONE};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), wt);
     }
 }
@@ -755,21 +763,31 @@ static size_t plan_tag_steps(builder *b, region_ctx *rc, const char *name, const
             if (mid->tags[i].key && !rec_tag_key_is_cloud(mid->tags[i].key) &&
                 !rec_image_tag(after, mid->tags[i].key))
                 drop_tag(mid, mid->tags[i].key);
-        step_args u = {rc->idx, PH_TOGGLE,       REC_ACT_UNTAG,   rc->region,
-                       name,    o->image_id,     "tags not in the manifest", pos,
-                       ihash,   dup_image(b, o), dup_image(b, mid), ch,
-                       false,   REC_TAKEOVER_NONE};
+        step_args u = {rc->idx,
+                       PH_TOGGLE,
+                       REC_ACT_UNTAG,
+                       rc->region,
+                       name,
+                       o->image_id,
+                       "tags not in the manifest",
+                       pos,
+                       ihash,
+                       dup_image(b, o),
+                       dup_image(b, mid),
+                       ch,
+                       false,
+                       REC_TAKEOVER_NONE};
         last = add_step(b, &u);
         add_dep(b, last, dep);
     }
     probe.before = mid;
     if (b->rc == 0 && rec_step_tags_to_set(&probe, tags, 1) > 0) {
-        const char *why = takeover == REC_TAKEOVER_ADOPT     ? "adopt: our owner tag and the manifest's tags"
+        const char *why = takeover == REC_TAKEOVER_ADOPT
+                              ? "adopt: our owner tag and the manifest's tags"
                           : takeover == REC_TAKEOVER_MIGRATE ? "owner migration: our owner tag"
                                                              : "tags differ from the manifest";
-        step_args t = {rc->idx, PH_TOGGLE, REC_ACT_TAG,       rc->region, name,     o->image_id,
-                       why,     pos,       ihash,             mid,        after,    ch,
-                       false,   takeover};
+        step_args t = {rc->idx, PH_TOGGLE, REC_ACT_TAG, rc->region, name, o->image_id, why,
+                       pos,     ihash,     mid,         after,      ch,   false,       takeover};
         /* The untag goes first only when the image would otherwise hold more than 20 tags
          * for a moment (the API's limit); independent steps batch better (one TagResources
          * for every image that gets the same set). */
@@ -800,17 +818,17 @@ static void plan_tags(builder *b, region_ctx *rc, const spec_image *d, const pro
         rec_image_free(after);
         return;
     }
-    size_t ch = add_change(b, REC_CH_TAGS, swas_address(b, rc->region, d->name),
-                           own(b, strdup("tags differ from the manifest (changed in place)")),
-                           &d->pos);
+    size_t ch =
+        add_change(b, REC_CH_TAGS, swas_address(b, rc->region, d->name),
+                   own(b, strdup("tags differ from the manifest (changed in place)")), &d->pos);
     plan_tag_steps(b, rc, d->name, o, after, ch, &d->pos, REC_TAKEOVER_NONE, SIZE_MAX);
 }
 
 /* Account-share steps from before's accounts to want (sorted), at most 10 accounts a call:
  * removals first, then additions, chained after dep. Returns the last step or dep. */
-static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name,
-                                 const prov_image *o, char *const *want, size_t n_want, size_t ch,
-                                 const spec_pos *pos, const char *why, size_t dep, int rm_phase)
+static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name, const prov_image *o,
+                                 char *const *want, size_t n_want, size_t ch, const spec_pos *pos,
+                                 const char *why, size_t dep, int rm_phase)
 {
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
@@ -840,8 +858,8 @@ static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name,
                         have = strcmp(want[k], next->share_accounts[i]) == 0;
                     if (have)
                         continue;
-                    char **g = realloc(next->share_accounts,
-                                       (next->n_share_accounts + 1) * sizeof(*g));
+                    char **g =
+                        realloc(next->share_accounts, (next->n_share_accounts + 1) * sizeof(*g));
                     char *a = strdup(want[k]);
                     if (!g || !a) {
                         if (g)
@@ -860,10 +878,20 @@ static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name,
                 break;
             }
             next->in_share_user = next->n_share_accounts > 0;
-            step_args a = {rc->idx, add ? PH_TOGGLE : rm_phase,
+            step_args a = {rc->idx,
+                           add ? PH_TOGGLE : rm_phase,
                            add ? REC_ACT_ADD_ACCOUNTS : REC_ACT_REMOVE_ACCOUNTS,
-                           rc->region, name, o->image_id, why, pos, ihash,
-                           dup_image(b, cur), dup_image(b, next), ch, false, REC_TAKEOVER_NONE};
+                           rc->region,
+                           name,
+                           o->image_id,
+                           why,
+                           pos,
+                           ihash,
+                           dup_image(b, cur),
+                           dup_image(b, next),
+                           ch,
+                           false,
+                           REC_TAKEOVER_NONE};
             size_t st = add_step(b, &a);
             add_dep(b, st, last);
             last = st;
@@ -904,8 +932,8 @@ static void plan_accounts(builder *b, region_ctx *rc, const spec_image *d, const
         return;
     size_t ch = add_change(b, REC_CH_ACCOUNTS, swas_address(b, rc->region, d->name),
                            own(b, strdup("share_to_accounts differs (changed in place)")), &d->pos);
-    plan_account_steps(b, rc, d->name, o, d->share_to_accounts, d->n_share_to_accounts, ch,
-                       &d->pos, "share_to_accounts differs", SIZE_MAX, PH_TOGGLE);
+    plan_account_steps(b, rc, d->name, o, d->share_to_accounts, d->n_share_to_accounts, ch, &d->pos,
+                       "share_to_accounts differs", SIZE_MAX, PH_TOGGLE);
 }
 
 /* Before a delete: every account share removed (the API refuses to delete a shared image).
@@ -952,15 +980,14 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         }
     }
     const char *from = rec_image_tag(o, REC_OWNER_TAG);
-    char *why = how == REC_TAKEOVER_ADOPT
-                    ? rec_asprintf("adopt: the image has no %s tag and matches the entry",
-                                   REC_OWNER_TAG)
-                    : rec_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
-                                   from ? from : "", b->owner);
-    size_t ch = add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, d->name), own(b, why),
-                           &d->pos);
-    plan_tag_steps(b, rc, d->name, o, entry_tags_image(b, d, o, false), ch, &d->pos, how,
-                   SIZE_MAX);
+    char *why =
+        how == REC_TAKEOVER_ADOPT
+            ? rec_asprintf("adopt: the image has no %s tag and matches the entry", REC_OWNER_TAG)
+            : rec_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
+                           from ? from : "", b->owner);
+    size_t ch =
+        add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, d->name), own(b, why), &d->pos);
+    plan_tag_steps(b, rc, d->name, o, entry_tags_image(b, d, o, false), ch, &d->pos, how, SIZE_MAX);
 }
 
 /* An undeclared image of a previous owner: retagged to our owner in place (nothing else). */
@@ -987,9 +1014,9 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
         return;
     }
     bool prot = d->protect || protect_tagged(o);
-    const char *why_prot =
-        d->protect ? "protect: true in the manifest"
-                   : "the image carries " REC_PROTECT_TAG " (any value but false protects)";
+    const char *why_prot = d->protect ? "protect: true in the manifest"
+                                      : "the image carries " REC_PROTECT_TAG
+                                        " (any value but false protects)";
     switch (o->status) {
     case PROV_IMG_CREATING:
     case PROV_IMG_COPYING:
@@ -1073,7 +1100,8 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
                        dup_image(b, o),
                        with_share(b, o, false),
                        ch,
-                       false, REC_TAKEOVER_NONE};
+                       false,
+                       REC_TAKEOVER_NONE};
         un = add_step(b, &u);
     }
     step_args del = {rc->idx,        PH_DELETE,
@@ -1082,7 +1110,7 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
                      why ? why : "", NULL,
                      ihash,          with_share(b, o, false),
                      NULL,           ch,
-                     false, REC_TAKEOVER_NONE};
+                     false,          REC_TAKEOVER_NONE};
     size_t acc = plan_unshare_accounts(b, rc, o->name, o, ch, NULL);
     size_t dl = add_step(b, &del);
     add_dep(b, dl, un);
@@ -1108,8 +1136,8 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
                      : rec_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
         break;
     case UND_PROTECTED:
-        text = rec_asprintf("undeclared, owned by '%s' but carries %s: never touched",
-                            b->owner, REC_PROTECT_TAG);
+        text = rec_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
+                            REC_PROTECT_TAG);
         break;
     case UND_PRUNE:
         if (!b->o->prune)
@@ -1227,8 +1255,8 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         find_named(rc, d->name, &first, &count);
         size_t n_owned = count_owned(rc, b->owner, first, count, &mine);
         rec_takeover how = REC_TAKEOVER_NONE;
-        const prov_image *take = n_owned == 0 ? takeover_candidate(b, rc, d, first, count, &how)
-                                              : NULL;
+        const prov_image *take =
+            n_owned == 0 ? takeover_candidate(b, rc, d, first, count, &how) : NULL;
         for (size_t k = first; k < first + count; k++)
             if (!owned_by(rc->imgs[k], b->owner) && rc->imgs[k] != take)
                 add_not_owned_conflict(b, rc, d, rc->imgs[k]);
@@ -1284,11 +1312,20 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             before->region_id = dup_or_fail(b, rc->region);
             before->status = PROV_IMG_UNKNOWN;
         }
-        step_args s = {rc->idx,        PH_ECS,      REC_ACT_ECS_DELETE,
-                       rc->region,     found->name, e->image_id,
-                       why ? why : "", &e->pos,     hash,
-                       before,         NULL,        ch,
-                       e->force, REC_TAKEOVER_NONE};
+        step_args s = {rc->idx,
+                       PH_ECS,
+                       REC_ACT_ECS_DELETE,
+                       rc->region,
+                       found->name,
+                       e->image_id,
+                       why ? why : "",
+                       &e->pos,
+                       hash,
+                       before,
+                       NULL,
+                       ch,
+                       e->force,
+                       REC_TAKEOVER_NONE};
         add_step(b, &s);
     }
 }

@@ -243,8 +243,8 @@ spec_rate rec_options_rate(const rec_options *o, const char *api_action)
 /* ---- actions ---- */
 
 static const char *const action_names[REC_ACT__COUNT] = {
-    "create", "share", "unshare", "delete", "ecs_delete", "wait",
-    "tag",    "untag", "add_accounts", "remove_accounts",
+    "create", "share", "unshare", "delete",       "ecs_delete",
+    "wait",   "tag",   "untag",   "add_accounts", "remove_accounts",
 };
 
 const char *rec_action_name(rec_action a)
@@ -295,9 +295,9 @@ int rec_action_parse(const char *s, rec_action *ret)
 
 static const char *const conflict_names[] = {"not_owned", "duplicate_name", "adopt_mismatch"};
 
-static const char *const change_kind_names[] = {"create",     "delete", "share", "unshare",
-                                                "replace",    "ecs_delete", "wait", "tags",
-                                                "adopt",      "accounts"};
+static const char *const change_kind_names[] = {"create",  "delete",     "share", "unshare",
+                                                "replace", "ecs_delete", "wait",  "tags",
+                                                "adopt",   "accounts"};
 
 const char *rec_change_kind_name(rec_change_kind k)
 {

@@ -101,14 +101,14 @@ spec_rate rec_options_rate(const rec_options *o, const char *api_action);
 /* ---- Steps ---- */
 
 typedef enum rec_action {
-    REC_ACT_CREATE = 0, /* CreateCustomImage; done at status 1 */
-    REC_ACT_SHARE,      /* ModifyImageShareStatus Operation=Share; needs status 1 */
-    REC_ACT_UNSHARE,    /* ModifyImageShareStatus Operation=UnShare */
-    REC_ACT_DELETE,     /* DeleteCustomImage */
-    REC_ACT_ECS_DELETE, /* ECS DeleteImage (Force from the manifest) */
-    REC_ACT_WAIT,       /* no call: poll until the observed image is status 1 */
-    REC_ACT_TAG,        /* TagResources: after's tags that before lacks or holds otherwise */
-    REC_ACT_UNTAG,      /* UntagResources: before's keys that after lacks */
+    REC_ACT_CREATE = 0,      /* CreateCustomImage; done at status 1 */
+    REC_ACT_SHARE,           /* ModifyImageShareStatus Operation=Share; needs status 1 */
+    REC_ACT_UNSHARE,         /* ModifyImageShareStatus Operation=UnShare */
+    REC_ACT_DELETE,          /* DeleteCustomImage */
+    REC_ACT_ECS_DELETE,      /* ECS DeleteImage (Force from the manifest) */
+    REC_ACT_WAIT,            /* no call: poll until the observed image is status 1 */
+    REC_ACT_TAG,             /* TagResources: after's tags that before lacks or holds otherwise */
+    REC_ACT_UNTAG,           /* UntagResources: before's keys that after lacks */
     REC_ACT_ADD_ACCOUNTS,    /* AddCustomImageShareAccount: after's accounts before lacks */
     REC_ACT_REMOVE_ACCOUNTS, /* RemoveCustomImageShareAccount: before's accounts after lacks */
     REC_ACT__COUNT
@@ -221,8 +221,8 @@ typedef enum rec_note_kind {
 
 /* Why a REC_NOTE_CONFLICT exists (DESIGN.md "Semantics", Ownership). */
 typedef enum rec_conflict_kind {
-    REC_CONFLICT_NOT_OWNED = 0, /* declared name, image without our imgrecon/owner tag */
-    REC_CONFLICT_DUPLICATE,     /* several of our images share one name */
+    REC_CONFLICT_NOT_OWNED = 0,  /* declared name, image without our imgrecon/owner tag */
+    REC_CONFLICT_DUPLICATE,      /* several of our images share one name */
     REC_CONFLICT_ADOPT_MISMATCH, /* adopt: true, but the image's immutable fields differ */
 } rec_conflict_kind;
 
@@ -252,9 +252,9 @@ typedef struct rec_estimate {
     unsigned api_calls[REC_ACT__COUNT]; /* mutating calls per step action (WAIT: 0) */
     unsigned n_create, n_delete, n_share, n_unshare, n_replace, n_ecs_delete, n_wait;
     unsigned n_tags, n_adopt, n_accounts; /* in-place changes (format 1.2) */
-    spec_rate rate_default;  /* for the "at 10/60s per action" text */
-    bool rates_uniform;      /* every API action used has rate_default */
-    uint64_t create_wait_ms; /* the image build time the simulation assumed */
+    spec_rate rate_default;               /* for the "at 10/60s per action" text */
+    bool rates_uniform;                   /* every API action used has rate_default */
+    uint64_t create_wait_ms;              /* the image build time the simulation assumed */
 } rec_estimate;
 
 /* ---- The plan ---- */

@@ -264,7 +264,8 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
     st->change = change;
     st->ecs_force = json_is_true(json_object_get(js, "force"));
     json_t *tk = json_object_get(js, "takeover");
-    if (tk && (!json_is_string(tk) || rec_takeover_parse(json_string_value(tk), &st->takeover) < 0)) {
+    if (tk &&
+        (!json_is_string(tk) || rec_takeover_parse(json_string_value(tk), &st->takeover) < 0)) {
         fail(l, "step %zu: unknown takeover", i + 1);
         return;
     }

@@ -204,10 +204,9 @@ static void print_summary(FILE *out, const rec_plan *plan)
     if (e->n_ecs_delete)
         fprintf(out, ", %u ECS image(s) to delete", e->n_ecs_delete);
     fputs(". API calls:", out);
-    static const rec_action order[] = {REC_ACT_CREATE,       REC_ACT_SHARE,
-                                       REC_ACT_DELETE,       REC_ACT_ECS_DELETE,
-                                       REC_ACT_TAG,          REC_ACT_UNTAG,
-                                       REC_ACT_ADD_ACCOUNTS, REC_ACT_REMOVE_ACCOUNTS};
+    static const rec_action order[] = {
+        REC_ACT_CREATE, REC_ACT_SHARE, REC_ACT_DELETE,       REC_ACT_ECS_DELETE,
+        REC_ACT_TAG,    REC_ACT_UNTAG, REC_ACT_ADD_ACCOUNTS, REC_ACT_REMOVE_ACCOUNTS};
     bool first = true;
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         unsigned n = e->api_calls[order[i]];

@@ -1856,17 +1856,16 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
     tags_out t = {0};
 
     /* Limits are checked before any call. */
-    cr_expect_eq(prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 51, env_prod, 1, NULL, done_cb,
-                                         &t.o),
-                 -EINVAL);
-    cr_expect_eq(prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 1, NULL, 0, NULL, done_cb,
-                                           &t.o),
-                 -EINVAL);
+    cr_expect_eq(
+        prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 51, env_prod, 1, NULL, done_cb, &t.o),
+        -EINVAL);
+    cr_expect_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 1, NULL, 0, NULL, done_cb, &t.o),
+        -EINVAL);
 
     /* One TagResources for 50 images; every tag listed back over NextToken pages (50 rows). */
-    cr_assert_eq(prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 50, env_prod, 1, NULL, done_cb,
-                                         &t.o),
-                 0);
+    cr_assert_eq(
+        prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 50, env_prod, 1, NULL, done_cb, &t.o), 0);
     emu_done(&h, &t.o, "tag 50");
     tags_out_free(&t);
     cr_assert_eq(prov_swas_list_tag_resources(h.c, "cn-hangzhou", ids, 50, tag_rows_cb, &t), 0);
@@ -1883,9 +1882,8 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
 
     /* Untag, then the image holds only its team tag. */
     const char *env_key[] = {"env"};
-    cr_assert_eq(prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 2, env_key, 1, NULL, done_cb,
-                                           &t.o),
-                 0);
+    cr_assert_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 2, env_key, 1, NULL, done_cb, &t.o), 0);
     emu_done(&h, &t.o, "untag");
     tags_out_free(&t);
     cr_assert_eq(prov_swas_list_tag_resources(h.c, "cn-hangzhou", ids, 1, tag_rows_cb, &t), 0);
@@ -1904,9 +1902,8 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
     cr_expect_eq(t.o.err.cls, PROV_ERR_PERMANENT);
     tags_out_free(&t);
     const char *gone[] = {"m-gone00000000"};
-    cr_assert_eq(prov_swas_untag_resources(h.c, "cn-hangzhou", gone, 1, env_key, 1, NULL, done_cb,
-                                           &t.o),
-                 0);
+    cr_assert_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", gone, 1, env_key, 1, NULL, done_cb, &t.o), 0);
     emu_done(&h, &t.o, "untag an unknown image");
     tags_out_free(&t);
 
@@ -1922,9 +1919,9 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
     cr_assert_eq(t.o.list.n, 1);
     cr_expect(t.o.list.v[0].in_share_user);
     tags_out_free(&t);
-    cr_assert_eq(prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], false, two, 1, NULL, done_cb,
-                                          &t.o),
-                 0);
+    cr_assert_eq(
+        prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], false, two, 1, NULL, done_cb, &t.o),
+        0);
     emu_done(&h, &t.o, "remove an account");
     tags_out_free(&t);
     cr_assert_eq(prov_swas_list_share_accounts(h.c, "cn-hangzhou", ids[1], accounts_cb, &t), 0);
@@ -1932,9 +1929,9 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
     cr_assert_eq(t.accounts.n, 1);
     cr_expect_str_eq(t.accounts.v[0], "2222");
     tags_out_free(&t);
-    cr_expect_eq(prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], true, two, 11, NULL, done_cb,
-                                          &t.o),
-                 -EINVAL);
+    cr_expect_eq(
+        prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], true, two, 11, NULL, done_cb, &t.o),
+        -EINVAL);
     cr_assert_eq(prov_swas_share_accounts(h.c, "cn-hangzhou", "m-gone00000000", false, two, 1, NULL,
                                           done_cb, &t.o),
                  0);

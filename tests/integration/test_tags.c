@@ -28,7 +28,7 @@ TestSuite(tags, .init = setup, .fini = teardown, .timeout = 300);
 
 #define FIX(id, name, shared, tags, extra)                                                         \
     "      - image_id: " id "\n        name: " name "\n        instance_id: " SRV0                 \
-    "\n        system_snapshot_id: s-sys-00\n        status: \"1\"\n        in_share: " shared   \
+    "\n        system_snapshot_id: s-sys-00\n        status: \"1\"\n        in_share: " shared     \
     "\n        tags: " tags "\n" extra
 
 /* Journal lines of mutating calls (anything but List and Describe) from line `from` on. */
@@ -89,9 +89,9 @@ Test(tags, tag_edit_makes_only_tag_calls_batched_by_tag_set)
                       FIX(ID_API, "api", "false", "{imgrecon/owner: team-a, team: old}", ""),
                   NULL);
     start_emu(&E, "300ms", NULL);
-    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
-                               "web", "    tags: {team: new}\n") IMG("api",
-                                                                    "    tags: {team: new}\n"));
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web", "    tags: {team: new}\n")
+                   IMG("api", "    tags: {team: new}\n"));
     run_result r = RUN(&E, "plan", "-f", E.manifest);
     cr_assert_eq(r.status, 0, "%s", r.out);
     cr_expect(strstr(r.out, "+ team = \"new\" (was \"old\")") != NULL, "%s", r.out);

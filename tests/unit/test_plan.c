@@ -493,7 +493,11 @@ Test(plan, tags_are_reconciled_in_place_table)
          false,
          "team=web,env=",
          ""},
-        {"protect added to an existing image tags it", {{0}}, {{0}}, true, REC_PROTECT_TAG "=true",
+        {"protect added to an existing image tags it",
+         {{0}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
          ""},
         {"protect removed from the entry untags it",
          {{REC_PROTECT_TAG, "true"}},
@@ -503,10 +507,18 @@ Test(plan, tags_are_reconciled_in_place_table)
          REC_PROTECT_TAG},
         {"True protects already", {{REC_PROTECT_TAG, "True"}}, {{0}}, true, "", ""},
         {"yes protects already", {{REC_PROTECT_TAG, "yes"}}, {{0}}, true, "", ""},
-        {"false does not protect", {{REC_PROTECT_TAG, "false"}}, {{0}}, true,
-         REC_PROTECT_TAG "=true", ""},
-        {"FALSE does not protect", {{REC_PROTECT_TAG, "FALSE"}}, {{0}}, true,
-         REC_PROTECT_TAG "=true", ""},
+        {"false does not protect",
+         {{REC_PROTECT_TAG, "false"}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
+        {"FALSE does not protect",
+         {{REC_PROTECT_TAG, "FALSE"}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
         {"a matching image needs nothing", {{"team", "web"}}, {{"team", "web"}}, false, "", ""},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -563,8 +575,8 @@ Test(plan, protect_values_decide_replace_and_prune)
     static const struct {
         const char *value;
         bool protects;
-    } cases[] = {{"true", true},  {"True", true},   {"TRUE", true}, {"yes", true},
-                 {"", true},      {"false", false}, {"FALSE", false}, {"False", false}};
+    } cases[] = {{"true", true}, {"True", true},   {"TRUE", true},   {"yes", true},
+                 {"", true},     {"false", false}, {"FALSE", false}, {"False", false}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         fx_fini();
         fx_init();
@@ -670,8 +682,7 @@ Test(plan, tag_steps_batch_by_identical_tag_set_up_to_fifty)
         spec_image *d = declare(R1, names[i], false);
         d->tags = i < 55 ? web : db; /* 55 one way (2 calls), 15 the other (1 call) */
         d->n_tags = 1;
-        add_tag(observe(R1, ids[i], names[i], PROV_IMG_AVAILABLE, false, "default"), "team",
-                "old");
+        add_tag(observe(R1, ids[i], names[i], PROV_IMG_AVAILABLE, false, "default"), "team", "old");
     }
     build();
     cr_expect_eq(count_action(REC_ACT_TAG), 70);
