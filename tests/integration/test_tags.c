@@ -300,3 +300,30 @@ Test(tags, api_reaches_each_new_operation)
     cr_expect_eq(json_array_size(json_object_get(find_image(imgs, "web"), "share_accounts")), 0);
     json_decref(imgs);
 }
+
+/* Tag drift made by hand is repaired by the daemon's next cycle (`run --once`), in place. */
+Test(tags, daemon_cycle_repairs_tag_drift)
+{
+    write_fixture(&E, 1, FIX(ID_WEB, "web", "false", "{imgrecon/owner: team-a, team: web}", ""),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web", "    tags: {team: web}\n"));
+    /* By hand: team changed, a stray key added. */
+    run_result r = RUN(&E, "api", "swas", "TagResources", "RegionId=cn-hangzhou",
+                       "ResourceType=customimage", "ResourceId.1=" ID_WEB, "Tag.1.Key=team",
+                       "Tag.1.Value=ops", "Tag.2.Key=stray", "Tag.2.Value=1");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "run", "--once", "-f", E.manifest);
+    cr_expect_eq(r.status, 0, "run --once: exit %d\n%s", r.status, r.out);
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    json_t *web = find_image(imgs, "web");
+    cr_expect_str_eq(jstr(web, "image_id"), ID_WEB);
+    cr_expect_str_eq(tag_value(web, "team"), "web");
+    cr_expect_null(tag_value(web, "stray"));
+    json_decref(imgs);
+    cr_expect_eq(calls("CreateCustomImage") + calls("DeleteCustomImage"), 0);
+}
