@@ -199,7 +199,7 @@ static void print_summary(FILE *out, const rec_plan *plan)
     fprintf(out, "Plan: %u to create, %u to replace, %u to share/unshare, %u to delete",
             e->n_create, e->n_replace, e->n_share + e->n_unshare, e->n_delete);
     if (e->n_tags + e->n_adopt + e->n_accounts)
-        fprintf(out, ", %u to retag, %u to adopt, %u to change account shares", e->n_tags,
+        fprintf(out, ", %u to retag, %u to take over, %u to change account shares", e->n_tags,
                 e->n_adopt, e->n_accounts);
     if (e->n_ecs_delete)
         fprintf(out, ", %u ECS image(s) to delete", e->n_ecs_delete);
