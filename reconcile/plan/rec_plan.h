@@ -215,7 +215,7 @@ typedef enum rec_note_kind {
     REC_NOTE_CONFLICT,      /* a declared name matches an image that is not ours, or several
                                of our images share one name: none of them is touched */
     REC_NOTE_GUARD,         /* a prune guard refused deletes */
-    REC_NOTE_DRIFT,         /* tags differ: reported only */
+    REC_NOTE_DRIFT,         /* unused since format 1.2 (tags are changed in place) */
     REC_NOTE_WARNING,       /* e.g. quota cannot be met, status 2, ECS region not observed */
 } rec_note_kind;
 
