@@ -522,7 +522,13 @@ static size_t count_owned(const region_ctx *rc, const char *owner, size_t first,
     return n;
 }
 
-/* create (+ share when share_to_ecs) of a declared image that does not exist. */
+static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name,
+                                    const prov_image *o, size_t ch, const spec_pos *pos);
+static void plan_accounts_after_create(builder *b, region_ctx *rc, const spec_image *d,
+                                       size_t create, size_t ch);
+
+/* create (+ share when share_to_ecs, + account shares) of a declared image that does not
+ * exist. */
 static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
 {
     char hash[REC_HASH_HEX + 1];
@@ -545,6 +551,7 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
                    REC_TAKEOVER_NONE};
     size_t c = add_step(b, &a);
     push_ref(b, &rc->w.creates_plain, &rc->w.n_plain, &rc->w.cap_plain, (slot_ref){c, false, 0});
+    plan_accounts_after_create(b, rc, d, c, ch);
     if (d->share_to_ecs && c != SIZE_MAX) {
         prov_image *before = dup_image(b, b->p[c].st.after);
         step_args s = {rc->idx,
@@ -564,9 +571,6 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
         add_dep(b, add_step(b, &s), c);
     }
 }
-
-static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name,
-                                    const prov_image *o, size_t ch, const spec_pos *pos);
 
 /* Replace = unshare? -> remove accounts? -> delete -> create -> share?. */
 static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o,
@@ -611,6 +615,7 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
     add_dep(b, c, dl);
     push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 1});
     push_ref(b, &rc->w.creates_repl, &rc->w.n_repl, &rc->w.cap_repl, (slot_ref){c, true, dl});
+    plan_accounts_after_create(b, rc, d, c, ch);
     if (d->share_to_ecs && c != SIZE_MAX) {
         prov_image *sb = dup_image(b, b->p[c].st.after);
         step_args s = {rc->idx,
@@ -828,7 +833,7 @@ static void plan_tags(builder *b, region_ctx *rc, const spec_image *d, const pro
  * removals first, then additions, chained after dep. Returns the last step or dep. */
 static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name, const prov_image *o,
                                  char *const *want, size_t n_want, size_t ch, const spec_pos *pos,
-                                 const char *why, size_t dep, int rm_phase)
+                                 const char *why, size_t dep, int rm_phase, int add_phase)
 {
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
@@ -879,7 +884,7 @@ static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name, c
             }
             next->in_share_user = next->n_share_accounts > 0;
             step_args a = {rc->idx,
-                           add ? PH_TOGGLE : rm_phase,
+                           add ? add_phase : rm_phase,
                            add ? REC_ACT_ADD_ACCOUNTS : REC_ACT_REMOVE_ACCOUNTS,
                            rc->region,
                            name,
@@ -901,6 +906,23 @@ static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name, c
     }
     rec_image_free(cur);
     return last;
+}
+
+/* A new image (create, or the create of a replace) gets the entry's account shares once it is
+ * available: add steps after the create, on the id the create returns. */
+static void plan_accounts_after_create(builder *b, region_ctx *rc, const spec_image *d,
+                                       size_t create, size_t ch)
+{
+    if (d->n_share_to_accounts == 0 || create == SIZE_MAX || b->rc < 0)
+        return;
+    prov_image *start = dup_image(b, b->p[create].st.after);
+    if (!start)
+        return;
+    start->share_accounts_known = true;
+    plan_account_steps(b, rc, d->name, start, d->share_to_accounts, d->n_share_to_accounts, ch,
+                       &d->pos, "share_to_accounts (after the image is available)", create,
+                       PH_SHARE_AFTER, PH_SHARE_AFTER);
+    rec_image_free(start);
 }
 
 /* True when the image's account shares are known and differ from the entry's. */
@@ -933,7 +955,7 @@ static void plan_accounts(builder *b, region_ctx *rc, const spec_image *d, const
     size_t ch = add_change(b, REC_CH_ACCOUNTS, swas_address(b, rc->region, d->name),
                            own(b, strdup("share_to_accounts differs (changed in place)")), &d->pos);
     plan_account_steps(b, rc, d->name, o, d->share_to_accounts, d->n_share_to_accounts, ch, &d->pos,
-                       "share_to_accounts differs", SIZE_MAX, PH_TOGGLE);
+                       "share_to_accounts differs", SIZE_MAX, PH_TOGGLE, PH_TOGGLE);
 }
 
 /* Before a delete: every account share removed (the API refuses to delete a shared image).
@@ -945,7 +967,7 @@ static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name
         return SIZE_MAX;
     return plan_account_steps(b, rc, name, o, NULL, 0, ch, pos,
                               "an image shared to accounts must be unshared before it is deleted",
-                              SIZE_MAX, PH_UNSHARE);
+                              SIZE_MAX, PH_UNSHARE, PH_UNSHARE);
 }
 
 /* Takes over a declared entry's image that is not ours (adopt: true and no owner tag, or an

@@ -310,7 +310,8 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
         fail(l, "step %zu: only a tag step takes an image over", i + 1);
         return;
     }
-    if (st->action != REC_ACT_CREATE && st->action != REC_ACT_SHARE && !st->image_id) {
+    if (st->action != REC_ACT_CREATE && st->action != REC_ACT_SHARE &&
+        st->action != REC_ACT_ADD_ACCOUNTS && !st->image_id) {
         fail(l, "step %zu: image_id is required for this action", i + 1);
         return;
     }

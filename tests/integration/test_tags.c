@@ -220,9 +220,16 @@ Test(tags, account_shares_added_and_removed_and_removed_before_delete)
     start_emu(&E, "300ms", NULL);
     write_file(E.config, "owner: team-a\nprune: true\nmetrics_listen: null\n");
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
-                               "web", "    share_to_accounts: ['1111', '2222']\n"));
+                               "web", "    share_to_accounts: ['1111', '2222']\n")
+                               IMG("fresh", "    share_to_accounts: ['6666']\n"));
     apply_ok("accounts");
-    cr_expect_eq(calls("AddCustomImageShareAccount"), 1);
+    /* A new image gets its accounts once it is available. */
+    json_t *fresh = state_images(&E);
+    json_t *fa = json_object_get(find_image(fresh, "fresh"), "share_accounts");
+    cr_expect_eq(json_array_size(fa), 1);
+    cr_expect_str_eq(json_string_value(json_array_get(fa, 0)), "6666");
+    json_decref(fresh);
+    cr_expect_eq(calls("AddCustomImageShareAccount"), 2);
     cr_expect_eq(calls("RemoveCustomImageShareAccount"), 2);
     json_t *j = journal_lines(&E);
     size_t rm_old = SIZE_MAX, del_old = SIZE_MAX;

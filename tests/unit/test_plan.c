@@ -740,6 +740,46 @@ Test(plan, account_shares_in_place_and_before_delete)
     cr_expect(depends(del, rm_old->id), "the accounts are removed before the delete");
 }
 
+Test(plan, replace_of_an_account_shared_image_removes_the_accounts_first_then_adds_them)
+{
+    spec_image *d = declare(R1, "web", false);
+    d->instance_id = (char *)"ace-new";
+    char *keep[] = {(char *)"5555"};
+    d->share_to_accounts = keep;
+    d->n_share_to_accounts = 1;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, true, "default");
+    o->in_share_user = true;
+    o->share_accounts_known = true;
+    o->share_accounts = calloc(1, sizeof(char *));
+    o->share_accounts[0] = strdup("5555");
+    o->n_share_accounts = 1;
+    build();
+    cr_assert_eq(fx.plan->n_changes, 1);
+    cr_expect_eq(fx.plan->changes[0].kind, REC_CH_REPLACE);
+    const rec_step *rm = NULL, *un = NULL, *del = NULL, *cr = NULL, *add = NULL;
+    for (size_t i = 0; i < fx.plan->n_steps; i++) {
+        const rec_step *st = step_n(i);
+        if (st->action == REC_ACT_CREATE)
+            cr = st;
+        else if (st->action == REC_ACT_ADD_ACCOUNTS)
+            add = st;
+        else if (st->action == REC_ACT_REMOVE_ACCOUNTS)
+            rm = st;
+        else if (st->action == REC_ACT_UNSHARE)
+            un = st;
+        else if (st->action == REC_ACT_DELETE)
+            del = st;
+    }
+    cr_assert(rm && un && del);
+    cr_expect(depends(del, rm->id) && depends(del, un->id));
+    /* The new image gets the entry's accounts once the create is done, on the created id. */
+    cr_assert(cr && add);
+    cr_expect(depends(add, cr->id));
+    cr_expect_null(add->image_id);
+    const char *a[REC_DELTA_MAX];
+    cr_expect(rec_step_accounts_delta(add, a, REC_DELTA_MAX) == 1 && strcmp(a[0], "5555") == 0);
+}
+
 Test(plan, in_place_steps_round_trip_through_a_planfile)
 {
     static const char *const prev[] = {"team-old"};
