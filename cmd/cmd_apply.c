@@ -312,7 +312,8 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         if (n_conflicts > 0) {
             cmd_error(ctx,
                       "%zu conflict%s: declared image%s not owned by '%s' (or several of "
-                      "ours with one name) were not touched; see the plan's Conflicts",
+                      "ours with one name, or an adoption whose fields differ) were not "
+                      "touched; see the plan's Conflicts",
                       n_conflicts, n_conflicts == 1 ? "" : "s", n_conflicts == 1 ? "" : "s",
                       res->plan->owner ? res->plan->owner : "default");
             exit_code = 1;

@@ -1,5 +1,5 @@
 /* The Alibaba Cloud client: builds, signs, paces, sends and retries RPC calls, and parses the
- * answers of the five SWAS/ECS operations imgrecon uses into C structs. Everything is
+ * answers of the SWAS/ECS operations imgrecon uses into C structs. Everything is
  * asynchronous on the caller's libuv loop; each callback runs exactly once. This header is the
  * client itself (prov_call.c); the raw call and the typed operations are prov_swas.h, the
  * answer parsers prov_resp.h. */

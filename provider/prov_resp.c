@@ -187,6 +187,8 @@ static int parse_image(json_t *obj, prov_image *img)
     if (rc == 0)
         rc = opt_bool(obj, "InShare", &img->in_share);
     if (rc == 0)
+        rc = opt_bool(obj, "InShareUser", &img->in_share_user);
+    if (rc == 0)
         rc = parse_tags(obj, img);
     if (rc == 0 && (img->image_id == NULL || img->name == NULL))
         rc = -EPROTO; /* an image without id or name cannot be reconciled */
@@ -401,5 +403,100 @@ int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **
     *ret_code = code;
     *ret_message = message;
     *ret_request_id = rid;
+    return 0;
+}
+
+/* ListTagResources: {NextToken, TagResources: {TagResource: [{ResourceId, ResourceType, TagKey,
+ * TagValue}]}} (an unwrapped array is accepted too). Rows without ResourceId or TagKey reject
+ * the answer; an absent TagValue is "". */
+int prov_parse_tag_resources(const json_t *body, prov_tag_resource_list *append_to,
+                             char **ret_next_token)
+{
+    json_t *root = (json_t *)body;
+    if (!json_is_object(root) || append_to == NULL)
+        return -EPROTO;
+    char *next = NULL;
+    int rc = opt_string(root, "NextToken", &next);
+    json_t *items = json_object_get(root, "TagResources");
+    if (json_is_object(items))
+        items = json_object_get(items, "TagResource");
+    if (rc == 0 && items != NULL && !json_is_null(items) && !json_is_array(items))
+        rc = -EPROTO;
+    size_t n = rc == 0 && json_is_array(items) ? json_array_size(items) : 0;
+    size_t base = append_to->n;
+    if (rc == 0 && grow((void **)&append_to->v, base, sizeof(prov_tag_resource), n) < 0) {
+        rc = -ENOMEM;
+        n = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *o = json_array_get(items, i);
+        prov_tag_resource *t = &append_to->v[base + i];
+        if (!json_is_object(o)) {
+            rc = -EPROTO;
+            break;
+        }
+        if ((rc = opt_string(o, "ResourceId", &t->resource_id)) == 0 &&
+            (rc = opt_string(o, "ResourceType", &t->resource_type)) == 0 &&
+            (rc = opt_string(o, "TagKey", &t->key)) == 0)
+            rc = opt_string(o, "TagValue", &t->value);
+        if (rc == 0 && (t->resource_id == NULL || t->key == NULL))
+            rc = -EPROTO;
+        if (rc == 0 && t->value == NULL && (t->value = strdup("")) == NULL)
+            rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++) {
+            prov_tag_resource *t = &append_to->v[base + i];
+            free(t->resource_id);
+            free(t->resource_type);
+            free(t->key);
+            free(t->value);
+        }
+        append_to->n = base;
+        free(next);
+        return rc;
+    }
+    append_to->n = base + n;
+    if (ret_next_token != NULL)
+        *ret_next_token = next;
+    else
+        free(next);
+    return 0;
+}
+
+/* ListCustomImageShareAccounts: {TotalCount, PageSize, PageNumber, ImageShareUsers: [{UserId,
+ * SharedTime}]} (or {ImageShareUsers: {ImageShareUser: [...]}}); UserId a number or a string. */
+int prov_parse_share_accounts(const json_t *body, prov_str_list *append_to,
+                              unsigned *ret_total_count)
+{
+    json_t *root = (json_t *)body;
+    if (!json_is_object(root) || append_to == NULL)
+        return -EPROTO;
+    unsigned total = 0;
+    int rc = opt_counter(root, "TotalCount", &total);
+    json_t *items = json_object_get(root, "ImageShareUsers");
+    if (json_is_object(items))
+        items = json_object_get(items, "ImageShareUser");
+    if (rc == 0 && items != NULL && !json_is_null(items) && !json_is_array(items))
+        rc = -EPROTO;
+    size_t n = rc == 0 && json_is_array(items) ? json_array_size(items) : 0;
+    size_t base = append_to->n;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *o = json_array_get(items, i);
+        char *uid = NULL;
+        if (!json_is_object(o) || (rc = opt_string(o, "UserId", &uid)) < 0 || uid == NULL) {
+            rc = rc < 0 ? rc : -EPROTO;
+            break;
+        }
+        rc = prov_str_list_add(append_to, uid);
+        free(uid);
+    }
+    if (rc < 0) {
+        while (append_to->n > base)
+            free(append_to->v[--append_to->n]);
+        return rc;
+    }
+    if (ret_total_count != NULL)
+        *ret_total_count = total;
     return 0;
 }

@@ -1,10 +1,11 @@
-/* Parsers of the API's answers (prov_resp.c): list, ECS list, create and error bodies into the
- * structs of prov_types.h. Used by the client (prov_call.c, prov_swas.c) and exposed for tests
+/* Parsers of the API's answers (prov_resp.c): list, ECS list, create, error, tag and
+ * account-share bodies into the structs of prov_types.h. Used by the client (prov_call.c, prov_swas.c) and exposed for tests
  * and fuzz targets. */
 #ifndef PROV_RESP_H
 #define PROV_RESP_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "prov_types.h"
 
@@ -24,5 +25,11 @@ int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **
  * region, each id of lowercase letters, digits and '-', none twice. *ret_regions (sorted) and
  * each string are the caller's to free. */
 int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t *ret_n);
+/* Parsers of an answer already parsed by the client (body borrowed); 0, -EPROTO or -ENOMEM,
+ * and nothing is appended on failure. *ret_next_token: malloc'd, NULL or "" on the last page. */
+int prov_parse_tag_resources(const json_t *body, prov_tag_resource_list *append_to,
+                             char **ret_next_token);
+int prov_parse_share_accounts(const json_t *body, prov_str_list *append_to,
+                              unsigned *ret_total_count);
 
 #endif

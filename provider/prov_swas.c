@@ -1,7 +1,9 @@
 /* Typed operations (prov_client.h) over prov_client_call: the raw call for `imgrecon api`,
  * ListCustomImages over every page (checked whole, see "Listing integrity"), CreateCustomImage,
- * ModifyImageShareStatus, DeleteCustomImage, ECS DescribeImages (self, every status, every page)
- * and ECS DeleteImage. Each keeps a small context alive across pages and frees it after the user's
+ * ModifyImageShareStatus, DeleteCustomImage, the tag operations (TagResources, UntagResources,
+ * ListTagResources by NextToken), the account shares (Add/RemoveCustomImageShareAccount,
+ * ListCustomImageShareAccounts), ECS DescribeImages (self, every status, every page) and ECS
+ * DeleteImage. Each keeps a small context alive across pages and frees it after the user's
  * callback. */
 #include <errno.h>
 #include <stdio.h>
@@ -850,5 +852,283 @@ int prov_ecs_describe_images(prov_client *c, const char *region, const char *con
         rc = prov_client_call(c, PROV_ECS, "DescribeImages", region, &x->params, ecs_page_done, x);
     if (rc < 0)
         ecs_ctx_free(x);
+    return rc;
+}
+
+/* ---- Tags and account shares ---- */
+
+/* Sets prefix.1 .. prefix.n to the strings v (ResourceId.N, TagKey.N, Account.N). */
+static int add_numbered(prov_kvs *p, const char *prefix, const char *const *v, size_t n)
+{
+    char k[48];
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == NULL)
+            return -EINVAL;
+        snprintf(k, sizeof(k), "%s.%zu", prefix, i + 1);
+        int rc = prov_kvs_set(p, k, v[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* RegionId is the client's; the common part of the three tag operations. */
+static int tag_params(prov_kvs *p, const char *const *ids, size_t n_ids, const char *token)
+{
+    int rc = prov_kvs_set(p, "ResourceType", "customimage");
+    if (rc == 0)
+        rc = add_numbered(p, "ResourceId", ids, n_ids);
+    if (rc == 0 && token != NULL)
+        rc = prov_kvs_set(p, "ClientToken", token);
+    return rc;
+}
+
+int prov_swas_tag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                            size_t n_ids, const prov_tag *tags, size_t n_tags,
+                            const char *client_token, prov_done_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || image_ids == NULL || cb == NULL || n_ids == 0 ||
+        n_ids > PROV_TAG_MAX_IDS || tags == NULL || n_tags == 0 || n_tags > PROV_TAG_MAX_TAGS)
+        return -EINVAL;
+    prov_kvs p = {0};
+    int rc = tag_params(&p, image_ids, n_ids, client_token);
+    for (size_t i = 0; rc == 0 && i < n_tags; i++) {
+        const char *k = tags[i].key, *v = tags[i].value;
+        if (k == NULL)
+            rc = -EINVAL;
+        char key[32];
+        snprintf(key, sizeof(key), "Tag.%zu.Key", i + 1);
+        if (rc == 0)
+            rc = prov_kvs_set(&p, key, k);
+        snprintf(key, sizeof(key), "Tag.%zu.Value", i + 1);
+        if (rc == 0)
+            rc = prov_kvs_set(&p, key, v ? v : "");
+    }
+    if (rc == 0)
+        rc = simple_call(c, PROV_SWAS, "TagResources", region, &p, cb, ud);
+    prov_kvs_free(&p);
+    return rc;
+}
+
+int prov_swas_untag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                              size_t n_ids, const char *const *keys, size_t n_keys,
+                              const char *client_token, prov_done_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || image_ids == NULL || cb == NULL || n_ids == 0 ||
+        n_ids > PROV_TAG_MAX_IDS || keys == NULL || n_keys == 0 || n_keys > PROV_TAG_MAX_TAGS)
+        return -EINVAL;
+    prov_kvs p = {0};
+    int rc = tag_params(&p, image_ids, n_ids, client_token);
+    if (rc == 0)
+        rc = add_numbered(&p, "TagKey", keys, n_keys);
+    if (rc == 0)
+        rc = simple_call(c, PROV_SWAS, "UntagResources", region, &p, cb, ud);
+    prov_kvs_free(&p);
+    return rc;
+}
+
+int prov_swas_share_accounts(prov_client *c, const char *region, const char *image_id, bool add,
+                             const char *const *accounts, size_t n_accounts,
+                             const char *client_token, prov_done_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || image_id == NULL || cb == NULL || accounts == NULL ||
+        n_accounts == 0 || n_accounts > PROV_SHARE_MAX_ACCOUNTS)
+        return -EINVAL;
+    prov_kvs p = {0};
+    int rc = prov_kvs_set(&p, "ImageId", image_id);
+    if (rc == 0)
+        rc = add_numbered(&p, "Account", accounts, n_accounts);
+    if (rc == 0 && client_token != NULL)
+        rc = prov_kvs_set(&p, "ClientToken", client_token);
+    if (rc == 0)
+        rc = simple_call(c, PROV_SWAS,
+                         add ? "AddCustomImageShareAccount" : "RemoveCustomImageShareAccount",
+                         region, &p, cb, ud);
+    prov_kvs_free(&p);
+    return rc;
+}
+
+/* ListTagResources over every page: the next page is asked with the NextToken of the last one
+ * until an empty or absent token (or MAX_PAGES). */
+typedef struct tags_ctx {
+    prov_client *c;
+    char *region;
+    prov_kvs params;
+    unsigned page;
+    prov_tag_resource_list acc;
+    prov_tag_list_cb cb;
+    void *ud;
+} tags_ctx;
+
+static void tags_finish(tags_ctx *x, const prov_error *err)
+{
+    if (err != NULL) {
+        prov_tag_resource_list_free(&x->acc);
+        x->cb(NULL, err, x->ud);
+    } else {
+        x->cb(&x->acc, NULL, x->ud);
+        prov_tag_resource_list_free(&x->acc);
+    }
+    prov_kvs_free(&x->params);
+    free(x->region);
+    free(x);
+}
+
+static void tags_page_done(json_t *body, const prov_error *err, void *ud)
+{
+    tags_ctx *x = ud;
+    if (err != NULL) {
+        tags_finish(x, err);
+        return;
+    }
+    char *next = NULL;
+    int rc = prov_parse_tag_resources(body, &x->acc, &next);
+    if (rc < 0) {
+        prov_error e;
+        local_error(&e, rc, "ListTagResources", "malformed ListTagResources answer");
+        tags_finish(x, &e);
+        prov_error_clear(&e);
+        return;
+    }
+    if (next == NULL || *next == '\0' || ++x->page >= MAX_PAGES) {
+        free(next);
+        tags_finish(x, NULL);
+        return;
+    }
+    rc = prov_kvs_set(&x->params, "NextToken", next);
+    free(next);
+    if (rc == 0)
+        rc = prov_client_call(x->c, PROV_SWAS, "ListTagResources", x->region, &x->params,
+                              tags_page_done, x);
+    if (rc < 0) {
+        prov_error e;
+        local_error(&e, rc, "ListTagResources", "could not request the next page");
+        tags_finish(x, &e);
+        prov_error_clear(&e);
+    }
+}
+
+int prov_swas_list_tag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                                 size_t n_ids, prov_tag_list_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || cb == NULL || n_ids > PROV_TAG_MAX_IDS ||
+        (n_ids > 0 && image_ids == NULL))
+        return -EINVAL;
+    tags_ctx *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return -ENOMEM;
+    x->c = c;
+    x->cb = cb;
+    x->ud = ud;
+    x->region = strdup(region);
+    int rc = x->region ? tag_params(&x->params, image_ids, n_ids, NULL) : -ENOMEM;
+    if (rc == 0)
+        rc = prov_client_call(c, PROV_SWAS, "ListTagResources", region, &x->params, tags_page_done,
+                              x);
+    if (rc < 0) {
+        prov_kvs_free(&x->params);
+        free(x->region);
+        free(x);
+    }
+    return rc;
+}
+
+/* ListCustomImageShareAccounts over every page at PageSize=50: stops at a short page or once
+ * TotalCount accounts are in. */
+#define SHARE_PAGE_SIZE 50
+
+typedef struct accts_ctx {
+    prov_client *c;
+    char *region;
+    prov_kvs params;
+    unsigned page;
+    prov_str_list acc;
+    prov_accounts_cb cb;
+    void *ud;
+} accts_ctx;
+
+static void accts_finish(accts_ctx *x, const prov_error *err)
+{
+    if (err != NULL) {
+        prov_str_list_free(&x->acc);
+        x->cb(NULL, err, x->ud);
+    } else {
+        x->cb(&x->acc, NULL, x->ud);
+        prov_str_list_free(&x->acc);
+    }
+    prov_kvs_free(&x->params);
+    free(x->region);
+    free(x);
+}
+
+static int accts_set_page(prov_kvs *p, unsigned page)
+{
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%u", page);
+    int rc = prov_kvs_set(p, "PageNumber", buf);
+    if (rc == 0)
+        rc = prov_kvs_set(p, "PageSize", "50");
+    return rc;
+}
+
+static void accts_page_done(json_t *body, const prov_error *err, void *ud)
+{
+    accts_ctx *x = ud;
+    if (err != NULL) {
+        accts_finish(x, err);
+        return;
+    }
+    size_t before = x->acc.n;
+    unsigned total = 0;
+    int rc = prov_parse_share_accounts(body, &x->acc, &total);
+    if (rc < 0) {
+        prov_error e;
+        local_error(&e, rc, "ListCustomImageShareAccounts",
+                    "malformed ListCustomImageShareAccounts answer");
+        accts_finish(x, &e);
+        prov_error_clear(&e);
+        return;
+    }
+    size_t got = x->acc.n - before;
+    if (got < SHARE_PAGE_SIZE || (total > 0 && x->acc.n >= total) || x->page >= MAX_PAGES) {
+        accts_finish(x, NULL);
+        return;
+    }
+    rc = accts_set_page(&x->params, ++x->page);
+    if (rc == 0)
+        rc = prov_client_call(x->c, PROV_SWAS, "ListCustomImageShareAccounts", x->region,
+                              &x->params, accts_page_done, x);
+    if (rc < 0) {
+        prov_error e;
+        local_error(&e, rc, "ListCustomImageShareAccounts", "could not request the next page");
+        accts_finish(x, &e);
+        prov_error_clear(&e);
+    }
+}
+
+int prov_swas_list_share_accounts(prov_client *c, const char *region, const char *image_id,
+                                  prov_accounts_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || image_id == NULL || cb == NULL)
+        return -EINVAL;
+    accts_ctx *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return -ENOMEM;
+    x->c = c;
+    x->cb = cb;
+    x->ud = ud;
+    x->page = 1;
+    x->region = strdup(region);
+    int rc = x->region ? prov_kvs_set(&x->params, "ImageId", image_id) : -ENOMEM;
+    if (rc == 0)
+        rc = accts_set_page(&x->params, 1);
+    if (rc == 0)
+        rc = prov_client_call(c, PROV_SWAS, "ListCustomImageShareAccounts", region, &x->params,
+                              accts_page_done, x);
+    if (rc < 0) {
+        prov_kvs_free(&x->params);
+        free(x->region);
+        free(x);
+    }
     return rc;
 }

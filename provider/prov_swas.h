@@ -69,6 +69,34 @@ int prov_swas_share_image(prov_client *c, const char *region, const char *image_
 int prov_swas_delete_image(prov_client *c, const char *region, const char *image_id,
                            const char *client_token, prov_done_cb cb, void *ud);
 
+/* ---- Tags (ResourceType=customimage) and account shares ----
+ * Limits of one call (API-NOTES.md "More SWAS operations"); a larger request is -EINVAL. */
+#define PROV_TAG_MAX_IDS 50
+#define PROV_TAG_MAX_TAGS 20
+#define PROV_SHARE_MAX_ACCOUNTS 10
+
+/* TagResources: sets every tag on every image (an existing key's value is overwritten). */
+int prov_swas_tag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                            size_t n_ids, const prov_tag *tags, size_t n_tags,
+                            const char *client_token, prov_done_cb cb, void *ud);
+/* UntagResources: removes the keys from every image (keys an image lacks are ignored). */
+int prov_swas_untag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                              size_t n_ids, const char *const *keys, size_t n_keys,
+                              const char *client_token, prov_done_cb cb, void *ud);
+/* ListTagResources of the given images (at most 50; 0: every tagged image of the region), every
+ * page by NextToken. list is the callee's; the callback may take its contents (then zero it). */
+typedef void (*prov_tag_list_cb)(prov_tag_resource_list *list, const prov_error *err, void *ud);
+int prov_swas_list_tag_resources(prov_client *c, const char *region, const char *const *image_ids,
+                                 size_t n_ids, prov_tag_list_cb cb, void *ud);
+/* AddCustomImageShareAccount (add) or RemoveCustomImageShareAccount: 1 to 10 account ids. */
+int prov_swas_share_accounts(prov_client *c, const char *region, const char *image_id, bool add,
+                             const char *const *accounts, size_t n_accounts,
+                             const char *client_token, prov_done_cb cb, void *ud);
+/* ListCustomImageShareAccounts, every page at PageSize=50. accounts is the callee's. */
+typedef void (*prov_accounts_cb)(prov_str_list *accounts, const prov_error *err, void *ud);
+int prov_swas_list_share_accounts(prov_client *c, const char *region, const char *image_id,
+                                  prov_accounts_cb cb, void *ud);
+
 typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
 /* ImageOwnerAlias=self, every status, every page; image_ids may be NULL. Checked like
  * ListCustomImages: TotalCount, the answer's and each image's RegionId when present, only the ids

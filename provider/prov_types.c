@@ -25,6 +25,9 @@ void prov_image_free_fields(prov_image *img)
         free(img->tags[i].value);
     }
     free(img->tags);
+    for (size_t i = 0; i < img->n_share_accounts; i++)
+        free(img->share_accounts[i]);
+    free(img->share_accounts);
     memset(img, 0, sizeof(*img));
     img->status = PROV_IMG_UNKNOWN;
 }
@@ -57,6 +60,47 @@ void prov_ecs_image_list_free(prov_ecs_image_list *list)
     list->n = 0;
 }
 
+void prov_tag_resource_list_free(prov_tag_resource_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++) {
+        free(list->v[i].resource_id);
+        free(list->v[i].resource_type);
+        free(list->v[i].key);
+        free(list->v[i].value);
+    }
+    free(list->v);
+    list->v = NULL;
+    list->n = 0;
+}
+
+void prov_str_list_free(prov_str_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        free(list->v[i]);
+    free(list->v);
+    list->v = NULL;
+    list->n = 0;
+}
+
+int prov_str_list_add(prov_str_list *list, const char *s)
+{
+    if (list == NULL || s == NULL)
+        return -EINVAL;
+    char *d = strdup(s);
+    char **g = d ? realloc(list->v, (list->n + 1) * sizeof(*g)) : NULL;
+    if (g == NULL) {
+        free(d);
+        return -ENOMEM;
+    }
+    list->v = g;
+    list->v[list->n++] = d;
+    return 0;
+}
+
 /* strdup that keeps NULL as NULL and reports allocation failure through *oom. */
 static char *dup_or_null(const char *s, int *oom)
 {
@@ -87,6 +131,18 @@ int prov_image_copy(prov_image *dst, const prov_image *src)
     c.creation_time = dup_or_null(src->creation_time, &oom);
     c.status = src->status;
     c.in_share = src->in_share;
+    c.in_share_user = src->in_share_user;
+    c.share_accounts_known = src->share_accounts_known;
+    if (src->n_share_accounts > 0 && !oom) {
+        c.share_accounts = calloc(src->n_share_accounts, sizeof(*c.share_accounts));
+        if (c.share_accounts == NULL) {
+            oom = 1;
+        } else {
+            c.n_share_accounts = src->n_share_accounts;
+            for (size_t i = 0; i < src->n_share_accounts; i++)
+                c.share_accounts[i] = dup_or_null(src->share_accounts[i], &oom);
+        }
+    }
     if (src->n_tags > 0 && !oom) {
         c.tags = calloc(src->n_tags, sizeof(*c.tags));
         if (c.tags == NULL) {
@@ -187,6 +243,13 @@ prov_err_class prov_err_classify(const char *action, long http_status, const cha
             return PROV_ERR_DONE;
         if (streq(code, "InvalidImageId.NotFound") &&
             (streq(action, "DeleteCustomImage") || streq(action, "DeleteImage")))
+            return PROV_ERR_DONE;
+        /* Removing what is already gone is the outcome asked for: an untag or an account
+         * removal on an image deleted meanwhile. Adding is not (the image is needed). */
+        if (streq(code, "InvalidResourceId.NotFound") && streq(action, "UntagResources"))
+            return PROV_ERR_DONE;
+        if (streq(code, "InvalidImageId.NotFound") &&
+            streq(action, "RemoveCustomImageShareAccount"))
             return PROV_ERR_DONE;
         if (streq(code, "CustomImageInShare"))
             return PROV_ERR_ORDER;

@@ -37,9 +37,39 @@ typedef struct prov_image {
     char *creation_time;
     int status; /* enum prov_image_status */
     bool in_share;
+    bool in_share_user; /* InShareUser: shared to at least one other account */
     prov_tag *tags;
     size_t n_tags;
+    /* Accounts the image is shared to (ListCustomImageShareAccounts); filled by the observer
+     * only where share_accounts_known is true, else empty and unknown. */
+    char **share_accounts;
+    size_t n_share_accounts;
+    bool share_accounts_known;
 } prov_image;
+
+/* One row of ListTagResources. */
+typedef struct prov_tag_resource {
+    char *resource_id;
+    char *resource_type;
+    char *key;
+    char *value;
+} prov_tag_resource;
+
+typedef struct prov_tag_resource_list {
+    prov_tag_resource *v;
+    size_t n;
+} prov_tag_resource_list;
+
+/* A list of strings (account ids of ListCustomImageShareAccounts). */
+typedef struct prov_str_list {
+    char **v;
+    size_t n;
+} prov_str_list;
+
+void prov_tag_resource_list_free(prov_tag_resource_list *list); /* items and array, not list */
+void prov_str_list_free(prov_str_list *list);                   /* items and array, not list */
+/* Appends a copy of s; returns 0 or -ENOMEM. */
+int prov_str_list_add(prov_str_list *list, const char *s);
 
 typedef struct prov_image_list {
     prov_image *v;

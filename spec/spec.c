@@ -203,7 +203,9 @@ static const char *const image_keys[] = {"name",
                                          "resource_group_id",
                                          "tags",
                                          "share_to_ecs",
-                                         "protect"};
+                                         "protect",
+                                         "adopt",
+                                         "share_to_accounts"};
 static const char *const ecs_keys[] = {"image_id", "ensure", "force"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -373,8 +375,63 @@ static void read_tags(loader *L, const spec_ynode *v, spec_image *img)
     }
 }
 
+/* qsort comparator for an array of C strings (share_to_accounts). */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* share_to_accounts: a list of Alibaba Cloud account ids (digits, at most 50, no repeats),
+ * kept sorted so that the plan compares sets. */
+static void read_accounts(loader *L, const spec_ynode *v, spec_image *img)
+{
+    char desc[256];
+    if (v->kind != SPEC_YSEQ) {
+        at(L, v->pos, "'share_to_accounts' must be a list of account ids, got %s",
+           spec_ynode_describe(v, desc, sizeof(desc)));
+        return;
+    }
+    if (v->n > SPEC_MAX_SHARE_ACCOUNTS)
+        at(L, v->pos, "too many accounts in 'share_to_accounts': %zu (at most %d)", v->n,
+           SPEC_MAX_SHARE_ACCOUNTS);
+    img->share_to_accounts = calloc(v->n ? v->n : 1, sizeof(char *));
+    if (img->share_to_accounts == NULL) {
+        oom(L);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const spec_ynode *it = v->items[i];
+        bool ok = it->kind == SPEC_YSCALAR && !spec_ynode_is_null(it) && it->len > 0 &&
+                  it->len <= 20 && strlen(it->text) == it->len;
+        for (size_t k = 0; ok && k < it->len; k++)
+            ok = it->text[k] >= '0' && it->text[k] <= '9';
+        if (!ok) {
+            at(L, it->pos, "account id must be 1-20 digits, got %s",
+               spec_ynode_describe(it, desc, sizeof(desc)));
+            continue;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < img->n_share_to_accounts && !dup; k++)
+            dup = strcmp(img->share_to_accounts[k], it->text) == 0;
+        if (dup) {
+            at(L, it->pos, "account %.32s is listed twice in 'share_to_accounts'", it->text);
+            continue;
+        }
+        if ((img->share_to_accounts[img->n_share_to_accounts] = strdup(it->text)) == NULL) {
+            oom(L);
+            return;
+        }
+        img->n_share_to_accounts++;
+    }
+    if (img->n_share_to_accounts > 1)
+        qsort(img->share_to_accounts, img->n_share_to_accounts, sizeof(char *), cmp_str);
+}
+
 static void free_image(spec_image *img)
 {
+    for (size_t i = 0; i < img->n_share_to_accounts; i++)
+        free(img->share_to_accounts[i]);
+    free(img->share_to_accounts);
     free(img->region);
     free(img->name);
     free(img->instance_id);
@@ -428,6 +485,10 @@ static void read_image(loader *L, const spec_ynode *item, const char *region)
     }
     (void)get_bool(L, item, "share_to_ecs", &img.share_to_ecs);
     (void)get_bool(L, item, "protect", &img.protect);
+    (void)get_bool(L, item, "adopt", &img.adopt);
+    const spec_ynode *accounts = spec_ynode_get(item, "share_to_accounts");
+    if (accounts != NULL && !spec_ynode_is_null(accounts))
+        read_accounts(L, accounts, &img);
     const spec_ynode *tags = spec_ynode_get(item, "tags");
     if (tags != NULL && !spec_ynode_is_null(tags))
         read_tags(L, tags, &img);

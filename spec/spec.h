@@ -27,6 +27,9 @@ typedef struct spec_image {
     size_t n_tags;
     bool share_to_ecs;
     bool protect;
+    bool adopt;               /* take over an unowned image of this name in place */
+    char **share_to_accounts; /* account ids (digits), sorted, unique */
+    size_t n_share_to_accounts;
 } spec_image;
 
 /* One entry of ecs_images (ensure: absent is the only state). */

@@ -418,6 +418,46 @@ static int repeated_keys(cfg_ctx *c, const cfg_key *k, const spec_ynode *map)
     return rc;
 }
 
+/* previous_owners: a list of owner names (tag values) whose images are retagged to `owner` in
+ * place (DESIGN.md "Semantics", Ownership). Null or an empty scalar (the default) is []. */
+static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    size_t n = 0;
+    if (v->kind == SPEC_YSEQ)
+        n = v->n;
+    else if (!(v->kind == SPEC_YSCALAR && (spec_ynode_is_null(v) || v->len == 0)))
+        return bad(c, v, "'%s' must be a list of owner names, got %s", k->name,
+                   describe(v, d, sizeof(d)));
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = text_of(v->items[i]);
+        const char *why =
+            s == NULL || *s == '\0' ? "must be a non-empty string" : spec_check_tag_value(s);
+        if (why != NULL)
+            rc = bad(c, v->items[i], "'%s' item %zu is an imgrecon/owner tag value and %s", k->name,
+                     i + 1, why);
+    }
+    if (rc < 0)
+        return rc;
+    char **names = n ? calloc(n, sizeof(*names)) : NULL;
+    if (n && names == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if ((names[i] = strdup(v->items[i]->text)) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(names[j]);
+            free(names);
+            return -ENOMEM;
+        }
+    for (size_t i = 0; i < cfg->n_previous_owners; i++)
+        free(cfg->previous_owners[i]);
+    free(cfg->previous_owners);
+    cfg->previous_owners = names;
+    cfg->n_previous_owners = n;
+    return 0;
+}
+
 /* quotas: `15` (every region) or `{default: 15, cn-hangzhou: 9}`. Keys present replace the
  * per-region table; the default is kept unless given. */
 static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
@@ -1104,6 +1144,7 @@ static const cfg_key keys[] = {
     {"ca_file", NULL, 0, 0, FIELD(ca_file), set_opt_string, NULL},
     {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
     {"notify", NULL, 0, 0, 0, set_notify, NULL},
+    {"previous_owners", NULL, 0, 0, 0, set_previous_owners, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -1254,6 +1295,9 @@ void spec_config_free(spec_config *cfg)
     free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
     free_regions(cfg->regions, cfg->n_regions);
     notify_clear(cfg->notify, cfg->n_notify);
+    for (size_t i = 0; i < cfg->n_previous_owners; i++)
+        free(cfg->previous_owners[i]);
+    free(cfg->previous_owners);
     memset(cfg, 0, sizeof(*cfg));
 }
 

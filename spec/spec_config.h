@@ -94,6 +94,8 @@ typedef struct spec_config {
     bool allow_insecure_endpoint; /* default false: http:// endpoints only to loopback hosts */
     spec_notify *notify; /* webhooks; default none */
     size_t n_notify;
+    char **previous_owners; /* owners whose images are retagged to owner in place; default [] */
+    size_t n_previous_owners;
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */

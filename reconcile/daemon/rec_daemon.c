@@ -78,13 +78,24 @@ struct rec_dmn {
     int exit_code;
 };
 
+/* The actions whose remaining budget is a gauge; in_status: also on the short systemd STATUS=
+ * line (the SWAS actions of every cycle). */
 static const struct budget_action {
     const char *product;
     const char *action;
+    bool in_status;
 } budget_actions[] = {
-    {"swas", "ListCustomImages"},       {"swas", "CreateCustomImage"},
-    {"swas", "ModifyImageShareStatus"}, {"swas", "DeleteCustomImage"},
-    {"ecs", "DescribeImages"},          {"ecs", "DeleteImage"},
+    {"swas", "ListCustomImages", true},
+    {"swas", "CreateCustomImage", true},
+    {"swas", "ModifyImageShareStatus", true},
+    {"swas", "DeleteCustomImage", true},
+    {"ecs", "DescribeImages", false},
+    {"ecs", "DeleteImage", false},
+    {"swas", "TagResources", false},
+    {"swas", "UntagResources", false},
+    {"swas", "AddCustomImageShareAccount", false},
+    {"swas", "RemoveCustomImageShareAccount", false},
+    {"swas", "ListCustomImageShareAccounts", false},
 };
 #define N_BUDGET_ACTIONS (sizeof(budget_actions) / sizeof(budget_actions[0]))
 
@@ -296,8 +307,8 @@ static void update_live(rec_dmn *d)
                                   r.window_ms, now, &left) < 0)
                 continue;
             rec_metrics_set_budget(d->metrics, budget_actions[i].action, left);
-            /* STATUS= stays short: SWAS actions only (ECS ones are rarely used). */
-            if (strcmp(budget_actions[i].product, "swas") == 0)
+            /* STATUS= stays short: the SWAS actions of every cycle only. */
+            if (budget_actions[i].in_status)
                 budgets[nb++] = (rec_notify_budget){budget_actions[i].action, left, r.calls};
         }
     }
@@ -629,7 +640,7 @@ static void note_fights(rec_dmn *d, const rec_cycle_result *res)
         (void)snprintf(n, sizeof(n), "%u", e->undone);
         rec_log_event(d->log, REC_LOG_WARN,
                       "fighting controller: an item imgrecon fixed was found undone again",
-                      "address", e->address, "fix", e->kind == REC_CH_SHARE ? "share" : "unshare",
+                      "address", e->address, "fix", rec_change_kind_name(e->kind),
                       "undone_in_a_row", n, NULL);
         rec_metrics_fight(d->metrics);
     }

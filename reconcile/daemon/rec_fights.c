@@ -8,7 +8,7 @@
 /* The change kinds that fix an existing item in place and can be undone by someone else. */
 static bool is_fix(rec_change_kind k)
 {
-    return k == REC_CH_SHARE || k == REC_CH_UNSHARE;
+    return k == REC_CH_SHARE || k == REC_CH_UNSHARE || k == REC_CH_TAGS || k == REC_CH_ACCOUNTS;
 }
 
 static bool contains(const char *const *v, size_t n, const char *s)

@@ -71,6 +71,8 @@ typedef struct xcall {
     size_t n_poll_ids;
     char *poll_region;
     bool inserted_unshare; /* the unshare inserted before a delete */
+    xstep **batch;         /* tag steps sent in this one call (the first is s) */
+    size_t n_batch;
 } xcall;
 
 static void pump(rec_exec *x);
@@ -266,6 +268,7 @@ static void xcall_free(xcall *c)
         free(c->poll_ids[i]);
     free(c->poll_ids);
     free(c->poll_region);
+    free(c->batch);
     free(c->token);
     free(c);
 }
@@ -575,6 +578,18 @@ static void start_create(xstep *s)
 }
 
 static void start_simple(xstep *s);
+static void on_simple(const prov_error *err, void *ud);
+
+/* Add/RemoveCustomImageShareAccount of the step's delta (the plan keeps it at 10 accounts). */
+static int start_accounts(rec_exec *x, const rec_step *st, const char *img, xcall *c)
+{
+    const char *acc[REC_DELTA_MAX];
+    size_t n = rec_step_accounts_delta(st, acc, REC_DELTA_MAX);
+    if (n == 0 || n > PROV_SHARE_MAX_ACCOUNTS)
+        return -EINVAL;
+    return prov_swas_share_accounts(x->o.client, st->region, img,
+                                    st->action == REC_ACT_ADD_ACCOUNTS, acc, n, NULL, on_simple, c);
+}
 
 static void on_simple(const prov_error *err, void *ud)
 {
@@ -635,7 +650,40 @@ static bool image_is_ours(const rec_exec *x, const char *region, const char *ima
     return false;
 }
 
-/* Share, unshare, delete (with the inserted unshare) and ECS delete. */
+/* The executor's check for a takeover TAG step (adopt: true, config previous_owners): the image
+ * was observed without an owner tag (adoption) or with a previous owner's (migration), and the
+ * step ends with our owner tag. Any other step goes through image_is_ours. */
+static bool takeover_is_allowed(const rec_exec *x, const rec_step *st, const char *image_id)
+{
+    const char *to = prov_image_tag(st->after, REC_OWNER_TAG);
+    if (st->action != REC_ACT_TAG || to == NULL || x->o.owner == NULL ||
+        strcmp(to, x->o.owner) != 0)
+        return false;
+    const rec_observed *obs = x->o.observed;
+    const rec_region_obs *r = obs != NULL ? rec_observed_find(obs, st->region) : NULL;
+    for (size_t i = 0; r != NULL && i < r->images.n; i++) {
+        const prov_image *img = &r->images.v[i];
+        if (img->image_id == NULL || strcmp(img->image_id, image_id) != 0)
+            continue;
+        const char *from = prov_image_tag(img, REC_OWNER_TAG);
+        if (st->takeover == REC_TAKEOVER_ADOPT)
+            return from == NULL;
+        for (size_t k = 0; from != NULL && x->o.cfg != NULL && k < x->o.cfg->n_previous_owners; k++)
+            if (strcmp(x->o.cfg->previous_owners[k], from) == 0)
+                return st->takeover == REC_TAKEOVER_MIGRATE;
+        return false;
+    }
+    return false;
+}
+
+static bool step_may_touch(const rec_exec *x, const rec_step *st, const char *image_id)
+{
+    if (st->takeover != REC_TAKEOVER_NONE)
+        return takeover_is_allowed(x, st, image_id);
+    return image_is_ours(x, st->region, image_id);
+}
+
+/* Share, unshare, delete (with the inserted unshare), account shares and ECS delete. */
 static void start_simple(xstep *s)
 {
     rec_exec *x = s->x;
@@ -645,7 +693,7 @@ static void start_simple(xstep *s)
         step_fail(s, "no image id to act on");
         return;
     }
-    if (!rec_action_is_ecs(st->action) && !image_is_ours(x, st->region, img)) {
+    if (!rec_action_is_ecs(st->action) && !step_may_touch(x, st, img)) {
         step_fail(s, "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
                      " tag; no call made");
         return;
@@ -691,6 +739,8 @@ static void start_simple(xstep *s)
                                    on_simple, c);
     else if (st->action == REC_ACT_DELETE)
         rc = prov_swas_delete_image(x->o.client, st->region, img, token, on_simple, c);
+    else if (st->action == REC_ACT_ADD_ACCOUNTS || st->action == REC_ACT_REMOVE_ACCOUNTS)
+        rc = start_accounts(x, st, img, c);
     else
         rc =
             prov_ecs_delete_image(x->o.client, st->region, img, st->ecs_force, false, on_simple, c);
@@ -698,6 +748,131 @@ static void start_simple(xstep *s)
         (void)journal(x, REC_JOURNAL_RESULT, s, api, c->token, img, "local");
         xcall_free(c);
         step_fail(s, strerror(-rc));
+        return;
+    }
+    x->inflight++;
+}
+
+/* ---- tags, batched ---- */
+
+static void on_tag_batch(const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    hist_record(x, c->api);
+    for (size_t i = 0; i < c->n_batch; i++) {
+        xstep *m = c->batch[i];
+        (void)journal(x, REC_JOURNAL_RESULT, m, c->api, NULL, m->image_id,
+                      err ? (err->code ? err->code : "local") : NULL);
+        if (err == NULL)
+            step_done(m, NULL);
+        else
+            step_fail_err(m, err);
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* A tag delta imgrecon may send: never our owner tag removed or set to another value, never
+ * more keys than one call takes. (Cloud keys are never in a delta.) */
+static bool tag_delta_safe(const rec_exec *x, const rec_step *st, const prov_tag **tags,
+                           size_t n_tags, const char **keys, size_t n_keys)
+{
+    if (n_tags > PROV_TAG_MAX_TAGS || n_keys > PROV_TAG_MAX_TAGS || n_tags + n_keys == 0)
+        return false;
+    for (size_t i = 0; i < n_keys; i++)
+        if (strcmp(keys[i], REC_OWNER_TAG) == 0)
+            return false;
+    for (size_t i = 0; i < n_tags; i++)
+        if (strcmp(tags[i]->key, REC_OWNER_TAG) == 0 &&
+            (x->o.owner == NULL || strcmp(tags[i]->value ? tags[i]->value : "", x->o.owner) != 0))
+            return false;
+    (void)st;
+    return true;
+}
+
+static bool deps_ready(const rec_exec *x, const xstep *s, bool *ret_blocked);
+
+/* TagResources / UntagResources for s and every other ready step of the same region with the
+ * same delta (rec_step_batch_key), at most 50 images: one call, each member journaled. Every
+ * member passes the ownership check on its own; one that fails it fails alone. */
+static void start_tag_batch(xstep *s)
+{
+    rec_exec *x = s->x;
+    const rec_step *st = s->step;
+    const prov_tag *tags[REC_DELTA_MAX];
+    const char *keys[REC_DELTA_MAX];
+    size_t n_tags = st->action == REC_ACT_TAG ? rec_step_tags_to_set(st, tags, REC_DELTA_MAX) : 0;
+    size_t n_keys =
+        st->action == REC_ACT_UNTAG ? rec_step_keys_to_remove(st, keys, REC_DELTA_MAX) : 0;
+    if (!tag_delta_safe(x, st, tags, n_tags, keys, n_keys)) {
+        step_fail(s, "refused: the tag change would remove or alter the owner tag, or is empty "
+                     "or too large; no call made");
+        return;
+    }
+    const char *api = rec_action_api(st->action);
+    xcall *c = xcall_new(s, api, NULL);
+    const char **ids = calloc(PROV_TAG_MAX_IDS, sizeof(*ids));
+    if (c == NULL || ids == NULL ||
+        (c->batch = calloc(PROV_TAG_MAX_IDS, sizeof(xstep *))) == NULL) {
+        xcall_free(c);
+        free(ids);
+        step_fail(s, "out of memory");
+        return;
+    }
+    char key[REC_HASH_HEX + 1], other[REC_HASH_HEX + 1];
+    rec_step_batch_key(st, key);
+    for (size_t i = (size_t)(s - x->xs); i < x->n && c->n_batch < PROV_TAG_MAX_IDS; i++) {
+        xstep *m = &x->xs[i];
+        bool blocked = false;
+        if (m != s && (m->state != REC_STEP_PENDING || m->step->action != st->action ||
+                       !deps_ready(x, m, &blocked) || blocked ||
+                       (x->o.skip_item != NULL && x->o.skip_item(x->o.ud, m->step->address))))
+            continue;
+        if (m != s) {
+            rec_step_batch_key(m->step, other);
+            if (strcmp(key, other) != 0)
+                continue;
+        }
+        const char *img = target_image(m);
+        if (img == NULL || !step_may_touch(x, m->step, img)) {
+            step_fail(m, img == NULL ? "no image id to act on"
+                                     : "refused: the image was not observed carrying this "
+                                       "owner's " REC_OWNER_TAG " tag; no call made");
+            continue;
+        }
+        if (m->image_id == NULL)
+            (void)set_str(&m->image_id, img);
+        if (journal(x, REC_JOURNAL_INTENT, m, api, NULL, img, NULL) < 0) {
+            step_fail(m, "cannot write the journal; no call made");
+            continue;
+        }
+        m->state = REC_STEP_RUNNING;
+        emit(x, REC_EV_STEP_START, m, NULL, 0);
+        ids[c->n_batch] = m->image_id;
+        c->batch[c->n_batch++] = m;
+    }
+    prov_tag tv[PROV_TAG_MAX_TAGS];
+    for (size_t i = 0; i < n_tags; i++)
+        tv[i] = *tags[i];
+    int rc = -ENOENT;
+    if (c->n_batch > 0) {
+        c->s = c->batch[0];
+        rc = st->action == REC_ACT_TAG
+                 ? prov_swas_tag_resources(x->o.client, st->region, ids, c->n_batch, tv, n_tags,
+                                           NULL, on_tag_batch, c)
+                 : prov_swas_untag_resources(x->o.client, st->region, ids, c->n_batch, keys, n_keys,
+                                             NULL, on_tag_batch, c);
+    }
+    free(ids);
+    if (rc < 0) {
+        for (size_t i = 0; i < c->n_batch; i++) {
+            (void)journal(x, REC_JOURNAL_RESULT, c->batch[i], api, NULL, c->batch[i]->image_id,
+                          "local");
+            step_fail(c->batch[i], strerror(-rc));
+        }
+        xcall_free(c);
         return;
     }
     x->inflight++;
@@ -881,6 +1056,23 @@ static void schedule_poll(rec_exec *x)
 
 /* ---- scheduling ---- */
 
+/* True when every dependency of s is done; *ret_blocked when one failed or was skipped. */
+static bool deps_ready(const rec_exec *x, const xstep *s, bool *ret_blocked)
+{
+    bool ready = true;
+    for (size_t k = 0; k < s->step->n_depends; k++) {
+        unsigned id = s->step->depends_on[k];
+        if (id == 0 || id > x->n)
+            continue;
+        rec_step_state ds = x->xs[id - 1].state;
+        if (ds == REC_STEP_FAILED || ds == REC_STEP_SKIPPED)
+            *ret_blocked = true;
+        else if (ds != REC_STEP_DONE)
+            ready = false;
+    }
+    return ready;
+}
+
 /* Starts every step whose dependencies are done; skips those whose dependencies failed. */
 static void pump(rec_exec *x)
 {
@@ -890,17 +1082,8 @@ static void pump(rec_exec *x)
         xstep *s = &x->xs[i];
         if (s->state != REC_STEP_PENDING)
             continue;
-        bool ready = true, blocked = false;
-        for (size_t k = 0; k < s->step->n_depends; k++) {
-            unsigned id = s->step->depends_on[k];
-            if (id == 0 || id > x->n)
-                continue;
-            rec_step_state ds = x->xs[id - 1].state;
-            if (ds == REC_STEP_FAILED || ds == REC_STEP_SKIPPED)
-                blocked = true;
-            else if (ds != REC_STEP_DONE)
-                ready = false;
-        }
+        bool blocked = false;
+        bool ready = deps_ready(x, s, &blocked);
         if (blocked) {
             step_skip(s);
             continue;
@@ -918,6 +1101,10 @@ static void pump(rec_exec *x)
                              "planned deletes (see the plan's warning)");
             else
                 start_create(s);
+            break;
+        case REC_ACT_TAG:
+        case REC_ACT_UNTAG:
+            start_tag_batch(s);
             break;
         case REC_ACT_WAIT:
             if (s->step->image_id == NULL)

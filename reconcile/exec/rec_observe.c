@@ -21,9 +21,11 @@ struct rec_observe {
     char *errmsg;
     rec_observe_cb cb;
     void *ud;
-    obs_call *calls;       /* one per region */
-    const char ***ecs_ids; /* per region: declared ids (borrowed strings), or NULL */
-    size_t *n_ecs;         /* per region: how many */
+    obs_call *calls;         /* one per region */
+    const char ***ecs_ids;   /* per region: declared ids (borrowed strings), or NULL */
+    const spec_set *desired; /* borrowed: share_to_accounts of declared images */
+    prov_client *client;
+    size_t *n_ecs; /* per region: how many */
 };
 
 static void observe_free(rec_observe *o)
@@ -70,6 +72,66 @@ static void fail(rec_observe *o, const char *what, const char *region, const pro
     o->errmsg = strdup(buf);
 }
 
+/* One ListCustomImageShareAccounts: which region and image it is for. */
+typedef struct acct_call {
+    rec_observe *owner;
+    size_t region, image;
+} acct_call;
+
+static void on_accounts(prov_str_list *accounts, const prov_error *err, void *ud)
+{
+    acct_call *a = ud;
+    rec_observe *o = a->owner;
+    rec_region_obs *rs = &o->obs->regions[a->region];
+    prov_image *img = &rs->images.v[a->image];
+    if (err != NULL) {
+        fail(o, "ListCustomImageShareAccounts", rs->region, err);
+    } else if (accounts != NULL) {
+        img->share_accounts = accounts->v;
+        img->n_share_accounts = accounts->n;
+        img->share_accounts_known = true;
+        memset(accounts, 0, sizeof(*accounts));
+    }
+    free(a);
+    o->pending--;
+    finish_if_done(o);
+}
+
+/* Account shares are observed only where they can matter (DESIGN.md "Semantics", Cross-account
+ * sharing): images whose InShareUser is true, and images whose declared entry names accounts. */
+static bool wants_accounts(const rec_observe *o, const char *region, const prov_image *img)
+{
+    if (img->in_share_user)
+        return true;
+    const spec_image *d = spec_set_find(o->desired, region, img->name);
+    return d != NULL && d->n_share_to_accounts > 0;
+}
+
+static void observe_accounts(rec_observe *o, size_t region)
+{
+    rec_region_obs *rs = &o->obs->regions[region];
+    for (size_t i = 0; i < rs->images.n && o->rc == 0; i++) {
+        if (rs->images.v[i].image_id == NULL || !wants_accounts(o, rs->region, &rs->images.v[i]))
+            continue;
+        acct_call *a = calloc(1, sizeof(*a));
+        int rc = a ? 0 : -ENOMEM;
+        if (a) {
+            *a = (acct_call){o, region, i};
+            o->pending++;
+            rc = prov_swas_list_share_accounts(o->client, rs->region, rs->images.v[i].image_id,
+                                               on_accounts, a);
+            if (rc < 0) {
+                o->pending--;
+                free(a);
+            }
+        }
+        if (rc < 0 && o->rc == 0) {
+            o->rc = rc;
+            o->errmsg = strdup("observe: could not start ListCustomImageShareAccounts");
+        }
+    }
+}
+
 static void on_list(prov_image_list *list, const prov_error *err, void *ud)
 {
     obs_call *call = ud;
@@ -80,6 +142,7 @@ static void on_list(prov_image_list *list, const prov_error *err, void *ud)
     } else if (list != NULL) {
         rs->images = *list;
         memset(list, 0, sizeof(*list));
+        observe_accounts(o, call->idx);
     }
     o->pending--;
     finish_if_done(o);
@@ -110,6 +173,8 @@ int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_
         return -ENOMEM;
     o->cb = cb;
     o->ud = ud;
+    o->desired = desired;
+    o->client = client;
     o->obs = calloc(1, sizeof(*o->obs));
     size_t n = desired->n_regions;
     if (o->obs == NULL)

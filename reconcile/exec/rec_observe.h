@@ -1,6 +1,8 @@
 /* Observe (DESIGN.md "Data flow" step 2): the current state of every region of the desired set.
  * Per region one paged ListCustomImages (PageSize=100, one call per 100 images) and, for regions
- * with ecs_images entries, one ECS DescribeImages with the declared ids (self, every status).
+ * with ecs_images entries, one ECS DescribeImages with the declared ids (self, every status),
+ * and ListCustomImageShareAccounts for each image whose InShareUser is true or whose entry
+ * declares share_to_accounts.
  * Regions run in parallel; the client's pacer spaces the calls. Any failure fails the whole
  * observation, so no plan is ever computed from partial state; that includes a listing the
  * provider rejects as incomplete or inconsistent (prov_swas_list_images). Called by rec_cycle. */

@@ -9,10 +9,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rec_diff.h"
 #include "rec_estimate.h"
 #include "rec_plan_int.h"
+
+#define ACCOUNTS_PER_CALL 10  /* Account.N of Add/RemoveCustomImageShareAccount */
+#define MAX_TAGS_PER_IMAGE 20 /* TagResources: at most 20 tags on one resource */
 
 enum {
     PH_TOGGLE = 0,
@@ -150,20 +154,51 @@ typedef struct step_args {
     prov_image *after;  /* taken */
     size_t change;
     bool ecs_force;
+    rec_takeover takeover; /* TAG only */
 } step_args;
 
+/* A takeover TAG step (DESIGN.md "Semantics", Ownership): the only step allowed on an image
+ * that is not ours yet. Adoption starts from an image without any owner tag, migration from one
+ * of config previous_owners; both end with our owner tag and remove nothing. */
+static bool takeover_allowed(const builder *b, const step_args *a)
+{
+    if (a->action != REC_ACT_TAG || !a->before || !a->after)
+        return false;
+    const char *from = rec_image_tag(a->before, REC_OWNER_TAG);
+    const char *to = rec_image_tag(a->after, REC_OWNER_TAG);
+    rec_step probe = {.action = REC_ACT_UNTAG, .before = a->before, .after = a->after};
+    const char *keys[1];
+    if (!to || strcmp(to, b->owner) != 0 || rec_step_keys_to_remove(&probe, keys, 1) > 0)
+        return false;
+    if (a->takeover == REC_TAKEOVER_ADOPT)
+        return from == NULL;
+    return a->takeover == REC_TAKEOVER_MIGRATE && from && rec_options_is_previous_owner(b->o, from);
+}
+
+/* A tag step on one of our images keeps it ours: a TAG's after carries our owner tag and an
+ * UNTAG never removes it. (Cloud keys are never in a delta: rec_step_*_to_* skip them.) */
+static bool keeps_owner(const builder *b, const step_args *a)
+{
+    if (a->action != REC_ACT_TAG && a->action != REC_ACT_UNTAG)
+        return true;
+    return a->after && owned_by(a->after, b->owner);
+}
+
 /* The ownership assertion every step passes (DESIGN.md "Semantics", Ownership): a SWAS step
- * on an existing image (share, unshare, delete, wait: before is the observed image) must name
- * an image that carries our owner tag; a create's before is NULL and a share after a create
- * starts from the desired image, which carries it. The diff rules never ask for such a step
- * (diff_region turns the image into a conflict first); if one ever did, the whole plan is
- * refused rather than shown or executed. ECS images carry no owner tag: they are named by id
- * in the manifest (ensure: absent) and are not subject to this rule. */
+ * on an existing image (share, unshare, delete, wait, tags, accounts: before is the observed
+ * image) must name an image that carries our owner tag; a create's before is NULL and a share
+ * after a create starts from the desired image, which carries it. The one exception is a
+ * takeover TAG step (takeover_allowed). The diff rules never ask for anything else (diff_region
+ * turns the image into a conflict first); if one ever did, the whole plan is refused rather than
+ * shown or executed. ECS images carry no owner tag: they are named by id in the manifest
+ * (ensure: absent) and are not subject to this rule. */
 static bool step_allowed(builder *b, const step_args *a)
 {
     if (a->action == REC_ACT_ECS_DELETE || a->action == REC_ACT_CREATE)
         return true;
-    if (a->before && owned_by(a->before, b->owner))
+    if (a->takeover != REC_TAKEOVER_NONE
+            ? takeover_allowed(b, a)
+            : (a->before && owned_by(a->before, b->owner) && keeps_owner(b, a)))
         return true;
     if (b->rc == 0) {
         b->rc = -EPERM;
@@ -221,6 +256,7 @@ static size_t add_step(builder *b, const step_args *a)
     st->after = a->after;
     st->change = (unsigned)a->change;
     st->ecs_force = a->ecs_force;
+    st->takeover = a->takeover;
     memcpy(st->spec_hash, a->spec_hash, REC_HASH_HEX + 1);
     rec_step_set_generation(st, b->owner, 0);
     return b->n++;
@@ -350,50 +386,18 @@ static char *immutable_diff(builder *b, const spec_image *d, const prov_image *o
     return acc;
 }
 
-static bool is_internal_tag(const char *key)
-{
-    return key && strncmp(key, "imgrecon/", 9) == 0;
-}
-
-/* Tag drift: user tags of the manifest vs the image's tags other than imgrecon/ ones. */
-static char *tag_drift(builder *b, const spec_image *d, const prov_image *o)
-{
-    char *acc = NULL;
-    for (size_t i = 0; i < d->n_tags; i++) {
-        const char *have = rec_image_tag(o, d->tags[i].key);
-        const char *want = d->tags[i].value ? d->tags[i].value : "";
-        if (!have || strcmp(have, want) != 0) {
-            char *s = rec_asprintf("%s%s%s: %s -> %s", acc ? acc : "", acc ? "; " : "",
-                                   d->tags[i].key, have ? have : "(absent)", want);
-            free(acc);
-            acc = own(b, s);
-        }
-    }
-    for (size_t i = 0; i < o->n_tags; i++) {
-        const char *k = o->tags[i].key;
-        bool declared = false;
-        for (size_t j = 0; j < d->n_tags && !declared; j++)
-            declared = k && d->tags[j].key && strcmp(k, d->tags[j].key) == 0;
-        if (!k || declared || is_internal_tag(k))
-            continue;
-        char *s = rec_asprintf("%s%s%s: %s -> (absent)", acc ? acc : "", acc ? "; " : "", k,
-                               o->tags[i].value ? o->tags[i].value : "");
-        free(acc);
-        acc = own(b, s);
-    }
-    return acc;
-}
-
 static bool owned_by(const prov_image *o, const char *owner)
 {
     const char *t = rec_image_tag(o, REC_OWNER_TAG);
     return t && strcmp(t, owner) == 0;
 }
 
+/* Any value of imgrecon/protect other than "false" (any case) protects, "" and "no" included:
+ * a protect tag someone typed by hand errs on the side of keeping the image. */
 static bool protect_tagged(const prov_image *o)
 {
     const char *t = rec_image_tag(o, REC_PROTECT_TAG);
-    return t && strcmp(t, "true") == 0;
+    return t && strcasecmp(t, "false") != 0;
 }
 
 static void image_hash(const char *kind, const char *a, const char *b2, char ret[REC_HASH_HEX + 1])
@@ -518,7 +522,13 @@ static size_t count_owned(const region_ctx *rc, const char *owner, size_t first,
     return n;
 }
 
-/* create (+ share when share_to_ecs) of a declared image that does not exist. */
+static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name,
+                                    const prov_image *o, size_t ch, const spec_pos *pos);
+static void plan_accounts_after_create(builder *b, region_ctx *rc, const spec_image *d,
+                                       size_t create, size_t ch);
+
+/* create (+ share when share_to_ecs, + account shares) of a declared image that does not
+ * exist. */
 static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
 {
     char hash[REC_HASH_HEX + 1];
@@ -537,9 +547,11 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
                    NULL,
                    desired_image(b, d),
                    ch,
-                   false};
+                   false,
+                   REC_TAKEOVER_NONE};
     size_t c = add_step(b, &a);
     push_ref(b, &rc->w.creates_plain, &rc->w.n_plain, &rc->w.cap_plain, (slot_ref){c, false, 0});
+    plan_accounts_after_create(b, rc, d, c, ch);
     if (d->share_to_ecs && c != SIZE_MAX) {
         prov_image *before = dup_image(b, b->p[c].st.after);
         step_args s = {rc->idx,
@@ -554,12 +566,13 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
                        before,
                        with_share(b, before, true),
                        ch,
-                       false};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), c);
     }
 }
 
-/* Replace = unshare? -> delete -> create -> share?. */
+/* Replace = unshare? -> remove accounts? -> delete -> create -> share?. */
 static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o,
                          const char *why)
 {
@@ -583,20 +596,26 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
                        dup_image(b, o),
                        with_share(b, o, false),
                        ch,
-                       false};
+                       false,
+                       REC_TAKEOVER_NONE};
         un = add_step(b, &u);
     }
+    size_t acc = plan_unshare_accounts(b, rc, d->name, o, ch, &d->pos);
     prov_image *before = with_share(b, o, false);
-    step_args del = {rc->idx, PH_DELETE, REC_ACT_DELETE, rc->region, d->name, o->image_id, why,
-                     &d->pos, ihash,     before,         NULL,       ch,      false};
+    step_args del = {rc->idx, PH_DELETE,        REC_ACT_DELETE, rc->region, d->name, o->image_id,
+                     why,     &d->pos,          ihash,          before,     NULL,    ch,
+                     false,   REC_TAKEOVER_NONE};
     size_t dl = add_step(b, &del);
     add_dep(b, dl, un);
-    step_args cr = {rc->idx, PH_CREATE, REC_ACT_CREATE, rc->region,          d->name, NULL, why,
-                    &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false};
+    add_dep(b, dl, acc);
+    step_args cr = {
+        rc->idx, PH_CREATE, REC_ACT_CREATE, rc->region,          d->name, NULL,  why,
+        &d->pos, rhash,     NULL,           desired_image(b, d), ch,      false, REC_TAKEOVER_NONE};
     size_t c = add_step(b, &cr);
     add_dep(b, c, dl);
     push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 1});
     push_ref(b, &rc->w.creates_repl, &rc->w.n_repl, &rc->w.cap_repl, (slot_ref){c, true, dl});
+    plan_accounts_after_create(b, rc, d, c, ch);
     if (d->share_to_ecs && c != SIZE_MAX) {
         prov_image *sb = dup_image(b, b->p[c].st.after);
         step_args s = {rc->idx,
@@ -611,7 +630,8 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
                        sb,
                        with_share(b, sb, true),
                        ch,
-                       false};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), c);
     }
 }
@@ -637,7 +657,8 @@ static void plan_toggle(builder *b, region_ctx *rc, const spec_image *d, const p
                    dup_image(b, o),
                    with_share(b, o, share),
                    ch,
-                   false};
+                   false,
+                   REC_TAKEOVER_NONE};
     add_step(b, &s);
 }
 
@@ -653,9 +674,9 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     prov_image *after = dup_image(b, o);
     if (after)
         after->status = PROV_IMG_AVAILABLE;
-    step_args w = {rc->idx,        PH_WAIT, REC_ACT_WAIT, rc->region,      d->name, o->image_id,
-                   why ? why : "", &d->pos, ihash,        dup_image(b, o), after,   ch,
-                   false};
+    step_args w = {
+        rc->idx, PH_WAIT, REC_ACT_WAIT,    rc->region, d->name, o->image_id, why ? why : "",
+        &d->pos, ihash,   dup_image(b, o), after,      ch,      false,       REC_TAKEOVER_NONE};
     size_t wt = add_step(b, &w);
     if (d->share_to_ecs != o->in_share && wt != SIZE_MAX) {
         prov_image *sb = dup_image(b, b->p[wt].st.after);
@@ -673,9 +694,337 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
                        sb,
                        with_share(b, sb, share),
                        ch,
-                       false};
+                       false,
+                       REC_TAKEOVER_NONE};
         add_dep(b, add_step(b, &s), wt);
     }
+}
+
+/* ---- in place: tags, takeover, account shares ---- */
+
+/* Removes a tag key from an image snapshot (no-op when absent). */
+static void drop_tag(prov_image *img, const char *key)
+{
+    for (size_t i = 0; img && i < img->n_tags; i++) {
+        if (img->tags[i].key && strcmp(img->tags[i].key, key) == 0) {
+            free(img->tags[i].key);
+            free(img->tags[i].value);
+            img->tags[i] = img->tags[--img->n_tags];
+            return;
+        }
+    }
+}
+
+/* o with the entry's tags: every declared user tag, our owner tag, and imgrecon/protect when
+ * the entry says protect (an existing protecting value is kept). With authoritative, every
+ * other key that is neither the cloud's nor declared is dropped (an in-place retag); without
+ * (a takeover), the image's other keys stay until the image is ours. */
+static prov_image *entry_tags_image(builder *b, const spec_image *d, const prov_image *o,
+                                    bool authoritative)
+{
+    prov_image *img = dup_image(b, o);
+    if (!img)
+        return NULL;
+    for (size_t i = img->n_tags; authoritative && i-- > 0;) {
+        const char *k = img->tags[i].key;
+        bool keep = !k || rec_tag_key_is_cloud(k) || strcmp(k, REC_OWNER_TAG) == 0 ||
+                    (d->protect && strcmp(k, REC_PROTECT_TAG) == 0);
+        for (size_t j = 0; !keep && j < d->n_tags; j++)
+            keep = d->tags[j].key && strcmp(k, d->tags[j].key) == 0;
+        if (!keep)
+            drop_tag(img, k);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < d->n_tags; i++)
+        rc = rec_image_set_tag(img, d->tags[i].key, d->tags[i].value);
+    if (rc == 0)
+        rc = rec_image_set_tag(img, REC_OWNER_TAG, b->owner);
+    if (rc == 0 && d->protect && !protect_tagged(o))
+        rc = rec_image_set_tag(img, REC_PROTECT_TAG, "true");
+    if (rc < 0) {
+        b->rc = -ENOMEM;
+        rec_image_free(img);
+        return NULL;
+    }
+    return img;
+}
+
+/* The UNTAG then TAG steps that turn before into after, in change ch; returns the last step
+ * (or dep when there is nothing to do). A takeover has only its TAG step. */
+static size_t plan_tag_steps(builder *b, region_ctx *rc, const char *name, const prov_image *o,
+                             prov_image *after, size_t ch, const spec_pos *pos,
+                             rec_takeover takeover, size_t dep)
+{
+    char ihash[REC_HASH_HEX + 1];
+    image_hash("image", o->image_id, NULL, ihash);
+    const char *keys[1];
+    const prov_tag *tags[1];
+    rec_step probe = {.before = (prov_image *)o, .after = after};
+    size_t last = dep;
+    prov_image *mid = dup_image(b, o);
+    if (b->rc == 0 && takeover == REC_TAKEOVER_NONE &&
+        rec_step_keys_to_remove(&probe, keys, 1) > 0) {
+        for (size_t i = mid->n_tags; i-- > 0;)
+            if (mid->tags[i].key && !rec_tag_key_is_cloud(mid->tags[i].key) &&
+                !rec_image_tag(after, mid->tags[i].key))
+                drop_tag(mid, mid->tags[i].key);
+        step_args u = {rc->idx,
+                       PH_TOGGLE,
+                       REC_ACT_UNTAG,
+                       rc->region,
+                       name,
+                       o->image_id,
+                       "tags not in the manifest",
+                       pos,
+                       ihash,
+                       dup_image(b, o),
+                       dup_image(b, mid),
+                       ch,
+                       false,
+                       REC_TAKEOVER_NONE};
+        last = add_step(b, &u);
+        add_dep(b, last, dep);
+    }
+    probe.before = mid;
+    if (b->rc == 0 && rec_step_tags_to_set(&probe, tags, 1) > 0) {
+        const char *why = takeover == REC_TAKEOVER_ADOPT
+                              ? "adopt: our owner tag and the manifest's tags"
+                          : takeover == REC_TAKEOVER_MIGRATE ? "owner migration: our owner tag"
+                                                             : "tags differ from the manifest";
+        step_args t = {rc->idx, PH_TOGGLE, REC_ACT_TAG, rc->region, name, o->image_id, why,
+                       pos,     ihash,     mid,         after,      ch,   false,       takeover};
+        /* The untag goes first only when the image would otherwise hold more than 20 tags
+         * for a moment (the API's limit); independent steps batch better (one TagResources
+         * for every image that gets the same set). */
+        size_t adds = 0;
+        for (size_t i = 0; i < after->n_tags; i++)
+            adds += after->tags[i].key && !rec_image_tag(o, after->tags[i].key);
+        size_t ts = add_step(b, &t);
+        add_dep(b, ts, o->n_tags + adds > MAX_TAGS_PER_IMAGE ? last : dep);
+        return ts;
+    }
+    rec_image_free(mid);
+    rec_image_free(after);
+    return last;
+}
+
+/* Tags of one of our declared, available images against its entry: one `~` change when they
+ * differ (tag drift made by hand is repaired the same way, every cycle). */
+static void plan_tags(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
+{
+    prov_image *after = entry_tags_image(b, d, o, true);
+    if (!after)
+        return;
+    rec_step probe = {.before = (prov_image *)o, .after = after};
+    const char *keys[1];
+    const prov_tag *tags[1];
+    if (rec_step_keys_to_remove(&probe, keys, 1) == 0 &&
+        rec_step_tags_to_set(&probe, tags, 1) == 0) {
+        rec_image_free(after);
+        return;
+    }
+    size_t ch =
+        add_change(b, REC_CH_TAGS, swas_address(b, rc->region, d->name),
+                   own(b, strdup("tags differ from the manifest (changed in place)")), &d->pos);
+    plan_tag_steps(b, rc, d->name, o, after, ch, &d->pos, REC_TAKEOVER_NONE, SIZE_MAX);
+}
+
+/* Account-share steps from before's accounts to want (sorted), at most 10 accounts a call:
+ * removals first, then additions, chained after dep. Returns the last step or dep. */
+static size_t plan_account_steps(builder *b, region_ctx *rc, const char *name, const prov_image *o,
+                                 char *const *want, size_t n_want, size_t ch, const spec_pos *pos,
+                                 const char *why, size_t dep, int rm_phase, int add_phase)
+{
+    char ihash[REC_HASH_HEX + 1];
+    image_hash("image", o->image_id, NULL, ihash);
+    prov_image *cur = dup_image(b, o);
+    size_t last = dep;
+    for (int add = 0; add < 2 && cur && b->rc == 0; add++) {
+        for (;;) {
+            prov_image *next = dup_image(b, cur);
+            if (!next)
+                break;
+            size_t moved = 0;
+            if (!add) {
+                for (size_t i = next->n_share_accounts; i-- > 0 && moved < ACCOUNTS_PER_CALL;) {
+                    bool keep = false;
+                    for (size_t k = 0; k < n_want && !keep; k++)
+                        keep = strcmp(want[k], next->share_accounts[i]) == 0;
+                    if (keep)
+                        continue;
+                    free(next->share_accounts[i]);
+                    next->share_accounts[i] = next->share_accounts[--next->n_share_accounts];
+                    moved++;
+                }
+            } else {
+                for (size_t k = 0; k < n_want && moved < ACCOUNTS_PER_CALL; k++) {
+                    bool have = false;
+                    for (size_t i = 0; i < next->n_share_accounts && !have; i++)
+                        have = strcmp(want[k], next->share_accounts[i]) == 0;
+                    if (have)
+                        continue;
+                    char **g =
+                        realloc(next->share_accounts, (next->n_share_accounts + 1) * sizeof(*g));
+                    char *a = strdup(want[k]);
+                    if (!g || !a) {
+                        if (g)
+                            next->share_accounts = g;
+                        free(a);
+                        b->rc = -ENOMEM;
+                        break;
+                    }
+                    next->share_accounts = g;
+                    next->share_accounts[next->n_share_accounts++] = a;
+                    moved++;
+                }
+            }
+            if (moved == 0 || b->rc < 0) {
+                rec_image_free(next);
+                break;
+            }
+            next->in_share_user = next->n_share_accounts > 0;
+            step_args a = {rc->idx,
+                           add ? add_phase : rm_phase,
+                           add ? REC_ACT_ADD_ACCOUNTS : REC_ACT_REMOVE_ACCOUNTS,
+                           rc->region,
+                           name,
+                           o->image_id,
+                           why,
+                           pos,
+                           ihash,
+                           dup_image(b, cur),
+                           dup_image(b, next),
+                           ch,
+                           false,
+                           REC_TAKEOVER_NONE};
+            size_t st = add_step(b, &a);
+            add_dep(b, st, last);
+            last = st;
+            rec_image_free(cur);
+            cur = next;
+        }
+    }
+    rec_image_free(cur);
+    return last;
+}
+
+/* A new image (create, or the create of a replace) gets the entry's account shares once it is
+ * available: add steps after the create, on the id the create returns. */
+static void plan_accounts_after_create(builder *b, region_ctx *rc, const spec_image *d,
+                                       size_t create, size_t ch)
+{
+    if (d->n_share_to_accounts == 0 || create == SIZE_MAX || b->rc < 0)
+        return;
+    prov_image *start = dup_image(b, b->p[create].st.after);
+    if (!start)
+        return;
+    start->share_accounts_known = true;
+    plan_account_steps(b, rc, d->name, start, d->share_to_accounts, d->n_share_to_accounts, ch,
+                       &d->pos, "share_to_accounts (after the image is available)", create,
+                       PH_SHARE_AFTER, PH_SHARE_AFTER);
+    rec_image_free(start);
+}
+
+/* True when the image's account shares are known and differ from the entry's. */
+static bool accounts_differ(const spec_image *d, const prov_image *o)
+{
+    if (!o->share_accounts_known)
+        return false;
+    if (d->n_share_to_accounts != o->n_share_accounts)
+        return true;
+    for (size_t k = 0; k < d->n_share_to_accounts; k++) {
+        bool have = false;
+        for (size_t i = 0; i < o->n_share_accounts && !have; i++)
+            have = strcmp(d->share_to_accounts[k], o->share_accounts[i]) == 0;
+        if (!have)
+            return true;
+    }
+    return false;
+}
+
+static void plan_accounts(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
+{
+    if (!o->share_accounts_known && (d->n_share_to_accounts > 0 || o->in_share_user)) {
+        add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
+                 own(b, strdup("the image's account shares were not observed: not compared")),
+                 &d->pos);
+        return;
+    }
+    if (!accounts_differ(d, o))
+        return;
+    size_t ch = add_change(b, REC_CH_ACCOUNTS, swas_address(b, rc->region, d->name),
+                           own(b, strdup("share_to_accounts differs (changed in place)")), &d->pos);
+    plan_account_steps(b, rc, d->name, o, d->share_to_accounts, d->n_share_to_accounts, ch, &d->pos,
+                       "share_to_accounts differs", SIZE_MAX, PH_TOGGLE, PH_TOGGLE);
+}
+
+/* Before a delete: every account share removed (the API refuses to delete a shared image).
+ * Returns the last removal step, or SIZE_MAX when there is none. */
+static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name,
+                                    const prov_image *o, size_t ch, const spec_pos *pos)
+{
+    if (!o->share_accounts_known || o->n_share_accounts == 0)
+        return SIZE_MAX;
+    return plan_account_steps(b, rc, name, o, NULL, 0, ch, pos,
+                              "an image shared to accounts must be unshared before it is deleted",
+                              SIZE_MAX, PH_UNSHARE, PH_UNSHARE);
+}
+
+/* Takes over a declared entry's image that is not ours (adopt: true and no owner tag, or an
+ * owner of config previous_owners): one TAG step, never a replace. Adoption needs the image's
+ * immutable fields to match the entry and the image to be available; otherwise the plan says
+ * why and does nothing. */
+static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o,
+                          rec_takeover how)
+{
+    if (how == REC_TAKEOVER_ADOPT) {
+        char *diff = immutable_diff(b, d, o);
+        if (diff) {
+            size_t before = b->plan->n_notes;
+            add_note(b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id,
+                     rec_asprintf("adopt: true, but the unowned image differs from the entry (%s): "
+                                  "not adopted (adoption never replaces); make the entry match "
+                                  "the image or rename one of them",
+                                  diff),
+                     &d->pos);
+            if (b->plan->n_notes > before)
+                b->plan->notes[b->plan->n_notes - 1].conflict = REC_CONFLICT_ADOPT_MISMATCH;
+            free(diff);
+            return;
+        }
+        if (o->status != PROV_IMG_AVAILABLE) {
+            add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
+                     rec_asprintf("adopt: true, but the image is in status %d: adopted once it is "
+                                  "available (status 1)",
+                                  o->status),
+                     &d->pos);
+            return;
+        }
+    }
+    const char *from = rec_image_tag(o, REC_OWNER_TAG);
+    char *why =
+        how == REC_TAKEOVER_ADOPT
+            ? rec_asprintf("adopt: the image has no %s tag and matches the entry", REC_OWNER_TAG)
+            : rec_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
+                           from ? from : "", b->owner);
+    size_t ch =
+        add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, d->name), own(b, why), &d->pos);
+    plan_tag_steps(b, rc, d->name, o, entry_tags_image(b, d, o, false), ch, &d->pos, how, SIZE_MAX);
+}
+
+/* An undeclared image of a previous owner: retagged to our owner in place (nothing else). */
+static void plan_migrate_undeclared(builder *b, region_ctx *rc, const prov_image *o)
+{
+    const char *from = rec_image_tag(o, REC_OWNER_TAG);
+    size_t ch = add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, o->name),
+                           own(b, rec_asprintf("owner migration (undeclared): '%s' is a previous "
+                                               "owner; retagged to '%s'",
+                                               from ? from : "", b->owner)),
+                           NULL);
+    prov_image *after = dup_image(b, o);
+    if (after && rec_image_set_tag(after, REC_OWNER_TAG, b->owner) < 0)
+        b->rc = -ENOMEM;
+    plan_tag_steps(b, rc, o->name, o, after, ch, NULL, REC_TAKEOVER_MIGRATE, SIZE_MAX);
 }
 
 /* One declared image with exactly one observed match of ours (or none at all); diff_region
@@ -687,8 +1036,9 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
         return;
     }
     bool prot = d->protect || protect_tagged(o);
-    const char *why_prot =
-        d->protect ? "protect: true in the manifest" : "the image carries " REC_PROTECT_TAG "=true";
+    const char *why_prot = d->protect ? "protect: true in the manifest"
+                                      : "the image carries " REC_PROTECT_TAG
+                                        " (any value but false protects)";
     switch (o->status) {
     case PROV_IMG_CREATING:
     case PROV_IMG_COPYING:
@@ -722,12 +1072,8 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     }
     if (d->share_to_ecs != o->in_share)
         plan_toggle(b, rc, d, o);
-    char *drift = tag_drift(b, d, o);
-    if (drift)
-        add_note(b, REC_NOTE_DRIFT, rc->region, d->name, o->image_id,
-                 rec_asprintf("tags differ (%s); not changed: the API cannot update tags", drift),
-                 &d->pos);
-    free(drift);
+    plan_tags(b, rc, d, o);
+    plan_accounts(b, rc, d, o);
 }
 
 typedef enum und_class { UND_NOT_OWNED, UND_PROTECTED, UND_PRUNE } und_class;
@@ -776,7 +1122,8 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
                        dup_image(b, o),
                        with_share(b, o, false),
                        ch,
-                       false};
+                       false,
+                       REC_TAKEOVER_NONE};
         un = add_step(b, &u);
     }
     step_args del = {rc->idx,        PH_DELETE,
@@ -785,10 +1132,13 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
                      why ? why : "", NULL,
                      ihash,          with_share(b, o, false),
                      NULL,           ch,
-                     false};
+                     false,          REC_TAKEOVER_NONE};
+    size_t acc = plan_unshare_accounts(b, rc, o->name, o, ch, NULL);
     size_t dl = add_step(b, &del);
     add_dep(b, dl, un);
-    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 0});
+    add_dep(b, dl, acc);
+    push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del,
+             (slot_ref){dl, o->in_share || acc != SIZE_MAX, 0});
 }
 
 typedef struct prune_guard {
@@ -808,8 +1158,8 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
                      : rec_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
         break;
     case UND_PROTECTED:
-        text = rec_asprintf("undeclared, owned by '%s' but carries %s=true: never touched",
-                            b->owner, REC_PROTECT_TAG);
+        text = rec_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
+                            REC_PROTECT_TAG);
         break;
     case UND_PRUNE:
         if (!b->o->prune)
@@ -880,6 +1230,30 @@ static void add_duplicate_conflict(builder *b, region_ctx *rc, const char *name,
     free(ids);
 }
 
+/* The one image of [first, first + count) (none of them ours) that the entry may take over:
+ * without an owner tag when the entry says adopt: true, or owned by a previous owner. Two or
+ * more candidates take over nothing (each stays a conflict). */
+static const prov_image *takeover_candidate(const builder *b, const region_ctx *rc,
+                                            const spec_image *d, size_t first, size_t count,
+                                            rec_takeover *ret_how)
+{
+    const prov_image *take = NULL;
+    size_t n = 0;
+    for (size_t k = first; k < first + count; k++) {
+        const char *their = rec_image_tag(rc->imgs[k], REC_OWNER_TAG);
+        rec_takeover how = !their && d->adopt ? REC_TAKEOVER_ADOPT
+                           : their && rec_options_is_previous_owner(b->o, their)
+                               ? REC_TAKEOVER_MIGRATE
+                               : REC_TAKEOVER_NONE;
+        if (how != REC_TAKEOVER_NONE) {
+            take = rc->imgs[k];
+            *ret_how = how;
+            n++;
+        }
+    }
+    return n == 1 ? take : NULL;
+}
+
 /* Conflicts, declared images, undeclared images, ECS entries of one region. The ownership rule
  * is applied here, once, before any rule that makes steps: of the images a name matches, only
  * ours are diffed (declared: replace, toggle, wait; undeclared: prune); each one that is not
@@ -901,11 +1275,16 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         size_t first, count;
         const prov_image *mine = NULL;
         find_named(rc, d->name, &first, &count);
-        for (size_t k = first; k < first + count; k++)
-            if (!owned_by(rc->imgs[k], b->owner))
-                add_not_owned_conflict(b, rc, d, rc->imgs[k]);
         size_t n_owned = count_owned(rc, b->owner, first, count, &mine);
-        if (count == 0 || n_owned == 1)
+        rec_takeover how = REC_TAKEOVER_NONE;
+        const prov_image *take =
+            n_owned == 0 ? takeover_candidate(b, rc, d, first, count, &how) : NULL;
+        for (size_t k = first; k < first + count; k++)
+            if (!owned_by(rc->imgs[k], b->owner) && rc->imgs[k] != take)
+                add_not_owned_conflict(b, rc, d, rc->imgs[k]);
+        if (take)
+            plan_takeover(b, rc, d, take, how);
+        else if (count == 0 || n_owned == 1)
             diff_declared(b, rc, d, mine);
     }
     for (size_t i = 0; i < rc->n_imgs; i++) {
@@ -915,7 +1294,11 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         find_named(rc, o->name ? o->name : "", &first, &count);
         if (find_decl(rc, o->name))
             continue;
-        if (!owned_by(o, b->owner) || count_owned(rc, b->owner, first, count, &last) == 1)
+        size_t n_owned = count_owned(rc, b->owner, first, count, &last);
+        if (!owned_by(o, b->owner) && n_owned == 0 &&
+            rec_options_is_previous_owner(b->o, rec_image_tag(o, REC_OWNER_TAG)))
+            plan_migrate_undeclared(b, rc, o);
+        else if (!owned_by(o, b->owner) || n_owned == 1)
             diff_undeclared(b, rc, o, g);
     }
     for (size_t i = 0; i < desired->n_ecs; i++) {
@@ -951,11 +1334,20 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             before->region_id = dup_or_fail(b, rc->region);
             before->status = PROV_IMG_UNKNOWN;
         }
-        step_args s = {rc->idx,        PH_ECS,      REC_ACT_ECS_DELETE,
-                       rc->region,     found->name, e->image_id,
-                       why ? why : "", &e->pos,     hash,
-                       before,         NULL,        ch,
-                       e->force};
+        step_args s = {rc->idx,
+                       PH_ECS,
+                       REC_ACT_ECS_DELETE,
+                       rc->region,
+                       found->name,
+                       e->image_id,
+                       why ? why : "",
+                       &e->pos,
+                       hash,
+                       before,
+                       NULL,
+                       ch,
+                       e->force,
+                       REC_TAKEOVER_NONE};
         add_step(b, &s);
     }
 }

@@ -108,8 +108,14 @@ out:
 }
 
 /* Budget keys of the four mutating API actions. */
-static const char *const api_keys[] = {"CreateCustomImage", "ModifyImageShareStatus",
-                                       "DeleteCustomImage", "DeleteImage"};
+static const char *const api_keys[] = {"CreateCustomImage",
+                                       "ModifyImageShareStatus",
+                                       "DeleteCustomImage",
+                                       "DeleteImage",
+                                       "TagResources",
+                                       "UntagResources",
+                                       "AddCustomImageShareAccount",
+                                       "RemoveCustomImageShareAccount"};
 #define N_KEYS (sizeof(api_keys) / sizeof(api_keys[0]))
 
 static int key_of(rec_action a)
@@ -119,6 +125,46 @@ static int key_of(rec_action a)
         if (strcmp(api, api_keys[k]) == 0)
             return (int)k;
     return -1;
+}
+
+/* Which steps are sent in the call of an earlier step: tag steps of one batch key, up to 50
+ * images a call (the executor's grouping, rec_exec.c). rides[i] is set for those; sorting by
+ * (key, id) keeps this O(n log n) for plans of many images. Returns 0 or -ENOMEM. */
+typedef struct batch_ref {
+    char key[REC_HASH_HEX + 1];
+    size_t idx;
+} batch_ref;
+
+static int cmp_batch_ref(const void *a, const void *b)
+{
+    const batch_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int batch_riders(const rec_plan *plan, bool *rides)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_steps; i++)
+        n += plan->steps[i].action == REC_ACT_TAG || plan->steps[i].action == REC_ACT_UNTAG;
+    if (n == 0)
+        return 0;
+    batch_ref *v = calloc(n, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < plan->n_steps; i++)
+        if (plan->steps[i].action == REC_ACT_TAG || plan->steps[i].action == REC_ACT_UNTAG) {
+            rec_step_batch_key(&plan->steps[i], v[k].key);
+            v[k++].idx = i;
+        }
+    qsort(v, n, sizeof(*v), cmp_batch_ref);
+    for (size_t i = 0, rank = 0; i < n; i++) {
+        rank = i > 0 && strcmp(v[i].key, v[i - 1].key) == 0 ? rank + 1 : 0;
+        rides[v[i].idx] = rank % 50 != 0;
+    }
+    free(v);
+    return 0;
 }
 
 /* Counts and simulated time of a plan. A create takes create_wait_ms to be done (status 1); so
@@ -157,6 +203,15 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
         case REC_CH_WAIT:
             e->n_wait++;
             break;
+        case REC_CH_TAGS:
+            e->n_tags++;
+            break;
+        case REC_CH_ADOPT:
+            e->n_adopt++;
+            break;
+        case REC_CH_ACCOUNTS:
+            e->n_accounts++;
+            break;
         default:
             break;
         }
@@ -167,15 +222,22 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
         n_deps += plan->steps[i].n_depends;
     deps = n_deps ? calloc(n_deps, sizeof(*deps)) : NULL;
     size_t used = 0;
+    bool *riders = plan->n_steps ? calloc(plan->n_steps, sizeof(*riders)) : NULL;
+    if (riders && batch_riders(plan, riders) < 0) {
+        free(riders);
+        riders = NULL;
+    }
     for (size_t i = 0; i < plan->n_steps; i++) {
         const rec_step *st = &plan->steps[i];
         if (st->action == REC_ACT_SHARE)
             e->n_share++;
         else if (st->action == REC_ACT_UNSHARE)
             e->n_unshare++;
-        if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT)
+        /* Batched steps (same action, region and tag delta) ride on the first one's call. */
+        bool rides = riders && riders[i];
+        if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT && !rides)
             e->api_calls[st->action]++;
-        int key = key_of(st->action);
+        int key = rides ? -1 : key_of(st->action);
         if (key >= 0 && (rates[key].calls != e->rate_default.calls ||
                          rates[key].window_ms != e->rate_default.window_ms))
             e->rates_uniform = false;
@@ -196,4 +258,5 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
         e->estimated_ms = total;
     free(tasks);
     free(deps);
+    free(riders);
 }

@@ -33,4 +33,6 @@ void rec_options_from_config(rec_options *o, const spec_config *cfg)
     o->quota_for = quota_from_cfg;
     o->rate_for = rate_from_cfg;
     o->ud = (void *)cfg;
+    o->previous_owners = (const char *const *)cfg->previous_owners;
+    o->n_previous_owners = cfg->n_previous_owners;
 }

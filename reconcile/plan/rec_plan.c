@@ -60,6 +60,9 @@ void rec_image_clear(prov_image *img)
         free(img->tags[i].value);
     }
     free(img->tags);
+    for (size_t i = 0; i < img->n_share_accounts; i++)
+        free(img->share_accounts[i]);
+    free(img->share_accounts);
     memset(img, 0, sizeof(*img));
 }
 
@@ -91,6 +94,18 @@ prov_image *rec_image_dup(const prov_image *src)
     DUP_FIELD(creation_time);
     d->status = src->status;
     d->in_share = src->in_share;
+    d->in_share_user = src->in_share_user;
+    d->share_accounts_known = src->share_accounts_known;
+    if (src->n_share_accounts) {
+        d->share_accounts = calloc(src->n_share_accounts, sizeof(*d->share_accounts));
+        if (!d->share_accounts)
+            goto fail;
+        for (size_t i = 0; i < src->n_share_accounts; i++) {
+            d->n_share_accounts = i + 1;
+            if (src->share_accounts[i] && !(d->share_accounts[i] = strdup(src->share_accounts[i])))
+                goto fail;
+        }
+    }
     if (src->n_tags) {
         d->tags = calloc(src->n_tags, sizeof(*d->tags));
         if (!d->tags)
@@ -235,7 +250,8 @@ spec_rate rec_options_rate(const rec_options *o, const char *api_action)
 /* ---- actions ---- */
 
 static const char *const action_names[REC_ACT__COUNT] = {
-    "create", "share", "unshare", "delete", "ecs_delete", "wait",
+    "create", "share", "unshare", "delete",       "ecs_delete",
+    "wait",   "tag",   "untag",   "add_accounts", "remove_accounts",
 };
 
 const char *rec_action_name(rec_action a)
@@ -255,6 +271,14 @@ const char *rec_action_api(rec_action a)
         return "DeleteCustomImage";
     case REC_ACT_ECS_DELETE:
         return "DeleteImage";
+    case REC_ACT_TAG:
+        return "TagResources";
+    case REC_ACT_UNTAG:
+        return "UntagResources";
+    case REC_ACT_ADD_ACCOUNTS:
+        return "AddCustomImageShareAccount";
+    case REC_ACT_REMOVE_ACCOUNTS:
+        return "RemoveCustomImageShareAccount";
     default:
         return NULL;
     }
@@ -276,7 +300,144 @@ int rec_action_parse(const char *s, rec_action *ret)
     return -EINVAL;
 }
 
-static const char *const conflict_names[] = {"not_owned", "duplicate_name"};
+static const char *const conflict_names[] = {"not_owned", "duplicate_name", "adopt_mismatch"};
+
+static const char *const change_kind_names[] = {"create",  "delete",     "share", "unshare",
+                                                "replace", "ecs_delete", "wait",  "tags",
+                                                "adopt",   "accounts"};
+
+const char *rec_change_kind_name(rec_change_kind k)
+{
+    return (unsigned)k < sizeof(change_kind_names) / sizeof(change_kind_names[0])
+               ? change_kind_names[k]
+               : "unknown";
+}
+
+int rec_change_kind_parse(const char *s, rec_change_kind *ret)
+{
+    for (unsigned i = 0; s && i < sizeof(change_kind_names) / sizeof(change_kind_names[0]); i++) {
+        if (strcmp(s, change_kind_names[i]) == 0) {
+            *ret = (rec_change_kind)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static const char *const takeover_names[] = {"none", "adopt", "migrate"};
+
+const char *rec_takeover_name(rec_takeover t)
+{
+    return (unsigned)t < sizeof(takeover_names) / sizeof(takeover_names[0]) ? takeover_names[t]
+                                                                            : "unknown";
+}
+
+int rec_takeover_parse(const char *s, rec_takeover *ret)
+{
+    for (unsigned i = 0; s && i < sizeof(takeover_names) / sizeof(takeover_names[0]); i++) {
+        if (strcmp(s, takeover_names[i]) == 0) {
+            *ret = (rec_takeover)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+bool rec_options_is_previous_owner(const rec_options *o, const char *owner)
+{
+    for (size_t i = 0; o && owner && i < o->n_previous_owners; i++)
+        if (o->previous_owners[i] && strcmp(o->previous_owners[i], owner) == 0)
+            return true;
+    return false;
+}
+
+/* ---- tag and account deltas ---- */
+
+bool rec_tag_key_is_cloud(const char *key)
+{
+    return key && (strncmp(key, "acs:", 4) == 0 || strncmp(key, "aliyun", 6) == 0);
+}
+
+size_t rec_step_tags_to_set(const rec_step *st, const prov_tag **ret, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; st->after && i < st->after->n_tags; i++) {
+        const prov_tag *t = &st->after->tags[i];
+        const char *have = rec_image_tag(st->before, t->key);
+        if (!t->key || rec_tag_key_is_cloud(t->key) ||
+            (have && strcmp(have, t->value ? t->value : "") == 0))
+            continue;
+        if (n < max)
+            ret[n] = t;
+        n++;
+    }
+    return n;
+}
+
+size_t rec_step_keys_to_remove(const rec_step *st, const char **ret, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; st->before && i < st->before->n_tags; i++) {
+        const char *k = st->before->tags[i].key;
+        if (!k || rec_tag_key_is_cloud(k) || rec_image_tag(st->after, k))
+            continue;
+        if (n < max)
+            ret[n] = k;
+        n++;
+    }
+    return n;
+}
+
+static bool has_account(const prov_image *img, const char *a)
+{
+    for (size_t i = 0; img && i < img->n_share_accounts; i++)
+        if (img->share_accounts[i] && strcmp(img->share_accounts[i], a) == 0)
+            return true;
+    return false;
+}
+
+size_t rec_step_accounts_delta(const rec_step *st, const char **ret, size_t max)
+{
+    bool add = st->action == REC_ACT_ADD_ACCOUNTS;
+    const prov_image *from = add ? st->after : st->before, *other = add ? st->before : st->after;
+    size_t n = 0;
+    for (size_t i = 0; from && i < from->n_share_accounts; i++) {
+        const char *a = from->share_accounts[i];
+        if (!a || has_account(other, a))
+            continue;
+        if (n < max)
+            ret[n] = a;
+        n++;
+    }
+    return n;
+}
+
+void rec_step_batch_key(const rec_step *st, char ret[REC_HASH_HEX + 1])
+{
+    rec_hasher h;
+    rec_hasher_init(&h);
+    rec_hasher_str(&h, "batch-v1");
+    rec_hasher_str(&h, rec_action_name(st->action));
+    rec_hasher_str(&h, st->region);
+    if (st->action == REC_ACT_TAG) {
+        const prov_tag *t[REC_DELTA_MAX];
+        size_t n = rec_step_tags_to_set(st, t, REC_DELTA_MAX);
+        rec_hasher_u64(&h, n);
+        for (size_t i = 0; i < n && i < REC_DELTA_MAX; i++) {
+            rec_hasher_str(&h, t[i]->key);
+            rec_hasher_str(&h, t[i]->value ? t[i]->value : "");
+        }
+    } else if (st->action == REC_ACT_UNTAG) {
+        const char *k[REC_DELTA_MAX];
+        size_t n = rec_step_keys_to_remove(st, k, REC_DELTA_MAX);
+        rec_hasher_u64(&h, n);
+        for (size_t i = 0; i < n && i < REC_DELTA_MAX; i++)
+            rec_hasher_str(&h, k[i]);
+    } else {
+        rec_hasher_str(&h, st->image_id); /* every other action: one image per call */
+    }
+    rec_hasher_final(&h, ret);
+}
 
 const char *rec_conflict_kind_name(rec_conflict_kind k)
 {
@@ -490,8 +651,13 @@ void rec_fingerprint_desired(const spec_set *desired, const char *owner, char re
         rec_hasher_str(&h, desired->regions[i]);
     rec_hasher_u64(&h, desired ? desired->n_images : 0);
     for (size_t i = 0; desired && i < desired->n_images; i++) {
-        hash_spec_image(&h, &desired->images[i]);
-        rec_hasher_u64(&h, desired->images[i].share_to_ecs ? 1 : 0);
+        const spec_image *d = &desired->images[i];
+        hash_spec_image(&h, d);
+        rec_hasher_u64(&h, d->share_to_ecs ? 1 : 0);
+        rec_hasher_u64(&h, d->adopt ? 1 : 0);
+        rec_hasher_u64(&h, d->n_share_to_accounts);
+        for (size_t k = 0; k < d->n_share_to_accounts; k++)
+            rec_hasher_str(&h, d->share_to_accounts[k]);
     }
     rec_hasher_u64(&h, desired ? desired->n_ecs : 0);
     for (size_t i = 0; desired && i < desired->n_ecs; i++) {
@@ -537,6 +703,10 @@ static void hash_observed_image(rec_hasher *h, const prov_image *img)
     rec_hasher_str(h, img->name);
     rec_hasher_u64(h, (uint64_t)(int64_t)img->status);
     rec_hasher_u64(h, img->in_share ? 1 : 0);
+    rec_hasher_u64(h, (img->in_share_user ? 1 : 0) | (img->share_accounts_known ? 2 : 0));
+    rec_hasher_u64(h, img->n_share_accounts);
+    for (size_t i = 0; i < img->n_share_accounts; i++)
+        rec_hasher_str(h, img->share_accounts[i]);
     rec_hasher_str(h, img->instance_id);
     rec_hasher_str(h, img->system_snapshot_id);
     rec_hasher_str(h, img->data_snapshot_id);

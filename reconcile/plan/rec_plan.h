@@ -14,9 +14,15 @@
  * - REC_ACT_WAIT is a step without an API call: an observed image in status 4 (creating) or 0
  *   (copying) that is declared. The executor polls (batched ListCustomImages ImageIds) until it is
  *   1. Waits are not "changes" (plan --detailed-exitcode ignores them) and use no mutating call.
- * - Tag drift on a declared image is reported (notes of kind REC_NOTE_DRIFT) but not acted on:
- *   none of the five operations imgrecon uses can change tags, and a replace for a tag would be
- *   out of proportion. Only the owner/protect tags matter for ownership.
+ * - Tags are reconciled in place (DESIGN.md "Semantics", Tags): an entry's tags are
+ *   authoritative for user keys, imgrecon/owner and imgrecon/protect are imgrecon's, and keys
+ *   starting with `acs:` or `aliyun` are the cloud's and never touched. A difference becomes a
+ *   `~` change of an UNTAG step (keys to remove) then a TAG step (keys to set); the executor
+ *   sends the ready steps of one region with the same delta as one call (at most 50 images).
+ *   Tag and account steps carry no ClientToken: setting a tag or an account twice is harmless,
+ *   and one token for a batch whose members change between runs would be refused.
+ * - Taking over (adopt: true, config previous_owners) is ONE TAG step whose after carries our
+ *   owner tag; it is the only step allowed on an image that is not ours yet.
  * - Observed NULL (or "") for instance_id, system_snapshot_id or resource_group_id means "not
  *   reported", never a difference; a desired resource_group_id NULL means "account default".
  *   Description NULL and "" are equal. data_snapshot_id NULL vs a value is a difference.
@@ -36,7 +42,7 @@
 
 #define REC_OWNER_TAG "imgrecon/owner"
 #define REC_PROTECT_TAG "imgrecon/protect"
-#define REC_PLAN_FORMAT_VERSION "1.1"
+#define REC_PLAN_FORMAT_VERSION "1.2"
 #define REC_HASH_HEX 64  /* sha256 as lowercase hex, without the NUL */
 #define REC_TOKEN_MAX 64 /* ClientToken length limit of the API */
 
@@ -82,6 +88,9 @@ typedef struct rec_options {
     spec_rate (*rate_for)(void *ud, const char *action);
     spec_rate rate_default; /* rec_options_init: 10/60s */
     void *ud;
+    /* Owners whose images are retagged to owner in place (config previous_owners); borrowed. */
+    const char *const *previous_owners;
+    size_t n_previous_owners;
     uint64_t create_wait_ms; /* expected time from CreateCustomImage to status 1 (estimate only);
                                 rec_options_init: 60000 */
 } rec_options;
@@ -96,12 +105,16 @@ spec_rate rec_options_rate(const rec_options *o, const char *api_action);
 /* ---- Steps ---- */
 
 typedef enum rec_action {
-    REC_ACT_CREATE = 0, /* CreateCustomImage; done at status 1 */
-    REC_ACT_SHARE,      /* ModifyImageShareStatus Operation=Share; needs status 1 */
-    REC_ACT_UNSHARE,    /* ModifyImageShareStatus Operation=UnShare */
-    REC_ACT_DELETE,     /* DeleteCustomImage */
-    REC_ACT_ECS_DELETE, /* ECS DeleteImage (Force from the manifest) */
-    REC_ACT_WAIT,       /* no call: poll until the observed image is status 1 */
+    REC_ACT_CREATE = 0,      /* CreateCustomImage; done at status 1 */
+    REC_ACT_SHARE,           /* ModifyImageShareStatus Operation=Share; needs status 1 */
+    REC_ACT_UNSHARE,         /* ModifyImageShareStatus Operation=UnShare */
+    REC_ACT_DELETE,          /* DeleteCustomImage */
+    REC_ACT_ECS_DELETE,      /* ECS DeleteImage (Force from the manifest) */
+    REC_ACT_WAIT,            /* no call: poll until the observed image is status 1 */
+    REC_ACT_TAG,             /* TagResources: after's tags that before lacks or holds otherwise */
+    REC_ACT_UNTAG,           /* UntagResources: before's keys that after lacks */
+    REC_ACT_ADD_ACCOUNTS,    /* AddCustomImageShareAccount: after's accounts before lacks */
+    REC_ACT_REMOVE_ACCOUNTS, /* RemoveCustomImageShareAccount: before's accounts after lacks */
     REC_ACT__COUNT
 } rec_action;
 
@@ -110,8 +123,37 @@ const char *rec_action_name(rec_action a); /* "create", "share", ..., "wait" */
  * and unshare share one budget), "DeleteCustomImage", "DeleteImage"; NULL for WAIT. */
 const char *rec_action_api(rec_action a);
 bool rec_action_is_ecs(rec_action a);
+/* True when owner is one of o's previous_owners. */
+bool rec_options_is_previous_owner(const rec_options *o, const char *owner);
 /* Parses a name from rec_action_name; returns 0 or -EINVAL. */
 int rec_action_parse(const char *s, rec_action *ret);
+
+struct rec_step;
+
+/* Whose image a TAG step starts from (DESIGN.md "Semantics", Ownership). */
+typedef enum rec_takeover {
+    REC_TAKEOVER_NONE = 0, /* ours already */
+    REC_TAKEOVER_ADOPT,    /* no owner tag, the entry says adopt: true */
+    REC_TAKEOVER_MIGRATE,  /* owned by one of config previous_owners */
+} rec_takeover;
+
+const char *rec_takeover_name(rec_takeover t); /* "none", "adopt", "migrate" */
+int rec_takeover_parse(const char *s, rec_takeover *ret);
+
+/* True for tag keys that belong to the cloud (`acs:`, `aliyun` prefixes): never set or removed. */
+bool rec_tag_key_is_cloud(const char *key);
+
+/* The delta of a TAG/UNTAG/account step, computed from its before and after the same way by the
+ * plan, the renderer and the executor. Pointers are borrowed from the step; at most max are
+ * written; returns the count (which may exceed max: then the step is malformed). TAG: the tags
+ * of after that before lacks or holds with another value. UNTAG: the keys of before that after
+ * lacks (cloud keys never). Accounts: after's accounts before lacks (add) or the reverse. */
+#define REC_DELTA_MAX 64
+size_t rec_step_tags_to_set(const struct rec_step *st, const prov_tag **ret, size_t max);
+size_t rec_step_keys_to_remove(const struct rec_step *st, const char **ret, size_t max);
+size_t rec_step_accounts_delta(const struct rec_step *st, const char **ret, size_t max);
+/* Steps that the executor may send as one call share this key: action, region and delta. */
+void rec_step_batch_key(const struct rec_step *st, char ret[REC_HASH_HEX + 1]);
 
 /* One unit of work. The step's index in plan->steps is id - 1. */
 typedef struct rec_step {
@@ -136,6 +178,7 @@ typedef struct rec_step {
                            apply does not send it (the step fails, naming the quota) */
     char spec_hash[REC_HASH_HEX + 1]; /* input of the token (desired entry or target image) */
     unsigned generation;              /* 0 at plan time; the executor may bump it */
+    rec_takeover takeover;            /* TAG only: adoption or owner migration */
     char client_token[REC_TOKEN_MAX + 1];
 } rec_step;
 
@@ -148,7 +191,15 @@ typedef enum rec_change_kind {
     REC_CH_REPLACE,    /* -/+ unshare? delete create share? */
     REC_CH_ECS_DELETE, /* - ECS image */
     REC_CH_WAIT,       /* . wait for creating/copying (no call) */
+    REC_CH_TAGS,       /* ~ tags (user tags, protect) in place */
+    REC_CH_ADOPT,      /* ~ take over: adopt an unowned image or migrate a previous owner's */
+    REC_CH_ACCOUNTS,   /* ~ account shares in place */
 } rec_change_kind;
+
+/* "create", "delete", "share", "unshare", "replace", "ecs_delete", "wait", "tags", "adopt",
+ * "accounts" (the JSON plan's change kinds); rec_change_kind_parse reads them back. */
+const char *rec_change_kind_name(rec_change_kind k);
+int rec_change_kind_parse(const char *s, rec_change_kind *ret);
 
 typedef struct rec_change {
     rec_change_kind kind;
@@ -168,18 +219,19 @@ typedef enum rec_note_kind {
     REC_NOTE_CONFLICT,      /* a declared name matches an image that is not ours, or several
                                of our images share one name: none of them is touched */
     REC_NOTE_GUARD,         /* a prune guard refused deletes */
-    REC_NOTE_DRIFT,         /* tags differ: reported only */
+    REC_NOTE_DRIFT,         /* unused since format 1.2 (tags are changed in place) */
     REC_NOTE_WARNING,       /* e.g. quota cannot be met, status 2, ECS region not observed */
 } rec_note_kind;
 
-/* Why a REC_NOTE_CONFLICT exists (DESIGN.md "Semantics", Ownership). Room for later kinds
- * (an unowned image that `adopt: true` may take over, a `previous_owners` image to retag). */
+/* Why a REC_NOTE_CONFLICT exists (DESIGN.md "Semantics", Ownership). */
 typedef enum rec_conflict_kind {
-    REC_CONFLICT_NOT_OWNED = 0, /* declared name, image without our imgrecon/owner tag */
-    REC_CONFLICT_DUPLICATE,     /* several of our images share one name */
+    REC_CONFLICT_NOT_OWNED = 0,  /* declared name, image without our imgrecon/owner tag */
+    REC_CONFLICT_DUPLICATE,      /* several of our images share one name */
+    REC_CONFLICT_ADOPT_MISMATCH, /* adopt: true, but the image's immutable fields differ */
 } rec_conflict_kind;
 
-const char *rec_conflict_kind_name(rec_conflict_kind k); /* "not_owned", "duplicate_name" */
+/* "not_owned", "duplicate_name", "adopt_mismatch" */
+const char *rec_conflict_kind_name(rec_conflict_kind k);
 /* Parses a name from rec_conflict_kind_name; returns 0 or -EINVAL. */
 int rec_conflict_kind_parse(const char *s, rec_conflict_kind *ret);
 
@@ -203,9 +255,10 @@ typedef struct rec_estimate {
     uint64_t estimated_ms;              /* simulated time until every step is done */
     unsigned api_calls[REC_ACT__COUNT]; /* mutating calls per step action (WAIT: 0) */
     unsigned n_create, n_delete, n_share, n_unshare, n_replace, n_ecs_delete, n_wait;
-    spec_rate rate_default;  /* for the "at 10/60s per action" text */
-    bool rates_uniform;      /* every API action used has rate_default */
-    uint64_t create_wait_ms; /* the image build time the simulation assumed */
+    unsigned n_tags, n_adopt, n_accounts; /* in-place changes (format 1.2) */
+    spec_rate rate_default;               /* for the "at 10/60s per action" text */
+    bool rates_uniform;                   /* every API action used has rate_default */
+    uint64_t create_wait_ms;              /* the image build time the simulation assumed */
 } rec_estimate;
 
 /* ---- The plan ---- */

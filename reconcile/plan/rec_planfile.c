@@ -318,6 +318,32 @@ static prov_image *parse_image(loader *l, json_t *v, size_t idx)
         }
     }
     img->in_share = json_is_true(json_object_get(v, "in_share"));
+    img->in_share_user = json_is_true(json_object_get(v, "in_share_user"));
+    json_t *accts = json_object_get(v, "share_accounts");
+    if (ok && accts && !json_is_null(accts)) {
+        if (!json_is_array(accts)) {
+            fail(l, "step %zu: share_accounts is not an array", idx);
+            ok = false;
+        }
+        img->share_accounts_known = ok;
+        size_t n = ok ? json_array_size(accts) : 0;
+        img->share_accounts = n ? calloc(n, sizeof(char *)) : NULL;
+        if (n && !img->share_accounts) {
+            l->rc = -ENOMEM;
+            ok = false;
+        }
+        for (size_t k = 0; ok && k < n; k++) {
+            json_t *a = json_array_get(accts, k);
+            if (!json_is_string(a)) {
+                fail(l, "step %zu: an account is not a string", idx);
+                ok = false;
+            } else if (!(img->share_accounts[img->n_share_accounts++] =
+                             strdup(json_string_value(a)))) {
+                l->rc = -ENOMEM;
+                ok = false;
+            }
+        }
+    }
     json_t *tags = json_object_get(v, "tags");
     if (ok && tags && !json_is_null(tags)) {
         const char *k;
@@ -390,6 +416,12 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
     }
     st->change = change;
     st->ecs_force = json_is_true(json_object_get(js, "force"));
+    json_t *tk = json_object_get(js, "takeover");
+    if (tk &&
+        (!json_is_string(tk) || rec_takeover_parse(json_string_value(tk), &st->takeover) < 0)) {
+        fail(l, "step %zu: unknown takeover", i + 1);
+        return;
+    }
     st->over_quota = json_is_true(json_object_get(js, "over_quota"));
     json_t *deps = json_object_get(js, "depends_on");
     if (!json_is_array(deps)) {
@@ -421,7 +453,18 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
         fail(l, "step %zu: a create needs its name and after.instance_id", i + 1);
         return;
     }
-    if (st->action != REC_ACT_CREATE && st->action != REC_ACT_SHARE && !st->image_id) {
+    if ((st->action == REC_ACT_TAG || st->action == REC_ACT_UNTAG ||
+         st->action == REC_ACT_ADD_ACCOUNTS || st->action == REC_ACT_REMOVE_ACCOUNTS) &&
+        (!st->before || !st->after)) {
+        fail(l, "step %zu: an in-place step needs before and after", i + 1);
+        return;
+    }
+    if (st->takeover != REC_TAKEOVER_NONE && st->action != REC_ACT_TAG) {
+        fail(l, "step %zu: only a tag step takes an image over", i + 1);
+        return;
+    }
+    if (st->action != REC_ACT_CREATE && st->action != REC_ACT_SHARE &&
+        st->action != REC_ACT_ADD_ACCOUNTS && !st->image_id) {
         fail(l, "step %zu: image_id is required for this action", i + 1);
         return;
     }
@@ -445,20 +488,13 @@ static void parse_step(loader *l, rec_plan *pl, json_t *js, size_t i, size_t n_c
 
 static void parse_change(loader *l, rec_plan *pl, json_t *jc, size_t i)
 {
-    static const char *const kinds[] = {"create",  "delete",     "share", "unshare",
-                                        "replace", "ecs_delete", "wait"};
     rec_change *ch = &pl->changes[i];
     char *kind = NULL;
     if (!json_is_object(jc) || !get_str(l, jc, "kind", &kind, true, "change", i)) {
         fail(l, "%s %zu: malformed", "change", i);
         return;
     }
-    bool found = false;
-    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !found; k++)
-        if (strcmp(kind, kinds[k]) == 0) {
-            ch->kind = (rec_change_kind)k;
-            found = true;
-        }
+    bool found = rec_change_kind_parse(kind, &ch->kind) == 0;
     free(kind);
     if (!found) {
         fail(l, "%s %zu: unknown kind", "change", i);

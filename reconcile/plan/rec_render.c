@@ -56,6 +56,9 @@ static const char *change_symbol(rec_change_kind k)
         return "-";
     case REC_CH_SHARE:
     case REC_CH_UNSHARE:
+    case REC_CH_TAGS:
+    case REC_CH_ADOPT:
+    case REC_CH_ACCOUNTS:
         return "~";
     case REC_CH_REPLACE:
         return "-/+";
@@ -75,6 +78,9 @@ static const char *change_color(rec_change_kind k)
         return C_RED;
     case REC_CH_SHARE:
     case REC_CH_UNSHARE:
+    case REC_CH_TAGS:
+    case REC_CH_ADOPT:
+    case REC_CH_ACCOUNTS:
         return C_YELLOW;
     case REC_CH_REPLACE:
         return C_MAGENTA;
@@ -86,9 +92,7 @@ static const char *change_color(rec_change_kind k)
 
 static const char *change_kind_name(rec_change_kind k)
 {
-    static const char *const names[] = {"create",  "delete",     "share", "unshare",
-                                        "replace", "ecs_delete", "wait"};
-    return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
+    return rec_change_kind_name(k);
 }
 
 static const char *note_kind_name(rec_note_kind k)
@@ -111,6 +115,53 @@ static void print_pos(FILE *out, const char *file, unsigned line, unsigned col)
         fputs("  (", out);
         put(out, file);
         fprintf(out, ":%u:%u)", line, col);
+    }
+}
+
+/* The before/after of the in-place steps of a change, one line per key or account:
+ * "+ env = prod (was dev)", "- team (was x)", "+ account 1234". */
+static void print_delta(FILE *out, const rec_plan *plan, const rec_change *ch)
+{
+    for (size_t i = 0; i < ch->n_steps; i++) {
+        const rec_step *st = rec_plan_step(plan, ch->steps[i]);
+        if (!st)
+            continue;
+        if (st->action == REC_ACT_TAG) {
+            const prov_tag *t[REC_DELTA_MAX];
+            size_t n = rec_step_tags_to_set(st, t, REC_DELTA_MAX);
+            for (size_t k = 0; k < n && k < REC_DELTA_MAX; k++) {
+                const char *was = rec_image_tag(st->before, t[k]->key);
+                fputs("        + ", out);
+                put(out, t[k]->key);
+                fputs(" = \"", out);
+                put(out, t[k]->value ? t[k]->value : "");
+                fputs(was ? "\" (was \"" : "\" (was absent", out);
+                if (was)
+                    put(out, was);
+                fputs(was ? "\")\n" : ")\n", out);
+            }
+        } else if (st->action == REC_ACT_UNTAG) {
+            const char *key[REC_DELTA_MAX];
+            size_t n = rec_step_keys_to_remove(st, key, REC_DELTA_MAX);
+            for (size_t k = 0; k < n && k < REC_DELTA_MAX; k++) {
+                const char *was = rec_image_tag(st->before, key[k]);
+                fputs("        - ", out);
+                put(out, key[k]);
+                fputs(" (was \"", out);
+                put(out, was ? was : "");
+                fputs("\")\n", out);
+            }
+        } else if (st->action == REC_ACT_ADD_ACCOUNTS || st->action == REC_ACT_REMOVE_ACCOUNTS) {
+            const char *a[REC_DELTA_MAX];
+            size_t n = rec_step_accounts_delta(st, a, REC_DELTA_MAX);
+            for (size_t k = 0; k < n && k < REC_DELTA_MAX; k++) {
+                fputs(st->action == REC_ACT_ADD_ACCOUNTS ? "        + account "
+                                                         : "        - account ",
+                      out);
+                put(out, a[k]);
+                fputc('\n', out);
+            }
+        }
     }
 }
 
@@ -178,11 +229,15 @@ static void print_summary(FILE *out, const rec_plan *plan)
     }
     fprintf(out, "Plan: %u to create, %u to replace, %u to share/unshare, %u to delete",
             e->n_create, e->n_replace, e->n_share + e->n_unshare, e->n_delete);
+    if (e->n_tags + e->n_adopt + e->n_accounts)
+        fprintf(out, ", %u to retag, %u to take over, %u to change account shares", e->n_tags,
+                e->n_adopt, e->n_accounts);
     if (e->n_ecs_delete)
         fprintf(out, ", %u ECS image(s) to delete", e->n_ecs_delete);
     fputs(". API calls:", out);
-    static const rec_action order[] = {REC_ACT_CREATE, REC_ACT_SHARE, REC_ACT_DELETE,
-                                       REC_ACT_ECS_DELETE};
+    static const rec_action order[] = {
+        REC_ACT_CREATE, REC_ACT_SHARE, REC_ACT_DELETE,       REC_ACT_ECS_DELETE,
+        REC_ACT_TAG,    REC_ACT_UNTAG, REC_ACT_ADD_ACCOUNTS, REC_ACT_REMOVE_ACCOUNTS};
     bool first = true;
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         unsigned n = e->api_calls[order[i]];
@@ -228,6 +283,7 @@ int rec_render_text(const rec_plan *plan, FILE *out, unsigned flags)
         fputs("\n      ", out);
         put(out, ch->reason);
         fputc('\n', out);
+        print_delta(out, plan, ch);
         print_steps(out, plan, ch);
     }
     const char *bang = color ? C_BOLD C_RED : "";
@@ -295,6 +351,11 @@ json_t *rec_image_json(const prov_image *img, bool *ok)
     jset(o, "region", str_or_null(img->region_id), ok);
     jset(o, "status", img->status >= 0 ? json_integer(img->status) : json_null(), ok);
     jset(o, "in_share", json_boolean(img->in_share), ok);
+    jset(o, "in_share_user", json_boolean(img->in_share_user), ok); /* format 1.2 */
+    json_t *accts = img->share_accounts_known ? json_array() : json_null();
+    for (size_t i = 0; accts && img->share_accounts_known && i < img->n_share_accounts; i++)
+        jpush(accts, json_string(img->share_accounts[i] ? img->share_accounts[i] : ""), ok);
+    jset(o, "share_accounts", accts, ok);
     jset(o, "instance_id", str_or_null(img->instance_id), ok);
     jset(o, "system_snapshot_id", str_or_null(img->system_snapshot_id), ok);
     jset(o, "data_snapshot_id", str_or_null(img->data_snapshot_id), ok);
@@ -332,6 +393,7 @@ static json_t *step_json(const rec_step *st, bool *ok)
     jset(o, "before", rec_image_json(st->before, ok), ok);
     jset(o, "after", rec_image_json(st->after, ok), ok);
     jset(o, "change", json_integer(st->change), ok);
+    jset(o, "takeover", json_string(rec_takeover_name(st->takeover)), ok); /* format 1.2 */
     jset(o, "force", json_boolean(st->ecs_force), ok);
     jset(o, "over_quota", json_boolean(st->over_quota), ok);
     jset(o, "spec_hash", json_string(st->spec_hash), ok);
@@ -398,11 +460,16 @@ static json_t *summary_json(const rec_plan *plan, bool *ok)
     jset(o, "delete", json_integer(e->n_delete), ok);
     jset(o, "ecs_delete", json_integer(e->n_ecs_delete), ok);
     jset(o, "wait", json_integer(e->n_wait), ok);
+    jset(o, "tags", json_integer(e->n_tags), ok);
+    jset(o, "adopt", json_integer(e->n_adopt), ok);
+    jset(o, "accounts", json_integer(e->n_accounts), ok);
     jset(calls, "CreateCustomImage", json_integer(e->api_calls[REC_ACT_CREATE]), ok);
     jset(calls, "ModifyImageShareStatus",
          json_integer(e->api_calls[REC_ACT_SHARE] + e->api_calls[REC_ACT_UNSHARE]), ok);
     jset(calls, "DeleteCustomImage", json_integer(e->api_calls[REC_ACT_DELETE]), ok);
     jset(calls, "DeleteImage", json_integer(e->api_calls[REC_ACT_ECS_DELETE]), ok);
+    for (rec_action a = REC_ACT_TAG; a < REC_ACT__COUNT; a++)
+        jset(calls, rec_action_api(a), json_integer(e->api_calls[a]), ok);
     jset(o, "api_calls", calls, ok);
     jset(o, "estimated_seconds", json_real((double)e->estimated_ms / 1000.0), ok);
     char rate[32];

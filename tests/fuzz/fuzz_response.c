@@ -1,4 +1,5 @@
 /* libFuzzer target: every API response parser must accept arbitrary bytes without crashing. */
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -31,6 +32,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(code);
         free(msg);
         free(rid);
+    }
+    /* The parsers that take an answer the client already parsed. */
+    json_t *doc = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
+    if (doc != NULL) {
+        prov_tag_resource_list rows = {0};
+        prov_str_list accounts = {0};
+        char *next = NULL;
+        if (prov_parse_tag_resources(doc, &rows, &next) == 0)
+            free(next);
+        prov_tag_resource_list_free(&rows);
+        (void)prov_parse_share_accounts(doc, &accounts, &total);
+        prov_str_list_free(&accounts);
+        json_decref(doc);
     }
     return 0;
 }

@@ -1530,6 +1530,149 @@ Test(emu, create_share_delete_round_trip, .timeout = 60)
     emu_env_stop(&e);
 }
 
+/* Tag and account-share operations (issue 12 item 1) against the emulator: limits checked
+ * before a call, ListTagResources over every NextToken page, the error classes. */
+typedef struct tags_out {
+    outcome o;
+    prov_tag_resource_list rows;
+    prov_str_list accounts;
+} tags_out;
+
+static void tag_rows_cb(prov_tag_resource_list *list, const prov_error *err, void *ud)
+{
+    tags_out *t = ud;
+    keep_err(&t->o, err);
+    if (list != NULL) {
+        t->rows = *list;
+        memset(list, 0, sizeof(*list));
+    }
+}
+
+static void accounts_cb(prov_str_list *accounts, const prov_error *err, void *ud)
+{
+    tags_out *t = ud;
+    keep_err(&t->o, err);
+    if (accounts != NULL) {
+        t->accounts = *accounts;
+        memset(accounts, 0, sizeof(*accounts));
+    }
+}
+
+static void tags_out_free(tags_out *t)
+{
+    outcome_free(&t->o);
+    prov_tag_resource_list_free(&t->rows);
+    prov_str_list_free(&t->accounts);
+}
+
+Test(emu, tags_and_account_shares_typed, .timeout = 60)
+{
+    emu_env e;
+    emu_env_start(&e, 1, 60, 0);
+    harness h;
+    h_init(&h, false, e.emu.base_url);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    char idbuf[60][16];
+    const char *ids[60];
+    for (size_t i = 0; i < 60; i++) {
+        snprintf(idbuf[i], sizeof(idbuf[i]), "m-page%06zu", i);
+        ids[i] = idbuf[i];
+    }
+    prov_tag env_prod[] = {{"env", "prod"}};
+    tags_out t = {0};
+
+    /* Limits are checked before any call. */
+    cr_expect_eq(
+        prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 51, env_prod, 1, NULL, done_cb, &t.o),
+        -EINVAL);
+    cr_expect_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 1, NULL, 0, NULL, done_cb, &t.o),
+        -EINVAL);
+
+    /* One TagResources for 50 images; every tag listed back over NextToken pages (50 rows). */
+    cr_assert_eq(
+        prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 50, env_prod, 1, NULL, done_cb, &t.o), 0);
+    emu_done(&h, &t.o, "tag 50");
+    tags_out_free(&t);
+    cr_assert_eq(prov_swas_list_tag_resources(h.c, "cn-hangzhou", ids, 50, tag_rows_cb, &t), 0);
+    emu_done(&h, &t.o, "list tags");
+    cr_expect_eq(t.rows.n, 100, "team and env on 50 images: %zu rows", t.rows.n);
+    size_t prod = 0;
+    for (size_t i = 0; i < t.rows.n; i++) {
+        prod += strcmp(t.rows.v[i].key, "env") == 0 && strcmp(t.rows.v[i].value, "prod") == 0;
+        cr_expect_str_eq(t.rows.v[i].resource_type, "customimage");
+    }
+    cr_expect_eq(prod, 50);
+    tags_out_free(&t);
+    cr_expect_geq(journal_count(&e, "ListTagResources", NULL), 2, "paged by NextToken");
+
+    /* Untag, then the image holds only its team tag. */
+    const char *env_key[] = {"env"};
+    cr_assert_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", ids, 2, env_key, 1, NULL, done_cb, &t.o), 0);
+    emu_done(&h, &t.o, "untag");
+    tags_out_free(&t);
+    cr_assert_eq(prov_swas_list_tag_resources(h.c, "cn-hangzhou", ids, 1, tag_rows_cb, &t), 0);
+    emu_done(&h, &t.o, "list one");
+    cr_assert_eq(t.rows.n, 1);
+    cr_expect_str_eq(t.rows.v[0].key, "team");
+    tags_out_free(&t);
+
+    /* A cloud key is refused for good; untagging an unknown image is done already. */
+    prov_tag cloud[] = {{"acs:x", "1"}};
+    cr_assert_eq(prov_swas_tag_resources(h.c, "cn-hangzhou", ids, 1, cloud, 1, NULL, done_cb, &t.o),
+                 0);
+    run_until(&h, &t.o.fired);
+    cr_assert(t.o.has_err);
+    cr_expect_str_eq(t.o.err.code, "InvalidParam.TagKey");
+    cr_expect_eq(t.o.err.cls, PROV_ERR_PERMANENT);
+    tags_out_free(&t);
+    const char *gone[] = {"m-gone00000000"};
+    cr_assert_eq(
+        prov_swas_untag_resources(h.c, "cn-hangzhou", gone, 1, env_key, 1, NULL, done_cb, &t.o), 0);
+    emu_done(&h, &t.o, "untag an unknown image");
+    tags_out_free(&t);
+
+    /* Account shares: add two, InShareUser turns true, remove one, list what is left. */
+    const char *two[] = {"1111", "2222"};
+    cr_assert_eq(prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], true, two, 2, "tok-acc-1",
+                                          done_cb, &t.o),
+                 0);
+    emu_done(&h, &t.o, "add accounts");
+    tags_out_free(&t);
+    prov_list_filter f = {.image_ids = &ids[1], .n_image_ids = 1, .share = -1};
+    emu_list(&h, &f, &t.o);
+    cr_assert_eq(t.o.list.n, 1);
+    cr_expect(t.o.list.v[0].in_share_user);
+    tags_out_free(&t);
+    cr_assert_eq(
+        prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], false, two, 1, NULL, done_cb, &t.o),
+        0);
+    emu_done(&h, &t.o, "remove an account");
+    tags_out_free(&t);
+    cr_assert_eq(prov_swas_list_share_accounts(h.c, "cn-hangzhou", ids[1], accounts_cb, &t), 0);
+    emu_done(&h, &t.o, "list accounts");
+    cr_assert_eq(t.accounts.n, 1);
+    cr_expect_str_eq(t.accounts.v[0], "2222");
+    tags_out_free(&t);
+    cr_expect_eq(
+        prov_swas_share_accounts(h.c, "cn-hangzhou", ids[1], true, two, 11, NULL, done_cb, &t.o),
+        -EINVAL);
+    cr_assert_eq(prov_swas_share_accounts(h.c, "cn-hangzhou", "m-gone00000000", false, two, 1, NULL,
+                                          done_cb, &t.o),
+                 0);
+    emu_done(&h, &t.o, "remove from an unknown image is done");
+    tags_out_free(&t);
+    json_t *adds = NULL;
+    cr_expect_eq(journal_count(&e, "AddCustomImageShareAccount", &adds), 1);
+    json_t *p0 = json_object_get(json_array_get(adds, 0), "params");
+    cr_expect_str_eq(json_string_value(json_object_get(p0, "Account.2")), "2222");
+    json_decref(adds);
+    h_fini(&h);
+    emu_env_stop(&e);
+}
+
 /* Injected faults at the emulator: the client retries InternalError and rides out throttling
  * with the same ClientToken, so exactly one image is created. */
 Test(emu, faults_retried_with_the_same_token, .timeout = 60)

@@ -103,7 +103,7 @@ Test(ownership, plan_shows_conflicts_and_apply_exits_1_without_touching_them)
     cr_assert_eq(r.status, 0, "plan --json: exit %d\n%s", r.status, r.out);
     json_t *doc = json_loads(r.out, 0, NULL);
     cr_assert_not_null(doc, "%s", r.out);
-    cr_expect_str_eq(jstr(doc, "format_version"), "1.1");
+    cr_expect_str_eq(jstr(doc, "format_version"), "1.2");
     json_t *conf = json_object_get(doc, "conflicts");
     cr_assert_eq(json_array_size(conf), 2, "%s", r.out);
     json_t *c0 = json_array_get(conf, 0), *c1 = json_array_get(conf, 1);

@@ -69,6 +69,25 @@ Test(config, defaults)
     spec_config_free(&cfg); /* twice is harmless */
 }
 
+Test(config, previous_owners, .init = setup, .fini = teardown)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(load(&cfg, &d, "owner: team-z\nprevious_owners: [team-a, team-b]\n"), 0);
+    cr_assert_eq(cfg.n_previous_owners, 2);
+    cr_expect_str_eq(cfg.previous_owners[0], "team-a");
+    cr_expect_str_eq(cfg.previous_owners[1], "team-b");
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(load(&cfg, &d, "previous_owners: []\n"), 0);
+    cr_expect_eq(cfg.n_previous_owners, 0);
+    spec_config_free(&cfg);
+    spec_diags_free(&d);
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    cr_expect_eq(cfg.n_previous_owners, 0, "default []");
+    spec_config_free(&cfg);
+}
+
 Test(config, free_zeroed_and_null)
 {
     spec_config cfg;
@@ -173,6 +192,12 @@ typedef struct bad_cfg {
 
 static const bad_cfg bad_cfgs[] = {
     {"intervall: 5m\n", "1:1: unknown key 'intervall' in config; did you mean 'interval'?", 1},
+    {"previous_owners: team-a\n",
+     "1:18: 'previous_owners' must be a list of owner names, got string 'team-a'", 1},
+    {"previous_owners: [team-a, '']\n",
+     "1:27: 'previous_owners' item 2 is an imgrecon/owner tag value and must be a non-empty "
+     "string",
+     1},
     {"colour: red\n", "1:1: unknown key 'colour' in config", 1},
     {"prune: false\nprune: true\n", "2:1: duplicate key 'prune' (first at FILE:1:1)", 1},
     {"prune: true\n",

@@ -50,6 +50,13 @@ ParameterizedTestParameters(errors, classify)
         {"DeleteImage", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},
         {"ModifyImageShareStatus", 404, "InvalidImageId.NotFound", 0, PROV_ERR_PERMANENT},
         {"", 404, "InvalidImageId.NotFound", 0, PROV_ERR_PERMANENT},
+        /* Removing what is gone is done; adding to what is gone is not. */
+        {"UntagResources", 404, "InvalidResourceId.NotFound", 0, PROV_ERR_DONE},
+        {"TagResources", 404, "InvalidResourceId.NotFound", 0, PROV_ERR_PERMANENT},
+        {"RemoveCustomImageShareAccount", 404, "InvalidImageId.NotFound", 0, PROV_ERR_DONE},
+        {"AddCustomImageShareAccount", 404, "InvalidImageId.NotFound", 0, PROV_ERR_PERMANENT},
+        {"TagResources", 400, "OperationDenied.QuotaExceed", 0, PROV_ERR_PERMANENT},
+        {"AddCustomImageShareAccount", 400, "QuotaExceed.ShareAccount", 0, PROV_ERR_PERMANENT},
         {"DeleteImage", 400, "DryRunOperation", 0, PROV_ERR_DONE},
         /* Fixable by order. */
         {"DeleteCustomImage", 400, "CustomImageInShare", 0, PROV_ERR_ORDER},

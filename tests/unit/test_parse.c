@@ -919,3 +919,71 @@ Test(parse, error_body_deep)
     free(deep);
     cr_expect_eq(prov_parse_error_body(NULL, 0, &code, &msg, &rid), -EPROTO);
 }
+
+/* ListTagResources and ListCustomImageShareAccounts answers (parsed json_t in, rows out): good
+ * shapes append, bad ones append nothing and say -EPROTO. */
+Test(parse, tag_resources_and_share_accounts)
+{
+    static const struct {
+        const char *body;
+        int rc;
+        size_t rows;
+        const char *next;
+    } tags[] = {
+        {"{\"NextToken\":\"t2\",\"TagResources\":{\"TagResource\":[{\"ResourceId\":\"m-1\","
+         "\"ResourceType\":\"customimage\",\"TagKey\":\"team\",\"TagValue\":\"web\"},"
+         "{\"ResourceId\":\"m-1\",\"ResourceType\":\"customimage\",\"TagKey\":\"env\"}]}}",
+         0, 2, "t2"},
+        {"{\"NextToken\":\"\",\"TagResources\":[]}", 0, 0, ""},
+        {"{\"TagResources\":{\"TagResource\":[]}}", 0, 0, NULL},
+        {"{\"TagResources\":{\"TagResource\":[{\"ResourceType\":\"customimage\"}]}}", -EPROTO, 0,
+         NULL},
+        {"{\"TagResources\":{\"TagResource\":[{\"ResourceId\":\"m-1\",\"TagKey\":7.5}]}}", -EPROTO,
+         0, NULL},
+        {"{\"TagResources\":\"x\"}", -EPROTO, 0, NULL},
+        {"[]", -EPROTO, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+        json_t *body = json_loads(tags[i].body, 0, NULL);
+        cr_assert_not_null(body, "%s", tags[i].body);
+        prov_tag_resource_list l = {0};
+        char *next = NULL;
+        cr_expect_eq(prov_parse_tag_resources(body, &l, &next), tags[i].rc, "%s", tags[i].body);
+        cr_expect_eq(l.n, tags[i].rows, "%s", tags[i].body);
+        if (tags[i].rc == 0 && tags[i].next)
+            cr_expect_str_eq(next, tags[i].next);
+        if (tags[i].rows == 2)
+            cr_expect_str_eq(l.v[1].value, "", "an absent TagValue is empty");
+        free(next);
+        prov_tag_resource_list_free(&l);
+        json_decref(body);
+    }
+    static const struct {
+        const char *body;
+        int rc;
+        size_t n;
+        unsigned total;
+    } accts[] = {
+        {"{\"TotalCount\":2,\"ImageShareUsers\":[{\"UserId\":1111,\"SharedTime\":\"x\"},"
+         "{\"UserId\":\"2222\"}]}",
+         0, 2, 2},
+        {"{\"TotalCount\":\"0\",\"ImageShareUsers\":{\"ImageShareUser\":[]}}", 0, 0, 0},
+        {"{\"ImageShareUsers\":[{\"SharedTime\":\"x\"}]}", -EPROTO, 0, 0},
+        {"{\"ImageShareUsers\":[{\"UserId\":true}]}", -EPROTO, 0, 0},
+        {"{\"TotalCount\":-1,\"ImageShareUsers\":[]}", -EPROTO, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(accts) / sizeof(accts[0]); i++) {
+        json_t *body = json_loads(accts[i].body, 0, NULL);
+        cr_assert_not_null(body, "%s", accts[i].body);
+        prov_str_list l = {0};
+        unsigned total = 99;
+        cr_expect_eq(prov_parse_share_accounts(body, &l, &total), accts[i].rc, "%s", accts[i].body);
+        cr_expect_eq(l.n, accts[i].n, "%s", accts[i].body);
+        if (accts[i].rc == 0)
+            cr_expect_eq(total, accts[i].total);
+        if (accts[i].n == 2)
+            cr_expect_str_eq(l.v[0], "1111", "a numeric UserId is read as its digits");
+        prov_str_list_free(&l);
+        json_decref(body);
+    }
+}

@@ -23,7 +23,7 @@
 /* ---- building desired sets ---- */
 
 typedef struct fixture {
-    spec_image imgs[40];
+    spec_image imgs[80];
     spec_ecs_image ecs[4];
     char *regions[4];
     char *files[1];
@@ -334,7 +334,7 @@ Test(plan, replace_refused_when_protected)
     cr_assert_eq(fx.plan->n_steps, 0);
     cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_REFUSED), 2);
     cr_assert_not_null(strstr(note_of(REC_NOTE_REFUSED, 0)->text, "protect: true"));
-    cr_assert_not_null(strstr(note_of(REC_NOTE_REFUSED, 1)->text, REC_PROTECT_TAG "=true"));
+    cr_assert_not_null(strstr(note_of(REC_NOTE_REFUSED, 1)->text, "carries " REC_PROTECT_TAG));
     char *text = render(fx.plan, 0);
     cr_assert_not_null(strstr(text, "No changes. 2 item(s) need attention"), "%s", text);
     free(text);
@@ -456,20 +456,388 @@ Test(plan, prune_guard_max_deletes)
     cr_assert_eq(count_action(REC_ACT_DELETE), 6);
 }
 
-Test(plan, tag_drift_is_reported_only)
+static const char *tag_of(const prov_image *img, const char *key)
 {
+    const char *v = prov_image_tag(img, key);
+    return v ? v : "(absent)";
+}
+
+/* ---- tags, protect, takeover, accounts in place (DESIGN.md "Semantics") ---- */
+
+/* The keys of the plan's TAG (set) and UNTAG (remove) deltas as "k=v,k=v" / "k,k" (sorted as
+ * the steps list them), "" when there is no such step. */
+static void deltas(char *set, size_t set_len, char *rm, size_t rm_len)
+{
+    set[0] = rm[0] = '\0';
+    for (size_t i = 0; i < fx.plan->n_steps; i++) {
+        const rec_step *st = &fx.plan->steps[i];
+        if (st->action == REC_ACT_TAG) {
+            const prov_tag *t[REC_DELTA_MAX];
+            size_t n = rec_step_tags_to_set(st, t, REC_DELTA_MAX);
+            for (size_t k = 0; k < n; k++)
+                snprintf(set + strlen(set), set_len - strlen(set), "%s%s=%s", *set ? "," : "",
+                         t[k]->key, t[k]->value);
+        } else if (st->action == REC_ACT_UNTAG) {
+            const char *keys[REC_DELTA_MAX];
+            size_t n = rec_step_keys_to_remove(st, keys, REC_DELTA_MAX);
+            for (size_t k = 0; k < n; k++)
+                snprintf(rm + strlen(rm), rm_len - strlen(rm), "%s%s", *rm ? "," : "", keys[k]);
+        }
+    }
+}
+
+Test(plan, tags_are_reconciled_in_place_table)
+{
+    static const struct {
+        const char *what;
+        const char *have[6][2]; /* observed tags besides the owner tag */
+        const char *want[3][2]; /* declared tags */
+        bool protect;
+        const char *set, *rm;
+    } cases[] = {
+        {"declared tags are authoritative for user keys",
+         {{"team", "api"}, {"cost", "x"}},
+         {{"team", "web"}},
+         false,
+         "team=web",
+         "cost"},
+        {"acs: and aliyun keys are never touched",
+         {{"acs:rm:rgId", "rg-1"}, {"aliyun-x", "y"}, {"aliyunfoo", "z"}},
+         {{0}},
+         false,
+         "",
+         ""},
+        {"an empty value is a value",
+         {{"team", ""}},
+         {{"team", "web"}, {"env", ""}},
+         false,
+         "team=web,env=",
+         ""},
+        {"protect added to an existing image tags it",
+         {{0}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
+        {"protect removed from the entry untags it",
+         {{REC_PROTECT_TAG, "true"}},
+         {{0}},
+         false,
+         "",
+         REC_PROTECT_TAG},
+        {"True protects already", {{REC_PROTECT_TAG, "True"}}, {{0}}, true, "", ""},
+        {"yes protects already", {{REC_PROTECT_TAG, "yes"}}, {{0}}, true, "", ""},
+        {"false does not protect",
+         {{REC_PROTECT_TAG, "false"}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
+        {"FALSE does not protect",
+         {{REC_PROTECT_TAG, "FALSE"}},
+         {{0}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
+        {"a matching image needs nothing", {{"team", "web"}}, {{"team", "web"}}, false, "", ""},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        fx_fini();
+        fx_init();
+        spec_image *d = declare(R1, "web", false);
+        spec_tag tags[3];
+        for (size_t k = 0; k < 3 && cases[c].want[k][0]; k++) {
+            tags[k] = (spec_tag){(char *)cases[c].want[k][0], (char *)cases[c].want[k][1]};
+            d->n_tags = k + 1;
+        }
+        d->tags = d->n_tags ? tags : NULL;
+        d->protect = cases[c].protect;
+        prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
+        for (size_t k = 0; k < 6 && cases[c].have[k][0]; k++)
+            add_tag(o, cases[c].have[k][0], cases[c].have[k][1]);
+        build();
+        char set[256], rm[256];
+        deltas(set, sizeof(set), rm, sizeof(rm));
+        cr_expect_str_eq(set, cases[c].set, "%s: set", cases[c].what);
+        cr_expect_str_eq(rm, cases[c].rm, "%s: remove", cases[c].what);
+        bool any = *cases[c].set || *cases[c].rm;
+        cr_expect_eq(fx.plan->n_changes, any ? 1u : 0u, "%s", cases[c].what);
+        if (any)
+            cr_expect_eq(fx.plan->changes[0].kind, REC_CH_TAGS, "%s", cases[c].what);
+        cr_expect_eq(count_action(REC_ACT_DELETE) + count_action(REC_ACT_CREATE), 0, "%s",
+                     cases[c].what);
+        for (size_t i = 0; i < fx.plan->n_steps; i++) /* no need to wait: far below 20 tags */
+            cr_expect_eq(step_n(i)->n_depends, 0, "%s", cases[c].what);
+    }
+}
+
+Test(plan, untag_goes_first_near_the_twenty_tag_limit)
+{
+    static char keys[19][8];
+    spec_image *d = declare(R1, "web", false);
+    spec_tag want[] = {{(char *)"fresh", (char *)"1"}};
+    d->tags = want;
+    d->n_tags = 1;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
+    for (int i = 0; i < 19; i++) { /* 19 user tags + the owner tag: the image is full */
+        snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
+        add_tag(o, keys[i], "v");
+    }
+    build();
+    cr_assert_eq(fx.plan->n_steps, 2);
+    cr_expect_eq(step_n(0)->action, REC_ACT_UNTAG);
+    cr_expect_eq(step_n(1)->action, REC_ACT_TAG);
+    cr_expect(depends(step_n(1), step_n(0)->id), "21 tags for a moment otherwise");
+}
+
+Test(plan, protect_values_decide_replace_and_prune)
+{
+    static const struct {
+        const char *value;
+        bool protects;
+    } cases[] = {{"true", true}, {"True", true},   {"TRUE", true},   {"yes", true},
+                 {"", true},     {"false", false}, {"FALSE", false}, {"False", false}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        fx_fini();
+        fx_init();
+        spec_image *d = declare(R1, "web", false);
+        d->instance_id = (char *)"ace-new";
+        add_tag(observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default"), REC_PROTECT_TAG,
+                cases[c].value);
+        add_tag(observe(R1, "m-2", "old", PROV_IMG_AVAILABLE, false, "default"), REC_PROTECT_TAG,
+                cases[c].value);
+        fx.opts.prune = true;
+        build();
+        cr_expect_eq(count_action(REC_ACT_DELETE), cases[c].protects ? 0u : 2u, "'%s'",
+                     cases[c].value);
+        cr_expect_eq(rec_plan_n_notes(fx.plan, REC_NOTE_REFUSED), cases[c].protects ? 1u : 0u,
+                     "'%s'", cases[c].value);
+    }
+}
+
+Test(plan, owner_migration_retags_in_place)
+{
+    static const char *const prev[] = {"team-old"};
+    fx.opts.owner = "team-new";
+    fx.opts.previous_owners = prev;
+    fx.opts.n_previous_owners = 1;
+    fx.opts.prune = true;
+    spec_image *d = declare(R1, "web", false);
+    d->instance_id = (char *)"ace-other"; /* migration never replaces, even when fields differ */
+    declare(R1, "api", false);
+    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "team-old");
+    observe(R1, "m-2", "api", PROV_IMG_AVAILABLE, false, "team-b");
+    observe(R1, "m-3", "cache", PROV_IMG_AVAILABLE, false, "team-old");
+    build();
+    cr_assert_eq(fx.plan->n_steps, 2, "only the two retags");
+    for (size_t i = 0; i < 2; i++) {
+        cr_expect_eq(step_n(i)->action, REC_ACT_TAG);
+        cr_expect_eq(step_n(i)->takeover, REC_TAKEOVER_MIGRATE);
+        cr_expect_str_eq(tag_of(step_n(i)->after, REC_OWNER_TAG), "team-new");
+    }
+    cr_expect_eq(fx.plan->changes[0].kind, REC_CH_ADOPT);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 1, "team-b is never adopted");
+    cr_expect_eq(note_of(REC_NOTE_CONFLICT, 0)->conflict, REC_CONFLICT_NOT_OWNED);
+    cr_expect_str_eq(note_of(REC_NOTE_CONFLICT, 0)->image_id, "m-2");
+}
+
+Test(plan, adoption_matches_or_refuses)
+{
+    /* Matching: one TAG step with the owner and the declared tags, nothing else. */
     spec_image *d = declare(R1, "web", false);
     spec_tag tags[] = {{(char *)"team", (char *)"web"}};
     d->tags = tags;
     d->n_tags = 1;
-    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
-    add_tag(o, "team", "api");
-    add_tag(o, "cost", "x");
+    d->adopt = true;
+    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, NULL);
     build();
-    cr_assert_eq(fx.plan->n_steps, 0);
-    cr_assert_str_eq(note_of(REC_NOTE_DRIFT, 0)->text,
-                     "tags differ (team: api -> web; cost: x -> (absent)); not changed: the API "
-                     "cannot update tags");
+    cr_assert_eq(fx.plan->n_steps, 1);
+    cr_expect_eq(step_n(0)->action, REC_ACT_TAG);
+    cr_expect_eq(step_n(0)->takeover, REC_TAKEOVER_ADOPT);
+    char set[256], rm[256];
+    deltas(set, sizeof(set), rm, sizeof(rm));
+    cr_expect_str_eq(set, "team=web," REC_OWNER_TAG "=default");
+    cr_expect_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 0);
+
+    /* Different immutable fields: an adopt_mismatch conflict naming them, no step at all. */
+    d->instance_id = (char *)"ace-other";
+    d->description = (char *)"new text";
+    build();
+    cr_expect_eq(fx.plan->n_steps, 0);
+    cr_assert_eq(rec_plan_n_notes(fx.plan, REC_NOTE_CONFLICT), 1);
+    const rec_note *n = note_of(REC_NOTE_CONFLICT, 0);
+    cr_expect_eq(n->conflict, REC_CONFLICT_ADOPT_MISMATCH);
+    cr_expect_str_eq(rec_conflict_kind_name(n->conflict), "adopt_mismatch");
+    cr_expect_not_null(strstr(n->text, "instance_id changed"), "%s", n->text);
+    cr_expect_not_null(strstr(n->text, "description changed"), "%s", n->text);
+
+    /* Another owner's image is never adopted. */
+    d->instance_id = (char *)INST;
+    d->description = NULL;
+    rec_observed_free(&fx.obs);
+    cr_assert_eq(rec_observed_add_region(&fx.obs, R1, &(rec_region_obs *){NULL}), 0);
+    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "team-b");
+    build();
+    cr_expect_eq(fx.plan->n_steps, 0);
+    cr_expect_eq(note_of(REC_NOTE_CONFLICT, 0)->conflict, REC_CONFLICT_NOT_OWNED);
+
+    /* Without adopt: true an unowned image stays a conflict. */
+    d->adopt = false;
+    rec_observed_free(&fx.obs);
+    cr_assert_eq(rec_observed_add_region(&fx.obs, R1, &(rec_region_obs *){NULL}), 0);
+    observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, NULL);
+    build();
+    cr_expect_eq(fx.plan->n_steps, 0);
+    cr_expect_eq(note_of(REC_NOTE_CONFLICT, 0)->conflict, REC_CONFLICT_NOT_OWNED);
+}
+
+Test(plan, tag_steps_batch_by_identical_tag_set_up_to_fifty)
+{
+    static char names[70][16], ids[70][16];
+    spec_tag web[] = {{(char *)"team", (char *)"web"}};
+    spec_tag db[] = {{(char *)"team", (char *)"db"}};
+    for (unsigned i = 0; i < 70; i++) {
+        snprintf(names[i], sizeof(names[i]), "img%02u", i);
+        snprintf(ids[i], sizeof(ids[i]), "m-%02u", i);
+        spec_image *d = declare(R1, names[i], false);
+        d->tags = i < 55 ? web : db; /* 55 one way (2 calls), 15 the other (1 call) */
+        d->n_tags = 1;
+        add_tag(observe(R1, ids[i], names[i], PROV_IMG_AVAILABLE, false, "default"), "team", "old");
+    }
+    build();
+    cr_expect_eq(count_action(REC_ACT_TAG), 70);
+    cr_expect_eq(count_action(REC_ACT_UNTAG), 0);
+    cr_expect_eq(fx.plan->estimate.api_calls[REC_ACT_TAG], 3);
+    cr_expect_eq(fx.plan->estimate.n_tags, 70);
+    char k0[REC_HASH_HEX + 1], k1[REC_HASH_HEX + 1], k60[REC_HASH_HEX + 1];
+    rec_step_batch_key(step_n(0), k0);
+    rec_step_batch_key(step_n(1), k1);
+    rec_step_batch_key(step_n(60), k60);
+    cr_expect_str_eq(k0, k1);
+    cr_expect_str_neq(k0, k60);
+}
+
+Test(plan, account_shares_in_place_and_before_delete)
+{
+    spec_image *d = declare(R1, "web", false);
+    char *want[] = {(char *)"1111", (char *)"2222"};
+    d->share_to_accounts = want;
+    d->n_share_to_accounts = 2;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
+    o->in_share_user = true;
+    o->share_accounts_known = true;
+    o->share_accounts = calloc(2, sizeof(char *));
+    o->share_accounts[0] = strdup("2222");
+    o->share_accounts[1] = strdup("3333");
+    o->n_share_accounts = 2;
+    prov_image *old = observe(R1, "m-2", "old", PROV_IMG_AVAILABLE, false, "default");
+    old->in_share_user = true;
+    old->share_accounts_known = true;
+    old->share_accounts = calloc(1, sizeof(char *));
+    old->share_accounts[0] = strdup("4444");
+    old->n_share_accounts = 1;
+    fx.opts.prune = true;
+    build();
+    cr_assert_eq(count_action(REC_ACT_ADD_ACCOUNTS), 1);
+    cr_assert_eq(count_action(REC_ACT_REMOVE_ACCOUNTS), 2);
+    cr_assert_eq(count_action(REC_ACT_DELETE), 1);
+    const rec_step *del = NULL, *rm_old = NULL;
+    for (size_t i = 0; i < fx.plan->n_steps; i++) {
+        const rec_step *st = step_n(i);
+        const char *a[REC_DELTA_MAX];
+        size_t n = rec_step_accounts_delta(st, a, REC_DELTA_MAX);
+        if (st->action == REC_ACT_DELETE)
+            del = st;
+        else if (st->action == REC_ACT_REMOVE_ACCOUNTS && strcmp(st->image_id, "m-2") == 0)
+            rm_old = st;
+        else if (st->action == REC_ACT_REMOVE_ACCOUNTS)
+            cr_expect(n == 1 && strcmp(a[0], "3333") == 0);
+        else if (st->action == REC_ACT_ADD_ACCOUNTS)
+            cr_expect(n == 1 && strcmp(a[0], "1111") == 0);
+    }
+    cr_assert_not_null(del);
+    cr_assert_not_null(rm_old);
+    cr_expect(depends(del, rm_old->id), "the accounts are removed before the delete");
+}
+
+Test(plan, replace_of_an_account_shared_image_removes_the_accounts_first_then_adds_them)
+{
+    spec_image *d = declare(R1, "web", false);
+    d->instance_id = (char *)"ace-new";
+    char *keep[] = {(char *)"5555"};
+    d->share_to_accounts = keep;
+    d->n_share_to_accounts = 1;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, true, "default");
+    o->in_share_user = true;
+    o->share_accounts_known = true;
+    o->share_accounts = calloc(1, sizeof(char *));
+    o->share_accounts[0] = strdup("5555");
+    o->n_share_accounts = 1;
+    build();
+    cr_assert_eq(fx.plan->n_changes, 1);
+    cr_expect_eq(fx.plan->changes[0].kind, REC_CH_REPLACE);
+    const rec_step *rm = NULL, *un = NULL, *del = NULL, *cr = NULL, *add = NULL;
+    for (size_t i = 0; i < fx.plan->n_steps; i++) {
+        const rec_step *st = step_n(i);
+        if (st->action == REC_ACT_CREATE)
+            cr = st;
+        else if (st->action == REC_ACT_ADD_ACCOUNTS)
+            add = st;
+        else if (st->action == REC_ACT_REMOVE_ACCOUNTS)
+            rm = st;
+        else if (st->action == REC_ACT_UNSHARE)
+            un = st;
+        else if (st->action == REC_ACT_DELETE)
+            del = st;
+    }
+    cr_assert(rm && un && del);
+    cr_expect(depends(del, rm->id) && depends(del, un->id));
+    /* The new image gets the entry's accounts once the create is done, on the created id. */
+    cr_assert(cr && add);
+    cr_expect(depends(add, cr->id));
+    cr_expect_null(add->image_id);
+    const char *a[REC_DELTA_MAX];
+    cr_expect(rec_step_accounts_delta(add, a, REC_DELTA_MAX) == 1 && strcmp(a[0], "5555") == 0);
+}
+
+Test(plan, in_place_steps_round_trip_through_a_planfile)
+{
+    static const char *const prev[] = {"team-old"};
+    fx.opts.previous_owners = prev;
+    fx.opts.n_previous_owners = 1;
+    spec_image *d = declare(R1, "web", false);
+    spec_tag tags[] = {{(char *)"team", (char *)"web"}};
+    d->tags = tags;
+    d->n_tags = 1;
+    add_tag(observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default"), "cost", "x");
+    declare(R1, "api", false)->adopt = true;
+    observe(R1, "m-2", "api", PROV_IMG_AVAILABLE, false, NULL);
+    observe(R1, "m-3", "cache", PROV_IMG_AVAILABLE, false, "team-old");
+    build();
+    cr_assert_eq(fx.plan->n_steps, 4);
+    char path[] = "/tmp/imgrecon-tags-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(rec_plan_save(fx.plan, path), 0);
+    rec_plan *back = NULL;
+    cr_assert_eq(rec_plan_load(path, &back, NULL), 0);
+    unlink(path);
+    cr_assert_eq(back->n_steps, fx.plan->n_steps);
+    for (size_t i = 0; i < back->n_steps; i++) {
+        cr_expect_eq(back->steps[i].action, fx.plan->steps[i].action);
+        cr_expect_eq(back->steps[i].takeover, fx.plan->steps[i].takeover);
+        char a[REC_HASH_HEX + 1], b[REC_HASH_HEX + 1];
+        rec_step_batch_key(&back->steps[i], a);
+        rec_step_batch_key(&fx.plan->steps[i], b);
+        cr_expect_str_eq(a, b, "step %zu delta", i + 1);
+    }
+    rec_plan_free(back);
+    char *text = render(fx.plan, 0);
+    cr_expect_not_null(strstr(text, "+ team = \"web\" (was absent)"), "%s", text);
+    cr_expect_not_null(strstr(text, "- cost (was \"x\")"), "%s", text);
+    cr_expect_null(strstr(text, "cannot update tags"), "%s", text);
+    free(text);
 }
 
 Test(plan, ecs_entries)
@@ -819,7 +1187,7 @@ Test(plan, render_json_fields)
     json_t *doc = json_loads(s, 0, &err);
     free(s);
     cr_assert_not_null(doc, "%s", err.text);
-    cr_assert_str_eq(json_string_value(json_object_get(doc, "format_version")), "1.1");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "format_version")), "1.2");
     json_t *steps = json_object_get(doc, "steps");
     cr_assert_eq(json_array_size(steps), fx.plan->n_steps);
     json_t *s2 = json_array_get(steps, 2); /* the replace's delete */

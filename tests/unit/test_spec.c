@@ -121,8 +121,16 @@ static const bad_case cases[] = {
     {"unknown key without suggestion", HDR IMG "    colour: red\n",
      "6:5: unknown key 'colour' in custom_images entry (known keys: name, instance_id, "
      "system_snapshot_id, data_snapshot_id, description, resource_group_id, tags, "
-     "share_to_ecs, protect)",
+     "share_to_ecs, protect, adopt, share_to_accounts)",
      1},
+    {"adopt not a boolean", HDR IMG "    adopt: yes\n",
+     "6:12: 'adopt' must be a boolean (true or false), got string 'yes'", 1},
+    {"share_to_accounts not a list", HDR IMG "    share_to_accounts: 1234\n",
+     "6:24: 'share_to_accounts' must be a list of account ids, got number 1234", 1},
+    {"share_to_accounts bad id", HDR IMG "    share_to_accounts: [12a4]\n",
+     "6:25: account id must be 1-20 digits, got string '12a4'", 1},
+    {"share_to_accounts twice", HDR IMG "    share_to_accounts: [1234, 1234]\n",
+     "6:31: account 1234 is listed twice in 'share_to_accounts'", 1},
     {"duplicate key", HDR IMG "    name: web2\n", "6:5: duplicate key 'name' (first at FILE:3:5)",
      1},
     {"unknown document key", "region: cn-hangzhou\ncustom_image: []\n",
