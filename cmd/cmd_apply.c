@@ -76,10 +76,11 @@ static bool same_path(const char *a, const char *b)
     return same;
 }
 
-/* apply PLANFILE: the settings given now must agree with the ones the plan was made with (a
- * saved plan computed without prune must never delete because -c says prune: true); then the
- * recorded endpoint and state directory are used. Prints the first disagreement and returns -1,
- * or 0. */
+/* apply PLANFILE: the settings given now (the config, with --allow-empty already applied to it
+ * by cmd_load_config) must agree with the ones the plan was made with, allow_empty lists,
+ * regions and account_id included (a saved plan computed without prune must never delete
+ * because -c says prune: true); then the recorded endpoint and state directory are used.
+ * Prints the first disagreement and returns -1, or 0. */
 static int adopt_policy(cmd_ctx *ctx, const rec_plan_policy *p)
 {
     char *why = NULL;

@@ -2,8 +2,9 @@
  * directory"): the directory must belong to the effective user and not be writable by group or
  * others; files are opened with O_NOFOLLOW | O_CLOEXEC so a planted symlink is never followed;
  * temporary files are created exclusively under a unique name (mkostemp); a rename is followed
- * by an fsync of the directory. Used by the journal, the lock, the pacer's call log, status.json
- * and metrics.addr. Library code: no logging, errors are returned. */
+ * by an fsync of the directory. Used by the journal, the lock, the pacer's call log, status.json,
+ * metrics.addr, regions.json, list-regions.json and account_ids. Library code: no logging,
+ * errors are returned. */
 #ifndef PROV_STATEDIR_H
 #define PROV_STATEDIR_H
 

@@ -333,6 +333,10 @@ char *prov_error_describe(const prov_error *err)
         n = asprintf(&out, "%s%s%s%s%s%s", err->code, msg ? ": " : "", msg ? msg : "",
                      err->request_id ? " (RequestId: " : "", err->request_id ? err->request_id : "",
                      err->request_id ? ")" : "");
+    } else if (err->sys == -EPROTO && msg != NULL) {
+        /* A malformed or inconsistent answer: the message says what was wrong with it, and
+         * "Protocol error" would only add noise. */
+        n = asprintf(&out, "%s", msg);
     } else if (err->sys != 0) {
         n = asprintf(&out, "%s%s%s", msg ? msg : "", msg ? ": " : "", strerror(-err->sys));
     } else if (err->http_status != 0) {

@@ -129,7 +129,9 @@ int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
                    const char *message, const char *request_id, const char *action);
 int prov_error_copy(prov_error *dst, const prov_error *src);
 void prov_error_clear(prov_error *err);
-/* "Code: Message (RequestId: …)" or the local cause; returns a malloc'd string or NULL. */
+/* "Code: Message (RequestId: …)" or the local cause ("message: strerror", or only the message
+ * for -EPROTO, whose message already says what was wrong with the answer); returns a malloc'd
+ * string or NULL. */
 char *prov_error_describe(const prov_error *err);
 
 #endif

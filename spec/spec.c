@@ -14,6 +14,7 @@
 #include "spec.h"
 #include "spec_known.h"
 #include "spec_rules.h"
+#include "spec_rules_int.h"
 #include "spec_yaml.h"
 
 #define MAX_DIR_DEPTH 32

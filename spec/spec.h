@@ -70,10 +70,4 @@ size_t spec_set_lint(const spec_set *set, spec_diags *warnings);
 /* Finds a declared image by identity; NULL when absent. */
 const spec_image *spec_set_find(const spec_set *set, const char *region, const char *name);
 
-/* Validation rules shared with the emulator (which enforces the API's own rules). Each returns
- * NULL when valid, else a static message such as "must be 2-128 characters". */
-const char *spec_check_image_name(const char *name);
-const char *spec_check_tag_key(const char *key);
-const char *spec_check_tag_value(const char *value);
-
 #endif

@@ -7,6 +7,7 @@
 
 #include "spec.h"
 #include "spec_rules.h"
+#include "spec_rules_int.h"
 #include "spec_yaml.h"
 
 static bool is_alnum(char c)

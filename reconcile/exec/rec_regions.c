@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "prov_statedir.h"
 #include "rec_regions.h"
 
 #define REGIONS_FILE "regions.json"
@@ -50,56 +50,27 @@ void rec_region_list_clear(rec_region_list *l)
     l->n = 0;
 }
 
-int rec_write_atomic(const char *dir, const char *name, const char *text)
-{
-    char tmp[4096], dst[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name) >= (int)sizeof(tmp) ||
-        snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst))
-        return -ENAMETOOLONG;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -errno;
-    int rc = 0;
-    size_t len = strlen(text), off = 0;
-    while (rc == 0 && off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            rc = w < 0 ? -errno : -EIO;
-        else
-            off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, dst) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        (void)unlink(tmp);
-        return rc;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    if (fsync(dfd) < 0)
-        rc = -errno;
-    close(dfd);
-    return rc;
-}
-
-/* Loads dir/name as a JSON object: 0, -ENOENT when absent, -EPROTO when not an object. */
+/* Loads dir/name as a JSON object: 0, -ENOENT when absent, -EPROTO when not an object, -ELOOP
+ * when the name is a symbolic link (never followed; *ret_error says so). */
 static int load_json(const char *dir, const char *name, json_t **ret, char **ret_error)
 {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -errno;
+    int fd = prov_statedir_open(dir, name, O_RDONLY, 0);
+    if (fd == -ELOOP && ret_error != NULL &&
+        asprintf(ret_error,
+                 "%s is a symbolic link; imgrecon does not follow links in its state "
+                 "directory (remove it)",
+                 path) < 0)
+        *ret_error = NULL;
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        int rc = fd >= 0 ? -errno : fd;
+        if (fd >= 0)
+            (void)close(fd);
+        return rc;
+    }
     json_error_t je;
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
@@ -174,6 +145,8 @@ int rec_regions_save(const char *state_dir, const char *owner, const rec_region_
 {
     json_t *root = NULL;
     int rc = load_json(state_dir, REGIONS_FILE, &root, NULL);
+    if (rc == -ELOOP) /* never replace what a planted link points at, nor the link */
+        return rc;
     if (rc < 0 || !json_is_object(json_object_get(root, "owners"))) {
         json_decref(root);
         root = json_pack("{s:i,s:{}}", "version", 1, "owners");
@@ -189,7 +162,7 @@ int rec_regions_save(const char *state_dir, const char *owner, const rec_region_
     json_decref(root);
     if (text == NULL)
         return -ENOMEM;
-    rc = rec_write_atomic(state_dir, REGIONS_FILE, text);
+    rc = prov_statedir_write_file(state_dir, REGIONS_FILE, text, strlen(text), 0600);
     free(text);
     return rc;
 }
@@ -226,7 +199,7 @@ int rec_regions_cache_save(const char *state_dir, int64_t now_s, const rec_regio
     json_decref(root);
     if (text == NULL)
         return -ENOMEM;
-    int rc = rec_write_atomic(state_dir, CACHE_FILE, text);
+    int rc = prov_statedir_write_file(state_dir, CACHE_FILE, text, strlen(text), 0600);
     free(text);
     return rc;
 }

@@ -1,8 +1,9 @@
 /* Regions observed beyond the declared ones (DESIGN.md "Regions observed"): the regions where
  * this owner's images were seen or created, remembered in STATE_DIR/regions.json, and the answer
  * of SWAS ListRegions for `regions: all`, cached for a day in STATE_DIR/list-regions.json. Both
- * files are written atomically (a mkstemp file in the state directory, fsync, rename, fsync of
- * the directory). Called by rec_cycle: plan only reads regions.json, apply and run update it. */
+ * files go through provider/prov_statedir.h: read with O_NOFOLLOW (a symlink is refused, never
+ * followed), written atomically (exclusive temp file, fsync, rename, fsync of the directory).
+ * Called by rec_cycle: plan only reads regions.json, apply and run update it. */
 #ifndef REC_REGIONS_H
 #define REC_REGIONS_H
 
@@ -23,11 +24,13 @@ bool rec_region_list_has(const rec_region_list *l, const char *region);
 void rec_region_list_clear(rec_region_list *l);
 
 /* The regions remembered for owner (an empty list when the file does not exist). Returns 0, or
- * -EPROTO when the file is not what we write (ret_error then says where; caller frees), or a
- * negative errno when it cannot be read. *ret must be empty. */
+ * -EPROTO when the file is not what we write or -ELOOP when it is a symbolic link (ret_error
+ * then says where; caller frees), or a negative errno when it cannot be read. *ret must be
+ * empty. */
 int rec_regions_load(const char *state_dir, const char *owner, rec_region_list *ret,
                      char **ret_error);
-/* Replaces owner's remembered regions with l, keeping other owners' entries. 0 or -errno. */
+/* Replaces owner's remembered regions with l, keeping other owners' entries. 0, -ELOOP when
+ * regions.json is a symbolic link (left alone), or another negative errno. */
 int rec_regions_save(const char *state_dir, const char *owner, const rec_region_list *l);
 
 /* The cached ListRegions answer when younger than max_age_s at now_s (wall clock, seconds):
@@ -35,8 +38,5 @@ int rec_regions_save(const char *state_dir, const char *owner, const rec_region_
 int rec_regions_cache_load(const char *state_dir, int64_t now_s, int64_t max_age_s,
                            rec_region_list *ret);
 int rec_regions_cache_save(const char *state_dir, int64_t now_s, const rec_region_list *l);
-
-/* Writes text to dir/name atomically (see above). 0 or -errno. Shared with tests. */
-int rec_write_atomic(const char *dir, const char *name, const char *text);
 
 #endif

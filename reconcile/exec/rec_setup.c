@@ -146,10 +146,13 @@ static void identity_hash(const prov_credential *c, char out[65])
     prov_sha256_hex(buf, strlen(buf), out);
 }
 
-/* Looks the identity up in <state_dir>/account_ids ("<sha256> <account id>" lines). */
-static char *account_cache_get(const char *path, const char *hash)
+#define ACCOUNT_CACHE "account_ids"
+
+/* Looks the identity up in <state_dir>/account_ids ("<sha256> <account id>" lines; a symlink is
+ * not followed, a torn line is skipped). */
+static char *account_cache_get(const char *dir, const char *hash)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = prov_statedir_open(dir, ACCOUNT_CACHE, O_RDONLY, 0);
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL) {
         if (fd >= 0)
@@ -169,16 +172,17 @@ static char *account_cache_get(const char *path, const char *hash)
     return found;
 }
 
-static void account_cache_put(const char *path, const char *hash, const char *account)
+/* Appends one line to the cache (best effort: a lost line only means asking STS again). */
+static void account_cache_put(const char *dir, const char *hash, const char *account)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = prov_statedir_open(dir, ACCOUNT_CACHE, O_WRONLY | O_APPEND | O_CREAT, 0600);
     if (fd < 0)
         return;
     char line[256];
     int n = snprintf(line, sizeof(line), "%s %s\n", hash, account);
     if (n > 0 && (size_t)n < sizeof(line))
-        (void)!write(fd, line, (size_t)n);
-    close(fd);
+        (void)rec_write_all(fd, line, (size_t)n);
+    (void)close(fd);
 }
 
 /* Finds the account id (see learn_account); 0 and a malloc'd *ret, or a negative errno with
@@ -191,14 +195,13 @@ static int find_account(rec_setup *s, char **ret, char **ret_msg)
     }
     if (s->cred.role_arn != NULL && prov_cred_account_id(&s->copts, &s->cred, ret, NULL) == 0)
         return 0;
-    char hash[65], path[4096];
+    char hash[65];
     identity_hash(&s->cred, hash);
-    snprintf(path, sizeof(path), "%s/account_ids", s->state_dir);
-    if ((*ret = account_cache_get(path, hash)) != NULL)
+    if ((*ret = account_cache_get(s->state_dir, hash)) != NULL)
         return 0;
     int rc = prov_cred_account_id(&s->copts, &s->cred, ret, ret_msg);
     if (rc == 0)
-        account_cache_put(path, hash, *ret);
+        account_cache_put(s->state_dir, hash, *ret);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "rec_plan_int.h"
 #include "rec_planfile.h"
 #include "prov_statedir.h"
+#include "spec_rules.h"
 
 #define PLAN_KIND "imgrecon-plan"
 
@@ -33,11 +34,38 @@ static char *abs_path(const char *path)
     return rec_asprintf("%s/%s", cwd, path);
 }
 
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Copies the n strings of src into *ret (malloc'd, caller frees with free_list). Returns false
+ * on allocation failure (nothing to free then). */
+static bool copy_list(char *const *src, size_t n, char ***ret, size_t *ret_n)
+{
+    char **v = n ? calloc(n, sizeof(*v)) : NULL;
+    bool ok = n == 0 || v != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] = strdup(src[i])) != NULL;
+    if (!ok) {
+        free_list(v, n);
+        return false;
+    }
+    *ret = v;
+    *ret_n = n;
+    return true;
+}
+
 void rec_plan_policy_clear(rec_plan_policy *p)
 {
     if (p == NULL)
         return;
     free(p->owner);
+    free_list(p->allow_empty_regions, p->n_allow_empty_regions);
+    free_list(p->regions, p->n_regions);
+    free(p->account_id);
     for (size_t i = 0; i < p->n_quotas; i++)
         free(p->quotas[i].region);
     free(p->quotas);
@@ -59,9 +87,15 @@ int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char 
     p->prune = cfg->prune;
     p->max_deletes = cfg->max_deletes;
     p->allow_empty = cfg->allow_empty;
+    p->regions_all = cfg->regions_all;
     p->quota_default = cfg->quota_default;
     p->quotas = cfg->n_quotas ? calloc(cfg->n_quotas, sizeof(*p->quotas)) : NULL;
     ok = p->owner && (cfg->n_quotas == 0 || p->quotas);
+    ok = ok && copy_list(cfg->allow_empty_regions, cfg->n_allow_empty_regions,
+                         &p->allow_empty_regions, &p->n_allow_empty_regions);
+    ok = ok && copy_list(cfg->regions, cfg->n_regions, &p->regions, &p->n_regions);
+    if (ok && cfg->account_id)
+        ok = (p->account_id = strdup(cfg->account_id)) != NULL;
     for (size_t i = 0; ok && i < cfg->n_quotas; i++) {
         p->quotas[p->n_quotas].limit = cfg->quotas[i].limit;
         ok = (p->quotas[p->n_quotas++].region = strdup(cfg->quotas[i].region)) != NULL;
@@ -97,41 +131,104 @@ static const char *yes_no(bool b)
     return b ? "true" : "false";
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A region list as "[a, b]" sorted (so that lists compare as sets), or `empty` when n is 0;
+ * malloc'd or NULL on allocation failure. */
+static char *list_text(char *const *v, size_t n, const char *empty)
+{
+    if (n == 0)
+        return strdup(empty);
+    const char **sorted = calloc(n, sizeof(*sorted));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = sorted ? open_memstream(&buf, &len) : NULL;
+    if (m == NULL) {
+        free(sorted);
+        return NULL;
+    }
+    memcpy(sorted, v, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_str);
+    for (size_t i = 0; i < n; i++)
+        fprintf(m, "%s%s", i ? ", " : "[", sorted[i]);
+    fputc(']', m);
+    free(sorted);
+    return fclose(m) == 0 ? buf : (free(buf), NULL);
+}
+
+/* The policy fields compared as text, in the order they are reported. */
+enum { F_OWNER, F_PRUNE, F_MAX_DELETES, F_ALLOW_EMPTY, F_QUOTA_DEFAULT, F_REGIONS, F_ACCOUNT, F_N };
+static const char *const field_names[F_N] = {
+    "owner", "prune", "max_deletes", "allow_empty", "quotas.default", "regions", "account_id"};
+
+/* Fills t[F_N] with the text of each policy field (malloc'd; free each). The values come either
+ * from a saved policy or from a config, hence the plain arguments. Returns false on allocation
+ * failure (t is then still safe to free). */
+static bool policy_texts(char *t[F_N], const char *owner, bool prune, unsigned max_deletes,
+                         bool allow_empty, char *const *empty_regions, size_t n_empty,
+                         unsigned quota_default, bool regions_all, char *const *regions,
+                         size_t n_regions, const char *account_id)
+{
+    t[F_OWNER] = rec_asprintf("'%s'", owner);
+    t[F_PRUNE] = strdup(yes_no(prune));
+    t[F_MAX_DELETES] = rec_asprintf("%u", max_deletes);
+    t[F_ALLOW_EMPTY] = allow_empty ? strdup("true") : list_text(empty_regions, n_empty, "false");
+    t[F_QUOTA_DEFAULT] = rec_asprintf("%u", quota_default);
+    t[F_REGIONS] = regions_all ? strdup("all") : list_text(regions, n_regions, "[]");
+    t[F_ACCOUNT] = account_id ? rec_asprintf("'%s'", account_id) : strdup("(none)");
+    for (size_t i = 0; i < F_N; i++)
+        if (t[i] == NULL)
+            return false;
+    return true;
+}
+
+/* The first policy field whose text differs, as the refusal message; NULL when none does.
+ * *oom is set on allocation failure. */
+static char *first_difference(const rec_plan_policy *p, const spec_config *cfg, const char *tail,
+                              bool *oom)
+{
+    char *was[F_N] = {0}, *now[F_N] = {0};
+    bool ok = policy_texts(was, p->owner, p->prune, p->max_deletes, p->allow_empty,
+                           p->allow_empty_regions, p->n_allow_empty_regions, p->quota_default,
+                           p->regions_all, p->regions, p->n_regions, p->account_id) &&
+              policy_texts(now, cfg->owner ? cfg->owner : "default", cfg->prune, cfg->max_deletes,
+                           cfg->allow_empty, cfg->allow_empty_regions, cfg->n_allow_empty_regions,
+                           cfg->quota_default, cfg->regions_all, cfg->regions, cfg->n_regions,
+                           cfg->account_id);
+    char *msg = NULL;
+    for (size_t i = 0; ok && msg == NULL && i < F_N; i++)
+        if (strcmp(was[i], now[i]) != 0)
+            ok = (msg = rec_asprintf("%s: the saved plan was made with %s, the settings given "
+                                     "now say %s%s",
+                                     field_names[i], was[i], now[i], tail)) != NULL;
+    for (size_t i = 0; i < F_N; i++) {
+        free(was[i]);
+        free(now[i]);
+    }
+    *oom = !ok;
+    return msg;
+}
+
 int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char **ret_error)
 {
-    const char *owner = cfg->owner ? cfg->owner : "default";
-    char *msg = NULL;
     const char *tail = "; run plan again with these settings, or apply the saved plan without "
                        "them (it records its own)";
-    if (strcmp(p->owner, owner) != 0)
-        msg = rec_asprintf("owner: the saved plan was made with '%s', the settings given now say "
-                           "'%s'%s",
-                           p->owner, owner, tail);
-    else if (p->prune != cfg->prune)
-        msg = rec_asprintf("prune: the saved plan was made with %s, the settings given now say "
-                           "%s%s",
-                           yes_no(p->prune), yes_no(cfg->prune), tail);
-    else if (p->max_deletes != cfg->max_deletes)
-        msg = rec_asprintf("max_deletes: the saved plan was made with %u, the settings given now "
-                           "say %u%s",
-                           p->max_deletes, cfg->max_deletes, tail);
-    else if (p->allow_empty != cfg->allow_empty)
-        msg = rec_asprintf("allow_empty: the saved plan was made with %s, the settings given now "
-                           "say %s%s",
-                           yes_no(p->allow_empty), yes_no(cfg->allow_empty), tail);
-    else if (p->quota_default != cfg->quota_default)
-        msg = rec_asprintf("quotas.default: the saved plan was made with %u, the settings given "
-                           "now say %u%s",
-                           p->quota_default, cfg->quota_default, tail);
-    for (size_t i = 0; msg == NULL && i < cfg->n_quotas + p->n_quotas; i++) {
+    bool oom = false;
+    char *msg = first_difference(p, cfg, tail, &oom);
+    for (size_t i = 0; !oom && msg == NULL && i < cfg->n_quotas + p->n_quotas; i++) {
         const char *region =
             i < cfg->n_quotas ? cfg->quotas[i].region : p->quotas[i - cfg->n_quotas].region;
         unsigned was = policy_quota(p, region), now = spec_config_quota_for(cfg, region);
         if (was != now)
-            msg = rec_asprintf("quotas.%s: the saved plan was made with %u, the settings given "
-                               "now say %u%s",
-                               region, was, now, tail);
+            oom = (msg = rec_asprintf("quotas.%s: the saved plan was made with %u, the settings "
+                                      "given now say %u%s",
+                                      region, was, now, tail)) == NULL;
     }
+    if (oom)
+        return -ENOMEM;
     if (msg == NULL)
         return 0;
     if (ret_error != NULL)
@@ -141,6 +238,20 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
     return -ESTALE;
 }
 
+/* A JSON array of the n strings of v; NULL on allocation failure. */
+static json_t *list_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++)
+        if (json_array_append_new(a, json_string(v[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* The policy as recorded in the "policy" object: allow_empty is a boolean or a list of regions,
+ * regions is "all" or a list, account_id a string or null (see PLAN-JSON.md). */
 static json_t *policy_json(const rec_plan_policy *p)
 {
     json_t *o = json_object(), *q = json_object(), *m = json_array();
@@ -158,7 +269,14 @@ static json_t *policy_json(const rec_plan_policy *p)
     bad |= json_object_set_new(o, "owner", json_string(p->owner));
     bad |= json_object_set_new(o, "prune", json_boolean(p->prune));
     bad |= json_object_set_new(o, "max_deletes", json_integer(p->max_deletes));
-    bad |= json_object_set_new(o, "allow_empty", json_boolean(p->allow_empty));
+    bad |= json_object_set_new(o, "allow_empty",
+                               p->n_allow_empty_regions && !p->allow_empty
+                                   ? list_json(p->allow_empty_regions, p->n_allow_empty_regions)
+                                   : json_boolean(p->allow_empty));
+    bad |= json_object_set_new(
+        o, "regions", p->regions_all ? json_string("all") : list_json(p->regions, p->n_regions));
+    bad |= json_object_set_new(o, "account_id",
+                               p->account_id ? json_string(p->account_id) : json_null());
     bad |= json_object_set_new(o, "quota_default", json_integer(p->quota_default));
     bad |= json_object_set_new(o, "quotas", q);
     bad |= json_object_set_new(o, "manifests", m);
@@ -617,6 +735,32 @@ static void parse_doc(loader *l, rec_plan *pl, json_t *doc)
         parse_notes(l, pl, doc, &cap);
 }
 
+/* Reads a JSON list of region ids (field names it in errors) into *ret / *ret_n (caller frees
+ * through rec_plan_policy_clear). Returns false after fail() or on allocation failure. */
+static bool parse_regions(loader *l, json_t *a, const char *field, char ***ret, size_t *ret_n)
+{
+    size_t n = json_array_size(a);
+    char **v = n ? calloc(n, sizeof(*v)) : NULL;
+    if (n && !v) {
+        l->rc = -ENOMEM;
+        return false;
+    }
+    *ret = v;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(a, i);
+        if (!json_is_string(e) || !spec_region_valid(json_string_value(e))) {
+            fail(l, "policy: %s[%zu] is not a region id", field, i);
+            return false;
+        }
+        if ((v[i] = strdup(json_string_value(e))) == NULL) {
+            l->rc = -ENOMEM;
+            return false;
+        }
+        *ret_n = i + 1;
+    }
+    return true;
+}
+
 /* Reads the "policy" object into p (see rec_plan_policy). */
 static void parse_policy(loader *l, json_t *doc, rec_plan_policy *p)
 {
@@ -627,13 +771,35 @@ static void parse_policy(loader *l, json_t *doc, rec_plan_policy *p)
     }
     json_t *prune = json_object_get(o, "prune"), *empty = json_object_get(o, "allow_empty");
     json_t *q = json_object_get(o, "quotas"), *m = json_object_get(o, "manifests");
+    json_t *regions = json_object_get(o, "regions");
     if (!get_str(l, o, "owner", &p->owner, true, "policy", 0) ||
         !get_str(l, o, "endpoint", &p->endpoint, false, "policy", 0) ||
         !get_str(l, o, "state_dir", &p->state_dir, true, "policy", 0) ||
-        !get_str(l, o, "config", &p->config, false, "policy", 0))
+        !get_str(l, o, "config", &p->config, false, "policy", 0) ||
+        !get_str(l, o, "account_id", &p->account_id, false, "policy", 0))
         return;
-    if (!json_is_boolean(prune) || !json_is_boolean(empty) ||
-        !get_uint(o, "max_deletes", &p->max_deletes) ||
+    if (regions == NULL) {
+        fail(l, "the plan records no regions in its policy (made by an older imgrecon); run plan "
+                "again");
+        return;
+    }
+    if (json_is_array(empty)) {
+        if (!parse_regions(l, empty, "allow_empty", &p->allow_empty_regions,
+                           &p->n_allow_empty_regions))
+            return;
+    } else if (!json_is_boolean(empty)) {
+        fail(l, "policy: allow_empty must be true, false or a list of region ids");
+        return;
+    }
+    if (json_is_string(regions) && strcmp(json_string_value(regions), "all") == 0) {
+        p->regions_all = true;
+    } else if (!json_is_array(regions)) {
+        fail(l, "policy: regions must be \"all\" or a list of region ids");
+        return;
+    } else if (!parse_regions(l, regions, "regions", &p->regions, &p->n_regions)) {
+        return;
+    }
+    if (!json_is_boolean(prune) || !get_uint(o, "max_deletes", &p->max_deletes) ||
         !get_uint(o, "quota_default", &p->quota_default) || !json_is_object(q) ||
         !json_is_array(m)) {
         fail(l, "policy: a field is missing or has the wrong type");

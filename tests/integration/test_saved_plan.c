@@ -295,6 +295,62 @@ Test(saved_plan, narrowed_policy_is_refused_and_the_saved_one_applies)
     json_decref(imgs);
 }
 
+/* The policy matrix: a plan made with allow_empty as a list, config regions and account_id is
+ * refused when apply is given other settings (config or --allow-empty), naming the field, with
+ * no mutating call; the same settings (the list given again as a flag, in another order) run
+ * exactly the saved steps. */
+Test(saved_plan, policy_matrix_allow_empty_regions_account)
+{
+    static const char made[] =
+        "owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\n"
+        "regions: [cn-beijing]\naccount_id: '1234567890'\n";
+    static const struct {
+        const char *config; /* NULL: the one the plan was made with */
+        const char *flag;   /* --allow-empty; NULL: none */
+        const char *field;
+    } rows[] = {
+        {"owner: team-a\nprune: true\nallow_empty: true\nregions: [cn-beijing]\n"
+         "account_id: '1234567890'\n",
+         NULL, "allow_empty: the saved plan was made with [cn-beijing, cn-hangzhou]"},
+        {NULL, "true",
+         "allow_empty: the saved plan was made with [cn-beijing, cn-hangzhou], the "
+         "settings given now say true"},
+        {NULL, "cn-hangzhou", "allow_empty:"},
+        {"owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\nregions: all\n"
+         "account_id: '1234567890'\n",
+         NULL,
+         "regions: the saved plan was made with [cn-beijing], the settings given now say all"},
+        {"owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\n"
+         "account_id: '1234567890'\n",
+         NULL, "regions:"},
+        {"owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\n"
+         "regions: [cn-beijing]\naccount_id: '1234567891'\n",
+         NULL, "account_id: the saved plan was made with '1234567890'"},
+    };
+    world();
+    write_file(E.config, made);
+    char *arg = plan_out(NULL);
+    free(arg);
+    size_t from = journal_len();
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        write_file(E.config, rows[i].config ? rows[i].config : made);
+        run_result r = rows[i].flag ? RUN(&E, "apply", "--allow-empty", rows[i].flag, planfile)
+                                    : RUN(&E, "apply", planfile);
+        cr_expect_eq(r.status, 1, "row %zu: %s", i, r.out);
+        cr_expect_not_null(strstr(r.out, rows[i].field), "row %zu: %s", i, r.out);
+        run_result_free(&r);
+    }
+    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    write_file(E.config, made);
+    run_result r = RUN(&E, "apply", "--allow-empty", "cn-beijing,cn-hangzhou", planfile);
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
+    json_t *imgs = state_images(&E);
+    cr_expect_null(find_image(imgs, "old-1"), "the prune delete the plan showed did not run");
+    json_decref(imgs);
+}
+
 Test(saved_plan, edited_manifest_entry_is_refused_unrelated_entry_is_not_run)
 {
     world();

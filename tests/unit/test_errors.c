@@ -130,6 +130,18 @@ Test(errors, set_copy_describe_clear)
     cr_expect_str_eq(d, "request timed out: Connection timed out");
     free(d);
 
+    /* A malformed or inconsistent answer is described by its message alone. */
+    cr_assert_eq(prov_error_set(&e, 0, -EPROTO, NULL, "short listing: 3 of TotalCount 5 images",
+                                NULL, "ListCustomImages"),
+                 0);
+    d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "short listing: 3 of TotalCount 5 images");
+    free(d);
+    cr_assert_eq(prov_error_set(&e, 0, -EPROTO, NULL, NULL, NULL, NULL), 0);
+    d = prov_error_describe(&e);
+    cr_expect_str_eq(d, "Protocol error");
+    free(d);
+
     cr_assert_eq(prov_error_set(&e, 502, 0, NULL, NULL, NULL, NULL), 0);
     d = prov_error_describe(&e);
     cr_expect_str_eq(d, "HTTP 502");

@@ -13,6 +13,7 @@
 #include "emu_sig.h"
 #include "prov_sig.h"
 #include "spec.h"
+#include "spec_rules.h"
 
 static json_t *golden(const char *section)
 {

@@ -1329,6 +1329,141 @@ Test(plan, planfile_round_trip)
     free(err);
 }
 
+/* The recorded policy survives a save and a load, and apply FILE refuses settings that differ
+ * from it, naming the field: allow_empty as a boolean or a list of regions (compared as a set,
+ * also when given as --allow-empty), regions (a list or all) and account_id. */
+Test(plan, saved_policy_matrix)
+{
+    static const struct {
+        const char *made;  /* config when the plan was made */
+        const char *now;   /* config given to apply FILE */
+        const char *flag;  /* --allow-empty given to apply FILE; NULL: none */
+        const char *field; /* expected refusal; NULL: accepted */
+    } rows[] = {
+        {"", "", NULL, NULL},
+        {"prune: true\n", "", NULL, "prune: the saved plan was made with true"},
+        {"allow_empty: [cn-hangzhou]\n", "allow_empty: true\n", NULL,
+         "allow_empty: the saved plan was made with [cn-hangzhou], the settings given now say "
+         "true"},
+        {"allow_empty: [cn-hangzhou, cn-beijing]\n", "allow_empty: [cn-beijing, cn-hangzhou]\n",
+         NULL, NULL},
+        {"allow_empty: [cn-hangzhou]\n", "allow_empty: [cn-beijing]\n", NULL, "allow_empty:"},
+        {"allow_empty: [cn-hangzhou]\n", "allow_empty: [cn-hangzhou]\n", "cn-hangzhou", NULL},
+        {"allow_empty: [cn-hangzhou]\n", "allow_empty: [cn-hangzhou]\n", "true",
+         "allow_empty: the saved plan was made with [cn-hangzhou], the settings given now say "
+         "true"},
+        {"", "", "cn-hangzhou",
+         "allow_empty: the saved plan was made with false, the settings given now say "
+         "[cn-hangzhou]"},
+        {"allow_empty: true\n", "", "true", NULL},
+        {"regions: [cn-beijing]\n", "", NULL,
+         "regions: the saved plan was made with [cn-beijing], the settings given now say []"},
+        {"regions: all\n", "regions: [cn-beijing]\n", NULL,
+         "regions: the saved plan was made "
+         "with all"},
+        {"regions: all\n", "regions: all\n", NULL, NULL},
+        {"account_id: '1234567890'\n", "", NULL,
+         "account_id: the saved plan was made with '1234567890', the settings given now say "
+         "(none)"},
+        {"account_id: '1234567890'\n", "account_id: '1234567891'\n", NULL, "account_id:"},
+        {"account_id: '1234567890'\nregions: [cn-beijing]\n",
+         "account_id: '1234567890'\nregions: [cn-beijing]\n", NULL, NULL},
+    };
+    mixed_world();
+    build();
+    char cfg_path[128];
+    snprintf(cfg_path, sizeof(cfg_path), "/tmp/imgrecon-policy-%d.yaml", (int)getpid());
+    snprintf(plan_path, sizeof(plan_path), "/tmp/imgrecon-plan-%d.json", (int)getpid());
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        spec_config made, now;
+        spec_diags diags;
+        spec_diags_init(&diags);
+        cr_assert_eq(spec_config_init(&made), 0);
+        cr_assert_eq(spec_config_init(&now), 0);
+        char text[256];
+        snprintf(text, sizeof(text), "owner: team-a\n%s", rows[i].made);
+        write_text(cfg_path, text);
+        cr_assert_eq(spec_config_load(&made, cfg_path, &diags), 0, "row %zu", i);
+        snprintf(text, sizeof(text), "owner: team-a\n%s", rows[i].now);
+        write_text(cfg_path, text);
+        cr_assert_eq(spec_config_load(&now, cfg_path, &diags), 0, "row %zu", i);
+        if (rows[i].flag != NULL)
+            cr_assert_eq(spec_config_set_allow_empty(&now, rows[i].flag), 0);
+        rec_plan_policy pol, loaded_pol;
+        cr_assert_eq(rec_plan_policy_init(&pol, &made, NULL, 0, "/tmp", NULL), 0);
+        cr_assert_eq(rec_plan_save(fx.plan, &pol, plan_path), 0);
+        rec_plan *loaded = NULL;
+        char *err = NULL;
+        cr_assert_eq(rec_plan_load(plan_path, &loaded, &loaded_pol, &err), 0, "row %zu: %s", i,
+                     err ? err : "");
+        /* The loaded policy equals the one saved, and the settings it was made with pass. */
+        cr_expect_eq(rec_plan_policy_check(&loaded_pol, &made, NULL), 0, "row %zu", i);
+        int rc = rec_plan_policy_check(&loaded_pol, &now, &err);
+        if (rows[i].field == NULL) {
+            cr_expect_eq(rc, 0, "row %zu: %s", i, rc < 0 && err ? err : "");
+        } else {
+            cr_expect_eq(rc, -ESTALE, "row %zu", i);
+            cr_expect(rc == -ESTALE && strstr(err, rows[i].field) != NULL, "row %zu: %s", i,
+                      rc == -ESTALE ? err : "(accepted)");
+        }
+        if (rc < 0)
+            free(err);
+        rec_plan_free(loaded);
+        rec_plan_policy_clear(&loaded_pol);
+        rec_plan_policy_clear(&pol);
+        spec_config_free(&made);
+        spec_config_free(&now);
+        spec_diags_free(&diags);
+    }
+    cr_assert_eq(unlink(cfg_path), 0);
+    cr_assert_eq(unlink(plan_path), 0);
+}
+
+/* A recorded policy with a malformed allow_empty or regions, or without regions (an older
+ * imgrecon), is refused with a message naming it. */
+Test(plan, saved_policy_malformed_is_refused)
+{
+    static const struct {
+        const char *from, *to, *why;
+    } edits[] = {
+        {"\"regions\": []", "\"regions\": \"some\"", "regions must be"},
+        {"\"regions\": []", "\"regions\": [\"Not A Region\"]", "regions[0] is not a region id"},
+        {"\"regions\": [],", "", "records no regions"},
+        {"\"allow_empty\": false", "\"allow_empty\": [7]", "allow_empty[0] is not a region id"},
+        {"\"allow_empty\": false", "\"allow_empty\": \"yes\"", "allow_empty must be"},
+    };
+    mixed_world();
+    build();
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    rec_plan_policy pol;
+    cr_assert_eq(rec_plan_policy_init(&pol, &cfg, NULL, 0, "/tmp", NULL), 0);
+    snprintf(plan_path, sizeof(plan_path), "/tmp/imgrecon-plan-%d.json", (int)getpid());
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        cr_assert_eq(rec_plan_save(fx.plan, &pol, plan_path), 0);
+        char *text = slurp(plan_path);
+        char *at = strstr(text, edits[i].from);
+        cr_assert_not_null(at, "row %zu: %s not in the saved plan", i, edits[i].from);
+        char *edited = NULL;
+        cr_assert_gt(asprintf(&edited, "%.*s%s%s", (int)(at - text), text, edits[i].to,
+                              at + strlen(edits[i].from)),
+                     0);
+        write_text(plan_path, edited);
+        free(edited);
+        free(text);
+        rec_plan *loaded = NULL;
+        rec_plan_policy lp;
+        char *err = NULL;
+        cr_expect_eq(rec_plan_load(plan_path, &loaded, &lp, &err), -EINVAL, "row %zu", i);
+        cr_expect(err != NULL && strstr(err, edits[i].why) != NULL, "row %zu: %s", i,
+                  err ? err : "(none)");
+        free(err);
+    }
+    rec_plan_policy_clear(&pol);
+    spec_config_free(&cfg);
+    cr_assert_eq(unlink(plan_path), 0);
+}
+
 /* ---- ownership (DESIGN.md "Semantics", Ownership) ---- */
 
 /* Every step kind on an existing image passes the one ownership gate: a declared name whose

@@ -1,12 +1,14 @@
 /* The remembered regions and the ListRegions cache (reconcile/rec_regions.c): round trips, other
  * owners' entries kept, malformed files refused with the path, the day's cache expiring, and the
- * atomic write leaving no temporary file behind. Files live in a temporary state directory. */
+ * atomic write leaving no temporary file behind, symlinks never followed. Files live in a temporary
+ * state directory. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rec_regions.h"
@@ -129,10 +131,57 @@ Test(regions, list_regions_cache_lasts_a_day)
     rec_region_list_clear(&l);
 }
 
-Test(regions, write_atomic_into_a_missing_file_path_fails_cleanly)
+Test(regions, save_into_a_missing_directory_fails_cleanly)
 {
     char sub[128];
     snprintf(sub, sizeof(sub), "%s/no/such", dir);
-    cr_expect_eq(rec_write_atomic(sub, "x.json", "{}"), -ENOENT);
+    rec_region_list l = {0};
+    cr_assert_eq(rec_region_list_add(&l, "cn-hangzhou"), 1);
+    cr_expect_eq(rec_regions_save(sub, "team-a", &l), -ENOENT);
+    cr_expect_eq(rec_regions_cache_save(sub, 1000, &l), -ENOENT);
     cr_expect_eq(n_entries(), 0);
+    rec_region_list_clear(&l);
+}
+
+/* A symlink planted as regions.json (here to a file another user could write) is never
+ * followed: load refuses it naming the path, save leaves both the link and its target alone;
+ * a symlinked list-regions.json is not read (the cache is asked again) and is replaced by a
+ * real file without writing through it. */
+Test(regions, symlinked_files_are_not_followed)
+{
+    char target[128], link_path[128], cache_path[128];
+    snprintf(target, sizeof(target), "%s/elsewhere.json", dir);
+    snprintf(link_path, sizeof(link_path), "%s/regions.json", dir);
+    snprintf(cache_path, sizeof(cache_path), "%s/list-regions.json", dir);
+    put("elsewhere.json", "{\"owners\":{\"team-a\":[\"cn-beijing\"]},\"fetched_at\":1000,"
+                          "\"regions\":[\"cn-beijing\"]}");
+    cr_assert_eq(symlink(target, link_path), 0);
+    cr_assert_eq(symlink(target, cache_path), 0);
+    rec_region_list got = {0}, l = {0};
+    char *why = NULL;
+    cr_expect_eq(rec_regions_load(dir, "team-a", &got, &why), -ELOOP);
+    cr_expect_eq(got.n, 0, "the link was followed");
+    cr_expect(why != NULL && strstr(why, "regions.json") != NULL && strstr(why, "symbolic link"),
+              "%s", why ? why : "(no reason)");
+    free(why);
+    cr_assert_eq(rec_region_list_add(&l, "cn-hangzhou"), 1);
+    cr_expect_eq(rec_regions_save(dir, "team-a", &l), -ELOOP);
+    cr_expect_eq(rec_regions_cache_load(dir, 1001, 86400, &got), -ENOENT, "the link was read");
+    cr_expect_eq(got.n, 0);
+    cr_expect_eq(rec_regions_cache_save(dir, 1001, &l), 0);
+    struct stat st;
+    cr_assert_eq(lstat(link_path, &st), 0);
+    cr_expect(S_ISLNK(st.st_mode), "regions.json: the link was replaced");
+    cr_assert_eq(lstat(cache_path, &st), 0);
+    cr_expect(S_ISREG(st.st_mode), "list-regions.json is still a link");
+    cr_expect_eq(st.st_mode & 07777, 0600);
+    FILE *f = fopen(target, "r");
+    cr_assert_not_null(f);
+    char buf[256] = {0};
+    cr_expect_gt(fread(buf, 1, sizeof(buf) - 1, f), 0);
+    fclose(f);
+    cr_expect_not_null(strstr(buf, "cn-beijing"), "the target was written through: %s", buf);
+    cr_expect_null(strstr(buf, "cn-hangzhou"), "the target was written through: %s", buf);
+    cr_expect_eq(n_entries(), 3, "a temporary file was left behind");
+    rec_region_list_clear(&l);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "spec_rules.h"
 #include "spec_yaml.h"
 
 static char dir[64];

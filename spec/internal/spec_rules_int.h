@@ -1,7 +1,7 @@
-/* Id and region shapes used by the manifest and config loaders (spec/ internal). The API's name
- * and tag rules are exported from spec.h because the emulator shares them. */
-#ifndef SPEC_RULES_H
-#define SPEC_RULES_H
+/* Limits and id shapes used by the manifest loader (spec/ internal; spec_rules.c). The API's
+ * name and tag rules and the region shape are public in spec_rules.h. */
+#ifndef SPEC_RULES_INT_H
+#define SPEC_RULES_INT_H
 
 #include <stdbool.h>
 
@@ -19,8 +19,6 @@ typedef enum spec_id_kind {
     SPEC_ID_ECS_IMAGE,
 } spec_id_kind;
 
-/* "cn-hangzhou", "ap-southeast-1": lowercase words and digits joined by single '-'. */
-bool spec_region_valid(const char *s);
 /* NULL when s has the shape of that kind of id, else a static "expected ..." message. */
 const char *spec_check_id(spec_id_kind kind, const char *s);
 
