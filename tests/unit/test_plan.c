@@ -819,9 +819,9 @@ Test(plan, in_place_steps_round_trip_through_a_planfile)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
-    cr_assert_eq(rec_plan_save(fx.plan, path), 0);
+    cr_assert_eq(rec_plan_save(fx.plan, NULL, path), 0);
     rec_plan *back = NULL;
-    cr_assert_eq(rec_plan_load(path, &back, NULL), 0);
+    cr_assert_eq(rec_plan_load(path, &back, NULL, NULL), 0);
     unlink(path);
     cr_assert_eq(back->n_steps, fx.plan->n_steps);
     for (size_t i = 0; i < back->n_steps; i++) {
