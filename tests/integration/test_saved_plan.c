@@ -419,7 +419,7 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
     pid_t pid = spawn_imgrecon(
         &E, outpath, (const char *const[]){"apply", "-f", E.manifest, "--auto-approve", NULL});
     /* Wait (bounded, on writes in the state directory) for the unshare's intent line. */
-    int deadline = mono_ms_now() + 30000;
+    int64_t deadline = mono_ms_now() + 30000;
     bool seen = false;
     while (!seen && mono_ms_now() < deadline) {
         char *text = read_file(jpath);
@@ -427,7 +427,7 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
         free(text);
         if (!seen) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }
@@ -521,7 +521,7 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
     /* Wait (bounded, on writes in the state directory) for the daemon's pid in its lock file. */
     char want[32];
     snprintf(want, sizeof(want), "%ld\n", (long)daemon);
-    int deadline = mono_ms_now() + 30000;
+    int64_t deadline = mono_ms_now() + 30000;
     bool locked = false;
     while (!locked && mono_ms_now() < deadline) {
         char *text = read_file(lockpath);
@@ -529,7 +529,7 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
         free(text);
         if (!locked) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }
