@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,11 @@ static _Noreturn void child(const char *const *argv, const test_proc_opts *o, in
         _exit(126);
     if ((out >= 0 && dup2(out, 1) < 0) || (err >= 0 && dup2(err, 2) < 0))
         _exit(126);
+    if (o->cwd != NULL && chdir(o->cwd) < 0)
+        _exit(126);
+    if (o->uid != 0 && (setgroups(0, NULL) < 0 || setresgid(o->uid, o->uid, o->uid) < 0 ||
+                        setresuid(o->uid, o->uid, o->uid) < 0))
+        _exit(125);
     apply_env(o->env);
     if (o->wrap)
         test_exec(argv);

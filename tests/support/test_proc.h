@@ -20,6 +20,11 @@ typedef struct test_proc_opts {
     /* NULL-terminated edits applied in order in the child: "NAME=VALUE" sets, "NAME" unsets.
      * NULL: the environment is inherited unchanged. Borrowed. */
     const char *const *env;
+    /* The child's working directory; NULL: the test's. */
+    const char *cwd;
+    /* When not 0, the child drops its groups and becomes this user and group before the exec
+     * (exit 125 when it cannot). */
+    uid_t uid;
     /* Exec through test_exec, which honours IMGRECON_TEST_WRAP (CI: valgrind). */
     bool wrap;
 } test_proc_opts;
