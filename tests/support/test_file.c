@@ -68,18 +68,17 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
     (void)st;
     (void)flag;
     (void)ftw;
-    (void)remove(path);
-    return 0;
+    return remove(path) < 0 ? -1 : 0;
 }
 
-void test_file_remove_tree(const char *dir)
+int test_file_remove_tree(const char *dir)
 {
     if (dir == NULL || dir[0] == '\0')
-        return;
+        return -EINVAL;
     /* IMGRECON_TEST_KEEP=1 keeps the directory (journal, outputs) for a post-mortem. */
     if (getenv("IMGRECON_TEST_KEEP") != NULL) {
         fprintf(stderr, "kept %s\n", dir);
-        return;
+        return 0;
     }
-    (void)nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
 }

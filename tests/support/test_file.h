@@ -19,7 +19,8 @@ void test_file_write_mode(const char *path, const char *text, mode_t mode);
 /* Writes path.tmp~ and renames it over path: a watcher sees one complete new file. */
 void test_file_replace(const char *path, const char *text);
 /* Removes dir and everything under it (symbolic links are removed, never followed), unless
- * IMGRECON_TEST_KEEP is set: then it says on stderr where the directory was kept. */
-void test_file_remove_tree(const char *dir);
+ * IMGRECON_TEST_KEEP is set: then it says on stderr where the directory was kept. Returns 0 or
+ * a negative errno (the first entry that could not be removed stops the walk). */
+int test_file_remove_tree(const char *dir);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "prov_cred.h"
+#include "test_file.h"
 
 static char home[64];
 
@@ -45,17 +46,9 @@ static void setup(void)
     cr_assert_eq(setenv("HOME", home, 1), 0);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    (void)nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    (void)test_file_remove_tree(home);
 }
 
 TestSuite(cred, .init = setup, .fini = teardown);

@@ -14,6 +14,7 @@
 #include "rec_plan.h"
 #include "rec_planfile.h"
 #include "rec_render.h"
+#include "test_file.h"
 
 #define R1 "cn-hangzhou"
 #define R2 "cn-beijing"
@@ -882,30 +883,6 @@ Test(plan, format_duration)
 
 static char plan_path[128];
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert_gt(n, 0);
-    rewind(f);
-    char *text = malloc((size_t)n + 1);
-    cr_assert_not_null(text);
-    cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 Test(plan, planfile_round_trip)
 {
     mixed_world();
@@ -936,22 +913,23 @@ Test(plan, planfile_round_trip)
     rec_plan_free(loaded);
 
     /* A tampered token, a bad dependency, garbage and a missing file are refused clearly. */
-    char *text = slurp(plan_path);
+    char *text = test_file_read_len(plan_path, NULL);
+    cr_assert(text != NULL && text[0] != '\0', "%s", plan_path);
     char *tok = strstr(text, "\"client_token\": \"");
     cr_assert_not_null(tok);
     tok += strlen("\"client_token\": \"");
     *tok = *tok == 'a' ? 'b' : 'a';
-    write_text(plan_path, text);
+    test_file_write(plan_path, text);
     free(text);
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "client_token does not match"), "%s", err);
     free(err);
     err = NULL;
-    write_text(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
+    test_file_write(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     free(err);
     err = NULL;
-    write_text(plan_path, "{\"format_version\": \"9\", \"kind\": \"imgrecon-plan\"}");
+    test_file_write(plan_path, "{\"format_version\": \"9\", \"kind\": \"imgrecon-plan\"}");
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "unsupported format_version"), "%s", err);
     free(err);

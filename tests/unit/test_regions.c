@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "rec_regions.h"
+#include "test_file.h"
 
 static char dir[64];
 
@@ -21,9 +22,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(regions, .init = setup, .fini = teardown);

@@ -1,6 +1,7 @@
 /* The cloud client end to end (see client_harness.h): typed operations against the real emulator
  * (suite emu). */
 #include "client_harness.h"
+#include "test_file.h"
 
 /* ==== Suite emu: typed operations against the real emulator ==== */
 
@@ -9,14 +10,6 @@ typedef struct emu_env {
     char dir[64];
     char fixture[128];
 } emu_env;
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-}
 
 /* One account (the demo key), cn-hangzhou with `servers` servers, n_images custom images and
  * n_ecs ECS images. */
@@ -51,7 +44,7 @@ static void emu_env_start(emu_env *e, unsigned servers, unsigned n_images, unsig
     for (unsigned i = 0; i < n_ecs; i++)
         fprintf(m, "      - image_id: m-ecs%06u\n        name: ecs-%04u\n", i, i);
     fclose(m);
-    write_text(e->fixture, buf);
+    test_file_write(e->fixture, buf);
     free(buf);
     const char *args[] = {"--fixture", e->fixture, "--rate-limit", "10/1s", "--create-delay",
                           "0",         NULL};
@@ -62,9 +55,7 @@ static void emu_env_start(emu_env *e, unsigned servers, unsigned n_images, unsig
 static void emu_env_stop(emu_env *e)
 {
     cr_expect_eq(emu_proc_stop(&e->emu), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(e->dir);
 }
 
 /* Journal lines of one action. */
