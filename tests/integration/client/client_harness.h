@@ -1,8 +1,12 @@
-/* The client harness shared by the test_client_*.c files of this folder (one Criterion binary,
- * integration_test_client): a fresh libuv loop, pacer and prov_client per test, pointed at the
- * scripted server (test_srv.h) or at an endpoint; waits bounded by a uv timer that fails the
- * test; callbacks that record each operation's outcome; the signature checks of recorded
- * requests. */
+/* The cloud client (prov_client) end to end over real HTTP on a fresh libuv loop per test; the
+ * harness shared by the test_client_*.c files of this folder, which build one Criterion binary,
+ * integration_test_client. Suite "client": the scripted loopback server (test_srv.h) answers
+ * each request with a step of a script (good JSON, garbage, wrong types, a cut-off body, no
+ * answer at all, a reset, throttling, 5xx, a permanent 4xx or a body over the size cap) and
+ * records every request, so the tests count attempts and check the request's shape and
+ * signature (V3 and V1, with the provider's own verifiers) without timing assertions. Suite
+ * "emu": round trips of the typed operations against the real emulator. Every wait is bounded
+ * by a uv timer that fails the test; uv_loop_close() must succeed. */
 #ifndef CLIENT_HARNESS_H
 #define CLIENT_HARNESS_H
 
@@ -35,6 +39,7 @@
 #define SECRET "emulator-demo-secret"
 #define BOUND_MS 20000 /* the safety bound of every wait on the loop */
 
+/* One prov_call_event the client reported (the harness's on_event hook). */
 typedef struct ev_rec {
     prov_err_class cls;
     long http;
@@ -44,6 +49,8 @@ typedef struct ev_rec {
     uint64_t retry_in;
 } ev_rec;
 
+/* A loop, a pacer, a client and (use_srv) the scripted server; rate_calls/rate_window are
+ * the pacer's budget for every action; ev records the client's events. */
 typedef struct harness {
     uv_loop_t loop;
     prov_pacer *pacer;
@@ -58,6 +65,7 @@ typedef struct harness {
     size_t n_ev;
 } harness;
 
+/* The state of run_until_requests. */
 typedef struct req_wait {
     harness *h;
     size_t n;
@@ -91,6 +99,7 @@ const char * or (const char *s, const char *dflt);
 prov_client_opts base_opts(harness *h);
 /* Loop, pacer and (with use_srv) the scripted server; the client comes from h_client. */
 void h_init(harness *h, bool use_srv, const char *endpoint);
+/* Creates h->c with o (fails the test on error). */
 void h_client(harness *h, const prov_client_opts *o);
 /* Closes the client, drains the loop and checks that every handle is gone. */
 void h_fini(harness *h);
@@ -98,18 +107,24 @@ void h_fini(harness *h);
 void on_guard(uv_timer_t *t);
 /* Runs the loop until *flag, failing the test after BOUND_MS. */
 void run_until(harness *h, const bool *flag);
+/* Runs the loop until the scripted server has recorded n requests (bounded by BOUND_MS). */
 void run_until_requests(harness *h, size_t n);
+/* Marks the outcome fired (and counts the call); copies err into it when there is one. */
 void keep_err(outcome *o, const prov_error *err);
+/* Callbacks of the raw call and the typed operations: each records into the outcome (ud). */
 void raw_cb(json_t *body, const prov_error *err, void *ud);
 void list_cb(prov_image_list *list, const prov_error *err, void *ud);
 void ecs_cb(prov_ecs_image_list *list, const prov_error *err, void *ud);
 void create_cb(const char *image_id, const prov_error *err, void *ud);
 void done_cb(const prov_error *err, void *ud);
+/* Frees what the outcome holds (body, lists, error); the outcome itself is the caller's. */
 void outcome_free(outcome *o);
 /* One raw ListCustomImages call, run to its callback. */
 void raw_list(harness *h, outcome *o);
 /* Checks the V3 signature of request i with the provider's verifier. */
 void expect_v3_signed(srv *s, size_t i, const char *action, const char *version);
+/* Checks request i's V1 query (method, action, version, common parameters) and its signature
+ * with the provider's verifier. */
 void expect_v1_signed(srv *s, size_t i, const char *method, const char *action,
                       const char *version);
 
