@@ -79,24 +79,38 @@ pid_t test_proc_spawn(const char *const *argv, const test_proc_opts *o)
     return pid;
 }
 
+/* Waits for pid to become waitable until deadline: on its pidfd, or (a kernel or a tool such as
+ * valgrind without pidfd_open) by polling waitpid every 10 ms. Returns false on timeout. */
+static bool await_exit(pid_t pid, uint64_t deadline)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd >= 0) {
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int rc;
+        while ((rc = poll(&p, 1, test_clock_left(deadline))) < 0 && errno == EINTR)
+            ;
+        close(pfd);
+        return rc != 0;
+    }
+    siginfo_t si;
+    for (;;) {
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+            return true;
+        if (test_clock_left(deadline) == 0)
+            return false;
+        (void)poll(NULL, 0, 10);
+    }
+}
+
 int test_proc_wait(pid_t pid, uint64_t timeout_ms)
 {
-    bool timed_out = false;
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    cr_assert_geq(pfd, 0, "pidfd_open %d: %s", (int)pid, strerror(errno));
-    uint64_t deadline = test_clock_ms() + timeout_ms;
-    struct pollfd p = {.fd = pfd, .events = POLLIN};
-    int rc;
-    while ((rc = poll(&p, 1, test_clock_left(deadline))) < 0 && errno == EINTR)
-        ;
-    close(pfd);
-    if (rc == 0) {
+    bool exited = await_exit(pid, test_clock_ms() + timeout_ms);
+    if (!exited)
         kill(pid, SIGKILL);
-        timed_out = true;
-    }
     int st = 0;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
-    if (timed_out)
+    if (!exited)
         return -ETIMEDOUT;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
