@@ -118,7 +118,7 @@ static void teardown(void)
     test_notify_free(notify);
     notify = NULL;
     (void)emu_proc_stop(&emu);
-    test_file_remove_tree(dir);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 300);

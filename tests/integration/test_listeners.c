@@ -34,7 +34,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    test_file_remove_tree(dir);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(listeners, .init = setup, .fini = teardown, .timeout = 120);

@@ -169,7 +169,7 @@ static void teardown_ctx(ctx *c)
 {
     if (c->emu.pid > 0)
         (void)emu_proc_stop(&c->emu);
-    test_file_remove_tree(c->dir);
+    (void)test_file_remove_tree(c->dir);
 }
 
 Test(secrets, never_in_any_output)

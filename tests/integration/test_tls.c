@@ -102,7 +102,7 @@ static void teardown(void)
     free(key_pem);
     free(cert_pem);
     key_pem = cert_pem = NULL;
-    test_file_remove_tree(dir);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(tls, .init = setup, .fini = teardown, .timeout = 120);

@@ -71,7 +71,7 @@ void env_fini(env *e)
 {
     if (e->emu.pid > 0)
         (void)emu_proc_stop(&e->emu);
-    test_file_remove_tree(e->dir); /* IMGRECON_TEST_KEEP=1 keeps it for a post-mortem */
+    (void)test_file_remove_tree(e->dir); /* IMGRECON_TEST_KEEP=1 keeps it for a post-mortem */
 }
 
 void run_result_free(run_result *r)
