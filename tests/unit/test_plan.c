@@ -883,6 +883,20 @@ Test(plan, format_duration)
 
 static char plan_path[128];
 
+/* test_file_write, under the name the saved-plan tests use. */
+static void write_text(const char *path, const char *text)
+{
+    test_file_write(path, text);
+}
+
+/* The file's text (caller frees); fails the test when it is missing or empty. */
+static char *slurp(const char *path)
+{
+    char *text = test_file_read_len(path, NULL);
+    cr_assert(text != NULL && text[0] != '\0', "%s is missing or empty", path);
+    return text;
+}
+
 Test(plan, planfile_round_trip)
 {
     mixed_world();
@@ -913,23 +927,22 @@ Test(plan, planfile_round_trip)
     rec_plan_free(loaded);
 
     /* A tampered token, a bad dependency, garbage and a missing file are refused clearly. */
-    char *text = test_file_read_len(plan_path, NULL);
-    cr_assert(text != NULL && text[0] != '\0', "%s", plan_path);
+    char *text = slurp(plan_path);
     char *tok = strstr(text, "\"client_token\": \"");
     cr_assert_not_null(tok);
     tok += strlen("\"client_token\": \"");
     *tok = *tok == 'a' ? 'b' : 'a';
-    test_file_write(plan_path, text);
+    write_text(plan_path, text);
     free(text);
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "client_token does not match"), "%s", err);
     free(err);
     err = NULL;
-    test_file_write(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
+    write_text(plan_path, "{\"format_version\": \"1.0\", \"kind\": \"imgrecon-plan\"");
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     free(err);
     err = NULL;
-    test_file_write(plan_path, "{\"format_version\": \"9\", \"kind\": \"imgrecon-plan\"}");
+    write_text(plan_path, "{\"format_version\": \"9\", \"kind\": \"imgrecon-plan\"}");
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -EINVAL);
     cr_assert_not_null(strstr(err, "unsupported format_version"), "%s", err);
     free(err);
