@@ -7,8 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "prov_swas.h"
 #include "rec_cycle.h"
+#include "prov_swas.h"
 #include "rec_diff.h"
 #include "rec_estimate.h"
 #include "rec_exec.h"
