@@ -46,7 +46,7 @@ test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DIMGRECON_SANITIZE=ON -DIMGRECON_WERROR=ON
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1 -L 'unit|integration'
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1 -L 'unit|integration|fuzz-replay'
 
 # libFuzzer needs clang and its runtime; only `make fuzz` installs them.
 fuzz-deps:

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for SECONDS (default 30),
-# seeded from the examples. Usage: tests/fuzz/run.sh [BUILD_DIR] [SECONDS]
+# seeded from its corpus. The targets and their seed files come from the build
+# (tests/fuzz/CMakeLists.txt writes targets.txt and <target>.corpus), not from this script.
+# Usage: tests/fuzz/run.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-fuzz}
 secs=${2:-30}
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DIMGRECON_FUZZ=ON -DIMGRECON_SANITIZE=ON \
       -DIMGRECON_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_manifest fuzz_config fuzz_response fuzz_urlencoded fuzz_escape >/dev/null
-corpus=$build/fuzz-corpus
-mkdir -p "$corpus"/{manifest,config,response,urlencoded,escape}
-cp "$root"/examples/manifests/*.yaml "$root"/examples/invalid/*.yaml "$corpus/manifest/" 2>/dev/null || true
-cp "$root"/examples/config.yaml "$corpus/config/" 2>/dev/null || true
-cp "$root"/tests/fuzz/seeds/response/* "$corpus/response/" 2>/dev/null || true
-cp "$root"/tests/fuzz/seeds/urlencoded/* "$corpus/urlencoded/" 2>/dev/null || true
-cp "$root"/tests/fuzz/seeds/escape/* "$corpus/escape/" 2>/dev/null || true
+mapfile -t targets < <(grep -v '^$' "$build/tests/fuzz/targets.txt")
+[ "${#targets[@]}" -gt 0 ] || { echo "fuzz: no targets in $build/tests/fuzz/targets.txt"; exit 1; }
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
 total=0
-for t in manifest config response urlencoded escape; do
-    out=$("$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
-          -artifact_prefix="$build/" "$corpus/$t" 2>&1) || { echo "$out" | tail -30; echo "fuzz_$t: CRASH"; exit 1; }
+for t in "${targets[@]}"; do
+    corpus=$build/fuzz-corpus/$t
+    mkdir -p "$corpus"
+    while IFS= read -r seed; do
+        [ -n "$seed" ] && cp "$seed" "$corpus/"
+    done < "$build/tests/fuzz/$t.corpus"
+    out=$("$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+          -artifact_prefix="$build/" "$corpus" 2>&1) || { echo "$out" | tail -30; echo "$t: CRASH"; exit 1; }
     execs=$(echo "$out" | grep -o 'Done [0-9]* runs' | grep -o '[0-9]*' || echo 0)
     total=$((total + execs))
-    echo "fuzz_$t: $execs executions in ${secs}s, no crash"
+    echo "$t: $execs executions in ${secs}s, no crash"
 done
 echo "fuzz: $total executions in total"

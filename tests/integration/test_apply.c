@@ -401,7 +401,7 @@ Test(apply, custom_image_in_share_when_the_world_changes)
     int ino = inotify_init1(IN_CLOEXEC);
     cr_assert_geq(ino, 0);
     cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int deadline = mono_ms_now() + 30000;
+    int64_t deadline = mono_ms_now() + 30000;
     bool seen = false;
     while (!seen && mono_ms_now() < deadline) {
         json_t *j = journal_lines(&E);
@@ -409,7 +409,7 @@ Test(apply, custom_image_in_share_when_the_world_changes)
         json_decref(j);
         if (!seen) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }

@@ -1,6 +1,6 @@
 /* The real imgrecon binary (IMGRECON_BIN): version, help, usage errors, and `validate` over the
  * example manifests (valid) and every file in examples/invalid (each must fail with the
- * file:line:col: message its header names). Children run through posix_spawn with pipes; every
+ * file:line:col: message its header names). Children run through test_proc_run with pipes; every
  * wait is bounded and a child that overstays is killed. */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -16,38 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "test_file.h"
+#include "test_proc.h"
 
 #define SRC IMGRECON_SOURCE_DIR
 #define RUN_TIMEOUT_MS 30000
 
-typedef struct run_result {
-    int status; /* exit code, or 128 + signal */
-    char *out;
-    char *err;
-} run_result;
+typedef test_proc_result run_result;
 
 static void result_free(run_result *r)
 {
-    free(r->out);
-    free(r->err);
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void append(char **buf, size_t *len, const char *data, size_t n)
-{
-    char *grown = realloc(*buf, *len + n + 1);
-    cr_assert_not_null(grown);
-    memcpy(grown + *len, data, n);
-    *len += n;
-    grown[*len] = '\0';
-    *buf = grown;
+    test_proc_result_clear(r);
 }
 
 /* Runs IMGRECON_BIN with args (NULL-terminated, without argv[0]) and collects its output. */
@@ -58,65 +37,10 @@ static run_result run(const char *const *args)
     for (; args[n - 1] != NULL && n < 31; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
-
-    int out[2], err[2];
-    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
-    cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, out[1], 1), 0);
-    cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, err[1], 2), 0);
-    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-    pid_t pid;
-    int rc = posix_spawn(&pid, IMGRECON_BIN, &fa, NULL, (char *const *)argv, environ);
-    cr_assert_eq(rc, 0, "spawn %s: %s", IMGRECON_BIN, strerror(rc));
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    close(err[1]);
-
-    run_result r = {0, NULL, NULL};
-    size_t lens[2] = {0, 0};
-    char **bufs[2] = {&r.out, &r.err};
-    append(&r.out, &lens[0], "", 0);
-    append(&r.err, &lens[1], "", 0);
-    struct pollfd pf[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    long deadline = now_ms() + RUN_TIMEOUT_MS;
-    int open_fds = 2;
-    bool timed_out = false;
-    while (open_fds > 0) {
-        long left = deadline - now_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        int ready = poll(pf, 2, (int)left);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        cr_assert_geq(ready, 0);
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || pf[i].revents == 0)
-                continue;
-            char chunk[4096];
-            ssize_t got = read(pf[i].fd, chunk, sizeof(chunk));
-            if (got > 0) {
-                append(bufs[i], &lens[i], chunk, (size_t)got);
-            } else if (got == 0 || errno != EINTR) {
-                close(pf[i].fd);
-                pf[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
-    if (timed_out)
-        (void)kill(pid, SIGKILL);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(!timed_out, "imgrecon %s did not finish within %d ms", args[0] ? args[0] : "",
-              RUN_TIMEOUT_MS);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    run_result r;
+    test_proc_run(argv, NULL, RUN_TIMEOUT_MS, &r);
+    cr_assert_neq(r.status, -ETIMEDOUT, "imgrecon %s did not finish within %d ms",
+                  args[0] ? args[0] : "", RUN_TIMEOUT_MS);
     return r;
 }
 
@@ -293,10 +217,7 @@ Test(cli, validate_bad_config)
     cr_assert_not_null(mkdtemp(dir));
     char cfg[128];
     snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert_not_null(f);
-    fputs("owner: x\nintervall: 5m\n", f);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(cfg, "owner: x\nintervall: 5m\n");
     run_result r =
         run((const char *[]){"validate", "-c", cfg, "-f", SRC "/examples/manifests", NULL});
     char want[256];
@@ -413,10 +334,7 @@ static const char *put_tmp(const char *dir, const char *name, const char *text)
     static int next;
     char *p = paths[next++ % 4];
     snprintf(p, 256, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f, "create %s", p);
-    cr_assert_eq(fputs(text, f) >= 0, true);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(p, text);
     return p;
 }
 

@@ -42,7 +42,7 @@ static bool await_creates(size_t n, int timeout_ms)
     int ino = inotify_init1(IN_CLOEXEC);
     cr_assert_geq(ino, 0);
     cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int deadline = mono_ms_now() + timeout_ms;
+    int64_t deadline = mono_ms_now() + timeout_ms;
     bool seen = false;
     while (!seen && mono_ms_now() < deadline) {
         json_t *j = journal_lines(&E);
@@ -50,7 +50,7 @@ static bool await_creates(size_t n, int timeout_ms)
         json_decref(j);
         if (!seen) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }

@@ -169,7 +169,7 @@ static int await_event(pid_t pid, enum kind k, size_t want)
     cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     cr_assert_geq(pfd, 0, "pidfd_open: %s", strerror(errno));
-    int deadline = mono_ms_now() + TRIGGER_TIMEOUT_MS;
+    int64_t deadline = mono_ms_now() + TRIGGER_TIMEOUT_MS;
     int result = -1;
     for (;;) {
         json_t *j = journal_lines(&E);
@@ -179,7 +179,7 @@ static int await_event(pid_t pid, enum kind k, size_t want)
             result = 1;
             break;
         }
-        int left = deadline - mono_ms_now();
+        int left = (int)(deadline - mono_ms_now());
         if (left <= 0)
             break;
         struct pollfd p[2] = {{.fd = ino, .events = POLLIN}, {.fd = pfd, .events = POLLIN}};
@@ -342,7 +342,7 @@ static void run_matrix(bool daemon, uint64_t seed, unsigned n, stats *total)
     /* Every kind equally often, in a seeded order. */
     enum kind order[K_N] = {K_CREATE, K_AWAIT, K_SHARE, K_UNSHARE, K_DELETE, K_ECS_DELETE};
     stats s = {0};
-    int t0 = mono_ms_now();
+    int64_t t0 = mono_ms_now();
     for (unsigned i = 0; i < n; i++) {
         if (i % K_N == 0)
             for (unsigned a = K_N - 1; a > 0; a--) {
@@ -409,7 +409,7 @@ static void run_matrix(bool daemon, uint64_t seed, unsigned n, stats *total)
                 &E, out2, (const char *const[]){"apply", "-f", E.manifest, "--auto-approve", NULL});
             int ino = inotify_init1(IN_CLOEXEC);
             cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-            int deadline = mono_ms_now() + TRIGGER_TIMEOUT_MS;
+            int64_t deadline = mono_ms_now() + TRIGGER_TIMEOUT_MS;
             bool more = false;
             while (!more && mono_ms_now() < deadline) {
                 j = journal_lines(&E);
@@ -484,7 +484,7 @@ Test(crash_matrix, apply_and_daemon_killed_at_seeded_points_then_rerun)
     write_world();
     start_emu(&E, CREATE_DELAY, NULL);
     stats total = {0};
-    int t0 = mono_ms_now();
+    int64_t t0 = mono_ms_now();
     run_matrix(false, seed, n, &total);
     run_matrix(true, seed, n, &total);
     fprintf(stderr,

@@ -28,8 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_exec.h"
 #include "emu_proc.h"
+#include "test_clock.h"
+#include "test_file.h"
+#include "test_notify.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
 #define KEY_SECRET "emulator-demo-secret"
@@ -45,7 +48,6 @@ typedef struct dproc {
 static emu_proc emu;
 static char dir[64];
 static char state[128], manifests[128], config[128], sock_path[128];
-static int notify_fd = -1;
 /* Every daemon started by the current test: teardown kills those still running, so a failed
  * assertion never leaves one behind (holding the runner's output pipe open). */
 static pid_t started[16];
@@ -55,89 +57,18 @@ static size_t n_started;
 static size_t metrics_journal_from;
 static char last_log[160]; /* the latest daemon's log, shown when a wait times out */
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* sd_notify messages received and not yet looked at, oldest first. libsystemd's sd_notify blocks
- * when the receiver's queue (net.unix.max_dgram_qlen, often 10 datagrams) is full, as systemd
- * always reads; so every wait of the tests drains the socket into this queue, and a daemon with
- * a short interval never stalls on an unread STATUS= line. */
-#define NOTIFY_QUEUE 512
-static char *notify_queue[NOTIFY_QUEUE];
-static size_t notify_head, notify_len;
-
-/* Waits at most ms for the notify socket, then moves every datagram waiting there into the
- * queue (dropping the oldest queued one when full). */
-static void pump_notify(int ms)
-{
-    struct pollfd p = {.fd = notify_fd, .events = POLLIN};
-    if (notify_fd < 0 || poll(&p, 1, ms) <= 0)
-        return;
-    char msg[2048];
-    ssize_t n;
-    while ((n = recv(notify_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT)) >= 0) {
-        msg[n] = '\0';
-        if (notify_len == NOTIFY_QUEUE) {
-            free(notify_queue[notify_head]);
-            notify_head = (notify_head + 1) % NOTIFY_QUEUE;
-            notify_len--;
-        }
-        notify_queue[(notify_head + notify_len++) % NOTIFY_QUEUE] = strdup(msg);
-    }
-}
-
-/* The oldest queued notify message (the caller frees it), or NULL. */
-static char *pop_notify(void)
-{
-    if (notify_len == 0)
-        return NULL;
-    char *m = notify_queue[notify_head];
-    notify_head = (notify_head + 1) % NOTIFY_QUEUE;
-    notify_len--;
-    return m;
-}
+/* The sd_notify receiver (tests/support/test_notify.h): every wait below drains it, so a daemon
+ * with a short interval never blocks on a full socket queue. */
+static test_notify *notify;
 
 /* The only pause: between polls of something with a deadline. It returns early when a notify
  * message arrives (and keeps the socket drained). */
 static void poll_pause(void)
 {
-    if (notify_fd >= 0)
-        pump_notify(50);
+    if (notify != NULL)
+        test_notify_pump(notify, 50);
     else
         (void)poll(NULL, 0, 50);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    /* Write a temporary file and rename it over the target, as git and deploy tools do. */
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%s.tmp~", path);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f, "open %s", tmp);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, path), 0);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
 }
 
 static void manifest(const char *file, const char *const *names, size_t n)
@@ -154,7 +85,7 @@ static void manifest(const char *file, const char *const *names, size_t n)
                 names[i]);
     fclose(m);
     snprintf(path, sizeof(path), "%s/%s", manifests, file);
-    write_file(path, buf);
+    test_file_replace(path, buf);
     free(buf);
 }
 
@@ -169,13 +100,8 @@ static void setup(void)
     snprintf(config, sizeof(config), "%s/config.yaml", dir);
     snprintf(sock_path, sizeof(sock_path), "%s/notify.sock", dir);
     cr_assert_eq(mkdir(manifests, 0700), 0);
-    write_file(config, "metrics_listen: 127.0.0.1:0\n");
-    notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(notify_fd, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    cr_assert_lt(strlen(sock_path), sizeof(sa.sun_path));
-    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-    cr_assert_eq(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    test_file_replace(config, "metrics_listen: 127.0.0.1:0\n");
+    notify = test_notify_open(sock_path);
 }
 
 static void teardown(void)
@@ -189,16 +115,10 @@ static void teardown(void)
     }
     n_started = 0;
     metrics_journal_from = 0;
-    char *m;
-    while ((m = pop_notify()) != NULL)
-        free(m);
-    if (notify_fd >= 0)
-        close(notify_fd);
-    notify_fd = -1;
+    test_notify_free(notify);
+    notify = NULL;
     (void)emu_proc_stop(&emu);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 300);
@@ -217,22 +137,20 @@ static dproc start_daemon_with(const char *log_name, const char *interval, const
     for (size_t i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    d.pid = fork();
-    /* Checked with a plain if: the child must not report to Criterion. */
-    if (d.pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (d.pid == 0) {
-        int fd = open(d.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        setenv("HOME", dir, 1);
-        setenv("NOTIFY_SOCKET", sock_path, 1);
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("IMGRECON_ENDPOINT");
-        test_exec(argv); /* IMGRECON_TEST_WRAP honoured (CI: valgrind) */
-    }
+    char home[96], notify_socket[160];
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    snprintf(notify_socket, sizeof(notify_socket), "NOTIFY_SOCKET=%s", sock_path);
+    const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                     "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                     home,
+                                     notify_socket,
+                                     "JOURNAL_STREAM",
+                                     "IMGRECON_ENDPOINT",
+                                     NULL};
+    /* stderr appends to the log; IMGRECON_TEST_WRAP is honoured (CI: valgrind). */
+    test_proc_opts o = {
+        .out_path = d.log, .append = true, .stderr_only = true, .env = env_edits, .wrap = true};
+    d.pid = test_proc_spawn(argv, &o);
     if (n_started < sizeof(started) / sizeof(started[0]))
         started[n_started++] = d.pid;
     snprintf(last_log, sizeof(last_log), "%s", d.log);
@@ -248,9 +166,9 @@ static dproc start_daemon(const char *log_name, const char *const *extra)
 /* Waits at most ms for the process to exit; returns its exit code, or -1 on timeout/signal. */
 static int wait_exit(pid_t pid, long ms)
 {
-    long deadline = mono_ms() + ms;
+    uint64_t deadline = test_clock_ms() + (uint64_t)ms;
     int status;
-    while (mono_ms() < deadline) {
+    while (test_clock_ms() < deadline) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -265,25 +183,7 @@ static int wait_exit(pid_t pid, long ms)
  * most ms); appends all of them to seen. */
 static bool await_notify(const char *prefix, long ms, char *seen, size_t seen_size)
 {
-    long deadline = mono_ms() + ms;
-    for (;;) {
-        char *msg;
-        while ((msg = pop_notify()) != NULL) {
-            size_t n = strlen(msg);
-            if (seen != NULL && strlen(seen) + n + 2 < seen_size) {
-                strcat(seen, msg);
-                strcat(seen, "\n");
-            }
-            bool hit = strncmp(msg, prefix, strlen(prefix)) == 0;
-            free(msg);
-            if (hit)
-                return true;
-        }
-        long left = deadline - mono_ms();
-        if (left <= 0)
-            return false;
-        pump_notify((int)left);
-    }
+    return test_notify_await(notify, prefix, NULL, (uint64_t)ms, seen, seen_size);
 }
 
 /* Status of the first custom image called name in the emulator's world ("1" available), or NULL;
@@ -325,11 +225,11 @@ static bool available(const char *name)
 
 static void await_available(const char *name)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + (uint64_t)WAIT_MS;
     while (!available(name)) {
-        if (mono_ms() >= deadline)
+        if (test_clock_ms() >= deadline)
             cr_assert_fail("%s did not become available in time; log:\n%s", name,
-                           read_file(last_log));
+                           test_file_read(last_log));
         poll_pause();
     }
 }
@@ -345,7 +245,7 @@ static json_t *status_json(void)
 /* Waits until the daemon has finished at least `cycles` cycles and is idle. */
 static json_t *await_idle(unsigned cycles)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + (uint64_t)WAIT_MS;
     for (;;) {
         json_t *st = status_json();
         if (st != NULL) {
@@ -355,16 +255,16 @@ static json_t *await_idle(unsigned cycles)
                 return st;
             json_decref(st);
         }
-        if (mono_ms() >= deadline)
+        if (test_clock_ms() >= deadline)
             cr_assert_fail("daemon not idle after %u cycles in time; log:\n%s", cycles,
-                           read_file(last_log));
+                           test_file_read(last_log));
         poll_pause();
     }
 }
 
 static bool log_has(const dproc *d, const char *needle)
 {
-    char *text = read_file(d->log);
+    char *text = test_file_read(d->log);
     bool has = strstr(text, needle) != NULL;
     free(text);
     return has;
@@ -372,10 +272,10 @@ static bool log_has(const dproc *d, const char *needle)
 
 static void await_log(const dproc *d, const char *needle)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + (uint64_t)WAIT_MS;
     while (!log_has(d, needle)) {
-        if (mono_ms() >= deadline)
-            cr_assert_fail("log never said '%s'; log:\n%s", needle, read_file(last_log));
+        if (test_clock_ms() >= deadline)
+            cr_assert_fail("log never said '%s'; log:\n%s", needle, test_file_read(last_log));
         poll_pause();
     }
 }
@@ -384,7 +284,7 @@ static void stop_daemon(dproc *d)
 {
     cr_assert_eq(kill(d->pid, SIGTERM), 0);
     int code = wait_exit(d->pid, 45000);
-    cr_assert_eq(code, 0, "SIGTERM exits 0 (got %d); log:\n%s", code, read_file(d->log));
+    cr_assert_eq(code, 0, "SIGTERM exits 0 (got %d); log:\n%s", code, test_file_read(d->log));
     cr_assert_not(log_has(d, KEY_SECRET), "the secret never reaches the log");
 }
 
@@ -410,7 +310,7 @@ static char *scrape(const char *path)
 {
     char addr_path[160], url[256];
     snprintf(addr_path, sizeof(addr_path), "%s/metrics.addr", state);
-    char *addr = read_file(addr_path);
+    char *addr = test_file_read(addr_path);
     addr[strcspn(addr, "\n")] = '\0';
     cr_assert_eq(strncmp(addr, "127.0.0.1:", 10), 0, "metrics.addr has the bound address");
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
@@ -510,11 +410,11 @@ static bool metrics_match_journal(char *why, size_t why_size)
 static void assert_metrics_match_journal(void)
 {
     char why[512];
-    long deadline = mono_ms() + 10000;
+    uint64_t deadline = test_clock_ms() + (uint64_t)10000;
     while (!metrics_match_journal(why, sizeof(why))) {
-        if (mono_ms() >= deadline)
+        if (test_clock_ms() >= deadline)
             cr_assert_fail("metrics disagree with the journal: %s; log:\n%s", why,
-                           read_file(last_log));
+                           test_file_read(last_log));
         poll_pause();
     }
 }
@@ -526,7 +426,7 @@ Test(daemon, converges_at_start_and_after_edit_with_metrics_and_notify)
     dproc d = start_daemon("daemon.log", NULL);
     char seen[16384] = "";
     cr_assert(await_notify("READY=1", WAIT_MS, seen, sizeof(seen)), "READY=1; log:\n%s",
-              read_file(d.log));
+              test_file_read(d.log));
     await_available("d-web-1");
     json_decref(await_idle(1));
 
@@ -585,13 +485,14 @@ Test(daemon, sighup_with_broken_manifest_keeps_old_set_then_fix_applies)
     /* A broken manifest: the watcher refuses it, and so does SIGHUP. */
     char path[256];
     snprintf(path, sizeof(path), "%s/web.yaml", manifests);
-    write_file(path, "region: cn-hangzhou\ncustom_images:\n  - name: d-keep-1\n    bogus: 1\n");
+    test_file_replace(path,
+                      "region: cn-hangzhou\ncustom_images:\n  - name: d-keep-1\n    bogus: 1\n");
     await_log(&d, "manifests changed but are invalid; keeping the previous set");
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     cr_assert(await_notify("RELOADING=1", WAIT_MS, NULL, 0));
     cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0), "READY=1 after a refused reload");
     await_log(&d, "reload refused: the manifests are invalid; keeping the previous set");
-    cr_assert(log_has(&d, "web.yaml:4:5"), "the log names the position: %s", read_file(d.log));
+    cr_assert(log_has(&d, "web.yaml:4:5"), "the log names the position: %s", test_file_read(d.log));
     cr_assert_eq(kill(d.pid, 0), 0, "still running");
 
     /* The fix applies (through the watcher; a SIGHUP afterwards reloads the same set). */
@@ -638,7 +539,7 @@ Test(daemon, second_daemon_exits_1_naming_the_holder)
     char want[256];
     snprintf(want, sizeof(want), "another imgrecon run (pid %ld) holds %s/daemon.lock", (long)d.pid,
              state);
-    cr_assert(log_has(&second, want), "second daemon's log: %s", read_file(second.log));
+    cr_assert(log_has(&second, want), "second daemon's log: %s", test_file_read(second.log));
     stop_daemon(&d);
 }
 
@@ -721,14 +622,14 @@ static size_t journal_mutations(void)
 
 static void await_gone(const char *name)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + (uint64_t)WAIT_MS;
     for (;;) {
         int count = 0;
         free(image_status(name, &count));
         if (count == 0)
             return;
-        if (mono_ms() >= deadline)
-            cr_assert_fail("%s was not deleted in time; log:\n%s", name, read_file(last_log));
+        if (test_clock_ms() >= deadline)
+            cr_assert_fail("%s was not deleted in time; log:\n%s", name, test_file_read(last_log));
         poll_pause();
     }
 }
@@ -738,10 +639,10 @@ static void await_gone(const char *name)
 static bool await_notify_with(const char *prefix, const char *needle, long ms, char *last,
                               size_t last_size)
 {
-    long deadline = mono_ms() + ms;
+    uint64_t deadline = test_clock_ms() + (uint64_t)ms;
     for (;;) {
         char *msg;
-        while ((msg = pop_notify()) != NULL) {
+        while ((msg = test_notify_pop(notify)) != NULL) {
             bool hit = false;
             if (strncmp(msg, prefix, strlen(prefix)) == 0) {
                 snprintf(last, last_size, "%s", msg);
@@ -751,16 +652,16 @@ static bool await_notify_with(const char *prefix, const char *needle, long ms, c
             if (hit)
                 return true;
         }
-        long left = deadline - mono_ms();
+        int left = test_clock_left(deadline);
         if (left <= 0)
             return false;
-        pump_notify((int)left);
+        test_notify_pump(notify, left);
     }
 }
 
 static size_t count_in_log(const dproc *d, const char *needle)
 {
-    char *text = read_file(d->log);
+    char *text = test_file_read(d->log);
     size_t n = 0;
     for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
         n++;
@@ -778,7 +679,7 @@ static json_int_t status_int(json_t *st, const char *key)
  * (plus any made between cycles). *ret_journal is the journal's lines for this key. */
 static json_t *idle_snapshot(json_int_t min_cycles, json_t **ret_journal)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + (uint64_t)WAIT_MS;
     for (;;) {
         json_t *a = status_json();
         const char *s = a ? json_string_value(json_object_get(a, "state")) : NULL;
@@ -807,9 +708,9 @@ static json_t *idle_snapshot(json_int_t min_cycles, json_t **ret_journal)
             json_decref(journal);
         }
         json_decref(a);
-        if (mono_ms() >= deadline)
+        if (test_clock_ms() >= deadline)
             cr_assert_fail("no idle snapshot after %lld cycles in time; log:\n%s",
-                           (long long)min_cycles, read_file(last_log));
+                           (long long)min_cycles, test_file_read(last_log));
         poll_pause();
     }
 }
@@ -819,7 +720,7 @@ static long cpu_ticks(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    char *text = read_file(path);
+    char *text = test_file_read(path);
     char *p = strrchr(text, ')');
     cr_assert_not_null(p, "%s readable", path);
     unsigned long ut = 0, st = 0;
@@ -860,7 +761,7 @@ static bool journal_quiet_for(long ms)
 
 Test(daemon, rename_dance_new_file_and_delete_each_trigger_one_cycle)
 {
-    write_file(config, "owner: team-a\nmetrics_listen: 127.0.0.1:0\nprune: true\n");
+    test_file_replace(config, "owner: team-a\nmetrics_listen: 127.0.0.1:0\nprune: true\n");
     char web[256], api[256], tmp[256];
     snprintf(web, sizeof(web), "%s/web.yaml", manifests);
     snprintf(api, sizeof(api), "%s/api.yaml", manifests);
@@ -913,9 +814,10 @@ Test(daemon, rename_dance_new_file_and_delete_each_trigger_one_cycle)
     /* Each change gave exactly one cycle (debounced), none came from the interval. */
     st = status_json();
     cr_assert_eq(status_int(st, "cycles"), 5, "cycles: %lld; log:\n%s",
-                 (long long)status_int(st, "cycles"), read_file(d.log));
+                 (long long)status_int(st, "cycles"), test_file_read(d.log));
     json_decref(st);
-    cr_assert_eq(count_in_log(&d, "manifest change detected"), 4, "log:\n%s", read_file(d.log));
+    cr_assert_eq(count_in_log(&d, "manifest change detected"), 4, "log:\n%s",
+                 test_file_read(d.log));
     cr_assert_eq(journal_count("CreateCustomImage", NULL), 4, "each image created once");
     assert_metrics_match_journal();
     stop_daemon(&d);
@@ -946,7 +848,8 @@ Test(daemon, single_manifest_file_replaced_by_rename_converges)
     manifest("web.yaml", names, 1);
     await_log(&d, "manifest change detected");
     json_decref(await_idle(3));
-    cr_assert_eq(count_in_log(&d, "manifest change detected"), 2, "log:\n%s", read_file(d.log));
+    cr_assert_eq(count_in_log(&d, "manifest change detected"), 2, "log:\n%s",
+                 test_file_read(d.log));
     stop_daemon(&d);
 }
 
@@ -966,7 +869,7 @@ static void assert_suspended_reporting(const dproc *d, const char *name, json_in
     cr_assert(await_notify_with("STATUS=", want, WAIT_MS, last, sizeof(last)),
               "STATUS= reports %s: last %s", want, last);
     cr_assert_not_null(strstr(last, "suspended"), "STATUS= says suspended: %s", last);
-    cr_assert(log_has(d, "suspended=true"), "log:\n%s", read_file(d->log));
+    cr_assert(log_has(d, "suspended=true"), "log:\n%s", test_file_read(d->log));
     cr_assert_eq(journal_mutations(), 0, "no mutating call while suspended");
     cr_assert_gt(journal_count("ListCustomImages", NULL), 0, "it still observes");
     int count = 0;
@@ -985,7 +888,7 @@ static void assert_suspended_reporting(const dproc *d, const char *name, json_in
 
 Test(daemon, suspend_in_config_plans_without_changes_until_reload)
 {
-    write_file(config, "metrics_listen: 127.0.0.1:0\nsuspend: true\n");
+    test_file_replace(config, "metrics_listen: 127.0.0.1:0\nsuspend: true\n");
     const char *names[] = {"s-1", "s-2"};
     manifest("web.yaml", names, 1);
     dproc d = start_daemon("daemon.log", NULL);
@@ -1000,7 +903,7 @@ Test(daemon, suspend_in_config_plans_without_changes_until_reload)
     cr_assert_eq(journal_mutations(), 0);
 
     /* Unsuspend and reload: it converges. */
-    write_file(config, "metrics_listen: 127.0.0.1:0\nsuspend: false\n");
+    test_file_replace(config, "metrics_listen: 127.0.0.1:0\nsuspend: false\n");
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     await_available("s-1");
     await_available("s-2");
@@ -1051,7 +954,7 @@ Test(daemon, failing_item_backs_off_across_cycles_while_healthy_item_converges)
     char path[256];
     snprintf(path, sizeof(path), "%s/web.yaml", manifests);
     char *text = manifest_text(names, instances, 2);
-    write_file(path, text);
+    test_file_replace(path, text);
     free(text);
     dproc d = start_daemon_with("daemon.log", "1s", manifests, NULL);
     await_available("b-ok");
@@ -1082,7 +985,7 @@ Test(daemon, failing_item_backs_off_across_cycles_while_healthy_item_converges)
                   attempts, (long long)cycles);
     cr_assert_leq(attempts * 2, (size_t)cycles,
                   "not retried every cycle: %zu attempts in %lld cycles; log:\n%s", attempts,
-                  (long long)cycles, read_file(d.log));
+                  (long long)cycles, test_file_read(d.log));
     /* status.json lists the item with its consecutive failures and normalised message. */
     json_t *fails = json_object_get(st, "failures");
     cr_assert_eq(json_array_size(fails), 1, "one failing item");
@@ -1094,7 +997,7 @@ Test(daemon, failing_item_backs_off_across_cycles_while_healthy_item_converges)
     cr_assert(log_has(&d, "step skipped: backing off after failures"));
     /* A cycle that only skipped the item is no success: the item still fails. */
     cr_assert(log_has(&d, "result=failed drift=1 done=0 failed=0 backing_off=1"), "log:\n%s",
-              read_file(d.log));
+              test_file_read(d.log));
     cr_assert_str_eq(json_string_value(json_object_get(st, "result")), "failed");
     cr_assert(json_is_null(json_object_get(st, "last_success")), "no cycle succeeded yet");
     json_decref(st);
@@ -1103,7 +1006,7 @@ Test(daemon, failing_item_backs_off_across_cycles_while_healthy_item_converges)
     /* Editing the manifest forgets the backoff: the fixed item is tried at once. */
     const char *fixed[] = {"b-ok", "b-bad"};
     text = manifest_text(fixed, NULL, 2);
-    write_file(path, text);
+    test_file_replace(path, text);
     free(text);
     await_available("b-bad");
     json_t *after = NULL;
@@ -1127,14 +1030,14 @@ Test(daemon, idle_daemon_calls_only_inside_cycles_and_burns_no_cpu)
     json_decref(await_idle(1));
     cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0));
     const long stretch_ms = 3000;
-    long ticks0 = cpu_ticks(d.pid), sw0 = ctxt_switches(d.pid), t0 = mono_ms();
+    long ticks0 = cpu_ticks(d.pid), sw0 = ctxt_switches(d.pid), t0 = (long)test_clock_ms();
     bool quiet = journal_quiet_for(stretch_ms);
     long ticks = cpu_ticks(d.pid) - ticks0, sw = ctxt_switches(d.pid) - sw0;
-    long took = mono_ms() - t0;
+    long took = (long)test_clock_ms() - t0;
     printf("idle (--interval 1h): %ld clock ticks of CPU (utime+stime, %ld/s) and %ld context "
            "switches over %ld ms\n",
            ticks, sysconf(_SC_CLK_TCK), sw, took);
-    cr_assert(quiet, "no API call while idle; log:\n%s", read_file(d.log));
+    cr_assert(quiet, "no API call while idle; log:\n%s", test_file_read(d.log));
     cr_assert_leq(ticks, 50, "idle CPU: %ld ticks over %ld ms", ticks, took);
     cr_assert_leq(sw, 5, "idle wake-ups: %ld context switches over %ld ms", sw, took);
     assert_metrics_match_journal();
@@ -1258,21 +1161,15 @@ static void hand_unshare(const char *image_id)
                           id_arg,
                           "Operation=UnShare",
                           NULL};
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        setenv("HOME", dir, 1);
-        unsetenv("IMGRECON_ENDPOINT");
-        test_exec(argv);
-    }
+    char home[96];
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                     "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET, home,
+                                     "IMGRECON_ENDPOINT", NULL};
+    test_proc_opts o = {.out_path = log, .append = true, .env = env_edits, .wrap = true};
+    pid_t pid = test_proc_spawn(argv, &o);
     int code = wait_exit(pid, WAIT_MS);
-    cr_assert_eq(code, 0, "imgrecon api UnShare exit %d:\n%s", code, read_file(log));
+    cr_assert_eq(code, 0, "imgrecon api UnShare exit %d:\n%s", code, test_file_read(log));
 }
 
 static bool image_shared_now(const char *name)
@@ -1306,7 +1203,7 @@ Test(daemon, fighting_controller_is_reported_after_two_undos_in_a_row)
     const char *text =
         "region: cn-hangzhou\ncustom_images:\n  - name: web\n    instance_id: " INSTANCE
         "\n    system_snapshot_id: " SNAPSHOT "\n    share_to_ecs: true\n";
-    write_file(path, text);
+    test_file_replace(path, text);
     dproc d = start_daemon("daemon.log", NULL);
     json_decref(await_idle(1));
     await_available("web");
@@ -1315,7 +1212,7 @@ Test(daemon, fighting_controller_is_reported_after_two_undos_in_a_row)
     for (unsigned undo = 1; undo <= 3; undo++) {
         hand_unshare(id);
         cr_assert_not(image_shared_now("web"));
-        write_file(path, text); /* one more cycle */
+        test_file_replace(path, text); /* one more cycle */
         json_t *st = await_idle(1 + undo);
         cr_assert(image_shared_now("web"), "cycle %u shared web again", 1 + undo);
         json_t *warns = json_object_get(st, "warnings");
@@ -1336,7 +1233,7 @@ Test(daemon, fighting_controller_is_reported_after_two_undos_in_a_row)
     cr_assert_not_null(strstr(metrics, "\nimgrecon_item_fights_total 1\n"), "%s", metrics);
     free(metrics);
     /* Left alone, the item stays fixed: the warning goes. */
-    write_file(path, text);
+    test_file_replace(path, text);
     json_t *st = await_idle(5);
     cr_assert_eq(json_array_size(json_object_get(st, "warnings")), 0);
     json_decref(st);

@@ -343,7 +343,7 @@ static bool await_held(const char *const *held, int timeout_ms)
     int ino = inotify_init1(IN_CLOEXEC);
     cr_assert_geq(ino, 0);
     cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int deadline = mono_ms_now() + timeout_ms;
+    int64_t deadline = mono_ms_now() + timeout_ms;
     bool all = false;
     while (!all && mono_ms_now() < deadline) {
         json_t *j = journal_lines(&E);
@@ -353,7 +353,7 @@ static bool await_held(const char *const *held, int timeout_ms)
         json_decref(j);
         if (!all) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }

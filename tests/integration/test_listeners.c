@@ -16,44 +16,15 @@
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "test_clock.h"
+#include "test_file.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
 #define KEY_SECRET "emulator-demo-secret"
 #define WAIT_MS 20000
 
 static char dir[64];
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
-static void put(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "open %s", path);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-}
 
 static void setup(void)
 {
@@ -63,9 +34,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(listeners, .init = setup, .fini = teardown, .timeout = 120);
@@ -73,51 +42,31 @@ TestSuite(listeners, .init = setup, .fini = teardown, .timeout = 120);
 /* Starts argv with stdout+stderr in log; the daemon environment when daemon is set. */
 static pid_t spawn(const char *const *argv, const char *log, bool daemon)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (daemon) {
-            setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-            setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-            setenv("HOME", dir, 1);
-            unsetenv("NOTIFY_SOCKET");
-            unsetenv("IMGRECON_ENDPOINT");
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    char home[96];
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                     "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                     home,
+                                     "NOTIFY_SOCKET",
+                                     "IMGRECON_ENDPOINT",
+                                     NULL};
+    test_proc_opts o = {.out_path = log, .env = daemon ? env_edits : NULL};
+    return test_proc_spawn(argv, &o);
 }
 
-/* Exit code within ms, or -1 (then the process is killed). */
+/* Exit code within ms, or -1 on a signal or a timeout (then the process is killed). */
 static int wait_exit(pid_t pid, long ms)
 {
-    long deadline = mono_ms() + ms;
-    int st;
-    while (mono_ms() < deadline) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        (void)poll(NULL, 0, 20);
-    }
-    kill(pid, SIGKILL);
-    (void)waitpid(pid, &st, 0);
-    return -1;
+    int rc = test_proc_wait(pid, (uint64_t)ms);
+    return rc >= 0 && rc < 128 ? rc : -1;
 }
 
 /* Waits for a non-empty file; returns its text (or NULL on timeout). */
 static char *await_file(const char *path, long ms)
 {
-    long deadline = mono_ms() + ms;
-    while (mono_ms() < deadline) {
-        char *t = slurp(path);
+    uint64_t deadline = test_clock_ms() + (uint64_t)ms;
+    while (test_clock_ms() < deadline) {
+        char *t = test_file_read(path);
         if (t[0] != '\0')
             return t;
         free(t);
@@ -139,7 +88,7 @@ Test(listeners, emulator_refuses_non_loopback_without_allow_remote)
         const char *argv[] = {IMGRECON_EMULATOR_BIN, "--listen", remote[i],
                               "--port-file",         portfile,   NULL};
         int code = wait_exit(spawn(argv, log, false), WAIT_MS);
-        char *text = slurp(log);
+        char *text = test_file_read(log);
         cr_expect(code > 0, "--listen %s: exit %d (want non-zero): %s", remote[i], code, text);
         cr_expect_not_null(strstr(text, "is not a loopback address"), "--listen %s: %s", remote[i],
                            text);
@@ -159,7 +108,7 @@ Test(listeners, emulator_refuses_non_loopback_without_allow_remote)
         if (port == NULL) {
             /* A host without IPv6 cannot bind ::1; that is not this test's concern. */
             int code = wait_exit(pid, 100);
-            char *text = slurp(log);
+            char *text = test_file_read(log);
             cr_expect(strcmp(local[i], "[::1]:0") == 0 && code > 0 &&
                           strstr(text, "loopback") == NULL,
                       "--listen %s did not start: %s", local[i], text);
@@ -177,7 +126,7 @@ Test(listeners, emulator_refuses_non_loopback_without_allow_remote)
                           "--port-file",         portfile,   NULL};
     pid_t pid = spawn(argv, log, false);
     char *port = await_file(portfile, WAIT_MS);
-    cr_expect_not_null(port, "--allow-remote starts: %s", slurp(log));
+    cr_expect_not_null(port, "--allow-remote starts: %s", test_file_read(log));
     free(port);
     kill(pid, SIGTERM);
     cr_expect_eq(wait_exit(pid, WAIT_MS), 0);
@@ -193,20 +142,20 @@ Test(listeners, daemon_refuses_non_loopback_metrics_listen)
     snprintf(config, sizeof(config), "%s/config.yaml", dir);
     snprintf(state, sizeof(state), "%s/state", dir);
     snprintf(log, sizeof(log), "%s/daemon.log", dir);
-    put(manifests, "region: cn-hangzhou\ncustom_images:\n  - name: l-web-1\n"
-                   "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                   "    system_snapshot_id: s-bp1sys00000001\n");
+    test_file_write(manifests, "region: cn-hangzhou\ncustom_images:\n  - name: l-web-1\n"
+                               "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                               "    system_snapshot_id: s-bp1sys00000001\n");
 
     const char *metrics[] = {"0.0.0.0:9780", "[::]:9780", "192.0.2.10:9780", "[2001:db8::1]:9780",
                              "[::ffff:10.0.0.1]:9780"};
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
         snprintf(text, sizeof(text), "metrics_listen: \"%s\"\n", metrics[i]);
-        put(config, text);
+        test_file_write(config, text);
         const char *argv[] = {IMGRECON_BIN, "run",         "-c",           config,  "--endpoint",
                               emu.base_url, "--state-dir", state,          "-f",    manifests,
                               "--interval", "1h",          "--rate-limit", "10/1s", NULL};
         int code = wait_exit(spawn(argv, log, true), WAIT_MS);
-        char *out = slurp(log);
+        char *out = test_file_read(log);
         cr_expect_eq(code, 1, "metrics_listen %s: exit %d (want 1): %s", metrics[i], code, out);
         cr_expect_not_null(strstr(out, "metrics_listen is not a loopback address; refusing"),
                            "metrics_listen %s: %s", metrics[i], out);
@@ -220,7 +169,7 @@ Test(listeners, daemon_refuses_non_loopback_metrics_listen)
     json_decref(j);
 
     /* The opt-in: the daemon serves metrics on the wildcard address and says where. */
-    put(config, "metrics_listen: 0.0.0.0:0\n");
+    test_file_write(config, "metrics_listen: 0.0.0.0:0\n");
     const char *argv[] = {
         IMGRECON_BIN, "run",         "-c",           config,  "--endpoint",
         emu.base_url, "--state-dir", state,          "-f",    manifests,
@@ -230,11 +179,11 @@ Test(listeners, daemon_refuses_non_loopback_metrics_listen)
     char addr_path[200];
     snprintf(addr_path, sizeof(addr_path), "%s/metrics.addr", state);
     char *addr = await_file(addr_path, WAIT_MS);
-    cr_expect_not_null(addr, "metrics.addr written: %s", slurp(log));
+    cr_expect_not_null(addr, "metrics.addr written: %s", test_file_read(log));
     if (addr != NULL)
         cr_expect_eq(strncmp(addr, "0.0.0.0:", 8), 0, "metrics.addr: %s", addr);
     free(addr);
     cr_assert_eq(kill(pid, SIGTERM), 0);
-    cr_expect_eq(wait_exit(pid, 45000), 0, "SIGTERM exits 0: %s", slurp(log));
+    cr_expect_eq(wait_exit(pid, 45000), 0, "SIGTERM exits 0: %s", test_file_read(log));
     (void)emu_proc_stop(&emu);
 }

@@ -127,30 +127,15 @@ static pid_t spawn_as(uid_t uid, const char *outpath, const char *const *args)
     for (size_t i = 1; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        if (uid != 0 && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
-                         setresuid(uid, uid, uid) < 0))
-            _exit(125);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("IMGRECON_ENDPOINT");
-        setenv("NO_COLOR", "1", 1);
-        setenv("HOME", "/nonexistent", 1);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    static const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                            "ALIBABA_CLOUD_SECURITY_TOKEN",
+                                            "IMGRECON_ENDPOINT",
+                                            "NO_COLOR=1",
+                                            "HOME=/nonexistent",
+                                            NULL};
+    test_proc_opts o = {.out_path = outpath, .env = env_edits, .uid = uid};
+    return test_proc_spawn(argv, &o);
 }
 
 static run_result run_as(uid_t uid, const char *const *args)

@@ -122,24 +122,14 @@ static run_result run_raw(const char *const *args)
     for (size_t i = 0; args[i] != NULL && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || chdir(E.dir) < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("IMGRECON_ENDPOINT");
-        setenv("NO_COLOR", "1", 1);
-        test_exec(argv);
-    }
+    static const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                            "ALIBABA_CLOUD_SECURITY_TOKEN",
+                                            "IMGRECON_ENDPOINT",
+                                            "NO_COLOR=1",
+                                            NULL};
+    test_proc_opts o = {.out_path = outpath, .env = env_edits, .cwd = E.dir, .wrap = true};
+    pid_t pid = test_proc_spawn(argv, &o);
     run_result r;
     r.status = wait_child(pid, RUN_TIMEOUT_MS);
     r.out = read_file(outpath);
@@ -219,20 +209,12 @@ Test(saved_plan, hint_with_awkward_file_name_works_through_a_shell)
     size_t from = journal_len();
     char outpath[160];
     snprintf(outpath, sizeof(outpath), "%s/sh-out.txt", E.dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (out < 0 || chdir(E.dir) < 0)
-            _exit(126);
-        dup2(out, 1);
-        dup2(out, 2);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        unsetenv("IMGRECON_ENDPOINT");
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    static const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                            "IMGRECON_ENDPOINT", NULL};
+    const char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    test_proc_opts o = {.out_path = outpath, .env = env_edits, .cwd = E.dir};
+    pid_t pid = test_proc_spawn(argv, &o);
     int status = wait_child(pid, RUN_TIMEOUT_MS);
     char *out = read_file(outpath);
     cr_expect_eq(status, 0, "%s\n%s", cmd, out);
@@ -475,7 +457,7 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
     pid_t pid = spawn_imgrecon(
         &E, outpath, (const char *const[]){"apply", "-f", E.manifest, "--auto-approve", NULL});
     /* Wait (bounded, on writes in the state directory) for the unshare's intent line. */
-    int deadline = mono_ms_now() + 30000;
+    int64_t deadline = mono_ms_now() + 30000;
     bool seen = false;
     while (!seen && mono_ms_now() < deadline) {
         char *text = read_file(jpath);
@@ -483,7 +465,7 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
         free(text);
         if (!seen) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }
@@ -577,7 +559,7 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
     /* Wait (bounded, on writes in the state directory) for the daemon's pid in its lock file. */
     char want[32];
     snprintf(want, sizeof(want), "%ld\n", (long)daemon);
-    int deadline = mono_ms_now() + 30000;
+    int64_t deadline = mono_ms_now() + 30000;
     bool locked = false;
     while (!locked && mono_ms_now() < deadline) {
         char *text = read_file(lockpath);
@@ -585,7 +567,7 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
         free(text);
         if (!locked) {
             struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, deadline - mono_ms_now()) > 0) {
+            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
                 char buf[4096];
                 (void)read(ino, buf, sizeof(buf));
             }

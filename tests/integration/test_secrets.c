@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "test_file.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIsecretScanKey01"
 #define SECRET "sEcReT-imgrecon-0f9a7c1e5d"
@@ -34,40 +36,11 @@ typedef struct ctx {
     unsigned n_runs;
 } ctx;
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-    size_t len = strlen(text);
-    cr_assert_eq(write(fd, text, len), (ssize_t)len);
-    cr_assert_eq(fchmod(fd, mode), 0);
-    cr_assert_eq(close(fd), 0);
-}
-
-static char *slurp(const char *path, size_t *ret_len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, k, m);
-    fclose(f);
-    fclose(m);
-    if (ret_len)
-        *ret_len = len;
-    return buf;
-}
-
 /* Fails the test when path (a file) contains the secret or the token anywhere. */
 static void assert_clean_file(const char *path)
 {
     size_t len = 0;
-    char *buf = slurp(path, &len);
+    char *buf = test_file_read_len(path, &len);
     if (buf == NULL)
         return;
     cr_assert_null(memmem(buf, len, SECRET, strlen(SECRET)), "the secret appears in %s", path);
@@ -114,48 +87,29 @@ static int run(ctx *c, const char *secret, const char *home, const char *const *
     for (size_t i = 0; args[i] != NULL && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    /* Checked with a plain if: the child must not report to Criterion. */
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        unsetenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
-        unsetenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("ALICLOUD_ACCESS_KEY");
-        unsetenv("ALICLOUD_SECRET_KEY");
-        unsetenv("CREDENTIALS_DIRECTORY");
-        unsetenv("IMGRECON_ENDPOINT");
-        if (secret != NULL) {
-            setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-            setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret, 1);
-            setenv("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN, 1);
-        }
-        setenv("HOME", home, 1);
-        setenv("NO_COLOR", "1", 1);
-        execv(IMGRECON_BIN, (char *const *)argv);
-        _exit(127);
+    char secret_env[128], home_env[160];
+    snprintf(secret_env, sizeof(secret_env), "ALIBABA_CLOUD_ACCESS_KEY_SECRET=%s",
+             secret ? secret : "");
+    snprintf(home_env, sizeof(home_env), "HOME=%s", home);
+    const char *env[16] = {"ALIBABA_CLOUD_ACCESS_KEY_ID",
+                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                           "ALIBABA_CLOUD_SECURITY_TOKEN",
+                           "ALICLOUD_ACCESS_KEY",
+                           "ALICLOUD_SECRET_KEY",
+                           "CREDENTIALS_DIRECTORY",
+                           "IMGRECON_ENDPOINT",
+                           home_env,
+                           "NO_COLOR=1"};
+    size_t e = 9;
+    if (secret != NULL) {
+        env[e++] = "ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID;
+        env[e++] = secret_env;
+        env[e++] = "ALIBABA_CLOUD_SECURITY_TOKEN=" TOKEN;
     }
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        int rc;
-        while ((rc = poll(&p, 1, WAIT_MS)) < 0 && errno == EINTR)
-            ;
-        close(pfd);
-        if (rc == 0)
-            kill(pid, SIGKILL);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    env[e] = NULL;
+    test_proc_opts o = {.out_path = outpath, .env = env};
+    int status = test_proc_wait(test_proc_spawn(argv, &o), WAIT_MS);
+    return status == -ETIMEDOUT ? 128 + SIGKILL : status;
 }
 
 static void setup_ctx(ctx *c)
@@ -171,53 +125,51 @@ static void setup_ctx(ctx *c)
 
     char path[256];
     snprintf(path, sizeof(path), "%s/fixture.yaml", c->dir);
-    write_file(path,
-               "accounts:\n"
-               "  - access_key_id: " KEY_ID "\n"
-               "    access_key_secret: " SECRET "\n"
-               "    user_id: 1234567890123456\n"
-               "regions:\n"
-               "  - region: cn-hangzhou\n"
-               "    servers:\n"
-               "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
-               "        name: web-1\n"
-               "        status: Running\n"
-               "        system_snapshots: [s-sys-0001]\n"
-               "    custom_images:\n"
-               "      - image_id: m-oldsecret0001\n"
-               "        name: old-web\n"
-               "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
-               "        system_snapshot_id: s-sys-0001\n"
-               "        status: \"1\"\n"
-               "        in_share: true\n"
-               "        tags: {imgrecon/owner: team-a}\n",
-               0600);
+    test_file_write_mode(path,
+                         "accounts:\n"
+                         "  - access_key_id: " KEY_ID "\n"
+                         "    access_key_secret: " SECRET "\n"
+                         "    user_id: 1234567890123456\n"
+                         "regions:\n"
+                         "  - region: cn-hangzhou\n"
+                         "    servers:\n"
+                         "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                         "        name: web-1\n"
+                         "        status: Running\n"
+                         "        system_snapshots: [s-sys-0001]\n"
+                         "    custom_images:\n"
+                         "      - image_id: m-oldsecret0001\n"
+                         "        name: old-web\n"
+                         "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                         "        system_snapshot_id: s-sys-0001\n"
+                         "        status: \"1\"\n"
+                         "        in_share: true\n"
+                         "        tags: {imgrecon/owner: team-a}\n",
+                         0600);
     const char *args[] = {"--fixture", path, "--rate-limit", "10/1s", "--create-delay",
                           "200ms",     NULL};
     int rc = emu_proc_start(&c->emu, args);
     cr_assert_eq(rc, 0, "emulator: %s", strerror(-rc));
 
     snprintf(path, sizeof(path), "%s/images.yaml", c->manifests);
-    write_file(path,
-               "region: cn-hangzhou\n"
-               "custom_images:\n"
-               "  - name: web-secret-test\n"
-               "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
-               "    system_snapshot_id: s-sys-0001\n"
-               "    share_to_ecs: true\n",
-               0600);
+    test_file_write_mode(path,
+                         "region: cn-hangzhou\n"
+                         "custom_images:\n"
+                         "  - name: web-secret-test\n"
+                         "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                         "    system_snapshot_id: s-sys-0001\n"
+                         "    share_to_ecs: true\n",
+                         0600);
     snprintf(path, sizeof(path), "%s/config.yaml", c->dir);
-    write_file(path, "owner: team-a\nprune: true\nallow_empty: false\nmetrics_listen: null\n",
-               0600);
+    test_file_write_mode(
+        path, "owner: team-a\nprune: true\nallow_empty: false\nmetrics_listen: null\n", 0600);
 }
 
 static void teardown_ctx(ctx *c)
 {
     if (c->emu.pid > 0)
         (void)emu_proc_stop(&c->emu);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(c->dir);
 }
 
 Test(secrets, never_in_any_output)
@@ -273,7 +225,7 @@ Test(secrets, never_in_any_output)
     /* The wrong-secret run did fail for the right reason (so the scan above covered it). */
     char path[256];
     snprintf(path, sizeof(path), "%s/run-%02u.txt", c.out, c.n_runs - 1);
-    char *text = slurp(path, NULL);
+    char *text = test_file_read_len(path, NULL);
     cr_assert_not_null(text);
     cr_expect_not_null(strstr(text, "SignatureDoesNotMatch"), "wrong-secret output: %s", text);
     free(text);
@@ -290,16 +242,17 @@ Test(secrets, loose_credentials_file_refused)
     snprintf(file, sizeof(file), "%s/config.json", dir);
     cr_assert_eq(mkdir(home, 0700), 0);
     cr_assert_eq(mkdir(dir, 0700), 0);
-    write_file(file,
-               "{\"current\":\"default\",\"profiles\":[{\"name\":\"default\",\"mode\":\"AK\","
-               "\"access_key_id\":\"" KEY_ID "\",\"access_key_secret\":\"" SECRET "\"}]}",
-               0644);
+    test_file_write_mode(
+        file,
+        "{\"current\":\"default\",\"profiles\":[{\"name\":\"default\",\"mode\":\"AK\","
+        "\"access_key_id\":\"" KEY_ID "\",\"access_key_secret\":\"" SECRET "\"}]}",
+        0644);
     const char *args[] = {"plan",  "--endpoint", c.emu.base_url, "--state-dir",
                           c.state, "-f",         c.manifests,    NULL};
     cr_expect_eq(run(&c, NULL, home, args), 1);
     char path[256];
     snprintf(path, sizeof(path), "%s/run-%02u.txt", c.out, c.n_runs - 1);
-    char *text = slurp(path, NULL);
+    char *text = test_file_read_len(path, NULL);
     cr_assert_not_null(text);
     cr_expect_not_null(strstr(text, "config.json"), "names the file: %s", text);
     cr_expect_not_null(strstr(text, "0644"), "names the mode: %s", text);

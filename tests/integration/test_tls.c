@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test_file.h"
+#include "test_proc.h"
+
 #define KEY_ID "LTAIemulatorDemoKey"
 #define KEY_SECRET "emulator-demo-secret"
 
@@ -24,31 +27,6 @@ static struct MHD_Daemon *mhd;
 static atomic_uint requests;
 static char *key_pem, *cert_pem;
 static unsigned port;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
-static void put(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "open %s", path);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-}
 
 /* A self-signed certificate (CA:TRUE, as `req -x509` makes it) for subject alt name san. */
 static void make_cert(const char *name, const char *san)
@@ -62,7 +40,7 @@ static void make_cert(const char *name, const char *san)
     int rc = system(cmd);
     char log[160];
     snprintf(log, sizeof(log), "%s/openssl.log", dir);
-    cr_assert_eq(rc, 0, "openssl req: %s", slurp(log));
+    cr_assert_eq(rc, 0, "openssl req: %s", test_file_read(log));
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
@@ -95,9 +73,9 @@ static void serve(const char *name)
 {
     char path[160];
     snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-    key_pem = slurp(path);
+    key_pem = test_file_read(path);
     snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
-    cert_pem = slurp(path);
+    cert_pem = test_file_read(path);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL, answer,
                            NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_MEM_KEY, key_pem,
@@ -124,66 +102,57 @@ static void teardown(void)
     free(key_pem);
     free(cert_pem);
     key_pem = cert_pem = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(tls, .init = setup, .fini = teardown, .timeout = 120);
 
-typedef struct result {
-    int status;
-    char *out, *err;
-} result;
+typedef test_proc_result result;
 
 /* imgrecon api swas ListCustomImages against https://127.0.0.1:port with config text. */
 static result api_call(const char *config_text)
 {
-    char config[160], out[160], err[160], state[160], url[64];
+    char config[160], state[160], url[64], home[96];
     snprintf(config, sizeof(config), "%s/config.yaml", dir);
-    snprintf(out, sizeof(out), "%s/api.out", dir);
-    snprintf(err, sizeof(err), "%s/api.err", dir);
     snprintf(state, sizeof(state), "%s/state", dir);
     snprintf(url, sizeof(url), "https://127.0.0.1:%u", port);
-    put(config, config_text);
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        setenv("HOME", dir, 1);
-        /* Neither the environment's CA bundle nor a proxy may change the outcome. */
-        unsetenv("CURL_CA_BUNDLE");
-        unsetenv("SSL_CERT_FILE");
-        unsetenv("SSL_CERT_DIR");
-        unsetenv("IMGRECON_ENDPOINT");
-        setenv("NO_PROXY", "*", 1);
-        execl(IMGRECON_BIN, IMGRECON_BIN, "api", "swas", "ListCustomImages", "RegionId=cn-hangzhou",
-              "-c", config, "--state-dir", state, "--endpoint", url, "--rate-limit", "10/1s",
-              "--compact", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
-                .out = slurp(out),
-                .err = slurp(err)};
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    test_file_write(config, config_text);
+    /* Neither the environment's CA bundle nor a proxy may change the outcome. */
+    const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                     "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                     home,
+                                     "CURL_CA_BUNDLE",
+                                     "SSL_CERT_FILE",
+                                     "SSL_CERT_DIR",
+                                     "IMGRECON_ENDPOINT",
+                                     "NO_PROXY=*",
+                                     NULL};
+    const char *const argv[] = {IMGRECON_BIN,
+                                "api",
+                                "swas",
+                                "ListCustomImages",
+                                "RegionId=cn-hangzhou",
+                                "-c",
+                                config,
+                                "--state-dir",
+                                state,
+                                "--endpoint",
+                                url,
+                                "--rate-limit",
+                                "10/1s",
+                                "--compact",
+                                NULL};
+    test_proc_opts o = {.env = env_edits};
+    result r;
+    test_proc_run(argv, &o, 60000, &r);
+    cr_assert_neq(r.status, -ETIMEDOUT, "imgrecon api did not finish within 60 s");
     return r;
 }
 
 static void result_free(result *r)
 {
-    free(r->out);
-    free(r->err);
+    test_proc_result_clear(r);
 }
 
 static bool mentions_certificate(const char *text)

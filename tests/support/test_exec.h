@@ -1,6 +1,6 @@
 /* Exec for test children that run imgrecon: honours IMGRECON_TEST_WRAP so that CI can run every
- * imgrecon process of a scenario under a tool (valgrind). Used by apply_support.h and
- * test_daemon.c. */
+ * imgrecon process of a scenario under a tool (valgrind). Used by test_proc.c (the wrap option),
+ * which apply_support.c and test_daemon.c start imgrecon through. */
 #ifndef TEST_EXEC_H
 #define TEST_EXEC_H
 

@@ -2,8 +2,8 @@
  * connection at a time, "Connection: close") answers each request with a step of a script (good
  * JSON, garbage, a cut-off body, no answer, a reset, a big body) or with a dynamic function of the
  * request, and records every request (method, target, decoded query, lowercase headers). Used by
- * test_client.c (the cloud client's transport and paging) and test_observe.c (plan and apply
- * against hostile listings). Failures to set it up fail the Criterion test. */
+ * tests/integration/client (the cloud client's transport and paging) and test_observe.c (plan and
+ * apply against hostile listings). Failures to set it up fail the Criterion test. */
 #ifndef TEST_SRV_H
 #define TEST_SRV_H
 

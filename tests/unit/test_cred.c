@@ -22,6 +22,7 @@
 #include "emu_proc.h"
 #include "prov_cred.h"
 #include "prov_cred_file.h"
+#include "test_file.h"
 
 static char home[64];
 
@@ -53,17 +54,9 @@ static void setup(void)
     cr_assert_eq(setenv("HOME", home, 1), 0);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    (void)nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    (void)test_file_remove_tree(home);
 }
 
 TestSuite(cred, .init = setup, .fini = teardown);

@@ -28,6 +28,7 @@
 #include "rec_setup.h"
 #include "rec_notify.h"
 #include "rec_status.h"
+#include "test_notify.h"
 
 static char dir[64];
 
@@ -757,28 +758,23 @@ Test(backoff, skip_retry_and_reset_across_cycles)
 
 /* ---- sd_notify ---- */
 
-static int notify_sock(void)
+/* A receiver at dir/notify.sock, named by NOTIFY_SOCKET for rec_notify (caller frees). */
+static test_notify *notify_open(void)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/notify.sock", dir);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    test_notify *n = test_notify_open(path);
     cr_assert_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
-    return fd;
+    return n;
 }
 
-/* Receives one datagram, waiting at most 5 s. */
-static void recv_msg(int fd, char *buf, size_t size)
+/* The next datagram, waiting at most 5 s. */
+static void recv_msg(test_notify *n, char *buf, size_t size)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    cr_assert_eq(poll(&p, 1, 5000), 1, "a notify message arrives");
-    ssize_t n = recv(fd, buf, size - 1, 0);
-    cr_assert_gt(n, 0);
-    buf[n] = '\0';
+    char *m = test_notify_recv(n, 5000);
+    cr_assert_not_null(m, "a notify message arrives");
+    snprintf(buf, size, "%s", m);
+    free(m);
 }
 
 Test(notify, messages_reach_notify_socket)
@@ -787,18 +783,18 @@ Test(notify, messages_reach_notify_socket)
     cr_assert_eq(unsetenv("NOTIFY_SOCKET"), 0);
     cr_assert_eq(rec_notify_ready(), 0, "no socket: nothing sent, no error");
     mk_dir();
-    int fd = notify_sock();
+    test_notify *n = notify_open();
 
     cr_assert_gt(rec_notify_ready(), 0);
-    recv_msg(fd, msg, sizeof(msg));
+    recv_msg(n, msg, sizeof(msg));
     cr_assert_str_eq(msg, "READY=1");
 
     cr_assert_gt(rec_notify_status("last ok: 1 done"), 0);
-    recv_msg(fd, msg, sizeof(msg));
+    recv_msg(n, msg, sizeof(msg));
     cr_assert_str_eq(msg, "STATUS=last ok: 1 done");
 
     cr_assert_gt(rec_notify_reloading(), 0);
-    recv_msg(fd, msg, sizeof(msg));
+    recv_msg(n, msg, sizeof(msg));
     unsigned long long usec = 0;
     cr_assert_eq(sscanf(msg, "RELOADING=1\nMONOTONIC_USEC=%llu", &usec), 1, "got %s", msg);
     struct timespec now;
@@ -807,13 +803,13 @@ Test(notify, messages_reach_notify_socket)
     cr_assert_leq(usec, (unsigned long long)now.tv_sec * 1000000ull + now.tv_nsec / 1000);
 
     cr_assert_gt(rec_notify_watchdog(), 0);
-    recv_msg(fd, msg, sizeof(msg));
+    recv_msg(n, msg, sizeof(msg));
     cr_assert_str_eq(msg, "WATCHDOG=1");
 
     cr_assert_gt(rec_notify_stopping(), 0);
-    recv_msg(fd, msg, sizeof(msg));
+    recv_msg(n, msg, sizeof(msg));
     cr_assert_str_eq(msg, "STOPPING=1");
-    close(fd);
+    test_notify_free(n);
     rm_dir();
 }
 

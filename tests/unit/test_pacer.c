@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "prov_pacer.h"
+#include "test_file.h"
 
 #define AK "LTAIpacerTestKey"
 #define T0 1700000000000ull
@@ -38,23 +39,19 @@ static void write_file(const char *name, const char *text)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(path, text);
 }
 
 static char *read_file(const char *name)
 {
+    /* Valid until the next call, as the tests use it inline. */
+    static char *text;
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    (void)fclose(f);
-    return buf;
+    free(text);
+    text = test_file_read_len(path, NULL);
+    cr_assert_not_null(text, "read %s", path);
+    return text;
 }
 
 static uint64_t acq(prov_pacer *p, const char *action, unsigned calls, uint64_t window,

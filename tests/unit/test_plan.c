@@ -14,6 +14,7 @@
 #include "rec_plan.h"
 #include "rec_planfile.h"
 #include "rec_render.h"
+#include "test_file.h"
 
 #define R1 "cn-hangzhou"
 #define R2 "cn-beijing"
@@ -1250,27 +1251,17 @@ Test(plan, format_duration)
 
 static char plan_path[128];
 
+/* test_file_write, under the name the saved-plan tests use. */
 static void write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(path, text);
 }
 
+/* The file's text (caller frees); fails the test when it is missing or empty. */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert_gt(n, 0);
-    rewind(f);
-    char *text = malloc((size_t)n + 1);
-    cr_assert_not_null(text);
-    cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = '\0';
-    fclose(f);
+    char *text = test_file_read_len(path, NULL);
+    cr_assert(text != NULL && text[0] != '\0', "%s is missing or empty", path);
     return text;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rec_regions.h"
+#include "test_file.h"
 
 static char dir[64];
 
@@ -23,9 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(regions, .init = setup, .fini = teardown);

@@ -17,6 +17,7 @@
 #include "rec_lock.h"
 #include "prov_statedir.h"
 #include "rec_status.h"
+#include "test_file.h"
 
 static char dir[64];
 
@@ -28,30 +29,24 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(test_file_remove_tree(dir), 0);
 }
 
 TestSuite(statedir, .init = setup, .fini = teardown);
 
 static void write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(path, text);
 }
 
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    /* Valid until the next call, as the tests use it inline. */
+    static char *text;
+    free(text);
+    text = test_file_read_len(path, NULL);
+    cr_assert_not_null(text, "%s", path);
+    return text;
 }
 
 static void add(rec_journal *j, const char *token)

@@ -1,78 +1,24 @@
-/* Shared helpers for the plan/apply integration tests (test_apply.c, test_crash.c): run the real
- * imgrecon binary against the real emulator, write fixtures and manifests, and read the
- * emulator's journal. Header-only with static functions: each test binary includes it once. */
-#ifndef APPLY_SUPPORT_H
-#define APPLY_SUPPORT_H
+/* See apply_support.h. */
+#include "apply_support.h"
 
-#include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "test_exec.h"
-#include "emu_proc.h"
-
-#define KEY_ID "LTAIemulatorDemoKey"
-#define KEY_SECRET "emulator-demo-secret"
-#define RUN_TIMEOUT_MS 120000
-
-typedef struct env {
-    emu_proc emu;
-    char dir[64]; /* test temp dir: manifests, state, outputs */
-    char state[128];
-    char manifest[128];
-    char fixture[128];
-    char config[128];
-} env;
-
-static inline int mono_ms_now(void)
+int64_t mono_ms_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    return (int64_t)test_clock_ms();
 }
 
-static inline void write_file(const char *path, const char *text)
+void write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "open %s", path);
-    cr_assert_eq(fputs(text, f) >= 0, 1);
-    cr_assert_eq(fclose(f), 0);
+    test_file_write(path, text);
 }
 
-static inline char *read_file(const char *path)
+char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
+    return test_file_read(path);
 }
 
 /* A fixture with one account (the demo key), one region, `servers` servers (quota 3 each, at
  * most 15) and the given custom_images / ecs_images YAML blocks (already indented by 4). */
-static inline void write_fixture(env *e, unsigned servers, const char *images_yaml,
-                                 const char *ecs_yaml)
+void write_fixture(env *e, unsigned servers, const char *images_yaml, const char *ecs_yaml)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -97,7 +43,7 @@ static inline void write_fixture(env *e, unsigned servers, const char *images_ya
 }
 
 /* Starts the emulator on e->fixture with scaled limits. extra: more emulator args or NULL. */
-static inline void start_emu(env *e, const char *create_delay, const char *const *extra)
+void start_emu(env *e, const char *create_delay, const char *const *extra)
 {
     const char *args[32] = {"--fixture", e->fixture,       "--rate-limit",
                             "10/1s",     "--create-delay", create_delay ? create_delay : "300ms"};
@@ -109,7 +55,7 @@ static inline void start_emu(env *e, const char *create_delay, const char *const
     cr_assert_eq(rc, 0, "emulator start: %s", strerror(-rc));
 }
 
-static inline void env_init(env *e)
+void env_init(env *e)
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->dir, sizeof(e->dir), "/tmp/imgrecon-apply-XXXXXX");
@@ -121,33 +67,21 @@ static inline void env_init(env *e)
     write_file(e->config, "owner: team-a\n");
 }
 
-static inline void env_fini(env *e)
+void env_fini(env *e)
 {
     if (e->emu.pid > 0)
         (void)emu_proc_stop(&e->emu);
-    /* IMGRECON_TEST_KEEP=1 keeps the directory (journal, outputs) for a post-mortem. */
-    if (getenv("IMGRECON_TEST_KEEP") != NULL) {
-        fprintf(stderr, "kept %s\n", e->dir);
-        return;
-    }
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(e->dir); /* IMGRECON_TEST_KEEP=1 keeps it for a post-mortem */
 }
 
-typedef struct run_result {
-    int status; /* exit code, or 128+signal */
-    char *out;  /* stdout and stderr, interleaved */
-} run_result;
-
-static inline void run_result_free(run_result *r)
+void run_result_free(run_result *r)
 {
     free(r->out);
     r->out = NULL;
 }
 
 /* Starts imgrecon with the common test options and the NULL-terminated args. */
-static inline pid_t spawn_imgrecon(env *e, const char *outpath, const char *const *args)
+pid_t spawn_imgrecon(env *e, const char *outpath, const char *const *args)
 {
     const char *argv[64];
     size_t n = 0;
@@ -165,49 +99,28 @@ static inline pid_t spawn_imgrecon(env *e, const char *outpath, const char *cons
     for (size_t i = 1; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    /* Checked with a plain if: the child must not report to Criterion. */
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("IMGRECON_ENDPOINT");
-        setenv("NO_COLOR", "1", 1);
-        test_exec(argv); /* IMGRECON_TEST_WRAP honoured (CI: valgrind) */
-    }
-    return pid;
+    static const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                            "ALIBABA_CLOUD_SECURITY_TOKEN",
+                                            "IMGRECON_ENDPOINT",
+                                            "NO_COLOR=1",
+                                            NULL};
+    test_proc_opts o = {.out_path = outpath, .env = env_edits, .wrap = true};
+    return test_proc_spawn(argv, &o);
 }
 
 /* Waits for pid at most timeout_ms (event-driven through a pidfd); kills it on timeout. */
-static inline int wait_child(pid_t pid, int timeout_ms)
+int wait_child(pid_t pid, int timeout_ms)
 {
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        int rc;
-        while ((rc = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
-            ;
-        close(pfd);
-        if (rc == 0) {
-            kill(pid, SIGKILL);
-            cr_log_error("imgrecon did not finish within %d ms; killed", timeout_ms);
-        }
+    int rc = test_proc_wait(pid, timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
+    if (rc == -ETIMEDOUT) {
+        cr_log_error("imgrecon did not finish within %d ms; killed", timeout_ms);
+        return 128 + SIGKILL;
     }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
 }
 
-static inline run_result run_imgrecon_v(env *e, const char *const *args)
+run_result run_imgrecon_v(env *e, const char *const *args)
 {
     char outpath[160];
     static unsigned seq;
@@ -219,29 +132,25 @@ static inline run_result run_imgrecon_v(env *e, const char *const *args)
     return r;
 }
 
-#define RUN(e, ...) run_imgrecon_v((e), (const char *const[]){__VA_ARGS__, NULL})
-
-/* ---- the emulator's journal ---- */
-
-static inline json_t *journal_lines(env *e)
+json_t *journal_lines(env *e)
 {
     json_t *j = emu_proc_journal(&e->emu);
     cr_assert_not_null(j, "emulator journal");
     return j;
 }
 
-static inline const char *jstr(json_t *o, const char *key)
+const char *jstr(json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
 }
 
-static inline const char *jparam(json_t *line, const char *key)
+const char *jparam(json_t *line, const char *key)
 {
     return json_string_value(json_object_get(json_object_get(line, "params"), key));
 }
 
 /* Calls of an action from index `from`, with code (NULL: successes only; "*": any). */
-static inline size_t count_calls(json_t *j, size_t from, const char *action, const char *code)
+size_t count_calls(json_t *j, size_t from, const char *action, const char *code)
 {
     size_t n = 0;
     for (size_t i = from; i < json_array_size(j); i++) {
@@ -260,7 +169,7 @@ static inline size_t count_calls(json_t *j, size_t from, const char *action, con
 }
 
 /* The ordering rules every scenario must keep, from the emulator's journal. */
-static inline void assert_journal_rules(env *e)
+void assert_journal_rules(env *e)
 {
     json_t *j = journal_lines(e);
     size_t n = json_array_size(j);
@@ -294,7 +203,7 @@ static inline void assert_journal_rules(env *e)
 }
 
 /* The emulator's current images of cn-hangzhou. */
-static inline json_t *state_images(env *e)
+json_t *state_images(env *e)
 {
     json_t *st = emu_proc_state(&e->emu);
     cr_assert_not_null(st);
@@ -310,7 +219,7 @@ static inline json_t *state_images(env *e)
     return imgs;
 }
 
-static inline json_t *find_image(json_t *imgs, const char *name)
+json_t *find_image(json_t *imgs, const char *name)
 {
     for (size_t i = 0; i < json_array_size(imgs); i++)
         if (strcmp(jstr(json_array_get(imgs, i), "name"), name) == 0)
@@ -318,9 +227,7 @@ static inline json_t *find_image(json_t *imgs, const char *name)
     return NULL;
 }
 
-static inline bool image_shared(json_t *img)
+bool image_shared(json_t *img)
 {
     return json_is_true(json_object_get(img, "in_share"));
 }
-
-#endif

@@ -1,0 +1,186 @@
+/* The cloud client end to end (see client_harness.h): closing with calls in flight, pacing, V3 GET,
+ * argument checks. */
+#include "client_harness.h"
+
+Test(client, close_cancels_in_flight_and_queued, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 1;
+    h.rate_window = 60000;
+    SCRIPT(&h.s, {ACT_HANG, 0, NULL, 0});
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome a = {0}, b = {0};
+    cr_assert_eq(prov_call(h.c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, raw_cb, &a), 0);
+    cr_assert_eq(prov_call(h.c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, raw_cb, &b), 0);
+    cr_expect_eq(prov_client_pending(h.c), 2);
+    /* Run until the first request reached the server. */
+    run_until_requests(&h, 1);
+    prov_client *closing = h.c;
+    prov_client_close(h.c);
+    h.c = NULL;
+    cr_expect(a.fired && b.fired, "close runs every pending callback");
+    /* Until the loop runs its close callbacks the client is still there: calls are refused. */
+    outcome late = {0};
+    cr_expect_eq(
+        prov_call(closing, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, raw_cb, &late),
+        -ECANCELED);
+    cr_expect(!late.fired);
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 1);
+    cr_expect_eq(a.err.sys, -ECANCELED);
+    cr_expect_eq(b.err.sys, -ECANCELED);
+    outcome_free(&a);
+    outcome_free(&b);
+    size_t sent = srv_count(&h.s);
+    h_fini(&h);
+    cr_expect_eq(sent, 1, "the queued call was never sent");
+}
+
+/* The pacer spaces calls of one action: with 2 per window, the third waits for the window. */
+Test(client, pacer_spaces_calls, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 2;
+    h.rate_window = 500;
+    SCRIPT(&h.s, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out[3] = {0};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(
+            prov_call(h.c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, raw_cb, &out[i]), 0);
+    run_until(&h, &out[2].fired);
+    cr_expect(out[0].fired && out[1].fired);
+    cr_assert_eq(srv_count(&h.s), 3);
+    int64_t gap = h.s.reqs[2].at_ms - h.s.reqs[0].at_ms;
+    cr_expect_geq(gap, 490, "the third call came %" PRId64 " ms after the first", gap);
+    for (int i = 0; i < 3; i++) {
+        cr_expect(!out[i].has_err);
+        outcome_free(&out[i]);
+    }
+    h_fini(&h);
+}
+
+/* Without a pacer the throttled retry still waits out the window instead of hammering the
+ * server at once. */
+Test(client, throttled_unpaced_still_cools_down, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 10;
+    h.rate_window = 300;
+    SCRIPT(&h.s, {ACT_JSON, 400, throttled_body, 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    o.pacer = NULL;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err);
+    cr_assert_eq(srv_count(&h.s), 2);
+    cr_assert_geq(h.n_ev, 1);
+    cr_expect_eq(h.ev[0].retry_in, 300);
+    int64_t gap = h.s.reqs[1].at_ms - h.s.reqs[0].at_ms;
+    cr_expect_geq(gap, 290, "the throttled call was retried %" PRId64 " ms later", gap);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, v3_get_request_shape, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    o.method = "GET";
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err);
+    cr_assert_eq(srv_count(&h.s), 1);
+    cr_expect_str_eq(h.s.reqs[0].method, "GET");
+    expect_v3_signed(&h.s, 0, "ListCustomImages", "2020-06-01");
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* A callback may close the client: the other call in flight is cancelled, once. */
+typedef struct closer {
+    harness *h;
+    outcome *mine, *other;
+} closer;
+
+static void closing_cb(json_t *body, const prov_error *err, void *ud)
+{
+    closer *x = ud;
+    raw_cb(body, err, x->mine);
+    if (x->h->c != NULL) {
+        prov_client *c = x->h->c;
+        x->h->c = NULL;
+        prov_client_close(c);
+        cr_expect(x->other->fired, "close ran the other call's callback");
+    }
+}
+
+Test(client, close_from_a_callback, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, OK_STEP, {ACT_HANG, 0, NULL, 0});
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome a = {0}, b = {0};
+    closer ca = {&h, &a, &b}, cb = {&h, &b, &a};
+    cr_assert_eq(
+        prov_call(h.c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, closing_cb, &ca), 0);
+    cr_assert_eq(prov_call(h.c, PROV_ECS, "DescribeImages", "cn-hangzhou", NULL, closing_cb, &cb),
+                 0);
+    bool any = false;
+    uv_timer_t guard;
+    bool expired = false;
+    cr_assert_eq(uv_timer_init(&h.loop, &guard), 0);
+    guard.data = &expired;
+    cr_assert_eq(uv_timer_start(&guard, on_guard, BOUND_MS, 0), 0);
+    while (!any && !expired) {
+        (void)uv_run(&h.loop, UV_RUN_ONCE);
+        any = a.fired || b.fired;
+    }
+    uv_close((uv_handle_t *)&guard, NULL);
+    cr_assert(!expired);
+    cr_expect(a.fired && b.fired);
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 1);
+    /* One succeeded, the other was cancelled by the close. */
+    cr_expect_eq(a.has_err + b.has_err, 1);
+    outcome *cancelled = a.has_err ? &a : &b;
+    cr_expect_eq(cancelled->err.sys, -ECANCELED);
+    outcome_free(&a);
+    outcome_free(&b);
+    h_fini(&h);
+}
+
+Test(client, bad_arguments, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    prov_client_opts o = base_opts(&h);
+    prov_client *c = NULL;
+    prov_client_opts no_cred = o;
+    no_cred.cred = NULL;
+    cr_expect_eq(prov_client_new(&h.loop, &no_cred, &c), -EINVAL);
+    cr_expect_eq(prov_client_new(NULL, &o, &c), -EINVAL);
+    h_client(&h, &o);
+    cr_expect_eq(prov_call(h.c, PROV_SWAS, "ListCustomImages", "r", NULL, NULL, NULL), -EINVAL);
+    cr_expect_eq(prov_swas_list_images(h.c, NULL, NULL, list_cb, NULL), -EINVAL);
+    prov_create_req req = {.region = "r", .name = "n"};
+    cr_expect_eq(prov_swas_create_image(h.c, &req, create_cb, NULL), -EINVAL);
+    cr_expect_eq(prov_swas_share_image(h.c, "r", NULL, true, NULL, done_cb, NULL), -EINVAL);
+    cr_expect_eq(prov_swas_delete_image(h.c, "r", NULL, NULL, done_cb, NULL), -EINVAL);
+    cr_expect_eq(prov_ecs_delete_image(h.c, NULL, "m", false, false, done_cb, NULL), -EINVAL);
+    cr_expect_eq(prov_client_pending(h.c), 0);
+    prov_client_close(NULL);
+    cr_expect_eq(srv_count(&h.s), 0);
+    h_fini(&h);
+}

@@ -1,0 +1,412 @@
+/* The cloud client end to end (see client_harness.h): hostile and failing answers: malformed,
+ * truncated, slow, reset, throttled, 5xx, permanent errors, oversize bodies. */
+#include "client_harness.h"
+
+Test(client, malformed_json_retried_then_transient, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 200, "{\"TotalCount\":\"1\",\"CustomImages\":[", 0},
+           {ACT_JSON, 200, "[]", 0}, {ACT_JSON, 200, "<html>oops</html>", 0});
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 2;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(out.err.cls));
+    cr_expect_eq(out.err.sys, -EPROTO);
+    cr_expect_null(out.body);
+    cr_expect_eq(srv_count(&h.s), 3, "1 + max_retries attempts, got %zu", srv_count(&h.s));
+    cr_assert_eq(h.n_ev, 3);
+    cr_expect_gt(h.ev[0].retry_in, 0);
+    cr_expect_gt(h.ev[1].retry_in, 0);
+    cr_expect_eq(h.ev[2].retry_in, 0);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* Garbage first, then a good answer: the retry succeeds and the list is whole. */
+Test(client, malformed_then_good, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 200, "{\"CustomImages\":[{\"ImageId\":", 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out = {0};
+    cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
+    run_until(&h, &out.fired);
+    cr_assert(!out.has_err);
+    cr_assert_eq(out.list.n, 1);
+    cr_expect_str_eq(out.list.v[0].image_id, "m-ok1");
+    cr_expect_eq(srv_count(&h.s), 2);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* Well-formed JSON with the wrong types: the typed operation rejects it with -EPROTO and
+ * hands over no list; no partial result leaks. */
+Test(client, wrong_types_rejected_by_typed_ops, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s,
+           {ACT_JSON, 200,
+            "{\"TotalCount\":\"2\",\"CustomImages\":[{\"ImageId\":\"m-1\",\"Name\":\"a\"},"
+            "{\"ImageId\":\"m-2\",\"Name\":\"b\",\"InShare\":\"maybe\"}]}",
+            0},
+           {ACT_JSON, 200, "{\"RequestId\":\"R\",\"ImageId\":12345}", 0},
+           {ACT_JSON, 200, "{\"TotalCount\":1,\"Images\":{\"Image\":{\"ImageId\":\"m-1\"}}}", 0});
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+
+    outcome out = {0};
+    cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
+    run_until(&h, &out.fired);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.sys, -EPROTO);
+    cr_expect_eq(out.list.n, 0);
+    cr_expect_null(out.list.v);
+    outcome_free(&out);
+
+    prov_create_req req = {
+        .region = "cn-hangzhou", .name = "web", .instance_id = "ace1", .client_token = "tok-1"};
+    cr_assert_eq(prov_swas_create_image(h.c, &req, create_cb, &out), 0);
+    run_until(&h, &out.fired);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.sys, -EPROTO);
+    outcome_free(&out);
+
+    cr_assert_eq(prov_ecs_describe_images(h.c, "cn-hangzhou", NULL, 0, ecs_cb, &out), 0);
+    run_until(&h, &out.fired);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.sys, -EPROTO);
+    cr_expect_eq(out.ecs.n, 0);
+    outcome_free(&out);
+
+    cr_expect_eq(srv_count(&h.s), 3, "a well-formed but mistyped answer is not retried");
+    h_fini(&h);
+}
+
+/* Duplicate keys make an answer ambiguous (which CustomImages is it?): rejected like the
+ * parsers reject them, not resolved by "last one wins". */
+Test(client, duplicate_keys_rejected, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 200,
+                  "{\"TotalCount\":\"1\",\"CustomImages\":[{\"ImageId\":\"m-1\",\"Name\":\"a\"}],"
+                  "\"CustomImages\":[]}",
+                  0});
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 1;
+    h_client(&h, &o);
+    outcome out = {0};
+    cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
+    run_until(&h, &out.fired);
+    cr_assert(out.has_err, "an answer with duplicate keys was accepted (%zu images)", out.list.n);
+    cr_expect_eq(out.err.sys, -EPROTO);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* Content-Length larger than what comes before the close. */
+Test(client, truncated_body_retried_then_transient, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_TRUNCATE, 200, ok_list, 0});
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 2;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(out.err.cls));
+    cr_expect_eq(out.err.sys, -ECONNRESET, "sys %d", out.err.sys);
+    cr_expect_eq(out.err.http_status, 0);
+    cr_expect_eq(srv_count(&h.s), 3);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, truncated_then_good, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_TRUNCATE, 200, ok_list, 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err);
+    cr_expect_eq(srv_count(&h.s), 2);
+    cr_assert_eq(h.n_ev, 2);
+    cr_expect_eq(h.ev[0].cls, PROV_ERR_TRANSIENT);
+    cr_expect_eq(h.ev[1].cls, PROV_ERR_NONE);
+    cr_expect_eq(h.ev[1].attempt, 2);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* No answer within timeout_ms: transient, retried, each attempt counted at the server. */
+Test(client, slow_answer_times_out_and_retries, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_HANG, 0, NULL, 0});
+    prov_client_opts o = base_opts(&h);
+    o.timeout_ms = 300;
+    o.max_retries = 2;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(out.err.cls));
+    cr_expect_eq(out.err.sys, -ETIMEDOUT, "sys %d", out.err.sys);
+    cr_expect_eq(srv_count(&h.s), 3, "requests at the server: %zu", srv_count(&h.s));
+    cr_assert_eq(h.n_ev, 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect_eq(h.ev[i].attempt, i + 1);
+        cr_expect_eq(h.ev[i].http, 0);
+        cr_expect_eq(h.ev[i].cls, PROV_ERR_TRANSIENT);
+    }
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, connection_reset_then_good, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_RESET, 0, NULL, 0}, {ACT_RESET, 0, NULL, 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err, "error: sys %d %s", out.err.sys, out.err.message);
+    cr_expect_eq(srv_count(&h.s), 3);
+    cr_assert_eq(h.n_ev, 3);
+    cr_expect_eq(h.ev[0].cls, PROV_ERR_TRANSIENT);
+    cr_expect_gt(h.ev[0].retry_in, 0);
+    cr_expect_eq(h.ev[2].cls, PROV_ERR_NONE);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, connection_reset_exhausts_retries, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_RESET, 0, NULL, 0});
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 1;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT);
+    cr_expect_eq(out.err.sys, -ECONNRESET, "sys %d", out.err.sys);
+    cr_expect_eq(srv_count(&h.s), 2);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* Throttled: the action cools down a whole window, then the same call goes again. */
+Test(client, throttled_retried_after_cooldown, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 10;
+    h.rate_window = 1000; /* 10/1s: the scaled SWAS limit */
+    SCRIPT(&h.s, {ACT_JSON, 400, throttled_body, 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 1; /* throttling has its own budget */
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err, "error: %s", out.err.code ? out.err.code : "-");
+    cr_assert_eq(srv_count(&h.s), 2);
+    cr_assert_eq(h.n_ev, 2);
+    cr_expect_eq(h.ev[0].cls, PROV_ERR_THROTTLED);
+    cr_expect_eq(h.ev[0].http, 400);
+    cr_expect_str_eq(h.ev[0].code, "Throttling.User");
+    cr_expect_eq(h.ev[0].retry_in, 1000, "retry_in %" PRIu64, h.ev[0].retry_in);
+    cr_expect_eq(h.ev[1].cls, PROV_ERR_NONE);
+    cr_expect_eq(h.ev[1].attempt, 2);
+    /* The retry came after the cooldown: the whole window after the throttled answer, which
+     * the server sent after it read the first request. */
+    int64_t gap = h.s.reqs[1].at_ms - h.s.reqs[0].at_ms;
+    cr_expect_geq(gap, 990, "the retry came %" PRId64 " ms after the throttled call", gap);
+    /* The same call: same parameters, fresh nonce, valid signature each time. */
+    cr_expect_str_eq(prov_kvs_get(&h.s.reqs[1].query, "PageSize"), "10");
+    cr_expect_str_neq(prov_kvs_get(&h.s.reqs[0].headers, "x-acs-signature-nonce"),
+                      prov_kvs_get(&h.s.reqs[1].headers, "x-acs-signature-nonce"));
+    expect_v3_signed(&h.s, 0, "ListCustomImages", "2020-06-01");
+    expect_v3_signed(&h.s, 1, "ListCustomImages", "2020-06-01");
+    /* The pacer holds the action's budget back for the window: none left right after. */
+    unsigned left = 99;
+    cr_assert_eq(
+        prov_pacer_budget(h.pacer, KEY, "swas", "ListCustomImages", 10, 1000, prov_now_ms(), &left),
+        0);
+    cr_expect_lt(left, 10, "budget left %u", left);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* Throttled every time: bounded by max_throttled, then reported as throttled. */
+Test(client, throttled_gives_up_after_max_throttled, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 10;
+    h.rate_window = 200;
+    SCRIPT(&h.s, {ACT_JSON, 400, throttled_body, 0});
+    prov_client_opts o = base_opts(&h);
+    o.max_throttled = 2;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_THROTTLED);
+    cr_expect_str_eq(out.err.code, "Throttling.User");
+    cr_expect_str_eq(out.err.request_id, "R-thr");
+    cr_expect_eq(srv_count(&h.s), 3);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+static const char internal_body[] =
+    "{\"RequestId\":\"R-500\",\"Code\":\"InternalError\",\"Message\":\"The request processing "
+    "has failed due to some unknown error.\"}";
+
+Test(client, internal_error_retried_up_to_max, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 500, internal_body, 0});
+    prov_client_opts o = base_opts(&h);
+    o.max_retries = 3;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(out.err.cls));
+    cr_expect_str_eq(out.err.code, "InternalError");
+    cr_expect_eq(out.err.http_status, 500);
+    cr_expect_eq(out.err.sys, 0);
+    cr_expect_str_eq(out.err.request_id, "R-500");
+    cr_assert_eq(srv_count(&h.s), 4, "1 + max_retries attempts, got %zu", srv_count(&h.s));
+    cr_assert_eq(h.n_ev, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_eq(h.ev[i].attempt, i + 1);
+        cr_expect_eq(h.ev[i].cls, PROV_ERR_TRANSIENT);
+        cr_expect_str_eq(h.ev[i].code, "InternalError");
+        if (i < 3)
+            cr_expect(h.ev[i].retry_in > 0 && h.ev[i].retry_in <= 40, "retry_in %" PRIu64,
+                      h.ev[i].retry_in);
+        else
+            cr_expect_eq(h.ev[i].retry_in, 0);
+        /* Every attempt is signed afresh and verifies. */
+        expect_v3_signed(&h.s, i, "ListCustomImages", "2020-06-01");
+        for (size_t j = 0; j < i; j++)
+            cr_expect_str_neq(prov_kvs_get(&h.s.reqs[i].headers, "x-acs-signature-nonce"),
+                              prov_kvs_get(&h.s.reqs[j].headers, "x-acs-signature-nonce"));
+    }
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, service_unavailable_then_good_v1, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 503, "{\"Code\":\"ServiceUnavailable\",\"RequestId\":\"R\"}", 0},
+           {ACT_JSON, 502, "<html>bad gateway</html>", 0}, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    o.signature = 1;
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err);
+    cr_assert_eq(srv_count(&h.s), 3);
+    for (size_t i = 0; i < 3; i++)
+        expect_v1_signed(&h.s, i, "POST", "ListCustomImages", "2020-06-01");
+    cr_expect_str_neq(prov_kvs_get(&h.s.reqs[0].query, "SignatureNonce"),
+                      prov_kvs_get(&h.s.reqs[1].query, "SignatureNonce"));
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, permanent_error_not_retried, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s,
+           {ACT_JSON, 400,
+            "{\"RequestId\":\"R-400\",\"Code\":\"InvalidParameter\",\"Message\":\"The specified "
+            "parameter is invalid.\"}",
+            0},
+           OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
+    cr_expect_str_eq(out.err.code, "InvalidParameter");
+    cr_expect_str_eq(out.err.message, "The specified parameter is invalid.");
+    cr_expect_str_eq(out.err.request_id, "R-400");
+    cr_expect_eq(out.err.http_status, 400);
+    cr_expect_eq(srv_count(&h.s), 1);
+    cr_assert_eq(h.n_ev, 1);
+    cr_expect_eq(h.ev[0].retry_in, 0);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* A 4xx without a JSON body is permanent too, with the HTTP status kept. */
+Test(client, permanent_error_without_body, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_JSON, 403, "Forbidden", 0});
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
+    cr_expect_eq(out.err.http_status, 403);
+    cr_expect_null(out.err.code);
+    cr_expect_eq(srv_count(&h.s), 1);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+Test(client, response_over_max_rejected, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_BIG, 200, NULL, 1000}, {ACT_BIG, 200, NULL, 64 * 1024});
+    prov_client_opts o = base_opts(&h);
+    o.max_response = 1024;
+    h_client(&h, &o);
+    /* Under the cap: fine. */
+    outcome out = {0};
+    raw_list(&h, &out);
+    cr_assert(!out.has_err, "a 1000-byte answer under a 1024-byte cap failed: %d", out.err.sys);
+    cr_expect_str_eq(json_string_value(json_object_get(out.body, "RequestId")), "R-big");
+    outcome_free(&out);
+    /* Over it: -EFBIG, not retried (the next answer would be as big). */
+    raw_list(&h, &out);
+    cr_assert(out.has_err);
+    cr_expect_eq(out.err.sys, -EFBIG, "sys %d", out.err.sys);
+    cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
+    cr_expect_eq(srv_count(&h.s), 2);
+    outcome_free(&out);
+    h_fini(&h);
+}
+
+/* A done-class answer is the success it means; an order-class one is reported. */
