@@ -7,7 +7,7 @@ CMAKE_FLAGS  ?=
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES := build-essential cmake pkg-config git ca-certificates libyaml-dev \
                 libcurl4-openssl-dev libjansson-dev libssl-dev libuv1-dev libcriterion-dev \
-                libmicrohttpd-dev libsystemd-dev valgrind
+                libmicrohttpd-dev libsystemd-dev valgrind etcd-server
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build deps fuzz-deps test test-sanitize fuzz demo clean format bench

@@ -54,6 +54,11 @@ typedef struct spec_config {
     enum spec_log_format log_format;
     char *profile; /* credentials profile; NULL: the file's current one */
     char *ca_file; /* extra CA bundle for TLS; NULL: system store */
+    /* `ha:` (DESIGN.md "Daemon", HA): several hosts, one leader through an etcd lease. */
+    char **ha_endpoints; /* etcd client URLs; n_ha_endpoints 0: no HA */
+    size_t n_ha_endpoints;
+    uint64_t ha_lease_ttl_ms; /* whole seconds, 2s..5m; default 15s */
+    char *ha_prefix;          /* NULL: /imgrecon/<owner> (spec_config_ha_prefix) */
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */
@@ -67,6 +72,9 @@ void spec_config_free(spec_config *cfg);
 int spec_config_set_rate(spec_config *cfg, const char *arg);
 spec_rate spec_config_rate_for(const spec_config *cfg, const char *action);
 unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
+/* The etcd key prefix of `ha` (the configured one, or /imgrecon/<owner>); malloc'd, caller
+ * frees; NULL on allocation failure. */
+char *spec_config_ha_prefix(const spec_config *cfg);
 
 /* Strict parsers: "500ms", "6s", "5m", "1h" (positive integer and unit, nothing else);
  * "10/60s" (calls >= 1, window > 0). Return 0 or -EINVAL. */
