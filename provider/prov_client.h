@@ -26,19 +26,19 @@ typedef struct prov_call_event {
     prov_product product;
     const char *action;
     const char *region;
-    unsigned attempt;     /* 1-based */
-    long http_status;     /* 0: no answer */
-    const char *code;     /* API Code, NULL on success */
+    unsigned attempt; /* 1-based */
+    long http_status; /* 0: no answer */
+    const char *code; /* API Code, NULL on success */
     const char *request_id;
-    prov_err_class cls;   /* PROV_ERR_NONE on success */
+    prov_err_class cls; /* PROV_ERR_NONE on success */
     uint64_t duration_ms;
     uint64_t retry_in_ms; /* >0 when the client will retry after this delay */
 } prov_call_event;
 
 typedef struct prov_client_opts {
-    const char *endpoint;  /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
-    int signature;         /* 3 (default when 0) or 1 */
-    const char *method;    /* "POST" (default, parameters in the query) or "GET" */
+    const char *endpoint; /* NULL: https://swas.<region>.aliyuncs.com etc.; else one base URL */
+    int signature;        /* 3 (default when 0) or 1 */
+    const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
     prov_pacer *pacer;           /* borrowed; NULL: unpaced */
     /* Rate for an action (NULL: 10/60s for every action). */
@@ -63,6 +63,10 @@ int prov_client_new(uv_loop_t *loop, const prov_client_opts *opts, prov_client *
 /* Stops starting calls; pending callbacks run with sys = -ECANCELED; handles close on the loop
  * and memory is freed from the last close callback. Accepts NULL. */
 void prov_client_close(prov_client *c);
+/* The HA fence (reconcile/daemon/rec_ha.h through the daemon): when set, every attempt of a
+ * mutating action (not List*, Describe*, Get*) asks may_mutate right before it is sent and fails
+ * locally with -EPERM, sending nothing, when it says no. NULL clears it. */
+void prov_client_set_fence(prov_client *c, bool (*may_mutate)(void *ud), void *ud);
 /* Calls queued or in flight. */
 size_t prov_client_pending(const prov_client *c);
 

@@ -19,6 +19,8 @@ void rec_status_clear(rec_status *st)
     free(st->result);
     free(st->error);
     free(st->metrics_addr);
+    free(st->role);
+    free(st->leader);
     for (size_t i = 0; i < st->n_failures; i++) {
         free(st->failures[i].address);
         free(st->failures[i].message);
@@ -150,6 +152,8 @@ int rec_status_to_json(const rec_status *st, char **ret)
         bad |= json_object_set_new(o, "skipped", json_integer(st->skipped));
         bad |= json_object_set_new(o, "suspended", json_boolean(st->suspended));
         bad |= json_object_set_new(o, "metrics_addr", str_json(st->metrics_addr));
+        bad |= json_object_set_new(o, "role", json_string(st->role ? st->role : "none"));
+        bad |= json_object_set_new(o, "leader", str_json(st->leader));
         bad |= json_object_set(o, "failures", fails);
         bad |= json_object_set_new(o, "conflicts", json_integer(st->conflicts));
         bad |= json_object_set(o, "warnings", warns);
@@ -239,6 +243,14 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
         rc = get_str(o, "error", &st.error);
     if (rc == 0)
         rc = get_str(o, "metrics_addr", &st.metrics_addr);
+    if (rc == 0)
+        rc = get_str(o, "role", &st.role);
+    if (rc == 0 && st.role != NULL && strcmp(st.role, "none") == 0) {
+        free(st.role); /* "none" is how NULL is written */
+        st.role = NULL;
+    }
+    if (rc == 0)
+        rc = get_str(o, "leader", &st.leader);
     if (rc == 0)
         rc = get_uint(o, "cycles", UINT64_MAX, &st.cycles);
     if (rc == 0)
@@ -417,6 +429,10 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
     rel_time(c, sizeof(c), st->last_success_ms, now_ms);
     fprintf(m, "daemon:       pid %ld, %s%s\n", st->pid, st->state ? st->state : "unknown",
             st->suspended ? " (suspended: plans only, changes nothing)" : "");
+    fprintf(m, "role:         %s", st->role ? st->role : "none");
+    if (st->role != NULL && st->leader != NULL)
+        fprintf(m, " (leader: %s)", st->leader);
+    fprintf(m, "%s\n", st->role ? "" : " (no ha configured: this daemon acts alone)");
     fprintf(m, "last cycle:   %s (%s), %llu cycles so far\n", st->result ? st->result : "none yet",
             a, (unsigned long long)st->cycles);
     if (st->error)
