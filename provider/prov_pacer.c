@@ -443,8 +443,11 @@ static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, c
                                                  [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
                                                  [OP_BUDGET] = PACER_ETCD_BUDGET,
                                                  [OP_SETTLE] = PACER_ETCD_SETTLE};
-        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], keybuf, calls, window_ms, now,
-                                   sent, ret_wait, ret_left);
+        /* The prefix names the budget: every process with the same prefix shares it, whichever
+         * access key it uses (several keys of one account count together at the cloud). */
+        const char *colon = strchr(keybuf, ':');
+        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], colon ? colon + 1 : keybuf,
+                                   calls, window_ms, now, sent, ret_wait, ret_left);
     }
     if (p->lock_fd >= 0) {
         while (flock(p->lock_fd, LOCK_EX) != 0)
