@@ -529,7 +529,9 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         free(norm);
     } else if (res->n_failed > 0 || (backing_off > 0 && !d->stopping)) {
         result = "failed";
-    } else if (d->stopping && res->n_skipped > 0) {
+    } else if ((d->stopping || (d->ha != NULL && !rec_ha_may_mutate(d->ha))) &&
+               res->n_skipped > 0) {
+        /* Stopped by SIGTERM, or by the loss of leadership (HA): not a success. */
         result = "stopped";
     } else {
         result = "ok";
@@ -1063,7 +1065,8 @@ static int start_ha(rec_dmn *d)
         return rc;
     }
     prov_client_set_fence(d->setup->client, ha_may_mutate, d);
-    set_str(&d->st.role, "standby");
+    set_str(&d->st.state, "idle");
+    write_status(d); /* a standby runs no cycle: status.json says so from the start */
     return 0;
 }
 

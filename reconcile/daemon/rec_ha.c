@@ -146,9 +146,13 @@ static void learn_leader(rec_ha *h, const prov_etcd_kv *kv)
         who = strndup(kv->value, 120);
     if (who != NULL && (h->leader == NULL || strcmp(who, h->leader) != 0))
         rec_log_event(h->log, REC_LOG_INFO, "ha: leader seen", "leader", who, NULL);
+    bool changed = who != NULL && (h->leader == NULL || strcmp(who, h->leader) != 0);
     free(h->leader);
     h->leader = who;
     publish(h);
+    /* A standby's status names the current leader: tell the daemon (same role, new leader). */
+    if (changed && h->role != REC_HA_LEADER && h->on_role != NULL && !h->stopping)
+        h->on_role(h->ud, h->role);
 }
 
 static void on_grant(const prov_etcd_result *r, void *ud)
