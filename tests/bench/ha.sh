@@ -54,14 +54,14 @@ for r in $(seq "$runs"); do
     start 2; b=$last
     for _ in $(seq 200); do grep -q "leader seen" "$d/d2.log" && break; sleep 0.02; done
     for _ in $(seq 500); do [ "$(grep -c CreateCustomImage "$d/journal.jsonl" || true)" -ge 1 ] && break; sleep 0.01; done
-    kill -9 "$a"; t0=$(ms); n0=$(wc -l <"$d/journal.jsonl")
+    kill -9 "$a"; t0=$(ms); n0=$(wc -l <"$d/journal.jsonl"); wait "$a" 2>/dev/null || true
     until grep -q "became leader" "$d/d2.log"; do sleep 0.01; done; t1=$(ms)
     until tail -n +"$((n0 + 1))" "$d/journal.jsonl" | grep -q -E 'CreateCustomImage|ModifyImage'; do
         [ $(( $(ms) - t0 )) -gt 30000 ] && { echo "run $r: no mutating call from the new leader"; break; }
         sleep 0.01; done; t2=$(ms)
     leader_ms+=($((t1 - t0))); work_ms+=($((t2 - t0)))
     echo "run $r: new leader after $((t1 - t0)) ms, its first mutating call after $((t2 - t0)) ms"
-    kill "$b" 2>/dev/null || true
+    kill "$b" 2>/dev/null || true; wait "$b" 2>/dev/null || true
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "failover median: new leader $(median "${leader_ms[@]}") ms, first mutating call $(median "${work_ms[@]}") ms (lease_ttl $ttl)"
