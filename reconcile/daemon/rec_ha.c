@@ -3,8 +3,9 @@
  *
  *   no lease  -> grant (TTL)                      deadline = sent + TTL - margin
  *   lease due -> keepalive (every TTL/3)          TTL 0 in the answer: the lease is gone
- *   otherwise -> txn "put <prefix>/leader if absent, with my lease; else read it"
- *                succeeded, or the key holds my lease -> leader; else standby (leader = value)
+ *   otherwise -> range <prefix>/leader (a read: no raft write while someone leads)
+ *                absent -> txn "put it if absent, with my lease; else read it"
+ *                created, or the key holds my lease -> leader; else standby (leader = value)
  *
  * The deadline is checked at every tick and at every rec_ha_may_mutate call; past it the
  * process drops its lease and is a standby until it wins again with a new one. */
@@ -207,6 +208,23 @@ static void on_campaign(const prov_etcd_result *r, void *ud)
     set_role(h, REC_HA_STANDBY, "another process holds the leader key");
 }
 
+static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb);
+
+/* The poll: a linearizable read of the leader key (no raft write). When the key is gone, the
+ * put-if-absent transaction follows at once; otherwise the answer says who leads. */
+static void on_look(const prov_etcd_result *r, void *ud)
+{
+    rec_ha *h = ud;
+    if (r->err == 0 && r->n_kvs == 0 && !h->stopping && h->lease != 0) {
+        h->in_flight_ns = 0;
+        note_failure(h, r);
+        ha_send(h, PROV_ETCD_TXN, prov_etcd_body_put_if(h->leader_key, h->me, h->lease, 0),
+                on_campaign);
+        return;
+    }
+    on_campaign(r, ud);
+}
+
 /* Sends one request; a failure to start it is treated as an etcd failure. */
 static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb)
 {
@@ -235,8 +253,7 @@ static void on_tick(uv_timer_t *t)
     else if (now - h->ka_sent_ns >= ttl_ns(h) / 3)
         ha_send(h, PROV_ETCD_KEEPALIVE, prov_etcd_body_lease(h->lease), on_keepalive);
     else
-        ha_send(h, PROV_ETCD_TXN, prov_etcd_body_put_if(h->leader_key, h->me, h->lease, 0),
-                on_campaign);
+        ha_send(h, PROV_ETCD_RANGE, prov_etcd_body_range(h->leader_key, false), on_look);
 }
 
 /* The leader key's value: who leads, for people and for the standbys' logs. */

@@ -1,9 +1,10 @@
 /* Leader election and fencing on etcd (DESIGN.md "Daemon", HA; config key `ha`). Every daemon
  * configured with `ha` holds an etcd lease of `lease_ttl` and keeps it alive; the one that
  * creates `<prefix>/leader` (a txn: put if absent, attached to its lease) leads, the others stand
- * by and retry the same txn every poll, which also tells them who leads. The key disappears when
- * the leader's lease ends (revoked on a clean stop, expired after a crash or a partition), and
- * the next poll of a standby takes it: failover within the TTL plus one poll.
+ * by and read the key every poll (which tells them who leads), trying the txn again as soon as
+ * it is gone. The key disappears when the leader's lease ends (revoked on a clean stop, expired
+ * after a crash or a partition), and the next poll of a standby takes it: failover within the
+ * TTL plus one poll.
  *
  * Fencing: rec_ha_may_mutate is true only while this process leads and its lease cannot have
  * lapsed: deadline = time the last successful grant/keepalive was *sent* + the TTL etcd answered
