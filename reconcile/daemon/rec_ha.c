@@ -1,11 +1,11 @@
 /* Leader election and fencing on etcd (rec_ha.h). One repeating timer drives everything, with
- * at most one etcd request in flight:
+ * at most two etcd requests in flight, one per line:
  *
- *   no lease  -> grant (TTL)                      deadline = sent + TTL - margin
- *   lease due -> keepalive (every TTL/3)          TTL 0 in the answer: the lease is gone
- *   otherwise -> range <prefix>/leader (a read: no raft write while someone leads)
- *                absent -> txn "put it if absent, with my lease; else read it"
- *                created, or the key holds my lease -> leader; else standby (leader = value)
+ *   the lease: none      -> grant (TTL)                 deadline = sent + TTL - margin
+ *              due       -> keepalive (every TTL/3)     TTL 0 in the answer: the lease is gone
+ *   the poll:  with a lease, range <prefix>/leader (a read: no raft write while someone leads)
+ *              absent    -> txn "put it if absent, with my lease; else read it"
+ *              created, or the key holds my lease -> leader; else standby (leader = value)
  *
  * The deadline is checked at every tick and at every rec_ha_may_mutate call; past it the
  * process drops its lease and is a standby until it wins again with a new one. */
@@ -40,7 +40,11 @@ struct rec_ha {
     uint64_t deadline_ns;  /* fence, uv_hrtime clock */
     uint64_t ka_sent_ns;   /* when the request that set the deadline was sent */
     uint64_t ka_answer_ns; /* when its answer came (lease age) */
-    uint64_t in_flight_ns; /* send time of the request in flight, 0: none */
+    /* Two independent requests at most: the lease's (grant or keepalive) and the poll's (range,
+     * then maybe the txn), so a poll stuck on a member without quorum never delays a keepalive. */
+    uint64_t ka_flight_ns;   /* send time of the grant/keepalive in flight, 0: none */
+    uint64_t poll_flight_ns; /* send time of the poll in flight, 0: none */
+    int64_t poll_lease;      /* the lease the poll in flight was sent with */
     rec_ha_role role;
     bool failing; /* the last request failed (log once per run of failures) */
     bool stopping;
@@ -159,8 +163,8 @@ static void learn_leader(rec_ha *h, const prov_etcd_kv *kv)
 static void on_grant(const prov_etcd_result *r, void *ud)
 {
     rec_ha *h = ud;
-    uint64_t sent = h->in_flight_ns;
-    h->in_flight_ns = 0;
+    uint64_t sent = h->ka_flight_ns;
+    h->ka_flight_ns = 0;
     note_failure(h, r);
     if (r->err != 0 || h->stopping)
         return;
@@ -174,8 +178,8 @@ static void on_grant(const prov_etcd_result *r, void *ud)
 static void on_keepalive(const prov_etcd_result *r, void *ud)
 {
     rec_ha *h = ud;
-    uint64_t sent = h->in_flight_ns;
-    h->in_flight_ns = 0;
+    uint64_t sent = h->ka_flight_ns;
+    h->ka_flight_ns = 0;
     note_failure(h, r);
     if (r->err != 0 || h->stopping || h->lease == 0)
         return;
@@ -192,9 +196,10 @@ static void on_keepalive(const prov_etcd_result *r, void *ud)
 static void on_campaign(const prov_etcd_result *r, void *ud)
 {
     rec_ha *h = ud;
-    h->in_flight_ns = 0;
+    h->poll_flight_ns = 0;
     note_failure(h, r);
-    if (r->err != 0 || h->stopping || h->lease == 0)
+    /* An answer about a lease this process has since dropped says nothing about the new one. */
+    if (r->err != 0 || h->stopping || h->lease == 0 || h->lease != h->poll_lease)
         return;
     if (r->succeeded || (r->n_kvs == 1 && r->kvs[0].lease == h->lease)) {
         free(h->leader);
@@ -208,31 +213,35 @@ static void on_campaign(const prov_etcd_result *r, void *ud)
     set_role(h, REC_HA_STANDBY, "another process holds the leader key");
 }
 
-static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb);
+static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb, uint64_t *flight);
 
 /* The poll: a linearizable read of the leader key (no raft write). When the key is gone, the
  * put-if-absent transaction follows at once; otherwise the answer says who leads. */
 static void on_look(const prov_etcd_result *r, void *ud)
 {
     rec_ha *h = ud;
-    if (r->err == 0 && r->n_kvs == 0 && !h->stopping && h->lease != 0) {
-        h->in_flight_ns = 0;
+    if (r->err == 0 && r->n_kvs == 0 && !h->stopping && h->lease != 0 &&
+        h->lease == h->poll_lease) {
+        h->poll_flight_ns = 0;
         note_failure(h, r);
         ha_send(h, PROV_ETCD_TXN, prov_etcd_body_put_if(h->leader_key, h->me, h->lease, 0),
-                on_campaign);
+                on_campaign, &h->poll_flight_ns);
         return;
     }
     on_campaign(r, ud);
 }
 
-/* Sends one request; a failure to start it is treated as an etcd failure. */
-static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb)
+/* Sends one request and marks its slot (*flight) busy; a failure to start it is treated as an
+ * etcd failure. */
+static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb, uint64_t *flight)
 {
-    h->in_flight_ns = uv_hrtime();
+    *flight = uv_hrtime();
+    if (flight == &h->poll_flight_ns)
+        h->poll_lease = h->lease;
     int rc = body ? prov_etcd_call(h->etcd, op, body, cb, h) : -ENOMEM;
     free(body);
     if (rc < 0) {
-        h->in_flight_ns = 0;
+        *flight = 0;
         prov_etcd_result r = {.err = rc};
         (void)snprintf(r.errmsg, sizeof(r.errmsg), "cannot start an etcd request: %s",
                        strerror(-rc));
@@ -246,14 +255,16 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_hrtime();
     if (h->lease != 0 && now >= h->deadline_ns)
         drop_lease(h, "the lease may have lapsed (no keepalive answer in time)");
-    if (h->in_flight_ns != 0 || h->stopping)
+    if (h->stopping)
         return;
-    if (h->lease == 0)
-        ha_send(h, PROV_ETCD_GRANT, prov_etcd_body_grant(h->ttl_s), on_grant);
-    else if (now - h->ka_sent_ns >= ttl_ns(h) / 3)
-        ha_send(h, PROV_ETCD_KEEPALIVE, prov_etcd_body_lease(h->lease), on_keepalive);
-    else
-        ha_send(h, PROV_ETCD_RANGE, prov_etcd_body_range(h->leader_key, false), on_look);
+    if (h->ka_flight_ns == 0 && h->lease == 0)
+        ha_send(h, PROV_ETCD_GRANT, prov_etcd_body_grant(h->ttl_s), on_grant, &h->ka_flight_ns);
+    else if (h->ka_flight_ns == 0 && now - h->ka_sent_ns >= ttl_ns(h) / 3)
+        ha_send(h, PROV_ETCD_KEEPALIVE, prov_etcd_body_lease(h->lease), on_keepalive,
+                &h->ka_flight_ns);
+    if (h->poll_flight_ns == 0 && h->lease != 0)
+        ha_send(h, PROV_ETCD_RANGE, prov_etcd_body_range(h->leader_key, false), on_look,
+                &h->poll_flight_ns);
 }
 
 /* The leader key's value: who leads, for people and for the standbys' logs. */

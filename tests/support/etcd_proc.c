@@ -54,7 +54,7 @@ int etcd_member_start(etcd_cluster *c, int i)
         "--initial-advertise-peer-urls", peer, "--initial-cluster", c->initial_cluster,
         "--initial-cluster-state", "new", "--initial-cluster-token", c->dir,
         /* Test data only: no fsync keeps two cores free for the daemons. */
-        "--unsafe-no-fsync", "--heartbeat-interval", "100", "--election-timeout", "1000", NULL};
+        "--unsafe-no-fsync", "--heartbeat-interval", "50", "--election-timeout", "500", NULL};
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
