@@ -4,7 +4,8 @@
  * with its own access key of the fixture, so the emulator's journal tells who sent each call.
  * Scenarios: SIGKILL of the leader mid-apply (failover within TTL + 1 s, every image created
  * once); SIGSTOP of the leader past its TTL, then SIGCONT (the woken process sends nothing at
- * all); etcd members killed (a minority: nothing changes; a majority: the leader steps down by
+ * all); etcd members killed (a minority, the raft leader: nothing changes; a majority: the
+ * leader steps down by
  * its deadline and nobody mutates until the quorum is back); a concurrent `plan` from a third
  * process with a third key (one budget: at most 10 calls of an action in any second across all
  * keys); etcd answering garbage or nothing (a scripted loopback server: clear errors, no crash,
@@ -485,14 +486,17 @@ Test(ha, etcd_minority_down_changes_nothing_majority_down_stops_every_mutation)
     daemon_proc *b = start_daemon(1);
     cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
     await_available(NULL, 2, WAIT_MS);
-    /* A minority: the first endpoint (both daemons' first choice) dies. */
-    etcd_member_kill(&etcd, 0);
+    /* A minority, the worst one: the raft leader dies (the others elect a new one meanwhile). */
+    int raft_leader = etcd_cluster_raft_leader(&etcd);
+    cr_assert_geq(raft_leader, 0, "a member leads the etcd cluster");
+    etcd_member_kill(&etcd, raft_leader);
     write_manifest(3, NULL);
     await_available(NULL, 3, WAIT_MS);
     cr_expect_eq(log_count(a, "ha: lost leadership"), 0, "a minority down changes nothing");
     cr_expect_eq(log_count(b, "ha: became leader"), 0);
     /* A majority: the leader steps down by its deadline, and nobody mutates. */
-    etcd_member_kill(&etcd, 1);
+    int second = (raft_leader + 1) % ETCD_MEMBERS;
+    etcd_member_kill(&etcd, second);
     long t_down = mono_ms();
     cr_assert(await_log(a, "ha: lost leadership", 1, TTL_MS + 2000));
     cr_expect_leq(mono_ms() - t_down, TTL_MS + 500, "stepped down by its deadline");
@@ -504,8 +508,8 @@ Test(ha, etcd_minority_down_changes_nothing_majority_down_stops_every_mutation)
         cr_assert_eq(journal_count(-1, true, t_lost, NULL), 0, "a mutation without quorum");
         pause_ms(100);
     }
-    cr_assert_eq(etcd_member_start(&etcd, 0), 0);
-    cr_assert_eq(etcd_member_start(&etcd, 1), 0);
+    cr_assert_eq(etcd_member_start(&etcd, raft_leader), 0);
+    cr_assert_eq(etcd_member_start(&etcd, second), 0);
     cr_assert(etcd_cluster_wait_ready(&etcd, WAIT_MS));
     await_available("img-no-quorum", 1, WAIT_MS);
     check_invariants();

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #define ETCD_BIN "/usr/bin/etcd"
 
@@ -109,6 +110,54 @@ static bool quorum_answers(const etcd_cluster *c)
             return true;
     }
     return false;
+}
+
+typedef struct grow_buf {
+    char data[4096];
+    size_t len;
+} grow_buf;
+
+static size_t keep(char *p, size_t s, size_t n, void *ud)
+{
+    grow_buf *b = ud;
+    size_t len = s * n;
+    if (b->len + len >= sizeof(b->data))
+        return 0;
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return len;
+}
+
+int etcd_cluster_raft_leader(const etcd_cluster *c)
+{
+    for (int i = 0; i < ETCD_MEMBERS; i++) {
+        if (c->pid[i] <= 0)
+            continue;
+        char url[96];
+        grow_buf b = {.len = 0};
+        snprintf(url, sizeof(url), "%s/v3/maintenance/status", c->client_url[i]);
+        CURL *h = curl_easy_init();
+        if (h == NULL)
+            return -1;
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        CURLcode rc = curl_easy_perform(h);
+        curl_easy_cleanup(h);
+        json_t *j = rc == CURLE_OK ? json_loads(b.data, 0, NULL) : NULL;
+        const char *me =
+            json_string_value(json_object_get(json_object_get(j, "header"), "member_id"));
+        const char *leader = json_string_value(json_object_get(j, "leader"));
+        bool is_leader = me != NULL && leader != NULL && strcmp(me, leader) == 0;
+        json_decref(j);
+        if (is_leader)
+            return i;
+    }
+    return -1;
 }
 
 bool etcd_cluster_wait_ready(const etcd_cluster *c, long ms)

@@ -27,6 +27,8 @@ void etcd_member_kill(etcd_cluster *c, int i);
 int etcd_member_start(etcd_cluster *c, int i);
 /* Waits at most ms for the cluster to answer a linearizable read (a quorum is up). */
 bool etcd_cluster_wait_ready(const etcd_cluster *c, long ms);
+/* The index of the member that is raft leader now, or -1 when none answers. */
+int etcd_cluster_raft_leader(const etcd_cluster *c);
 /* Kills every member and removes the directory. */
 void etcd_cluster_stop(etcd_cluster *c);
 /* "[http://127.0.0.1:A, http://127.0.0.1:B, http://127.0.0.1:C]" for a config file. */
