@@ -5,10 +5,9 @@
  * Scenarios: SIGKILL of the leader mid-apply (failover within TTL + 1 s, every image created
  * once); SIGSTOP of the leader past its TTL, then SIGCONT (the woken process sends nothing at
  * all); etcd members killed (a minority, the raft leader: nothing changes; a majority: the
- * leader steps down by
- * its deadline and nobody mutates until the quorum is back); a concurrent `plan` from a third
- * process with a third key (one budget: at most 10 calls of an action in any second across all
- * keys); etcd answering garbage or nothing (a scripted loopback server: clear errors, no crash,
+ * leader steps down by its deadline and nobody mutates until the quorum is back); a concurrent
+ * `plan` from a third process with a third key (one budget: at most 10 calls of an action in any
+ * second across all keys); etcd answering garbage or nothing (a scripted loopback server: clear errors, no crash,
  * no cycle). Every scenario checks: 0 throttled, no image created twice, mutating calls from one
  * leader at a time. Every wait is bounded and polls a file, the journal or the emulator. */
 #include <criterion/criterion.h>
