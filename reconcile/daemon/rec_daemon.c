@@ -1042,6 +1042,8 @@ static void on_ha_role(void *ud, rec_ha_role role)
     set_str(&d->st.role, rec_ha_role_name(role));
     set_str(&d->st.leader, rec_ha_leader(d->ha));
     if (role == REC_HA_LEADER) {
+        if (d->cycle != NULL)
+            d->change_pending = true; /* the cut-short cycle is still finishing: then a new one */
         start_cycle(d, "became leader");
         return;
     }
