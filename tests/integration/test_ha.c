@@ -424,15 +424,17 @@ static void await_available(const char *name, int want, long ms)
 
 Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_image_once)
 {
-    write_manifest(10, NULL);
+    write_manifest(1, NULL);
     daemon_proc *a = start_daemon(0);
     daemon_proc *first[] = {a};
     cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
     daemon_proc *b = start_daemon(1);
     cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS), "the standby sees the leader");
-    /* Mid-apply: the leader has sent some creates but not all. */
+    await_available(NULL, 1, WAIT_MS);
+    /* Both are up: now the work, and the kill mid-apply (some creates sent, not all). */
+    write_manifest(10, NULL);
     long deadline = mono_ms() + WAIT_MS;
-    while (journal_count(0, true, 0, "CreateCustomImage") < 2 && mono_ms() < deadline)
+    while (journal_count(0, true, 0, "CreateCustomImage") < 3 && mono_ms() < deadline)
         pause_ms(5);
     cr_assert_lt(available_count(NULL), 10, "killed before the apply finished");
     kill(a->pid, SIGKILL);
