@@ -1,6 +1,6 @@
 /* HA on etcd (issue 15) as users run it: a real three-member etcd cluster on 127.0.0.1
  * (tests/support/etcd_proc.h), the real emulator (10/1s, create delay 300 ms) and two or three
- * `imgrecon run` processes with separate state directories and lease_ttl 2s. Each daemon signs
+ * `imgrecon run` processes with separate state directories and lease_ttl 3s. Each daemon signs
  * with its own access key of the fixture, so the emulator's journal tells who sent each call.
  * Scenarios: SIGKILL of the leader mid-apply (failover within TTL + 1 s, every image created
  * once); SIGSTOP of the leader past its TTL, then SIGCONT (the woken process sends nothing at
@@ -31,7 +31,7 @@
 #include "etcd_proc.h"
 #include "test_exec.h"
 
-#define TTL_MS 2000
+#define TTL_MS 3000
 #define WAIT_MS 30000
 #define N_KEYS 3
 #define N_SERVERS 6
@@ -157,7 +157,7 @@ static void write_config(const char *const *endpoints, size_t n)
     char text[1024];
     snprintf(text, sizeof(text),
              "owner: hatest\nmetrics_listen: 127.0.0.1:0\n"
-             "ha:\n  etcd_endpoints: %s\n  lease_ttl: 2s\n  prefix: /imgrecon-test/%s\n",
+             "ha:\n  etcd_endpoints: %s\n  lease_ttl: 3s\n  prefix: /imgrecon-test/%s\n",
              eps, dir + 5);
     write_file(config, text);
 }
