@@ -483,7 +483,8 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
 static bool etcd_url_ok(const char *s)
 {
     size_t skip = strncmp(s, "http://", 7) == 0 ? 7 : strncmp(s, "https://", 8) == 0 ? 8 : 0;
-    if (skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n?#") != NULL)
+    /* No user:password@ either: etcd authentication is not supported, and URLs reach logs. */
+    if (skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n?#@") != NULL)
         return false;
     const char *slash = strchr(s + skip, '/');
     return slash == NULL || slash[1] == '\0';
@@ -511,6 +512,10 @@ static int set_ha_endpoints(spec_config *cfg, const spec_ynode *v, cfg_ctx *c)
                    describe(v, d, sizeof(d)));
     for (size_t i = 0; i < v->n; i++) {
         const char *s = text_of(v->items[i]);
+        if (s != NULL && strchr(s, '@') != NULL) /* not echoed: it may hold a password */
+            return bad(c, v->items[i],
+                       "'ha.etcd_endpoints' entries must not hold a user or password (etcd "
+                       "authentication is not supported)");
         if (s == NULL || !etcd_url_ok(s))
             return bad(c, v->items[i],
                        "'ha.etcd_endpoints' entries must be http:// or https:// URLs of etcd "

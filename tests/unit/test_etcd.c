@@ -171,6 +171,7 @@ static const struct {
     {"ha: {etcd_endpoints: http://a:2379}\n", "list of etcd URLs"},
     {"ha: {etcd_endpoints: [ftp://a:2379]}\n", "http:// or https://"},
     {"ha: {etcd_endpoints: [http://a:2379/v3/kv]}\n", "without a path"},
+    {"ha: {etcd_endpoints: ['http://u:secret@a:2379']}\n", "must not hold a user"},
     {"ha: {etcd_endpoints: [http://a:2379], lease_ttl: 1s}\n", "from 2s to 5m"},
     {"ha: {etcd_endpoints: [http://a:2379], lease_ttl: 2500ms}\n", "whole seconds"},
     {"ha: {etcd_endpoints: [http://a:2379], lease_ttl: 1h}\n", "from 2s to 5m"},
@@ -191,6 +192,7 @@ Test(ha_config, bad_values_are_refused_with_their_position)
                            d.v[0].msg);
         cr_expect_eq(d.v[0].line, 1, "%s", bad_ha[i].text);
         cr_expect_gt(d.v[0].col, 0);
+        cr_expect_null(strstr(d.v[0].msg, "secret"), "a password is never echoed");
         spec_config_free(&cfg);
         spec_diags_free(&d);
     }
