@@ -7,9 +7,10 @@
  * all); etcd members killed (a minority, the raft leader: nothing changes; a majority: the
  * leader steps down by its deadline and nobody mutates until the quorum is back); a concurrent
  * `plan` from a third process with a third key (one budget: at most 10 calls of an action in any
- * second across all keys); etcd answering garbage or nothing (a scripted loopback server: clear errors, no crash,
- * no cycle). Every scenario checks: 0 throttled, no image created twice, mutating calls from one
- * leader at a time. Every wait is bounded and polls a file, the journal or the emulator. */
+ * second across all keys); etcd answering garbage or nothing (a scripted loopback server: clear
+ * errors, no crash, no cycle). Every scenario checks: 0 throttled, no image created twice, mutating
+ * calls from one leader at a time. Every wait is bounded and polls a file, the journal or the
+ * emulator. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "prov_pacer.h"
 #include "etcd_proc.h"
 #include "test_exec.h"
 
@@ -665,4 +667,53 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop");
     script_stop(&garbage);
     script_stop(&silent);
+}
+
+/* The shared call log itself: two pacers (two processes' worth) on one prefix share N calls per
+ * window whatever their access keys, also when they take slots in the same millisecond; a full
+ * window says how long to wait; a settled call counts from its answer; a throttled answer cools
+ * the action down for both. */
+Test(ha, the_shared_call_log_in_etcd)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_pacer *p1 = NULL, *p2 = NULL;
+    cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p1), 0);
+    cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p2), 0);
+    uint64_t t = prov_now_ms(), wait = 1;
+    cr_assert_eq(prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t, &wait),
+                 0);
+    cr_expect_eq(wait, 0);
+    cr_assert_eq(prov_pacer_acquire(p2, keys[1], "swas", "DeleteCustomImage", 3, 60000, t, &wait),
+                 0);
+    cr_expect_eq(wait, 0, "the same millisecond, another process: a slot of its own");
+    cr_assert_eq(
+        prov_pacer_acquire(p2, keys[1], "swas", "DeleteCustomImage", 3, 60000, t + 5, &wait), 0);
+    cr_expect_eq(wait, 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 10, &wait), 0);
+    cr_expect_gt(wait, 59000, "3 calls in the window, together: wait for the first to age out");
+    cr_expect_leq(wait, 60000);
+    /* p1 settles its call of time t to t + 1000: one slot still holds t (p2's). */
+    cr_assert_eq(prov_pacer_settle(p1, keys[0], "swas", "DeleteCustomImage", 60000, t, t + 1000),
+                 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 1001, &wait), 0);
+    cr_expect_eq(wait, 60000 - 1001, "one call of time t is still in the window");
+    /* p2 settles its call of t as well: the earliest is now t + 5. */
+    cr_assert_eq(prov_pacer_settle(p2, keys[1], "swas", "DeleteCustomImage", 60000, t, t + 2000),
+                 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 2001, &wait), 0);
+    cr_expect_eq(wait, 60000 + 5 - 2001, "the call of t + 5 is now the oldest");
+    unsigned left = 9;
+    cr_assert_eq(
+        prov_pacer_budget(p2, keys[2], "swas", "DeleteCustomImage", 3, 60000, t + 1001, &left), 0);
+    cr_expect_eq(left, 0);
+    /* A throttled answer (any process): the action cools down for everyone. */
+    cr_assert_eq(prov_pacer_cooldown(p2, keys[1], "swas", "ListCustomImages", 1000, t), 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "ListCustomImages", 10, 1000, t + 100, &wait), 0);
+    cr_expect_eq(wait, 900);
+    prov_pacer_free(p1);
+    prov_pacer_free(p2);
 }
