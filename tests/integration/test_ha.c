@@ -8,9 +8,9 @@
  * leader steps down by its deadline and nobody mutates until the quorum is back); a concurrent
  * `plan` from a third process with a third key (one budget: at most 10 calls of an action in any
  * second across all keys); etcd answering garbage or nothing (a scripted loopback server: clear
- * errors, no crash, no cycle). Every scenario checks: 0 throttled, no image created twice, mutating
- * calls from one leader at a time. Every wait is bounded and polls a file, the journal or the
- * emulator. */
+ * errors, no crash, no cycle); the shared call log itself (two pacers on one prefix). Every
+ * daemon scenario checks: 0 throttled, no image created twice, mutating calls from one leader at
+ * a time. Every wait is bounded and polls a file, the journal or the emulator. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
