@@ -39,6 +39,8 @@ struct prov_client {
     bool closing;
     uint64_t refresh_retry_at; /* loop time before which a failed refresh is not retried */
     bool prepared;             /* prepare has run */
+    bool (*may_mutate)(void *ud); /* the HA fence (prov_client_set_fence); NULL: none */
+    void *fence_ud;
 };
 
 struct pcall {
@@ -283,7 +285,22 @@ static uint64_t credential_wait(prov_client *c)
     return time(NULL) < c->o.cred->expiration ? 0 : c->refresh_retry_at - now;
 }
 
-/* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. */
+/* Read-only actions pass the fence; every other action changes the account. */
+static bool action_mutates(const char *action)
+{
+    return strncmp(action, "List", 4) != 0 && strncmp(action, "Describe", 8) != 0 &&
+           strncmp(action, "Get", 3) != 0;
+}
+
+void prov_client_set_fence(prov_client *c, bool (*may_mutate)(void *ud), void *ud)
+{
+    c->may_mutate = may_mutate;
+    c->fence_ud = ud;
+}
+
+/* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. The
+ * fence is asked right before each attempt of a mutating action (retries included), after any
+ * wait for the budget, so a process that lost its lease while a call was queued sends nothing. */
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
@@ -294,6 +311,12 @@ static void pump(action_queue *q)
     }
     while (q->head != NULL && !c->closing) {
         uint64_t wait = credential_wait(c), now = prov_now_ms();
+        if (c->may_mutate != NULL && action_mutates(q->action) && !c->may_mutate(c->fence_ud)) {
+            finish_local(queue_pop(q), -EPERM,
+                         "not sent: this process is not the leader or its lease may have lapsed "
+                         "(HA fencing)");
+            continue;
+        }
         if (wait == 0 && c->o.pacer != NULL) {
             unsigned calls;
             uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);

@@ -78,6 +78,10 @@ int prov_client_new(uv_loop_t *loop, const prov_client_opts *opts, prov_client *
 /* Stops starting calls; pending callbacks run with sys = -ECANCELED; handles close on the loop
  * and memory is freed from the last close callback. Accepts NULL. */
 void prov_client_close(prov_client *c);
+/* The HA fence (reconcile/daemon/rec_ha.h through the daemon): when set, every attempt of a
+ * mutating action (not List*, Describe*, Get*) asks may_mutate right before it is sent and fails
+ * locally with -EPERM, sending nothing, when it says no. NULL clears it. */
+void prov_client_set_fence(prov_client *c, bool (*may_mutate)(void *ud), void *ud);
 /* Calls queued or in flight. */
 size_t prov_client_pending(const prov_client *c);
 

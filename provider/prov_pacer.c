@@ -46,6 +46,7 @@
 
 #include "prov_pacer.h"
 #include "prov_statedir.h" /* the one state-directory file helper (reconcile/) */
+#include "prov_pacer_etcd.h"
 
 #define PACER_HEADER "imgrecon-pacer 1"
 #define PACER_KEY_MAX 200
@@ -67,6 +68,8 @@ struct prov_pacer {
     size_t n_keys;
     bool corrupt;
     uint64_t corrupt_at;
+    prov_etcd *etcd; /* `ha`: the call log lives in etcd (prov_pacer_etcd.c); NULL: file */
+    char *etcd_prefix;
 };
 
 uint64_t prov_now_ms(void)
@@ -139,10 +142,31 @@ fail:
     return rc;
 }
 
+int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const char *prefix,
+                         long timeout_ms, const char *ca_file, prov_pacer **ret)
+{
+    prov_pacer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->lock_fd = -1;
+    prov_etcd_opts eo = {endpoints, n_endpoints, timeout_ms, ca_file};
+    int rc = prefix ? prov_etcd_new(NULL, &eo, &p->etcd) : -EINVAL;
+    if (rc == 0 && (p->etcd_prefix = strdup(prefix)) == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        prov_pacer_free(p);
+        return rc;
+    }
+    *ret = p;
+    return 0;
+}
+
 void prov_pacer_free(prov_pacer *p)
 {
     if (!p)
         return;
+    prov_etcd_close(p->etcd);
+    free(p->etcd_prefix);
     keys_clear(p);
     if (p->lock_fd >= 0)
         (void)close(p->lock_fd);
@@ -434,6 +458,17 @@ static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, c
     int rc = make_key(access_key_id, product, action, keybuf, sizeof(keybuf));
     if (rc < 0)
         return rc;
+    if (p->etcd != NULL) {
+        static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
+                                                 [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
+                                                 [OP_BUDGET] = PACER_ETCD_BUDGET,
+                                                 [OP_SETTLE] = PACER_ETCD_SETTLE};
+        /* The prefix names the budget: every process with the same prefix shares it, whichever
+         * access key it uses (several keys of one account count together at the cloud). */
+        const char *colon = strchr(keybuf, ':');
+        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], colon ? colon + 1 : keybuf,
+                                   calls, window_ms, now, sent, ret_wait, ret_left);
+    }
     if (p->lock_fd >= 0) {
         while (flock(p->lock_fd, LOCK_EX) != 0)
             if (errno != EINTR)

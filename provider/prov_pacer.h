@@ -6,6 +6,7 @@
 #ifndef PROV_PACER_H
 #define PROV_PACER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct prov_pacer prov_pacer;
@@ -13,6 +14,12 @@ typedef struct prov_pacer prov_pacer;
 /* state_dir NULL: in-memory only (tests of other parts; never the CLI). Creates the directory's
  * file "pacer.log" on first use. */
 int prov_pacer_open(const char *state_dir, prov_pacer **ret);
+/* With `ha`: the call log lives in etcd under <prefix>/pacer/ (provider/prov_pacer_etcd.c), shared
+ * by every process configured with the same endpoints and prefix, on any host. Each operation is
+ * a blocking etcd exchange of at most timeout_ms per endpoint; etcd unreachable makes it fail
+ * (the call is not sent). */
+int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const char *prefix,
+                         long timeout_ms, const char *ca_file, prov_pacer **ret);
 void prov_pacer_free(prov_pacer *p);
 
 /* Tries to take one call slot now. On success records the call and sets *ret_wait_ms = 0; when

@@ -930,6 +930,124 @@ bool spec_config_allow_empty(const spec_config *cfg, const char *region)
     return false;
 }
 
+/* One etcd endpoint of `ha`: an http:// or https:// URL with a host and no path. */
+static bool etcd_url_ok(const char *s)
+{
+    size_t skip = strncmp(s, "http://", 7) == 0 ? 7 : strncmp(s, "https://", 8) == 0 ? 8 : 0;
+    /* No user:password@ either: etcd authentication is not supported, and URLs reach logs. */
+    if (skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n?#@") != NULL)
+        return false;
+    const char *slash = strchr(s + skip, '/');
+    return slash == NULL || slash[1] == '\0';
+}
+
+/* A prefix of etcd keys: starts with '/', printable ASCII without spaces, no trailing '/'. */
+static bool ha_prefix_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 200 || s[0] != '/' || s[n - 1] == '/')
+        return false;
+    for (; *s; s++)
+        if (!(*s > ' ' && *s < 127))
+            return false;
+    return true;
+}
+
+static int set_ha_endpoints(spec_config *cfg, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (v->kind != SPEC_YSEQ || v->n == 0)
+        return bad(c, v,
+                   "'ha.etcd_endpoints' must be a list of etcd URLs such as "
+                   "[http://10.0.0.1:2379], got %s",
+                   describe(v, d, sizeof(d)));
+    for (size_t i = 0; i < v->n; i++) {
+        const char *s = text_of(v->items[i]);
+        if (s != NULL && strchr(s, '@') != NULL) /* not echoed: it may hold a password */
+            return bad(c, v->items[i],
+                       "'ha.etcd_endpoints' entries must not hold a user or password (etcd "
+                       "authentication is not supported)");
+        if (s == NULL || !etcd_url_ok(s))
+            return bad(c, v->items[i],
+                       "'ha.etcd_endpoints' entries must be http:// or https:// URLs of etcd "
+                       "members without a path, got %s",
+                       describe(v->items[i], d, sizeof(d)));
+    }
+    char **eps = calloc(v->n, sizeof(*eps));
+    if (eps == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < v->n; i++)
+        if ((eps[i] = strdup(v->items[i]->text)) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(eps[j]);
+            free(eps);
+            return -ENOMEM;
+        }
+    for (size_t i = 0; i < cfg->n_ha_endpoints; i++)
+        free(cfg->ha_endpoints[i]);
+    free(cfg->ha_endpoints);
+    cfg->ha_endpoints = eps;
+    cfg->n_ha_endpoints = v->n;
+    return 0;
+}
+
+/* ha: {etcd_endpoints: [...], lease_ttl: 15s, prefix: /imgrecon/<owner>}. etcd_endpoints is
+ * required; lease_ttl is whole seconds from 2s to 5m (etcd counts leases in seconds). */
+static int set_ha(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
+{
+    char d[256];
+    if (spec_ynode_is_null(v) || (v->kind == SPEC_YSCALAR && v->len == 0 && v->plain))
+        return 0; /* the default: no HA */
+    if (v->kind != SPEC_YMAP)
+        return bad(c, v,
+                   "'%s' must be a mapping such as {etcd_endpoints: [http://10.0.0.1:2379]}, "
+                   "got %s",
+                   k->name, describe(v, d, sizeof(d)));
+    int rc = 0;
+    bool have_eps = false;
+    for (size_t i = 0; i < v->n && rc != -ENOMEM; i++) {
+        const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;
+        const char *name = text_of(key), *s = text_of(val);
+        uint64_t ms = 0;
+        if (name != NULL && strcmp(name, "etcd_endpoints") == 0) {
+            have_eps = true;
+            int r = set_ha_endpoints(cfg, val, c);
+            rc = r < 0 ? r : rc;
+        } else if (name != NULL && strcmp(name, "lease_ttl") == 0) {
+            if (s == NULL || spec_parse_duration(s, &ms) < 0 || ms < 2000 || ms > 300000 ||
+                ms % 1000 != 0)
+                rc = bad(c, val, "'ha.lease_ttl' must be whole seconds from 2s to 5m, got %s",
+                         describe(val, d, sizeof(d)));
+            else
+                cfg->ha_lease_ttl_ms = ms;
+        } else if (name != NULL && strcmp(name, "prefix") == 0) {
+            if (s == NULL || !ha_prefix_ok(s))
+                rc = bad(c, val,
+                         "'ha.prefix' must start with '/', have no spaces and no trailing "
+                         "'/', got %s",
+                         describe(val, d, sizeof(d)));
+            else if (replace_str(&cfg->ha_prefix, s) < 0)
+                rc = -ENOMEM;
+        } else {
+            rc = bad(c, key, "unknown key %s in 'ha' (etcd_endpoints, lease_ttl, prefix)",
+                     describe(key, d, sizeof(d)));
+        }
+    }
+    if (rc == 0 && !have_eps)
+        rc = bad(c, v, "'ha' needs 'etcd_endpoints', the etcd members to elect a leader with");
+    return rc;
+}
+
+char *spec_config_ha_prefix(const spec_config *cfg)
+{
+    char *s = NULL;
+    if (cfg->ha_prefix != NULL)
+        return strdup(cfg->ha_prefix);
+    if (asprintf(&s, "/imgrecon/%s", cfg->owner ? cfg->owner : "default") < 0)
+        return NULL;
+    return s;
+}
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 /* ---- notify: webhooks --------------------------------------------------------------------- */
@@ -1145,6 +1263,7 @@ static const cfg_key keys[] = {
     {"allow_insecure_endpoint", "false", 0, 0, FIELD(allow_insecure_endpoint), set_opt_in, NULL},
     {"notify", NULL, 0, 0, 0, set_notify, NULL},
     {"previous_owners", NULL, 0, 0, 0, set_previous_owners, NULL},
+    {"ha", NULL, 0, 0, 0, set_ha, NULL},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -1155,6 +1274,7 @@ _Static_assert(sizeof(enum spec_log_format) == sizeof(int), "enum size");
 int spec_config_init(spec_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
+    cfg->ha_lease_ttl_ms = 15000;
     cfg_ctx c = {NULL, NULL};
     for (size_t i = 0; i < N_KEYS; i++) {
         const char *def = keys[i].def ? keys[i].def : "";
@@ -1298,6 +1418,10 @@ void spec_config_free(spec_config *cfg)
     for (size_t i = 0; i < cfg->n_previous_owners; i++)
         free(cfg->previous_owners[i]);
     free(cfg->previous_owners);
+    for (size_t i = 0; i < cfg->n_ha_endpoints; i++)
+        free(cfg->ha_endpoints[i]);
+    free(cfg->ha_endpoints);
+    free(cfg->ha_prefix);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -96,6 +96,11 @@ typedef struct spec_config {
     size_t n_notify;
     char **previous_owners; /* owners whose images are retagged to owner in place; default [] */
     size_t n_previous_owners;
+    /* `ha:` (reconcile/README.md "HA"): several hosts, one leader through an etcd lease. */
+    char **ha_endpoints; /* etcd client URLs; n_ha_endpoints 0: no HA */
+    size_t n_ha_endpoints;
+    uint64_t ha_lease_ttl_ms; /* whole seconds, 2s..5m; default 15s */
+    char *ha_prefix;          /* NULL: /imgrecon/<owner> (spec_config_ha_prefix) */
 } spec_config;
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */
@@ -133,6 +138,9 @@ unsigned spec_config_quota_for(const spec_config *cfg, const char *region);
 int spec_config_set_allow_empty(spec_config *cfg, const char *arg);
 /* True when prune may empty region: allow_empty is true, or the region is in its list. */
 bool spec_config_allow_empty(const spec_config *cfg, const char *region);
+/* The etcd key prefix of `ha` (the configured one, or /imgrecon/<owner>); malloc'd, caller
+ * frees; NULL on allocation failure. */
+char *spec_config_ha_prefix(const spec_config *cfg);
 
 /* Strict parsers: "500ms", "6s", "5m", "1h" (positive integer and unit, nothing else);
  * "10/60s" (calls 1 to SPEC_RATE_CALLS_MAX, window 1ms to SPEC_RATE_WINDOW_MAX_MS). Return 0 or

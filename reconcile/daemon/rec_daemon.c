@@ -18,6 +18,7 @@
 #include "rec_cycle.h"
 #include "rec_daemon.h"
 #include "rec_fights.h"
+#include "rec_ha.h"
 #include "rec_lock.h"
 #include "prov_statedir.h"
 #include "rec_metrics.h"
@@ -75,6 +76,7 @@ struct rec_dmn {
     rec_alerts *alerts; /* what the hooks are told */
     char *load_error;   /* the last failed manifest load's first problem, one line */
     bool was_unhealthy; /* failed or invalid since the last ready: `recovered` is due */
+    rec_ha *ha;         /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
     int exit_code;
 };
 
@@ -271,6 +273,10 @@ static void write_status(rec_dmn *d)
         (void)rec_status_add_failure(&d->st, d->conflicts[i].address, d->conflicts[i].message,
                                      d->conflicts[i].count, 0);
     d->st.conflicts = (unsigned)d->n_conflicts;
+    if (d->ha != NULL) {
+        set_str(&d->st.role, rec_ha_role_name(rec_ha_role_of(d->ha)));
+        set_str(&d->st.leader, rec_ha_leader(d->ha));
+    }
     for (size_t i = 0; i < d->st.n_warnings; i++) {
         free(d->st.warnings[i].address);
         free(d->st.warnings[i].message);
@@ -515,6 +521,13 @@ static bool skip_item(void *ud, const char *address)
     return true;
 }
 
+/* The HA fence for the executor and the client (rec_ha_may_mutate). */
+static bool ha_may_mutate(void *ud)
+{
+    rec_dmn *d = ud;
+    return rec_ha_may_mutate(d->ha);
+}
+
 static void on_cycle_event(void *ud, const rec_event *ev)
 {
     rec_dmn *d = ud;
@@ -561,7 +574,7 @@ static void on_cycle_event(void *ud, const rec_event *ev)
 
 static void schedule_next(rec_dmn *d)
 {
-    if (d->stopping || d->opts->once)
+    if (d->stopping || d->opts->once || (d->ha != NULL && !rec_ha_may_mutate(d->ha)))
         return;
     uint64_t delay = jittered(d->interval_ms);
     d->st.next_cycle_ms = prov_now_ms() + delay;
@@ -674,7 +687,9 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         free(norm);
     } else if (res->n_failed > 0 || (backing_off > 0 && !d->stopping)) {
         result = "failed";
-    } else if (d->stopping && res->n_skipped > 0) {
+    } else if ((d->stopping || (d->ha != NULL && !rec_ha_may_mutate(d->ha))) &&
+               res->n_skipped > 0) {
+        /* Stopped by SIGTERM, or by the loss of leadership (HA): not a success. */
         result = "stopped";
     } else {
         result = "ok";
@@ -752,6 +767,8 @@ static void start_cycle(rec_dmn *d, const char *why)
 {
     if (d->cycle != NULL || d->stopping || d->finished)
         return;
+    if (d->ha != NULL && !rec_ha_may_mutate(d->ha))
+        return; /* a standby observes nothing; it starts when it becomes leader (on_ha_role) */
     (void)uv_timer_stop(&d->cycle_timer);
     if (d->desired == NULL) {
         /* Started on invalid manifests and never had a good set: nothing is reconciled (an empty
@@ -774,6 +791,7 @@ static void start_cycle(rec_dmn *d, const char *why)
         .execute = !d->suspended_now,
         .saved = NULL,
         .skip_item = skip_item,
+        .may_mutate = d->ha != NULL ? ha_may_mutate : NULL,
         .on_event = on_cycle_event,
         .ud = d,
     };
@@ -878,6 +896,10 @@ static void do_reload(rec_dmn *d)
                       "state_dir", d->cfg->state_dir, NULL);
         set_str(&ncfg->state_dir, d->cfg->state_dir);
     }
+    if (ncfg->n_ha_endpoints != d->cfg->n_ha_endpoints ||
+        ncfg->ha_lease_ttl_ms != d->cfg->ha_lease_ttl_ms ||
+        str_differs(ncfg->ha_prefix, d->cfg->ha_prefix))
+        rec_log_event(d->log, REC_LOG_WARN, "ha changes take effect after a restart", NULL);
     if (str_differs(ncfg->metrics_listen, d->cfg->metrics_listen))
         rec_log_event(d->log, REC_LOG_WARN, "metrics_listen changes take effect after a restart",
                       NULL);
@@ -924,6 +946,8 @@ static void do_reload(rec_dmn *d)
             goto out;
         }
         register_secrets(d, nsetup);
+        if (d->ha != NULL)
+            prov_client_set_fence(nsetup->client, ha_may_mutate, d);
         rec_setup_close(d->setup);
         d->retired[d->n_retired++] = (retired){d->setup, d->cfg};
         d->setup = nsetup;
@@ -1029,6 +1053,8 @@ static void finish(rec_dmn *d)
     d->st.next_cycle_ms = 0;
     write_status(d);
     rec_metrics_stop(d->metrics);
+    rec_ha_stop(d->ha);
+    d->ha = NULL;
     rec_watch_free(d->watch);
     d->watch = NULL;
     close_hooks(d);
@@ -1255,6 +1281,45 @@ static int start_watching(rec_dmn *d)
     return 0;
 }
 
+/* Called by rec_ha on every change of role: a new leader starts a cycle from a fresh
+ * observation; a process that lost the lease stops its cycle (calls in flight finish, nothing
+ * new is sent: the fence already says no) and waits. */
+static void on_ha_role(void *ud, rec_ha_role role)
+{
+    rec_dmn *d = ud;
+    set_str(&d->st.role, rec_ha_role_name(role));
+    set_str(&d->st.leader, rec_ha_leader(d->ha));
+    if (role == REC_HA_LEADER) {
+        if (d->cycle != NULL)
+            d->change_pending = true; /* the cut-short cycle is still finishing: then a new one */
+        start_cycle(d, "became leader");
+        return;
+    }
+    (void)uv_timer_stop(&d->cycle_timer);
+    d->st.next_cycle_ms = 0;
+    if (d->cycle != NULL)
+        rec_cycle_stop(d->cycle);
+    if (!d->finished)
+        write_status(d);
+}
+
+/* Start step: with `ha`, campaign for leadership; the fence guards the client from now on. */
+static int start_ha(rec_dmn *d)
+{
+    if (d->cfg->n_ha_endpoints == 0)
+        return 0;
+    rec_ha_opts ho = {d->cfg, d->log, d->metrics, on_ha_role, d};
+    int rc = rec_ha_start(&d->loop, &ho, &d->ha);
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_ERROR, "cannot start: ha", "error", strerror(-rc), NULL);
+        return rc;
+    }
+    prov_client_set_fence(d->setup->client, ha_may_mutate, d);
+    set_str(&d->st.state, "idle");
+    write_status(d); /* a standby runs no cycle: status.json says so from the start */
+    return 0;
+}
+
 /* Logs "started", reports health and READY=1. */
 static void announce_started(rec_dmn *d)
 {
@@ -1278,8 +1343,8 @@ static void announce_started(rec_dmn *d)
 static int start(rec_dmn *d)
 {
     static int (*const steps[])(rec_dmn *) = {
-        start_config,  start_manifests, start_setup,   start_lock,     start_backoff,
-        start_handles, start_hooks,     start_metrics, start_watching,
+        start_config,  start_manifests, start_setup,    start_lock,     start_backoff,
+        start_handles, start_hooks,     start_metrics,  start_watching, start_ha,
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         int rc = steps[i](d);
@@ -1312,6 +1377,8 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     if (rc < 0) {
         d->exit_code = 1;
         d->finished = true; /* nothing to write: status stays as the last run left it */
+        rec_ha_stop(d->ha);
+        d->ha = NULL;
         rec_watch_free(d->watch);
         d->watch = NULL;
         close_hooks(d);

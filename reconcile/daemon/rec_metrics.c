@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "rec_escape.h"
+#include <uv.h>
+
 #include "rec_metrics.h"
 
 /* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
@@ -48,6 +50,8 @@ struct rec_metrics {
     char *health_reason;
     bool ready;
     char *ready_reason;
+    char *ha_labels;        /* role="...",leader="..." ; NULL: no `ha` configured */
+    uint64_t ha_renewed_ns; /* uv_hrtime of the last lease renewal, 0: no lease */
     struct MHD_Daemon *mhd;
 };
 
@@ -91,6 +95,7 @@ void rec_metrics_free(rec_metrics *m)
     family_free(&m->notify);
     free(m->health_reason);
     free(m->ready_reason);
+    free(m->ha_labels);
     (void)pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -260,6 +265,16 @@ void rec_metrics_notify(rec_metrics *m, const char *result, bool dropped)
     pthread_mutex_unlock(&m->mu);
 }
 
+void rec_metrics_set_ha(rec_metrics *m, const char *role, const char *leader, uint64_t renewed_ns)
+{
+    char *labels = labels2("role", role, "leader", leader ? leader : "");
+    pthread_mutex_lock(&m->mu);
+    free(m->ha_labels);
+    m->ha_labels = labels;
+    m->ha_renewed_ns = renewed_ns;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void render_family(FILE *out, const char *name, const char *type, const char *help,
                           const family *f)
 {
@@ -272,6 +287,24 @@ static void render_scalar(FILE *out, const char *name, const char *type, const c
                           double value)
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+/* imgrecon_ha_role and imgrecon_ha_lease_age_seconds, only with `ha` (called with mu held). */
+static void render_ha(FILE *out, const rec_metrics *m)
+{
+    if (m->ha_labels == NULL)
+        return;
+    fprintf(out,
+            "# HELP imgrecon_ha_role This process's HA role (label role: leader, standby, none) "
+            "and the leader it sees (label leader: host:pid).\n# TYPE imgrecon_ha_role gauge\n"
+            "imgrecon_ha_role{%s} 1\n",
+            m->ha_labels);
+    uint64_t now = uv_hrtime();
+    double age = m->ha_renewed_ns != 0 && now > m->ha_renewed_ns
+                     ? (double)(now - m->ha_renewed_ns) / 1e9
+                     : 0.0;
+    render_scalar(out, "imgrecon_ha_lease_age_seconds", "gauge",
+                  "Seconds since the etcd lease was last renewed (0 without a lease).", age);
 }
 
 int rec_metrics_render(rec_metrics *m, char **ret)
@@ -324,6 +357,7 @@ int rec_metrics_render(rec_metrics *m, char **ret)
     render_scalar(out, "imgrecon_notify_dropped_total", "counter",
                   "Webhook notifications dropped: queue full or every attempt failed.",
                   m->notify_dropped);
+    render_ha(out, m);
     pthread_mutex_unlock(&m->mu);
     if (fclose(out) != 0) {
         free(text);

@@ -23,6 +23,8 @@ void rec_status_clear(rec_status *st)
     free(st->metrics_addr);
     free(st->manifest_error);
     free(st->ready_reason);
+    free(st->role);
+    free(st->leader);
     for (size_t i = 0; i < st->n_failures; i++) {
         free(st->failures[i].address);
         free(st->failures[i].message);
@@ -154,6 +156,8 @@ int rec_status_to_json(const rec_status *st, char **ret)
         bad |= json_object_set_new(o, "skipped", json_integer(st->skipped));
         bad |= json_object_set_new(o, "suspended", json_boolean(st->suspended));
         bad |= json_object_set_new(o, "metrics_addr", str_json(st->metrics_addr));
+        bad |= json_object_set_new(o, "role", json_string(st->role ? st->role : "none"));
+        bad |= json_object_set_new(o, "leader", str_json(st->leader));
         bad |= json_object_set(o, "failures", fails);
         bad |= json_object_set_new(o, "conflicts", json_integer(st->conflicts));
         bad |= json_object_set(o, "warnings", warns);
@@ -258,6 +262,14 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret)
     /* Written by a daemon before readiness existed: valid manifests, ready when the last cycle
      * was ok. */
     st.manifests_valid = mvalid == NULL || json_is_true(mvalid);
+    if (rc == 0)
+        rc = get_str(o, "role", &st.role);
+    if (rc == 0 && st.role != NULL && strcmp(st.role, "none") == 0) {
+        free(st.role); /* "none" is how NULL is written */
+        st.role = NULL;
+    }
+    if (rc == 0)
+        rc = get_str(o, "leader", &st.leader);
     if (rc == 0)
         rc = get_uint(o, "cycles", UINT64_MAX, &st.cycles);
     if (rc == 0)
@@ -419,6 +431,10 @@ char *rec_status_describe(const rec_status *st, uint64_t now_ms)
     fprintf(m, "daemon:       pid %ld, %s%s\n", st->pid,
             st->state ? esc(st->state, e1, sizeof(e1)) : "unknown",
             st->suspended ? " (suspended: plans only, changes nothing)" : "");
+    fprintf(m, "role:         %s", st->role ? esc(st->role, e1, sizeof(e1)) : "none");
+    if (st->role != NULL && st->leader != NULL)
+        fprintf(m, " (leader: %s)", esc(st->leader, e1, sizeof(e1)));
+    fprintf(m, "%s\n", st->role ? "" : " (no ha configured: this daemon acts alone)");
     fprintf(m, "last cycle:   %s (%s), %llu cycles so far\n",
             st->result ? esc(st->result, e1, sizeof(e1)) : "none yet", a,
             (unsigned long long)st->cycles);

@@ -32,6 +32,8 @@ typedef struct rec_status {
     unsigned failed;
     unsigned skipped;
     bool suspended;
+    char *role;                   /* HA: "leader", "standby"; NULL: "none" (no `ha` configured) */
+    char *leader;                 /* HA: the leader as last seen ("host:pid"), NULL when unknown */
     char *metrics_addr;           /* bound host:port of the metrics endpoint, NULL when disabled */
     rec_status_failure *failures; /* backing-off items, then conflicts (count: cycles in a row) */
     size_t n_failures;

@@ -259,6 +259,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         .observed = c->observed,
         .owner = plan->owner ? plan->owner : c->o.cfg->owner,
         .skip_item = c->o.skip_item,
+        .may_mutate = c->o.may_mutate,
         .on_event = c->o.on_event,
         .ud = c->o.ud,
     };

@@ -47,6 +47,9 @@ typedef struct rec_cycle_opts {
     const rec_plan *saved;     /* apply PLANFILE: refuse when stale; NULL otherwise */
     /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
     bool (*skip_item)(void *ud, const char *address);
+    /* HA fence (daemon with `ha`): asked right before each step's call; false skips the step
+     * (nothing sent). NULL: always allowed. */
+    bool (*may_mutate)(void *ud);
     void (*on_event)(void *ud, const rec_event *ev);
     /* apply: called with the fresh plan before anything is executed (shows it, asks the user);
      * false ends the cycle with rc = -ECANCELED and every step skipped. NULL: proceed. */

@@ -1094,6 +1094,10 @@ static void pump(rec_exec *x)
             step_skip(s);
             continue;
         }
+        if (x->o.may_mutate != NULL && !x->o.may_mutate(x->o.ud)) {
+            step_skip(s); /* HA fencing: not the leader any more; the next leader observes anew */
+            continue;
+        }
         switch (s->step->action) {
         case REC_ACT_CREATE:
             if (s->step->over_quota)

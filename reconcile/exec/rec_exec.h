@@ -43,6 +43,9 @@ typedef struct rec_exec_opts {
     /* How long an image may stay in status 4/0 before the step fails. 0: 2 hours. */
     uint64_t create_timeout_ms;
     bool (*skip_item)(void *ud, const char *address);
+    /* HA fence (daemon with `ha`): asked right before each step's call; false skips the step
+     * (nothing sent). NULL: always allowed. */
+    bool (*may_mutate)(void *ud);
     void (*on_event)(void *ud, const rec_event *ev);
     void *ud;
 } rec_exec_opts;

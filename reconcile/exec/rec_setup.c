@@ -232,6 +232,24 @@ static void learn_account(void *ud)
     free(msg);
 }
 
+/* The pacer: the file in the state directory, or with `ha` the call log in etcd that every
+ * process configured with the same prefix shares (plan, apply and the daemon alike). Requests
+ * block the loop, so they time out at a quarter of the lease TTL (at most 1 s) per endpoint. */
+static int open_pacer(const spec_config *cfg, rec_setup *s)
+{
+    if (cfg->n_ha_endpoints == 0)
+        return prov_pacer_open(s->state_dir, &s->pacer);
+    char *prefix = spec_config_ha_prefix(cfg);
+    long timeout = (long)(cfg->ha_lease_ttl_ms / 4);
+    int rc = prefix == NULL
+                 ? -ENOMEM
+                 : prov_pacer_open_etcd((const char *const *)cfg->ha_endpoints, cfg->n_ha_endpoints,
+                                        prefix, timeout > 1000 ? 1000 : timeout, cfg->ca_file,
+                                        &s->pacer);
+    free(prefix);
+    return rc;
+}
+
 int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
                    rec_setup *s, char **ret_errmsg)
 {
@@ -301,10 +319,13 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         goto fail;
     }
 
-    rc = prov_pacer_open(s->state_dir, &s->pacer);
+    rc = open_pacer(cfg, s);
     if (rc < 0) {
         char what[2048];
-        snprintf(what, sizeof(what), "pacer log in %s", s->state_dir);
+        if (cfg->n_ha_endpoints > 0)
+            snprintf(what, sizeof(what), "shared call budget in etcd (ha.etcd_endpoints)");
+        else
+            snprintf(what, sizeof(what), "pacer log in %s", s->state_dir);
         errmsg = fmt_msg(what, strerror(-rc));
         goto fail;
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the convergence benchmark (bench.js) with the settings BENCHMARKS.md records,
-# then the plan-scale and idle-cost benchmarks, then the replace-scenario plot when gnuplot is
-# installed. Prints numbers; asserts no timing (it fails only when a run does not converge or
-# a tool breaks). About 8 minutes on 2 cores.
+# then the plan-scale, idle-cost and HA (etcd failover, shared budget) benchmarks, then the
+# replace-scenario plot when gnuplot is installed. Prints numbers; asserts no timing (it fails
+# only when a run does not converge or a tool breaks). About 9 minutes on 2 cores.
 # Usage: tests/bench/run.sh [BUILD_DIR]
 # Settings (environment): BENCH_WINDOW (1s) BENCH_CALLS (10) BENCH_CREATE_DELAY (1s)
 #   BENCH_RUNS (3) BENCH_SCENARIOS ("create15 replace15 spread100 nochange1500")
@@ -25,6 +25,9 @@ start=$(date +%s)
     echo
     echo "== daemon idle cost (tests/bench/idle.sh)"
     bash "$root/tests/bench/idle.sh" "$build"
+    echo
+    echo "== HA on etcd (tests/bench/ha.sh)"
+    bash "$root/tests/bench/ha.sh" "$build"
     echo
     if command -v gnuplot >/dev/null 2>&1 && [ -f "$out/timeline-imgrecon.tsv" ]; then
         bash "$root/tests/bench/plot.sh" "$out" "$out/replace-timeline.png"

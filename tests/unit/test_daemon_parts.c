@@ -394,6 +394,63 @@ Test(status, readiness_round_trip_and_old_files)
     cr_assert_eq(rec_status_from_json(bad, strlen(bad), &back), -EPROTO);
 }
 
+/* HA: the role and the leader survive the file; no role is written as "none" and read back as
+ * NULL; the text names both. */
+Test(status, ha_role_and_leader)
+{
+    mk_dir();
+    rec_status st;
+    memset(&st, 0, sizeof(st));
+    st.pid = 7;
+    st.state = strdup("idle");
+    st.role = strdup("standby");
+    st.leader = strdup("host-a:123");
+    cr_assert_eq(rec_status_write(dir, &st), 0);
+    rec_status back;
+    cr_assert_eq(rec_status_read(dir, &back), 0);
+    cr_assert_str_eq(back.role, "standby");
+    cr_assert_str_eq(back.leader, "host-a:123");
+    char *text = rec_status_describe(&back, T0);
+    cr_assert_not_null(strstr(text, "role:         standby (leader: host-a:123)"), "%s", text);
+    free(text);
+    rec_status_clear(&back);
+    free(st.role);
+    st.role = NULL;
+    char *json = NULL;
+    cr_assert_eq(rec_status_to_json(&st, &json), 0);
+    cr_assert_not_null(strstr(json, "\"role\": \"none\""), "%s", json);
+    cr_assert_eq(rec_status_from_json(json, strlen(json), &back), 0);
+    cr_assert_null(back.role);
+    text = rec_status_describe(&back, T0);
+    cr_assert_not_null(strstr(text, "role:         none (no ha configured"), "%s", text);
+    free(text);
+    free(json);
+    rec_status_clear(&back);
+    rec_status_clear(&st);
+    rm_dir();
+}
+
+/* HA metrics appear only once set, with the role and leader as labels. */
+Test(metrics, ha_role_and_lease_age)
+{
+    rec_metrics *m = NULL;
+    char *text = NULL;
+    cr_assert_eq(rec_metrics_new(&m), 0);
+    cr_assert_eq(rec_metrics_render(m, &text), 0);
+    cr_assert_null(strstr(text, "imgrecon_ha_role"), "no ha: no ha metrics");
+    free(text);
+    rec_metrics_set_ha(m, "leader", "host-a:1", uv_hrtime() - 1500000000ull);
+    cr_assert_eq(rec_metrics_render(m, &text), 0);
+    cr_assert_not_null(strstr(text, "imgrecon_ha_role{role=\"leader\",leader=\"host-a:1\"} 1\n"),
+                       "%s", text);
+    const char *age = strstr(text, "\nimgrecon_ha_lease_age_seconds ");
+    cr_assert_not_null(age, "%s", text);
+    double v = atof(age + strlen("\nimgrecon_ha_lease_age_seconds "));
+    cr_expect(v >= 1.5 && v < 60, "lease age %f", v);
+    free(text);
+    rec_metrics_free(m);
+}
+
 Test(status, missing_file_is_enoent)
 {
     mk_dir();

@@ -1,0 +1,722 @@
+/* HA on etcd (issue 15) as users run it: a real three-member etcd cluster on 127.0.0.1
+ * (tests/support/etcd_proc.h), the real emulator (10/1s, create delay 300 ms) and two or three
+ * `imgrecon run` processes with separate state directories and lease_ttl 3s. Each daemon signs
+ * with its own access key of the fixture, so the emulator's journal tells who sent each call.
+ * Scenarios: SIGKILL of the leader mid-apply (failover within TTL + 1 s, every image created
+ * once); SIGSTOP of the leader past its TTL, then SIGCONT (the woken process sends nothing at
+ * all); etcd members killed (a minority, the raft leader: nothing changes; a majority: the
+ * leader steps down by its deadline and nobody mutates until the quorum is back); a concurrent
+ * `plan` from a third process with a third key (one budget: at most 10 calls of an action in any
+ * second across all keys); etcd answering garbage or nothing (a scripted loopback server: clear
+ * errors, no crash, no cycle); the shared call log itself (two pacers on one prefix). Every
+ * daemon scenario checks: 0 throttled, no image created twice, mutating calls from one leader at
+ * a time. Every wait is bounded and polls a file, the journal or the emulator. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emu_proc.h"
+#include "prov_pacer.h"
+#include "etcd_proc.h"
+#include "test_exec.h"
+
+#define TTL_MS 3000
+#define WAIT_MS 30000
+#define N_KEYS 3
+#define N_SERVERS 6
+
+static const char *const keys[N_KEYS] = {"LTAIhaTestKeyA00001", "LTAIhaTestKeyB00002",
+                                         "LTAIhaTestKeyC00003"};
+static const char *const secrets[N_KEYS] = {"secret-a", "secret-b", "secret-c"};
+
+typedef struct daemon_proc {
+    pid_t pid;
+    int key; /* index into keys */
+    char log[160];
+    char state[160];
+} daemon_proc;
+
+static etcd_cluster etcd;
+static emu_proc emu;
+static char dir[64], manifests[128], config[128], fixture[128];
+static daemon_proc procs[4];
+static size_t n_procs;
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    (void)poll(NULL, 0, ms);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%s.tmp~", path);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f, "open %s", tmp);
+    cr_assert_geq(fputs(text, f), 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rename(tmp, path), 0);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return strdup("");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+/* Three accounts (one key each) and N_SERVERS servers with room for the images. */
+static void write_fixture(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fprintf(m, "accounts:\n");
+    for (int i = 0; i < N_KEYS; i++)
+        fprintf(
+            m,
+            "  - access_key_id: %s\n    access_key_secret: %s\n    user_id: 12345678901234%02d\n",
+            keys[i], secrets[i], i);
+    fprintf(m, "regions:\n  - region: cn-hangzhou\n    servers:\n");
+    for (int i = 0; i < N_SERVERS; i++)
+        fprintf(m,
+                "      - instance_id: ace0706b2ac4454d984295a94213ab%02d\n"
+                "        name: web-%d\n        status: Running\n"
+                "        system_snapshots: [s-sys-%02d]\n        data_snapshots: []\n",
+                i, i, i);
+    fclose(m);
+    write_file(fixture, buf);
+    free(buf);
+}
+
+/* The manifest: images img-0 .. img-(n-1), two per server. */
+static void write_manifest(unsigned n, const char *extra_name)
+{
+    char *buf = NULL, path[192];
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fprintf(m, "region: cn-hangzhou\ncustom_images:\n");
+    for (unsigned i = 0; i <= n; i++) {
+        if (i == n && extra_name == NULL)
+            break;
+        unsigned srv = (i / 2) % N_SERVERS;
+        char name[64];
+        snprintf(name, sizeof(name), "img-%u", i);
+        fprintf(m,
+                "  - name: %s\n    instance_id: ace0706b2ac4454d984295a94213ab%02u\n"
+                "    system_snapshot_id: s-sys-%02u\n",
+                i == n ? extra_name : name, srv, srv);
+    }
+    fclose(m);
+    snprintf(path, sizeof(path), "%s/images.yaml", manifests);
+    write_file(path, buf);
+    free(buf);
+}
+
+static void write_config(const char *const *endpoints, size_t n)
+{
+    char eps[512] = "[";
+    for (size_t i = 0; i < n; i++)
+        snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? ", " : "", endpoints[i]);
+    strcat(eps, "]");
+    char text[1024];
+    snprintf(text, sizeof(text),
+             /* account_id: the daemons learn no identity through STS, so every call the
+              * emulator sees went through the shared (etcd) budget. */
+             "owner: hatest\nmetrics_listen: 127.0.0.1:0\naccount_id: '1234567890123400'\n"
+             "ha:\n  etcd_endpoints: %s\n  lease_ttl: 3s\n  prefix: /imgrecon-test/%s\n",
+             eps, dir + 5);
+    write_file(config, text);
+}
+
+static void setup(void)
+{
+    cr_assert_eq(etcd_cluster_start(&etcd), 0, "a three-member etcd cluster starts");
+    strcpy(dir, "/tmp/imgrecon-ha-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(manifests, sizeof(manifests), "%s/manifests", dir);
+    snprintf(config, sizeof(config), "%s/config.yaml", dir);
+    snprintf(fixture, sizeof(fixture), "%s/fixture.yaml", dir);
+    cr_assert_eq(mkdir(manifests, 0700), 0);
+    write_fixture();
+    const char *args[] = {"--fixture", fixture, "--rate-limit", "10/1s", "--create-delay",
+                          "300ms",     NULL};
+    cr_assert_eq(emu_proc_start(&emu, args), 0, "emulator starts");
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    write_config(eps, 3);
+}
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < n_procs; i++) {
+        if (procs[i].pid > 0 && waitpid(procs[i].pid, NULL, WNOHANG) == 0) {
+            kill(procs[i].pid, SIGCONT);
+            kill(procs[i].pid, SIGKILL);
+            (void)waitpid(procs[i].pid, NULL, 0);
+        }
+    }
+    n_procs = 0;
+    (void)emu_proc_stop(&emu);
+    etcd_cluster_stop(&etcd);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    (void)system(cmd);
+}
+
+TestSuite(ha, .init = setup, .fini = teardown, .timeout = 120);
+
+static void child_env(int key)
+{
+    setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", keys[key], 1);
+    setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secrets[key], 1);
+    setenv("HOME", dir, 1);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("IMGRECON_ENDPOINT");
+}
+
+/* Starts `imgrecon run` with its own state directory and key. */
+static daemon_proc *start_daemon(int key)
+{
+    cr_assert_lt(n_procs, sizeof(procs) / sizeof(procs[0]));
+    daemon_proc *d = &procs[n_procs++];
+    d->key = key;
+    snprintf(d->log, sizeof(d->log), "%s/d%zu.log", dir, n_procs);
+    snprintf(d->state, sizeof(d->state), "%s/state%zu", dir, n_procs);
+    const char *argv[] = {IMGRECON_BIN,  "run",          "-c",    config,       "--endpoint",
+                          emu.base_url,  "--rate-limit", "10/1s", "--interval", "1h",
+                          "--state-dir", d->state,       "-f",    manifests,    NULL};
+    d->pid = fork();
+    if (d->pid < 0)
+        cr_assert_fail("fork: %s", strerror(errno));
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        child_env(key);
+        test_exec(argv);
+    }
+    return d;
+}
+
+/* Number of lines of d's log containing text. */
+static int log_count(const daemon_proc *d, const char *text)
+{
+    char *s = read_file(d->log);
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    free(s);
+    return n;
+}
+
+/* Waits at most ms until d's log holds text at least `times` times. */
+static bool await_log(const daemon_proc *d, const char *text, int times, long ms)
+{
+    long deadline = mono_ms() + ms;
+    while (log_count(d, text) < times) {
+        if (mono_ms() >= deadline)
+            return false;
+        pause_ms(20);
+    }
+    return true;
+}
+
+/* The first of the daemons to lead (waits at most ms). */
+static daemon_proc *await_leader(daemon_proc *const *ds, size_t n, long ms)
+{
+    long deadline = mono_ms() + ms;
+    while (mono_ms() < deadline) {
+        for (size_t i = 0; i < n; i++)
+            if (log_count(ds[i], "ha: became leader") > 0)
+                return ds[i];
+        pause_ms(20);
+    }
+    char *a = read_file(ds[0]->log);
+    cr_assert_fail("no leader in %ld ms; first log:\n%s", ms, a);
+    return NULL;
+}
+
+/* ---- the emulator's view ---- */
+
+static bool mutating(const char *action)
+{
+    return strncmp(action, "List", 4) != 0 && strncmp(action, "Describe", 8) != 0 &&
+           strncmp(action, "Get", 3) != 0; /* GetCallerIdentity (STS) reads */
+}
+
+/* The journal timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ" in ms since the epoch. */
+static long ts_ms(const char *ts)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (ts == NULL || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long)timegm(&tm) * 1000 + ms;
+}
+
+static int key_index(const char *key)
+{
+    for (int i = 0; key != NULL && i < N_KEYS; i++)
+        if (strcmp(keys[i], key) == 0)
+            return i;
+    return -1;
+}
+
+/* Journal lines by key: mutating calls (since wall time `since`), any calls. */
+static int journal_count(int key, bool only_mutating, long since, const char *action)
+{
+    json_t *j = emu_proc_journal(&emu);
+    size_t i;
+    json_t *line;
+    int n = 0;
+    json_array_foreach(j, i, line)
+    {
+        const char *a = json_string_value(json_object_get(line, "action"));
+        if (a == NULL || (only_mutating && !mutating(a)) || (action && strcmp(a, action) != 0))
+            continue;
+        if (key >= 0 && key_index(json_string_value(json_object_get(line, "access_key_id"))) != key)
+            continue;
+        if (ts_ms(json_string_value(json_object_get(line, "ts"))) < since)
+            continue;
+        n++;
+    }
+    json_decref(j);
+    return n;
+}
+
+/* The checks every scenario ends with: 0 throttled; mutating calls from one key at a time (a key
+ * never mutates again once another did); no action above 10 calls in any second across every
+ * key (one shared budget; 20 ms of slack for the journal's timestamps); every image once. */
+static void check_invariants(void)
+{
+    json_t *j = emu_proc_journal(&emu);
+    cr_assert_not_null(j);
+    size_t i, k;
+    json_t *line, *other;
+    int last = -1;
+    bool done_key[N_KEYS] = {false};
+    json_array_foreach(j, i, line)
+    {
+        const char *a = json_string_value(json_object_get(line, "action"));
+        const char *code = json_string_value(json_object_get(line, "code"));
+        cr_expect(code == NULL || strncmp(code, "Throttling", 10) != 0, "throttled: %s at %s", a,
+                  json_string_value(json_object_get(line, "ts")));
+        if (a == NULL || !mutating(a))
+            continue;
+        int key = key_index(json_string_value(json_object_get(line, "access_key_id")));
+        cr_assert_geq(key, 0);
+        if (key != last) {
+            cr_expect(!done_key[key], "key %d mutates again after another leader did (line %zu)",
+                      key, i);
+            if (last >= 0)
+                done_key[last] = true;
+            last = key;
+        }
+    }
+    json_array_foreach(j, i, line)
+    {
+        const char *a = json_string_value(json_object_get(line, "action"));
+        long t = ts_ms(json_string_value(json_object_get(line, "ts")));
+        int in_window = 0;
+        json_array_foreach(j, k, other)
+        {
+            long u = ts_ms(json_string_value(json_object_get(other, "ts")));
+            const char *b = json_string_value(json_object_get(other, "action"));
+            if (a && b && strcmp(a, b) == 0 && u >= t && u < t + 980)
+                in_window++;
+        }
+        cr_expect_leq(in_window, 10, "%d %s calls in the second from %s", in_window, a,
+                      json_string_value(json_object_get(line, "ts")));
+    }
+    json_decref(j);
+    json_t *st = emu_proc_state(&emu);
+    json_t *region, *img;
+    json_array_foreach(json_object_get(st, "regions"), i, region)
+    {
+        json_t *imgs = json_object_get(region, "custom_images");
+        json_array_foreach(imgs, k, img)
+        {
+            const char *name = json_string_value(json_object_get(img, "name"));
+            int same = 0;
+            size_t m;
+            json_array_foreach(imgs, m, other)
+            {
+                const char *n2 = json_string_value(json_object_get(other, "name"));
+                same += name && n2 && strcmp(name, n2) == 0;
+            }
+            cr_expect_eq(same, 1, "image %s exists %d times", name, same);
+        }
+    }
+    json_decref(st);
+}
+
+/* Images whose name starts with "img" or equals name, available (status "1"). */
+static int available_count(const char *name)
+{
+    json_t *st = emu_proc_state(&emu);
+    size_t i, k;
+    json_t *region, *img;
+    int n = 0;
+    json_array_foreach(json_object_get(st, "regions"), i, region)
+    {
+        json_array_foreach(json_object_get(region, "custom_images"), k, img)
+        {
+            const char *nm = json_string_value(json_object_get(img, "name"));
+            const char *s = json_string_value(json_object_get(img, "status"));
+            if (nm && s && strcmp(s, "1") == 0 &&
+                (name ? strcmp(nm, name) == 0 : strncmp(nm, "img-", 4) == 0))
+                n++;
+        }
+    }
+    json_decref(st);
+    return n;
+}
+
+static void await_available(const char *name, int want, long ms)
+{
+    long deadline = mono_ms() + ms;
+    while (available_count(name) < want) {
+        if (mono_ms() >= deadline) {
+            char *a = read_file(procs[0].log), *b = n_procs > 1 ? read_file(procs[1].log) : NULL;
+            cr_assert_fail("%d of %d images available after %ld ms\nd1:\n%s\nd2:\n%s",
+                           available_count(name), want, ms, a, b ? b : "");
+        }
+        pause_ms(50);
+    }
+}
+
+/* ---- scenarios ---- */
+
+Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_image_once)
+{
+    write_manifest(1, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    daemon_proc *b = start_daemon(1);
+    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS), "the standby sees the leader");
+    await_available(NULL, 1, WAIT_MS);
+    /* Both are up: now the work, and the kill mid-apply (some creates sent, not all). */
+    write_manifest(10, NULL);
+    long deadline = mono_ms() + WAIT_MS;
+    while (journal_count(0, true, 0, "CreateCustomImage") < 3 && mono_ms() < deadline)
+        pause_ms(5);
+    cr_assert_lt(available_count(NULL), 10, "killed before the apply finished");
+    kill(a->pid, SIGKILL);
+    (void)waitpid(a->pid, NULL, 0);
+    a->pid = 0;
+    long t_kill = mono_ms();
+    cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
+    long failover = mono_ms() - t_kill;
+    cr_log_info("failover took %ld ms (TTL %d ms)", failover, TTL_MS);
+    cr_expect_leq(failover, TTL_MS + 1000 + 250, "failover within TTL + 1 s (+ the poll)");
+    await_available(NULL, 10, WAIT_MS);
+    check_invariants();
+}
+
+Test(ha, a_leader_stopped_past_its_ttl_sends_nothing_after_waking)
+{
+    write_manifest(2, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    await_available(NULL, 2, WAIT_MS);
+    daemon_proc *b = start_daemon(1);
+    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    cr_assert(await_log(a, "cycle finished", 1, WAIT_MS));
+    long t_stop = wall_ms();
+    kill(a->pid, SIGSTOP);
+    cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
+    /* New work while the old leader sleeps: the new leader does it. */
+    write_manifest(2, "img-while-stopped");
+    await_available("img-while-stopped", 1, WAIT_MS);
+    kill(a->pid, SIGCONT);
+    /* On waking it sees its deadline passed and stands by; a manifest change then reaches both
+     * watchers, and only the leader acts on it. */
+    cr_assert(await_log(a, "ha: lost leadership", 1, 5000), "the woken leader steps down");
+    write_manifest(2, "img-after-wake");
+    await_available("img-after-wake", 1, WAIT_MS);
+    cr_assert(await_log(b, "cycle finished", 2, WAIT_MS));
+    cr_expect_eq(journal_count(0, false, t_stop, NULL), 0,
+                 "the process stopped past its TTL sent nothing after waking (not even a List)");
+    cr_expect_gt(journal_count(1, true, t_stop, "CreateCustomImage"), 0);
+    check_invariants();
+}
+
+Test(ha, etcd_minority_down_changes_nothing_majority_down_stops_every_mutation)
+{
+    write_manifest(2, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    daemon_proc *b = start_daemon(1);
+    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    await_available(NULL, 2, WAIT_MS);
+    /* A minority, the worst one: the raft leader dies (the others elect a new one meanwhile). */
+    int raft_leader = etcd_cluster_raft_leader(&etcd);
+    cr_assert_geq(raft_leader, 0, "a member leads the etcd cluster");
+    etcd_member_kill(&etcd, raft_leader);
+    write_manifest(3, NULL);
+    await_available(NULL, 3, WAIT_MS);
+    cr_expect_eq(log_count(a, "ha: lost leadership"), 0, "a minority down changes nothing");
+    cr_expect_eq(log_count(b, "ha: became leader"), 0);
+    /* A majority: the leader steps down by its deadline, and nobody mutates. */
+    int second = (raft_leader + 1) % ETCD_MEMBERS;
+    etcd_member_kill(&etcd, second);
+    long t_down = mono_ms();
+    cr_assert(await_log(a, "ha: lost leadership", 1, TTL_MS + 2000));
+    cr_expect_leq(mono_ms() - t_down, TTL_MS + 500, "stepped down by its deadline");
+    long t_lost = wall_ms();
+    write_manifest(3, "img-no-quorum");
+    /* An observation window without quorum: neither daemon may send a mutating call. */
+    long until = mono_ms() + 3000;
+    while (mono_ms() < until) {
+        cr_assert_eq(journal_count(-1, true, t_lost, NULL), 0, "a mutation without quorum");
+        pause_ms(100);
+    }
+    cr_assert_eq(etcd_member_start(&etcd, raft_leader), 0);
+    cr_assert_eq(etcd_member_start(&etcd, second), 0);
+    cr_assert(etcd_cluster_wait_ready(&etcd, WAIT_MS));
+    await_available("img-no-quorum", 1, WAIT_MS);
+    check_invariants();
+}
+
+/* `imgrecon plan` from a third process with a third key, the same config: it shares the budget
+ * with the leader's apply. */
+static int run_plan(int key)
+{
+    char out[192];
+    snprintf(out, sizeof(out), "%s/plan.out", dir);
+    const char *argv[] = {IMGRECON_BIN, "plan",         "-c",    config,        "--endpoint",
+                          emu.base_url, "--rate-limit", "10/1s", "--state-dir", dir,
+                          "-f",         manifests,      NULL};
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        child_env(key);
+        test_exec(argv);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(ha, a_concurrent_plan_from_a_third_process_shares_the_budget)
+{
+    write_manifest(12, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    long deadline = mono_ms() + WAIT_MS;
+    int plans = 0;
+    while (available_count(NULL) < 12 && mono_ms() < deadline) {
+        int rc = run_plan(2);
+        cr_assert(rc == 0 || rc == 2, "plan exits 0 or 2, got %d", rc);
+        plans++;
+    }
+    await_available(NULL, 12, WAIT_MS);
+    cr_log_info("%d plans ran during the apply", plans);
+    cr_expect_gt(journal_count(2, false, 0, "ListCustomImages"), 0, "the plan observed");
+    cr_expect_eq(journal_count(2, true, 0, NULL), 0, "plan mutates nothing");
+    check_invariants();
+}
+
+/* ---- etcd answering garbage or nothing ---- */
+
+typedef struct script_server {
+    int fd;
+    unsigned port;
+    bool silent; /* accept and never answer */
+    pthread_t thread;
+    volatile bool stop;
+} script_server;
+
+static void *script_main(void *ud)
+{
+    script_server *s = ud;
+    /* JSON, but not an etcd answer: a header that is a list, an ID cut short. */
+    static const char body[] = "{\"header\":[1,2,3],\"ID\":\"12x\"}";
+    char answer[256];
+    int alen = snprintf(answer, sizeof(answer),
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                        sizeof(body) - 1, body);
+    int held[64];
+    size_t n_held = 0;
+    while (!s->stop) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[4096];
+        (void)recv(c, buf, sizeof(buf), 0);
+        if (s->silent && n_held < 64) {
+            held[n_held++] = c;
+            continue;
+        }
+        (void)send(c, answer, (size_t)alen, MSG_NOSIGNAL);
+        close(c);
+    }
+    for (size_t i = 0; i < n_held; i++)
+        close(held[i]);
+    return NULL;
+}
+
+static void script_start(script_server *s, bool silent)
+{
+    memset(s, 0, sizeof(*s));
+    s->silent = silent;
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(s->fd, 16), 0);
+    cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&sa, &len), 0);
+    s->port = ntohs(sa.sin_port);
+    cr_assert_eq(pthread_create(&s->thread, NULL, script_main, s), 0);
+}
+
+static void script_stop(script_server *s)
+{
+    s->stop = true;
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+}
+
+Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
+{
+    script_server garbage, silent;
+    script_start(&garbage, false);
+    script_start(&silent, true);
+    char g[48], q[48];
+    snprintf(g, sizeof(g), "http://127.0.0.1:%u", garbage.port);
+    snprintf(q, sizeof(q), "http://127.0.0.1:%u", silent.port);
+    const char *eps[] = {q, g};
+    write_config(eps, 2);
+    write_manifest(2, NULL);
+    daemon_proc *a = start_daemon(0);
+    cr_assert(await_log(a, "ha: etcd request failed", 1, WAIT_MS));
+    char *log = read_file(a->log);
+    cr_expect(strstr(log, "not a JSON object") != NULL || strstr(log, "not an etcd v3") != NULL ||
+                  strstr(log, "imed out") != NULL,
+              "the error says what was wrong:\n%s", log);
+    free(log);
+    /* Still alive and standing by, observing nothing, after several TTLs of garbage. */
+    long until = mono_ms() + 2 * TTL_MS;
+    while (mono_ms() < until) {
+        cr_assert_eq(waitpid(a->pid, NULL, WNOHANG), 0, "the daemon is alive");
+        pause_ms(100);
+    }
+    cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "no leader: no call at all");
+    cr_expect_eq(log_count(a, "became leader"), 0);
+    /* `plan` with the same config fails closed: the shared budget cannot be read. */
+    int rc = run_plan(2);
+    cr_expect_eq(rc, 1, "plan fails when the shared budget is unreachable");
+    char out[192];
+    snprintf(out, sizeof(out), "%s/plan.out", dir);
+    char *text = read_file(out);
+    cr_expect(strstr(text, "budget") != NULL, "plan says why:\n%s", text);
+    free(text);
+    cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the plan sent nothing unpaced");
+    kill(a->pid, SIGTERM);
+    int status;
+    cr_assert_eq(waitpid(a->pid, &status, 0), a->pid);
+    a->pid = 0;
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop");
+    script_stop(&garbage);
+    script_stop(&silent);
+}
+
+/* The shared call log itself: two pacers (two processes' worth) on one prefix share N calls per
+ * window whatever their access keys, also when they take slots in the same millisecond; a full
+ * window says how long to wait; a settled call counts from its answer; a throttled answer cools
+ * the action down for both. */
+Test(ha, the_shared_call_log_in_etcd)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_pacer *p1 = NULL, *p2 = NULL;
+    cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p1), 0);
+    cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p2), 0);
+    uint64_t t = prov_now_ms(), wait = 1;
+    cr_assert_eq(prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t, &wait),
+                 0);
+    cr_expect_eq(wait, 0);
+    cr_assert_eq(prov_pacer_acquire(p2, keys[1], "swas", "DeleteCustomImage", 3, 60000, t, &wait),
+                 0);
+    cr_expect_eq(wait, 0, "the same millisecond, another process: a slot of its own");
+    cr_assert_eq(
+        prov_pacer_acquire(p2, keys[1], "swas", "DeleteCustomImage", 3, 60000, t + 5, &wait), 0);
+    cr_expect_eq(wait, 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 10, &wait), 0);
+    cr_expect_gt(wait, 59000, "3 calls in the window, together: wait for the first to age out");
+    cr_expect_leq(wait, 60000);
+    /* p1 settles its call of time t to t + 1000: one slot still holds t (p2's). */
+    cr_assert_eq(prov_pacer_settle(p1, keys[0], "swas", "DeleteCustomImage", 60000, t, t + 1000),
+                 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 1001, &wait), 0);
+    cr_expect_eq(wait, 60000 - 1001, "one call of time t is still in the window");
+    /* p2 settles its call of t as well: the earliest is now t + 5. */
+    cr_assert_eq(prov_pacer_settle(p2, keys[1], "swas", "DeleteCustomImage", 60000, t, t + 2000),
+                 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t + 2001, &wait), 0);
+    cr_expect_eq(wait, 60000 + 5 - 2001, "the call of t + 5 is now the oldest");
+    unsigned left = 9;
+    cr_assert_eq(
+        prov_pacer_budget(p2, keys[2], "swas", "DeleteCustomImage", 3, 60000, t + 1001, &left), 0);
+    cr_expect_eq(left, 0);
+    /* A throttled answer (any process): the action cools down for everyone. */
+    cr_assert_eq(prov_pacer_cooldown(p2, keys[1], "swas", "ListCustomImages", 1000, t), 0);
+    cr_assert_eq(
+        prov_pacer_acquire(p1, keys[0], "swas", "ListCustomImages", 10, 1000, t + 100, &wait), 0);
+    cr_expect_eq(wait, 900);
+    prov_pacer_free(p1);
+    prov_pacer_free(p2);
+}
