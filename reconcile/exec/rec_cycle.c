@@ -291,7 +291,9 @@ static void observe_view(rec_cycle *c)
     c->view.regions = c->view_regions.v;
     c->view.n_regions = c->view_regions.n;
     c->o.desired = &c->view;
-    rc = rec_observe_start(c->o.client, c->o.desired, on_observed, c);
+    rec_options who;
+    rec_options_from_config(&who, c->o.cfg);
+    rc = rec_observe_start(c->o.client, c->o.desired, &who, on_observed, c);
     if (rc < 0)
         end(c, rc, "could not start observing");
 }

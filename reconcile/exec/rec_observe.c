@@ -23,7 +23,8 @@ struct rec_observe {
     void *ud;
     obs_call *calls;         /* one per region */
     const char ***ecs_ids;   /* per region: declared ids (borrowed strings), or NULL */
-    const spec_set *desired; /* borrowed: share_to_accounts of declared images */
+    const spec_set *desired; /* borrowed: share_to_accounts and adopt of declared images */
+    rec_options who;         /* owner and previous_owners (strings borrowed) */
     prov_client *client;
     size_t *n_ecs; /* per region: how many */
 };
@@ -98,13 +99,21 @@ static void on_accounts(prov_str_list *accounts, const prov_error *err, void *ud
 }
 
 /* Account shares are observed only where they can matter (DESIGN.md "Semantics", Cross-account
- * sharing): images whose InShareUser is true, and images whose declared entry names accounts. */
+ * sharing): images whose declared entry names accounts, and images shared to accounts
+ * (InShareUser) that a step may touch: ours, a previous owner's, or an unowned one a declared
+ * entry may adopt. Another owner's image is never acted on, so its shares cost no call. */
 static bool wants_accounts(const rec_observe *o, const char *region, const prov_image *img)
 {
-    if (img->in_share_user)
-        return true;
     const spec_image *d = spec_set_find(o->desired, region, img->name);
-    return d != NULL && d->n_share_to_accounts > 0;
+    if (d != NULL && d->n_share_to_accounts > 0)
+        return true;
+    if (!img->in_share_user)
+        return false;
+    const char *owner = prov_image_tag(img, REC_OWNER_TAG);
+    if (owner == NULL)
+        return d != NULL && d->adopt;
+    return strcmp(owner, o->who.owner ? o->who.owner : "default") == 0 ||
+           rec_options_is_previous_owner(&o->who, owner);
 }
 
 static void observe_accounts(rec_observe *o, size_t region)
@@ -164,13 +173,15 @@ static void on_ecs(prov_ecs_image_list *list, const prov_error *err, void *ud)
     finish_if_done(o);
 }
 
-int rec_observe_start(prov_client *client, const spec_set *desired, rec_observe_cb cb, void *ud)
+int rec_observe_start(prov_client *client, const spec_set *desired, const rec_options *who,
+                      rec_observe_cb cb, void *ud)
 {
-    if (client == NULL || desired == NULL || cb == NULL)
+    if (client == NULL || desired == NULL || who == NULL || cb == NULL)
         return -EINVAL;
     rec_observe *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return -ENOMEM;
+    o->who = *who;
     o->cb = cb;
     o->ud = ud;
     o->desired = desired;

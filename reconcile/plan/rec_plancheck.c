@@ -54,6 +54,40 @@ static char *tags_text(const prov_image *img)
     return buf;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The accounts the image is shared to as "[a, b]" sorted (they compare as a set), "[]" when none
+ * and "(unknown)" when they were not observed; malloc'd or NULL on allocation failure. */
+static char *accounts_text(const prov_image *img)
+{
+    size_t n = img->n_share_accounts;
+    if (!img->share_accounts_known)
+        return strdup("(unknown)");
+    const char **v = n ? calloc(n, sizeof(*v)) : NULL;
+    if (n && !v)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = img->share_accounts[i] ? img->share_accounts[i] : "";
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_str);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (m == NULL) {
+        free(v);
+        return NULL;
+    }
+    fputc('[', m);
+    for (size_t i = 0; i < n; i++)
+        fprintf(m, "%s%s", i ? ", " : "", v[i]);
+    fputc(']', m);
+    free(v);
+    return fclose(m) == 0 ? buf : (free(buf), NULL);
+}
+
 /* The first field in which b differs from a, as "field changed from X to Y"; NULL when equal
  * (or on allocation failure, reported as -ENOMEM by the caller through *oom). */
 static char *image_diff(const prov_image *a, const prov_image *b, bool *oom)
@@ -81,13 +115,18 @@ static char *image_diff(const prov_image *a, const prov_image *b, bool *oom)
             return rec_asprintf("%s changed from %s to %s", strs[i].field, show(x), show(y));
     }
     char *ta = tags_text(a), *tb = tags_text(b);
+    char *aa = accounts_text(a), *ab = accounts_text(b);
     char *msg = NULL;
-    if (!ta || !tb)
+    if (!ta || !tb || !aa || !ab)
         *oom = true;
     else if (strcmp(ta, tb) != 0)
         msg = rec_asprintf("tags changed from %s to %s", ta, tb);
+    else if (strcmp(aa, ab) != 0)
+        msg = rec_asprintf("share_accounts changed from %s to %s", aa, ab);
     free(ta);
     free(tb);
+    free(aa);
+    free(ab);
     return msg;
 }
 

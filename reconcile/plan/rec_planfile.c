@@ -66,6 +66,7 @@ void rec_plan_policy_clear(rec_plan_policy *p)
     free_list(p->allow_empty_regions, p->n_allow_empty_regions);
     free_list(p->regions, p->n_regions);
     free(p->account_id);
+    free_list(p->previous_owners, p->n_previous_owners);
     for (size_t i = 0; i < p->n_quotas; i++)
         free(p->quotas[i].region);
     free(p->quotas);
@@ -96,6 +97,8 @@ int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char 
     ok = ok && copy_list(cfg->regions, cfg->n_regions, &p->regions, &p->n_regions);
     if (ok && cfg->account_id)
         ok = (p->account_id = strdup(cfg->account_id)) != NULL;
+    ok = ok && copy_list(cfg->previous_owners, cfg->n_previous_owners, &p->previous_owners,
+                         &p->n_previous_owners);
     for (size_t i = 0; ok && i < cfg->n_quotas; i++) {
         p->quotas[p->n_quotas].limit = cfg->quotas[i].limit;
         ok = (p->quotas[p->n_quotas++].region = strdup(cfg->quotas[i].region)) != NULL;
@@ -160,25 +163,52 @@ static char *list_text(char *const *v, size_t n, const char *empty)
 }
 
 /* The policy fields compared as text, in the order they are reported. */
-enum { F_OWNER, F_PRUNE, F_MAX_DELETES, F_ALLOW_EMPTY, F_QUOTA_DEFAULT, F_REGIONS, F_ACCOUNT, F_N };
-static const char *const field_names[F_N] = {
-    "owner", "prune", "max_deletes", "allow_empty", "quotas.default", "regions", "account_id"};
+enum {
+    F_OWNER,
+    F_PRUNE,
+    F_MAX_DELETES,
+    F_ALLOW_EMPTY,
+    F_QUOTA_DEFAULT,
+    F_REGIONS,
+    F_ACCOUNT,
+    F_PREVIOUS_OWNERS,
+    F_N
+};
+static const char *const field_names[F_N] = {"owner",       "prune",          "max_deletes",
+                                             "allow_empty", "quotas.default", "regions",
+                                             "account_id",  "previous_owners"};
 
-/* Fills t[F_N] with the text of each policy field (malloc'd; free each). The values come either
- * from a saved policy or from a config, hence the plain arguments. Returns false on allocation
- * failure (t is then still safe to free). */
-static bool policy_texts(char *t[F_N], const char *owner, bool prune, unsigned max_deletes,
-                         bool allow_empty, char *const *empty_regions, size_t n_empty,
-                         unsigned quota_default, bool regions_all, char *const *regions,
-                         size_t n_regions, const char *account_id)
+/* The policy values policy_texts renders: borrowed from a saved policy or from a config. */
+typedef struct policy_view {
+    const char *owner;
+    bool prune;
+    unsigned max_deletes;
+    bool allow_empty;
+    char *const *empty_regions;
+    size_t n_empty;
+    unsigned quota_default;
+    bool regions_all;
+    char *const *regions;
+    size_t n_regions;
+    const char *account_id;
+    char *const *previous_owners;
+    size_t n_previous_owners;
+} policy_view;
+
+/* Fills t[F_N] with the text of each policy field of v (malloc'd; free each); lists are
+ * sorted so that they compare as sets. Returns false on allocation failure (t is then still safe
+ * to free). */
+static bool policy_texts(char *t[F_N], const policy_view *v)
 {
-    t[F_OWNER] = rec_asprintf("'%s'", owner);
-    t[F_PRUNE] = strdup(yes_no(prune));
-    t[F_MAX_DELETES] = rec_asprintf("%u", max_deletes);
-    t[F_ALLOW_EMPTY] = allow_empty ? strdup("true") : list_text(empty_regions, n_empty, "false");
-    t[F_QUOTA_DEFAULT] = rec_asprintf("%u", quota_default);
-    t[F_REGIONS] = regions_all ? strdup("all") : list_text(regions, n_regions, "[]");
-    t[F_ACCOUNT] = account_id ? rec_asprintf("'%s'", account_id) : strdup("(none)");
+    t[F_OWNER] = rec_asprintf("'%s'", v->owner);
+    t[F_PRUNE] = strdup(yes_no(v->prune));
+    t[F_MAX_DELETES] = rec_asprintf("%u", v->max_deletes);
+    t[F_ALLOW_EMPTY] =
+        v->allow_empty ? strdup("true") : list_text(v->empty_regions, v->n_empty, "false");
+    t[F_QUOTA_DEFAULT] = rec_asprintf("%u", v->quota_default);
+    t[F_REGIONS] = v->regions_all ? strdup("all") : list_text(v->regions, v->n_regions, "[]");
+    t[F_ACCOUNT] = v->account_id ? rec_asprintf("'%s'", v->account_id) : strdup("(none)");
+    t[F_PREVIOUS_OWNERS] = list_text(v->previous_owners, v->n_previous_owners, "[]");
     for (size_t i = 0; i < F_N; i++)
         if (t[i] == NULL)
             return false;
@@ -190,14 +220,34 @@ static bool policy_texts(char *t[F_N], const char *owner, bool prune, unsigned m
 static char *first_difference(const rec_plan_policy *p, const spec_config *cfg, const char *tail,
                               bool *oom)
 {
+    const policy_view pv = {p->owner,
+                            p->prune,
+                            p->max_deletes,
+                            p->allow_empty,
+                            p->allow_empty_regions,
+                            p->n_allow_empty_regions,
+                            p->quota_default,
+                            p->regions_all,
+                            p->regions,
+                            p->n_regions,
+                            p->account_id,
+                            p->previous_owners,
+                            p->n_previous_owners};
+    const policy_view cv = {cfg->owner ? cfg->owner : "default",
+                            cfg->prune,
+                            cfg->max_deletes,
+                            cfg->allow_empty,
+                            cfg->allow_empty_regions,
+                            cfg->n_allow_empty_regions,
+                            cfg->quota_default,
+                            cfg->regions_all,
+                            cfg->regions,
+                            cfg->n_regions,
+                            cfg->account_id,
+                            cfg->previous_owners,
+                            cfg->n_previous_owners};
     char *was[F_N] = {0}, *now[F_N] = {0};
-    bool ok = policy_texts(was, p->owner, p->prune, p->max_deletes, p->allow_empty,
-                           p->allow_empty_regions, p->n_allow_empty_regions, p->quota_default,
-                           p->regions_all, p->regions, p->n_regions, p->account_id) &&
-              policy_texts(now, cfg->owner ? cfg->owner : "default", cfg->prune, cfg->max_deletes,
-                           cfg->allow_empty, cfg->allow_empty_regions, cfg->n_allow_empty_regions,
-                           cfg->quota_default, cfg->regions_all, cfg->regions, cfg->n_regions,
-                           cfg->account_id);
+    bool ok = policy_texts(was, &pv) && policy_texts(now, &cv);
     char *msg = NULL;
     for (size_t i = 0; ok && msg == NULL && i < F_N; i++)
         if (strcmp(was[i], now[i]) != 0)
@@ -277,6 +327,8 @@ static json_t *policy_json(const rec_plan_policy *p)
         o, "regions", p->regions_all ? json_string("all") : list_json(p->regions, p->n_regions));
     bad |= json_object_set_new(o, "account_id",
                                p->account_id ? json_string(p->account_id) : json_null());
+    bad |= json_object_set_new(o, "previous_owners",
+                               list_json(p->previous_owners, p->n_previous_owners));
     bad |= json_object_set_new(o, "quota_default", json_integer(p->quota_default));
     bad |= json_object_set_new(o, "quotas", q);
     bad |= json_object_set_new(o, "manifests", m);
@@ -735,9 +787,17 @@ static void parse_doc(loader *l, rec_plan *pl, json_t *doc)
         parse_notes(l, pl, doc, &cap);
 }
 
-/* Reads a JSON list of region ids (field names it in errors) into *ret / *ret_n (caller frees
- * through rec_plan_policy_clear). Returns false after fail() or on allocation failure. */
-static bool parse_regions(loader *l, json_t *a, const char *field, char ***ret, size_t *ret_n)
+/* True when s is a valid imgrecon/owner tag value (a policy's previous_owners item). */
+static bool owner_valid(const char *s)
+{
+    return *s != '\0' && spec_check_tag_value(s) == NULL;
+}
+
+/* Reads a JSON list of strings that valid() accepts (field and what name them in errors) into
+ * *ret / *ret_n (caller frees through rec_plan_policy_clear). Returns false after fail() or on
+ * allocation failure. */
+static bool parse_names(loader *l, json_t *a, const char *field, bool (*valid)(const char *),
+                        const char *what, char ***ret, size_t *ret_n)
 {
     size_t n = json_array_size(a);
     char **v = n ? calloc(n, sizeof(*v)) : NULL;
@@ -748,8 +808,8 @@ static bool parse_regions(loader *l, json_t *a, const char *field, char ***ret, 
     *ret = v;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(a, i);
-        if (!json_is_string(e) || !spec_region_valid(json_string_value(e))) {
-            fail(l, "policy: %s[%zu] is not a region id", field, i);
+        if (!json_is_string(e) || !valid(json_string_value(e))) {
+            fail(l, "policy: %s[%zu] is not %s", field, i, what);
             return false;
         }
         if ((v[i] = strdup(json_string_value(e))) == NULL) {
@@ -759,6 +819,12 @@ static bool parse_regions(loader *l, json_t *a, const char *field, char ***ret, 
         *ret_n = i + 1;
     }
     return true;
+}
+
+/* parse_names for a list of region ids. */
+static bool parse_regions(loader *l, json_t *a, const char *field, char ***ret, size_t *ret_n)
+{
+    return parse_names(l, a, field, spec_region_valid, "a region id", ret, ret_n);
 }
 
 /* Reads the "policy" object into p (see rec_plan_policy). */
@@ -772,17 +838,25 @@ static void parse_policy(loader *l, json_t *doc, rec_plan_policy *p)
     json_t *prune = json_object_get(o, "prune"), *empty = json_object_get(o, "allow_empty");
     json_t *q = json_object_get(o, "quotas"), *m = json_object_get(o, "manifests");
     json_t *regions = json_object_get(o, "regions");
+    json_t *prev = json_object_get(o, "previous_owners");
     if (!get_str(l, o, "owner", &p->owner, true, "policy", 0) ||
         !get_str(l, o, "endpoint", &p->endpoint, false, "policy", 0) ||
         !get_str(l, o, "state_dir", &p->state_dir, true, "policy", 0) ||
         !get_str(l, o, "config", &p->config, false, "policy", 0) ||
         !get_str(l, o, "account_id", &p->account_id, false, "policy", 0))
         return;
-    if (regions == NULL) {
-        fail(l, "the plan records no regions in its policy (made by an older imgrecon); run plan "
-                "again");
+    if (regions == NULL || prev == NULL) {
+        fail(l, "the plan records no %s in its policy (made by an older imgrecon); run plan again",
+             regions == NULL ? "regions" : "previous_owners");
         return;
     }
+    if (!json_is_array(prev)) {
+        fail(l, "policy: previous_owners must be a list of owner names");
+        return;
+    }
+    if (!parse_names(l, prev, "previous_owners", owner_valid, "an owner name", &p->previous_owners,
+                     &p->n_previous_owners))
+        return;
     if (json_is_array(empty)) {
         if (!parse_regions(l, empty, "allow_empty", &p->allow_empty_regions,
                            &p->n_allow_empty_regions))

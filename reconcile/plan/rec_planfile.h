@@ -18,8 +18,10 @@ typedef struct rec_plan_policy {
     size_t n_allow_empty_regions;
     char **regions; /* config `regions: [..]`: more regions observed */
     size_t n_regions;
-    bool regions_all; /* config `regions: all` */
-    char *account_id; /* config account_id; NULL: none configured */
+    bool regions_all;       /* config `regions: all` */
+    char *account_id;       /* config account_id; NULL: none configured */
+    char **previous_owners; /* config previous_owners: owners whose images we take over */
+    size_t n_previous_owners;
     unsigned quota_default;
     spec_quota *quotas; /* per-region overrides */
     size_t n_quotas;
@@ -30,18 +32,18 @@ typedef struct rec_plan_policy {
     char *config;    /* the config file read; NULL: none */
 } rec_plan_policy;
 
-/* Fills p from cfg (owner, prune, max_deletes, allow_empty, regions, account_id, quotas,
- * endpoint), the manifest paths, the state directory and the config path (may be NULL); paths
- * are made absolute. Returns 0 or -ENOMEM (p is then cleared). */
+/* Fills p from cfg (owner, prune, max_deletes, allow_empty, regions, account_id,
+ * previous_owners, quotas, endpoint), the manifest paths, the state directory and the config path
+ * (may be NULL); paths are made absolute. Returns 0 or -ENOMEM (p is then cleared). */
 int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char *const *manifests,
                          size_t n_manifests, const char *state_dir, const char *config_path);
 /* Frees p's contents. Accepts NULL. */
 void rec_plan_policy_clear(rec_plan_policy *p);
 /* Compares the policy part of cfg (owner, prune, max_deletes, allow_empty, quotas, regions,
- * account_id) with p; region lists compare as sets. Returns 0 when equal, -ENOMEM, or -ESTALE and
- * *ret_error (malloc'd, caller frees) naming the first difference, e.g. "prune: the saved plan
- * was made with false, the settings given now say true" or "allow_empty: the saved plan was made
- * with [cn-hangzhou], the settings given now say true". */
+ * account_id, previous_owners) with p; lists compare as sets. Returns 0 when equal, -ENOMEM, or
+ * -ESTALE and *ret_error (malloc'd, caller frees) naming the first difference, e.g. "prune: the
+ * saved plan was made with false, the settings given now say true" or "allow_empty: the saved plan
+ * was made with [cn-hangzhou], the settings given now say true". */
 int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char **ret_error);
 
 /* Writes the JSON document plus the fingerprint, each step's token inputs and the policy (may be

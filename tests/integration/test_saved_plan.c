@@ -41,8 +41,15 @@ TestSuite(saved_plan, .init = setup, .fini = teardown, .timeout = 300);
 
 static bool is_mutating(const char *action)
 {
-    static const char *const names[] = {"CreateCustomImage", "ModifyImageShareStatus",
-                                        "DeleteCustomImage", "DeleteCustomImages", "DeleteImage"};
+    static const char *const names[] = {"CreateCustomImage",
+                                        "ModifyImageShareStatus",
+                                        "DeleteCustomImage",
+                                        "DeleteCustomImages",
+                                        "DeleteImage",
+                                        "TagResources",
+                                        "UntagResources",
+                                        "AddCustomImageShareAccount",
+                                        "RemoveCustomImageShareAccount"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(action, names[i]) == 0)
             return true;
@@ -68,8 +75,9 @@ static size_t mutating_since(size_t from)
 }
 
 /* The emulator's successful mutating calls since `from` are exactly the saved plan's steps:
- * the same count per API action, and every ImageId acted on is one a saved step names or one
- * this apply created. */
+ * the same count per API action (the scenarios here give each tag step its own delta, so none
+ * is batched with another), and every ImageId or ResourceId.1 acted on is one a saved step names
+ * or one this apply created. */
 static void expect_executed_equals_saved(size_t from)
 {
     json_error_t jerr;
@@ -77,8 +85,14 @@ static void expect_executed_equals_saved(size_t from)
     cr_assert_not_null(plan, "%s", jerr.text);
     json_t *steps = json_object_get(plan, "steps");
     json_t *j = journal_lines(&E);
-    static const char *const apis[] = {"CreateCustomImage", "ModifyImageShareStatus",
-                                       "DeleteCustomImage", "DeleteImage"};
+    static const char *const apis[] = {"CreateCustomImage",
+                                       "ModifyImageShareStatus",
+                                       "DeleteCustomImage",
+                                       "DeleteImage",
+                                       "TagResources",
+                                       "UntagResources",
+                                       "AddCustomImageShareAccount",
+                                       "RemoveCustomImageShareAccount"};
     for (size_t a = 0; a < sizeof(apis) / sizeof(apis[0]); a++) {
         size_t want = 0;
         for (size_t i = 0; i < json_array_size(steps); i++) {
@@ -91,6 +105,8 @@ static void expect_executed_equals_saved(size_t from)
     for (size_t i = from; i < json_array_size(j); i++) {
         json_t *l = json_array_get(j, i);
         const char *id = jparam(l, "ImageId");
+        if (id == NULL)
+            id = jparam(l, "ResourceId.1");
         if (!is_mutating(jstr(l, "action")) || id == NULL)
             continue;
         bool known = false;
@@ -162,6 +178,22 @@ static void api_call(const char *action, const char *p1, const char *p2, const c
     snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
     run_result s = RUN(&E, "api", "--state-dir", api_state, "swas", action, "RegionId=cn-hangzhou",
                        p1, p2, p3);
+    cr_assert_eq(s.status, 0, "%s behind the back: %s", action, s.out);
+    run_result_free(&s);
+}
+
+/* A signed call behind imgrecon's back with any number of parameters (NULL-terminated). */
+static void api_call_v(const char *action, const char *const *params)
+{
+    char api_state[160];
+    snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
+    const char *args[16] = {"api",  "--state-dir", api_state,
+                            "swas", action,        "RegionId=cn-hangzhou"};
+    size_t n = 6;
+    for (size_t i = 0; params[i] != NULL && n < 15; i++)
+        args[n++] = params[i];
+    args[n] = NULL;
+    run_result s = run_imgrecon_v(&E, args);
     cr_assert_eq(s.status, 0, "%s behind the back: %s", action, s.out);
     run_result_free(&s);
 }
@@ -278,9 +310,9 @@ Test(saved_plan, narrowed_policy_is_refused_and_the_saved_one_applies)
 }
 
 /* The policy matrix: a plan made with allow_empty as a list, config regions and account_id is
- * refused when apply is given other settings (config or --allow-empty), naming the field, with
- * no mutating call; the same settings (the list given again as a flag, in another order) run
- * exactly the saved steps. */
+ * refused (so is one given previous_owners it was not made with) when apply is given other settings
+ * (config or --allow-empty), naming the field, with no mutating call; the same settings (the list
+ * given again as a flag, in another order) run exactly the saved steps. */
 Test(saved_plan, policy_matrix_allow_empty_regions_account)
 {
     static const char made[] =
@@ -308,6 +340,11 @@ Test(saved_plan, policy_matrix_allow_empty_regions_account)
         {"owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\n"
          "regions: [cn-beijing]\naccount_id: '1234567891'\n",
          NULL, "account_id: the saved plan was made with '1234567890'"},
+        {"owner: team-a\nprune: true\nallow_empty: [cn-hangzhou, cn-beijing]\n"
+         "regions: [cn-beijing]\naccount_id: '1234567890'\nprevious_owners: [team-old]\n",
+         NULL,
+         "previous_owners: the saved plan was made with [], the settings given now say "
+         "[team-old]"},
     };
     world();
     write_file(E.config, made);
@@ -584,4 +621,121 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
     cr_assert_eq(kill(daemon, SIGTERM), 0);
     int status = wait_child(daemon, RUN_TIMEOUT_MS);
     cr_expect_eq(status, 0, "daemon exit");
+}
+
+/* ---- in-place steps (tags, adoption, account shares) ---- */
+
+#define ID_TAGGED "m-tagged0000000001"
+#define ID_UNOWNED "m-unowned000000001"
+#define ID_ACCTS "m-accounts00000001"
+
+/* A tag edit on an owned image and an adoption of an unowned one: each is one TAG step with its
+ * own delta. */
+static void tag_world(void)
+{
+    write_fixture(&E, 1,
+                  FIX(ID_TAGGED, "web", "false", "{imgrecon/owner: team-a, team: old}")
+                      FIX(ID_UNOWNED, "legacy", "false", "{team: ops}"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web", "    tags: {team: new}\n")
+                   IMG("legacy", "    adopt: true\n    tags: {team: ops}\n"));
+}
+
+/* The tag of an image in the account (NULL when absent). */
+static const char *state_tag(json_t *imgs, const char *name, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(find_image(imgs, name), "tags"), key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* plan --out with a tag edit and an adoption; apply FILE makes exactly those two tag calls, in
+ * place, and the next plan is empty. */
+Test(saved_plan, tag_edit_and_adoption_run_exactly_as_saved)
+{
+    tag_world();
+    char *arg = plan_out(NULL);
+    free(arg);
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, from, "TagResources", NULL), 2, "the tag edit and the adoption");
+    cr_expect_eq(mutating_since(from), 2, "nothing but the two saved tag calls");
+    json_decref(j);
+    json_t *imgs = state_images(&E);
+    cr_expect_str_eq(jstr(find_image(imgs, "web"), "image_id"), ID_TAGGED, "not recreated");
+    cr_expect_str_eq(state_tag(imgs, "web", "team"), "new");
+    cr_expect_str_eq(jstr(find_image(imgs, "legacy"), "image_id"), ID_UNOWNED);
+    cr_expect_str_eq(state_tag(imgs, "legacy", "imgrecon/owner"), "team-a", "adopted");
+    json_decref(imgs);
+    r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "the plan after the saved apply must be empty\n%s", r.out);
+    run_result_free(&r);
+}
+
+/* The tag a saved step edits is changed by hand between plan and apply: refused, naming the
+ * image and the tag, with no mutating call. */
+Test(saved_plan, tag_edited_by_hand_is_refused_naming_the_tag)
+{
+    tag_world();
+    char *arg = plan_out(NULL);
+    free(arg);
+    api_call_v("TagResources",
+               (const char *const[]){"ResourceType=customimage", "ResourceId.1=" ID_TAGGED,
+                                     "Tag.1.Key=team", "Tag.1.Value=by-hand", NULL});
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, ID_TAGGED), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "tags changed from"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "team=by-hand"), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    json_t *imgs = state_images(&E);
+    cr_expect_str_eq(state_tag(imgs, "web", "team"), "by-hand");
+    cr_expect_null(state_tag(imgs, "legacy", "imgrecon/owner"), "the adoption did not run");
+    json_decref(imgs);
+}
+
+/* A saved plan with account-share steps (add 1111, remove 3333) is refused when the image's
+ * account shares change by hand between plan and apply, even in an account no saved step
+ * names; without the change it runs exactly the saved steps. */
+Test(saved_plan, account_shares_changed_by_hand_are_refused)
+{
+    write_fixture(&E, 1,
+                  FIX(ID_ACCTS, "web", "false", OWNED) "        share_accounts: ['2222', '3333']\n",
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
+                               "web", "    share_to_accounts: ['1111', '2222']\n"));
+    char *arg = plan_out(NULL);
+    free(arg);
+    api_call_v("AddCustomImageShareAccount",
+               (const char *const[]){"ImageId=" ID_ACCTS, "Account.1=4444", NULL});
+    size_t from = journal_len();
+    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect_not_null(strstr(r.out, ID_ACCTS), "%s", r.out);
+    cr_expect_not_null(
+        strstr(r.out, "share_accounts changed from [2222, 3333] to [2222, 3333, 4444]"), "%s",
+        r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    /* Back as planned: the saved add and remove run, nothing else. */
+    api_call_v("RemoveCustomImageShareAccount",
+               (const char *const[]){"ImageId=" ID_ACCTS, "Account.1=4444", NULL});
+    from = journal_len();
+    r = run_raw((const char *const[]){"apply", planfile, NULL});
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
+    cr_expect_eq(mutating_since(from), 2);
+    json_t *imgs = state_images(&E);
+    json_t *acc = json_object_get(find_image(imgs, "web"), "share_accounts");
+    cr_expect_eq(json_array_size(acc), 2, "1111 and 2222");
+    json_decref(imgs);
 }

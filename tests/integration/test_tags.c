@@ -264,6 +264,71 @@ Test(tags, account_shares_added_and_removed_and_removed_before_delete)
     expect_plan_empty("accounts");
 }
 
+/* Account shares are read only for images a step may touch (DESIGN.md "Semantics",
+ * Cross-account sharing): ours, a previous owner's, an unowned one whose entry says adopt: true,
+ * and any whose entry declares accounts. Another owner's account-shared image, and an unowned
+ * one nobody adopts, cost no ListCustomImageShareAccounts call, and the plan leaves them be. */
+Test(tags, foreign_account_shared_image_costs_no_share_accounts_call)
+{
+    static const struct {
+        const char *id;
+        bool read;
+    } rows[] = {
+        {"m-bp1acctours00001", true},  /* ours, undeclared: its shares go before a prune */
+        {"m-bp1acctprev00001", true},  /* a previous owner's: taken over */
+        {"m-bp1acctadopt0001", true},  /* unowned, adopt: true */
+        {"m-bp1acctdecl00001", true},  /* not shared, but the entry declares accounts */
+        {"m-bp1accttheirs001", false}, /* another owner's */
+        {"m-bp1acctstray0001", false}, /* unowned, nobody adopts it */
+    };
+    write_fixture(
+        &E, 1,
+        FIX("m-bp1acctours00001", "ours", "false", "{imgrecon/owner: team-a}",
+            "        share_accounts: ['2222']\n")
+            FIX("m-bp1acctprev00001", "prev", "false", "{imgrecon/owner: team-old}",
+                "        share_accounts: ['2222']\n")
+                FIX("m-bp1acctadopt0001", "adoptee", "false", "{team: web}",
+                    "        share_accounts: ['2222']\n")
+                    FIX("m-bp1acctdecl00001", "decl", "false", "{imgrecon/owner: team-a}", "")
+                        FIX("m-bp1accttheirs001", "theirs", "false", "{imgrecon/owner: team-b}",
+                            "        share_accounts: ['5555']\n")
+                            FIX("m-bp1acctstray0001", "stray", "false", "{team: ops}",
+                                "        share_accounts: ['5555']\n"),
+        NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprevious_owners: [team-old]\nmetrics_listen: null\n");
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("adoptee", "    adopt: true\n    "
+                                                                      "tags: {team: web}\n")
+                   IMG("decl", "    share_to_accounts: ['2222']\n"));
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--json");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    cr_assert_not_null(doc, "%s", r.out);
+    json_t *steps = json_object_get(doc, "steps");
+    for (size_t i = 0; i < json_array_size(steps); i++) {
+        const char *id = jstr(json_array_get(steps, i), "image_id");
+        cr_expect(id == NULL || (strcmp(id, "m-bp1accttheirs001") != 0 &&
+                                 strcmp(id, "m-bp1acctstray0001") != 0),
+                  "a step on an image that is not ours: %s", r.out);
+    }
+    json_decref(doc);
+    run_result_free(&r);
+    json_t *j = journal_lines(&E);
+    for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            json_t *l = json_array_get(j, i);
+            const char *img = jparam(l, "ImageId");
+            n += strcmp(jstr(l, "action"), "ListCustomImageShareAccounts") == 0 && img &&
+                 strcmp(img, rows[k].id) == 0;
+        }
+        cr_expect_eq(n, rows[k].read ? 1 : 0, "%s: %zu ListCustomImageShareAccounts calls",
+                     rows[k].id, n);
+    }
+    json_decref(j);
+}
+
 /* `imgrecon api swas <Action>` reaches each new operation (a raw, signed, paced call). */
 Test(tags, api_reaches_each_new_operation)
 {

@@ -1322,7 +1322,8 @@ Test(plan, planfile_round_trip)
 
 /* The recorded policy survives a save and a load, and apply FILE refuses settings that differ
  * from it, naming the field: allow_empty as a boolean or a list of regions (compared as a set,
- * also when given as --allow-empty), regions (a list or all) and account_id. */
+ * also when given as --allow-empty), regions (a list or all), account_id and previous_owners
+ * (compared as a set). */
 Test(plan, saved_policy_matrix)
 {
     static const struct {
@@ -1359,6 +1360,15 @@ Test(plan, saved_policy_matrix)
         {"account_id: '1234567890'\n", "account_id: '1234567891'\n", NULL, "account_id:"},
         {"account_id: '1234567890'\nregions: [cn-beijing]\n",
          "account_id: '1234567890'\nregions: [cn-beijing]\n", NULL, NULL},
+        {"previous_owners: [team-old]\n", "", NULL,
+         "previous_owners: the saved plan was made with [team-old], the settings given now say "
+         "[]"},
+        {"", "previous_owners: [team-old]\n", NULL,
+         "previous_owners: the saved plan was made with [], the settings given now say "
+         "[team-old]"},
+        {"previous_owners: [team-old, team-b]\n", "previous_owners: [team-b, team-old]\n", NULL,
+         NULL},
+        {"previous_owners: [team-old]\n", "previous_owners: [team-b]\n", NULL, "previous_owners:"},
     };
     mixed_world();
     build();
@@ -1410,8 +1420,8 @@ Test(plan, saved_policy_matrix)
     cr_assert_eq(unlink(plan_path), 0);
 }
 
-/* A recorded policy with a malformed allow_empty or regions, or without regions (an older
- * imgrecon), is refused with a message naming it. */
+/* A recorded policy with a malformed allow_empty, regions or previous_owners, or without regions
+ * or previous_owners (an older imgrecon), is refused with a message naming it. */
 Test(plan, saved_policy_malformed_is_refused)
 {
     static const struct {
@@ -1422,6 +1432,11 @@ Test(plan, saved_policy_malformed_is_refused)
         {"\"regions\": [],", "", "records no regions"},
         {"\"allow_empty\": false", "\"allow_empty\": [7]", "allow_empty[0] is not a region id"},
         {"\"allow_empty\": false", "\"allow_empty\": \"yes\"", "allow_empty must be"},
+        {"\"previous_owners\": []", "\"previous_owners\": \"team-old\"",
+         "previous_owners must be a list"},
+        {"\"previous_owners\": []", "\"previous_owners\": [\"\"]",
+         "previous_owners[0] is not an owner name"},
+        {"\"previous_owners\": [],", "", "records no previous_owners"},
     };
     mixed_world();
     build();
