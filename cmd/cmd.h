@@ -50,16 +50,16 @@ enum {
  * accepts (and ignores) the others, so a wrapper or test harness can pass one set of options
  * to any command. -h/--help is always listed. */
 enum {
-    CMD_USE_CONFIG = 1u << 0,     /* -c */
-    CMD_USE_FILES = 1u << 1,      /* -f */
-    CMD_USE_ENDPOINT = 1u << 2,   /* --endpoint, --allow-insecure-endpoint */
-    CMD_USE_PROFILE = 1u << 3,    /* --profile */
-    CMD_USE_STATE_DIR = 1u << 4,  /* --state-dir */
-    CMD_USE_RATE_LIMIT = 1u << 5, /* --rate-limit */
-    CMD_USE_LOG_FORMAT = 1u << 6, /* --log-format */
-    CMD_USE_VERBOSE = 1u << 7,    /* -v */
-    CMD_USE_QUIET = 1u << 8,      /* -q */
-    CMD_USE_COLOR = 1u << 9,      /* --no-color */
+    CMD_USE_CONFIG = 1u << 0,       /* -c */
+    CMD_USE_FILES = 1u << 1,        /* -f */
+    CMD_USE_ENDPOINT = 1u << 2,     /* --endpoint, --allow-insecure-endpoint */
+    CMD_USE_PROFILE = 1u << 3,      /* --profile */
+    CMD_USE_STATE_DIR = 1u << 4,    /* --state-dir */
+    CMD_USE_RATE_LIMIT = 1u << 5,   /* --rate-limit */
+    CMD_USE_LOG_FORMAT = 1u << 6,   /* --log-format */
+    CMD_USE_VERBOSE = 1u << 7,      /* -v */
+    CMD_USE_QUIET = 1u << 8,        /* -q */
+    CMD_USE_COLOR = 1u << 9,        /* --no-color */
     CMD_USE_ALLOW_EMPTY = 1u << 10, /* --allow-empty */
 };
 /* What a session against the API needs: credentials, endpoint, pacing and state. */
@@ -75,6 +75,8 @@ enum {
 #define CMD_USES_APPLY                                                                             \
     (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_COLOR | CMD_USE_ALLOW_EMPTY)
 #define CMD_USES_RUN (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_ALLOW_EMPTY)
+/* import: -f only names regions to read (the manifests are not otherwise used). */
+#define CMD_USES_IMPORT (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET)
 #define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR)
 #define CMD_USES_API CMD_USES_SESSION
 #define CMD_USES_NOTIFY CMD_USE_CONFIG
@@ -116,6 +118,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(cmd_ctx *ctx, int argc, char **argv);
 int cmd_api(cmd_ctx *ctx, int argc, char **argv);
+int cmd_import(cmd_ctx *ctx, int argc, char **argv);
 int cmd_notify_test(cmd_ctx *ctx, int argc, char **argv);
 
 #endif
