@@ -173,6 +173,12 @@ static const char *status_words(int status)
     }
 }
 
+/* The API's empty string is "none", as in the plan's comparison: the key is left out. */
+static char *or_null(char *s)
+{
+    return s != NULL && *s != '\0' ? s : NULL;
+}
+
 /* The entry that declares img as it is: ids, description, user tags (the cloud's acs:/aliyun
  * keys and ours left out), share_to_ecs, protect, account shares. Returns 0 or -ENOMEM. */
 static int build_entry(imp_item *it)
@@ -181,11 +187,11 @@ static int build_entry(imp_item *it)
     spec_image *e = &it->entry;
     e->region = img->region_id;
     e->name = img->name;
-    e->instance_id = img->instance_id;
-    e->system_snapshot_id = img->system_snapshot_id;
-    e->data_snapshot_id = img->data_snapshot_id;
-    e->description = img->description;
-    e->resource_group_id = img->resource_group_id;
+    e->instance_id = or_null(img->instance_id);
+    e->system_snapshot_id = or_null(img->system_snapshot_id);
+    e->data_snapshot_id = or_null(img->data_snapshot_id);
+    e->description = or_null(img->description);
+    e->resource_group_id = or_null(img->resource_group_id);
     e->share_to_ecs = img->in_share;
     e->protect = protect_tagged(img);
     e->adopt = it->kind == IMP_ADOPT;
@@ -280,18 +286,18 @@ static int write_handler(void *data, unsigned char *buf, size_t size)
 }
 
 /* True when s reads back as the same string without quotes: a letter first, then only
- * letters, digits and _ . / : -, not ending in ':' and not a YAML 1.1 boolean or null word
- * (which a YAML 1.1 reader would not take for a string). Everything else is double-quoted,
- * with libyaml's escapes. */
+ * letters, digits, spaces and _ . / : -, no ": " and no trailing space or ':', and not a YAML 1.1
+ * boolean or null word (which a YAML 1.1 reader would not take for a string). Everything else is
+ * double-quoted, with libyaml's escapes. */
 static bool plain_safe(const char *s)
 {
     static const char *const words[] = {"y",     "n",  "yes", "no",  "true",
                                         "false", "on", "off", "null"};
     size_t len = strlen(s);
     if (len == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) ||
-        s[len - 1] == ':')
+        s[len - 1] == ':' || s[len - 1] == ' ' || strstr(s, ": ") != NULL)
         return false;
-    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:-") != len)
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:- ") != len)
         return false;
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasecmp(s, words[i]) == 0)
@@ -311,14 +317,20 @@ static void emit(emitter *e, yaml_event_t *ev, int init_ok)
         yaml_event_delete(ev);
 }
 
-static void scalar(emitter *e, const char *s)
+/* A string scalar; force_plain forces the plain style (the booleans we write). */
+static void scalar_styled(emitter *e, const char *s, bool force_plain)
 {
     yaml_event_t ev;
     yaml_scalar_style_t style =
-        plain_safe(s) ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+        force_plain || plain_safe(s) ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     int ok = yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
                                           style);
     emit(e, &ev, ok);
+}
+
+static void scalar(emitter *e, const char *s)
+{
+    scalar_styled(e, s, false);
 }
 
 static void map_start(emitter *e, bool flow)
@@ -357,10 +369,13 @@ static void pair(emitter *e, const char *key, const char *value)
     scalar(e, value);
 }
 
+/* key: true (plain, so that it reads as a boolean); nothing when off. */
 static void flag(emitter *e, const char *key, bool on)
 {
-    if (on)
-        pair(e, key, "true");
+    if (!on)
+        return;
+    scalar(e, key);
+    scalar_styled(e, "true", true);
 }
 
 /* One custom_images item, keys in the order of the manifest reference. */
