@@ -165,7 +165,7 @@ static const char *status_words(int status)
     case PROV_IMG_UNAVAILABLE:
         return "it is unavailable (status 2)";
     case PROV_IMG_FAILED:
-        return "its creation failed (status 3); a manifest entry would replace it";
+        return "its creation failed (status 3); an entry would replace it, adoption cannot take it";
     case PROV_IMG_CREATING:
         return "it is being created (status 4); import again once it is available";
     default:
