@@ -205,9 +205,9 @@ static int build_entry(imp_item *it)
     for (size_t i = 0; i < img->n_tags; i++) {
         const char *k = img->tags[i].key;
         if (k == NULL || rec_tag_key_is_cloud(k) || strcmp(k, REC_OWNER_TAG) == 0 ||
-            strcmp(k, REC_PROTECT_TAG) == 0)
+            (strcmp(k, REC_PROTECT_TAG) == 0 && e->protect))
             continue;
-        if (strncmp(k, "imgrecon/", 9) == 0) {
+        if (strncmp(k, "imgrecon/", 9) == 0) { /* imgrecon/protect=false among them */
             it->dropped_reserved = true;
             continue;
         }
@@ -449,7 +449,7 @@ static void write_comments(FILE *f, const imp_item *items, size_t n)
         if (it->kind != IMP_SKIP && !it->dropped_reserved)
             continue;
         if (!any)
-            fputs("#\n# Not imported, or not as they are (never touched by this file):\n", f);
+            fputs("#\n# Left out of this file, or not written exactly as they are:\n", f);
         any = true;
         char name[200], id[100], owner[100];
         spec_text_sanitize(it->img->name ? it->img->name : "(no name)", name, sizeof(name));
@@ -457,8 +457,9 @@ static void write_comments(FILE *f, const imp_item *items, size_t n)
         spec_text_sanitize(it->owner ? it->owner : "", owner, sizeof(owner));
         fprintf(f, "#   %s \"%s\" (owner: %s): %s\n", id, name, it->owner ? owner : "none",
                 it->kind == IMP_SKIP ? it->why
-                                     : "its imgrecon/ tags other than owner and protect have "
-                                       "no manifest form; the plan removes them");
+                                     : "imported, but an imgrecon/ tag of it (other than the owner "
+                                       "tag or a protecting imgrecon/protect) has no manifest "
+                                       "form; the plan removes it");
     }
 }
 
