@@ -169,14 +169,14 @@ static int run_import(cmd_ctx *ctx, uv_loop_t *loop, rec_setup *setup, const imp
         free(err);
         return 1;
     }
+    bool to_stdout = strcmp(out, "-") == 0;
     if (!ctx->quiet)
         fprintf(stderr,
-                "imgrecon: imported %zu region%s: %zu image%s of owner %s, %zu to adopt, %zu "
-                "left as comments%s%s. Review, then run 'imgrecon plan -f %s'.\n",
-                counts.regions, counts.regions == 1 ? "" : "s", counts.owned,
-                counts.owned == 1 ? "" : "s", ctx->cfg.owner, counts.adopted, counts.skipped,
-                strcmp(out, "-") == 0 ? "" : " in ", strcmp(out, "-") == 0 ? "" : out,
-                strcmp(out, "-") == 0 ? "FILE" : out);
+                "imgrecon: imported %zu region%s%s%s: %zu image%s of owner %s, %zu to adopt, "
+                "%zu as comments only. Review, then run 'imgrecon plan -f %s'.\n",
+                counts.regions, counts.regions == 1 ? "" : "s", to_stdout ? "" : " into ",
+                to_stdout ? "" : out, counts.owned, counts.owned == 1 ? "" : "s", ctx->cfg.owner,
+                counts.adopted, counts.skipped, to_stdout ? "FILE" : out);
     return 0;
 }
 

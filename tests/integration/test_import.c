@@ -31,8 +31,8 @@ TestSuite(import, .init = setup, .fini = teardown, .timeout = 300);
     "        in_share: " shared "\n        tags: " tags "\n" extra
 
 /* The description of the hostile image: quotes, a colon and space, a hash, a newline, a tab,
- * backslashes, a leading dash and non-ASCII text. */
-#define HOSTILE_DESC "- He said: \"hi\" # not a comment\n\tC:\\path 'x' ✓ ünïcode"
+ * backslashes, a leading dash, non-ASCII text and a control character. */
+#define HOSTILE_DESC "- He said: \"hi\" # not a comment\n\tC:\\path 'x' ✓ ünïcode\x01"
 
 /* clang-format off */
 static const char fixture[] =
@@ -53,7 +53,7 @@ static const char fixture[] =
     FIX("m-imp0host00000001", "hostile", SRV_HZ, "1", "false",
         "{flag: 'yes', num: '0123', colon: 'a: b'}",
         "        description: \"- He said: \\\"hi\\\" # not a comment\\n\\tC:\\\\path 'x' ✓ "
-        "ünïcode\"\n")
+        "ünïcode\\x01\"\n")
     FIX("m-imp0othr00000001", "other", SRV_HZ, "1", "false", "{imgrecon/owner: team-b}", "")
     FIX("m-imp0fail00000001", "broken", SRV_HZ, "3", "false", "{imgrecon/owner: team-a}", "")
     FIX("m-imp0fail00000002", "broken-unowned", SRV_HZ, "3", "false", "{}", "")
@@ -258,5 +258,37 @@ Test(import, regions_default_to_the_manifests_regions)
     cr_expect_eq(r.status, 0, "%s", r.out);
     cr_expect(strstr(r.out, "region: cn-shanghai\n") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "region: cn-hangzhou") == NULL, "%s", r.out);
+    run_result_free(&r);
+}
+
+/* An image of a previous owner is imported as an entry (not a comment): the plan retags it in
+ * place (owner migration), and afterwards it is ours and the plan is empty. */
+Test(import, previous_owner_images_are_imported_and_migrated)
+{
+    write_fixture(&E, 1,
+                  FIX("m-imp2old000000001", "old", SRV_HZ, "1", "false",
+                      "{imgrecon/owner: team-old, team: web}", ""),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprevious_owners: [team-old]\n");
+    run_result r = RUN(&E, "import", "-q", "--region", "cn-hangzhou", "--out", out_dir);
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    char path[200];
+    snprintf(path, sizeof(path), "%s/cn-hangzhou.yaml", out_dir);
+    char *text = read_file(path);
+    cr_expect(strstr(text, "- name: old\n") != NULL && strstr(text, "adopt: true") == NULL, "%s", text);
+    free(text);
+    size_t before = journal_len(), tags;
+    r = RUN(&E, "apply", "-f", out_dir, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_calls(before, &tags), 1, "one TagResources");
+    cr_expect_eq(tags, 1);
+    json_t *imgs = region_images("cn-hangzhou");
+    cr_expect_str_eq(owner_of(imgs, "old"), "team-a");
+    json_decref(imgs);
+    r = RUN(&E, "plan", "-f", out_dir, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "%s", r.out);
     run_result_free(&r);
 }
