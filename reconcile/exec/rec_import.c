@@ -544,12 +544,51 @@ static char *message(const char *a, const char *b, const char *c, const char *d)
     return strdup(buf);
 }
 
-/* Renders a region into memory, then writes the file (O_EXCL unless force, so a file made
- * after the check is not overwritten either). */
+/* Writes len bytes of buf to a new temporary file next to path (mode 0644 before the umask)
+ * and fsyncs it; *ret_tmp is its name (caller frees; the file is removed on failure). */
+static int write_temp(const char *path, const char *buf, size_t len, char **ret_tmp)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (tmp == NULL)
+        return -ENOMEM;
+    snprintf(tmp, n, "%s.tmp-XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0) {
+        mode_t um = umask(0);
+        umask(um);
+        if (fchmod(fd, 0644 & ~um) != 0)
+            rc = -errno;
+    }
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0)
+            off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0) {
+        if (fd >= 0)
+            (void)unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    *ret_tmp = tmp;
+    return 0;
+}
+
+/* Renders a region into memory and puts it at path whole or not at all: a temporary file, then
+ * rename(2) with force, else link(2), which refuses an existing path, so a file made after the
+ * early check is not overwritten either. */
 static int write_region_file(const rec_region_obs *rs, const spec_config *cfg, const char *path,
                              bool force, rec_import_counts *counts)
 {
-    char *buf = NULL;
+    char *buf = NULL, *tmp = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
     if (m == NULL)
@@ -557,24 +596,13 @@ static int write_region_file(const rec_region_obs *rs, const spec_config *cfg, c
     int rc = render_region(m, rs, cfg, counts);
     if (fclose(m) != 0 && rc == 0)
         rc = -ENOMEM;
-    int fd = -1;
-    if (rc == 0) {
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL),
-                  0644);
-        if (fd < 0)
-            rc = -errno;
-    }
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            rc = -errno;
-        else
-            off += (size_t)w;
-    }
-    if (fd >= 0 && close(fd) != 0 && rc == 0)
+    if (rc == 0)
+        rc = write_temp(path, buf, len, &tmp);
+    if (rc == 0 && (force ? rename(tmp, path) : link(tmp, path)) != 0)
         rc = -errno;
+    if (tmp != NULL && (!force || rc < 0))
+        (void)unlink(tmp);
+    free(tmp);
     free(buf);
     return rc;
 }
