@@ -75,6 +75,8 @@ enum {
 #define CMD_USES_APPLY                                                                             \
     (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_COLOR | CMD_USE_ALLOW_EMPTY)
 #define CMD_USES_RUN (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_ALLOW_EMPTY)
+/* import: -f only names regions to read (the manifests are not otherwise used). */
+#define CMD_USES_IMPORT (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET)
 #define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR)
 #define CMD_USES_API CMD_USES_SESSION
 #define CMD_USES_NOTIFY CMD_USE_CONFIG
@@ -116,6 +118,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(cmd_ctx *ctx, int argc, char **argv);
 int cmd_api(cmd_ctx *ctx, int argc, char **argv);
+int cmd_import(cmd_ctx *ctx, int argc, char **argv);
 int cmd_notify_test(cmd_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const cmd_entry commands[] = {
     {"plan", cmd_plan, "show what apply would change"},
     {"apply", cmd_apply, "make the account match the manifests"},
     {"run", cmd_run, "reconcile continuously (the systemd service)"},
+    {"import", cmd_import, "write the account's images as manifests (brownfield start)"},
     {"status", cmd_status, "show the daemon's last state"},
     {"api", cmd_api, "one signed, paced API call; prints the JSON answer"},
     {"notify-test", cmd_notify_test, "send a sample notification to each configured webhook"},

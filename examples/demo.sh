@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: starts the emulator with its built-in demo account on a free loopback port, then
 # runs validate, plan and apply of examples/manifests against it, and a second plan that must
-# show no changes. Everything happens on 127.0.0.1 and in a temporary state directory.
+# show no changes. Then the brownfield walkthrough (README.md "Bring an existing account under
+# management"): import the account, review, apply (only the console-made `hand-made` image is
+# adopted, in place), and a plan that must show no changes. Everything happens on 127.0.0.1 and
+# in a temporary state directory.
 set -euo pipefail
 build=${1:-build}
 # IMGRECON_WRAP runs every imgrecon command under a wrapper (CI: valgrind).
@@ -35,4 +38,14 @@ echo; echo "== imgrecon apply --auto-approve"
 "${wrap[@]}" "$build/imgrecon" apply "${common[@]}" --auto-approve
 echo; echo "== imgrecon plan (again: nothing left to do)"
 "${wrap[@]}" "$build/imgrecon" plan "${common[@]}" --detailed-exitcode
+session=(--endpoint "$endpoint" --state-dir "$tmp/state" --rate-limit 10/2s)
+echo; echo "== brownfield: imgrecon import (the whole account as manifests)"
+"${wrap[@]}" "$build/imgrecon" import "${session[@]}" --region cn-hangzhou --region cn-shanghai \
+    --out "$tmp/imported"
+echo; echo "== review: $tmp/imported/cn-hangzhou.yaml"
+cat "$tmp/imported/cn-hangzhou.yaml"
+echo; echo "== imgrecon apply -f imported (adopts hand-made in place; creates and deletes nothing)"
+"${wrap[@]}" "$build/imgrecon" apply "${session[@]}" -f "$tmp/imported" --auto-approve
+echo; echo "== imgrecon plan -f imported (again: nothing left to do)"
+"${wrap[@]}" "$build/imgrecon" plan "${session[@]}" -f "$tmp/imported" --detailed-exitcode
 echo; echo "demo: $(wc -l <"$tmp/emulator.jsonl") API calls reached the emulator, $(grep -c Throttling "$tmp/emulator.jsonl" || true) throttled"

@@ -113,3 +113,70 @@ const char *spec_check_id(spec_id_kind kind, const char *s)
     }
     return "unknown id kind";
 }
+
+/* True when s is an account id the manifest accepts: 1-20 digits. */
+static bool account_id_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    return len >= 1 && len <= 20 && strspn(s, "0123456789") == len;
+}
+
+/* The tag rules of one entry: the count (one fewer with protect), each key and value. */
+static const char *check_entry_tags(const spec_image *img)
+{
+    size_t limit = img->protect ? SPEC_MAX_USER_TAGS - 1 : SPEC_MAX_USER_TAGS;
+    if (img->n_tags > limit)
+        return "too many tags for a manifest entry";
+    for (size_t i = 0; i < img->n_tags; i++) {
+        const char *why = spec_check_tag_key(img->tags[i].key);
+        if (why == NULL && strncmp(img->tags[i].key, SPEC_RESERVED_TAG_PREFIX,
+                                   strlen(SPEC_RESERVED_TAG_PREFIX)) == 0)
+            why = "a key starting with imgrecon/ is reserved";
+        if (why == NULL)
+            why = spec_check_tag_value(img->tags[i].value);
+        if (why != NULL)
+            return why;
+    }
+    return NULL;
+}
+
+const char *spec_check_entry(const spec_image *img, const char **ret_field)
+{
+    struct {
+        const char *field;
+        const char *why;
+    } checks[] = {
+        {"name", spec_check_image_name(img->name)},
+        {"instance_id",
+         img->instance_id ? spec_check_id(SPEC_ID_INSTANCE, img->instance_id) : "is required"},
+        {"system_snapshot_id", img->system_snapshot_id
+                                   ? spec_check_id(SPEC_ID_SNAPSHOT, img->system_snapshot_id)
+                                   : "is required"},
+        {"data_snapshot_id",
+         img->data_snapshot_id ? spec_check_id(SPEC_ID_SNAPSHOT, img->data_snapshot_id) : NULL},
+        {"resource_group_id", img->resource_group_id
+                                  ? spec_check_id(SPEC_ID_RESOURCE_GROUP, img->resource_group_id)
+                                  : NULL},
+        {"description",
+         img->description &&
+                 spec_utf8_chars(img->description, strlen(img->description)) > SPEC_MAX_DESCRIPTION
+             ? "is longer than 256 characters"
+             : NULL},
+        {"tags", check_entry_tags(img)},
+        {"share_to_accounts",
+         img->n_share_to_accounts > SPEC_MAX_SHARE_ACCOUNTS ? "names more than 50 accounts" : NULL},
+    };
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        if (checks[i].why != NULL) {
+            *ret_field = checks[i].field;
+            return checks[i].why;
+        }
+    }
+    for (size_t i = 0; i < img->n_share_to_accounts; i++) {
+        if (!account_id_valid(img->share_to_accounts[i])) {
+            *ret_field = "share_to_accounts";
+            return "an account id is not 1-20 digits";
+        }
+    }
+    return NULL;
+}

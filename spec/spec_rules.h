@@ -15,4 +15,11 @@ const char *spec_check_tag_value(const char *value);
 /* "cn-hangzhou", "ap-southeast-1": lowercase words and digits joined by single '-'. */
 bool spec_region_valid(const char *s);
 
+struct spec_image;
+/* Whether an entry with these values would load: the manifest rules of spec/README.md that need
+ * no file position (name, id shapes, description length, tag count, keys and values, the
+ * reserved imgrecon/ prefix, account ids). `imgrecon import` asks it before it writes an entry.
+ * Returns NULL when the entry is valid, else a static message, and *ret_field names the key. */
+const char *spec_check_entry(const struct spec_image *img, const char **ret_field);
+
 #endif

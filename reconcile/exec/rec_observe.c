@@ -111,7 +111,7 @@ static bool wants_accounts(const rec_observe *o, const char *region, const prov_
         return false;
     const char *owner = prov_image_tag(img, REC_OWNER_TAG);
     if (owner == NULL)
-        return d != NULL && d->adopt;
+        return (d != NULL && d->adopt) || o->who.observe_unowned_accounts;
     return strcmp(owner, o->who.owner ? o->who.owner : "default") == 0 ||
            rec_options_is_previous_owner(&o->who, owner);
 }

@@ -76,6 +76,9 @@ const rec_region_obs *rec_observed_find(const rec_observed *obs, const char *reg
 
 typedef struct rec_options {
     const char *owner; /* NULL: "default" */
+    /* import: every unowned image may become an `adopt: true` entry, so observe reads its
+     * account shares too (rec_observe.c wants_accounts). Plans never set it. */
+    bool observe_unowned_accounts;
     bool prune;
     unsigned max_deletes; /* prune deletes allowed per cycle (rec_options_init: 5) */
     bool allow_empty;     /* every region */

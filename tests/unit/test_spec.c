@@ -815,3 +815,106 @@ Test(spec, examples)
     spec_set_free(set);
     spec_diags_free(&d);
 }
+
+/* ---- spec_check_entry: the loader's rules on an in-memory entry (imgrecon import) -------------
+ */
+
+typedef struct entry_case {
+    const char *field; /* expected field, NULL: valid */
+    const char *name, *instance, *sys, *data, *rg, *desc;
+    size_t n_tags; /* tags k0=v .. k<n-1>=v, or one tag key/value below when key is set */
+    const char *key, *value;
+    bool protect;
+    const char *account;
+} entry_case;
+
+#define INST "ace0706b2ac4454d984295a94213abcd"
+
+static const entry_case entry_cases[] = {
+    {NULL, "web-1", INST, "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {NULL, "web-1", INST, "s-sys1", "s-data1", "rg-abc", "any: text # \"x\"\n", 19, NULL, NULL,
+     false, "1234567890123456"},
+    {"name", "bad name", INST, "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"name", "-web", INST, "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"instance_id", "web-1", NULL, "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"instance_id", "web-1", "i/x", "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"system_snapshot_id", "web-1", INST, NULL, NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"system_snapshot_id", "web-1", INST, "x-1", NULL, NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"data_snapshot_id", "web-1", INST, "s-sys1", "d-1", NULL, NULL, 0, NULL, NULL, false, NULL},
+    {"resource_group_id", "web-1", INST, "s-sys1", NULL, "g-1", NULL, 0, NULL, NULL, false, NULL},
+    {"tags", "web-1", INST, "s-sys1", NULL, NULL, NULL, 20, NULL, NULL, false, NULL},
+    {"tags", "web-1", INST, "s-sys1", NULL, NULL, NULL, 19, NULL, NULL, true, NULL},
+    {"tags", "web-1", INST, "s-sys1", NULL, NULL, NULL, 0, "imgrecon/x", "v", false, NULL},
+    {"tags", "web-1", INST, "s-sys1", NULL, NULL, NULL, 0, "acs:x", "v", false, NULL},
+    {"tags", "web-1", INST, "s-sys1", NULL, NULL, NULL, 0, "k", "http://x", false, NULL},
+    {"share_to_accounts", "web-1", INST, "s-sys1", NULL, NULL, NULL, 0, NULL, NULL, false, "12a"},
+};
+
+/* Writes the entry as a manifest (double-quoted strings) so the loader can judge it too. */
+static void entry_yaml(const entry_case *c, const spec_image *e, char *buf, size_t size)
+{
+    FILE *m = fmemopen(buf, size, "w");
+    cr_assert_not_null(m);
+    fprintf(m, "region: cn-hangzhou\ncustom_images:\n  - name: \"%s\"\n", c->name);
+    const char *keys[] = {"instance_id", "system_snapshot_id", "data_snapshot_id",
+                          "resource_group_id"};
+    const char *vals[] = {c->instance, c->sys, c->data, c->rg};
+    for (size_t i = 0; i < 4; i++)
+        if (vals[i] != NULL)
+            fprintf(m, "    %s: \"%s\"\n", keys[i], vals[i]);
+    if (c->desc != NULL)
+        fprintf(m, "    description: \"any: text # \\\"x\\\"\\n\"\n");
+    if (e->n_tags > 0) {
+        fprintf(m, "    tags:\n");
+        for (size_t i = 0; i < e->n_tags; i++)
+            fprintf(m, "      \"%s\": \"%s\"\n", e->tags[i].key, e->tags[i].value);
+    }
+    if (c->protect)
+        fprintf(m, "    protect: true\n");
+    if (c->account != NULL)
+        fprintf(m, "    share_to_accounts: [\"%s\"]\n", c->account);
+    cr_assert_eq(fclose(m), 0);
+}
+
+Test(spec, check_entry_agrees_with_the_loader, .init = setup, .fini = teardown)
+{
+    for (size_t i = 0; i < sizeof(entry_cases) / sizeof(entry_cases[0]); i++) {
+        const entry_case *c = &entry_cases[i];
+        char keys[20][8];
+        spec_tag tags[20];
+        char *accounts[1] = {(char *)c->account};
+        spec_image e = {.name = (char *)c->name,
+                        .instance_id = (char *)c->instance,
+                        .system_snapshot_id = (char *)c->sys,
+                        .data_snapshot_id = (char *)c->data,
+                        .resource_group_id = (char *)c->rg,
+                        .description = (char *)c->desc,
+                        .tags = tags,
+                        .protect = c->protect,
+                        .share_to_accounts = c->account ? accounts : NULL,
+                        .n_share_to_accounts = c->account ? 1 : 0};
+        for (size_t k = 0; k < c->n_tags; k++) {
+            snprintf(keys[k], sizeof(keys[k]), "k%zu", k);
+            tags[k] = (spec_tag){keys[k], "v"};
+        }
+        e.n_tags = c->n_tags;
+        if (c->key != NULL)
+            tags[e.n_tags++] = (spec_tag){(char *)c->key, (char *)c->value};
+        const char *field = NULL;
+        const char *why = spec_check_entry(&e, &field);
+        if (c->field == NULL)
+            cr_expect_null(why, "case %zu: %s %s", i, field ? field : "", why ? why : "");
+        else
+            cr_expect(why != NULL && strcmp(field, c->field) == 0, "case %zu: expected %s, got %s",
+                      i, c->field, why ? field : "valid");
+        char text[4096];
+        entry_yaml(c, &e, text, sizeof(text));
+        spec_set *set;
+        spec_diags d;
+        int rc = load1(puts_("entry.yaml", text), &set, &d);
+        cr_expect_eq(rc == 0, why == NULL, "case %zu: the loader %s it\n%s", i,
+                     rc == 0 ? "accepts" : "refuses", text);
+        spec_set_free(set);
+        spec_diags_free(&d);
+    }
+}
