@@ -78,6 +78,7 @@ static const struct budget_action {
 } budget_actions[] = {
     {"swas", "ListCustomImages"},       {"swas", "CreateCustomImage"},
     {"swas", "ModifyImageShareStatus"}, {"swas", "DeleteCustomImage"},
+    {"swas", "DeleteCustomImages"},
     {"ecs", "DescribeImages"},          {"ecs", "DeleteImage"},
 };
 #define N_BUDGET_ACTIONS (sizeof(budget_actions) / sizeof(budget_actions[0]))

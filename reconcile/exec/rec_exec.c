@@ -27,6 +27,13 @@ struct xstep {
     bool unshare_next;   /* delete: the next call is the inserted unshare */
     bool from_journal;   /* awaiting an image a previous run created (list lag) */
     bool renamed_lookup; /* create: ImageNameAlreadyExist re-observe under way */
+    bool single;         /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
+    bool batched;        /* delete: its batch was refused for a share; it rejoins a batch */
+    bool unsharing;      /* delete: the inserted unshare is in flight */
+    uint64_t due_ms;     /* awaiting: when the next poll should ask for this image */
+    uint64_t probe2_ms;  /* awaiting: a second probe after a bisecting first one (0: none) */
+    uint64_t miss_ms;    /* awaiting: send time of the last poll that saw it not available */
+    bool timed;          /* awaiting: await_since_ms is the create's answer (a build sample) */
     uint64_t await_since_ms;
     uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
 };
@@ -71,6 +78,9 @@ typedef struct xcall {
     size_t n_poll_ids;
     char *poll_region;
     bool inserted_unshare; /* the unshare inserted before a delete */
+    xstep **batch;         /* DeleteCustomImages: the steps of the batch (s is batch[0]) */
+    size_t n_batch;
+    uint64_t sent_ms; /* poll: when it was sent */
 } xcall;
 
 static void pump(rec_exec *x);
@@ -262,6 +272,7 @@ static void xcall_free(xcall *c)
         free(c->poll_ids[i]);
     free(c->poll_ids);
     free(c->poll_region);
+    free(c->batch);
     free(c->token);
     free(c);
 }
@@ -495,7 +506,9 @@ static bool journal_deleted(const rec_journal *j, const char *image_id)
     const rec_journal_entry *v = rec_journal_entries(j, &n);
     for (size_t i = 0; i < n; i++)
         if (v[i].phase == REC_JOURNAL_RESULT && v[i].code == NULL && v[i].image_id && v[i].action &&
-            strcmp(v[i].action, "DeleteCustomImage") == 0 && strcmp(v[i].image_id, image_id) == 0)
+            (strcmp(v[i].action, "DeleteCustomImage") == 0 ||
+             strcmp(v[i].action, "DeleteCustomImages") == 0) &&
+            strcmp(v[i].image_id, image_id) == 0)
             return true;
     return false;
 }
@@ -577,15 +590,17 @@ static void on_simple(const prov_error *err, void *ud)
     rec_exec *x = s->x;
     x->inflight--;
     hist_record(x, c->api);
+    s->unsharing = false;
     const char *img = target_image(s);
     if (!journal_result(x, s, c->api, c->token, img,
                         err ? (err->code ? err->code : "local") : NULL)) {
         /* Failed and stopped: nothing more for this step. */
     } else if (err == NULL && c->inserted_unshare) {
-        /* The inserted unshare is done: retry the delete under a new token. */
+        /* The inserted unshare is done: retry the delete under a new token (a member of a
+         * refused batch rejoins a batch through pump). */
         s->state = REC_STEP_PENDING;
         rec_step_set_generation(s->step, x->o.owner, s->step->generation + 1);
-        if (!x->stopping)
+        if (!x->stopping && !s->batched)
             start_simple(s);
     } else if (err == NULL) {
         step_done(s, img);
@@ -670,6 +685,7 @@ static void start_simple(xstep *s)
         return;
     }
     c->inserted_unshare = insert_unshare;
+    s->unsharing = insert_unshare;
     if (journal(x, REC_JOURNAL_INTENT, s, api, c->token, img, NULL) < 0) {
         xcall_free(c);
         step_fail(s, "cannot write the journal; no call made");
@@ -690,8 +706,242 @@ static void start_simple(xstep *s)
             prov_ecs_delete_image(x->o.client, st->region, img, st->ecs_force, false, on_simple, c);
     if (rc < 0) {
         (void)journal(x, REC_JOURNAL_RESULT, s, api, c->token, img, "local");
+        s->unsharing = false;
         xcall_free(c);
         step_fail(s, strerror(-rc));
+        return;
+    }
+    x->inflight++;
+}
+
+/* ---- batched deletes (DeleteCustomImages) ---- */
+
+#define BATCH_API "DeleteCustomImages"
+
+static void start_batch(rec_exec *x, xstep **v, size_t n);
+
+/* The id a DeleteCustomImages NotFound names: the batch member whose image id appears in the
+ * message. NULL when none or more than one does (then the batch goes out as single deletes). */
+static xstep *batch_missing(xcall *c, const prov_error *err)
+{
+    xstep *found = NULL;
+    for (size_t i = 0; err->message != NULL && i < c->n_batch; i++) {
+        const char *id = target_image(c->batch[i]);
+        if (id != NULL && strstr(err->message, id) != NULL) {
+            if (found != NULL)
+                return NULL;
+            found = c->batch[i];
+        }
+    }
+    return found;
+}
+
+/* Puts the members still running back to pending: single deletes when single is set, else a
+ * new batch (fewer ids, so a new token). */
+static void batch_requeue(xcall *c, bool single)
+{
+    for (size_t i = 0; i < c->n_batch; i++)
+        if (c->batch[i]->state == REC_STEP_RUNNING) {
+            c->batch[i]->state = REC_STEP_PENDING;
+            c->batch[i]->single |= single;
+        }
+}
+
+/* The listing of a batch refused with CustomImageInShare: members shown shared to ECS get the
+ * unshare inserted (start_simple) and rejoin a batch after it; the others wait for them in
+ * pump. When none is shown shared (a share to accounts, or the share went meanwhile), the members
+ * go out as single deletes, which handle the refusal one by one. */
+static void on_batch_shares(prov_image_list *list, const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    size_t shared = 0;
+    for (size_t i = 0; err == NULL && list != NULL && i < c->n_batch; i++) {
+        xstep *s = c->batch[i];
+        for (size_t k = 0; k < list->n; k++)
+            if (list->v[k].image_id && strcmp(list->v[k].image_id, target_image(s)) == 0 &&
+                list->v[k].in_share) {
+                s->unshare_next = true;
+                shared++;
+            }
+    }
+    for (size_t i = 0; i < c->n_batch; i++) {
+        xstep *s = c->batch[i];
+        s->state = REC_STEP_PENDING;
+        s->unshared = true;
+        s->batched = shared > 0;
+        s->single = shared == 0;
+        if (s->unshare_next && !x->stopping)
+            start_simple(s);
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* Lists the refused batch's ids to learn which of them are shared. */
+static void batch_find_shares(xcall *c, const prov_error *err)
+{
+    rec_exec *x = c->s->x;
+    xcall *lc = xcall_new(c->s, "ListCustomImages", NULL);
+    const char **ids = lc ? calloc(c->n_batch, sizeof(*ids)) : NULL;
+    int rc = -ENOMEM;
+    if (ids != NULL) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            ids[i] = target_image(c->batch[i]);
+        prov_list_filter f = {.image_ids = ids, .n_image_ids = c->n_batch, .share = -1};
+        lc->batch = c->batch;
+        lc->n_batch = c->n_batch;
+        c->batch = NULL;
+        c->n_batch = 0;
+        rc = prov_swas_list_images(x->o.client, lc->s->step->region, &f, on_batch_shares, lc);
+        free(ids);
+    }
+    if (rc < 0) {
+        xstep **v = lc && lc->batch ? lc->batch : c->batch;
+        size_t n = lc && lc->batch ? lc->n_batch : c->n_batch;
+        for (size_t i = 0; i < n; i++)
+            step_fail_err(v[i], err);
+        xcall_free(lc);
+        return;
+    }
+    x->inflight++;
+}
+
+/* The answer of a DeleteCustomImages call: every member's result is journaled; success is done
+ * for all; NotFound naming one id is done for that id and the rest go again as a batch;
+ * CustomImageInShare inserts the unshares (once); any other error retries the members as single
+ * deletes so that one bad image does not fail the others. */
+static void on_batch(const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    hist_record(x, c->api);
+    const char *code = err ? (err->code ? err->code : "local") : NULL;
+    for (size_t i = 0; i < c->n_batch; i++)
+        (void)journal_result(x, c->batch[i], c->api, c->token, target_image(c->batch[i]), code);
+    bool all_unshared = true;
+    for (size_t i = 0; i < c->n_batch; i++)
+        all_unshared &= c->batch[i]->unshared;
+    xstep *missing = err && err->code && strcmp(err->code, "InvalidImageId.NotFound") == 0
+                         ? batch_missing(c, err)
+                         : NULL;
+    if (err == NULL) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            if (c->batch[i]->state == REC_STEP_RUNNING)
+                step_done(c->batch[i], NULL);
+    } else if (x->stopping || err->cls == PROV_ERR_THROTTLED || err->cls == PROV_ERR_TRANSIENT) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            if (c->batch[i]->state == REC_STEP_RUNNING)
+                step_fail_err(c->batch[i], err);
+    } else if (missing != NULL) {
+        if (missing->state == REC_STEP_RUNNING)
+            step_done(missing, NULL);
+        batch_requeue(c, false);
+    } else if (err->cls == PROV_ERR_ORDER && !all_unshared) {
+        batch_find_shares(c, err);
+    } else {
+        batch_requeue(c, true);
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* The batch's ClientToken: derived from its sorted ids and its members' generations, so a rerun
+ * after a crash that deletes the same images reuses it, and a retry after an unshare (new
+ * generations) or with other members does not. Skips tokens that already succeeded. */
+static int batch_token(rec_exec *x, const char *region, const char **ids, size_t n,
+                       unsigned gen, char token[REC_TOKEN_MAX + 1])
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(ids[i]) + 1;
+    char *joined = calloc(1, len);
+    if (joined == NULL)
+        return -ENOMEM;
+    const char *sorted[PROV_DELETE_BATCH_MAX];
+    memcpy(sorted, ids, n * sizeof(*ids));
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && strcmp(sorted[k - 1], sorted[k]) > 0; k--) {
+            const char *t = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        strcat(joined, sorted[i]);
+        strcat(joined, ",");
+    }
+    unsigned g = gen;
+    do
+        rec_client_token(x->o.owner, region, REC_ACT_DELETE, joined, BATCH_API, g++, token);
+    while (rec_journal_token_used(x->o.journal, token) && g - gen < 10000);
+    free(joined);
+    return 0;
+}
+
+/* Sends the deletes v[0..n) of one region (n <= 15, all pending and ready) as one
+ * DeleteCustomImages. Every member passes the owner check on its own id first; a member that
+ * fails it fails and is left out. What remains as a batch of one goes as DeleteCustomImage. */
+static void start_batch(rec_exec *x, xstep **v, size_t n)
+{
+    const char *ids[PROV_DELETE_BATCH_MAX];
+    xstep *ok[PROV_DELETE_BATCH_MAX];
+    size_t k = 0;
+    unsigned gen = 0;
+    for (size_t i = 0; i < n && i < PROV_DELETE_BATCH_MAX; i++) {
+        const char *img = target_image(v[i]);
+        if (img == NULL)
+            step_fail(v[i], "no image id to act on");
+        else if (!image_is_ours(x, v[i]->step->region, img))
+            step_fail(v[i], "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
+                            " tag; no call made");
+        else {
+            if (v[i]->image_id == NULL)
+                (void)set_str(&v[i]->image_id, img);
+            ids[k] = v[i]->image_id ? v[i]->image_id : img;
+            gen += v[i]->step->generation;
+            ok[k++] = v[i];
+        }
+    }
+    if (k == 1)
+        start_simple(ok[0]);
+    if (k <= 1)
+        return;
+    char token[REC_TOKEN_MAX + 1];
+    xcall *c = batch_token(x, ok[0]->step->region, ids, k, gen, token) == 0
+                   ? xcall_new(ok[0], BATCH_API, token)
+                   : NULL;
+    if (c != NULL && (c->batch = calloc(k, sizeof(*c->batch))) == NULL) {
+        xcall_free(c);
+        c = NULL;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (c == NULL) {
+            step_fail(ok[i], "out of memory");
+        } else if (journal(x, REC_JOURNAL_INTENT, ok[i], BATCH_API, token, ids[i], NULL) < 0) {
+            step_fail(ok[i], "cannot write the journal; no call made");
+        } else {
+            ok[i]->state = REC_STEP_RUNNING;
+            emit(x, REC_EV_STEP_START, ok[i], NULL, 0);
+            c->batch[c->n_batch++] = ok[i];
+        }
+    }
+    if (c == NULL)
+        return;
+    /* Only the members whose intent was written go out. */
+    const char *sent[PROV_DELETE_BATCH_MAX];
+    for (size_t i = 0; i < c->n_batch; i++)
+        sent[i] = c->batch[i]->image_id;
+    int rc = c->n_batch == 0 ? -EIO
+                             : prov_swas_delete_images(x->o.client, c->batch[0]->step->region,
+                                                       sent, c->n_batch, token, on_batch, c);
+    if (rc < 0) {
+        for (size_t i = 0; i < c->n_batch; i++) {
+            (void)journal(x, REC_JOURNAL_RESULT, c->batch[i], BATCH_API, token, sent[i], "local");
+            step_fail(c->batch[i], strerror(-rc));
+        }
+        xcall_free(c);
         return;
     }
     x->inflight++;
@@ -875,7 +1125,74 @@ static void schedule_poll(rec_exec *x)
 
 /* ---- scheduling ---- */
 
-/* Starts every step whose dependencies are done; skips those whose dependencies failed. */
+/* Whether s's dependencies are all done (ready), one failed or was skipped (blocked), or all are
+ * done or have their call in flight (soon). */
+static void deps_state(const rec_exec *x, const xstep *s, bool *ready, bool *blocked, bool *soon)
+{
+    *ready = true;
+    *blocked = false;
+    *soon = true;
+    for (size_t k = 0; k < s->step->n_depends; k++) {
+        unsigned id = s->step->depends_on[k];
+        if (id == 0 || id > x->n)
+            continue;
+        rec_step_state ds = x->xs[id - 1].state;
+        if (ds == REC_STEP_FAILED || ds == REC_STEP_SKIPPED)
+            *blocked = true;
+        else if (ds != REC_STEP_DONE)
+            *ready = false;
+        if (ds != REC_STEP_DONE && ds != REC_STEP_RUNNING)
+            *soon = false;
+    }
+}
+
+/* True for a SWAS delete that goes out in a batch (not an inserted unshare, not a fallback). */
+static bool batchable(const xstep *s)
+{
+    return s->step->action == REC_ACT_DELETE && !s->single && !s->unshare_next;
+}
+
+/* Groups the ready batchable deletes of each region into DeleteCustomImages calls of up to 15
+ * ids. A region's deletes wait while another of its deletes is about to be ready (its
+ * dependencies, e.g. an unshare, are in flight, or its own inserted unshare is) and the batch is
+ * not full: the answers come within a round trip and the deletes then share one call. */
+static void start_batches(rec_exec *x)
+{
+    for (size_t i = 0; i < x->n && !x->stopping; i++) {
+        xstep *first = &x->xs[i];
+        bool ready, blocked, soon;
+        if (first->state != REC_STEP_PENDING || !batchable(first))
+            continue;
+        deps_state(x, first, &ready, &blocked, &soon);
+        if (!ready || blocked)
+            continue;
+        xstep *v[PROV_DELETE_BATCH_MAX];
+        size_t n = 0;
+        bool wait = false;
+        for (size_t k = i; k < x->n; k++) {
+            xstep *s = &x->xs[k];
+            if (s->step->action != REC_ACT_DELETE || strcmp(s->step->region, first->step->region))
+                continue;
+            if (s->state == REC_STEP_RUNNING && s->unsharing && s->batched) {
+                wait = true;
+                continue;
+            }
+            if (s->state != REC_STEP_PENDING || !batchable(s))
+                continue;
+            deps_state(x, s, &ready, &blocked, &soon);
+            if (ready && !blocked && n < PROV_DELETE_BATCH_MAX)
+                v[n++] = s;
+            else if (!blocked && soon)
+                wait = true;
+        }
+        if (n < PROV_DELETE_BATCH_MAX && wait)
+            continue;
+        start_batch(x, v, n);
+    }
+}
+
+/* Starts every step whose dependencies are done; skips those whose dependencies failed. Ready
+ * SWAS deletes are left to start_batches. */
 static void pump(rec_exec *x)
 {
     if (x->finishing)
@@ -884,17 +1201,8 @@ static void pump(rec_exec *x)
         xstep *s = &x->xs[i];
         if (s->state != REC_STEP_PENDING)
             continue;
-        bool ready = true, blocked = false;
-        for (size_t k = 0; k < s->step->n_depends; k++) {
-            unsigned id = s->step->depends_on[k];
-            if (id == 0 || id > x->n)
-                continue;
-            rec_step_state ds = x->xs[id - 1].state;
-            if (ds == REC_STEP_FAILED || ds == REC_STEP_SKIPPED)
-                blocked = true;
-            else if (ds != REC_STEP_DONE)
-                ready = false;
-        }
+        bool ready, blocked, soon;
+        deps_state(x, s, &ready, &blocked, &soon);
         if (blocked) {
             step_skip(s);
             continue;
@@ -913,6 +1221,10 @@ static void pump(rec_exec *x)
             else
                 start_create(s);
             break;
+        case REC_ACT_DELETE:
+            if (!batchable(s))
+                start_simple(s);
+            break;
         case REC_ACT_WAIT:
             if (s->step->image_id == NULL)
                 step_fail(s, "internal error: wait step without an image id");
@@ -924,6 +1236,7 @@ static void pump(rec_exec *x)
             break;
         }
     }
+    start_batches(x);
     schedule_poll(x);
     maybe_finish(x);
 }
