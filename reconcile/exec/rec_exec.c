@@ -34,6 +34,7 @@ struct xstep {
     uint64_t probe2_ms;  /* awaiting: a second probe after a bisecting first one (0: none) */
     uint64_t miss_ms;    /* awaiting: send time of the last poll that saw it not available */
     bool timed;          /* awaiting: await_since_ms is the create's answer (a build sample) */
+    bool guided;         /* awaiting: due_ms comes from learned build times */
     uint64_t await_since_ms;
     uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
 };
@@ -65,6 +66,7 @@ struct rec_exec {
     uv_timer_t tick_timer;
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
+    uint64_t poll_at_ms; /* when the armed poll timer fires */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
 };
@@ -367,12 +369,59 @@ static const char *target_image(const xstep *s)
     return NULL;
 }
 
-static void start_await(xstep *s, const char *image_id)
+static uint64_t poll_interval(const rec_exec *x);
+
+/* Build-time samples older than this are not used (DESIGN.md "Quota decisions": the estimate
+ * and the first poll use the build time learned from recent creates). */
+#define BUILD_MAX_AGE_MS (7ull * 24 * 3600 * 1000)
+
+/* When to ask first for the image of a create just answered. Without samples for the region:
+ * one poll interval after the answer, then every interval (the List budget's half rate). With
+ * samples: just after the learned build time; while the samples still leave a wide interval
+ * (lo, hi] for it, first at its middle and then at hi, which narrows it run by run. A step that
+ * awaits an image it did not just create (a WAIT step, one found by name or in the journal)
+ * polls at the interval. Called by start_await and when the first sample of a region arrives. */
+static void set_first_due(xstep *s)
+{
+    rec_exec *x = s->x;
+    s->due_ms = s->await_since_ms + poll_interval(x);
+    s->probe2_ms = 0;
+    s->guided = false;
+    rec_build_learned b = {0};
+    if (s->timed && x->o.journal != NULL)
+        rec_journal_learned_build(x->o.journal, s->step->region, now_ms(), BUILD_MAX_AGE_MS, &b);
+    if (s->timed && x->o.journal != NULL && b.n == 0) /* another region's builds are a guess */
+        rec_journal_learned_build(x->o.journal, NULL, now_ms(), BUILD_MAX_AGE_MS, &b);
+    if (b.n == 0)
+        return;
+    uint64_t tol = b.hi_ms / 50 > 20 ? b.hi_ms / 50 : 20;
+    uint64_t margin = b.hi_ms / 200 > 5 ? b.hi_ms / 200 : 5;
+    uint64_t first, second;
+    if (b.lo_ms >= b.hi_ms) { /* the samples disagree: builds vary */
+        first = b.typical_ms;
+        second = b.typical_ms + tol;
+    } else if (b.hi_ms - b.lo_ms > tol) {
+        first = b.lo_ms + (b.hi_ms - b.lo_ms) / 2;
+        second = b.hi_ms + margin;
+    } else {
+        first = b.hi_ms + margin;
+        second = first + tol;
+    }
+    s->due_ms = s->await_since_ms + first;
+    s->probe2_ms = s->await_since_ms + second;
+    s->guided = true;
+}
+
+/* timed: the image was created by a call answered just now, so its wait is a build sample. */
+static void start_await(xstep *s, const char *image_id, bool timed)
 {
     if (image_id != NULL && s->image_id != image_id)
         (void)set_str(&s->image_id, image_id);
     s->state = REC_STEP_AWAITING;
     s->await_since_ms = now_ms();
+    s->timed = timed;
+    s->miss_ms = 0;
+    set_first_due(s);
     schedule_poll(s->x);
 }
 
@@ -413,7 +462,7 @@ static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
     else if (mine->status == PROV_IMG_FAILED)
         step_fail(s, "the existing image with this name failed to create (status 3)");
     else
-        start_await(s, mine->image_id);
+        start_await(s, mine->image_id, false);
     xcall_free(c);
     pump(x);
 }
@@ -474,7 +523,7 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
         return;
     }
     if (err == NULL && image_id != NULL) {
-        start_await(s, image_id);
+        start_await(s, image_id, true);
     } else if (err != NULL && err->code && strcmp(err->code, "ImageNameAlreadyExist") == 0 &&
                !x->stopping) {
         /* Someone (maybe we, in a run whose answer was lost) made it: look before failing. */
@@ -527,7 +576,7 @@ static bool create_from_journal(xstep *s)
         if (e->ts_ms + window > now && !journal_deleted(x->o.journal, e->image_id)) {
             /* Created moments ago by a run that died: the list has not caught up yet. */
             s->from_journal = true;
-            start_await(s, e->image_id);
+            start_await(s, e->image_id, false);
             return true;
         }
         /* The image this token made is gone: a new generation makes a new token. */
@@ -949,6 +998,44 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
 
 /* ---- polling for creations ---- */
 
+/* A poll sent at sent_ms did not see s available: the next one for s goes at its second probe
+ * when one is left, else an interval later. A poll that asked before s was due changes nothing
+ * but the sample's lower bound. */
+static void poll_missed(xstep *s, uint64_t sent_ms, uint64_t now)
+{
+    s->miss_ms = sent_ms;
+    if (s->due_ms > sent_ms)
+        return;
+    if (s->probe2_ms > now) {
+        s->due_ms = s->probe2_ms;
+        s->probe2_ms = 0;
+    } else {
+        s->due_ms = now + poll_interval(s->x);
+        s->probe2_ms = 0;
+    }
+}
+
+/* Journals the build-time sample of a create whose image a poll sent at sent_ms saw available.
+ * A hint for later runs, not a safety record: a failed write is ignored. Returns true when a
+ * sample was written. */
+static bool record_build(xstep *s, uint64_t sent_ms)
+{
+    rec_exec *x = s->x;
+    if (!s->timed || x->o.journal == NULL || sent_ms <= s->await_since_ms)
+        return false;
+    rec_journal_entry e = {
+        .phase = REC_JOURNAL_RESULT,
+        .address = s->step->address,
+        .action = REC_JOURNAL_AVAILABLE,
+        .region = s->step->region,
+        .name = s->step->name,
+        .image_id = s->image_id,
+        .build_ms = sent_ms - s->await_since_ms,
+        .build_lo_ms = s->miss_ms > s->await_since_ms ? s->miss_ms - s->await_since_ms : 0,
+    };
+    return rec_journal_append(x->o.journal, &e) == 0;
+}
+
 static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -959,6 +1046,7 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
     uint64_t now = x->last_poll_ms;
     uint64_t unlisted = x->o.unlisted_timeout_ms ? x->o.unlisted_timeout_ms : DEFAULT_UNLISTED_MS;
     uint64_t maxwait = x->o.create_timeout_ms ? x->o.create_timeout_ms : DEFAULT_CREATE_TIMEOUT_MS;
+    bool learned = false;
     if (err == NULL) {
         for (size_t i = 0; i < x->n; i++) {
             xstep *s = &x->xs[i];
@@ -974,6 +1062,7 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
                 if (list->v[k].image_id && strcmp(list->v[k].image_id, s->image_id) == 0)
                     img = &list->v[k];
             if (img == NULL) {
+                poll_missed(s, c->sent_ms, now);
                 if (now - s->await_since_ms > unlisted) {
                     if (s->from_journal && s->step->action == REC_ACT_CREATE) {
                         /* The journaled image never showed up: create it under a new token. */
@@ -990,9 +1079,13 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
             }
             if (s->listed_since_ms == 0)
                 s->listed_since_ms = now;
-            if (img->status == PROV_IMG_AVAILABLE)
+            if (img->status == PROV_IMG_AVAILABLE) {
+                learned |= record_build(s, c->sent_ms);
                 step_done(s, NULL);
-            else if (img->status == PROV_IMG_FAILED)
+                continue;
+            }
+            poll_missed(s, c->sent_ms, now);
+            if (img->status == PROV_IMG_FAILED)
                 step_fail(s, "image creation failed (status 3)");
             else if (img->status == PROV_IMG_UNAVAILABLE)
                 step_fail(s, "the image is unavailable (status 2)");
@@ -1000,6 +1093,20 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
                 step_fail(s, "timed out waiting for the image to become available");
         }
     }
+    /* The region's first sample also serves the creates already waiting without one. */
+    for (size_t i = 0; learned && i < x->n; i++) {
+        xstep *s = &x->xs[i];
+        if (s->state == REC_STEP_AWAITING && s->timed && !s->guided &&
+            strcmp(s->step->region, c->poll_region) == 0) {
+            set_first_due(s);
+            if (s->due_ms < now)
+                s->due_ms = now;
+        }
+    }
+    for (size_t i = 0; err != NULL && i < x->n; i++)
+        if (x->xs[i].state == REC_STEP_AWAITING && x->xs[i].due_ms <= c->sent_ms &&
+            strcmp(x->xs[i].step->region, c->poll_region) == 0)
+            x->xs[i].due_ms = now + poll_interval(x);
     /* A failed poll is retried after the next interval (the client already retried transient
      * errors); after a few in a row the awaited steps of that region fail rather than wait
      * forever. */
@@ -1031,17 +1138,56 @@ static uint64_t poll_interval(const rec_exec *x)
     return iv > 0 ? iv : 1;
 }
 
+/* One List slot of the configured rate: the least spacing of two polls. */
+static uint64_t poll_slot(const rec_exec *x)
+{
+    spec_rate r = {10, 60000};
+    if (x->o.cfg != NULL)
+        r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
+    uint64_t slot = r.calls ? r.window_ms / r.calls : r.window_ms;
+    return slot > 0 ? slot : 1;
+}
+
+/* The awaited step due first (ties: round-robin from poll_rr, so regions take turns). */
+static xstep *earliest_due(rec_exec *x)
+{
+    xstep *first = NULL;
+    for (size_t k = 0; k < x->n; k++) {
+        xstep *s = &x->xs[(x->poll_rr + k) % x->n];
+        if (s->state == REC_STEP_AWAITING && s->image_id != NULL &&
+            (first == NULL || s->due_ms < first->due_ms))
+            first = s;
+    }
+    return first;
+}
+
+/* When to poll for e's region: at e's due time, moved later to cover the region's other images
+ * due within a short while (creates answered a few ms apart share one poll), and never sooner
+ * than a slot after the last poll (an interval for unguided polls: half the List budget). */
+static uint64_t poll_at(const rec_exec *x, const xstep *e)
+{
+    uint64_t iv = poll_interval(x), span = iv / 2;
+    if (e->guided && e->due_ms > e->await_since_ms && (e->due_ms - e->await_since_ms) / 20 < span)
+        span = (e->due_ms - e->await_since_ms) / 20;
+    uint64_t at = e->due_ms;
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *s = &x->xs[i];
+        if (s->state == REC_STEP_AWAITING && s->image_id != NULL && s->due_ms > at &&
+            s->due_ms <= e->due_ms + span && strcmp(s->step->region, e->step->region) == 0)
+            at = s->due_ms;
+    }
+    uint64_t gap = e->guided ? poll_slot(x) : iv;
+    if (x->last_poll_ms != 0 && x->last_poll_ms + gap > at)
+        at = x->last_poll_ms + gap;
+    return at;
+}
+
 static void do_poll(rec_exec *x)
 {
     if (x->poll_inflight || x->stopping)
         return;
-    /* Pick a region with awaited images, round-robin, and up to 100 of its ids. */
-    xstep *first = NULL;
-    for (size_t k = 0; k < x->n && first == NULL; k++) {
-        xstep *s = &x->xs[(x->poll_rr + k) % x->n];
-        if (s->state == REC_STEP_AWAITING && s->image_id != NULL)
-            first = s;
-    }
+    /* The region of the image due first, and up to 100 of its awaited ids. */
+    xstep *first = earliest_due(x);
     if (first == NULL)
         return;
     xcall *c = xcall_new(first, "ListCustomImages", NULL);
@@ -1068,6 +1214,7 @@ static void do_poll(rec_exec *x)
         c->n_poll_ids++;
     }
     x->poll_rr = (size_t)(first - x->xs) + 1;
+    c->sent_ms = now_ms();
     prov_list_filter f = {
         .image_ids = (const char *const *)c->poll_ids, .n_image_ids = c->n_poll_ids, .share = -1};
     int rc = prov_swas_list_images(x->o.client, c->poll_region, &f, on_poll, c);
@@ -1092,7 +1239,12 @@ static void do_poll(rec_exec *x)
 static void on_poll_timer(uv_timer_t *t)
 {
     rec_exec *x = t->data;
-    do_poll(x);
+    /* The image the timer was armed for may be done meanwhile: poll only when one is due. */
+    const xstep *e = earliest_due(x);
+    if (e != NULL && poll_at(x, e) > now_ms() + 1)
+        schedule_poll(x);
+    else
+        do_poll(x);
     maybe_finish(x);
 }
 
@@ -1101,17 +1253,18 @@ static void on_poll_timer(uv_timer_t *t)
  * poll never queues behind the pacer. */
 static void schedule_poll(rec_exec *x)
 {
-    if (x->poll_inflight || x->stopping || x->finishing ||
-        uv_is_active((uv_handle_t *)&x->poll_timer))
+    if (x->poll_inflight || x->stopping || x->finishing)
         return;
     bool awaiting = false;
     for (size_t i = 0; i < x->n && !awaiting; i++)
         awaiting = x->xs[i].state == REC_STEP_AWAITING;
     if (!awaiting)
         return;
-    uint64_t iv = poll_interval(x), now = now_ms(), delay = 0;
-    if (x->last_poll_ms + iv > now)
-        delay = x->last_poll_ms + iv - now;
+    const xstep *e = earliest_due(x);
+    if (e == NULL)
+        return;
+    uint64_t iv = poll_interval(x), now = now_ms(), at = poll_at(x, e);
+    uint64_t delay = at > now ? at - now : 0;
     if (x->o.pacer != NULL && x->o.access_key_id != NULL && x->o.cfg != NULL) {
         spec_rate r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
         unsigned left = 1;
@@ -1120,6 +1273,10 @@ static void schedule_poll(rec_exec *x)
             left == 0 && delay < iv)
             delay = iv;
     }
+    /* An armed timer stays unless this poll is due sooner. */
+    if (uv_is_active((uv_handle_t *)&x->poll_timer) && x->poll_at_ms <= now + delay)
+        return;
+    x->poll_at_ms = now + delay;
     (void)uv_timer_start(&x->poll_timer, on_poll_timer, delay, 0);
 }
 
@@ -1229,7 +1386,7 @@ static void pump(rec_exec *x)
             if (s->step->image_id == NULL)
                 step_fail(s, "internal error: wait step without an image id");
             else
-                start_await(s, s->step->image_id);
+                start_await(s, s->step->image_id, false);
             break;
         default:
             start_simple(s);

@@ -788,8 +788,9 @@ static const char mixed_text[] =
     "'default'): never touched\n"
     "\n"
     "Plan: 1 to create, 1 to replace, 3 to share/unshare, 1 to delete, 1 ECS image(s) to "
-    "delete. API calls: CreateCustomImage 2, ModifyImageShareStatus 3, DeleteCustomImage 2, "
-    "DeleteImage 1. Estimated time: 30s at 10/60s per action, assuming 30s per image build.\n";
+    "delete. API calls: CreateCustomImage 2, ModifyImageShareStatus 3, DeleteCustomImages 1, "
+    "DeleteImage 1. Estimated time: 30s at 10/60s per action, assuming 30s per image build "
+    "(default).\n";
 
 Test(plan, render_text_snapshot)
 {
