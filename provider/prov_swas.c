@@ -1,8 +1,8 @@
 /* Typed operations (prov_client.h) over prov_client_call: the raw call for `imgrecon api`,
  * ListCustomImages over every page (checked whole, see "Listing integrity"), CreateCustomImage,
- * ModifyImageShareStatus, DeleteCustomImage, DeleteCustomImages (up to 15 ids), ECS DescribeImages (self, every status, every page)
- * and ECS DeleteImage. Each keeps a small context alive across pages and frees it after the user's
- * callback. */
+ * ModifyImageShareStatus, DeleteCustomImage, DeleteCustomImages (up to 15 ids), ECS DescribeImages
+ * (self, every status, every page) and ECS DeleteImage. Each keeps a small context alive across
+ * pages and frees it after the user's callback. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -677,8 +677,8 @@ static void batch_done(json_t *body, const prov_error *err, void *ud)
 int prov_swas_delete_images(prov_client *c, const char *region, const char *const *image_ids,
                             size_t n, const char *client_token, prov_done_cb cb, void *ud)
 {
-    if (c == NULL || region == NULL || image_ids == NULL || n == 0 ||
-        n > PROV_DELETE_BATCH_MAX || cb == NULL)
+    if (c == NULL || region == NULL || image_ids == NULL || n == 0 || n > PROV_DELETE_BATCH_MAX ||
+        cb == NULL)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (image_ids[i] == NULL || *image_ids[i] == '\0')

@@ -66,7 +66,7 @@ struct rec_exec {
     uv_timer_t tick_timer;
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
-    uint64_t poll_at_ms; /* when the armed poll timer fires */
+    uint64_t poll_at_ms;    /* when the armed poll timer fires */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
 };
@@ -900,8 +900,8 @@ static void on_batch(const prov_error *err, void *ud)
 /* The batch's ClientToken: derived from its sorted ids and its members' generations, so a rerun
  * after a crash that deletes the same images reuses it, and a retry after an unshare (new
  * generations) or with other members does not. Skips tokens that already succeeded. */
-static int batch_token(rec_exec *x, const char *region, const char **ids, size_t n,
-                       unsigned gen, char token[REC_TOKEN_MAX + 1])
+static int batch_token(rec_exec *x, const char *region, const char **ids, size_t n, unsigned gen,
+                       char token[REC_TOKEN_MAX + 1])
 {
     size_t len = 1;
     for (size_t i = 0; i < n; i++)
@@ -943,8 +943,9 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
         if (img == NULL)
             step_fail(v[i], "no image id to act on");
         else if (!image_is_ours(x, v[i]->step->region, img))
-            step_fail(v[i], "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
-                            " tag; no call made");
+            step_fail(v[i],
+                      "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
+                      " tag; no call made");
         else {
             if (v[i]->image_id == NULL)
                 (void)set_str(&v[i]->image_id, img);
@@ -983,8 +984,8 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
     for (size_t i = 0; i < c->n_batch; i++)
         sent[i] = c->batch[i]->image_id;
     int rc = c->n_batch == 0 ? -EIO
-                             : prov_swas_delete_images(x->o.client, c->batch[0]->step->region,
-                                                       sent, c->n_batch, token, on_batch, c);
+                             : prov_swas_delete_images(x->o.client, c->batch[0]->step->region, sent,
+                                                       c->n_batch, token, on_batch, c);
     if (rc < 0) {
         for (size_t i = 0; i < c->n_batch; i++) {
             (void)journal(x, REC_JOURNAL_RESULT, c->batch[i], BATCH_API, token, sent[i], "local");
@@ -1326,7 +1327,7 @@ static void start_batches(rec_exec *x)
         xstep *v[PROV_DELETE_BATCH_MAX];
         size_t n = 0;
         bool wait = false;
-        for (size_t k = i; k < x->n; k++) {
+        for (size_t k = 0; k < x->n; k++) {
             xstep *s = &x->xs[k];
             if (s->step->action != REC_ACT_DELETE || strcmp(s->step->region, first->step->region))
                 continue;

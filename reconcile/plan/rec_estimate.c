@@ -235,8 +235,9 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
         if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT && !batched)
             e->api_calls[st->action]++;
         int key = key_of(st->action);
-        if (key >= 0 && !batched && (rates[key].calls != e->rate_default.calls ||
-                                     rates[key].window_ms != e->rate_default.window_ms))
+        if (key >= 0 && !batched &&
+            (rates[key].calls != e->rate_default.calls ||
+             rates[key].window_ms != e->rate_default.window_ms))
             e->rates_uniform = false;
         if (!ok)
             continue;

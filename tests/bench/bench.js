@@ -26,7 +26,8 @@ const SDK_DIRS = [path.join(ROOT, 'tests', 'conformance', 'node_modules'), path.
 module.paths.unshift(...SDK_DIRS);
 const KEY_ID = 'LTAIbenchKey0001';
 const KEY_SECRET = 'bench-secret-0001';
-const MUTATING = ['CreateCustomImage', 'ModifyImageShareStatus', 'DeleteCustomImage'];
+const MUTATING = ['CreateCustomImage', 'ModifyImageShareStatus', 'DeleteCustomImage', 'DeleteCustomImages'];
+const BATCH_MAX = 15; /* DeleteCustomImages takes up to 15 ids */
 
 function parseDuration(s) {
     const m = /^(\d+)(ms|s|m|h)$/.exec(s);
@@ -79,6 +80,13 @@ function makeScenario(name) {
                  regions: [region(0, {
                      existing: range(15).map(i => ({ name: `old-${i}`, shared: i < 10 })),
                      want: range(15).map(i => ({ name: `new-${i}`, share: true })) })] };
+    case 'prune15':
+        /* A full region whose 15 owned images are all pruned (undeclared) and 15 others declared:
+         * every create waits for a delete. */
+        return { name, desc: 'full region (15/15) pruned and replaced by 15 new images',
+                 regions: [region(0, {
+                     existing: range(15).map(i => ({ name: `stale-${i}`, shared: false })),
+                     want: range(15).map(i => ({ name: `fresh-${i}`, share: false })) })] };
     case 'spread100':
         /* 100 images across 10 regions. */
         return { name, desc: '100 creates across 10 regions (no shares)',
@@ -135,8 +143,11 @@ function manifestYaml(sc) {
 
 /* Tasks: {id, action, region, name, deps:[ids], after: ms that must pass after the deps finish}.
  * Per region: unshare shared images that go; delete images that go; create missing images,
- * each create beyond the free quota depending on one delete; share after create + create delay. */
-function taskGraph(sc, createDelayMs) {
+ * each create beyond the free quota depending on one delete; share after create + create delay.
+ * With batch (the lower bound; imgrecon's deletes), the deletes of a region go in calls of up to
+ * 15 ids, DeleteCustomImages (a group of one stays DeleteCustomImage), each after the unshares of
+ * its images; the baselines keep one DeleteCustomImage per image, as every peer does. */
+function taskGraph(sc, createDelayMs, batch = false) {
     const tasks = [];
     const add = (t) => { t.id = tasks.length; tasks.push(t); return t.id; };
     for (const reg of sc.regions) {
@@ -152,8 +163,17 @@ function taskGraph(sc, createDelayMs) {
             }
             const deps = [];
             if (img.shared) deps.push(add({ action: 'ModifyImageShareStatus', region: reg.r, name: img.name, op: 'UnShare', deps: [], after: 0 }));
-            deletes.push(add({ action: 'DeleteCustomImage', region: reg.r, name: img.name, deps, after: 0 }));
+            if (batch) deletes.push({ name: img.name, deps });
+            else deletes.push(add({ action: 'DeleteCustomImage', region: reg.r, name: img.name, deps, after: 0 }));
         });
+        if (batch) {
+            /* One task per batch; deletes[k] becomes the id of the batch holding image k. */
+            const groups = [];
+            for (let k = 0; k < deletes.length; k += BATCH_MAX) groups.push(deletes.slice(k, k + BATCH_MAX));
+            const ids = groups.map(g => add({ action: g.length > 1 ? 'DeleteCustomImages' : 'DeleteCustomImage', region: reg.r,
+                                            name: g.map(x => x.name).join(','), n: g.length, deps: g.flatMap(x => x.deps), after: 0 }));
+            deletes.splice(0, deletes.length, ...deletes.map((_, k) => ids[Math.floor(k / BATCH_MAX)]));
+        }
         const have = new Set(reg.existing.map(e => e.name));
         let free = quota - reg.existing.length;
         let d = 0;
@@ -175,7 +195,7 @@ function taskGraph(sc, createDelayMs) {
  * the tasks of one action are interchangeable unit jobs and every dependency chain is
  * monotone, so delaying a start never lets a later one begin earlier. */
 function lowerBound(sc, o) {
-    const tasks = taskGraph(sc, o.createDelayMs);
+    const tasks = taskGraph(sc, o.createDelayMs, true);
     const listCalls = sc.regions.reduce((n, r) => n + Math.max(1, Math.ceil(r.existing.length / 100)), 0);
     const starts = {};
     const slot = (action, t) => {
@@ -217,7 +237,8 @@ function lowerBound(sc, o) {
     for (const n of avail.values()) polls += Math.ceil(n / 100);
     const minCalls = { ListCustomImages: listCalls + polls };
     for (const t of tasks) minCalls[t.action] = (minCalls[t.action] || 0) + 1;
-    return { ms: end, minCalls, minPolls: polls, tasks };
+    const deleted = tasks.filter(t => /^DeleteCustomImages?$/.test(t.action)).reduce((n, t) => n + (t.n || 1), 0);
+    return { ms: end, minCalls, minPolls: polls, tasks, deleted };
 }
 
 /* ---------- processes and HTTP ---------- */
@@ -468,13 +489,16 @@ async function runOnce(o, sc, strategy, runIdx) {
     }
 }
 
+/* Delete calls of either kind (single and batched). */
+function deleteCalls(calls) { return (calls.DeleteCustomImage || 0) + (calls.DeleteCustomImages || 0); }
+
 function fmtCalls(calls, min) {
     return Object.keys({ ...min, ...calls }).sort().map(a => `${a.replace('CustomImage', 'CI').replace('ModifyImageShareStatus', 'Share*')}=${calls[a] || 0}/${min[a] || 0}`).join(' ');
 }
 
 async function main() {
     const o = parseArgs(process.argv);
-    const names = o.scenarios.length ? o.scenarios : ['create15', 'replace15', 'spread100', 'nochange1500'];
+    const names = o.scenarios.length ? o.scenarios : ['create15', 'replace15', 'prune15', 'spread100', 'nochange1500'];
     if (o.baselines) {
         try { require.resolve('@alicloud/swas-open20200601'); } catch (e) {
             console.error('bench: installing the official SDK for the baselines (npm)...');
@@ -500,9 +524,10 @@ async function main() {
                           ratio: med / Math.max(lb.ms, 1), runs_s: res.map(r => r.ms / 1000),
                           converged: res.every(r => r.converged), problems: res.map(r => r.problem).filter(Boolean),
                           calls: mid.calls, min_calls: lb.minCalls, polls: mid.polls, min_polls: lb.minPolls,
-                          throttled: res.map(r => r.throttled), throttled_by_action: res.map(r => r.throttledBy) };
+                          throttled: res.map(r => r.throttled), throttled_by_action: res.map(r => r.throttledBy),
+                          delete_calls: deleteCalls(mid.calls), min_delete_calls: deleteCalls(lb.minCalls), images_deleted: lb.deleted };
             all.push(row);
-            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls})  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}`);
+            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls}; delete calls ${row.delete_calls}/${row.min_delete_calls} for ${lb.deleted} images)  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}`);
             if (o.timeline && name === 'replace15') fs.writeFileSync(path.join(o.timeline, `timeline-${s}.tsv`), mid.timeline.map(e => `${e.t}\t${e.action}\t${e.code || 'OK'}`).join('\n') + '\n');
         }
         console.log('');
