@@ -21,20 +21,21 @@ struct xstep {
     rec_exec *x;
     rec_step *step;
     rec_step_state state;
-    char *image_id;      /* the image acted on or created */
-    char *error;         /* failure text */
-    bool unshared;       /* delete: the CustomImageInShare unshare was inserted already */
-    bool unshare_next;   /* delete: the next call is the inserted unshare */
-    bool from_journal;   /* awaiting an image a previous run created (list lag) */
-    bool renamed_lookup; /* create: ImageNameAlreadyExist re-observe under way */
-    bool single;         /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
-    bool batched;        /* delete: its batch was refused for a share; it rejoins a batch */
-    bool unsharing;      /* delete: the inserted unshare is in flight */
-    uint64_t due_ms;     /* awaiting: when the next poll should ask for this image */
-    uint64_t probe2_ms;  /* awaiting: a second probe after a bisecting first one (0: none) */
-    uint64_t miss_ms;    /* awaiting: send time of the last poll that saw it not available */
-    bool timed;          /* awaiting: await_since_ms is the create's answer (a build sample) */
-    bool guided;         /* awaiting: due_ms comes from learned build times */
+    char *image_id;       /* the image acted on or created */
+    char *error;          /* failure text */
+    bool unshared;        /* delete: the CustomImageInShare unshare was inserted already */
+    bool unshare_next;    /* delete: the next call is the inserted unshare */
+    bool from_journal;    /* awaiting an image a previous run created (list lag) */
+    bool renamed_lookup;  /* create: ImageNameAlreadyExist re-observe under way */
+    bool single;          /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
+    bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
+    bool unsharing;       /* delete: the inserted unshare is in flight */
+    uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
+    uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
+    uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
+    bool timed;           /* awaiting: await_since_ms is the create's answer (a build sample) */
+    bool guided;          /* awaiting: due_ms comes from learned build times */
+    uint64_t lo_carry_ms; /* awaiting: the learned lower bound this image's sample keeps */
     uint64_t await_since_ms;
     uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
 };
@@ -377,8 +378,9 @@ static uint64_t poll_interval(const rec_exec *x);
 
 /* When to ask first for the image of a create just answered. Without samples for the region:
  * one poll interval after the answer, then every interval (the List budget's half rate). With
- * samples: just after the learned build time; while the samples still leave a wide interval
- * (lo, hi] for it, first at its middle and then at hi, which narrows it run by run. A step that
+ * samples: at the learned build time (the median of the recent ones), and once more a little
+ * later if that missed; while the samples still leave a wide interval (lo, hi] for it, first at
+ * its middle and then just after hi, which narrows it run by run. A step that
  * awaits an image it did not just create (a WAIT step, one found by name or in the journal)
  * polls at the interval. Called by start_await and when the first sample of a region arrives. */
 static void set_first_due(xstep *s)
@@ -387,6 +389,7 @@ static void set_first_due(xstep *s)
     s->due_ms = s->await_since_ms + poll_interval(x);
     s->probe2_ms = 0;
     s->guided = false;
+    s->lo_carry_ms = 0;
     rec_build_learned b = {0};
     if (s->timed && x->o.journal != NULL)
         rec_journal_learned_build(x->o.journal, s->step->region, now_ms(), BUILD_MAX_AGE_MS, &b);
@@ -394,7 +397,7 @@ static void set_first_due(xstep *s)
         rec_journal_learned_build(x->o.journal, NULL, now_ms(), BUILD_MAX_AGE_MS, &b);
     if (b.n == 0)
         return;
-    uint64_t tol = b.hi_ms / 50 > 20 ? b.hi_ms / 50 : 20;
+    uint64_t tol = b.hi_ms / 100 > 10 ? b.hi_ms / 100 : 10;
     uint64_t margin = b.hi_ms / 200 > 5 ? b.hi_ms / 200 : 5;
     uint64_t first, second;
     if (b.lo_ms >= b.hi_ms) { /* the samples disagree: builds vary */
@@ -404,12 +407,16 @@ static void set_first_due(xstep *s)
         first = b.lo_ms + (b.hi_ms - b.lo_ms) / 2;
         second = b.hi_ms + margin;
     } else {
-        first = b.hi_ms + margin;
-        second = first + tol;
+        first = b.hi_ms;
+        second = b.hi_ms + tol;
     }
     s->due_ms = s->await_since_ms + first;
     s->probe2_ms = s->await_since_ms + second;
     s->guided = true;
+    /* The lower bound the samples give carries over to this image's sample, a little lowered
+     * each time, so that an interval found narrow stays narrow without a bisection every run
+     * yet is checked again now and then (builds may get faster). */
+    s->lo_carry_ms = b.lo_ms < b.hi_ms && b.lo_ms > tol / 4 ? b.lo_ms - tol / 4 : 0;
 }
 
 /* timed: the image was created by a call answered just now, so its wait is a build sample. */
@@ -1024,6 +1031,10 @@ static bool record_build(xstep *s, uint64_t sent_ms)
     rec_exec *x = s->x;
     if (!s->timed || x->o.journal == NULL || sent_ms <= s->await_since_ms)
         return false;
+    uint64_t build = sent_ms - s->await_since_ms;
+    uint64_t lo = s->miss_ms > s->await_since_ms ? s->miss_ms - s->await_since_ms : 0;
+    if (s->lo_carry_ms > lo && s->lo_carry_ms < build)
+        lo = s->lo_carry_ms;
     rec_journal_entry e = {
         .phase = REC_JOURNAL_RESULT,
         .address = s->step->address,
@@ -1031,8 +1042,8 @@ static bool record_build(xstep *s, uint64_t sent_ms)
         .region = s->step->region,
         .name = s->step->name,
         .image_id = s->image_id,
-        .build_ms = sent_ms - s->await_since_ms,
-        .build_lo_ms = s->miss_ms > s->await_since_ms ? s->miss_ms - s->await_since_ms : 0,
+        .build_ms = build,
+        .build_lo_ms = lo,
     };
     return rec_journal_append(x->o.journal, &e) == 0;
 }

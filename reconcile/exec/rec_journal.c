@@ -613,7 +613,8 @@ static int cmp_u64(const void *a, const void *b)
 void rec_journal_learned_build(const rec_journal *j, const char *region, uint64_t now_ms,
                                uint64_t max_age_ms, rec_build_learned *ret)
 {
-    uint64_t hi[REC_BUILD_SAMPLES];
+    uint64_t hi[REC_BUILD_SAMPLES], lo[REC_BUILD_SAMPLES];
+    size_t n_lo = 0;
     rec_build_learned r = {0};
     for (size_t i = j ? j->n : 0; i > 0 && r.n < REC_BUILD_SAMPLES; i--) {
         const rec_journal_entry *e = &j->v[i - 1];
@@ -622,14 +623,17 @@ void rec_journal_learned_build(const rec_journal *j, const char *region, uint64_
             (region != NULL && (e->region == NULL || strcmp(e->region, region) != 0)))
             continue;
         hi[r.n++] = e->build_ms;
-        if (e->build_lo_ms > r.lo_ms)
-            r.lo_ms = e->build_lo_ms;
-        if (r.hi_ms == 0 || e->build_ms < r.hi_ms)
-            r.hi_ms = e->build_ms;
+        if (e->build_lo_ms > 0)
+            lo[n_lo++] = e->build_lo_ms;
     }
+    /* Medians: one sample delayed by a slow answer or a busy machine does not move them. */
     if (r.n > 0) {
         qsort(hi, r.n, sizeof(hi[0]), cmp_u64);
-        r.typical_ms = hi[r.n / 2];
+        r.typical_ms = r.hi_ms = hi[r.n / 2];
+    }
+    if (n_lo > 0) {
+        qsort(lo, n_lo, sizeof(lo[0]), cmp_u64);
+        r.lo_ms = lo[n_lo / 2];
     }
     *ret = r;
 }

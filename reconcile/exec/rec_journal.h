@@ -77,8 +77,8 @@ unsigned rec_journal_learned_quota(const rec_journal *j, const char *region, uin
 typedef struct rec_build_learned {
     unsigned n;          /* samples used (0: nothing learned, the other fields are 0) */
     uint64_t typical_ms; /* median of build_ms: the estimate's build time */
-    uint64_t lo_ms;      /* the largest build_lo_ms: no sample was ready earlier */
-    uint64_t hi_ms;      /* the smallest build_ms: some sample was ready by then */
+    uint64_t lo_ms;      /* median of the nonzero build_lo_ms (0: none): not ready before */
+    uint64_t hi_ms;      /* = typical_ms: ready by then */
 } rec_build_learned;
 /* The newest REC_BUILD_SAMPLES build-time samples younger than max_age_ms, of region (NULL:
  * every region). Called by the executor (when to poll first) and rec_cycle (the estimate). */
