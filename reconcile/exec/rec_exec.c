@@ -380,7 +380,8 @@ static uint64_t poll_interval(const rec_exec *x);
  * one poll interval after the answer, then every interval (the List budget's half rate). With
  * samples: at the learned build time (the median of the recent ones), and once more a little
  * later if that missed; while the samples still leave a wide interval (lo, hi] for it, first at
- * its middle and then just after hi, which narrows it run by run. A step that
+ * its three-quarter point and then just after hi, which narrows it run by run at the cost of a
+ * quarter of the interval when the first probe misses. A step that
  * awaits an image it did not just create (a WAIT step, one found by name or in the journal)
  * polls at the interval. Called by start_await and when the first sample of a region arrives. */
 static void set_first_due(xstep *s)
@@ -404,7 +405,7 @@ static void set_first_due(xstep *s)
         first = b.typical_ms;
         second = b.typical_ms + tol;
     } else if (b.hi_ms - b.lo_ms > tol) {
-        first = b.lo_ms + (b.hi_ms - b.lo_ms) / 2;
+        first = b.lo_ms + (b.hi_ms - b.lo_ms) * 3 / 4;
         second = b.hi_ms + margin;
     } else {
         first = b.hi_ms;

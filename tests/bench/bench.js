@@ -9,9 +9,13 @@
  *
  * Usage: node tests/bench/bench.js [--build DIR] [--window 2s] [--calls 10] [--create-delay 1s]
  *                                  [--runs 3] [--scenario NAME]... [--no-baselines] [--json FILE]
- *                                  [--timeline DIR]
+ *                                  [--timeline DIR] [--baseline serial|burst]... [--cold] [--no-warmup]
  * Prints one table per scenario; --json writes every figure, --timeline writes the per-action
  * call timeline (seconds since start) of the replace scenario for tests/bench/plot.sh.
+ * imgrecon's first run of each scenario is a warm-up without build-time samples (reported as
+ * "cold"); the measured runs then start with the samples the previous run journaled, as a
+ * deployment's state directory would hold them. --no-warmup measures from the first run;
+ * --cold never carries samples. --baseline limits the baselines to the ones named.
  */
 'use strict';
 const fs = require('fs');
@@ -48,6 +52,7 @@ function parseArgs(argv) {
         case '--runs': o.runs = Number(v); i++; break;
         case '--scenario': o.scenarios.push(v); i++; break;
         case '--no-baselines': o.baselines = false; break;
+        case '--baseline': o.only = (o.only || []).concat([v]); i++; break;
         case '--cold': o.learn = false; o.warmup = false; break;
         case '--no-warmup': o.warmup = false; break;
         case '--json': o.json = path.resolve(v); i++; break;
@@ -528,7 +533,7 @@ async function main() {
     for (const name of names) {
         const sc = makeScenario(name);
         const lb = lowerBound(sc, o);
-        const strategies = ['imgrecon', ...(o.baselines && !sc.nochange ? ['serial', 'burst'] : [])];
+        const strategies = ['imgrecon', ...(o.baselines && !sc.nochange ? ['serial', 'burst'].filter(b => !o.only || o.only.includes(b)) : [])];
         console.log(`${name}: ${sc.desc}; lower bound ${(lb.ms / 1000).toFixed(2)}s`);
         for (const s of strategies) {
             const res = [];
