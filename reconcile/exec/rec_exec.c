@@ -381,9 +381,9 @@ static uint64_t poll_interval(const rec_exec *x);
  * samples: at the learned build time (the median of the recent ones), and once more a little
  * later if that missed; while the samples still leave a wide interval (lo, hi] for it, first at
  * its three-quarter point and then just after hi, which narrows it run by run at the cost of a
- * quarter of the interval when the first probe misses. A step that
- * awaits an image it did not just create (a WAIT step, one found by name or in the journal)
- * polls at the interval. Called by start_await and when the first sample of a region arrives. */
+ * quarter of the interval when the first probe misses. A step that awaits an image it did not
+ * just create (a WAIT step, one found by name or in the journal) polls at the interval. Called by
+ * start_await and when the first sample of a region arrives. */
 static void set_first_due(xstep *s)
 {
     rec_exec *x = s->x;
