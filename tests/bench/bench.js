@@ -16,6 +16,7 @@
  * "cold"); the measured runs then start with the samples the previous run journaled, as a
  * deployment's state directory would hold them. --no-warmup measures from the first run;
  * --cold never carries samples. --baseline limits the baselines to the ones named.
+ * BENCH_DEBUG=1 prints each run's emulator journal (seconds since its first call, action, code).
  */
 'use strict';
 const fs = require('fs');
