@@ -1,10 +1,10 @@
 /* Typed operations (prov_client.h) over prov_client_call: the raw call for `imgrecon api`,
  * ListCustomImages over every page (checked whole, see "Listing integrity"), CreateCustomImage,
- * ModifyImageShareStatus, DeleteCustomImage, the tag operations (TagResources, UntagResources,
- * ListTagResources by NextToken), the account shares (Add/RemoveCustomImageShareAccount,
- * ListCustomImageShareAccounts), ECS DescribeImages (self, every status, every page) and ECS
- * DeleteImage. Each keeps a small context alive across pages and frees it after the user's
- * callback. */
+ * ModifyImageShareStatus, DeleteCustomImage, DeleteCustomImages (up to 15 ids), the tag
+ * operations (TagResources, UntagResources, ListTagResources by NextToken), the account shares
+ * (Add/RemoveCustomImageShareAccount, ListCustomImageShareAccounts), ECS DescribeImages (self,
+ * every status, every page) and ECS DeleteImage. Each keeps a small context alive across pages
+ * and frees it after the user's callback. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -653,6 +653,52 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
         rc = prov_kvs_set(&p, "ClientToken", client_token);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "DeleteCustomImage", region, &p, cb, ud);
+    prov_kvs_free(&p);
+    return rc;
+}
+
+/* ---- Batched delete (DeleteCustomImages) ----
+ * Kept apart from the other typed operations: one call for up to PROV_DELETE_BATCH_MAX images of
+ * one region, paced under its own action name. */
+
+typedef struct batch_ctx {
+    prov_done_cb cb;
+    void *ud;
+} batch_ctx;
+
+/* The answer is all or nothing: success deletes every id. Unlike the single delete, a NotFound
+ * is passed on as an error, because it names one id of the batch and the others still exist. */
+static void batch_done(json_t *body, const prov_error *err, void *ud)
+{
+    batch_ctx *x = ud;
+    (void)body;
+    x->cb(err, x->ud);
+    free(x);
+}
+
+int prov_swas_delete_images(prov_client *c, const char *region, const char *const *image_ids,
+                            size_t n, const char *client_token, prov_done_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || image_ids == NULL || n == 0 || n > PROV_DELETE_BATCH_MAX ||
+        cb == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (image_ids[i] == NULL || *image_ids[i] == '\0')
+            return -EINVAL;
+    prov_kvs p = {0};
+    int rc = add_json_array(&p, "ImageIds", image_ids, n);
+    if (rc == 0 && client_token)
+        rc = prov_kvs_set(&p, "ClientToken", client_token);
+    batch_ctx *x = rc == 0 ? calloc(1, sizeof(*x)) : NULL;
+    if (rc == 0 && x == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        x->cb = cb;
+        x->ud = ud;
+        rc = prov_client_call(c, PROV_SWAS, "DeleteCustomImages", region, &p, batch_done, x);
+        if (rc < 0)
+            free(x);
+    }
     prov_kvs_free(&p);
     return rc;
 }

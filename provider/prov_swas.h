@@ -97,6 +97,14 @@ typedef void (*prov_accounts_cb)(prov_str_list *accounts, const prov_error *err,
 int prov_swas_list_share_accounts(prov_client *c, const char *region, const char *image_id,
                                   prov_accounts_cb cb, void *ud);
 
+/* DeleteCustomImages: 1 to PROV_DELETE_BATCH_MAX ids of one region in one call (ImageIds, a JSON
+ * array), paced as its own action. All or nothing: on any error no image was deleted, and
+ * InvalidImageId.NotFound is reported as an error (it names one id; the others still exist).
+ * Returns -EINVAL for no id, too many, or an empty one. */
+#define PROV_DELETE_BATCH_MAX 15
+int prov_swas_delete_images(prov_client *c, const char *region, const char *const *image_ids,
+                            size_t n, const char *client_token, prov_done_cb cb, void *ud);
+
 typedef void (*prov_ecs_list_cb)(prov_ecs_image_list *list, const prov_error *err, void *ud);
 /* ImageOwnerAlias=self, every status, every page; image_ids may be NULL. Checked like
  * ListCustomImages: TotalCount, the answer's and each image's RegionId when present, only the ids

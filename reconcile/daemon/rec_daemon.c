@@ -91,6 +91,7 @@ static const struct budget_action {
     {"swas", "CreateCustomImage", true},
     {"swas", "ModifyImageShareStatus", true},
     {"swas", "DeleteCustomImage", true},
+    {"swas", "DeleteCustomImages", true},
     {"ecs", "DescribeImages", false},
     {"ecs", "DeleteImage", false},
     {"swas", "TagResources", false},

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prov_swas.h"
 #include "rec_cycle.h"
 #include "prov_swas.h"
 #include "rec_diff.h"
@@ -97,11 +98,12 @@ static void on_exec_done(const rec_exec_result *r, void *ud)
     end(c, 0, NULL);
 }
 
-/* Quota learned from a CustomImageQuotaLimit within the last day (the journal keeps the
+/* Quota learned from a CustomImageQuotaLimit within the last day, and the image build time from
+ * the recent creates (the journal keeps the
  * count the region held then). A region now holding more images than that has had its quota
  * raised (servers added), so the learned value is dropped. plan reads the journal read-only so
  * that it shows what apply will do. */
-static void learn_quotas(rec_cycle *c, rec_observed *obs)
+static void learn_quotas(rec_cycle *c, rec_observed *obs, rec_options *opts)
 {
     rec_journal *j = c->journal, *ro = NULL;
     if (j == NULL && c->o.state_dir != NULL && rec_journal_open_readonly(c->o.state_dir, &ro) == 0)
@@ -116,6 +118,14 @@ static void learn_quotas(rec_cycle *c, rec_observed *obs)
             r->have_quota = true;
             r->quota_learned = q;
         }
+    }
+    /* The estimate's build time: the median of the recent creates' (any region), 60 s until
+     * there are any (DESIGN.md "Quota decisions"). */
+    rec_build_learned b;
+    rec_journal_learned_build(j, NULL, now, 7ull * 24 * 3600 * 1000, &b);
+    if (b.n > 0) {
+        opts->create_wait_ms = b.typical_ms;
+        opts->create_wait_samples = b.n;
     }
     rec_journal_close(ro);
 }
@@ -208,9 +218,9 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
              obs->n == 1 ? "" : "s", n_images, n_images == 1 ? "" : "s");
     emit(c, REC_EV_OBSERVED, text, 0);
 
-    learn_quotas(c, obs);
     rec_options ro;
     rec_options_from_config(&ro, c->o.cfg);
+    learn_quotas(c, obs, &ro);
     char *perr = NULL;
     rc = rec_plan_build(c->o.desired, obs, &ro, &c->res->plan, &perr);
     if (rc < 0) {

@@ -21,12 +21,21 @@ struct xstep {
     rec_exec *x;
     rec_step *step;
     rec_step_state state;
-    char *image_id;      /* the image acted on or created */
-    char *error;         /* failure text */
-    bool unshared;       /* delete: the CustomImageInShare unshare was inserted already */
-    bool unshare_next;   /* delete: the next call is the inserted unshare */
-    bool from_journal;   /* awaiting an image a previous run created (list lag) */
-    bool renamed_lookup; /* create: ImageNameAlreadyExist re-observe under way */
+    char *image_id;       /* the image acted on or created */
+    char *error;          /* failure text */
+    bool unshared;        /* delete: the CustomImageInShare unshare was inserted already */
+    bool unshare_next;    /* delete: the next call is the inserted unshare */
+    bool from_journal;    /* awaiting an image a previous run created (list lag) */
+    bool renamed_lookup;  /* create: ImageNameAlreadyExist re-observe under way */
+    bool single;          /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
+    bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
+    bool unsharing;       /* delete: the inserted unshare is in flight */
+    uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
+    uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
+    uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
+    bool timed;           /* awaiting: await_since_ms is the create's answer (a build sample) */
+    bool guided;          /* awaiting: due_ms comes from learned build times */
+    uint64_t lo_carry_ms; /* awaiting: the learned lower bound this image's sample keeps */
     uint64_t await_since_ms;
     uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
 };
@@ -58,6 +67,7 @@ struct rec_exec {
     uv_timer_t tick_timer;
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
+    uint64_t poll_at_ms;    /* when the armed poll timer fires */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
 };
@@ -71,8 +81,9 @@ typedef struct xcall {
     size_t n_poll_ids;
     char *poll_region;
     bool inserted_unshare; /* the unshare inserted before a delete */
-    xstep **batch;         /* tag steps sent in this one call (the first is s) */
+    xstep **batch;         /* steps sent in this one call (s is batch[0]): tags, or deletes */
     size_t n_batch;
+    uint64_t sent_ms; /* poll: when it was sent */
 } xcall;
 
 static void pump(rec_exec *x);
@@ -363,12 +374,67 @@ static const char *target_image(const xstep *s)
     return NULL;
 }
 
-static void start_await(xstep *s, const char *image_id)
+static uint64_t poll_interval(const rec_exec *x);
+
+/* Build-time samples older than this are not used (DESIGN.md "Quota decisions": the estimate
+ * and the first poll use the build time learned from recent creates). */
+#define BUILD_MAX_AGE_MS (7ull * 24 * 3600 * 1000)
+
+/* When to ask first for the image of a create just answered. Without samples for the region:
+ * one poll interval after the answer, then every interval (the List budget's half rate). With
+ * samples: at the learned build time (the median of the recent ones), and once more a little
+ * later if that missed; while the samples still leave a wide interval (lo, hi] for it, first at
+ * its three-quarter point and then just after hi, which narrows it run by run at the cost of a
+ * quarter of the interval when the first probe misses. A step that awaits an image it did not
+ * just create (a WAIT step, one found by name or in the journal) polls at the interval. Called by
+ * start_await and when the first sample of a region arrives. */
+static void set_first_due(xstep *s)
+{
+    rec_exec *x = s->x;
+    s->due_ms = s->await_since_ms + poll_interval(x);
+    s->probe2_ms = 0;
+    s->guided = false;
+    s->lo_carry_ms = 0;
+    rec_build_learned b = {0};
+    if (s->timed && x->o.journal != NULL)
+        rec_journal_learned_build(x->o.journal, s->step->region, prov_now_ms(), BUILD_MAX_AGE_MS,
+                                  &b);
+    if (s->timed && x->o.journal != NULL && b.n == 0) /* another region's builds are a guess */
+        rec_journal_learned_build(x->o.journal, NULL, prov_now_ms(), BUILD_MAX_AGE_MS, &b);
+    if (b.n == 0)
+        return;
+    uint64_t tol = b.hi_ms / 100 > 10 ? b.hi_ms / 100 : 10;
+    uint64_t margin = b.hi_ms / 200 > 5 ? b.hi_ms / 200 : 5;
+    uint64_t first, second;
+    if (b.lo_ms >= b.hi_ms) { /* the samples disagree: builds vary */
+        first = b.typical_ms;
+        second = b.typical_ms + tol;
+    } else if (b.hi_ms - b.lo_ms > tol) {
+        first = b.lo_ms + (b.hi_ms - b.lo_ms) * 3 / 4;
+        second = b.hi_ms + margin;
+    } else {
+        first = b.hi_ms;
+        second = b.hi_ms + tol;
+    }
+    s->due_ms = s->await_since_ms + first;
+    s->probe2_ms = s->await_since_ms + second;
+    s->guided = true;
+    /* The lower bound the samples give carries over to this image's sample, a little lowered
+     * each time, so that an interval found narrow stays narrow without a bisection every run
+     * yet is checked again now and then (builds may get faster). */
+    s->lo_carry_ms = b.lo_ms < b.hi_ms && b.lo_ms > tol / 4 ? b.lo_ms - tol / 4 : 0;
+}
+
+/* timed: the image was created by a call answered just now, so its wait is a build sample. */
+static void start_await(xstep *s, const char *image_id, bool timed)
 {
     if (image_id != NULL && s->image_id != image_id)
         (void)set_str(&s->image_id, image_id);
     s->state = REC_STEP_AWAITING;
     s->await_since_ms = now_ms(s->x);
+    s->timed = timed;
+    s->miss_ms = 0;
+    set_first_due(s);
     schedule_poll(s->x);
 }
 
@@ -409,7 +475,7 @@ static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
     else if (mine->status == PROV_IMG_FAILED)
         step_fail(s, "the existing image with this name failed to create (status 3)");
     else
-        start_await(s, mine->image_id);
+        start_await(s, mine->image_id, false);
     xcall_free(c);
     pump(x);
 }
@@ -470,7 +536,7 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
         return;
     }
     if (err == NULL && image_id != NULL) {
-        start_await(s, image_id);
+        start_await(s, image_id, true);
     } else if (err != NULL && err->code && strcmp(err->code, "ImageNameAlreadyExist") == 0 &&
                !x->stopping) {
         /* Someone (maybe we, in a run whose answer was lost) made it: look before failing. */
@@ -502,7 +568,9 @@ static bool journal_deleted(const rec_journal *j, const char *image_id)
     const rec_journal_entry *v = rec_journal_entries(j, &n);
     for (size_t i = 0; i < n; i++)
         if (v[i].phase == REC_JOURNAL_RESULT && v[i].code == NULL && v[i].image_id && v[i].action &&
-            strcmp(v[i].action, "DeleteCustomImage") == 0 && strcmp(v[i].image_id, image_id) == 0)
+            (strcmp(v[i].action, "DeleteCustomImage") == 0 ||
+             strcmp(v[i].action, "DeleteCustomImages") == 0) &&
+            strcmp(v[i].image_id, image_id) == 0)
             return true;
     return false;
 }
@@ -523,7 +591,7 @@ static bool create_from_journal(xstep *s)
         if (e->ts_ms + window > now && !journal_deleted(x->o.journal, e->image_id)) {
             /* Created moments ago by a run that died: the list has not caught up yet. */
             s->from_journal = true;
-            start_await(s, e->image_id);
+            start_await(s, e->image_id, false);
             return true;
         }
         /* The image this token made is gone: a new generation makes a new token. */
@@ -598,15 +666,17 @@ static void on_simple(const prov_error *err, void *ud)
     rec_exec *x = s->x;
     x->inflight--;
     hist_record(x, c->api);
+    s->unsharing = false;
     const char *img = target_image(s);
     if (!journal_result(x, s, c->api, c->token, img,
                         err ? (err->code ? err->code : "local") : NULL)) {
         /* Failed and stopped: nothing more for this step. */
     } else if (err == NULL && c->inserted_unshare) {
-        /* The inserted unshare is done: retry the delete under a new token. */
+        /* The inserted unshare is done: retry the delete under a new token (a member of a
+         * refused batch rejoins a batch through pump). */
         s->state = REC_STEP_PENDING;
         rec_step_set_generation(s->step, x->o.owner, s->step->generation + 1);
-        if (!x->stopping)
+        if (!x->stopping && !s->batched)
             start_simple(s);
     } else if (err == NULL) {
         step_done(s, img);
@@ -724,6 +794,7 @@ static void start_simple(xstep *s)
         return;
     }
     c->inserted_unshare = insert_unshare;
+    s->unsharing = insert_unshare;
     if (journal(x, REC_JOURNAL_INTENT, s, api, c->token, img, NULL) < 0) {
         xcall_free(c);
         step_fail(s, "cannot write the journal; no call made");
@@ -746,6 +817,7 @@ static void start_simple(xstep *s)
             prov_ecs_delete_image(x->o.client, st->region, img, st->ecs_force, false, on_simple, c);
     if (rc < 0) {
         (void)journal(x, REC_JOURNAL_RESULT, s, api, c->token, img, "local");
+        s->unsharing = false;
         xcall_free(c);
         step_fail(s, strerror(-rc));
         return;
@@ -878,7 +950,283 @@ static void start_tag_batch(xstep *s)
     x->inflight++;
 }
 
+/* ---- batched deletes (DeleteCustomImages) ---- */
+
+#define BATCH_API "DeleteCustomImages"
+
+static void start_batch(rec_exec *x, xstep **v, size_t n);
+
+/* The id a DeleteCustomImages NotFound names: the batch member whose image id appears in the
+ * message. NULL when none or more than one does (then the batch goes out as single deletes). */
+static xstep *batch_missing(xcall *c, const prov_error *err)
+{
+    xstep *found = NULL;
+    for (size_t i = 0; err->message != NULL && i < c->n_batch; i++) {
+        const char *id = target_image(c->batch[i]);
+        if (id != NULL && strstr(err->message, id) != NULL) {
+            if (found != NULL)
+                return NULL;
+            found = c->batch[i];
+        }
+    }
+    return found;
+}
+
+/* Puts the members still running back to pending: single deletes when single is set, else a
+ * new batch (fewer ids, so a new token). */
+static void batch_requeue(xcall *c, bool single)
+{
+    for (size_t i = 0; i < c->n_batch; i++)
+        if (c->batch[i]->state == REC_STEP_RUNNING) {
+            c->batch[i]->state = REC_STEP_PENDING;
+            c->batch[i]->single |= single;
+        }
+}
+
+/* The listing of a batch refused with CustomImageInShare: members shown shared to ECS get the
+ * unshare inserted (start_simple) and rejoin a batch after it; the others wait for them in
+ * pump. When none is shown shared (a share to accounts, or the share went meanwhile), the members
+ * go out as single deletes, which handle the refusal one by one. */
+static void on_batch_shares(prov_image_list *list, const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    size_t shared = 0;
+    for (size_t i = 0; err == NULL && list != NULL && i < c->n_batch; i++) {
+        xstep *s = c->batch[i];
+        for (size_t k = 0; k < list->n; k++)
+            if (list->v[k].image_id && strcmp(list->v[k].image_id, target_image(s)) == 0 &&
+                list->v[k].in_share) {
+                s->unshare_next = true;
+                shared++;
+            }
+    }
+    for (size_t i = 0; i < c->n_batch; i++) {
+        xstep *s = c->batch[i];
+        s->state = REC_STEP_PENDING;
+        s->unshared = true;
+        s->batched = shared > 0;
+        s->single = shared == 0;
+        if (s->unshare_next && !x->stopping)
+            start_simple(s);
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* Lists the refused batch's ids to learn which of them are shared. */
+static void batch_find_shares(xcall *c, const prov_error *err)
+{
+    rec_exec *x = c->s->x;
+    xcall *lc = xcall_new(c->s, "ListCustomImages", NULL);
+    const char **ids = lc ? calloc(c->n_batch, sizeof(*ids)) : NULL;
+    int rc = -ENOMEM;
+    if (ids != NULL) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            ids[i] = target_image(c->batch[i]);
+        prov_list_filter f = {.image_ids = ids, .n_image_ids = c->n_batch, .share = -1};
+        lc->batch = c->batch;
+        lc->n_batch = c->n_batch;
+        c->batch = NULL;
+        c->n_batch = 0;
+        rc = prov_swas_list_images(x->o.client, lc->s->step->region, &f, on_batch_shares, lc);
+        free(ids);
+    }
+    if (rc < 0) {
+        xstep **v = lc && lc->batch ? lc->batch : c->batch;
+        size_t n = lc && lc->batch ? lc->n_batch : c->n_batch;
+        for (size_t i = 0; i < n; i++)
+            step_fail_err(v[i], err);
+        xcall_free(lc);
+        return;
+    }
+    x->inflight++;
+}
+
+/* The answer of a DeleteCustomImages call: every member's result is journaled; success is done
+ * for all; NotFound naming one id is done for that id and the rest go again as a batch;
+ * CustomImageInShare inserts the unshares (once); any other error retries the members as single
+ * deletes so that one bad image does not fail the others. */
+static void on_batch(const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    hist_record(x, c->api);
+    const char *code = err ? (err->code ? err->code : "local") : NULL;
+    for (size_t i = 0; i < c->n_batch; i++)
+        (void)journal_result(x, c->batch[i], c->api, c->token, target_image(c->batch[i]), code);
+    bool all_unshared = true;
+    for (size_t i = 0; i < c->n_batch; i++)
+        all_unshared &= c->batch[i]->unshared;
+    xstep *missing = err && err->code && strcmp(err->code, "InvalidImageId.NotFound") == 0
+                         ? batch_missing(c, err)
+                         : NULL;
+    if (err == NULL) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            if (c->batch[i]->state == REC_STEP_RUNNING)
+                step_done(c->batch[i], NULL);
+    } else if (x->stopping || err->cls == PROV_ERR_THROTTLED || err->cls == PROV_ERR_TRANSIENT) {
+        for (size_t i = 0; i < c->n_batch; i++)
+            if (c->batch[i]->state == REC_STEP_RUNNING)
+                step_fail_err(c->batch[i], err);
+    } else if (missing != NULL) {
+        if (missing->state == REC_STEP_RUNNING)
+            step_done(missing, NULL);
+        batch_requeue(c, false);
+    } else if (err->cls == PROV_ERR_ORDER && !all_unshared) {
+        batch_find_shares(c, err);
+    } else {
+        batch_requeue(c, true);
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* The batch's ClientToken: derived from its sorted ids and its members' generations, so a rerun
+ * after a crash that deletes the same images reuses it, and a retry after an unshare (new
+ * generations) or with other members does not. Skips tokens that already succeeded. */
+static int batch_token(rec_exec *x, const char *region, const char **ids, size_t n, unsigned gen,
+                       char token[REC_TOKEN_MAX + 1])
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(ids[i]) + 1;
+    char *joined = calloc(1, len);
+    if (joined == NULL)
+        return -ENOMEM;
+    const char *sorted[PROV_DELETE_BATCH_MAX];
+    memcpy(sorted, ids, n * sizeof(*ids));
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && strcmp(sorted[k - 1], sorted[k]) > 0; k--) {
+            const char *t = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        strcat(joined, sorted[i]);
+        strcat(joined, ",");
+    }
+    unsigned g = gen;
+    do
+        rec_client_token(x->o.owner, region, REC_ACT_DELETE, joined, BATCH_API, g++, token);
+    while (rec_journal_token_used(x->o.journal, token) && g - gen < 10000);
+    free(joined);
+    return 0;
+}
+
+/* Sends the deletes v[0..n) of one region (n <= 15, all pending and ready) as one
+ * DeleteCustomImages. Every member passes the owner check on its own id first; a member that
+ * fails it fails and is left out. What remains as a batch of one goes as DeleteCustomImage. */
+static void start_batch(rec_exec *x, xstep **v, size_t n)
+{
+    const char *ids[PROV_DELETE_BATCH_MAX];
+    xstep *ok[PROV_DELETE_BATCH_MAX];
+    size_t k = 0;
+    unsigned gen = 0;
+    for (size_t i = 0; i < n && i < PROV_DELETE_BATCH_MAX; i++) {
+        const char *img = target_image(v[i]);
+        if (img == NULL)
+            step_fail(v[i], "no image id to act on");
+        else if (!image_is_ours(x, v[i]->step->region, img))
+            step_fail(v[i],
+                      "refused: the image was not observed carrying this owner's " REC_OWNER_TAG
+                      " tag; no call made");
+        else {
+            if (v[i]->image_id == NULL)
+                (void)set_str(&v[i]->image_id, img);
+            ids[k] = v[i]->image_id ? v[i]->image_id : img;
+            gen += v[i]->step->generation;
+            ok[k++] = v[i];
+        }
+    }
+    if (k == 1)
+        start_simple(ok[0]);
+    if (k <= 1)
+        return;
+    char token[REC_TOKEN_MAX + 1];
+    xcall *c = batch_token(x, ok[0]->step->region, ids, k, gen, token) == 0
+                   ? xcall_new(ok[0], BATCH_API, token)
+                   : NULL;
+    if (c != NULL && (c->batch = calloc(k, sizeof(*c->batch))) == NULL) {
+        xcall_free(c);
+        c = NULL;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (c == NULL) {
+            step_fail(ok[i], "out of memory");
+        } else if (journal(x, REC_JOURNAL_INTENT, ok[i], BATCH_API, token, ids[i], NULL) < 0) {
+            step_fail(ok[i], "cannot write the journal; no call made");
+        } else {
+            ok[i]->state = REC_STEP_RUNNING;
+            emit(x, REC_EV_STEP_START, ok[i], NULL, 0);
+            c->batch[c->n_batch++] = ok[i];
+        }
+    }
+    if (c == NULL)
+        return;
+    /* Only the members whose intent was written go out. */
+    const char *sent[PROV_DELETE_BATCH_MAX];
+    for (size_t i = 0; i < c->n_batch; i++)
+        sent[i] = c->batch[i]->image_id;
+    int rc = c->n_batch == 0 ? -EIO
+                             : prov_swas_delete_images(x->o.client, c->batch[0]->step->region, sent,
+                                                       c->n_batch, token, on_batch, c);
+    if (rc < 0) {
+        for (size_t i = 0; i < c->n_batch; i++) {
+            (void)journal(x, REC_JOURNAL_RESULT, c->batch[i], BATCH_API, token, sent[i], "local");
+            step_fail(c->batch[i], strerror(-rc));
+        }
+        xcall_free(c);
+        return;
+    }
+    x->inflight++;
+}
+
 /* ---- polling for creations ---- */
+
+/* A poll sent at sent_ms did not see s available: the next one for s goes at its second probe
+ * when one is left, else an interval later. A poll that asked before s was due changes nothing
+ * but the sample's lower bound. */
+static void poll_missed(xstep *s, uint64_t sent_ms, uint64_t now)
+{
+    s->miss_ms = sent_ms;
+    if (s->due_ms > sent_ms)
+        return;
+    if (s->probe2_ms > now) {
+        s->due_ms = s->probe2_ms;
+        s->probe2_ms = 0;
+    } else {
+        s->due_ms = now + poll_interval(s->x);
+        s->probe2_ms = 0;
+    }
+}
+
+/* Journals the build-time sample of a create whose image a poll sent at sent_ms saw available.
+ * A hint for later runs, not a safety record: a failed write is ignored. Returns true when a
+ * sample was written. */
+static bool record_build(xstep *s, uint64_t sent_ms)
+{
+    rec_exec *x = s->x;
+    if (!s->timed || x->o.journal == NULL || sent_ms <= s->await_since_ms)
+        return false;
+    uint64_t build = sent_ms - s->await_since_ms;
+    uint64_t lo = s->miss_ms > s->await_since_ms ? s->miss_ms - s->await_since_ms : 0;
+    if (s->lo_carry_ms > lo && s->lo_carry_ms < build)
+        lo = s->lo_carry_ms;
+    rec_journal_entry e = {
+        .phase = REC_JOURNAL_RESULT,
+        .address = s->step->address,
+        .action = REC_JOURNAL_AVAILABLE,
+        .region = s->step->region,
+        .name = s->step->name,
+        .image_id = s->image_id,
+        .build_ms = build,
+        .build_lo_ms = lo,
+    };
+    return rec_journal_append(x->o.journal, &e) == 0;
+}
 
 static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
 {
@@ -890,6 +1238,7 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
     uint64_t now = x->last_poll_ms;
     uint64_t unlisted = x->o.unlisted_timeout_ms ? x->o.unlisted_timeout_ms : DEFAULT_UNLISTED_MS;
     uint64_t maxwait = x->o.create_timeout_ms ? x->o.create_timeout_ms : DEFAULT_CREATE_TIMEOUT_MS;
+    bool learned = false;
     if (err == NULL) {
         for (size_t i = 0; i < x->n; i++) {
             xstep *s = &x->xs[i];
@@ -905,6 +1254,7 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
                 if (list->v[k].image_id && strcmp(list->v[k].image_id, s->image_id) == 0)
                     img = &list->v[k];
             if (img == NULL) {
+                poll_missed(s, c->sent_ms, now);
                 if (now - s->await_since_ms > unlisted) {
                     if (s->from_journal && s->step->action == REC_ACT_CREATE) {
                         /* The journaled image never showed up: create it under a new token. */
@@ -921,9 +1271,13 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
             }
             if (s->listed_since_ms == 0)
                 s->listed_since_ms = now;
-            if (img->status == PROV_IMG_AVAILABLE)
+            if (img->status == PROV_IMG_AVAILABLE) {
+                learned |= record_build(s, c->sent_ms);
                 step_done(s, NULL);
-            else if (img->status == PROV_IMG_FAILED)
+                continue;
+            }
+            poll_missed(s, c->sent_ms, now);
+            if (img->status == PROV_IMG_FAILED)
                 step_fail(s, "image creation failed (status 3)");
             else if (img->status == PROV_IMG_UNAVAILABLE)
                 step_fail(s, "the image is unavailable (status 2)");
@@ -931,6 +1285,20 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
                 step_fail(s, "timed out waiting for the image to become available");
         }
     }
+    /* The region's first sample also serves the creates already waiting without one. */
+    for (size_t i = 0; learned && i < x->n; i++) {
+        xstep *s = &x->xs[i];
+        if (s->state == REC_STEP_AWAITING && s->timed && !s->guided &&
+            strcmp(s->step->region, c->poll_region) == 0) {
+            set_first_due(s);
+            if (s->due_ms < now)
+                s->due_ms = now;
+        }
+    }
+    for (size_t i = 0; err != NULL && i < x->n; i++)
+        if (x->xs[i].state == REC_STEP_AWAITING && x->xs[i].due_ms <= c->sent_ms &&
+            strcmp(x->xs[i].step->region, c->poll_region) == 0)
+            x->xs[i].due_ms = now + poll_interval(x);
     /* A failed poll is retried after the next interval (the client already retried transient
      * errors); after a few in a row the awaited steps of that region fail rather than wait
      * forever. */
@@ -962,17 +1330,56 @@ static uint64_t poll_interval(const rec_exec *x)
     return iv > 0 ? iv : 1;
 }
 
+/* One List slot of the configured rate: the least spacing of two polls. */
+static uint64_t poll_slot(const rec_exec *x)
+{
+    spec_rate r = {10, 60000};
+    if (x->o.cfg != NULL)
+        r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
+    uint64_t slot = r.calls ? r.window_ms / r.calls : r.window_ms;
+    return slot > 0 ? slot : 1;
+}
+
+/* The awaited step due first (ties: round-robin from poll_rr, so regions take turns). */
+static xstep *earliest_due(rec_exec *x)
+{
+    xstep *first = NULL;
+    for (size_t k = 0; k < x->n; k++) {
+        xstep *s = &x->xs[(x->poll_rr + k) % x->n];
+        if (s->state == REC_STEP_AWAITING && s->image_id != NULL &&
+            (first == NULL || s->due_ms < first->due_ms))
+            first = s;
+    }
+    return first;
+}
+
+/* When to poll for e's region: at e's due time, moved later to cover the region's other images
+ * due within a short while (creates answered a few ms apart share one poll), and never sooner
+ * than a slot after the last poll (an interval for unguided polls: half the List budget). */
+static uint64_t poll_at(const rec_exec *x, const xstep *e)
+{
+    uint64_t iv = poll_interval(x), span = iv / 2;
+    if (e->guided && e->due_ms > e->await_since_ms && (e->due_ms - e->await_since_ms) / 20 < span)
+        span = (e->due_ms - e->await_since_ms) / 20;
+    uint64_t at = e->due_ms;
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *s = &x->xs[i];
+        if (s->state == REC_STEP_AWAITING && s->image_id != NULL && s->due_ms > at &&
+            s->due_ms <= e->due_ms + span && strcmp(s->step->region, e->step->region) == 0)
+            at = s->due_ms;
+    }
+    uint64_t gap = e->guided ? poll_slot(x) : iv;
+    if (x->last_poll_ms != 0 && x->last_poll_ms + gap > at)
+        at = x->last_poll_ms + gap;
+    return at;
+}
+
 static void do_poll(rec_exec *x)
 {
     if (x->poll_inflight || x->stopping)
         return;
-    /* Pick a region with awaited images, round-robin, and up to 100 of its ids. */
-    xstep *first = NULL;
-    for (size_t k = 0; k < x->n && first == NULL; k++) {
-        xstep *s = &x->xs[(x->poll_rr + k) % x->n];
-        if (s->state == REC_STEP_AWAITING && s->image_id != NULL)
-            first = s;
-    }
+    /* The region of the image due first, and up to 100 of its awaited ids. */
+    xstep *first = earliest_due(x);
     if (first == NULL)
         return;
     xcall *c = xcall_new(first, "ListCustomImages", NULL);
@@ -999,6 +1406,7 @@ static void do_poll(rec_exec *x)
         c->n_poll_ids++;
     }
     x->poll_rr = (size_t)(first - x->xs) + 1;
+    c->sent_ms = now_ms(x);
     prov_list_filter f = {
         .image_ids = (const char *const *)c->poll_ids, .n_image_ids = c->n_poll_ids, .share = -1};
     int rc = prov_swas_list_images(x->o.client, c->poll_region, &f, on_poll, c);
@@ -1023,7 +1431,12 @@ static void do_poll(rec_exec *x)
 static void on_poll_timer(uv_timer_t *t)
 {
     rec_exec *x = t->data;
-    do_poll(x);
+    /* The image the timer was armed for may be done meanwhile: poll only when one is due. */
+    const xstep *e = earliest_due(x);
+    if (e != NULL && poll_at(x, e) > now_ms(x) + 1)
+        schedule_poll(x);
+    else
+        do_poll(x);
     maybe_finish(x);
 }
 
@@ -1032,17 +1445,18 @@ static void on_poll_timer(uv_timer_t *t)
  * poll never queues behind the pacer. */
 static void schedule_poll(rec_exec *x)
 {
-    if (x->poll_inflight || x->stopping || x->finishing ||
-        uv_is_active((uv_handle_t *)&x->poll_timer))
+    if (x->poll_inflight || x->stopping || x->finishing)
         return;
     bool awaiting = false;
     for (size_t i = 0; i < x->n && !awaiting; i++)
         awaiting = x->xs[i].state == REC_STEP_AWAITING;
     if (!awaiting)
         return;
-    uint64_t iv = poll_interval(x), now = now_ms(x), delay = 0;
-    if (x->last_poll_ms != 0 && x->last_poll_ms + iv > now)
-        delay = x->last_poll_ms + iv - now;
+    const xstep *e = earliest_due(x);
+    if (e == NULL)
+        return;
+    uint64_t iv = poll_interval(x), now = now_ms(x), at = poll_at(x, e);
+    uint64_t delay = at > now ? at - now : 0;
     if (x->o.pacer != NULL && x->o.access_key_id != NULL && x->o.cfg != NULL) {
         spec_rate r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
         unsigned left = 1;
@@ -1051,29 +1465,92 @@ static void schedule_poll(rec_exec *x)
             left == 0 && delay < iv)
             delay = iv;
     }
+    /* An armed timer stays unless this poll is due sooner. */
+    if (uv_is_active((uv_handle_t *)&x->poll_timer) && x->poll_at_ms <= now + delay)
+        return;
+    x->poll_at_ms = now + delay;
     (void)uv_timer_start(&x->poll_timer, on_poll_timer, delay, 0);
 }
 
 /* ---- scheduling ---- */
 
-/* True when every dependency of s is done; *ret_blocked when one failed or was skipped. */
-static bool deps_ready(const rec_exec *x, const xstep *s, bool *ret_blocked)
+/* Whether s's dependencies are all done (ready), one failed or was skipped (blocked), or all are
+ * done or have their call in flight (soon). */
+static void deps_state(const rec_exec *x, const xstep *s, bool *ready, bool *blocked, bool *soon)
 {
-    bool ready = true;
+    *ready = true;
+    *blocked = false;
+    *soon = true;
     for (size_t k = 0; k < s->step->n_depends; k++) {
         unsigned id = s->step->depends_on[k];
         if (id == 0 || id > x->n)
             continue;
         rec_step_state ds = x->xs[id - 1].state;
         if (ds == REC_STEP_FAILED || ds == REC_STEP_SKIPPED)
-            *ret_blocked = true;
+            *blocked = true;
         else if (ds != REC_STEP_DONE)
-            ready = false;
+            *ready = false;
+        if (ds != REC_STEP_DONE && ds != REC_STEP_RUNNING)
+            *soon = false;
     }
+}
+
+/* True when every dependency of s is done; *ret_blocked when one failed or was skipped. */
+static bool deps_ready(const rec_exec *x, const xstep *s, bool *ret_blocked)
+{
+    bool ready, blocked, soon;
+    deps_state(x, s, &ready, &blocked, &soon);
+    *ret_blocked = blocked;
     return ready;
 }
 
-/* Starts every step whose dependencies are done; skips those whose dependencies failed. */
+/* True for a SWAS delete that goes out in a batch (not an inserted unshare, not a fallback). */
+static bool batchable(const xstep *s)
+{
+    return s->step->action == REC_ACT_DELETE && !s->single && !s->unshare_next;
+}
+
+/* Groups the ready batchable deletes of each region into DeleteCustomImages calls of up to 15
+ * ids. A region's deletes wait while another of its deletes is about to be ready (its
+ * dependencies, e.g. an unshare, are in flight, or its own inserted unshare is) and the batch is
+ * not full: the answers come within a round trip and the deletes then share one call. */
+static void start_batches(rec_exec *x)
+{
+    for (size_t i = 0; i < x->n && !x->stopping; i++) {
+        xstep *first = &x->xs[i];
+        bool ready, blocked, soon;
+        if (first->state != REC_STEP_PENDING || !batchable(first))
+            continue;
+        deps_state(x, first, &ready, &blocked, &soon);
+        if (!ready || blocked)
+            continue;
+        xstep *v[PROV_DELETE_BATCH_MAX];
+        size_t n = 0;
+        bool wait = false;
+        for (size_t k = 0; k < x->n; k++) {
+            xstep *s = &x->xs[k];
+            if (s->step->action != REC_ACT_DELETE || strcmp(s->step->region, first->step->region))
+                continue;
+            if (s->state == REC_STEP_RUNNING && s->unsharing && s->batched) {
+                wait = true;
+                continue;
+            }
+            if (s->state != REC_STEP_PENDING || !batchable(s))
+                continue;
+            deps_state(x, s, &ready, &blocked, &soon);
+            if (ready && !blocked && n < PROV_DELETE_BATCH_MAX)
+                v[n++] = s;
+            else if (!blocked && soon)
+                wait = true;
+        }
+        if (n < PROV_DELETE_BATCH_MAX && wait)
+            continue;
+        start_batch(x, v, n);
+    }
+}
+
+/* Starts every step whose dependencies are done; skips those whose dependencies failed. Ready
+ * SWAS deletes are left to start_batches. */
 static void pump(rec_exec *x)
 {
     if (x->finishing)
@@ -1082,8 +1559,8 @@ static void pump(rec_exec *x)
         xstep *s = &x->xs[i];
         if (s->state != REC_STEP_PENDING)
             continue;
-        bool blocked = false;
-        bool ready = deps_ready(x, s, &blocked);
+        bool ready, blocked, soon;
+        deps_state(x, s, &ready, &blocked, &soon);
         if (blocked) {
             step_skip(s);
             continue;
@@ -1110,17 +1587,22 @@ static void pump(rec_exec *x)
         case REC_ACT_UNTAG:
             start_tag_batch(s);
             break;
+        case REC_ACT_DELETE:
+            if (!batchable(s))
+                start_simple(s);
+            break;
         case REC_ACT_WAIT:
             if (s->step->image_id == NULL)
                 step_fail(s, "internal error: wait step without an image id");
             else
-                start_await(s, s->step->image_id);
+                start_await(s, s->step->image_id, false);
             break;
         default:
             start_simple(s);
             break;
         }
     }
+    start_batches(x);
     schedule_poll(x);
     maybe_finish(x);
 }

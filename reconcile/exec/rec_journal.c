@@ -66,6 +66,8 @@ static int entry_copy(rec_journal_entry *dst, const rec_journal_entry *src)
     dst->image_id = dup_opt(src->image_id, &ok);
     dst->code = dup_opt(src->code, &ok);
     dst->quota = src->quota;
+    dst->build_ms = src->build_ms;
+    dst->build_lo_ms = src->build_lo_ms;
     if (!ok) {
         entry_free(dst);
         return -ENOMEM;
@@ -126,6 +128,15 @@ static int parse_line(const char *line, size_t len, rec_journal_entry *e)
     json_t *q = json_object_get(o, "quota");
     if (json_is_integer(q) && json_integer_value(q) > 0 && json_integer_value(q) < 100000)
         e->quota = (unsigned)json_integer_value(q);
+    /* Build times: at most a week, so a corrupt line cannot make the estimate absurd. */
+    json_t *b = json_object_get(o, "build_ms"), *bl = json_object_get(o, "build_lo_ms");
+    if (json_is_integer(b) && json_integer_value(b) > 0 &&
+        json_integer_value(b) < 7 * 24 * 3600 * 1000ll) {
+        e->build_ms = (uint64_t)json_integer_value(b);
+        if (json_is_integer(bl) && json_integer_value(bl) > 0 &&
+            (uint64_t)json_integer_value(bl) < e->build_ms)
+            e->build_lo_ms = (uint64_t)json_integer_value(bl);
+    }
     json_decref(o);
     if (!ok) {
         entry_free(e);
@@ -167,6 +178,10 @@ static char *format_line(const rec_journal_entry *e)
         bad |= json_object_set_new(o, "code", e->code ? json_string(e->code) : json_null());
     if (e->quota > 0)
         bad |= json_object_set_new(o, "quota", json_integer((json_int_t)e->quota));
+    if (e->build_ms > 0)
+        bad |= json_object_set_new(o, "build_ms", json_integer((json_int_t)e->build_ms));
+    if (e->build_lo_ms > 0)
+        bad |= json_object_set_new(o, "build_lo_ms", json_integer((json_int_t)e->build_lo_ms));
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s == NULL)
@@ -587,4 +602,38 @@ int rec_journal_intent_open(const rec_journal *j, const char *client_token)
         return e->phase == REC_JOURNAL_INTENT;
     }
     return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void rec_journal_learned_build(const rec_journal *j, const char *region, uint64_t now_ms,
+                               uint64_t max_age_ms, rec_build_learned *ret)
+{
+    uint64_t hi[REC_BUILD_SAMPLES], lo[REC_BUILD_SAMPLES];
+    size_t n_lo = 0;
+    rec_build_learned r = {0};
+    for (size_t i = j ? j->n : 0; i > 0 && r.n < REC_BUILD_SAMPLES; i--) {
+        const rec_journal_entry *e = &j->v[i - 1];
+        if (e->build_ms == 0 || e->action == NULL || strcmp(e->action, REC_JOURNAL_AVAILABLE) ||
+            e->ts_ms + max_age_ms <= now_ms ||
+            (region != NULL && (e->region == NULL || strcmp(e->region, region) != 0)))
+            continue;
+        hi[r.n++] = e->build_ms;
+        if (e->build_lo_ms > 0)
+            lo[n_lo++] = e->build_lo_ms;
+    }
+    /* Medians: one sample delayed by a slow answer or a busy machine does not move them. */
+    if (r.n > 0) {
+        qsort(hi, r.n, sizeof(hi[0]), cmp_u64);
+        r.typical_ms = r.hi_ms = hi[r.n / 2];
+    }
+    if (n_lo > 0) {
+        qsort(lo, n_lo, sizeof(lo[0]), cmp_u64);
+        r.lo_ms = lo[n_lo / 2];
+    }
+    *ret = r;
 }

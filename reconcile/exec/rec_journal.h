@@ -25,6 +25,9 @@ typedef struct rec_journal_entry {
     char *image_id; /* result: the image acted on or created */
     char *code;     /* result: NULL on success, else the API Code or a local cause */
     unsigned quota; /* CustomImageQuotaLimit result: images in the region then; 0 otherwise */
+    /* REC_JOURNAL_AVAILABLE lines: a poll sent build_ms after the create's answer saw the image
+     * available; the last poll that did not was sent build_lo_ms after it (0: none). */
+    uint64_t build_ms, build_lo_ms;
 } rec_journal_entry;
 
 typedef struct rec_journal rec_journal;
@@ -67,6 +70,20 @@ int rec_journal_token_used(const rec_journal *j, const char *client_token);
 unsigned rec_journal_learned_quota(const rec_journal *j, const char *region, uint64_t now_ms,
                                    uint64_t max_age_ms);
 
+/* The action of the line the executor writes when a poll first sees an image it created become
+ * available (status 1): the build-time sample of rec_journal_learned_build. */
+#define REC_JOURNAL_AVAILABLE "ImageAvailable"
+#define REC_BUILD_SAMPLES 8
+typedef struct rec_build_learned {
+    unsigned n;          /* samples used (0: nothing learned, the other fields are 0) */
+    uint64_t typical_ms; /* median of build_ms: the estimate's build time */
+    uint64_t lo_ms;      /* median of the nonzero build_lo_ms (0: none): not ready before */
+    uint64_t hi_ms;      /* = typical_ms: ready by then */
+} rec_build_learned;
+/* The newest REC_BUILD_SAMPLES build-time samples younger than max_age_ms, of region (NULL:
+ * every region). Called by the executor (when to poll first) and rec_cycle (the estimate). */
+void rec_journal_learned_build(const rec_journal *j, const char *region, uint64_t now_ms,
+                               uint64_t max_age_ms, rec_build_learned *ret);
 /* True when an intent for client_token has no result after it (the process died mid-call). */
 int rec_journal_intent_open(const rec_journal *j, const char *client_token);
 

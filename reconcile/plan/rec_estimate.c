@@ -107,7 +107,7 @@ out:
     return rc;
 }
 
-/* Budget keys of the four mutating API actions. */
+/* Budget keys of the mutating API actions; the last is the batched delete. */
 static const char *const api_keys[] = {"CreateCustomImage",
                                        "ModifyImageShareStatus",
                                        "DeleteCustomImage",
@@ -115,7 +115,11 @@ static const char *const api_keys[] = {"CreateCustomImage",
                                        "TagResources",
                                        "UntagResources",
                                        "AddCustomImageShareAccount",
-                                       "RemoveCustomImageShareAccount"};
+                                       "RemoveCustomImageShareAccount",
+                                       "DeleteCustomImages"};
+#define KEY_BATCH 8
+#define BATCH_MAX 15 /* DeleteCustomImages takes up to 15 ids */
+#define NO_BATCH SIZE_MAX
 #define N_KEYS (sizeof(api_keys) / sizeof(api_keys[0]))
 
 static int key_of(rec_action a)
@@ -167,8 +171,39 @@ static int batch_riders(const rec_plan *plan, bool *rides)
     return 0;
 }
 
+/* Groups the SWAS deletes of each region, in step order, into batches of up to 15 as the executor
+ * sends them (one DeleteCustomImages call each); a group of one stays a DeleteCustomImage.
+ * batch_of[i] is step i's batch or NO_BATCH. Returns the number of batches. */
+static size_t assign_batches(const rec_plan *plan, size_t *batch_of)
+{
+    size_t nb = 0;
+    for (size_t i = 0; i < plan->n_steps; i++)
+        batch_of[i] = NO_BATCH;
+    for (size_t i = 0; i < plan->n_steps; i++) {
+        const rec_step *a = &plan->steps[i];
+        if (a->action != REC_ACT_DELETE || batch_of[i] != NO_BATCH || a->region == NULL)
+            continue;
+        size_t members[BATCH_MAX], n = 0;
+        for (size_t k = i; k < plan->n_steps && n < BATCH_MAX; k++) {
+            const rec_step *b = &plan->steps[k];
+            if (b->action == REC_ACT_DELETE && batch_of[k] == NO_BATCH && b->region != NULL &&
+                strcmp(b->region, a->region) == 0)
+                members[n++] = k;
+        }
+        if (n < 2)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            batch_of[members[k]] = nb;
+        nb++;
+    }
+    return nb;
+}
+
 /* Counts and simulated time of a plan. A create takes create_wait_ms to be done (status 1); so
- * does a WAIT step (the image is already on its way, the remaining time is unknown). */
+ * does a WAIT step (the image is already on its way, the remaining time is unknown). Deletes are
+ * simulated as the executor batches them: one DeleteCustomImages task per batch, after every
+ * member's dependencies, and the members after it, so deletes in a region cost ceil(n/15)
+ * calls. */
 void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
 {
     rec_options defaults;
@@ -183,6 +218,7 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
         e->rate_default = (spec_rate){10, 60000};
     e->rates_uniform = true;
     e->create_wait_ms = opts->create_wait_ms;
+    e->create_wait_samples = opts->create_wait_samples;
     spec_rate rates[N_KEYS];
     for (size_t k = 0; k < N_KEYS; k++)
         rates[k] = rec_options_rate(opts, api_keys[k]);
@@ -216,47 +252,79 @@ void rec_plan_estimate(rec_plan *plan, const rec_options *opts)
             break;
         }
     }
-    rec_sim_task *tasks = plan->n_steps ? calloc(plan->n_steps, sizeof(*tasks)) : NULL;
-    size_t *deps = NULL, n_deps = 0;
-    for (size_t i = 0; i < plan->n_steps; i++)
-        n_deps += plan->steps[i].n_depends;
-    deps = n_deps ? calloc(n_deps, sizeof(*deps)) : NULL;
-    size_t used = 0;
-    bool *riders = plan->n_steps ? calloc(plan->n_steps, sizeof(*riders)) : NULL;
+    size_t ns = plan->n_steps;
+    size_t *batch_of = ns ? calloc(ns, sizeof(*batch_of)) : NULL;
+    size_t nb = batch_of ? assign_batches(plan, batch_of) : 0;
+    e->delete_batch_calls = (unsigned)nb;
+    if (nb > 0 && (rates[KEY_BATCH].calls != e->rate_default.calls ||
+                   rates[KEY_BATCH].window_ms != e->rate_default.window_ms))
+        e->rates_uniform = false;
+    /* Tasks: the steps, then one per batch. A batch takes its members' dependencies; a member
+     * depends on its batch only. Two passes: count each task's dependencies, then fill them. */
+    bool *riders = ns ? calloc(ns, sizeof(*riders)) : NULL;
     if (riders && batch_riders(plan, riders) < 0) {
         free(riders);
         riders = NULL;
     }
-    for (size_t i = 0; i < plan->n_steps; i++) {
+    size_t nt = ns + nb;
+    rec_sim_task *tasks = calloc(nt ? nt : 1, sizeof(*tasks));
+    size_t *off = calloc(nt + 1, sizeof(*off));
+    size_t n_deps = 0;
+    for (size_t i = 0; i < ns; i++)
+        n_deps += plan->steps[i].n_depends + 1;
+    size_t *deps = calloc(n_deps ? n_deps : 1, sizeof(*deps));
+    bool ok = tasks && off && deps && (!ns || batch_of);
+    for (size_t i = 0; ok && i < ns; i++) {
+        bool batched = batch_of[i] != NO_BATCH;
+        off[batched ? ns + batch_of[i] : i] += plan->steps[i].n_depends;
+        off[i] += batched;
+    }
+    for (size_t t = 0, sum = 0; ok && t <= nt; t++) {
+        size_t c = off[t];
+        off[t] = sum;
+        sum += c;
+        if (t < nt)
+            tasks[t].deps = deps + off[t];
+    }
+    for (size_t i = 0; i < ns; i++) {
         const rec_step *st = &plan->steps[i];
+        bool batched = batch_of != NULL && batch_of[i] != NO_BATCH;
         if (st->action == REC_ACT_SHARE)
             e->n_share++;
         else if (st->action == REC_ACT_UNSHARE)
             e->n_unshare++;
-        /* Batched steps (same action, region and tag delta) ride on the first one's call. */
+        /* Batched tag steps (same action, region and tag delta) ride on the first one's call;
+         * batched deletes are counted once per batch (delete_batch_calls). */
         bool rides = riders && riders[i];
-        if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT && !rides)
+        if ((unsigned)st->action < REC_ACT__COUNT && st->action != REC_ACT_WAIT && !batched &&
+            !rides)
             e->api_calls[st->action]++;
         int key = rides ? -1 : key_of(st->action);
-        if (key >= 0 && (rates[key].calls != e->rate_default.calls ||
-                         rates[key].window_ms != e->rate_default.window_ms))
+        if (key >= 0 && !batched &&
+            (rates[key].calls != e->rate_default.calls ||
+             rates[key].window_ms != e->rate_default.window_ms))
             e->rates_uniform = false;
-        if (!tasks || (n_deps && !deps))
+        if (!ok)
             continue;
-        tasks[i].key = key;
+        tasks[i].key = batched ? -1 : key;
         tasks[i].duration_ms =
             (st->action == REC_ACT_CREATE || st->action == REC_ACT_WAIT) ? opts->create_wait_ms : 0;
-        tasks[i].deps = deps ? deps + used : NULL;
+        rec_sim_task *dst = batched ? &tasks[ns + batch_of[i]] : &tasks[i];
+        if (batched)
+            deps[off[i] + tasks[i].n_deps++] = ns + batch_of[i];
+        size_t base = off[dst - tasks];
         for (size_t k = 0; k < st->n_depends; k++)
-            if (st->depends_on[k] >= 1 && st->depends_on[k] <= plan->n_steps)
-                deps[used + tasks[i].n_deps++] = st->depends_on[k] - 1;
-        used += st->n_depends;
+            if (st->depends_on[k] >= 1 && st->depends_on[k] <= ns)
+                deps[base + dst->n_deps++] = st->depends_on[k] - 1;
     }
+    for (size_t b = 0; tasks && b < nb; b++)
+        tasks[ns + b].key = KEY_BATCH;
     uint64_t total = 0;
-    if (tasks && (!n_deps || deps) &&
-        rec_simulate(tasks, plan->n_steps, rates, N_KEYS, &total, NULL) == 0)
+    if (ok && rec_simulate(tasks, nt, rates, N_KEYS, &total, NULL) == 0)
         e->estimated_ms = total;
+    free(off);
     free(tasks);
     free(deps);
     free(riders);
+    free(batch_of);
 }

@@ -96,6 +96,8 @@ typedef struct rec_options {
     size_t n_previous_owners;
     uint64_t create_wait_ms; /* expected time from CreateCustomImage to status 1 (estimate only);
                                 rec_options_init: 60000 */
+    unsigned create_wait_samples; /* recent creates create_wait_ms was learned from (0: the
+                                     default) */
 } rec_options;
 
 /* Fills the defaults above. */
@@ -262,6 +264,8 @@ typedef struct rec_estimate {
     spec_rate rate_default;               /* for the "at 10/60s per action" text */
     bool rates_uniform;                   /* every API action used has rate_default */
     uint64_t create_wait_ms;              /* the image build time the simulation assumed */
+    unsigned create_wait_samples;         /* recent creates it was learned from; 0: the default */
+    unsigned delete_batch_calls;          /* DeleteCustomImages calls (deletes batched per region) */
 } rec_estimate;
 
 /* ---- The plan ---- */

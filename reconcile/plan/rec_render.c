@@ -243,10 +243,14 @@ static void print_summary(FILE *out, const rec_plan *plan)
         unsigned n = e->api_calls[order[i]];
         if (order[i] == REC_ACT_SHARE)
             n += e->api_calls[REC_ACT_UNSHARE];
-        if (!n)
-            continue;
-        fprintf(out, "%s %s %u", first ? "" : ",", rec_action_api(order[i]), n);
-        first = false;
+        if (n) {
+            fprintf(out, "%s %s %u", first ? "" : ",", rec_action_api(order[i]), n);
+            first = false;
+        }
+        if (order[i] == REC_ACT_DELETE && e->delete_batch_calls) {
+            fprintf(out, "%s DeleteCustomImages %u", first ? "" : ",", e->delete_batch_calls);
+            first = false;
+        }
     }
     char dur[32], rate[32];
     rec_format_duration(e->estimated_ms, dur, sizeof(dur));
@@ -258,7 +262,11 @@ static void print_summary(FILE *out, const rec_plan *plan)
     if (e->n_create + e->n_replace + e->n_wait > 0 && e->create_wait_ms > 0) {
         char build[32];
         rec_format_duration(e->create_wait_ms, build, sizeof(build));
-        fprintf(out, ", assuming %s per image build", build);
+        if (e->create_wait_samples > 0)
+            fprintf(out, ", assuming %s per image build (learned from %u recent create%s)", build,
+                    e->create_wait_samples, e->create_wait_samples == 1 ? "" : "s");
+        else
+            fprintf(out, ", assuming %s per image build (default)", build);
     }
     fputs(".\n", out);
 }
@@ -470,8 +478,11 @@ static json_t *summary_json(const rec_plan *plan, bool *ok)
     jset(calls, "DeleteImage", json_integer(e->api_calls[REC_ACT_ECS_DELETE]), ok);
     for (rec_action a = REC_ACT_TAG; a < REC_ACT__COUNT; a++)
         jset(calls, rec_action_api(a), json_integer(e->api_calls[a]), ok);
+    jset(calls, "DeleteCustomImages", json_integer(e->delete_batch_calls), ok);
     jset(o, "api_calls", calls, ok);
     jset(o, "estimated_seconds", json_real((double)e->estimated_ms / 1000.0), ok);
+    jset(o, "build_seconds", json_real((double)e->create_wait_ms / 1000.0), ok);
+    jset(o, "build_learned_from", json_integer(e->create_wait_samples), ok);
     char rate[32];
     format_rate(e->rate_default, rate, sizeof(rate));
     jset(o, "rate", e->rates_uniform ? json_string(rate) : json_null(), ok);

@@ -9,9 +9,14 @@
  *
  * Usage: node tests/bench/bench.js [--build DIR] [--window 2s] [--calls 10] [--create-delay 1s]
  *                                  [--runs 3] [--scenario NAME]... [--no-baselines] [--json FILE]
- *                                  [--timeline DIR]
+ *                                  [--timeline DIR] [--baseline serial|burst]... [--cold] [--no-warmup]
  * Prints one table per scenario; --json writes every figure, --timeline writes the per-action
  * call timeline (seconds since start) of the replace scenario for tests/bench/plot.sh.
+ * imgrecon's first run of each scenario is a warm-up without build-time samples (reported as
+ * "cold"); the measured runs then start with the samples the previous run journaled, as a
+ * deployment's state directory would hold them. --no-warmup measures from the first run;
+ * --cold never carries samples. --baseline limits the baselines to the ones named.
+ * BENCH_DEBUG=1 prints each run's emulator journal (seconds since its first call, action, code).
  */
 'use strict';
 const fs = require('fs');
@@ -26,7 +31,8 @@ const SDK_DIRS = [path.join(ROOT, 'tests', 'conformance', 'node_modules'), path.
 module.paths.unshift(...SDK_DIRS);
 const KEY_ID = 'LTAIbenchKey0001';
 const KEY_SECRET = 'bench-secret-0001';
-const MUTATING = ['CreateCustomImage', 'ModifyImageShareStatus', 'DeleteCustomImage'];
+const MUTATING = ['CreateCustomImage', 'ModifyImageShareStatus', 'DeleteCustomImage', 'DeleteCustomImages'];
+const BATCH_MAX = 15; /* DeleteCustomImages takes up to 15 ids */
 
 function parseDuration(s) {
     const m = /^(\d+)(ms|s|m|h)$/.exec(s);
@@ -36,7 +42,7 @@ function parseDuration(s) {
 
 function parseArgs(argv) {
     const o = { build: path.join(ROOT, 'build'), windowMs: 2000, calls: 10, createDelayMs: 1000,
-                runs: 3, scenarios: [], baselines: true, json: null, timeline: null };
+                runs: 3, scenarios: [], baselines: true, json: null, timeline: null, learn: true, warmup: true };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i], v = argv[i + 1];
         switch (a) {
@@ -47,6 +53,9 @@ function parseArgs(argv) {
         case '--runs': o.runs = Number(v); i++; break;
         case '--scenario': o.scenarios.push(v); i++; break;
         case '--no-baselines': o.baselines = false; break;
+        case '--baseline': o.only = (o.only || []).concat([v]); i++; break;
+        case '--cold': o.learn = false; o.warmup = false; break;
+        case '--no-warmup': o.warmup = false; break;
         case '--json': o.json = path.resolve(v); i++; break;
         case '--timeline': o.timeline = path.resolve(v); i++; break;
         default: throw new Error(`unknown argument ${a}`);
@@ -79,6 +88,13 @@ function makeScenario(name) {
                  regions: [region(0, {
                      existing: range(15).map(i => ({ name: `old-${i}`, shared: i < 10 })),
                      want: range(15).map(i => ({ name: `new-${i}`, share: true })) })] };
+    case 'prune15':
+        /* A full region whose 15 owned images are all pruned (undeclared) and 15 others declared:
+         * every create waits for a delete. */
+        return { name, desc: 'full region (15/15) pruned and replaced by 15 new images',
+                 regions: [region(0, {
+                     existing: range(15).map(i => ({ name: `stale-${i}`, shared: false })),
+                     want: range(15).map(i => ({ name: `fresh-${i}`, share: false })) })] };
     case 'spread100':
         /* 100 images across 10 regions. */
         return { name, desc: '100 creates across 10 regions (no shares)',
@@ -111,7 +127,7 @@ function fixtureYaml(sc) {
                        `        name: ${img.name}`, `        instance_id: ${serverId(reg.r, i % reg.servers)}`,
                        `        system_snapshot_id: ${sysSnap(reg.r, i % reg.servers)}`,
                        '        status: "1"', `        in_share: ${img.shared ? 'true' : 'false'}`,
-                       '        tags: {imgrecon/owner: default}');
+                       '        tags: {imgrecon/owner: bench}');
         });
     }
     return lines.join('\n') + '\n';
@@ -135,8 +151,11 @@ function manifestYaml(sc) {
 
 /* Tasks: {id, action, region, name, deps:[ids], after: ms that must pass after the deps finish}.
  * Per region: unshare shared images that go; delete images that go; create missing images,
- * each create beyond the free quota depending on one delete; share after create + create delay. */
-function taskGraph(sc, createDelayMs) {
+ * each create beyond the free quota depending on one delete; share after create + create delay.
+ * With batch (the lower bound; imgrecon's deletes), the deletes of a region go in calls of up to
+ * 15 ids, DeleteCustomImages (a group of one stays DeleteCustomImage), each after the unshares of
+ * its images; the baselines keep one DeleteCustomImage per image, as every peer does. */
+function taskGraph(sc, createDelayMs, batch = false) {
     const tasks = [];
     const add = (t) => { t.id = tasks.length; tasks.push(t); return t.id; };
     for (const reg of sc.regions) {
@@ -152,8 +171,17 @@ function taskGraph(sc, createDelayMs) {
             }
             const deps = [];
             if (img.shared) deps.push(add({ action: 'ModifyImageShareStatus', region: reg.r, name: img.name, op: 'UnShare', deps: [], after: 0 }));
-            deletes.push(add({ action: 'DeleteCustomImage', region: reg.r, name: img.name, deps, after: 0 }));
+            if (batch) deletes.push({ name: img.name, deps });
+            else deletes.push(add({ action: 'DeleteCustomImage', region: reg.r, name: img.name, deps, after: 0 }));
         });
+        if (batch) {
+            /* One task per batch; deletes[k] becomes the id of the batch holding image k. */
+            const groups = [];
+            for (let k = 0; k < deletes.length; k += BATCH_MAX) groups.push(deletes.slice(k, k + BATCH_MAX));
+            const ids = groups.map(g => add({ action: g.length > 1 ? 'DeleteCustomImages' : 'DeleteCustomImage', region: reg.r,
+                                            name: g.map(x => x.name).join(','), n: g.length, deps: g.flatMap(x => x.deps), after: 0 }));
+            deletes.splice(0, deletes.length, ...deletes.map((_, k) => ids[Math.floor(k / BATCH_MAX)]));
+        }
         const have = new Set(reg.existing.map(e => e.name));
         let free = quota - reg.existing.length;
         let d = 0;
@@ -175,7 +203,7 @@ function taskGraph(sc, createDelayMs) {
  * the tasks of one action are interchangeable unit jobs and every dependency chain is
  * monotone, so delaying a start never lets a later one begin earlier. */
 function lowerBound(sc, o) {
-    const tasks = taskGraph(sc, o.createDelayMs);
+    const tasks = taskGraph(sc, o.createDelayMs, true);
     const listCalls = sc.regions.reduce((n, r) => n + Math.max(1, Math.ceil(r.existing.length / 100)), 0);
     const starts = {};
     const slot = (action, t) => {
@@ -217,7 +245,8 @@ function lowerBound(sc, o) {
     for (const n of avail.values()) polls += Math.ceil(n / 100);
     const minCalls = { ListCustomImages: listCalls + polls };
     for (const t of tasks) minCalls[t.action] = (minCalls[t.action] || 0) + 1;
-    return { ms: end, minCalls, minPolls: polls, tasks };
+    const deleted = tasks.filter(t => /^DeleteCustomImages?$/.test(t.action)).reduce((n, t) => n + (t.n || 1), 0);
+    return { ms: end, minCalls, minPolls: polls, tasks, deleted };
 }
 
 /* ---------- processes and HTTP ---------- */
@@ -302,16 +331,28 @@ async function converged(port, sc) {
 
 /* ---------- strategies ---------- */
 
-async function runImgrecon(o, dir, port, manifests) {
+/* Build-time samples (the journal's ImageAvailable lines) carried from one imgrecon run of a
+ * scenario to the next, as a deployment's state directory would keep them. Only these lines:
+ * the rest of the journal names images of an emulator that is gone. */
+const learned = new Map();
+
+async function runImgrecon(o, dir, port, manifests, scName) {
+    const state = path.join(dir, 'state');
+    fs.mkdirSync(state, { mode: 0o700 });
+    const history = o.learn ? (learned.get(scName) || []) : [];
+    if (history.length) fs.writeFileSync(path.join(state, 'journal.jsonl'), history.join('\n') + '\n', { mode: 0o600 });
     const env = { ...process.env, ALIBABA_CLOUD_ACCESS_KEY_ID: KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET: KEY_SECRET };
     /* The replace scenario deletes undeclared images imgrecon owns: prune on, and the
      * max_deletes guard (default 5) raised above the scenario's 15 deletes. */
     const config = path.join(dir, 'config.yaml');
-    fs.writeFileSync(config, 'prune: true\nmax_deletes: 1000\nmetrics_listen: null\n');
+    fs.writeFileSync(config, 'owner: bench\nprune: true\nmax_deletes: 1000\nmetrics_listen: null\n');
     const r = await run(path.join(o.build, 'imgrecon'),
         ['apply', '-c', config, '--auto-approve', '--endpoint', `http://127.0.0.1:${port}`, '-f', manifests,
          '--state-dir', path.join(dir, 'state'), '--rate-limit', `${o.calls}/${o.windowMs}ms`, '-q'], { env });
     if (r.code !== 0) throw new Error(`imgrecon apply exited ${r.code}: ${r.err.slice(-2000)}`);
+    const jf = path.join(state, 'journal.jsonl');
+    if (fs.existsSync(jf))
+        learned.set(scName, fs.readFileSync(jf, 'utf8').split('\n').filter(l => l.includes('"action":"ImageAvailable"')).slice(-50));
     return r.ms;
 }
 
@@ -333,7 +374,7 @@ async function sdkTask(sdk, t, ids) {
         const i = Number(m[1]) % t.servers;
         const r = await client.createCustomImage(new Swas.CreateCustomImageRequest({
             regionId, imageName: t.name, instanceId: serverId(t.region, i), systemSnapshotId: sysSnap(t.region, i),
-            clientToken: `bench-${t.region}-${t.name}`, tag: [new Swas.CreateCustomImageRequestTag({ key: 'imgrecon/owner', value: 'default' })] }));
+            clientToken: `bench-${t.region}-${t.name}`, tag: [new Swas.CreateCustomImageRequestTag({ key: 'imgrecon/owner', value: 'bench' })] }));
         ids.set(`${t.region}/${t.name}`, r.body.imageId);
         return;
     }
@@ -455,11 +496,12 @@ async function runOnce(o, sc, strategy, runIdx) {
     fs.writeFileSync(path.join(mdir, 'images.yaml'), manifestYaml(sc));
     const { emu, port, journal } = await startEmulator(o, dir, fixture);
     try {
-        const ms = strategy === 'imgrecon' ? await runImgrecon(o, dir, port, mdir) : await runBaseline(strategy, o, sc, port);
+        const ms = strategy === 'imgrecon' ? await runImgrecon(o, dir, port, mdir, sc.name) : await runBaseline(strategy, o, sc, port);
         const bad = await converged(port, sc);
         const lines = readJournal(journal);
         const t0 = lines.length ? Date.parse(lines[0].ts) : 0;
         const timeline = lines.map(l => ({ t: (Date.parse(l.ts) - t0) / 1000, action: l.action, code: l.code }));
+        if (process.env.BENCH_DEBUG) console.error(`${sc.name} ${strategy} ${ms.toFixed(0)}ms\n` + lines.map(l => `  ${((Date.parse(l.ts) - t0) / 1000).toFixed(3)} ${l.action} ${l.code || ''} ${(l.params && (l.params.ImageIds || '')).slice(0, 40)}`).join('\n'));
         return { ms, converged: bad === null, problem: bad, ...summarize(lines), timeline };
     } finally {
         emu.kill('SIGTERM');
@@ -468,13 +510,16 @@ async function runOnce(o, sc, strategy, runIdx) {
     }
 }
 
+/* Delete calls of either kind (single and batched). */
+function deleteCalls(calls) { return (calls.DeleteCustomImage || 0) + (calls.DeleteCustomImages || 0); }
+
 function fmtCalls(calls, min) {
     return Object.keys({ ...min, ...calls }).sort().map(a => `${a.replace('CustomImage', 'CI').replace('ModifyImageShareStatus', 'Share*')}=${calls[a] || 0}/${min[a] || 0}`).join(' ');
 }
 
 async function main() {
     const o = parseArgs(process.argv);
-    const names = o.scenarios.length ? o.scenarios : ['create15', 'replace15', 'spread100', 'nochange1500'];
+    const names = o.scenarios.length ? o.scenarios : ['create15', 'replace15', 'prune15', 'spread100', 'nochange1500'];
     if (o.baselines) {
         try { require.resolve('@alicloud/swas-open20200601'); } catch (e) {
             console.error('bench: installing the official SDK for the baselines (npm)...');
@@ -489,10 +534,13 @@ async function main() {
     for (const name of names) {
         const sc = makeScenario(name);
         const lb = lowerBound(sc, o);
-        const strategies = ['imgrecon', ...(o.baselines && !sc.nochange ? ['serial', 'burst'] : [])];
+        const strategies = ['imgrecon', ...(o.baselines && !sc.nochange ? ['serial', 'burst'].filter(b => !o.only || o.only.includes(b)) : [])];
         console.log(`${name}: ${sc.desc}; lower bound ${(lb.ms / 1000).toFixed(2)}s`);
         for (const s of strategies) {
             const res = [];
+            /* imgrecon's first run of a scenario starts without build-time samples (cold); it is
+             * reported on its own and the measured runs come after it (learned). */
+            const cold = s === 'imgrecon' && o.warmup ? await runOnce(o, sc, s, -1) : null;
             for (let i = 0; i < o.runs; i++) res.push(await runOnce(o, sc, s, i));
             const med = median(res.map(r => r.ms));
             const mid = res.find(r => r.ms === med) || res[0];
@@ -500,9 +548,11 @@ async function main() {
                           ratio: med / Math.max(lb.ms, 1), runs_s: res.map(r => r.ms / 1000),
                           converged: res.every(r => r.converged), problems: res.map(r => r.problem).filter(Boolean),
                           calls: mid.calls, min_calls: lb.minCalls, polls: mid.polls, min_polls: lb.minPolls,
-                          throttled: res.map(r => r.throttled), throttled_by_action: res.map(r => r.throttledBy) };
+                          throttled: res.map(r => r.throttled), throttled_by_action: res.map(r => r.throttledBy),
+                          cold_s: cold ? cold.ms / 1000 : null, cold_polls: cold ? cold.polls : null,
+                          delete_calls: deleteCalls(mid.calls), min_delete_calls: deleteCalls(lb.minCalls), images_deleted: lb.deleted };
             all.push(row);
-            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls})  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}`);
+            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls}; delete calls ${row.delete_calls}/${row.min_delete_calls} for ${lb.deleted} images)  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}${cold ? `  (cold first run ${row.cold_s.toFixed(2)}s, polls ${row.cold_polls})` : ''}`);
             if (o.timeline && name === 'replace15') fs.writeFileSync(path.join(o.timeline, `timeline-${s}.tsv`), mid.timeline.map(e => `${e.t}\t${e.action}\t${e.code || 'OK'}`).join('\n') + '\n');
         }
         console.log('');

@@ -5,7 +5,7 @@
 # only when a run does not converge or a tool breaks). About 9 minutes on 2 cores.
 # Usage: tests/bench/run.sh [BUILD_DIR]
 # Settings (environment): BENCH_WINDOW (1s) BENCH_CALLS (10) BENCH_CREATE_DELAY (1s)
-#   BENCH_RUNS (3) BENCH_SCENARIOS ("create15 replace15 spread100 nochange1500")
+#   BENCH_RUNS (3) BENCH_SCENARIOS ("create15 replace15 prune15 spread100 nochange1500")
 #   RUNS (3, scale.sh) IDLE_SECONDS (60, idle.sh) BENCH_OUT (BUILD_DIR/bench)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +13,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 out=${BENCH_OUT:-$build/bench}
 mkdir -p "$out"
 scen=()
-for s in ${BENCH_SCENARIOS:-create15 replace15 spread100 nochange1500}; do scen+=(--scenario "$s"); done
+for s in ${BENCH_SCENARIOS:-create15 replace15 prune15 spread100 nochange1500}; do scen+=(--scenario "$s"); done
 start=$(date +%s)
 {
     echo "== convergence (tests/bench/bench.js)"

@@ -108,7 +108,22 @@ static bool is_fixture_id(const char *id)
 static bool is_mutation(const char *action)
 {
     return streq(action, "CreateCustomImage") || streq(action, "ModifyImageShareStatus") ||
-           streq(action, "DeleteCustomImage") || streq(action, "DeleteImage");
+           streq(action, "DeleteCustomImage") || streq(action, "DeleteCustomImages") ||
+           streq(action, "DeleteImage");
+}
+
+/* True when journal line l names image id: its ImageId, or one of a batch's ImageIds. */
+static bool names_image(json_t *l, const char *id)
+{
+    if (streq(jparam(l, "ImageId"), id))
+        return true;
+    const char *ids = jparam(l, "ImageIds");
+    json_t *a = ids ? json_loads(ids, 0, NULL) : NULL;
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(a) && !found; i++)
+        found = streq(json_string_value(json_array_get(a, i)), id);
+    json_decref(a);
+    return found;
 }
 
 /* What makes two journal lines the same call: its ClientToken, or the image for ECS DeleteImage
@@ -144,9 +159,9 @@ static size_t count_repeats(json_t *j, const char *action)
 /* The calls used by action and the lines with an error code, on one line. */
 static void print_stats(const char *scenario, int runs, json_t *j)
 {
-    static const char *const actions[] = {"ListCustomImages",  "DescribeImages",
-                                          "CreateCustomImage", "ModifyImageShareStatus",
-                                          "DeleteCustomImage", "DeleteImage"};
+    static const char *const actions[] = {
+        "ListCustomImages",  "DescribeImages",     "CreateCustomImage", "ModifyImageShareStatus",
+        "DeleteCustomImage", "DeleteCustomImages", "DeleteImage"};
     char line[1024];
     int off =
         snprintf(line, sizeof(line), "faults: scenario=%s apply_runs=%d calls:", scenario, runs);
@@ -235,12 +250,18 @@ static size_t find_ok(json_t *j, size_t from, const char *action, const char *op
 {
     for (size_t i = from; i < json_array_size(j); i++) {
         json_t *l = json_array_get(j, i);
-        if (jstr(l, "code") == NULL && streq(jstr(l, "action"), action) &&
-            (op == NULL || streq(jparam(l, "Operation"), op)) && streq(jparam(l, "ImageId"), id))
+        const char *a = jstr(l, "action");
+        bool same = streq(a, action) ||
+                    (streq(action, "DeleteCustomImage") && streq(a, "DeleteCustomImages"));
+        if (jstr(l, "code") == NULL && same && (op == NULL || streq(jparam(l, "Operation"), op)) &&
+            names_image(l, id))
             return i;
     }
     return SIZE_MAX;
 }
+
+/* The first successful call of action (either delete for "DeleteCustomImage") on id. */
+static size_t find_ok(json_t *j, size_t from, const char *action, const char *op, const char *id);
 
 /* The journal rules, read from the emulator's journal (one line per request, in the order the
  * answers were sent). */
@@ -262,6 +283,11 @@ static void check_journal(json_t *j)
         cr_expect(!streq(c, "ImageNameAlreadyExist"), "a second create of %s at %s",
                   jparam(l, "ImageName"), jstr(l, "ts"));
         /* Nothing unmanaged or protected is touched, and kept images are never deleted. */
+        if (streq(a, "DeleteCustomImages"))
+            cr_expect(!names_image(l, ID_FOREIGN) && !names_image(l, ID_PROTECT) &&
+                          !names_image(l, ID_KEEP_A) && !names_image(l, ID_KEEP_B),
+                      "a batch names an image that is not to be deleted: %s",
+                      jparam(l, "ImageIds"));
         if (is_mutation(a) && id != NULL) {
             cr_expect(!streq(id, ID_FOREIGN), "%s on the unmanaged image", a);
             cr_expect(!streq(id, ID_PROTECT), "%s on the protected image", a);
@@ -464,7 +490,7 @@ Test(faults, throttling_storm)
              "{\"action\":\"DescribeImages\",\"kind\":\"Throttling\",\"count\":2},"
              "{\"action\":\"CreateCustomImage\",\"kind\":\"Throttling\",\"count\":5},"
              "{\"action\":\"ModifyImageShareStatus\",\"kind\":\"Throttling\",\"count\":5},"
-             "{\"action\":\"DeleteCustomImage\",\"kind\":\"Throttling\",\"count\":5},"
+             "{\"action\":\"DeleteCustomImages\",\"kind\":\"Throttling\",\"count\":5},"
              "{\"action\":\"DeleteImage\",\"kind\":\"Throttling\",\"count\":2}]",
              1);
 }
@@ -479,11 +505,11 @@ Test(faults, responses_slower_than_the_client_timeout)
     scenario_held("slow-responses", NULL,
                   "[{\"action\":\"CreateCustomImage\",\"kind\":\"delay\",\"delay_ms\":30200},"
                   "{\"action\":\"ModifyImageShareStatus\",\"kind\":\"delay\",\"delay_ms\":31000},"
-                  "{\"action\":\"DeleteCustomImage\",\"kind\":\"delay\",\"delay_ms\":31000},"
+                  "{\"action\":\"DeleteCustomImages\",\"kind\":\"delay\",\"delay_ms\":31000},"
                   "{\"action\":\"DeleteImage\",\"kind\":\"delay\",\"delay_ms\":30200}]",
                   1,
                   (const char *const[]){"CreateCustomImage", "ModifyImageShareStatus",
-                                        "DeleteCustomImage", "DeleteImage", NULL});
+                                        "DeleteCustomImages", "DeleteImage", NULL});
 }
 
 Test(faults, dropped_connections)
@@ -493,7 +519,7 @@ Test(faults, dropped_connections)
              "{\"action\":\"DescribeImages\",\"kind\":\"drop\",\"count\":1},"
              "{\"action\":\"CreateCustomImage\",\"kind\":\"drop\",\"count\":3},"
              "{\"action\":\"ModifyImageShareStatus\",\"kind\":\"drop\",\"count\":3},"
-             "{\"action\":\"DeleteCustomImage\",\"kind\":\"drop\",\"count\":2},"
+             "{\"action\":\"DeleteCustomImages\",\"kind\":\"drop\",\"count\":2},"
              "{\"action\":\"DeleteImage\",\"kind\":\"drop\",\"count\":1}]",
              1);
 }

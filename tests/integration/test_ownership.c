@@ -284,3 +284,85 @@ Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
     rec_plan_free(plan);
     rec_observed_free(&obs);
 }
+
+#define ID_MINE1 "m-bp1mine0000000001"
+#define ID_MINE2 "m-bp1mine0000000002"
+
+/* Batched deletes pass the same check per id: a plan deleting the console image and two of ours
+ * sends one DeleteCustomImages naming exactly our two ids, and the console image's step fails
+ * without a call. */
+Test(ownership, executor_batch_leaves_out_an_image_not_observed_as_ours)
+{
+    write_fixture(&E, 2,
+                  FIX(ID_HAND, "hand-made", "1", "false", "{team: ops}")
+                      FIX(ID_MINE1, "mine-1", "1", "false", "{imgrecon/owner: team-a}")
+                          FIX(ID_MINE2, "mine-2", "1", "false", "{imgrecon/owner: team-a}"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    rec_plan *plan = calloc(1, sizeof(*plan));
+    cr_assert_not_null(plan);
+    plan->owner = strdup("team-a");
+    plan->steps = calloc(3, sizeof(rec_step));
+    plan->n_steps = 3;
+    make_step(&plan->steps[0], 1, REC_ACT_DELETE, "hand-made", ID_HAND);
+    make_step(&plan->steps[1], 2, REC_ACT_DELETE, "mine-1", ID_MINE1);
+    make_step(&plan->steps[2], 3, REC_ACT_DELETE, "mine-2", ID_MINE2);
+    rec_observed obs = {0};
+    rec_region_obs *r = NULL;
+    cr_assert_eq(rec_observed_add_region(&obs, "cn-hangzhou", &r), 0);
+    add_observed(r, ID_HAND, "hand-made", NULL);
+    add_observed(r, ID_MINE1, "mine-1", "team-a");
+    add_observed(r, ID_MINE2, "mine-2", "team-a");
+
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    prov_credential cred = {.access_key_id = (char *)KEY_ID,
+                            .access_key_secret = (char *)KEY_SECRET};
+    prov_client_opts co = {.endpoint = E.emu.base_url,
+                           .cred = &cred,
+                           .rate_for = exec_rate,
+                           .timeout_ms = 5000,
+                           .connect_timeout_ms = 2000};
+    prov_client *client = NULL;
+    cr_assert_eq(prov_client_new(&loop, &co, &client), 0);
+    rec_exec_opts xo = {.client = client, .observed = &obs, .owner = "team-a"};
+    exec_outcome out = {0};
+    cr_assert_eq(rec_exec_start(&loop, plan, &xo, on_exec_done, &out, NULL), 0);
+    int64_t deadline = mono_ms_now() + 20000;
+    while (!out.done && mono_ms_now() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    cr_assert(out.done, "the executor finished in time");
+    prov_client_close(client);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+
+    cr_expect_eq(out.n_failed, 1);
+    cr_expect_eq(out.n_done, 2, "both of our images were deleted");
+    cr_assert_not_null(out.error[0]);
+    cr_expect_not_null(strstr(out.error[0], "not observed carrying this owner's"), "%s",
+                       out.error[0]);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0);
+    cr_assert_eq(count_calls(j, 0, "DeleteCustomImages", "*"), 1);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        if (strcmp(jstr(l, "action"), "DeleteCustomImages") != 0)
+            continue;
+        json_t *ids = json_loads(jparam(l, "ImageIds"), 0, NULL);
+        cr_assert(json_is_array(ids), "ImageIds is a JSON array: %s", jparam(l, "ImageIds"));
+        cr_expect_eq(json_array_size(ids), 2);
+        for (size_t k = 0; k < json_array_size(ids); k++)
+            cr_expect_str_neq(json_string_value(json_array_get(ids, k)), ID_HAND);
+        json_decref(ids);
+    }
+    json_decref(j);
+    json_t *imgs = state_images(&E);
+    cr_expect_not_null(find_image(imgs, "hand-made"), "the console image is still there");
+    cr_expect_null(find_image(imgs, "mine-1"));
+    cr_expect_null(find_image(imgs, "mine-2"));
+    json_decref(imgs);
+    for (size_t i = 0; i < 2; i++)
+        free(out.error[i]);
+    rec_plan_free(plan);
+    rec_observed_free(&obs);
+}

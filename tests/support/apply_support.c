@@ -187,17 +187,26 @@ void assert_journal_rules(env *e)
     /* Every successful delete of a shared image comes after the unshare of that image. */
     for (size_t i = 0; i < n; i++) {
         json_t *l = json_array_get(j, i);
-        if (jstr(l, "code") != NULL || strcmp(jstr(l, "action"), "DeleteCustomImage") != 0)
+        const char *a = jstr(l, "action");
+        if (jstr(l, "code") != NULL ||
+            (strcmp(a, "DeleteCustomImage") != 0 && strcmp(a, "DeleteCustomImages") != 0))
             continue;
-        const char *id = jparam(l, "ImageId");
-        for (size_t k = i + 1; k < n; k++) {
-            json_t *u = json_array_get(j, k);
-            const char *op = jparam(u, "Operation");
-            cr_expect(!(strcmp(jstr(u, "action"), "ModifyImageShareStatus") == 0 && op &&
-                        strcmp(op, "UnShare") == 0 && jparam(u, "ImageId") && id &&
-                        strcmp(jparam(u, "ImageId"), id) == 0),
-                      "unshare of %s after its delete", id);
+        /* A single delete names ImageId; a batch a JSON array in ImageIds. */
+        const char *ids_text = jparam(l, "ImageIds");
+        json_t *ids = ids_text ? json_loads(ids_text, 0, NULL) : NULL;
+        size_t n_ids = ids ? json_array_size(ids) : 1;
+        for (size_t d = 0; d < n_ids; d++) {
+            const char *id = ids ? json_string_value(json_array_get(ids, d)) : jparam(l, "ImageId");
+            for (size_t k = i + 1; k < n; k++) {
+                json_t *u = json_array_get(j, k);
+                const char *op = jparam(u, "Operation");
+                cr_expect(!(strcmp(jstr(u, "action"), "ModifyImageShareStatus") == 0 && op &&
+                            strcmp(op, "UnShare") == 0 && jparam(u, "ImageId") && id &&
+                            strcmp(jparam(u, "ImageId"), id) == 0),
+                          "unshare of %s after its delete", id);
+            }
         }
+        json_decref(ids);
     }
     json_decref(j);
 }

@@ -180,3 +180,46 @@ Test(journal, bad_arguments_and_unwritable_dir)
     rec_journal_close(NULL);
     cr_assert_eq(rec_journal_append(NULL, NULL), -EINVAL);
 }
+
+static void add_sample(rec_journal *j, const char *region, uint64_t ts_ms, uint64_t build_ms,
+                       uint64_t lo_ms)
+{
+    rec_journal_entry e = {.phase = REC_JOURNAL_RESULT,
+                           .ts_ms = ts_ms,
+                           .address = "swas.r.custom_image.web",
+                           .action = REC_JOURNAL_AVAILABLE,
+                           .region = (char *)region,
+                           .name = "web",
+                           .image_id = "m-1",
+                           .build_ms = build_ms,
+                           .build_lo_ms = lo_ms};
+    cr_assert_eq(rec_journal_append(j, &e), 0);
+}
+
+/* Build-time samples survive a reopen; the learned values are medians of the newest 8 of the
+ * region (or of every region), younger than the age limit. */
+Test(journal, learned_build_time_from_samples)
+{
+    rec_journal *j = NULL;
+    cr_assert_eq(rec_journal_open(dir, "c1", 0, &j), 0);
+    uint64_t now = 1800000000000ull;
+    add_sample(j, "cn-a", now - 10 * 86400000ull, 5000, 0); /* too old */
+    add_sample(j, "cn-a", now - 1000, 61000, 59000);
+    add_sample(j, "cn-a", now - 900, 60000, 0);
+    add_sample(j, "cn-a", now - 800, 90000, 58000); /* a slow one does not move the median */
+    add_sample(j, "cn-b", now - 700, 30000, 29000);
+    rec_journal_close(j);
+    cr_assert_eq(rec_journal_open(dir, "c2", 0, &j), 0);
+    rec_build_learned b;
+    rec_journal_learned_build(j, "cn-a", now, 7 * 86400000ull, &b);
+    cr_expect_eq(b.n, 3);
+    cr_expect_eq(b.typical_ms, 61000);
+    cr_expect_eq(b.hi_ms, 61000);
+    cr_expect_eq(b.lo_ms, 59000);
+    rec_journal_learned_build(j, NULL, now, 7 * 86400000ull, &b);
+    cr_expect_eq(b.n, 4);
+    rec_journal_learned_build(j, "cn-z", now, 7 * 86400000ull, &b);
+    cr_expect_eq(b.n, 0);
+    cr_expect_eq(b.typical_ms, 0);
+    rec_journal_close(j);
+}

@@ -1157,8 +1157,9 @@ static const char mixed_text[] =
     "'default'): never touched\n"
     "\n"
     "Plan: 1 to create, 1 to replace, 3 to share/unshare, 1 to delete, 1 ECS image(s) to "
-    "delete. API calls: CreateCustomImage 2, ModifyImageShareStatus 3, DeleteCustomImage 2, "
-    "DeleteImage 1. Estimated time: 30s at 10/60s per action, assuming 30s per image build.\n";
+    "delete. API calls: CreateCustomImage 2, ModifyImageShareStatus 3, DeleteCustomImages 1, "
+    "DeleteImage 1. Estimated time: 30s at 10/60s per action, assuming 30s per image build "
+    "(default).\n";
 
 Test(plan, render_text_snapshot)
 {
@@ -1570,4 +1571,87 @@ Test(plan, undeclared_same_name_not_ours_is_unmanaged)
     cr_assert_eq(fx.plan->n_steps, 1);
     cr_assert_eq(step_n(0)->action, REC_ACT_DELETE);
     cr_assert_str_eq(step_n(0)->image_id, "m-old");
+}
+
+/* ---- batched deletes in the estimate ---- */
+
+/* A hand-made plan: n_a deletes in cn-a, n_b in cn-b, n_c in cn-c, in that order, then one
+ * create in cn-a that depends on the last delete of cn-a. */
+static rec_plan *delete_plan(size_t n_a, size_t n_b, size_t n_c)
+{
+    rec_plan *p = calloc(1, sizeof(*p));
+    cr_assert_not_null(p);
+    size_t n = n_a + n_b + n_c + 1;
+    p->steps = calloc(n, sizeof(*p->steps));
+    cr_assert_not_null(p->steps);
+    p->n_steps = n;
+    for (size_t i = 0; i < n; i++) {
+        rec_step *st = &p->steps[i];
+        st->id = (unsigned)i + 1;
+        st->action = i + 1 == n ? REC_ACT_CREATE : REC_ACT_DELETE;
+        st->region = strdup(i < n_a || i + 1 == n ? "cn-a" : i < n_a + n_b ? "cn-b" : "cn-c");
+        char name[32];
+        snprintf(name, sizeof(name), "img-%zu", i);
+        st->name = strdup(name);
+        cr_assert(st->region && st->name);
+    }
+    rec_step *c = &p->steps[n - 1];
+    c->depends_on = calloc(1, sizeof(*c->depends_on));
+    cr_assert_not_null(c->depends_on);
+    c->depends_on[0] = (unsigned)n_a; /* the last delete of cn-a */
+    c->n_depends = 1;
+    return p;
+}
+
+Test(plan, estimate_batches_deletes_per_region_up_to_15)
+{
+    rec_options o;
+    rec_options_init(&o);
+    o.create_wait_ms = 30000;
+    /* cn-a: 15 + 5 in two batches; cn-b: one delete, a single call; cn-c: 15 in a batch and the
+     * 16th alone. ceil(20/15) + ceil(1/15) + ceil(16/15) = 5 calls. */
+    rec_plan *p = delete_plan(20, 1, 16);
+    rec_plan_estimate(p, &o);
+    cr_expect_eq(p->estimate.delete_batch_calls, 3);
+    cr_expect_eq(p->estimate.api_calls[REC_ACT_DELETE], 2);
+    cr_expect_eq(p->estimate.api_calls[REC_ACT_CREATE], 1);
+    /* Five delete calls fit one window of 10/60s each: the create starts at once and the plan
+     * ends when its image is built. */
+    cr_expect_eq(p->estimate.estimated_ms, 30000);
+    char *text = render(p, 0);
+    cr_expect_not_null(strstr(text, "API calls: CreateCustomImage 1, DeleteCustomImage 2, "
+                                    "DeleteCustomImages 3."),
+                       "%s", text);
+    free(text);
+    rec_plan_free(p);
+
+    /* 165 deletes in one region: 11 batches. At 10/60s the 11th waits a window, and the create
+     * behind the last delete with it: 60 s + 30 s. One call per image would need 16 windows. */
+    p = delete_plan(165, 0, 0);
+    rec_plan_estimate(p, &o);
+    cr_expect_eq(p->estimate.delete_batch_calls, 11);
+    cr_expect_eq(p->estimate.api_calls[REC_ACT_DELETE], 0);
+    cr_expect_eq(p->estimate.estimated_ms, 90000);
+    rec_plan_free(p);
+}
+
+Test(plan, estimate_says_whether_the_build_time_was_learned)
+{
+    mixed_world();
+    fx.opts.quota_default = 5;
+    build();
+    cr_expect_eq(fx.plan->estimate.create_wait_samples, 0);
+    char *text = render(fx.plan, 0);
+    cr_expect_not_null(strstr(text, "assuming 30s per image build (default)."), "%s", text);
+    free(text);
+    fx.opts.create_wait_ms = 95000;
+    fx.opts.create_wait_samples = 3;
+    rec_plan_estimate(fx.plan, &fx.opts);
+    cr_expect_eq(fx.plan->estimate.create_wait_ms, 95000);
+    cr_expect_eq(fx.plan->estimate.create_wait_samples, 3);
+    text = render(fx.plan, 0);
+    cr_expect_not_null(strstr(text, "assuming 1m 35s per image build (learned from 3 recent "
+                                    "creates)."),
+                       "%s", text);
+    free(text);
 }

@@ -1,0 +1,277 @@
+/* Batched deletes and learned build times (issue 17 items 1 and 2; DESIGN.md "Deletes are
+ * batched", "Quota decisions") with the real binary against the real emulator:
+ *  - 20 owned images pruned in one region go out as 2 DeleteCustomImages calls (15 + 5), none
+ *    naming an image that is not ours, and the plan's summary counts those 2 calls;
+ *  - a batch refused because one of its images was shared after observe gets that image's
+ *    unshare inserted and is sent again;
+ *  - after an apply, the plan's estimate uses the build time learned from its creates. */
+#include "apply_support.h"
+
+#define SRV0 "ace0706b2ac4454d984295a94213ab00"
+
+static env E;
+
+static void setup(void)
+{
+    env_init(&E);
+}
+
+static void teardown(void)
+{
+    env_fini(&E);
+}
+
+TestSuite(batch, .init = setup, .fini = teardown, .timeout = 300);
+
+/* One fixture image line block (indented for write_fixture). */
+static void fix_image(FILE *m, const char *id, const char *name, bool shared, const char *tags)
+{
+    fprintf(m,
+            "      - image_id: %s\n        name: %s\n        instance_id: " SRV0 "\n"
+            "        system_snapshot_id: s-sys-00\n        status: \"1\"\n        in_share: %s\n"
+            "        tags: %s\n",
+            id, name, shared ? "true" : "false", tags);
+}
+
+#define KEEP_MANIFEST                                                                              \
+    "region: cn-hangzhou\ncustom_images:\n  - name: keep\n    instance_id: " SRV0                  \
+    "\n    system_snapshot_id: s-sys-00\n"
+
+/* The ImageIds of a DeleteCustomImages journal line, parsed (caller frees). */
+static json_t *batch_ids(json_t *line)
+{
+    const char *s = jparam(line, "ImageIds");
+    cr_assert_not_null(s, "DeleteCustomImages without ImageIds");
+    json_t *ids = json_loads(s, 0, NULL);
+    cr_assert(json_is_array(ids), "ImageIds is not a JSON array: %s", s);
+    return ids;
+}
+
+static bool ids_have(json_t *ids, const char *id)
+{
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        if (strcmp(json_string_value(json_array_get(ids, i)), id) == 0)
+            return true;
+    return false;
+}
+
+Test(batch, twenty_pruned_images_take_two_calls_and_never_name_a_foreign_one)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fix_image(m, "m-keep00000000000001", "keep", false, "{imgrecon/owner: team-a}");
+    fix_image(m, "m-hand00000000000001", "hand-made", true, "{team: ops}");
+    fix_image(m, "m-teamb0000000000001", "theirs", false, "{imgrecon/owner: team-b}");
+    for (int i = 0; i < 20; i++) {
+        char id[32], name[32];
+        snprintf(id, sizeof(id), "m-stale%013d", i);
+        snprintf(name, sizeof(name), "stale-%d", i);
+        fix_image(m, id, name, false, "{imgrecon/owner: team-a}");
+    }
+    fclose(m);
+    write_fixture(&E, 5, buf, NULL);
+    free(buf);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprune: true\nmax_deletes: 100\nmetrics_listen: null\n");
+    write_file(E.manifest, KEEP_MANIFEST);
+
+    run_result p = RUN(&E, "plan", "-f", E.manifest);
+    cr_assert_eq(p.status, 0, "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "20 to delete. API calls: DeleteCustomImages 2."), "%s",
+                       p.out);
+    run_result_free(&p);
+
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0, "no single delete");
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImages", "*"), 2, "ceil(20/15) = 2 calls");
+    size_t named = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        if (strcmp(jstr(l, "action"), "DeleteCustomImages") != 0)
+            continue;
+        cr_expect_null(jstr(l, "code"), "batch failed: %s", jstr(l, "code"));
+        json_t *ids = batch_ids(l);
+        cr_expect_leq(json_array_size(ids), 15);
+        named += json_array_size(ids);
+        cr_expect(!ids_have(ids, "m-hand00000000000001") &&
+                      !ids_have(ids, "m-teamb0000000000001") &&
+                      !ids_have(ids, "m-keep00000000000001"),
+                  "a batch names an image that is not to be deleted: %s", jparam(l, "ImageIds"));
+        json_decref(ids);
+    }
+    cr_expect_eq(named, 20);
+    json_decref(j);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 3, "keep, hand-made and theirs are left");
+    cr_expect_not_null(find_image(imgs, "hand-made"));
+    cr_expect_not_null(find_image(imgs, "theirs"));
+    cr_expect_not_null(find_image(imgs, "keep"));
+    json_decref(imgs);
+    assert_journal_rules(&E);
+}
+
+/* Waits (inotify on the state directory, bounded) until imgrecon's own journal holds a line
+ * containing text. */
+static bool await_state_journal(const char *text, int timeout_ms)
+{
+    char path[192];
+    snprintf(path, sizeof(path), "%s/journal.jsonl", E.state);
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE), 0);
+    int deadline = mono_ms_now() + timeout_ms;
+    bool found = false;
+    while (!found && mono_ms_now() < deadline) {
+        char *s = read_file(path);
+        found = strstr(s, text) != NULL;
+        free(s);
+        struct pollfd pf = {.fd = ino, .events = POLLIN};
+        if (!found && poll(&pf, 1, 200) > 0) {
+            char ev[4096];
+            (void)read(ino, ev, sizeof(ev));
+        }
+    }
+    close(ino);
+    return found;
+}
+
+#define ID_A "m-shra00000000000001"
+#define ID_B "m-shrb00000000000001"
+#define ID_C "m-shrc00000000000001"
+
+Test(batch, a_batch_refused_for_a_share_gets_the_unshare_and_is_sent_again)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fix_image(m, "m-keep00000000000001", "keep", false, "{imgrecon/owner: team-a}");
+    fix_image(m, "m-spare0000000000001", "spare", false, "{imgrecon/owner: team-a}");
+    fix_image(m, ID_A, "old-a", true, "{imgrecon/owner: team-a}");
+    fix_image(m, ID_B, "old-b", false, "{imgrecon/owner: team-a}");
+    fix_image(m, ID_C, "old-c", false, "{imgrecon/owner: team-a}");
+    fclose(m);
+    write_fixture(&E, 5, buf, NULL);
+    free(buf);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprune: true\nmax_deletes: 100\nmetrics_listen: null\n");
+    /* spare is declared so that the apply leaves it; the call below deletes it. */
+    write_file(E.manifest, KEEP_MANIFEST "  - name: spare\n    instance_id: " SRV0
+                                         "\n    system_snapshot_id: s-sys-00\n");
+
+    /* Spend the DeleteCustomImages budget (1 per 4 s, shared through the state directory) so
+     * that the apply's batch waits in the pacer; meanwhile old-b gets shared behind its back. */
+    run_result a =
+        RUN(&E, "api", "--rate-limit", "DeleteCustomImages=1/4s", "swas", "DeleteCustomImages",
+            "RegionId=cn-hangzhou", "ImageIds=[\"m-spare0000000000001\"]");
+    cr_assert_eq(a.status, 0, "%s", a.out);
+    run_result_free(&a);
+    write_file(E.manifest, KEEP_MANIFEST);
+    char outpath[160];
+    snprintf(outpath, sizeof(outpath), "%s/apply.txt", E.dir);
+    pid_t pid =
+        spawn_imgrecon(&E, outpath,
+                       (const char *const[]){"apply", "-f", E.manifest, "--auto-approve",
+                                             "--rate-limit", "DeleteCustomImages=1/4s", NULL});
+    cr_assert(await_state_journal("\"action\":\"DeleteCustomImages\"", 20000),
+              "the batch's intent was never journaled");
+    run_result s = RUN(&E, "api", "swas", "ModifyImageShareStatus", "RegionId=cn-hangzhou",
+                       "ImageId=" ID_B, "Operation=Share");
+    cr_assert_eq(s.status, 0, "%s", s.out);
+    run_result_free(&s);
+    int code = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_assert_eq(code, 0, "%s", out);
+    free(out);
+
+    json_t *j = journal_lines(&E);
+    size_t refused = SIZE_MAX, unshare_b = SIZE_MAX, retried = SIZE_MAX;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        const char *act = jstr(l, "action"), *c = jstr(l, "code");
+        const char *op = jparam(l, "Operation"), *id = jparam(l, "ImageId");
+        if (strcmp(act, "DeleteCustomImages") == 0 && c && strcmp(c, "CustomImageInShare") == 0)
+            refused = refused == SIZE_MAX ? i : refused;
+        else if (strcmp(act, "ModifyImageShareStatus") == 0 && c == NULL && op &&
+                 strcmp(op, "UnShare") == 0 && id && strcmp(id, ID_B) == 0)
+            unshare_b = i;
+        else if (strcmp(act, "DeleteCustomImages") == 0 && c == NULL && i > 0) {
+            json_t *ids = batch_ids(l);
+            if (ids_have(ids, ID_B))
+                retried = i;
+            json_decref(ids);
+        }
+    }
+    char trail[4096] = "";
+    for (size_t i = 0, k = 0; i < json_array_size(j) && k < sizeof(trail) - 200; i++) {
+        json_t *l = json_array_get(j, i);
+        k += (size_t)snprintf(trail + k, sizeof(trail) - k, "%s %s %s %s\n", jstr(l, "action"),
+                              jstr(l, "code") ? jstr(l, "code") : "ok",
+                              jparam(l, "ImageId") ? jparam(l, "ImageId") : "",
+                              jparam(l, "ImageIds") ? jparam(l, "ImageIds") : "");
+    }
+    json_decref(j);
+    cr_log_info("emulator calls:\n%s", trail);
+    cr_assert_neq(refused, SIZE_MAX, "the batch was not refused for the share");
+    cr_assert_neq(unshare_b, SIZE_MAX, "old-b was not unshared");
+    cr_assert_neq(retried, SIZE_MAX, "the batch was not sent again:\n%s", trail);
+    cr_expect(refused < unshare_b && unshare_b < retried,
+              "order: refused %zu, unshare %zu, retry %zu", refused, unshare_b, retried);
+    json_t *imgs = state_images(&E);
+    cr_expect_eq(json_array_size(imgs), 1, "only keep is left");
+    cr_expect_not_null(find_image(imgs, "keep"));
+    json_decref(imgs);
+}
+
+Test(batch, plan_estimate_uses_the_build_time_learned_from_the_creates)
+{
+    write_fixture(&E, 5, NULL, NULL);
+    start_emu(&E, "400ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n"
+               "  - name: img-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n"
+               "  - name: img-b\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00b\n");
+    run_result p = RUN(&E, "plan", "-f", E.manifest);
+    cr_assert_eq(p.status, 0, "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "assuming 1m 0s per image build (default)."), "%s", p.out);
+    run_result_free(&p);
+
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+
+    /* Each create left one sample: a build of at least the emulator's 400 ms. */
+    char path[192];
+    snprintf(path, sizeof(path), "%s/journal.jsonl", E.state);
+    char *jl = read_file(path);
+    size_t samples = 0;
+    for (char *line = strtok(jl, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (o && jstr(o, "action") && strcmp(jstr(o, "action"), "ImageAvailable") == 0) {
+            samples++;
+            json_int_t b = json_integer_value(json_object_get(o, "build_ms"));
+            cr_expect_geq(b, 400, "build_ms %lld below the create delay", (long long)b);
+            cr_expect_lt(b, 5000, "build_ms %lld", (long long)b);
+        }
+        json_decref(o);
+    }
+    free(jl);
+    cr_expect_eq(samples, 2);
+
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n"
+               "  - name: img-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n"
+               "  - name: img-b\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00b\n"
+               "  - name: img-c\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
+    p = RUN(&E, "plan", "-f", E.manifest);
+    cr_assert_eq(p.status, 0, "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "per image build (learned from 2 recent creates)."), "%s",
+                       p.out);
+    cr_expect_null(strstr(p.out, "assuming 1m 0s"), "%s", p.out);
+    run_result_free(&p);
+}
