@@ -171,11 +171,13 @@ int main(int argc, char **argv)
         char *body = slurp(path, &len);
         rec_region_obs *ro = NULL;
         unsigned total = 0;
-        if (body == NULL || rec_observed_add_region(&obs, name, &ro) != 0 ||
-            prov_parse_list_images(body, len, &ro->images, &total) != 0) {
+        json_t *root = body != NULL ? prov_json_load_object(body, len) : NULL;
+        if (root == NULL || rec_observed_add_region(&obs, name, &ro) != 0 ||
+            prov_parse_list_images(root, &ro->images, &total) != 0) {
             fprintf(stderr, "observe %s failed\n", name);
             return 1;
         }
+        json_decref(root);
         free(body);
     }
     double t_observe = now_ms() - t0;
