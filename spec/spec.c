@@ -42,16 +42,26 @@ typedef struct loader {
     size_t docs; /* non-empty documents in the current file */
 } loader;
 
-/* Grows a typed array by one slot; returns the slot or NULL (array untouched). */
+/* Grows a typed array by one slot; returns the slot or NULL (array untouched). The capacity is
+ * implied by the count: the array is reallocated to twice its size when the count reaches a power
+ * of two, so loading n entries costs log n reallocations. Counts may shrink (the capacity then
+ * stays above what the rule implies), never grow by other means. */
 static void *grow(void *arrp, size_t *n, size_t elem)
 {
     void **arr = arrp;
-    void *g = realloc(*arr, (*n + 1) * elem);
-    if (g == NULL)
-        return NULL;
-    *arr = g;
-    memset((char *)g + *n * elem, 0, elem);
-    return (char *)g + (*n)++ * elem;
+    if ((*n & (*n - 1)) == 0) {
+        size_t cap = *n ? *n * 2 : 1;
+        if (cap > SIZE_MAX / elem)
+            return NULL;
+        void *g = realloc(*arr, cap * elem);
+        if (g == NULL)
+            return NULL;
+        *arr = g;
+    }
+    char *slot = (char *)*arr + *n * elem;
+    memset(slot, 0, elem);
+    (*n)++;
+    return slot;
 }
 
 static void oom(loader *L)
@@ -213,7 +223,8 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
 {
     char desc[256];
     size_t *dup = NULL;
-    if (spec_ymap_duplicates(map, &dup) < 0) {
+    bool small = map->n <= SPEC_YMAP_SMALL; /* then pair by pair, without allocating */
+    if (!small && spec_ymap_duplicates(map, &dup) < 0) {
         oom(L);
         return;
     }
@@ -224,9 +235,10 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                spec_ynode_describe(k, desc, sizeof(desc)));
             continue;
         }
-        bool first = dup[i] == SIZE_MAX;
+        size_t d = small ? spec_ymap_first_dup(map, i) : dup[i];
+        bool first = d == SIZE_MAX;
         if (!first) {
-            const spec_ynode *o = map->pairs[dup[i]].key;
+            const spec_ynode *o = map->pairs[d].key;
             at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text), o->pos.file,
                o->pos.line, o->pos.col);
         }
@@ -268,14 +280,15 @@ static int get_string(loader *L, const spec_ynode *map, const char *key, char **
            spec_ynode_describe(v, desc, sizeof(desc)));
         return -1;
     }
-    if (strlen(v->text) != v->len) {
+    if (memchr(v->text, '\0', v->len) != NULL) {
         at(L, v->pos, "'%s' must not contain NUL characters", key);
         return -1;
     }
-    if ((*ret = strdup(v->text)) == NULL) {
+    if ((*ret = malloc(v->len + 1)) == NULL) {
         oom(L);
         return -1;
     }
+    memcpy(*ret, v->text, v->len + 1);
     return 1;
 }
 
