@@ -246,7 +246,8 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             continue;
         bool ok = false;
         for (size_t j = 0; j < n_known && !ok; j++)
-            ok = strcmp(k->text, known[j]) == 0 && strlen(known[j]) == k->len;
+            ok = k->text[0] == known[j][0] && strlen(known[j]) == k->len &&
+                 memcmp(k->text, known[j], k->len) == 0;
         if (ok)
             continue;
         const char *s = spec_suggest(k->text, known, n_known, 2);
@@ -592,9 +593,14 @@ static size_t *sort_and_check(loader *L, size_t n, const char *(*region_of)(load
         free(r), free(order), free(first_of), free(later);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    bool sorted = true; /* manifests usually declare in order: then one pass is enough */
+    for (size_t i = 0; i < n; i++) {
         r[i] = (ref){region_of(L, i), key_of(L, i), i};
-    qsort(r, n, sizeof(*r), cmp_ref);
+        if (i > 0 && sorted && cmp_ref(&r[i - 1], &r[i]) > 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort(r, n, sizeof(*r), cmp_ref);
     size_t n_later = 0, g = 0;
     for (size_t i = 0; i < n; i++) {
         order[i] = r[i].idx;

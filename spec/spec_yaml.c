@@ -214,6 +214,8 @@ static spec_ynode *node_new(builder *b, spec_ynode_kind kind, yaml_mark_t m)
     return n;
 }
 
+#define MIN_ITEMS 8 /* a power of two */
+
 /* Hangs a new node under the open container (or makes it the document root). */
 static int attach(builder *b, spec_ynode *n)
 {
@@ -225,10 +227,11 @@ static int attach(builder *b, spec_ynode *n)
     }
     frame *f = &b->stack[b->depth - 1];
     spec_ynode *c = f->node;
-    /* Arrays grow at powers of two (capacity is implied by n), so long lists stay linear; the
-     * old array stays in the arena, at most as much again. */
-    bool full = (c->n & (c->n - 1)) == 0;
-    size_t cap = c->n ? c->n * 2 : 1;
+    /* Arrays start with room for MIN_ITEMS (a manifest entry's keys fit) and then double when n
+     * reaches a power of two (capacity is implied by n), so long lists stay linear; an old array
+     * stays in the arena, at most as much again. */
+    bool full = c->n == 0 || (c->n >= MIN_ITEMS && (c->n & (c->n - 1)) == 0);
+    size_t cap = c->n ? c->n * 2 : MIN_ITEMS;
     if (c->kind == SPEC_YSEQ) {
         if (full) {
             spec_ynode **grown = arena_alloc(b, cap * sizeof(*grown));
@@ -653,8 +656,11 @@ int spec_yaml_load_file(const char *path, const char *file, spec_yaml_doc_fn fn,
         close(fd);
         return -err;
     }
-    /* Read up to one byte past the limit so an oversized file is reported, not truncated. */
+    /* Read up to one byte past the limit so an oversized file is reported, not truncated. The
+     * first buffer holds the whole file as stat sees it (one read, no copies while growing). */
     size_t cap = 64 * 1024, len = 0;
+    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= SPEC_YAML_MAX_FILE_BYTES)
+        cap = (size_t)st.st_size + 1;
     char *buf = malloc(cap);
     int rc = 0;
     while (buf != NULL) {
@@ -706,7 +712,8 @@ bool spec_ynode_is_null(const spec_ynode *n)
     case 1:
         return n->text[0] == '~';
     case 4:
-        return !strcmp(n->text, "null") || !strcmp(n->text, "Null") || !strcmp(n->text, "NULL");
+        return (n->text[0] == 'n' || n->text[0] == 'N') &&
+               (!strcmp(n->text, "null") || !strcmp(n->text, "Null") || !strcmp(n->text, "NULL"));
     default:
         return false;
     }

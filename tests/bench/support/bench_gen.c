@@ -12,6 +12,24 @@ double bench_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+double bench_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+bench_clock bench_clock_now(void)
+{
+    return (bench_clock){bench_now_ms(), bench_cpu_ms()};
+}
+
+bench_clock bench_clock_since(bench_clock t0)
+{
+    bench_clock t = bench_clock_now();
+    return (bench_clock){t.wall_ms - t0.wall_ms, t.cpu_ms - t0.cpu_ms};
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

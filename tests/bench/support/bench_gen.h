@@ -12,6 +12,18 @@
 /* Milliseconds on the monotonic clock. */
 double bench_now_ms(void);
 
+/* Milliseconds of CPU time this process has used: on a machine shared with other work it moves
+ * less than the wall clock, since time spent waiting for a core is not counted. */
+double bench_cpu_ms(void);
+
+/* A point in time on both clocks, and the time since one. */
+typedef struct bench_clock {
+    double wall_ms;
+    double cpu_ms;
+} bench_clock;
+bench_clock bench_clock_now(void);
+bench_clock bench_clock_since(bench_clock t0);
+
 /* The median of v (sorted in place). */
 double bench_median(double *v, size_t n);
 
