@@ -442,7 +442,9 @@ static void on_response(const prov_http_response *res, void *ud)
         body = NULL;
         sys = -EPROTO;
     } else if (sys == 0) {
-        (void)prov_parse_error_body(res->body, res->body_len, &code, &message, &rid);
+        json_t *eb = prov_json_load_object(res->body, res->body_len);
+        (void)prov_parse_error_body(eb, &code, &message, &rid);
+        json_decref(eb);
     }
     const char *msg = message;
     if (msg == NULL && sys == -EPROTO)

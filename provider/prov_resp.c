@@ -1,7 +1,7 @@
-/* Response parsers (prov_client.h): arbitrary bytes in, parsed structs or -EPROTO out, never a
- * crash. Counters may come as strings ("4") or numbers; any field of the wrong type rejects the
- * whole answer, and a rejected answer appends nothing to the caller's list. Used by the typed
- * operations, the plan-scale benchmark and the fuzz targets. */
+/* Response parsers (prov_resp.h): a parsed JSON answer in (prov_json_load_object turns bytes into
+ * one), structs or -EPROTO out, never a crash. Counters may come as strings ("4") or numbers; any
+ * field of the wrong type rejects the whole answer, and a rejected answer appends nothing to the
+ * caller's list. Used by the typed operations, the plan-scale benchmark and the fuzz targets. */
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -11,8 +11,9 @@
 
 #include "prov_resp.h"
 
-/* Loads a JSON object from bytes; NULL when the bytes are not one. */
-static json_t *load_object(const char *body, size_t len)
+/* Loads a JSON object from bytes, rejecting duplicate keys; NULL when the bytes are not one.
+ * Called by the client for every answer and by the tests and fuzz targets before the parsers. */
+json_t *prov_json_load_object(const char *body, size_t len)
 {
     if (body == NULL)
         return NULL;
@@ -27,7 +28,7 @@ static json_t *load_object(const char *body, size_t len)
 
 /* Optional string field: absent or null -> NULL; a number is accepted and printed (ids and
  * counters are sometimes numeric); anything else is an error. */
-static int opt_string(json_t *obj, const char *key, char **ret)
+static int opt_string(const json_t *obj, const char *key, char **ret)
 {
     json_t *v = json_object_get(obj, key);
     char *s = NULL;
@@ -49,7 +50,7 @@ static int opt_string(json_t *obj, const char *key, char **ret)
 }
 
 /* A counter given as a number or a decimal string; absent -> 0. */
-static int opt_counter(json_t *obj, const char *key, unsigned *ret)
+static int opt_counter(const json_t *obj, const char *key, unsigned *ret)
 {
     json_t *v = json_object_get(obj, key);
     if (v == NULL || json_is_null(v)) {
@@ -80,7 +81,7 @@ static int opt_counter(json_t *obj, const char *key, unsigned *ret)
 }
 
 /* A boolean given as true/false or "true"/"false" (any case); absent -> false. */
-static int opt_bool(json_t *obj, const char *key, bool *ret)
+static int opt_bool(const json_t *obj, const char *key, bool *ret)
 {
     json_t *v = json_object_get(obj, key);
     if (v == NULL || json_is_null(v)) {
@@ -101,7 +102,7 @@ static int opt_bool(json_t *obj, const char *key, bool *ret)
     return -EPROTO;
 }
 
-static int parse_status(json_t *obj, int *ret)
+static int parse_status(const json_t *obj, int *ret)
 {
     json_t *v = json_object_get(obj, "Status");
     long n = -1;
@@ -121,7 +122,7 @@ static int parse_status(json_t *obj, int *ret)
     return 0;
 }
 
-static int parse_tags(json_t *obj, prov_image *img)
+static int parse_tags(const json_t *obj, prov_image *img)
 {
     json_t *tags = json_object_get(obj, "Tags");
     if (tags == NULL || json_is_null(tags))
@@ -161,7 +162,7 @@ static int parse_tags(json_t *obj, prov_image *img)
     return 0;
 }
 
-static int parse_image(json_t *obj, prov_image *img)
+static int parse_image(const json_t *obj, prov_image *img)
 {
     if (!json_is_object(obj))
         return -EPROTO;
@@ -211,11 +212,10 @@ static int grow(void **v, size_t count, size_t size, size_t n)
     return 0;
 }
 
-int prov_parse_list_images(const char *body, size_t len, prov_image_list *append_to,
+int prov_parse_list_images(const json_t *root, prov_image_list *append_to,
                            unsigned *ret_total_count)
 {
-    json_t *root = load_object(body, len);
-    if (root == NULL)
+    if (!json_is_object(root))
         return -EPROTO;
     unsigned total = 0, page = 0, size = 0;
     int rc = opt_counter(root, "TotalCount", &total);
@@ -240,11 +240,9 @@ int prov_parse_list_images(const char *body, size_t len, prov_image_list *append
         for (size_t i = 0; i < n; i++)
             prov_image_free_fields(&append_to->v[base + i]);
         append_to->n = base;
-        json_decref(root);
         return rc;
     }
     append_to->n = base + n;
-    json_decref(root);
     if (ret_total_count)
         *ret_total_count = total;
     return 0;
@@ -260,21 +258,18 @@ static void ecs_free_fields(prov_ecs_image *e)
     memset(e, 0, sizeof(*e));
 }
 
-int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *append_to,
+int prov_parse_ecs_images(const json_t *root, prov_ecs_image_list *append_to,
                           unsigned *ret_total_count)
 {
-    json_t *root = load_object(body, len);
-    if (root == NULL)
+    if (!json_is_object(root))
         return -EPROTO;
     unsigned total = 0;
     int rc = opt_counter(root, "TotalCount", &total);
     json_t *images = json_object_get(root, "Images");
     json_t *items = json_is_object(images) ? json_object_get(images, "Image") : NULL;
-    if (rc == 0 && images != NULL && json_is_object(images) && items == NULL)
-        items = json_array(); /* {"Images":{}}: an empty page */
-    else if (items != NULL)
-        json_incref(items);
-    if (rc == 0 && (items == NULL || !json_is_array(items)))
+    /* {"Images":{}} is an empty page. */
+    bool empty = json_is_object(images) && items == NULL;
+    if (rc == 0 && !empty && !json_is_array(items))
         rc = -EPROTO;
     size_t n = rc == 0 ? json_array_size(items) : 0;
     size_t base = append_to->n;
@@ -298,8 +293,6 @@ int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *app
         if (rc == 0 && e->image_id == NULL)
             rc = -EPROTO;
     }
-    json_decref(items);
-    json_decref(root);
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
             ecs_free_fields(&append_to->v[base + i]);
@@ -312,10 +305,9 @@ int prov_parse_ecs_images(const char *body, size_t len, prov_ecs_image_list *app
     return 0;
 }
 
-int prov_parse_create(const char *body, size_t len, char **ret_image_id)
+int prov_parse_create(const json_t *root, char **ret_image_id)
 {
-    json_t *root = load_object(body, len);
-    if (root == NULL)
+    if (!json_is_object(root))
         return -EPROTO;
     json_t *v = json_object_get(root, "ImageId");
     int rc = -EPROTO;
@@ -325,7 +317,6 @@ int prov_parse_create(const char *body, size_t len, char **ret_image_id)
         if (id)
             *ret_image_id = id;
     }
-    json_decref(root);
     return rc;
 }
 
@@ -344,10 +335,9 @@ static int cmp_region(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t *ret_n)
+int prov_parse_regions(const json_t *root, char ***ret_regions, size_t *ret_n)
 {
-    json_t *root = load_object(body, len);
-    if (root == NULL)
+    if (!json_is_object(root))
         return -EPROTO;
     json_t *items = json_object_get(root, "Regions");
     if (json_is_object(items))
@@ -369,7 +359,6 @@ int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t
     for (size_t i = 1; rc == 0 && i < n; i++)
         if (strcmp(v[i - 1], v[i]) == 0)
             rc = -EPROTO;
-    json_decref(root);
     if (rc < 0) {
         for (size_t i = 0; v != NULL && i < n; i++)
             free(v[i]);
@@ -381,11 +370,10 @@ int prov_parse_regions(const char *body, size_t len, char ***ret_regions, size_t
     return 0;
 }
 
-int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **ret_message,
+int prov_parse_error_body(const json_t *root, char **ret_code, char **ret_message,
                           char **ret_request_id)
 {
-    json_t *root = load_object(body, len);
-    if (root == NULL)
+    if (!json_is_object(root))
         return -EPROTO;
     char *code = NULL, *message = NULL, *rid = NULL;
     int rc = opt_string(root, "Code", &code);
@@ -393,7 +381,6 @@ int prov_parse_error_body(const char *body, size_t len, char **ret_code, char **
         rc = opt_string(root, "Message", &message);
     if (rc == 0)
         rc = opt_string(root, "RequestId", &rid);
-    json_decref(root);
     if (rc < 0) {
         free(code);
         free(message);

@@ -110,8 +110,8 @@ static void local_error(prov_error *err, int sys, const char *action, const char
  * pages end within TotalCount / PageSize + 1 requests (and MAX_PAGES), the images add up to
  * exactly TotalCount with no id twice, each image is in the region asked (and among the ids or
  * names asked, when the listing was filtered). Anything else rejects the whole listing with a
- * message naming the check, so no plan is ever computed from it. Shared by ListCustomImages and
- * ECS DescribeImages. */
+ * message naming the check, so no plan is ever computed from it. The one pager below applies
+ * them to ListCustomImages and ECS DescribeImages alike. */
 
 typedef struct page_state {
     unsigned page;      /* the page number asked last */
@@ -122,7 +122,7 @@ typedef struct page_state {
 
 /* Reads a non-negative integer counter (number or decimal string); 0 found, -ENOENT absent,
  * -EPROTO otherwise with *ret_bad set to why. */
-static int read_counter(json_t *body, const char *key, unsigned *ret, const char **ret_bad)
+static int read_counter(const json_t *body, const char *key, unsigned *ret, const char **ret_bad)
 {
     json_t *v = json_object_get(body, key);
     if (v == NULL || json_is_null(v))
@@ -163,7 +163,7 @@ static int read_counter(json_t *body, const char *key, unsigned *ret, const char
 }
 
 /* Checks a page's counters before its items are taken; 0 or -EPROTO with msg set. */
-static int page_check_counters(page_state *ps, json_t *body, char *msg, size_t cap)
+static int page_check_counters(page_state *ps, const json_t *body, char *msg, size_t cap)
 {
     const char *bad = NULL;
     unsigned total = 0, size = 0, number = 0;
@@ -272,22 +272,6 @@ static bool in_set(const char *s, const char *const *set, size_t n)
     return false;
 }
 
-/* ---- ListCustomImages, every page ---- */
-
-typedef struct list_ctx {
-    prov_client *c;
-    char *region;
-    prov_kvs params;
-    page_state ps;
-    char **ids; /* the ImageIds filter (copies), to check the answer against */
-    size_t n_ids;
-    char **names; /* the ImageNames filter (copies) */
-    size_t n_names;
-    prov_image_list acc;
-    prov_list_cb cb;
-    void *ud;
-} list_ctx;
-
 static void free_strv(char **v, size_t n)
 {
     for (size_t i = 0; v != NULL && i < n; i++)
@@ -311,8 +295,72 @@ static int copy_strv(const char *const *src, size_t n, char ***ret)
     return 0;
 }
 
-static void list_ctx_free(list_ctx *x)
+/* ---- One pager for every paged listing ----
+ * A pager asks for page after page of one action in one region, checks each page's counters
+ * (page_check_counters) and the complete listing (page_after_items, check_unique, the listing's
+ * own item checks), and hands the listing to the user's callback exactly once. What differs
+ * between listings is in a pager_ops table: how a page's items are parsed and checked, and how
+ * the result is reported. Each page's answer is parsed once by the client and borrowed here. */
+
+typedef struct pager pager;
+
+typedef struct pager_ops {
+    prov_product product;
+    const char *action;
+    /* Extra checks of a page before its items are taken (0 or -EPROTO with msg); may be NULL. */
+    int (*check_page)(const pager *p, const json_t *body, char *msg, size_t cap);
+    /* Appends the page's items to the accumulator; 0 or a negative errno. */
+    int (*parse)(pager *p, const json_t *body);
+    /* The number of items accumulated so far, and the id of item i (borrowed). */
+    size_t (*count)(const pager *p);
+    const char *(*id_at)(const pager *p, size_t i);
+    /* The complete listing's per-item checks (region, filter); 0 or -EPROTO with msg set. */
+    int (*check_items)(const pager *p, char *msg, size_t cap);
+    /* Calls the user's callback with the listing or err, then frees the accumulator. */
+    void (*report)(pager *p, const prov_error *err);
+} pager_ops;
+
+struct pager {
+    const pager_ops *ops;
+    prov_client *c;
+    char *region;
+    prov_kvs params;
+    page_state ps;
+    char **ids; /* the id filter (copies), to check the answer against */
+    size_t n_ids;
+    char **names; /* the name filter (copies) */
+    size_t n_names;
+    prov_image_list list;    /* the accumulator of ListCustomImages */
+    prov_ecs_image_list ecs; /* the accumulator of DescribeImages */
+    prov_list_cb list_cb;
+    prov_ecs_list_cb ecs_cb;
+    void *ud;
+};
+
+/* Allocates a pager for region; the caller sets its callback and parameters, then starts it. */
+static pager *pager_new(const pager_ops *ops, prov_client *c, const char *region, void *ud)
 {
+    pager *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->ops = ops;
+    x->c = c;
+    x->ud = ud;
+    x->ps.page = 1;
+    x->ps.size = PAGE_SIZE;
+    x->region = strdup(region);
+    if (x->region == NULL) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Frees the pager itself (its accumulators are freed by report). Accepts NULL. */
+static void pager_free(pager *x)
+{
+    if (x == NULL)
+        return;
     prov_kvs_free(&x->params);
     free_strv(x->ids, x->n_ids);
     free_strv(x->names, x->n_names);
@@ -320,33 +368,132 @@ static void list_ctx_free(list_ctx *x)
     free(x);
 }
 
-static void list_finish(list_ctx *x, const prov_error *err)
+static void pager_finish(pager *x, const prov_error *err)
 {
-    if (err != NULL) {
-        prov_image_list_free(&x->acc);
-        x->cb(NULL, err, x->ud);
-    } else {
-        x->cb(&x->acc, NULL, x->ud);
-        prov_image_list_free(&x->acc);
-    }
-    list_ctx_free(x);
+    x->ops->report(x, err);
+    pager_free(x);
 }
 
 /* Fails the listing with a local error whose message says which check failed. */
-static void list_reject(list_ctx *x, int rc, const char *msg)
+static void pager_reject(pager *x, int rc, const char *msg)
 {
     char buf[640];
-    snprintf(buf, sizeof(buf), "ListCustomImages in %s rejected: %s", x->region, msg);
+    snprintf(buf, sizeof(buf), "%s in %s rejected: %s", x->ops->action, x->region, msg);
     prov_error e;
-    local_error(&e, rc, "ListCustomImages", buf);
-    list_finish(x, &e);
+    local_error(&e, rc, x->ops->action, buf);
+    pager_finish(x, &e);
     prov_error_clear(&e);
 }
 
-/* The complete listing's per-image checks: region, filter, no id twice. */
-static int list_check_items(const list_ctx *x, char *msg, size_t cap)
+/* The complete listing's checks: the listing's own, then no id twice. */
+static int pager_check_items(const pager *x, char *msg, size_t cap)
 {
-    const prov_image_list *l = &x->acc;
+    int rc = x->ops->check_items(x, msg, cap);
+    size_t n = x->ops->count(x);
+    if (rc < 0 || n < 2)
+        return rc;
+    const char **ids = malloc(n * sizeof(*ids));
+    if (ids == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = x->ops->id_at(x, i);
+    rc = check_unique(ids, n, msg, cap);
+    free(ids);
+    return rc;
+}
+
+static void pager_page_done(json_t *body, const prov_error *err, void *ud);
+
+/* Asks for the page x->ps.page; 0 or a negative errno (then nothing was sent). */
+static int pager_request(pager *x)
+{
+    int rc = set_page(&x->params, x->ps.page, x->ps.size);
+    if (rc == 0)
+        rc = prov_client_call(x->c, x->ops->product, x->ops->action, x->region, &x->params,
+                              pager_page_done, x);
+    return rc;
+}
+
+/* The client's callback for each page: check, take the items, then finish or ask for more. */
+static void pager_page_done(json_t *body, const prov_error *err, void *ud)
+{
+    pager *x = ud;
+    char msg[512];
+    if (err != NULL) {
+        pager_finish(x, err);
+        return;
+    }
+    int rc = page_check_counters(&x->ps, body, msg, sizeof(msg));
+    if (rc == 0 && x->ops->check_page != NULL)
+        rc = x->ops->check_page(x, body, msg, sizeof(msg));
+    if (rc < 0) {
+        pager_reject(x, rc, msg);
+        return;
+    }
+    size_t before = x->ops->count(x);
+    rc = x->ops->parse(x, body);
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "malformed %s answer", x->ops->action);
+        pager_reject(x, rc, rc == -ENOMEM ? "out of memory" : msg);
+        return;
+    }
+    size_t have = x->ops->count(x);
+    rc = page_after_items(&x->ps, have - before, have, msg, sizeof(msg));
+    if (rc == 1) {
+        rc = pager_check_items(x, msg, sizeof(msg));
+        if (rc < 0)
+            pager_reject(x, rc, rc == -ENOMEM ? "out of memory" : msg);
+        else
+            pager_finish(x, NULL);
+        return;
+    }
+    if (rc < 0) {
+        pager_reject(x, rc, msg);
+        return;
+    }
+    x->ps.page++;
+    rc = pager_request(x);
+    if (rc < 0)
+        pager_reject(x, rc, "could not request the next page");
+}
+
+/* Sends the first page, or frees the pager when a parameter or the call failed. */
+static int pager_start(pager *x, int rc)
+{
+    if (rc == 0)
+        rc = pager_request(x);
+    if (rc < 0)
+        pager_free(x);
+    return rc;
+}
+
+/* ---- ListCustomImages, every page ---- */
+
+static int list_parse(pager *x, const json_t *body)
+{
+    return prov_parse_list_images(body, &x->list, NULL);
+}
+
+static size_t list_count(const pager *x)
+{
+    return x->list.n;
+}
+
+static const char *list_id_at(const pager *x, size_t i)
+{
+    return x->list.v[i].image_id;
+}
+
+static void list_report(pager *x, const prov_error *err)
+{
+    x->list_cb(err != NULL ? NULL : &x->list, err, x->ud);
+    prov_image_list_free(&x->list);
+}
+
+/* The complete listing's per-image checks: region, filter. */
+static int list_check_items(const pager *x, char *msg, size_t cap)
+{
+    const prov_image_list *l = &x->list;
     for (size_t i = 0; i < l->n; i++) {
         const prov_image *img = &l->v[i];
         if (img->region_id == NULL || strcmp(img->region_id, x->region) != 0) {
@@ -364,61 +511,21 @@ static int list_check_items(const list_ctx *x, char *msg, size_t cap)
             return -EPROTO;
         }
     }
-    const char **ids = l->n ? malloc(l->n * sizeof(*ids)) : NULL;
-    if (l->n > 0 && ids == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < l->n; i++)
-        ids[i] = l->v[i].image_id;
-    int rc = check_unique(ids, l->n, msg, cap);
-    free(ids);
-    return rc;
+    return 0;
 }
 
-static void list_page_done(json_t *body, const prov_error *err, void *ud)
-{
-    list_ctx *x = ud;
-    char msg[512];
-    if (err != NULL) {
-        list_finish(x, err);
-        return;
-    }
-    int rc = page_check_counters(&x->ps, body, msg, sizeof(msg));
-    if (rc < 0) {
-        list_reject(x, rc, msg);
-        return;
-    }
-    size_t before = x->acc.n;
-    char *text = json_dumps(body, JSON_COMPACT);
-    rc = text ? prov_parse_list_images(text, strlen(text), &x->acc, NULL) : -ENOMEM;
-    free(text);
-    if (rc < 0) {
-        list_reject(x, rc, "malformed ListCustomImages answer");
-        return;
-    }
-    rc = page_after_items(&x->ps, x->acc.n - before, x->acc.n, msg, sizeof(msg));
-    if (rc == 1) {
-        rc = list_check_items(x, msg, sizeof(msg));
-        if (rc < 0)
-            list_reject(x, rc, rc == -ENOMEM ? "out of memory" : msg);
-        else
-            list_finish(x, NULL);
-        return;
-    }
-    if (rc < 0) {
-        list_reject(x, rc, msg);
-        return;
-    }
-    x->ps.page++;
-    rc = set_page(&x->params, x->ps.page, x->ps.size);
-    if (rc == 0)
-        rc = prov_client_call(x->c, PROV_SWAS, "ListCustomImages", x->region, &x->params,
-                              list_page_done, x);
-    if (rc < 0)
-        list_reject(x, rc, "could not request the next page");
-}
+static const pager_ops list_ops = {
+    .product = PROV_SWAS,
+    .action = "ListCustomImages",
+    .parse = list_parse,
+    .count = list_count,
+    .id_at = list_id_at,
+    .check_items = list_check_items,
+    .report = list_report,
+};
 
 /* Adds the filter's parameters and keeps copies of the ids and names asked for. */
-static int list_add_filter(list_ctx *x, const prov_list_filter *f)
+static int list_add_filter(pager *x, const prov_list_filter *f)
 {
     int rc = 0;
     if (rc == 0 && f->n_image_ids > 0)
@@ -451,26 +558,11 @@ int prov_swas_list_images(prov_client *c, const char *region, const prov_list_fi
 {
     if (c == NULL || region == NULL || cb == NULL)
         return -EINVAL;
-    list_ctx *x = calloc(1, sizeof(*x));
+    pager *x = pager_new(&list_ops, c, region, ud);
     if (x == NULL)
         return -ENOMEM;
-    x->c = c;
-    x->cb = cb;
-    x->ud = ud;
-    x->ps.page = 1;
-    x->ps.size = PAGE_SIZE;
-    x->region = strdup(region);
-    int rc = x->region ? 0 : -ENOMEM;
-    if (rc == 0 && f != NULL)
-        rc = list_add_filter(x, f);
-    if (rc == 0)
-        rc = set_page(&x->params, 1, PAGE_SIZE);
-    if (rc == 0)
-        rc = prov_client_call(c, PROV_SWAS, "ListCustomImages", region, &x->params, list_page_done,
-                              x);
-    if (rc < 0)
-        list_ctx_free(x);
-    return rc;
+    x->list_cb = cb;
+    return pager_start(x, f != NULL ? list_add_filter(x, f) : 0);
 }
 
 /* ---- ListRegions ---- */
@@ -490,9 +582,7 @@ static void regions_done(json_t *body, const prov_error *err, void *ud)
         free(x);
         return;
     }
-    char *text = json_dumps(body, JSON_COMPACT);
-    int rc = text ? prov_parse_regions(text, strlen(text), &v, &n) : -ENOMEM;
-    free(text);
+    int rc = prov_parse_regions(body, &v, &n);
     if (rc < 0) {
         prov_error e;
         local_error(&e, rc, "ListRegions",
@@ -722,50 +812,29 @@ int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_
 
 /* ---- ECS DescribeImages, every page ---- */
 
-typedef struct ecs_ctx {
-    prov_client *c;
-    char *region;
-    prov_kvs params;
-    page_state ps;
-    char **ids; /* the ImageId filter (copies) */
-    size_t n_ids;
-    prov_ecs_image_list acc;
-    prov_ecs_list_cb cb;
-    void *ud;
-} ecs_ctx;
-
-static void ecs_ctx_free(ecs_ctx *x)
+static int ecs_parse(pager *x, const json_t *body)
 {
-    prov_kvs_free(&x->params);
-    free_strv(x->ids, x->n_ids);
-    free(x->region);
-    free(x);
+    return prov_parse_ecs_images(body, &x->ecs, NULL);
 }
 
-static void ecs_finish(ecs_ctx *x, const prov_error *err)
+static size_t ecs_count(const pager *x)
 {
-    if (err != NULL) {
-        prov_ecs_image_list_free(&x->acc);
-        x->cb(NULL, err, x->ud);
-    } else {
-        x->cb(&x->acc, NULL, x->ud);
-        prov_ecs_image_list_free(&x->acc);
-    }
-    ecs_ctx_free(x);
+    return x->ecs.n;
 }
 
-static void ecs_reject(ecs_ctx *x, int rc, const char *msg)
+static const char *ecs_id_at(const pager *x, size_t i)
 {
-    char buf[640];
-    snprintf(buf, sizeof(buf), "DescribeImages in %s rejected: %s", x->region, msg);
-    prov_error e;
-    local_error(&e, rc, "DescribeImages", buf);
-    ecs_finish(x, &e);
-    prov_error_clear(&e);
+    return x->ecs.v[i].image_id;
+}
+
+static void ecs_report(pager *x, const prov_error *err)
+{
+    x->ecs_cb(err != NULL ? NULL : &x->ecs, err, x->ud);
+    prov_ecs_image_list_free(&x->ecs);
 }
 
 /* The answer's RegionId, and each image's when it carries one, must be the region asked. */
-static int ecs_check_regions(const ecs_ctx *x, json_t *body, char *msg, size_t cap)
+static int ecs_check_regions(const pager *x, const json_t *body, char *msg, size_t cap)
 {
     json_t *r = json_object_get(body, "RegionId");
     if (r != NULL && !json_is_null(r) &&
@@ -793,98 +862,42 @@ static int ecs_check_regions(const ecs_ctx *x, json_t *body, char *msg, size_t c
     return 0;
 }
 
-/* The complete listing's checks: only the ids asked (when filtered), none twice. */
-static int ecs_check_items(const ecs_ctx *x, char *msg, size_t cap)
+/* The complete listing's per-image check: only the ids asked (when filtered). */
+static int ecs_check_items(const pager *x, char *msg, size_t cap)
 {
-    const prov_ecs_image_list *l = &x->acc;
+    const prov_ecs_image_list *l = &x->ecs;
     for (size_t i = 0; x->n_ids > 0 && i < l->n; i++)
         if (!in_set(l->v[i].image_id, (const char *const *)x->ids, x->n_ids)) {
             snprintf(msg, cap, "image %s was not among the ImageId asked", l->v[i].image_id);
             return -EPROTO;
         }
-    const char **ids = l->n ? malloc(l->n * sizeof(*ids)) : NULL;
-    if (l->n > 0 && ids == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < l->n; i++)
-        ids[i] = l->v[i].image_id;
-    int rc = check_unique(ids, l->n, msg, cap);
-    free(ids);
-    return rc;
+    return 0;
 }
 
-static void ecs_page_done(json_t *body, const prov_error *err, void *ud)
-{
-    ecs_ctx *x = ud;
-    char msg[512];
-    if (err != NULL) {
-        ecs_finish(x, err);
-        return;
-    }
-    int rc = page_check_counters(&x->ps, body, msg, sizeof(msg));
-    if (rc == 0)
-        rc = ecs_check_regions(x, body, msg, sizeof(msg));
-    if (rc < 0) {
-        ecs_reject(x, rc, msg);
-        return;
-    }
-    size_t before = x->acc.n;
-    char *text = json_dumps(body, JSON_COMPACT);
-    rc = text ? prov_parse_ecs_images(text, strlen(text), &x->acc, NULL) : -ENOMEM;
-    free(text);
-    if (rc < 0) {
-        ecs_reject(x, rc, "malformed DescribeImages answer");
-        return;
-    }
-    rc = page_after_items(&x->ps, x->acc.n - before, x->acc.n, msg, sizeof(msg));
-    if (rc == 1) {
-        rc = ecs_check_items(x, msg, sizeof(msg));
-        if (rc < 0)
-            ecs_reject(x, rc, rc == -ENOMEM ? "out of memory" : msg);
-        else
-            ecs_finish(x, NULL);
-        return;
-    }
-    if (rc < 0) {
-        ecs_reject(x, rc, msg);
-        return;
-    }
-    x->ps.page++;
-    rc = set_page(&x->params, x->ps.page, x->ps.size);
-    if (rc == 0)
-        rc = prov_client_call(x->c, PROV_ECS, "DescribeImages", x->region, &x->params,
-                              ecs_page_done, x);
-    if (rc < 0)
-        ecs_reject(x, rc, "could not request the next page");
-}
+static const pager_ops ecs_ops = {
+    .product = PROV_ECS,
+    .action = "DescribeImages",
+    .check_page = ecs_check_regions,
+    .parse = ecs_parse,
+    .count = ecs_count,
+    .id_at = ecs_id_at,
+    .check_items = ecs_check_items,
+    .report = ecs_report,
+};
 
-int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
-                             size_t n_image_ids, prov_ecs_list_cb cb, void *ud)
+/* Sets ImageId to the comma-separated ids asked for and keeps copies of them. */
+static int ecs_add_ids(pager *x, const char *const *image_ids, size_t n_image_ids)
 {
-    if (c == NULL || region == NULL || cb == NULL)
-        return -EINVAL;
-    ecs_ctx *x = calloc(1, sizeof(*x));
-    if (x == NULL)
-        return -ENOMEM;
-    x->c = c;
-    x->cb = cb;
-    x->ud = ud;
-    x->ps.page = 1;
-    x->ps.size = PAGE_SIZE;
-    x->region = strdup(region);
-    int rc = x->region ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = prov_kvs_set(&x->params, "ImageOwnerAlias", "self");
-    if (rc == 0)
-        rc = prov_kvs_set(&x->params, "Status", ECS_ALL_STATUSES);
-    if (rc == 0 && n_image_ids > 0) {
+    int rc = 0;
+    if (n_image_ids > 0) {
         char *ids = NULL;
         size_t len = 0;
         FILE *m = open_memstream(&ids, &len);
         if (m == NULL)
-            rc = -ENOMEM;
-        for (size_t i = 0; m != NULL && i < n_image_ids; i++)
+            return -ENOMEM;
+        for (size_t i = 0; i < n_image_ids; i++)
             fprintf(m, "%s%s", i ? "," : "", image_ids[i]);
-        if (m != NULL && fclose(m) != 0)
+        if (fclose(m) != 0)
             rc = -ENOMEM;
         if (rc == 0)
             rc = prov_kvs_set(&x->params, "ImageId", ids);
@@ -892,12 +905,6 @@ int prov_ecs_describe_images(prov_client *c, const char *region, const char *con
     }
     if (rc == 0 && (rc = copy_strv(image_ids, n_image_ids, &x->ids)) == 0)
         x->n_ids = n_image_ids;
-    if (rc == 0)
-        rc = set_page(&x->params, 1, PAGE_SIZE);
-    if (rc == 0)
-        rc = prov_client_call(c, PROV_ECS, "DescribeImages", region, &x->params, ecs_page_done, x);
-    if (rc < 0)
-        ecs_ctx_free(x);
     return rc;
 }
 
@@ -1177,4 +1184,21 @@ int prov_swas_list_share_accounts(prov_client *c, const char *region, const char
         free(x);
     }
     return rc;
+}
+
+int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,
+                             size_t n_image_ids, prov_ecs_list_cb cb, void *ud)
+{
+    if (c == NULL || region == NULL || cb == NULL)
+        return -EINVAL;
+    pager *x = pager_new(&ecs_ops, c, region, ud);
+    if (x == NULL)
+        return -ENOMEM;
+    x->ecs_cb = cb;
+    int rc = prov_kvs_set(&x->params, "ImageOwnerAlias", "self");
+    if (rc == 0)
+        rc = prov_kvs_set(&x->params, "Status", ECS_ALL_STATUSES);
+    if (rc == 0)
+        rc = ecs_add_ids(x, image_ids, n_image_ids);
+    return pager_start(x, rc);
 }

@@ -43,16 +43,26 @@ typedef struct loader {
     size_t docs; /* non-empty documents in the current file */
 } loader;
 
-/* Grows a typed array by one slot; returns the slot or NULL (array untouched). */
+/* Grows a typed array by one slot; returns the slot or NULL (array untouched). The capacity is
+ * implied by the count: the array is reallocated to twice its size when the count reaches a power
+ * of two, so loading n entries costs log n reallocations. Counts may shrink (the capacity then
+ * stays above what the rule implies), never grow by other means. */
 static void *grow(void *arrp, size_t *n, size_t elem)
 {
     void **arr = arrp;
-    void *g = realloc(*arr, (*n + 1) * elem);
-    if (g == NULL)
-        return NULL;
-    *arr = g;
-    memset((char *)g + *n * elem, 0, elem);
-    return (char *)g + (*n)++ * elem;
+    if ((*n & (*n - 1)) == 0) {
+        size_t cap = *n ? *n * 2 : 1;
+        if (cap > SIZE_MAX / elem)
+            return NULL;
+        void *g = realloc(*arr, cap * elem);
+        if (g == NULL)
+            return NULL;
+        *arr = g;
+    }
+    char *slot = (char *)*arr + *n * elem;
+    memset(slot, 0, elem);
+    (*n)++;
+    return slot;
 }
 
 static void oom(loader *L)
@@ -207,8 +217,23 @@ static const char *const image_keys[] = {"name",
                                          "protect",
                                          "adopt",
                                          "share_to_accounts"};
+/* Indices into image_keys, in the same order. */
+enum {
+    K_NAME,
+    K_INSTANCE,
+    K_SYSTEM,
+    K_DATA,
+    K_DESCRIPTION,
+    K_GROUP,
+    K_TAGS,
+    K_SHARE,
+    K_PROTECT,
+    K_ADOPT,
+    K_ACCOUNTS
+};
 static const char *const ecs_keys[] = {"image_id", "ensure", "force"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(K_ACCOUNTS + 1 == N_OF(image_keys), "K_* must index image_keys");
 
 /* Checks a mapping's keys: strings, known (with a suggestion), not repeated. */
 static void check_keys(loader *L, const spec_ynode *map, const char *const *known, size_t n_known,
@@ -216,7 +241,8 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
 {
     char desc[256];
     size_t *dup = NULL;
-    if (spec_ymap_duplicates(map, &dup) < 0) {
+    bool small = map->n <= SPEC_YMAP_SMALL; /* then pair by pair, without allocating */
+    if (!small && spec_ymap_duplicates(map, &dup) < 0) {
         oom(L);
         return;
     }
@@ -227,9 +253,10 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
                spec_ynode_describe(k, desc, sizeof(desc)));
             continue;
         }
-        bool first = dup[i] == SIZE_MAX;
+        size_t d = small ? spec_ymap_first_dup(map, i) : dup[i];
+        bool first = d == SIZE_MAX;
         if (!first) {
-            const spec_ynode *o = map->pairs[dup[i]].key;
+            const spec_ynode *o = map->pairs[d].key;
             at(L, k->pos, "duplicate key '%.*s%s' (first at %s:%u:%u)", CLIP(k->text), o->pos.file,
                o->pos.line, o->pos.col);
         }
@@ -237,7 +264,8 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
             continue;
         bool ok = false;
         for (size_t j = 0; j < n_known && !ok; j++)
-            ok = strcmp(k->text, known[j]) == 0 && strlen(known[j]) == k->len;
+            ok = k->text[0] == known[j][0] && strlen(known[j]) == k->len &&
+                 memcmp(k->text, known[j], k->len) == 0;
         if (ok)
             continue;
         const char *s = spec_suggest(k->text, known, n_known, 2);
@@ -256,12 +284,32 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
     free(dup);
 }
 
-/* Reads a string field. Returns 1 with *ret (malloc'd) when present and a string, 0 when absent,
- * -1 after a diagnostic. Numbers are accepted as their text; booleans, null and collections are
- * type errors. */
-static int get_string(loader *L, const spec_ynode *map, const char *key, char **ret)
+/* Finds the value of each known key of a mapping in one pass: vals[j] is the value of the first
+ * pair whose key is known[j] (as spec_ynode_get finds it), or NULL. Entries read many keys; one
+ * pass costs less than a lookup each. */
+static void find_keys(const spec_ynode *map, const char *const *known, size_t n_known,
+                      const spec_ynode **vals)
 {
-    const spec_ynode *v = spec_ynode_get(map, key);
+    for (size_t j = 0; j < n_known; j++)
+        vals[j] = NULL;
+    for (size_t i = 0; i < map->n; i++) {
+        const spec_ynode *k = map->pairs[i].key;
+        if (k->kind != SPEC_YSCALAR || k->len == 0)
+            continue;
+        for (size_t j = 0; j < n_known; j++)
+            if (vals[j] == NULL && k->text[0] == known[j][0] && strlen(known[j]) == k->len &&
+                memcmp(k->text, known[j], k->len) == 0) {
+                vals[j] = map->pairs[i].value;
+                break;
+            }
+    }
+}
+
+/* Reads a string field whose value is v (NULL when absent; key names it in messages). Returns 1
+ * with *ret (malloc'd) when present and a string, 0 when absent, -1 after a diagnostic. Numbers
+ * are accepted as their text; booleans, null and collections are type errors. */
+static int get_string(loader *L, const spec_ynode *v, const char *key, char **ret)
+{
     char desc[256];
     bool b;
     if (v == NULL)
@@ -271,22 +319,22 @@ static int get_string(loader *L, const spec_ynode *map, const char *key, char **
            spec_ynode_describe(v, desc, sizeof(desc)));
         return -1;
     }
-    if (strlen(v->text) != v->len) {
+    if (memchr(v->text, '\0', v->len) != NULL) {
         at(L, v->pos, "'%s' must not contain NUL characters", key);
         return -1;
     }
-    if ((*ret = strdup(v->text)) == NULL) {
+    if ((*ret = malloc(v->len + 1)) == NULL) {
         oom(L);
         return -1;
     }
+    memcpy(*ret, v->text, v->len + 1);
     return 1;
 }
 
 /* Reads a boolean field: only true/false (YAML 1.1 yes/no/on/off are refused on purpose, since
  * a YAML 1.2 reader would see strings there). */
-static int get_bool(loader *L, const spec_ynode *map, const char *key, bool *ret)
+static int get_bool(loader *L, const spec_ynode *v, const char *key, bool *ret)
 {
-    const spec_ynode *v = spec_ynode_get(map, key);
     char desc[256];
     if (v == NULL)
         return 0;
@@ -298,21 +346,23 @@ static int get_bool(loader *L, const spec_ynode *map, const char *key, bool *ret
     return 1;
 }
 
-static void require(loader *L, const spec_ynode *map, const char *key, const char *what)
+/* Reports a required key whose value v is absent from map. */
+static void require(loader *L, const spec_ynode *map, const spec_ynode *v, const char *key,
+                    const char *what)
 {
-    if (spec_ynode_get(map, key) == NULL)
+    if (v == NULL)
         at(L, map->pos, "missing required key '%s' in %s", key, what);
 }
 
 /* Reads an optional id field and checks its shape; *ret stays NULL when absent or invalid. */
-static void get_id(loader *L, const spec_ynode *map, const char *key, spec_id_kind kind, char **ret)
+static void get_id(loader *L, const spec_ynode *v, const char *key, spec_id_kind kind, char **ret)
 {
     char *s = NULL;
-    if (get_string(L, map, key, &s) <= 0)
+    if (get_string(L, v, key, &s) <= 0)
         return;
     const char *why = spec_check_id(kind, s);
     if (why != NULL) {
-        at(L, spec_ynode_get(map, key)->pos, "invalid %s '%.*s%s': %s", key, CLIP(s), why);
+        at(L, v->pos, "invalid %s '%.*s%s': %s", key, CLIP(s), why);
         free(s);
         return;
     }
@@ -457,40 +507,40 @@ static void read_image(loader *L, const spec_ynode *item, const char *region)
     }
     const char *what = "custom_images entry";
     check_keys(L, item, image_keys, N_OF(image_keys), what);
-    require(L, item, "name", what);
-    require(L, item, "instance_id", what);
-    require(L, item, "system_snapshot_id", what);
+    const spec_ynode *v[N_OF(image_keys)]; /* indexed like image_keys */
+    find_keys(item, image_keys, N_OF(image_keys), v);
+    require(L, item, v[K_NAME], "name", what);
+    require(L, item, v[K_INSTANCE], "instance_id", what);
+    require(L, item, v[K_SYSTEM], "system_snapshot_id", what);
 
     spec_image img;
     memset(&img, 0, sizeof(img));
     img.pos = item->pos;
-    if (get_string(L, item, "name", &img.name) > 0) {
+    if (get_string(L, v[K_NAME], "name", &img.name) > 0) {
         const char *why = spec_check_image_name(img.name);
         if (why != NULL) {
-            at(L, spec_ynode_get(item, "name")->pos, "invalid image name '%.*s%s': %s",
-               CLIP(img.name), why);
+            at(L, v[K_NAME]->pos, "invalid image name '%.*s%s': %s", CLIP(img.name), why);
             free(img.name);
             img.name = NULL;
         }
     }
-    get_id(L, item, "instance_id", SPEC_ID_INSTANCE, &img.instance_id);
-    get_id(L, item, "system_snapshot_id", SPEC_ID_SNAPSHOT, &img.system_snapshot_id);
-    get_id(L, item, "data_snapshot_id", SPEC_ID_SNAPSHOT, &img.data_snapshot_id);
-    get_id(L, item, "resource_group_id", SPEC_ID_RESOURCE_GROUP, &img.resource_group_id);
-    if (get_string(L, item, "description", &img.description) > 0) {
+    get_id(L, v[K_INSTANCE], "instance_id", SPEC_ID_INSTANCE, &img.instance_id);
+    get_id(L, v[K_SYSTEM], "system_snapshot_id", SPEC_ID_SNAPSHOT, &img.system_snapshot_id);
+    get_id(L, v[K_DATA], "data_snapshot_id", SPEC_ID_SNAPSHOT, &img.data_snapshot_id);
+    get_id(L, v[K_GROUP], "resource_group_id", SPEC_ID_RESOURCE_GROUP, &img.resource_group_id);
+    if (get_string(L, v[K_DESCRIPTION], "description", &img.description) > 0) {
         size_t chars = spec_utf8_chars(img.description, strlen(img.description));
         if (chars > SPEC_MAX_DESCRIPTION)
-            at(L, spec_ynode_get(item, "description")->pos,
-               "'description' is too long: %zu characters (at most %d)", chars,
-               SPEC_MAX_DESCRIPTION);
+            at(L, v[K_DESCRIPTION]->pos, "'description' is too long: %zu characters (at most %d)",
+               chars, SPEC_MAX_DESCRIPTION);
     }
-    (void)get_bool(L, item, "share_to_ecs", &img.share_to_ecs);
-    (void)get_bool(L, item, "protect", &img.protect);
-    (void)get_bool(L, item, "adopt", &img.adopt);
-    const spec_ynode *accounts = spec_ynode_get(item, "share_to_accounts");
+    (void)get_bool(L, v[K_SHARE], "share_to_ecs", &img.share_to_ecs);
+    (void)get_bool(L, v[K_PROTECT], "protect", &img.protect);
+    (void)get_bool(L, v[K_ADOPT], "adopt", &img.adopt);
+    const spec_ynode *accounts = v[K_ACCOUNTS];
     if (accounts != NULL && !spec_ynode_is_null(accounts))
         read_accounts(L, accounts, &img);
-    const spec_ynode *tags = spec_ynode_get(item, "tags");
+    const spec_ynode *tags = v[K_TAGS];
     if (tags != NULL && !spec_ynode_is_null(tags))
         read_tags(L, tags, &img);
 
@@ -517,19 +567,20 @@ static void read_ecs(loader *L, const spec_ynode *item, const char *region)
     }
     const char *what = "ecs_images entry";
     check_keys(L, item, ecs_keys, N_OF(ecs_keys), what);
-    require(L, item, "image_id", what);
+    require(L, item, spec_ynode_get(item, "image_id"), "image_id", what);
     if (spec_ynode_get(item, "ensure") == NULL)
         at(L, item->pos, "missing required key 'ensure' in %s (write ensure: absent)", what);
     char *ensure = NULL;
-    if (get_string(L, item, "ensure", &ensure) > 0 && strcmp(ensure, "absent") != 0)
+    if (get_string(L, spec_ynode_get(item, "ensure"), "ensure", &ensure) > 0 &&
+        strcmp(ensure, "absent") != 0)
         at(L, spec_ynode_get(item, "ensure")->pos,
            "'ensure' must be 'absent' (the only supported state), got '%.*s%s'", CLIP(ensure));
     free(ensure);
     spec_ecs_image e;
     memset(&e, 0, sizeof(e));
     e.pos = item->pos;
-    get_id(L, item, "image_id", SPEC_ID_ECS_IMAGE, &e.image_id);
-    (void)get_bool(L, item, "force", &e.force);
+    get_id(L, spec_ynode_get(item, "image_id"), "image_id", SPEC_ID_ECS_IMAGE, &e.image_id);
+    (void)get_bool(L, spec_ynode_get(item, "force"), "force", &e.force);
     spec_ecs_image *slot = NULL;
     if (e.image_id != NULL && region != NULL && (e.region = strdup(region)) != NULL)
         slot = grow(&L->ecs, &L->n_ecs, sizeof(*slot));
@@ -574,9 +625,10 @@ static int on_document(void *ud, const spec_ynode *root, spec_pos doc_pos)
         return 0;
     }
     check_keys(L, root, doc_keys, N_OF(doc_keys), "manifest document");
-    require(L, root, "region", "manifest document");
+    require(L, root, spec_ynode_get(root, "region"), "region", "manifest document");
     char *region = NULL;
-    if (get_string(L, root, "region", &region) > 0 && !spec_region_valid(region)) {
+    if (get_string(L, spec_ynode_get(root, "region"), "region", &region) > 0 &&
+        !spec_region_valid(region)) {
         at(L, spec_ynode_get(root, "region")->pos,
            "invalid region '%.*s%s': expected a region id such as cn-hangzhou", CLIP(region));
         free(region);
@@ -641,9 +693,14 @@ static size_t *sort_and_check(loader *L, size_t n, const char *(*region_of)(load
         free(r), free(order), free(first_of), free(later);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    bool sorted = true; /* manifests usually declare in order: then one pass is enough */
+    for (size_t i = 0; i < n; i++) {
         r[i] = (ref){region_of(L, i), key_of(L, i), i};
-    qsort(r, n, sizeof(*r), cmp_ref);
+        if (i > 0 && sorted && cmp_ref(&r[i - 1], &r[i]) > 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort(r, n, sizeof(*r), cmp_ref);
     size_t n_later = 0, g = 0;
     for (size_t i = 0; i < n; i++) {
         order[i] = r[i].idx;

@@ -32,7 +32,8 @@ const char *spec_check_image_name(const char *name)
 static bool has_url(const char *s)
 {
     for (; *s; s++)
-        if (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0)
+        if ((*s == 'h' || *s == 'H') &&
+            (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0))
             return true;
     return false;
 }

@@ -27,7 +27,21 @@ typedef struct frame {
     size_t anchor_idx;       /* index + 1 of the anchor naming this container, or 0 */
 } frame;
 
+/* Nodes, their texts and their arrays come from a per-document arena: a list of chunks bumped
+ * forward and dropped all at once when the document is done, so building a tree costs a few
+ * mallocs per 64 KiB instead of two or three per node, and freeing it costs nothing per node.
+ * One chunk is kept across documents of a file. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t cap;  /* bytes of data */
+    size_t used; /* bytes handed out */
+    max_align_t data[];
+} chunk;
+
+#define CHUNK_BYTES (64u * 1024u - sizeof(chunk))
+
 typedef struct builder {
+    chunk *arena; /* the chunk being filled first; big requests get their own chunk after it */
     const char *file;
     const unsigned char *buf;
     size_t len;
@@ -45,20 +59,65 @@ typedef struct builder {
     size_t scalar_bytes; /* scalar bytes created in this file, alias copies included */
 } builder;
 
-static void node_free(spec_ynode *n)
+static chunk *chunk_new(size_t cap, chunk *next)
 {
-    if (n == NULL)
-        return;
-    free(n->text);
-    for (size_t i = 0; n->kind == SPEC_YSEQ && i < n->n; i++)
-        node_free(n->items[i]);
-    for (size_t i = 0; n->kind == SPEC_YMAP && i < n->n; i++) {
-        node_free(n->pairs[i].key);
-        node_free(n->pairs[i].value);
+    chunk *c = malloc(sizeof(*c) + cap);
+    if (c == NULL)
+        return NULL;
+    c->next = next;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+/* size bytes from the document's arena, aligned for any type and not zeroed; NULL when out of
+ * memory. Requests of a quarter chunk or more get a chunk of their own, so a long list that
+ * grows does not waste the rest of the current chunk. */
+static void *arena_alloc(builder *b, size_t size)
+{
+    size_t a = sizeof(max_align_t);
+    size = (size + a - 1) / a * a;
+    if (size >= CHUNK_BYTES / 4) {
+        chunk *c = chunk_new(size, b->arena ? b->arena->next : NULL);
+        if (c == NULL)
+            return NULL;
+        if (b->arena == NULL) {
+            b->arena = c;
+        } else {
+            b->arena->next = c;
+        }
+        c->used = size;
+        return c->data;
     }
-    free(n->items);
-    free(n->pairs);
-    free(n);
+    if (b->arena == NULL || b->arena->cap - b->arena->used < size) {
+        chunk *c = chunk_new(CHUNK_BYTES, b->arena);
+        if (c == NULL)
+            return NULL;
+        b->arena = c;
+    }
+    void *p = (char *)b->arena->data + b->arena->used;
+    b->arena->used += size;
+    return p;
+}
+
+/* Drops every node of the document; keeps one normal chunk (emptied) for the next one, or none
+ * when all is true. */
+static void arena_reset(builder *b, bool all)
+{
+    chunk *keep = NULL;
+    for (chunk *c = b->arena, *next; c != NULL; c = next) {
+        next = c->next;
+        if (!all && keep == NULL && c->cap == CHUNK_BYTES) {
+            keep = c;
+            continue;
+        }
+        free(c);
+    }
+    if (keep != NULL) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    b->arena = keep;
 }
 
 /* Converts a libyaml mark (0-based, characters; a byte order mark is not counted) into a 1-based
@@ -145,38 +204,41 @@ static void parser_error(builder *b, const yaml_parser_t *p)
 
 static spec_ynode *node_new(builder *b, spec_ynode_kind kind, yaml_mark_t m)
 {
-    spec_ynode *n = calloc(1, sizeof(*n));
+    spec_ynode *n = arena_alloc(b, sizeof(*n));
     if (n == NULL)
         return NULL;
+    memset(n, 0, sizeof(*n));
     n->kind = kind;
     n->pos = mark_pos(b, m);
     n->size = 1;
     return n;
 }
 
+#define MIN_ITEMS 8 /* a power of two */
+
 /* Hangs a new node under the open container (or makes it the document root). */
 static int attach(builder *b, spec_ynode *n)
 {
     if (b->depth == 0) {
-        if (b->root != NULL) {
-            node_free(n);
+        if (b->root != NULL)
             return -EINVAL; /* libyaml never sends two roots; be safe anyway */
-        }
         b->root = n;
         return 0;
     }
     frame *f = &b->stack[b->depth - 1];
     spec_ynode *c = f->node;
-    /* Arrays grow at powers of two (capacity is implied by n), so long lists stay linear. */
-    bool full = (c->n & (c->n - 1)) == 0;
-    size_t cap = c->n ? c->n * 2 : 1;
+    /* Arrays start with room for MIN_ITEMS (a manifest entry's keys fit) and then double when n
+     * reaches a power of two (capacity is implied by n), so long lists stay linear; an old array
+     * stays in the arena, at most as much again. */
+    bool full = c->n == 0 || (c->n >= MIN_ITEMS && (c->n & (c->n - 1)) == 0);
+    size_t cap = c->n ? c->n * 2 : MIN_ITEMS;
     if (c->kind == SPEC_YSEQ) {
         if (full) {
-            spec_ynode **grown = realloc(c->items, cap * sizeof(*grown));
-            if (grown == NULL) {
-                node_free(n);
+            spec_ynode **grown = arena_alloc(b, cap * sizeof(*grown));
+            if (grown == NULL)
                 return -ENOMEM;
-            }
+            if (c->n > 0)
+                memcpy(grown, c->items, c->n * sizeof(*grown));
             c->items = grown;
         }
         c->items[c->n++] = n;
@@ -187,11 +249,11 @@ static int attach(builder *b, spec_ynode *n)
         return 0;
     }
     if (full) {
-        spec_ypair *grown = realloc(c->pairs, cap * sizeof(*grown));
-        if (grown == NULL) {
-            node_free(n);
+        spec_ypair *grown = arena_alloc(b, cap * sizeof(*grown));
+        if (grown == NULL)
             return -ENOMEM;
-        }
+        if (c->n > 0)
+            memcpy(grown, c->pairs, c->n * sizeof(*grown));
         c->pairs = grown;
     }
     c->pairs[c->n].key = f->pending_key;
@@ -345,10 +407,11 @@ static size_t subtree_bytes(const spec_ynode *n)
     return sum;
 }
 
-/* Deep copy of an anchored subtree for an alias; the budget was checked by the caller. */
-static spec_ynode *node_copy(const spec_ynode *src)
+/* Deep copy of an anchored subtree for an alias, in the arena; the budget was checked by the
+ * caller. NULL when out of memory (what was copied goes with the arena). */
+static spec_ynode *node_copy(builder *b, const spec_ynode *src)
 {
-    spec_ynode *n = calloc(1, sizeof(*n));
+    spec_ynode *n = arena_alloc(b, sizeof(*n));
     if (n == NULL)
         return NULL;
     *n = *src;
@@ -357,35 +420,27 @@ static spec_ynode *node_copy(const spec_ynode *src)
     n->pairs = NULL;
     n->n = 0;
     if (src->text != NULL) {
-        n->text = malloc(src->len + 1);
-        if (n->text == NULL)
-            goto fail;
+        if ((n->text = arena_alloc(b, src->len + 1)) == NULL)
+            return NULL;
         memcpy(n->text, src->text, src->len + 1);
     }
     if (src->kind == SPEC_YSEQ && src->n > 0) {
-        n->items = calloc(src->n, sizeof(*n->items));
-        if (n->items == NULL)
-            goto fail;
+        if ((n->items = arena_alloc(b, src->n * sizeof(*n->items))) == NULL)
+            return NULL;
         for (; n->n < src->n; n->n++)
-            if ((n->items[n->n] = node_copy(src->items[n->n])) == NULL)
-                goto fail;
+            if ((n->items[n->n] = node_copy(b, src->items[n->n])) == NULL)
+                return NULL;
     } else if (src->kind == SPEC_YMAP && src->n > 0) {
-        n->pairs = calloc(src->n, sizeof(*n->pairs));
-        if (n->pairs == NULL)
-            goto fail;
+        if ((n->pairs = arena_alloc(b, src->n * sizeof(*n->pairs))) == NULL)
+            return NULL;
         for (; n->n < src->n; n->n++) {
-            n->pairs[n->n].key = node_copy(src->pairs[n->n].key);
-            n->pairs[n->n].value = node_copy(src->pairs[n->n].value);
-            if (n->pairs[n->n].key == NULL || n->pairs[n->n].value == NULL) {
-                n->n++;
-                goto fail;
-            }
+            n->pairs[n->n].key = node_copy(b, src->pairs[n->n].key);
+            n->pairs[n->n].value = node_copy(b, src->pairs[n->n].value);
+            if (n->pairs[n->n].key == NULL || n->pairs[n->n].value == NULL)
+                return NULL;
         }
     }
     return n;
-fail:
-    node_free(n);
-    return NULL;
 }
 
 static int on_alias(builder *b, const yaml_event_t *ev)
@@ -410,7 +465,7 @@ static int on_alias(builder *b, const yaml_event_t *ev)
     int rc = count_node(b, at, a->node->size, subtree_bytes(a->node));
     if (rc < 0)
         return rc;
-    spec_ynode *copy = node_copy(a->node);
+    spec_ynode *copy = node_copy(b, a->node);
     if (copy == NULL)
         return -ENOMEM;
     copy->pos = at;
@@ -427,21 +482,17 @@ static int on_scalar(builder *b, const yaml_event_t *ev)
     spec_ynode *n = node_new(b, SPEC_YSCALAR, ev->start_mark);
     if (n == NULL)
         return -ENOMEM;
-    n->text = malloc(len + 1);
-    if (n->text == NULL) {
-        free(n);
+    n->text = arena_alloc(b, len + 1);
+    if (n->text == NULL)
         return -ENOMEM;
-    }
     memcpy(n->text, ev->data.scalar.value, len);
     n->text[len] = '\0';
     n->len = len;
     const char *tag = (const char *)ev->data.scalar.tag;
     n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
                (tag == NULL || strcmp(tag, YAML_STR_TAG) != 0);
-    if ((rc = add_anchor(b, ev->data.scalar.anchor, n, true, NULL)) < 0) {
-        node_free(n);
+    if ((rc = add_anchor(b, ev->data.scalar.anchor, n, true, NULL)) < 0)
         return rc;
-    }
     return attach(b, n);
 }
 
@@ -475,8 +526,7 @@ static void on_end(builder *b)
         return;
     frame *f = &b->stack[--b->depth];
     spec_ynode *n = f->node;
-    node_free(f->pending_key); /* never set by a well-formed stream */
-    f->pending_key = NULL;
+    f->pending_key = NULL; /* never set by a well-formed stream; the arena holds it */
     n->size = 1;
     n->height = 1;
     for (size_t i = 0; i < n->n; i++) {
@@ -497,14 +547,11 @@ static void on_end(builder *b)
 /* Drops whatever a failed or finished document left behind. */
 static void reset_doc(builder *b)
 {
-    while (b->depth > 0) {
-        frame *f = &b->stack[--b->depth];
-        node_free(f->pending_key);
-        f->pending_key = NULL;
-    }
-    node_free(b->root);
+    while (b->depth > 0)
+        b->stack[--b->depth].pending_key = NULL;
     b->root = NULL;
     drop_anchors(b);
+    arena_reset(b, false);
 }
 
 /* A fresh key for the anchor-name hash. getrandom() rarely fails; the fallback (clock, addresses)
@@ -588,6 +635,7 @@ int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_
     if (rc == -ENOMEM)
         spec_diags_add(diags, file, 0, 0, "out of memory while parsing");
     reset_doc(&b);
+    arena_reset(&b, true);
     yaml_parser_delete(&p);
     return rc;
 }
@@ -608,8 +656,11 @@ int spec_yaml_load_file(const char *path, const char *file, spec_yaml_doc_fn fn,
         close(fd);
         return -err;
     }
-    /* Read up to one byte past the limit so an oversized file is reported, not truncated. */
+    /* Read up to one byte past the limit so an oversized file is reported, not truncated. The
+     * first buffer holds the whole file as stat sees it (one read, no copies while growing). */
     size_t cap = 64 * 1024, len = 0;
+    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= SPEC_YAML_MAX_FILE_BYTES)
+        cap = (size_t)st.st_size + 1;
     char *buf = malloc(cap);
     int rc = 0;
     while (buf != NULL) {
@@ -654,16 +705,23 @@ bool spec_ynode_is_null(const spec_ynode *n)
         return true;
     if (n->kind != SPEC_YSCALAR || !n->plain)
         return false;
-    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
-    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
-        if (strcmp(n->text, nulls[i]) == 0)
-            return true;
-    return false;
+    /* By length first: this runs for every value the loaders read. A plain scalar holds no NUL. */
+    switch (n->len) {
+    case 0:
+        return true;
+    case 1:
+        return n->text[0] == '~';
+    case 4:
+        return (n->text[0] == 'n' || n->text[0] == 'N') &&
+               (!strcmp(n->text, "null") || !strcmp(n->text, "Null") || !strcmp(n->text, "NULL"));
+    default:
+        return false;
+    }
 }
 
 int spec_ynode_bool(const spec_ynode *n, bool *ret_value)
 {
-    if (n == NULL || n->kind != SPEC_YSCALAR || !n->plain)
+    if (n == NULL || n->kind != SPEC_YSCALAR || !n->plain || n->len < 4 || n->len > 5)
         return -EINVAL;
     if (!strcmp(n->text, "true") || !strcmp(n->text, "True") || !strcmp(n->text, "TRUE")) {
         *ret_value = true;
@@ -738,9 +796,12 @@ const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key)
 {
     if (map == NULL || map->kind != SPEC_YMAP)
         return NULL;
+    /* Lengths first: the loaders look up every known key of every entry. A key holding a NUL
+     * byte never equals a C string, as with strcmp. */
+    size_t len = strlen(key);
     for (size_t i = 0; i < map->n; i++) {
         const spec_ynode *k = map->pairs[i].key;
-        if (k->kind == SPEC_YSCALAR && strcmp(k->text, key) == 0)
+        if (k->kind == SPEC_YSCALAR && k->len == len && memcmp(k->text, key, len) == 0)
             return map->pairs[i].value;
     }
     return NULL;
@@ -761,10 +822,31 @@ static int cmp_key_idx(const void *a, const void *b, void *ud)
     return i < j ? -1 : i > j;
 }
 
+size_t spec_ymap_first_dup(const spec_ynode *map, size_t i)
+{
+    if (map == NULL || map->kind != SPEC_YMAP || i >= map->n)
+        return SIZE_MAX;
+    const spec_ynode *k = map->pairs[i].key;
+    if (k->kind != SPEC_YSCALAR)
+        return SIZE_MAX;
+    for (size_t j = 0; j < i; j++) {
+        const spec_ynode *o = map->pairs[j].key;
+        if (o->kind == SPEC_YSCALAR && o->len == k->len && memcmp(o->text, k->text, k->len) == 0)
+            return j;
+    }
+    return SIZE_MAX;
+}
+
 int spec_ymap_duplicates(const spec_ynode *map, size_t **ret_first)
 {
     size_t n = map->kind == SPEC_YMAP ? map->n : 0;
     size_t *first = malloc((n ? n : 1) * sizeof(*first));
+    if (first != NULL && n <= SPEC_YMAP_SMALL) {
+        for (size_t i = 0; i < n; i++)
+            first[i] = spec_ymap_first_dup(map, i);
+        *ret_first = first;
+        return 0;
+    }
     size_t *order = malloc((n ? n : 1) * sizeof(*order));
     if (first == NULL || order == NULL) {
         free(first);

@@ -78,6 +78,11 @@ const spec_ynode *spec_ynode_get(const spec_ynode *map, const char *key);
  * SIZE_MAX when the pair's key is the first of its text or not a scalar. Used by the manifest
  * and config loaders to report "duplicate key ... (first at ...)". Returns 0 or -ENOMEM. */
 int spec_ymap_duplicates(const spec_ynode *map, size_t **ret_first);
+/* The same for one pair, without allocating: the index of the first earlier pair whose key has
+ * the same text as pair i's, or SIZE_MAX. O(i); loaders use it for mappings of at most
+ * SPEC_YMAP_SMALL pairs (a manifest entry's handful of keys), where it beats sorting. */
+#define SPEC_YMAP_SMALL 16
+size_t spec_ymap_first_dup(const spec_ynode *map, size_t i);
 
 /* Levenshtein distance with a cap (returns cap + 1 once it is certainly larger); used for
  * "did you mean" suggestions against a list of known keys. Returns the best candidate within

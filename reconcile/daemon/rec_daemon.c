@@ -3,6 +3,7 @@
  * around rec_cycle. Everything runs on one libuv loop; only the metrics server has its own
  * thread. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -744,6 +745,10 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     if (d->opts->once)
         d->exit_code = ok ? 0 : 1;
     rec_cycle_result_free(res);
+    /* The cycle's observation, plan and answers are freed now: hand the heap's free pages back
+     * to the system so the idle daemon does not keep its peak (BENCHMARKS.md "Daemon idle
+     * cost"). */
+    (void)malloc_trim(0);
 
     if (d->stopping || d->opts->once) {
         d->st.next_cycle_ms = 0;

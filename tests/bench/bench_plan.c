@@ -14,20 +14,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_gen.h"
 #include "prov_resp.h"
 #include "rec_diff.h"
 #include "rec_plan.h"
 #include "rec_render.h"
 #include "spec.h"
 
-#define PER_REGION 15
-#define PAGE 100
-
-static double now_ms(void)
+/* Writes region r's answer into dir/obs-NNNNN.json, so observe parsing starts from files. */
+static void write_observed(const char *dir, size_t r, size_t n, size_t drift_every)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/obs-%05zu.json", dir, r);
+    size_t len = 0;
+    char *body = bench_observed_body(r, n, drift_every, &len);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fwrite(body, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+    free(body);
 }
 
 static long peak_rss_kib(void)
@@ -36,91 +42,6 @@ static long peak_rss_kib(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return -1;
     return ru.ru_maxrss;
-}
-
-/* Writes the manifests (one file per 100 regions) and returns the number of regions. */
-static size_t write_manifests(const char *dir, size_t n)
-{
-    size_t regions = (n + PER_REGION - 1) / PER_REGION;
-    FILE *f = NULL;
-    size_t written = 0;
-    for (size_t r = 0; r < regions; r++) {
-        if (r % 100 == 0) {
-            if (f != NULL && fclose(f) != 0)
-                exit(1);
-            char path[512];
-            snprintf(path, sizeof(path), "%s/inventory-%05zu.yaml", dir, r / 100);
-            f = fopen(path, "w");
-            if (f == NULL) {
-                perror(path);
-                exit(1);
-            }
-        } else {
-            fputs("---\n", f);
-        }
-        fprintf(f, "region: bench-r%05zu\ncustom_images:\n", r);
-        for (size_t i = 0; i < PER_REGION && written < n; i++, written++)
-            fprintf(f,
-                    "  - name: img-%05zu-%02zu\n"
-                    "    instance_id: ace0706b2ac4454d984295a9%08zu\n"
-                    "    system_snapshot_id: s-sys%08zu\n"
-                    "    description: benchmark image %zu\n"
-                    "    tags: {team: bench, tier: t%zu}\n"
-                    "    share_to_ecs: %s\n",
-                    r, i, r, r, written, i % 3, i % 2 ? "true" : "false");
-    }
-    if (f != NULL && fclose(f) != 0)
-        exit(1);
-    return regions;
-}
-
-/* Writes region r's ListCustomImages answer; drift_every > 0 flips InShare on every Nth image. */
-static void write_observed(const char *dir, size_t r, size_t n, size_t drift_every)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/obs-%05zu.json", dir, r);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        perror(path);
-        exit(1);
-    }
-    size_t first = r * PER_REGION, count = 0;
-    fprintf(f, "{\"RequestId\":\"B\",\"CustomImages\":[");
-    for (size_t i = 0; i < PER_REGION && first + i < n; i++, count++) {
-        size_t g = first + i;
-        int shared = i % 2;
-        if (drift_every > 0 && g % drift_every == 0)
-            shared = !shared;
-        fprintf(f,
-                "%s{\"ImageId\":\"m-bench%012zu\",\"Name\":\"img-%05zu-%02zu\",\"Status\":\"1\","
-                "\"InShare\":%s,\"InstanceId\":\"ace0706b2ac4454d984295a9%08zu\","
-                "\"SystemSnapshotId\":\"s-sys%08zu\",\"Description\":\"benchmark image %zu\","
-                "\"RegionId\":\"bench-r%05zu\",\"CreationTime\":\"2026-11-01T00:00:00Z\","
-                "\"Tags\":[{\"Key\":\"team\",\"Value\":\"bench\"},{\"Key\":\"tier\",\"Value\":"
-                "\"t%zu\"},{\"Key\":\"imgrecon/owner\",\"Value\":\"default\"}]}",
-                i ? "," : "", g, r, i, shared ? "true" : "false", r, r, g, r, i % 3);
-    }
-    fprintf(f, "],\"TotalCount\":\"%zu\",\"PageSize\":\"%d\",\"PageNumber\":\"1\"}", count, PAGE);
-    if (fclose(f) != 0)
-        exit(1);
-}
-
-static char *slurp(const char *path, size_t *ret_len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, k, m);
-    fclose(f);
-    fclose(m);
-    *ret_len = len;
-    return buf;
 }
 
 int main(int argc, char **argv)
@@ -142,13 +63,13 @@ int main(int argc, char **argv)
     snprintf(odir, sizeof(odir), "%s/observed", dir);
     if (mkdir(mdir, 0700) != 0 || mkdir(odir, 0700) != 0)
         return 1;
-    size_t regions = write_manifests(mdir, n);
+    size_t regions = bench_write_manifests(mdir, n);
     for (size_t r = 0; r < regions; r++)
         write_observed(odir, r, n, drift_every);
     long rss_before = peak_rss_kib();
 
     /* load */
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     spec_diags diags;
     spec_diags_init(&diags);
     spec_set *set = NULL;
@@ -158,30 +79,32 @@ int main(int argc, char **argv)
         return 1;
     }
     spec_diags_free(&diags);
-    double t_load = now_ms() - t0;
+    double t_load = bench_now_ms() - t0;
 
     /* observe from files through the real parser */
-    t0 = now_ms();
+    t0 = bench_now_ms();
     rec_observed obs = {0};
     for (size_t r = 0; r < regions; r++) {
         char path[700], name[32];
         snprintf(path, sizeof(path), "%s/obs-%05zu.json", odir, r);
         snprintf(name, sizeof(name), "bench-r%05zu", r);
         size_t len = 0;
-        char *body = slurp(path, &len);
+        char *body = bench_slurp(path, &len);
         rec_region_obs *ro = NULL;
         unsigned total = 0;
-        if (body == NULL || rec_observed_add_region(&obs, name, &ro) != 0 ||
-            prov_parse_list_images(body, len, &ro->images, &total) != 0) {
+        json_t *root = body != NULL ? prov_json_load_object(body, len) : NULL;
+        if (root == NULL || rec_observed_add_region(&obs, name, &ro) != 0 ||
+            prov_parse_list_images(root, &ro->images, &total) != 0) {
             fprintf(stderr, "observe %s failed\n", name);
             return 1;
         }
+        json_decref(root);
         free(body);
     }
-    double t_observe = now_ms() - t0;
+    double t_observe = bench_now_ms() - t0;
 
     /* diff + plan */
-    t0 = now_ms();
+    t0 = bench_now_ms();
     rec_options opts;
     rec_options_init(&opts);
     opts.create_wait_ms = 60000;
@@ -192,20 +115,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "plan: %s\n", err ? err : strerror(-rc));
         return 1;
     }
-    double t_plan = now_ms() - t0;
+    double t_plan = bench_now_ms() - t0;
 
     /* render */
-    t0 = now_ms();
+    t0 = bench_now_ms();
     FILE *devnull = fopen("/dev/null", "w");
     if (devnull == NULL || rec_render_text(plan, devnull, 0) != 0)
         return 1;
     fclose(devnull);
-    double t_text = now_ms() - t0;
-    t0 = now_ms();
+    double t_text = bench_now_ms() - t0;
+    t0 = bench_now_ms();
     char *json = rec_render_json(plan, false);
     if (json == NULL)
         return 1;
-    double t_json = now_ms() - t0;
+    double t_json = bench_now_ms() - t0;
 
     printf("images %zu  regions %zu  drift %.1f%%  changes %zu  steps %zu\n", n, regions, drift,
            rec_plan_n_changes(plan), plan->n_steps);

@@ -2,6 +2,8 @@
 # Idle cost of the daemon: RSS and CPU time over IDLE_SECONDS (default 60) between cycles, and
 # its peak RSS (VmHWM) after a cycle over 1,500 images (100 regions x 15) against the emulator.
 # Usage: tests/bench/idle.sh [BUILD]
+# IDLE_WRAP runs the daemon under a tool, e.g. IDLE_WRAP="valgrind --tool=massif
+# --massif-out-file=/tmp/massif.out" (the figures are then the tool's process).
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 idle=${IDLE_SECONDS:-60}
@@ -46,7 +48,7 @@ metrics_listen: null
 interval: 1h
 YAML
 ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIidleBench ALIBABA_CLOUD_ACCESS_KEY_SECRET=idle-bench-secret \
-    "$build/imgrecon" run -c "$tmp/config.yaml" --endpoint "http://127.0.0.1:$(cat "$tmp/port")" \
+    ${IDLE_WRAP:-} "$build/imgrecon" run -c "$tmp/config.yaml" --endpoint "http://127.0.0.1:$(cat "$tmp/port")" \
     --state-dir "$tmp/state" --rate-limit 1000/1s -f "$tmp/manifests" -q 2>"$tmp/daemon.log" &
 dpid=$!
 pids+=($dpid)
@@ -82,3 +84,9 @@ rss1=$(field VmRSS)
 csw1=$(( $(field voluntary_ctxt_switches) + $(field nonvoluntary_ctxt_switches) ))
 echo "idle: cycle over 1,500 images in 100 regions (no change, List at 1000/1s): ${cycle_ms} ms, CPU since start ${cycle_cpu} ms, peak RSS (VmHWM) $((hwm / 1024)).$(( (hwm % 1024) * 10 / 1024 )) MiB"
 echo "idle: over ${idle}s between cycles: CPU $((cpu1 - cpu0)) ms, RSS $((rss0 / 1024)).$(( (rss0 % 1024) * 10 / 1024 )) -> $((rss1 / 1024)).$(( (rss1 % 1024) * 10 / 1024 )) MiB, $((csw1 - csw0)) wakeups (context switches)"
+mib() { echo "$(($1 / 1024)).$(( ($1 % 1024) * 10 / 1024 ))"; }
+# Where the resident pages are: each mapping of 64 KiB or more (libraries by file name).
+awk '/^[0-9a-f]+-[0-9a-f]+ / {n = NF >= 6 ? $6 : "[anonymous]"} /^Rss:/ {r[n] += $2}
+     END {for (n in r) if (r[n] >= 64) printf "idle:   %6d KiB %s\n", r[n], n}' "/proc/$dpid/smaps" |
+    sort -k2 -nr
+echo "idle: RSS after the idle time: anonymous (heap, stacks) $(mib "$(field RssAnon)") MiB, file-backed (code of the binary and its libraries) $(mib "$(field RssFile)") MiB, shared memory $(mib "$(field RssShmem)") MiB; threads $(field Threads)"

@@ -6,7 +6,8 @@
 # Usage: tests/bench/run.sh [BUILD_DIR]
 # Settings (environment): BENCH_WINDOW (1s) BENCH_CALLS (10) BENCH_CREATE_DELAY (1s)
 #   BENCH_RUNS (3) BENCH_SCENARIOS ("create15 replace15 prune15 spread100 nochange1500")
-#   RUNS (3, scale.sh) IDLE_SECONDS (60, idle.sh) BENCH_OUT (BUILD_DIR/bench)
+#   RUNS (3, scale.sh) FLOOR_SIZES ("10000 100000") FLOOR_RUNS (7, bench_load/bench_parse)
+#   IDLE_SECONDS (60, idle.sh) BENCH_OUT (BUILD_DIR/bench)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -20,6 +21,12 @@ start=$(date +%s)
     node "$root/tests/bench/bench.js" --build "$build" --window "${BENCH_WINDOW:-1s}" \
         --calls "${BENCH_CALLS:-10}" --create-delay "${BENCH_CREATE_DELAY:-1s}" \
         --runs "${BENCH_RUNS:-3}" "${scen[@]}" --json "$out/convergence.json" --timeline "$out"
+    echo "== load and parse against their floors (bench_load, bench_parse)"
+    for n in ${FLOOR_SIZES:-10000 100000}; do
+        "$build/bench_load" "$n" "${FLOOR_RUNS:-7}" | tail -2
+        "$build/bench_parse" "$n" "${FLOOR_RUNS:-7}" | tail -2
+    done
+    echo
     echo "== plan scale (tests/bench/scale.sh)"
     bash "$root/tests/bench/scale.sh" "$build"
     echo

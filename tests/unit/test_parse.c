@@ -29,6 +29,48 @@ enum gen {
 
 /* ---- Shared helpers ---- */
 
+/* The parsers take a parsed answer; these load the bytes as the client does (one object,
+ * duplicate keys rejected) and call them, so the tables below test bytes to structs. */
+static int bytes_list_images(const char *body, size_t len, prov_image_list *l, unsigned *total)
+{
+    json_t *root = prov_json_load_object(body, len);
+    int rc = root != NULL ? prov_parse_list_images(root, l, total) : -EPROTO;
+    json_decref(root);
+    return rc;
+}
+
+static int bytes_ecs_images(const char *body, size_t len, prov_ecs_image_list *l, unsigned *total)
+{
+    json_t *root = prov_json_load_object(body, len);
+    int rc = root != NULL ? prov_parse_ecs_images(root, l, total) : -EPROTO;
+    json_decref(root);
+    return rc;
+}
+
+static int bytes_create(const char *body, size_t len, char **ret_id)
+{
+    json_t *root = prov_json_load_object(body, len);
+    int rc = root != NULL ? prov_parse_create(root, ret_id) : -EPROTO;
+    json_decref(root);
+    return rc;
+}
+
+static int bytes_regions(const char *body, size_t len, char ***ret_v, size_t *ret_n)
+{
+    json_t *root = prov_json_load_object(body, len);
+    int rc = root != NULL ? prov_parse_regions(root, ret_v, ret_n) : -EPROTO;
+    json_decref(root);
+    return rc;
+}
+
+static int bytes_error_body(const char *body, size_t len, char **code, char **msg, char **rid)
+{
+    json_t *root = prov_json_load_object(body, len);
+    int rc = root != NULL ? prov_parse_error_body(root, code, msg, rid) : -EPROTO;
+    json_decref(root);
+    return rc;
+}
+
 static char *gen_deep(const char *open, const char *close, size_t depth, const char *prefix,
                       const char *suffix)
 {
@@ -291,7 +333,7 @@ static void prefill(prov_image_list *l)
         "\"Status\":\"1\",\"InShare\":true,\"Tags\":[{\"Key\":\"k1\",\"Value\":\"v1\"}]},"
         "{\"ImageId\":\"m-pre2\",\"Name\":\"pre-2\",\"Description\":\"two\"}]}";
     unsigned total = 0;
-    cr_assert_eq(prov_parse_list_images(first_page, strlen(first_page), l, &total), 0);
+    cr_assert_eq(bytes_list_images(first_page, strlen(first_page), l, &total), 0);
     cr_assert_eq(l->n, 2);
     cr_assert_eq(total, 3);
 }
@@ -324,7 +366,7 @@ ParameterizedTest(struct list_case *c, parse, list_images)
             prefill(&l);
         size_t before = l.n;
         unsigned total = 777;
-        int rc = prov_parse_list_images(body, len, &l, &total);
+        int rc = bytes_list_images(body, len, &l, &total);
         cr_assert_eq(rc, c->want, "[%s] prefilled=%d: rc %d, want %d", c->name, pre, rc, c->want);
         if (c->want < 0) {
             cr_expect_eq(l.n, before, "[%s] the list grew on a rejected answer", c->name);
@@ -362,7 +404,7 @@ Test(parse, list_images_full_fields_and_append)
 {
     prov_image_list l = {0};
     unsigned total = 0;
-    cr_assert_eq(prov_parse_list_images(full_image, strlen(full_image), &l, &total), 0);
+    cr_assert_eq(bytes_list_images(full_image, strlen(full_image), &l, &total), 0);
     cr_assert_eq(l.n, 2);
     const prov_image *a = &l.v[0];
     cr_expect_str_eq(a->description, "d");
@@ -380,13 +422,13 @@ Test(parse, list_images_full_fields_and_append)
     cr_expect_null(b->description);
     cr_expect_null(b->tags);
     /* A second page appends after the first. */
-    cr_assert_eq(prov_parse_list_images(full_image, strlen(full_image), &l, &total), 0);
+    cr_assert_eq(bytes_list_images(full_image, strlen(full_image), &l, &total), 0);
     cr_assert_eq(l.n, 4);
     cr_expect_str_eq(l.v[2].image_id, "m-full");
     cr_expect_str_eq(l.v[3].image_id, "m-two");
     cr_expect_str_eq(l.v[0].image_id, "m-full");
     /* A NULL total pointer is allowed. */
-    cr_assert_eq(prov_parse_list_images(full_image, strlen(full_image), &l, NULL), 0);
+    cr_assert_eq(bytes_list_images(full_image, strlen(full_image), &l, NULL), 0);
     cr_assert_eq(l.n, 6);
     prov_image_list_free(&l);
     cr_expect_eq(l.n, 0);
@@ -398,10 +440,10 @@ Test(parse, list_images_respects_length)
 {
     const char body[] = "{\"CustomImages\":[]}GARBAGE";
     prov_image_list l = {0};
-    cr_expect_eq(prov_parse_list_images(body, strlen("{\"CustomImages\":[]}"), &l, NULL), 0);
-    cr_expect_eq(prov_parse_list_images(body, 5, &l, NULL), -EPROTO);
-    cr_expect_eq(prov_parse_list_images(body, 0, &l, NULL), -EPROTO);
-    cr_expect_eq(prov_parse_list_images(NULL, 0, &l, NULL), -EPROTO);
+    cr_expect_eq(bytes_list_images(body, strlen("{\"CustomImages\":[]}"), &l, NULL), 0);
+    cr_expect_eq(bytes_list_images(body, 5, &l, NULL), -EPROTO);
+    cr_expect_eq(bytes_list_images(body, 0, &l, NULL), -EPROTO);
+    cr_expect_eq(bytes_list_images(NULL, 0, &l, NULL), -EPROTO);
     cr_expect_eq(l.n, 0);
     prov_image_list_free(&l);
 }
@@ -508,10 +550,10 @@ ParameterizedTest(struct ecs_case *c, parse, ecs_images)
     for (int pre = 0; pre < 2; pre++) {
         prov_ecs_image_list l = {0};
         if (pre)
-            cr_assert_eq(prov_parse_ecs_images(pre_body, strlen(pre_body), &l, NULL), 0);
+            cr_assert_eq(bytes_ecs_images(pre_body, strlen(pre_body), &l, NULL), 0);
         size_t before = l.n;
         unsigned total = 777;
-        int rc = prov_parse_ecs_images(body, len, &l, &total);
+        int rc = bytes_ecs_images(body, len, &l, &total);
         cr_assert_eq(rc, c->want, "[%s] prefilled=%d: rc %d, want %d", c->name, pre, rc, c->want);
         if (c->want < 0) {
             cr_expect_eq(l.n, before, "[%s] the list changed on a rejected answer", c->name);
@@ -656,15 +698,15 @@ ParameterizedTest(struct wt_case *c, parse, wrong_types)
         if (ecs) {
             prov_ecs_image_list l = {0};
             static const char pre[] = "{\"Images\":{\"Image\":[{\"ImageId\":\"m-p1\"}]}}";
-            cr_assert_eq(prov_parse_ecs_images(pre, strlen(pre), &l, NULL), 0);
-            rc = prov_parse_ecs_images(body, strlen(body), &l, &total);
+            cr_assert_eq(bytes_ecs_images(pre, strlen(pre), &l, NULL), 0);
+            rc = bytes_ecs_images(body, strlen(body), &l, &total);
             cr_expect_eq(l.n, 1, "%s=%s: the list changed", c->field, v);
             cr_expect_str_eq(l.v[0].image_id, "m-p1");
             prov_ecs_image_list_free(&l);
         } else {
             prov_image_list l = {0};
             prefill(&l);
-            rc = prov_parse_list_images(body, strlen(body), &l, &total);
+            rc = bytes_list_images(body, strlen(body), &l, &total);
             cr_expect_eq(l.n, 2, "%s=%s: the list changed", c->field, v);
             expect_prefill_intact(&l, c->field);
             prov_image_list_free(&l);
@@ -687,22 +729,22 @@ Test(parse, wrong_types_templates_accept_good_values)
     prov_image_list l = {0};
     prov_ecs_image_list e = {0};
     b = wt_body(&list_top, "\"5\"");
-    cr_expect_eq(prov_parse_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
     free(b);
     b = wt_body(&list_img, "\"1\"");
-    cr_expect_eq(prov_parse_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
     free(b);
     b = wt_body(&list_id, "\"m-9\"");
-    cr_expect_eq(prov_parse_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_list_images(b, strlen(b), &l, NULL), 0, "%s", b);
     free(b);
     b = wt_body(&ecs_top, "5");
-    cr_expect_eq(prov_parse_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
     free(b);
     b = wt_body(&ecs_img, "\"none\"");
-    cr_expect_eq(prov_parse_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
     free(b);
     b = wt_body(&ecs_id, "\"m-9\"");
-    cr_expect_eq(prov_parse_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
+    cr_expect_eq(bytes_ecs_images(b, strlen(b), &e, NULL), 0, "%s", b);
     free(b);
     cr_expect_eq(l.n, 3);
     cr_expect_eq(e.n, 3);
@@ -754,7 +796,7 @@ ParameterizedTest(struct create_case *c, parse, create)
     char sentinel[] = "untouched";
     char *id = sentinel;
     size_t len = c->len ? c->len : strlen(c->body);
-    int rc = prov_parse_create(c->body, len, &id);
+    int rc = bytes_create(c->body, len, &id);
     cr_assert_eq(rc, c->want, "[%s] rc %d", c->name, rc);
     if (rc == 0) {
         cr_expect_str_eq(id, c->id, "[%s]", c->name);
@@ -806,7 +848,7 @@ ParameterizedTest(struct regions_case *c, parse, regions)
     char **v = NULL;
     size_t n = 99;
     size_t len = c->len ? c->len : strlen(c->body);
-    int rc = prov_parse_regions(c->body, len, &v, &n);
+    int rc = bytes_regions(c->body, len, &v, &n);
     cr_assert_eq(rc, c->want, "[%s] rc %d", c->name, rc);
     if (rc != 0) {
         cr_expect_null(v, "[%s] out-parameter written on failure", c->name);
@@ -828,14 +870,14 @@ Test(parse, create_deep)
 {
     char *deep = gen_deep("[", "]", 100000, "{\"ImageId\":", "}");
     char *id = NULL;
-    cr_expect_eq(prov_parse_create(deep, strlen(deep), &id), -EPROTO);
+    cr_expect_eq(bytes_create(deep, strlen(deep), &id), -EPROTO);
     cr_expect_null(id);
     free(deep);
     deep = gen_deep("[", "]", 100, "{\"ImageId\":", "}");
-    cr_expect_eq(prov_parse_create(deep, strlen(deep), &id), -EPROTO);
+    cr_expect_eq(bytes_create(deep, strlen(deep), &id), -EPROTO);
     cr_expect_null(id);
     free(deep);
-    cr_expect_eq(prov_parse_create(NULL, 0, &id), -EPROTO);
+    cr_expect_eq(bytes_create(NULL, 0, &id), -EPROTO);
 }
 
 /* ==== Error bodies ==== */
@@ -890,7 +932,7 @@ ParameterizedTest(struct err_case *c, parse, error_body)
     char s1[] = "a", s2[] = "b", s3[] = "c";
     char *code = s1, *msg = s2, *rid = s3;
     size_t len = c->len ? c->len : strlen(c->body);
-    int rc = prov_parse_error_body(c->body, len, &code, &msg, &rid);
+    int rc = bytes_error_body(c->body, len, &code, &msg, &rid);
     cr_assert_eq(rc, c->want, "[%s] rc %d", c->name, rc);
     if (rc == 0) {
         str_or_null_eq(code, c->code, c->name);
@@ -908,16 +950,16 @@ Test(parse, error_body_deep)
 {
     char *deep = gen_deep("[", "]", 100000, "{\"Code\":", "}");
     char *code = NULL, *msg = NULL, *rid = NULL;
-    cr_expect_eq(prov_parse_error_body(deep, strlen(deep), &code, &msg, &rid), -EPROTO);
+    cr_expect_eq(bytes_error_body(deep, strlen(deep), &code, &msg, &rid), -EPROTO);
     free(deep);
     deep = gen_deep("[", "]", 300, "{\"Code\":\"C\",\"X\":", "}");
-    cr_expect_eq(prov_parse_error_body(deep, strlen(deep), &code, &msg, &rid), 0);
+    cr_expect_eq(bytes_error_body(deep, strlen(deep), &code, &msg, &rid), 0);
     cr_expect_str_eq(code, "C");
     free(code);
     free(msg);
     free(rid);
     free(deep);
-    cr_expect_eq(prov_parse_error_body(NULL, 0, &code, &msg, &rid), -EPROTO);
+    cr_expect_eq(bytes_error_body(NULL, 0, &code, &msg, &rid), -EPROTO);
 }
 
 /* ListTagResources and ListCustomImageShareAccounts answers (parsed json_t in, rows out): good

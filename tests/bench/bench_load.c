@@ -1,0 +1,132 @@
+/* Manifest loading against its floor (issue 17, item 3): the manifests of N images (as
+ * bench_plan writes them, one file per 100 regions) are read in one run two ways side by side:
+ *   floor  libyaml alone: each file opened and parsed event by event (yaml_parser_parse, then
+ *          yaml_event_delete) to the end of the stream;
+ *   load   spec_load of the same directory: YAML to the validated desired set.
+ * The set is freed outside the clock (the plan goes on to use it). Each run measures both, on
+ * the wall clock and in CPU time (which waiting for a core on a shared machine does not move);
+ * the figures are medians over the runs, and the ratios are load / floor.
+ *
+ * Usage: bench_load [N_IMAGES (100000)] [RUNS (5)] [floor|load]
+ * The third argument runs one side only, for a profiler (perf stat -e instructions:u, perf
+ * record); the other side's figures are then 0. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "bench_gen.h"
+#include "spec.h"
+
+static size_t floor_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        exit(1);
+    }
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        exit(1);
+    yaml_parser_set_input_file(&p, f);
+    size_t events = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            fprintf(stderr, "%s: %s\n", path, p.problem ? p.problem : "YAML error");
+            exit(1);
+        }
+        events++;
+        int end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (end)
+            break;
+    }
+    yaml_parser_delete(&p);
+    fclose(f);
+    return events;
+}
+
+static bench_clock time_floor(const char *dir, size_t files, size_t *ret_events)
+{
+    bench_clock t0 = bench_clock_now();
+    size_t events = 0;
+    for (size_t i = 0; i < files; i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/inventory-%05zu.yaml", dir, i);
+        events += floor_file(path);
+    }
+    *ret_events = events;
+    return bench_clock_since(t0);
+}
+
+static bench_clock time_load(const char *dir, size_t *ret_images)
+{
+    spec_diags diags;
+    spec_diags_init(&diags);
+    spec_set *set = NULL;
+    const char *paths[] = {dir};
+    bench_clock t0 = bench_clock_now();
+    int rc = spec_load(paths, 1, &set, &diags);
+    bench_clock t = bench_clock_since(t0);
+    if (rc != 0) {
+        spec_diags_print(&diags, stderr);
+        exit(1);
+    }
+    *ret_images = set->n_images;
+    spec_diags_free(&diags);
+    spec_set_free(set);
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+    size_t runs = argc > 2 ? strtoul(argv[2], NULL, 10) : 5;
+    const char *only = argc > 3 ? argv[3] : "";
+    bool floor_on = strcmp(only, "load") != 0, load_on = strcmp(only, "floor") != 0;
+    if (n == 0 || runs == 0 || runs > 100 || (*only && floor_on == load_on)) {
+        fprintf(stderr, "usage: bench_load [N_IMAGES] [RUNS (1-100)] [floor|load]\n");
+        return 2;
+    }
+    char dir[] = "/tmp/imgrecon-bench-load-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    size_t regions = bench_write_manifests(dir, n);
+    size_t files = (regions + 99) / 100, events = 0, images = 0;
+    double *v = calloc(4 * runs, sizeof(*v)); /* floor wall, load wall, floor CPU, load CPU */
+    if (v == NULL)
+        return 1;
+    /* One untimed round of each warms the page cache and the allocator alike. */
+    bench_clock none = {0, 0}, f = none, l = none;
+    if (floor_on)
+        (void)time_floor(dir, files, &events);
+    if (load_on)
+        (void)time_load(dir, &images);
+    for (size_t i = 0; i < runs; i++) {
+        f = floor_on ? time_floor(dir, files, &events) : none;
+        l = load_on ? time_load(dir, &images) : none;
+        v[i] = f.wall_ms, v[runs + i] = l.wall_ms;
+        v[2 * runs + i] = f.cpu_ms, v[3 * runs + i] = l.cpu_ms;
+        printf("run %zu  floor_ms %.1f  load_ms %.1f  (CPU %.1f / %.1f)\n", i + 1, f.wall_ms,
+               l.wall_ms, f.cpu_ms, l.cpu_ms);
+    }
+    double fw = bench_median(v, runs), lw = bench_median(v + runs, runs);
+    double fc = bench_median(v + 2 * runs, runs), lc = bench_median(v + 3 * runs, runs);
+    printf("images %zu  files %zu  events %zu  runs %zu\n", images, files, events, runs);
+    printf("median  floor_ms %.1f  load_ms %.1f  ratio %.2f  cpu_floor_ms %.1f  cpu_load_ms %.1f  "
+           "cpu_ratio %.2f\n",
+           fw, lw, lw / fw, fc, lc, lc / fc);
+    free(v);
+    for (size_t i = 0; i < files; i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/inventory-%05zu.yaml", dir, i);
+        unlink(path);
+    }
+    return rmdir(dir) == 0 ? 0 : 1;
+}
