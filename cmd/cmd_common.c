@@ -79,52 +79,52 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     switch (opt) {
     case 'c':
         ctx->config_path = arg;
-        return 1;
+        return 0;
     case 'f':
         if (push_arg(&ctx->files, &ctx->n_files, arg) < 0) {
             cmd_error(ctx, "out of memory");
-            return -1;
+            return -ENOMEM;
         }
-        return 1;
+        return 0;
     case 'v':
         ctx->verbose++;
-        return 1;
+        return 0;
     case 'q':
         ctx->quiet = true;
-        return 1;
+        return 0;
     case CMD_OPT_ENDPOINT:
         ctx->endpoint = arg;
-        return 1;
+        return 0;
     case CMD_OPT_PROFILE:
         ctx->profile = arg;
-        return 1;
+        return 0;
     case CMD_OPT_STATE_DIR:
         ctx->state_dir = arg;
-        return 1;
+        return 0;
     case CMD_OPT_RATE_LIMIT:
         if (push_arg(&ctx->rates, &ctx->n_rates, arg) < 0) {
             cmd_error(ctx, "out of memory");
-            return -1;
+            return -ENOMEM;
         }
-        return 1;
+        return 0;
     case CMD_OPT_LOG_FORMAT:
         if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0) {
             cmd_error(ctx, "--log-format must be text or json, not '%s'", arg);
-            return -1;
+            return -EINVAL;
         }
         ctx->log_format = arg;
-        return 1;
+        return 0;
     case CMD_OPT_NO_COLOR:
         ctx->no_color = true;
-        return 1;
+        return 0;
     case CMD_OPT_ALLOW_INSECURE:
         ctx->allow_insecure = true;
-        return 1;
+        return 0;
     case CMD_OPT_ALLOW_EMPTY:
         ctx->allow_empty = arg;
-        return 1;
-    default:
         return 0;
+    default:
+        return -ENOENT;
     }
 }
 
@@ -199,14 +199,14 @@ int cmd_load_config(cmd_ctx *ctx)
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);
         spec_diags_print(&diags, stderr);
-        spec_diags_free(&diags);
+        spec_diags_clear(&diags);
         if (rc < 0)
             return -1;
     }
     spec_diags_init(&diags);
     rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
     spec_diags_print(&diags, stderr);
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc == -ENOMEM)
         goto oom;
     if (rc < 0)
@@ -297,12 +297,12 @@ void cmd_print_common_help(FILE *out, unsigned uses)
     fputs("  -h, --help               this help\n", out);
 }
 
-void cmd_ctx_free(cmd_ctx *ctx)
+void cmd_ctx_clear(cmd_ctx *ctx)
 {
     if (ctx == NULL)
         return;
     free(ctx->files);
     free(ctx->rates);
-    spec_config_free(&ctx->cfg);
+    spec_config_clear(&ctx->cfg);
     memset(ctx, 0, sizeof(*ctx));
 }

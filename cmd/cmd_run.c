@@ -80,7 +80,7 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
     }
     return 0;
 fail:
-    spec_config_free(cfg);
+    spec_config_clear(cfg);
     return rc < 0 ? rc : -EINVAL;
 }
 
@@ -103,10 +103,10 @@ int cmd_run(cmd_ctx *ctx, int argc, char **argv)
             return 0;
         }
         rc = cmd_common_option(ctx, opt, optarg);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
+        if (rc == 0)
             continue;
+        if (rc != -ENOENT)
+            goto bad;
         switch (opt) {
         case OPT_INTERVAL:
             if (spec_parse_duration(optarg, &o.interval_ms) < 0) {

@@ -79,10 +79,14 @@ static void maybe_free_client(prov_client *c)
 {
     if (!c->closing || c->open_handles > 0)
         return;
+    void (*on_closed)(void *) = c->o.on_closed;
+    void *ud = c->o.closed_ud;
     free(c->endpoint);
     free(c->method);
     free(c->ca_file);
     free(c);
+    if (on_closed != NULL)
+        on_closed(ud);
 }
 
 /* Close callback of a call's backoff timer: the call's memory goes here. */
@@ -90,7 +94,7 @@ static void call_timer_closed(uv_handle_t *h)
 {
     pcall *k = h->data;
     prov_client *c = k->c;
-    prov_kvs_free(&k->params);
+    prov_kvs_clear(&k->params);
     free(k->action);
     free(k->region);
     free(k);
@@ -540,8 +544,8 @@ fail:
     emit(k, 0, NULL, NULL, PROV_ERR_PERMANENT, 0);
     finish_local(k, rc, "the request could not be built");
 out:
-    prov_kvs_free(&params);
-    prov_kvs_free(&headers);
+    prov_kvs_clear(&params);
+    prov_kvs_clear(&headers);
     free(base);
     free(host);
     prov_free_secret(query); /* V1: the SecurityToken and Signature are in the query */
@@ -572,7 +576,7 @@ int prov_client_call(prov_client *c, prov_product product, const char *action, c
         rc = prov_kvs_add(&k->params, params->v[i].key, params->v[i].value);
     action_queue *q = rc == 0 ? queue_for(c, product, action) : NULL;
     if (q == NULL || uv_timer_init(c->loop, &k->timer) != 0) {
-        prov_kvs_free(&k->params);
+        prov_kvs_clear(&k->params);
         free(k->action);
         free(k->region);
         free(k);

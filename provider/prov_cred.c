@@ -37,7 +37,7 @@ __attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
     return s;
 }
 
-void prov_credential_free(prov_credential *cred)
+void prov_credential_clear(prov_credential *cred)
 {
     if (cred == NULL)
         return;
@@ -113,7 +113,7 @@ static int assume_full(const prov_cred_opts *opts, const prov_credential *recipe
     prov_credential c = {0};
     int r = assume(opts, recipe, &c, ret_errmsg);
     if (r == 0 && (r = copy_recipe(&c, recipe)) < 0)
-        prov_credential_free(&c);
+        prov_credential_clear(&c);
     if (r == 0)
         *ret = c;
     return r;
@@ -182,7 +182,7 @@ static int cred_set(prov_credential *c, const char *id, const char *secret, cons
     c->security_token = token ? strdup(token) : NULL;
     c->source = strdup(source);
     if (!c->access_key_id || !c->access_key_secret || (token && !c->security_token) || !c->source) {
-        prov_credential_free(c);
+        prov_credential_clear(c);
         return -ENOMEM;
     }
     return 0;
@@ -241,7 +241,7 @@ static int from_env(prov_credential *ret, char **ret_errmsg)
         return r;
     prov_credential copy;
     if (cred_copy(ret, &copy) == 0) {
-        prov_credential_free(&env_cache);
+        prov_credential_clear(&env_cache);
         env_cache = copy;
     }
     /* Wiped in place first: /proc/<pid>/environ shows the original block, which unsetenv
@@ -559,7 +559,7 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
                 c.kind = PROV_CRED_ECS_ROLE;
                 c.role_name = strdup(role);
                 if (c.role_name == NULL) {
-                    prov_credential_free(&c);
+                    prov_credential_clear(&c);
                     r = -ENOMEM;
                 } else {
                     *ret = c;
@@ -592,7 +592,7 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     if (r == 0) {
         r = check_values(&fresh, &msg);
         if (r < 0)
-            prov_credential_free(&fresh);
+            prov_credential_clear(&fresh);
     }
     if (r < 0) {
         if (ret_errmsg)
@@ -601,7 +601,7 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
             free(msg);
         return r;
     }
-    prov_credential_free(cred);
+    prov_credential_clear(cred);
     *cred = fresh;
     return 0;
 }
@@ -764,7 +764,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(path);
         path = NULL;
         free(json_profile);
-        prov_cred_lookup_free(&l);
+        prov_cred_lookup_clear(&l);
         if (r != -ENOENT) {
             free(home);
             return r;
@@ -813,7 +813,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
             *ret = l.cred;
             memset(&l.cred, 0, sizeof(l.cred));
         }
-        prov_cred_lookup_free(&l);
+        prov_cred_lookup_clear(&l);
         free(path);
         if (r != -ENOENT)
             return r;
@@ -852,7 +852,7 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
     if (r == 0) {
         r = check_values(&c, &msg);
         if (r < 0)
-            prov_credential_free(&c);
+            prov_credential_clear(&c);
     }
     if (r == -ENOENT && msg == NULL && !lk.oom)
         msg = fmt("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");

@@ -73,6 +73,6 @@ bool prov_cred_needs_refresh(const prov_credential *cred, time_t now);
 int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred,
                          char **ret_account_id, char **ret_errmsg);
 /* Frees and wipes the secrets. Accepts NULL. */
-void prov_credential_free(prov_credential *cred);
+void prov_credential_clear(prov_credential *cred);
 
 #endif

@@ -28,11 +28,11 @@ __attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
     return s;
 }
 
-void prov_cred_lookup_free(prov_cred_lookup *l)
+void prov_cred_lookup_clear(prov_cred_lookup *l)
 {
     if (l == NULL)
         return;
-    prov_credential_free(&l->cred);
+    prov_credential_clear(&l->cred);
     free(l->role_name);
     free(l->role_arn);
     free(l->session_name);
@@ -136,7 +136,7 @@ static int set_keys(prov_cred_lookup *l, const char *id, const char *secret, con
     l->cred.source = source;
     if (!l->cred.access_key_id || !l->cred.access_key_secret ||
         (token && !l->cred.security_token) || !source) {
-        prov_cred_lookup_free(l);
+        prov_cred_lookup_clear(l);
         return -ENOMEM;
     }
     return 0;
@@ -235,7 +235,7 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
             l.duration_s = exp ? (long)json_integer_value(exp) : 3600;
             if (r == 0 && (!dup_str(&l.role_arn, arn) ||
                            !dup_str(&l.session_name, member(p, "ram_session_name")))) {
-                prov_cred_lookup_free(&l);
+                prov_cred_lookup_clear(&l);
                 r = -ENOMEM;
             }
         }
@@ -373,7 +373,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
             l.duration_s = 3600;
             if (r == 0 && (!dup_str(&l.role_arn, arn) ||
                            !dup_str(&l.session_name, session && *session ? session : NULL))) {
-                prov_cred_lookup_free(&l);
+                prov_cred_lookup_clear(&l);
                 r = -ENOMEM;
             }
         }

@@ -21,7 +21,7 @@ typedef struct prov_cred_lookup {
     long duration_s;    /* 0: 3600 */
 } prov_cred_lookup;
 
-void prov_cred_lookup_free(prov_cred_lookup *l);
+void prov_cred_lookup_clear(prov_cred_lookup *l);
 
 /* Reads a whole credentials file (at most max bytes) after checking that neither group nor
  * others may read it. Returns 0 with a NUL-terminated malloc'd *ret_data; -ENOENT when the file

@@ -121,7 +121,7 @@ static int take_credentials(const char *action, json_t *root, prov_credential *r
     ret->expiration = expiration;
     ret->issued = time(NULL);
     if (!ret->access_key_id || !ret->access_key_secret || !ret->security_token) {
-        prov_credential_free(ret);
+        prov_credential_clear(ret);
         return -ENOMEM;
     }
     return 0;
@@ -152,7 +152,7 @@ int prov_sts_assume_role(const prov_cred_opts *opts, const char *key_id, const c
     if (r == 0)
         r = take_credentials("AssumeRole", root, ret, ret_errmsg);
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }
 
@@ -194,7 +194,7 @@ int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
     if (r == 0)
         r = take_credentials("AssumeRoleWithOIDC", root, ret, ret_errmsg);
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }
 
@@ -215,6 +215,6 @@ int prov_sts_caller_account(const prov_cred_opts *opts, const prov_credential *c
         r = *ret_account_id ? 0 : -ENOMEM;
     }
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }

@@ -311,7 +311,7 @@ static int copy_strv(const char *const *src, size_t n, char ***ret)
 
 static void list_ctx_free(list_ctx *x)
 {
-    prov_kvs_free(&x->params);
+    prov_kvs_clear(&x->params);
     free_strv(x->ids, x->n_ids);
     free_strv(x->names, x->n_names);
     free(x->region);
@@ -321,11 +321,11 @@ static void list_ctx_free(list_ctx *x)
 static void list_finish(list_ctx *x, const prov_error *err)
 {
     if (err != NULL) {
-        prov_image_list_free(&x->acc);
+        prov_image_list_clear(&x->acc);
         x->cb(NULL, err, x->ud);
     } else {
         x->cb(&x->acc, NULL, x->ud);
-        prov_image_list_free(&x->acc);
+        prov_image_list_clear(&x->acc);
     }
     list_ctx_free(x);
 }
@@ -518,7 +518,7 @@ int prov_swas_list_regions(prov_client *c, prov_regions_cb cb, void *ud)
     x->ud = ud;
     prov_kvs p = {0};
     int rc = prov_client_call(c, PROV_SWAS, "ListRegions", NULL, &p, regions_done, x);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     if (rc < 0)
         free(x);
     return rc;
@@ -589,7 +589,7 @@ int prov_swas_create_image(prov_client *c, const prov_create_req *req, prov_crea
         if (rc < 0)
             free(x);
     }
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -636,7 +636,7 @@ int prov_swas_share_image(prov_client *c, const char *region, const char *image_
         rc = prov_kvs_set(&p, "ClientToken", client_token);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "ModifyImageShareStatus", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -651,7 +651,7 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
         rc = prov_kvs_set(&p, "ClientToken", client_token);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "DeleteCustomImage", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -668,7 +668,7 @@ int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_
         rc = prov_kvs_set(&p, "DryRun", "true");
     if (rc == 0)
         rc = simple_call(c, PROV_ECS, "DeleteImage", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -688,7 +688,7 @@ typedef struct ecs_ctx {
 
 static void ecs_ctx_free(ecs_ctx *x)
 {
-    prov_kvs_free(&x->params);
+    prov_kvs_clear(&x->params);
     free_strv(x->ids, x->n_ids);
     free(x->region);
     free(x);
@@ -697,11 +697,11 @@ static void ecs_ctx_free(ecs_ctx *x)
 static void ecs_finish(ecs_ctx *x, const prov_error *err)
 {
     if (err != NULL) {
-        prov_ecs_image_list_free(&x->acc);
+        prov_ecs_image_list_clear(&x->acc);
         x->cb(NULL, err, x->ud);
     } else {
         x->cb(&x->acc, NULL, x->ud);
-        prov_ecs_image_list_free(&x->acc);
+        prov_ecs_image_list_clear(&x->acc);
     }
     ecs_ctx_free(x);
 }

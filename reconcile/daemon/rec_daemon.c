@@ -36,12 +36,6 @@
 
 typedef struct rec_dmn rec_dmn;
 
-/* A setup replaced by a reload, kept (with the config it borrows) until the loop has closed it. */
-typedef struct retired {
-    rec_setup *setup;
-    spec_config *cfg;
-} retired;
-
 struct rec_dmn {
     uv_loop_t loop;
     const rec_daemon_opts *opts;
@@ -51,8 +45,6 @@ struct rec_dmn {
     char **paths; /* effective manifest paths */
     size_t n_paths;
     rec_setup *setup;
-    retired *retired;
-    size_t n_retired;
     rec_lock *lock;
     rec_metrics *metrics;
     rec_backoff *backoff;
@@ -139,8 +131,15 @@ static void free_cfg(spec_config *cfg)
 {
     if (cfg == NULL)
         return;
-    spec_config_free(cfg);
+    spec_config_clear(cfg);
     free(cfg);
+}
+
+/* rec_setup_close's on_closed for a setup a reload replaced: the config it borrowed goes once
+ * the setup has freed itself. */
+static void free_cfg_cb(void *ud)
+{
+    free_cfg(ud);
 }
 
 /* Builds a fresh config through the caller's loader; logs every problem. */
@@ -153,7 +152,7 @@ static int load_config(rec_dmn *d, spec_config **ret)
     spec_diags_init(&diags);
     int rc = d->opts->load_config(d->opts->load_ud, cfg, &diags);
     log_diags(d, &diags, "invalid config");
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc < 0) {
         free_cfg(cfg);
         return rc;
@@ -196,7 +195,7 @@ static int load_set(rec_dmn *d, char *const *paths, size_t n, spec_set **ret_set
         free(d->load_error);
         d->load_error = strdup(strerror(-rc));
     }
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc < 0)
         return rc;
     *ret_set = set;
@@ -895,26 +894,21 @@ static void do_reload(rec_dmn *d)
                              .on_call = on_call,
                              .on_cred_error = on_cred_error,
                              .ud = d};
-        nsetup = calloc(1, sizeof(*nsetup));
-        retired *grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
-        if (grown != NULL)
-            d->retired = grown;
-        rc = nsetup == NULL || grown == NULL ? -ENOMEM
-                                             : rec_setup_init(&d->loop, ncfg, &so, nsetup, &err);
+        rc = rec_setup_new(&d->loop, ncfg, &so, &nsetup, &err);
         if (rc < 0) {
             rec_log_event(d->log, REC_LOG_ERROR,
                           "reload refused: cannot set up the new endpoint or credentials", "error",
                           err ? err : strerror(-rc), NULL);
             free(err);
-            free(nsetup);
             spec_set_free(set);
             free_paths(paths, n);
             free_cfg(ncfg);
             goto out;
         }
         register_secrets(d, nsetup);
-        rec_setup_close(d->setup);
-        d->retired[d->n_retired++] = (retired){d->setup, d->cfg};
+        /* The replaced setup frees itself (credentials wiped) once its client has closed, then
+         * the config it borrowed goes too. */
+        rec_setup_close(d->setup, free_cfg_cb, d->cfg);
         d->setup = nsetup;
     } else {
         d->setup->cfg = ncfg;
@@ -1031,7 +1025,8 @@ static void finish(rec_dmn *d)
         uv_close((uv_handle_t *)&d->sigint, NULL);
         d->handles_open = false;
     }
-    rec_setup_close(d->setup);
+    rec_setup_close(d->setup, NULL, NULL);
+    d->setup = NULL;
     rec_log_event(d->log, REC_LOG_INFO, "stopped", NULL);
 }
 
@@ -1142,16 +1137,11 @@ static int start_setup(rec_dmn *d)
                          .on_call = on_call,
                          .on_cred_error = on_cred_error,
                          .ud = d};
-    d->setup = calloc(1, sizeof(*d->setup));
-    if (d->setup == NULL)
-        return -ENOMEM;
-    int rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
+    int rc = rec_setup_new(&d->loop, d->cfg, &so, &d->setup, &err);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
                       NULL);
         free(err);
-        free(d->setup);
-        d->setup = NULL;
         return rc;
     }
     register_secrets(d, d->setup);
@@ -1313,19 +1303,12 @@ int rec_daemon_run(const rec_daemon_opts *opts)
             uv_close((uv_handle_t *)&d->sigterm, NULL);
             uv_close((uv_handle_t *)&d->sigint, NULL);
         }
-        rec_setup_close(d->setup);
+        rec_setup_close(d->setup, NULL, NULL);
+        d->setup = NULL;
     }
     (void)uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&d->loop) != 0)
         rec_log_event(d->log, REC_LOG_WARN, "the loop still had open handles at exit", NULL);
-    rec_setup_free(d->setup);
-    free(d->setup);
-    for (size_t i = 0; i < d->n_retired; i++) {
-        rec_setup_free(d->retired[i].setup);
-        free(d->retired[i].setup);
-        free_cfg(d->retired[i].cfg);
-    }
-    free(d->retired);
     rec_lock_release(d->lock);
     rec_metrics_free(d->metrics);
     rec_backoff_free(d->backoff);

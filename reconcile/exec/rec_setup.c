@@ -229,10 +229,13 @@ static void learn_account(void *ud)
     free(msg);
 }
 
-int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
-                   rec_setup *s, char **ret_errmsg)
+static void setup_clear(rec_setup *s);
+static void on_client_closed(void *ud);
+
+/* The body of rec_setup_new on a zeroed setup; on failure s's contents are freed. */
+static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                      rec_setup *s, char **ret_error)
 {
-    memset(s, 0, sizeof(*s));
     s->cfg = cfg;
     if (opts != NULL)
         s->opts = *opts;
@@ -322,6 +325,8 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         .ca_file = cfg->ca_file,
         .on_event = on_call,
         .event_ud = s,
+        .on_closed = on_client_closed,
+        .closed_ud = s,
     };
     rc = prov_client_new(loop, &o, &s->client);
     if (rc < 0) {
@@ -330,30 +335,69 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     }
     return 0;
 fail:
-    if (ret_errmsg != NULL)
-        *ret_errmsg = errmsg ? errmsg : strdup(strerror(-rc));
+    if (ret_error != NULL)
+        *ret_error = errmsg ? errmsg : strdup(strerror(-rc));
     else
         free(errmsg);
-    rec_setup_free(s);
+    setup_clear(s);
     return rc;
 }
 
-void rec_setup_close(rec_setup *s)
+int rec_setup_new(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                  rec_setup **ret, char **ret_error)
 {
-    if (s == NULL)
-        return;
-    prov_client_close(s->client);
-    s->client = NULL;
+    rec_setup *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        if (ret_error != NULL)
+            *ret_error = strdup(strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    int rc = setup_init(loop, cfg, opts, s, ret_error);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *ret = s;
+    return 0;
 }
 
-void rec_setup_free(rec_setup *s)
+/* The client's last close callback: nothing can call into the setup any more, so its contents
+ * (credentials wiped) and the setup itself go now, then the owner hears of it. */
+static void on_client_closed(void *ud)
+{
+    rec_setup *s = ud;
+    void (*on_closed)(void *) = s->on_closed;
+    void *closed_ud = s->closed_ud;
+    s->client = NULL;
+    setup_clear(s);
+    free(s);
+    if (on_closed != NULL)
+        on_closed(closed_ud);
+}
+
+void rec_setup_close(rec_setup *s, void (*on_closed)(void *ud), void *ud)
 {
     if (s == NULL)
         return;
+    s->on_closed = on_closed;
+    s->closed_ud = ud;
+    if (s->client != NULL) {
+        prov_client *c = s->client;
+        s->client = NULL;
+        prov_client_close(c); /* on_client_closed frees s, perhaps before this returns */
+        return;
+    }
+    on_client_closed(s);
+}
+
+/* Frees what the setup holds (the client is closed already); used by rec_setup_new on failure
+ * and by the client's last close callback. */
+static void setup_clear(rec_setup *s)
+{
     prov_pacer_free(s->pacer);
     s->pacer = NULL;
     if (s->cred.access_key_id != NULL || s->cred.access_key_secret != NULL)
-        prov_credential_free(&s->cred);
+        prov_credential_clear(&s->cred);
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);

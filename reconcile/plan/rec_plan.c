@@ -42,30 +42,9 @@ char *rec_asprintf(const char *fmt, ...)
 
 /* ---- images ---- */
 
-void rec_image_clear(prov_image *img)
-{
-    if (!img)
-        return;
-    free(img->image_id);
-    free(img->name);
-    free(img->description);
-    free(img->instance_id);
-    free(img->system_snapshot_id);
-    free(img->data_snapshot_id);
-    free(img->resource_group_id);
-    free(img->region_id);
-    free(img->creation_time);
-    for (size_t i = 0; i < img->n_tags; i++) {
-        free(img->tags[i].key);
-        free(img->tags[i].value);
-    }
-    free(img->tags);
-    memset(img, 0, sizeof(*img));
-}
-
 void rec_image_free(prov_image *img)
 {
-    rec_image_clear(img);
+    prov_image_clear(img);
     free(img);
 }
 
@@ -142,21 +121,7 @@ int rec_image_set_tag(prov_image *img, const char *key, const char *value)
 
 /* ---- observed state ---- */
 
-static void ecs_list_clear(prov_ecs_image_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].image_id);
-        free(l->v[i].name);
-        free(l->v[i].status);
-        free(l->v[i].owner_alias);
-        free(l->v[i].usage);
-    }
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-void rec_observed_free(rec_observed *obs)
+void rec_observed_clear(rec_observed *obs)
 {
     if (!obs)
         return;
@@ -164,9 +129,9 @@ void rec_observed_free(rec_observed *obs)
         rec_region_obs *r = &obs->regions[i];
         free(r->region);
         for (size_t j = 0; j < r->images.n; j++)
-            rec_image_clear(&r->images.v[j]);
+            prov_image_clear(&r->images.v[j]);
         free(r->images.v);
-        ecs_list_clear(&r->ecs);
+        prov_ecs_image_list_clear(&r->ecs);
     }
     free(obs->regions);
     obs->regions = NULL;

@@ -282,5 +282,5 @@ Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
     free(out.error[0]);
     free(out.error[1]);
     rec_plan_free(plan);
-    rec_observed_free(&obs);
+    rec_observed_clear(&obs);
 }

@@ -861,15 +861,16 @@ Test(setup, refuses_plain_http_to_remote_host_first)
     free(cfg.state_dir);
     cfg.state_dir = strdup(sub);
     cfg.endpoint = strdup("http://192.0.2.1:8080");
-    rec_setup s;
+    rec_setup *s = NULL;
     char *msg = NULL;
-    cr_assert_eq(rec_setup_init(&loop, &cfg, NULL, &s, &msg), -EPERM);
+    cr_assert_eq(rec_setup_new(&loop, &cfg, NULL, &s, &msg), -EPERM);
+    cr_expect_null(s, "*ret was written on failure");
     cr_assert_not_null(msg);
     cr_expect_not_null(strstr(msg, "endpoint: uses plain http:// to a host that is not loopback"),
                        "%s", msg);
     cr_expect_neq(access(sub, F_OK), 0, "the state directory was created before the refusal");
     free(msg);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
     cr_assert_eq(uv_loop_close(&loop), 0);
     cr_assert_eq(rmdir(state), 0);
 }

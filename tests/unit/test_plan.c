@@ -50,7 +50,7 @@ static void fx_init(void)
 static void fx_fini(void)
 {
     rec_plan_free(fx.plan);
-    rec_observed_free(&fx.obs);
+    rec_observed_clear(&fx.obs);
 }
 
 TestSuite(plan, .init = fx_init, .fini = fx_fini);
