@@ -194,9 +194,9 @@ static int call_and_print(cmd_session *s, const api_args *a, prov_product produc
     } else {
         bool indent = a->pretty == 1 || (a->pretty == -1 && isatty(STDOUT_FILENO));
         /* jansson escapes C0 controls (ESC is \u001b); C1 controls are escaped here. */
-        _cleanup_free_ char *doc = rec_escape_json_c1(
-            json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
-                                        : JSON_COMPACT | JSON_PRESERVE_ORDER));
+        _cleanup_free_ char *doc =
+            rec_escape_json_c1(json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
+                                                           : JSON_COMPACT | JSON_PRESERVE_ORDER));
         if (doc == NULL) {
             cmd_error(ctx, "out of memory");
         } else {
@@ -220,8 +220,8 @@ int cmd_api(cmd_ctx *ctx, int argc, char **argv)
     api_args a = {.ctx = ctx, .method = "POST", .pretty = -1};
     bool help;
     prov_product product = PROV_SWAS;
-    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
-                               api_option, &a, &help);
+    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]), api_option,
+                               &a, &help);
     if (rc == -ENOMEM)
         return 1;
     if (help) {

@@ -84,8 +84,7 @@ static int plan_option(void *ud, int opt, const char *arg)
 }
 
 /* Shows the plan the cycle made (and saves it with --out); returns the exit status. */
-static int show_plan(cmd_ctx *ctx, const plan_args *a, const rec_setup *setup,
-                     const rec_plan *plan)
+static int show_plan(cmd_ctx *ctx, const plan_args *a, const rec_setup *setup, const rec_plan *plan)
 {
     int exit_code = 0;
     bool color = !ctx->no_color && isatty(STDOUT_FILENO);

@@ -37,8 +37,8 @@ typedef struct cmd_session {
     cmd_ctx *ctx; /* borrowed */
     uv_loop_t loop;
     bool loop_open;
-    rec_setup *setup;   /* owned; closed by cmd_session_close */
-    spec_set *desired;  /* owned; NULL unless opts.load_manifests */
+    rec_setup *setup;  /* owned; closed by cmd_session_close */
+    spec_set *desired; /* owned; NULL unless opts.load_manifests */
 } cmd_session;
 
 /* After cmd_load_config: loads the manifests (diagnostics printed as file:line:col), opens the
