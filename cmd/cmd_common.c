@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "spec_known.h"
 #include "rec_escape.h"
+#include "prov_str.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -128,17 +129,6 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     }
 }
 
-/* Replaces a config string with a copy of value. */
-static int set_str(char **dst, const char *value)
-{
-    char *copy = value ? strdup(value) : NULL;
-    if (value && copy == NULL)
-        return -ENOMEM;
-    free(*dst);
-    *dst = copy;
-    return 0;
-}
-
 void cmd_rate_message(const char *arg, int rc, char *buf, size_t size)
 {
     size_t len = strcspn(arg, "=");
@@ -171,7 +161,7 @@ int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
         /* The file's endpoint was checked at load, but the flag may have changed the verdict. */
         return 0;
     }
-    if (set_str(&cfg->endpoint, endpoint) < 0)
+    if (prov_set_str(&cfg->endpoint, endpoint) < 0)
         return -ENOMEM;
     return spec_config_check_endpoint(cfg, source, diags);
 }
@@ -211,9 +201,9 @@ int cmd_load_config(cmd_ctx *ctx)
         goto oom;
     if (rc < 0)
         return -1;
-    if (ctx->profile && set_str(&ctx->cfg.profile, ctx->profile) < 0)
+    if (ctx->profile && prov_set_str(&ctx->cfg.profile, ctx->profile) < 0)
         goto oom;
-    if (ctx->state_dir && set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
+    if (ctx->state_dir && prov_set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
         goto oom;
     if (ctx->log_format)
         ctx->cfg.log_format = strcmp(ctx->log_format, "json") == 0 ? SPEC_LOG_JSON : SPEC_LOG_TEXT;

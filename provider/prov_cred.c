@@ -19,23 +19,13 @@
 #include "prov_cred_file.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
+#include "prov_str.h"
 
 #define DEFAULT_METADATA_URL "http://100.100.100.200"
 #define METADATA_TOKEN_TTL "21600"
 #define METADATA_MAX_BODY (64 * 1024)
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define SECRET_FILE_MAX (64 * 1024)
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 void prov_credential_clear(prov_credential *cred)
 {
@@ -139,7 +129,7 @@ __attribute__((format(printf, 2, 3))) static void looked_add(looked *l, const ch
     if (vasprintf(&item, f, ap) < 0)
         item = NULL;
     va_end(ap);
-    char *joined = item ? fmt("%s%s%s", l->s ? l->s : "", l->s ? ", " : "", item) : NULL;
+    char *joined = item ? prov_asprintf("%s%s%s", l->s ? l->s : "", l->s ? ", " : "", item) : NULL;
     free(item);
     if (joined == NULL) {
         l->oom = true;
@@ -169,7 +159,7 @@ static int check_values(const prov_credential *c, char **ret_errmsg)
                                                         : NULL;
     if (bad == NULL)
         return 0;
-    *ret_errmsg = fmt("%s: the %s contains blanks or control characters", c->source, bad);
+    *ret_errmsg = prov_asprintf("%s: the %s contains blanks or control characters", c->source, bad);
     return -EINVAL;
 }
 
@@ -197,7 +187,7 @@ static int from_env_names(const char *id_var, const char *secret_var, const char
     if (id == NULL && secret == NULL)
         return -ENOENT;
     if (id == NULL || secret == NULL) {
-        *ret_errmsg = fmt("environment: %s is set but %s is not", id ? id_var : secret_var,
+        *ret_errmsg = prov_asprintf("environment: %s is set but %s is not", id ? id_var : secret_var,
                           id ? secret_var : id_var);
         return -EINVAL;
     }
@@ -266,20 +256,20 @@ static void chomp(char *s)
 /* Reads one file of $CREDENTIALS_DIRECTORY; -ENOENT (no message) when absent. */
 static int read_cred_file(const char *dir, const char *name, char **ret, char **ret_errmsg)
 {
-    char *path = fmt("%s/%s", dir, name);
+    char *path = prov_asprintf("%s/%s", dir, name);
     if (path == NULL)
         return -ENOMEM;
     char *data = NULL;
     size_t len = 0;
     int r = prov_cred_read_file(path, SECRET_FILE_MAX, &data, &len, ret_errmsg);
     if (r == 0 && memchr(data, '\0', len) != NULL) {
-        *ret_errmsg = fmt("%s: contains a NUL byte", path);
+        *ret_errmsg = prov_asprintf("%s: contains a NUL byte", path);
         r = -EINVAL;
     }
     if (r == 0) {
         chomp(data);
         if (*data == '\0') {
-            *ret_errmsg = fmt("%s: empty", path);
+            *ret_errmsg = prov_asprintf("%s: empty", path);
             r = -EINVAL;
         }
     }
@@ -303,7 +293,7 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
     r = read_cred_file(dir, "access_key_secret", &secret, ret_errmsg);
     if (r == -ENOENT) {
         *ret_errmsg =
-            fmt("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
+            prov_asprintf("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
         r = -EINVAL;
     }
     if (r == 0) {
@@ -311,7 +301,7 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
         if (r == -ENOENT)
             r = 0;
     }
-    char *source = r == 0 ? fmt("$CREDENTIALS_DIRECTORY=%s", dir) : NULL;
+    char *source = r == 0 ? prov_asprintf("$CREDENTIALS_DIRECTORY=%s", dir) : NULL;
     if (r == 0)
         r = source ? cred_set(ret, id, secret, token, source) : -ENOMEM;
     free(source);
@@ -422,7 +412,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
         c = curl_easy_perform(h);
         if (c != CURLE_OK) {
             r = curl_errno(c, b.too_big);
-            *ret_errmsg = fmt("%s %s: %s", method, url,
+            *ret_errmsg = prov_asprintf("%s %s: %s", method, url,
                               b.too_big ? "response too large" : curl_easy_strerror(c));
         }
     }
@@ -462,7 +452,7 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     int r;
 
     /* IMDSv2: a session token first; an HTTP refusal means IMDSv1 only, so go on without. */
-    url = fmt("%.*s/latest/api/token", (int)blen, base);
+    url = prov_asprintf("%.*s/latest/api/token", (int)blen, base);
     if (url == NULL)
         return -ENOMEM;
     r = prov_cred_http("PUT", url, "X-aliyun-ecs-metadata-token-ttl-seconds: " METADATA_TOKEN_TTL,
@@ -475,7 +465,7 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         chomp(body);
         token = body;
         body = NULL;
-        token_hdr = fmt("X-aliyun-ecs-metadata-token: %s", token);
+        token_hdr = prov_asprintf("X-aliyun-ecs-metadata-token: %s", token);
         if (token_hdr == NULL)
             r = -ENOMEM;
     }
@@ -483,17 +473,17 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     body = NULL;
 
     if (r == 0 && (role == NULL || *role == '\0')) {
-        url = fmt("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
+        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
         r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
                 : -ENOMEM;
         if (r == 0 && status != 200) {
-            *ret_errmsg = fmt("ECS metadata: listing RAM roles answered HTTP %ld", status);
+            *ret_errmsg = prov_asprintf("ECS metadata: listing RAM roles answered HTTP %ld", status);
             r = status == 404 ? -ENOENT : -EIO;
         }
         if (r == 0) {
             size_t n = strcspn(body, "\r\n");
             if (n == 0) {
-                *ret_errmsg = fmt("ECS metadata: no RAM role is attached to this instance");
+                *ret_errmsg = prov_asprintf("ECS metadata: no RAM role is attached to this instance");
                 r = -ENOENT;
             } else {
                 found_role = strndup(body, n);
@@ -511,12 +501,12 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     if (r == 0)
         r = prov_pct_encode(role, strlen(role), &enc_role);
     if (r == 0) {
-        url = fmt("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
+        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
         r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
                 : -ENOMEM;
         if (r == 0 && status != 200) {
             *ret_errmsg =
-                fmt("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
+                prov_asprintf("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
             r = status == 404 ? -ENOENT : -EIO;
         }
     }
@@ -530,26 +520,26 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         const char *exp = json_string_value(json_object_get(root, "Expiration"));
         time_t expiration = 0;
         if (root == NULL || !json_is_object(root)) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': malformed credentials response", role);
+            *ret_errmsg = prov_asprintf("ECS metadata: RAM role '%s': malformed credentials response", role);
             r = -EPROTO;
         } else if (code == NULL || strcmp(code, "Success") != 0) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
+            *ret_errmsg = prov_asprintf("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
                               code ? code : "(missing)");
             r = -EIO;
         } else if (!id || !*id || !secret || !*secret || !sts || !*sts || !exp) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': response lacks %s", role,
+            *ret_errmsg = prov_asprintf("ECS metadata: RAM role '%s': response lacks %s", role,
                               !id || !*id           ? "AccessKeyId"
                               : !secret || !*secret ? "AccessKeySecret"
                               : !sts || !*sts       ? "SecurityToken"
                                                     : "Expiration");
             r = -EPROTO;
         } else if (prov_parse_utc(exp, &expiration) < 0) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Expiration '%s' is not "
+            *ret_errmsg = prov_asprintf("ECS metadata: RAM role '%s': Expiration '%s' is not "
                               "YYYY-MM-DDThh:mm:ssZ",
                               role, exp);
             r = -EPROTO;
         } else {
-            char *source = fmt("ECS RAM role '%s' (instance metadata)", role);
+            char *source = prov_asprintf("ECS RAM role '%s' (instance metadata)", role);
             prov_credential c;
             r = source ? cred_set(&c, id, secret, sts, source) : -ENOMEM;
             free(source);
@@ -583,7 +573,7 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     if (cred == NULL || cred->kind == PROV_CRED_STATIC ||
         (cred->kind == PROV_CRED_ECS_ROLE && cred->role_name == NULL)) {
         if (ret_errmsg)
-            *ret_errmsg = fmt("credential refresh: static keys cannot be refreshed");
+            *ret_errmsg = prov_asprintf("credential refresh: static keys cannot be refreshed");
         return -EINVAL;
     }
     prov_credential fresh = {0};
@@ -596,7 +586,7 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     }
     if (r < 0) {
         if (ret_errmsg)
-            *ret_errmsg = msg ? msg : fmt("credential refresh: %s", strerror(-r));
+            *ret_errmsg = msg ? msg : prov_asprintf("credential refresh: %s", strerror(-r));
         else
             free(msg);
         return r;
@@ -633,7 +623,7 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
         return -ENOENT;
     for (int i = 0; i < 3 && set < 3; i++)
         if (v[i] == NULL) {
-            *ret_errmsg = fmt("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
+            *ret_errmsg = prov_asprintf("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
                               names[1], names[2], names[i]);
             return -EINVAL;
         }
@@ -643,14 +633,14 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
     recipe.oidc_provider_arn = (char *)v[1];
     recipe.oidc_token_file = (char *)v[2];
     recipe.session_name = (char *)(session ? session : "imgrecon");
-    recipe.source = fmt("OIDC role %s (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", v[0]);
+    recipe.source = prov_asprintf("OIDC role %s (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", v[0]);
     if (recipe.source == NULL)
         return -ENOMEM;
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
     if (r < 0) {
-        *ret_errmsg = fmt("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
+        *ret_errmsg = prov_asprintf("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
     }
@@ -668,7 +658,7 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     recipe.base_key_id = l->cred.access_key_id;
     recipe.base_key_secret = l->cred.access_key_secret;
     recipe.base_token = l->cred.security_token;
-    recipe.source = fmt("%s, role %s", where, l->role_arn);
+    recipe.source = prov_asprintf("%s, role %s", where, l->role_arn);
     if (recipe.source == NULL)
         return -ENOMEM;
     char *msg = NULL;
@@ -676,7 +666,7 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     free(recipe.source);
     if (r < 0) {
         *ret_errmsg =
-            fmt("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
+            prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
     }
@@ -690,7 +680,7 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
     char *msg = NULL;
     int r = metadata_fetch(opts, role, ret, &msg);
     if (r < 0) {
-        *ret_errmsg = fmt("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
+        *ret_errmsg = prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
                           role, *role ? "'" : "", msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
@@ -731,7 +721,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (home == NULL) {
         looked_add(lk, "~/.aliyun/config.json (no home directory)");
     } else {
-        path = fmt("%s/.aliyun/config.json", home);
+        path = prov_asprintf("%s/.aliyun/config.json", home);
         r = path ? prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg) : -ENOMEM;
         if (r == -ENOENT) {
             looked_add(lk, "%s (absent)", path);
@@ -750,11 +740,11 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(note);
         note = NULL;
         if (r == 0 && l.wants_assume) {
-            char *where = fmt("%s (profile '%s', mode RamRoleArn)", path, json_profile);
+            char *where = prov_asprintf("%s (profile '%s', mode RamRoleArn)", path, json_profile);
             r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
         } else if (r == 0 && l.wants_role) {
-            char *where = fmt("%s (profile '%s', mode EcsRamRole)", path, json_profile);
+            char *where = prov_asprintf("%s (profile '%s', mode EcsRamRole)", path, json_profile);
             r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
         } else if (r == 0) {
@@ -777,7 +767,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (ini_env != NULL)
         path = strdup(ini_env);
     else if (have_home)
-        path = fmt("%s/.alibabacloud/credentials", home);
+        path = prov_asprintf("%s/.alibabacloud/credentials", home);
     free(home);
     home = NULL;
     if (path == NULL && (ini_env != NULL || have_home))
@@ -788,7 +778,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         r = prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg);
         if (r == -ENOENT && ini_env != NULL) {
             *ret_errmsg =
-                fmt("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
+                prov_asprintf("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
             r = -EINVAL;
         } else if (r == -ENOENT) {
             looked_add(lk, "%s (absent)", path);
@@ -802,11 +792,11 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(data);
         free(note);
         if (r == 0 && l.wants_assume) {
-            char *where = fmt("%s ([%s], type ram_role_arn)", path, section);
+            char *where = prov_asprintf("%s ([%s], type ram_role_arn)", path, section);
             r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
         } else if (r == 0 && l.wants_role) {
-            char *where = fmt("%s ([%s], type ecs_ram_role)", path, section);
+            char *where = prov_asprintf("%s ([%s], type ecs_ram_role)", path, section);
             r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
             free(where);
         } else if (r == 0) {
@@ -855,11 +845,11 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
             prov_credential_clear(&c);
     }
     if (r == -ENOENT && msg == NULL && !lk.oom)
-        msg = fmt("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
+        msg = prov_asprintf("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
     free(lk.s);
     if (r < 0) {
         if (ret_errmsg)
-            *ret_errmsg = msg ? msg : fmt("credentials: %s", strerror(-r));
+            *ret_errmsg = msg ? msg : prov_asprintf("credentials: %s", strerror(-r));
         else
             free(msg);
         return r;
@@ -889,7 +879,7 @@ int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred
     char *msg = NULL;
     int r = prov_sts_caller_account(opts, cred, ret_account_id, &msg);
     if (r < 0 && ret_errmsg)
-        *ret_errmsg = msg ? msg : fmt("STS GetCallerIdentity: %s", strerror(-r));
+        *ret_errmsg = msg ? msg : prov_asprintf("STS GetCallerIdentity: %s", strerror(-r));
     else
         free(msg);
     return r;

@@ -28,6 +28,7 @@
 #include "rec_watch.h"
 #include "rec_webhook.h"
 #include "spec.h"
+#include "prov_str.h"
 
 #define DEFAULT_INTERVAL_MS (5u * 60u * 1000u)
 #define DEFAULT_STOP_TIMEOUT_MS 30000u
@@ -86,13 +87,6 @@ static void on_debounce(uv_timer_t *t);
 static void on_cycle_timer(uv_timer_t *t);
 
 /* ---- small helpers ---- */
-
-static void set_str(char **dst, const char *value)
-{
-    char *copy = value ? strdup(value) : NULL;
-    free(*dst);
-    *dst = copy;
-}
 
 static const char *state_dir(const rec_dmn *d)
 {
@@ -383,7 +377,7 @@ static void update_ready(rec_dmn *d)
         rec_alerts_recovered(d->alerts, "manifests valid and the last cycle succeeded");
     }
     d->st.ready = ready;
-    set_str(&d->st.ready_reason, ready ? NULL : why);
+    (void)prov_set_str(&d->st.ready_reason, ready ? NULL : why);
     rec_metrics_set_ready(d->metrics, ready, ready ? NULL : why);
 }
 
@@ -393,7 +387,7 @@ static void manifests_valid(rec_dmn *d)
     if (!d->st.manifests_valid && d->st.manifest_error != NULL)
         rec_log_event(d->log, REC_LOG_INFO, "manifests are valid again", NULL);
     d->st.manifests_valid = true;
-    set_str(&d->st.manifest_error, NULL);
+    (void)prov_set_str(&d->st.manifest_error, NULL);
     rec_metrics_set_manifests(d->metrics, true);
     rec_alerts_manifests_ok(d->alerts);
     update_ready(d);
@@ -405,7 +399,7 @@ static void manifests_invalid(rec_dmn *d)
 {
     d->st.manifests_valid = false;
     d->was_unhealthy = true;
-    set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
+    (void)prov_set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
     rec_metrics_set_manifests(d->metrics, false);
     rec_alerts_manifest_error(d->alerts, d->st.manifest_error);
     update_ready(d);
@@ -652,13 +646,13 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     const rec_backoff_entry *be = rec_backoff_entries(d->backoff, &n_entries);
     for (size_t i = 0; i < n_entries; i++)
         backing_off += be[i].skipped;
-    set_str(&d->st.error, NULL);
+    (void)prov_set_str(&d->st.error, NULL);
     if (res->rc < 0) {
         result = "error";
         char *norm = rec_log_normalise(res->error ? res->error : strerror(-res->rc));
         if (norm != NULL)
             rec_log_scrub(d->log, norm);
-        set_str(&d->st.error, norm);
+        (void)prov_set_str(&d->st.error, norm);
         free(norm);
     } else if (res->n_failed > 0 || (backing_off > 0 && !d->stopping)) {
         result = "failed";
@@ -692,7 +686,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     d->st.cycle_end_ms = now;
     if (ok)
         d->st.last_success_ms = now;
-    set_str(&d->st.result, result);
+    (void)prov_set_str(&d->st.result, result);
     (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, uv_now(&d->loop));
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
@@ -722,7 +716,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         finish(d);
         return;
     }
-    set_str(&d->st.state, "idle");
+    (void)prov_set_str(&d->st.state, "idle");
     schedule_next(d);
     write_status(d);
     update_live(d);
@@ -746,7 +740,7 @@ static void start_cycle(rec_dmn *d, const char *why)
          * desired set would read as "delete everything"); the watcher and the interval retry. */
         rec_log_event(d->log, REC_LOG_WARN, "no valid manifests yet: cycle skipped", "trigger", why,
                       NULL);
-        set_str(&d->st.state, "idle");
+        (void)prov_set_str(&d->st.state, "idle");
         schedule_next(d);
         write_status(d);
         return;
@@ -783,7 +777,7 @@ static void start_cycle(rec_dmn *d, const char *why)
         schedule_next(d);
         return;
     }
-    set_str(&d->st.state, "reconciling");
+    (void)prov_set_str(&d->st.state, "reconciling");
     write_status(d);
     update_live(d);
 }
@@ -864,7 +858,7 @@ static void do_reload(rec_dmn *d)
         rec_log_event(d->log, REC_LOG_WARN,
                       "state_dir cannot change on reload; restart the service to move it",
                       "state_dir", d->cfg->state_dir, NULL);
-        set_str(&ncfg->state_dir, d->cfg->state_dir);
+        (void)prov_set_str(&ncfg->state_dir, d->cfg->state_dir);
     }
     if (str_differs(ncfg->metrics_listen, d->cfg->metrics_listen))
         rec_log_event(d->log, REC_LOG_WARN, "metrics_listen changes take effect after a restart",
@@ -1008,7 +1002,7 @@ static void finish(rec_dmn *d)
     if (d->finished)
         return;
     d->finished = true;
-    set_str(&d->st.state, "stopped");
+    (void)prov_set_str(&d->st.state, "stopped");
     d->st.next_cycle_ms = 0;
     write_status(d);
     rec_metrics_stop(d->metrics);
@@ -1279,7 +1273,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     d->log = opts->log;
     d->exit_code = 0;
     d->st.pid = (long)getpid();
-    set_str(&d->st.state, "starting");
+    (void)prov_set_str(&d->st.state, "starting");
     srandom((unsigned)(getpid() ^ (unsigned)time(NULL)));
     if (uv_loop_init(&d->loop) < 0) {
         free(d);

@@ -81,7 +81,7 @@ static void set_pos(builder *b, char **file, unsigned *line, unsigned *col, cons
 
 static char *swas_address(builder *b, const char *region, const char *name)
 {
-    return own(b, rec_asprintf("swas.%s.custom_image.%s", region, name ? name : "?"));
+    return own(b, prov_asprintf("swas.%s.custom_image.%s", region, name ? name : "?"));
 }
 
 /* Adds a change; returns its index (or SIZE_MAX after a failure). Takes reason. */
@@ -167,7 +167,7 @@ static bool step_allowed(builder *b, const step_args *a)
         return true;
     if (b->rc == 0) {
         b->rc = -EPERM;
-        b->error = rec_asprintf("internal error: a %s step on %s (%s) was planned for an image "
+        b->error = prov_asprintf("internal error: a %s step on %s (%s) was planned for an image "
                                 "not owned by '%s'; plan refused",
                                 rec_action_name(a->action), a->name ? a->name : "?",
                                 a->image_id ? a->image_id : "?", b->owner);
@@ -213,7 +213,7 @@ static size_t add_step(builder *b, const step_args *a)
     st->image_id = dup_or_fail(b, a->image_id);
     st->reason = dup_or_fail(b, a->reason);
     if (a->action == REC_ACT_ECS_DELETE)
-        st->address = own(b, rec_asprintf("ecs.%s.image.%s", a->region, a->image_id));
+        st->address = own(b, prov_asprintf("ecs.%s.image.%s", a->region, a->image_id));
     else
         st->address = swas_address(b, a->region, a->name);
     set_pos(b, &st->file, &st->line, &st->col, a->pos);
@@ -324,8 +324,8 @@ static void diff_note(builder *b, char **acc, const char *field, const char *hav
 {
     if (b->rc < 0)
         return;
-    char *s = *acc ? rec_asprintf("%s; %s changed: %s -> %s", *acc, field, show(have), show(want))
-                   : rec_asprintf("%s changed: %s -> %s", field, show(have), show(want));
+    char *s = *acc ? prov_asprintf("%s; %s changed: %s -> %s", *acc, field, show(have), show(want))
+                   : prov_asprintf("%s changed: %s -> %s", field, show(have), show(want));
     free(*acc);
     *acc = own(b, s);
 }
@@ -363,7 +363,7 @@ static char *tag_drift(builder *b, const spec_image *d, const prov_image *o)
         const char *have = rec_image_tag(o, d->tags[i].key);
         const char *want = d->tags[i].value ? d->tags[i].value : "";
         if (!have || strcmp(have, want) != 0) {
-            char *s = rec_asprintf("%s%s%s: %s -> %s", acc ? acc : "", acc ? "; " : "",
+            char *s = prov_asprintf("%s%s%s: %s -> %s", acc ? acc : "", acc ? "; " : "",
                                    d->tags[i].key, have ? have : "(absent)", want);
             free(acc);
             acc = own(b, s);
@@ -376,7 +376,7 @@ static char *tag_drift(builder *b, const spec_image *d, const prov_image *o)
             declared = k && d->tags[j].key && strcmp(k, d->tags[j].key) == 0;
         if (!k || declared || is_internal_tag(k))
             continue;
-        char *s = rec_asprintf("%s%s%s: %s -> (absent)", acc ? acc : "", acc ? "; " : "", k,
+        char *s = prov_asprintf("%s%s%s: %s -> (absent)", acc ? acc : "", acc ? "; " : "", k,
                                o->tags[i].value ? o->tags[i].value : "");
         free(acc);
         acc = own(b, s);
@@ -647,7 +647,7 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
     char *why =
-        own(b, rec_asprintf("%s (status %d): waiting until it is available",
+        own(b, prov_asprintf("%s (status %d): waiting until it is available",
                             o->status == PROV_IMG_COPYING ? "copying" : "creating", o->status));
     size_t ch = add_change(b, REC_CH_WAIT, swas_address(b, rc->region, d->name), why, &d->pos);
     prov_image *after = dup_image(b, o);
@@ -697,7 +697,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     case PROV_IMG_FAILED:
         if (prot)
             add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
-                     rec_asprintf("creation failed (status 3); replace refused: %s", why_prot),
+                     prov_asprintf("creation failed (status 3); replace refused: %s", why_prot),
                      &d->pos);
         else
             plan_replace(b, rc, d, o, "creation failed (status 3)");
@@ -714,7 +714,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     if (diff) {
         if (prot)
             add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
-                     rec_asprintf("%s; replace refused: %s", diff, why_prot), &d->pos);
+                     prov_asprintf("%s; replace refused: %s", diff, why_prot), &d->pos);
         else
             plan_replace(b, rc, d, o, diff);
         free(diff);
@@ -725,7 +725,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     char *drift = tag_drift(b, d, o);
     if (drift)
         add_note(b, REC_NOTE_DRIFT, rc->region, d->name, o->image_id,
-                 rec_asprintf("tags differ (%s); not changed: the API cannot update tags", drift),
+                 prov_asprintf("tags differ (%s); not changed: the API cannot update tags", drift),
                  &d->pos);
     free(drift);
 }
@@ -760,7 +760,7 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
 {
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
-    char *why = own(b, rec_asprintf("undeclared, owned by '%s', prune on", b->owner));
+    char *why = own(b, prov_asprintf("undeclared, owned by '%s', prune on", b->owner));
     size_t ch = add_change(b, REC_CH_DELETE, swas_address(b, rc->region, o->name), why, NULL);
     size_t un = SIZE_MAX;
     if (o->in_share) {
@@ -803,23 +803,23 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
     char *text = NULL;
     switch (classify_undeclared(o, b->owner)) {
     case UND_NOT_OWNED:
-        text = their ? rec_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
+        text = their ? prov_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
                                     b->owner)
-                     : rec_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
+                     : prov_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
         break;
     case UND_PROTECTED:
-        text = rec_asprintf("undeclared, owned by '%s' but carries %s=true: never touched",
+        text = prov_asprintf("undeclared, owned by '%s' but carries %s=true: never touched",
                             b->owner, REC_PROTECT_TAG);
         break;
     case UND_PRUNE:
         if (!b->o->prune)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
+            text = prov_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
         else if (g.region_refused)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
+            text = prov_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
                                 "declared in %s and allow_empty does not name it)",
                                 b->owner, rc->region);
         else if (g.max_refused)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: more than "
+            text = prov_asprintf("undeclared, owned by '%s': would prune (refused: more than "
                                 "max_deletes=%u prune deletes)",
                                 b->owner, b->o->max_deletes);
         else {
@@ -838,10 +838,10 @@ static void add_not_owned_conflict(builder *b, region_ctx *rc, const spec_image 
                                    const prov_image *o)
 {
     const char *their = rec_image_tag(o, REC_OWNER_TAG);
-    char *text = their ? rec_asprintf("declared, but the image named '%s' is owned by '%s' "
+    char *text = their ? prov_asprintf("declared, but the image named '%s' is owned by '%s' "
                                       "(not '%s'): not touched; rename the entry or the image",
                                       d->name, their, b->owner)
-                       : rec_asprintf("declared, but the image named '%s' has no %s tag (made "
+                       : prov_asprintf("declared, but the image named '%s' has no %s tag (made "
                                       "outside imgrecon): not touched; rename the entry or the "
                                       "image",
                                       d->name, REC_OWNER_TAG);
@@ -866,13 +866,13 @@ static void add_duplicate_conflict(builder *b, region_ctx *rc, const char *name,
             continue;
         n_owned++;
         char *s =
-            rec_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "", show(rc->imgs[k]->image_id));
+            prov_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "", show(rc->imgs[k]->image_id));
         free(ids);
         ids = own(b, s);
     }
     size_t before = b->plan->n_notes;
     add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
-             rec_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
+             prov_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
                           n_owned, b->owner, name, ids ? ids : ""),
              d ? &d->pos : NULL);
     if (b->plan->n_notes > before)
@@ -924,7 +924,7 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             continue;
         if (!rc->obs->ecs_observed) {
             add_note(b, REC_NOTE_WARNING, rc->region, NULL, e->image_id,
-                     rec_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
+                     prov_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
                                   rc->region),
                      &e->pos);
             continue;
@@ -937,10 +937,10 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             continue;
         char hash[REC_HASH_HEX + 1];
         image_hash("ecs", e->image_id, e->force ? "force" : "", hash);
-        char *why = own(b, rec_asprintf("ensure: absent, but the ECS image exists (status %s)",
+        char *why = own(b, prov_asprintf("ensure: absent, but the ECS image exists (status %s)",
                                         found->status ? found->status : "unknown"));
         size_t ch = add_change(b, REC_CH_ECS_DELETE,
-                               own(b, rec_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
+                               own(b, prov_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
                                why, &e->pos);
         prov_image *before = NULL;
         if (b->rc == 0 && (before = calloc(1, sizeof(*before))) == NULL)
@@ -973,7 +973,7 @@ static int cmp_delete_ref(const void *a, const void *b)
 static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quota)
 {
     add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
-             rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
+             prov_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
                           "delete(s) planned): apply will not send them",
                           rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
              NULL);
@@ -1164,7 +1164,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     for (size_t r = 0; r < desired->n_regions; r++) {
         if (!find_obs(obs_index, observed->n, desired->regions[r])) {
             if (ret_error)
-                *ret_error = rec_asprintf("region %s was not observed", desired->regions[r]);
+                *ret_error = prov_asprintf("region %s was not observed", desired->regions[r]);
             free(obs_index);
             return -ENOENT;
         }
@@ -1204,7 +1204,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         if (n && rcs[r].n_decl == 0 && !rec_options_allow_empty(opts, rcs[r].region)) {
             guards[r].region_refused = true;
             add_note(&b, REC_NOTE_GUARD, rcs[r].region, NULL, NULL,
-                     rec_asprintf("%s: no custom image is declared in this region and "
+                     prov_asprintf("%s: no custom image is declared in this region and "
                                   "allow_empty does not name it: %zu prune delete(s) refused",
                                   rcs[r].region, n),
                      NULL);
@@ -1215,7 +1215,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     bool max_refused = opts->prune && total_prune > opts->max_deletes;
     if (max_refused)
         add_note(&b, REC_NOTE_GUARD, NULL, NULL, NULL,
-                 rec_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
+                 prov_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
                               total_prune, opts->max_deletes),
                  NULL);
     for (size_t r = 0; r < nr && b.rc == 0; r++) {

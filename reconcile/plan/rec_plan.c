@@ -30,16 +30,6 @@ char *rec_strdup0(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-char *rec_asprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
 /* ---- images ---- */
 
 void rec_image_free(prov_image *img)

@@ -30,7 +30,7 @@ static char *abs_path(const char *path)
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         return strdup(path);
-    return rec_asprintf("%s/%s", cwd, path);
+    return prov_asprintf("%s/%s", cwd, path);
 }
 
 void rec_plan_policy_clear(rec_plan_policy *p)
@@ -104,23 +104,23 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
     const char *tail = "; run plan again with these settings, or apply the saved plan without "
                        "them (it records its own)";
     if (strcmp(p->owner, owner) != 0)
-        msg = rec_asprintf("owner: the saved plan was made with '%s', the settings given now say "
+        msg = prov_asprintf("owner: the saved plan was made with '%s', the settings given now say "
                            "'%s'%s",
                            p->owner, owner, tail);
     else if (p->prune != cfg->prune)
-        msg = rec_asprintf("prune: the saved plan was made with %s, the settings given now say "
+        msg = prov_asprintf("prune: the saved plan was made with %s, the settings given now say "
                            "%s%s",
                            yes_no(p->prune), yes_no(cfg->prune), tail);
     else if (p->max_deletes != cfg->max_deletes)
-        msg = rec_asprintf("max_deletes: the saved plan was made with %u, the settings given now "
+        msg = prov_asprintf("max_deletes: the saved plan was made with %u, the settings given now "
                            "say %u%s",
                            p->max_deletes, cfg->max_deletes, tail);
     else if (p->allow_empty != cfg->allow_empty)
-        msg = rec_asprintf("allow_empty: the saved plan was made with %s, the settings given now "
+        msg = prov_asprintf("allow_empty: the saved plan was made with %s, the settings given now "
                            "say %s%s",
                            yes_no(p->allow_empty), yes_no(cfg->allow_empty), tail);
     else if (p->quota_default != cfg->quota_default)
-        msg = rec_asprintf("quotas.default: the saved plan was made with %u, the settings given "
+        msg = prov_asprintf("quotas.default: the saved plan was made with %u, the settings given "
                            "now say %u%s",
                            p->quota_default, cfg->quota_default, tail);
     for (size_t i = 0; msg == NULL && i < cfg->n_quotas + p->n_quotas; i++) {
@@ -128,7 +128,7 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
             i < cfg->n_quotas ? cfg->quotas[i].region : p->quotas[i - cfg->n_quotas].region;
         unsigned was = policy_quota(p, region), now = spec_config_quota_for(cfg, region);
         if (was != now)
-            msg = rec_asprintf("quotas.%s: the saved plan was made with %u, the settings given "
+            msg = prov_asprintf("quotas.%s: the saved plan was made with %u, the settings given "
                                "now say %u%s",
                                region, was, now, tail);
     }
@@ -191,7 +191,7 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
     /* C1 controls escaped like in `plan --json`: a saved plan is often read with cat. */
     char *text = rec_escape_json_c1(json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
     json_decref(doc);
-    char *tmp = rec_asprintf("%s.XXXXXX", path);
+    char *tmp = prov_asprintf("%s.XXXXXX", path);
     if (!text || !tmp) {
         free(text);
         free(tmp);
@@ -668,7 +668,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
     if (!f) {
         int rc = -errno;
         if (ret_error)
-            *ret_error = rec_asprintf("%s: %s", path, strerror(errno));
+            *ret_error = prov_asprintf("%s: %s", path, strerror(errno));
         return rc;
     }
     json_error_t jerr;
@@ -676,7 +676,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
     (void)fclose(f);
     if (!doc) {
         if (ret_error)
-            *ret_error = rec_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+            *ret_error = prov_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         return -EINVAL;
     }
     loader l = {0};
@@ -695,7 +695,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
         rec_plan_policy_clear(&pol);
         rec_plan_free(pl);
         if (ret_error && l.rc == -EINVAL)
-            *ret_error = rec_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
+            *ret_error = prov_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
         free(l.err);
         return l.rc;
     }

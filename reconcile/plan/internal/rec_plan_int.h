@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "rec_plan.h"
+#include "prov_str.h"
 
 /* Deep copies of provider images (kept local so that reconcile's pure core needs nothing but
  * the plain structs of prov_types.h). Return NULL on allocation failure. */
@@ -30,8 +31,6 @@ void rec_hasher_final(rec_hasher *h, char ret[REC_HASH_HEX + 1]);
 /* Grows *v (element size elem) to hold at least n + 1 elements; 0 or -ENOMEM. */
 int rec_grow(void **v, size_t *cap, size_t n, size_t elem);
 char *rec_strdup0(const char *s); /* NULL stays NULL; sets *failed-style errors via NULL */
-/* malloc'd printf; NULL on failure. */
-char *rec_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* JSON of an image snapshot (json null for NULL) and of a whole plan (rec_render.c); *ok is
  * cleared on allocation failure. rec_plan_json returns NULL on failure. */
