@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "rec_setup.h"
+#include "prov_cleanup.h"
 #include "prov_statedir.h"
 
 #include "prov_sig.h"
@@ -232,14 +233,14 @@ static void learn_account(void *ud)
 static void setup_clear(rec_setup *s);
 static void on_client_closed(void *ud);
 
-/* The body of rec_setup_new on a zeroed setup; on failure s's contents are freed. */
+/* The steps of rec_setup_new on a zeroed setup. On failure returns a negative errno, with *error
+ * (malloc'd, or NULL for a bare errno) saying why; rec_setup_new frees what was built. */
 static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
-                      rec_setup *s, char **ret_error)
+                      rec_setup *s, char **error)
 {
     s->cfg = cfg;
     if (opts != NULL)
         s->opts = *opts;
-    char *errmsg = NULL;
     int rc;
 
     /* Refused before anything else (state, credentials, any request) when the endpoint would send
@@ -248,8 +249,8 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
         cfg->endpoint ? spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint) : NULL;
     if (why != NULL) {
         rc = -EPERM;
-        errmsg = fmt_msg("endpoint", why);
-        goto fail;
+        *error = fmt_msg("endpoint", why);
+        return rc;
     }
 
     /* State directory, with the per-user fallback for an unprivileged CLI run. */
@@ -275,17 +276,17 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
     if (rc < 0) {
         char what[2048];
         snprintf(what, sizeof(what), "state directory %s", cfg->state_dir);
-        errmsg = fmt_msg(what, strerror(-rc));
-        goto fail;
+        *error = fmt_msg(what, strerror(-rc));
+        return rc;
     }
     if (s->state_dir == NULL) {
         rc = -ENOMEM;
-        goto fail;
+        return rc;
     }
     /* An unsafe directory is refused, never replaced by another one behind the user's back. */
-    rc = prov_statedir_check(s->state_dir, &errmsg);
+    rc = prov_statedir_check(s->state_dir, error);
     if (rc < 0)
-        goto fail;
+        return rc;
 
     s->copts = (prov_cred_opts){.profile = cfg->profile,
                                 .use_metadata = !s->opts.no_metadata,
@@ -296,17 +297,17 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
     char *cmsg = NULL;
     rc = prov_cred_resolve(&s->copts, &s->cred, &cmsg);
     if (rc < 0) {
-        errmsg = cmsg ? cmsg : fmt_msg("credentials", "none found");
+        *error = cmsg ? cmsg : fmt_msg("credentials", "none found");
         memset(&s->cred, 0, sizeof(s->cred));
-        goto fail;
+        return rc;
     }
 
     rc = prov_pacer_open(s->state_dir, &s->pacer);
     if (rc < 0) {
         char what[2048];
         snprintf(what, sizeof(what), "pacer log in %s", s->state_dir);
-        errmsg = fmt_msg(what, strerror(-rc));
-        goto fail;
+        *error = fmt_msg(what, strerror(-rc));
+        return rc;
     }
 
     prov_client_opts o = {
@@ -330,31 +331,24 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
     };
     rc = prov_client_new(loop, &o, &s->client);
     if (rc < 0) {
-        errmsg = fmt_msg("API client", strerror(-rc));
-        goto fail;
+        *error = fmt_msg("API client", strerror(-rc));
+        return rc;
     }
     return 0;
-fail:
-    if (ret_error != NULL)
-        *ret_error = errmsg ? errmsg : strdup(strerror(-rc));
-    else
-        free(errmsg);
-    setup_clear(s);
-    return rc;
 }
 
 int rec_setup_new(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
                   rec_setup **ret, char **ret_error)
 {
+    _cleanup_free_ char *error = NULL;
     rec_setup *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        if (ret_error != NULL)
-            *ret_error = strdup(strerror(ENOMEM));
-        return -ENOMEM;
-    }
-    int rc = setup_init(loop, cfg, opts, s, ret_error);
+    int rc = s != NULL ? setup_init(loop, cfg, opts, s, &error) : -ENOMEM;
     if (rc < 0) {
+        if (s != NULL)
+            setup_clear(s);
         free(s);
+        if (ret_error != NULL)
+            *ret_error = error != NULL ? PROV_TAKE_PTR(error) : strdup(strerror(-rc));
         return rc;
     }
     *ret = s;
