@@ -87,7 +87,7 @@ struct option *cmd_options(const struct option *extra, size_t n_extra);
  * common option, or -EINVAL / -ENOMEM on error (message printed). */
 int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg);
 /* Loads the config file (explicit -c must exist) and applies the flags over it. Prints every
- * diagnostic as file:line:col and returns 0 or -1. */
+ * diagnostic as file:line:col and returns 0 or a negative errno. */
 int cmd_load_config(cmd_ctx *ctx);
 /* Applies --endpoint / IMGRECON_ENDPOINT and --allow-insecure-endpoint over cfg and checks the
  * endpoint a request would use (spec_check_endpoint). Shared by cmd_load_config and the daemon's

@@ -173,15 +173,20 @@ const char *cmd_config_path(const cmd_ctx *ctx)
     return ctx->config_path;
 }
 
+/* Reports an allocation failure for cmd_load_config; returns -ENOMEM. */
+static int oom(const cmd_ctx *ctx)
+{
+    cmd_error(ctx, "out of memory");
+    return -ENOMEM;
+}
+
 int cmd_load_config(cmd_ctx *ctx)
 {
     spec_diags diags;
     int rc;
 
-    if (spec_config_init(&ctx->cfg) < 0) {
-        cmd_error(ctx, "out of memory");
-        return -1;
-    }
+    if (spec_config_init(&ctx->cfg) < 0)
+        return oom(ctx);
     const char *path = cmd_config_path(ctx);
     ctx->config_used = path;
     ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
@@ -191,52 +196,49 @@ int cmd_load_config(cmd_ctx *ctx)
         spec_diags_print(&diags, stderr);
         spec_diags_clear(&diags);
         if (rc < 0)
-            return -1;
+            return rc;
     }
     spec_diags_init(&diags);
     rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
     spec_diags_print(&diags, stderr);
     spec_diags_clear(&diags);
     if (rc == -ENOMEM)
-        goto oom;
+        return oom(ctx);
     if (rc < 0)
-        return -1;
+        return rc;
     if (ctx->profile && prov_set_str(&ctx->cfg.profile, ctx->profile) < 0)
-        goto oom;
+        return oom(ctx);
     if (ctx->state_dir && prov_set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
-        goto oom;
+        return oom(ctx);
     if (ctx->log_format)
         ctx->cfg.log_format = strcmp(ctx->log_format, "json") == 0 ? SPEC_LOG_JSON : SPEC_LOG_TEXT;
     for (size_t i = 0; i < ctx->n_rates; i++) {
         rc = spec_config_set_rate(&ctx->cfg, ctx->rates[i]);
         if (rc == -ENOMEM)
-            goto oom;
+            return oom(ctx);
         if (rc < 0) {
             char msg[512];
             cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
             cmd_error(ctx, "--rate-limit %s", msg);
-            return -1;
+            return -EINVAL;
         }
     }
     if (ctx->allow_empty != NULL) {
         rc = spec_config_set_allow_empty(&ctx->cfg, ctx->allow_empty);
         if (rc == -ENOMEM)
-            goto oom;
+            return oom(ctx);
         if (rc < 0) {
             cmd_error(ctx,
                       "--allow-empty '%s': expected true, false or region ids such as "
                       "cn-hangzhou,cn-shanghai",
                       ctx->allow_empty);
-            return -1;
+            return -EINVAL;
         }
     }
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc != '\0')
         ctx->no_color = true;
     return 0;
-oom:
-    cmd_error(ctx, "out of memory");
-    return -1;
 }
 
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
