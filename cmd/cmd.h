@@ -85,11 +85,11 @@ extern const size_t cmd_n_common_options;
 
 /* Builds "common + extra" into a malloc'd array terminated by a zero entry. */
 struct option *cmd_options(const struct option *extra, size_t n_extra);
-/* Handles one common option from getopt_long. Returns 1 if handled, 0 if not a common option,
- * -1 on error (message printed). */
+/* Handles one common option from getopt_long. Returns 0 when handled, -ENOENT when opt is not a
+ * common option, or -EINVAL / -ENOMEM on error (message printed). */
 int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg);
 /* Loads the config file (explicit -c must exist) and applies the flags over it. Prints every
- * diagnostic as file:line:col and returns 0 or -1. */
+ * diagnostic as file:line:col and returns 0 or a negative errno. */
 int cmd_load_config(cmd_ctx *ctx);
 /* Applies --endpoint / IMGRECON_ENDPOINT and --allow-insecure-endpoint over cfg and checks the
  * endpoint a request would use (spec_check_endpoint). Shared by cmd_load_config and the daemon's
@@ -109,7 +109,7 @@ void cmd_error(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(p
 /* rec_setup_opts.on_cred_error for the one-shot commands (ud: the cmd_ctx): a warning on
  * stderr. */
 void cmd_cred_warning(void *ud, const char *msg);
-void cmd_ctx_free(cmd_ctx *ctx);
+void cmd_ctx_clear(cmd_ctx *ctx);
 
 /* Subcommands: argv[0] is the subcommand name; getopt state is reset by the dispatcher. */
 int cmd_validate(cmd_ctx *ctx, int argc, char **argv);

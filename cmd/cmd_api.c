@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
+#include "prov_cleanup.h"
 #include "prov_client.h"
 #include "prov_swas.h"
 #include "rec_escape.h"
@@ -118,6 +120,95 @@ static int parse_params(const cmd_ctx *ctx, char **args, int n, prov_kvs *params
     return bad ? -EINVAL : 0;
 }
 
+typedef struct api_args {
+    const cmd_ctx *ctx;
+    const char *method, *region;
+    int pretty; /* -1: by terminal */
+} api_args;
+
+static int api_option(void *ud, int opt, const char *arg)
+{
+    api_args *a = ud;
+    if (opt == OPT_METHOD) {
+        if (strcasecmp(arg, "GET") == 0)
+            a->method = "GET";
+        else if (strcasecmp(arg, "POST") == 0)
+            a->method = "POST";
+        else {
+            cmd_error(a->ctx, "api: --method must be GET or POST, not '%s'", arg);
+            return -EINVAL;
+        }
+    } else if (opt == OPT_REGION) {
+        a->region = arg;
+    } else if (opt == OPT_PRETTY) {
+        a->pretty = 1;
+    } else if (opt == OPT_COMPACT) {
+        a->pretty = 0;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The operands: the product, then the action (at argv[optind + 1]). */
+static int parse_product(const cmd_ctx *ctx, int argc, char **argv, prov_product *ret)
+{
+    if (argc - optind < 2) {
+        cmd_error(ctx, "api: need a product (swas or ecs) and an action");
+        return -EINVAL;
+    }
+    if (strcmp(argv[optind], "swas") == 0)
+        *ret = PROV_SWAS;
+    else if (strcmp(argv[optind], "ecs") == 0)
+        *ret = PROV_ECS;
+    else {
+        cmd_error(ctx, "api: unknown product '%s' (swas or ecs)", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Makes the call, runs the loop until it answers and prints the answer; returns the exit
+ * status. */
+static int call_and_print(cmd_session *s, const api_args *a, prov_product product,
+                          const char *action, const prov_kvs *params)
+{
+    const cmd_ctx *ctx = s->ctx;
+    api_result res = {0};
+    int exit_code = 1;
+    int rc = prov_call(s->setup->client, product, action, a->region ? a->region : "cn-hangzhou",
+                       params, on_answer, &res);
+    if (rc < 0) {
+        cmd_error(ctx, "api: cannot start the call: %s", strerror(-rc));
+        return 1;
+    }
+    /* The loop runs until the answer (after any pacing waits and retries) arrives. */
+    while (!res.done && uv_run(&s->loop, UV_RUN_ONCE) != 0)
+        ;
+    if (!res.done) {
+        cmd_error(ctx, "api: internal error: the call never completed");
+    } else if (res.failed) {
+        _cleanup_free_ char *why = prov_error_describe(&res.err);
+        cmd_error(ctx, "api: %s %s failed: %s [%s]", prov_product_name(product), action,
+                  why ? why : "unknown error", prov_err_class_name(res.err.cls));
+    } else {
+        bool indent = a->pretty == 1 || (a->pretty == -1 && isatty(STDOUT_FILENO));
+        /* jansson escapes C0 controls (ESC is \u001b); C1 controls are escaped here. */
+        _cleanup_free_ char *doc =
+            rec_escape_json_c1(json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
+                                                           : JSON_COMPACT | JSON_PRESERVE_ORDER));
+        if (doc == NULL) {
+            cmd_error(ctx, "out of memory");
+        } else {
+            puts(doc);
+            exit_code = fflush(stdout) == 0 ? 0 : 1;
+        }
+    }
+    json_decref(res.body);
+    prov_error_clear(&res.err);
+    return exit_code;
+}
+
 int cmd_api(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
@@ -126,141 +217,33 @@ int cmd_api(cmd_ctx *ctx, int argc, char **argv)
         {"pretty", no_argument, NULL, OPT_PRETTY},
         {"compact", no_argument, NULL, OPT_COMPACT},
     };
-    const char *method = "POST", *region = NULL;
-    int pretty = -1; /* -1: by terminal */
-    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
-    if (opts == NULL) {
-        cmd_error(ctx, "out of memory");
-        return 1;
-    }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 0;
-        }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h < 0)
-            bad = 1;
-        if (h != 0)
-            continue;
-        if (opt == OPT_METHOD) {
-            if (strcasecmp(optarg, "GET") == 0)
-                method = "GET";
-            else if (strcasecmp(optarg, "POST") == 0)
-                method = "POST";
-            else {
-                cmd_error(ctx, "api: --method must be GET or POST, not '%s'", optarg);
-                bad = 1;
-            }
-        } else if (opt == OPT_REGION) {
-            region = optarg;
-        } else if (opt == OPT_PRETTY) {
-            pretty = 1;
-        } else if (opt == OPT_COMPACT) {
-            pretty = 0;
-        } else {
-            bad = 1;
-        }
-    }
-    free(opts);
+    api_args a = {.ctx = ctx, .method = "POST", .pretty = -1};
+    bool help;
     prov_product product = PROV_SWAS;
-    if (!bad && argc - optind < 2) {
-        cmd_error(ctx, "api: need a product (swas or ecs) and an action");
-        bad = 1;
-    } else if (!bad) {
-        if (strcmp(argv[optind], "swas") == 0)
-            product = PROV_SWAS;
-        else if (strcmp(argv[optind], "ecs") == 0)
-            product = PROV_ECS;
-        else {
-            cmd_error(ctx, "api: unknown product '%s' (swas or ecs)", argv[optind]);
-            bad = 1;
-        }
+    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]), api_option,
+                               &a, &help);
+    if (rc == -ENOMEM)
+        return 1;
+    if (help) {
+        usage(stdout);
+        return 0;
     }
-    if (bad) {
+    if (rc < 0 || parse_product(ctx, argc, argv, &product) < 0) {
         usage(stderr);
         return 1;
     }
     const char *action = argv[optind + 1];
-    prov_kvs params = {0};
-    if (parse_params(ctx, argv + optind + 2, argc - optind - 2, &params) < 0) {
-        prov_kvs_free(&params);
+    _cleanup_(prov_kvs_clear) prov_kvs params = {0};
+    if (parse_params(ctx, argv + optind + 2, argc - optind - 2, &params) < 0)
         return 1;
-    }
     const char *region_id = prov_kvs_get(&params, "RegionId");
     if (region_id != NULL && *region_id != '\0')
-        region = region_id;
-    if (cmd_load_config(ctx) < 0) {
-        prov_kvs_free(&params);
+        a.region = region_id;
+    cmd_session s;
+    cmd_session_opts so = {.method = a.method, .on_call = on_attempt};
+    if (cmd_load_config(ctx) < 0 || cmd_session_open(&s, ctx, &so) < 0)
         return 1;
-    }
-
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) < 0) {
-        prov_kvs_free(&params);
-        cmd_error(ctx, "cannot create the event loop");
-        return 1;
-    }
-    int exit_code = 1;
-    rec_setup setup;
-    char *err = NULL;
-    rec_setup_opts so = {
-        .state_dir_explicit = ctx->state_dir != NULL,
-        .method = method,
-        .on_call = on_attempt,
-        .on_cred_error = cmd_cred_warning,
-        .ud = ctx,
-    };
-    int rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
-    if (rc < 0) {
-        cmd_error(ctx, "%s", err ? err : "setup failed");
-        free(err);
-        goto out_loop;
-    }
-    if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
-
-    api_result res = {0};
-    rc = prov_call(setup.client, product, action, region ? region : "cn-hangzhou", &params,
-                   on_answer, &res);
-    if (rc < 0) {
-        cmd_error(ctx, "api: cannot start the call: %s", strerror(-rc));
-    } else {
-        /* The loop runs until the answer (after any pacing waits and retries) arrives. */
-        while (!res.done && uv_run(&loop, UV_RUN_ONCE) != 0)
-            ;
-        if (!res.done) {
-            cmd_error(ctx, "api: internal error: the call never completed");
-        } else if (res.failed) {
-            char *why = prov_error_describe(&res.err);
-            cmd_error(ctx, "api: %s %s failed: %s [%s]", prov_product_name(product), action,
-                      why ? why : "unknown error", prov_err_class_name(res.err.cls));
-            free(why);
-        } else {
-            bool indent = pretty == 1 || (pretty == -1 && isatty(STDOUT_FILENO));
-            /* jansson escapes C0 controls (ESC is \u001b); C1 controls are escaped here. */
-            char *doc = rec_escape_json_c1(
-                json_dumps(res.body, indent ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
-                                            : JSON_COMPACT | JSON_PRESERVE_ORDER));
-            if (doc == NULL) {
-                cmd_error(ctx, "out of memory");
-            } else {
-                puts(doc);
-                free(doc);
-                exit_code = fflush(stdout) == 0 ? 0 : 1;
-            }
-        }
-    }
-    json_decref(res.body);
-    prov_error_clear(&res.err);
-    rec_setup_close(&setup);
-    (void)uv_run(&loop, UV_RUN_DEFAULT);
-    rec_setup_free(&setup);
-out_loop:
-    if (uv_loop_close(&loop) != 0)
-        cmd_error(ctx, "internal error: event loop handles left open");
-    prov_kvs_free(&params);
+    int exit_code = call_and_print(&s, &a, product, action, &params);
+    (void)cmd_session_close(&s);
     return exit_code;
 }

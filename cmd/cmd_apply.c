@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
+#include "prov_cleanup.h"
 #include "rec_cycle.h"
 #include "rec_lock.h"
 #include "rec_plan.h"
@@ -151,194 +153,171 @@ static void print_summary(const rec_cycle_result *res, const char *counts, const
     printf("%s%s\n", calls ? " " : "", calls ? calls : "");
 }
 
+static int apply_option(void *ud, int opt, const char *arg)
+{
+    apply_ui *ui = ud;
+    (void)arg;
+    if (opt != OPT_AUTO_APPROVE)
+        return -EINVAL;
+    ui->auto_approve = true;
+    return 0;
+}
+
+/* apply PLANFILE: loads the saved plan and its policy; the config it was made with is used
+ * unless -c names one (then it must agree). Prints why and returns -errno, or 0. */
+static int load_saved(cmd_ctx *ctx, const char *planfile, rec_plan **ret, rec_plan_policy *policy)
+{
+    _cleanup_free_ char *perr = NULL;
+    int rc = rec_plan_load(planfile, ret, policy, &perr);
+    if (rc < 0) {
+        cmd_error(ctx, "%s", perr ? perr : strerror(-rc));
+        return rc;
+    }
+    if (ctx->config_path == NULL) {
+        ctx->config_path = policy->config;
+        ctx->no_default_config = true;
+    }
+    return 0;
+}
+
+/* One writer per state directory: the daemon and other applies hold the same lock. */
+static int lock_state_dir(cmd_ctx *ctx, const rec_setup *setup, rec_lock **ret)
+{
+    long holder = 0;
+    int rc = rec_lock_acquire(setup->state_dir, ret, &holder);
+    if (rc == -EWOULDBLOCK)
+        cmd_error(ctx,
+                  "another imgrecon process (pid %ld) is working on the state directory %s "
+                  "(it holds %s/daemon.lock); refusing to run alongside it",
+                  holder, setup->state_dir, setup->state_dir);
+    else if (rc < 0)
+        cmd_error(ctx, "cannot lock %s/daemon.lock: %s", setup->state_dir, strerror(-rc));
+    return rc;
+}
+
+/* Reports a cycle that ran; returns the exit status. */
+static int report(cmd_ctx *ctx, apply_ui *ui, const rec_setup *setup, const rec_cycle_result *res)
+{
+    if (res->rc == -ECANCELED && ui->refused_no_tty) {
+        cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
+                       "confirmation (use --auto-approve)");
+        return 1;
+    }
+    if (res->rc == -ECANCELED) {
+        printf("\nApply cancelled.\n");
+        return 1;
+    }
+    if (res->rc < 0) {
+        cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
+        return 1;
+    }
+    char counts[256];
+    rec_progress_summary(ui->progress, counts, sizeof(counts));
+    _cleanup_free_ char *calls = rec_setup_calls_summary(setup);
+    if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
+        print_summary(res, counts, calls);
+    int exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+    /* Conflicts (a declared name taken by an image that is not ours): the independent
+     * steps ran; the conflicting entries cannot converge, so CI must notice. */
+    size_t n_conflicts = res->plan ? rec_plan_n_notes(res->plan, REC_NOTE_CONFLICT) : 0;
+    if (n_conflicts > 0) {
+        cmd_error(
+            ctx,
+            "%zu conflict%s: declared image%s not owned by '%s' (or several of "
+            "ours with one name, or an adoption whose fields differ) were not touched; see the "
+            "plan's Conflicts",
+            n_conflicts, n_conflicts == 1 ? "" : "s", n_conflicts == 1 ? "" : "s",
+            res->plan->owner ? res->plan->owner : "default");
+        exit_code = 1;
+    }
+    /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
+    for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
+        if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
+            cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
+            exit_code = 1;
+        }
+    return exit_code;
+}
+
+/* Locks the state directory, runs the cycle (confirming through ui) and reports it. */
+static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
+{
+    cmd_ctx *ctx = s->ctx;
+    rec_lock *lock = NULL;
+    if (lock_state_dir(ctx, s->setup, &lock) < 0)
+        return 1;
+    rec_cycle_opts co = {
+        .desired = s->desired,
+        .execute = true,
+        .saved = saved,
+        .on_event = on_event,
+        .confirm = confirm,
+        .ud = ui,
+    };
+    rec_cycle_result *res = NULL;
+    int exit_code = 1;
+    int rc = rec_setup_run_cycle(&s->loop, s->setup, &co, &res);
+    rec_progress_finish(ui->progress);
+    if (rc < 0)
+        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
+                  rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
+                                 "followed there; remove it) in "
+                               : "",
+                  rc == -ELOOP ? s->setup->state_dir : "");
+    else
+        exit_code = report(ctx, ui, s->setup, res);
+    rec_cycle_result_free(res);
+    rec_lock_release(lock);
+    return exit_code;
+}
+
 int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
         {"auto-approve", no_argument, NULL, OPT_AUTO_APPROVE},
     };
     apply_ui ui = {.ctx = ctx};
-    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
-    if (opts == NULL) {
-        cmd_error(ctx, "out of memory");
+    bool help;
+    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
+                               apply_option, &ui, &help);
+    if (rc == -ENOMEM)
         return 1;
+    if (help) {
+        usage(stdout);
+        return 0;
     }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 0;
-        }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h < 0)
-            bad = 1;
-        if (h != 0)
-            continue;
-        if (opt == OPT_AUTO_APPROVE)
-            ui.auto_approve = true;
-        else
-            bad = 1;
-    }
-    free(opts);
     const char *planfile = optind < argc ? argv[optind] : NULL;
-    if (bad || argc - optind > 1) {
+    if (rc < 0 || argc - optind > 1) {
         usage(stderr);
         return 1;
     }
-    rec_plan *saved = NULL;
-    rec_plan_policy policy;
-    memset(&policy, 0, sizeof(policy));
-    if (planfile != NULL) {
-        /* As with Terraform, a saved plan is the approval: it was reviewed when it was made,
-         * and a stale one is refused. */
-        ui.auto_approve = true;
-        char *perr = NULL;
-        int prc = rec_plan_load(planfile, &saved, &policy, &perr);
-        if (prc < 0) {
-            cmd_error(ctx, "%s", perr ? perr : strerror(-prc));
-            free(perr);
-            return 1;
-        }
-        free(perr);
-        /* The config the plan was made with, unless -c names one (then it must agree). */
-        if (ctx->config_path == NULL) {
-            ctx->config_path = policy.config;
-            ctx->no_default_config = true;
-        }
-    }
-    if (cmd_load_config(ctx) < 0 || (saved != NULL && adopt_policy(ctx, &policy) < 0)) {
-        rec_plan_free(saved);
-        rec_plan_policy_clear(&policy);
+    _cleanup_(rec_plan_freep) rec_plan *saved = NULL;
+    _cleanup_(rec_plan_policy_clear) rec_plan_policy policy = {0};
+    /* As with Terraform, a saved plan is the approval: it was reviewed when it was made, and a
+     * stale one is refused. */
+    if (planfile != NULL && load_saved(ctx, planfile, &saved, &policy) < 0)
         return 1;
-    }
+    ui.auto_approve = ui.auto_approve || saved != NULL;
+    if (cmd_load_config(ctx) < 0 || (saved != NULL && adopt_policy(ctx, &policy) < 0))
+        return 1;
 
-    size_t n_paths;
-    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
+    cmd_session_opts so = {.load_manifests = true, .state_dir_explicit = saved != NULL};
     if (saved != NULL) {
-        paths = (const char *const *)policy.manifests;
-        n_paths = policy.n_manifests;
+        so.paths = (const char *const *)policy.manifests;
+        so.n_paths = policy.n_manifests;
     }
-    spec_diags diags;
-    spec_diags_init(&diags);
-    spec_set *desired = NULL;
-    int rc = spec_load(paths, n_paths, &desired, &diags);
-    spec_diags_print(&diags, stderr);
-    spec_diags_free(&diags);
-    if (rc < 0) {
-        rec_plan_free(saved);
-        rec_plan_policy_clear(&policy);
-        return 1;
-    }
-
     bool tty = isatty(STDOUT_FILENO);
     ui.color = !ctx->no_color && tty;
     ui.stdin_tty = isatty(STDIN_FILENO);
-    if (rec_progress_new(stdout, tty, ui.color, &ui.progress) < 0) {
-        cmd_error(ctx, "out of memory");
-        spec_set_free(desired);
-        rec_plan_free(saved);
-        rec_plan_policy_clear(&policy);
+    cmd_session s;
+    if (cmd_session_open(&s, ctx, &so) < 0)
         return 1;
-    }
-
-    uv_loop_t loop;
     int exit_code = 1;
-    if (uv_loop_init(&loop) < 0) {
-        cmd_error(ctx, "cannot create the event loop");
-        goto out;
-    }
-    rec_setup setup;
-    rec_lock *lock = NULL;
-    char *err = NULL;
-    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL || saved != NULL,
-                         .on_cred_error = cmd_cred_warning,
-                         .ud = ctx};
-    rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
-    if (rc < 0) {
-        cmd_error(ctx, "%s", err ? err : "setup failed");
-        free(err);
-        goto out_loop;
-    }
-    if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
-    /* One writer per state directory: the daemon and other applies hold the same lock. */
-    long holder = 0;
-    rc = rec_lock_acquire(setup.state_dir, &lock, &holder);
-    if (rc == -EWOULDBLOCK) {
-        cmd_error(ctx,
-                  "another imgrecon process (pid %ld) is working on the state directory %s "
-                  "(it holds %s/daemon.lock); refusing to run alongside it",
-                  holder, setup.state_dir, setup.state_dir);
-        goto out_setup;
-    } else if (rc < 0) {
-        cmd_error(ctx, "cannot lock %s/daemon.lock: %s", setup.state_dir, strerror(-rc));
-        goto out_setup;
-    }
-
-    rec_cycle_opts co = {
-        .desired = desired,
-        .execute = true,
-        .saved = saved,
-        .on_event = on_event,
-        .confirm = confirm,
-        .ud = &ui,
-    };
-    rec_cycle_result *res = NULL;
-    rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
-    rec_progress_finish(ui.progress);
-    if (rc < 0) {
-        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
-                  rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
-                                 "followed there; remove it) in "
-                               : "",
-                  rc == -ELOOP ? setup.state_dir : "");
-    } else if (res->rc == -ECANCELED && ui.refused_no_tty) {
-        cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
-                       "confirmation (use --auto-approve)");
-    } else if (res->rc == -ECANCELED) {
-        printf("\nApply cancelled.\n");
-    } else if (res->rc < 0) {
-        cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
-    } else {
-        char counts[256];
-        rec_progress_summary(ui.progress, counts, sizeof(counts));
-        char *calls = rec_setup_calls_summary(&setup);
-        if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
-            print_summary(res, counts, calls);
-        free(calls);
-        exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
-        /* Conflicts (a declared name taken by an image that is not ours): the independent
-         * steps ran; the conflicting entries cannot converge, so CI must notice. */
-        size_t n_conflicts = res->plan ? rec_plan_n_notes(res->plan, REC_NOTE_CONFLICT) : 0;
-        if (n_conflicts > 0) {
-            cmd_error(ctx,
-                      "%zu conflict%s: declared image%s not owned by '%s' (or several of "
-                      "ours with one name, or an adoption whose fields differ) were not "
-                      "touched; see the plan's Conflicts",
-                      n_conflicts, n_conflicts == 1 ? "" : "s", n_conflicts == 1 ? "" : "s",
-                      res->plan->owner ? res->plan->owner : "default");
-            exit_code = 1;
-        }
-        /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
-        for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
-            if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
-                cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
-                exit_code = 1;
-            }
-    }
-    rec_cycle_result_free(res);
-out_setup:
-    rec_lock_release(lock);
-    rec_setup_close(&setup);
-    (void)uv_run(&loop, UV_RUN_DEFAULT);
-    rec_setup_free(&setup);
-out_loop:
-    if (uv_loop_close(&loop) != 0)
-        cmd_error(ctx, "internal error: event loop handles left open");
-out:
+    if (rec_progress_new(stdout, tty, ui.color, &ui.progress) < 0)
+        cmd_error(ctx, "out of memory");
+    else
+        exit_code = run_apply(&s, &ui, saved);
+    (void)cmd_session_close(&s);
     rec_progress_free(ui.progress);
-    spec_set_free(desired);
-    rec_plan_free(saved);
-    rec_plan_policy_clear(&policy);
     return exit_code;
 }

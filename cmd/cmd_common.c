@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "spec_known.h"
 #include "rec_escape.h"
+#include "prov_str.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -79,64 +80,53 @@ int cmd_common_option(cmd_ctx *ctx, int opt, const char *arg)
     switch (opt) {
     case 'c':
         ctx->config_path = arg;
-        return 1;
+        return 0;
     case 'f':
         if (push_arg(&ctx->files, &ctx->n_files, arg) < 0) {
             cmd_error(ctx, "out of memory");
-            return -1;
+            return -ENOMEM;
         }
-        return 1;
+        return 0;
     case 'v':
         ctx->verbose++;
-        return 1;
+        return 0;
     case 'q':
         ctx->quiet = true;
-        return 1;
+        return 0;
     case CMD_OPT_ENDPOINT:
         ctx->endpoint = arg;
-        return 1;
+        return 0;
     case CMD_OPT_PROFILE:
         ctx->profile = arg;
-        return 1;
+        return 0;
     case CMD_OPT_STATE_DIR:
         ctx->state_dir = arg;
-        return 1;
+        return 0;
     case CMD_OPT_RATE_LIMIT:
         if (push_arg(&ctx->rates, &ctx->n_rates, arg) < 0) {
             cmd_error(ctx, "out of memory");
-            return -1;
+            return -ENOMEM;
         }
-        return 1;
+        return 0;
     case CMD_OPT_LOG_FORMAT:
         if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0) {
             cmd_error(ctx, "--log-format must be text or json, not '%s'", arg);
-            return -1;
+            return -EINVAL;
         }
         ctx->log_format = arg;
-        return 1;
+        return 0;
     case CMD_OPT_NO_COLOR:
         ctx->no_color = true;
-        return 1;
+        return 0;
     case CMD_OPT_ALLOW_INSECURE:
         ctx->allow_insecure = true;
-        return 1;
+        return 0;
     case CMD_OPT_ALLOW_EMPTY:
         ctx->allow_empty = arg;
-        return 1;
-    default:
         return 0;
+    default:
+        return -ENOENT;
     }
-}
-
-/* Replaces a config string with a copy of value. */
-static int set_str(char **dst, const char *value)
-{
-    char *copy = value ? strdup(value) : NULL;
-    if (value && copy == NULL)
-        return -ENOMEM;
-    free(*dst);
-    *dst = copy;
-    return 0;
 }
 
 void cmd_rate_message(const char *arg, int rc, char *buf, size_t size)
@@ -171,7 +161,7 @@ int cmd_apply_endpoint(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
         /* The file's endpoint was checked at load, but the flag may have changed the verdict. */
         return 0;
     }
-    if (set_str(&cfg->endpoint, endpoint) < 0)
+    if (prov_set_str(&cfg->endpoint, endpoint) < 0)
         return -ENOMEM;
     return spec_config_check_endpoint(cfg, source, diags);
 }
@@ -183,15 +173,20 @@ const char *cmd_config_path(const cmd_ctx *ctx)
     return ctx->config_path;
 }
 
+/* Reports an allocation failure for cmd_load_config; returns -ENOMEM. */
+static int oom(const cmd_ctx *ctx)
+{
+    cmd_error(ctx, "out of memory");
+    return -ENOMEM;
+}
+
 int cmd_load_config(cmd_ctx *ctx)
 {
     spec_diags diags;
     int rc;
 
-    if (spec_config_init(&ctx->cfg) < 0) {
-        cmd_error(ctx, "out of memory");
-        return -1;
-    }
+    if (spec_config_init(&ctx->cfg) < 0)
+        return oom(ctx);
     const char *path = cmd_config_path(ctx);
     ctx->config_used = path;
     ctx->cfg.allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
@@ -199,54 +194,51 @@ int cmd_load_config(cmd_ctx *ctx)
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);
         spec_diags_print(&diags, stderr);
-        spec_diags_free(&diags);
+        spec_diags_clear(&diags);
         if (rc < 0)
-            return -1;
+            return rc;
     }
     spec_diags_init(&diags);
     rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
     spec_diags_print(&diags, stderr);
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc == -ENOMEM)
-        goto oom;
+        return oom(ctx);
     if (rc < 0)
-        return -1;
-    if (ctx->profile && set_str(&ctx->cfg.profile, ctx->profile) < 0)
-        goto oom;
-    if (ctx->state_dir && set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
-        goto oom;
+        return rc;
+    if (ctx->profile && prov_set_str(&ctx->cfg.profile, ctx->profile) < 0)
+        return oom(ctx);
+    if (ctx->state_dir && prov_set_str(&ctx->cfg.state_dir, ctx->state_dir) < 0)
+        return oom(ctx);
     if (ctx->log_format)
         ctx->cfg.log_format = strcmp(ctx->log_format, "json") == 0 ? SPEC_LOG_JSON : SPEC_LOG_TEXT;
     for (size_t i = 0; i < ctx->n_rates; i++) {
         rc = spec_config_set_rate(&ctx->cfg, ctx->rates[i]);
         if (rc == -ENOMEM)
-            goto oom;
+            return oom(ctx);
         if (rc < 0) {
             char msg[512];
             cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
             cmd_error(ctx, "--rate-limit %s", msg);
-            return -1;
+            return -EINVAL;
         }
     }
     if (ctx->allow_empty != NULL) {
         rc = spec_config_set_allow_empty(&ctx->cfg, ctx->allow_empty);
         if (rc == -ENOMEM)
-            goto oom;
+            return oom(ctx);
         if (rc < 0) {
             cmd_error(ctx,
                       "--allow-empty '%s': expected true, false or region ids such as "
                       "cn-hangzhou,cn-shanghai",
                       ctx->allow_empty);
-            return -1;
+            return -EINVAL;
         }
     }
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc != '\0')
         ctx->no_color = true;
     return 0;
-oom:
-    cmd_error(ctx, "out of memory");
-    return -1;
 }
 
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n)
@@ -297,12 +289,12 @@ void cmd_print_common_help(FILE *out, unsigned uses)
     fputs("  -h, --help               this help\n", out);
 }
 
-void cmd_ctx_free(cmd_ctx *ctx)
+void cmd_ctx_clear(cmd_ctx *ctx)
 {
     if (ctx == NULL)
         return;
     free(ctx->files);
     free(ctx->rates);
-    spec_config_free(&ctx->cfg);
+    spec_config_clear(&ctx->cfg);
     memset(ctx, 0, sizeof(*ctx));
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
 #include "rec_import.h"
 #include "rec_observe.h"
 #include "rec_regions.h"
@@ -64,10 +65,12 @@ static int parse_args(cmd_ctx *ctx, int argc, char **argv, import_args *a)
             return 2;
         }
         int h = cmd_common_option(ctx, opt, optarg);
-        if (h < 0)
-            bad = 1;
-        if (h != 0)
+        if (h == 0)
             continue;
+        if (h != -ENOENT) {
+            bad = 1;
+            continue;
+        }
         if (opt == OPT_REGION && spec_region_valid(optarg)) {
             a->regions[a->n_regions++] = optarg;
         } else if (opt == OPT_REGION) {
@@ -107,7 +110,7 @@ static int default_regions(cmd_ctx *ctx, const rec_setup *setup, rec_region_list
         spec_set *set = NULL;
         rc = spec_load(ctx->files, ctx->n_files, &set, &diags);
         spec_diags_print(&diags, stderr);
-        spec_diags_free(&diags);
+        spec_diags_clear(&diags);
         for (size_t i = 0; rc == 0 && i < set->n_regions; i++)
             rc = rec_region_list_add(l, set->regions[i]) < 0 ? -ENOMEM : 0;
         spec_set_free(set);
@@ -192,38 +195,22 @@ int cmd_import(cmd_ctx *ctx, int argc, char **argv)
         free(a.regions);
         return 1;
     }
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) < 0) {
-        free(a.regions);
-        cmd_error(ctx, "cannot create the event loop");
-        return 1;
-    }
+    /* The session bracket (cmd_session.c): loop and setup; import reads no manifests of its
+     * own (its -f paths only name regions, see run_import). */
+    cmd_session_opts so = {.state_dir_explicit = ctx->state_dir != NULL};
+    cmd_session s;
     int exit_code = 1;
-    rec_setup setup;
-    char *err = NULL;
-    rec_setup_opts so = {
-        .state_dir_explicit = ctx->state_dir != NULL, .on_cred_error = cmd_cred_warning, .ud = ctx};
-    int rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
-    if (rc < 0) {
-        cmd_error(ctx, "%s", err ? err : "setup failed");
-        free(err);
-        goto out_loop;
+    if (cmd_session_open(&s, ctx, &so) == 0) {
+        exit_code = run_import(ctx, &s.loop, s.setup, &a);
+        if (ctx->verbose > 0) {
+            char *calls = rec_setup_calls_summary(s.setup);
+            if (calls != NULL)
+                fprintf(stderr, "imgrecon: %s\n", calls);
+            free(calls);
+        }
     }
-    if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
-    exit_code = run_import(ctx, &loop, &setup, &a);
-    if (ctx->verbose > 0) {
-        char *calls = rec_setup_calls_summary(&setup);
-        if (calls != NULL)
-            fprintf(stderr, "imgrecon: %s\n", calls);
-        free(calls);
-    }
-    rec_setup_close(&setup);
-    (void)uv_run(&loop, UV_RUN_DEFAULT);
-    rec_setup_free(&setup);
-out_loop:
-    if (uv_loop_close(&loop) != 0)
-        cmd_error(ctx, "internal error: event loop handles left open");
+    if (cmd_session_close(&s) < 0)
+        exit_code = 1;
     free(a.regions);
     return exit_code;
 }

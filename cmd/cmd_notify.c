@@ -48,7 +48,7 @@ static int parse(cmd_ctx *ctx, int argc, char **argv)
         if (opt == 'h') {
             usage(stdout);
             rc = 1;
-        } else if (cmd_common_option(ctx, opt, optarg) <= 0) {
+        } else if (cmd_common_option(ctx, opt, optarg) != 0) {
             usage(stderr);
             rc = -1;
         }

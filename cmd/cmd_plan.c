@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
+#include "prov_cleanup.h"
 #include "rec_cycle.h"
 #include "rec_plan.h"
 #include "rec_planfile.h"
@@ -62,6 +64,62 @@ static int save_plan(cmd_ctx *ctx, const rec_setup *setup, const rec_plan *plan,
     return rc;
 }
 
+typedef struct plan_args {
+    bool json, detailed;
+    const char *out;
+} plan_args;
+
+static int plan_option(void *ud, int opt, const char *arg)
+{
+    plan_args *a = ud;
+    if (opt == OPT_JSON)
+        a->json = true;
+    else if (opt == OPT_OUT)
+        a->out = arg;
+    else if (opt == OPT_DETAILED)
+        a->detailed = true;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* Shows the plan the cycle made (and saves it with --out); returns the exit status. */
+static int show_plan(cmd_ctx *ctx, const plan_args *a, const rec_setup *setup, const rec_plan *plan)
+{
+    int exit_code = 0;
+    bool color = !ctx->no_color && isatty(STDOUT_FILENO);
+    if (a->json) {
+        _cleanup_free_ char *doc = rec_render_json(plan, true);
+        if (doc != NULL)
+            puts(doc);
+        else
+            cmd_error(ctx, "out of memory");
+    } else if (!ctx->quiet) {
+        (void)rec_render_text(plan, stdout, color ? REC_RENDER_COLOR : 0);
+    }
+    if (a->out != NULL) {
+        int src = save_plan(ctx, setup, plan, a->out);
+        if (src < 0) {
+            cmd_error(ctx, "cannot save the plan to %s: %s", a->out, strerror(-src));
+            exit_code = 1;
+        } else if (!a->json && !ctx->quiet) {
+            printf("\nSaved the plan to %s. To perform exactly these actions, run:\n"
+                   "    imgrecon apply ",
+                   a->out);
+            print_shell_word(stdout, a->out);
+            putchar('\n');
+        }
+    }
+    if (exit_code == 0 && a->detailed && rec_plan_n_changes(plan) > 0)
+        exit_code = 2;
+    if (ctx->verbose > 0) {
+        _cleanup_free_ char *calls = rec_setup_calls_summary(setup);
+        if (calls != NULL)
+            fprintf(stderr, "imgrecon: %s\n", calls);
+    }
+    return exit_code;
+}
+
 int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
@@ -69,126 +127,38 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         {"out", required_argument, NULL, OPT_OUT},
         {"detailed-exitcode", no_argument, NULL, OPT_DETAILED},
     };
-    bool json = false, detailed = false;
-    const char *out = NULL;
-    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
-    if (opts == NULL) {
-        cmd_error(ctx, "out of memory");
+    plan_args a = {0};
+    bool help;
+    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
+                               plan_option, &a, &help);
+    if (rc == -ENOMEM)
         return 1;
+    if (help) {
+        usage(stdout);
+        return 0;
     }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 0;
-        }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h < 0)
-            bad = 1;
-        if (h != 0)
-            continue;
-        if (opt == OPT_JSON)
-            json = true;
-        else if (opt == OPT_OUT)
-            out = optarg;
-        else if (opt == OPT_DETAILED)
-            detailed = true;
-        else
-            bad = 1;
-    }
-    free(opts);
-    if (bad || optind < argc) {
+    if (rc < 0 || optind < argc) {
         if (optind < argc)
             cmd_error(ctx, "plan: unexpected argument '%s'", argv[optind]);
         usage(stderr);
         return 1;
     }
-    if (cmd_load_config(ctx) < 0)
+    cmd_session s;
+    if (cmd_load_config(ctx) < 0 ||
+        cmd_session_open(&s, ctx, &(cmd_session_opts){.load_manifests = true}) < 0)
         return 1;
 
-    size_t n_paths;
-    const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
-    spec_diags diags;
-    spec_diags_init(&diags);
-    spec_set *desired = NULL;
-    int rc = spec_load(paths, n_paths, &desired, &diags);
-    spec_diags_print(&diags, stderr);
-    spec_diags_free(&diags);
-    if (rc < 0)
-        return 1;
-
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) < 0) {
-        spec_set_free(desired);
-        cmd_error(ctx, "cannot create the event loop");
-        return 1;
-    }
     int exit_code = 1;
-    rec_setup setup;
-    char *err = NULL;
-    rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL,
-                         .on_cred_error = cmd_cred_warning,
-                         .ud = ctx};
-    rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
-    if (rc < 0) {
-        cmd_error(ctx, "%s", err ? err : "setup failed");
-        free(err);
-        goto out_loop;
-    }
-    if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
-
-    rec_cycle_opts co = {.desired = desired, .execute = false};
+    rec_cycle_opts co = {.desired = s.desired, .execute = false};
     rec_cycle_result *res = NULL;
-    rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
-    if (rc < 0) {
+    rc = rec_setup_run_cycle(&s.loop, s.setup, &co, &res);
+    if (rc < 0)
         cmd_error(ctx, "plan failed: %s", strerror(-rc));
-    } else if (res->rc < 0) {
+    else if (res->rc < 0)
         cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
-    } else {
-        bool color = !ctx->no_color && isatty(STDOUT_FILENO);
-        if (json) {
-            char *doc = rec_render_json(res->plan, true);
-            if (doc != NULL) {
-                puts(doc);
-                free(doc);
-            } else {
-                cmd_error(ctx, "out of memory");
-            }
-        } else if (!ctx->quiet) {
-            (void)rec_render_text(res->plan, stdout, color ? REC_RENDER_COLOR : 0);
-        }
-        exit_code = 0;
-        if (out != NULL) {
-            int src = save_plan(ctx, &setup, res->plan, out);
-            if (src < 0) {
-                cmd_error(ctx, "cannot save the plan to %s: %s", out, strerror(-src));
-                exit_code = 1;
-            } else if (!json && !ctx->quiet) {
-                printf("\nSaved the plan to %s. To perform exactly these actions, run:\n"
-                       "    imgrecon apply ",
-                       out);
-                print_shell_word(stdout, out);
-                putchar('\n');
-            }
-        }
-        if (exit_code == 0 && detailed && rec_plan_n_changes(res->plan) > 0)
-            exit_code = 2;
-        if (ctx->verbose > 0) {
-            char *calls = rec_setup_calls_summary(&setup);
-            if (calls != NULL)
-                fprintf(stderr, "imgrecon: %s\n", calls);
-            free(calls);
-        }
-    }
+    else
+        exit_code = show_plan(ctx, &a, s.setup, res->plan);
     rec_cycle_result_free(res);
-    rec_setup_close(&setup);
-    (void)uv_run(&loop, UV_RUN_DEFAULT);
-    rec_setup_free(&setup);
-out_loop:
-    if (uv_loop_close(&loop) != 0)
-        cmd_error(ctx, "internal error: event loop handles left open");
-    spec_set_free(desired);
+    (void)cmd_session_close(&s);
     return exit_code;
 }

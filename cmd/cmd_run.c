@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
 #include "rec_daemon.h"
 #include "rec_log.h"
 
@@ -80,58 +81,61 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
     }
     return 0;
 fail:
-    spec_config_free(cfg);
+    spec_config_clear(cfg);
     return rc < 0 ? rc : -EINVAL;
+}
+
+typedef struct run_args {
+    const cmd_ctx *ctx;
+    rec_daemon_opts *o;
+    bool unknown; /* an option run does not know: usage follows */
+} run_args;
+
+static int run_option(void *ud, int opt, const char *arg)
+{
+    run_args *a = ud;
+    switch (opt) {
+    case OPT_INTERVAL:
+        if (spec_parse_duration(arg, &a->o->interval_ms) < 0) {
+            cmd_error(a->ctx, "--interval '%s': expected a duration such as 30s, 5m or 1h", arg);
+            return -EINVAL;
+        }
+        if (a->o->interval_ms < SPEC_INTERVAL_MIN_MS || a->o->interval_ms > SPEC_INTERVAL_MAX_MS) {
+            cmd_error(a->ctx, "--interval '%s': must be between 1s and 24h (as the config key)",
+                      arg);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_ONCE:
+        a->o->once = true;
+        return 0;
+    case OPT_METRICS_ALLOW_REMOTE:
+        a->o->metrics_allow_remote = true;
+        return 0;
+    default:
+        a->unknown = true;
+        return -EINVAL;
+    }
 }
 
 int cmd_run(cmd_ctx *ctx, int argc, char **argv)
 {
     rec_daemon_opts o;
     memset(&o, 0, sizeof(o));
-    struct option *longopts =
-        cmd_options(run_options, sizeof(run_options) / sizeof(run_options[0]));
-    if (longopts == NULL) {
-        cmd_error(ctx, "out of memory");
+    run_args args = {.ctx = ctx, .o = &o};
+    bool help;
+    int rc =
+        cmd_parse_options(ctx, argc, argv, run_options,
+                          sizeof(run_options) / sizeof(run_options[0]), run_option, &args, &help);
+    if (rc == 0 && help) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc < 0) {
+        if (args.unknown)
+            usage(stderr);
         return 1;
     }
-    int opt, rc;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            free(longopts);
-            return 0;
-        }
-        rc = cmd_common_option(ctx, opt, optarg);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (opt) {
-        case OPT_INTERVAL:
-            if (spec_parse_duration(optarg, &o.interval_ms) < 0) {
-                cmd_error(ctx, "--interval '%s': expected a duration such as 30s, 5m or 1h",
-                          optarg);
-                goto bad;
-            }
-            if (o.interval_ms < SPEC_INTERVAL_MIN_MS || o.interval_ms > SPEC_INTERVAL_MAX_MS) {
-                cmd_error(ctx, "--interval '%s': must be between 1s and 24h (as the config key)",
-                          optarg);
-                goto bad;
-            }
-            break;
-        case OPT_ONCE:
-            o.once = true;
-            break;
-        case OPT_METRICS_ALLOW_REMOTE:
-            o.metrics_allow_remote = true;
-            break;
-        default:
-            usage(stderr);
-            goto bad;
-        }
-    }
-    free(longopts);
     if (optind < argc) {
         cmd_error(ctx, "run: unexpected argument '%s'", argv[optind]);
         return 1;
@@ -161,7 +165,4 @@ int cmd_run(cmd_ctx *ctx, int argc, char **argv)
     rc = rec_daemon_run(&o);
     rec_log_free(log);
     return rc;
-bad:
-    free(longopts);
-    return 1;
 }

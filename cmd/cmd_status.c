@@ -103,12 +103,12 @@ int cmd_status(cmd_ctx *ctx, int argc, char **argv)
             return 0;
         }
         rc = cmd_common_option(ctx, opt, optarg);
-        if (rc < 0) {
+        if (rc == 0)
+            continue;
+        if (rc != -ENOENT) {
             free(longopts);
             return 1;
         }
-        if (rc > 0)
-            continue;
         if (opt == OPT_JSON) {
             json = true;
             continue;

@@ -68,7 +68,7 @@ static int parse_args(cmd_ctx *ctx, int argc, char **argv, bool *strict, bool *a
             *strict = true;
         else if (opt == OPT_METRICS_ALLOW_REMOTE)
             *allow_remote = true;
-        else if (cmd_common_option(ctx, opt, optarg) <= 0)
+        else if (cmd_common_option(ctx, opt, optarg) != 0)
             bad = 1;
     }
     free(opts);
@@ -106,8 +106,8 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
     print_warnings(&warnings, strict, stderr);
     n_errors += errors.n + (strict ? warnings.n : 0);
     size_t n_warnings = strict ? 0 : warnings.n;
-    spec_diags_free(&errors);
-    spec_diags_free(&warnings);
+    spec_diags_clear(&errors);
+    spec_diags_clear(&warnings);
     if (rc < 0 || !config_ok || n_errors > 0) {
         if (!ctx->quiet && config_ok)
             fprintf(stderr, "%zu %s\n", n_errors, plural(n_errors, "error", "errors"));

@@ -82,7 +82,7 @@ static int dispatch(int argc, char **argv)
         memset(&ctx, 0, sizeof(ctx));
         ctx.prog = "imgrecon";
         int rc = commands[i].fn(&ctx, argc, argv);
-        cmd_ctx_free(&ctx);
+        cmd_ctx_clear(&ctx);
         return rc;
     }
     unknown_command(name);

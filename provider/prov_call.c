@@ -10,9 +10,11 @@
 #include <time.h>
 
 #include "prov_call_int.h"
+#include "prov_cleanup.h"
 #include "prov_resp.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
+#include "prov_str.h"
 
 #ifndef IMGRECON_VERSION
 #define IMGRECON_VERSION "dev"
@@ -81,10 +83,14 @@ static void maybe_free_client(prov_client *c)
 {
     if (!c->closing || c->open_handles > 0)
         return;
+    void (*on_closed)(void *) = c->o.on_closed;
+    void *ud = c->o.closed_ud;
     free(c->endpoint);
     free(c->method);
     free(c->ca_file);
     free(c);
+    if (on_closed != NULL)
+        on_closed(ud);
 }
 
 /* Close callback of a call's backoff timer: the call's memory goes here. */
@@ -92,7 +98,7 @@ static void call_timer_closed(uv_handle_t *h)
 {
     pcall *k = h->data;
     prov_client *c = k->c;
-    prov_kvs_free(&k->params);
+    prov_kvs_clear(&k->params);
     free(k->action);
     free(k->region);
     free(k);
@@ -506,71 +512,72 @@ static char *url_host(const char *url)
     return strndup(p, n);
 }
 
-/* Signs and sends one attempt of k (new nonce and timestamp every time). */
-static void send_attempt(pcall *k)
+/* Signs one attempt of k (new nonce and timestamp every time) and hands it to the HTTP layer,
+ * which copies what it needs: everything built here is freed on return, the query and URL
+ * wiped (with V1 they carry the SecurityToken and the Signature). Returns 0 or -errno. */
+static int sign_and_send(pcall *k)
 {
     prov_client *c = k->c;
     const prov_credential *cred = c->o.cred;
-    prov_kvs params = {0}, headers = {0};
-    char *base = NULL, *host = NULL, *query = NULL, *url = NULL;
+    _cleanup_(prov_kvs_clear) prov_kvs params = {0};
+    _cleanup_(prov_kvs_clear) prov_kvs headers = {0};
+    _cleanup_free_ char *base = NULL;
+    _cleanup_free_ char *host = NULL;
+    _cleanup_wipe_ char *query = NULL;
+    _cleanup_wipe_ char *url = NULL;
     char nonce[33], ts[21];
-    int rc;
 
-    k->attempt++;
-    k->in_flight = true;
-    if ((rc = prov_random_nonce(nonce)) < 0)
-        goto fail;
+    int rc = prov_random_nonce(nonce);
+    if (rc < 0)
+        return rc;
     prov_format_utc(time(NULL), ts);
     if (c->endpoint != NULL)
-        rc = asprintf(&base, "%s", c->endpoint);
+        base = prov_asprintf("%s", c->endpoint);
     else
-        rc = asprintf(&base, "https://%s.%s.aliyuncs.com", k->product == PROV_SWAS ? "swas" : "ecs",
-                      k->region ? k->region : "cn-hangzhou");
-    if (rc < 0 || (host = url_host(base)) == NULL) {
-        rc = -ENOMEM;
-        goto fail;
-    }
+        base = prov_asprintf("https://%s.%s.aliyuncs.com", k->product == PROV_SWAS ? "swas" : "ecs",
+                             k->region ? k->region : "cn-hangzhou");
+    host = base != NULL ? url_host(base) : NULL;
+    if (host == NULL)
+        return -ENOMEM;
     for (size_t i = 0; i < k->params.n; i++)
         if ((rc = prov_kvs_add(&params, k->params.v[i].key, k->params.v[i].value)) < 0)
-            goto fail;
+            return rc;
     if (c->o.signature == 1) {
         if ((rc = prov_kvs_set(&params, "Action", k->action)) < 0 ||
             (rc = prov_kvs_set(&params, "Version", prov_product_version(k->product))) < 0 ||
             (rc = prov_kvs_set(&params, "Format", "JSON")) < 0 ||
             (rc = prov_sig_v1_sign(&params, c->method, cred->access_key_id, cred->access_key_secret,
                                    cred->security_token, nonce, ts)) < 0)
-            goto fail;
+            return rc;
     } else {
         if ((rc = prov_sig_v3_sign(&headers, c->method, host, "/", &params, "", 0, NULL, k->action,
                                    prov_product_version(k->product), cred->access_key_id,
                                    cred->access_key_secret, cred->security_token, nonce, ts)) < 0)
-            goto fail;
+            return rc;
     }
     if ((rc = prov_kvs_add(&headers, "user-agent", "imgrecon/" IMGRECON_VERSION)) < 0 ||
         (rc = prov_kvs_add(&headers, "accept", "application/json")) < 0)
-        goto fail;
+        return rc;
     if ((rc = prov_canonical_query(&params, NULL, &query)) < 0)
-        goto fail;
-    if (asprintf(&url, "%s/?%s", base, query) < 0) {
-        url = NULL;
-        rc = -ENOMEM;
-        goto fail;
+        return rc;
+    url = prov_asprintf("%s/?%s", base, query);
+    if (url == NULL)
+        return -ENOMEM;
+    return prov_http_request(c->http, c->method, url, &headers, NULL, 0, on_response, k);
+}
+
+/* Sends the next attempt of k (first call, retry, after a backoff); a request that cannot be
+ * built ends the call as a permanent local error. */
+static void send_attempt(pcall *k)
+{
+    k->attempt++;
+    k->in_flight = true;
+    int rc = sign_and_send(k);
+    if (rc < 0) {
+        k->in_flight = false;
+        emit(k, 0, NULL, NULL, PROV_ERR_PERMANENT, 0);
+        finish_local(k, rc, "the request could not be built");
     }
-    rc = prov_http_request(c->http, c->method, url, &headers, NULL, 0, on_response, k);
-    if (rc < 0)
-        goto fail;
-    goto out;
-fail:
-    k->in_flight = false;
-    emit(k, 0, NULL, NULL, PROV_ERR_PERMANENT, 0);
-    finish_local(k, rc, "the request could not be built");
-out:
-    prov_kvs_free(&params);
-    prov_kvs_free(&headers);
-    free(base);
-    free(host);
-    prov_free_secret(query); /* V1: the SecurityToken and Signature are in the query */
-    prov_free_secret(url);
 }
 
 int prov_client_call(prov_client *c, prov_product product, const char *action, const char *region,
@@ -597,7 +604,7 @@ int prov_client_call(prov_client *c, prov_product product, const char *action, c
         rc = prov_kvs_add(&k->params, params->v[i].key, params->v[i].value);
     action_queue *q = rc == 0 ? queue_for(c, product, action) : NULL;
     if (q == NULL || uv_timer_init(c->loop, &k->timer) != 0) {
-        prov_kvs_free(&k->params);
+        prov_kvs_clear(&k->params);
         free(k->action);
         free(k->region);
         free(k);

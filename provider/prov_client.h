@@ -70,13 +70,19 @@ typedef struct prov_client_opts {
     const char *ca_file;
     void (*on_event)(void *ud, const prov_call_event *ev); /* may be NULL */
     void *event_ud;
+    /* Optional: runs once, from the last close callback after prov_client_close (or inside it
+     * when no handle was open), once the client's memory is freed and no callback of this
+     * client can run again: its owner frees what it lent the client there (rec_setup). */
+    void (*on_closed)(void *ud);
+    void *closed_ud;
 } prov_client_opts;
 
 typedef struct prov_client prov_client;
 
 int prov_client_new(uv_loop_t *loop, const prov_client_opts *opts, prov_client **ret);
 /* Stops starting calls; pending callbacks run with sys = -ECANCELED; handles close on the loop
- * and memory is freed from the last close callback. Accepts NULL. */
+ * and memory is freed from the last close callback, which then runs opts.on_closed. Accepts
+ * NULL. */
 void prov_client_close(prov_client *c);
 /* The HA fence (reconcile/daemon/rec_ha.h through the daemon): when set, every attempt of a
  * mutating action (not List*, Describe*, Get*) asks may_mutate right before it is sent and fails

@@ -19,6 +19,7 @@
 #include "prov_cred_file.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
+#include "prov_str.h"
 
 #define DEFAULT_METADATA_URL "http://100.100.100.200"
 #define METADATA_TOKEN_TTL "21600"
@@ -26,18 +27,7 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define SECRET_FILE_MAX (64 * 1024)
 
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
-void prov_credential_free(prov_credential *cred)
+void prov_credential_clear(prov_credential *cred)
 {
     if (cred == NULL)
         return;
@@ -95,25 +85,25 @@ static int copy_recipe(prov_credential *to, const prov_credential *from)
 
 /* Runs the STS call a ROLE_ARN or OIDC recipe describes; fills the keys of *ret only. */
 static int assume(const prov_cred_opts *opts, const prov_credential *recipe, prov_credential *ret,
-                  char **ret_errmsg)
+                  char **ret_error)
 {
     if (recipe->kind == PROV_CRED_OIDC)
         return prov_sts_assume_role_oidc(opts, recipe->role_arn, recipe->oidc_provider_arn,
                                          recipe->oidc_token_file, recipe->session_name,
-                                         recipe->duration_s, ret, ret_errmsg);
+                                         recipe->duration_s, ret, ret_error);
     return prov_sts_assume_role(opts, recipe->base_key_id, recipe->base_key_secret,
                                 recipe->base_token, recipe->role_arn, recipe->session_name,
-                                recipe->duration_s, ret, ret_errmsg);
+                                recipe->duration_s, ret, ret_error);
 }
 
 /* Assumes the role a recipe describes and returns a complete credential (keys and recipe). */
 static int assume_full(const prov_cred_opts *opts, const prov_credential *recipe,
-                       prov_credential *ret, char **ret_errmsg)
+                       prov_credential *ret, char **ret_error)
 {
     prov_credential c = {0};
-    int r = assume(opts, recipe, &c, ret_errmsg);
+    int r = assume(opts, recipe, &c, ret_error);
     if (r == 0 && (r = copy_recipe(&c, recipe)) < 0)
-        prov_credential_free(&c);
+        prov_credential_clear(&c);
     if (r == 0)
         *ret = c;
     return r;
@@ -139,7 +129,7 @@ __attribute__((format(printf, 2, 3))) static void looked_add(looked *l, const ch
     if (vasprintf(&item, f, ap) < 0)
         item = NULL;
     va_end(ap);
-    char *joined = item ? fmt("%s%s%s", l->s ? l->s : "", l->s ? ", " : "", item) : NULL;
+    char *joined = item ? prov_asprintf("%s%s%s", l->s ? l->s : "", l->s ? ", " : "", item) : NULL;
     free(item);
     if (joined == NULL) {
         l->oom = true;
@@ -161,7 +151,7 @@ static bool value_ok(const char *s)
     return true;
 }
 
-static int check_values(const prov_credential *c, char **ret_errmsg)
+static int check_values(const prov_credential *c, char **ret_error)
 {
     const char *bad = !value_ok(c->access_key_id)       ? "access key id"
                       : !value_ok(c->access_key_secret) ? "access key secret"
@@ -169,7 +159,7 @@ static int check_values(const prov_credential *c, char **ret_errmsg)
                                                         : NULL;
     if (bad == NULL)
         return 0;
-    *ret_errmsg = fmt("%s: the %s contains blanks or control characters", c->source, bad);
+    *ret_error = prov_asprintf("%s: the %s contains blanks or control characters", c->source, bad);
     return -EINVAL;
 }
 
@@ -182,7 +172,7 @@ static int cred_set(prov_credential *c, const char *id, const char *secret, cons
     c->security_token = token ? strdup(token) : NULL;
     c->source = strdup(source);
     if (!c->access_key_id || !c->access_key_secret || (token && !c->security_token) || !c->source) {
-        prov_credential_free(c);
+        prov_credential_clear(c);
         return -ENOMEM;
     }
     return 0;
@@ -190,14 +180,14 @@ static int cred_set(prov_credential *c, const char *id, const char *secret, cons
 
 /* One generation of environment names: 0 found, -ENOENT none set, -EINVAL half set. */
 static int from_env_names(const char *id_var, const char *secret_var, const char *token_var,
-                          const char *source, prov_credential *ret, char **ret_errmsg)
+                          const char *source, prov_credential *ret, char **ret_error)
 {
     const char *id = env_nonempty(id_var);
     const char *secret = env_nonempty(secret_var);
     if (id == NULL && secret == NULL)
         return -ENOENT;
     if (id == NULL || secret == NULL) {
-        *ret_errmsg = fmt("environment: %s is set but %s is not", id ? id_var : secret_var,
+        *ret_error = prov_asprintf("environment: %s is set but %s is not", id ? id_var : secret_var,
                           id ? secret_var : id_var);
         return -EINVAL;
     }
@@ -227,21 +217,21 @@ static int cred_copy(const prov_credential *from, prov_credential *to)
 
 /* The environment source of the chain: the current names, then the legacy ones, then what an
  * earlier resolve of this process read and removed. */
-static int from_env(prov_credential *ret, char **ret_errmsg)
+static int from_env(prov_credential *ret, char **ret_error)
 {
     int r = from_env_names("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
                            "ALIBABA_CLOUD_SECURITY_TOKEN", "environment (ALIBABA_CLOUD_*)", ret,
-                           ret_errmsg);
+                           ret_error);
     if (r == -ENOENT)
         r = from_env_names("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN",
-                           "environment (ALICLOUD_*)", ret, ret_errmsg);
+                           "environment (ALICLOUD_*)", ret, ret_error);
     if (r == -ENOENT && env_cache.access_key_id != NULL)
         return cred_copy(&env_cache, ret);
     if (r < 0)
         return r;
     prov_credential copy;
     if (cred_copy(ret, &copy) == 0) {
-        prov_credential_free(&env_cache);
+        prov_credential_clear(&env_cache);
         env_cache = copy;
     }
     /* Wiped in place first: /proc/<pid>/environ shows the original block, which unsetenv
@@ -264,22 +254,22 @@ static void chomp(char *s)
 }
 
 /* Reads one file of $CREDENTIALS_DIRECTORY; -ENOENT (no message) when absent. */
-static int read_cred_file(const char *dir, const char *name, char **ret, char **ret_errmsg)
+static int read_cred_file(const char *dir, const char *name, char **ret, char **ret_error)
 {
-    char *path = fmt("%s/%s", dir, name);
+    char *path = prov_asprintf("%s/%s", dir, name);
     if (path == NULL)
         return -ENOMEM;
     char *data = NULL;
     size_t len = 0;
-    int r = prov_cred_read_file(path, SECRET_FILE_MAX, &data, &len, ret_errmsg);
+    int r = prov_cred_read_file(path, SECRET_FILE_MAX, &data, &len, ret_error);
     if (r == 0 && memchr(data, '\0', len) != NULL) {
-        *ret_errmsg = fmt("%s: contains a NUL byte", path);
+        *ret_error = prov_asprintf("%s: contains a NUL byte", path);
         r = -EINVAL;
     }
     if (r == 0) {
         chomp(data);
         if (*data == '\0') {
-            *ret_errmsg = fmt("%s: empty", path);
+            *ret_error = prov_asprintf("%s: empty", path);
             r = -EINVAL;
         }
     }
@@ -294,24 +284,24 @@ static int read_cred_file(const char *dir, const char *name, char **ret, char **
     return 0;
 }
 
-static int from_credentials_directory(const char *dir, prov_credential *ret, char **ret_errmsg)
+static int from_credentials_directory(const char *dir, prov_credential *ret, char **ret_error)
 {
     char *id = NULL, *secret = NULL, *token = NULL;
-    int r = read_cred_file(dir, "access_key_id", &id, ret_errmsg);
+    int r = read_cred_file(dir, "access_key_id", &id, ret_error);
     if (r < 0)
         return r;
-    r = read_cred_file(dir, "access_key_secret", &secret, ret_errmsg);
+    r = read_cred_file(dir, "access_key_secret", &secret, ret_error);
     if (r == -ENOENT) {
-        *ret_errmsg =
-            fmt("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
+        *ret_error =
+            prov_asprintf("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
         r = -EINVAL;
     }
     if (r == 0) {
-        r = read_cred_file(dir, "security_token", &token, ret_errmsg);
+        r = read_cred_file(dir, "security_token", &token, ret_error);
         if (r == -ENOENT)
             r = 0;
     }
-    char *source = r == 0 ? fmt("$CREDENTIALS_DIRECTORY=%s", dir) : NULL;
+    char *source = r == 0 ? prov_asprintf("$CREDENTIALS_DIRECTORY=%s", dir) : NULL;
     if (r == 0)
         r = source ? cred_set(ret, id, secret, token, source) : -ENOMEM;
     free(source);
@@ -374,7 +364,7 @@ static int curl_errno(CURLcode c, bool too_big)
 /* One blocking request of the chain (metadata and STS; prov_cred_file.h). body: a form body for
  * POST, NULL otherwise. *ret_body is always a string (possibly empty) on success. */
 int prov_cred_http(const char *method, const char *url, const char *header, const char *body,
-                   long timeout_ms, long *ret_status, char **ret_body, char **ret_errmsg)
+                   long timeout_ms, long *ret_status, char **ret_body, char **ret_error)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -422,7 +412,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
         c = curl_easy_perform(h);
         if (c != CURLE_OK) {
             r = curl_errno(c, b.too_big);
-            *ret_errmsg = fmt("%s %s: %s", method, url,
+            *ret_error = prov_asprintf("%s %s: %s", method, url,
                               b.too_big ? "response too large" : curl_easy_strerror(c));
         }
     }
@@ -450,7 +440,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
 /* Used by the chain and by refresh: token, role discovery when role is "" or NULL, then the
  * role's STS credentials. */
 static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_credential *ret,
-                          char **ret_errmsg)
+                          char **ret_error)
 {
     const char *base = opts && opts->metadata_url ? opts->metadata_url : DEFAULT_METADATA_URL;
     size_t blen = strlen(base);
@@ -462,11 +452,11 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     int r;
 
     /* IMDSv2: a session token first; an HTTP refusal means IMDSv1 only, so go on without. */
-    url = fmt("%.*s/latest/api/token", (int)blen, base);
+    url = prov_asprintf("%.*s/latest/api/token", (int)blen, base);
     if (url == NULL)
         return -ENOMEM;
     r = prov_cred_http("PUT", url, "X-aliyun-ecs-metadata-token-ttl-seconds: " METADATA_TOKEN_TTL,
-                       NULL, timeout, &status, &body, ret_errmsg);
+                       NULL, timeout, &status, &body, ret_error);
     free(url);
     url = NULL;
     if (r < 0)
@@ -475,7 +465,7 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         chomp(body);
         token = body;
         body = NULL;
-        token_hdr = fmt("X-aliyun-ecs-metadata-token: %s", token);
+        token_hdr = prov_asprintf("X-aliyun-ecs-metadata-token: %s", token);
         if (token_hdr == NULL)
             r = -ENOMEM;
     }
@@ -483,17 +473,17 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     body = NULL;
 
     if (r == 0 && (role == NULL || *role == '\0')) {
-        url = fmt("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
-        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
+        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/", (int)blen, base);
+        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_error)
                 : -ENOMEM;
         if (r == 0 && status != 200) {
-            *ret_errmsg = fmt("ECS metadata: listing RAM roles answered HTTP %ld", status);
+            *ret_error = prov_asprintf("ECS metadata: listing RAM roles answered HTTP %ld", status);
             r = status == 404 ? -ENOENT : -EIO;
         }
         if (r == 0) {
             size_t n = strcspn(body, "\r\n");
             if (n == 0) {
-                *ret_errmsg = fmt("ECS metadata: no RAM role is attached to this instance");
+                *ret_error = prov_asprintf("ECS metadata: no RAM role is attached to this instance");
                 r = -ENOENT;
             } else {
                 found_role = strndup(body, n);
@@ -511,12 +501,12 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     if (r == 0)
         r = prov_pct_encode(role, strlen(role), &enc_role);
     if (r == 0) {
-        url = fmt("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
-        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_errmsg)
+        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
+        r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_error)
                 : -ENOMEM;
         if (r == 0 && status != 200) {
-            *ret_errmsg =
-                fmt("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
+            *ret_error =
+                prov_asprintf("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
             r = status == 404 ? -ENOENT : -EIO;
         }
     }
@@ -530,26 +520,26 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         const char *exp = json_string_value(json_object_get(root, "Expiration"));
         time_t expiration = 0;
         if (root == NULL || !json_is_object(root)) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': malformed credentials response", role);
+            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': malformed credentials response", role);
             r = -EPROTO;
         } else if (code == NULL || strcmp(code, "Success") != 0) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
+            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
                               code ? code : "(missing)");
             r = -EIO;
         } else if (!id || !*id || !secret || !*secret || !sts || !*sts || !exp) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': response lacks %s", role,
+            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': response lacks %s", role,
                               !id || !*id           ? "AccessKeyId"
                               : !secret || !*secret ? "AccessKeySecret"
                               : !sts || !*sts       ? "SecurityToken"
                                                     : "Expiration");
             r = -EPROTO;
         } else if (prov_parse_utc(exp, &expiration) < 0) {
-            *ret_errmsg = fmt("ECS metadata: RAM role '%s': Expiration '%s' is not "
+            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': Expiration '%s' is not "
                               "YYYY-MM-DDThh:mm:ssZ",
                               role, exp);
             r = -EPROTO;
         } else {
-            char *source = fmt("ECS RAM role '%s' (instance metadata)", role);
+            char *source = prov_asprintf("ECS RAM role '%s' (instance metadata)", role);
             prov_credential c;
             r = source ? cred_set(&c, id, secret, sts, source) : -ENOMEM;
             free(source);
@@ -559,7 +549,7 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
                 c.kind = PROV_CRED_ECS_ROLE;
                 c.role_name = strdup(role);
                 if (c.role_name == NULL) {
-                    prov_credential_free(&c);
+                    prov_credential_clear(&c);
                     r = -ENOMEM;
                 } else {
                     *ret = c;
@@ -577,13 +567,13 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     return r;
 }
 
-int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_errmsg)
+int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_error)
 {
     char *msg = NULL;
     if (cred == NULL || cred->kind == PROV_CRED_STATIC ||
         (cred->kind == PROV_CRED_ECS_ROLE && cred->role_name == NULL)) {
-        if (ret_errmsg)
-            *ret_errmsg = fmt("credential refresh: static keys cannot be refreshed");
+        if (ret_error)
+            *ret_error = prov_asprintf("credential refresh: static keys cannot be refreshed");
         return -EINVAL;
     }
     prov_credential fresh = {0};
@@ -592,16 +582,16 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     if (r == 0) {
         r = check_values(&fresh, &msg);
         if (r < 0)
-            prov_credential_free(&fresh);
+            prov_credential_clear(&fresh);
     }
     if (r < 0) {
-        if (ret_errmsg)
-            *ret_errmsg = msg ? msg : fmt("credential refresh: %s", strerror(-r));
+        if (ret_error)
+            *ret_error = msg ? msg : prov_asprintf("credential refresh: %s", strerror(-r));
         else
             free(msg);
         return r;
     }
-    prov_credential_free(cred);
+    prov_credential_clear(cred);
     *cred = fresh;
     return 0;
 }
@@ -621,7 +611,7 @@ static char *home_dir(const prov_cred_opts *opts)
 
 /* RRSA on ACK: the three variables name the role, the OIDC provider and the token file the
  * platform keeps fresh. All three or none; the token itself is read on every refresh. */
-static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg)
+static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char **ret_error)
 {
     static const char *const names[] = {"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
                                         "ALIBABA_CLOUD_OIDC_TOKEN_FILE"};
@@ -633,7 +623,7 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
         return -ENOENT;
     for (int i = 0; i < 3 && set < 3; i++)
         if (v[i] == NULL) {
-            *ret_errmsg = fmt("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
+            *ret_error = prov_asprintf("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
                               names[1], names[2], names[i]);
             return -EINVAL;
         }
@@ -643,14 +633,14 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
     recipe.oidc_provider_arn = (char *)v[1];
     recipe.oidc_token_file = (char *)v[2];
     recipe.session_name = (char *)(session ? session : "imgrecon");
-    recipe.source = fmt("OIDC role %s (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", v[0]);
+    recipe.source = prov_asprintf("OIDC role %s (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", v[0]);
     if (recipe.source == NULL)
         return -ENOMEM;
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
     if (r < 0) {
-        *ret_errmsg = fmt("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
+        *ret_error = prov_asprintf("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
     }
@@ -659,7 +649,7 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
 
 /* A RamRoleArn profile or ram_role_arn section: AssumeRole with the file's long-term key. */
 static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, const char *where,
-                            prov_credential *ret, char **ret_errmsg)
+                            prov_credential *ret, char **ret_error)
 {
     prov_credential recipe = {.kind = PROV_CRED_ROLE_ARN};
     recipe.role_arn = l->role_arn;
@@ -668,15 +658,15 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     recipe.base_key_id = l->cred.access_key_id;
     recipe.base_key_secret = l->cred.access_key_secret;
     recipe.base_token = l->cred.security_token;
-    recipe.source = fmt("%s, role %s", where, l->role_arn);
+    recipe.source = prov_asprintf("%s, role %s", where, l->role_arn);
     if (recipe.source == NULL)
         return -ENOMEM;
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
     if (r < 0) {
-        *ret_errmsg =
-            fmt("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
+        *ret_error =
+            prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
     }
@@ -685,12 +675,12 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
 
 /* A file source that asked for the ECS RAM role: errors are errors, since the user chose it. */
 static int role_from_file(const prov_cred_opts *opts, const char *role, const char *where,
-                          prov_credential *ret, char **ret_errmsg)
+                          prov_credential *ret, char **ret_error)
 {
     char *msg = NULL;
     int r = metadata_fetch(opts, role, ret, &msg);
     if (r < 0) {
-        *ret_errmsg = fmt("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
+        *ret_error = prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
                           role, *role ? "'" : "", msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
@@ -700,13 +690,13 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
 
 /* Runs the chain in the documented order; the first source with credentials wins and a broken
  * source stops the chain (rather than silently falling through to another identity). */
-static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg, looked *lk)
+static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_error, looked *lk)
 {
-    int r = from_env(ret, ret_errmsg);
+    int r = from_env(ret, ret_error);
     if (r != -ENOENT)
         return r;
     looked_add(lk, "environment (ALIBABA_CLOUD_ACCESS_KEY_ID, ALICLOUD_ACCESS_KEY)");
-    r = from_oidc_env(opts, ret, ret_errmsg);
+    r = from_oidc_env(opts, ret, ret_error);
     if (r != -ENOENT)
         return r;
     looked_add(lk, "OIDC (ALIBABA_CLOUD_ROLE_ARN unset)");
@@ -715,7 +705,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (dir == NULL) {
         looked_add(lk, "$CREDENTIALS_DIRECTORY (unset)");
     } else {
-        r = from_credentials_directory(dir, ret, ret_errmsg);
+        r = from_credentials_directory(dir, ret, ret_error);
         if (r != -ENOENT)
             return r;
         looked_add(lk, "$CREDENTIALS_DIRECTORY=%s (no access_key_id)", dir);
@@ -731,14 +721,14 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (home == NULL) {
         looked_add(lk, "~/.aliyun/config.json (no home directory)");
     } else {
-        path = fmt("%s/.aliyun/config.json", home);
-        r = path ? prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg) : -ENOMEM;
+        path = prov_asprintf("%s/.aliyun/config.json", home);
+        r = path ? prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_error) : -ENOMEM;
         if (r == -ENOENT) {
             looked_add(lk, "%s (absent)", path);
         } else if (r == 0) {
             json_profile = profile ? strdup(profile) : prov_cred_config_json_current(data, len);
             r = json_profile ? prov_cred_parse_config_json(path, data, len, json_profile, &l, &note,
-                                                           ret_errmsg)
+                                                           ret_error)
                              : -ENOMEM;
             if (r == -ENOENT)
                 looked_add(lk, "%s (%s)", path, note ? note : "no such profile");
@@ -750,12 +740,12 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(note);
         note = NULL;
         if (r == 0 && l.wants_assume) {
-            char *where = fmt("%s (profile '%s', mode RamRoleArn)", path, json_profile);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
+            char *where = prov_asprintf("%s (profile '%s', mode RamRoleArn)", path, json_profile);
+            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
             free(where);
         } else if (r == 0 && l.wants_role) {
-            char *where = fmt("%s (profile '%s', mode EcsRamRole)", path, json_profile);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
+            char *where = prov_asprintf("%s (profile '%s', mode EcsRamRole)", path, json_profile);
+            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
             free(where);
         } else if (r == 0) {
             *ret = l.cred;
@@ -764,7 +754,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(path);
         path = NULL;
         free(json_profile);
-        prov_cred_lookup_free(&l);
+        prov_cred_lookup_clear(&l);
         if (r != -ENOENT) {
             free(home);
             return r;
@@ -777,7 +767,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (ini_env != NULL)
         path = strdup(ini_env);
     else if (have_home)
-        path = fmt("%s/.alibabacloud/credentials", home);
+        path = prov_asprintf("%s/.alibabacloud/credentials", home);
     free(home);
     home = NULL;
     if (path == NULL && (ini_env != NULL || have_home))
@@ -785,15 +775,15 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     if (path == NULL) {
         looked_add(lk, "~/.alibabacloud/credentials (no home directory)");
     } else {
-        r = prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_errmsg);
+        r = prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_error);
         if (r == -ENOENT && ini_env != NULL) {
-            *ret_errmsg =
-                fmt("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
+            *ret_error =
+                prov_asprintf("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
             r = -EINVAL;
         } else if (r == -ENOENT) {
             looked_add(lk, "%s (absent)", path);
         } else if (r == 0) {
-            r = prov_cred_parse_ini(path, data, len, section, &l, &note, ret_errmsg);
+            r = prov_cred_parse_ini(path, data, len, section, &l, &note, ret_error);
             if (r == -ENOENT)
                 looked_add(lk, "%s (%s)", path, note ? note : "no such section");
         }
@@ -802,18 +792,18 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         free(data);
         free(note);
         if (r == 0 && l.wants_assume) {
-            char *where = fmt("%s ([%s], type ram_role_arn)", path, section);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_errmsg) : -ENOMEM;
+            char *where = prov_asprintf("%s ([%s], type ram_role_arn)", path, section);
+            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
             free(where);
         } else if (r == 0 && l.wants_role) {
-            char *where = fmt("%s ([%s], type ecs_ram_role)", path, section);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_errmsg) : -ENOMEM;
+            char *where = prov_asprintf("%s ([%s], type ecs_ram_role)", path, section);
+            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
             free(where);
         } else if (r == 0) {
             *ret = l.cred;
             memset(&l.cred, 0, sizeof(l.cred));
         }
-        prov_cred_lookup_free(&l);
+        prov_cred_lookup_clear(&l);
         free(path);
         if (r != -ENOENT)
             return r;
@@ -821,7 +811,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
 
     const char *env_role = env_nonempty("ALIBABA_CLOUD_ECS_METADATA");
     if (env_role != NULL)
-        return role_from_file(opts, env_role, "ALIBABA_CLOUD_ECS_METADATA", ret, ret_errmsg);
+        return role_from_file(opts, env_role, "ALIBABA_CLOUD_ECS_METADATA", ret, ret_error);
     const char *md_off = env_nonempty("ALIBABA_CLOUD_ECS_METADATA_DISABLED");
     if (md_off != NULL && strcasecmp(md_off, "true") == 0) {
         looked_add(lk, "ECS instance metadata (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true)");
@@ -841,7 +831,7 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     return 0;
 }
 
-int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg)
+int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_error)
 {
     if (ret == NULL)
         return -EINVAL;
@@ -852,14 +842,14 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
     if (r == 0) {
         r = check_values(&c, &msg);
         if (r < 0)
-            prov_credential_free(&c);
+            prov_credential_clear(&c);
     }
     if (r == -ENOENT && msg == NULL && !lk.oom)
-        msg = fmt("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
+        msg = prov_asprintf("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
     free(lk.s);
     if (r < 0) {
-        if (ret_errmsg)
-            *ret_errmsg = msg ? msg : fmt("credentials: %s", strerror(-r));
+        if (ret_error)
+            *ret_error = msg ? msg : prov_asprintf("credentials: %s", strerror(-r));
         else
             free(msg);
         return r;
@@ -879,7 +869,7 @@ static char *account_of_role_arn(const char *arn)
 }
 
 int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred,
-                         char **ret_account_id, char **ret_errmsg)
+                         char **ret_account_id, char **ret_error)
 {
     char *acct = account_of_role_arn(cred->role_arn);
     if (acct != NULL) {
@@ -888,8 +878,8 @@ int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred
     }
     char *msg = NULL;
     int r = prov_sts_caller_account(opts, cred, ret_account_id, &msg);
-    if (r < 0 && ret_errmsg)
-        *ret_errmsg = msg ? msg : fmt("STS GetCallerIdentity: %s", strerror(-r));
+    if (r < 0 && ret_error)
+        *ret_error = msg ? msg : prov_asprintf("STS GetCallerIdentity: %s", strerror(-r));
     else
         free(msg);
     return r;

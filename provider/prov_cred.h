@@ -57,22 +57,22 @@ typedef struct prov_cred_opts {
 
 /* Resolves the chain. Returns 0 and fills *ret; -ENOENT when no source has credentials and
  * -EINVAL/-EACCES when a source is broken (loose file permissions, malformed file, incomplete
- * entry); then *ret_errmsg (malloc'd) says where it looked and what was wrong, never a secret.
+ * entry); then *ret_error (malloc'd) says where it looked and what was wrong, never a secret.
  * Credentials read from the environment are wiped from it and removed (unsetenv) once read; a
  * later resolve in the same process still finds them. */
-int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_errmsg);
+int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_error);
 /* Fetches new temporary credentials (ECS RAM role, AssumeRole, AssumeRoleWithOIDC with the token
  * file read again) with the same opts and replaces *cred on success; on failure *cred is left
  * as it was. Static keys: -EINVAL. Blocking (bounded by the opts' timeouts). */
-int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_errmsg);
+int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_error);
 /* True when a temporary credential is within its refresh margin of Expiration: 5 minutes, or
  * half its lifetime when that is shorter (tests use lifetimes of seconds). */
 bool prov_cred_needs_refresh(const prov_credential *cred, time_t now);
 /* The account id the credential belongs to: read from the role ARN for assumed roles, else asked
  * with STS GetCallerIdentity (signed with cred). Returns 0 and a malloc'd *ret_account_id. */
 int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred,
-                         char **ret_account_id, char **ret_errmsg);
+                         char **ret_account_id, char **ret_error);
 /* Frees and wipes the secrets. Accepts NULL. */
-void prov_credential_free(prov_credential *cred);
+void prov_credential_clear(prov_credential *cred);
 
 #endif

@@ -2,6 +2,7 @@
  * users can read, the aliyun CLI's config.json (profiles with modes AK, StsToken, EcsRamRole) and
  * the SDKs' INI credentials file. Messages name paths, profiles and keys, never values. */
 #include "prov_cred_file.h"
+#include "prov_str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,23 +17,11 @@
 
 #include <jansson.h>
 
-/* asprintf that yields NULL instead of an undefined pointer on failure. */
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
-void prov_cred_lookup_free(prov_cred_lookup *l)
+void prov_cred_lookup_clear(prov_cred_lookup *l)
 {
     if (l == NULL)
         return;
-    prov_credential_free(&l->cred);
+    prov_credential_clear(&l->cred);
     free(l->role_name);
     free(l->role_arn);
     free(l->session_name);
@@ -46,37 +35,37 @@ void prov_cred_lookup_free(prov_cred_lookup *l)
 /* Used for config.json, the INI file and the files in $CREDENTIALS_DIRECTORY. The permission
  * check runs on the open descriptor, so the file checked is the file read. */
 int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
-                        char **ret_errmsg)
+                        char **ret_error)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
             return -ENOENT;
-        *ret_errmsg = fmt("%s: %s", path, strerror(e));
+        *ret_error = prov_asprintf("%s: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
         (void)close(fd);
-        *ret_errmsg = fmt("%s: %s", path, strerror(e));
+        *ret_error = prov_asprintf("%s: %s", path, strerror(e));
         return -e;
     }
     if (!S_ISREG(st.st_mode)) {
         (void)close(fd);
-        *ret_errmsg = fmt("%s: not a regular file", path);
+        *ret_error = prov_asprintf("%s: not a regular file", path);
         return -EINVAL;
     }
     if (st.st_mode & 077) {
         (void)close(fd);
-        *ret_errmsg = fmt("%s: permissions %04o are too open; run chmod 600 %s", path,
+        *ret_error = prov_asprintf("%s: permissions %04o are too open; run chmod 600 %s", path,
                           (unsigned)(st.st_mode & 07777), path);
         return -EACCES;
     }
     if ((size_t)st.st_size > max) {
         (void)close(fd);
-        *ret_errmsg = fmt("%s: larger than %zu bytes", path, max);
+        *ret_error = prov_asprintf("%s: larger than %zu bytes", path, max);
         return -EINVAL;
     }
     char *buf = malloc(max + 1);
@@ -93,7 +82,7 @@ int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *r
             int e = errno;
             free(buf);
             (void)close(fd);
-            *ret_errmsg = fmt("%s: %s", path, strerror(e));
+            *ret_error = prov_asprintf("%s: %s", path, strerror(e));
             return -e;
         }
         if (r == 0)
@@ -102,7 +91,7 @@ int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *r
         if (n > max) {
             free(buf);
             (void)close(fd);
-            *ret_errmsg = fmt("%s: larger than %zu bytes", path, max);
+            *ret_error = prov_asprintf("%s: larger than %zu bytes", path, max);
             return -EINVAL;
         }
     }
@@ -136,7 +125,7 @@ static int set_keys(prov_cred_lookup *l, const char *id, const char *secret, con
     l->cred.source = source;
     if (!l->cred.access_key_id || !l->cred.access_key_secret ||
         (token && !l->cred.security_token) || !source) {
-        prov_cred_lookup_free(l);
+        prov_cred_lookup_clear(l);
         return -ENOMEM;
     }
     return 0;
@@ -153,18 +142,18 @@ char *prov_cred_config_json_current(const char *data, size_t len)
 
 /* Called by the chain for ~/.aliyun/config.json. The mode decides which members are needed. */
 int prov_cred_parse_config_json(const char *path, const char *data, size_t len, const char *profile,
-                                prov_cred_lookup *ret, char **ret_note, char **ret_errmsg)
+                                prov_cred_lookup *ret, char **ret_note, char **ret_error)
 {
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        *ret_errmsg = fmt("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
+        *ret_error = prov_asprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
         return -EINVAL;
     }
     int r = 0;
     json_t *profiles = json_object_get(root, "profiles");
     if (!json_is_object(root) || (profiles != NULL && !json_is_array(profiles))) {
-        *ret_errmsg = fmt("%s: expected an object with a \"profiles\" array", path);
+        *ret_error = prov_asprintf("%s: expected an object with a \"profiles\" array", path);
         json_decref(root);
         return -EINVAL;
     }
@@ -180,7 +169,7 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
         }
     }
     if (p == NULL) {
-        *ret_note = fmt("no profile '%s'", profile);
+        *ret_note = prov_asprintf("no profile '%s'", profile);
         json_decref(root);
         return -ENOENT;
     }
@@ -196,7 +185,7 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
         else if (!secret)
             what = "access_key_secret";
         else
-            r = set_keys(&l, id, secret, NULL, fmt("%s (profile '%s', mode AK)", path, profile));
+            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s (profile '%s', mode AK)", path, profile));
     } else if (strcasecmp(mode, "StsToken") == 0) {
         if (!id)
             what = "access_key_id";
@@ -206,7 +195,7 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
             what = "sts_token";
         else
             r = set_keys(&l, id, secret, token,
-                         fmt("%s (profile '%s', mode StsToken)", path, profile));
+                         prov_asprintf("%s (profile '%s', mode StsToken)", path, profile));
     } else if (strcasecmp(mode, "EcsRamRole") == 0) {
         const char *role = member(p, "ram_role_name");
         l.wants_role = true;
@@ -224,30 +213,30 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
             what = "ram_role_arn";
         else if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) < 900 ||
                                  json_integer_value(exp) > 43200)) {
-            *ret_errmsg = fmt("%s: profile '%s': expired_seconds must be a number of seconds "
+            *ret_error = prov_asprintf("%s: profile '%s': expired_seconds must be a number of seconds "
                               "from 900 to 43200",
                               path, profile);
             r = -EINVAL;
         } else {
             r = set_keys(&l, id, secret, token,
-                         fmt("%s (profile '%s', mode RamRoleArn)", path, profile));
+                         prov_asprintf("%s (profile '%s', mode RamRoleArn)", path, profile));
             l.wants_assume = true;
             l.duration_s = exp ? (long)json_integer_value(exp) : 3600;
             if (r == 0 && (!dup_str(&l.role_arn, arn) ||
                            !dup_str(&l.session_name, member(p, "ram_session_name")))) {
-                prov_cred_lookup_free(&l);
+                prov_cred_lookup_clear(&l);
                 r = -ENOMEM;
             }
         }
     } else {
-        *ret_errmsg = fmt("%s: profile '%s': unknown mode '%s' (expected AK, StsToken, "
+        *ret_error = prov_asprintf("%s: profile '%s': unknown mode '%s' (expected AK, StsToken, "
                           "RamRoleArn or EcsRamRole)",
                           path, profile, mode);
         r = -EINVAL;
     }
     if (what != NULL) {
-        *ret_errmsg =
-            fmt("%s: profile '%s' (mode %s) has no %s", path, profile, mode ? mode : "AK", what);
+        *ret_error =
+            prov_asprintf("%s: profile '%s' (mode %s) has no %s", path, profile, mode ? mode : "AK", what);
         r = -EINVAL;
     }
     json_decref(root);
@@ -281,10 +270,10 @@ static char *unquote(char *s)
 /* Called by the chain for ~/.alibabacloud/credentials (or ALIBABA_CLOUD_CREDENTIALS_FILE). The
  * whole file is checked for syntax, so a broken line is reported even outside the section. */
 int prov_cred_parse_ini(const char *path, const char *data, size_t len, const char *section,
-                        prov_cred_lookup *ret, char **ret_note, char **ret_errmsg)
+                        prov_cred_lookup *ret, char **ret_note, char **ret_error)
 {
     if (memchr(data, '\0', len) != NULL) {
-        *ret_errmsg = fmt("%s: contains a NUL byte", path);
+        *ret_error = prov_asprintf("%s: contains a NUL byte", path);
         return -EINVAL;
     }
     char *copy = strndup(data, len);
@@ -306,7 +295,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         if (*s == '[') {
             char *end = strchr(s, ']');
             if (end == NULL || *trim(end + 1) != '\0') {
-                *ret_errmsg = fmt("%s:%d: malformed section header", path, lineno);
+                *ret_error = prov_asprintf("%s:%d: malformed section header", path, lineno);
                 r = -EINVAL;
                 break;
             }
@@ -317,7 +306,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         }
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            *ret_errmsg = fmt("%s:%d: expected 'key = value' or '[section]'", path, lineno);
+            *ret_error = prov_asprintf("%s:%d: expected 'key = value' or '[section]'", path, lineno);
             r = -EINVAL;
             break;
         }
@@ -325,7 +314,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         char *key = trim(s);
         char *value = unquote(trim(eq + 1));
         if (*key == '\0') {
-            *ret_errmsg = fmt("%s:%d: empty key", path, lineno);
+            *ret_error = prov_asprintf("%s:%d: empty key", path, lineno);
             r = -EINVAL;
             break;
         }
@@ -346,17 +335,17 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
     }
     prov_cred_lookup l = {0};
     if (r == 0 && !seen) {
-        *ret_note = fmt("no section [%s]", section);
+        *ret_note = prov_asprintf("no section [%s]", section);
         r = -ENOENT;
     } else if (r == 0 && (type == NULL || strcmp(type, "access_key") == 0)) {
         const char *what = !id || !*id           ? "access_key_id"
                            : !secret || !*secret ? "access_key_secret"
                                                  : NULL;
         if (what) {
-            *ret_errmsg = fmt("%s: section [%s] (type access_key) has no %s", path, section, what);
+            *ret_error = prov_asprintf("%s: section [%s] (type access_key) has no %s", path, section, what);
             r = -EINVAL;
         } else {
-            r = set_keys(&l, id, secret, NULL, fmt("%s ([%s], access_key)", path, section));
+            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s ([%s], access_key)", path, section));
         }
     } else if (r == 0 && strcmp(type, "ram_role_arn") == 0) {
         const char *what = !id || !*id           ? "access_key_id"
@@ -364,16 +353,16 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
                            : !arn || !*arn       ? "role_arn"
                                                  : NULL;
         if (what) {
-            *ret_errmsg =
-                fmt("%s: section [%s] (type ram_role_arn) has no %s", path, section, what);
+            *ret_error =
+                prov_asprintf("%s: section [%s] (type ram_role_arn) has no %s", path, section, what);
             r = -EINVAL;
         } else {
-            r = set_keys(&l, id, secret, NULL, fmt("%s ([%s], ram_role_arn)", path, section));
+            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s ([%s], ram_role_arn)", path, section));
             l.wants_assume = true;
             l.duration_s = 3600;
             if (r == 0 && (!dup_str(&l.role_arn, arn) ||
                            !dup_str(&l.session_name, session && *session ? session : NULL))) {
-                prov_cred_lookup_free(&l);
+                prov_cred_lookup_clear(&l);
                 r = -ENOMEM;
             }
         }
@@ -383,7 +372,7 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         if (l.role_name == NULL)
             r = -ENOMEM;
     } else if (r == 0) {
-        *ret_errmsg = fmt("%s: section [%s]: type '%s' is not supported (use access_key, "
+        *ret_error = prov_asprintf("%s: section [%s]: type '%s' is not supported (use access_key, "
                           "ram_role_arn or ecs_ram_role)",
                           path, section, type);
         r = -EINVAL;

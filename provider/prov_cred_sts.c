@@ -13,21 +13,11 @@
 #include "prov_cred_file.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
+#include "prov_str.h"
 
 #define DEFAULT_STS_URL "https://sts.aliyuncs.com"
 #define STS_VERSION "2015-04-01"
 #define OIDC_TOKEN_MAX (64 * 1024)
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /* Fills Action, Version, Format and, when key_id is set, the V1 signature over the form. */
 static int build_form(prov_kvs *params, const char *action, const char *key_id, const char *secret,
@@ -57,7 +47,7 @@ static int build_form(prov_kvs *params, const char *action, const char *key_id, 
  * key, no permission, bad parameters) or -EIO (server side), with the Code in the message. */
 static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *params,
                     const char *key_id, const char *secret, const char *token, json_t **ret_root,
-                    char **ret_errmsg)
+                    char **ret_error)
 {
     const char *url = opts && opts->sts_url ? opts->sts_url : DEFAULT_STS_URL;
     long timeout = opts && opts->sts_timeout_ms > 0 ? opts->sts_timeout_ms : 10000;
@@ -76,7 +66,7 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
     if (r < 0) {
         if (opts && opts->on_call && r != -ENOMEM)
             opts->on_call(opts->on_call_ud, action, 0, NULL, ms);
-        *ret_errmsg = msg ? fmt("STS %s: %s", action, msg) : NULL;
+        *ret_error = msg ? prov_asprintf("STS %s: %s", action, msg) : NULL;
         free(msg);
         return r;
     }
@@ -90,7 +80,7 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
                                     : "NoCode",
                       ms);
     if (status != 200 || !json_is_object(root)) {
-        *ret_errmsg = fmt("STS %s at %s: HTTP %ld%s%s", action, url, status, code ? " " : "",
+        *ret_error = prov_asprintf("STS %s at %s: HTTP %ld%s%s", action, url, status, code ? " " : "",
                           code ? code : "");
         json_decref(root);
         return status >= 500 || status == 0 ? -EIO : -EACCES;
@@ -101,7 +91,7 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
 
 /* Credentials{AccessKeyId, AccessKeySecret, SecurityToken, Expiration} of an AssumeRole answer. */
 static int take_credentials(const char *action, json_t *root, prov_credential *ret,
-                            char **ret_errmsg)
+                            char **ret_error)
 {
     json_t *c = json_object_get(root, "Credentials");
     const char *id = json_string_value(json_object_get(c, "AccessKeyId"));
@@ -111,7 +101,7 @@ static int take_credentials(const char *action, json_t *root, prov_credential *r
     time_t expiration = 0;
     if (!id || !*id || !secret || !*secret || !token || !*token || !exp ||
         prov_parse_utc(exp, &expiration) < 0) {
-        *ret_errmsg = fmt("STS %s: the answer lacks Credentials or their Expiration", action);
+        *ret_error = prov_asprintf("STS %s: the answer lacks Credentials or their Expiration", action);
         return -EPROTO;
     }
     memset(ret, 0, sizeof(*ret));
@@ -121,7 +111,7 @@ static int take_credentials(const char *action, json_t *root, prov_credential *r
     ret->expiration = expiration;
     ret->issued = time(NULL);
     if (!ret->access_key_id || !ret->access_key_secret || !ret->security_token) {
-        prov_credential_free(ret);
+        prov_credential_clear(ret);
         return -ENOMEM;
     }
     return 0;
@@ -142,28 +132,28 @@ static int role_params(prov_kvs *p, const char *role_arn, const char *session, l
 
 int prov_sts_assume_role(const prov_cred_opts *opts, const char *key_id, const char *secret,
                          const char *token, const char *role_arn, const char *session,
-                         long duration_s, prov_credential *ret, char **ret_errmsg)
+                         long duration_s, prov_credential *ret, char **ret_error)
 {
     prov_kvs p = {0};
     json_t *root = NULL;
     int r = role_params(&p, role_arn, session, duration_s);
     if (r == 0)
-        r = sts_call(opts, "AssumeRole", &p, key_id, secret, token, &root, ret_errmsg);
+        r = sts_call(opts, "AssumeRole", &p, key_id, secret, token, &root, ret_error);
     if (r == 0)
-        r = take_credentials("AssumeRole", root, ret, ret_errmsg);
+        r = take_credentials("AssumeRole", root, ret, ret_error);
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }
 
 int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
                               const char *provider_arn, const char *token_file, const char *session,
-                              long duration_s, prov_credential *ret, char **ret_errmsg)
+                              long duration_s, prov_credential *ret, char **ret_error)
 {
     FILE *f = fopen(token_file, "re");
     if (f == NULL) {
         int e = errno;
-        *ret_errmsg = fmt("ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: %s", token_file, strerror(e));
+        *ret_error = prov_asprintf("ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: %s", token_file, strerror(e));
         return -e;
     }
     char *tok = calloc(1, OIDC_TOKEN_MAX + 1);
@@ -175,7 +165,7 @@ int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
         tok[--n] = '\0';
     int r = 0;
     if (n == 0 || n > OIDC_TOKEN_MAX) {
-        *ret_errmsg = fmt("ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: %s", token_file,
+        *ret_error = prov_asprintf("ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: %s", token_file,
                           n == 0 ? "empty" : "larger than 64 KiB");
         r = -EINVAL;
     }
@@ -190,24 +180,24 @@ int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
     explicit_bzero(tok, OIDC_TOKEN_MAX + 1);
     free(tok);
     if (r == 0)
-        r = sts_call(opts, "AssumeRoleWithOIDC", &p, NULL, NULL, NULL, &root, ret_errmsg);
+        r = sts_call(opts, "AssumeRoleWithOIDC", &p, NULL, NULL, NULL, &root, ret_error);
     if (r == 0)
-        r = take_credentials("AssumeRoleWithOIDC", root, ret, ret_errmsg);
+        r = take_credentials("AssumeRoleWithOIDC", root, ret, ret_error);
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }
 
 int prov_sts_caller_account(const prov_cred_opts *opts, const prov_credential *cred,
-                            char **ret_account_id, char **ret_errmsg)
+                            char **ret_account_id, char **ret_error)
 {
     prov_kvs p = {0};
     json_t *root = NULL;
     int r = sts_call(opts, "GetCallerIdentity", &p, cred->access_key_id, cred->access_key_secret,
-                     cred->security_token, &root, ret_errmsg);
+                     cred->security_token, &root, ret_error);
     const char *acct = r == 0 ? json_string_value(json_object_get(root, "AccountId")) : NULL;
     if (r == 0 && (acct == NULL || *acct == '\0' || strspn(acct, "0123456789") != strlen(acct))) {
-        *ret_errmsg = fmt("STS GetCallerIdentity: the answer has no numeric AccountId");
+        *ret_error = prov_asprintf("STS GetCallerIdentity: the answer has no numeric AccountId");
         r = -EPROTO;
     }
     if (r == 0) {
@@ -215,6 +205,6 @@ int prov_sts_caller_account(const prov_cred_opts *opts, const prov_credential *c
         r = *ret_account_id ? 0 : -ENOMEM;
     }
     json_decref(root);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return r;
 }

@@ -105,7 +105,7 @@ static void req_free(http_req *r)
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r->resp);
-    prov_kvs_free(&r->resp_headers);
+    prov_kvs_clear(&r->resp_headers);
     free(r);
 }
 

@@ -96,7 +96,7 @@ void prov_kvs_remove(prov_kvs *kvs, const char *key)
     kvs->n = w;
 }
 
-void prov_kvs_free(prov_kvs *kvs)
+void prov_kvs_clear(prov_kvs *kvs)
 {
     if (kvs == NULL)
         return;

@@ -25,7 +25,7 @@ const char *prov_kvs_get(const prov_kvs *kvs, const char *key);
 /* Case-insensitive lookup, for HTTP header names. */
 const char *prov_kvs_get_ci(const prov_kvs *kvs, const char *key);
 void prov_kvs_remove(prov_kvs *kvs, const char *key);
-void prov_kvs_free(prov_kvs *kvs); /* frees entries; the struct itself is the caller's */
+void prov_kvs_clear(prov_kvs *kvs); /* frees entries; the struct itself is the caller's */
 
 /* Parses "a=1&b=%20x" (query or x-www-form-urlencoded body; '+' is a space) and appends the
  * decoded pairs. Returns 0, -EINVAL on a malformed escape, -ENOMEM. */

@@ -238,7 +238,7 @@ int prov_parse_list_images(const json_t *root, prov_image_list *append_to,
         /* Roll back: nothing of a rejected answer stays in the caller's list (the new items
          * were zeroed by grow, so freeing the unparsed ones is harmless). */
         for (size_t i = 0; i < n; i++)
-            prov_image_free_fields(&append_to->v[base + i]);
+            prov_image_clear(&append_to->v[base + i]);
         append_to->n = base;
         return rc;
     }
@@ -246,16 +246,6 @@ int prov_parse_list_images(const json_t *root, prov_image_list *append_to,
     if (ret_total_count)
         *ret_total_count = total;
     return 0;
-}
-
-static void ecs_free_fields(prov_ecs_image *e)
-{
-    free(e->image_id);
-    free(e->name);
-    free(e->status);
-    free(e->owner_alias);
-    free(e->usage);
-    memset(e, 0, sizeof(*e));
 }
 
 int prov_parse_ecs_images(const json_t *root, prov_ecs_image_list *append_to,
@@ -295,7 +285,7 @@ int prov_parse_ecs_images(const json_t *root, prov_ecs_image_list *append_to,
     }
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
-            ecs_free_fields(&append_to->v[base + i]);
+            prov_ecs_image_clear(&append_to->v[base + i]);
         append_to->n = base;
         return rc;
     }

@@ -361,7 +361,7 @@ static void pager_free(pager *x)
 {
     if (x == NULL)
         return;
-    prov_kvs_free(&x->params);
+    prov_kvs_clear(&x->params);
     free_strv(x->ids, x->n_ids);
     free_strv(x->names, x->n_names);
     free(x->region);
@@ -487,7 +487,7 @@ static const char *list_id_at(const pager *x, size_t i)
 static void list_report(pager *x, const prov_error *err)
 {
     x->list_cb(err != NULL ? NULL : &x->list, err, x->ud);
-    prov_image_list_free(&x->list);
+    prov_image_list_clear(&x->list);
 }
 
 /* The complete listing's per-image checks: region, filter. */
@@ -610,7 +610,7 @@ int prov_swas_list_regions(prov_client *c, prov_regions_cb cb, void *ud)
     x->ud = ud;
     prov_kvs p = {0};
     int rc = prov_client_call(c, PROV_SWAS, "ListRegions", NULL, &p, regions_done, x);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     if (rc < 0)
         free(x);
     return rc;
@@ -681,7 +681,7 @@ int prov_swas_create_image(prov_client *c, const prov_create_req *req, prov_crea
         if (rc < 0)
             free(x);
     }
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -728,7 +728,7 @@ int prov_swas_share_image(prov_client *c, const char *region, const char *image_
         rc = prov_kvs_set(&p, "ClientToken", client_token);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "ModifyImageShareStatus", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -743,7 +743,7 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
         rc = prov_kvs_set(&p, "ClientToken", client_token);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "DeleteCustomImage", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -789,7 +789,7 @@ int prov_swas_delete_images(prov_client *c, const char *region, const char *cons
         if (rc < 0)
             free(x);
     }
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -806,7 +806,7 @@ int prov_ecs_delete_image(prov_client *c, const char *region, const char *image_
         rc = prov_kvs_set(&p, "DryRun", "true");
     if (rc == 0)
         rc = simple_call(c, PROV_ECS, "DeleteImage", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -830,7 +830,7 @@ static const char *ecs_id_at(const pager *x, size_t i)
 static void ecs_report(pager *x, const prov_error *err)
 {
     x->ecs_cb(err != NULL ? NULL : &x->ecs, err, x->ud);
-    prov_ecs_image_list_free(&x->ecs);
+    prov_ecs_image_list_clear(&x->ecs);
 }
 
 /* The answer's RegionId, and each image's when it carries one, must be the region asked. */
@@ -959,7 +959,7 @@ int prov_swas_tag_resources(prov_client *c, const char *region, const char *cons
     }
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "TagResources", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -976,7 +976,7 @@ int prov_swas_untag_resources(prov_client *c, const char *region, const char *co
         rc = add_numbered(&p, "TagKey", keys, n_keys);
     if (rc == 0)
         rc = simple_call(c, PROV_SWAS, "UntagResources", region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -997,7 +997,7 @@ int prov_swas_share_accounts(prov_client *c, const char *region, const char *ima
         rc = simple_call(c, PROV_SWAS,
                          add ? "AddCustomImageShareAccount" : "RemoveCustomImageShareAccount",
                          region, &p, cb, ud);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     return rc;
 }
 
@@ -1022,7 +1022,7 @@ static void tags_finish(tags_ctx *x, const prov_error *err)
         x->cb(&x->acc, NULL, x->ud);
         prov_tag_resource_list_free(&x->acc);
     }
-    prov_kvs_free(&x->params);
+    prov_kvs_clear(&x->params);
     free(x->region);
     free(x);
 }
@@ -1079,7 +1079,7 @@ int prov_swas_list_tag_resources(prov_client *c, const char *region, const char 
         rc = prov_client_call(c, PROV_SWAS, "ListTagResources", region, &x->params, tags_page_done,
                               x);
     if (rc < 0) {
-        prov_kvs_free(&x->params);
+        prov_kvs_clear(&x->params);
         free(x->region);
         free(x);
     }
@@ -1109,7 +1109,7 @@ static void accts_finish(accts_ctx *x, const prov_error *err)
         x->cb(&x->acc, NULL, x->ud);
         prov_str_list_free(&x->acc);
     }
-    prov_kvs_free(&x->params);
+    prov_kvs_clear(&x->params);
     free(x->region);
     free(x);
 }
@@ -1179,7 +1179,7 @@ int prov_swas_list_share_accounts(prov_client *c, const char *region, const char
         rc = prov_client_call(c, PROV_SWAS, "ListCustomImageShareAccounts", region, &x->params,
                               accts_page_done, x);
     if (rc < 0) {
-        prov_kvs_free(&x->params);
+        prov_kvs_clear(&x->params);
         free(x->region);
         free(x);
     }

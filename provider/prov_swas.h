@@ -35,7 +35,8 @@ typedef struct prov_list_filter {
     size_t n_tags;
 } prov_list_filter;
 
-/* list is the callee's; the callback may take its contents (then zero it). */
+/* list is borrowed for the call: the client frees it after the callback returns; the callback
+ * may take its contents (then zero it). */
 typedef void (*prov_list_cb)(prov_image_list *list, const prov_error *err, void *ud);
 /* Every page, asked at PageSize=100 and then at the PageSize the server answers. The list is
  * handed over only when complete and consistent: TotalCount present, numeric, >= 0 and the same

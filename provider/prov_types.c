@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void prov_image_free_fields(prov_image *img)
+void prov_image_clear(prov_image *img)
 {
     if (img == NULL)
         return;
@@ -32,29 +32,35 @@ void prov_image_free_fields(prov_image *img)
     img->status = PROV_IMG_UNKNOWN;
 }
 
-void prov_image_list_free(prov_image_list *list)
+void prov_image_list_clear(prov_image_list *list)
 {
     if (list == NULL)
         return;
     for (size_t i = 0; i < list->n; i++)
-        prov_image_free_fields(&list->v[i]);
+        prov_image_clear(&list->v[i]);
     free(list->v);
     list->v = NULL;
     list->n = 0;
 }
 
-void prov_ecs_image_list_free(prov_ecs_image_list *list)
+void prov_ecs_image_clear(prov_ecs_image *e)
+{
+    if (e == NULL)
+        return;
+    free(e->image_id);
+    free(e->name);
+    free(e->status);
+    free(e->owner_alias);
+    free(e->usage);
+    memset(e, 0, sizeof(*e));
+}
+
+void prov_ecs_image_list_clear(prov_ecs_image_list *list)
 {
     if (list == NULL)
         return;
-    for (size_t i = 0; i < list->n; i++) {
-        prov_ecs_image *e = &list->v[i];
-        free(e->image_id);
-        free(e->name);
-        free(e->status);
-        free(e->owner_alias);
-        free(e->usage);
-    }
+    for (size_t i = 0; i < list->n; i++)
+        prov_ecs_image_clear(&list->v[i]);
     free(list->v);
     list->v = NULL;
     list->n = 0;
@@ -156,7 +162,7 @@ int prov_image_copy(prov_image *dst, const prov_image *src)
         }
     }
     if (oom) {
-        prov_image_free_fields(&c);
+        prov_image_clear(&c);
         return -ENOMEM;
     }
     *dst = c;

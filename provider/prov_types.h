@@ -91,9 +91,11 @@ typedef struct prov_ecs_image_list {
     size_t n;
 } prov_ecs_image_list;
 
-void prov_image_free_fields(prov_image *img);
-void prov_image_list_free(prov_image_list *list); /* frees the items and the array, not list */
-void prov_ecs_image_list_free(prov_ecs_image_list *list);
+/* Free an image's fields (not img itself) and reset it; accept NULL. The one copy. */
+void prov_image_clear(prov_image *img);
+void prov_ecs_image_clear(prov_ecs_image *e);
+void prov_image_list_clear(prov_image_list *list); /* frees the items and the array, not list */
+void prov_ecs_image_list_clear(prov_ecs_image_list *list);
 /* Deep copy; returns 0 or -ENOMEM. */
 int prov_image_copy(prov_image *dst, const prov_image *src);
 /* Looks up a tag value; NULL when absent. */

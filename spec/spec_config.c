@@ -1282,7 +1282,7 @@ int spec_config_init(spec_config *cfg)
             .kind = SPEC_YSCALAR, .text = (char *)def, .len = strlen(def), .plain = true};
         int rc = keys[i].set(cfg, &keys[i], &v, &c);
         if (rc < 0) {
-            spec_config_free(cfg);
+            spec_config_clear(cfg);
             return rc == -ENOMEM ? -ENOMEM : -EINVAL;
         }
     }
@@ -1392,7 +1392,7 @@ int spec_config_load(spec_config *cfg, const char *path, spec_diags *diags)
     return rc < 0 ? rc : L.rc;
 }
 
-void spec_config_free(spec_config *cfg)
+void spec_config_clear(spec_config *cfg)
 {
     if (cfg == NULL)
         return;

@@ -108,7 +108,7 @@ int spec_config_init(spec_config *cfg);
 /* Reads a config file over cfg (keys present replace defaults). Returns 0, or -EINVAL with every
  * problem in diags, or a negative errno when the file cannot be read (also in diags). */
 int spec_config_load(spec_config *cfg, const char *path, spec_diags *diags);
-void spec_config_free(spec_config *cfg);
+void spec_config_clear(spec_config *cfg);
 
 /* Checks an endpoint URL as every API call would use it: http:// or https://, a host name or
  * address and an optional port, no user:password@, and plain http:// only to a loopback host

@@ -54,7 +54,7 @@ void spec_diags_print(const spec_diags *d, FILE *out)
     }
 }
 
-void spec_diags_free(spec_diags *d)
+void spec_diags_clear(spec_diags *d)
 {
     if (d == NULL)
         return;

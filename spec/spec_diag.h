@@ -32,6 +32,6 @@ void spec_diags_add(spec_diags *d, const char *file, unsigned line, unsigned col
                     ...) __attribute__((format(printf, 5, 6)));
 /* Prints "file:line:col: message\n" for each entry, in the order they were added. */
 void spec_diags_print(const spec_diags *d, FILE *out);
-void spec_diags_free(spec_diags *d);
+void spec_diags_clear(spec_diags *d);
 
 #endif

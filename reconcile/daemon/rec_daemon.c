@@ -30,6 +30,7 @@
 #include "rec_watch.h"
 #include "rec_webhook.h"
 #include "spec.h"
+#include "prov_str.h"
 
 #define DEFAULT_INTERVAL_MS (5u * 60u * 1000u)
 #define DEFAULT_STOP_TIMEOUT_MS 30000u
@@ -37,12 +38,6 @@
 #define DEFAULT_BACKOFF_CAP_MS (60u * 60u * 1000u)
 
 typedef struct rec_dmn rec_dmn;
-
-/* A setup replaced by a reload, kept (with the config it borrows) until the loop has closed it. */
-typedef struct retired {
-    rec_setup *setup;
-    spec_config *cfg;
-} retired;
 
 struct rec_dmn {
     uv_loop_t loop;
@@ -53,8 +48,6 @@ struct rec_dmn {
     char **paths; /* effective manifest paths */
     size_t n_paths;
     rec_setup *setup;
-    retired *retired;
-    size_t n_retired;
     rec_lock *lock;
     rec_metrics *metrics;
     rec_backoff *backoff;
@@ -110,13 +103,6 @@ static void on_cycle_timer(uv_timer_t *t);
 
 /* ---- small helpers ---- */
 
-static void set_str(char **dst, const char *value)
-{
-    char *copy = value ? strdup(value) : NULL;
-    free(*dst);
-    *dst = copy;
-}
-
 static const char *state_dir(const rec_dmn *d)
 {
     return d->setup ? d->setup->state_dir : d->cfg->state_dir;
@@ -154,8 +140,15 @@ static void free_cfg(spec_config *cfg)
 {
     if (cfg == NULL)
         return;
-    spec_config_free(cfg);
+    spec_config_clear(cfg);
     free(cfg);
+}
+
+/* rec_setup_close's on_closed for a setup a reload replaced: the config it borrowed goes once
+ * the setup has freed itself. */
+static void free_cfg_cb(void *ud)
+{
+    free_cfg(ud);
 }
 
 /* Builds a fresh config through the caller's loader; logs every problem. */
@@ -168,7 +161,7 @@ static int load_config(rec_dmn *d, spec_config **ret)
     spec_diags_init(&diags);
     int rc = d->opts->load_config(d->opts->load_ud, cfg, &diags);
     log_diags(d, &diags, "invalid config");
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc < 0) {
         free_cfg(cfg);
         return rc;
@@ -211,7 +204,7 @@ static int load_set(rec_dmn *d, char *const *paths, size_t n, spec_set **ret_set
         free(d->load_error);
         d->load_error = strdup(strerror(-rc));
     }
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     if (rc < 0)
         return rc;
     *ret_set = set;
@@ -276,8 +269,8 @@ static void write_status(rec_dmn *d)
                                      d->conflicts[i].count, 0);
     d->st.conflicts = (unsigned)d->n_conflicts;
     if (d->ha != NULL) {
-        set_str(&d->st.role, rec_ha_role_name(rec_ha_role_of(d->ha)));
-        set_str(&d->st.leader, rec_ha_leader(d->ha));
+        prov_set_str(&d->st.role, rec_ha_role_name(rec_ha_role_of(d->ha)));
+        prov_set_str(&d->st.leader, rec_ha_leader(d->ha));
     }
     for (size_t i = 0; i < d->st.n_warnings; i++) {
         free(d->st.warnings[i].address);
@@ -403,7 +396,7 @@ static void update_ready(rec_dmn *d)
         rec_alerts_recovered(d->alerts, "manifests valid and the last cycle succeeded");
     }
     d->st.ready = ready;
-    set_str(&d->st.ready_reason, ready ? NULL : why);
+    (void)prov_set_str(&d->st.ready_reason, ready ? NULL : why);
     rec_metrics_set_ready(d->metrics, ready, ready ? NULL : why);
 }
 
@@ -413,7 +406,7 @@ static void manifests_valid(rec_dmn *d)
     if (!d->st.manifests_valid && d->st.manifest_error != NULL)
         rec_log_event(d->log, REC_LOG_INFO, "manifests are valid again", NULL);
     d->st.manifests_valid = true;
-    set_str(&d->st.manifest_error, NULL);
+    (void)prov_set_str(&d->st.manifest_error, NULL);
     rec_metrics_set_manifests(d->metrics, true);
     rec_alerts_manifests_ok(d->alerts);
     update_ready(d);
@@ -425,7 +418,7 @@ static void manifests_invalid(rec_dmn *d)
 {
     d->st.manifests_valid = false;
     d->was_unhealthy = true;
-    set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
+    (void)prov_set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
     rec_metrics_set_manifests(d->metrics, false);
     rec_alerts_manifest_error(d->alerts, d->st.manifest_error);
     update_ready(d);
@@ -679,13 +672,13 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     const rec_backoff_entry *be = rec_backoff_entries(d->backoff, &n_entries);
     for (size_t i = 0; i < n_entries; i++)
         backing_off += be[i].skipped;
-    set_str(&d->st.error, NULL);
+    (void)prov_set_str(&d->st.error, NULL);
     if (res->rc < 0) {
         result = "error";
         char *norm = rec_log_normalise(res->error ? res->error : strerror(-res->rc));
         if (norm != NULL)
             rec_log_scrub(d->log, norm);
-        set_str(&d->st.error, norm);
+        (void)prov_set_str(&d->st.error, norm);
         free(norm);
     } else if (res->n_failed > 0 || (backing_off > 0 && !d->stopping)) {
         result = "failed";
@@ -721,7 +714,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
     d->st.cycle_end_ms = now;
     if (ok)
         d->st.last_success_ms = now;
-    set_str(&d->st.result, result);
+    (void)prov_set_str(&d->st.result, result);
     (void)rec_backoff_cycle_end(d->backoff, res->failed_addresses, res->n_failed, uv_now(&d->loop));
     rec_metrics_cycle(d->metrics, result, secs, d->st.drift, d->st.pending, ok,
                       (double)now / 1000.0);
@@ -755,7 +748,7 @@ static void cycle_done(rec_cycle_result *res, void *ud)
         finish(d);
         return;
     }
-    set_str(&d->st.state, "idle");
+    (void)prov_set_str(&d->st.state, "idle");
     schedule_next(d);
     write_status(d);
     update_live(d);
@@ -781,7 +774,7 @@ static void start_cycle(rec_dmn *d, const char *why)
          * desired set would read as "delete everything"); the watcher and the interval retry. */
         rec_log_event(d->log, REC_LOG_WARN, "no valid manifests yet: cycle skipped", "trigger", why,
                       NULL);
-        set_str(&d->st.state, "idle");
+        (void)prov_set_str(&d->st.state, "idle");
         schedule_next(d);
         write_status(d);
         return;
@@ -819,7 +812,7 @@ static void start_cycle(rec_dmn *d, const char *why)
         schedule_next(d);
         return;
     }
-    set_str(&d->st.state, "reconciling");
+    (void)prov_set_str(&d->st.state, "reconciling");
     write_status(d);
     update_live(d);
 }
@@ -900,7 +893,7 @@ static void do_reload(rec_dmn *d)
         rec_log_event(d->log, REC_LOG_WARN,
                       "state_dir cannot change on reload; restart the service to move it",
                       "state_dir", d->cfg->state_dir, NULL);
-        set_str(&ncfg->state_dir, d->cfg->state_dir);
+        (void)prov_set_str(&ncfg->state_dir, d->cfg->state_dir);
     }
     if (ncfg->n_ha_endpoints != d->cfg->n_ha_endpoints ||
         ncfg->ha_lease_ttl_ms != d->cfg->ha_lease_ttl_ms ||
@@ -934,18 +927,12 @@ static void do_reload(rec_dmn *d)
                              .on_call = on_call,
                              .on_cred_error = on_cred_error,
                              .ud = d};
-        nsetup = calloc(1, sizeof(*nsetup));
-        retired *grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
-        if (grown != NULL)
-            d->retired = grown;
-        rc = nsetup == NULL || grown == NULL ? -ENOMEM
-                                             : rec_setup_init(&d->loop, ncfg, &so, nsetup, &err);
+        rc = rec_setup_new(&d->loop, ncfg, &so, &nsetup, &err);
         if (rc < 0) {
             rec_log_event(d->log, REC_LOG_ERROR,
                           "reload refused: cannot set up the new endpoint or credentials", "error",
                           err ? err : strerror(-rc), NULL);
             free(err);
-            free(nsetup);
             spec_set_free(set);
             free_paths(paths, n);
             free_cfg(ncfg);
@@ -954,8 +941,9 @@ static void do_reload(rec_dmn *d)
         register_secrets(d, nsetup);
         if (d->ha != NULL)
             prov_client_set_fence(nsetup->client, ha_may_mutate, d);
-        rec_setup_close(d->setup);
-        d->retired[d->n_retired++] = (retired){d->setup, d->cfg};
+        /* The replaced setup frees itself (credentials wiped) once its client has closed, then
+         * the config it borrowed goes too. */
+        rec_setup_close(d->setup, free_cfg_cb, d->cfg);
         d->setup = nsetup;
     } else {
         d->setup->cfg = ncfg;
@@ -1055,7 +1043,7 @@ static void finish(rec_dmn *d)
     if (d->finished)
         return;
     d->finished = true;
-    set_str(&d->st.state, "stopped");
+    (void)prov_set_str(&d->st.state, "stopped");
     d->st.next_cycle_ms = 0;
     write_status(d);
     rec_metrics_stop(d->metrics);
@@ -1074,7 +1062,8 @@ static void finish(rec_dmn *d)
         uv_close((uv_handle_t *)&d->sigint, NULL);
         d->handles_open = false;
     }
-    rec_setup_close(d->setup);
+    rec_setup_close(d->setup, NULL, NULL);
+    d->setup = NULL;
     rec_log_event(d->log, REC_LOG_INFO, "stopped", NULL);
 }
 
@@ -1185,16 +1174,11 @@ static int start_setup(rec_dmn *d)
                          .on_call = on_call,
                          .on_cred_error = on_cred_error,
                          .ud = d};
-    d->setup = calloc(1, sizeof(*d->setup));
-    if (d->setup == NULL)
-        return -ENOMEM;
-    int rc = rec_setup_init(&d->loop, d->cfg, &so, d->setup, &err);
+    int rc = rec_setup_new(&d->loop, d->cfg, &so, &d->setup, &err);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "cannot start", "error", err ? err : strerror(-rc),
                       NULL);
         free(err);
-        free(d->setup);
-        d->setup = NULL;
         return rc;
     }
     register_secrets(d, d->setup);
@@ -1293,8 +1277,8 @@ static int start_watching(rec_dmn *d)
 static void on_ha_role(void *ud, rec_ha_role role)
 {
     rec_dmn *d = ud;
-    set_str(&d->st.role, rec_ha_role_name(role));
-    set_str(&d->st.leader, rec_ha_leader(d->ha));
+    prov_set_str(&d->st.role, rec_ha_role_name(role));
+    prov_set_str(&d->st.leader, rec_ha_leader(d->ha));
     if (role == REC_HA_LEADER) {
         if (d->cycle != NULL)
             d->change_pending = true; /* the cut-short cycle is still finishing: then a new one */
@@ -1321,7 +1305,7 @@ static int start_ha(rec_dmn *d)
         return rc;
     }
     prov_client_set_fence(d->setup->client, ha_may_mutate, d);
-    set_str(&d->st.state, "idle");
+    prov_set_str(&d->st.state, "idle");
     write_status(d); /* a standby runs no cycle: status.json says so from the start */
     return 0;
 }
@@ -1371,7 +1355,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     d->log = opts->log;
     d->exit_code = 0;
     d->st.pid = (long)getpid();
-    set_str(&d->st.state, "starting");
+    (void)prov_set_str(&d->st.state, "starting");
     srandom((unsigned)(getpid() ^ (unsigned)time(NULL)));
     if (uv_loop_init(&d->loop) < 0) {
         free(d);
@@ -1397,19 +1381,12 @@ int rec_daemon_run(const rec_daemon_opts *opts)
             uv_close((uv_handle_t *)&d->sigterm, NULL);
             uv_close((uv_handle_t *)&d->sigint, NULL);
         }
-        rec_setup_close(d->setup);
+        rec_setup_close(d->setup, NULL, NULL);
+        d->setup = NULL;
     }
     (void)uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&d->loop) != 0)
         rec_log_event(d->log, REC_LOG_WARN, "the loop still had open handles at exit", NULL);
-    rec_setup_free(d->setup);
-    free(d->setup);
-    for (size_t i = 0; i < d->n_retired; i++) {
-        rec_setup_free(d->retired[i].setup);
-        free(d->retired[i].setup);
-        free_cfg(d->retired[i].cfg);
-    }
-    free(d->retired);
     rec_lock_release(d->lock);
     rec_metrics_free(d->metrics);
     rec_backoff_free(d->backoff);

@@ -97,15 +97,15 @@ static char *url_label(const char *url)
 
 /* Reads a secret file the way credentials files are read: the descriptor is checked, a file
  * group or others may read is refused, trailing newlines are dropped, empty is refused. */
-static int read_secret(const char *path, char **ret, size_t *ret_len, char **ret_err)
+static int read_secret(const char *path, char **ret, size_t *ret_len, char **ret_error)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat st;
     int rc = 0;
     if (fd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
-        if (asprintf(ret_err, "notify secret_file %s: %s", path, strerror(-rc)) < 0)
-            *ret_err = NULL;
+        if (asprintf(ret_error, "notify secret_file %s: %s", path, strerror(-rc)) < 0)
+            *ret_error = NULL;
         if (fd >= 0)
             (void)close(fd);
         return rc;
@@ -137,8 +137,8 @@ static int read_secret(const char *path, char **ret, size_t *ret_len, char **ret
         why = "is empty";
     if (why != NULL) {
         wipe_free(buf, MAX_SECRET_BYTES + 1);
-        if (asprintf(ret_err, "notify secret_file %s: %s", path, why) < 0)
-            *ret_err = NULL;
+        if (asprintf(ret_error, "notify secret_file %s: %s", path, why) < 0)
+            *ret_error = NULL;
         return -EACCES;
     }
     *ret = buf;
@@ -146,7 +146,7 @@ static int read_secret(const char *path, char **ret, size_t *ret_len, char **ret
     return 0;
 }
 
-int rec_webhook_configure(rec_webhook *w, const spec_notify *t, size_t n, char **ret_err)
+int rec_webhook_configure(rec_webhook *w, const spec_notify *t, size_t n, char **ret_error)
 {
     target *v = calloc(n ? n : 1, sizeof(*v));
     if (v == NULL)
@@ -158,7 +158,7 @@ int rec_webhook_configure(rec_webhook *w, const spec_notify *t, size_t n, char *
         v[i].label = url_label(t[i].url);
         int rc = v[i].url && v[i].label ? 0 : -ENOMEM;
         if (rc == 0 && t[i].secret_file != NULL)
-            rc = read_secret(t[i].secret_file, &v[i].secret, &v[i].secret_len, ret_err);
+            rc = read_secret(t[i].secret_file, &v[i].secret, &v[i].secret_len, ret_error);
         if (rc < 0) {
             targets_free(v, i + 1);
             return rc;

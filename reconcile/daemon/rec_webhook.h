@@ -59,9 +59,9 @@ typedef struct rec_webhook_opts {
 int rec_webhook_new(uv_loop_t *loop, const rec_webhook_opts *opts, rec_webhook **ret);
 /* Replaces the targets with cfg's `notify` entries (borrowed, copied), reading each secret_file
  * (refused when group or others may read it, or empty). On an error nothing changes and
- * *ret_err (caller frees) names the file; the secret's text is never in it. Notifications under
+ * *ret_error (caller frees) names the file; the secret's text is never in it. Notifications under
  * way keep going. Returns 0 or a negative errno. */
-int rec_webhook_configure(rec_webhook *w, const spec_notify *targets, size_t n, char **ret_err);
+int rec_webhook_configure(rec_webhook *w, const spec_notify *targets, size_t n, char **ret_error);
 /* The secrets read by the last configure, for the caller's log scrubbing: the i-th one, NULL
  * when none. Borrowed until the next configure. */
 const char *rec_webhook_secret(const rec_webhook *w, size_t i);

@@ -16,6 +16,8 @@
 #include "rec_journal.h"
 #include "rec_observe.h"
 #include "rec_options.h"
+#include "prov_swas.h"
+#include "rec_estimate.h"
 #include "rec_plan.h"
 #include "rec_plancheck.h"
 #include "rec_planfile.h"

@@ -67,7 +67,7 @@ typedef struct rec_cycle_result {
     const char **failed_addresses; /* n_failed entries, for the daemon's backoff */
 } rec_cycle_result;
 
-/* res is the callee's: free it with rec_cycle_result_free. */
+/* res: the callback frees it (rec_cycle_result_free); ownership passes to the callback. */
 typedef void (*rec_cycle_done_cb)(rec_cycle_result *res, void *ud);
 
 /* Starts a cycle on loop; done runs once (from the loop, never from inside this call). A stale

@@ -7,6 +7,7 @@
 
 #include "prov_swas.h"
 #include "rec_exec.h"
+#include "prov_str.h"
 
 #define DEFAULT_ADOPT_WINDOW_MS (10ull * 60 * 1000)
 #define DEFAULT_UNLISTED_MS (10ull * 60 * 1000)
@@ -156,16 +157,6 @@ static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *t
     x->o.on_event(x->o.ud, &ev);
 }
 
-static int set_str(char **dst, const char *src)
-{
-    char *c = src ? strdup(src) : NULL;
-    if (src != NULL && c == NULL)
-        return -ENOMEM;
-    free(*dst);
-    *dst = c;
-    return 0;
-}
-
 /* Writes a journal line. Any failure stops further mutating calls in this run (crash safety
  * would be lost): an intent that cannot be written fails its step before the call; a result
  * that cannot be written fails the step after it (see journal_result). */
@@ -219,7 +210,7 @@ static void step_done(xstep *s, const char *image_id)
 {
     rec_exec *x = s->x;
     if (image_id != NULL && s->image_id != image_id)
-        (void)set_str(&s->image_id, image_id);
+        (void)prov_set_str(&s->image_id, image_id);
     s->state = REC_STEP_DONE;
     x->n_done++;
     emit(x, REC_EV_STEP_DONE, s, s->image_id, 0);
@@ -429,7 +420,7 @@ static void set_first_due(xstep *s)
 static void start_await(xstep *s, const char *image_id, bool timed)
 {
     if (image_id != NULL && s->image_id != image_id)
-        (void)set_str(&s->image_id, image_id);
+        (void)prov_set_str(&s->image_id, image_id);
     s->state = REC_STEP_AWAITING;
     s->await_since_ms = now_ms(s->x);
     s->timed = timed;
@@ -769,7 +760,7 @@ static void start_simple(xstep *s)
         return;
     }
     if (s->image_id == NULL)
-        (void)set_str(&s->image_id, img);
+        (void)prov_set_str(&s->image_id, img);
     bool insert_unshare = st->action == REC_ACT_DELETE && s->unshare_next;
     s->unshare_next = false;
     const char *api = insert_unshare ? "ModifyImageShareStatus" : rec_action_api(st->action);
@@ -915,7 +906,7 @@ static void start_tag_batch(xstep *s)
             continue;
         }
         if (m->image_id == NULL)
-            (void)set_str(&m->image_id, img);
+            (void)prov_set_str(&m->image_id, img);
         if (journal(x, REC_JOURNAL_INTENT, m, api, NULL, img, NULL) < 0) {
             step_fail(m, "cannot write the journal; no call made");
             continue;
@@ -1135,7 +1126,7 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
                       " tag; no call made");
         else {
             if (v[i]->image_id == NULL)
-                (void)set_str(&v[i]->image_id, img);
+                (void)prov_set_str(&v[i]->image_id, img);
             ids[k] = v[i]->image_id ? v[i]->image_id : img;
             gen += v[i]->step->generation;
             ok[k++] = v[i];

@@ -266,7 +266,7 @@ void rec_observed_destroy(rec_observed *obs)
 {
     if (obs == NULL)
         return;
-    rec_observed_free(obs);
+    rec_observed_clear(obs);
     free(obs);
 }
 

@@ -17,7 +17,7 @@
 #include "rec_plan.h"
 #include "spec.h"
 
-/* Runs once: on success obs is the callee's (the callback owns it and frees it with
+/* Runs once: on success the callback frees obs (ownership passes to it; free with
  * rec_observed_destroy); on failure obs is NULL and errmsg says which region and call failed. */
 typedef void (*rec_observe_cb)(rec_observed *obs, int rc, const char *errmsg, void *ud);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "rec_setup.h"
+#include "prov_cleanup.h"
 #include "prov_statedir.h"
 
 #include "prov_sig.h"
@@ -250,14 +251,17 @@ static int open_pacer(const spec_config *cfg, rec_setup *s)
     return rc;
 }
 
-int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
-                   rec_setup *s, char **ret_errmsg)
+static void setup_clear(rec_setup *s);
+static void on_client_closed(void *ud);
+
+/* The steps of rec_setup_new on a zeroed setup. On failure returns a negative errno, with *error
+ * (malloc'd, or NULL for a bare errno) saying why; rec_setup_new frees what was built. */
+static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                      rec_setup *s, char **error)
 {
-    memset(s, 0, sizeof(*s));
     s->cfg = cfg;
     if (opts != NULL)
         s->opts = *opts;
-    char *errmsg = NULL;
     int rc;
 
     /* Refused before anything else (state, credentials, any request) when the endpoint would send
@@ -266,8 +270,8 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         cfg->endpoint ? spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint) : NULL;
     if (why != NULL) {
         rc = -EPERM;
-        errmsg = fmt_msg("endpoint", why);
-        goto fail;
+        *error = fmt_msg("endpoint", why);
+        return rc;
     }
 
     /* State directory, with the per-user fallback for an unprivileged CLI run. */
@@ -293,17 +297,17 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     if (rc < 0) {
         char what[2048];
         snprintf(what, sizeof(what), "state directory %s", cfg->state_dir);
-        errmsg = fmt_msg(what, strerror(-rc));
-        goto fail;
+        *error = fmt_msg(what, strerror(-rc));
+        return rc;
     }
     if (s->state_dir == NULL) {
         rc = -ENOMEM;
-        goto fail;
+        return rc;
     }
     /* An unsafe directory is refused, never replaced by another one behind the user's back. */
-    rc = prov_statedir_check(s->state_dir, &errmsg);
+    rc = prov_statedir_check(s->state_dir, error);
     if (rc < 0)
-        goto fail;
+        return rc;
 
     s->copts = (prov_cred_opts){.profile = cfg->profile,
                                 .use_metadata = !s->opts.no_metadata,
@@ -314,9 +318,9 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
     char *cmsg = NULL;
     rc = prov_cred_resolve(&s->copts, &s->cred, &cmsg);
     if (rc < 0) {
-        errmsg = cmsg ? cmsg : fmt_msg("credentials", "none found");
+        *error = cmsg ? cmsg : fmt_msg("credentials", "none found");
         memset(&s->cred, 0, sizeof(s->cred));
-        goto fail;
+        return rc;
     }
 
     rc = open_pacer(cfg, s);
@@ -326,8 +330,8 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
             snprintf(what, sizeof(what), "shared call budget in etcd (ha.etcd_endpoints)");
         else
             snprintf(what, sizeof(what), "pacer log in %s", s->state_dir);
-        errmsg = fmt_msg(what, strerror(-rc));
-        goto fail;
+        *error = fmt_msg(what, strerror(-rc));
+        return rc;
     }
 
     prov_client_opts o = {
@@ -346,38 +350,72 @@ int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts
         .ca_file = cfg->ca_file,
         .on_event = on_call,
         .event_ud = s,
+        .on_closed = on_client_closed,
+        .closed_ud = s,
     };
     rc = prov_client_new(loop, &o, &s->client);
     if (rc < 0) {
-        errmsg = fmt_msg("API client", strerror(-rc));
-        goto fail;
+        *error = fmt_msg("API client", strerror(-rc));
+        return rc;
     }
     return 0;
-fail:
-    if (ret_errmsg != NULL)
-        *ret_errmsg = errmsg ? errmsg : strdup(strerror(-rc));
-    else
-        free(errmsg);
-    rec_setup_free(s);
-    return rc;
 }
 
-void rec_setup_close(rec_setup *s)
+int rec_setup_new(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                  rec_setup **ret, char **ret_error)
 {
-    if (s == NULL)
-        return;
-    prov_client_close(s->client);
+    _cleanup_free_ char *error = NULL;
+    rec_setup *s = calloc(1, sizeof(*s));
+    int rc = s != NULL ? setup_init(loop, cfg, opts, s, &error) : -ENOMEM;
+    if (rc < 0) {
+        if (s != NULL)
+            setup_clear(s);
+        free(s);
+        if (ret_error != NULL)
+            *ret_error = error != NULL ? PROV_TAKE_PTR(error) : strdup(strerror(-rc));
+        return rc;
+    }
+    *ret = s;
+    return 0;
+}
+
+/* The client's last close callback: nothing can call into the setup any more, so its contents
+ * (credentials wiped) and the setup itself go now, then the owner hears of it. */
+static void on_client_closed(void *ud)
+{
+    rec_setup *s = ud;
+    void (*on_closed)(void *) = s->on_closed;
+    void *closed_ud = s->closed_ud;
     s->client = NULL;
+    setup_clear(s);
+    free(s);
+    if (on_closed != NULL)
+        on_closed(closed_ud);
 }
 
-void rec_setup_free(rec_setup *s)
+void rec_setup_close(rec_setup *s, void (*on_closed)(void *ud), void *ud)
 {
     if (s == NULL)
         return;
+    s->on_closed = on_closed;
+    s->closed_ud = ud;
+    if (s->client != NULL) {
+        prov_client *c = s->client;
+        s->client = NULL;
+        prov_client_close(c); /* on_client_closed frees s, perhaps before this returns */
+        return;
+    }
+    on_client_closed(s);
+}
+
+/* Frees what the setup holds (the client is closed already); used by rec_setup_new on failure
+ * and by the client's last close callback. */
+static void setup_clear(rec_setup *s)
+{
     prov_pacer_free(s->pacer);
     s->pacer = NULL;
     if (s->cred.access_key_id != NULL || s->cred.access_key_secret != NULL)
-        prov_credential_free(&s->cred);
+        prov_credential_clear(&s->cred);
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);

@@ -48,9 +48,11 @@ typedef struct rec_setup {
     rec_call_count counts[REC_SETUP_MAX_ACTIONS];
     size_t n_counts;
     rec_setup_opts opts;
+    void (*on_closed)(void *ud); /* set by rec_setup_close */
+    void *closed_ud;
 } rec_setup;
 
-/* Prepares the state directory (created 0700 when missing; when it cannot be created and
+/* Allocates a setup: prepares the state directory (created 0700 when missing; when it cannot be created and
  * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`,
  * with s->note saying which and why; callers print it), refuses an unsafe one
  * (prov_statedir_check), resolves credentials with cfg->profile (STS and instance metadata at
@@ -58,14 +60,16 @@ typedef struct rec_setup {
  * is learned before the first call: cfg->account_id, a role ARN, the cache file account_ids in
  * the state directory, else STS GetCallerIdentity) and builds the client with the config's
  * endpoint, signature, rates and CA file; the client refreshes temporary credentials before
- * they expire. On failure returns a negative errno and
- * *ret_errmsg (malloc'd, no secrets) says what went wrong; s is then already cleaned up. */
-int rec_setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
-                   rec_setup *s, char **ret_errmsg);
-/* Starts closing the client (its memory is released on the loop: run the loop afterwards),
- * then, after the loop has run, rec_setup_free releases the rest. Both accept NULL. */
-void rec_setup_close(rec_setup *s);
-void rec_setup_free(rec_setup *s);
+ * they expire. Returns 0 and *ret (close it with rec_setup_close), or a negative errno with
+ * *ret_error (caller frees; no secrets) saying what went wrong. cfg is borrowed until the setup
+ * has closed. Called by cmd/cmd_session.c and the daemon. */
+int rec_setup_new(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,
+                  rec_setup **ret, char **ret_error);
+/* Starts closing the setup: its client stops (pending calls end with -ECANCELED) and, from the
+ * client's last close callback, the setup frees itself (credentials wiped), then on_closed(ud)
+ * runs when not NULL (the daemon frees the config a retired setup borrowed there). s must not be
+ * used afterwards; run the loop so the close completes. Accepts NULL. */
+void rec_setup_close(rec_setup *s, void (*on_closed)(void *ud), void *ud);
 
 /* "API calls: 3 ListCustomImages, 2 CreateCustomImage; 0 throttled" (malloc'd). */
 char *rec_setup_calls_summary(const rec_setup *s);

@@ -85,7 +85,7 @@ static void set_pos(builder *b, char **file, unsigned *line, unsigned *col, cons
 
 static char *swas_address(builder *b, const char *region, const char *name)
 {
-    return own(b, rec_asprintf("swas.%s.custom_image.%s", region, name ? name : "?"));
+    return own(b, prov_asprintf("swas.%s.custom_image.%s", region, name ? name : "?"));
 }
 
 /* Adds a change; returns its index (or SIZE_MAX after a failure). Takes reason. */
@@ -202,7 +202,7 @@ static bool step_allowed(builder *b, const step_args *a)
         return true;
     if (b->rc == 0) {
         b->rc = -EPERM;
-        b->error = rec_asprintf("internal error: a %s step on %s (%s) was planned for an image "
+        b->error = prov_asprintf("internal error: a %s step on %s (%s) was planned for an image "
                                 "not owned by '%s'; plan refused",
                                 rec_action_name(a->action), a->name ? a->name : "?",
                                 a->image_id ? a->image_id : "?", b->owner);
@@ -248,7 +248,7 @@ static size_t add_step(builder *b, const step_args *a)
     st->image_id = dup_or_fail(b, a->image_id);
     st->reason = dup_or_fail(b, a->reason);
     if (a->action == REC_ACT_ECS_DELETE)
-        st->address = own(b, rec_asprintf("ecs.%s.image.%s", a->region, a->image_id));
+        st->address = own(b, prov_asprintf("ecs.%s.image.%s", a->region, a->image_id));
     else
         st->address = swas_address(b, a->region, a->name);
     set_pos(b, &st->file, &st->line, &st->col, a->pos);
@@ -360,8 +360,8 @@ static void diff_note(builder *b, char **acc, const char *field, const char *hav
 {
     if (b->rc < 0)
         return;
-    char *s = *acc ? rec_asprintf("%s; %s changed: %s -> %s", *acc, field, show(have), show(want))
-                   : rec_asprintf("%s changed: %s -> %s", field, show(have), show(want));
+    char *s = *acc ? prov_asprintf("%s; %s changed: %s -> %s", *acc, field, show(have), show(want))
+                   : prov_asprintf("%s changed: %s -> %s", field, show(have), show(want));
     free(*acc);
     *acc = own(b, s);
 }
@@ -668,7 +668,7 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
     char *why =
-        own(b, rec_asprintf("%s (status %d): waiting until it is available",
+        own(b, prov_asprintf("%s (status %d): waiting until it is available",
                             o->status == PROV_IMG_COPYING ? "copying" : "creating", o->status));
     size_t ch = add_change(b, REC_CH_WAIT, swas_address(b, rc->region, d->name), why, &d->pos);
     prov_image *after = dup_image(b, o);
@@ -982,7 +982,7 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         if (diff) {
             size_t before = b->plan->n_notes;
             add_note(b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id,
-                     rec_asprintf("adopt: true, but the unowned image differs from the entry (%s): "
+                     prov_asprintf("adopt: true, but the unowned image differs from the entry (%s): "
                                   "not adopted (adoption never replaces); make the entry match "
                                   "the image or rename one of them",
                                   diff),
@@ -994,7 +994,7 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         }
         if (o->status != PROV_IMG_AVAILABLE) {
             add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
-                     rec_asprintf("adopt: true, but the image is in status %d: adopted once it is "
+                     prov_asprintf("adopt: true, but the image is in status %d: adopted once it is "
                                   "available (status 1)",
                                   o->status),
                      &d->pos);
@@ -1004,8 +1004,8 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
     const char *from = rec_image_tag(o, REC_OWNER_TAG);
     char *why =
         how == REC_TAKEOVER_ADOPT
-            ? rec_asprintf("adopt: the image has no %s tag and matches the entry", REC_OWNER_TAG)
-            : rec_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
+            ? prov_asprintf("adopt: the image has no %s tag and matches the entry", REC_OWNER_TAG)
+            : prov_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
                            from ? from : "", b->owner);
     size_t ch =
         add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, d->name), own(b, why), &d->pos);
@@ -1017,7 +1017,7 @@ static void plan_migrate_undeclared(builder *b, region_ctx *rc, const prov_image
 {
     const char *from = rec_image_tag(o, REC_OWNER_TAG);
     size_t ch = add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, o->name),
-                           own(b, rec_asprintf("owner migration (undeclared): '%s' is a previous "
+                           own(b, prov_asprintf("owner migration (undeclared): '%s' is a previous "
                                                "owner; retagged to '%s'",
                                                from ? from : "", b->owner)),
                            NULL);
@@ -1047,7 +1047,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     case PROV_IMG_FAILED:
         if (prot)
             add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
-                     rec_asprintf("creation failed (status 3); replace refused: %s", why_prot),
+                     prov_asprintf("creation failed (status 3); replace refused: %s", why_prot),
                      &d->pos);
         else
             plan_replace(b, rc, d, o, "creation failed (status 3)");
@@ -1064,7 +1064,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     if (diff) {
         if (prot)
             add_note(b, REC_NOTE_REFUSED, rc->region, d->name, o->image_id,
-                     rec_asprintf("%s; replace refused: %s", diff, why_prot), &d->pos);
+                     prov_asprintf("%s; replace refused: %s", diff, why_prot), &d->pos);
         else
             plan_replace(b, rc, d, o, diff);
         free(diff);
@@ -1106,7 +1106,7 @@ static void plan_prune_delete(builder *b, region_ctx *rc, const prov_image *o)
 {
     char ihash[REC_HASH_HEX + 1];
     image_hash("image", o->image_id, NULL, ihash);
-    char *why = own(b, rec_asprintf("undeclared, owned by '%s', prune on", b->owner));
+    char *why = own(b, prov_asprintf("undeclared, owned by '%s', prune on", b->owner));
     size_t ch = add_change(b, REC_CH_DELETE, swas_address(b, rc->region, o->name), why, NULL);
     size_t un = SIZE_MAX;
     if (o->in_share) {
@@ -1153,23 +1153,23 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
     char *text = NULL;
     switch (classify_undeclared(o, b->owner)) {
     case UND_NOT_OWNED:
-        text = their ? rec_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
+        text = their ? prov_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
                                     b->owner)
-                     : rec_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
+                     : prov_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
         break;
     case UND_PROTECTED:
-        text = rec_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
+        text = prov_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
                             REC_PROTECT_TAG);
         break;
     case UND_PRUNE:
         if (!b->o->prune)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
+            text = prov_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
         else if (g.region_refused)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
+            text = prov_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
                                 "declared in %s and allow_empty does not name it)",
                                 b->owner, rc->region);
         else if (g.max_refused)
-            text = rec_asprintf("undeclared, owned by '%s': would prune (refused: more than "
+            text = prov_asprintf("undeclared, owned by '%s': would prune (refused: more than "
                                 "max_deletes=%u prune deletes)",
                                 b->owner, b->o->max_deletes);
         else {
@@ -1188,10 +1188,10 @@ static void add_not_owned_conflict(builder *b, region_ctx *rc, const spec_image 
                                    const prov_image *o)
 {
     const char *their = rec_image_tag(o, REC_OWNER_TAG);
-    char *text = their ? rec_asprintf("declared, but the image named '%s' is owned by '%s' "
+    char *text = their ? prov_asprintf("declared, but the image named '%s' is owned by '%s' "
                                       "(not '%s'): not touched; rename the entry or the image",
                                       d->name, their, b->owner)
-                       : rec_asprintf("declared, but the image named '%s' has no %s tag (made "
+                       : prov_asprintf("declared, but the image named '%s' has no %s tag (made "
                                       "outside imgrecon): not touched; rename the entry or the "
                                       "image",
                                       d->name, REC_OWNER_TAG);
@@ -1216,13 +1216,13 @@ static void add_duplicate_conflict(builder *b, region_ctx *rc, const char *name,
             continue;
         n_owned++;
         char *s =
-            rec_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "", show(rc->imgs[k]->image_id));
+            prov_asprintf("%s%s%s", ids ? ids : "", ids ? ", " : "", show(rc->imgs[k]->image_id));
         free(ids);
         ids = own(b, s);
     }
     size_t before = b->plan->n_notes;
     add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
-             rec_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
+             prov_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
                           n_owned, b->owner, name, ids ? ids : ""),
              d ? &d->pos : NULL);
     if (b->plan->n_notes > before)
@@ -1307,7 +1307,7 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             continue;
         if (!rc->obs->ecs_observed) {
             add_note(b, REC_NOTE_WARNING, rc->region, NULL, e->image_id,
-                     rec_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
+                     prov_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
                                   rc->region),
                      &e->pos);
             continue;
@@ -1320,10 +1320,10 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
             continue;
         char hash[REC_HASH_HEX + 1];
         image_hash("ecs", e->image_id, e->force ? "force" : "", hash);
-        char *why = own(b, rec_asprintf("ensure: absent, but the ECS image exists (status %s)",
+        char *why = own(b, prov_asprintf("ensure: absent, but the ECS image exists (status %s)",
                                         found->status ? found->status : "unknown"));
         size_t ch = add_change(b, REC_CH_ECS_DELETE,
-                               own(b, rec_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
+                               own(b, prov_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
                                why, &e->pos);
         prov_image *before = NULL;
         if (b->rc == 0 && (before = calloc(1, sizeof(*before))) == NULL)
@@ -1365,7 +1365,7 @@ static int cmp_delete_ref(const void *a, const void *b)
 static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quota)
 {
     add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
-             rec_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
+             prov_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
                           "delete(s) planned): apply will not send them",
                           rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
              NULL);
@@ -1556,7 +1556,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     for (size_t r = 0; r < desired->n_regions; r++) {
         if (!find_obs(obs_index, observed->n, desired->regions[r])) {
             if (ret_error)
-                *ret_error = rec_asprintf("region %s was not observed", desired->regions[r]);
+                *ret_error = prov_asprintf("region %s was not observed", desired->regions[r]);
             free(obs_index);
             return -ENOENT;
         }
@@ -1596,7 +1596,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         if (n && rcs[r].n_decl == 0 && !rec_options_allow_empty(opts, rcs[r].region)) {
             guards[r].region_refused = true;
             add_note(&b, REC_NOTE_GUARD, rcs[r].region, NULL, NULL,
-                     rec_asprintf("%s: no custom image is declared in this region and "
+                     prov_asprintf("%s: no custom image is declared in this region and "
                                   "allow_empty does not name it: %zu prune delete(s) refused",
                                   rcs[r].region, n),
                      NULL);
@@ -1607,7 +1607,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     bool max_refused = opts->prune && total_prune > opts->max_deletes;
     if (max_refused)
         add_note(&b, REC_NOTE_GUARD, NULL, NULL, NULL,
-                 rec_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
+                 prov_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
                               total_prune, opts->max_deletes),
                  NULL);
     for (size_t r = 0; r < nr && b.rc == 0; r++) {

@@ -30,45 +30,11 @@ char *rec_strdup0(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-char *rec_asprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
 /* ---- images ---- */
-
-void rec_image_clear(prov_image *img)
-{
-    if (!img)
-        return;
-    free(img->image_id);
-    free(img->name);
-    free(img->description);
-    free(img->instance_id);
-    free(img->system_snapshot_id);
-    free(img->data_snapshot_id);
-    free(img->resource_group_id);
-    free(img->region_id);
-    free(img->creation_time);
-    for (size_t i = 0; i < img->n_tags; i++) {
-        free(img->tags[i].key);
-        free(img->tags[i].value);
-    }
-    free(img->tags);
-    for (size_t i = 0; i < img->n_share_accounts; i++)
-        free(img->share_accounts[i]);
-    free(img->share_accounts);
-    memset(img, 0, sizeof(*img));
-}
 
 void rec_image_free(prov_image *img)
 {
-    rec_image_clear(img);
+    prov_image_clear(img);
     free(img);
 }
 
@@ -157,21 +123,7 @@ int rec_image_set_tag(prov_image *img, const char *key, const char *value)
 
 /* ---- observed state ---- */
 
-static void ecs_list_clear(prov_ecs_image_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].image_id);
-        free(l->v[i].name);
-        free(l->v[i].status);
-        free(l->v[i].owner_alias);
-        free(l->v[i].usage);
-    }
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-void rec_observed_free(rec_observed *obs)
+void rec_observed_clear(rec_observed *obs)
 {
     if (!obs)
         return;
@@ -179,9 +131,9 @@ void rec_observed_free(rec_observed *obs)
         rec_region_obs *r = &obs->regions[i];
         free(r->region);
         for (size_t j = 0; j < r->images.n; j++)
-            rec_image_clear(&r->images.v[j]);
+            prov_image_clear(&r->images.v[j]);
         free(r->images.v);
-        ecs_list_clear(&r->ecs);
+        prov_ecs_image_list_clear(&r->ecs);
     }
     free(obs->regions);
     obs->regions = NULL;

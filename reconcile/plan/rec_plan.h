@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "prov_cleanup.h"
 #include "prov_types.h"
 #include "spec.h"
 #include "spec_config.h"
@@ -65,7 +66,7 @@ typedef struct rec_observed {
 } rec_observed;
 
 /* Frees every region's strings and lists and the array; not obs itself. Accepts NULL. */
-void rec_observed_free(rec_observed *obs);
+void rec_observed_clear(rec_observed *obs);
 /* Appends an empty region (region copied); *ret points into obs->regions (valid until the next
  * add). Returns 0 or -ENOMEM. */
 int rec_observed_add_region(rec_observed *obs, const char *region, rec_region_obs **ret);
@@ -288,6 +289,7 @@ typedef struct rec_plan {
 } rec_plan;
 
 void rec_plan_free(rec_plan *plan);
+PROV_DEFINE_FREEP(rec_plan, rec_plan_free)
 
 /* Steps that change something (everything but WAIT). plan --detailed-exitcode: 2 when > 0. */
 size_t rec_plan_n_changes(const rec_plan *plan);

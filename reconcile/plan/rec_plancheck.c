@@ -104,15 +104,15 @@ static char *image_diff(const prov_image *a, const prov_image *b, bool *oom)
         {"resource_group_id", offsetof(prov_image, resource_group_id)},
     };
     if (a->status != b->status)
-        return rec_asprintf("status changed from %d to %d", a->status, b->status);
+        return prov_asprintf("status changed from %d to %d", a->status, b->status);
     if (a->in_share != b->in_share)
-        return rec_asprintf("in_share changed from %s to %s", a->in_share ? "true" : "false",
+        return prov_asprintf("in_share changed from %s to %s", a->in_share ? "true" : "false",
                             b->in_share ? "true" : "false");
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         const char *x = *(char *const *)((const char *)a + strs[i].off);
         const char *y = *(char *const *)((const char *)b + strs[i].off);
         if (!str_eq(x, y))
-            return rec_asprintf("%s changed from %s to %s", strs[i].field, show(x), show(y));
+            return prov_asprintf("%s changed from %s to %s", strs[i].field, show(x), show(y));
     }
     char *ta = tags_text(a), *tb = tags_text(b);
     char *aa = accounts_text(a), *ab = accounts_text(b);
@@ -120,9 +120,9 @@ static char *image_diff(const prov_image *a, const prov_image *b, bool *oom)
     if (!ta || !tb || !aa || !ab)
         *oom = true;
     else if (strcmp(ta, tb) != 0)
-        msg = rec_asprintf("tags changed from %s to %s", ta, tb);
+        msg = prov_asprintf("tags changed from %s to %s", ta, tb);
     else if (strcmp(aa, ab) != 0)
-        msg = rec_asprintf("share_accounts changed from %s to %s", aa, ab);
+        msg = prov_asprintf("share_accounts changed from %s to %s", aa, ab);
     free(ta);
     free(tb);
     free(aa);
@@ -168,16 +168,16 @@ static char *explain_missing(const rec_step *s, const rec_observed *obs, bool *o
     describe(s, what, sizeof(what));
     if (s->image_id != NULL && rec_action_is_ecs(s->action)) {
         if (!ecs_exists(obs, s->region, s->image_id))
-            return rec_asprintf("ECS image %s in %s no longer exists (%s)", s->image_id, s->region,
+            return prov_asprintf("ECS image %s in %s no longer exists (%s)", s->image_id, s->region,
                                 what);
     } else if (s->image_id != NULL) {
         const prov_image *now = find_image(obs, s->region, s->image_id);
         if (now == NULL)
-            return rec_asprintf("image %s (%s) in %s no longer exists (%s)", s->image_id,
+            return prov_asprintf("image %s (%s) in %s no longer exists (%s)", s->image_id,
                                 show(s->name), s->region, what);
         char *d = s->before ? image_diff(s->before, now, oom) : NULL;
         if (d != NULL) {
-            char *msg = rec_asprintf("image %s (%s) in %s: %s (%s)", s->image_id, show(s->name),
+            char *msg = prov_asprintf("image %s (%s) in %s: %s (%s)", s->image_id, show(s->name),
                                      s->region, d, what);
             free(d);
             return msg;
@@ -186,11 +186,11 @@ static char *explain_missing(const rec_step *s, const rec_observed *obs, bool *o
         const rec_region_obs *r = rec_observed_find(obs, s->region);
         for (size_t i = 0; r != NULL && i < r->images.n; i++)
             if (str_eq(r->images.v[i].name, s->name))
-                return rec_asprintf("an image named %s now exists in %s (%s), so %s no longer "
+                return prov_asprintf("an image named %s now exists in %s (%s), so %s no longer "
                                     "applies",
                                     s->name, s->region, show(r->images.v[i].image_id), what);
     }
-    return rec_asprintf("%s is no longer planned (the manifests or the account changed)", what);
+    return prov_asprintf("%s is no longer planned (the manifests or the account changed)", what);
 }
 
 /* Compares a saved step with its fresh twin; the first difference or NULL. */
@@ -199,11 +199,11 @@ static char *compare(const rec_step *s, const rec_step *f, bool *oom)
     char what[512];
     describe(s, what, sizeof(what));
     if ((s->before == NULL) != (f->before == NULL))
-        return rec_asprintf("%s: the image it acts on appeared or disappeared", what);
+        return prov_asprintf("%s: the image it acts on appeared or disappeared", what);
     if (s->before != NULL) {
         char *d = image_diff(s->before, f->before, oom);
         if (d != NULL) {
-            char *msg = rec_asprintf("image %s (%s) in %s: %s (%s)", show(s->before->image_id),
+            char *msg = prov_asprintf("image %s (%s) in %s: %s (%s)", show(s->before->image_id),
                                      show(s->before->name), s->region, d, what);
             free(d);
             return msg;
@@ -211,17 +211,17 @@ static char *compare(const rec_step *s, const rec_step *f, bool *oom)
     }
     if (strcmp(s->spec_hash, f->spec_hash) != 0 || (s->after == NULL) != (f->after == NULL)) {
         char *d = s->after && f->after ? image_diff(s->after, f->after, oom) : NULL;
-        char *msg = rec_asprintf("the manifest entry for %s%s%s changed%s%s (%s)", s->address,
+        char *msg = prov_asprintf("the manifest entry for %s%s%s changed%s%s (%s)", s->address,
                                  f->file ? " at " : "", f->file ? f->file : "", d ? ": " : "",
                                  d ? d : "", what);
         free(d);
         return msg;
     }
     if (s->over_quota != f->over_quota)
-        return rec_asprintf("%s: the region's quota now %s room for it", what,
+        return prov_asprintf("%s: the region's quota now %s room for it", what,
                             f->over_quota ? "has no" : "has");
     if (s->ecs_force != f->ecs_force)
-        return rec_asprintf("%s: the manifest's force setting changed", what);
+        return prov_asprintf("%s: the manifest's force setting changed", what);
     return NULL;
 }
 
@@ -234,7 +234,7 @@ int rec_plan_check_saved(const rec_plan *saved, const rec_plan *fresh, const rec
     bool oom = false;
     char *msg = NULL;
     if (!str_eq(saved->owner, fresh->owner))
-        msg = rec_asprintf("owner: the saved plan was made for '%s', now '%s'", show(saved->owner),
+        msg = prov_asprintf("owner: the saved plan was made for '%s', now '%s'", show(saved->owner),
                            show(fresh->owner));
     for (size_t i = 0; msg == NULL && !oom && i < saved->n_steps; i++) {
         const rec_step *s = &saved->steps[i];
@@ -272,10 +272,10 @@ int rec_plan_check_saved(const rec_plan *saved, const rec_plan *fresh, const rec
                           ? image_diff(s0->before, now, &oom)
                           : NULL;
             if (d != NULL)
-                msg = rec_asprintf("image %s (%s) in %s: %s (%s would now be needed)",
+                msg = prov_asprintf("image %s (%s) in %s: %s (%s would now be needed)",
                                    show(now->image_id), show(now->name), f->region, d, what);
             else
-                msg = rec_asprintf("%s would now be needed and is not in the saved plan", what);
+                msg = prov_asprintf("%s would now be needed and is not in the saved plan", what);
             free(d);
         } else if (f->action != REC_ACT_WAIT) {
             unrelated++;

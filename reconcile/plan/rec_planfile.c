@@ -31,7 +31,7 @@ static char *abs_path(const char *path)
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         return strdup(path);
-    return rec_asprintf("%s/%s", cwd, path);
+    return prov_asprintf("%s/%s", cwd, path);
 }
 
 static void free_list(char **v, size_t n)
@@ -200,14 +200,14 @@ typedef struct policy_view {
  * to free). */
 static bool policy_texts(char *t[F_N], const policy_view *v)
 {
-    t[F_OWNER] = rec_asprintf("'%s'", v->owner);
+    t[F_OWNER] = prov_asprintf("'%s'", v->owner);
     t[F_PRUNE] = strdup(yes_no(v->prune));
-    t[F_MAX_DELETES] = rec_asprintf("%u", v->max_deletes);
+    t[F_MAX_DELETES] = prov_asprintf("%u", v->max_deletes);
     t[F_ALLOW_EMPTY] =
         v->allow_empty ? strdup("true") : list_text(v->empty_regions, v->n_empty, "false");
-    t[F_QUOTA_DEFAULT] = rec_asprintf("%u", v->quota_default);
+    t[F_QUOTA_DEFAULT] = prov_asprintf("%u", v->quota_default);
     t[F_REGIONS] = v->regions_all ? strdup("all") : list_text(v->regions, v->n_regions, "[]");
-    t[F_ACCOUNT] = v->account_id ? rec_asprintf("'%s'", v->account_id) : strdup("(none)");
+    t[F_ACCOUNT] = v->account_id ? prov_asprintf("'%s'", v->account_id) : strdup("(none)");
     t[F_PREVIOUS_OWNERS] = list_text(v->previous_owners, v->n_previous_owners, "[]");
     for (size_t i = 0; i < F_N; i++)
         if (t[i] == NULL)
@@ -251,7 +251,7 @@ static char *first_difference(const rec_plan_policy *p, const spec_config *cfg, 
     char *msg = NULL;
     for (size_t i = 0; ok && msg == NULL && i < F_N; i++)
         if (strcmp(was[i], now[i]) != 0)
-            ok = (msg = rec_asprintf("%s: the saved plan was made with %s, the settings given "
+            ok = (msg = prov_asprintf("%s: the saved plan was made with %s, the settings given "
                                      "now say %s%s",
                                      field_names[i], was[i], now[i], tail)) != NULL;
     for (size_t i = 0; i < F_N; i++) {
@@ -273,7 +273,7 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
             i < cfg->n_quotas ? cfg->quotas[i].region : p->quotas[i - cfg->n_quotas].region;
         unsigned was = policy_quota(p, region), now = spec_config_quota_for(cfg, region);
         if (was != now)
-            oom = (msg = rec_asprintf("quotas.%s: the saved plan was made with %u, the settings "
+            oom = (msg = prov_asprintf("quotas.%s: the saved plan was made with %u, the settings "
                                       "given now say %u%s",
                                       region, was, now, tail)) == NULL;
     }
@@ -361,7 +361,7 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
     /* C1 controls escaped like in `plan --json`: a saved plan is often read with cat. */
     char *text = rec_escape_json_c1(json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
     json_decref(doc);
-    char *tmp = rec_asprintf("%s.XXXXXX", path);
+    char *tmp = prov_asprintf("%s.XXXXXX", path);
     if (!text || !tmp) {
         free(text);
         free(tmp);
@@ -944,7 +944,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
     if (!f) {
         int rc = -errno;
         if (ret_error)
-            *ret_error = rec_asprintf("%s: %s", path, strerror(errno));
+            *ret_error = prov_asprintf("%s: %s", path, strerror(errno));
         return rc;
     }
     json_error_t jerr;
@@ -952,7 +952,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
     (void)fclose(f);
     if (!doc) {
         if (ret_error)
-            *ret_error = rec_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+            *ret_error = prov_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         return -EINVAL;
     }
     loader l = {0};
@@ -971,7 +971,7 @@ int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy,
         rec_plan_policy_clear(&pol);
         rec_plan_free(pl);
         if (ret_error && l.rc == -EINVAL)
-            *ret_error = rec_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
+            *ret_error = prov_asprintf("%s: %s", path, l.err ? l.err : "invalid plan");
         free(l.err);
         return l.rc;
     }

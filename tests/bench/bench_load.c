@@ -77,7 +77,7 @@ static bench_clock time_load(const char *dir, size_t *ret_images)
         exit(1);
     }
     *ret_images = set->n_images;
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     spec_set_free(set);
     return t;
 }

@@ -50,7 +50,7 @@ static bench_clock time_parse(const answers *a, prov_image_list *lists)
     }
     bench_clock t = bench_clock_since(t0);
     for (size_t r = 0; r < a->n; r++)
-        prov_image_list_free(&lists[r]);
+        prov_image_list_clear(&lists[r]);
     return t;
 }
 

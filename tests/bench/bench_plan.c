@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         spec_diags_print(&diags, stderr);
         return 1;
     }
-    spec_diags_free(&diags);
+    spec_diags_clear(&diags);
     double t_load = bench_now_ms() - t0;
 
     /* observe from files through the real parser */
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
            peak_rss_kib() / 1024.0, rss_before / 1024.0, strlen(json));
     free(json);
     rec_plan_free(plan);
-    rec_observed_free(&obs);
+    rec_observed_clear(&obs);
     spec_set_free(set);
     char cmd[700];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

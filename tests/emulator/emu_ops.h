@@ -44,9 +44,11 @@ const char *emu_required(const emu_kvs *p, const char *key, emu_result *r, int *
  * fixture does not name simply has nothing in it). NULL only on allocation failure. */
 emu_region *emu_world_region_get(emu_world *w, const char *region);
 
-/* ClientToken records. emu_token_check returns 0 when the token is new, 1 when it was used
- * with the same parameters (then *ret_prev is the record), or sets IdempotentParameterMismatch
- * on r and returns 2; negative errno on allocation failure. */
+/* ClientToken records. emu_token_check returns 0 when the call may go on: *ret_prev is NULL
+ * when the token is new (or absent), else the record of the first call with the same
+ * parameters (a replay: answer as that call did, act nothing). It returns -EEXIST after setting
+ * IdempotentParameterMismatch on r when the token was used with other parameters, and -ENOMEM
+ * on allocation failure. */
 int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r);
 int emu_token_record(emu_world *w, const char *action, const emu_kvs *p, const char *image_id,

@@ -368,15 +368,15 @@ int emu_swas_create(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     }
     const emu_token *prev = NULL;
     rc = emu_token_check(w, "CreateCustomImage", p, now, &prev, r);
-    if (rc != 0) {
+    if (rc != 0 || prev != NULL) {
         emu_tags_free(tags, n_tags);
-        if (rc == 1) {
+        if (rc == 0) {
             /* A replayed token answers, and is journaled, with the first call's image. */
             r->body = json_pack("{s:s}", "ImageId", prev->image_id);
             r->image_id = strdup(prev->image_id);
             return r->body && r->image_id ? 0 : -ENOMEM;
         }
-        return rc < 0 ? rc : 0;
+        return rc == -EEXIST ? 0 : rc;
     }
     emu_region *reg = emu_world_region_get(w, region);
     emu_server *srv = reg ? emu_region_server(reg, instance_id) : NULL;
@@ -507,8 +507,8 @@ int emu_swas_share(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     }
     const emu_token *prev = NULL;
     rc = emu_token_check(w, "ModifyImageShareStatus", p, now, &prev, r);
-    if (rc != 0) {
-        return rc < 0 ? rc : 0;
+    if (rc != 0 || prev != NULL) {
+        return rc == -EEXIST ? 0 : rc; /* a mismatch is answered on r; a replay acts nothing */
     }
     emu_region *reg = NULL;
     size_t idx = 0;
@@ -556,8 +556,8 @@ int emu_swas_delete(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     }
     const emu_token *prev = NULL;
     rc = emu_token_check(w, "DeleteCustomImage", p, now, &prev, r);
-    if (rc != 0) {
-        return rc < 0 ? rc : 0;
+    if (rc != 0 || prev != NULL) {
+        return rc == -EEXIST ? 0 : rc; /* a mismatch is answered on r; a replay acts nothing */
     }
     emu_region *reg = NULL;
     size_t idx = 0;

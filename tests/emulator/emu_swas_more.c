@@ -25,6 +25,19 @@
 #define API_ERROR(r, status, code, ...)                                                            \
     (emu_result_error((r), (status), (code), __VA_ARGS__) < 0 ? -ENOMEM : 1)
 
+/* emu_token_check in this file's chain convention (0 go on, 1 answered, negative errno): a
+ * replayed token is answered (a success that acts nothing), and so is a mismatch (the error is
+ * on r). Called by every mutating handler here after its parameters are checked. */
+static int token_step(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
+                      const emu_token **prev, emu_result *r)
+{
+    int rc = emu_token_check(w, action, p, now, prev, r);
+    if (rc == -EEXIST || (rc == 0 && *prev != NULL)) {
+        return 1;
+    }
+    return rc;
+}
+
 /* The values of "prefix.N" (N = 1..max) ordered by N, borrowed from p, into v[0..*ret_n).
  * An N outside 1..max sets too_many on r. */
 static int indexed(const emu_kvs *p, const char *prefix, size_t max, const char *too_many,
@@ -166,7 +179,7 @@ int emu_swas_tag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
         rc = API_ERROR(r, 400, "MissingParameter", "Tag.N.Key is mandatory for this action.");
     }
     if (rc == 0) {
-        rc = emu_token_check(w, "TagResources", p, now, &prev, r);
+        rc = token_step(w, "TagResources", p, now, &prev, r);
     }
     if (rc == 0) {
         rc = tag_resources(w, region, type, ids, n_ids, imgs, r);
@@ -193,7 +206,7 @@ int emu_swas_tag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
     if (rc == 0) {
         rc = emu_token_record(w, "TagResources", p, NULL, now);
     }
-    /* A replayed ClientToken (emu_token_check returned 1) is a success that acts nothing. */
+    /* A replayed ClientToken (token_step returned 1) is a success that acts nothing. */
     return rc < 0 ? rc : 0;
 }
 
@@ -243,7 +256,7 @@ int emu_swas_untag(emu_world *w, const emu_kvs *p, int64_t now, emu_result *r)
         }
     }
     if (rc == 0) {
-        rc = emu_token_check(w, "UntagResources", p, now, &prev, r);
+        rc = token_step(w, "UntagResources", p, now, &prev, r);
     }
     if (rc == 0) {
         rc = tag_resources(w, region, type, ids, n_ids, imgs, r);
@@ -458,7 +471,7 @@ int emu_swas_delete_batch(emu_world *w, const emu_kvs *p, int64_t now, emu_resul
         rc = emu_swas_check_token(p, r);
     }
     if (rc == 0) {
-        rc = emu_token_check(w, "DeleteCustomImages", p, now, &prev, r);
+        rc = token_step(w, "DeleteCustomImages", p, now, &prev, r);
     }
     /* All or nothing: every id must exist and be deletable before any is deleted. */
     emu_region *reg = emu_world_region(w, region);
@@ -528,7 +541,7 @@ static int share_common(emu_world *w, const emu_kvs *p, const char *action, int6
         rc = emu_swas_check_token(p, r);
     }
     if (rc == 0) {
-        rc = emu_token_check(w, action, p, now, &prev, r);
+        rc = token_step(w, action, p, now, &prev, r);
     }
     return rc;
 }

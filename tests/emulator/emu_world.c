@@ -283,6 +283,7 @@ static int fingerprint(const emu_kvs *p, char **ret)
 int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t now,
                     const emu_token **ret_prev, emu_result *r)
 {
+    *ret_prev = NULL;
     const char *token = emu_kvs_get(p, "ClientToken");
     if (!token || !*token) {
         return 0;
@@ -311,12 +312,12 @@ int emu_token_check(emu_world *w, const char *action, const emu_kvs *p, int64_t 
         free(fp);
         if (same) {
             *ret_prev = t;
-            return 1;
+            return 0;
         }
         rc = emu_result_error(r, 400, "IdempotentParameterMismatch",
                               "The request uses the same client token as a previous, but "
                               "non-identical request.");
-        return rc < 0 ? rc : 2;
+        return rc < 0 ? rc : -EEXIST;
     }
     return 0;
 }

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     spec_diags_init(&diags);
     (void)spec_config_load(&cfg, path, &diags);
-    spec_diags_free(&diags);
-    spec_config_free(&cfg);
+    spec_diags_clear(&diags);
+    spec_config_clear(&cfg);
     return 0;
 }

@@ -17,9 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *id = NULL, *code = NULL, *msg = NULL, *rid = NULL;
 
     (void)prov_parse_list_images(body, &list, &total);
-    prov_image_list_free(&list);
+    prov_image_list_clear(&list);
     (void)prov_parse_ecs_images(body, &ecs, &total);
-    prov_ecs_image_list_free(&ecs);
+    prov_ecs_image_list_clear(&ecs);
     if (prov_parse_create(body, &id) == 0)
         free(id);
     char **regions = NULL;

@@ -914,6 +914,34 @@ Test(daemon, suspend_in_config_plans_without_changes_until_reload)
     stop_daemon(&d);
 }
 
+/* A reload that changes what the client is built from (here the account id) replaces the
+ * setup: the replaced one, with its credentials, frees itself once its client has closed
+ * instead of waiting for exit (ASan and valgrind in CI watch the free), and the cycles after
+ * the reloads run on the new setup. */
+Test(daemon, reloads_that_rebuild_the_client_free_the_old_setup)
+{
+    const char *names[] = {"r-1", "r-2"};
+    manifest("web.yaml", names, 1);
+    dproc d = start_daemon("daemon.log", NULL);
+    cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0));
+    await_available("r-1");
+    for (int i = 0; i < 2; i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "metrics_listen: 127.0.0.1:0\naccount_id: \"1234567890%d\"\n",
+                 i);
+        test_file_write(config, text);
+        cr_assert_eq(kill(d.pid, SIGHUP), 0);
+        cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0), "READY=1 after reload %d", i + 1);
+    }
+    cr_assert_not(log_has(&d, "reload refused"), "a reload was refused:\n%s", test_file_read(d.log));
+    /* The cycle each reload starts has run, so the watcher is armed again (READY=1 comes just
+     * before it is). */
+    json_decref(await_idle(3));
+    manifest("web.yaml", names, 2);
+    await_available("r-2");
+    stop_daemon(&d);
+}
+
 Test(daemon, suspend_file_in_state_dir_plans_without_changes_until_removed)
 {
     char flag[200];

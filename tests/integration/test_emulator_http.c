@@ -105,7 +105,7 @@ static reply v1_call(const emu_proc *p, const char *method, const char *version,
     reply r = strcmp(method, "GET") == 0 ? send_req(p, "GET", q, NULL, NULL)
                                          : send_req(p, "POST", NULL, q, NULL);
     free(q);
-    prov_kvs_free(&kv);
+    prov_kvs_clear(&kv);
     return r;
 }
 
@@ -135,8 +135,8 @@ static reply v3_call(const emu_proc *p, const char *action, const char *extra, c
     prov_kvs_remove(&h, "host"); /* curl sends the same Host itself */
     reply r = send_req(p, "POST", qs, NULL, &h);
     free(qs);
-    prov_kvs_free(&q);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&q);
+    prov_kvs_clear(&h);
     return r;
 }
 

@@ -204,6 +204,8 @@ static void setup(fixture *f, scenario which, bool ecs, bool prune)
     srv_start(&f->s);
     f->s.dyn = answer_fn;
     snprintf(f->e.emu.base_url, sizeof(f->e.emu.base_url), "http://127.0.0.1:%u", f->s.port);
+    /* The account id is given, so no STS GetCallerIdentity (a form POST this scripted server
+     * does not read) is sent to learn the pacer's budget key before the first call. */
     char cfg[256];
     /* account_id given: the account is not asked of STS, so the server sees only listings. */
     snprintf(cfg, sizeof(cfg),

@@ -282,7 +282,7 @@ Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
     free(out.error[0]);
     free(out.error[1]);
     rec_plan_free(plan);
-    rec_observed_free(&obs);
+    rec_observed_clear(&obs);
 }
 
 #define ID_MINE1 "m-bp1mine0000000001"
@@ -364,5 +364,5 @@ Test(ownership, executor_batch_leaves_out_an_image_not_observed_as_ours)
     for (size_t i = 0; i < 2; i++)
         free(out.error[i]);
     rec_plan_free(plan);
-    rec_observed_free(&obs);
+    rec_observed_clear(&obs);
 }

@@ -109,8 +109,8 @@ static long read_request(srv *s, int fd)
         s->reqs[s->n_reqs++] = rec;
     } else {
         free(rec.target);
-        prov_kvs_free(&rec.query);
-        prov_kvs_free(&rec.headers);
+        prov_kvs_clear(&rec.query);
+        prov_kvs_clear(&rec.headers);
     }
     pthread_mutex_unlock(&s->mu);
     return idx;
@@ -226,8 +226,8 @@ void srv_stop(srv *s)
     close(s->stop_w);
     for (size_t i = 0; i < s->n_reqs; i++) {
         free(s->reqs[i].target);
-        prov_kvs_free(&s->reqs[i].query);
-        prov_kvs_free(&s->reqs[i].headers);
+        prov_kvs_clear(&s->reqs[i].query);
+        prov_kvs_clear(&s->reqs[i].headers);
     }
     pthread_mutex_destroy(&s->mu);
 }

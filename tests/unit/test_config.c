@@ -64,9 +64,9 @@ Test(config, defaults)
     spec_rate r = spec_config_rate_for(&cfg, "ListCustomImages");
     cr_assert_eq(r.calls, 10);
     cr_assert_eq(spec_config_quota_for(&cfg, "cn-hangzhou"), 15);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
     cr_assert_null(cfg.owner, "free leaves a zeroed struct");
-    spec_config_free(&cfg); /* twice is harmless */
+    spec_config_clear(&cfg); /* twice is harmless */
 }
 
 Test(config, previous_owners, .init = setup, .fini = teardown)
@@ -77,23 +77,23 @@ Test(config, previous_owners, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.n_previous_owners, 2);
     cr_expect_str_eq(cfg.previous_owners[0], "team-a");
     cr_expect_str_eq(cfg.previous_owners[1], "team-b");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "previous_owners: []\n"), 0);
     cr_expect_eq(cfg.n_previous_owners, 0);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(spec_config_init(&cfg), 0);
     cr_expect_eq(cfg.n_previous_owners, 0, "default []");
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
 }
 
 Test(config, free_zeroed_and_null)
 {
     spec_config cfg;
     memset(&cfg, 0, sizeof(cfg));
-    spec_config_free(&cfg);
-    spec_config_free(NULL);
+    spec_config_clear(&cfg);
+    spec_config_clear(NULL);
     cr_assert_null(cfg.manifests);
 }
 
@@ -146,8 +146,8 @@ Test(config, every_key, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.log_format, SPEC_LOG_JSON);
     cr_assert_str_eq(cfg.profile, "prod");
     cr_assert_str_eq(cfg.ca_file, "/etc/ssl/extra.pem");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 Test(config, scalar_forms_and_nulls, .init = setup, .fini = teardown)
@@ -165,20 +165,20 @@ Test(config, scalar_forms_and_nulls, .init = setup, .fini = teardown)
     cr_assert_null(cfg.metrics_listen, "null disables metrics");
     cr_assert_null(cfg.endpoint);
     cr_assert_null(cfg.profile);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 
     rc = load(&cfg, &d, "metrics_listen: ''\n# only a comment otherwise\n");
     cr_assert_eq(rc, 0);
     cr_assert_null(cfg.metrics_listen, "empty disables metrics");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 
     rc = load(&cfg, &d, "");
     cr_assert_eq(rc, 0, "an empty config keeps every default");
     cr_assert_str_eq(cfg.owner, "default");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* ---- Bad config files: the first diagnostic, exactly ------------------------------------------
@@ -376,8 +376,8 @@ ParameterizedTest(size_t *i, config, bad, .init = setup, .fini = teardown)
     cr_expect_str_eq(got, want, "[%s]\n  got:  %s\n  want: %s", c->text, got, want);
     cr_expect_str_eq(d.v[0].file, path);
     cr_expect_eq(d.n, c->count, "[%s] %zu diagnostics", c->text, d.n);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* allow_empty as a boolean or a list of regions; regions as a list or all. */
@@ -388,7 +388,7 @@ Test(config, allow_empty_and_regions, .init = setup, .fini = teardown)
     cr_assert_eq(spec_config_init(&cfg), 0);
     cr_expect(!cfg.regions_all && cfg.n_regions == 0 && cfg.n_allow_empty_regions == 0);
     cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
     cr_assert_eq(load(&cfg, &d, "allow_empty: [cn-shanghai]\nregions: [cn-beijing, cn-hangzhou]\n"),
                  0);
     cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
@@ -397,14 +397,14 @@ Test(config, allow_empty_and_regions, .init = setup, .fini = teardown)
     cr_expect_str_eq(cfg.regions[0], "cn-beijing");
     cr_expect_str_eq(cfg.regions[1], "cn-hangzhou");
     cr_expect(!cfg.regions_all);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "allow_empty: true\nregions: all\n"), 0);
     cr_expect(spec_config_allow_empty(&cfg, "cn-hangzhou"));
     cr_expect(cfg.regions_all);
     cr_expect_eq(cfg.n_regions, 0);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* notify: entries with defaults (json, every event, no secret), formats, event subsets and a
@@ -434,12 +434,12 @@ Test(config, notify_entries, .init = setup, .fini = teardown)
     cr_assert_str_eq(spec_notify_event_name(SPEC_EV_MANIFEST_ERROR), "manifest_error");
     cr_assert_null(spec_notify_event_name(1u << 9));
     cr_assert_str_eq(spec_notify_format_name(SPEC_NOTIFY_SLACK), "slack");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "notify: null\n"), 0);
     cr_assert_eq(cfg.n_notify, 0);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* --allow-empty: true, false or comma-separated region ids; anything else leaves cfg as it was. */
@@ -460,7 +460,7 @@ Test(config, set_allow_empty_flag)
     cr_assert_eq(spec_config_set_allow_empty(&cfg, "false"), 0);
     cr_expect(!spec_config_allow_empty(&cfg, "cn-hangzhou"));
     cr_expect_eq(cfg.n_allow_empty_regions, 0);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
 }
 
 Test(config, missing_file)
@@ -472,8 +472,8 @@ Test(config, missing_file)
     cr_assert_eq(spec_config_load(&cfg, "/nonexistent/imgrecon.yaml", &d), -ENOENT);
     cr_assert_eq(d.n, 1);
     cr_assert_str_eq(d.v[0].msg, "cannot read: No such file or directory");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* ---- Strict parsers ----------------------------------------------------------------------------
@@ -618,7 +618,7 @@ Test(config, set_rate)
     cr_assert_eq(spec_config_set_rate(&cfg, NULL), -EINVAL);
     cr_assert_eq(cfg.rate_default.calls, 7, "failed flags change nothing");
     cr_assert_eq(spec_config_rate_for(&cfg, "DeleteImage").calls, 3);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
 }
 
 /* ---- Endpoint checks: accept and reject rows ------------------------------------------------
@@ -691,8 +691,8 @@ Test(config, allow_insecure_endpoint_any_order, .init = setup, .fini = teardown)
     cr_assert_eq(load(&cfg, &d, "endpoint: http://10.0.0.1:80\nallow_insecure_endpoint: true\n"), 0,
                  "%s", d.n ? d.v[0].msg : "");
     cr_assert(cfg.allow_insecure_endpoint);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 
     /* As cmd/ does for --allow-insecure-endpoint: set before the file, the file cannot undo it. */
     FILE *f = fopen(path, "w");
@@ -704,8 +704,8 @@ Test(config, allow_insecure_endpoint_any_order, .init = setup, .fini = teardown)
     spec_diags_init(&d);
     cr_assert_eq(spec_config_load(&cfg, path, &d), 0, "%s", d.n ? d.v[0].msg : "");
     cr_assert(cfg.allow_insecure_endpoint);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* The flag and environment path: the source is named instead of a position. */
@@ -725,8 +725,8 @@ Test(config, check_endpoint_names_source)
                        "%s", d.v[0].msg);
     cfg.allow_insecure_endpoint = true;
     cr_assert_eq(spec_config_check_endpoint(&cfg, "--endpoint", &d), 0);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* --rate-limit: unknown actions are -ENOENT (cmd/ names the likely one), windows bounded. */
@@ -745,7 +745,7 @@ Test(config, set_rate_unknown_action_and_bounds)
     cr_expect_str_eq(spec_action_suggest("ListCustomImage"), "ListCustomImages");
     cr_expect_str_eq(spec_action_suggest("DescribeImage"), "DescribeImages");
     cr_expect_null(spec_action_suggest("Frobnicate"));
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
 }
 
 /* ---- Lint: what validate adds (warnings for unknown regions, metrics_listen run refuses) ----
@@ -814,10 +814,10 @@ ParameterizedTest(size_t *i, config, lint, .init = setup, .fini = teardown)
         snprintf(got, sizeof(got), "%u:%u: %s", w.v[0].line, w.v[0].col, w.v[0].msg);
         cr_expect_str_eq(got, c->first_warning, "[%s]", c->text);
     }
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
-    spec_diags_free(&e);
-    spec_diags_free(&w);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
+    spec_diags_clear(&e);
+    spec_diags_clear(&w);
 }
 
 /* A file value replaces the default table; a flag after the file wins over both. */
@@ -828,8 +828,8 @@ Test(config, file_then_flags, .init = setup, .fini = teardown)
     cr_assert_eq(load(&cfg, &d, "rate_limits: {default: 10/60s, DeleteImage: 1/60s}\n"), 0);
     cr_assert_eq(spec_config_set_rate(&cfg, "DeleteImage=10/1s"), 0);
     cr_assert_eq(spec_config_rate_for(&cfg, "DeleteImage").window_ms, 1000);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* A failed key leaves the earlier value in place (reload keeps a usable config). */
@@ -843,8 +843,8 @@ Test(config, bad_value_keeps_old, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.quota_default, 15);
     cr_assert_eq(cfg.n_quotas, 0);
     cr_assert_str_eq(cfg.manifests[0], "/var/lib/imgrecon/repo/images");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 /* The commented example config in the repository loads and equals the defaults. */
@@ -863,9 +863,9 @@ Test(config, example_file)
     cr_assert_eq(cfg.quota_default, def.quota_default);
     cr_assert_eq(cfg.rate_default.calls, def.rate_default.calls);
     cr_assert_str_eq(cfg.metrics_listen, def.metrics_listen);
-    spec_config_free(&cfg);
-    spec_config_free(&def);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_config_clear(&def);
+    spec_diags_clear(&d);
 }
 
 /* account_id keys the call budget: digits only (quoted or not), null clears it, anything else is
@@ -876,21 +876,21 @@ Test(config, account_id, .init = setup, .fini = teardown)
     spec_diags d;
     cr_assert_eq(load(&cfg, &d, "account_id: 1234567890123456\n"), 0);
     cr_expect_str_eq(cfg.account_id, "1234567890123456");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "account_id: '0012'\n"), 0);
     cr_expect_str_eq(cfg.account_id, "0012");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "account_id: null\n"), 0);
     cr_expect_null(cfg.account_id);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d, "owner: x\naccount_id: acs:ram::1\n"), -EINVAL);
     cr_assert_eq(d.n, 1);
     cr_expect_eq(d.v[0].line, 2);
     cr_expect_not_null(strstr(d.v[0].msg, "'account_id' must be the account's numeric id"), "%s",
                        d.v[0].msg);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }

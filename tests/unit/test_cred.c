@@ -151,10 +151,10 @@ Test(cred, env_current_names_win)
     cr_expect_str_eq(c.source, "environment (ALIBABA_CLOUD_*)");
     cr_expect_eq(c.expiration, 0);
     cr_expect_null(c.role_name);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     cr_expect_null(c.access_key_secret);
-    prov_credential_free(&c);
-    prov_credential_free(NULL);
+    prov_credential_clear(&c);
+    prov_credential_clear(NULL);
 }
 
 /* Item 7 of issue 13: the variables are gone (and wiped) once read; a later resolve in the same
@@ -166,14 +166,14 @@ Test(cred, env_secrets_removed_after_reading)
     cr_assert_eq(setenv("ALICLOUD_SECRET_KEY", "legacy-secret", 1), 0);
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_secret, "env-secret");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"));
     cr_expect_null(getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
     cr_expect_null(getenv("ALICLOUD_SECRET_KEY"));
     c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "ENVID");
     cr_expect_str_eq(c.access_key_secret, "env-secret");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, env_legacy_names)
@@ -184,7 +184,7 @@ Test(cred, env_legacy_names)
     cr_expect_str_eq(c.access_key_id, "LEGACY");
     cr_expect_null(c.security_token);
     cr_expect_str_eq(c.source, "environment (ALICLOUD_*)");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, env_half_set_names_missing_variable)
@@ -227,7 +227,7 @@ Test(cred, credentials_directory_beats_files)
     cr_expect_str_eq(c.access_key_secret, "dir-secret");
     cr_expect_str_eq(c.security_token, "dir-token");
     cr_expect_not_null(strstr(c.source, "$CREDENTIALS_DIRECTORY"));
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, credentials_directory_without_id_falls_through)
@@ -239,7 +239,7 @@ Test(cred, credentials_directory_without_id_falls_through)
     cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "JSONWORK");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, credentials_directory_errors)
@@ -276,7 +276,7 @@ Test(cred, config_json_current_profile)
     cr_expect_str_eq(c.access_key_id, "JSONWORK"); /* "current": "work", mode "ak" */
     cr_expect_str_eq(c.access_key_secret, "json-work-secret");
     cr_expect_not_null(strstr(c.source, "config.json (profile 'work', mode AK)"), "%s", c.source);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, config_json_default_when_no_current)
@@ -287,7 +287,7 @@ Test(cred, config_json_default_when_no_current)
         0600);
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "D");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, profile_selection_order)
@@ -298,18 +298,18 @@ Test(cred, profile_selection_order)
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "JSONSTS");
     cr_expect_str_eq(c.security_token, "json-sts-token");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     /* --profile beats ALIBABA_CLOUD_PROFILE. */
     prov_cred_opts o = {.profile = "default"};
     c = resolve_ok(&o);
     cr_expect_str_eq(c.access_key_id, "JSONDEF");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     /* opts->home overrides $HOME. */
     cr_assert_eq(setenv("HOME", "/nonexistent", 1), 0);
     o.home = home;
     c = resolve_ok(&o);
     cr_expect_str_eq(c.access_key_id, "JSONDEF");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, config_json_broken_profiles)
@@ -366,7 +366,7 @@ Test(cred, config_json_missing_profile_falls_to_ini)
     prov_credential c = resolve_ok(&o);
     cr_expect_str_eq(c.access_key_id, "INIOTHER");
     cr_expect_str_eq(c.access_key_secret, "ini-other-secret");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 /* ---- INI ---- */
@@ -377,7 +377,7 @@ Test(cred, ini_default_section)
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "INIDEF");
     cr_expect_not_null(strstr(c.source, "[default]"));
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 }
 
 Test(cred, ini_file_from_environment)
@@ -389,7 +389,7 @@ Test(cred, ini_file_from_environment)
     put(".alibabacloud/credentials", ini, 0600);
     prov_credential c = resolve_ok(NULL);
     cr_expect_str_eq(c.access_key_id, "E");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     cr_assert_eq(setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent/creds", 1), 0);
     char *msg = resolve_err(NULL, -EINVAL);
     cr_expect_not_null(strstr(msg, "ALIBABA_CLOUD_CREDENTIALS_FILE"), "%s", msg);
@@ -620,7 +620,7 @@ Test(cred, metadata_token_flow_discovery_and_expiry)
     cr_expect_str_eq(md.log[4],
                      "GET /latest/meta-data/ram/security-credentials/" MD_ROLE " +token");
     pthread_mutex_unlock(&md.mu);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     md_stop();
 }
 
@@ -634,7 +634,7 @@ Test(cred, metadata_imdsv1_fallback)
     cr_expect_eq(md.puts, 1);
     cr_expect_str_eq(md.log[1], "GET /latest/meta-data/ram/security-credentials/");
     pthread_mutex_unlock(&md.mu);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     md_stop();
 }
 
@@ -647,7 +647,7 @@ Test(cred, metadata_role_from_env_and_profiles)
     cr_assert_eq(setenv("ALIBABA_CLOUD_ECS_METADATA", MD_ROLE, 1), 0);
     prov_credential c = resolve_ok(&o);
     cr_expect_str_eq(c.role_name, MD_ROLE);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     cr_assert_eq(unsetenv("ALIBABA_CLOUD_ECS_METADATA"), 0);
     /* config.json EcsRamRole (mode case-insensitive). */
     put(".aliyun/config.json",
@@ -656,7 +656,7 @@ Test(cred, metadata_role_from_env_and_profiles)
         0600);
     c = resolve_ok(&o);
     cr_expect_str_eq(c.access_key_id, "STS.id2");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     /* INI ecs_ram_role. */
     char path[160];
     snprintf(path, sizeof(path), "%s/.aliyun/config.json", home);
@@ -665,7 +665,7 @@ Test(cred, metadata_role_from_env_and_profiles)
         0600);
     c = resolve_ok(&o);
     cr_expect_str_eq(c.access_key_id, "STS.id3");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     /* A role that does not exist is an error, since the file asked for it. */
     put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = ghost\n", 0600);
     char *msg = resolve_err(&o, -EINVAL);
@@ -819,7 +819,7 @@ Test(cred, ram_role_arn_profile_assumes_and_refreshes)
     cr_expect_str_eq(c.base_key_id, DEMO_ID);
     cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
     free(old_id);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     emu_proc_stop(&sts_emu);
 }
 
@@ -840,7 +840,7 @@ Test(cred, ram_role_arn_ini_and_refusals)
     prov_credential c = resolve_ok(&o);
     cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
     cr_expect_str_eq(c.session_name, "ini");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 
     o.profile = "other";
     char *msg = resolve_err(&o, -EACCES);
@@ -890,7 +890,7 @@ Test(cred, oidc_token_file_reread_on_refresh)
     cr_expect_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
     cr_expect_str_neq(c.access_key_id, old_id);
     free(old_id);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 
     /* The token never reaches the emulator's journal. */
     json_t *j = emu_proc_journal(&sts_emu);
@@ -931,7 +931,7 @@ Test(cred, metadata_imdsv2_and_expired_token)
     msg = NULL;
     cr_expect_eq(prov_cred_refresh(&o, &c, &msg), 0, "%s", msg ? msg : "");
     cr_expect_eq(caller_account(&o, &c, &msg), 0, "%s", msg ? msg : "");
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
 
     cr_assert_eq(setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true", 1), 0);
     msg = resolve_err(&o, -ENOENT);
@@ -1005,7 +1005,7 @@ Test(cred, emulator_sts_refusals)
     cr_expect_eq(who(&o, c.access_key_id, "wrong-secret", c.security_token, &msg), -EACCES);
     cr_expect_not_null(msg && strstr(msg, "SignatureDoesNotMatch"), "%s", msg ? msg : "");
     free(msg);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     emu_proc_stop(&sts_emu);
 }
 
@@ -1033,6 +1033,6 @@ Test(cred, emulator_limits_count_per_account)
     free(msg);
     cr_expect_eq(who(&o, "LTAIotherAccount", "other-secret", NULL, &msg), 0, "%s", msg ? msg : "");
     free(msg);
-    prov_credential_free(&c);
+    prov_credential_clear(&c);
     emu_proc_stop(&sts_emu);
 }

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <poll.h>
 #include <regex.h>
@@ -25,6 +26,7 @@
 #include "rec_lock.h"
 #include "rec_log.h"
 #include "rec_metrics.h"
+#include "prov_swas.h"
 #include "rec_setup.h"
 #include "rec_notify.h"
 #include "rec_status.h"
@@ -914,15 +916,73 @@ Test(setup, refuses_plain_http_to_remote_host_first)
     free(cfg.state_dir);
     cfg.state_dir = strdup(sub);
     cfg.endpoint = strdup("http://192.0.2.1:8080");
-    rec_setup s;
+    rec_setup *s = NULL;
     char *msg = NULL;
-    cr_assert_eq(rec_setup_init(&loop, &cfg, NULL, &s, &msg), -EPERM);
+    cr_assert_eq(rec_setup_new(&loop, &cfg, NULL, &s, &msg), -EPERM);
+    cr_expect_null(s, "*ret was written on failure");
     cr_assert_not_null(msg);
     cr_expect_not_null(strstr(msg, "endpoint: uses plain http:// to a host that is not loopback"),
                        "%s", msg);
     cr_expect_neq(access(sub, F_OK), 0, "the state directory was created before the refusal");
     free(msg);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
     cr_assert_eq(uv_loop_close(&loop), 0);
     cr_assert_eq(rmdir(state), 0);
+}
+
+/* ---- Setup: frees itself from its client's last close callback -------------------------- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void count_closed(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void on_cancelled(json_t *answer, const prov_error *err, void *ud)
+{
+    (void)answer;
+    *(int *)ud = err != NULL && err->sys == -ECANCELED ? 1 : -1;
+}
+
+/* A reload replaces a setup while a call may be queued: rec_setup_close cancels it, and the
+ * setup (credentials included) is freed from the client's last close callback, after which the
+ * owner's on_closed runs once; nothing is kept for later (ASan and valgrind check the free). */
+Test(setup, frees_itself_from_the_last_close_callback)
+{
+    char state[] = "/tmp/imgrecon-setup-XXXXXX";
+    cr_assert_not_null(mkdtemp(state));
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIsetupTestKey", 1), 0);
+    cr_assert_eq(setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "setup-test-secret", 1), 0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    spec_config cfg;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    free(cfg.state_dir);
+    cfg.state_dir = strdup(state);
+    cfg.endpoint = strdup("http://127.0.0.1:9");
+    cfg.account_id = strdup("1234567890"); /* no STS call to learn it */
+    rec_setup *s = NULL;
+    char *msg = NULL;
+    rec_setup_opts so = {.state_dir_explicit = true, .no_metadata = true};
+    cr_assert_eq(rec_setup_new(&loop, &cfg, &so, &s, &msg), 0, "%s", msg ? msg : "");
+    cr_assert_not_null(s);
+    int answered = 0, closed = 0;
+    cr_assert_eq(prov_call(s->client, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL,
+                           on_cancelled, &answered),
+                 0);
+    rec_setup_close(s, count_closed, &closed);
+    cr_expect_eq(closed, 0, "on_closed ran before the client's handles had closed");
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    cr_expect_eq(answered, 1, "the queued call was not cancelled (%d)", answered);
+    cr_expect_eq(closed, 1, "on_closed ran %d times", closed);
+    cr_expect_eq(uv_loop_close(&loop), 0, "handles left open");
+    spec_config_clear(&cfg);
+    (void)nftw(state, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }

@@ -184,18 +184,18 @@ Test(errors, image_copy_tag_free)
     prov_image_list list = {.v = calloc(1, sizeof(prov_image)), .n = 1};
     cr_assert_not_null(list.v);
     list.v[0] = dst;
-    prov_image_list_free(&list);
+    prov_image_list_clear(&list);
     cr_expect_null(list.v);
     cr_expect_eq(list.n, 0);
-    prov_image_list_free(&list);
-    prov_image_list_free(NULL);
-    prov_image_free_fields(NULL);
+    prov_image_list_clear(&list);
+    prov_image_list_clear(NULL);
+    prov_image_clear(NULL);
 
     prov_ecs_image_list el = {.v = calloc(1, sizeof(prov_ecs_image)), .n = 1};
     cr_assert_not_null(el.v);
     el.v[0].image_id = strdup("m-2");
     el.v[0].status = strdup("Available");
-    prov_ecs_image_list_free(&el);
+    prov_ecs_image_list_clear(&el);
     cr_expect_null(el.v);
-    prov_ecs_image_list_free(NULL);
+    prov_ecs_image_list_clear(NULL);
 }

@@ -147,8 +147,8 @@ Test(ha_config, defaults_and_a_full_key)
     char *p = spec_config_ha_prefix(&cfg);
     cr_expect_str_eq(p, "/imgrecon/team");
     free(p);
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
     cr_assert_eq(load(&cfg, &d,
                       "ha:\n  etcd_endpoints: [http://10.0.0.1:2379, https://e2:2379/]\n"
                       "  lease_ttl: 5s\n  prefix: /x/y\n"),
@@ -157,8 +157,8 @@ Test(ha_config, defaults_and_a_full_key)
     cr_expect_str_eq(cfg.ha_endpoints[1], "https://e2:2379/");
     cr_expect_eq(cfg.ha_lease_ttl_ms, 5000);
     cr_expect_str_eq(cfg.ha_prefix, "/x/y");
-    spec_config_free(&cfg);
-    spec_diags_free(&d);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
 }
 
 static const struct {
@@ -193,7 +193,7 @@ Test(ha_config, bad_values_are_refused_with_their_position)
         cr_expect_eq(d.v[0].line, 1, "%s", bad_ha[i].text);
         cr_expect_gt(d.v[0].col, 0);
         cr_expect_null(strstr(d.v[0].msg, "secret"), "a password is never echoed");
-        spec_config_free(&cfg);
-        spec_diags_free(&d);
+        spec_config_clear(&cfg);
+        spec_diags_clear(&d);
     }
 }

@@ -107,7 +107,7 @@ Test(golden_rules, signatures_v1)
         free(sts);
         free(psig);
         free(esig);
-        prov_kvs_free(&p);
+        prov_kvs_clear(&p);
         emu_kvs_clear(&q);
     }
 }
@@ -145,8 +145,8 @@ Test(golden_rules, signatures_v3)
         free(psig);
         free(esig);
         free(ehash);
-        prov_kvs_free(&pq);
-        prov_kvs_free(&ph);
+        prov_kvs_clear(&pq);
+        prov_kvs_clear(&ph);
         emu_kvs_clear(&eq);
         emu_kvs_clear(&eh);
     }

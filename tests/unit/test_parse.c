@@ -394,7 +394,7 @@ ParameterizedTest(struct list_case *c, parse, list_images)
                 }
             }
         }
-        prov_image_list_free(&l);
+        prov_image_list_clear(&l);
     }
     free(owned);
 }
@@ -430,7 +430,7 @@ Test(parse, list_images_full_fields_and_append)
     /* A NULL total pointer is allowed. */
     cr_assert_eq(bytes_list_images(full_image, strlen(full_image), &l, NULL), 0);
     cr_assert_eq(l.n, 6);
-    prov_image_list_free(&l);
+    prov_image_list_clear(&l);
     cr_expect_eq(l.n, 0);
     cr_expect_null(l.v);
 }
@@ -445,7 +445,7 @@ Test(parse, list_images_respects_length)
     cr_expect_eq(bytes_list_images(body, 0, &l, NULL), -EPROTO);
     cr_expect_eq(bytes_list_images(NULL, 0, &l, NULL), -EPROTO);
     cr_expect_eq(l.n, 0);
-    prov_image_list_free(&l);
+    prov_image_list_clear(&l);
 }
 
 /* ==== ECS DescribeImages ==== */
@@ -579,7 +579,7 @@ ParameterizedTest(struct ecs_case *c, parse, ecs_images)
             cr_expect_str_eq(l.v[1].image_id, "m-p2", "[%s]", c->name);
             cr_expect(l.v[1].is_self_shared, "[%s]", c->name);
         }
-        prov_ecs_image_list_free(&l);
+        prov_ecs_image_list_clear(&l);
     }
     free(owned);
 }
@@ -702,14 +702,14 @@ ParameterizedTest(struct wt_case *c, parse, wrong_types)
             rc = bytes_ecs_images(body, strlen(body), &l, &total);
             cr_expect_eq(l.n, 1, "%s=%s: the list changed", c->field, v);
             cr_expect_str_eq(l.v[0].image_id, "m-p1");
-            prov_ecs_image_list_free(&l);
+            prov_ecs_image_list_clear(&l);
         } else {
             prov_image_list l = {0};
             prefill(&l);
             rc = bytes_list_images(body, strlen(body), &l, &total);
             cr_expect_eq(l.n, 2, "%s=%s: the list changed", c->field, v);
             expect_prefill_intact(&l, c->field);
-            prov_image_list_free(&l);
+            prov_image_list_clear(&l);
         }
         cr_expect_eq(rc, -EPROTO, "%s=%s accepted (rc %d): %s", c->field, v, rc, body);
         cr_expect_eq(total, 777, "%s=%s: total written", c->field, v);
@@ -748,8 +748,8 @@ Test(parse, wrong_types_templates_accept_good_values)
     free(b);
     cr_expect_eq(l.n, 3);
     cr_expect_eq(e.n, 3);
-    prov_image_list_free(&l);
-    prov_ecs_image_list_free(&e);
+    prov_image_list_clear(&l);
+    prov_ecs_image_list_clear(&e);
 }
 
 /* ==== CreateCustomImage ==== */

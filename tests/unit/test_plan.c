@@ -51,7 +51,7 @@ static void fx_init(void)
 static void fx_fini(void)
 {
     rec_plan_free(fx.plan);
-    rec_observed_free(&fx.obs);
+    rec_observed_clear(&fx.obs);
 }
 
 TestSuite(plan, .init = fx_init, .fini = fx_fini);
@@ -675,7 +675,7 @@ Test(plan, adoption_matches_or_refuses)
     /* Another owner's image is never adopted. */
     d->instance_id = (char *)INST;
     d->description = NULL;
-    rec_observed_free(&fx.obs);
+    rec_observed_clear(&fx.obs);
     cr_assert_eq(rec_observed_add_region(&fx.obs, R1, &(rec_region_obs *){NULL}), 0);
     observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "team-b");
     build();
@@ -684,7 +684,7 @@ Test(plan, adoption_matches_or_refuses)
 
     /* Without adopt: true an unowned image stays a conflict. */
     d->adopt = false;
-    rec_observed_free(&fx.obs);
+    rec_observed_clear(&fx.obs);
     cr_assert_eq(rec_observed_add_region(&fx.obs, R1, &(rec_region_obs *){NULL}), 0);
     observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, NULL);
     build();
@@ -1413,9 +1413,9 @@ Test(plan, saved_policy_matrix)
         rec_plan_free(loaded);
         rec_plan_policy_clear(&loaded_pol);
         rec_plan_policy_clear(&pol);
-        spec_config_free(&made);
-        spec_config_free(&now);
-        spec_diags_free(&diags);
+        spec_config_clear(&made);
+        spec_config_clear(&now);
+        spec_diags_clear(&diags);
     }
     cr_assert_eq(unlink(cfg_path), 0);
     cr_assert_eq(unlink(plan_path), 0);
@@ -1467,7 +1467,7 @@ Test(plan, saved_policy_malformed_is_refused)
         free(err);
     }
     rec_plan_policy_clear(&pol);
-    spec_config_free(&cfg);
+    spec_config_clear(&cfg);
     cr_assert_eq(unlink(plan_path), 0);
 }
 

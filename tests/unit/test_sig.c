@@ -95,14 +95,14 @@ ParameterizedTest(struct parse_case *c, sig, parse_urlencoded)
         }
         cr_expect_str_eq(buf, c->expect, "parse(%s)", c->in);
     }
-    prov_kvs_free(&kvs);
+    prov_kvs_clear(&kvs);
 }
 
 Test(sig, parse_urlencoded_embedded_nul_refused)
 {
     prov_kvs kvs = {0};
     cr_expect_eq(prov_kvs_parse_urlencoded(&kvs, "a=b\0c", 5), -EINVAL);
-    prov_kvs_free(&kvs);
+    prov_kvs_clear(&kvs);
 }
 
 Test(sig, kvs_set_get_remove)
@@ -119,9 +119,9 @@ Test(sig, kvs_set_get_remove)
     prov_kvs_remove(&kvs, "A");
     cr_expect_eq(kvs.n, 1);
     cr_expect_null(prov_kvs_get(&kvs, "A"));
-    prov_kvs_free(&kvs);
-    prov_kvs_free(&kvs);
-    prov_kvs_free(NULL);
+    prov_kvs_clear(&kvs);
+    prov_kvs_clear(&kvs);
+    prov_kvs_clear(NULL);
 }
 
 /* ---- Canonical query ---- */
@@ -143,7 +143,7 @@ Test(sig, canonical_query_orders_by_encoded_bytes)
     cr_assert_eq(prov_canonical_query(&kvs, NULL, &q), 0);
     cr_expect_not_null(strstr(q, "Signature=skipme"));
     free(q);
-    prov_kvs_free(&kvs);
+    prov_kvs_clear(&kvs);
 }
 
 /* ---- Timestamps and nonces ---- */
@@ -219,7 +219,7 @@ Test(sig, v1_vendor_example)
     cr_expect_str_eq(prov_kvs_get(&p, "Signature"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
     cr_expect_null(prov_kvs_get(&p, "SecurityToken"));
     cr_expect_eq(prov_sig_v1_verify("GET", &p, "testsecret", NULL), 0);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
 }
 
 Test(sig, v1_get_and_post_differ)
@@ -236,8 +236,8 @@ Test(sig, v1_get_and_post_differ)
     cr_assert_not_null(sts);
     cr_expect_eq(strncmp(sts, "POST&%2F&", 9), 0);
     free(sts);
-    prov_kvs_free(&g);
-    prov_kvs_free(&q);
+    prov_kvs_clear(&g);
+    prov_kvs_clear(&q);
 }
 
 Test(sig, v1_sts_token_is_signed)
@@ -256,8 +256,8 @@ Test(sig, v1_sts_token_is_signed)
     cr_expect_eq(prov_sig_v1_verify("GET", &a, "s", &sts), -EPERM);
     cr_expect_not_null(strstr(sts, "SecurityToken%3Dtok2"));
     free(sts);
-    prov_kvs_free(&a);
-    prov_kvs_free(&b);
+    prov_kvs_clear(&a);
+    prov_kvs_clear(&b);
 }
 
 Test(sig, v1_resign_replaces_common_params)
@@ -273,7 +273,7 @@ Test(sig, v1_resign_replaces_common_params)
     cr_expect_null(prov_kvs_get(&p, "SecurityToken"));
     cr_expect_str_eq(prov_kvs_get(&p, "SignatureNonce"), "n2");
     cr_expect_eq(prov_sig_v1_verify("GET", &p, "s", NULL), 0);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
 }
 
 Test(sig, v1_round_trip_through_wire_format)
@@ -293,8 +293,8 @@ Test(sig, v1_round_trip_through_wire_format)
     cr_assert_eq(prov_kvs_parse_urlencoded(&back, body, strlen(body)), 0);
     cr_expect_eq(prov_sig_v1_verify("POST", &back, "s3cr3t", NULL), 0);
     free(body);
-    prov_kvs_free(&back);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&back);
+    prov_kvs_clear(&p);
 }
 
 Test(sig, v1_verify_failures)
@@ -324,14 +324,14 @@ Test(sig, v1_verify_failures)
         prov_kvs_remove(&c, keys[i]);
         cr_expect_eq(prov_sig_v1_verify("GET", &c, "s", &sts), -EINVAL, "without %s", keys[i]);
         cr_expect_null(sts);
-        prov_kvs_free(&c);
+        prov_kvs_clear(&c);
     }
     cr_assert_eq(prov_kvs_set(&p, "SignatureMethod", "HMAC-SHA256"), 0);
     cr_expect_eq(prov_sig_v1_verify("GET", &p, "s", &sts), -EINVAL);
     cr_assert_eq(prov_kvs_set(&p, "SignatureMethod", "HMAC-SHA1"), 0);
     cr_assert_eq(prov_kvs_set(&p, "SignatureVersion", "2.0"), 0);
     cr_expect_eq(prov_sig_v1_verify("GET", &p, "s", &sts), -EINVAL);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
 }
 
 /* ---- V3 ---- */
@@ -389,8 +389,8 @@ Test(sig, v3_vendor_example)
     free(creq);
     free(sts);
     free(sig);
-    prov_kvs_free(&q);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&q);
+    prov_kvs_clear(&h);
 }
 
 Test(sig, v3_parse_authorization)
@@ -461,8 +461,8 @@ Test(sig, v3_round_trip_with_body_token_and_extra_header)
     cr_assert_not_null(sts);
     cr_expect_eq(strncmp(sts, "ACS3-HMAC-SHA256\n", 17), 0);
     free(sts);
-    prov_kvs_free(&q);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&q);
+    prov_kvs_clear(&h);
 }
 
 Test(sig, v3_sts_token_changes_signature)
@@ -472,8 +472,8 @@ Test(sig, v3_sts_token_changes_signature)
     v3_sign_form(&b, &q, NULL);
     cr_expect_null(prov_kvs_get(&b, "x-acs-security-token"));
     cr_expect_str_neq(prov_kvs_get(&a, "authorization"), prov_kvs_get(&b, "authorization"));
-    prov_kvs_free(&a);
-    prov_kvs_free(&b);
+    prov_kvs_clear(&a);
+    prov_kvs_clear(&b);
 }
 
 Test(sig, v3_verify_failures)
@@ -521,9 +521,9 @@ Test(sig, v3_verify_failures)
     cr_expect_eq(prov_sig_v3_verify("POST", "/", &q, &h2, form_body, blen, "sekrit", &sts),
                  -EINVAL);
     cr_expect_null(sts);
-    prov_kvs_free(&h2);
-    prov_kvs_free(&q);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&h2);
+    prov_kvs_clear(&q);
+    prov_kvs_clear(&h);
 }
 
 Test(sig, v3_resign_replaces_authorization)
@@ -538,8 +538,8 @@ Test(sig, v3_resign_replaces_authorization)
     cr_expect_null(prov_kvs_get(&h, "x-acs-security-token"));
     cr_expect_eq(
         prov_sig_v3_verify("POST", "/", &q, &h, form_body, strlen(form_body), "sekrit", NULL), 0);
-    prov_kvs_free(&q);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&q);
+    prov_kvs_clear(&h);
 }
 
 Test(sig, v3_repeated_header_values_joined_sorted)
@@ -559,5 +559,5 @@ Test(sig, v3_repeated_header_values_joined_sorted)
     cr_expect_eq(
         prov_sig_v3_canonical_request("GET", "/", &q, &h, "host;;x-acs-extra", "00", &creq),
         -EINVAL);
-    prov_kvs_free(&h);
+    prov_kvs_clear(&h);
 }

@@ -277,7 +277,7 @@ ParameterizedTest(size_t *i, spec, bad, .init = setup, .fini = teardown)
     cr_expect_str_eq(d.v[0].file, path, "[%s] file", c->id);
     cr_expect_eq(d.n, c->count, "[%s] %zu diagnostics, want %zu (first: %s)", c->id, d.n, c->count,
                  got);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 /* ---- Good inputs ------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ Test(spec, defaults_and_fields, .init = setup, .fini = teardown)
     cr_assert_null(spec_set_find(set, "cn-shanghai", "web-base-v3"));
     cr_assert_null(spec_set_find(set, "cn-hangzhou", "nope"));
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, directories_sorted_recursive_multidoc, .init = setup, .fini = teardown)
@@ -373,7 +373,7 @@ Test(spec, directories_sorted_recursive_multidoc, .init = setup, .fini = teardow
     cr_assert_str_eq(set->regions[1], "cn-hangzhou");
     cr_assert_str_eq(set->regions[2], "cn-shanghai");
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, same_file_twice_and_several_paths, .init = setup, .fini = teardown)
@@ -390,7 +390,7 @@ Test(spec, same_file_twice_and_several_paths, .init = setup, .fini = teardown)
     cr_assert_eq(set->n_regions, 2, "a region without images is still listed");
     cr_assert_eq(set->n_images, 0);
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, duplicate_across_files_names_both, .init = setup, .fini = teardown)
@@ -409,7 +409,7 @@ Test(spec, duplicate_across_files_names_both, .init = setup, .fini = teardown)
     cr_assert_str_eq(d.v[0].msg, want);
     cr_assert_str_eq(d.v[0].file, b);
     cr_assert_eq(d.v[0].line, 4);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, every_error_of_a_run, .init = setup, .fini = teardown)
@@ -425,7 +425,7 @@ Test(spec, every_error_of_a_run, .init = setup, .fini = teardown)
     cr_assert_eq(d.n, 5, "1 + 3 (name, instance_id, system_snapshot_id) + 1 syntax; got %zu", d.n);
     cr_assert(strstr(d.v[0].file, "a.yaml"));
     cr_assert(strstr(d.v[4].file, "c.yaml"));
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, missing_paths_and_empty_dirs, .init = setup, .fini = teardown)
@@ -439,14 +439,14 @@ Test(spec, missing_paths_and_empty_dirs, .init = setup, .fini = teardown)
     cr_assert_eq(load1(missing, &set, &d), -ENOENT);
     cr_assert_eq(d.n, 1);
     cr_assert_str_eq(d.v[0].msg, "cannot read: No such file or directory");
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
     cr_assert_eq(load1(empty, &set, &d), -EINVAL);
     cr_assert_str_eq(d.v[0].msg, "no manifest files (*.yaml, *.yml) in this directory");
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
     spec_diags_init(&d);
     cr_assert_eq(spec_load(NULL, 0, &set, &d), -EINVAL);
     cr_assert_eq(d.n, 1);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, bom_positions, .init = setup, .fini = teardown)
@@ -458,11 +458,11 @@ Test(spec, bom_positions, .init = setup, .fini = teardown)
     char got[512];
     short_diag(&d.v[0], got, sizeof(got));
     cr_assert_str_eq(got, "1:9: invalid region 'Bad': expected a region id such as cn-hangzhou");
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
     path = put("ok.yaml", "\xEF\xBB\xBFregion: cn-hangzhou\n", 23);
     cr_assert_eq(load1(path, &set, &d), 0);
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec, check_functions)
@@ -516,7 +516,7 @@ static void expect_rejected(const char *what, const char *data, size_t len, cons
     for (size_t i = 0; i < d.n && !found; i++)
         found = strstr(d.v[i].msg, needle) != NULL;
     cr_assert(found, "%s: no diagnostic has '%s' (first: %s)", what, needle, d.v[0].msg);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec_hostile, binary, .init = setup, .fini = teardown)
@@ -545,7 +545,7 @@ Test(spec_hostile, invalid_utf8, .init = setup, .fini = teardown)
     cr_assert_str_eq(
         d.v[0].msg,
         "invalid text: invalid trailing UTF-8 octet (byte 0x28); manifests must be UTF-8");
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec_hostile, megabyte_line, .init = setup, .fini = teardown)
@@ -575,7 +575,7 @@ Test(spec_hostile, too_large, .init = setup, .fini = teardown)
     spec_diags d;
     cr_assert_eq(load1(path, &set, &d), -EINVAL);
     cr_assert(strstr(d.v[0].msg, "file too large"), "%s", d.v[0].msg);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec_hostile, deep_nesting, .init = setup, .fini = teardown)
@@ -637,7 +637,7 @@ Test(spec_hostile, aliases_within_limits_work, .init = setup, .fini = teardown)
     cr_assert_eq(set->n_images, 2);
     cr_assert_str_eq(set->images[1].tags[0].value, "web");
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 /* ---- Lint: regions against the built-in SWAS list (validate's warnings) ------------------ */
@@ -696,8 +696,8 @@ ParameterizedTest(size_t *i, spec, lint, .init = setup, .fini = teardown)
         cr_expect_gt(set->region_pos[k].line, 0, "[%s] region %s has no position", c->text,
                      set->regions[k]);
     spec_set_free(set);
-    spec_diags_free(&d);
-    spec_diags_free(&w);
+    spec_diags_clear(&d);
+    spec_diags_clear(&w);
 }
 
 /* Duplicate-key and alias checks were quadratic (40,000 keys took seconds, blocking the daemon's
@@ -727,7 +727,7 @@ Test(spec_hostile, forty_thousand_keys_fast, .init = setup, .fini = teardown)
     short_diag(&d.v[1], got, sizeof(got));
     snprintf(want, sizeof(want), "%zu:7: duplicate key 'k7' (first at %s:14:7)", n + 7, path);
     cr_expect_str_eq(got, want);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec_hostile, forty_thousand_anchors_fast, .init = setup, .fini = teardown)
@@ -756,7 +756,7 @@ Test(spec_hostile, forty_thousand_anchors_fast, .init = setup, .fini = teardown)
     short_diag(&d.v[0], got, sizeof(got));
     snprintf(want, sizeof(want), "%zu:5: alias '*missing' has no anchor", 2 * n + 4);
     cr_expect_str_eq(got, want);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 /* Aliases resolve to the right anchor among many (hash lookups, latest definition wins). */
@@ -785,7 +785,7 @@ Test(spec_hostile, many_anchors_resolve, .init = setup, .fini = teardown)
     snprintf(want, sizeof(want), "i%zu", n - 1 - ((n - 1 - 3) % 7));
     cr_expect_str_eq(img->instance_id, want);
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 Test(spec_hostile, tabs_and_stray_bytes, .init = setup, .fini = teardown)
@@ -813,7 +813,7 @@ Test(spec, examples)
     cr_assert_not_null(v2);
     cr_assert(v2->protect);
     spec_set_free(set);
-    spec_diags_free(&d);
+    spec_diags_clear(&d);
 }
 
 /* ---- spec_check_entry: the loader's rules on an in-memory entry (imgrecon import) -------------
@@ -915,6 +915,6 @@ Test(spec, check_entry_agrees_with_the_loader, .init = setup, .fini = teardown)
         cr_expect_eq(rc == 0, why == NULL, "case %zu: the loader %s it\n%s", i,
                      rc == 0 ? "accepts" : "refuses", text);
         spec_set_free(set);
-        spec_diags_free(&d);
+        spec_diags_clear(&d);
     }
 }

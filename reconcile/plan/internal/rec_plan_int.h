@@ -7,12 +7,12 @@
 #include <openssl/evp.h>
 
 #include "rec_plan.h"
+#include "prov_str.h"
 
 /* Deep copies of provider images (kept local so that reconcile's pure core needs nothing but
  * the plain structs of prov_types.h). Return NULL on allocation failure. */
 prov_image *rec_image_dup(const prov_image *src);
 void rec_image_free(prov_image *img);  /* fields and the struct; accepts NULL */
-void rec_image_clear(prov_image *img); /* fields only */
 /* Sets (replacing) or adds a tag; returns 0 or -ENOMEM. */
 int rec_image_set_tag(prov_image *img, const char *key, const char *value);
 const char *rec_image_tag(const prov_image *img, const char *key);
@@ -31,8 +31,6 @@ void rec_hasher_final(rec_hasher *h, char ret[REC_HASH_HEX + 1]);
 /* Grows *v (element size elem) to hold at least n + 1 elements; 0 or -ENOMEM. */
 int rec_grow(void **v, size_t *cap, size_t n, size_t elem);
 char *rec_strdup0(const char *s); /* NULL stays NULL; sets *failed-style errors via NULL */
-/* malloc'd printf; NULL on failure. */
-char *rec_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* JSON of an image snapshot (json null for NULL) and of a whole plan (rec_render.c); *ok is
  * cleared on allocation failure. rec_plan_json returns NULL on failure. */

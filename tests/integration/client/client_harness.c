@@ -192,8 +192,8 @@ void outcome_free(outcome *o)
 {
     prov_error_clear(&o->err);
     json_decref(o->body);
-    prov_image_list_free(&o->list);
-    prov_ecs_image_list_free(&o->ecs);
+    prov_image_list_clear(&o->list);
+    prov_ecs_image_list_clear(&o->ecs);
     memset(o, 0, sizeof(*o));
 }
 
@@ -203,7 +203,7 @@ void raw_list(harness *h, outcome *o)
     prov_kvs p = {0};
     cr_assert_eq(prov_kvs_add(&p, "PageSize", "10"), 0);
     cr_assert_eq(prov_call(h->c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", &p, raw_cb, o), 0);
-    prov_kvs_free(&p);
+    prov_kvs_clear(&p);
     cr_expect(!o->fired, "the callback ran inside prov_call");
     run_until(h, &o->fired);
     cr_expect_eq(o->calls, 1, "the callback ran %d times", o->calls);
