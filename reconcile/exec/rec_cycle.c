@@ -13,7 +13,11 @@
 #include "rec_journal.h"
 #include "rec_observe.h"
 #include "rec_options.h"
+#include "prov_swas.h"
+#include "rec_estimate.h"
 #include "rec_plan.h"
+#include "rec_plancheck.h"
+#include "rec_planfile.h"
 #include "rec_regions.h"
 
 #define LIST_REGIONS_MAX_AGE_S (24 * 3600)
@@ -411,4 +415,17 @@ void rec_cycle_result_free(rec_cycle_result *res)
             free((char *)res->failed_addresses[i]);
     free((void *)res->failed_addresses);
     free(res);
+}
+
+const char *rec_wait_for_name(rec_wait_for w)
+{
+    switch (w) {
+    case REC_WAIT_RATE_LIMIT:
+        return "rate_limit";
+    case REC_WAIT_IMAGE_BUILD:
+        return "image_build";
+    case REC_WAIT_NONE:
+        break;
+    }
+    return "none";
 }

@@ -58,6 +58,9 @@ struct rec_exec {
     uv_timer_t tick_timer;
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
+    rec_wait_for wait_for;  /* the wait on_tick reported last (REC_WAIT_NONE: none) */
+    const char *wait_api;   /* rate-limit waits: the action waited for (static string) */
+    uint64_t wait_since_ms; /* when that wait began */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
 };
@@ -125,6 +128,10 @@ static uint64_t now_ms(const rec_exec *x)
     return uv_now(x->loop);
 }
 
+static const char *target_image(const xstep *s);
+
+/* Reports a step event (s set) or a cycle-level one to the caller's on_event (apply's progress,
+ * the daemon's log). Step events carry the image the step acts on when it is known. */
 static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *text,
                  uint64_t wait_ms)
 {
@@ -135,11 +142,16 @@ static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *t
         .address = s ? s->step->address : NULL,
         .action = s ? rec_action_name(s->step->action) : NULL,
         .text = text,
+        .image_id = s ? target_image(s) : NULL,
         .n_done = x->n_done,
         .n_failed = x->n_failed,
         .n_total = (unsigned)x->n,
         .wait_ms = wait_ms,
     };
+    if (kind == REC_EV_WAITING) {
+        ev.wait_for = x->wait_for;
+        ev.waited_ms = now_ms(x) - x->wait_since_ms;
+    }
     x->o.on_event(x->o.ud, &ev);
 }
 
@@ -934,16 +946,43 @@ static void pump(rec_exec *x)
     maybe_finish(x);
 }
 
-/* Once a second on a terminal: what the run is waiting for (the pacer queues calls inside the
- * client; our own recent calls tell when the next slot of the busiest action frees). */
+/* Notes which wait is under way so that waiting events say how long it has lasted: a wait of
+ * another kind (or for another action) starts the clock again. */
+static void wait_begin(rec_exec *x, rec_wait_for w, const char *api)
+{
+    if (x->wait_for != w || (api != NULL && (x->wait_api == NULL || strcmp(x->wait_api, api) != 0))) {
+        x->wait_for = w;
+        x->wait_api = api;
+        x->wait_since_ms = now_ms(x);
+    }
+}
+
+/* The awaiting step that has waited longest (its image is the one named in the event). */
+static const xstep *oldest_awaiting(const rec_exec *x, size_t *ret_n)
+{
+    const xstep *oldest = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *s = &x->xs[i];
+        if (s->state != REC_STEP_AWAITING)
+            continue;
+        n++;
+        if (oldest == NULL || s->await_since_ms < oldest->await_since_ms)
+            oldest = s;
+    }
+    *ret_n = n;
+    return oldest;
+}
+
+/* Once a second while the run has an event consumer: what the run is waiting for (the pacer
+ * queues calls inside the client; our own recent calls tell when the next slot of the busiest
+ * action frees), or which images it waits to become available. */
 static void on_tick(uv_timer_t *t)
 {
     rec_exec *x = t->data;
-    size_t awaiting = 0;
     const char *busiest = NULL;
     size_t most = 0;
     for (size_t i = 0; i < x->n; i++) {
-        awaiting += x->xs[i].state == REC_STEP_AWAITING;
         if (x->xs[i].state != REC_STEP_RUNNING)
             continue;
         const char *api = rec_action_api(x->xs[i].step->action);
@@ -956,17 +995,29 @@ static void on_tick(uv_timer_t *t)
             busiest = api;
         }
     }
+    size_t awaiting;
+    const xstep *oldest = oldest_awaiting(x, &awaiting);
     char text[160];
     uint64_t next = busiest ? hist_next_ms(x, busiest) : 0;
     if (busiest != NULL && next > 0) {
+        wait_begin(x, REC_WAIT_RATE_LIMIT, busiest);
         snprintf(text, sizeof(text), "next %s call", busiest);
         emit(x, REC_EV_WAITING, NULL, text, next);
-    } else if (busiest == NULL && awaiting > 0) {
+    } else if (busiest == NULL && oldest != NULL) {
+        /* An image build is timed from the oldest awaiting step's start, not from the tick. */
+        if (x->wait_for != REC_WAIT_IMAGE_BUILD) {
+            x->wait_for = REC_WAIT_IMAGE_BUILD;
+            x->wait_api = NULL;
+        }
+        x->wait_since_ms = oldest->await_since_ms;
         uint64_t iv = poll_interval(x), now = now_ms(x);
         next = x->last_poll_ms != 0 && x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
         snprintf(text, sizeof(text), "%zu image%s becoming available; next ListCustomImages call",
                  awaiting, awaiting == 1 ? "" : "s");
-        emit(x, REC_EV_WAITING, NULL, text, next ? next : 1);
+        emit(x, REC_EV_WAITING, oldest, text, next ? next : 1);
+    } else {
+        x->wait_for = REC_WAIT_NONE;
+        x->wait_api = NULL;
     }
 }
 
