@@ -14,6 +14,7 @@
 
 #include "prov_types.h"
 #include "rec_alerts.h"
+#include "rec_progress.h"
 #include "rec_backoff.h"
 #include "rec_cycle.h"
 #include "rec_daemon.h"
@@ -70,11 +71,12 @@ struct rec_dmn {
      * status.json as failures after the backing-off items. */
     rec_status_failure *conflicts;
     size_t n_conflicts;
-    rec_fights fights;  /* fighting controllers, in memory only (rec_fights.h) */
-    rec_webhook *hooks; /* the config's `notify` targets */
-    rec_alerts *alerts; /* what the hooks are told */
-    char *load_error;   /* the last failed manifest load's first problem, one line */
-    bool was_unhealthy; /* failed or invalid since the last ready: `recovered` is due */
+    rec_fights fights;       /* fighting controllers, in memory only (rec_fights.h) */
+    rec_webhook *hooks;      /* the config's `notify` targets */
+    rec_alerts *alerts;      /* what the hooks are told */
+    rec_wait_gate wait_gate; /* long waits are logged every 15 s, not every tick */
+    char *load_error;        /* the last failed manifest load's first problem, one line */
+    bool was_unhealthy;      /* failed or invalid since the last ready: `recovered` is due */
     int exit_code;
 };
 
@@ -518,20 +520,21 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         break;
     case REC_EV_STEP_START:
         rec_log_event(d->log, REC_LOG_INFO, "step started", "address", ev->address, "action",
-                      ev->action, NULL);
+                      ev->action, "image_id", ev->image_id, NULL);
         break;
     case REC_EV_STEP_DONE:
         (void)snprintf(n1, sizeof(n1), "%u", ev->n_done);
         (void)snprintf(n2, sizeof(n2), "%u", ev->n_total);
         rec_log_event(d->log, REC_LOG_INFO, "step done", "address", ev->address, "action",
-                      ev->action, "image_id", ev->text, "done", n1, "total", n2, NULL);
-        rec_alerts_step(d->alerts, ev->address, ev->action, ev->text, false, NULL);
+                      ev->action, "image_id", ev->image_id, "done", n1, "total", n2, NULL);
+        rec_alerts_step(d->alerts, ev->address, ev->action, ev->image_id, false, NULL);
         update_live(d);
         break;
     case REC_EV_STEP_FAILED: {
         char *norm = rec_log_normalise(ev->text);
         rec_log_event(d->log, REC_LOG_ERROR, "step failed", "address", ev->address, "action",
-                      ev->action, "error", ev->text, "error_key", norm, NULL);
+                      ev->action, "image_id", ev->image_id, "error", ev->text, "error_key", norm,
+                      NULL);
         rec_alerts_step(d->alerts, ev->address, ev->action, NULL, true, ev->text);
         if (ev->address != NULL && norm != NULL) {
             rec_log_scrub(d->log, norm);
@@ -541,10 +544,16 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         update_live(d);
         break;
     }
-    case REC_EV_WAITING:
+    case REC_EV_WAITING: {
+        /* Every tick at debug level; a long wait at info, the first after 5 s, then every 15 s. */
+        bool shown = rec_wait_gate_pass(&d->wait_gate, ev);
         (void)snprintf(n1, sizeof(n1), "%llu", (unsigned long long)ev->wait_ms);
-        rec_log_event(d->log, REC_LOG_DEBUG, "waiting", "action", ev->action, "wait_ms", n1, NULL);
+        (void)snprintf(n2, sizeof(n2), "%llu", (unsigned long long)ev->waited_ms);
+        rec_log_event(d->log, shown ? REC_LOG_INFO : REC_LOG_DEBUG, "waiting", "for",
+                      rec_wait_for_name(ev->wait_for), "what", ev->text, "address", ev->address,
+                      "image_id", ev->image_id, "wait_ms", n1, "waited_ms", n2, NULL);
         break;
+    }
     }
 }
 

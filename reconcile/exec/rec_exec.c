@@ -950,7 +950,8 @@ static void pump(rec_exec *x)
  * another kind (or for another action) starts the clock again. */
 static void wait_begin(rec_exec *x, rec_wait_for w, const char *api)
 {
-    if (x->wait_for != w || (api != NULL && (x->wait_api == NULL || strcmp(x->wait_api, api) != 0))) {
+    if (x->wait_for != w ||
+        (api != NULL && (x->wait_api == NULL || strcmp(x->wait_api, api) != 0))) {
         x->wait_for = w;
         x->wait_api = api;
         x->wait_since_ms = now_ms(x);

@@ -12,8 +12,8 @@ struct rec_progress {
     bool tty, color;
     bool line_shown; /* the status line is on screen */
     unsigned n_done, n_failed, n_total;
-    char current[256]; /* what is happening now */
-    char waiting[192]; /* "next CreateCustomImage call in 12s (waited 8s)" */
+    char current[256];  /* what is happening now */
+    char waiting[192];  /* "next CreateCustomImage call in 12s (waited 8s)" */
     rec_wait_gate gate; /* plain output: when the next waiting line may be printed */
     unsigned created, deleted, shared, unshared, ecs_deleted;
     unsigned other; /* done steps of other kinds (tag, retag, ...) */
@@ -46,7 +46,8 @@ int rec_wait_describe(const rec_event *ev, char *buf, size_t size)
     (void)rec_escape(ev->image_id ? ev->image_id : "", id, sizeof(id));
     unsigned long long waited = ev->waited_ms / 1000, next = (ev->wait_ms + 999) / 1000;
     if (ev->wait_for == REC_WAIT_IMAGE_BUILD)
-        return snprintf(buf, size, "waiting for image %s to become available (%s in %llus), %llus so far",
+        return snprintf(buf, size,
+                        "waiting for image %s to become available (%s in %llus), %llus so far",
                         id[0] ? id : "?", what, next, waited);
     if (ev->wait_for == REC_WAIT_RATE_LIMIT)
         return snprintf(buf, size, "waiting for the rate-limit window (%s in %llus), %llus so far",
