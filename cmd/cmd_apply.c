@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "rec_applyjson.h"
 #include "rec_cycle.h"
 #include "rec_lock.h"
 #include "rec_plan.h"
@@ -16,7 +17,7 @@
 #include "rec_setup.h"
 #include "spec.h"
 
-enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL };
+enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL, OPT_JSON };
 
 typedef struct apply_ui {
     cmd_ctx *ctx;
@@ -25,16 +26,22 @@ typedef struct apply_ui {
     bool stdin_tty;
     bool refused_no_tty;
     rec_progress *progress;
+    rec_applyjson *json;   /* --json: the event stream instead of the text output */
+    rec_applyjson_end end; /* --json: what the summary says (filled by run_apply) */
+    char error[1024];      /* end.error's text, which outlives the cycle result */
 } apply_ui;
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
+    fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [--json] [PLANFILE]\n\n"
                  "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
                  "uses the settings the plan was made with (no other flag needed), re-reads the\n"
                  "account, refuses when anything the saved steps depend on changed or when the\n"
                  "settings given disagree, runs only the saved steps, and does not ask.\n\n"
-                 "  --auto-approve       do not ask for confirmation\n");
+                 "  --auto-approve       do not ask for confirmation\n"
+                 "  --json               one JSON event per line on stdout (steps, waits, a\n"
+                 "                       summary last; reconcile/exec/APPLY-JSON.md); needs\n"
+                 "                       --auto-approve or PLANFILE\n");
     cmd_print_common_help(out, CMD_USES_APPLY);
 }
 
@@ -42,6 +49,11 @@ static void usage(FILE *out)
 static bool confirm(void *ud, const rec_plan *plan)
 {
     apply_ui *ui = ud;
+    if (ui->json != NULL) {
+        /* --json is only accepted with an approval (checked before the session starts). */
+        rec_applyjson_planned(ui->json, plan);
+        return true;
+    }
     if (!ui->ctx->quiet)
         (void)rec_render_text(plan, stdout, ui->color ? REC_RENDER_COLOR : 0);
     if (rec_plan_n_changes(plan) == 0 || ui->auto_approve)
@@ -62,7 +74,9 @@ static bool confirm(void *ud, const rec_plan *plan)
 static void on_event(void *ud, const rec_event *ev)
 {
     apply_ui *ui = ud;
-    if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
+    if (ui->json != NULL)
+        rec_applyjson_event(ui->json, ev);
+    else if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
         rec_progress_event(ui->progress, ev);
 }
 
@@ -150,47 +164,17 @@ static void print_summary(const rec_cycle_result *res, const char *counts, const
     printf("%s%s\n", calls ? " " : "", calls ? calls : "");
 }
 
-int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
+/* The apply proper, after the options: loads, observes, asks, executes and prints; fills
+ * ui->end for the --json summary. Returns the exit code. */
+static int run_apply(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
 {
-    static const struct option extra[] = {
-        {"auto-approve", no_argument, NULL, OPT_AUTO_APPROVE},
-    };
-    apply_ui ui = {.ctx = ctx};
-    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
-    if (opts == NULL) {
-        cmd_error(ctx, "out of memory");
-        return 1;
-    }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 0;
-        }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h < 0)
-            bad = 1;
-        if (h != 0)
-            continue;
-        if (opt == OPT_AUTO_APPROVE)
-            ui.auto_approve = true;
-        else
-            bad = 1;
-    }
-    free(opts);
-    const char *planfile = optind < argc ? argv[optind] : NULL;
-    if (bad || argc - optind > 1) {
-        usage(stderr);
-        return 1;
-    }
     rec_plan *saved = NULL;
     rec_plan_policy policy;
     memset(&policy, 0, sizeof(policy));
     if (planfile != NULL) {
         /* As with Terraform, a saved plan is the approval: it was reviewed when it was made,
          * and a stale one is refused. */
-        ui.auto_approve = true;
+        ui->auto_approve = true;
         char *perr = NULL;
         int prc = rec_plan_load(planfile, &saved, &policy, &perr);
         if (prc < 0) {
@@ -230,9 +214,9 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     }
 
     bool tty = isatty(STDOUT_FILENO);
-    ui.color = !ctx->no_color && tty;
-    ui.stdin_tty = isatty(STDIN_FILENO);
-    if (rec_progress_new(stdout, tty, ui.color, &ui.progress) < 0) {
+    ui->color = !ctx->no_color && tty;
+    ui->stdin_tty = isatty(STDIN_FILENO);
+    if (rec_progress_new(stdout, tty, ui->color, &ui->progress) < 0) {
         cmd_error(ctx, "out of memory");
         spec_set_free(desired);
         rec_plan_free(saved);
@@ -280,32 +264,39 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         .saved = saved,
         .on_event = on_event,
         .confirm = confirm,
-        .ud = &ui,
+        .ud = ui,
     };
     rec_cycle_result *res = NULL;
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
-    rec_progress_finish(ui.progress);
+    rec_progress_finish(ui->progress);
     if (rc < 0) {
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
                   rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
                                  "followed there; remove it) in "
                                : "",
                   rc == -ELOOP ? setup.state_dir : "");
-    } else if (res->rc == -ECANCELED && ui.refused_no_tty) {
+    } else if (res->rc == -ECANCELED && ui->refused_no_tty) {
         cmd_error(ctx, "apply: standard input is not a terminal; refusing to apply without "
                        "confirmation (use --auto-approve)");
     } else if (res->rc == -ECANCELED) {
-        printf("\nApply cancelled.\n");
+        ui->end.result = "cancelled";
+        if (ui->json == NULL)
+            printf("\nApply cancelled.\n");
     } else if (res->rc < 0) {
         cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
+        snprintf(ui->error, sizeof(ui->error), "%s", res->error ? res->error : strerror(-res->rc));
+        ui->end.error = ui->error;
     } else {
         char counts[256];
-        rec_progress_summary(ui.progress, counts, sizeof(counts));
+        rec_progress_summary(ui->progress, counts, sizeof(counts));
         char *calls = rec_setup_calls_summary(&setup);
-        if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
+        if (ui->json == NULL && !ctx->quiet && rec_plan_n_changes(res->plan) > 0)
             print_summary(res, counts, calls);
         free(calls);
         exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+        ui->end.n_done = res->n_done;
+        ui->end.n_failed = res->n_failed;
+        ui->end.n_skipped = res->n_skipped;
         /* Conflicts (a declared name taken by an image that is not ours): the independent
          * steps ran; the conflicting entries cannot converge, so CI must notice. */
         size_t n_conflicts = res->plan ? rec_plan_n_notes(res->plan, REC_NOTE_CONFLICT) : 0;
@@ -317,12 +308,17 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
                       res->plan->owner ? res->plan->owner : "default");
             exit_code = 1;
         }
+        ui->end.n_conflicts = n_conflicts;
         /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
         for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
             if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
                 cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
                 exit_code = 1;
             }
+        /* Conflicts and refused prunes leave the account short of the manifests: incomplete. */
+        ui->end.result = exit_code != 0                       ? "incomplete"
+                         : rec_plan_n_changes(res->plan) == 0 ? "no_changes"
+                                                              : "complete";
     }
     rec_cycle_result_free(res);
 out_setup:
@@ -334,9 +330,69 @@ out_loop:
     if (uv_loop_close(&loop) != 0)
         cmd_error(ctx, "internal error: event loop handles left open");
 out:
-    rec_progress_free(ui.progress);
+    rec_progress_free(ui->progress);
     spec_set_free(desired);
     rec_plan_free(saved);
     rec_plan_policy_clear(&policy);
+    return exit_code;
+}
+
+int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"auto-approve", no_argument, NULL, OPT_AUTO_APPROVE},
+        {"json", no_argument, NULL, OPT_JSON},
+    };
+    bool json = false;
+    apply_ui ui = {.ctx = ctx};
+    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
+    if (opts == NULL) {
+        cmd_error(ctx, "out of memory");
+        return 1;
+    }
+    int opt, bad = 0;
+    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
+        if (opt == 'h') {
+            free(opts);
+            usage(stdout);
+            return 0;
+        }
+        int h = cmd_common_option(ctx, opt, optarg);
+        if (h < 0)
+            bad = 1;
+        if (h != 0)
+            continue;
+        if (opt == OPT_AUTO_APPROVE)
+            ui.auto_approve = true;
+        else if (opt == OPT_JSON)
+            json = true;
+        else
+            bad = 1;
+    }
+    free(opts);
+    const char *planfile = optind < argc ? argv[optind] : NULL;
+    if (bad || argc - optind > 1) {
+        usage(stderr);
+        return 1;
+    }
+    if (json && !ui.auto_approve && planfile == NULL) {
+        cmd_error(ctx, "apply --json cannot ask for confirmation (stdout carries the events); "
+                       "add --auto-approve, or apply a plan saved with plan --out");
+        return 1;
+    }
+    if (json && rec_applyjson_new(stdout, &ui.json) < 0) {
+        cmd_error(ctx, "out of memory");
+        return 1;
+    }
+    int exit_code = run_apply(ctx, &ui, planfile);
+    if (ui.json != NULL) {
+        ui.end.exit_code = exit_code;
+        if (ui.end.result == NULL) /* stopped before the cycle ran: the reason is on stderr */
+            ui.end.result = "error";
+        if (exit_code != 0 && ui.end.error == NULL)
+            ui.end.error = "see the messages on standard error";
+        rec_applyjson_summary(ui.json, &ui.end);
+        rec_applyjson_free(ui.json);
+    }
     return exit_code;
 }

@@ -45,14 +45,11 @@ int rec_wait_describe(const rec_event *ev, char *buf, size_t size)
     (void)rec_escape(ev->text ? ev->text : "next call", what, sizeof(what));
     (void)rec_escape(ev->image_id ? ev->image_id : "", id, sizeof(id));
     unsigned long long waited = ev->waited_ms / 1000, next = (ev->wait_ms + 999) / 1000;
-    if (ev->wait_for == REC_WAIT_IMAGE_BUILD)
-        return snprintf(buf, size,
-                        "waiting for image %s to become available (%s in %llus), %llus so far",
-                        id[0] ? id : "?", what, next, waited);
-    if (ev->wait_for == REC_WAIT_RATE_LIMIT)
-        return snprintf(buf, size, "waiting for the rate-limit window (%s in %llus), %llus so far",
-                        what, next, waited);
-    return snprintf(buf, size, "waiting (%s in %llus), %llus so far", what, next, waited);
+    const char *kind = ev->wait_for == REC_WAIT_IMAGE_BUILD  ? "image build"
+                       : ev->wait_for == REC_WAIT_RATE_LIMIT ? "the rate limit"
+                                                             : "the cloud";
+    return snprintf(buf, size, "waiting for %s%s%s%s: %s in %llus; waited %llus so far", kind,
+                    id[0] ? " (" : "", id, id[0] ? ")" : "", what, next, waited);
 }
 
 int rec_progress_new(FILE *out, bool tty, bool color, rec_progress **ret)

@@ -24,9 +24,9 @@ typedef struct rec_wait_gate {
 /* True when this REC_EV_WAITING event should be shown (updates g); false for other events. Used
  * by the plain progress output and the daemon's log. */
 bool rec_wait_gate_pass(rec_wait_gate *g, const rec_event *ev);
-/* "waiting for image m-1 to become available (... in 3s), 12s so far" or "waiting for the
- * rate-limit window (next CreateCustomImage call in 8s), 20s so far" into buf, escaped. Returns
- * what snprintf returns. */
+/* "waiting for image build (m-1): 2 images becoming available; next ListCustomImages call in 3s;
+ * waited 12s so far" or "waiting for the rate limit: next CreateCustomImage call in 8s; waited
+ * 20s so far" into buf, escaped. Returns what snprintf returns. */
 int rec_wait_describe(const rec_event *ev, char *buf, size_t size);
 
 /* tty: updating line; color: ANSI colours for done/failed. out is borrowed. */
