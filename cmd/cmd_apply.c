@@ -205,7 +205,7 @@ static int run_apply(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
     spec_diags_init(&diags);
     spec_set *desired = NULL;
     int rc = spec_load(paths, n_paths, &desired, &diags);
-    spec_diags_print(&diags, stderr);
+    cmd_print_diags(ctx, &diags, false);
     spec_diags_free(&diags);
     if (rc < 0) {
         rec_plan_free(saved);
@@ -243,7 +243,7 @@ static int run_apply(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
         goto out_loop;
     }
     if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
+        cmd_note(ctx, "%s", setup.note);
     /* One writer per state directory: the daemon and other applies hold the same lock. */
     long holder = 0;
     rc = rec_lock_acquire(setup.state_dir, &lock, &holder);

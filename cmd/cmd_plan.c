@@ -113,7 +113,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
     spec_diags_init(&diags);
     spec_set *desired = NULL;
     int rc = spec_load(paths, n_paths, &desired, &diags);
-    spec_diags_print(&diags, stderr);
+    cmd_print_diags(ctx, &diags, false);
     spec_diags_free(&diags);
     if (rc < 0)
         return 1;
@@ -137,7 +137,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         goto out_loop;
     }
     if (setup.note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", setup.note);
+        cmd_note(ctx, "%s", setup.note);
 
     rec_cycle_opts co = {.desired = desired, .execute = false};
     rec_cycle_result *res = NULL;
@@ -178,7 +178,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         if (ctx->verbose > 0) {
             char *calls = rec_setup_calls_summary(&setup);
             if (calls != NULL)
-                fprintf(stderr, "imgrecon: %s\n", calls);
+                cmd_note(ctx, "%s", calls);
             free(calls);
         }
     }

@@ -289,23 +289,16 @@ static const struct {
     const char *key;
     rec_log_type type;
 } typed_keys[] = {
-    {"attempt", REC_LOG_NUMBER},
-    {"backing_off", REC_LOG_NUMBER},
-    {"done", REC_LOG_NUMBER},
-    {"drift", REC_LOG_NUMBER},
-    {"duration_ms", REC_LOG_NUMBER},
-    {"duration_s", REC_LOG_NUMBER},
-    {"failed", REC_LOG_NUMBER},
-    {"http_status", REC_LOG_NUMBER},
-    {"images", REC_LOG_NUMBER},
-    {"interval_ms", REC_LOG_NUMBER},
-    {"pending", REC_LOG_NUMBER},
-    {"pid", REC_LOG_NUMBER},
-    {"steps", REC_LOG_NUMBER},
-    {"total", REC_LOG_NUMBER},
-    {"undone_in_a_row", REC_LOG_NUMBER},
-    {"wait_ms", REC_LOG_NUMBER},
-    {"waited_ms", REC_LOG_NUMBER},
+    {"attempt", REC_LOG_NUMBER},     {"backing_off", REC_LOG_NUMBER},
+    {"col", REC_LOG_NUMBER},         {"done", REC_LOG_NUMBER},
+    {"drift", REC_LOG_NUMBER},       {"duration_ms", REC_LOG_NUMBER},
+    {"duration_s", REC_LOG_NUMBER},  {"failed", REC_LOG_NUMBER},
+    {"http_status", REC_LOG_NUMBER}, {"images", REC_LOG_NUMBER},
+    {"interval_ms", REC_LOG_NUMBER}, {"line", REC_LOG_NUMBER},
+    {"pending", REC_LOG_NUMBER},     {"pid", REC_LOG_NUMBER},
+    {"retry_in_ms", REC_LOG_NUMBER}, {"steps", REC_LOG_NUMBER},
+    {"total", REC_LOG_NUMBER},       {"undone_in_a_row", REC_LOG_NUMBER},
+    {"wait_ms", REC_LOG_NUMBER},     {"waited_ms", REC_LOG_NUMBER},
     {"suspended", REC_LOG_BOOL},
 };
 
