@@ -28,6 +28,8 @@ typedef struct cmd_ctx {
     int verbose;             /* -v count */
     bool quiet;              /* -q */
     bool no_color;           /* --no-color or NO_COLOR set */
+    bool wait_live;          /* plan/apply: show rate-limit waits on stderr (a terminal) */
+    bool wait_shown;         /* that line is on screen */
     spec_config cfg;         /* defaults, then the file, then the flags */
 } cmd_ctx;
 
@@ -118,6 +120,11 @@ void cmd_note(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(pr
 /* Prints diagnostics on stderr: "file:line:col: message" ("warning: " before the message when
  * warnings is set), or JSON lines with level error/warn and file, line, col fields. */
 void cmd_print_diags(const cmd_ctx *ctx, const spec_diags *d, bool warnings);
+/* rec_setup_opts.on_wait for plan and apply (ud: the cmd_ctx): while ctx->wait_live, one
+ * updating line on stderr, "waiting for the rate limit: next ListCustomImages call in 12s". */
+void cmd_wait_line(void *ud, const char *action, uint64_t wait_ms);
+/* Removes that line (before other output). */
+void cmd_wait_clear(cmd_ctx *ctx);
 /* rec_setup_opts.on_cred_error for the one-shot commands (ud: the cmd_ctx): a warning on
  * stderr. */
 void cmd_cred_warning(void *ud, const char *msg);

@@ -49,6 +49,8 @@ static void usage(FILE *out)
 static bool confirm(void *ud, const rec_plan *plan)
 {
     apply_ui *ui = ud;
+    ui->ctx->wait_live = false;
+    cmd_wait_clear(ui->ctx);
     if (ui->json != NULL) {
         /* --json is only accepted with an approval (checked before the session starts). */
         rec_applyjson_planned(ui->json, plan);
@@ -235,7 +237,11 @@ static int run_apply(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
     char *err = NULL;
     rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL || saved != NULL,
                          .on_cred_error = cmd_cred_warning,
+                         .on_wait = cmd_wait_line,
                          .ud = ctx};
+    /* While observing, a wait for the rate limit is said on a terminal; the steps' waits are
+     * the progress output's (confirm turns this off). */
+    ctx->wait_live = isatty(STDERR_FILENO) && !ctx->quiet && ui->json == NULL && !cmd_log_json(ctx);
     rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
     if (rc < 0) {
         cmd_error(ctx, "%s", err ? err : "setup failed");
@@ -268,6 +274,7 @@ static int run_apply(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
     };
     rec_cycle_result *res = NULL;
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
+    cmd_wait_clear(ctx);
     rec_progress_finish(ui->progress);
     if (rc < 0) {
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),

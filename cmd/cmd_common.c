@@ -1,6 +1,7 @@
 /* Common options and config loading shared by every subcommand. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +123,28 @@ void cmd_print_diags(const cmd_ctx *ctx, const spec_diags *d, bool warnings)
         } else {
             fprintf(stderr, "%s\n", e->msg);
         }
+    }
+}
+
+void cmd_wait_line(void *ud, const char *action, uint64_t wait_ms)
+{
+    cmd_ctx *ctx = ud;
+    if (!ctx->wait_live)
+        return;
+    char name[64];
+    (void)rec_escape(action ? action : "API", name, sizeof(name));
+    fprintf(stderr, "\r\033[Kwaiting for the rate limit: next %s call in %llus", name,
+            (unsigned long long)((wait_ms + 999) / 1000));
+    fflush(stderr);
+    ctx->wait_shown = true;
+}
+
+void cmd_wait_clear(cmd_ctx *ctx)
+{
+    if (ctx->wait_shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        ctx->wait_shown = false;
     }
 }
 

@@ -129,7 +129,10 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
     char *err = NULL;
     rec_setup_opts so = {.state_dir_explicit = ctx->state_dir != NULL,
                          .on_cred_error = cmd_cred_warning,
+                         .on_wait = cmd_wait_line,
                          .ud = ctx};
+    /* On a terminal, a wait for the rate limit is said while it lasts (cleared before output). */
+    ctx->wait_live = isatty(STDERR_FILENO) && !ctx->quiet && !cmd_log_json(ctx);
     rc = rec_setup_init(&loop, &ctx->cfg, &so, &setup, &err);
     if (rc < 0) {
         cmd_error(ctx, "%s", err ? err : "setup failed");
@@ -142,6 +145,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
     rec_cycle_opts co = {.desired = desired, .execute = false};
     rec_cycle_result *res = NULL;
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
+    cmd_wait_clear(ctx);
     if (rc < 0) {
         cmd_error(ctx, "plan failed: %s", strerror(-rc));
     } else if (res->rc < 0) {
