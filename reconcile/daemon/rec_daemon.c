@@ -545,7 +545,7 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         break;
     }
     case REC_EV_WAITING: {
-        /* Every tick at debug level; a long wait at info, the first after 5 s, then every 15 s. */
+        /* Every tick at debug level; a long wait at info, the first after 3 s, then every 15 s. */
         bool shown = rec_wait_gate_pass(&d->wait_gate, ev);
         (void)snprintf(n1, sizeof(n1), "%llu", (unsigned long long)ev->wait_ms);
         (void)snprintf(n2, sizeof(n2), "%llu", (unsigned long long)ev->waited_ms);

@@ -20,7 +20,7 @@ int rec_applyjson_new(FILE *out, rec_applyjson **ret);
 void rec_applyjson_free(rec_applyjson *w);
 /* The "planned" event: the fresh plan as PLAN-JSON under "plan", before any step starts. */
 void rec_applyjson_planned(rec_applyjson *w, const rec_plan *plan);
-/* step_started, step_done, step_failed and (first after 5 s, then every 15 s of one wait)
+/* step_started, step_done, step_failed and (first after 3 s, then every 15 s of one wait)
  * waiting events; observed/planned cycle events are not written (see rec_applyjson_planned). */
 void rec_applyjson_event(rec_applyjson *w, const rec_event *ev);
 

@@ -20,7 +20,7 @@ struct rec_progress {
 };
 
 /* Plain output stays quiet for short waits and repeats a long one this often. */
-#define WAIT_FIRST_MS 5000
+#define WAIT_FIRST_MS 3000
 #define WAIT_EVERY_MS 15000
 
 bool rec_wait_gate_pass(rec_wait_gate *g, const rec_event *ev)

@@ -14,7 +14,7 @@
 typedef struct rec_progress rec_progress;
 
 /* When a consumer without a live line (a file, a log) reports a wait: the first time once it has
- * lasted 5 s, then every 15 s while it lasts. Zero-initialise; one per consumer. */
+ * lasted 3 s, then every 15 s while it lasts. Zero-initialise; one per consumer. */
 typedef struct rec_wait_gate {
     rec_wait_for wait_for;
     uint64_t last_ms; /* waited_ms when last shown */
