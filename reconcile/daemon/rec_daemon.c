@@ -314,7 +314,6 @@ static void update_live(rec_dmn *d)
     }
 }
 
-/* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
 /* rec_setup_opts.on_cred_error: a failed credential refresh (retried) or an unknown account. */
 static void on_cred_error(void *ud, const char *msg)
 {
@@ -322,6 +321,21 @@ static void on_cred_error(void *ud, const char *msg)
     rec_log_event(d->log, REC_LOG_WARN, "credentials", "error", msg, NULL);
 }
 
+/* rec_setup_opts.on_wait: a call held back for its action's rate-limit window, also while
+ * observing (the executor reports its own waits as cycle events). A long one is logged at info
+ * so that a slow cycle says why. */
+#define LONG_WAIT_MS 3000
+static void on_wait(void *ud, const char *action, uint64_t wait_ms)
+{
+    rec_dmn *d = ud;
+    char what[96], ms[24];
+    (void)snprintf(what, sizeof(what), "next %s call", action ? action : "API");
+    (void)snprintf(ms, sizeof(ms), "%llu", (unsigned long long)wait_ms);
+    rec_log_event(d->log, wait_ms >= LONG_WAIT_MS ? REC_LOG_INFO : REC_LOG_DEBUG, "waiting", "for",
+                  rec_wait_for_name(REC_WAIT_RATE_LIMIT), "what", what, "wait_ms", ms, NULL);
+}
+
+/* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
 static void on_call(void *ud, const prov_call_event *ev)
 {
     rec_dmn *d = ud;
@@ -903,6 +917,7 @@ static void do_reload(rec_dmn *d)
         rec_setup_opts so = {.state_dir_explicit = true,
                              .on_call = on_call,
                              .on_cred_error = on_cred_error,
+                             .on_wait = on_wait,
                              .ud = d};
         nsetup = calloc(1, sizeof(*nsetup));
         retired *grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
@@ -1150,6 +1165,7 @@ static int start_setup(rec_dmn *d)
     rec_setup_opts so = {.state_dir_explicit = d->opts->state_dir_explicit,
                          .on_call = on_call,
                          .on_cred_error = on_cred_error,
+                         .on_wait = on_wait,
                          .ud = d};
     d->setup = calloc(1, sizeof(*d->setup));
     if (d->setup == NULL)
