@@ -28,7 +28,8 @@ struct xstep {
     bool from_journal;   /* awaiting an image a previous run created (list lag) */
     bool renamed_lookup; /* create: ImageNameAlreadyExist re-observe under way */
     uint64_t await_since_ms;
-    uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
+    uint64_t running_since_ms; /* when its current call was handed to the client (paced there) */
+    uint64_t listed_since_ms;  /* 0 until the image was seen in a poll */
 };
 
 /* Recent answer times of one API action, to tell the user when its next call can go. */
@@ -59,7 +60,6 @@ struct rec_exec {
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
     rec_wait_for wait_for;  /* the wait on_tick reported last (REC_WAIT_NONE: none) */
-    const char *wait_api;   /* rate-limit waits: the action waited for (static string) */
     uint64_t wait_since_ms; /* when that wait began */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
@@ -575,6 +575,7 @@ static void start_create(xstep *s)
         return;
     }
     s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(x);
     emit(x, REC_EV_STEP_START, s, NULL, 0);
     rc = prov_swas_create_image(x->o.client, &req, on_create, c);
     if (rc < 0) {
@@ -694,6 +695,7 @@ static void start_simple(xstep *s)
         return;
     }
     s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(x);
     emit(x, REC_EV_STEP_START, s, NULL, 0);
     int rc;
     if (insert_unshare)
@@ -946,16 +948,12 @@ static void pump(rec_exec *x)
     maybe_finish(x);
 }
 
-/* Notes which wait is under way so that waiting events say how long it has lasted: a wait of
- * another kind (or for another action) starts the clock again. */
-static void wait_begin(rec_exec *x, rec_wait_for w, const char *api)
+/* Notes the wait under way for the waiting events: its kind and when it began, which is when
+ * the oldest call or image it is about began to wait, not when a tick first saw it. */
+static void wait_note(rec_exec *x, rec_wait_for w, uint64_t since_ms)
 {
-    if (x->wait_for != w ||
-        (api != NULL && (x->wait_api == NULL || strcmp(x->wait_api, api) != 0))) {
-        x->wait_for = w;
-        x->wait_api = api;
-        x->wait_since_ms = now_ms(x);
-    }
+    x->wait_for = w;
+    x->wait_since_ms = since_ms;
 }
 
 /* The awaiting step that has waited longest (its image is the one named in the event). */
@@ -983,17 +981,24 @@ static void on_tick(uv_timer_t *t)
     rec_exec *x = t->data;
     const char *busiest = NULL;
     size_t most = 0;
+    uint64_t queued_since = 0; /* the busiest action's oldest call still running */
     for (size_t i = 0; i < x->n; i++) {
         if (x->xs[i].state != REC_STEP_RUNNING)
             continue;
         const char *api = rec_action_api(x->xs[i].step->action);
         size_t q = 0;
+        uint64_t since = x->xs[i].running_since_ms;
         for (size_t k = 0; api && k < x->n; k++)
-            q += x->xs[k].state == REC_STEP_RUNNING &&
-                 x->xs[k].step->action == x->xs[i].step->action;
+            if (x->xs[k].state == REC_STEP_RUNNING &&
+                x->xs[k].step->action == x->xs[i].step->action) {
+                q++;
+                if (x->xs[k].running_since_ms < since)
+                    since = x->xs[k].running_since_ms;
+            }
         if (api && q > most) {
             most = q;
             busiest = api;
+            queued_since = since;
         }
     }
     size_t awaiting;
@@ -1001,24 +1006,19 @@ static void on_tick(uv_timer_t *t)
     char text[160];
     uint64_t next = busiest ? hist_next_ms(x, busiest) : 0;
     if (busiest != NULL && next > 0) {
-        wait_begin(x, REC_WAIT_RATE_LIMIT, busiest);
+        /* The pacer has held the oldest call since it was handed to the client. */
+        wait_note(x, REC_WAIT_RATE_LIMIT, queued_since);
         snprintf(text, sizeof(text), "next %s call", busiest);
         emit(x, REC_EV_WAITING, NULL, text, next);
     } else if (busiest == NULL && oldest != NULL) {
-        /* An image build is timed from the oldest awaiting step's start, not from the tick. */
-        if (x->wait_for != REC_WAIT_IMAGE_BUILD) {
-            x->wait_for = REC_WAIT_IMAGE_BUILD;
-            x->wait_api = NULL;
-        }
-        x->wait_since_ms = oldest->await_since_ms;
+        wait_note(x, REC_WAIT_IMAGE_BUILD, oldest->await_since_ms);
         uint64_t iv = poll_interval(x), now = now_ms(x);
         next = x->last_poll_ms != 0 && x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
         snprintf(text, sizeof(text), "%zu image%s becoming available; next ListCustomImages call",
                  awaiting, awaiting == 1 ? "" : "s");
         emit(x, REC_EV_WAITING, oldest, text, next ? next : 1);
     } else {
-        x->wait_for = REC_WAIT_NONE;
-        x->wait_api = NULL;
+        wait_note(x, REC_WAIT_NONE, now_ms(x));
     }
 }
 
