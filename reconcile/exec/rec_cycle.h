@@ -36,8 +36,9 @@ typedef enum rec_wait_for {
 
 /* Step events name the step (address, action: rec_action_name, any kind) and the image it acts
  * on when known (image_id; for a create, known from its done event on). Waiting events come about
- * once a second while a wait lasts; waited_ms counts from the wait's start, so a consumer that
- * prints seldom (a log, a file) can throttle on it without a clock of its own. All strings are
+ * once a second while a wait lasts; waited_ms counts from the wait's start and at_ms is the
+ * monotonic time of the event, so a consumer that prints seldom (a log, a file) can throttle
+ * without a clock of its own. All strings are
  * borrowed for the duration of the callback; text and image_id may come from the cloud. */
 typedef struct rec_event {
     rec_event_kind kind;
@@ -48,6 +49,7 @@ typedef struct rec_event {
     unsigned n_done, n_failed, n_total;
     uint64_t wait_ms;   /* waiting: until the next call or poll (0: unknown) */
     uint64_t waited_ms; /* waiting: how long this wait has lasted */
+    uint64_t at_ms;     /* waiting: the executor's monotonic clock when sent (for throttling) */
     rec_wait_for wait_for;
 } rec_event;
 

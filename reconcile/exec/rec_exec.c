@@ -150,7 +150,8 @@ static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *t
     };
     if (kind == REC_EV_WAITING) {
         ev.wait_for = x->wait_for;
-        ev.waited_ms = now_ms(x) - x->wait_since_ms;
+        ev.at_ms = now_ms(x);
+        ev.waited_ms = ev.at_ms > x->wait_since_ms ? ev.at_ms - x->wait_since_ms : 0;
     }
     x->o.on_event(x->o.ud, &ev);
 }

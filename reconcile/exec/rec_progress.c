@@ -25,17 +25,16 @@ struct rec_progress {
 
 bool rec_wait_gate_pass(rec_wait_gate *g, const rec_event *ev)
 {
-    if (ev->kind != REC_EV_WAITING)
+    if (ev->kind != REC_EV_WAITING || ev->waited_ms < WAIT_FIRST_MS)
         return false;
-    if (ev->wait_for != g->wait_for || ev->waited_ms < g->last_ms) {
-        g->wait_for = ev->wait_for; /* another wait began: its clock starts again */
-        g->last_ms = 0;
+    if (ev->wait_for != g->wait_for) {
+        g->wait_for = ev->wait_for; /* another kind of wait: reported on its own */
         g->shown = false;
     }
-    if (ev->waited_ms < WAIT_FIRST_MS || (g->shown && ev->waited_ms - g->last_ms < WAIT_EVERY_MS))
+    if (g->shown && ev->at_ms - g->last_at_ms < WAIT_EVERY_MS)
         return false;
     g->shown = true;
-    g->last_ms = ev->waited_ms;
+    g->last_at_ms = ev->at_ms;
     return true;
 }
 

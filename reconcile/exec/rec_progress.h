@@ -13,11 +13,12 @@
 
 typedef struct rec_progress rec_progress;
 
-/* When a consumer without a live line (a file, a log) reports a wait: the first time once it has
- * lasted 3 s, then every 15 s while it lasts. Zero-initialise; one per consumer. */
+/* When a consumer without a live line (a file, a log) reports a wait: once it has lasted 3 s,
+ * then at most every 15 s (by the events' at_ms) while waits of that kind go on; a wait of
+ * another kind is reported on its own. Zero-initialise; one per consumer. */
 typedef struct rec_wait_gate {
     rec_wait_for wait_for;
-    uint64_t last_ms; /* waited_ms when last shown */
+    uint64_t last_at_ms; /* at_ms of the last one shown */
     bool shown;
 } rec_wait_gate;
 

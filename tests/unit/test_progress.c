@@ -81,26 +81,30 @@ Test(progress, cloud_text_is_escaped)
     free(out);
 }
 
-/* Without a terminal a wait is shown after 3 s, then every 15 s; a new wait starts over. */
+/* Without a terminal a wait is shown once it has lasted 3 s, then at most every 15 s while
+ * waits of that kind go on (even when the oldest image is done and the next one has waited long
+ * too); another kind of wait is shown on its own. */
 Test(progress, wait_gate_is_quiet_for_short_waits_and_repeats_seldom)
 {
     rec_wait_gate g = {0};
     static const struct {
         rec_wait_for w;
-        uint64_t waited;
+        uint64_t at, waited;
         bool shown;
     } seq[] = {
-        {REC_WAIT_IMAGE_BUILD, 1000, false},  {REC_WAIT_IMAGE_BUILD, 2000, false},
-        {REC_WAIT_IMAGE_BUILD, 3000, true},   {REC_WAIT_IMAGE_BUILD, 4000, false},
-        {REC_WAIT_IMAGE_BUILD, 17000, false}, {REC_WAIT_IMAGE_BUILD, 18000, true},
-        {REC_WAIT_IMAGE_BUILD, 19000, false}, {REC_WAIT_IMAGE_BUILD, 1000, false},
-        {REC_WAIT_IMAGE_BUILD, 3500, true},   {REC_WAIT_RATE_LIMIT, 3000, true},
-        {REC_WAIT_RATE_LIMIT, 4000, false},
+        {REC_WAIT_IMAGE_BUILD, 1000, 1000, false},  {REC_WAIT_IMAGE_BUILD, 2000, 2000, false},
+        {REC_WAIT_IMAGE_BUILD, 3000, 3000, true},   {REC_WAIT_IMAGE_BUILD, 4000, 4000, false},
+        {REC_WAIT_IMAGE_BUILD, 5000, 3500, false},  {REC_WAIT_IMAGE_BUILD, 17000, 16000, false},
+        {REC_WAIT_IMAGE_BUILD, 18000, 17000, true}, {REC_WAIT_IMAGE_BUILD, 19000, 18000, false},
+        {REC_WAIT_RATE_LIMIT, 20000, 3000, true},   {REC_WAIT_RATE_LIMIT, 21000, 4000, false},
+        {REC_WAIT_IMAGE_BUILD, 22000, 2000, false}, {REC_WAIT_IMAGE_BUILD, 23000, 3000, true},
+        {REC_WAIT_IMAGE_BUILD, 38000, 18000, true},
     };
     for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
         rec_event ev = waiting(seq[i].w, seq[i].waited);
-        cr_expect_eq(rec_wait_gate_pass(&g, &ev), seq[i].shown, "event %zu (%llu ms)", i,
-                     (unsigned long long)seq[i].waited);
+        ev.at_ms = seq[i].at;
+        cr_expect_eq(rec_wait_gate_pass(&g, &ev), seq[i].shown, "event %zu (at %llu ms)", i,
+                     (unsigned long long)seq[i].at);
     }
     rec_event start = step(REC_EV_STEP_START, "create", NULL, NULL);
     cr_expect(!rec_wait_gate_pass(&g, &start), "only waiting events pass");
