@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "rec_log.h"
 #include "spec_config.h"
 
 typedef struct cmd_ctx {
@@ -27,6 +28,8 @@ typedef struct cmd_ctx {
     int verbose;             /* -v count */
     bool quiet;              /* -q */
     bool no_color;           /* --no-color or NO_COLOR set */
+    bool wait_live;          /* plan/apply: show rate-limit waits on stderr (a terminal) */
+    bool wait_shown;         /* that line is on screen */
     spec_config cfg;         /* defaults, then the file, then the flags */
 } cmd_ctx;
 
@@ -69,7 +72,8 @@ enum {
 /* Each command's set, named by its usage(). A command that starts honouring another common
  * option adds its bit here. */
 #define CMD_USES_VALIDATE                                                                          \
-    (CMD_USE_CONFIG | CMD_USE_FILES | CMD_USE_ENDPOINT | CMD_USE_RATE_LIMIT | CMD_USE_QUIET)
+    (CMD_USE_CONFIG | CMD_USE_FILES | CMD_USE_ENDPOINT | CMD_USE_RATE_LIMIT | CMD_USE_QUIET |      \
+     CMD_USE_LOG_FORMAT)
 #define CMD_USES_PLAN                                                                              \
     (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_COLOR | CMD_USE_ALLOW_EMPTY)
 #define CMD_USES_APPLY                                                                             \
@@ -77,9 +81,9 @@ enum {
 #define CMD_USES_RUN (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET | CMD_USE_ALLOW_EMPTY)
 /* import: -f only names regions to read (the manifests are not otherwise used). */
 #define CMD_USES_IMPORT (CMD_USES_SESSION | CMD_USE_FILES | CMD_USE_QUIET)
-#define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR)
+#define CMD_USES_STATUS (CMD_USE_CONFIG | CMD_USE_STATE_DIR | CMD_USE_LOG_FORMAT)
 #define CMD_USES_API CMD_USES_SESSION
-#define CMD_USES_NOTIFY CMD_USE_CONFIG
+#define CMD_USES_NOTIFY (CMD_USE_CONFIG | CMD_USE_LOG_FORMAT)
 extern const struct option cmd_common_options[];
 extern const size_t cmd_n_common_options;
 
@@ -104,8 +108,25 @@ const char *cmd_config_path(const cmd_ctx *ctx);
 const char *const *cmd_manifest_paths(const cmd_ctx *ctx, size_t *ret_n);
 /* Prints the "Common options" help text: only the options in uses (CMD_USES_<COMMAND>). */
 void cmd_print_common_help(FILE *out, unsigned uses);
-/* Prints "prog: message" to stderr. */
+/* True when --log-format json was given: cmd_error, cmd_note and cmd_print_diags then write
+ * JSON log lines (the daemon's format, reconcile/daemon/rec_log.h) instead of text. */
+bool cmd_log_json(const cmd_ctx *ctx);
+/* Prints "prog: message" to stderr, or a JSON line with level error ("warning: ..." messages:
+ * level warn). */
 void cmd_error(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One JSON log line on stderr with fields (kv: n_kv key/value pairs, NULL values left out),
+ * for a command's own structured lines under --log-format json. */
+void cmd_json_line(rec_log_level level, const char *msg, const char *const *kv, size_t n_kv);
+/* An informational message ("prog: message" or a JSON line with level info) on stderr. */
+void cmd_note(const cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints diagnostics on stderr: "file:line:col: message" ("warning: " before the message when
+ * warnings is set), or JSON lines with level error/warn and file, line, col fields. */
+void cmd_print_diags(const cmd_ctx *ctx, const spec_diags *d, bool warnings);
+/* rec_setup_opts.on_wait for plan and apply (ud: the cmd_ctx): while ctx->wait_live, one
+ * updating line on stderr, "waiting for the rate limit: next ListCustomImages call in 12s". */
+void cmd_wait_line(void *ud, const char *action, uint64_t wait_ms);
+/* Removes that line (before other output). */
+void cmd_wait_clear(cmd_ctx *ctx);
 /* rec_setup_opts.on_cred_error for the one-shot commands (ud: the cmd_ctx): a warning on
  * stderr. */
 void cmd_cred_warning(void *ud, const char *msg);

@@ -67,6 +67,24 @@ static void on_attempt(void *ud, const prov_call_event *ev)
     const cmd_ctx *ctx = ud;
     if (ctx->verbose == 0)
         return;
+    if (cmd_log_json(ctx)) {
+        char attempt[16], status[16], ms[24], retry[24];
+        snprintf(attempt, sizeof(attempt), "%u", ev->attempt);
+        snprintf(status, sizeof(status), "%ld", ev->http_status);
+        snprintf(ms, sizeof(ms), "%llu", (unsigned long long)ev->duration_ms);
+        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)ev->retry_in_ms);
+        const char *kv[] = {"product",     prov_product_name(ev->product),
+                            "action",      ev->action,
+                            "region",      ev->region,
+                            "attempt",     attempt,
+                            "http_status", status,
+                            "code",        ev->code,
+                            "request_id",  ev->request_id,
+                            "duration_ms", ms,
+                            "retry_in_ms", ev->retry_in_ms ? retry : NULL};
+        cmd_json_line(REC_LOG_INFO, "api call", kv, sizeof(kv) / sizeof(kv[0]) / 2);
+        return;
+    }
     /* The code and the request id come from the endpoint: escaped like every cloud text. */
     char *code = rec_escape_dup(ev->code), *rid = rec_escape_dup(ev->request_id);
     char *region = rec_escape_dup(ev->region ? ev->region : "-");

@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "cmd_session.h"
 #include "prov_cleanup.h"
+#include "rec_applyjson.h"
 #include "rec_cycle.h"
 #include "rec_lock.h"
 #include "rec_plan.h"
@@ -18,7 +19,7 @@
 #include "rec_setup.h"
 #include "spec.h"
 
-enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL };
+enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL, OPT_JSON };
 
 typedef struct apply_ui {
     cmd_ctx *ctx;
@@ -27,16 +28,23 @@ typedef struct apply_ui {
     bool stdin_tty;
     bool refused_no_tty;
     rec_progress *progress;
+    bool want_json;        /* --json given */
+    rec_applyjson *json;   /* --json: the event stream instead of the text output */
+    rec_applyjson_end end; /* --json: what the summary says (filled by run_apply) */
+    char error[1024];      /* end.error's text, which outlives the cycle result */
 } apply_ui;
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [PLANFILE]\n\n"
+    fprintf(out, "usage: imgrecon apply [-f PATH]... [--auto-approve] [--json] [PLANFILE]\n\n"
                  "Makes the account match the manifests. With PLANFILE (from plan --out) it\n"
                  "uses the settings the plan was made with (no other flag needed), re-reads the\n"
                  "account, refuses when anything the saved steps depend on changed or when the\n"
                  "settings given disagree, runs only the saved steps, and does not ask.\n\n"
-                 "  --auto-approve       do not ask for confirmation\n");
+                 "  --auto-approve       do not ask for confirmation\n"
+                 "  --json               one JSON event per line on stdout (steps, waits, a\n"
+                 "                       summary last; reconcile/exec/APPLY-JSON.md); needs\n"
+                 "                       --auto-approve or PLANFILE\n");
     cmd_print_common_help(out, CMD_USES_APPLY);
 }
 
@@ -44,6 +52,13 @@ static void usage(FILE *out)
 static bool confirm(void *ud, const rec_plan *plan)
 {
     apply_ui *ui = ud;
+    ui->ctx->wait_live = false;
+    cmd_wait_clear(ui->ctx);
+    if (ui->json != NULL) {
+        /* --json is only accepted with an approval (checked before the session starts). */
+        rec_applyjson_planned(ui->json, plan);
+        return true;
+    }
     if (!ui->ctx->quiet)
         (void)rec_render_text(plan, stdout, ui->color ? REC_RENDER_COLOR : 0);
     if (rec_plan_n_changes(plan) == 0 || ui->auto_approve)
@@ -64,7 +79,9 @@ static bool confirm(void *ud, const rec_plan *plan)
 static void on_event(void *ud, const rec_event *ev)
 {
     apply_ui *ui = ud;
-    if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
+    if (ui->json != NULL)
+        rec_applyjson_event(ui->json, ev);
+    else if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
         rec_progress_event(ui->progress, ev);
 }
 
@@ -157,9 +174,12 @@ static int apply_option(void *ud, int opt, const char *arg)
 {
     apply_ui *ui = ud;
     (void)arg;
-    if (opt != OPT_AUTO_APPROVE)
+    if (opt == OPT_AUTO_APPROVE)
+        ui->auto_approve = true;
+    else if (opt == OPT_JSON)
+        ui->want_json = true;
+    else
         return -EINVAL;
-    ui->auto_approve = true;
     return 0;
 }
 
@@ -204,19 +224,26 @@ static int report(cmd_ctx *ctx, apply_ui *ui, const rec_setup *setup, const rec_
         return 1;
     }
     if (res->rc == -ECANCELED) {
-        printf("\nApply cancelled.\n");
+        ui->end.result = "cancelled";
+        if (ui->json == NULL)
+            printf("\nApply cancelled.\n");
         return 1;
     }
     if (res->rc < 0) {
         cmd_error(ctx, "%s", res->error ? res->error : strerror(-res->rc));
+        snprintf(ui->error, sizeof(ui->error), "%s", res->error ? res->error : strerror(-res->rc));
+        ui->end.error = ui->error;
         return 1;
     }
     char counts[256];
     rec_progress_summary(ui->progress, counts, sizeof(counts));
     _cleanup_free_ char *calls = rec_setup_calls_summary(setup);
-    if (!ctx->quiet && rec_plan_n_changes(res->plan) > 0)
+    if (ui->json == NULL && !ctx->quiet && rec_plan_n_changes(res->plan) > 0)
         print_summary(res, counts, calls);
     int exit_code = res->n_failed == 0 && res->n_skipped == 0 ? 0 : 1;
+    ui->end.n_done = res->n_done;
+    ui->end.n_failed = res->n_failed;
+    ui->end.n_skipped = res->n_skipped;
     /* Conflicts (a declared name taken by an image that is not ours): the independent
      * steps ran; the conflicting entries cannot converge, so CI must notice. */
     size_t n_conflicts = res->plan ? rec_plan_n_notes(res->plan, REC_NOTE_CONFLICT) : 0;
@@ -230,12 +257,17 @@ static int report(cmd_ctx *ctx, apply_ui *ui, const rec_setup *setup, const rec_
             res->plan->owner ? res->plan->owner : "default");
         exit_code = 1;
     }
+    ui->end.n_conflicts = n_conflicts;
     /* A prune a guard refused (allow_empty, max_deletes) is not done: say so and exit 1. */
     for (size_t i = 0; res->plan != NULL && i < res->plan->n_notes; i++)
         if (res->plan->notes[i].kind == REC_NOTE_GUARD) {
             cmd_error(ctx, "prune refused: %s", res->plan->notes[i].text);
             exit_code = 1;
         }
+    /* Conflicts and refused prunes leave the account short of the manifests: incomplete. */
+    ui->end.result = exit_code != 0                       ? "incomplete"
+                     : rec_plan_n_changes(res->plan) == 0 ? "no_changes"
+                                                          : "complete";
     return exit_code;
 }
 
@@ -257,6 +289,7 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
     rec_cycle_result *res = NULL;
     int exit_code = 1;
     int rc = rec_setup_run_cycle(&s->loop, s->setup, &co, &res);
+    cmd_wait_clear(ctx);
     rec_progress_finish(ui->progress);
     if (rc < 0)
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
@@ -271,10 +304,50 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
     return exit_code;
 }
 
+/* Everything after the options: the saved plan, config, session and the run. Returns the exit
+ * code; every early return has printed why. */
+static int apply_main(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
+{
+    _cleanup_(rec_plan_freep) rec_plan *saved = NULL;
+    _cleanup_(rec_plan_policy_clear) rec_plan_policy policy = {0};
+    /* As with Terraform, a saved plan is the approval: it was reviewed when it was made, and a
+     * stale one is refused. */
+    if (planfile != NULL && load_saved(ctx, planfile, &saved, &policy) < 0)
+        return 1;
+    ui->auto_approve = ui->auto_approve || saved != NULL;
+    if (cmd_load_config(ctx) < 0 || (saved != NULL && adopt_policy(ctx, &policy) < 0))
+        return 1;
+
+    cmd_session_opts so = {.load_manifests = true, .state_dir_explicit = saved != NULL};
+    if (saved != NULL) {
+        so.paths = (const char *const *)policy.manifests;
+        so.n_paths = policy.n_manifests;
+    }
+    so.on_wait = cmd_wait_line;
+    bool tty = isatty(STDOUT_FILENO);
+    ui->color = !ctx->no_color && tty;
+    ui->stdin_tty = isatty(STDIN_FILENO);
+    /* While observing, a wait for the rate limit is said on a terminal; the steps' waits are
+     * the progress output's (confirm turns this off). */
+    ctx->wait_live = isatty(STDERR_FILENO) && !ctx->quiet && ui->json == NULL && !cmd_log_json(ctx);
+    cmd_session s;
+    if (cmd_session_open(&s, ctx, &so) < 0)
+        return 1;
+    int exit_code = 1;
+    if (rec_progress_new(stdout, tty, ui->color, &ui->progress) < 0)
+        cmd_error(ctx, "out of memory");
+    else
+        exit_code = run_apply(&s, ui, saved);
+    (void)cmd_session_close(&s);
+    rec_progress_free(ui->progress);
+    return exit_code;
+}
+
 int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
 {
     static const struct option extra[] = {
         {"auto-approve", no_argument, NULL, OPT_AUTO_APPROVE},
+        {"json", no_argument, NULL, OPT_JSON},
     };
     apply_ui ui = {.ctx = ctx};
     bool help;
@@ -291,33 +364,24 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    _cleanup_(rec_plan_freep) rec_plan *saved = NULL;
-    _cleanup_(rec_plan_policy_clear) rec_plan_policy policy = {0};
-    /* As with Terraform, a saved plan is the approval: it was reviewed when it was made, and a
-     * stale one is refused. */
-    if (planfile != NULL && load_saved(ctx, planfile, &saved, &policy) < 0)
+    if (ui.want_json && !ui.auto_approve && planfile == NULL) {
+        cmd_error(ctx, "apply --json cannot ask for confirmation (stdout carries the events); "
+                       "add --auto-approve, or apply a plan saved with plan --out");
         return 1;
-    ui.auto_approve = ui.auto_approve || saved != NULL;
-    if (cmd_load_config(ctx) < 0 || (saved != NULL && adopt_policy(ctx, &policy) < 0))
-        return 1;
-
-    cmd_session_opts so = {.load_manifests = true, .state_dir_explicit = saved != NULL};
-    if (saved != NULL) {
-        so.paths = (const char *const *)policy.manifests;
-        so.n_paths = policy.n_manifests;
     }
-    bool tty = isatty(STDOUT_FILENO);
-    ui.color = !ctx->no_color && tty;
-    ui.stdin_tty = isatty(STDIN_FILENO);
-    cmd_session s;
-    if (cmd_session_open(&s, ctx, &so) < 0)
-        return 1;
-    int exit_code = 1;
-    if (rec_progress_new(stdout, tty, ui.color, &ui.progress) < 0)
+    if (ui.want_json && rec_applyjson_new(stdout, &ui.json) < 0) {
         cmd_error(ctx, "out of memory");
-    else
-        exit_code = run_apply(&s, &ui, saved);
-    (void)cmd_session_close(&s);
-    rec_progress_free(ui.progress);
+        return 1;
+    }
+    int exit_code = apply_main(ctx, &ui, planfile);
+    if (ui.json != NULL) {
+        ui.end.exit_code = exit_code;
+        if (ui.end.result == NULL) /* stopped before the cycle ran: the reason is on stderr */
+            ui.end.result = "error";
+        if (exit_code != 0 && ui.end.error == NULL)
+            ui.end.error = "see the messages on standard error";
+        rec_applyjson_summary(ui.json, &ui.end);
+        rec_applyjson_free(ui.json);
+    }
     return exit_code;
 }

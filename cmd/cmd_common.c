@@ -1,6 +1,7 @@
 /* Common options and config loading shared by every subcommand. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "spec_known.h"
 #include "rec_escape.h"
 #include "prov_str.h"
+#include "rec_log.h"
 
 #define DEFAULT_CONFIG "/etc/imgrecon/config.yaml"
 
@@ -40,23 +42,111 @@ struct option *cmd_options(const struct option *extra, size_t n_extra)
     return o;
 }
 
-/* Every error message of the CLI. Messages carry text from the cloud (error codes, messages,
- * request ids, names) and from the command line, so the formatted message is printed through
- * rec_fputs_escaped: one line, and nothing in it drives the terminal. */
-void cmd_error(const cmd_ctx *ctx, const char *fmt, ...)
+bool cmd_log_json(const cmd_ctx *ctx)
 {
-    va_list ap;
+    return ctx->log_format != NULL && strcmp(ctx->log_format, "json") == 0;
+}
+
+/* One JSON log line on stderr, as the daemon writes them (rec_log.h: typed fields, one object
+ * per line, controls escaped). Logging never fails a command: errors are ignored. */
+void cmd_json_line(rec_log_level level, const char *msg, const char *const *kv, size_t n_kv)
+{
+    rec_log_opts o = {.fd = STDERR_FILENO, .json = true, .level = REC_LOG_DEBUG};
+    rec_log *l = NULL;
+    if (rec_log_new(&o, &l) < 0)
+        return;
+    fflush(stderr);
+    rec_log_write(l, level, msg, kv, n_kv);
+    rec_log_free(l);
+}
+
+/* Prints one message at level: "prog: message" in text, else a JSON line. Messages carry text
+ * from the cloud (error codes, messages, request ids, names) and from the command line, so the
+ * text form goes through rec_fputs_escaped: one line, and nothing in it drives the terminal. */
+static void vlog(const cmd_ctx *ctx, rec_log_level level, const char *fmt, va_list ap)
+{
     char *msg = NULL;
-    fprintf(stderr, "%s: ", ctx->prog ? ctx->prog : "imgrecon");
-    va_start(ap, fmt);
     int n = vasprintf(&msg, fmt, ap);
-    va_end(ap);
+    if (cmd_log_json(ctx)) {
+        const char *m = n < 0 ? "(out of memory formatting a message)" : msg;
+        /* "warning: ..." from a caller is a warn line with the prefix dropped. */
+        if (level == REC_LOG_ERROR && strncmp(m, "warning: ", 9) == 0) {
+            level = REC_LOG_WARN;
+            m += 9;
+        }
+        cmd_json_line(level, m, NULL, 0);
+        free(msg);
+        return;
+    }
+    fprintf(stderr, "%s: ", ctx->prog ? ctx->prog : "imgrecon");
     if (n < 0)
-        fputs("(out of memory formatting an error)", stderr);
+        fputs("(out of memory formatting a message)", stderr);
     else
         (void)rec_fputs_escaped(msg, stderr);
     free(msg);
     fputc('\n', stderr);
+}
+
+/* Every error message of the CLI (see vlog). */
+void cmd_error(const cmd_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(ctx, REC_LOG_ERROR, fmt, ap);
+    va_end(ap);
+}
+
+void cmd_note(const cmd_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(ctx, REC_LOG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+void cmd_print_diags(const cmd_ctx *ctx, const spec_diags *d, bool warnings)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const spec_diag *e = &d->v[i];
+        if (cmd_log_json(ctx)) {
+            char line[16], col[16];
+            snprintf(line, sizeof(line), "%u", e->line);
+            snprintf(col, sizeof(col), "%u", e->col);
+            const char *kv[] = {
+                "file", e->file, "line", e->line ? line : NULL, "col", e->line ? col : NULL};
+            cmd_json_line(warnings ? REC_LOG_WARN : REC_LOG_ERROR, e->msg, kv, 3);
+        } else if (e->file && e->line > 0) {
+            fprintf(stderr, "%s:%u:%u: %s%s\n", e->file, e->line, e->col,
+                    warnings ? "warning: " : "", e->msg);
+        } else if (e->file || warnings) {
+            fprintf(stderr, "%s: %s%s\n", e->file ? e->file : "imgrecon",
+                    warnings ? "warning: " : "", e->msg);
+        } else {
+            fprintf(stderr, "%s\n", e->msg);
+        }
+    }
+}
+
+void cmd_wait_line(void *ud, const char *action, uint64_t wait_ms)
+{
+    cmd_ctx *ctx = ud;
+    if (!ctx->wait_live)
+        return;
+    char name[64];
+    (void)rec_escape(action ? action : "API", name, sizeof(name));
+    fprintf(stderr, "\r\033[Kwaiting for the rate limit: next %s call in %llus", name,
+            (unsigned long long)((wait_ms + 999) / 1000));
+    fflush(stderr);
+    ctx->wait_shown = true;
+}
+
+void cmd_wait_clear(cmd_ctx *ctx)
+{
+    if (ctx->wait_shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        ctx->wait_shown = false;
+    }
 }
 
 void cmd_cred_warning(void *ud, const char *msg)
@@ -193,14 +283,14 @@ int cmd_load_config(cmd_ctx *ctx)
     if (path != NULL) {
         spec_diags_init(&diags);
         rc = spec_config_load(&ctx->cfg, path, &diags);
-        spec_diags_print(&diags, stderr);
+        cmd_print_diags(ctx, &diags, false);
         spec_diags_clear(&diags);
         if (rc < 0)
             return rc;
     }
     spec_diags_init(&diags);
     rc = cmd_apply_endpoint(ctx, &ctx->cfg, &diags);
-    spec_diags_print(&diags, stderr);
+    cmd_print_diags(ctx, &diags, false);
     spec_diags_clear(&diags);
     if (rc == -ENOMEM)
         return oom(ctx);

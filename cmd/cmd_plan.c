@@ -115,7 +115,7 @@ static int show_plan(cmd_ctx *ctx, const plan_args *a, const rec_setup *setup, c
     if (ctx->verbose > 0) {
         _cleanup_free_ char *calls = rec_setup_calls_summary(setup);
         if (calls != NULL)
-            fprintf(stderr, "imgrecon: %s\n", calls);
+            cmd_note(ctx, "%s", calls);
     }
     return exit_code;
 }
@@ -144,14 +144,19 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         return 1;
     }
     cmd_session s;
-    if (cmd_load_config(ctx) < 0 ||
-        cmd_session_open(&s, ctx, &(cmd_session_opts){.load_manifests = true}) < 0)
+    if (cmd_load_config(ctx) < 0)
+        return 1;
+    /* On a terminal, a wait for the rate limit is said while it lasts (cleared before output). */
+    ctx->wait_live = isatty(STDERR_FILENO) && !ctx->quiet && !cmd_log_json(ctx);
+    if (cmd_session_open(&s, ctx,
+                         &(cmd_session_opts){.load_manifests = true, .on_wait = cmd_wait_line}) < 0)
         return 1;
 
     int exit_code = 1;
     rec_cycle_opts co = {.desired = s.desired, .execute = false};
     rec_cycle_result *res = NULL;
     rc = rec_setup_run_cycle(&s.loop, s.setup, &co, &res);
+    cmd_wait_clear(ctx);
     if (rc < 0)
         cmd_error(ctx, "plan failed: %s", strerror(-rc));
     else if (res->rc < 0)

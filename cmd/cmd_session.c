@@ -42,7 +42,7 @@ static int load_manifests(cmd_session *s, const cmd_session_opts *opts)
     spec_diags diags;
     spec_diags_init(&diags);
     int rc = spec_load(paths, n, &s->desired, &diags);
-    spec_diags_print(&diags, stderr);
+    cmd_print_diags(s->ctx, &diags, false);
     spec_diags_clear(&diags);
     return rc;
 }
@@ -65,6 +65,7 @@ int cmd_session_open(cmd_session *s, cmd_ctx *ctx, const cmd_session_opts *opts)
         .state_dir_explicit = ctx->state_dir != NULL || opts->state_dir_explicit,
         .method = opts->method,
         .on_call = opts->on_call,
+        .on_wait = opts->on_wait,
         .on_cred_error = cmd_cred_warning,
         .ud = ctx,
     };
@@ -75,7 +76,7 @@ int cmd_session_open(cmd_session *s, cmd_ctx *ctx, const cmd_session_opts *opts)
         return rc;
     }
     if (s->setup->note != NULL)
-        fprintf(stderr, "imgrecon: %s\n", s->setup->note);
+        cmd_note(ctx, "%s", s->setup->note);
     return 0;
 }
 

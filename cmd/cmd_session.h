@@ -31,6 +31,8 @@ typedef struct cmd_session_opts {
     bool state_dir_explicit; /* never fall back to another state directory (besides --state-dir) */
     const char *method;      /* HTTP method of every call; NULL: POST */
     void (*on_call)(void *ud, const prov_call_event *ev); /* ud: the cmd_ctx; may be NULL */
+    /* A call waiting for the rate limit (rec_setup_opts.on_wait); ud: the cmd_ctx; may be NULL. */
+    void (*on_wait)(void *ud, const char *action, uint64_t wait_ms);
 } cmd_session_opts;
 
 typedef struct cmd_session {

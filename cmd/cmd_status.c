@@ -43,8 +43,8 @@ static int read_fallback(const cmd_ctx *ctx, int why, rec_status *st)
         return -ENOENT;
     int rc = rec_status_read(dir, st);
     if (rc == 0)
-        fprintf(stderr, "%s: %s/status.json: %s; showing the per-user fallback %s\n",
-                ctx->prog ? ctx->prog : "imgrecon", ctx->cfg.state_dir, strerror(-why), dir);
+        cmd_note(ctx, "%s/status.json: %s; showing the per-user fallback %s", ctx->cfg.state_dir,
+                 strerror(-why), dir);
     return rc;
 }
 

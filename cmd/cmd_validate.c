@@ -35,19 +35,6 @@ static const char *plural(size_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-/* Prints warnings as "file:line:col: warning: message" (or as plain errors under --strict). */
-static void print_warnings(const spec_diags *w, bool strict, FILE *out)
-{
-    const char *tag = strict ? "" : "warning: ";
-    for (size_t i = 0; i < w->n; i++) {
-        const spec_diag *e = &w->v[i];
-        if (e->file && e->line > 0)
-            fprintf(out, "%s:%u:%u: %s%s\n", e->file, e->line, e->col, tag, e->msg);
-        else
-            fprintf(out, "%s: %s%s\n", e->file ? e->file : "imgrecon", tag, e->msg);
-    }
-}
-
 /* Parses validate's arguments; returns 0 to go on, 1 or 2 (help printed: exit 0) to stop. */
 static int parse_args(cmd_ctx *ctx, int argc, char **argv, bool *strict, bool *allow_remote)
 {
@@ -102,14 +89,18 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
     int rc = n_paths > 0 ? spec_load(paths, n_paths, &set, &errors) : -EINVAL;
     if (set != NULL)
         spec_set_lint(set, &warnings);
-    spec_diags_print(&errors, stderr);
-    print_warnings(&warnings, strict, stderr);
+    cmd_print_diags(ctx, &errors, false);
+    cmd_print_diags(ctx, &warnings, !strict); /* --strict: warnings are errors */
     n_errors += errors.n + (strict ? warnings.n : 0);
     size_t n_warnings = strict ? 0 : warnings.n;
     spec_diags_clear(&errors);
     spec_diags_clear(&warnings);
     if (rc < 0 || !config_ok || n_errors > 0) {
-        if (!ctx->quiet && config_ok)
+        if (!ctx->quiet && cmd_log_json(ctx))
+            cmd_error(ctx, "validation failed: %s%zu %s",
+                      config_ok ? "" : "the config has errors; ", n_errors,
+                      plural(n_errors, "error", "errors"));
+        else if (!ctx->quiet && config_ok)
             fprintf(stderr, "%zu %s\n", n_errors, plural(n_errors, "error", "errors"));
         else if (!ctx->quiet)
             fprintf(stderr, "the config has errors; %zu more in the manifests\n", n_errors);

@@ -333,6 +333,8 @@ static void pump(action_queue *q)
                 finish_local(k, rc, "the call budget (pacer) could not be read");
                 continue;
             }
+            if (wait > 0 && c->o.on_wait != NULL)
+                c->o.on_wait(c->o.event_ud, q->product, q->action, wait);
         }
         if (wait > 0) {
             (void)uv_timer_start(&q->timer, on_queue_timer, wait, 0);

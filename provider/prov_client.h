@@ -69,6 +69,10 @@ typedef struct prov_client_opts {
     size_t max_response;      /* 0: 8 MiB */
     const char *ca_file;
     void (*on_event)(void *ud, const prov_call_event *ev); /* may be NULL */
+    /* Called (with event_ud) each time a queued call is held back by the pacer: its action's
+     * rate-limit window is full for wait_ms more. For "waiting for the rate limit" lines.
+     * NULL: nothing. */
+    void (*on_wait)(void *ud, prov_product product, const char *action, uint64_t wait_ms);
     void *event_ud;
     /* Optional: runs once, from the last close callback after prov_client_close (or inside it
      * when no handle was open), once the client's memory is freed and no callback of this

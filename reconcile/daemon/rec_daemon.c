@@ -15,6 +15,7 @@
 
 #include "prov_types.h"
 #include "rec_alerts.h"
+#include "rec_progress.h"
 #include "rec_backoff.h"
 #include "rec_cycle.h"
 #include "rec_daemon.h"
@@ -65,12 +66,13 @@ struct rec_dmn {
      * status.json as failures after the backing-off items. */
     rec_status_failure *conflicts;
     size_t n_conflicts;
-    rec_fights fights;  /* fighting controllers, in memory only (rec_fights.h) */
-    rec_webhook *hooks; /* the config's `notify` targets */
-    rec_alerts *alerts; /* what the hooks are told */
-    char *load_error;   /* the last failed manifest load's first problem, one line */
-    bool was_unhealthy; /* failed or invalid since the last ready: `recovered` is due */
-    rec_ha *ha;         /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
+    rec_fights fights;       /* fighting controllers, in memory only (rec_fights.h) */
+    rec_webhook *hooks;      /* the config's `notify` targets */
+    rec_alerts *alerts;      /* what the hooks are told */
+    rec_wait_gate wait_gate; /* long waits are logged every 15 s, not every tick */
+    char *load_error;        /* the last failed manifest load's first problem, one line */
+    bool was_unhealthy;      /* failed or invalid since the last ready: `recovered` is due */
+    rec_ha *ha;              /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
     int exit_code;
 };
 
@@ -324,7 +326,6 @@ static void update_live(rec_dmn *d)
     }
 }
 
-/* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
 /* rec_setup_opts.on_cred_error: a failed credential refresh (retried) or an unknown account. */
 static void on_cred_error(void *ud, const char *msg)
 {
@@ -332,6 +333,21 @@ static void on_cred_error(void *ud, const char *msg)
     rec_log_event(d->log, REC_LOG_WARN, "credentials", "error", msg, NULL);
 }
 
+/* rec_setup_opts.on_wait: a call held back for its action's rate-limit window, also while
+ * observing (the executor reports its own waits as cycle events). A long one is logged at info
+ * so that a slow cycle says why. */
+#define LONG_WAIT_MS 3000
+static void on_wait(void *ud, const char *action, uint64_t wait_ms)
+{
+    rec_dmn *d = ud;
+    char what[96], ms[24];
+    (void)snprintf(what, sizeof(what), "next %s call", action ? action : "API");
+    (void)snprintf(ms, sizeof(ms), "%llu", (unsigned long long)wait_ms);
+    rec_log_event(d->log, wait_ms >= LONG_WAIT_MS ? REC_LOG_INFO : REC_LOG_DEBUG, "waiting", "for",
+                  rec_wait_for_name(REC_WAIT_RATE_LIMIT), "what", what, "wait_ms", ms, NULL);
+}
+
+/* Every HTTP attempt of the client: metrics, a debug line, a warning when throttled. */
 static void on_call(void *ud, const prov_call_event *ev)
 {
     rec_dmn *d = ud;
@@ -537,20 +553,21 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         break;
     case REC_EV_STEP_START:
         rec_log_event(d->log, REC_LOG_INFO, "step started", "address", ev->address, "action",
-                      ev->action, NULL);
+                      ev->action, "image_id", ev->image_id, NULL);
         break;
     case REC_EV_STEP_DONE:
         (void)snprintf(n1, sizeof(n1), "%u", ev->n_done);
         (void)snprintf(n2, sizeof(n2), "%u", ev->n_total);
         rec_log_event(d->log, REC_LOG_INFO, "step done", "address", ev->address, "action",
-                      ev->action, "image_id", ev->text, "done", n1, "total", n2, NULL);
-        rec_alerts_step(d->alerts, ev->address, ev->action, ev->text, false, NULL);
+                      ev->action, "image_id", ev->image_id, "done", n1, "total", n2, NULL);
+        rec_alerts_step(d->alerts, ev->address, ev->action, ev->image_id, false, NULL);
         update_live(d);
         break;
     case REC_EV_STEP_FAILED: {
         char *norm = rec_log_normalise(ev->text);
         rec_log_event(d->log, REC_LOG_ERROR, "step failed", "address", ev->address, "action",
-                      ev->action, "error", ev->text, "error_key", norm, NULL);
+                      ev->action, "image_id", ev->image_id, "error", ev->text, "error_key", norm,
+                      NULL);
         rec_alerts_step(d->alerts, ev->address, ev->action, NULL, true, ev->text);
         if (ev->address != NULL && norm != NULL) {
             rec_log_scrub(d->log, norm);
@@ -560,10 +577,16 @@ static void on_cycle_event(void *ud, const rec_event *ev)
         update_live(d);
         break;
     }
-    case REC_EV_WAITING:
+    case REC_EV_WAITING: {
+        /* Every tick at debug level; a long wait at info, the first after 3 s, then every 15 s. */
+        bool shown = rec_wait_gate_pass(&d->wait_gate, ev);
         (void)snprintf(n1, sizeof(n1), "%llu", (unsigned long long)ev->wait_ms);
-        rec_log_event(d->log, REC_LOG_DEBUG, "waiting", "action", ev->action, "wait_ms", n1, NULL);
+        (void)snprintf(n2, sizeof(n2), "%llu", (unsigned long long)ev->waited_ms);
+        rec_log_event(d->log, shown ? REC_LOG_INFO : REC_LOG_DEBUG, "waiting", "for",
+                      rec_wait_for_name(ev->wait_for), "what", ev->text, "address", ev->address,
+                      "image_id", ev->image_id, "wait_ms", n1, "waited_ms", n2, NULL);
         break;
+    }
     }
 }
 
@@ -926,6 +949,7 @@ static void do_reload(rec_dmn *d)
         rec_setup_opts so = {.state_dir_explicit = true,
                              .on_call = on_call,
                              .on_cred_error = on_cred_error,
+                             .on_wait = on_wait,
                              .ud = d};
         rc = rec_setup_new(&d->loop, ncfg, &so, &nsetup, &err);
         if (rc < 0) {
@@ -1173,6 +1197,7 @@ static int start_setup(rec_dmn *d)
     rec_setup_opts so = {.state_dir_explicit = d->opts->state_dir_explicit,
                          .on_call = on_call,
                          .on_cred_error = on_cred_error,
+                         .on_wait = on_wait,
                          .ud = d};
     int rc = rec_setup_new(&d->loop, d->cfg, &so, &d->setup, &err);
     if (rc < 0) {

@@ -282,6 +282,67 @@ static void text_value(buf *b, const char *s, bool force_quotes)
     buf_char(b, '"');
 }
 
+/* The JSON type of a field is a property of its key, so a reader sees one type per key in every
+ * line: these keys are numbers or booleans, every other key a string. A value that does not
+ * have its key's shape (never expected) stays a string rather than making the line invalid. */
+static const struct {
+    const char *key;
+    rec_log_type type;
+} typed_keys[] = {
+    {"attempt", REC_LOG_NUMBER},     {"backing_off", REC_LOG_NUMBER},
+    {"col", REC_LOG_NUMBER},         {"done", REC_LOG_NUMBER},
+    {"drift", REC_LOG_NUMBER},       {"duration_ms", REC_LOG_NUMBER},
+    {"duration_s", REC_LOG_NUMBER},  {"failed", REC_LOG_NUMBER},
+    {"http_status", REC_LOG_NUMBER}, {"images", REC_LOG_NUMBER},
+    {"interval_ms", REC_LOG_NUMBER}, {"line", REC_LOG_NUMBER},
+    {"pending", REC_LOG_NUMBER},     {"pid", REC_LOG_NUMBER},
+    {"retry_in_ms", REC_LOG_NUMBER}, {"steps", REC_LOG_NUMBER},
+    {"total", REC_LOG_NUMBER},       {"undone_in_a_row", REC_LOG_NUMBER},
+    {"wait_ms", REC_LOG_NUMBER},     {"waited_ms", REC_LOG_NUMBER},
+    {"suspended", REC_LOG_BOOL},
+};
+
+rec_log_type rec_log_key_type(const char *key)
+{
+    for (size_t i = 0; key != NULL && i < sizeof(typed_keys) / sizeof(typed_keys[0]); i++)
+        if (strcmp(typed_keys[i].key, key) == 0)
+            return typed_keys[i].type;
+    return REC_LOG_STRING;
+}
+
+/* True when s is a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?, which is all the daemon writes. */
+static bool json_number(const char *s)
+{
+    const char *p = s + (*s == '-');
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return false;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* Appends a field's value in JSON: bare for a typed key whose value has that shape, else a
+ * string. */
+static void json_value(buf *b, const char *key, const char *v)
+{
+    rec_log_type t = rec_log_key_type(key);
+    if ((t == REC_LOG_NUMBER && json_number(v)) ||
+        (t == REC_LOG_BOOL && (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)))
+        buf_str(b, v);
+    else
+        json_escape(b, v);
+}
+
 /* A scrubbed copy of s, or NULL on allocation failure. */
 static char *scrubbed(const rec_log *l, const char *s)
 {
@@ -343,7 +404,7 @@ int rec_log_format(const rec_log *l, rec_log_level level, uint64_t now_ms, const
             buf_char(&b, ',');
             json_escape(&b, key);
             buf_char(&b, ':');
-            json_escape(&b, v);
+            json_value(&b, key, v);
         } else {
             buf_char(&b, ' ');
             buf_str(&b, key);

@@ -63,4 +63,12 @@ char *rec_log_normalise(const char *text);
 
 const char *rec_log_level_name(rec_log_level level); /* "debug", "info", "warn", "error" */
 
+/* JSON lines type a field by its key: counts and durations (attempt, backing_off, done, drift,
+ * duration_ms, duration_s, failed, http_status, images, line, col, interval_ms, pending, pid,
+ * steps, total, undone_in_a_row, wait_ms, waited_ms) are numbers, suspended is a boolean, every
+ * other key a string; the text format is unchanged. Callers pass every value as text ("12",
+ * "true"). */
+typedef enum rec_log_type { REC_LOG_STRING = 0, REC_LOG_NUMBER, REC_LOG_BOOL } rec_log_type;
+rec_log_type rec_log_key_type(const char *key);
+
 #endif

@@ -431,3 +431,16 @@ void rec_cycle_result_free(rec_cycle_result *res)
     free((void *)res->failed_addresses);
     free(res);
 }
+
+const char *rec_wait_for_name(rec_wait_for w)
+{
+    switch (w) {
+    case REC_WAIT_RATE_LIMIT:
+        return "rate_limit";
+    case REC_WAIT_IMAGE_BUILD:
+        return "image_build";
+    case REC_WAIT_NONE:
+        break;
+    }
+    return "none";
+}

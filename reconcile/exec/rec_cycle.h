@@ -24,17 +24,37 @@ typedef enum rec_event_kind {
     REC_EV_STEP_START, /* a mutating call is about to be made */
     REC_EV_STEP_DONE,
     REC_EV_STEP_FAILED, /* text = the API's message with the manifest position */
-    REC_EV_WAITING,     /* waiting for budget or for creations: wait_ms */
+    REC_EV_WAITING,     /* waiting for budget or for creations: wait_ms, waited_ms, wait_for */
 } rec_event_kind;
 
+/* What a REC_EV_WAITING event waits for. */
+typedef enum rec_wait_for {
+    REC_WAIT_NONE = 0,
+    REC_WAIT_RATE_LIMIT,  /* the action's rate-limit window; text names the action's next call */
+    REC_WAIT_IMAGE_BUILD, /* created images becoming available; image_id is the oldest one */
+} rec_wait_for;
+
+/* Step events name the step (address, action: rec_action_name, any kind) and the image it acts
+ * on when known (image_id; for a create, known from its done event on). Waiting events come about
+ * once a second while a wait lasts; waited_ms counts from the wait's start and at_ms is the
+ * monotonic time of the event, so a consumer that prints seldom (a log, a file) can throttle
+ * without a clock of its own. All strings are
+ * borrowed for the duration of the callback; text and image_id may come from the cloud. */
 typedef struct rec_event {
     rec_event_kind kind;
     const char *address; /* the step's address, NULL for cycle-level events */
     const char *action;
-    const char *text;
+    const char *text;     /* done: the image id (as image_id); failed: the error; waiting: what */
+    const char *image_id; /* the image acted on or created; NULL when not known */
     unsigned n_done, n_failed, n_total;
-    uint64_t wait_ms;
+    uint64_t wait_ms;   /* waiting: until the next call or poll (0: unknown) */
+    uint64_t waited_ms; /* waiting: how long this wait has lasted */
+    uint64_t at_ms;     /* waiting: the executor's monotonic clock when sent (for throttling) */
+    rec_wait_for wait_for;
 } rec_event;
+
+/* "rate_limit", "image_build" (or "none"): the wait's name in logs and JSON events. */
+const char *rec_wait_for_name(rec_wait_for w);
 
 typedef struct rec_cycle_opts {
     const spec_config *cfg;

@@ -38,7 +38,8 @@ struct xstep {
     bool guided;          /* awaiting: due_ms comes from learned build times */
     uint64_t lo_carry_ms; /* awaiting: the learned lower bound this image's sample keeps */
     uint64_t await_since_ms;
-    uint64_t listed_since_ms; /* 0 until the image was seen in a poll */
+    uint64_t running_since_ms; /* when its current call was handed to the client (paced there) */
+    uint64_t listed_since_ms;  /* 0 until the image was seen in a poll */
 };
 
 /* Recent answer times of one API action, to tell the user when its next call can go. */
@@ -69,6 +70,8 @@ struct rec_exec {
     int n_handles; /* open timer handles */
     uint64_t last_poll_ms;
     uint64_t poll_at_ms;    /* when the armed poll timer fires */
+    rec_wait_for wait_for;  /* the wait on_tick reported last (REC_WAIT_NONE: none) */
+    uint64_t wait_since_ms; /* when that wait began */
     size_t poll_rr;         /* round-robin start among regions */
     unsigned poll_failures; /* consecutive failed polls */
 };
@@ -139,6 +142,10 @@ static uint64_t now_ms(const rec_exec *x)
     return uv_now(x->loop);
 }
 
+static const char *target_image(const xstep *s);
+
+/* Reports a step event (s set) or a cycle-level one to the caller's on_event (apply's progress,
+ * the daemon's log). Step events carry the image the step acts on when it is known. */
 static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *text,
                  uint64_t wait_ms)
 {
@@ -149,11 +156,17 @@ static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *t
         .address = s ? s->step->address : NULL,
         .action = s ? rec_action_name(s->step->action) : NULL,
         .text = text,
+        .image_id = s ? target_image(s) : NULL,
         .n_done = x->n_done,
         .n_failed = x->n_failed,
         .n_total = (unsigned)x->n,
         .wait_ms = wait_ms,
     };
+    if (kind == REC_EV_WAITING) {
+        ev.wait_for = x->wait_for;
+        ev.at_ms = now_ms(x);
+        ev.waited_ms = ev.at_ms > x->wait_since_ms ? ev.at_ms - x->wait_since_ms : 0;
+    }
     x->o.on_event(x->o.ud, &ev);
 }
 
@@ -625,6 +638,7 @@ static void start_create(xstep *s)
         return;
     }
     s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(x);
     emit(x, REC_EV_STEP_START, s, NULL, 0);
     rc = prov_swas_create_image(x->o.client, &req, on_create, c);
     if (rc < 0) {
@@ -792,6 +806,7 @@ static void start_simple(xstep *s)
         return;
     }
     s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(x);
     emit(x, REC_EV_STEP_START, s, NULL, 0);
     int rc;
     if (insert_unshare)
@@ -1598,39 +1613,77 @@ static void pump(rec_exec *x)
     maybe_finish(x);
 }
 
-/* Once a second on a terminal: what the run is waiting for (the pacer queues calls inside the
- * client; our own recent calls tell when the next slot of the busiest action frees). */
+/* Notes the wait under way for the waiting events: its kind and when it began, which is when
+ * the oldest call or image it is about began to wait, not when a tick first saw it. */
+static void wait_note(rec_exec *x, rec_wait_for w, uint64_t since_ms)
+{
+    x->wait_for = w;
+    x->wait_since_ms = since_ms;
+}
+
+/* The awaiting step that has waited longest (its image is the one named in the event). */
+static const xstep *oldest_awaiting(const rec_exec *x, size_t *ret_n)
+{
+    const xstep *oldest = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *s = &x->xs[i];
+        if (s->state != REC_STEP_AWAITING)
+            continue;
+        n++;
+        if (oldest == NULL || s->await_since_ms < oldest->await_since_ms)
+            oldest = s;
+    }
+    *ret_n = n;
+    return oldest;
+}
+
+/* Once a second while the run has an event consumer: what the run is waiting for (the pacer
+ * queues calls inside the client; our own recent calls tell when the next slot of the busiest
+ * action frees), or which images it waits to become available. */
 static void on_tick(uv_timer_t *t)
 {
     rec_exec *x = t->data;
-    size_t awaiting = 0;
     const char *busiest = NULL;
     size_t most = 0;
+    uint64_t queued_since = 0; /* the busiest action's oldest call still running */
     for (size_t i = 0; i < x->n; i++) {
-        awaiting += x->xs[i].state == REC_STEP_AWAITING;
         if (x->xs[i].state != REC_STEP_RUNNING)
             continue;
         const char *api = rec_action_api(x->xs[i].step->action);
         size_t q = 0;
+        uint64_t since = x->xs[i].running_since_ms;
         for (size_t k = 0; api && k < x->n; k++)
-            q += x->xs[k].state == REC_STEP_RUNNING &&
-                 x->xs[k].step->action == x->xs[i].step->action;
+            if (x->xs[k].state == REC_STEP_RUNNING &&
+                x->xs[k].step->action == x->xs[i].step->action) {
+                q++;
+                if (x->xs[k].running_since_ms < since)
+                    since = x->xs[k].running_since_ms;
+            }
         if (api && q > most) {
             most = q;
             busiest = api;
+            queued_since = since;
         }
     }
+    size_t awaiting;
+    const xstep *oldest = oldest_awaiting(x, &awaiting);
     char text[160];
     uint64_t next = busiest ? hist_next_ms(x, busiest) : 0;
     if (busiest != NULL && next > 0) {
+        /* The pacer has held the oldest call since it was handed to the client. */
+        wait_note(x, REC_WAIT_RATE_LIMIT, queued_since);
         snprintf(text, sizeof(text), "next %s call", busiest);
         emit(x, REC_EV_WAITING, NULL, text, next);
-    } else if (busiest == NULL && awaiting > 0) {
+    } else if (busiest == NULL && oldest != NULL) {
+        wait_note(x, REC_WAIT_IMAGE_BUILD, oldest->await_since_ms);
         uint64_t iv = poll_interval(x), now = now_ms(x);
         next = x->last_poll_ms != 0 && x->last_poll_ms + iv > now ? x->last_poll_ms + iv - now : 0;
         snprintf(text, sizeof(text), "%zu image%s becoming available; next ListCustomImages call",
                  awaiting, awaiting == 1 ? "" : "s");
-        emit(x, REC_EV_WAITING, NULL, text, next ? next : 1);
+        emit(x, REC_EV_WAITING, oldest, text, next ? next : 1);
+    } else {
+        wait_note(x, REC_WAIT_NONE, now_ms(x));
     }
 }
 

@@ -102,6 +102,15 @@ static void on_call(void *ud, const prov_call_event *ev)
         s->opts.on_call(s->opts.ud, ev);
 }
 
+/* prov_client_opts.on_wait: forwarded to the caller's observer. */
+static void on_wait(void *ud, prov_product product, const char *action, uint64_t wait_ms)
+{
+    rec_setup *s = ud;
+    (void)product;
+    if (s->opts.on_wait != NULL)
+        s->opts.on_wait(s->opts.ud, action, wait_ms);
+}
+
 /* prov_cred_opts.on_call: an STS request of the credentials chain, counted and reported like
  * the client's calls (summaries, daemon metrics and logs). */
 static void on_sts_call(void *ud, const char *action, long http_status, const char *code,
@@ -349,6 +358,7 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
         .rate_ud = s,
         .ca_file = cfg->ca_file,
         .on_event = on_call,
+        .on_wait = on_wait,
         .event_ud = s,
         .on_closed = on_client_closed,
         .closed_ud = s,

@@ -112,6 +112,37 @@ ParameterizedTest(prio_case *c, log, journal_priority_prefix)
     rec_log_free(l);
 }
 
+/* Counts, durations and flags are typed in JSON lines, by key; strings stay strings (even one
+ * that looks like a number), and a typed key with an odd value stays valid JSON. Parsed with
+ * the strict reader (duplicates rejected). */
+Test(log, json_fields_are_typed)
+{
+    rec_log *l = mklog(true, false);
+    const char *kv[] = {"done",        "3",    "total",    "12",   "duration_s", "0.250",
+                        "suspended",   "true", "image_id", "1234", "wait_ms",    "soon",
+                        "http_status", "-1",   "pid",      "07"};
+    char *line = NULL;
+    cr_assert_eq(rec_log_format(l, REC_LOG_INFO, T0, "cycle finished", kv, 8, &line), 0);
+    json_error_t err;
+    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
+    cr_assert_not_null(o, "not JSON: %s (%s)", line, err.text);
+    cr_assert(json_is_integer(json_object_get(o, "done")), "%s", line);
+    cr_assert_eq(json_integer_value(json_object_get(o, "done")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(o, "total")), 12);
+    cr_assert(json_is_real(json_object_get(o, "duration_s")), "%s", line);
+    cr_assert_float_eq(json_real_value(json_object_get(o, "duration_s")), 0.25, 1e-9);
+    cr_assert(json_is_true(json_object_get(o, "suspended")), "%s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "image_id")), "1234");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "wait_ms")), "soon");
+    cr_assert_eq(json_integer_value(json_object_get(o, "http_status")), -1);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "pid")), "07", "not a JSON number");
+    cr_assert_eq(rec_log_key_type("waited_ms"), REC_LOG_NUMBER);
+    cr_assert_eq(rec_log_key_type("address"), REC_LOG_STRING);
+    json_decref(o);
+    free(line);
+    rec_log_free(l);
+}
+
 Test(log, json_escaping_parses_back)
 {
     rec_log *l = mklog(true, false);
