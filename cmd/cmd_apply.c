@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "rec_cycle.h"
+#include "rec_ha.h"
 #include "rec_lock.h"
 #include "rec_plan.h"
 #include "rec_planfile.h"
@@ -25,6 +26,7 @@ typedef struct apply_ui {
     bool stdin_tty;
     bool refused_no_tty;
     rec_progress *progress;
+    rec_ha *ha; /* with `ha`: this run's hold on the leader key; NULL otherwise */
 } apply_ui;
 
 static void usage(FILE *out)
@@ -64,6 +66,36 @@ static void on_event(void *ud, const rec_event *ev)
     apply_ui *ui = ud;
     if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
         rec_progress_event(ui->progress, ev);
+}
+
+/* The HA fence for the executor and the client (rec_ha_may_mutate). */
+static bool apply_may_mutate(void *ud)
+{
+    apply_ui *ui = ud;
+    return ui->ha == NULL || rec_ha_may_mutate(ui->ha);
+}
+
+/* With `ha`, apply must not mutate while a daemon leads: it takes the leader key with a lease of
+ * its own for the run (released by rec_ha_stop at the end) and fences its calls with it, or
+ * refuses naming the leader. Returns 0 (ui->ha set when `ha` is configured) or -1 (printed). */
+static int claim_leadership(cmd_ctx *ctx, uv_loop_t *loop, rec_setup *setup, apply_ui *ui)
+{
+    if (ctx->cfg.n_ha_endpoints == 0)
+        return 0;
+    char *why = NULL;
+    int rc = rec_ha_claim(loop, &ctx->cfg, ctx->cfg.ha_lease_ttl_ms + 2000, &ui->ha, &why);
+    if (rc == -EBUSY)
+        cmd_error(ctx,
+                  "another imgrecon process leads (%s holds the leader key in etcd); refusing to "
+                  "apply while it does: it applies the manifests itself, or stop it first",
+                  why);
+    else if (rc < 0)
+        cmd_error(ctx, "cannot take the leader key in etcd: %s", why ? why : strerror(-rc));
+    free(why);
+    if (rc < 0)
+        return -1;
+    prov_client_set_fence(setup->client, apply_may_mutate, ui);
+    return 0;
 }
 
 /* True when both paths name the same file (or, when either is missing, the same text). */
@@ -274,11 +306,14 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         cmd_error(ctx, "cannot lock %s/daemon.lock: %s", setup.state_dir, strerror(-rc));
         goto out_setup;
     }
+    if (claim_leadership(ctx, &loop, &setup, &ui) < 0)
+        goto out_setup;
 
     rec_cycle_opts co = {
         .desired = desired,
         .execute = true,
         .saved = saved,
+        .may_mutate = apply_may_mutate,
         .on_event = on_event,
         .confirm = confirm,
         .ud = &ui,
@@ -328,6 +363,7 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     }
     rec_cycle_result_free(res);
 out_setup:
+    rec_ha_stop(ui.ha);
     rec_lock_release(lock);
     rec_setup_close(&setup);
     (void)uv_run(&loop, UV_RUN_DEFAULT);

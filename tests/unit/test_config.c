@@ -327,7 +327,7 @@ static const bad_cfg bad_cfgs[] = {
      "1:36: 'notify' format must be json, slack or dingtalk, got string 'xml'", 1},
     {"notify: [{url: 'http://x', events: [applied, delete]}]\n",
      "1:46: unknown notify event string 'delete': use applied, failed, manifest_error, refused, "
-     "drift or recovered",
+     "drift, recovered or leadership",
      1},
     {"notify: [{url: 'http://x', events: []}]\n",
      "1:36: 'notify' events must name at least one event", 1},
