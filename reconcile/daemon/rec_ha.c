@@ -385,6 +385,12 @@ void rec_ha_stop(rec_ha *h)
     uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
 
+/* True when the leader as last seen is another process. */
+static bool other_leads(const rec_ha *h)
+{
+    return h->leader != NULL && strcmp(h->leader, h->me_short) != 0;
+}
+
 /* `imgrecon apply` with `ha` (cmd_apply.c) must not mutate while a daemon leads: it campaigns
  * like a daemon, and the first answer decides. The loop runs (one turn at a time; the tick wakes
  * it at least every 500 ms) until this process leads, another one is seen leading, or wait_ms
@@ -398,7 +404,7 @@ int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_
     if (rc < 0)
         return rc;
     uint64_t until = uv_hrtime() + wait_ms * NS_PER_MS;
-    while (!rec_ha_may_mutate(h) && !(h->role == REC_HA_STANDBY && h->leader != NULL) &&
+    while (!rec_ha_may_mutate(h) && !(h->role == REC_HA_STANDBY && other_leads(h)) &&
            uv_hrtime() < until)
         (void)uv_run(loop, UV_RUN_ONCE);
     if (rec_ha_may_mutate(h)) {
@@ -406,7 +412,7 @@ int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_
         return 0;
     }
     char *why = NULL;
-    if (h->leader != NULL)
+    if (other_leads(h))
         rc = asprintf(&why, "%s", h->leader) < 0 ? -ENOMEM : -EBUSY;
     else
         rc = asprintf(&why, "no answer from etcd in %llu ms%s%s", (unsigned long long)wait_ms,

@@ -787,6 +787,15 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     cr_expect(strstr(text, "budget") != NULL, "plan says why:\n%s", text);
     free(text);
     cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the plan sent nothing unpaced");
+    /* `apply` cannot learn who leads: it refuses within lease_ttl + 2 s, having sent nothing. */
+    long t0 = mono_ms();
+    cr_expect_eq(run_apply(2, manifests, out), 1, "apply fails when etcd cannot say who leads");
+    cr_expect_lt(mono_ms() - t0, TTL_MS + 2000 + 3000, "apply gives up in bounded time");
+    text = read_file(out);
+    cr_expect(strstr(text, "cannot take the leader key in etcd") != NULL, "apply says why:\n%s",
+              text);
+    free(text);
+    cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the apply sent nothing");
     kill(a->pid, SIGTERM);
     int status;
     cr_assert_eq(waitpid(a->pid, &status, 0), a->pid);
