@@ -321,6 +321,11 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
     rec_cycle_result *res = NULL;
     rc = rec_setup_run_cycle(&loop, &setup, &co, &res);
     rec_progress_finish(ui.progress);
+    /* The lease can lapse at the prompt (the loop waits for the answer) or when etcd is lost:
+     * the fence then held every later step back; say why. */
+    if (rc == 0 && ui.ha != NULL && res->n_skipped > 0 && !rec_ha_may_mutate(ui.ha))
+        cmd_error(ctx, "this run's leader lease in etcd lapsed (a prompt answered after lease_ttl, "
+                       "or etcd unreachable); the steps after that were not sent");
     if (rc < 0) {
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
                   rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
