@@ -11,6 +11,7 @@
 #include "prov_cleanup.h"
 #include "rec_applyjson.h"
 #include "rec_cycle.h"
+#include "rec_ha.h"
 #include "rec_lock.h"
 #include "rec_plan.h"
 #include "rec_planfile.h"
@@ -32,6 +33,7 @@ typedef struct apply_ui {
     rec_applyjson *json;   /* --json: the event stream instead of the text output */
     rec_applyjson_end end; /* --json: what the summary says (filled by run_apply) */
     char error[1024];      /* end.error's text, which outlives the cycle result */
+    rec_ha *ha;            /* with `ha`: this run's hold on the leader key; NULL otherwise */
 } apply_ui;
 
 static void usage(FILE *out)
@@ -83,6 +85,36 @@ static void on_event(void *ud, const rec_event *ev)
         rec_applyjson_event(ui->json, ev);
     else if (!ui->ctx->quiet || ev->kind == REC_EV_STEP_FAILED)
         rec_progress_event(ui->progress, ev);
+}
+
+/* The HA fence for the executor and the client (rec_ha_may_mutate). */
+static bool apply_may_mutate(void *ud)
+{
+    apply_ui *ui = ud;
+    return ui->ha == NULL || rec_ha_may_mutate(ui->ha);
+}
+
+/* With `ha`, apply must not mutate while a daemon leads: it takes the leader key with a lease of
+ * its own for the run (released by rec_ha_stop at the end) and fences its calls with it, or
+ * refuses naming the leader. Returns 0 (ui->ha set when `ha` is configured) or -1 (printed). */
+static int claim_leadership(cmd_ctx *ctx, uv_loop_t *loop, rec_setup *setup, apply_ui *ui)
+{
+    if (ctx->cfg.n_ha_endpoints == 0)
+        return 0;
+    char *why = NULL;
+    int rc = rec_ha_claim(loop, &ctx->cfg, ctx->cfg.ha_lease_ttl_ms + 2000, &ui->ha, &why);
+    if (rc == -EBUSY)
+        cmd_error(ctx,
+                  "another imgrecon process leads (%s holds the leader key in etcd); refusing to "
+                  "apply while it does: it applies the manifests itself, or stop it first",
+                  why);
+    else if (rc < 0)
+        cmd_error(ctx, "cannot take the leader key in etcd: %s", why ? why : strerror(-rc));
+    free(why);
+    if (rc < 0)
+        return -1;
+    prov_client_set_fence(setup->client, apply_may_mutate, ui);
+    return 0;
 }
 
 /* True when both paths name the same file (or, when either is missing, the same text). */
@@ -278,10 +310,15 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
     rec_lock *lock = NULL;
     if (lock_state_dir(ctx, s->setup, &lock) < 0)
         return 1;
+    if (claim_leadership(ctx, &s->loop, s->setup, ui) < 0) {
+        rec_lock_release(lock);
+        return 1;
+    }
     rec_cycle_opts co = {
         .desired = s->desired,
         .execute = true,
         .saved = saved,
+        .may_mutate = apply_may_mutate,
         .on_event = on_event,
         .confirm = confirm,
         .ud = ui,
@@ -291,6 +328,11 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
     int rc = rec_setup_run_cycle(&s->loop, s->setup, &co, &res);
     cmd_wait_clear(ctx);
     rec_progress_finish(ui->progress);
+    /* The lease can lapse at the prompt (the loop waits for the answer) or when etcd is lost:
+     * the fence then held every later step back; say why. */
+    if (rc == 0 && ui->ha != NULL && res->n_skipped > 0 && !rec_ha_may_mutate(ui->ha))
+        cmd_error(ctx, "this run's leader lease in etcd lapsed (a prompt answered after lease_ttl, "
+                       "or etcd unreachable); the steps after that were not sent");
     if (rc < 0)
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
                   rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
@@ -300,6 +342,8 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
     else
         exit_code = report(ctx, ui, s->setup, res);
     rec_cycle_result_free(res);
+    rec_ha_stop(ui->ha);
+    ui->ha = NULL;
     rec_lock_release(lock);
     return exit_code;
 }

@@ -1058,6 +1058,7 @@ static const cfg_choice notify_events[] = {{"applied", SPEC_EV_APPLIED},
                                            {"refused", SPEC_EV_REFUSED},
                                            {"drift", SPEC_EV_DRIFT},
                                            {"recovered", SPEC_EV_RECOVERED},
+                                           {"leadership", SPEC_EV_LEADERSHIP},
                                            {NULL, 0}};
 static const cfg_choice notify_formats[] = {{"json", SPEC_NOTIFY_JSON},
                                             {"slack", SPEC_NOTIFY_SLACK},
@@ -1107,7 +1108,7 @@ static int notify_events_of(const spec_ynode *v, cfg_ctx *c, unsigned *ret)
     if (v->kind != SPEC_YSEQ)
         return bad(c, v,
                    "'notify' events must be a non-empty list of applied, failed, manifest_error, "
-                   "refused, drift, recovered; got %s",
+                   "refused, drift, recovered, leadership; got %s",
                    describe(v, d, sizeof(d)));
     unsigned bits = 0;
     int rc = 0;
@@ -1116,7 +1117,7 @@ static int notify_events_of(const spec_ynode *v, cfg_ctx *c, unsigned *ret)
         if (e < 0)
             rc = bad(c, v->items[i],
                      "unknown notify event %s: use applied, failed, manifest_error, refused, "
-                     "drift or recovered",
+                     "drift, recovered or leadership",
                      describe(v->items[i], d, sizeof(d)));
         else
             bits |= (unsigned)e;

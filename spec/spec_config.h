@@ -45,8 +45,9 @@ enum spec_notify_event {
     SPEC_EV_REFUSED = 1u << 3,        /* a guard held deletes back, or a name conflict */
     SPEC_EV_DRIFT = 1u << 4,          /* a cycle found changes to make */
     SPEC_EV_RECOVERED = 1u << 5,      /* healthy again after failures or invalid manifests */
+    SPEC_EV_LEADERSHIP = 1u << 6,     /* with `ha`: this daemon became leader or lost the lease */
 };
-#define SPEC_EV_ALL 0x3Fu
+#define SPEC_EV_ALL 0x7Fu
 
 enum spec_notify_format { SPEC_NOTIFY_JSON = 0, SPEC_NOTIFY_SLACK = 1, SPEC_NOTIFY_DINGTALK = 2 };
 

@@ -225,3 +225,21 @@ void rec_alerts_recovered(rec_alerts *a, const char *summary)
     items l = {NULL, 0};
     notify(a, SPEC_EV_RECOVERED, summary, &l);
 }
+
+void rec_alerts_leadership(rec_alerts *a, bool leading, const char *me, const char *leader,
+                           const char *why)
+{
+    if (a == NULL)
+        return;
+    char summary[320];
+    if (leading)
+        (void)snprintf(summary, sizeof(summary), "%.120s became leader", me ? me : "this daemon");
+    else
+        (void)snprintf(summary, sizeof(summary),
+                       "%.120s lost leadership and stands by; leader: %.120s",
+                       me ? me : "this daemon", leader ? leader : "unknown");
+    items l = {NULL, 0};
+    items_add(a, &l, leader, NULL, NULL, leading ? "leader" : "standby", why);
+    notify(a, SPEC_EV_LEADERSHIP, summary, &l);
+    items_clear(&l);
+}

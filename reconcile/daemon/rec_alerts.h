@@ -1,10 +1,11 @@
 /* What the daemon tells its webhooks (rec_webhook.h), decided from its cycles: `applied` (the
  * steps done, with image ids), `failed` (steps that failed, or a cycle that could not run),
  * `drift` (the plan had changes), `refused` (prune guards and name conflicts, sent when they
- * change), `manifest_error` (sent when the problem changes) and `recovered` (ready again after a
- * failure or invalid manifests). Every message is scrubbed of registered secrets before it
- * leaves. Called only by rec_daemon.c, on the daemon's loop; every function accepts a NULL
- * object (no webhooks yet) and then does nothing. */
+ * change), `manifest_error` (sent when the problem changes), `recovered` (ready again after a
+ * failure or invalid manifests) and `leadership` (with `ha`: became leader, or lost the lease).
+ * Every message is scrubbed of registered secrets before it leaves. Called only by rec_daemon.c, on
+ * the daemon's loop; every function accepts a NULL object (no webhooks yet) and then does nothing.
+ */
 #ifndef REC_ALERTS_H
 #define REC_ALERTS_H
 
@@ -34,5 +35,10 @@ void rec_alerts_manifest_error(rec_alerts *a, const char *why);
 void rec_alerts_manifests_ok(rec_alerts *a);
 /* Ready again after a failure or invalid manifests. */
 void rec_alerts_recovered(rec_alerts *a, const char *summary);
+/* With `ha`: this daemon became leader (leading true) or lost its lease and stands by. me is
+ * this process ("host:pid"), leader the leader as last seen (NULL: unknown); both borrowed. One
+ * item: address = the leader when known, result "leader" or "standby". */
+void rec_alerts_leadership(rec_alerts *a, bool leading, const char *me, const char *leader,
+                           const char *why);
 
 #endif

@@ -73,6 +73,7 @@ struct rec_dmn {
     char *load_error;        /* the last failed manifest load's first problem, one line */
     bool was_unhealthy;      /* failed or invalid since the last ready: `recovered` is due */
     rec_ha *ha;              /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
+    rec_ha_role ha_role;     /* the role last told by on_ha_role, for `leadership` notifications */
     int exit_code;
 };
 
@@ -1304,6 +1305,17 @@ static void on_ha_role(void *ud, rec_ha_role role)
     rec_dmn *d = ud;
     prov_set_str(&d->st.role, rec_ha_role_name(role));
     prov_set_str(&d->st.leader, rec_ha_leader(d->ha));
+    rec_ha_role old = d->ha_role;
+    d->ha_role = role;
+    /* Right after losing the lease the leader last seen is still this process: unknown. */
+    const char *me = rec_ha_me(d->ha), *leader = rec_ha_leader(d->ha);
+    if (leader != NULL && me != NULL && role != REC_HA_LEADER && strcmp(leader, me) == 0)
+        leader = NULL;
+    if (role != old && (role == REC_HA_LEADER || old == REC_HA_LEADER))
+        rec_alerts_leadership(d->alerts, role == REC_HA_LEADER, me, leader,
+                              role == REC_HA_LEADER ? "took the leader key with its lease"
+                                                    : "the lease may have lapsed or another "
+                                                      "process holds the leader key");
     if (role == REC_HA_LEADER) {
         if (d->cycle != NULL)
             d->change_pending = true; /* the cut-short cycle is still finishing: then a new one */

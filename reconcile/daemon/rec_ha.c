@@ -46,7 +46,8 @@ struct rec_ha {
     uint64_t poll_flight_ns; /* send time of the poll in flight, 0: none */
     int64_t poll_lease;      /* the lease the poll in flight was sent with */
     rec_ha_role role;
-    bool failing; /* the last request failed (log once per run of failures) */
+    bool failing;         /* the last request failed (log once per run of failures) */
+    char last_error[256]; /* the last failure's message, for rec_ha_claim */
     bool stopping;
 };
 
@@ -115,6 +116,11 @@ const char *rec_ha_leader(const rec_ha *h)
     return h ? h->leader : NULL;
 }
 
+const char *rec_ha_me(const rec_ha *h)
+{
+    return h ? h->me_short : NULL;
+}
+
 uint64_t rec_ha_lease_age_ms(const rec_ha *h)
 {
     if (h == NULL || h->lease == 0 || h->ka_answer_ns == 0)
@@ -134,6 +140,7 @@ static void note_failure(rec_ha *h, const prov_etcd_result *r)
     }
     if (!h->failing)
         rec_log_event(h->log, REC_LOG_WARN, "ha: etcd request failed", "error", r->errmsg, NULL);
+    (void)snprintf(h->last_error, sizeof(h->last_error), "%s", r->errmsg);
     h->failing = true;
 }
 
@@ -376,4 +383,44 @@ void rec_ha_stop(rec_ha *h)
     free(body);
     prov_etcd_close(h->etcd);
     uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
+
+/* True when the leader as last seen is another process. */
+static bool other_leads(const rec_ha *h)
+{
+    return h->leader != NULL && strcmp(h->leader, h->me_short) != 0;
+}
+
+/* `imgrecon apply` with `ha` (cmd_apply.c) must not mutate while a daemon leads: it campaigns
+ * like a daemon, and the first answer decides. The loop runs (one turn at a time; the tick wakes
+ * it at least every 500 ms) until this process leads, another one is seen leading, or wait_ms
+ * passes. */
+int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_ha **ret,
+                 char **ret_why)
+{
+    rec_ha_opts ho = {cfg, NULL, NULL, NULL, NULL};
+    rec_ha *h = NULL;
+    int rc = rec_ha_start(loop, &ho, &h);
+    if (rc < 0)
+        return rc;
+    uint64_t until = uv_hrtime() + wait_ms * NS_PER_MS;
+    while (!rec_ha_may_mutate(h) && !(h->role == REC_HA_STANDBY && other_leads(h)) &&
+           uv_hrtime() < until)
+        (void)uv_run(loop, UV_RUN_ONCE);
+    if (rec_ha_may_mutate(h)) {
+        *ret = h;
+        return 0;
+    }
+    char *why = NULL;
+    if (other_leads(h))
+        rc = asprintf(&why, "%s", h->leader) < 0 ? -ENOMEM : -EBUSY;
+    else
+        rc = asprintf(&why, "no answer from etcd in %llu ms%s%s", (unsigned long long)wait_ms,
+                      h->last_error[0] ? ": " : "", h->last_error) < 0
+                 ? -ENOMEM
+                 : -ETIMEDOUT;
+    rec_ha_stop(h);
+    if (rc != -ENOMEM)
+        *ret_why = why;
+    return rc;
 }

@@ -12,7 +12,8 @@
  * stopped or blocked process sees the true time when it wakes). Counting from the send and not
  * from the answer is the stricter choice: etcd renews the lease somewhere between the two. Once
  * the deadline passes the process is a standby, whatever etcd says later. Called by the daemon
- * (rec_daemon.c) only; the executor and the client reach it through their "may mutate" hooks. */
+ * (rec_daemon.c) and by `imgrecon apply` (rec_ha_claim); the executor and the client reach the
+ * fence through their "may mutate" hooks. */
 #ifndef REC_HA_H
 #define REC_HA_H
 
@@ -49,7 +50,18 @@ rec_ha_role rec_ha_role_of(const rec_ha *h);
 const char *rec_ha_role_name(rec_ha_role r); /* "leader", "standby", "none" */
 /* The leader as last seen ("host:pid"), NULL when unknown. Borrowed until the next loop turn. */
 const char *rec_ha_leader(const rec_ha *h);
+/* This process as it names itself in the leader key ("host:pid"). Borrowed while h lives. */
+const char *rec_ha_me(const rec_ha *h);
 /* Milliseconds since the last keepalive answer (0 without a lease). */
 uint64_t rec_ha_lease_age_ms(const rec_ha *h);
+
+/* For `imgrecon apply` with `ha`: takes the leader key with a lease of its own for the run.
+ * Runs loop until this process leads (returns 0 and *ret: the lease is kept alive while the
+ * caller runs the loop; pass rec_ha_may_mutate as the fence and call rec_ha_stop at the end,
+ * which revokes it), another process leads (-EBUSY, *ret_why = "host:pid" of the leader, caller
+ * frees), or wait_ms passes without an answer (-ETIMEDOUT, *ret_why says why). On an error the
+ * handle is already stopped; run the loop afterwards so that it closes. */
+int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_ha **ret,
+                 char **ret_why);
 
 #endif

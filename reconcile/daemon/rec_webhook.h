@@ -1,5 +1,5 @@
 /* Webhook notifications (DESIGN.md "CLI", config `notify:`): events of the daemon (applied,
- * failed, manifest_error, refused, drift, recovered) POSTed to every configured URL that asked
+ * failed, manifest_error, refused, drift, recovered, leadership) POSTed to every configured URL that asked
  * for them, as JSON ({"event", "owner", "host", "time", "summary", "items": [{"address",
  * "action", "image_id", "result", "message"}]}), Slack ({"text"}) or DingTalk ({"msgtype":
  * "text", "text": {"content"}}). With a secret_file, the header `X-Imgrecon-Signature:

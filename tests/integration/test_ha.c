@@ -31,6 +31,7 @@
 #include "emu_proc.h"
 #include "prov_pacer.h"
 #include "etcd_proc.h"
+#include "hook_recv.h"
 #include "test_exec.h"
 
 #define TTL_MS 3000
@@ -544,6 +545,129 @@ static int run_plan(int key)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Adds a webhook for `leadership` events to the config. */
+static void add_leadership_hook(const char *url)
+{
+    char *text = read_file(config), *more = NULL;
+    cr_assert_geq(asprintf(&more, "%snotify:\n  - url: %s\n    events: [leadership]\n", text, url),
+                  0);
+    write_file(config, more);
+    free(more);
+    free(text);
+}
+
+/* The n-th `leadership` notification's summary (caller frees); fails the test after ms. */
+static char *await_leadership(hook_recv *r, size_t n, long ms)
+{
+    json_t *body = hook_recv_wait(r, "leadership", n, ms);
+    cr_assert_not_null(body, "leadership notification %zu within %ld ms", n, ms);
+    const char *summary = json_string_value(json_object_get(body, "summary"));
+    cr_assert_not_null(summary);
+    char *copy = strdup(summary);
+    json_decref(body);
+    return copy;
+}
+
+Test(ha, leadership_changes_are_notified_by_the_new_leader_and_the_one_that_lost_it)
+{
+    hook_recv *r = NULL;
+    cr_assert_eq(hook_recv_start(NULL, &r), 0);
+    add_leadership_hook(hook_recv_url(r));
+    write_manifest(2, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    char want[96];
+    char *s = await_leadership(r, 0, WAIT_MS);
+    snprintf(want, sizeof(want), ":%ld became leader", (long)a->pid);
+    cr_expect(strstr(s, want) != NULL, "first leader announced: %s", s);
+    free(s);
+    daemon_proc *b = start_daemon(1);
+    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    kill(a->pid, SIGSTOP);
+    cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
+    s = await_leadership(r, 1, WAIT_MS);
+    snprintf(want, sizeof(want), ":%ld became leader", (long)b->pid);
+    cr_expect(strstr(s, want) != NULL, "the new leader announced itself: %s", s);
+    free(s);
+    kill(a->pid, SIGCONT);
+    s = await_leadership(r, 2, 5000);
+    snprintf(want, sizeof(want), ":%ld lost leadership", (long)a->pid);
+    cr_expect(strstr(s, want) != NULL, "the woken leader said it lost the lease: %s", s);
+    free(s);
+    json_t *all = hook_recv_all(r);
+    cr_expect_eq(json_array_size(all), 3, "only leadership events, one per change");
+    json_decref(all);
+    hook_recv_stop(r);
+    check_invariants();
+}
+
+/* `imgrecon apply` with key `key`, the test's config and the manifests in mdir; its output goes
+ * to out. */
+static int run_apply(int key, const char *mdir, const char *out)
+{
+    const char *argv[] = {
+        IMGRECON_BIN, "apply",       "-c", config, "--endpoint", emu.base_url,     "--rate-limit",
+        "10/1s",      "--state-dir", dir,  "-f",   mdir,         "--auto-approve", NULL};
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        child_env(key);
+        test_exec(argv);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
+{
+    /* apply's manifests hold one image more than the daemon's: an unfenced apply would create
+     * it while the daemon leads. */
+    char mine[192], path[256];
+    snprintf(mine, sizeof(mine), "%s/apply-manifests", dir);
+    cr_assert_eq(mkdir(mine, 0700), 0);
+    write_manifest(2, "img-apply-only");
+    snprintf(path, sizeof(path), "%s/images.yaml", manifests);
+    char *m = read_file(path);
+    snprintf(path, sizeof(path), "%s/images.yaml", mine);
+    write_file(path, m);
+    free(m);
+    write_manifest(2, NULL);
+    daemon_proc *a = start_daemon(0);
+    daemon_proc *first[] = {a};
+    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    await_available(NULL, 2, WAIT_MS);
+    char out[192];
+    snprintf(out, sizeof(out), "%s/apply.out", dir);
+    cr_assert_eq(run_apply(2, mine, out), 1, "apply refuses while a daemon leads");
+    char *text = read_file(out), want[64];
+    snprintf(want, sizeof(want), ":%ld holds the leader key", (long)a->pid);
+    cr_expect(strstr(text, want) != NULL, "apply names the leader: %s", text);
+    free(text);
+    cr_expect_eq(journal_count(2, true, 0, NULL), 0, "apply sent no mutating call");
+    cr_expect_eq(available_count("img-apply-only"), 0);
+    /* A clean stop revokes the daemon's lease: nobody leads, apply takes the key for its run. */
+    kill(a->pid, SIGTERM);
+    cr_assert_eq(waitpid(a->pid, NULL, 0), a->pid);
+    a->pid = 0;
+    long t = wall_ms();
+    int rc = run_apply(2, mine, out);
+    text = read_file(out);
+    cr_assert_eq(rc, 0, "apply with nobody leading works:\n%s", text);
+    free(text);
+    cr_expect_eq(available_count("img-apply-only"), 1);
+    cr_expect_gt(journal_count(2, true, t, "CreateCustomImage"), 0);
+    /* apply released the key at its end: a daemon leads at once (not after a TTL). */
+    daemon_proc *b = start_daemon(1);
+    daemon_proc *second[] = {b};
+    cr_assert_eq(await_leader(second, 1, TTL_MS), b);
+    check_invariants();
+}
+
 Test(ha, a_concurrent_plan_from_a_third_process_shares_the_budget)
 {
     write_manifest(12, NULL);
@@ -663,6 +787,15 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     cr_expect(strstr(text, "budget") != NULL, "plan says why:\n%s", text);
     free(text);
     cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the plan sent nothing unpaced");
+    /* `apply` cannot learn who leads: it refuses within lease_ttl + 2 s, having sent nothing. */
+    long t0 = mono_ms();
+    cr_expect_eq(run_apply(2, manifests, out), 1, "apply fails when etcd cannot say who leads");
+    cr_expect_lt(mono_ms() - t0, TTL_MS + 2000 + 3000, "apply gives up in bounded time");
+    text = read_file(out);
+    cr_expect(strstr(text, "cannot take the leader key in etcd") != NULL, "apply says why:\n%s",
+              text);
+    free(text);
+    cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the apply sent nothing");
     kill(a->pid, SIGTERM);
     int status;
     cr_assert_eq(waitpid(a->pid, &status, 0), a->pid);

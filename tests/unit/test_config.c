@@ -327,7 +327,7 @@ static const bad_cfg bad_cfgs[] = {
      "1:36: 'notify' format must be json, slack or dingtalk, got string 'xml'", 1},
     {"notify: [{url: 'http://x', events: [applied, delete]}]\n",
      "1:46: unknown notify event string 'delete': use applied, failed, manifest_error, refused, "
-     "drift or recovered",
+     "drift, recovered or leadership",
      1},
     {"notify: [{url: 'http://x', events: []}]\n",
      "1:36: 'notify' events must name at least one event", 1},
@@ -419,7 +419,7 @@ Test(config, notify_entries, .init = setup, .fini = teardown)
                       "  - url: https://hooks.example/x\n"
                       "    format: dingtalk\n"
                       "    secret_file: secret\n"
-                      "    events: [failed, recovered]\n"),
+                      "    events: [failed, recovered, leadership]\n"),
                  0, "%s", d.n ? d.v[0].msg : "");
     cr_assert_eq(cfg.n_notify, 2);
     cr_assert_str_eq(cfg.notify[0].url, "http://127.0.0.1:9/hook");
@@ -427,7 +427,7 @@ Test(config, notify_entries, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.notify[0].events, SPEC_EV_ALL);
     cr_assert_null(cfg.notify[0].secret_file);
     cr_assert_eq(cfg.notify[1].format, SPEC_NOTIFY_DINGTALK);
-    cr_assert_eq(cfg.notify[1].events, SPEC_EV_FAILED | SPEC_EV_RECOVERED);
+    cr_assert_eq(cfg.notify[1].events, SPEC_EV_FAILED | SPEC_EV_RECOVERED | SPEC_EV_LEADERSHIP);
     char want[256];
     snprintf(want, sizeof(want), "%s/secret", dir);
     cr_assert_str_eq(cfg.notify[1].secret_file, want);
