@@ -1,4 +1,4 @@
-/* Webhook notifications (DESIGN.md "CLI", config `notify:`): events of the daemon (applied,
+/* Webhook notifications (cmd/README.md, config `notify:`): events of the daemon (applied,
  * failed, manifest_error, refused, drift, recovered) POSTed to every configured URL that asked
  * for them, as JSON ({"event", "owner", "host", "time", "summary", "items": [{"address",
  * "action", "image_id", "result", "message"}]}), Slack ({"text"}) or DingTalk ({"msgtype":

@@ -120,7 +120,7 @@ static void learn_quotas(rec_cycle *c, rec_observed *obs, rec_options *opts)
         }
     }
     /* The estimate's build time: the median of the recent creates' (any region), 60 s until
-     * there are any (DESIGN.md "Quota decisions"). */
+     * there are any (reconcile/README.md "Completion"). */
     rec_build_learned b;
     rec_journal_learned_build(j, NULL, now, 7ull * 24 * 3600 * 1000, &b);
     if (b.n > 0) {
@@ -279,7 +279,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 }
 
 /* Observes the declared regions, the remembered ones, config `regions` and, for `regions:
- * all`, the ListRegions answer (DESIGN.md "Regions observed"). */
+ * all`, the ListRegions answer (reconcile/README.md "Regions observed"). */
 static void observe_view(rec_cycle *c)
 {
     const spec_set *d = c->o.desired;
