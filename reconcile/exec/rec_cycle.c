@@ -98,11 +98,10 @@ static void on_exec_done(const rec_exec_result *r, void *ud)
     end(c, 0, NULL);
 }
 
-/* Quota learned from a CustomImageQuotaLimit within the last day, and the image build time from
- * the recent creates (the journal keeps the
- * count the region held then). A region now holding more images than that has had its quota
- * raised (servers added), so the learned value is dropped. plan reads the journal read-only so
- * that it shows what apply will do. */
+/* Quota learned from a CustomImageQuotaLimit within the last day (the journal keeps the count
+ * the region held then), and the image build time from the recent creates. A region now holding
+ * more images than that has had its quota raised (servers added), so the learned value is dropped.
+ * plan reads the journal read-only so that it shows what apply will do. */
 static void learn_quotas(rec_cycle *c, rec_observed *obs, rec_options *opts)
 {
     rec_journal *j = c->journal, *ro = NULL;
