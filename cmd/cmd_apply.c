@@ -1,4 +1,4 @@
-/* imgrecon apply: observe, show the plan, ask, then execute it paced (DESIGN.md "CLI"). Argument
+/* imgrecon apply: observe, show the plan, ask, then execute it paced (cmd/README.md). Argument
  * parsing and wiring only; the cycle, executor and progress live in reconcile/. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* imgrecon import: write the account's custom images as manifests (DESIGN.md "CLI"; README.md
+/* imgrecon import: write the account's custom images as manifests (cmd/README.md; README.md
  * "Bring an existing account under management"). Argument parsing and wiring only; what is
  * written lives in reconcile/exec/rec_import.c. */
 #include <errno.h>

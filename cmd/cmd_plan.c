@@ -1,4 +1,4 @@
-/* imgrecon plan: observe, diff and show what apply would change (DESIGN.md "CLI"). Argument
+/* imgrecon plan: observe, diff and show what apply would change (cmd/README.md). Argument
  * parsing and wiring only; the cycle lives in reconcile/. */
 #include <errno.h>
 #include <stdio.h>

@@ -42,8 +42,8 @@ typedef struct prov_client_opts {
     int signature;        /* 3 (default when 0) or 1 */
     const char *method;   /* "POST" (default, parameters in the query) or "GET" */
     const prov_credential *cred; /* borrowed; must outlive the client */
-    /* The pacer's budget key: the account id (DESIGN.md "Pacing"); NULL or "": the access key
-     * id. Borrowed; read at every call, so its owner may fill it in prepare. */
+    /* The pacer's budget key: the account id (provider/README.md "Pacing"); NULL or "": the access
+     * key id. Borrowed; read at every call, so its owner may fill it in prepare. */
     const char *pacer_key;
     /* Called before a call is sent when cred is a temporary credential within its refresh
      * margin (prov_cred_needs_refresh); replaces *cred in place and returns 0, or a negative

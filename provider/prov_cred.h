@@ -1,4 +1,4 @@
-/* The credentials chain (DESIGN.md "CLI", API-NOTES.md "Credentials conventions"), first found
+/* The credentials chain (cmd/README.md, provider/README.md "Credentials"), first found
  * wins: environment (current, then legacy names), OIDC (RRSA: ALIBABA_CLOUD_ROLE_ARN,
  * ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE), systemd
  * $CREDENTIALS_DIRECTORY, ~/.aliyun/config.json (profile), ~/.alibabacloud/credentials (INI), ECS

@@ -1,8 +1,9 @@
 /* The pacer: a sliding window per (access key, product, action), at most N calls in any window W
- * (DESIGN.md "Pacing"). The call log lives in a file in the state directory under an flock, so
- * every imgrecon process on the host shares one budget and a restart remembers the last window.
- * Times are wall-clock milliseconds (CLOCK_REALTIME) because they cross processes. The access key
- * is stored as a hash, never in clear. Synchronous and loop-free: prov_client schedules waits. */
+ * (provider/README.md "Pacing"). The call log lives in a file in the state directory under an
+ * flock, so every imgrecon process on the host shares one budget and a restart remembers the last
+ * window. Times are wall-clock milliseconds (CLOCK_REALTIME) because they cross processes. The
+ * access key is stored as a hash, never in clear. Synchronous and loop-free: prov_client schedules
+ * waits. */
 #ifndef PROV_PACER_H
 #define PROV_PACER_H
 

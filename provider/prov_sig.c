@@ -1,6 +1,7 @@
 /* Request signing (V3 ACS3-HMAC-SHA256 and V1 HMAC-SHA1) and the matching verifiers, over
- * OpenSSL. The client signs with these functions and the emulator verifies with them, so both
- * sides share one reading of API-NOTES.md. */
+ * OpenSSL. The client signs with these functions (provider/README.md "Signatures"); the emulator
+ * verifies with its own implementation written from the vendor's API pages (emu_sig.c), and
+ * tests/unit/test_golden_rules.c holds both to the vendor's worked examples. */
 #include "prov_sig.h"
 
 #include <ctype.h>

@@ -1,5 +1,6 @@
-/* Request signing, V3 (ACS3-HMAC-SHA256, the default) and V1 (HMAC-SHA1), plus the verifiers
- * the emulator uses, so that client and server share one implementation (API-NOTES.md). */
+/* Request signing, V3 (ACS3-HMAC-SHA256, the default) and V1 (HMAC-SHA1), plus the matching
+ * verifiers (provider/README.md "Signatures"). The emulator has its own, written from the
+ * vendor's API pages; tests/unit/test_golden_rules.c holds both to the vendor's examples. */
 #ifndef PROV_SIG_H
 #define PROV_SIG_H
 

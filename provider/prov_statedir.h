@@ -1,4 +1,4 @@
-/* Every file in the state directory goes through here (DESIGN.md "One writer per state
+/* Every file in the state directory goes through here (reconcile/README.md "One writer per state
  * directory"): the directory must belong to the effective user and not be writable by group or
  * others; files are opened with O_NOFOLLOW | O_CLOEXEC so a planted symlink is never followed;
  * temporary files are created exclusively under a unique name (mkostemp); a rename is followed

@@ -104,7 +104,7 @@ static void local_error(prov_error *err, int sys, const char *action, const char
     }
 }
 
-/* ---- Listing integrity (DESIGN.md "Observe integrity") ----
+/* ---- Listing integrity (provider/README.md "Listings are believed only whole") ----
  * A listing counts only when it is complete and consistent: every page carries a TotalCount (a
  * number >= 0, the same on every page), paging follows the PageSize the server answers with, the
  * pages end within TotalCount / PageSize + 1 requests (and MAX_PAGES), the images add up to

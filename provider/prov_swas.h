@@ -71,7 +71,7 @@ int prov_swas_delete_image(prov_client *c, const char *region, const char *image
                            const char *client_token, prov_done_cb cb, void *ud);
 
 /* ---- Tags (ResourceType=customimage) and account shares ----
- * Limits of one call (API-NOTES.md "More SWAS operations"); a larger request is -EINVAL. */
+ * Limits of one call (provider/README.md "Operations"); a larger request is -EINVAL. */
 #define PROV_TAG_MAX_IDS 50
 #define PROV_TAG_MAX_TAGS 20
 #define PROV_SHARE_MAX_ACCOUNTS 10

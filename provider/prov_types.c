@@ -1,5 +1,5 @@
 /* Plain provider data: image records (free, deep copy, tag lookup) and the error record with
- * its classification (API-NOTES.md "Errors worth classifying"). */
+ * its classification (provider/README.md "Errors"). */
 #include "prov_types.h"
 
 #include <errno.h>

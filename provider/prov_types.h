@@ -101,7 +101,7 @@ int prov_image_copy(prov_image *dst, const prov_image *src);
 /* Looks up a tag value; NULL when absent. */
 const char *prov_image_tag(const prov_image *img, const char *key);
 
-/* Error classes (API-NOTES.md "Errors worth classifying"). */
+/* Error classes (provider/README.md "Errors"). */
 typedef enum prov_err_class {
     PROV_ERR_NONE = 0,
     PROV_ERR_THROTTLED, /* cool the action down a full window, retry the same call */

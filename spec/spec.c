@@ -1,5 +1,5 @@
 /* Manifest loader (spec.h): finds the files, reads every document through spec_yaml, checks each
- * entry against the schema in DESIGN.md "Manifests" and the API's rules, then checks identities
+ * entry against the schema in spec/README.md and the API's rules, then checks identities
  * across all files and builds the sorted desired set. Every problem becomes one diagnostic; a
  * run reports all of them. */
 #include <dirent.h>

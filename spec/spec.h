@@ -1,4 +1,4 @@
-/* Manifests: YAML files -> the validated desired set of images (DESIGN.md "Manifests").
+/* Manifests: YAML files -> the validated desired set of images (spec/README.md).
  * Called by cmd/ (validate, plan, apply) and by the daemon on every cycle and reload. */
 #ifndef SPEC_H
 #define SPEC_H

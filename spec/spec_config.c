@@ -419,7 +419,8 @@ static int repeated_keys(cfg_ctx *c, const cfg_key *k, const spec_ynode *map)
 }
 
 /* previous_owners: a list of owner names (tag values) whose images are retagged to `owner` in
- * place (DESIGN.md "Semantics", Ownership). Null or an empty scalar (the default) is []. */
+ * place (reconcile/README.md "Semantics", Ownership). Null or an empty scalar (the default) is [].
+ */
 static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
     char d[256];
@@ -1290,7 +1291,7 @@ int spec_config_init(spec_config *cfg)
     return 0;
 }
 
-/* DESIGN.md "Semantics", Ownership: the owner has no shared default once prune is on (two
+/* reconcile/README.md "Semantics", Ownership: the owner has no shared default once prune is on (two
  * installations left at `default` would prune each other's images). Checked once every key of
  * the document is set (the keys may come in any order); the error points at `prune`. Config is
  * the only source of both settings (no command-line flag sets them). */

@@ -1,4 +1,4 @@
-/* The daemon/CLI config file (DESIGN.md "CLI"): keys defined once in a table with type, default
+/* The daemon/CLI config file (cmd/README.md): keys defined once in a table with type, default
  * and bounds. Flags are applied over it by cmd/. */
 #ifndef SPEC_CONFIG_H
 #define SPEC_CONFIG_H

@@ -1,5 +1,5 @@
-/* The API's own value rules (seed 004 CreateCustomImage, API-NOTES.md) and the id shapes the
- * manifest loader accepts. */
+/* The API's own value rules (the vendor's CreateCustomImage page; provider/README.md "Operations")
+ * and the id shapes the manifest loader accepts. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-/* The API's own value rules (seed 004 CreateCustomImage, API-NOTES.md) and the region id shape
- * (spec_rules.c). The manifest and config loaders check with these; the saved-plan reader checks
- * recorded region ids; tests/unit/test_golden_rules.c holds them and the emulator's independent
- * implementation to the same golden cases. */
+/* The API's own value rules (the vendor's CreateCustomImage page; provider/README.md "Operations")
+ * and the region id shape (spec_rules.c). The manifest and config loaders check with these; the
+ * saved-plan reader checks recorded region ids; tests/unit/test_golden_rules.c holds them and the
+ * emulator's independent implementation to the same golden cases. */
 #ifndef SPEC_RULES_H
 #define SPEC_RULES_H
 

@@ -1,8 +1,9 @@
-/* Per-item failure backoff across daemon cycles (DESIGN.md "Errors": "the daemon backs off that
- * item across cycles"), keyed by step address: after the n-th consecutive failed cycle the item is
- * skipped until base * 2^(n-1) (capped) has passed, then tried again; one success (or the item
- * no longer failing) forgets it. rec_daemon feeds rec_backoff_skip() to rec_cycle_opts.skip_item.
- * Pure bookkeeping: times are passed in, on a monotonic clock (the daemon passes uv_now). */
+/* Per-item failure backoff across daemon cycles (reconcile/README.md "Errors": "the daemon backs
+ * off that item across cycles"), keyed by step address: after the n-th consecutive failed cycle the
+ * item is skipped until base * 2^(n-1) (capped) has passed, then tried again; one success (or the
+ * item no longer failing) forgets it. rec_daemon feeds rec_backoff_skip() to
+ * rec_cycle_opts.skip_item. Pure bookkeeping: times are passed in, on a monotonic clock (the daemon
+ * passes uv_now). */
 #ifndef REC_BACKOFF_H
 #define REC_BACKOFF_H
 

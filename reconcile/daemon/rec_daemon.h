@@ -1,7 +1,7 @@
-/* `imgrecon run`: the long-running reconciler (DESIGN.md "Daemon"). One libuv loop runs a cycle
- * (rec_cycle, the same code path as `apply --auto-approve`) every interval with ±10% jitter, at
- * once when a manifest changes (uv_fs_event on the manifest directories, debounced, re-armed after
- * every change so git's rename dance is followed), and on SIGHUP after a validated reload.
+/* `imgrecon run`: the long-running reconciler (reconcile/README.md "Daemon"). One libuv loop runs a
+ * cycle (rec_cycle, the same code path as `apply --auto-approve`) every interval with ±10% jitter,
+ * at once when a manifest changes (uv_fs_event on the manifest directories, debounced, re-armed
+ * after every change so git's rename dance is followed), and on SIGHUP after a validated reload.
  * SIGTERM/SIGINT stop starting calls, wait (bounded) for the call in flight, write status.json
  * and exit 0. Around it: the single-writer lock, sd_notify, the metrics endpoint, status.json,
  * per-item failure backoff and the suspend switch. cmd/cmd_run.c only parses arguments. */

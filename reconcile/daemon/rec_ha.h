@@ -1,5 +1,5 @@
-/* Leader election and fencing on etcd (DESIGN.md "Daemon", HA; config key `ha`). Every daemon
- * configured with `ha` holds an etcd lease of `lease_ttl` and keeps it alive; the one that
+/* Leader election and fencing on etcd (reconcile/README.md "Daemon", HA; config key `ha`). Every
+ * daemon configured with `ha` holds an etcd lease of `lease_ttl` and keeps it alive; the one that
  * creates `<prefix>/leader` (a txn: put if absent, attached to its lease) leads, the others stand
  * by and read the key every poll (which tells them who leads), trying the txn again as soon as
  * it is gone. The key disappears when the leader's lease ends (revoked on a clean stop, expired

@@ -1,4 +1,4 @@
-/* The single-writer lock (DESIGN.md "Daemon"): `<state_dir>/daemon.lock`, held with
+/* The single-writer lock (reconcile/README.md "Daemon"): `<state_dir>/daemon.lock`, held with
  * flock(LOCK_EX|LOCK_NB) for the daemon's lifetime and holding its pid, so two daemons on one
  * state directory never act at once. The kernel drops the lock when the process dies, so a crash
  * never leaves a stale lock. Used by rec_daemon; tests call it directly. */

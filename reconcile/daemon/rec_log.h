@@ -1,4 +1,4 @@
-/* The daemon's event log (DESIGN.md "Daemon", "Logs"): one line per event on stderr, as text
+/* The daemon's event log (reconcile/README.md "Daemon"): one line per event on stderr, as text
  * (`2026-11-22T10:00:00.123Z level=info msg="..." key=value`) or JSON, with `<N>` syslog priority
  * prefixes when journald reads the stream (JOURNAL_STREAM names stderr's dev:ino). Every line is
  * scrubbed of the registered secret values before it is written, so a secret that slipped into an

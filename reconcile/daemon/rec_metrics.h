@@ -1,5 +1,5 @@
-/* The daemon's Prometheus endpoint (DESIGN.md "Daemon"): a mutex-protected registry the loop
- * updates, rendered in the text exposition format (version 0.0.4) on GET /metrics, and GET
+/* The daemon's Prometheus endpoint (reconcile/README.md "Daemon"): a mutex-protected registry the
+ * loop updates, rendered in the text exposition format (version 0.0.4) on GET /metrics, and GET
  * /healthz (alive) and GET /readyz (ready), served by libmicrohttpd in its own thread on
  * `metrics_listen` (loopback only unless explicitly allowed; port 0 picks a free port and the bound
  * address is reported back). */

@@ -1,6 +1,6 @@
-/* The daemon's status file (DESIGN.md "Daemon"): `<state_dir>/status.json`, rewritten atomically
- * (temporary file, fsync, rename) after every cycle by rec_daemon and read by `imgrecon status`.
- * Messages in it are already normalised and scrubbed by the writer. */
+/* The daemon's status file (reconcile/README.md "Daemon"): `<state_dir>/status.json`, rewritten
+ * atomically (temporary file, fsync, rename) after every cycle by rec_daemon and read by `imgrecon
+ * status`. Messages in it are already normalised and scrubbed by the writer. */
 #ifndef REC_STATUS_H
 #define REC_STATUS_H
 

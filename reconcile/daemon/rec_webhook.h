@@ -1,6 +1,6 @@
-/* Webhook notifications (DESIGN.md "CLI", config `notify:`): events of the daemon (applied,
- * failed, manifest_error, refused, drift, recovered, leadership) POSTed to every configured URL that asked
- * for them, as JSON ({"event", "owner", "host", "time", "summary", "items": [{"address",
+/* Webhook notifications (cmd/README.md, config `notify:`): events of the daemon (applied,
+ * failed, manifest_error, refused, drift, recovered, leadership) POSTed to every configured URL
+ * that asked for them, as JSON ({"event", "owner", "host", "time", "summary", "items": [{"address",
  * "action", "image_id", "result", "message"}]}), Slack ({"text"}) or DingTalk ({"msgtype":
  * "text", "text": {"content"}}). With a secret_file, the header `X-Imgrecon-Signature:
  * sha256=<hex HMAC-SHA256 of the body>`. Delivery runs on the daemon's loop (rec_http.c), never

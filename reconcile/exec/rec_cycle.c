@@ -100,11 +100,10 @@ static void on_exec_done(const rec_exec_result *r, void *ud)
     end(c, 0, NULL);
 }
 
-/* Quota learned from a CustomImageQuotaLimit within the last day, and the image build time from
- * the recent creates (the journal keeps the
- * count the region held then). A region now holding more images than that has had its quota
- * raised (servers added), so the learned value is dropped. plan reads the journal read-only so
- * that it shows what apply will do. */
+/* Quota learned from a CustomImageQuotaLimit within the last day (the journal keeps the count
+ * the region held then), and the image build time from the recent creates. A region now holding
+ * more images than that has had its quota raised (servers added), so the learned value is dropped.
+ * plan reads the journal read-only so that it shows what apply will do. */
 static void learn_quotas(rec_cycle *c, rec_observed *obs, rec_options *opts)
 {
     rec_journal *j = c->journal, *ro = NULL;
@@ -122,7 +121,7 @@ static void learn_quotas(rec_cycle *c, rec_observed *obs, rec_options *opts)
         }
     }
     /* The estimate's build time: the median of the recent creates' (any region), 60 s until
-     * there are any (DESIGN.md "Quota decisions"). */
+     * there are any (reconcile/README.md "Completion"). */
     rec_build_learned b;
     rec_journal_learned_build(j, NULL, now, 7ull * 24 * 3600 * 1000, &b);
     if (b.n > 0) {
@@ -281,7 +280,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 }
 
 /* Observes the declared regions, the remembered ones, config `regions` and, for `regions:
- * all`, the ListRegions answer (DESIGN.md "Regions observed"). */
+ * all`, the ListRegions answer (reconcile/README.md "Regions observed"). */
 static void observe_view(rec_cycle *c)
 {
     const spec_set *d = c->o.desired;

@@ -380,7 +380,7 @@ static const char *target_image(const xstep *s)
 
 static uint64_t poll_interval(const rec_exec *x);
 
-/* Build-time samples older than this are not used (DESIGN.md "Quota decisions": the estimate
+/* Build-time samples older than this are not used (reconcile/README.md "Completion": the estimate
  * and the first poll use the build time learned from recent creates). */
 #define BUILD_MAX_AGE_MS (7ull * 24 * 3600 * 1000)
 
@@ -699,7 +699,7 @@ static void on_simple(const prov_error *err, void *ud)
     pump(x);
 }
 
-/* The executor's last-line ownership check (DESIGN.md "Semantics", Ownership), run before
+/* The executor's last-line ownership check (reconcile/README.md "Semantics", Ownership), run before
  * every mutating SWAS call on an existing image: the image must have been observed in the
  * step's region with our owner tag, or be one this execution created (creates tag it). The
  * plan builder already guarantees this; the check makes a saved or corrupted plan unable to

@@ -1,4 +1,4 @@
-/* The paced executor (DESIGN.md "Data flow" step 6): runs a plan's steps as soon as their
+/* The paced executor (reconcile/README.md "Data flow" step 5): runs a plan's steps as soon as their
  * dependencies are done, issuing the calls of every ready step at once and letting the client's
  * pacer queue them per action (different actions run side by side). Creations are awaited with
  * batched ListCustomImages(ImageIds=[...]) polls, at most one in flight, spaced at half the List

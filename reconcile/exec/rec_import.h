@@ -1,4 +1,4 @@
-/* `imgrecon import` (DESIGN.md "CLI", issue 12 item 6): reads the account's custom images and
+/* `imgrecon import` (cmd/README.md, issue 12 item 6): reads the account's custom images and
  * writes them as manifests, one YAML document per region, so that an account made by hand can
  * be brought under management (import, review, apply). What is written, and why an image is
  * left out, is in README.md "Bring an existing account under management". Called by

@@ -1,7 +1,7 @@
-/* The crash-safety journal (DESIGN.md "Idempotency"): `<state_dir>/journal.jsonl`, append-only,
- * one JSON object per line, fsync'd after every line. The executor writes an intent line before
- * each mutating call and a result line after it. After a crash the next run reads the journal to
- * recognise a create whose image is not listed yet (list lag) and to pick a fresh step
+/* The crash-safety journal (reconcile/README.md "Idempotency"): `<state_dir>/journal.jsonl`,
+ * append-only, one JSON object per line, fsync'd after every line. The executor writes an intent
+ * line before each mutating call and a result line after it. After a crash the next run reads the
+ * journal to recognise a create whose image is not listed yet (list lag) and to pick a fresh step
  * generation only when a completed create's image has since vanished. Synchronous and small:
  * a line or two per API call, which the pacer limits to a few per second. */
 #ifndef REC_JOURNAL_H

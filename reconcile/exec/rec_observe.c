@@ -98,8 +98,8 @@ static void on_accounts(prov_str_list *accounts, const prov_error *err, void *ud
     finish_if_done(o);
 }
 
-/* Account shares are observed only where they can matter (DESIGN.md "Semantics", Cross-account
- * sharing): images whose declared entry names accounts, and images shared to accounts
+/* Account shares are observed only where they can matter (reconcile/README.md "Semantics",
+ * Cross-account sharing): images whose declared entry names accounts, and images shared to accounts
  * (InShareUser) that a step may touch: ours, a previous owner's, or an unowned one a declared
  * entry may adopt. Another owner's image is never acted on, so its shares cost no call. */
 static bool wants_accounts(const rec_observe *o, const char *region, const prov_image *img)

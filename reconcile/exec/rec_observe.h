@@ -1,12 +1,12 @@
-/* Observe (DESIGN.md "Data flow" step 2): the current state of every region of the desired set.
- * Per region one paged ListCustomImages (PageSize=100, one call per 100 images) and, for regions
- * with ecs_images entries, one ECS DescribeImages with the declared ids (self, every status),
- * and ListCustomImageShareAccounts for each image whose entry declares share_to_accounts and
- * each image with InShareUser true that a step may touch (ours, a previous owner's, or an unowned
- * one whose entry says adopt: true); another owner's shared image costs no call.
- * Regions run in parallel; the client's pacer spaces the calls. Any failure fails the whole
- * observation, so no plan is ever computed from partial state; that includes a listing the
- * provider rejects as incomplete or inconsistent (prov_swas_list_images). Called by rec_cycle. */
+/* Observe (reconcile/README.md "Data flow" step 2): the current state of every region of the
+ * desired set. Per region one paged ListCustomImages (PageSize=100, one call per 100 images) and,
+ * for regions with ecs_images entries, one ECS DescribeImages with the declared ids (self, every
+ * status), and ListCustomImageShareAccounts for each image whose entry declares share_to_accounts
+ * and each image with InShareUser true that a step may touch (ours, a previous owner's, or an
+ * unowned one whose entry says adopt: true); another owner's shared image costs no call. Regions
+ * run in parallel; the client's pacer spaces the calls. Any failure fails the whole observation, so
+ * no plan is ever computed from partial state; that includes a listing the provider rejects as
+ * incomplete or inconsistent (prov_swas_list_images). Called by rec_cycle. */
 #ifndef REC_OBSERVE_H
 #define REC_OBSERVE_H
 

@@ -1,7 +1,7 @@
-/* Regions observed beyond the declared ones (DESIGN.md "Regions observed"): the regions where
- * this owner's images were seen or created, remembered in STATE_DIR/regions.json, and the answer
- * of SWAS ListRegions for `regions: all`, cached for a day in STATE_DIR/list-regions.json. Both
- * files go through provider/prov_statedir.h: read with O_NOFOLLOW (a symlink is refused, never
+/* Regions observed beyond the declared ones (reconcile/README.md "Regions observed"): the regions
+ * where this owner's images were seen or created, remembered in STATE_DIR/regions.json, and the
+ * answer of SWAS ListRegions for `regions: all`, cached for a day in STATE_DIR/list-regions.json.
+ * Both files go through provider/prov_statedir.h: read with O_NOFOLLOW (a symlink is refused, never
  * followed), written atomically (exclusive temp file, fsync, rename, fsync of the directory).
  * Called by rec_cycle: plan only reads regions.json, apply and run update it. */
 #ifndef REC_REGIONS_H

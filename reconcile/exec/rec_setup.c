@@ -215,7 +215,7 @@ static int find_account(rec_setup *s, char **ret, char **ret_msg)
     return rc;
 }
 
-/* The call budget belongs to the account (DESIGN.md "Pacing"): every key and role of one
+/* The call budget belongs to the account (provider/README.md "Pacing"): every key and role of one
  * account shares it. The client's prepare hook, so it runs before the first API call and never
  * when a command stops earlier (a refused config makes no call at all). Learned once per
  * credential identity and cached; when it cannot be learned the budget stays per access key and

@@ -1,6 +1,6 @@
-/* Diff and plan (DESIGN.md "Semantics"): desired set + observed state -> changes, ordered steps
- * with dependencies, and notes for everything reported but not acted on. Pure: no I/O. Called by
- * rec_cycle (plan, apply, daemon) through rec_plan_build, and by the benchmarks.
+/* Diff and plan (reconcile/README.md "Semantics"): desired set + observed state -> changes, ordered
+ * steps with dependencies, and notes for everything reported but not acted on. Pure: no I/O. Called
+ * by rec_cycle (plan, apply, daemon) through rec_plan_build, and by the benchmarks.
  *
  * Steps are first collected as "protos" tagged with their region and phase, then sorted by
  * (region, phase, creation order) and numbered, so that every dependency points backwards:
@@ -157,9 +157,9 @@ typedef struct step_args {
     rec_takeover takeover; /* TAG only */
 } step_args;
 
-/* A takeover TAG step (DESIGN.md "Semantics", Ownership): the only step allowed on an image
- * that is not ours yet. Adoption starts from an image without any owner tag, migration from one
- * of config previous_owners; both end with our owner tag and remove nothing. */
+/* A takeover TAG step (reconcile/README.md "Semantics", Ownership): the only step allowed on an
+ * image that is not ours yet. Adoption starts from an image without any owner tag, migration from
+ * one of config previous_owners; both end with our owner tag and remove nothing. */
 static bool takeover_allowed(const builder *b, const step_args *a)
 {
     if (a->action != REC_ACT_TAG || !a->before || !a->after)
@@ -184,8 +184,8 @@ static bool keeps_owner(const builder *b, const step_args *a)
     return a->after && owned_by(a->after, b->owner);
 }
 
-/* The ownership assertion every step passes (DESIGN.md "Semantics", Ownership): a SWAS step
- * on an existing image (share, unshare, delete, wait, tags, accounts: before is the observed
+/* The ownership assertion every step passes (reconcile/README.md "Semantics", Ownership): a SWAS
+ * step on an existing image (share, unshare, delete, wait, tags, accounts: before is the observed
  * image) must name an image that carries our owner tag; a create's before is NULL and a share
  * after a create starts from the desired image, which carries it. The one exception is a
  * takeover TAG step (takeover_allowed). The diff rules never ask for anything else (diff_region
@@ -1181,9 +1181,9 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
     add_note(b, REC_NOTE_UNMANAGED, rc->region, name, o->image_id, own(b, text), NULL);
 }
 
-/* A declared name that matches an image that is not ours (DESIGN.md "Semantics", Ownership):
- * reported, never touched, and it makes apply exit 1 and the daemon's item fail. One note per
- * such image. Later kinds (adopt: true, previous_owners) would decide here instead. */
+/* A declared name that matches an image that is not ours (reconcile/README.md "Semantics",
+ * Ownership): reported, never touched, and it makes apply exit 1 and the daemon's item fail. One
+ * note per such image. Later kinds (adopt: true, previous_owners) would decide here instead. */
 static void add_not_owned_conflict(builder *b, region_ctx *rc, const spec_image *d,
                                    const prov_image *o)
 {
@@ -1371,8 +1371,8 @@ static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quot
              NULL);
 }
 
-/* Quota ordering (DESIGN.md "Ordering"): a create may start only when the region has a free
- * slot. With F = quota - images free slots, plain creates take the free slots first, then the
+/* Quota ordering (reconcile/README.md "Ordering"): a create may start only when the region has a
+ * free slot. With F = quota - images free slots, plain creates take the free slots first, then the
  * replaces' creates. Every create beyond the free slots is matched with ONE delete of its own:
  * a replace with its own delete, a plain create with a distinct delete from the pool (prune
  * deletes, cheapest first, then the deletes of replaces that fit in the free slots). This is

@@ -1,6 +1,6 @@
-/* The time/call estimate of a plan (DESIGN.md "Data flow" step 5): a simulation of the executor
- * under the per-action sliding windows. Used by rec_plan_build (for plan's summary line), by
- * rec_cycle after loading a saved plan, and by tests/bench for the lower bound the limits allow.
+/* The time/call estimate of a plan (reconcile/README.md "Data flow" step 4): a simulation of the
+ * executor under the per-action sliding windows. Used by rec_plan_build (for plan's summary line),
+ * by rec_cycle after loading a saved plan, and by tests/bench for the lower bound the limits allow.
  * ListCustomImages polls and the observe calls are not simulated: they have their own budget and
  * do not gate the mutating calls. */
 #include <errno.h>

@@ -1,20 +1,20 @@
 /* The pure core of reconcile/ (reconcile/plan): observed state + desired set -> diff -> ordered
  * plan of steps with dependencies -> render (text, JSON) -> time/call estimate, and the saved-plan
- * file (DESIGN.md "Semantics", "Data flow"). This header holds the types every part shares and the
- * plumbing of rec_plan.c (containers, options, actions, tokens, fingerprints); the diff is
- * rec_diff.h, the estimate rec_estimate.h, rendering rec_render.h, saved plans rec_planfile.h and
- * options from the config rec_options.h. Nothing here does I/O except the planfile functions and
- * the renderers' FILE output; the executor (rec_exec/rec_cycle) fills rec_observed from the API
- * and runs the steps.
+ * file (reconcile/README.md "Semantics", "Data flow"). This header holds the types every part
+ * shares and the plumbing of rec_plan.c (containers, options, actions, tokens, fingerprints); the
+ * diff is rec_diff.h, the estimate rec_estimate.h, rendering rec_render.h, saved plans
+ * rec_planfile.h and options from the config rec_options.h. Nothing here does I/O except the
+ * planfile functions and the renderers' FILE output; the executor (rec_exec/rec_cycle) fills
+ * rec_observed from the API and runs the steps.
  *
- * Decisions recorded here (DESIGN.md leaves them to us):
+ * Decisions recorded here (where reconcile/README.md "Semantics" is silent):
  * - A create step is done when the image reaches status 1: the executor polls after the call.
  *   A share step always requires status 1; it depends on the create (or on a WAIT step when the
  *   image already exists in status 4/0).
  * - REC_ACT_WAIT is a step without an API call: an observed image in status 4 (creating) or 0
  *   (copying) that is declared. The executor polls (batched ListCustomImages ImageIds) until it is
  *   1. Waits are not "changes" (plan --detailed-exitcode ignores them) and use no mutating call.
- * - Tags are reconciled in place (DESIGN.md "Semantics", Tags): an entry's tags are
+ * - Tags are reconciled in place (reconcile/README.md "Semantics", Tags): an entry's tags are
  *   authoritative for user keys, imgrecon/owner and imgrecon/protect are imgrecon's, and keys
  *   starting with `acs:` or `aliyun` are the cloud's and never touched. A difference becomes a
  *   `~` change of an UNTAG step (keys to remove) then a TAG step (keys to set); the executor
@@ -136,7 +136,7 @@ int rec_action_parse(const char *s, rec_action *ret);
 
 struct rec_step;
 
-/* Whose image a TAG step starts from (DESIGN.md "Semantics", Ownership). */
+/* Whose image a TAG step starts from (reconcile/README.md "Semantics", Ownership). */
 typedef enum rec_takeover {
     REC_TAKEOVER_NONE = 0, /* ours already */
     REC_TAKEOVER_ADOPT,    /* no owner tag, the entry says adopt: true */
@@ -229,7 +229,7 @@ typedef enum rec_note_kind {
     REC_NOTE_WARNING,       /* e.g. quota cannot be met, status 2, ECS region not observed */
 } rec_note_kind;
 
-/* Why a REC_NOTE_CONFLICT exists (DESIGN.md "Semantics", Ownership). */
+/* Why a REC_NOTE_CONFLICT exists (reconcile/README.md "Semantics", Ownership). */
 typedef enum rec_conflict_kind {
     REC_CONFLICT_NOT_OWNED = 0,  /* declared name, image without our imgrecon/owner tag */
     REC_CONFLICT_DUPLICATE,      /* several of our images share one name */

@@ -1,7 +1,7 @@
-/* Saved plans (DESIGN.md "Saved plans do exactly what they showed"): `plan --out FILE` writes
- * the plan's JSON document (the same one `plan --json` prints, plus "kind": "imgrecon-plan" and
- * the "policy" it was made with); `apply FILE` reads it back here, uses the recorded policy, and
- * rec_cycle checks the saved steps against a fresh observation (rec_plancheck.c) before it
+/* Saved plans (reconcile/README.md "Saved plans do exactly what they showed"): `plan --out FILE`
+ * writes the plan's JSON document (the same one `plan --json` prints, plus "kind": "imgrecon-plan"
+ * and the "policy" it was made with); `apply FILE` reads it back here, uses the recorded policy,
+ * and rec_cycle checks the saved steps against a fresh observation (rec_plancheck.c) before it
  * executes exactly those steps.
  * Everything read is validated: a hand-edited or truncated file gets a clear error, never a
  * crash, and a step whose client_token does not match its inputs is refused. */

@@ -6,8 +6,8 @@
 #include "rec_plan.h"
 #include "spec_config.h"
 
-/* What a saved plan was made with (DESIGN.md "Saved plans do exactly what they showed"): the
- * policy the steps were computed under, and where they were computed (paths are absolute).
+/* What a saved plan was made with (reconcile/README.md "Saved plans do exactly what they showed"):
+ * the policy the steps were computed under, and where they were computed (paths are absolute).
  * `apply FILE` uses these instead of flags and refuses flags or config that disagree. */
 typedef struct rec_plan_policy {
     char *owner;

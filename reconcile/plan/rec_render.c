@@ -1,4 +1,4 @@
-/* Rendering a plan (DESIGN.md "Data flow" step 5): Terraform-like text for people and the
+/* Rendering a plan (reconcile/README.md "Data flow" step 4): Terraform-like text for people and the
  * versioned JSON document (reconcile/plan/PLAN-JSON.md) for programs. The JSON builder is also
  * the saved-plan writer's (rec_planfile.c). Called by cmd/ plan and apply and by the daemon's
  * logs. */

@@ -1,7 +1,8 @@
 'use strict';
 // Drives the newer SWAS operations through one official SDK against a running emulator with the
 // demo fixture, --rate-limit 10/1s and --create-delay 200ms: TagResources, UntagResources,
-// ListTagResources (NextToken paging), DeleteCustomImages, ListRegions and the account shares
+// ListTagResources (NextToken paging), DeleteCustomImages (the 15-id limit, all or nothing for
+// shared images, batches of three and of one), ListRegions and the account shares
 // (Add/Remove/ListCustomImageShareAccount(s)), with their documented limits and errors.
 // usage: node scenario_more.js PORT popcore-get|popcore-post|swas-v3|swas-v2
 // Prints one line per check and "N passed, N failed"; exit status 0 only when all passed.
@@ -116,6 +117,7 @@ async function main() {
     { RegionId: R, ImageId: DEMO.handMade }), 'CustomImageInShare', 400);
   await h.expectError('share account: batch delete refused', () => call('DeleteCustomImages',
     { RegionId: R, ImageIds: JSON.stringify([made[0], DEMO.handMade]) }), 'CustomImageInShare', 400);
+  h.check('share account: the refused batch kept its other image', (await item(made[0])).ImageId === made[0]);
   await h.expectError('share account: bad account', () => call('AddCustomImageShareAccount',
     { RegionId: R, ImageId: DEMO.handMade, Account: [1234567890123456] }), 'InvalidParam.Account', 400);
   await h.expectError('share account: unknown image', () => call('AddCustomImageShareAccount',
@@ -125,17 +127,36 @@ async function main() {
   res = await call('ListCustomImageShareAccounts', { RegionId: R, ImageId: DEMO.handMade });
   h.check('unshare account: none listed', Number(res.TotalCount) === 0, JSON.stringify(res));
 
-  // ---- DeleteCustomImages ----
+  // ---- DeleteCustomImages: the 15-id limit, all or nothing, batches of three and of one ----
+  const fake = (n) => JSON.stringify(Array.from({ length: n }, (_, i) => `m-x${i}`));
+  const left = async () => ((await list({ ImageIds: JSON.stringify(made) })).CustomImages || []).map((x) => x.ImageId).sort();
   await h.expectError('batch delete: 16 ids', () => call('DeleteCustomImages',
-    { RegionId: R, ImageIds: JSON.stringify(Array.from({ length: 16 }, (_, i) => `m-x${i}`)) }), 'InvalidParam.ImageIds', 400);
+    { RegionId: R, ImageIds: fake(16) }), 'InvalidParam.ImageIds', 400);
+  // 15 ids are within the limit: the ids themselves are looked at (and are unknown).
+  await h.expectError('batch delete: 15 ids pass the count', () => call('DeleteCustomImages',
+    { RegionId: R, ImageIds: fake(15) }), 'InvalidImageId.NotFound', 404);
   await h.expectError('batch delete: unknown id', () => call('DeleteCustomImages',
     { RegionId: R, ImageIds: JSON.stringify([made[0], 'm-doesnotexist0000000']) }), 'InvalidImageId.NotFound', 404);
   await h.expectError('batch delete: ECS-shared image', () => call('DeleteCustomImages',
-    { RegionId: R, ImageIds: JSON.stringify([made[0], DEMO.legacy]) }), 'CustomImageInShare', 400);
-  res = await call('DeleteCustomImages', { RegionId: R, ImageIds: JSON.stringify(made) });
-  h.check('batch delete: RequestId', typeof res.RequestId === 'string');
+    { RegionId: R, ImageIds: JSON.stringify([made[0], made[1], DEMO.legacy]) }), 'CustomImageInShare', 400);
+  await call('AddCustomImageShareAccount', { RegionId: R, ImageId: made[3], Account: [3333] });
+  await h.expectError('batch delete: account-shared image', () => call('DeleteCustomImages',
+    { RegionId: R, ImageIds: JSON.stringify([made[2], made[3]]) }), 'CustomImageInShare', 400);
+  h.check('batch delete: a refused batch deletes nothing', JSON.stringify(await left()) ===
+    JSON.stringify(made.slice().sort()), JSON.stringify(await left()));
+  await call('RemoveCustomImageShareAccount', { RegionId: R, ImageId: made[3], Account: [3333] });
+  res = await call('DeleteCustomImages', { RegionId: R, ImageIds: JSON.stringify(made.slice(0, 3)) });
+  h.check('batch delete: RequestId', typeof res.RequestId === 'string' && res.RequestId.length > 0);
+  h.check('batch delete: exactly the three named are gone', JSON.stringify(await left()) === JSON.stringify([made[3]]),
+    JSON.stringify(await left()));
+  res = await call('DeleteCustomImages', { RegionId: R, ImageIds: JSON.stringify([made[3]]) });
+  h.check('batch delete: a batch of one', (await left()).length === 0, JSON.stringify(await left()));
   res = await list();
-  h.check('batch delete: four gone in one call', Number(res.TotalCount) === 2, res.TotalCount);
+  h.check('batch delete: the fixture images stay', Number(res.TotalCount) === 2 &&
+    (res.CustomImages || []).some((x) => x.ImageId === DEMO.legacy) &&
+    (res.CustomImages || []).some((x) => x.ImageId === DEMO.handMade), res.TotalCount);
+  await h.expectError('batch delete: deleted ids are gone', () => call('DeleteCustomImages',
+    { RegionId: R, ImageIds: JSON.stringify([made[0]]) }), 'InvalidImageId.NotFound', 404);
 
   // ---- ListRegions ----
   res = await call('ListRegions', { AcceptLanguage: 'en-US' });

@@ -329,8 +329,8 @@ async function main() {
     console.error('usage: node verify_requests.js IMGRECON_BIN');
     process.exit(2);
   }
-  // The SDK code itself against the vendor's worked examples (API-NOTES.md), so a match below
-  // means "what the vendor's signer computes", not "two copies of one mistake".
+  // The SDK code itself against the vendor's worked examples (provider/README.md "Signatures"),
+  // so a match below means "what the vendor's signer computes", not "two copies of one mistake".
   const v1Example = OpenApiUtil.getRPCSignature({ Action: 'DescribeRegions', Format: 'XML', AccessKeyId: 'testid',
     SignatureMethod: 'HMAC-SHA1', SignatureNonce: '3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf', SignatureVersion: '1.0',
     Timestamp: '2016-02-23T12:46:24Z', Version: '2014-05-26' }, 'GET', 'testsecret');

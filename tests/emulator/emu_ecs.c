@@ -1,6 +1,6 @@
 /* ECS image operations of the emulator: DescribeImages (custom images of the account, paging,
- * status filter) and DeleteImage with Force, DryRun and every 403 of seed 001. Called through
- * emu_world_call() under the server's mutex. */
+ * status filter) and DeleteImage with Force, DryRun and every 403 of the vendor's page. Called
+ * through emu_world_call() under the server's mutex. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

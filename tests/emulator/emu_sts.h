@@ -1,4 +1,4 @@
-/* The emulator's STS (2015-04-01) and ECS instance metadata (DESIGN.md "Emulator"):
+/* The emulator's STS (2015-04-01) and ECS instance metadata (tests/emulator/README.md):
  * AssumeRole (signed by a fixture account's key, roles acs:ram::<user_id>:role/<name> of that
  * account), AssumeRoleWithOIDC (unsigned, a non-empty token), GetCallerIdentity, the issued
  * STS.… keys with their SecurityToken and expiry for the authenticator, and the IMDSv2 routes

@@ -1,5 +1,5 @@
-/* Batched deletes and learned build times (issue 17 items 1 and 2; DESIGN.md "Deletes are
- * batched", "Quota decisions") with the real binary against the real emulator:
+/* Batched deletes and learned build times (issue 17 items 1 and 2; reconcile/README.md
+ * "Deletes are batched", "Completion") with the real binary against the real emulator:
  *  - 20 owned images pruned in one region go out as 2 DeleteCustomImages calls (15 + 5), none
  *    naming an image that is not ours, and the plan's summary counts those 2 calls;
  *  - a batch refused because one of its images was shared after observe gets that image's

@@ -1,14 +1,14 @@
-/* Observe integrity (DESIGN.md "Observe integrity"): the real imgrecon binary runs `plan` and
- * `apply` against the scripted loopback server (tests/support/test_srv.h), which answers
- * ListCustomImages and ECS DescribeImages with hostile listings: short pages, missing, negative,
- * non-numeric and lying TotalCount, images of another region, ids listed twice, pages that never
- * end. Each must fail the cycle with a message naming the check and without a single mutating
- * call. A server that answers a smaller PageSize than asked is paged correctly (the control that
- * shows the listings here are otherwise taken). Also against the scripted server: the ImageIds
- * polls awaiting a creation, `regions: all` (ListRegions and its day's cache) and a malformed
- * regions.json. Suite "regions", against the real emulator: a region whose manifest file is
- * removed is pruned only when allow_empty names it, and apply and `run --once` remember the
- * regions they touch (DESIGN.md "Regions observed"). */
+/* Observe integrity (provider/README.md "Listings are believed only whole"): the real imgrecon
+ * binary runs `plan` and `apply` against the scripted loopback server (tests/support/test_srv.h),
+ * which answers ListCustomImages and ECS DescribeImages with hostile listings: short pages,
+ * missing, negative, non-numeric and lying TotalCount, images of another region, ids listed twice,
+ * pages that never end. Each must fail the cycle with a message naming the check and without a
+ * single mutating call. A server that answers a smaller PageSize than asked is paged correctly (the
+ * control that shows the listings here are otherwise taken). Also against the scripted server: the
+ * ImageIds polls awaiting a creation, `regions: all` (ListRegions and its day's cache) and a
+ * malformed regions.json. Suite "regions", against the real emulator: a region whose manifest file
+ * is removed is pruned only when allow_empty names it, and apply and `run --once` remember the
+ * regions they touch (reconcile/README.md "Regions observed"). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>

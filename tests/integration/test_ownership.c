@@ -1,6 +1,6 @@
-/* Ownership end to end (DESIGN.md "Semantics", Ownership; issue 11 items 1 and 7): manifests
- * that declare names taken by images that are not ours (a console image without the owner tag,
- * an image of team-b) against the real emulator. plan shows the conflicts (text and JSON),
+/* Ownership end to end (reconcile/README.md "Semantics", Ownership; issue 11 items 1 and 7):
+ * manifests that declare names taken by images that are not ours (a console image without the owner
+ * tag, an image of team-b) against the real emulator. plan shows the conflicts (text and JSON),
  * apply does the independent steps and exits 1, a daemon cycle reports the item failing, and
  * the emulator's journal shows no mutating call naming those images. */
 #include <uv.h>

@@ -1,4 +1,4 @@
-/* Saved plans do exactly what they showed (DESIGN.md "Saved plans do exactly what they
+/* Saved plans do exactly what they showed (reconcile/README.md "Saved plans do exactly what they
  * showed", "One writer per state directory"), against the real emulator: `apply FILE` as plan
  * prints it works with no other flag and executes only the saved steps; settings that widen or
  * narrow the policy are refused; a manifest entry or an image a saved step depends on that

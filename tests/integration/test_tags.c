@@ -1,7 +1,7 @@
-/* Tags, protect, adoption, owner migration and account shares in place (DESIGN.md "Semantics";
- * issue 12 items 3, 4, 5 and 7) against the real emulator: each scenario checks the emulator's
- * journal (which calls were made) and its state (what the account holds afterwards), and that
- * the next plan is empty where the manifest is now met. */
+/* Tags, protect, adoption, owner migration and account shares in place (reconcile/README.md
+ * "Semantics"; issue 12 items 3, 4, 5 and 7) against the real emulator: each scenario checks the
+ * emulator's journal (which calls were made) and its state (what the account holds afterwards), and
+ * that the next plan is empty where the manifest is now met. */
 #include "apply_support.h"
 
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
@@ -264,7 +264,7 @@ Test(tags, account_shares_added_and_removed_and_removed_before_delete)
     expect_plan_empty("accounts");
 }
 
-/* Account shares are read only for images a step may touch (DESIGN.md "Semantics",
+/* Account shares are read only for images a step may touch (reconcile/README.md "Semantics",
  * Cross-account sharing): ours, a previous owner's, an unowned one whose entry says adopt: true,
  * and any whose entry declares accounts. Another owner's account-shared image, and an unowned
  * one nobody adopts, cost no ListCustomImageShareAccounts call, and the plan leaves them be. */

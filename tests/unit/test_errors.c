@@ -1,4 +1,4 @@
-/* Error classes by Code, HTTP status and local errno (API-NOTES.md "Errors worth classifying"),
+/* Error classes by Code, HTTP status and local errno (provider/README.md "Errors"),
  * the error record's set/copy/clear/describe, and the image helpers in prov_types.c. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>

@@ -463,7 +463,7 @@ static const char *tag_of(const prov_image *img, const char *key)
     return v ? v : "(absent)";
 }
 
-/* ---- tags, protect, takeover, accounts in place (DESIGN.md "Semantics") ---- */
+/* ---- tags, protect, takeover, accounts in place (reconcile/README.md "Semantics") ---- */
 
 /* The keys of the plan's TAG (set) and UNTAG (remove) deltas as "k=v,k=v" / "k,k" (sorted as
  * the steps list them), "" when there is no such step. */
@@ -1471,7 +1471,7 @@ Test(plan, saved_policy_malformed_is_refused)
     cr_assert_eq(unlink(plan_path), 0);
 }
 
-/* ---- ownership (DESIGN.md "Semantics", Ownership) ---- */
+/* ---- ownership (reconcile/README.md "Semantics", Ownership) ---- */
 
 /* Every step kind on an existing image passes the one ownership gate: a declared name whose
  * image is not ours (no owner tag, or another owner) in any status, shared or not, with equal or

@@ -1,7 +1,7 @@
-/* State-directory hardening (DESIGN.md "One writer per state directory"): an unsafe directory is
- * refused with a fix, planted symlinks are never followed, temporary files are unique, a torn
- * journal line is cut on open, and two processes appending and compacting one journal at once
- * never lose a line. */
+/* State-directory hardening (reconcile/README.md "One writer per state directory"): an unsafe
+ * directory is refused with a fix, planted symlinks are never followed, temporary files are unique,
+ * a torn journal line is cut on open, and two processes appending and compacting one journal at
+ * once never lose a line. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>

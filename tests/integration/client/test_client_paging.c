@@ -97,7 +97,8 @@ Test(client, list_every_page, .timeout = 30)
 }
 
 /* Pages without TotalCount: nothing says where the listing ends, so it is rejected on page 1
- * with a message that says so, for SWAS and ECS alike (DESIGN.md "Observe integrity"). */
+ * with a message that says so, for SWAS and ECS alike (provider/README.md "Listings are believed
+ * only whole"). */
 static char *paged_no_total(const req_rec *r, int *status)
 {
     unsigned page = (unsigned)strtoul(or (prov_kvs_get(&r->query, "PageNumber"), "0"), NULL, 10);
