@@ -450,7 +450,10 @@ Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_
     cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
     long failover = mono_ms() - t_kill;
     cr_log_info("failover took %ld ms (TTL %d ms)", failover, TTL_MS);
-    cr_expect_leq(failover, TTL_MS + 1000 + 250, "failover within TTL + 1 s (+ the poll)");
+    /* Under valgrind (IMGRECON_TEST_WRAP) the timing is reported, not judged. */
+    const char *wrap = getenv("IMGRECON_TEST_WRAP");
+    if (wrap == NULL || *wrap == '\0')
+        cr_expect_leq(failover, TTL_MS + 1000 + 250, "failover within TTL + 1 s (+ the poll)");
     await_available(NULL, 10, WAIT_MS);
     check_invariants();
 }
@@ -505,8 +508,13 @@ Test(ha, etcd_minority_down_changes_nothing_majority_down_stops_every_mutation)
     int second = (raft_leader + 1) % ETCD_MEMBERS;
     etcd_member_kill(&etcd, second);
     long t_down = mono_ms();
-    cr_assert(await_log(a, "ha: lost leadership", 1, TTL_MS + 2000));
-    cr_expect_leq(mono_ms() - t_down, TTL_MS + 500, "stepped down by its deadline");
+    /* Under valgrind (IMGRECON_TEST_WRAP, CI) every step is many times slower: the step-down
+     * is awaited longer and its timing is not judged; the safety check below still holds. */
+    const char *wrap = getenv("IMGRECON_TEST_WRAP");
+    bool slow = wrap != NULL && *wrap != '\0';
+    cr_assert(await_log(a, "ha: lost leadership", 1, TTL_MS + (slow ? 15000 : 2000)));
+    if (!slow)
+        cr_expect_leq(mono_ms() - t_down, TTL_MS + 500, "stepped down by its deadline");
     long t_lost = wall_ms();
     write_manifest(3, "img-no-quorum");
     /* An observation window without quorum: neither daemon may send a mutating call. */
