@@ -166,7 +166,7 @@ static int run_import(cmd_ctx *ctx, uv_loop_t *loop, rec_setup *setup, const imp
         rc = rec_import_write_stream(obs, &ctx->cfg, stdout, &counts);
     else
         rc = rec_import_write_dir(obs, &ctx->cfg, out, a->force, &counts, &err);
-    rec_observed_destroy(obs);
+    rec_observed_free(obs);
     if (rc < 0) {
         cmd_error(ctx, "import: %s", err ? err : strerror(-rc));
         free(err);

@@ -39,8 +39,8 @@ struct prov_client {
     size_t pending;
     unsigned open_handles;
     bool closing;
-    uint64_t refresh_retry_at; /* loop time before which a failed refresh is not retried */
-    bool prepared;             /* prepare has run */
+    uint64_t refresh_retry_at;    /* loop time before which a failed refresh is not retried */
+    bool prepared;                /* prepare has run */
     bool (*may_mutate)(void *ud); /* the HA fence (prov_client_set_fence); NULL: none */
     void *fence_ud;
 };
@@ -430,8 +430,10 @@ static void on_response(const prov_http_response *res, void *ud)
         k->paced_ms = 0;
     }
     json_t *body = NULL;
-    prov_error err = {0};
-    char *code = NULL, *message = NULL, *rid = NULL;
+    _cleanup_(prov_error_clear) prov_error err = {0};
+    _cleanup_free_ char *code = NULL;
+    _cleanup_free_ char *message = NULL;
+    _cleanup_free_ char *rid = NULL;
     int sys = res->err;
 
     if (sys == 0 && res->status >= 200 && res->status < 300) {
@@ -466,7 +468,7 @@ static void on_response(const prov_http_response *res, void *ud)
     if (c->closing || sys == -ECANCELED) {
         emit(k, err.http_status, err.code, err.request_id, err.cls, 0);
         finish(k, NULL, &err);
-        goto out;
+        return;
     }
     uint64_t retry_in = 0;
     if (err.cls == PROV_ERR_THROTTLED && k->n_throttled < c->o.max_throttled) {
@@ -482,27 +484,22 @@ static void on_response(const prov_http_response *res, void *ud)
             /* Unpaced: nothing else holds the action back, so the call waits the window out
              * itself instead of going again at once. */
             backoff_push(k, retry_in);
-            goto out;
+            return;
         }
         /* The pacer now holds the whole action back a window; requeue at the front. */
         queue_push(k->q, k, true);
         pump(k->q);
-        goto out;
+        return;
     }
     if (err.cls == PROV_ERR_TRANSIENT && k->n_transient < c->o.max_retries) {
         retry_in = backoff_ms(c, k->n_transient);
         k->n_transient++;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
         backoff_push(k, retry_in);
-        goto out;
+        return;
     }
     emit(k, err.http_status, err.code, err.request_id, err.cls, 0);
     finish(k, NULL, &err);
-out:
-    prov_error_clear(&err);
-    free(code);
-    free(message);
-    free(rid);
 }
 
 /* host[:port] of a URL, for the V3 host header. */

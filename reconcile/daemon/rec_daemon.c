@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "prov_cleanup.h"
 #include "prov_types.h"
 #include "rec_alerts.h"
 #include "rec_progress.h"
@@ -72,8 +73,8 @@ struct rec_dmn {
     rec_wait_gate wait_gate; /* long waits are logged every 15 s, not every tick */
     char *load_error;        /* the last failed manifest load's first problem, one line */
     bool was_unhealthy;      /* failed or invalid since the last ready: `recovered` is due */
-    rec_ha *ha;              /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
-    rec_ha_role ha_role;     /* the role last told by on_ha_role, for `leadership` notifications */
+    rec_ha *ha;          /* leader election with `ha` (rec_ha.h); NULL: this daemon acts alone */
+    rec_ha_role ha_role; /* the role last told by on_ha_role, for `leadership` notifications */
     int exit_code;
 };
 
@@ -435,7 +436,8 @@ static void manifests_invalid(rec_dmn *d)
 {
     d->st.manifests_valid = false;
     d->was_unhealthy = true;
-    (void)prov_set_str(&d->st.manifest_error, d->load_error ? d->load_error : "the manifests are invalid");
+    (void)prov_set_str(&d->st.manifest_error,
+                       d->load_error ? d->load_error : "the manifests are invalid");
     rec_metrics_set_manifests(d->metrics, false);
     rec_alerts_manifest_error(d->alerts, d->st.manifest_error);
     update_ready(d);
@@ -894,24 +896,40 @@ static void configure_hooks(rec_dmn *d, const spec_config *cfg)
     register_hook_secrets(d, cfg);
 }
 
-/* SIGHUP: read config and manifests again; swap them in only when both are valid. */
-static void do_reload(rec_dmn *d)
+/* Manifest paths as manifest_paths hands them out, so that one cleanup frees both. */
+typedef struct path_list {
+    char **v;
+    size_t n;
+} path_list;
+
+static void path_list_clear(path_list *p)
 {
-    spec_config *ncfg = NULL;
-    spec_set *set = NULL;
-    char **paths = NULL;
-    size_t n = 0;
+    if (p->v != NULL)
+        free_paths(p->v, p->n);
+    p->v = NULL;
+    p->n = 0;
+}
+
+PROV_DEFINE_FREEP(spec_config, free_cfg)
+PROV_DEFINE_FREEP(spec_set, spec_set_free)
+
+/* do_reload's work: reads config and manifests again and swaps them in only when both are
+ * valid. Returns 0, or a negative errno after logging why the reload was refused (the previous
+ * config and manifests stay). */
+static int reload_swap(rec_dmn *d)
+{
+    _cleanup_(free_cfgp) spec_config *ncfg = NULL;
+    _cleanup_(spec_set_freep) spec_set *set = NULL;
+    _cleanup_(path_list_clear) path_list paths = {0};
     rec_setup *nsetup = NULL;
 
-    (void)rec_notify_reloading();
-    rec_log_event(d->log, REC_LOG_INFO, "reloading config and manifests", NULL);
     int rc = load_config(d, &ncfg);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR,
                       "reload refused: the config is invalid; keeping the previous config and "
                       "manifests",
                       NULL);
-        goto out;
+        return rc;
     }
     if (str_differs(ncfg->state_dir, d->cfg->state_dir)) {
         rec_log_event(d->log, REC_LOG_WARN,
@@ -926,19 +944,16 @@ static void do_reload(rec_dmn *d)
     if (str_differs(ncfg->metrics_listen, d->cfg->metrics_listen))
         rec_log_event(d->log, REC_LOG_WARN, "metrics_listen changes take effect after a restart",
                       NULL);
-    rc = manifest_paths(d, ncfg, &paths, &n);
+    rc = manifest_paths(d, ncfg, &paths.v, &paths.n);
     if (rc == 0)
-        rc = load_set(d, paths, n, &set);
+        rc = load_set(d, paths.v, paths.n, &set);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR,
                       "reload refused: the manifests are invalid; keeping the previous set",
                       "error", rc == -EINVAL ? "see the lines above" : strerror(-rc), NULL);
-        if (paths != NULL)
-            free_paths(paths, n);
-        free_cfg(ncfg);
         manifests_invalid(d);
         write_status(d);
-        goto out;
+        return rc;
     }
     bool rebuild = str_differs(ncfg->endpoint, d->cfg->endpoint) ||
                    ncfg->signature != d->cfg->signature ||
@@ -958,10 +973,7 @@ static void do_reload(rec_dmn *d)
                           "reload refused: cannot set up the new endpoint or credentials", "error",
                           err ? err : strerror(-rc), NULL);
             free(err);
-            spec_set_free(set);
-            free_paths(paths, n);
-            free_cfg(ncfg);
-            goto out;
+            return rc;
         }
         register_secrets(d, nsetup);
         if (d->ha != NULL)
@@ -975,12 +987,12 @@ static void do_reload(rec_dmn *d)
         free_cfg(d->cfg);
     }
     configure_hooks(d, ncfg);
-    d->cfg = ncfg;
+    d->cfg = PROV_TAKE_PTR(ncfg);
     spec_set_free(d->desired);
     free_paths(d->paths, d->n_paths);
-    d->desired = set;
-    d->paths = paths;
-    d->n_paths = n;
+    d->desired = PROV_TAKE_PTR(set);
+    d->n_paths = paths.n;
+    d->paths = PROV_TAKE_PTR(paths.v);
     d->interval_ms = interval_for(d, d->cfg);
     rec_backoff_set_base(d->backoff, d->interval_ms, d->interval_ms / 10);
     rec_backoff_reset(d->backoff);
@@ -990,12 +1002,21 @@ static void do_reload(rec_dmn *d)
     (void)snprintf(nimg, sizeof(nimg), "%zu", d->desired->n_images);
     rec_log_event(d->log, REC_LOG_INFO, "reloaded", "images", nimg, NULL);
     manifests_valid(d);
+    return 0;
+}
+
+/* SIGHUP (on_sighup, or after the current cycle): reload, tell the service manager it is done
+ * either way, and on success watch the new manifests and run a cycle. */
+static void do_reload(rec_dmn *d)
+{
+    (void)rec_notify_reloading();
+    rec_log_event(d->log, REC_LOG_INFO, "reloading config and manifests", NULL);
+    int rc = reload_swap(d);
     (void)rec_notify_ready();
+    if (rc < 0)
+        return;
     rec_watch_arm(d->watch, d->paths, d->n_paths);
     start_cycle(d, "reload");
-    return;
-out:
-    (void)rec_notify_ready();
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -1370,8 +1391,8 @@ static void announce_started(rec_dmn *d)
 static int start(rec_dmn *d)
 {
     static int (*const steps[])(rec_dmn *) = {
-        start_config,  start_manifests, start_setup,    start_lock,     start_backoff,
-        start_handles, start_hooks,     start_metrics,  start_watching, start_ha,
+        start_config,  start_manifests, start_setup,   start_lock,     start_backoff,
+        start_handles, start_hooks,     start_metrics, start_watching, start_ha,
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         int rc = steps[i](d);

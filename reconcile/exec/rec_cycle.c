@@ -60,7 +60,7 @@ static void on_closed(uv_handle_t *h)
     rec_cycle_done_cb done = c->done;
     void *ud = c->ud;
     rec_journal_close(c->journal);
-    rec_observed_destroy(c->observed);
+    rec_observed_free(c->observed);
     rec_region_list_clear(&c->view_regions);
     rec_region_list_clear(&c->remembered);
     rec_region_list_clear(&c->listed);

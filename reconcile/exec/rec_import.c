@@ -123,7 +123,7 @@ int rec_import_observe(uv_loop_t *loop, rec_setup *s, const rec_import_regions *
             set_error(&st, -EIO, "internal error: the observation never finished");
     rec_region_list_clear(&st.regions);
     if (st.rc < 0) {
-        rec_observed_destroy(st.obs);
+        rec_observed_free(st.obs);
         *ret_error = st.error;
         return st.rc;
     }

@@ -32,7 +32,7 @@ typedef struct rec_import_counts {
 } rec_import_counts;
 
 /* Observes the regions with the setup's client, running loop until the observation is done.
- * Returns 0 and *ret_obs (free with rec_observed_destroy), or a negative errno and *ret_error
+ * Returns 0 and *ret_obs (free with rec_observed_free), or a negative errno and *ret_error
  * (malloc'd; which call failed) when any call failed: nothing is written from partial state. */
 int rec_import_observe(uv_loop_t *loop, rec_setup *s, const rec_import_regions *regions,
                        rec_observed **ret_obs, char **ret_error);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_cleanup.h"
 #include "prov_swas.h"
 #include "rec_observe.h"
 
@@ -26,13 +27,15 @@ struct rec_observe {
     const spec_set *desired; /* borrowed: share_to_accounts and adopt of declared images */
     rec_options who;         /* owner and previous_owners (strings borrowed) */
     prov_client *client;
-    size_t *n_ecs; /* per region: how many */
+    size_t *n_ecs;    /* per region: how many */
+    size_t n_regions; /* length of calls, ecs_ids and n_ecs */
 };
 
+/* Frees the observation's bookkeeping, not obs (which finish_if_done hands on or frees). */
 static void observe_free(rec_observe *o)
 {
     if (o->ecs_ids != NULL)
-        for (size_t i = 0; i < o->obs->n; i++)
+        for (size_t i = 0; i < o->n_regions; i++)
             free(o->ecs_ids[i]);
     free(o->ecs_ids);
     free(o->n_ecs);
@@ -50,7 +53,7 @@ static void finish_if_done(rec_observe *o)
     if (o->rc < 0) {
         o->cb(NULL, o->rc, o->errmsg ? o->errmsg : "observe failed", o->ud);
         observe_free(o);
-        rec_observed_destroy(obs);
+        rec_observed_free(obs);
         return;
     }
     rec_observe_cb cb = o->cb;
@@ -173,12 +176,45 @@ static void on_ecs(prov_ecs_image_list *list, const prov_error *err, void *ud)
     finish_if_done(o);
 }
 
-int rec_observe_start(prov_client *client, const spec_set *desired, const rec_options *who,
-                      rec_observe_cb cb, void *ud)
+/* Frees an observation that never started (obs included); the cleanup of observe_new's
+ * variable. Accepts NULL. */
+static void observe_abort(rec_observe *o)
 {
-    if (client == NULL || desired == NULL || who == NULL || cb == NULL)
-        return -EINVAL;
-    rec_observe *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return;
+    rec_observed_free(o->obs);
+    observe_free(o);
+}
+PROV_DEFINE_FREEP(rec_observe, observe_abort)
+
+/* Counts the declared ECS images of desired in region i and lists their ids (borrowed) in
+ * o->ecs_ids[i] (NULL when there are none). Returns 0 or -ENOMEM. */
+static int collect_ecs_ids(rec_observe *o, const spec_set *desired, size_t i)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < desired->n_ecs; k++)
+        if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
+            n++;
+    o->n_ecs[i] = n;
+    if (n == 0)
+        return 0;
+    o->ecs_ids[i] = calloc(n, sizeof(*o->ecs_ids[i]));
+    if (o->ecs_ids[i] == NULL)
+        return -ENOMEM;
+    size_t m = 0;
+    for (size_t k = 0; k < desired->n_ecs; k++)
+        if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
+            o->ecs_ids[i][m++] = desired->ecs[k].image_id;
+    return 0;
+}
+
+/* Allocates an observation of every region of desired, nothing issued yet; rec_observe_start's
+ * first half. Returns 0 and *ret_o (caller frees with observe_abort or hands it to
+ * finish_if_done), or -ENOMEM. */
+static int observe_new(prov_client *client, const spec_set *desired, const rec_options *who,
+                       rec_observe_cb cb, void *ud, rec_observe **ret_o)
+{
+    _cleanup_(observe_abortp) rec_observe *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return -ENOMEM;
     o->who = *who;
@@ -189,37 +225,41 @@ int rec_observe_start(prov_client *client, const spec_set *desired, const rec_op
     o->obs = calloc(1, sizeof(*o->obs));
     size_t n = desired->n_regions;
     if (o->obs == NULL)
-        goto oom;
+        return -ENOMEM;
     if (n > 0) {
         o->obs->regions = calloc(n, sizeof(*o->obs->regions));
         o->calls = calloc(n, sizeof(*o->calls));
         o->ecs_ids = calloc(n, sizeof(*o->ecs_ids));
         o->n_ecs = calloc(n, sizeof(*o->n_ecs));
         if (o->obs->regions == NULL || o->calls == NULL || o->ecs_ids == NULL || o->n_ecs == NULL)
-            goto oom;
+            return -ENOMEM;
     }
+    o->n_regions = n;
     o->obs->n = n;
-    size_t *n_ecs = o->n_ecs;
     for (size_t i = 0; i < n; i++) {
         o->obs->regions[i].region = strdup(desired->regions[i]);
         if (o->obs->regions[i].region == NULL)
-            goto oom;
+            return -ENOMEM;
         o->calls[i].owner = o;
         o->calls[i].idx = i;
-        n_ecs[i] = 0;
-        for (size_t k = 0; k < desired->n_ecs; k++)
-            if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
-                n_ecs[i]++;
-        if (n_ecs[i] == 0)
-            continue;
-        o->ecs_ids[i] = calloc(n_ecs[i], sizeof(*o->ecs_ids[i]));
-        if (o->ecs_ids[i] == NULL)
-            goto oom;
-        size_t m = 0;
-        for (size_t k = 0; k < desired->n_ecs; k++)
-            if (strcmp(desired->ecs[k].region, desired->regions[i]) == 0)
-                o->ecs_ids[i][m++] = desired->ecs[k].image_id;
+        if (collect_ecs_ids(o, desired, i) < 0)
+            return -ENOMEM;
     }
+    *ret_o = PROV_TAKE_PTR(o);
+    return 0;
+}
+
+int rec_observe_start(prov_client *client, const spec_set *desired, const rec_options *who,
+                      rec_observe_cb cb, void *ud)
+{
+    if (client == NULL || desired == NULL || who == NULL || cb == NULL)
+        return -EINVAL;
+    rec_observe *o = NULL;
+    int new_rc = observe_new(client, desired, who, cb, ud, &o);
+    if (new_rc < 0)
+        return new_rc;
+    size_t n = o->n_regions;
+    size_t *n_ecs = o->n_ecs;
 
     /* Issue every call at once; the pacer queues them per action. A synchronous start failure
      * stops issuing more and is reported through cb once the calls already started answer. */
@@ -249,20 +289,9 @@ int rec_observe_start(prov_client *client, const spec_set *desired, const rec_op
      * exactly once, which is what the caller expects. */
     finish_if_done(o);
     return 0;
-oom:
-    rec_observed_destroy(o->obs);
-    o->obs = NULL;
-    if (o->ecs_ids != NULL)
-        for (size_t i = 0; i < n; i++)
-            free(o->ecs_ids[i]);
-    free(o->ecs_ids);
-    free(o->n_ecs);
-    free(o->calls);
-    free(o);
-    return -ENOMEM;
 }
 
-void rec_observed_destroy(rec_observed *obs)
+void rec_observed_free(rec_observed *obs)
 {
     if (obs == NULL)
         return;

@@ -18,7 +18,7 @@
 #include "spec.h"
 
 /* Runs once: on success the callback frees obs (ownership passes to it; free with
- * rec_observed_destroy); on failure obs is NULL and errmsg says which region and call failed. */
+ * rec_observed_free); on failure obs is NULL and errmsg says which region and call failed. */
 typedef void (*rec_observe_cb)(rec_observed *obs, int rc, const char *errmsg, void *ud);
 
 /* Starts observing every region of desired (which must outlive the observation). who gives the
@@ -29,7 +29,7 @@ int rec_observe_start(prov_client *client, const spec_set *desired, const rec_op
                       rec_observe_cb cb, void *ud);
 
 /* Frees what rec_observe_start handed out (contents and the struct). Accepts NULL. */
-void rec_observed_destroy(rec_observed *obs);
+void rec_observed_free(rec_observed *obs);
 /* Finds an observed image by name in a region; NULL when absent. */
 const prov_image *rec_observed_find_name(const rec_observed *obs, const char *region,
                                          const char *name);

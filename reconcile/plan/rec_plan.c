@@ -38,15 +38,16 @@ void rec_image_free(prov_image *img)
     free(img);
 }
 
+/* Copies src->f into d->f; on a failed strdup the copy so far is freed (d's cleanup). */
 #define DUP_FIELD(f)                                                                               \
     do {                                                                                           \
         if (src->f && !(d->f = strdup(src->f)))                                                    \
-            goto fail;                                                                             \
+            return NULL;                                                                           \
     } while (0)
 
 prov_image *rec_image_dup(const prov_image *src)
 {
-    prov_image *d = calloc(1, sizeof(*d));
+    _cleanup_(rec_image_freep) prov_image *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
     DUP_FIELD(image_id);
@@ -65,28 +66,25 @@ prov_image *rec_image_dup(const prov_image *src)
     if (src->n_share_accounts) {
         d->share_accounts = calloc(src->n_share_accounts, sizeof(*d->share_accounts));
         if (!d->share_accounts)
-            goto fail;
+            return NULL;
         for (size_t i = 0; i < src->n_share_accounts; i++) {
             d->n_share_accounts = i + 1;
             if (src->share_accounts[i] && !(d->share_accounts[i] = strdup(src->share_accounts[i])))
-                goto fail;
+                return NULL;
         }
     }
     if (src->n_tags) {
         d->tags = calloc(src->n_tags, sizeof(*d->tags));
         if (!d->tags)
-            goto fail;
+            return NULL;
         for (size_t i = 0; i < src->n_tags; i++) {
             d->n_tags = i + 1;
             if ((src->tags[i].key && !(d->tags[i].key = strdup(src->tags[i].key))) ||
                 (src->tags[i].value && !(d->tags[i].value = strdup(src->tags[i].value))))
-                goto fail;
+                return NULL;
         }
     }
-    return d;
-fail:
-    rec_image_free(d);
-    return NULL;
+    return PROV_TAKE_PTR(d);
 }
 
 const char *rec_image_tag(const prov_image *img, const char *key)

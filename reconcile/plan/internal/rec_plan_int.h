@@ -12,7 +12,8 @@
 /* Deep copies of provider images (kept local so that reconcile's pure core needs nothing but
  * the plain structs of prov_types.h). Return NULL on allocation failure. */
 prov_image *rec_image_dup(const prov_image *src);
-void rec_image_free(prov_image *img);  /* fields and the struct; accepts NULL */
+void rec_image_free(prov_image *img); /* fields and the struct; accepts NULL */
+PROV_DEFINE_FREEP(prov_image, rec_image_free)
 /* Sets (replacing) or adds a tag; returns 0 or -ENOMEM. */
 int rec_image_set_tag(prov_image *img, const char *key, const char *value);
 const char *rec_image_tag(const prov_image *img, const char *key);
