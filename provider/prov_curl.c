@@ -7,15 +7,13 @@
  * the multi handle, then the uv handles, with memory freed in the last close callback. */
 #include <curl/curl.h>
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "prov_http.h"
+#include "prov_tls.h"
 #include "prov_types.h"
 
 typedef struct http_req http_req;
@@ -392,12 +390,8 @@ int prov_http_new(uv_loop_t *loop, const prov_http_opts *opts, prov_http **ret)
 static CURLcode add_ca_file(CURL *e, void *ssl_ctx, void *path)
 {
     (void)e;
-    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)ssl_ctx);
-    if (store == NULL || X509_STORE_load_file(store, (const char *)path) != 1) {
-        ERR_clear_error();
-        return CURLE_SSL_CACERT_BADFILE;
-    }
-    return CURLE_OK;
+    return prov_tls_add_ca_file(ssl_ctx, (const char *)path) == 0 ? CURLE_OK
+                                                                  : CURLE_SSL_CACERT_BADFILE;
 }
 
 /* Builds the easy handle for one request; returns 0 or a negative errno. */
