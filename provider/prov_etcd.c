@@ -13,7 +13,17 @@
 #include <openssl/evp.h>
 
 #include "prov_etcd.h"
+#include "prov_tls.h"
 #include "prov_http.h"
+
+/* CURLOPT_SSL_CTX_FUNCTION for the blocking requests: config `ca_file` joins the system store
+ * (prov_tls_add_ca_file) instead of replacing it as CURLOPT_CAINFO would. */
+static CURLcode add_ca_file(CURL *c, void *ssl_ctx, void *path)
+{
+    (void)c;
+    return prov_tls_add_ca_file(ssl_ctx, (const char *)path) == 0 ? CURLE_OK
+                                                                  : CURLE_SSL_CACERT_BADFILE;
+}
 
 #define ETCD_MAX_ANSWER (4u << 20)
 
@@ -517,8 +527,10 @@ static bool sync_once(prov_etcd *e, prov_etcd_op op, const char *body, prov_etcd
         (void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sync_write);
         (void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        if (e->ca_file != NULL)
-            (void)curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
+        if (e->ca_file != NULL) { /* added to the system store, as for the API (prov_tls.h) */
+            (void)curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, add_ca_file);
+            (void)curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, (void *)e->ca_file);
+        }
         cc = curl_easy_perform(c);
         (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     }
