@@ -17,7 +17,6 @@
  * Every wait polls a file, the metrics endpoint or the emulator with a deadline, or blocks on the
  * receiver's condition variable. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -35,6 +34,7 @@
 #include "hook_recv.h"
 #include "test_exec.h"
 #include "test_file.h"
+#include "test_http.h"
 #include "test_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
@@ -172,24 +172,6 @@ static void stop_daemon(int sig)
     free(log);
 }
 
-typedef struct body {
-    char *buf;
-    size_t len;
-} body;
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    body *b = ud;
-    char *grown = realloc(b->buf, b->len + size * n + 1);
-    if (grown == NULL)
-        return 0;
-    b->buf = grown;
-    memcpy(b->buf + b->len, p, size * n);
-    b->len += size * n;
-    b->buf[b->len] = '\0';
-    return size * n;
-}
-
 /* GET path on the metrics endpoint (address from metrics.addr, awaited); returns the status and
  * the body in *ret (caller frees). */
 static long get(const char *path, char **ret)
@@ -206,18 +188,7 @@ static long get(const char *path, char **ret)
     addr[strcspn(addr, "\n")] = '\0';
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
     free(addr);
-    body b = {calloc(1, 1), 0};
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "GET %s", url);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    *ret = b.buf;
+    long code = test_http_get(url, ret);
     return code;
 }
 
