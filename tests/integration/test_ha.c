@@ -32,6 +32,7 @@
 #include "prov_pacer.h"
 #include "etcd_proc.h"
 #include "hook_recv.h"
+#include "test_clock.h"
 #include "test_exec.h"
 #include "test_file.h"
 #include "test_proc.h"
@@ -60,11 +61,10 @@ static char dir[64], manifests[128], config[128], fixture[128];
 static daemon_proc procs[4];
 static size_t n_procs;
 
+/* test_clock_ms as the long that this file's deadlines are computed in. */
 static long mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long)test_clock_ms();
 }
 
 static long wall_ms(void)
