@@ -9,19 +9,18 @@
  * create delay and a list lag, so the creations are awaited across both steps. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "test_clock.h"
+#include "test_file.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIclockStepKey0001"
 #define SECRET "clock-step-secret"
@@ -45,43 +44,6 @@ static const char *faketime_lib(void)
     return NULL;
 }
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    /* Written to a temporary file and renamed: libfaketime never reads half a line. */
-    char tmp[300];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0, "open %s: %s", tmp, strerror(errno));
-    size_t len = strlen(text);
-    cr_assert_eq(write(fd, text, len), (ssize_t)len);
-    cr_assert_eq(close(fd), 0);
-    cr_assert_eq(rename(tmp, path), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, k, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
 /* How many emulator journal lines have this action and HTTP status (0: any status). */
 static size_t count_calls(const char *action, int status)
 {
@@ -103,12 +65,12 @@ static size_t count_calls(const char *action, int status)
 /* Polls the emulator's journal until at least n calls of action were answered (bounded). */
 static void await_calls(const char *action, int status, size_t n, pid_t child)
 {
-    long deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = test_clock_ms() + WAIT_MS;
     while (count_calls(action, status) < n) {
         int st;
         cr_assert_eq(waitpid(child, &st, WNOHANG), 0, "imgrecon exited early:\n%s",
-                     slurp(out_file));
-        cr_assert_lt(mono_ms(), deadline, "no %zu %s calls within %d ms", n, action, WAIT_MS);
+                     test_file_read(out_file));
+        cr_assert_lt(test_clock_ms(), deadline, "no %zu %s calls within %d ms", n, action, WAIT_MS);
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -125,57 +87,30 @@ static pid_t start_imgrecon(const char *lib, const char *const *cmd)
     for (size_t i = 1; cmd[i] != NULL && n < 31; i++)
         argv[n++] = cmd[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    /* Checked with a plain if: the child must not report to Criterion. */
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("CREDENTIALS_DIRECTORY");
-        unsetenv("IMGRECON_ENDPOINT");
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET, 1);
-        setenv("HOME", dir, 1);
-        setenv("NO_COLOR", "1", 1);
-        setenv("LD_PRELOAD", lib, 1);
-        /* An ASan build of imgrecon wants its runtime first in the library list; libfaketime
-         * only wraps clock calls, so the order does not matter here. */
-        char asan[512];
-        const char *prev = getenv("ASAN_OPTIONS");
-        snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", prev ? prev : "",
-                 prev && *prev ? ":" : "");
-        setenv("ASAN_OPTIONS", asan, 1);
-        setenv("FAKETIME_TIMESTAMP_FILE", rc_file, 1);
-        setenv("FAKETIME_NO_CACHE", "1", 1);
-        setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
-        execv(IMGRECON_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_child(pid_t pid)
-{
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        int rc;
-        while ((rc = poll(&p, 1, WAIT_MS)) < 0 && errno == EINTR)
-            ;
-        close(pfd);
-        if (rc == 0)
-            kill(pid, SIGKILL);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    /* An ASan build of imgrecon wants its runtime first in the library list; libfaketime
+     * only wraps clock calls, so the order does not matter here. */
+    static char asan[512], preload[300], home[96], rc_env[200];
+    const char *prev = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sverify_asan_link_order=0", prev ? prev : "",
+             prev && *prev ? ":" : "");
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    snprintf(rc_env, sizeof(rc_env), "FAKETIME_TIMESTAMP_FILE=%s", rc_file);
+    const char *const env[] = {"ALIBABA_CLOUD_SECURITY_TOKEN",
+                               "CREDENTIALS_DIRECTORY",
+                               "IMGRECON_ENDPOINT",
+                               "ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                               "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" SECRET,
+                               home,
+                               "NO_COLOR=1",
+                               preload,
+                               asan,
+                               rc_env,
+                               "FAKETIME_NO_CACHE=1",
+                               "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                               NULL};
+    test_proc_opts o = {.out_path = out_file, .env = env};
+    return test_proc_spawn(argv, &o);
 }
 
 static void setup(void)
@@ -190,16 +125,16 @@ static void setup(void)
     cr_assert_eq(mkdir(manifests, 0700), 0);
     char path[256];
     snprintf(path, sizeof(path), "%s/fixture.yaml", dir);
-    write_file(path, "accounts:\n"
-                     "  - access_key_id: " KEY_ID "\n"
-                     "    access_key_secret: " SECRET "\n"
-                     "    user_id: 1234567890123456\n"
-                     "regions:\n"
-                     "  - region: cn-hangzhou\n"
-                     "    servers:\n"
-                     "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                     "        name: web-1\n"
-                     "        system_snapshots: [s-sys-0001]\n");
+    test_file_replace(path, "accounts:\n"
+                            "  - access_key_id: " KEY_ID "\n"
+                            "    access_key_secret: " SECRET "\n"
+                            "    user_id: 1234567890123456\n"
+                            "regions:\n"
+                            "  - region: cn-hangzhou\n"
+                            "    servers:\n"
+                            "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                            "        name: web-1\n"
+                            "        system_snapshots: [s-sys-0001]\n");
     const char *args[] = {
         "--fixture", path,           "--rate-limit", "10/1s", "--create-delay", "3s", "--list-lag",
         "1s",        "--clock-skew", "6h",           NULL};
@@ -214,25 +149,23 @@ static void setup(void)
                       "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
                       "    system_snapshot_id: s-sys-0001\n",
                       i);
-    write_file(path, text);
+    test_file_replace(path, text);
     /* clock-bad names an instance the emulator does not have (only the daemon test uses it). */
     snprintf(path, sizeof(path), "%s/bad.yaml.off", dir);
-    write_file(path, "region: cn-hangzhou\n"
-                     "custom_images:\n"
-                     "  - name: clock-bad\n"
-                     "    instance_id: ace0706b2ac4454d984295a942130000\n"
-                     "    system_snapshot_id: s-sys-0001\n");
-    write_file(config, "metrics_listen: null\n");
-    write_file(rc_file, "+0\n");
+    test_file_replace(path, "region: cn-hangzhou\n"
+                            "custom_images:\n"
+                            "  - name: clock-bad\n"
+                            "    instance_id: ace0706b2ac4454d984295a942130000\n"
+                            "    system_snapshot_id: s-sys-0001\n");
+    test_file_replace(config, "metrics_listen: null\n");
+    test_file_replace(rc_file, "+0\n");
 }
 
 static void teardown(void)
 {
     if (emu.pid > 0)
         (void)emu_proc_stop(&emu);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(clocks, .init = setup, .fini = teardown, .timeout = 300);
@@ -246,14 +179,14 @@ Test(clocks, wall_clock_steps_during_apply)
 
     /* The first create answered: the wall clock goes two hours back. */
     await_calls("CreateCustomImage", 200, 1, child);
-    write_file(rc_file, "-2h\n");
+    test_file_replace(rc_file, "-2h\n");
     size_t polls = count_calls("ListCustomImages", 0);
     /* A poll after the step, while images are still being built: three hours forward. */
     await_calls("ListCustomImages", 0, polls + 1, child);
-    write_file(rc_file, "+1h\n");
+    test_file_replace(rc_file, "+1h\n");
 
-    int rc = wait_child(child);
-    char *out = slurp(out_file);
+    int rc = test_proc_wait(child, WAIT_MS);
+    char *out = test_file_read(out_file);
     cr_expect_eq(rc, 0, "apply exit %d:\n%s", rc, out);
     cr_expect_null(strstr(out, "failed:"), "a step failed:\n%s", out);
     /* Each image created exactly once, and all of them exist. */
@@ -295,13 +228,14 @@ static size_t bad_attempts(void)
 /* Waits (bounded by ms) until clock-bad was attempted n times. */
 static void await_attempts(size_t n, long ms, pid_t child)
 {
-    long deadline = mono_ms() + ms;
+    uint64_t deadline = test_clock_ms() + (uint64_t)ms;
     while (bad_attempts() < n) {
         int st;
-        cr_assert_eq(waitpid(child, &st, WNOHANG), 0, "the daemon exited:\n%s", slurp(out_file));
-        cr_assert_lt(mono_ms(), deadline,
+        cr_assert_eq(waitpid(child, &st, WNOHANG), 0, "the daemon exited:\n%s",
+                     test_file_read(out_file));
+        cr_assert_lt(test_clock_ms(), deadline,
                      "clock-bad attempted %zu times, not %zu, within %ld ms:\n%s", bad_attempts(),
-                     n, ms, slurp(out_file));
+                     n, ms, test_file_read(out_file));
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -323,15 +257,15 @@ Test(clocks, daemon_backoff_survives_wall_clock_steps)
         lib, (const char *const[]){"run", "--interval", "1s", "--log-format", "text", NULL});
 
     await_attempts(1, WAIT_MS, child);
-    write_file(rc_file, "-2h\n");
+    test_file_replace(rc_file, "-2h\n");
     /* Backoff 1 s then 2 s (plus cycle jitter): two more attempts within 15 s. */
     await_attempts(3, 15000, child);
-    write_file(rc_file, "+1h\n");
+    test_file_replace(rc_file, "+1h\n");
     await_attempts(4, 20000, child);
 
     cr_assert_eq(kill(child, SIGTERM), 0);
-    int rc = wait_child(child);
-    char *out = slurp(out_file);
+    int rc = test_proc_wait(child, WAIT_MS);
+    char *out = test_file_read(out_file);
     cr_expect_eq(rc, 0, "daemon exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "step skipped: backing off after failures"),
                        "the item did back off:\n%s", out);

@@ -50,40 +50,35 @@ static pid_t spawn_with(const char *outpath, const char *home, const char *rate,
     for (size_t i = 1; args[i] != NULL && n < 47; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        static const char *const clear[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID",
-                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                                            "ALIBABA_CLOUD_SECURITY_TOKEN",
-                                            "ALICLOUD_ACCESS_KEY",
-                                            "ALICLOUD_SECRET_KEY",
-                                            "CREDENTIALS_DIRECTORY",
-                                            "ALIBABA_CLOUD_PROFILE",
-                                            "ALIBABA_CLOUD_CREDENTIALS_FILE",
-                                            "ALIBABA_CLOUD_ROLE_ARN",
-                                            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-                                            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-                                            "IMGRECON_ENDPOINT",
-                                            NULL};
-        for (size_t i = 0; clear[i]; i++)
-            unsetenv(clear[i]);
-        if (home != NULL)
-            setenv("HOME", home, 1);
-        for (size_t i = 0; envs && envs[i]; i++)
-            putenv((char *)envs[i]);
-        setenv("NO_COLOR", "1", 1);
-        test_exec(argv);
+    static const char *const clear[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID",
+                                        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                                        "ALIBABA_CLOUD_SECURITY_TOKEN",
+                                        "ALICLOUD_ACCESS_KEY",
+                                        "ALICLOUD_SECRET_KEY",
+                                        "CREDENTIALS_DIRECTORY",
+                                        "ALIBABA_CLOUD_PROFILE",
+                                        "ALIBABA_CLOUD_CREDENTIALS_FILE",
+                                        "ALIBABA_CLOUD_ROLE_ARN",
+                                        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                                        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+                                        "IMGRECON_ENDPOINT",
+                                        NULL};
+    /* The edits in order: clear the ambient credentials, then HOME, envs and NO_COLOR. */
+    const char *edits[48];
+    char home_env[256];
+    n = 0;
+    for (size_t i = 0; clear[i]; i++)
+        edits[n++] = clear[i];
+    if (home != NULL) {
+        snprintf(home_env, sizeof(home_env), "HOME=%s", home);
+        edits[n++] = home_env;
     }
-    return pid;
+    for (size_t i = 0; envs && envs[i] && n < 46; i++)
+        edits[n++] = envs[i];
+    edits[n++] = "NO_COLOR=1";
+    edits[n] = NULL;
+    test_proc_opts o = {.out_path = outpath, .env = edits, .wrap = true};
+    return test_proc_spawn(argv, &o);
 }
 
 /* Lines of the journal with this code (NULL: the successful ones) and action (NULL: any). */

@@ -11,7 +11,6 @@
  * an idle daemon calls List only inside cycles and uses no CPU between them. Every wait polls a
  * file, socket or the emulator with a deadline, or blocks on inotify/the notify socket. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -31,6 +30,7 @@
 #include "emu_proc.h"
 #include "test_clock.h"
 #include "test_file.h"
+#include "test_http.h"
 #include "test_notify.h"
 #include "test_proc.h"
 
@@ -288,24 +288,6 @@ static void stop_daemon(dproc *d)
     cr_assert_not(log_has(d, KEY_SECRET), "the secret never reaches the log");
 }
 
-typedef struct body {
-    char *buf;
-    size_t len;
-} body;
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    body *b = ud;
-    char *grown = realloc(b->buf, b->len + size * n + 1);
-    if (grown == NULL)
-        return 0;
-    b->buf = grown;
-    memcpy(b->buf + b->len, p, size * n);
-    b->len += size * n;
-    b->buf[b->len] = '\0';
-    return size * n;
-}
-
 static char *scrape(const char *path)
 {
     char addr_path[160], url[256];
@@ -315,19 +297,10 @@ static char *scrape(const char *path)
     cr_assert_eq(strncmp(addr, "127.0.0.1:", 10), 0, "metrics.addr has the bound address");
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
     free(addr);
-    body b = {0};
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "scrape %s", url);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    cr_assert_eq(code, 200);
-    return b.buf;
+    char *text = NULL;
+    long code = test_http_get(url, &text);
+    cr_assert_eq(code, 200, "scrape %s: HTTP %ld", url, code);
+    return text;
 }
 
 /* Compares one scrape with the emulator's journal (this daemon's key only): every
@@ -933,7 +906,8 @@ Test(daemon, reloads_that_rebuild_the_client_free_the_old_setup)
         cr_assert_eq(kill(d.pid, SIGHUP), 0);
         cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0), "READY=1 after reload %d", i + 1);
     }
-    cr_assert_not(log_has(&d, "reload refused"), "a reload was refused:\n%s", test_file_read(d.log));
+    cr_assert_not(log_has(&d, "reload refused"), "a reload was refused:\n%s",
+                  test_file_read(d.log));
     /* The cycle each reload starts has run, so the watcher is armed again (READY=1 comes just
      * before it is). */
     json_decref(await_idle(3));

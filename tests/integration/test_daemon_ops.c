@@ -17,7 +17,6 @@
  * Every wait polls a file, the metrics endpoint or the emulator with a deadline, or blocks on the
  * receiver's condition variable. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -33,7 +32,11 @@
 
 #include "emu_proc.h"
 #include "hook_recv.h"
+#include "test_clock.h"
 #include "test_exec.h"
+#include "test_file.h"
+#include "test_http.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
 #define KEY_SECRET "emulator-demo-secret"
@@ -48,45 +51,16 @@ static hook_recv *recv_ok;
 static char dir[64], state[128], config[128], logpath[160];
 static pid_t daemon_pid = -1;
 
+/* test_clock_ms as the long that this file's deadlines are computed in. */
 static long mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long)test_clock_ms();
 }
 
 /* The only pause: between polls of something with a deadline. */
 static void pause_poll(void)
 {
     (void)poll(NULL, 0, 50);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%s.tmp~", path);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f, "open %s", tmp);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, path), 0);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
 }
 
 /* A manifest with one custom image per name (instance: INSTANCE, or BAD_INSTANCE for names
@@ -101,7 +75,7 @@ static void manifest_at(const char *path, const char *const *names, size_t n)
         fprintf(m, "  - name: %s\n    instance_id: %s\n    system_snapshot_id: " SNAPSHOT "\n",
                 names[i], strncmp(names[i], "bad", 3) == 0 ? BAD_INSTANCE : INSTANCE);
     fclose(m);
-    write_file(path, buf);
+    test_file_replace(path, buf);
     free(buf);
 }
 
@@ -111,7 +85,7 @@ static void write_config(const char *notify_items)
     char text[2048];
     snprintf(text, sizeof(text), "metrics_listen: 127.0.0.1:0\nowner: ops-test\n%s%s",
              notify_items[0] ? "notify:\n" : "", notify_items);
-    write_file(config, text);
+    test_file_replace(config, text);
 }
 
 static void setup(void)
@@ -126,7 +100,7 @@ static void setup(void)
     cr_assert_eq(hook_recv_start(HOOK_SECRET, &recv_ok), 0);
     char secret[160], items[1024];
     snprintf(secret, sizeof(secret), "%s/hook.secret", dir);
-    write_file(secret, HOOK_SECRET "\n");
+    test_file_replace(secret, HOOK_SECRET "\n");
     cr_assert_eq(chmod(secret, 0600), 0);
     snprintf(items, sizeof(items), "  - url: %s\n    secret_file: %s\n", hook_recv_url(recv_ok),
              secret);
@@ -159,21 +133,19 @@ static void start_daemon(const char *fpath)
     const char *argv[] = {IMGRECON_BIN,  "run",          "-c",    config,       "--endpoint",
                           emu.base_url,  "--rate-limit", "10/1s", "--interval", "1h",
                           "--state-dir", state,          "-f",    fpath,        NULL};
-    daemon_pid = fork();
-    if (daemon_pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (daemon_pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        setenv("HOME", dir, 1);
-        unsetenv("NOTIFY_SOCKET");
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("IMGRECON_ENDPOINT");
-        test_exec(argv);
-    }
+    static char home[80];
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    const char *const env[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                               "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                               home,
+                               "NOTIFY_SOCKET",
+                               "JOURNAL_STREAM",
+                               "IMGRECON_ENDPOINT",
+                               NULL};
+    /* The daemon logs to stderr, appended to logpath across restarts; stdout is inherited. */
+    test_proc_opts o = {
+        .out_path = logpath, .append = true, .stderr_only = true, .env = env, .wrap = true};
+    daemon_pid = test_proc_spawn(argv, &o);
 }
 
 static bool daemon_running(void)
@@ -190,32 +162,14 @@ static void stop_daemon(int sig)
     pid_t r;
     while ((r = waitpid(daemon_pid, &status, WNOHANG)) == 0 && mono_ms() < deadline)
         pause_poll();
-    cr_assert_eq(r, daemon_pid, "the daemon exits; log:\n%s", read_file(logpath));
+    cr_assert_eq(r, daemon_pid, "the daemon exits; log:\n%s", test_file_read(logpath));
     if (sig == SIGTERM)
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM exits 0");
     daemon_pid = -1;
-    char *log = read_file(logpath);
+    char *log = test_file_read(logpath);
     cr_assert_null(strstr(log, KEY_SECRET), "no API secret in the log");
     cr_assert_null(strstr(log, HOOK_SECRET), "no webhook secret in the log");
     free(log);
-}
-
-typedef struct body {
-    char *buf;
-    size_t len;
-} body;
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    body *b = ud;
-    char *grown = realloc(b->buf, b->len + size * n + 1);
-    if (grown == NULL)
-        return 0;
-    b->buf = grown;
-    memcpy(b->buf + b->len, p, size * n);
-    b->len += size * n;
-    b->buf[b->len] = '\0';
-    return size * n;
 }
 
 /* GET path on the metrics endpoint (address from metrics.addr, awaited); returns the status and
@@ -226,25 +180,15 @@ static long get(const char *path, char **ret)
     snprintf(addr_path, sizeof(addr_path), "%s/metrics.addr", state);
     long deadline = mono_ms() + WAIT_MS;
     while (access(addr_path, F_OK) != 0) {
-        cr_assert_lt(mono_ms(), deadline, "metrics.addr written; log:\n%s", read_file(logpath));
+        cr_assert_lt(mono_ms(), deadline, "metrics.addr written; log:\n%s",
+                     test_file_read(logpath));
         pause_poll();
     }
-    char *addr = read_file(addr_path);
+    char *addr = test_file_read(addr_path);
     addr[strcspn(addr, "\n")] = '\0';
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
     free(addr);
-    body b = {calloc(1, 1), 0};
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "GET %s", url);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    *ret = b.buf;
+    long code = test_http_get(url, ret);
     return code;
 }
 
@@ -274,7 +218,7 @@ static char *await_ready(long want)
             return b;
         if (mono_ms() >= deadline)
             cr_assert_fail("/readyz %ld, want %ld (%s); log:\n%s", code, want, b,
-                           read_file(logpath));
+                           test_file_read(logpath));
         free(b);
         pause_poll();
     }
@@ -321,7 +265,7 @@ static void await_available(const char *name)
     long deadline = mono_ms() + WAIT_MS;
     while (!available(name)) {
         if (mono_ms() >= deadline)
-            cr_assert_fail("%s not available in time; log:\n%s", name, read_file(logpath));
+            cr_assert_fail("%s not available in time; log:\n%s", name, test_file_read(logpath));
         pause_poll();
     }
 }
@@ -331,7 +275,7 @@ static size_t await_log(const char *needle, size_t from, long ms)
 {
     long deadline = mono_ms() + ms;
     for (;;) {
-        char *text = read_file(logpath);
+        char *text = test_file_read(logpath);
         const char *hit = strlen(text) > from ? strstr(text + from, needle) : NULL;
         size_t at = hit ? (size_t)(hit - text) + strlen(needle) : 0;
         free(text);
@@ -339,7 +283,7 @@ static size_t await_log(const char *needle, size_t from, long ms)
             return at;
         if (mono_ms() >= deadline)
             cr_assert_fail("'%s' not logged within %ld ms; log:\n%s", needle, ms,
-                           read_file(logpath));
+                           test_file_read(logpath));
         pause_poll();
     }
 }
@@ -350,7 +294,8 @@ static json_t *await_hook(hook_recv *r, const char *event, size_t n)
     if (b == NULL) {
         json_t *all = hook_recv_all(r);
         char *dump = json_dumps(all, JSON_INDENT(1));
-        cr_assert_fail("no '%s' webhook; received: %s\nlog:\n%s", event, dump, read_file(logpath));
+        cr_assert_fail("no '%s' webhook; received: %s\nlog:\n%s", event, dump,
+                       test_file_read(logpath));
     }
     return b;
 }
@@ -363,7 +308,7 @@ Test(ops, broken_manifests_at_start_stay_up_not_ready_then_converge)
     snprintf(mdir, sizeof(mdir), "%s/manifests", dir);
     snprintf(web, sizeof(web), "%s/web.yaml", mdir);
     cr_assert_eq(mkdir(mdir, 0700), 0);
-    write_file(web, BROKEN);
+    test_file_replace(web, BROKEN);
     start_daemon(mdir);
 
     json_t *b = await_hook(recv_ok, "manifest_error", 0);
@@ -390,7 +335,7 @@ Test(ops, broken_manifests_at_start_stay_up_not_ready_then_converge)
     cr_assert_eq(status_cmd(false, out, sizeof(out)), 1, "not ready: %s", out);
     cr_assert_not_null(strstr(out, "health:       not ready"), "%s", out);
     cr_assert_not_null(strstr(out, "manifests:    invalid"), "%s", out);
-    cr_assert(daemon_running(), "still up; log:\n%s", read_file(logpath));
+    cr_assert(daemon_running(), "still up; log:\n%s", test_file_read(logpath));
 
     /* Fixed: it converges without a signal, on the watcher alone. */
     const char *names[] = {"ops-web-1"};
@@ -422,7 +367,7 @@ Test(ops, broken_manifests_at_start_stay_up_not_ready_then_converge)
     json_decref(st);
 
     /* Broken again after a good set: the last good set stays, not ready, a new notification. */
-    write_file(web, "region: cn-hangzhou\ncustom_images: 7\n");
+    test_file_replace(web, "region: cn-hangzhou\ncustom_images: 7\n");
     json_decref(await_hook(recv_ok, "manifest_error", 1));
     text = await_ready(503);
     free(text);
@@ -581,7 +526,7 @@ Test(ops, webhook_down_or_slow_never_delays_cycles_and_retries_are_bounded)
     /* The dead target asked for `applied` only: two notifications, 4 attempts each at most. */
     long deadline = mono_ms() + WAIT_MS;
     while (metric("imgrecon_notify_dropped_total") < 2) {
-        cr_assert_lt(mono_ms(), deadline, "drops counted; log:\n%s", read_file(logpath));
+        cr_assert_lt(mono_ms(), deadline, "drops counted; log:\n%s", test_file_read(logpath));
         pause_poll();
     }
     cr_assert_eq(metric("imgrecon_notify_dropped_total"), 2);

@@ -32,10 +32,15 @@
 #include "prov_pacer.h"
 #include "etcd_proc.h"
 #include "hook_recv.h"
+#include "test_clock.h"
 #include "test_exec.h"
+#include "test_file.h"
+#include "test_proc.h"
 
 #define TTL_MS 3000
 #define WAIT_MS 30000
+/* The bound on one plan or apply run (it was unbounded). */
+#define RUN_MS 120000
 #define N_KEYS 3
 #define N_SERVERS 6
 
@@ -56,11 +61,10 @@ static char dir[64], manifests[128], config[128], fixture[128];
 static daemon_proc procs[4];
 static size_t n_procs;
 
+/* test_clock_ms as the long that this file's deadlines are computed in. */
 static long mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long)test_clock_ms();
 }
 
 static long wall_ms(void)
@@ -73,34 +77,6 @@ static long wall_ms(void)
 static void pause_ms(int ms)
 {
     (void)poll(NULL, 0, ms);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%s.tmp~", path);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f, "open %s", tmp);
-    cr_assert_geq(fputs(text, f), 0);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, path), 0);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
 }
 
 /* Three accounts (one key each) and N_SERVERS servers with room for the images. */
@@ -123,7 +99,7 @@ static void write_fixture(void)
                 "        system_snapshots: [s-sys-%02d]\n        data_snapshots: []\n",
                 i, i, i);
     fclose(m);
-    write_file(fixture, buf);
+    test_file_replace(fixture, buf);
     free(buf);
 }
 
@@ -147,7 +123,7 @@ static void write_manifest(unsigned n, const char *extra_name)
     }
     fclose(m);
     snprintf(path, sizeof(path), "%s/images.yaml", manifests);
-    write_file(path, buf);
+    test_file_replace(path, buf);
     free(buf);
 }
 
@@ -164,7 +140,7 @@ static void write_config(const char *const *endpoints, size_t n)
              "owner: hatest\nmetrics_listen: 127.0.0.1:0\naccount_id: '1234567890123400'\n"
              "ha:\n  etcd_endpoints: %s\n  lease_ttl: 3s\n  prefix: /imgrecon-test/%s\n",
              eps, dir + 5);
-    write_file(config, text);
+    test_file_replace(config, text);
 }
 
 static void setup(void)
@@ -203,13 +179,20 @@ static void teardown(void)
 
 TestSuite(ha, .init = setup, .fini = teardown, .timeout = 120);
 
-static void child_env(int key)
+/* Starts argv (through test_exec) with key's credentials, HOME=dir and no notify socket or
+ * endpoint from the test's environment; stdout and stderr go to out (appended when append, or
+ * stderr only when stderr_only). Used by every imgrecon run of this file. */
+static pid_t spawn_with_key(int key, const char *const *argv, const char *out, bool append,
+                            bool stderr_only)
 {
-    setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", keys[key], 1);
-    setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secrets[key], 1);
-    setenv("HOME", dir, 1);
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("IMGRECON_ENDPOINT");
+    char id[96], secret[96], home[96];
+    snprintf(id, sizeof(id), "ALIBABA_CLOUD_ACCESS_KEY_ID=%s", keys[key]);
+    snprintf(secret, sizeof(secret), "ALIBABA_CLOUD_ACCESS_KEY_SECRET=%s", secrets[key]);
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    const char *const env[] = {id, secret, home, "NOTIFY_SOCKET", "IMGRECON_ENDPOINT", NULL};
+    test_proc_opts o = {
+        .out_path = out, .append = append, .stderr_only = stderr_only, .env = env, .wrap = true};
+    return test_proc_spawn(argv, &o);
 }
 
 /* Starts `imgrecon run` with its own state directory and key. */
@@ -223,23 +206,14 @@ static daemon_proc *start_daemon(int key)
     const char *argv[] = {IMGRECON_BIN,  "run",          "-c",    config,       "--endpoint",
                           emu.base_url,  "--rate-limit", "10/1s", "--interval", "1h",
                           "--state-dir", d->state,       "-f",    manifests,    NULL};
-    d->pid = fork();
-    if (d->pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (d->pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        child_env(key);
-        test_exec(argv);
-    }
+    d->pid = spawn_with_key(key, argv, d->log, true, true);
     return d;
 }
 
 /* Number of lines of d's log containing text. */
 static int log_count(const daemon_proc *d, const char *text)
 {
-    char *s = read_file(d->log);
+    char *s = test_file_read(d->log);
     int n = 0;
     for (const char *p = s; (p = strstr(p, text)) != NULL; p += strlen(text))
         n++;
@@ -269,7 +243,7 @@ static daemon_proc *await_leader(daemon_proc *const *ds, size_t n, long ms)
                 return ds[i];
         pause_ms(20);
     }
-    char *a = read_file(ds[0]->log);
+    char *a = test_file_read(ds[0]->log);
     cr_assert_fail("no leader in %ld ms; first log:\n%s", ms, a);
     return NULL;
 }
@@ -418,7 +392,8 @@ static void await_available(const char *name, int want, long ms)
     long deadline = mono_ms() + ms;
     while (available_count(name) < want) {
         if (mono_ms() >= deadline) {
-            char *a = read_file(procs[0].log), *b = n_procs > 1 ? read_file(procs[1].log) : NULL;
+            char *a = test_file_read(procs[0].log),
+                 *b = n_procs > 1 ? test_file_read(procs[1].log) : NULL;
             cr_assert_fail("%d of %d images available after %ld ms\nd1:\n%s\nd2:\n%s",
                            available_count(name), want, ms, a, b ? b : "");
         }
@@ -542,27 +517,16 @@ static int run_plan(int key)
     const char *argv[] = {IMGRECON_BIN, "plan",         "-c",    config,        "--endpoint",
                           emu.base_url, "--rate-limit", "10/1s", "--state-dir", dir,
                           "-f",         manifests,      NULL};
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        child_env(key);
-        test_exec(argv);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_proc_wait(spawn_with_key(key, argv, out, true, false), RUN_MS);
 }
 
 /* Adds a webhook for `leadership` events to the config. */
 static void add_leadership_hook(const char *url)
 {
-    char *text = read_file(config), *more = NULL;
+    char *text = test_file_read(config), *more = NULL;
     cr_assert_geq(asprintf(&more, "%snotify:\n  - url: %s\n    events: [leadership]\n", text, url),
                   0);
-    write_file(config, more);
+    test_file_replace(config, more);
     free(more);
     free(text);
 }
@@ -620,18 +584,7 @@ static int run_apply(int key, const char *mdir, const char *out)
     const char *argv[] = {
         IMGRECON_BIN, "apply",       "-c", config, "--endpoint", emu.base_url,     "--rate-limit",
         "10/1s",      "--state-dir", dir,  "-f",   mdir,         "--auto-approve", NULL};
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        child_env(key);
-        test_exec(argv);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_proc_wait(spawn_with_key(key, argv, out, false, false), RUN_MS);
 }
 
 Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
@@ -643,9 +596,9 @@ Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
     cr_assert_eq(mkdir(mine, 0700), 0);
     write_manifest(2, "img-apply-only");
     snprintf(path, sizeof(path), "%s/images.yaml", manifests);
-    char *m = read_file(path);
+    char *m = test_file_read(path);
     snprintf(path, sizeof(path), "%s/images.yaml", mine);
-    write_file(path, m);
+    test_file_replace(path, m);
     free(m);
     write_manifest(2, NULL);
     daemon_proc *a = start_daemon(0);
@@ -655,7 +608,7 @@ Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
     char out[192];
     snprintf(out, sizeof(out), "%s/apply.out", dir);
     cr_assert_eq(run_apply(2, mine, out), 1, "apply refuses while a daemon leads");
-    char *text = read_file(out), want[64];
+    char *text = test_file_read(out), want[64];
     snprintf(want, sizeof(want), ":%ld holds the leader key", (long)a->pid);
     cr_expect(strstr(text, want) != NULL, "apply names the leader: %s", text);
     free(text);
@@ -667,7 +620,7 @@ Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
     a->pid = 0;
     long t = wall_ms();
     int rc = run_apply(2, mine, out);
-    text = read_file(out);
+    text = test_file_read(out);
     cr_assert_eq(rc, 0, "apply with nobody leading works:\n%s", text);
     free(text);
     cr_expect_eq(available_count("img-apply-only"), 1);
@@ -776,7 +729,7 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     write_manifest(2, NULL);
     daemon_proc *a = start_daemon(0);
     cr_assert(await_log(a, "ha: etcd request failed", 1, WAIT_MS));
-    char *log = read_file(a->log);
+    char *log = test_file_read(a->log);
     cr_expect(strstr(log, "not a JSON object") != NULL || strstr(log, "not an etcd v3") != NULL ||
                   strstr(log, "imed out") != NULL,
               "the error says what was wrong:\n%s", log);
@@ -794,7 +747,7 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     cr_expect_eq(rc, 1, "plan fails when the shared budget is unreachable");
     char out[192];
     snprintf(out, sizeof(out), "%s/plan.out", dir);
-    char *text = read_file(out);
+    char *text = test_file_read(out);
     cr_expect(strstr(text, "budget") != NULL, "plan says why:\n%s", text);
     free(text);
     cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the plan sent nothing unpaced");
@@ -802,7 +755,7 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     long t0 = mono_ms();
     cr_expect_eq(run_apply(2, manifests, out), 1, "apply fails when etcd cannot say who leads");
     cr_expect_lt(mono_ms() - t0, TTL_MS + 2000 + 3000, "apply gives up in bounded time");
-    text = read_file(out);
+    text = test_file_read(out);
     cr_expect(strstr(text, "cannot take the leader key in etcd") != NULL, "apply says why:\n%s",
               text);
     free(text);

@@ -30,26 +30,11 @@ TestSuite(progress, .init = setup, .fini = teardown, .timeout = 300);
     "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "")                                       \
         IMG("web-b", "    share_to_ecs: true\n")
 
-typedef struct split_result {
-    int status;
-    char *out; /* stdout only */
-    char *err; /* stderr only */
-} split_result;
-
-static void split_free(split_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
 /* Like RUN (apply_support.h: the same common options and environment), with stdout and stderr
- * in separate files so that a stream can be parsed strictly. bare: without the common options. */
-static split_result run_split_opts(bool bare, const char *const *args)
+ * captured separately (test_proc_run) so that a stream can be parsed strictly. bare: without the
+ * common options. */
+static test_proc_result run_split_opts(bool bare, const char *const *args)
 {
-    static unsigned seq;
-    char outpath[160], errpath[160];
-    snprintf(outpath, sizeof(outpath), "%s/split-%u.out", E.dir, seq);
-    snprintf(errpath, sizeof(errpath), "%s/split-%u.err", E.dir, seq++);
     const char *argv[64];
     size_t n = 0;
     argv[n++] = IMGRECON_BIN;
@@ -61,34 +46,20 @@ static split_result run_split_opts(bool bare, const char *const *args)
     for (size_t i = 1; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || err < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET, 1);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("IMGRECON_ENDPOINT");
-        unsetenv("JOURNAL_STREAM");
-        setenv("NO_COLOR", "1", 1);
-        test_exec(argv);
-    }
-    split_result r;
-    r.status = wait_child(pid, RUN_TIMEOUT_MS);
-    r.out = read_file(outpath);
-    r.err = read_file(errpath);
+    static const char *const run_env[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
+                                          "ALIBABA_CLOUD_SECURITY_TOKEN",
+                                          "IMGRECON_ENDPOINT",
+                                          "JOURNAL_STREAM",
+                                          "NO_COLOR=1",
+                                          NULL};
+    test_proc_opts o = {.env = run_env, .wrap = true};
+    test_proc_result r;
+    test_proc_run(argv, &o, RUN_TIMEOUT_MS, &r);
     return r;
 }
 
-static split_result run_split_v(const char *const *args)
+static test_proc_result run_split_v(const char *const *args)
 {
     return run_split_opts(false, args);
 }
@@ -201,7 +172,7 @@ Test(progress, apply_json_streams_events_in_order_with_a_summary_last)
     write_fixture(&E, 1, NULL, NULL);
     start_emu(&E, "5s", NULL);
     write_file(E.manifest, TWO_IMAGES);
-    split_result r = SPLIT("apply", "-f", E.manifest, "--auto-approve", "--json");
+    test_proc_result r = SPLIT("apply", "-f", E.manifest, "--auto-approve", "--json");
     cr_assert_eq(r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out, r.err);
     cr_expect_str_eq(r.err, "", "nothing on stderr");
     json_t *ev = strict_lines(r.out, "apply --json");
@@ -216,7 +187,8 @@ Test(progress, apply_json_streams_events_in_order_with_a_summary_last)
     json_t *first = json_array_get(ev, 0), *last = json_array_get(ev, n - 1);
     cr_expect_str_eq(jstr(first, "event"), "planned");
     cr_expect_eq(json_integer_value(json_object_get(first, "steps")), 3);
-    cr_expect_str_eq(jstr(json_object_get(first, "plan"), "format_version"), REC_PLAN_FORMAT_VERSION);
+    cr_expect_str_eq(jstr(json_object_get(first, "plan"), "format_version"),
+                     REC_PLAN_FORMAT_VERSION);
     cr_expect_str_eq(jstr(last, "event"), "summary");
     cr_expect_str_eq(jstr(last, "result"), "complete");
     cr_expect(json_is_integer(json_object_get(last, "exit_code")));
@@ -268,7 +240,7 @@ Test(progress, apply_json_streams_events_in_order_with_a_summary_last)
     cr_expect_geq(waits, 1, "the 5 s build is reported:\n%s", r.out);
     json_decref(imgs);
     json_decref(ev);
-    split_free(&r);
+    test_proc_result_clear(&r);
 }
 
 Test(progress, apply_json_refuses_to_ask_and_ends_with_a_summary_on_errors)
@@ -276,11 +248,11 @@ Test(progress, apply_json_refuses_to_ask_and_ends_with_a_summary_on_errors)
     write_fixture(&E, 1, NULL, NULL);
     start_emu(&E, "300ms", NULL);
     write_file(E.manifest, TWO_IMAGES);
-    split_result r = SPLIT("apply", "-f", E.manifest, "--json");
+    test_proc_result r = SPLIT("apply", "-f", E.manifest, "--json");
     cr_expect_eq(r.status, 1);
     cr_expect_str_eq(r.out, "", "no events without an approval");
     cr_expect_not_null(strstr(r.err, "--auto-approve"), "%s", r.err);
-    split_free(&r);
+    test_proc_result_clear(&r);
 
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n  - name: -bad\n");
     r = SPLIT("apply", "-f", E.manifest, "--json", "--auto-approve");
@@ -294,7 +266,7 @@ Test(progress, apply_json_refuses_to_ask_and_ends_with_a_summary_on_errors)
     cr_expect(json_is_string(json_object_get(s, "error")));
     cr_expect_not_null(strstr(r.err, "images.yaml:3:"), "the diagnostic on stderr:\n%s", r.err);
     json_decref(ev);
-    split_free(&r);
+    test_proc_result_clear(&r);
 }
 
 /* --log-format json on every command: whatever it says on stderr is JSON lines a strict reader
@@ -324,7 +296,7 @@ Test(progress, log_format_json_on_every_command)
         argv[n++] = "--log-format";
         argv[n++] = "json";
         argv[n] = NULL;
-        split_result r = run_split_v(argv);
+        test_proc_result r = run_split_v(argv);
         char what[64];
         snprintf(what, sizeof(what), "%s --log-format json", argv[0]);
         cr_expect_eq(r.status, cases[i].status, "%s: exit %d\n%s", what, r.status, r.err);
@@ -339,14 +311,14 @@ Test(progress, log_format_json_on_every_command)
             cr_expect_eq(json_integer_value(json_object_get(d, "line")), 3);
         }
         json_decref(lines);
-        split_free(&r);
+        test_proc_result_clear(&r);
     }
-    split_result r =
+    test_proc_result r =
         run_split_opts(true, (const char *const[]){"version", "--log-format", "json", NULL});
     cr_expect_neq(r.status, 0, "version has no logs: the option is refused");
     cr_expect_str_eq(r.out, "");
     cr_expect_not_null(strstr(r.err, "unexpected argument '--log-format'"), "%s", r.err);
-    split_free(&r);
+    test_proc_result_clear(&r);
 }
 
 /* The daemon's JSON log: typed fields, step lines with image ids (also the new ones), and the
@@ -356,7 +328,7 @@ Test(progress, daemon_json_log_is_typed_and_names_images)
     write_fixture(&E, 1, NULL, NULL);
     start_emu(&E, "5s", NULL);
     write_file(E.manifest, TWO_IMAGES);
-    split_result r = SPLIT("run", "-f", E.manifest, "--once", "--log-format", "json");
+    test_proc_result r = SPLIT("run", "-f", E.manifest, "--once", "--log-format", "json");
     cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err);
     json_t *lines = strict_lines(r.err, "run --log-format json");
     check_log_lines(lines, "run");
@@ -393,5 +365,5 @@ Test(progress, daemon_json_log_is_typed_and_names_images)
     cr_expect_eq(finished, 1, "%s", r.err);
     json_decref(imgs);
     json_decref(lines);
-    split_free(&r);
+    test_proc_result_clear(&r);
 }

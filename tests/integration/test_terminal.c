@@ -9,18 +9,13 @@
  * text never reached the output. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "emu_proc.h"
+#include "test_file.h"
+#include "test_proc.h"
 
 #define KEY_ID "LTAIterminalKey0001"
 #define SECRET "terminal-test-secret"
@@ -30,30 +25,18 @@ static emu_proc emu;
 static char dir[64], state[128], manifests[128], config[160];
 static unsigned n_runs;
 
-static void write_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-    size_t len = strlen(text);
-    cr_assert_eq(write(fd, text, len), (ssize_t)len);
-    cr_assert_eq(close(fd), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "open %s", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, k, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
+/* The environment of every run: no ambient credentials or endpoint, the test key, a private
+ * HOME (set in setup) and no colour. */
+static char home_env[80];
+static const char *const run_env[] = {"ALIBABA_CLOUD_SECURITY_TOKEN",
+                                      "CREDENTIALS_DIRECTORY",
+                                      "IMGRECON_ENDPOINT",
+                                      "JOURNAL_STREAM",
+                                      "ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
+                                      "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" SECRET,
+                                      home_env,
+                                      "NO_COLOR=1",
+                                      NULL};
 
 /* Runs imgrecon with args (NULL-terminated, after argv[0]), stdout and stderr into one file;
  * waits at most WAIT_MS. Returns the exit status and the output (caller frees). */
@@ -66,43 +49,10 @@ static int run(const char *const *args, char **ret_out)
     for (size_t i = 0; args[i] != NULL && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    /* Checked with a plain if: the child must not report to Criterion. */
-    if (pid < 0)
-        cr_assert_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        unsetenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-        unsetenv("CREDENTIALS_DIRECTORY");
-        unsetenv("IMGRECON_ENDPOINT");
-        unsetenv("JOURNAL_STREAM");
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID, 1);
-        setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET, 1);
-        setenv("HOME", dir, 1);
-        setenv("NO_COLOR", "1", 1);
-        execv(IMGRECON_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        int rc;
-        while ((rc = poll(&p, 1, WAIT_MS)) < 0 && errno == EINTR)
-            ;
-        close(pfd);
-        if (rc == 0)
-            kill(pid, SIGKILL);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    *ret_out = slurp(outpath);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    test_proc_opts o = {.out_path = outpath, .env = run_env};
+    int st = test_proc_wait(test_proc_spawn(argv, &o), WAIT_MS);
+    *ret_out = test_file_read(outpath);
+    return st;
 }
 
 /* No byte below 0x20 but newline, no DEL, no UTF-8 encoded C1 control (C2 80..C2 9F). */
@@ -137,54 +87,58 @@ static void setup(void)
     snprintf(state, sizeof(state), "%s/state", dir);
     snprintf(manifests, sizeof(manifests), "%s/manifests", dir);
     snprintf(config, sizeof(config), "%s/config.yaml", dir);
+    snprintf(home_env, sizeof(home_env), "HOME=%s", dir);
     cr_assert_eq(mkdir(manifests, 0700), 0);
     char path[256];
     snprintf(path, sizeof(path), "%s/fixture.yaml", dir);
     /* YAML double-quoted escapes: \e ESC, \a BEL, \x9b and \u009b the C1 CSI, \u202e RLO. */
-    write_file(path, "accounts:\n"
-                     "  - access_key_id: " KEY_ID "\n"
-                     "    access_key_secret: " SECRET "\n"
-                     "    user_id: 1234567890123456\n"
-                     "regions:\n"
-                     "  - region: cn-hangzhou\n"
-                     "    servers:\n"
-                     "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                     "        name: web-1\n"
-                     "        system_snapshots: [s-sys-0001]\n"
-                     "    custom_images:\n"
-                     "      - image_id: m-hostile00000000001\n"
-                     "        name: web\n"
-                     "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                     "        system_snapshot_id: s-sys-0001\n"
-                     "        description: \"\\e]0;pwned\\a\\e[2J\"\n"
-                     "        tags: {imgrecon/owner: default, \"ev\\e[31mil\": \"v\\a\\u009b2J\"}\n"
-                     "      - image_id: m-hostile00000000002\n"
-                     "        name: \"evil\\e[2J\\u202ename\"\n"
-                     "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                     "        system_snapshot_id: s-sys-0001\n"
-                     "        description: \"\\x1b[31mred\\r\\nforged line\"\n");
+    test_file_write_mode(
+        path,
+        "accounts:\n"
+        "  - access_key_id: " KEY_ID "\n"
+        "    access_key_secret: " SECRET "\n"
+        "    user_id: 1234567890123456\n"
+        "regions:\n"
+        "  - region: cn-hangzhou\n"
+        "    servers:\n"
+        "      - instance_id: ace0706b2ac4454d984295a94213abcd\n"
+        "        name: web-1\n"
+        "        system_snapshots: [s-sys-0001]\n"
+        "    custom_images:\n"
+        "      - image_id: m-hostile00000000001\n"
+        "        name: web\n"
+        "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
+        "        system_snapshot_id: s-sys-0001\n"
+        "        description: \"\\e]0;pwned\\a\\e[2J\"\n"
+        "        tags: {imgrecon/owner: default, \"ev\\e[31mil\": \"v\\a\\u009b2J\"}\n"
+        "      - image_id: m-hostile00000000002\n"
+        "        name: \"evil\\e[2J\\u202ename\"\n"
+        "        instance_id: ace0706b2ac4454d984295a94213abcd\n"
+        "        system_snapshot_id: s-sys-0001\n"
+        "        description: \"\\x1b[31mred\\r\\nforged line\"\n",
+        0600);
     const char *args[] = {"--fixture", path, "--rate-limit", "10/1s", "--create-delay",
                           "100ms",     NULL};
     int rc = emu_proc_start(&emu, args);
     cr_assert_eq(rc, 0, "emulator: %s", strerror(-rc));
     /* Ours, declared with another description: replaced, and the plan shows the old one. */
     snprintf(path, sizeof(path), "%s/images.yaml", manifests);
-    write_file(path, "region: cn-hangzhou\n"
-                     "custom_images:\n"
-                     "  - name: web\n"
-                     "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
-                     "    system_snapshot_id: s-sys-0001\n"
-                     "    description: clean\n");
-    write_file(config, "metrics_listen: null\n");
+    test_file_write_mode(path,
+                         "region: cn-hangzhou\n"
+                         "custom_images:\n"
+                         "  - name: web\n"
+                         "    instance_id: ace0706b2ac4454d984295a94213abcd\n"
+                         "    system_snapshot_id: s-sys-0001\n"
+                         "    description: clean\n",
+                         0600);
+    test_file_write_mode(config, "metrics_listen: null\n", 0600);
 }
 
 static void teardown(void)
 {
     if (emu.pid > 0)
         (void)emu_proc_stop(&emu);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    (void)system(cmd);
+    (void)test_file_remove_tree(dir);
 }
 
 TestSuite(terminal, .init = setup, .fini = teardown, .timeout = 300);
@@ -218,7 +172,7 @@ Test(terminal, hostile_cloud_text_is_escaped_everywhere)
     snprintf(saved, sizeof(saved), "%s/saved.plan", dir);
     expect_run(0, NULL,
                (const char *const[]){"plan", COMMON, "-f", manifests, "--out", saved, NULL});
-    char *text = slurp(saved);
+    char *text = test_file_read(saved);
     assert_inert("saved plan", text);
     cr_expect_not_null(strstr(text, "\\u009b2J"), "C1 escaped in the saved plan:\n%s", text);
     free(text);

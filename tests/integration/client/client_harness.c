@@ -209,6 +209,20 @@ void raw_list(harness *h, outcome *o)
     cr_expect_eq(o->calls, 1, "the callback ran %d times", o->calls);
 }
 
+void h_raw_list_retries(harness *h, unsigned max_retries, outcome *o)
+{
+    prov_client_opts opts = base_opts(h);
+    opts.max_retries = max_retries;
+    h_client(h, &opts);
+    raw_list(h, o);
+}
+
+void expect_transient(const outcome *o)
+{
+    cr_assert(o->has_err);
+    cr_expect_eq(o->err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(o->err.cls));
+}
+
 const char throttled_body[] =
     "{\"RequestId\":\"R-thr\",\"HostId\":\"swas.aliyuncs.com\",\"Code\":\"Throttling.User\","
     "\"Message\":\"Request was denied due to user flow control.\"}";

@@ -121,6 +121,11 @@ void done_cb(const prov_error *err, void *ud);
 void outcome_free(outcome *o);
 /* One raw ListCustomImages call, run to its callback. */
 void raw_list(harness *h, outcome *o);
+/* Creates h->c from base_opts with max_retries and runs one raw list into o: the start of the
+ * retry tests. */
+void h_raw_list_retries(harness *h, unsigned max_retries, outcome *o);
+/* Fails the test unless o ended with a transient error (says which class it was). */
+void expect_transient(const outcome *o);
 /* Checks the V3 signature of request i with the provider's verifier. */
 void expect_v3_signed(srv *s, size_t i, const char *action, const char *version);
 /* Checks request i's V1 query (method, action, version, common parameters) and its signature
