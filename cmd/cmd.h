@@ -53,16 +53,16 @@ enum {
  * accepts (and ignores) the others, so a wrapper or test harness can pass one set of options
  * to any command. -h/--help is always listed. */
 enum {
-    CMD_USE_CONFIG = 1u << 0,     /* -c */
-    CMD_USE_FILES = 1u << 1,      /* -f */
-    CMD_USE_ENDPOINT = 1u << 2,   /* --endpoint, --allow-insecure-endpoint */
-    CMD_USE_PROFILE = 1u << 3,    /* --profile */
-    CMD_USE_STATE_DIR = 1u << 4,  /* --state-dir */
-    CMD_USE_RATE_LIMIT = 1u << 5, /* --rate-limit */
-    CMD_USE_LOG_FORMAT = 1u << 6, /* --log-format */
-    CMD_USE_VERBOSE = 1u << 7,    /* -v */
-    CMD_USE_QUIET = 1u << 8,      /* -q */
-    CMD_USE_COLOR = 1u << 9,      /* --no-color */
+    CMD_USE_CONFIG = 1u << 0,       /* -c */
+    CMD_USE_FILES = 1u << 1,        /* -f */
+    CMD_USE_ENDPOINT = 1u << 2,     /* --endpoint, --allow-insecure-endpoint */
+    CMD_USE_PROFILE = 1u << 3,      /* --profile */
+    CMD_USE_STATE_DIR = 1u << 4,    /* --state-dir */
+    CMD_USE_RATE_LIMIT = 1u << 5,   /* --rate-limit */
+    CMD_USE_LOG_FORMAT = 1u << 6,   /* --log-format */
+    CMD_USE_VERBOSE = 1u << 7,      /* -v */
+    CMD_USE_QUIET = 1u << 8,        /* -q */
+    CMD_USE_COLOR = 1u << 9,        /* --no-color */
     CMD_USE_ALLOW_EMPTY = 1u << 10, /* --allow-empty */
 };
 /* What a session against the API needs: credentials, endpoint, pacing and state. */

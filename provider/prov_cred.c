@@ -188,7 +188,7 @@ static int from_env_names(const char *id_var, const char *secret_var, const char
         return -ENOENT;
     if (id == NULL || secret == NULL) {
         *ret_error = prov_asprintf("environment: %s is set but %s is not", id ? id_var : secret_var,
-                          id ? secret_var : id_var);
+                                   id ? secret_var : id_var);
         return -EINVAL;
     }
     return cred_set(ret, id, secret, env_nonempty(token_var), source);
@@ -292,8 +292,8 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
         return r;
     r = read_cred_file(dir, "access_key_secret", &secret, ret_error);
     if (r == -ENOENT) {
-        *ret_error =
-            prov_asprintf("$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
+        *ret_error = prov_asprintf(
+            "$CREDENTIALS_DIRECTORY=%s has access_key_id but no access_key_secret", dir);
         r = -EINVAL;
     }
     if (r == 0) {
@@ -413,7 +413,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
         if (c != CURLE_OK) {
             r = curl_errno(c, b.too_big);
             *ret_error = prov_asprintf("%s %s: %s", method, url,
-                              b.too_big ? "response too large" : curl_easy_strerror(c));
+                                       b.too_big ? "response too large" : curl_easy_strerror(c));
         }
     }
     long status = 0;
@@ -483,7 +483,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         if (r == 0) {
             size_t n = strcspn(body, "\r\n");
             if (n == 0) {
-                *ret_error = prov_asprintf("ECS metadata: no RAM role is attached to this instance");
+                *ret_error =
+                    prov_asprintf("ECS metadata: no RAM role is attached to this instance");
                 r = -ENOENT;
             } else {
                 found_role = strndup(body, n);
@@ -501,12 +502,13 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     if (r == 0)
         r = prov_pct_encode(role, strlen(role), &enc_role);
     if (r == 0) {
-        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base, enc_role);
+        url = prov_asprintf("%.*s/latest/meta-data/ram/security-credentials/%s", (int)blen, base,
+                            enc_role);
         r = url ? prov_cred_http("GET", url, token_hdr, NULL, timeout, &status, &body, ret_error)
                 : -ENOMEM;
         if (r == 0 && status != 200) {
-            *ret_error =
-                prov_asprintf("ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
+            *ret_error = prov_asprintf(
+                "ECS metadata: credentials for RAM role '%s' answered HTTP %ld", role, status);
             r = status == 404 ? -ENOENT : -EIO;
         }
     }
@@ -520,23 +522,24 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
         const char *exp = json_string_value(json_object_get(root, "Expiration"));
         time_t expiration = 0;
         if (root == NULL || !json_is_object(root)) {
-            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': malformed credentials response", role);
+            *ret_error =
+                prov_asprintf("ECS metadata: RAM role '%s': malformed credentials response", role);
             r = -EPROTO;
         } else if (code == NULL || strcmp(code, "Success") != 0) {
-            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': Code is '%s', not 'Success'", role,
-                              code ? code : "(missing)");
+            *ret_error = prov_asprintf("ECS metadata: RAM role '%s': Code is '%s', not 'Success'",
+                                       role, code ? code : "(missing)");
             r = -EIO;
         } else if (!id || !*id || !secret || !*secret || !sts || !*sts || !exp) {
             *ret_error = prov_asprintf("ECS metadata: RAM role '%s': response lacks %s", role,
-                              !id || !*id           ? "AccessKeyId"
-                              : !secret || !*secret ? "AccessKeySecret"
-                              : !sts || !*sts       ? "SecurityToken"
-                                                    : "Expiration");
+                                       !id || !*id           ? "AccessKeyId"
+                                       : !secret || !*secret ? "AccessKeySecret"
+                                       : !sts || !*sts       ? "SecurityToken"
+                                                             : "Expiration");
             r = -EPROTO;
         } else if (prov_parse_utc(exp, &expiration) < 0) {
             *ret_error = prov_asprintf("ECS metadata: RAM role '%s': Expiration '%s' is not "
-                              "YYYY-MM-DDThh:mm:ssZ",
-                              role, exp);
+                                       "YYYY-MM-DDThh:mm:ssZ",
+                                       role, exp);
             r = -EPROTO;
         } else {
             char *source = prov_asprintf("ECS RAM role '%s' (instance metadata)", role);
@@ -623,8 +626,8 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
         return -ENOENT;
     for (int i = 0; i < 3 && set < 3; i++)
         if (v[i] == NULL) {
-            *ret_error = prov_asprintf("environment: OIDC needs %s, %s and %s; %s is not set", names[0],
-                              names[1], names[2], names[i]);
+            *ret_error = prov_asprintf("environment: OIDC needs %s, %s and %s; %s is not set",
+                                       names[0], names[1], names[2], names[i]);
             return -EINVAL;
         }
     const char *session = env_nonempty("ALIBABA_CLOUD_ROLE_SESSION_NAME");
@@ -665,8 +668,8 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
     if (r < 0) {
-        *ret_error =
-            prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn, msg ? msg : strerror(-r));
+        *ret_error = prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn,
+                                   msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
     }
@@ -680,7 +683,8 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
     char *msg = NULL;
     int r = metadata_fetch(opts, role, ret, &msg);
     if (r < 0) {
-        *ret_error = prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
+        *ret_error =
+            prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
                           role, *role ? "'" : "", msg ? msg : strerror(-r));
         free(msg);
         return r == -ENOENT ? -EINVAL : r;
@@ -777,8 +781,8 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
     } else {
         r = prov_cred_read_file(path, CONFIG_MAX_BYTES, &data, &len, ret_error);
         if (r == -ENOENT && ini_env != NULL) {
-            *ret_error =
-                prov_asprintf("ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
+            *ret_error = prov_asprintf(
+                "ALIBABA_CLOUD_CREDENTIALS_FILE names %s, which does not exist", path);
             r = -EINVAL;
         } else if (r == -ENOENT) {
             looked_add(lk, "%s (absent)", path);

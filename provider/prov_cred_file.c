@@ -60,7 +60,7 @@ int prov_cred_read_file(const char *path, size_t max, char **ret_data, size_t *r
     if (st.st_mode & 077) {
         (void)close(fd);
         *ret_error = prov_asprintf("%s: permissions %04o are too open; run chmod 600 %s", path,
-                          (unsigned)(st.st_mode & 07777), path);
+                                   (unsigned)(st.st_mode & 07777), path);
         return -EACCES;
     }
     if ((size_t)st.st_size > max) {
@@ -147,7 +147,8 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        *ret_error = prov_asprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
+        *ret_error =
+            prov_asprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
         return -EINVAL;
     }
     int r = 0;
@@ -185,7 +186,8 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
         else if (!secret)
             what = "access_key_secret";
         else
-            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s (profile '%s', mode AK)", path, profile));
+            r = set_keys(&l, id, secret, NULL,
+                         prov_asprintf("%s (profile '%s', mode AK)", path, profile));
     } else if (strcasecmp(mode, "StsToken") == 0) {
         if (!id)
             what = "access_key_id";
@@ -213,7 +215,8 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
             what = "ram_role_arn";
         else if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) < 900 ||
                                  json_integer_value(exp) > 43200)) {
-            *ret_error = prov_asprintf("%s: profile '%s': expired_seconds must be a number of seconds "
+            *ret_error =
+                prov_asprintf("%s: profile '%s': expired_seconds must be a number of seconds "
                               "from 900 to 43200",
                               path, profile);
             r = -EINVAL;
@@ -230,13 +233,13 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
         }
     } else {
         *ret_error = prov_asprintf("%s: profile '%s': unknown mode '%s' (expected AK, StsToken, "
-                          "RamRoleArn or EcsRamRole)",
-                          path, profile, mode);
+                                   "RamRoleArn or EcsRamRole)",
+                                   path, profile, mode);
         r = -EINVAL;
     }
     if (what != NULL) {
-        *ret_error =
-            prov_asprintf("%s: profile '%s' (mode %s) has no %s", path, profile, mode ? mode : "AK", what);
+        *ret_error = prov_asprintf("%s: profile '%s' (mode %s) has no %s", path, profile,
+                                   mode ? mode : "AK", what);
         r = -EINVAL;
     }
     json_decref(root);
@@ -306,7 +309,8 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
         }
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            *ret_error = prov_asprintf("%s:%d: expected 'key = value' or '[section]'", path, lineno);
+            *ret_error =
+                prov_asprintf("%s:%d: expected 'key = value' or '[section]'", path, lineno);
             r = -EINVAL;
             break;
         }
@@ -342,10 +346,12 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
                            : !secret || !*secret ? "access_key_secret"
                                                  : NULL;
         if (what) {
-            *ret_error = prov_asprintf("%s: section [%s] (type access_key) has no %s", path, section, what);
+            *ret_error =
+                prov_asprintf("%s: section [%s] (type access_key) has no %s", path, section, what);
             r = -EINVAL;
         } else {
-            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s ([%s], access_key)", path, section));
+            r = set_keys(&l, id, secret, NULL,
+                         prov_asprintf("%s ([%s], access_key)", path, section));
         }
     } else if (r == 0 && strcmp(type, "ram_role_arn") == 0) {
         const char *what = !id || !*id           ? "access_key_id"
@@ -353,11 +359,12 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
                            : !arn || !*arn       ? "role_arn"
                                                  : NULL;
         if (what) {
-            *ret_error =
-                prov_asprintf("%s: section [%s] (type ram_role_arn) has no %s", path, section, what);
+            *ret_error = prov_asprintf("%s: section [%s] (type ram_role_arn) has no %s", path,
+                                       section, what);
             r = -EINVAL;
         } else {
-            r = set_keys(&l, id, secret, NULL, prov_asprintf("%s ([%s], ram_role_arn)", path, section));
+            r = set_keys(&l, id, secret, NULL,
+                         prov_asprintf("%s ([%s], ram_role_arn)", path, section));
             l.wants_assume = true;
             l.duration_s = 3600;
             if (r == 0 && (!dup_str(&l.role_arn, arn) ||
@@ -373,8 +380,8 @@ int prov_cred_parse_ini(const char *path, const char *data, size_t len, const ch
             r = -ENOMEM;
     } else if (r == 0) {
         *ret_error = prov_asprintf("%s: section [%s]: type '%s' is not supported (use access_key, "
-                          "ram_role_arn or ecs_ram_role)",
-                          path, section, type);
+                                   "ram_role_arn or ecs_ram_role)",
+                                   path, section, type);
         r = -EINVAL;
     }
     explicit_bzero(copy, len);

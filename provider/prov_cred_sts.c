@@ -80,8 +80,8 @@ static int sts_call(const prov_cred_opts *opts, const char *action, prov_kvs *pa
                                     : "NoCode",
                       ms);
     if (status != 200 || !json_is_object(root)) {
-        *ret_error = prov_asprintf("STS %s at %s: HTTP %ld%s%s", action, url, status, code ? " " : "",
-                          code ? code : "");
+        *ret_error = prov_asprintf("STS %s at %s: HTTP %ld%s%s", action, url, status,
+                                   code ? " " : "", code ? code : "");
         json_decref(root);
         return status >= 500 || status == 0 ? -EIO : -EACCES;
     }
@@ -101,7 +101,8 @@ static int take_credentials(const char *action, json_t *root, prov_credential *r
     time_t expiration = 0;
     if (!id || !*id || !secret || !*secret || !token || !*token || !exp ||
         prov_parse_utc(exp, &expiration) < 0) {
-        *ret_error = prov_asprintf("STS %s: the answer lacks Credentials or their Expiration", action);
+        *ret_error =
+            prov_asprintf("STS %s: the answer lacks Credentials or their Expiration", action);
         return -EPROTO;
     }
     memset(ret, 0, sizeof(*ret));
@@ -166,7 +167,7 @@ int prov_sts_assume_role_oidc(const prov_cred_opts *opts, const char *role_arn,
     int r = 0;
     if (n == 0 || n > OIDC_TOKEN_MAX) {
         *ret_error = prov_asprintf("ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: %s", token_file,
-                          n == 0 ? "empty" : "larger than 64 KiB");
+                                   n == 0 ? "empty" : "larger than 64 KiB");
         r = -EINVAL;
     }
     prov_kvs p = {0};

@@ -1,6 +1,6 @@
 /* Parsers of the API's answers (prov_resp.c): list, ECS list, create, error, tag and
- * account-share bodies into the structs of prov_types.h. Used by the client (prov_call.c, prov_swas.c) and exposed for tests
- * and fuzz targets. */
+ * account-share bodies into the structs of prov_types.h. Used by the client (prov_call.c,
+ * prov_swas.c) and exposed for tests and fuzz targets. */
 #ifndef PROV_RESP_H
 #define PROV_RESP_H
 

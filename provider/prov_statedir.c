@@ -135,7 +135,7 @@ int rec_write_all(int fd, const void *buf, size_t len)
 }
 
 int prov_statedir_write_file(const char *dir, const char *name, const void *buf, size_t len,
-                            mode_t mode)
+                             mode_t mode)
 {
     char *tmp = NULL;
     int fd = prov_statedir_mktemp(dir, name, &tmp);

@@ -39,7 +39,7 @@ int prov_statedir_fsync(const char *dir);
 /* Replaces <dir>/<name> with len bytes of buf: unique temp file, write, fsync, chmod to mode,
  * rename, directory fsync. Returns 0 or a negative errno; the old file stays on failure. */
 int prov_statedir_write_file(const char *dir, const char *name, const void *buf, size_t len,
-                            mode_t mode);
+                             mode_t mode);
 
 /* Writes all of buf to fd, retrying on EINTR. Returns 0 or a negative errno. */
 int rec_write_all(int fd, const void *buf, size_t len);

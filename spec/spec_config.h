@@ -91,9 +91,9 @@ typedef struct spec_config {
     enum spec_log_format log_format;
     char *profile;    /* credentials profile; NULL: the file's current one */
     char *account_id; /* the account the keys belong to (pacer budget); NULL: asked of STS */
-    char *ca_file; /* extra CA certificates for TLS, added to the system store; NULL: none */
+    char *ca_file;    /* extra CA certificates for TLS, added to the system store; NULL: none */
     bool allow_insecure_endpoint; /* default false: http:// endpoints only to loopback hosts */
-    spec_notify *notify; /* webhooks; default none */
+    spec_notify *notify;          /* webhooks; default none */
     size_t n_notify;
     char **previous_owners; /* owners whose images are retagged to owner in place; default [] */
     size_t n_previous_owners;

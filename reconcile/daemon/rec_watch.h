@@ -3,10 +3,11 @@
  * filtered to the path's own name, so that a file or directory replaced by rename (git, editors,
  * deployment tools) is noticed; on the parent of every symlink among the path's ancestors,
  * filtered to its name, so that git-sync's atomic symlink swap is noticed; and, for a path that
- * does not exist yet, on its nearest existing parent, filtered to the next missing name. The daemon re-arms after every change so that the new inodes are
- * watched. Editor droppings (dot files, `~`, .swp, .swx) are ignored. The watcher does not
- * debounce: it calls on_change for every relevant event and the daemon restarts its debounce
- * timer. Called only by rec_daemon.c, on the daemon's loop. */
+ * does not exist yet, on its nearest existing parent, filtered to the next missing name. The daemon
+ * re-arms after every change so that the new inodes are watched. Editor droppings (dot files, `~`,
+ * .swp, .swx) are ignored. The watcher does not debounce: it calls on_change for every relevant
+ * event and the daemon restarts its debounce timer. Called only by rec_daemon.c, on the daemon's
+ * loop. */
 #ifndef REC_WATCH_H
 #define REC_WATCH_H
 

@@ -55,15 +55,15 @@ typedef struct rec_setup {
     void *closed_ud;
 } rec_setup;
 
-/* Allocates a setup: prepares the state directory (created 0700 when missing; when it cannot be created and
- * opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or `~/.local/state/imgrecon`,
- * with s->note saying which and why; callers print it), refuses an unsafe one
- * (prov_statedir_check), resolves credentials with cfg->profile (STS and instance metadata at
- * cfg->endpoint when it is set), opens the pacer there (the account id that keys the call budget
- * is learned before the first call: cfg->account_id, a role ARN, the cache file account_ids in
- * the state directory, else STS GetCallerIdentity) and builds the client with the config's
- * endpoint, signature, rates and CA file; the client refreshes temporary credentials before
- * they expire. Returns 0 and *ret (close it with rec_setup_close), or a negative errno with
+/* Allocates a setup: prepares the state directory (created 0700 when missing; when it cannot be
+ * created and opts->state_dir_explicit is false, `$XDG_STATE_HOME/imgrecon` or
+ * `~/.local/state/imgrecon`, with s->note saying which and why; callers print it), refuses an
+ * unsafe one (prov_statedir_check), resolves credentials with cfg->profile (STS and instance
+ * metadata at cfg->endpoint when it is set), opens the pacer there (the account id that keys the
+ * call budget is learned before the first call: cfg->account_id, a role ARN, the cache file
+ * account_ids in the state directory, else STS GetCallerIdentity) and builds the client with the
+ * config's endpoint, signature, rates and CA file; the client refreshes temporary credentials
+ * before they expire. Returns 0 and *ret (close it with rec_setup_close), or a negative errno with
  * *ret_error (caller frees; no secrets) saying what went wrong. cfg is borrowed until the setup
  * has closed. Called by cmd/cmd_session.c and the daemon. */
 int rec_setup_new(uv_loop_t *loop, const spec_config *cfg, const rec_setup_opts *opts,

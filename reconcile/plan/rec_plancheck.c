@@ -107,7 +107,7 @@ static char *image_diff(const prov_image *a, const prov_image *b, bool *oom)
         return prov_asprintf("status changed from %d to %d", a->status, b->status);
     if (a->in_share != b->in_share)
         return prov_asprintf("in_share changed from %s to %s", a->in_share ? "true" : "false",
-                            b->in_share ? "true" : "false");
+                             b->in_share ? "true" : "false");
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         const char *x = *(char *const *)((const char *)a + strs[i].off);
         const char *y = *(char *const *)((const char *)b + strs[i].off);
@@ -169,16 +169,16 @@ static char *explain_missing(const rec_step *s, const rec_observed *obs, bool *o
     if (s->image_id != NULL && rec_action_is_ecs(s->action)) {
         if (!ecs_exists(obs, s->region, s->image_id))
             return prov_asprintf("ECS image %s in %s no longer exists (%s)", s->image_id, s->region,
-                                what);
+                                 what);
     } else if (s->image_id != NULL) {
         const prov_image *now = find_image(obs, s->region, s->image_id);
         if (now == NULL)
             return prov_asprintf("image %s (%s) in %s no longer exists (%s)", s->image_id,
-                                show(s->name), s->region, what);
+                                 show(s->name), s->region, what);
         char *d = s->before ? image_diff(s->before, now, oom) : NULL;
         if (d != NULL) {
             char *msg = prov_asprintf("image %s (%s) in %s: %s (%s)", s->image_id, show(s->name),
-                                     s->region, d, what);
+                                      s->region, d, what);
             free(d);
             return msg;
         }
@@ -187,8 +187,8 @@ static char *explain_missing(const rec_step *s, const rec_observed *obs, bool *o
         for (size_t i = 0; r != NULL && i < r->images.n; i++)
             if (str_eq(r->images.v[i].name, s->name))
                 return prov_asprintf("an image named %s now exists in %s (%s), so %s no longer "
-                                    "applies",
-                                    s->name, s->region, show(r->images.v[i].image_id), what);
+                                     "applies",
+                                     s->name, s->region, show(r->images.v[i].image_id), what);
     }
     return prov_asprintf("%s is no longer planned (the manifests or the account changed)", what);
 }
@@ -204,7 +204,7 @@ static char *compare(const rec_step *s, const rec_step *f, bool *oom)
         char *d = image_diff(s->before, f->before, oom);
         if (d != NULL) {
             char *msg = prov_asprintf("image %s (%s) in %s: %s (%s)", show(s->before->image_id),
-                                     show(s->before->name), s->region, d, what);
+                                      show(s->before->name), s->region, d, what);
             free(d);
             return msg;
         }
@@ -212,14 +212,14 @@ static char *compare(const rec_step *s, const rec_step *f, bool *oom)
     if (strcmp(s->spec_hash, f->spec_hash) != 0 || (s->after == NULL) != (f->after == NULL)) {
         char *d = s->after && f->after ? image_diff(s->after, f->after, oom) : NULL;
         char *msg = prov_asprintf("the manifest entry for %s%s%s changed%s%s (%s)", s->address,
-                                 f->file ? " at " : "", f->file ? f->file : "", d ? ": " : "",
-                                 d ? d : "", what);
+                                  f->file ? " at " : "", f->file ? f->file : "", d ? ": " : "",
+                                  d ? d : "", what);
         free(d);
         return msg;
     }
     if (s->over_quota != f->over_quota)
         return prov_asprintf("%s: the region's quota now %s room for it", what,
-                            f->over_quota ? "has no" : "has");
+                             f->over_quota ? "has no" : "has");
     if (s->ecs_force != f->ecs_force)
         return prov_asprintf("%s: the manifest's force setting changed", what);
     return NULL;
@@ -235,7 +235,7 @@ int rec_plan_check_saved(const rec_plan *saved, const rec_plan *fresh, const rec
     char *msg = NULL;
     if (!str_eq(saved->owner, fresh->owner))
         msg = prov_asprintf("owner: the saved plan was made for '%s', now '%s'", show(saved->owner),
-                           show(fresh->owner));
+                            show(fresh->owner));
     for (size_t i = 0; msg == NULL && !oom && i < saved->n_steps; i++) {
         const rec_step *s = &saved->steps[i];
         size_t k = 0;
@@ -273,7 +273,7 @@ int rec_plan_check_saved(const rec_plan *saved, const rec_plan *fresh, const rec
                           : NULL;
             if (d != NULL)
                 msg = prov_asprintf("image %s (%s) in %s: %s (%s would now be needed)",
-                                   show(now->image_id), show(now->name), f->region, d, what);
+                                    show(now->image_id), show(now->name), f->region, d, what);
             else
                 msg = prov_asprintf("%s would now be needed and is not in the saved plan", what);
             free(d);

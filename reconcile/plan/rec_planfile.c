@@ -252,8 +252,8 @@ static char *first_difference(const rec_plan_policy *p, const spec_config *cfg, 
     for (size_t i = 0; ok && msg == NULL && i < F_N; i++)
         if (strcmp(was[i], now[i]) != 0)
             ok = (msg = prov_asprintf("%s: the saved plan was made with %s, the settings given "
-                                     "now say %s%s",
-                                     field_names[i], was[i], now[i], tail)) != NULL;
+                                      "now say %s%s",
+                                      field_names[i], was[i], now[i], tail)) != NULL;
     for (size_t i = 0; i < F_N; i++) {
         free(was[i]);
         free(now[i]);
@@ -274,8 +274,8 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
         unsigned was = policy_quota(p, region), now = spec_config_quota_for(cfg, region);
         if (was != now)
             oom = (msg = prov_asprintf("quotas.%s: the saved plan was made with %u, the settings "
-                                      "given now say %u%s",
-                                      region, was, now, tail)) == NULL;
+                                       "given now say %u%s",
+                                       region, was, now, tail)) == NULL;
     }
     if (oom)
         return -ENOMEM;

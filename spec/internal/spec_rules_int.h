@@ -6,10 +6,11 @@
 #include <stdbool.h>
 
 /* Limits imgrecon adds on top of the API's own. */
-#define SPEC_MAX_DESCRIPTION 256   /* characters; the console's limit for image descriptions */
-#define SPEC_MAX_USER_TAGS 19      /* the API allows 20 and imgrecon adds imgrecon/owner */
-#define SPEC_MAX_SHARE_ACCOUNTS 50 /* accounts per image (the emulator: QuotaExceed.ShareAccount)  \
-                                    */
+#define SPEC_MAX_DESCRIPTION 256 /* characters; the console's limit for image descriptions */
+#define SPEC_MAX_USER_TAGS 19    /* the API allows 20 and imgrecon adds imgrecon/owner */
+#define SPEC_MAX_SHARE_ACCOUNTS                                                                    \
+    50 /* accounts per image (the emulator: QuotaExceed.ShareAccount)                              \
+        */
 #define SPEC_RESERVED_TAG_PREFIX "imgrecon/"
 
 typedef enum spec_id_kind {

@@ -1,8 +1,8 @@
 /* Rate limits and faults of the emulator. The limiter is a sliding window per
  * (account, action): at most N calls in any window W, like the cloud's per-user flow control
  * (every key of one account and every role assumed in it count together; the caller passes the
- * account as the key). Faults are either random (--fault-rate, seeded) or scripted per action through
- * POST /_emulator/faults and consumed in order. Guarded by the server's mutex. */
+ * account as the key). Faults are either random (--fault-rate, seeded) or scripted per action
+ * through POST /_emulator/faults and consumed in order. Guarded by the server's mutex. */
 #ifndef EMU_LIMITS_H
 #define EMU_LIMITS_H
 

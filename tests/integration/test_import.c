@@ -277,7 +277,8 @@ Test(import, previous_owner_images_are_imported_and_migrated)
     char path[200];
     snprintf(path, sizeof(path), "%s/cn-hangzhou.yaml", out_dir);
     char *text = read_file(path);
-    cr_expect(strstr(text, "- name: old\n") != NULL && strstr(text, "adopt: true") == NULL, "%s", text);
+    cr_expect(strstr(text, "- name: old\n") != NULL && strstr(text, "adopt: true") == NULL, "%s",
+              text);
     free(text);
     size_t before = journal_len(), tags;
     r = RUN(&E, "apply", "-f", out_dir, "--auto-approve");

@@ -462,7 +462,6 @@ Test(emu, tags_and_account_shares_typed, .timeout = 60)
     emu_env_stop(&e);
 }
 
-
 /* Injected faults at the emulator: the client retries InternalError and rides out throttling
  * with the same ClientToken, so exactly one image is created. */
 Test(emu, faults_retried_with_the_same_token, .timeout = 60)
