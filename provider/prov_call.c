@@ -20,12 +20,17 @@
 #define IMGRECON_VERSION "dev"
 #endif
 
+/* Answers of one action recorded in the pacer together (see settle_later). */
+#define SETTLE_MAX 64
+
 typedef struct action_queue {
     prov_client *c;
     prov_product product;
     char action[64];
     pcall *head, *tail;
-    uv_timer_t timer; /* armed while the head waits for budget */
+    uv_timer_t timer; /* armed while the head waits for budget, or to record answers */
+    uint64_t settle_sent[SETTLE_MAX], settle_done[SETTLE_MAX]; /* answers not yet recorded */
+    size_t n_settle;
     struct action_queue *next;
 } action_queue;
 
@@ -43,6 +48,8 @@ struct prov_client {
     bool prepared;                /* prepare has run */
     bool (*may_mutate)(void *ud); /* the HA fence (prov_client_set_fence); NULL: none */
     void *fence_ud;
+    int (*before_send)(void *ud); /* prov_client_set_before_send; NULL: none */
+    void *before_send_ud;
 };
 
 struct pcall {
@@ -304,9 +311,74 @@ void prov_client_set_fence(prov_client *c, bool (*may_mutate)(void *ud), void *u
     c->fence_ud = ud;
 }
 
+/* Calls waiting in a queue (bounded by what the executor starts at once). */
+static unsigned queue_len(const action_queue *q)
+{
+    unsigned n = 0;
+    for (const pcall *k = q->head; k != NULL && n < UINT32_MAX; k = k->next)
+        n++;
+    return n;
+}
+
+/* Records the answers of one action's calls in the pacer in one transaction (see on_response):
+ * called before the next budget decision of that action and when the client closes. */
+static void flush_settles(action_queue *q)
+{
+    if (q->n_settle == 0)
+        return;
+    prov_client *c = q->c;
+    uint64_t window = prov_client_rate_window(c, q->product, q->action, NULL);
+    (void)prov_pacer_settle_n(c->o.pacer, pacer_key(c), prov_product_name(q->product), q->action,
+                              window, q->settle_sent, q->settle_done, q->n_settle);
+    q->n_settle = 0;
+}
+
+/* Asks the pacer for slots for every queued call of the action at once (one transaction of the
+ * call log for the whole batch). Returns the slots granted, or 0 with *ret_wait set; a pacer
+ * failure fails the head call and returns 0 with *ret_wait 0. */
+static unsigned take_slots(action_queue *q, uint64_t now, uint64_t *ret_wait)
+{
+    prov_client *c = q->c;
+    unsigned calls, got = 0;
+    uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
+    int rc = prov_pacer_acquire_n(c->o.pacer, pacer_key(c), prov_product_name(q->product),
+                                  q->action, calls, window, now, queue_len(q), &got, ret_wait);
+    if (rc < 0) {
+        finish_local(queue_pop(q), rc, "the call budget (pacer) could not be read");
+        *ret_wait = 0;
+        return 0;
+    }
+    if (got == 0 && *ret_wait > 0 && c->o.on_wait != NULL)
+        c->o.on_wait(c->o.event_ud, q->product, q->action, *ret_wait);
+    return got;
+}
+
+void prov_client_set_before_send(prov_client *c, int (*before_send)(void *ud), void *ud)
+{
+    c->before_send = before_send;
+    c->before_send_ud = ud;
+}
+
+/* Runs the before-send hook for a batch of a mutating action; on failure fails the batch's
+ * calls locally (nothing is sent) and returns false. */
+static bool ready_to_send(action_queue *q, unsigned got)
+{
+    prov_client *c = q->c;
+    if (c->before_send == NULL || !action_mutates(q->action))
+        return true;
+    int rc = c->before_send(c->before_send_ud);
+    if (rc >= 0)
+        return true;
+    for (unsigned i = 0; i < got && q->head != NULL; i++)
+        finish_local(queue_pop(q), rc, "not sent: the journal could not be written");
+    return false;
+}
+
 /* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. The
  * fence is asked right before each attempt of a mutating action (retries included), after any
- * wait for the budget, so a process that lost its lease while a call was queued sends nothing. */
+ * wait for the budget, so a process that lost its lease while a call was queued sends nothing.
+ * The pacer grants the queue's calls in one batch; the fence is asked for the batch right before
+ * it leaves, which is the same instant for every call of it. */
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
@@ -315,6 +387,7 @@ static void pump(action_queue *q)
         if (c->o.prepare != NULL)
             c->o.prepare(c->o.prepare_ud);
     }
+    flush_settles(q);
     while (q->head != NULL && !c->closing) {
         uint64_t wait = credential_wait(c), now = prov_now_ms();
         if (c->may_mutate != NULL && action_mutates(q->action) && !c->may_mutate(c->fence_ud)) {
@@ -323,26 +396,22 @@ static void pump(action_queue *q)
                          "(HA fencing)");
             continue;
         }
-        if (wait == 0 && c->o.pacer != NULL) {
-            unsigned calls;
-            uint64_t window = prov_client_rate_window(c, q->product, q->action, &calls);
-            int rc = prov_pacer_acquire(c->o.pacer, pacer_key(c), prov_product_name(q->product),
-                                        q->action, calls, window, now, &wait);
-            if (rc < 0) {
-                pcall *k = queue_pop(q);
-                finish_local(k, rc, "the call budget (pacer) could not be read");
-                continue;
-            }
-            if (wait > 0 && c->o.on_wait != NULL)
-                c->o.on_wait(c->o.event_ud, q->product, q->action, wait);
+        unsigned got = 0;
+        if (wait == 0 && c->o.pacer == NULL)
+            got = 1;
+        else if (wait == 0 && (got = take_slots(q, now, &wait)) == 0 && wait == 0)
+            continue; /* the pacer failed the head call */
+        if (got > 0 && !ready_to_send(q, got))
+            continue;
+        for (unsigned i = 0; i < got && q->head != NULL && !c->closing; i++) {
+            pcall *k = queue_pop(q);
+            k->paced_ms = c->o.pacer != NULL ? now : 0;
+            send_attempt(k);
         }
         if (wait > 0) {
             (void)uv_timer_start(&q->timer, on_queue_timer, wait, 0);
             return;
         }
-        pcall *k = queue_pop(q);
-        k->paced_ms = c->o.pacer != NULL ? now : 0;
-        send_attempt(k);
     }
 }
 
@@ -416,17 +485,35 @@ static void backoff_push(pcall *k, uint64_t delay_ms)
 }
 
 /* Handles one HTTP answer: success, a retry (throttled or transient) or a final error. */
+/* The call counts from its answer from now on (prov_pacer_settle). Answers that arrive together
+ * are recorded in one transaction: the settle waits in the queue until the queue's timer runs
+ * pump, at once unless the queue waits for budget (then pump runs when the wait ends, before the
+ * next budget decision). A closing client, or a full batch, records at once. A failure to record
+ * only leaves the earlier, slightly less cautious time. */
+static void settle_later(pcall *k)
+{
+    prov_client *c = k->c;
+    action_queue *q = k->q;
+    uint64_t done = prov_now_ms();
+    if (q == NULL || c->closing || q->n_settle == SETTLE_MAX) {
+        uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
+        (void)prov_pacer_settle(c->o.pacer, pacer_key(c), prov_product_name(k->product), k->action,
+                                window, k->paced_ms, done);
+        return;
+    }
+    q->settle_sent[q->n_settle] = k->paced_ms;
+    q->settle_done[q->n_settle++] = done;
+    if (!uv_is_active((uv_handle_t *)&q->timer))
+        (void)uv_timer_start(&q->timer, on_queue_timer, 0, 0);
+}
+
 static void on_response(const prov_http_response *res, void *ud)
 {
     pcall *k = ud;
     prov_client *c = k->c;
     k->in_flight = false;
     if (k->paced_ms != 0) {
-        /* The call counts from its answer from now on (prov_pacer_settle); a failure to record
-         * that only leaves the earlier, slightly less cautious time. */
-        uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
-        (void)prov_pacer_settle(c->o.pacer, pacer_key(c), prov_product_name(k->product), k->action,
-                                window, k->paced_ms, prov_now_ms());
+        settle_later(k);
         k->paced_ms = 0;
     }
     json_t *body = NULL;
@@ -628,6 +715,7 @@ void prov_client_close(prov_client *c)
      * layer's close, which reports -ECANCELED through on_response. */
     for (action_queue *q = c->queues; q; q = q->next) {
         (void)uv_timer_stop(&q->timer);
+        flush_settles(q);
         pcall *k;
         while ((k = queue_pop(q)) != NULL)
             finish_local(k, -ECANCELED, "cancelled: the client is closing");

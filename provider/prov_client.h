@@ -92,6 +92,11 @@ void prov_client_close(prov_client *c);
  * mutating action (not List*, Describe*, Get*) asks may_mutate right before it is sent and fails
  * locally with -EPERM, sending nothing, when it says no. NULL clears it. */
 void prov_client_set_fence(prov_client *c, bool (*may_mutate)(void *ud), void *ud);
+/* Sets the hook run right before calls of a mutating action leave (after the fence, once per
+ * batch the pacer grants, retries included): the executor makes its journal durable there. When
+ * it returns a negative errno the calls of that batch are not sent and fail locally with it. NULL
+ * clears it. */
+void prov_client_set_before_send(prov_client *c, int (*before_send)(void *ud), void *ud);
 /* Calls queued or in flight. */
 size_t prov_client_pending(const prov_client *c);
 

@@ -446,80 +446,140 @@ static bool key_settle(pacer_key *k, uint64_t sent, uint64_t done)
 
 typedef enum { OP_ACQUIRE, OP_COOLDOWN, OP_BUDGET, OP_SETTLE } pacer_op;
 
+/* One operation's inputs and outputs. Acquire takes up to `want` slots; settle moves n calls
+ * (sent[i] to done[i]); `now` is the operation's time (for settle, the latest answer). */
+typedef struct pacer_req {
+    pacer_op op;
+    unsigned calls;
+    uint64_t window_ms;
+    uint64_t now;
+    unsigned want;
+    const uint64_t *sent, *done;
+    size_t n_settle;
+    unsigned got;  /* out: slots taken */
+    uint64_t wait; /* out: time until the next slot (0: one is free now) */
+    unsigned left; /* out: calls still allowed in the window */
+} pacer_req;
+
+/* Applies one operation to a trimmed key (file or memory backend). Returns whether the key
+ * changed, or -ENOMEM. */
+static int key_apply(pacer_key *k, pacer_req *r)
+{
+    r->wait = key_wait(k, r->calls, r->window_ms, r->now);
+    switch (r->op) {
+    case OP_ACQUIRE:
+        while (r->got < r->want && r->wait == 0) {
+            uint64_t *nts = realloc(k->ts, (k->n + 1) * sizeof(*nts));
+            if (!nts)
+                return -ENOMEM;
+            k->ts = nts;
+            k->ts[k->n++] = r->now;
+            r->got++;
+            r->wait = key_wait(k, r->calls, r->window_ms, r->now);
+        }
+        return r->got > 0;
+    case OP_COOLDOWN:
+        if (k->cooldown_until < r->now + r->window_ms)
+            k->cooldown_until = r->now + r->window_ms;
+        return 1;
+    case OP_SETTLE: {
+        bool changed = false;
+        for (size_t i = 0; i < r->n_settle; i++)
+            changed |= key_settle(k, r->sent[i], r->done[i]);
+        return changed;
+    }
+    case OP_BUDGET:
+        break;
+    }
+    return 0;
+}
+
+/* Takes the lock and reads the data file (file backend); a no-op in memory. */
+static int pacer_lock(prov_pacer *p, uint64_t now)
+{
+    if (p->lock_fd < 0)
+        return 0;
+    while (flock(p->lock_fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return -errno;
+    int rc = load_file(p, now);
+    if (rc < 0) {
+        keys_clear(p);
+        (void)flock(p->lock_fd, LOCK_UN);
+    }
+    return rc;
+}
+
+/* Forgets the scratch state and releases the lock (file backend); a no-op in memory. */
+static void pacer_unlock(prov_pacer *p)
+{
+    if (p->lock_fd < 0)
+        return;
+    keys_clear(p);
+    (void)flock(p->lock_fd, LOCK_UN);
+}
+
+/* The etcd backend takes one operation per slot or settled call. */
+static int pacer_etcd_run(prov_pacer *p, const char *keybuf, pacer_req *r)
+{
+    static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
+                                             [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
+                                             [OP_BUDGET] = PACER_ETCD_BUDGET,
+                                             [OP_SETTLE] = PACER_ETCD_SETTLE};
+    /* The prefix names the budget: every process with the same prefix shares it, whichever
+     * access key it uses (several keys of one account count together at the cloud). */
+    const char *colon = strchr(keybuf, ':');
+    const char *key = colon ? colon + 1 : keybuf;
+    if (r->op == OP_SETTLE) {
+        for (size_t i = 0; i < r->n_settle; i++) {
+            int rc = prov_pacer_etcd_run(p->etcd, p->etcd_prefix, PACER_ETCD_SETTLE, key, r->calls,
+                                         r->window_ms, r->done[i], r->sent[i], NULL, NULL);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    do {
+        int rc = prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[r->op], key, r->calls,
+                                     r->window_ms, r->now, 0, &r->wait, &r->left);
+        if (rc < 0)
+            return rc;
+        if (r->op == OP_ACQUIRE && r->wait == 0)
+            r->got++;
+    } while (r->op == OP_ACQUIRE && r->wait == 0 && r->got < r->want);
+    return 0;
+}
+
 /* One locked read-modify-write. Every public operation goes through here so that the file is
- * read and written under the same lock. */
-static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, const char *product,
-                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now,
-                        uint64_t sent, uint64_t *ret_wait, unsigned *ret_left)
+ * read and written under the same lock, once per operation whatever the number of slots. */
+static int pacer_op_run(prov_pacer *p, const char *access_key_id, const char *product,
+                        const char *action, pacer_req *r)
 {
     char keybuf[PACER_KEY_MAX + 1];
-    if (!p || calls == 0 || window_ms == 0)
+    if (!p || r->calls == 0 || r->window_ms == 0)
         return -EINVAL;
     int rc = make_key(access_key_id, product, action, keybuf, sizeof(keybuf));
     if (rc < 0)
         return rc;
-    if (p->etcd != NULL) {
-        static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
-                                                 [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
-                                                 [OP_BUDGET] = PACER_ETCD_BUDGET,
-                                                 [OP_SETTLE] = PACER_ETCD_SETTLE};
-        /* The prefix names the budget: every process with the same prefix shares it, whichever
-         * access key it uses (several keys of one account count together at the cloud). */
-        const char *colon = strchr(keybuf, ':');
-        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], colon ? colon + 1 : keybuf,
-                                   calls, window_ms, now, sent, ret_wait, ret_left);
-    }
-    if (p->lock_fd >= 0) {
-        while (flock(p->lock_fd, LOCK_EX) != 0)
-            if (errno != EINTR)
-                return -errno;
-        rc = load_file(p, now);
-        if (rc < 0)
-            goto out;
-    }
-    pacer_key *k = get_key(p, keybuf, window_ms);
+    if (p->etcd != NULL)
+        return pacer_etcd_run(p, keybuf, r);
+    rc = pacer_lock(p, r->now);
+    if (rc < 0)
+        return rc;
+    pacer_key *k = get_key(p, keybuf, r->window_ms);
     if (!k) {
-        rc = -ENOMEM;
-        goto out;
+        pacer_unlock(p);
+        return -ENOMEM;
     }
-    key_trim(k, calls, window_ms, now);
-    uint64_t wait = key_wait(k, calls, window_ms, now);
-    bool dirty = true;
-    if (op == OP_ACQUIRE) {
-        if (wait == 0) {
-            uint64_t *nts = realloc(k->ts, (k->n + 1) * sizeof(*nts));
-            if (!nts) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            k->ts = nts;
-            k->ts[k->n++] = now;
-        }
-    } else if (op == OP_COOLDOWN) {
-        if (k->cooldown_until < now + window_ms)
-            k->cooldown_until = now + window_ms;
-    } else if (op == OP_SETTLE) {
-        dirty = key_settle(k, sent, now);
-    } else {
-        dirty = false;
-    }
-    if (p->lock_fd >= 0 && (dirty || p->corrupt))
-        rc = save_file(p, now);
-    if (rc == 0) {
-        if (ret_wait)
-            *ret_wait = wait;
-        if (ret_left) {
-            unsigned left = 0;
-            if (k->cooldown_until <= now && k->n < calls)
-                left = calls - (unsigned)k->n;
-            *ret_left = left;
-        }
-    }
-out:
-    if (p->lock_fd >= 0) {
-        keys_clear(p);
-        (void)flock(p->lock_fd, LOCK_UN);
-    }
+    key_trim(k, r->calls, r->window_ms, r->now);
+    int dirty = key_apply(k, r);
+    if (dirty >= 0 && p->lock_fd >= 0 && (dirty > 0 || p->corrupt))
+        rc = save_file(p, r->now);
+    else if (dirty < 0)
+        rc = dirty;
+    if (rc == 0 && k->cooldown_until <= r->now && k->n < r->calls)
+        r->left = r->calls - (unsigned)k->n;
+    pacer_unlock(p);
     return rc;
 }
 
@@ -527,36 +587,71 @@ int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *pro
                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                        uint64_t *ret_wait_ms)
 {
+    unsigned got = 0;
     uint64_t wait = 0;
-    int rc = pacer_op_run(p, OP_ACQUIRE, access_key_id, product, action, calls, window_ms, now_ms,
-                          0, &wait, NULL);
+    int rc = prov_pacer_acquire_n(p, access_key_id, product, action, calls, window_ms, now_ms, 1,
+                                  &got, &wait);
     if (rc == 0 && ret_wait_ms)
-        *ret_wait_ms = wait;
+        *ret_wait_ms = got == 1 ? 0 : wait;
     return rc;
+}
+
+int prov_pacer_acquire_n(prov_pacer *p, const char *access_key_id, const char *product,
+                         const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                         unsigned want, unsigned *ret_got, uint64_t *ret_wait_ms)
+{
+    pacer_req r = {
+        .op = OP_ACQUIRE, .calls = calls, .window_ms = window_ms, .now = now_ms, .want = want};
+    int rc = pacer_op_run(p, access_key_id, product, action, &r);
+    if (rc < 0)
+        return rc;
+    if (ret_got)
+        *ret_got = r.got;
+    if (ret_wait_ms)
+        *ret_wait_ms = r.got < want ? r.wait : 0;
+    return 0;
 }
 
 int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *product,
                         const char *action, uint64_t window_ms, uint64_t now_ms)
 {
-    return pacer_op_run(p, OP_COOLDOWN, access_key_id, product, action, UINT32_MAX, window_ms,
-                        now_ms, 0, NULL, NULL);
+    pacer_req r = {.op = OP_COOLDOWN, .calls = UINT32_MAX, .window_ms = window_ms, .now = now_ms};
+    return pacer_op_run(p, access_key_id, product, action, &r);
 }
 
 int prov_pacer_settle(prov_pacer *p, const char *access_key_id, const char *product,
                       const char *action, uint64_t window_ms, uint64_t sent_ms, uint64_t done_ms)
 {
-    return pacer_op_run(p, OP_SETTLE, access_key_id, product, action, UINT32_MAX, window_ms,
-                        done_ms, sent_ms, NULL, NULL);
+    return prov_pacer_settle_n(p, access_key_id, product, action, window_ms, &sent_ms, &done_ms, 1);
+}
+
+int prov_pacer_settle_n(prov_pacer *p, const char *access_key_id, const char *product,
+                        const char *action, uint64_t window_ms, const uint64_t *sent_ms,
+                        const uint64_t *done_ms, size_t n)
+{
+    uint64_t now = 0;
+    for (size_t i = 0; i < n; i++)
+        if (done_ms[i] > now)
+            now = done_ms[i];
+    if (n == 0)
+        return 0;
+    pacer_req r = {.op = OP_SETTLE,
+                   .calls = UINT32_MAX,
+                   .window_ms = window_ms,
+                   .now = now,
+                   .sent = sent_ms,
+                   .done = done_ms,
+                   .n_settle = n};
+    return pacer_op_run(p, access_key_id, product, action, &r);
 }
 
 int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                       unsigned *ret_left)
 {
-    unsigned left = 0;
-    int rc = pacer_op_run(p, OP_BUDGET, access_key_id, product, action, calls, window_ms, now_ms, 0,
-                          NULL, &left);
+    pacer_req r = {.op = OP_BUDGET, .calls = calls, .window_ms = window_ms, .now = now_ms};
+    int rc = pacer_op_run(p, access_key_id, product, action, &r);
     if (rc == 0 && ret_left)
-        *ret_left = left;
+        *ret_left = r.left;
     return rc;
 }

@@ -29,6 +29,12 @@ void prov_pacer_free(prov_pacer *p);
 int prov_pacer_acquire(prov_pacer *p, const char *access_key_id, const char *product,
                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                        uint64_t *ret_wait_ms);
+/* The same for up to `want` calls of one action in one transaction (one read and one write of
+ * the call log however many slots): takes min(want, free slots) and sets *ret_got; when it took
+ * fewer than want, *ret_wait_ms is the time until the next slot frees (0 otherwise). */
+int prov_pacer_acquire_n(prov_pacer *p, const char *access_key_id, const char *product,
+                         const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
+                         unsigned want, unsigned *ret_got, uint64_t *ret_wait_ms);
 /* After a throttled answer: no call of this action until now + window. */
 int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *product,
                         const char *action, uint64_t window_ms, uint64_t now_ms);
@@ -39,6 +45,10 @@ int prov_pacer_cooldown(prov_pacer *p, const char *access_key_id, const char *pr
  * delays. A call no longer in the log is left alone. */
 int prov_pacer_settle(prov_pacer *p, const char *access_key_id, const char *product,
                       const char *action, uint64_t window_ms, uint64_t sent_ms, uint64_t done_ms);
+/* Settles n calls at once (sent_ms[i] to done_ms[i]), in one transaction. */
+int prov_pacer_settle_n(prov_pacer *p, const char *access_key_id, const char *product,
+                        const char *action, uint64_t window_ms, const uint64_t *sent_ms,
+                        const uint64_t *done_ms, size_t n);
 /* Calls still allowed in the current window (for STATUS= and metrics). */
 int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *product,
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,

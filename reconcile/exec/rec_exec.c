@@ -216,7 +216,21 @@ static int journal_line(rec_exec *x, rec_journal_phase phase, const xstep *s, co
         .image_id = (char *)image_id,
         .code = (char *)code,
     };
-    return rec_journal_append(x->o.journal, &e);
+    return rec_journal_append_unsynced(x->o.journal, &e);
+}
+
+/* The client's before-send hook (prov_client_set_before_send): the intents written since the
+ * last sync reach the disk, in one fdatasync, before the calls they announce leave. A failure
+ * stops further mutating calls, as a failed journal write does. */
+static int sync_journal(void *ud)
+{
+    rec_exec *x = ud;
+    int rc = rec_journal_sync(x->o.journal);
+    if (rc < 0 && !x->stopping) {
+        x->stopping = true;
+        uv_timer_stop(&x->poll_timer);
+    }
+    return rc;
 }
 
 static void step_done(xstep *s, const char *image_id)
@@ -351,6 +365,10 @@ static void maybe_finish(rec_exec *x)
         if (x->xs[i].state == REC_STEP_PENDING || x->xs[i].state == REC_STEP_AWAITING)
             step_skip(&x->xs[i]);
     x->finishing = true;
+    if (x->o.journal != NULL) {
+        prov_client_set_before_send(x->o.client, NULL, NULL);
+        (void)rec_journal_sync(x->o.journal); /* the last results; close syncs again if need be */
+    }
     uv_close((uv_handle_t *)&x->poll_timer, on_handle_closed);
     uv_close((uv_handle_t *)&x->tick_timer, on_handle_closed);
 }
@@ -529,7 +547,7 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
             .code = err->code,
             .quota = region_count_now(x, s->step->region),
         };
-        if (rec_journal_append(x->o.journal, &e) < 0 && !x->stopping) {
+        if (rec_journal_append_unsynced(x->o.journal, &e) < 0 && !x->stopping) {
             x->stopping = true; /* a lost result: no further mutating call (see journal) */
             uv_timer_stop(&x->poll_timer);
         }
@@ -1231,7 +1249,7 @@ static bool record_build(xstep *s, uint64_t sent_ms)
         .build_ms = build,
         .build_lo_ms = lo,
     };
-    return rec_journal_append(x->o.journal, &e) == 0;
+    return rec_journal_append_unsynced(x->o.journal, &e) == 0;
 }
 
 static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
@@ -1738,6 +1756,8 @@ int rec_exec_start(uv_loop_t *loop, rec_plan *plan, const rec_exec_opts *opts,
         (void)uv_timer_start(&x->tick_timer, on_tick, PROGRESS_TICK_MS, PROGRESS_TICK_MS);
         uv_unref((uv_handle_t *)&x->tick_timer);
     }
+    if (x->o.journal != NULL)
+        prov_client_set_before_send(x->o.client, sync_journal, x);
     if (ret != NULL)
         *ret = x;
     pump(x);

@@ -25,6 +25,7 @@ struct rec_journal {
     char *cycle;
     rec_journal_entry *v;
     size_t n, cap;
+    bool unsynced; /* lines written since the last fdatasync (rec_journal_append_unsynced) */
 };
 
 static void entry_free(rec_journal_entry *e)
@@ -484,6 +485,7 @@ void rec_journal_close(rec_journal *j)
 {
     if (j == NULL)
         return;
+    (void)rec_journal_sync(j);
     if (j->fd >= 0)
         (void)close(j->fd);
     for (size_t i = 0; i < j->n; i++)
@@ -510,13 +512,29 @@ static int append_line(rec_journal *j, const char *line)
         rc = rec_write_all(j->fd, "\n", 1);
     if (rc == 0)
         rc = rec_write_all(j->fd, line, strlen(line));
-    if (rc == 0 && fdatasync(j->fd) < 0)
-        rc = -errno;
     (void)flock(j->fd, LOCK_UN);
+    if (rc == 0)
+        j->unsynced = true;
     return rc;
 }
 
+int rec_journal_sync(rec_journal *j)
+{
+    if (j == NULL || j->fd < 0 || !j->unsynced)
+        return 0;
+    if (fdatasync(j->fd) < 0)
+        return -errno;
+    j->unsynced = false;
+    return 0;
+}
+
 int rec_journal_append(rec_journal *j, const rec_journal_entry *e)
+{
+    int rc = rec_journal_append_unsynced(j, e);
+    return rc == 0 ? rec_journal_sync(j) : rc;
+}
+
+int rec_journal_append_unsynced(rec_journal *j, const rec_journal_entry *e)
 {
     if (j == NULL || e == NULL)
         return -EINVAL;

@@ -51,6 +51,13 @@ void rec_journal_close(rec_journal *j);
  * now; e->cycle is ignored (the journal's own cycle id is written). Returns 0 or a negative
  * errno. */
 int rec_journal_append(rec_journal *j, const rec_journal_entry *e);
+/* Group commit: appends the line without waiting for the disk; rec_journal_sync (or close) makes
+ * every such line durable with one fdatasync. The executor writes its intents this way and syncs
+ * once right before the calls they announce leave (prov_client_set_before_send), so a batch of
+ * calls costs one disk flush, not one per call. */
+int rec_journal_append_unsynced(rec_journal *j, const rec_journal_entry *e);
+/* fdatasync when lines were appended unsynced since the last one; 0 or a negative errno. */
+int rec_journal_sync(rec_journal *j);
 
 /* Every entry read or appended, oldest first. */
 const rec_journal_entry *rec_journal_entries(const rec_journal *j, size_t *ret_n);

@@ -323,3 +323,58 @@ Test(pacer, settle_counts_a_call_from_its_answer)
     settle_case(p);
     prov_pacer_free(p);
 }
+
+/* A batch takes what the window has left, in one write of the call log, and says when the next
+ * slot frees; later single calls see the batch. Shared with another pacer object on the same
+ * directory, as a second process would. */
+Test(pacer, batch_takes_the_slots_left_in_one_write)
+{
+    prov_pacer *p = NULL, *q = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(prov_pacer_open(dir, &q), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0), 0);
+    unsigned got = 99;
+    uint64_t wait = 99;
+    cr_assert_eq(
+        prov_pacer_acquire_n(q, AK, "swas", "CreateCustomImage", 10, 1000, T0 + 5, 15, &got, &wait),
+        0);
+    cr_assert_eq(got, 9, "9 slots were left, got %u", got);
+    cr_assert_eq(wait, 995, "the first call frees at T0+1000, wait %llu", (unsigned long long)wait);
+    cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 5), 995);
+    /* One slot in the file per granted call: the log names 10 calls. */
+    cr_assert_not_null(strstr(read_file("pacer.log"), ":swas:CreateCustomImage 0 10 "));
+
+    /* A full grant says no wait; a zero want takes nothing. */
+    cr_assert_eq(
+        prov_pacer_acquire_n(q, AK, "swas", "ListCustomImages", 10, 1000, T0, 4, &got, &wait), 0);
+    cr_assert_eq(got, 4);
+    cr_assert_eq(wait, 0);
+    cr_assert_eq(
+        prov_pacer_acquire_n(q, AK, "swas", "ListCustomImages", 10, 1000, T0, 0, &got, &wait), 0);
+    cr_assert_eq(got, 0);
+    prov_pacer_free(p);
+    prov_pacer_free(q);
+}
+
+/* Settling a batch moves each call to its own answer time, and the window frees from the
+ * latest of them; a call not in the log is left alone. */
+Test(pacer, batch_settle_moves_each_call_to_its_answer)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    unsigned got = 0;
+    uint64_t wait = 0;
+    cr_assert_eq(
+        prov_pacer_acquire_n(p, AK, "swas", "DeleteCustomImages", 3, 1000, T0, 3, &got, &wait), 0);
+    cr_assert_eq(got, 3);
+    uint64_t sent[] = {T0, T0, T0, T0 - 5000};
+    uint64_t done[] = {T0 + 10, T0 + 30, T0 + 20, T0 + 40};
+    cr_assert_eq(prov_pacer_settle_n(p, AK, "swas", "DeleteCustomImages", 1000, sent, done, 4), 0);
+    cr_assert_not_null(strstr(read_file("pacer.log"), " 3 "
+                                                      "1700000000010 1700000000020 1700000000030"),
+                       "log: %s", read_file("pacer.log"));
+    /* The oldest call now counts from T0+10: the next slot frees at T0+1010. */
+    cr_assert_eq(acq(p, "DeleteCustomImages", 3, 1000, T0 + 100), 910);
+    cr_assert_eq(prov_pacer_settle_n(p, AK, "swas", "DeleteCustomImages", 1000, sent, done, 0), 0);
+    prov_pacer_free(p);
+}

@@ -184,3 +184,64 @@ Test(client, bad_arguments, .timeout = 30)
     cr_expect_eq(srv_count(&h.s), 0);
     h_fini(&h);
 }
+
+/* Counts the before-send hook's runs and answers with a chosen result. */
+typedef struct hook_rec {
+    unsigned runs;
+    int result;
+} hook_rec;
+
+static int before_send_hook(void *ud)
+{
+    hook_rec *r = ud;
+    r->runs++;
+    return r->result;
+}
+
+/* The executor's journal is synced by the before-send hook: it runs once for a batch of calls of
+ * a mutating action the pacer grants together, never for a read, and a failure holds the batch
+ * back (nothing is sent, each call fails with the hook's errno). */
+Test(client, before_send_runs_once_per_batch_and_holds_calls_back, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 10;
+    h.rate_window = 60000;
+    SCRIPT(&h.s, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    hook_rec hook = {0, 0};
+    prov_client_set_before_send(h.c, before_send_hook, &hook);
+    outcome out[6] = {0};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(
+            prov_call(h.c, PROV_SWAS, "CreateCustomImage", "cn-hangzhou", NULL, raw_cb, &out[i]),
+            0);
+    cr_assert_eq(
+        prov_call(h.c, PROV_SWAS, "ListCustomImages", "cn-hangzhou", NULL, raw_cb, &out[5]), 0);
+    for (int i = 0; i < 6; i++)
+        run_until(&h, &out[i].fired);
+    cr_expect_eq(hook.runs, 1, "one run for the batch of 5 creates, none for the list: %u",
+                 hook.runs);
+    cr_expect_eq(srv_count(&h.s), 6);
+
+    hook.result = -EIO;
+    outcome held[2] = {0};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(
+            prov_call(h.c, PROV_SWAS, "DeleteCustomImage", "cn-hangzhou", NULL, raw_cb, &held[i]),
+            0);
+    for (int i = 0; i < 2; i++) {
+        run_until(&h, &held[i].fired);
+        cr_expect(held[i].has_err);
+        cr_expect_eq(held[i].err.sys, -EIO);
+        outcome_free(&held[i]);
+    }
+    cr_expect_eq(hook.runs, 2);
+    cr_expect_eq(srv_count(&h.s), 6, "the held calls were never sent");
+    for (int i = 0; i < 6; i++) {
+        cr_expect(!out[i].has_err);
+        outcome_free(&out[i]);
+    }
+    h_fini(&h);
+}
