@@ -1005,18 +1005,20 @@ static int reload_swap(rec_dmn *d)
     return 0;
 }
 
-/* SIGHUP (on_sighup, or after the current cycle): reload, tell the service manager it is done
- * either way, and on success watch the new manifests and run a cycle. */
+/* SIGHUP (on_sighup, or after the current cycle): reload, on success watch the new manifests,
+ * tell the service manager it is done either way, and on success run a cycle. The watcher is
+ * re-armed before READY=1, as at start: whoever waits for READY=1 and then edits a manifest
+ * must wake a cycle, not wait for the interval. */
 static void do_reload(rec_dmn *d)
 {
     (void)rec_notify_reloading();
     rec_log_event(d->log, REC_LOG_INFO, "reloading config and manifests", NULL);
     int rc = reload_swap(d);
+    if (rc == 0)
+        rec_watch_arm(d->watch, d->paths, d->n_paths);
     (void)rec_notify_ready();
-    if (rc < 0)
-        return;
-    rec_watch_arm(d->watch, d->paths, d->n_paths);
-    start_cycle(d, "reload");
+    if (rc == 0)
+        start_cycle(d, "reload");
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
