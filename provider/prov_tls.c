@@ -6,7 +6,7 @@
 
 #include "prov_tls.h"
 
-/* Kept apart from prov_curl.c's static callback so a unit test can run it on an SSL_CTX whose
+/* Kept apart from prov_http.c's static callback so a unit test can run it on an SSL_CTX whose
  * store stands for the system one and check that both stay trusted. X509_STORE_load_file adds to
  * the store and fails when the file cannot be read or yields no certificate or CRL. The error
  * queue is cleared so a later, unrelated OpenSSL call does not report this failure. */

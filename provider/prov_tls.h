@@ -6,7 +6,7 @@
 /* Adds every PEM certificate in path to the X509 store of ssl_ctx (an OpenSSL SSL_CTX *,
  * borrowed; void * so callers need not include OpenSSL). Certificates already in the store stay.
  * Returns 0, or -EINVAL when ssl_ctx has no store or path cannot be read or holds no certificate.
- * Called by prov_curl.c's CURLOPT_SSL_CTX_FUNCTION for every new TLS connection. */
+ * Called by prov_http.c's CURLOPT_SSL_CTX_FUNCTION for every new TLS connection. */
 int prov_tls_add_ca_file(void *ssl_ctx, const char *path);
 
 #endif

@@ -1005,18 +1005,20 @@ static int reload_swap(rec_dmn *d)
     return 0;
 }
 
-/* SIGHUP (on_sighup, or after the current cycle): reload, tell the service manager it is done
- * either way, and on success watch the new manifests and run a cycle. */
+/* SIGHUP (on_sighup, or after the current cycle): reload, on success watch the new manifests,
+ * tell the service manager it is done either way, and on success run a cycle. The watcher is
+ * re-armed before READY=1, as at start: whoever waits for READY=1 and then edits a manifest
+ * must wake a cycle, not wait for the interval. */
 static void do_reload(rec_dmn *d)
 {
     (void)rec_notify_reloading();
     rec_log_event(d->log, REC_LOG_INFO, "reloading config and manifests", NULL);
     int rc = reload_swap(d);
+    if (rc == 0)
+        rec_watch_arm(d->watch, d->paths, d->n_paths);
     (void)rec_notify_ready();
-    if (rc < 0)
-        return;
-    rec_watch_arm(d->watch, d->paths, d->n_paths);
-    start_cycle(d, "reload");
+    if (rc == 0)
+        start_cycle(d, "reload");
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -1083,16 +1085,13 @@ static void close_hooks(rec_dmn *d)
     d->hooks = NULL;
 }
 
-/* Ends the daemon: status written, every handle closed; the loop then runs out. */
-static void finish(rec_dmn *d)
+/* Closes every service on the loop that start() may have opened: HA (the lease revoked), the
+ * manifest watcher, the webhooks, the daemon's timers and signals, and the setup (its client
+ * closes and the setup is freed from the client's last close callback). Each part accepts what
+ * was never opened, so this serves both ends: finish() after a run, and rec_daemon_run after a
+ * failed start. The loop must run afterwards for the close callbacks. */
+static void close_services(rec_dmn *d)
 {
-    if (d->finished)
-        return;
-    d->finished = true;
-    (void)prov_set_str(&d->st.state, "stopped");
-    d->st.next_cycle_ms = 0;
-    write_status(d);
-    rec_metrics_stop(d->metrics);
     rec_ha_stop(d->ha);
     d->ha = NULL;
     rec_watch_free(d->watch);
@@ -1110,6 +1109,20 @@ static void finish(rec_dmn *d)
     }
     rec_setup_close(d->setup, NULL, NULL);
     d->setup = NULL;
+}
+
+/* Ends the daemon after a run: status "stopped" written, metrics stopped, every service closed
+ * and "stopped" logged; the loop then runs out. */
+static void finish(rec_dmn *d)
+{
+    if (d->finished)
+        return;
+    d->finished = true;
+    (void)prov_set_str(&d->st.state, "stopped");
+    d->st.next_cycle_ms = 0;
+    write_status(d);
+    rec_metrics_stop(d->metrics);
+    close_services(d);
     rec_log_event(d->log, REC_LOG_INFO, "stopped", NULL);
 }
 
@@ -1425,22 +1438,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     if (rc < 0) {
         d->exit_code = 1;
         d->finished = true; /* nothing to write: status stays as the last run left it */
-        rec_ha_stop(d->ha);
-        d->ha = NULL;
-        rec_watch_free(d->watch);
-        d->watch = NULL;
-        close_hooks(d);
-        if (d->handles_open) {
-            uv_close((uv_handle_t *)&d->cycle_timer, NULL);
-            uv_close((uv_handle_t *)&d->debounce_timer, NULL);
-            uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
-            uv_close((uv_handle_t *)&d->stop_timer, NULL);
-            uv_close((uv_handle_t *)&d->sighup, NULL);
-            uv_close((uv_handle_t *)&d->sigterm, NULL);
-            uv_close((uv_handle_t *)&d->sigint, NULL);
-        }
-        rec_setup_close(d->setup, NULL, NULL);
-        d->setup = NULL;
+        close_services(d);  /* no "stopped" log: the failed step logged why */
     }
     (void)uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&d->loop) != 0)

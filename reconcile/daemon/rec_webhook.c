@@ -1,6 +1,6 @@
 /* Webhook notifications (see rec_webhook.h): payload rendering with jansson, HMAC-SHA256
  * signatures with OpenSSL, a bounded set of jobs each with its own retry timer, POSTs through
- * rec_http on the caller's loop. */
+ * provider's asynchronous HTTP client (prov_http.h) on the caller's loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prov_http.h"
 #include "prov_types.h"
-#include "rec_http.h"
 #include "rec_webhook.h"
 
 #define DEFAULT_QUEUE 64u
@@ -37,7 +37,7 @@ typedef struct job job;
 
 struct rec_webhook {
     uv_loop_t *loop;
-    rec_http *http;
+    prov_http *http; /* every attempt's timeout is o.timeout_ms; answers' bodies are dropped */
     rec_webhook_opts o;
     char *owner, *host;
     target *targets;
@@ -52,8 +52,7 @@ struct job {
     rec_webhook *w;
     char *url, *label, *event, *body;
     size_t body_len;
-    char *headers[2]; /* Content-Type, and the signature when signed */
-    size_t n_headers;
+    prov_kvs headers; /* Content-Type, and the signature when signed */
     unsigned attempt;
     uv_timer_t timer;
     job *prev, *next;
@@ -308,8 +307,7 @@ static void job_closed(uv_handle_t *h)
     free(j->label);
     free(j->event);
     free(j->body);
-    for (size_t i = 0; i < j->n_headers; i++)
-        free(j->headers[i]);
+    prov_kvs_clear(&j->headers);
     free(j);
 }
 
@@ -347,10 +345,14 @@ static bool permanent(long status)
     return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
-static void on_answer(void *ud, int err, long status, const char *errmsg)
+/* prov_http's callback for one attempt: reports it, then ends the job or arms its retry. */
+static void on_answer(const prov_http_response *res, void *ud)
 {
     job *j = ud;
     rec_webhook *w = j->w;
+    int err = res->err;
+    long status = res->status;
+    const char *errmsg = res->errmsg;
     if (err == -ECANCELED)
         return; /* rec_webhook_free: the job is closed there */
     bool ok = err == 0 && status >= 200 && status < 300;
@@ -377,8 +379,8 @@ static void job_post(job *j)
 {
     rec_webhook *w = j->w;
     j->attempt++;
-    int rc = rec_http_post(w->http, j->url, (const char *const *)j->headers, j->n_headers, j->body,
-                           j->body_len, w->o.timeout_ms, on_answer, j);
+    int rc =
+        prov_http_request(w->http, "POST", j->url, &j->headers, j->body, j->body_len, on_answer, j);
     if (rc < 0) {
         rec_webhook_report r = {j->label, j->event, j->attempt, false,
                                 false,    true,     0,          strerror(-rc)};
@@ -405,17 +407,15 @@ static bool job_start(rec_webhook *w, const target *t, const char *event, const 
     j->event = strdup(event);
     int rc = rec_webhook_render(t->format, event, w->owner, w->host, wall_ms(), summary, items,
                                 n_items, &j->body);
-    j->headers[j->n_headers++] = strdup("Content-Type: application/json; charset=utf-8");
+    if (rc == 0)
+        rc = prov_kvs_add(&j->headers, "Content-Type", "application/json; charset=utf-8");
     if (rc == 0 && t->secret != NULL) {
         char sig[72];
         j->body_len = strlen(j->body);
         rec_webhook_sign(t->secret, t->secret_len, j->body, j->body_len, sig);
-        if (asprintf(&j->headers[j->n_headers], "X-Imgrecon-Signature: %s", sig) >= 0)
-            j->n_headers++;
-        else
-            rc = -ENOMEM;
+        rc = prov_kvs_add(&j->headers, "X-Imgrecon-Signature", sig);
     }
-    if (rc < 0 || j->url == NULL || j->label == NULL || j->event == NULL || j->headers[0] == NULL ||
+    if (rc < 0 || j->url == NULL || j->label == NULL || j->event == NULL ||
         uv_timer_init(w->loop, &j->timer) != 0) {
         j->timer.data = j;
         job_closed((uv_handle_t *)&j->timer);
@@ -471,7 +471,12 @@ int rec_webhook_new(uv_loop_t *loop, const rec_webhook_opts *opts, rec_webhook *
     w->owner = strdup(opts->owner ? opts->owner : "default");
     w->host = strdup(opts->host ? opts->host : host);
     w->o.owner = w->o.host = NULL;
-    int rc = w->owner && w->host ? rec_http_new(loop, &w->http) : -ENOMEM;
+    /* One timeout bounds both the connection and the whole attempt; only the answer's status
+     * counts, so its body is dropped, whatever its size. ca_file stays NULL: webhooks trust the
+     * system store only. */
+    prov_http_opts ho = {
+        .connect_timeout_ms = w->o.timeout_ms, .timeout_ms = w->o.timeout_ms, .discard_body = true};
+    int rc = w->owner && w->host ? prov_http_new(loop, &ho, &w->http) : -ENOMEM;
     if (rc < 0) {
         free(w->owner);
         free(w->host);
@@ -486,7 +491,7 @@ void rec_webhook_free(rec_webhook *w)
 {
     if (w == NULL)
         return;
-    rec_http_close(w->http); /* answers come back -ECANCELED and are ignored */
+    prov_http_close(w->http); /* answers come back -ECANCELED and are ignored */
     while (w->jobs != NULL)
         job_end(w->jobs);
     targets_free(w->targets, w->n_targets);

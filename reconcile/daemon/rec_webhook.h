@@ -3,12 +3,12 @@
  * that asked for them, as JSON ({"event", "owner", "host", "time", "summary", "items": [{"address",
  * "action", "image_id", "result", "message"}]}), Slack ({"text"}) or DingTalk ({"msgtype":
  * "text", "text": {"content"}}). With a secret_file, the header `X-Imgrecon-Signature:
- * sha256=<hex HMAC-SHA256 of the body>`. Delivery runs on the daemon's loop (rec_http.c), never
- * blocks or fails a cycle, retries with doubling backoff a bounded number of times, and keeps a
- * bounded queue: a notification that does not fit, or whose last attempt fails, is dropped and
- * reported (the daemon counts it in imgrecon_notify_dropped_total). The secret never leaves this
- * module: it is not in the payload nor in any report, and it is wiped when freed. Called by
- * rec_daemon.c and by `imgrecon notify-test` (cmd/cmd_notify.c). */
+ * sha256=<hex HMAC-SHA256 of the body>`. Delivery runs on the daemon's loop (through provider's
+ * prov_http.h), never blocks or fails a cycle, retries with doubling backoff a bounded number of
+ * times, and keeps a bounded queue: a notification that does not fit, or whose last attempt
+ * fails, is dropped and reported (the daemon counts it in imgrecon_notify_dropped_total). The
+ * secret never leaves this module: it is not in the payload nor in any report, and it is wiped
+ * when freed. Called by rec_daemon.c and by `imgrecon notify-test` (cmd/cmd_notify.c). */
 #ifndef REC_WEBHOOK_H
 #define REC_WEBHOOK_H
 

@@ -1,6 +1,6 @@
 /* Config ca_file adds to the system trust store and never replaces it (issue 13 item 2). An
  * SSL_CTX whose store already trusts CA "A" stands for the store libcurl loaded from the system
- * bundle; prov_tls_add_ca_file, the body of prov_curl.c's CURLOPT_SSL_CTX_FUNCTION, then loads a
+ * bundle; prov_tls_add_ca_file, the body of prov_http.c's CURLOPT_SSL_CTX_FUNCTION, then loads a
  * file holding CA "B". Leaves signed by A and by B must both verify afterwards, a leaf of an
  * untrusted CA must not, and a missing or certificate-less file is an error that leaves the
  * store as it was. Every certificate is made in memory (P-256 keys); only B's PEM is written. */

@@ -1,6 +1,8 @@
 /* The cloud client end to end (see client_harness.h): hostile and failing answers: malformed,
- * truncated, slow, reset, throttled, 5xx, permanent errors, oversize bodies. */
+ * truncated, slow, reset, throttled, 5xx, permanent errors, oversize bodies; and its transport's
+ * discard_body option (prov_http.h), which the daemon's webhooks use. */
 #include "client_harness.h"
+#include "prov_http.h"
 
 Test(client, malformed_json_retried_then_transient, .timeout = 30)
 {
@@ -390,6 +392,51 @@ Test(client, response_over_max_rejected, .timeout = 30)
     cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
     cr_expect_eq(srv_count(&h.s), 2);
     outcome_free(&out);
+    h_fini(&h);
+}
+
+/* What one prov_http request ended with. */
+typedef struct http_out {
+    bool fired;
+    int err;
+    long status;
+    size_t body_len;
+} http_out;
+
+static void http_cb(const prov_http_response *res, void *ud)
+{
+    http_out *o = ud;
+    o->fired = true;
+    o->err = res->err;
+    o->status = res->status;
+    o->body_len = res->body_len;
+}
+
+/* The transport alone: an answer over max_response fails with -EFBIG, unless the client was
+ * opened with discard_body (the webhooks' client), which reads and drops a body of any size and
+ * keeps the status. */
+Test(client, http_discard_body_ignores_the_size_cap, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, {ACT_BIG, 200, NULL, 64 * 1024});
+    prov_http_opts o = {.max_response = 1024, .discard_body = true};
+    prov_http *kept = NULL, *dropped = NULL;
+    cr_assert_eq(prov_http_new(&h.loop, &o, &dropped), 0);
+    o.discard_body = false;
+    cr_assert_eq(prov_http_new(&h.loop, &o, &kept), 0);
+    http_out a = {0}, b = {0};
+    cr_assert_eq(prov_http_request(dropped, "POST", h.endpoint, NULL, "{}", 2, http_cb, &a), 0);
+    run_until(&h, &a.fired);
+    cr_expect_eq(a.err, 0, "a discarded 64 KiB body failed: %d", a.err);
+    cr_expect_eq(a.status, 200);
+    cr_expect_eq(a.body_len, 0);
+    cr_assert_eq(prov_http_request(kept, "POST", h.endpoint, NULL, "{}", 2, http_cb, &b), 0);
+    run_until(&h, &b.fired);
+    cr_expect_eq(b.err, -EFBIG, "err %d", b.err);
+    cr_expect_eq(srv_count(&h.s), 2);
+    prov_http_close(dropped);
+    prov_http_close(kept);
     h_fini(&h);
 }
 

@@ -273,11 +273,15 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
 }
 
+/* CURLOPT_WRITEFUNCTION: keeps the answer's body up to max_response, or drops it with
+ * discard_body. */
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     http_req *r = userp;
     size_t n = size * nmemb;
     size_t cap = r->http->opts.max_response;
+    if (r->http->opts.discard_body)
+        return n;
     if (r->resp_len + n > cap) {
         r->too_big = true;
         return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
