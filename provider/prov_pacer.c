@@ -109,37 +109,25 @@ static void keys_clear(prov_pacer *p)
  * once here, the data file is read on every operation. */
 int prov_pacer_open(const char *state_dir, prov_pacer **ret)
 {
-    prov_pacer *p = calloc(1, sizeof(*p));
+    _cleanup_(prov_pacer_freep) prov_pacer *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
     p->lock_fd = -1;
-    if (!state_dir) {
-        *ret = p;
-        return 0;
+    if (state_dir) {
+        p->path = path_join(state_dir, "pacer.log");
+        p->dir = strdup(state_dir);
+        if (!p->path || !p->dir)
+            return -ENOMEM;
+        if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        /* Every file in the state directory goes through prov_statedir (no symlink is followed). */
+        int fd = prov_statedir_open(state_dir, "pacer.lock", O_RDWR | O_CREAT, 0600);
+        if (fd < 0)
+            return fd;
+        p->lock_fd = fd;
     }
-    int rc = -ENOMEM;
-    char *lock_path = path_join(state_dir, "pacer.lock");
-    p->path = path_join(state_dir, "pacer.log");
-    p->dir = strdup(state_dir);
-    if (!lock_path || !p->path || !p->dir)
-        goto fail;
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
-    /* Every file in the state directory goes through prov_statedir (no symlink is followed). */
-    p->lock_fd = prov_statedir_open(state_dir, "pacer.lock", O_RDWR | O_CREAT, 0600);
-    if (p->lock_fd < 0) {
-        rc = p->lock_fd;
-        goto fail;
-    }
-    free(lock_path);
-    *ret = p;
+    *ret = PROV_TAKE_PTR(p);
     return 0;
-fail:
-    free(lock_path);
-    prov_pacer_free(p);
-    return rc;
 }
 
 int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const char *prefix,
@@ -446,52 +434,30 @@ static bool key_settle(pacer_key *k, uint64_t sent, uint64_t done)
 
 typedef enum { OP_ACQUIRE, OP_COOLDOWN, OP_BUDGET, OP_SETTLE } pacer_op;
 
-/* One locked read-modify-write. Every public operation goes through here so that the file is
- * read and written under the same lock. */
-static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, const char *product,
-                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now,
-                        uint64_t sent, uint64_t *ret_wait, unsigned *ret_left)
+/* The body of one operation on p->keys: pacer_op_run calls it with the lock held in file mode
+ * (the data file is read here and written back when something changed), or directly in memory.
+ * The caller clears p->keys and releases the lock whatever this returns. */
+static int pacer_op_apply(prov_pacer *p, pacer_op op, const char *keybuf, unsigned calls,
+                          uint64_t window_ms, uint64_t now, uint64_t sent, uint64_t *ret_wait,
+                          unsigned *ret_left)
 {
-    char keybuf[PACER_KEY_MAX + 1];
-    if (!p || calls == 0 || window_ms == 0)
-        return -EINVAL;
-    int rc = make_key(access_key_id, product, action, keybuf, sizeof(keybuf));
-    if (rc < 0)
-        return rc;
-    if (p->etcd != NULL) {
-        static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
-                                                 [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
-                                                 [OP_BUDGET] = PACER_ETCD_BUDGET,
-                                                 [OP_SETTLE] = PACER_ETCD_SETTLE};
-        /* The prefix names the budget: every process with the same prefix shares it, whichever
-         * access key it uses (several keys of one account count together at the cloud). */
-        const char *colon = strchr(keybuf, ':');
-        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], colon ? colon + 1 : keybuf,
-                                   calls, window_ms, now, sent, ret_wait, ret_left);
-    }
+    int rc = 0;
     if (p->lock_fd >= 0) {
-        while (flock(p->lock_fd, LOCK_EX) != 0)
-            if (errno != EINTR)
-                return -errno;
         rc = load_file(p, now);
         if (rc < 0)
-            goto out;
+            return rc;
     }
     pacer_key *k = get_key(p, keybuf, window_ms);
-    if (!k) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    if (!k)
+        return -ENOMEM;
     key_trim(k, calls, window_ms, now);
     uint64_t wait = key_wait(k, calls, window_ms, now);
     bool dirty = true;
     if (op == OP_ACQUIRE) {
         if (wait == 0) {
             uint64_t *nts = realloc(k->ts, (k->n + 1) * sizeof(*nts));
-            if (!nts) {
-                rc = -ENOMEM;
-                goto out;
-            }
+            if (!nts)
+                return -ENOMEM;
             k->ts = nts;
             k->ts[k->n++] = now;
         }
@@ -515,11 +481,40 @@ static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, c
             *ret_left = left;
         }
     }
-out:
-    if (p->lock_fd >= 0) {
-        keys_clear(p);
-        (void)flock(p->lock_fd, LOCK_UN);
+    return rc;
+}
+
+/* One locked read-modify-write. Every public operation goes through here so that the file is
+ * read and written under the same lock. */
+static int pacer_op_run(prov_pacer *p, pacer_op op, const char *access_key_id, const char *product,
+                        const char *action, unsigned calls, uint64_t window_ms, uint64_t now,
+                        uint64_t sent, uint64_t *ret_wait, unsigned *ret_left)
+{
+    char keybuf[PACER_KEY_MAX + 1];
+    if (!p || calls == 0 || window_ms == 0)
+        return -EINVAL;
+    int rc = make_key(access_key_id, product, action, keybuf, sizeof(keybuf));
+    if (rc < 0)
+        return rc;
+    if (p->etcd != NULL) {
+        static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
+                                                 [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
+                                                 [OP_BUDGET] = PACER_ETCD_BUDGET,
+                                                 [OP_SETTLE] = PACER_ETCD_SETTLE};
+        /* The prefix names the budget: every process with the same prefix shares it, whichever
+         * access key it uses (several keys of one account count together at the cloud). */
+        const char *colon = strchr(keybuf, ':');
+        return prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[op], colon ? colon + 1 : keybuf,
+                                   calls, window_ms, now, sent, ret_wait, ret_left);
     }
+    if (p->lock_fd < 0)
+        return pacer_op_apply(p, op, keybuf, calls, window_ms, now, sent, ret_wait, ret_left);
+    while (flock(p->lock_fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return -errno;
+    rc = pacer_op_apply(p, op, keybuf, calls, window_ms, now, sent, ret_wait, ret_left);
+    keys_clear(p);
+    (void)flock(p->lock_fd, LOCK_UN);
     return rc;
 }
 
