@@ -852,9 +852,12 @@ static int region_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, con
         return bad(c, items[i], "'%s' items must be region ids such as cn-hangzhou, got %s", what,
                    describe(items[i], d, sizeof(d)));
     int rc = 0;
-    for (size_t j = 0; j < i; j++)
-        if (strcmp(items[j]->text, s) == 0)
+    for (size_t j = 0; j < i; j++) {
+        /* An earlier item that is not a string (a mapping, a list) has no text to compare. */
+        const char *t = text_of(items[j]);
+        if (t != NULL && strcmp(t, s) == 0)
             rc = bad(c, items[i], "'%s' names %s twice", what, s);
+    }
     return rc;
 }
 
