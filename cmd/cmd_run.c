@@ -33,32 +33,28 @@ static void usage(FILE *out)
     cmd_print_common_help(out, CMD_USES_RUN);
 }
 
-/* Builds a config as cmd_load_config does (file, then flags), collecting problems in diags so
- * that the daemon logs them; called at start and on every SIGHUP. */
-static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
+/* Fills an initialised cfg from the config file and the flags; load_config clears it when this
+ * fails. */
+static int fill_config(const cmd_ctx *ctx, spec_config *cfg, spec_diags *diags)
 {
-    cmd_ctx *ctx = ud;
-    int rc = spec_config_init(cfg);
-    if (rc < 0)
-        return rc;
+    int rc;
     const char *path = ctx->config_path;
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         path = DEFAULT_CONFIG;
     cfg->allow_insecure_endpoint = ctx->allow_insecure; /* the file cannot undo the flag */
     if (path != NULL && (rc = spec_config_load(cfg, path, diags)) < 0)
-        goto fail;
+        return rc;
     if ((rc = cmd_apply_endpoint(ctx, cfg, diags)) < 0)
-        goto fail;
-    rc = -ENOMEM;
+        return rc;
     if (ctx->profile != NULL) {
         free(cfg->profile);
         if ((cfg->profile = strdup(ctx->profile)) == NULL)
-            goto fail;
+            return -ENOMEM;
     }
     if (ctx->state_dir != NULL) {
         free(cfg->state_dir);
         if ((cfg->state_dir = strdup(ctx->state_dir)) == NULL)
-            goto fail;
+            return -ENOMEM;
     }
     if (ctx->log_format != NULL)
         cfg->log_format = strcmp(ctx->log_format, "json") == 0 ? SPEC_LOG_JSON : SPEC_LOG_TEXT;
@@ -69,7 +65,7 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
             cmd_rate_message(ctx->rates[i], rc, msg, sizeof(msg));
             if (rc != -ENOMEM)
                 spec_diags_add(diags, "--rate-limit", 0, 0, "%s", msg);
-            goto fail;
+            return rc;
         }
     }
     if (ctx->allow_empty != NULL && (rc = spec_config_set_allow_empty(cfg, ctx->allow_empty)) < 0) {
@@ -77,12 +73,23 @@ static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
             spec_diags_add(diags, "--allow-empty", 0, 0,
                            "'%s': expected true, false or region ids such as cn-hangzhou",
                            ctx->allow_empty);
-        goto fail;
+        return rc;
     }
     return 0;
-fail:
-    spec_config_clear(cfg);
-    return rc < 0 ? rc : -EINVAL;
+}
+
+/* Builds a config as cmd_load_config does (file, then flags), collecting problems in diags so
+ * that the daemon logs them; called at start and on every SIGHUP. */
+static int load_config(void *ud, spec_config *cfg, spec_diags *diags)
+{
+    const cmd_ctx *ctx = ud;
+    int rc = spec_config_init(cfg);
+    if (rc < 0)
+        return rc;
+    rc = fill_config(ctx, cfg, diags);
+    if (rc < 0)
+        spec_config_clear(cfg);
+    return rc;
 }
 
 typedef struct run_args {

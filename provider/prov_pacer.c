@@ -109,37 +109,25 @@ static void keys_clear(prov_pacer *p)
  * once here, the data file is read on every operation. */
 int prov_pacer_open(const char *state_dir, prov_pacer **ret)
 {
-    prov_pacer *p = calloc(1, sizeof(*p));
+    _cleanup_(prov_pacer_freep) prov_pacer *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
     p->lock_fd = -1;
-    if (!state_dir) {
-        *ret = p;
-        return 0;
+    if (state_dir) {
+        p->path = path_join(state_dir, "pacer.log");
+        p->dir = strdup(state_dir);
+        if (!p->path || !p->dir)
+            return -ENOMEM;
+        if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        /* Every file in the state directory goes through prov_statedir (no symlink is followed). */
+        int fd = prov_statedir_open(state_dir, "pacer.lock", O_RDWR | O_CREAT, 0600);
+        if (fd < 0)
+            return fd;
+        p->lock_fd = fd;
     }
-    int rc = -ENOMEM;
-    char *lock_path = path_join(state_dir, "pacer.lock");
-    p->path = path_join(state_dir, "pacer.log");
-    p->dir = strdup(state_dir);
-    if (!lock_path || !p->path || !p->dir)
-        goto fail;
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
-    /* Every file in the state directory goes through prov_statedir (no symlink is followed). */
-    p->lock_fd = prov_statedir_open(state_dir, "pacer.lock", O_RDWR | O_CREAT, 0600);
-    if (p->lock_fd < 0) {
-        rc = p->lock_fd;
-        goto fail;
-    }
-    free(lock_path);
-    *ret = p;
+    *ret = PROV_TAKE_PTR(p);
     return 0;
-fail:
-    free(lock_path);
-    prov_pacer_free(p);
-    return rc;
 }
 
 int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const char *prefix,

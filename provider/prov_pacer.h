@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prov_cleanup.h"
+
 typedef struct prov_pacer prov_pacer;
 
 /* state_dir NULL: in-memory only (tests of other parts; never the CLI). Creates the directory's
@@ -22,6 +24,7 @@ int prov_pacer_open(const char *state_dir, prov_pacer **ret);
 int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const char *prefix,
                          long timeout_ms, const char *ca_file, prov_pacer **ret);
 void prov_pacer_free(prov_pacer *p);
+PROV_DEFINE_FREEP(prov_pacer, prov_pacer_free)
 
 /* Tries to take one call slot now. On success records the call and sets *ret_wait_ms = 0; when
  * the window is full (or the action is cooling down) records nothing and sets *ret_wait_ms to

@@ -1,12 +1,14 @@
 /* Safe file handling inside the state directory (see prov_statedir.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "prov_cleanup.h"
 #include "prov_statedir.h"
 
 int prov_statedir_check(const char *dir, char **ret_error)
@@ -66,26 +68,27 @@ int prov_statedir_fsync(const char *dir)
 
 int prov_statedir_open(const char *dir, const char *name, int flags, mode_t mode)
 {
-    char *path = prov_statedir_path(dir, name);
+    _cleanup_free_ char *path = prov_statedir_path(dir, name);
     if (path == NULL)
         return -ENOMEM;
-    int fd = -1, created = 0;
+    int fd = -1;
+    bool created = false;
     if ((flags & O_CREAT) != 0) {
         /* An exclusive create first, so that we know when the directory needs an fsync. */
         fd = open(path, flags | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd >= 0)
-            created = 1;
+            created = true;
         else if (errno != EEXIST || (flags & O_EXCL) != 0)
-            goto out;
+            return -errno;
     }
-    if (fd < 0)
+    if (fd < 0) {
         fd = open(path, (flags & ~O_CREAT) | O_NOFOLLOW | O_CLOEXEC, mode);
-out:;
-    int rc = fd < 0 ? -errno : fd;
-    free(path);
+        if (fd < 0)
+            return -errno;
+    }
     if (created)
         (void)prov_statedir_fsync(dir);
-    return rc;
+    return fd;
 }
 
 int prov_statedir_mktemp(const char *dir, const char *name, char **ret_tmp)

@@ -93,6 +93,92 @@ static int replace_str(char **dst, const char *s)
     return 0;
 }
 
+/* ---- Lists of strings ------------------------------------------------------------------- */
+
+/* Checks item i of a list of strings for read_strv; s is its text (text_of), NULL when the item
+ * is not a string. A bad item is reported with bad() at items[i], so that the diagnostic carries
+ * the item's own file:line:col, and the check returns -EINVAL; a good one returns 0. items[0..i)
+ * are the items before it (a check for repeats reads them); ud is cfg_strv's, borrowed. */
+typedef int (*cfg_item_check)(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                              const void *ud);
+
+/* How read_strv reads one key's list. */
+typedef struct cfg_strv {
+    cfg_item_check check;
+    const void *ud;  /* passed to check, borrowed (usually the key's name for messages) */
+    bool first_only; /* stop at the first bad item: one diagnostic */
+    bool paths;      /* copy relative items as paths from the config's directory */
+} cfg_strv;
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Replaces the list *dst of *n_dst strings with v (n strings, taken); frees the old one. */
+static void replace_strv(char ***dst, size_t *n_dst, char **v, size_t n)
+{
+    free_strv(*dst, *n_dst);
+    *dst = v;
+    *n_dst = n;
+}
+
+/* A path from the config file: a relative one is taken from the config's directory, so that a
+ * daemon started from / finds it. Sets *ret (caller frees); 0 or -ENOMEM. Used by manifests and
+ * a notify entry's secret_file. */
+static int resolve_path(const cfg_ctx *c, const char *s, char **ret)
+{
+    char *p = NULL;
+    if (s[0] != '/' && c->base_dir != NULL && strcmp(c->base_dir, ".") != 0) {
+        if (asprintf(&p, "%s/%s", c->base_dir, s) < 0)
+            return -ENOMEM;
+    } else if ((p = strdup(s)) == NULL) {
+        return -ENOMEM;
+    }
+    *ret = p;
+    return 0;
+}
+
+/* Reads a YAML list of strings for every config key that holds one (manifests,
+ * previous_owners, allow_empty and regions, ha.etcd_endpoints, a notify entry's events): v is a
+ * sequence, or one scalar standing for a one-item list. Checks every item with how->check
+ * (each bad item reported at its own position; how->first_only stops at the first) and, when
+ * all pass and ret is not NULL, copies their text into a fresh array of v's length (NULL when
+ * empty; caller frees with free_strv). Returns 0, -EINVAL or -ENOMEM. */
+static int read_strv(cfg_ctx *c, const spec_ynode *v, const cfg_strv *how, char ***ret)
+{
+    const spec_ynode *const *items = &v;
+    size_t n = 1;
+    if (v->kind == SPEC_YSEQ) {
+        items = (const spec_ynode *const *)v->items;
+        n = v->n;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = how->check(c, items, i, text_of(items[i]), how->ud);
+        if (r == -ENOMEM || (r < 0 && how->first_only))
+            return r;
+        if (r < 0)
+            rc = r;
+    }
+    if (rc < 0 || ret == NULL)
+        return rc;
+    char **list = n ? calloc(n, sizeof(*list)) : NULL;
+    if (n && list == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = items[i]->text;
+        if (how->paths ? resolve_path(c, s, &list[i]) < 0 : (list[i] = strdup(s)) == NULL) {
+            free_strv(list, i);
+            return -ENOMEM;
+        }
+    }
+    *ret = list;
+    return 0;
+}
+
 /* ---- Strict parsers ----------------------------------------------------------------------- */
 
 /* Reads a positive decimal integer without sign, spaces or leading zeros; *end gets the rest. */
@@ -353,49 +439,29 @@ static int set_enum(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg
     return bad(c, v, "'%s' must be %s, got %s", k->name, list, describe(v, d, sizeof(d)));
 }
 
+/* An item of manifests: a non-empty path. ud is the key's name. */
+static int manifest_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                         const void *ud)
+{
+    char d[256];
+    if (s == NULL || *s == '\0')
+        return bad(c, items[i], "'%s' must be a path or a list of paths, got %s", (const char *)ud,
+                   describe(items[i], d, sizeof(d)));
+    return 0;
+}
+
 /* manifests: one path or a list of paths; relative ones are taken from the config's directory
  * so that a daemon started from / finds them. */
 static int set_manifests(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
-    char d[256];
-    const spec_ynode *const *items = (const spec_ynode *const *)&v;
-    size_t n = 1;
-    if (v->kind == SPEC_YSEQ) {
-        items = (const spec_ynode *const *)v->items;
-        n = v->n;
-        if (n == 0)
-            return bad(c, v, "'%s' must name at least one file or directory", k->name);
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = text_of(items[i]);
-        if (s == NULL || *s == '\0')
-            rc = bad(c, items[i], "'%s' must be a path or a list of paths, got %s", k->name,
-                     describe(items[i], d, sizeof(d)));
-    }
+    if (v->kind == SPEC_YSEQ && v->n == 0)
+        return bad(c, v, "'%s' must name at least one file or directory", k->name);
+    const cfg_strv how = {.check = manifest_item, .ud = k->name, .paths = true};
+    char **paths = NULL;
+    int rc = read_strv(c, v, &how, &paths);
     if (rc < 0)
         return rc;
-    char **paths = calloc(n, sizeof(*paths));
-    if (paths == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = items[i]->text;
-        int len = (s[0] != '/' && c->base_dir != NULL && strcmp(c->base_dir, ".") != 0)
-                      ? asprintf(&paths[i], "%s/%s", c->base_dir, s)
-                      : ((paths[i] = strdup(s)) ? 0 : -1);
-        if (len < 0) {
-            paths[i] = NULL;
-            for (size_t j = 0; j < i; j++)
-                free(paths[j]);
-            free(paths);
-            return -ENOMEM;
-        }
-    }
-    for (size_t i = 0; i < cfg->n_manifests; i++)
-        free(cfg->manifests[i]);
-    free(cfg->manifests);
-    cfg->manifests = paths;
-    cfg->n_manifests = n;
+    replace_strv(&cfg->manifests, &cfg->n_manifests, paths, v->kind == SPEC_YSEQ ? v->n : 1);
     return 0;
 }
 
@@ -418,44 +484,37 @@ static int repeated_keys(cfg_ctx *c, const cfg_key *k, const spec_ynode *map)
     return rc;
 }
 
+/* An item of previous_owners: a valid imgrecon/owner tag value. ud is the key's name. */
+static int owner_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                      const void *ud)
+{
+    const char *why =
+        s == NULL || *s == '\0' ? "must be a non-empty string" : spec_check_tag_value(s);
+    if (why != NULL)
+        return bad(c, items[i], "'%s' item %zu is an imgrecon/owner tag value and %s",
+                   (const char *)ud, i + 1, why);
+    return 0;
+}
+
 /* previous_owners: a list of owner names (tag values) whose images are retagged to `owner` in
  * place (reconcile/README.md "Semantics", Ownership). Null or an empty scalar (the default) is [].
  */
 static int set_previous_owners(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
     char d[256];
+    char **names = NULL;
     size_t n = 0;
-    if (v->kind == SPEC_YSEQ)
+    if (v->kind == SPEC_YSEQ) {
+        const cfg_strv how = {.check = owner_item, .ud = k->name};
+        int rc = read_strv(c, v, &how, &names);
+        if (rc < 0)
+            return rc;
         n = v->n;
-    else if (!(v->kind == SPEC_YSCALAR && (spec_ynode_is_null(v) || v->len == 0)))
+    } else if (!(v->kind == SPEC_YSCALAR && (spec_ynode_is_null(v) || v->len == 0))) {
         return bad(c, v, "'%s' must be a list of owner names, got %s", k->name,
                    describe(v, d, sizeof(d)));
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = text_of(v->items[i]);
-        const char *why =
-            s == NULL || *s == '\0' ? "must be a non-empty string" : spec_check_tag_value(s);
-        if (why != NULL)
-            rc = bad(c, v->items[i], "'%s' item %zu is an imgrecon/owner tag value and %s", k->name,
-                     i + 1, why);
     }
-    if (rc < 0)
-        return rc;
-    char **names = n ? calloc(n, sizeof(*names)) : NULL;
-    if (n && names == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        if ((names[i] = strdup(v->items[i]->text)) == NULL) {
-            for (size_t j = 0; j < i; j++)
-                free(names[j]);
-            free(names);
-            return -ENOMEM;
-        }
-    for (size_t i = 0; i < cfg->n_previous_owners; i++)
-        free(cfg->previous_owners[i]);
-    free(cfg->previous_owners);
-    cfg->previous_owners = names;
-    cfg->n_previous_owners = n;
+    replace_strv(&cfg->previous_owners, &cfg->n_previous_owners, names, n);
     return 0;
 }
 
@@ -782,46 +841,24 @@ int spec_config_lint(const spec_config *cfg, const char *path, bool metrics_allo
     return rc < 0 ? rc : x.rc;
 }
 
-/* Reads a sequence of distinct region ids into a fresh array (caller frees with free_strv);
- * -EINVAL with a diagnostic at each bad item. what names the key for the message. */
-static int region_list(const spec_ynode *v, const char *what, cfg_ctx *c, char ***ret,
-                       size_t *ret_n)
+/* An item of allow_empty or regions: a region id not named by an earlier item. ud is the key's
+ * name. */
+static int region_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                       const void *ud)
 {
     char d[256];
+    const char *what = ud;
+    if (s == NULL || !spec_region_valid(s))
+        return bad(c, items[i], "'%s' items must be region ids such as cn-hangzhou, got %s", what,
+                   describe(items[i], d, sizeof(d)));
     int rc = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        const char *r = text_of(v->items[i]);
-        if (r == NULL || !spec_region_valid(r)) {
-            rc = bad(c, v->items[i], "'%s' items must be region ids such as cn-hangzhou, got %s",
-                     what, describe(v->items[i], d, sizeof(d)));
-            continue;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(v->items[j]->text, r) == 0)
-                rc = bad(c, v->items[i], "'%s' names %s twice", what, r);
+    for (size_t j = 0; j < i; j++) {
+        /* An earlier item that is not a string (a mapping, a list) has no text to compare. */
+        const char *t = text_of(items[j]);
+        if (t != NULL && strcmp(t, s) == 0)
+            rc = bad(c, items[i], "'%s' names %s twice", what, s);
     }
-    if (rc < 0)
-        return rc;
-    char **list = calloc(v->n ? v->n : 1, sizeof(*list));
-    if (list == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < v->n; i++)
-        if ((list[i] = strdup(v->items[i]->text)) == NULL) {
-            for (size_t j = 0; j < i; j++)
-                free(list[j]);
-            free(list);
-            return -ENOMEM;
-        }
-    *ret = list;
-    *ret_n = v->n;
-    return 0;
-}
-
-static void free_regions(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    return rc;
 }
 
 /* allow_empty: a boolean (every region) or a list of the region ids whose desired set may be
@@ -831,23 +868,19 @@ static int set_allow_empty(spec_config *cfg, const cfg_key *k, const spec_ynode 
     char d[256];
     bool b;
     if (v->kind == SPEC_YSCALAR && spec_ynode_bool(v, &b) == 0) {
-        free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
-        cfg->allow_empty_regions = NULL;
-        cfg->n_allow_empty_regions = 0;
+        replace_strv(&cfg->allow_empty_regions, &cfg->n_allow_empty_regions, NULL, 0);
         cfg->allow_empty = b;
         return 0;
     }
     if (v->kind != SPEC_YSEQ)
         return bad(c, v, "'%s' must be true, false or a list of region ids, got %s", k->name,
                    describe(v, d, sizeof(d)));
+    const cfg_strv how = {.check = region_item, .ud = k->name};
     char **list = NULL;
-    size_t n = 0;
-    int rc = region_list(v, k->name, c, &list, &n);
+    int rc = read_strv(c, v, &how, &list);
     if (rc < 0)
         return rc;
-    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
-    cfg->allow_empty_regions = list;
-    cfg->n_allow_empty_regions = n;
+    replace_strv(&cfg->allow_empty_regions, &cfg->n_allow_empty_regions, list, v->n);
     cfg->allow_empty = false;
     return 0;
 }
@@ -864,16 +897,16 @@ static int set_regions(spec_config *cfg, const cfg_key *k, const spec_ynode *v, 
     } else if (v->kind == SPEC_YSCALAR && text_of(v) != NULL && strcmp(v->text, "all") == 0) {
         all = true;
     } else if (v->kind == SPEC_YSEQ) {
-        int rc = region_list(v, k->name, c, &list, &n);
+        const cfg_strv how = {.check = region_item, .ud = k->name};
+        int rc = read_strv(c, v, &how, &list);
         if (rc < 0)
             return rc;
+        n = v->n;
     } else {
         return bad(c, v, "'%s' must be a list of region ids or the string all, got %s", k->name,
                    describe(v, d, sizeof(d)));
     }
-    free_regions(cfg->regions, cfg->n_regions);
-    cfg->regions = list;
-    cfg->n_regions = n;
+    replace_strv(&cfg->regions, &cfg->n_regions, list, n);
     cfg->regions_all = all;
     return 0;
 }
@@ -883,9 +916,7 @@ int spec_config_set_allow_empty(spec_config *cfg, const char *arg)
     if (arg == NULL || *arg == '\0')
         return -EINVAL;
     if (strcmp(arg, "true") == 0 || strcmp(arg, "false") == 0) {
-        free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
-        cfg->allow_empty_regions = NULL;
-        cfg->n_allow_empty_regions = 0;
+        replace_strv(&cfg->allow_empty_regions, &cfg->n_allow_empty_regions, NULL, 0);
         cfg->allow_empty = strcmp(arg, "true") == 0;
         return 0;
     }
@@ -911,12 +942,10 @@ int spec_config_set_allow_empty(spec_config *cfg, const char *arg)
         rc = -EINVAL;
     free(copy);
     if (rc < 0) {
-        free_regions(list, n);
+        free_strv(list, n);
         return rc;
     }
-    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
-    cfg->allow_empty_regions = list;
-    cfg->n_allow_empty_regions = n;
+    replace_strv(&cfg->allow_empty_regions, &cfg->n_allow_empty_regions, list, n);
     cfg->allow_empty = false;
     return 0;
 }
@@ -954,6 +983,23 @@ static bool ha_prefix_ok(const char *s)
     return true;
 }
 
+/* An item of ha.etcd_endpoints: an etcd URL without user or password (see etcd_url_ok). */
+static int etcd_endpoint_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                              const void *ud)
+{
+    char d[256];
+    if (s != NULL && strchr(s, '@') != NULL) /* not echoed: it may hold a password */
+        return bad(c, items[i],
+                   "'ha.etcd_endpoints' entries must not hold a user or password (etcd "
+                   "authentication is not supported)");
+    if (s == NULL || !etcd_url_ok(s))
+        return bad(c, items[i],
+                   "'ha.etcd_endpoints' entries must be http:// or https:// URLs of etcd "
+                   "members without a path, got %s",
+                   describe(items[i], d, sizeof(d)));
+    return 0;
+}
+
 static int set_ha_endpoints(spec_config *cfg, const spec_ynode *v, cfg_ctx *c)
 {
     char d[256];
@@ -962,33 +1008,12 @@ static int set_ha_endpoints(spec_config *cfg, const spec_ynode *v, cfg_ctx *c)
                    "'ha.etcd_endpoints' must be a list of etcd URLs such as "
                    "[http://10.0.0.1:2379], got %s",
                    describe(v, d, sizeof(d)));
-    for (size_t i = 0; i < v->n; i++) {
-        const char *s = text_of(v->items[i]);
-        if (s != NULL && strchr(s, '@') != NULL) /* not echoed: it may hold a password */
-            return bad(c, v->items[i],
-                       "'ha.etcd_endpoints' entries must not hold a user or password (etcd "
-                       "authentication is not supported)");
-        if (s == NULL || !etcd_url_ok(s))
-            return bad(c, v->items[i],
-                       "'ha.etcd_endpoints' entries must be http:// or https:// URLs of etcd "
-                       "members without a path, got %s",
-                       describe(v->items[i], d, sizeof(d)));
-    }
-    char **eps = calloc(v->n, sizeof(*eps));
-    if (eps == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < v->n; i++)
-        if ((eps[i] = strdup(v->items[i]->text)) == NULL) {
-            for (size_t j = 0; j < i; j++)
-                free(eps[j]);
-            free(eps);
-            return -ENOMEM;
-        }
-    for (size_t i = 0; i < cfg->n_ha_endpoints; i++)
-        free(cfg->ha_endpoints[i]);
-    free(cfg->ha_endpoints);
-    cfg->ha_endpoints = eps;
-    cfg->n_ha_endpoints = v->n;
+    const cfg_strv how = {.check = etcd_endpoint_item, .first_only = true};
+    char **eps = NULL;
+    int rc = read_strv(c, v, &how, &eps);
+    if (rc < 0)
+        return rc;
+    replace_strv(&cfg->ha_endpoints, &cfg->n_ha_endpoints, eps, v->n);
     return 0;
 }
 
@@ -1100,6 +1125,19 @@ static int choice_of(const cfg_choice *t, const char *s)
     return -1;
 }
 
+/* An item of a notify entry's events: a known event name. */
+static int notify_event_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, const char *s,
+                             const void *ud)
+{
+    char d[256];
+    if (choice_of(notify_events, s) < 0)
+        return bad(c, items[i],
+                   "unknown notify event %s: use applied, failed, manifest_error, refused, "
+                   "drift, recovered or leadership",
+                   describe(items[i], d, sizeof(d)));
+    return 0;
+}
+
 /* `events: [applied, failed]`: a non-empty list of known names. */
 static int notify_events_of(const spec_ynode *v, cfg_ctx *c, unsigned *ret)
 {
@@ -1111,21 +1149,15 @@ static int notify_events_of(const spec_ynode *v, cfg_ctx *c, unsigned *ret)
                    "'notify' events must be a non-empty list of applied, failed, manifest_error, "
                    "refused, drift, recovered, leadership; got %s",
                    describe(v, d, sizeof(d)));
+    const cfg_strv how = {.check = notify_event_item};
+    int rc = read_strv(c, v, &how, NULL);
+    if (rc < 0)
+        return rc;
     unsigned bits = 0;
-    int rc = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        int e = choice_of(notify_events, text_of(v->items[i]));
-        if (e < 0)
-            rc = bad(c, v->items[i],
-                     "unknown notify event %s: use applied, failed, manifest_error, refused, "
-                     "drift, recovered or leadership",
-                     describe(v->items[i], d, sizeof(d)));
-        else
-            bits |= (unsigned)e;
-    }
-    if (rc == 0)
-        *ret = bits;
-    return rc;
+    for (size_t i = 0; i < v->n; i++)
+        bits |= (unsigned)choice_of(notify_events, text_of(v->items[i]));
+    *ret = bits;
+    return 0;
 }
 
 /* One `notify:` entry: {url, format, secret_file, events}; url is required. */
@@ -1166,12 +1198,8 @@ static int notify_entry(const spec_ynode *v, cfg_ctx *c, spec_notify *ret)
             if (s == NULL || *s == '\0')
                 rc = bad(c, val, "'notify' secret_file must be a path, got %s",
                          describe(val, d, sizeof(d)));
-            else if ((s[0] != '/' && c->base_dir != NULL && strcmp(c->base_dir, ".") != 0
-                          ? asprintf(&n.secret_file, "%s/%s", c->base_dir, s)
-                          : ((n.secret_file = strdup(s)) ? 0 : -1)) < 0) {
-                n.secret_file = NULL;
+            else if (resolve_path(c, s, &n.secret_file) < 0)
                 rc = -ENOMEM;
-            }
         } else if (key != NULL && strcmp(key, "events") == 0) {
             int erc = notify_events_of(val, c, &n.events);
             if (erc < 0)
@@ -1399,9 +1427,7 @@ void spec_config_clear(spec_config *cfg)
     if (cfg == NULL)
         return;
     free(cfg->owner);
-    for (size_t i = 0; i < cfg->n_manifests; i++)
-        free(cfg->manifests[i]);
-    free(cfg->manifests);
+    free_strv(cfg->manifests, cfg->n_manifests);
     for (size_t i = 0; i < cfg->n_quotas; i++)
         free(cfg->quotas[i].region);
     free(cfg->quotas);
@@ -1414,15 +1440,11 @@ void spec_config_clear(spec_config *cfg)
     free(cfg->profile);
     free(cfg->account_id);
     free(cfg->ca_file);
-    free_regions(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
-    free_regions(cfg->regions, cfg->n_regions);
+    free_strv(cfg->allow_empty_regions, cfg->n_allow_empty_regions);
+    free_strv(cfg->regions, cfg->n_regions);
     notify_clear(cfg->notify, cfg->n_notify);
-    for (size_t i = 0; i < cfg->n_previous_owners; i++)
-        free(cfg->previous_owners[i]);
-    free(cfg->previous_owners);
-    for (size_t i = 0; i < cfg->n_ha_endpoints; i++)
-        free(cfg->ha_endpoints[i]);
-    free(cfg->ha_endpoints);
+    free_strv(cfg->previous_owners, cfg->n_previous_owners);
+    free_strv(cfg->ha_endpoints, cfg->n_ha_endpoints);
     free(cfg->ha_prefix);
     memset(cfg, 0, sizeof(*cfg));
 }

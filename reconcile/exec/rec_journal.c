@@ -423,45 +423,40 @@ int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_
 {
     if (state_dir == NULL || cycle_id == NULL || ret == NULL)
         return -EINVAL;
-    rec_journal *j = NULL;
+    _cleanup_(rec_journal_closep) rec_journal *j = NULL;
     int rc = journal_new(state_dir, cycle_id, &j);
     if (rc < 0)
         return rc;
     rc = relock(j);
     if (rc < 0)
-        goto fail;
+        return rc;
     off_t valid = 0;
     rc = read_fd(j, j->fd, &valid);
     if (rc < 0)
-        goto fail;
+        return rc;
     /* A torn last line (a crash mid-append) is cut away; otherwise the next line would be
      * glued to it and lost. */
     struct stat st;
     if (fstat(j->fd, &st) == 0 && st.st_size > valid &&
-        (ftruncate(j->fd, valid) < 0 || fsync(j->fd) < 0)) {
-        rc = -errno;
-        goto fail;
-    }
+        (ftruncate(j->fd, valid) < 0 || fsync(j->fd) < 0))
+        return -errno;
     rc = compact(j, keep_cycles ? keep_cycles : 20);
     if (rc == -ENOMEM)
-        goto fail; /* other compaction failures leave the old file, still valid */
+        return rc; /* other compaction failures leave the old file, still valid */
     /* After a compaction the name is a new file: move to it (its lock is free). */
     rc = relock(j);
     if (rc < 0)
-        goto fail;
+        return rc;
     (void)flock(j->fd, LOCK_UN);
-    *ret = j;
+    *ret = PROV_TAKE_PTR(j);
     return 0;
-fail:
-    rec_journal_close(j);
-    return rc;
 }
 
 int rec_journal_open_readonly(const char *state_dir, rec_journal **ret)
 {
     if (state_dir == NULL || ret == NULL)
         return -EINVAL;
-    rec_journal *j = NULL;
+    _cleanup_(rec_journal_closep) rec_journal *j = NULL;
     int rc = journal_new(state_dir, "read-only", &j);
     if (rc < 0)
         return rc;
@@ -473,11 +468,9 @@ int rec_journal_open_readonly(const char *state_dir, rec_journal **ret)
     } else if (fd != -ENOENT) {
         rc = fd;
     }
-    if (rc < 0) {
-        rec_journal_close(j);
+    if (rc < 0)
         return rc;
-    }
-    *ret = j;
+    *ret = PROV_TAKE_PTR(j);
     return 0;
 }
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prov_cleanup.h"
+
 typedef enum rec_journal_phase { REC_JOURNAL_INTENT = 0, REC_JOURNAL_RESULT = 1 } rec_journal_phase;
 
 /* One line as read back. Absent strings are NULL. */
@@ -46,6 +48,7 @@ int rec_journal_open(const char *state_dir, const char *cycle_id, unsigned keep_
  * fail with -EROFS. A missing file is an empty journal. */
 int rec_journal_open_readonly(const char *state_dir, rec_journal **ret);
 void rec_journal_close(rec_journal *j);
+PROV_DEFINE_FREEP(rec_journal, rec_journal_close)
 
 /* Appends one line and fsyncs it; the entry is also kept in memory for lookups. e->ts_ms 0 means
  * now; e->cycle is ignored (the journal's own cycle id is written). Returns 0 or a negative

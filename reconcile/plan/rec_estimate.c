@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_cleanup.h"
 #include "rec_estimate.h"
 #include "rec_plan_int.h"
 
@@ -35,22 +36,13 @@ int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, si
     for (size_t k = 0; k < n_rates; k++)
         if (rates[k].calls == 0 || rates[k].window_ms == 0)
             return -EINVAL;
-    uint64_t *done = n ? calloc(n, sizeof(*done)) : NULL;
-    bool *sched = n ? calloc(n, sizeof(*sched)) : NULL;
-    uint64_t **logs = n_rates ? calloc(n_rates, sizeof(*logs)) : NULL;
-    size_t *nlog = n_rates ? calloc(n_rates, sizeof(*nlog)) : NULL;
-    int rc = 0;
-    if ((n && (!done || !sched)) || (n_rates && (!logs || !nlog))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t k = 0; k < n_rates; k++) {
-        logs[k] = n ? calloc(n, sizeof(**logs)) : NULL;
-        if (n && !logs[k]) {
-            rc = -ENOMEM;
-            goto out;
-        }
-    }
+    _cleanup_free_ uint64_t *done = n ? calloc(n, sizeof(*done)) : NULL;
+    _cleanup_free_ bool *sched = n ? calloc(n, sizeof(*sched)) : NULL;
+    /* The call log of key k is logs[k * n ...], nlog[k] times long. */
+    _cleanup_free_ uint64_t *logs = n_rates && n ? calloc(n_rates, n * sizeof(*logs)) : NULL;
+    _cleanup_free_ size_t *nlog = n_rates ? calloc(n_rates, sizeof(*nlog)) : NULL;
+    if ((n && (!done || !sched)) || (n_rates && (!nlog || (n && !logs))))
+        return -ENOMEM;
     uint64_t total = 0;
     for (size_t round = 0; round < n; round++) {
         size_t best = SIZE_MAX;
@@ -70,8 +62,8 @@ int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, si
                 continue;
             uint64_t t = ready;
             if (tasks[i].key >= 0) {
-                int key = tasks[i].key;
-                uint64_t s = slot_time(logs[key], nlog[key], rates[key]);
+                size_t key = (size_t)tasks[i].key;
+                uint64_t s = slot_time(logs + key * n, nlog[key], rates[key]);
                 if (s > t)
                     t = s;
             }
@@ -80,14 +72,12 @@ int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, si
                 best = i;
             }
         }
-        if (best == SIZE_MAX) {
-            rc = -EINVAL; /* a dependency cycle */
-            goto out;
-        }
+        if (best == SIZE_MAX)
+            return -EINVAL; /* a dependency cycle */
         sched[best] = true;
         if (tasks[best].key >= 0) {
-            int key = tasks[best].key;
-            logs[key][nlog[key]++] = best_t;
+            size_t key = (size_t)tasks[best].key;
+            logs[key * n + nlog[key]++] = best_t;
         }
         done[best] = best_t + tasks[best].duration_ms;
         if (done[best] > total)
@@ -97,14 +87,7 @@ int rec_simulate(const rec_sim_task *tasks, size_t n, const spec_rate *rates, si
         memcpy(ret_done_ms, done, n * sizeof(*done));
     if (ret_total_ms)
         *ret_total_ms = total;
-out:
-    for (size_t k = 0; logs && k < n_rates; k++)
-        free(logs[k]);
-    free(logs);
-    free(nlog);
-    free(done);
-    free(sched);
-    return rc;
+    return 0;
 }
 
 /* Budget keys of the mutating API actions; the last is the batched delete. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "prov_cleanup.h"
 #include "rec_escape.h"
 #include "rec_plan_int.h"
 #include "rec_planfile.h"
@@ -359,21 +360,16 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
         return -ENOMEM;
     }
     /* C1 controls escaped like in `plan --json`: a saved plan is often read with cat. */
-    char *text = rec_escape_json_c1(json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
+    _cleanup_free_ char *text =
+        rec_escape_json_c1(json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
     json_decref(doc);
-    char *tmp = prov_asprintf("%s.XXXXXX", path);
-    if (!text || !tmp) {
-        free(text);
-        free(tmp);
+    _cleanup_free_ char *tmp = prov_asprintf("%s.XXXXXX", path);
+    if (!text || !tmp)
         return -ENOMEM;
-    }
-    int rc = 0;
     int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    rc = rec_write_all(fd, text, strlen(text));
+    if (fd < 0)
+        return -errno;
+    int rc = rec_write_all(fd, text, strlen(text));
     if (rc == 0)
         rc = rec_write_all(fd, "\n", 1);
     if (rc == 0 && fsync(fd) != 0)
@@ -384,9 +380,6 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
         rc = -errno;
     if (rc < 0)
         (void)unlink(tmp);
-out:
-    free(text);
-    free(tmp);
     return rc;
 }
 
