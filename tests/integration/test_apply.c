@@ -380,6 +380,17 @@ Test(apply, quota_full_deletes_before_creates)
     expect_idempotent();
 }
 
+/* Whether the emulator's journal has a throttled DeleteCustomImage: test_file_await's condition
+ * below (ud unused). */
+static bool delete_throttled(void *ud)
+{
+    (void)ud;
+    json_t *j = journal_lines(&E);
+    bool seen = count_calls(j, 0, "DeleteCustomImage", "Throttling") > 0;
+    json_decref(j);
+    return seen;
+}
+
 Test(apply, custom_image_in_share_when_the_world_changes)
 {
     write_fixture(&E, 1, FIX("m-orphan0000000001", "old-1", "1", "false", OWNED), NULL);
@@ -398,25 +409,8 @@ Test(apply, custom_image_in_share_when_the_world_changes)
                        (const char *const[]){"apply", "-f", E.manifest, "--auto-approve",
                                              "--rate-limit", "DeleteCustomImage=1/5s", NULL});
     /* Wait (bounded, on journal writes) for the throttled delete. */
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int64_t deadline = mono_ms_now() + 30000;
-    bool seen = false;
-    while (!seen && mono_ms_now() < deadline) {
-        json_t *j = journal_lines(&E);
-        seen = count_calls(j, 0, "DeleteCustomImage", "Throttling") > 0;
-        json_decref(j);
-        if (!seen) {
-            struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
-                char buf[4096];
-                (void)read(ino, buf, sizeof(buf));
-            }
-        }
-    }
-    close(ino);
-    cr_assert(seen, "the throttled delete never came");
+    cr_assert(test_file_await(E.emu.journal, IN_MODIFY, 30000, delete_throttled, NULL),
+              "the throttled delete never came");
     /* Share it behind imgrecon's back with a separate, signed `imgrecon api` call. */
     char api_state[160];
     snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);

@@ -115,29 +115,30 @@ Test(batch, twenty_pruned_images_take_two_calls_and_never_name_a_foreign_one)
     assert_journal_rules(&E);
 }
 
-/* Waits (inotify on the state directory, bounded) until imgrecon's own journal holds a line
- * containing text. */
+/* The journal path and the text await_state_journal looks for. */
+typedef struct journal_text {
+    char path[192];
+    const char *text;
+} journal_text;
+
+/* Whether imgrecon's own journal holds the text (ud: a journal_text). */
+static bool journal_has(void *ud)
+{
+    const journal_text *w = ud;
+    char *s = read_file(w->path);
+    bool found = strstr(s, w->text) != NULL;
+    free(s);
+    return found;
+}
+
+/* Waits (inotify on the state directory: writes, new files and renames; bounded) until
+ * imgrecon's own journal holds a line containing text. */
 static bool await_state_journal(const char *text, int timeout_ms)
 {
-    char path[192];
-    snprintf(path, sizeof(path), "%s/journal.jsonl", E.state);
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE), 0);
-    int deadline = mono_ms_now() + timeout_ms;
-    bool found = false;
-    while (!found && mono_ms_now() < deadline) {
-        char *s = read_file(path);
-        found = strstr(s, text) != NULL;
-        free(s);
-        struct pollfd pf = {.fd = ino, .events = POLLIN};
-        if (!found && poll(&pf, 1, 200) > 0) {
-            char ev[4096];
-            (void)read(ino, ev, sizeof(ev));
-        }
-    }
-    close(ino);
-    return found;
+    journal_text w = {.text = text};
+    snprintf(w.path, sizeof(w.path), "%s/journal.jsonl", E.state);
+    return test_file_await(E.state, IN_MODIFY | IN_CREATE | IN_MOVED_TO, timeout_ms, journal_has,
+                           &w);
 }
 
 #define ID_A "m-shra00000000000001"

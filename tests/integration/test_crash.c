@@ -36,28 +36,19 @@ static void write_manifest(void)
     free(buf);
 }
 
+/* Whether the emulator's journal holds at least *(size_t *)n successful creates. */
+static bool has_creates(void *n)
+{
+    json_t *j = journal_lines(&E);
+    bool seen = count_calls(j, 0, "CreateCustomImage", NULL) >= *(const size_t *)n;
+    json_decref(j);
+    return seen;
+}
+
 /* Waits, on the emulator journal's writes, until it holds at least n successful creates. */
 static bool await_creates(size_t n, int timeout_ms)
 {
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int64_t deadline = mono_ms_now() + timeout_ms;
-    bool seen = false;
-    while (!seen && mono_ms_now() < deadline) {
-        json_t *j = journal_lines(&E);
-        seen = count_calls(j, 0, "CreateCustomImage", NULL) >= n;
-        json_decref(j);
-        if (!seen) {
-            struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
-                char buf[4096];
-                (void)read(ino, buf, sizeof(buf));
-            }
-        }
-    }
-    close(ino);
-    return seen;
+    return test_file_await(E.emu.journal, IN_MODIFY, timeout_ms, has_creates, &n);
 }
 
 /* Kills an apply after `after` creates, reruns it, and checks the end state. */

@@ -361,32 +361,25 @@ static void check_journal(json_t *j)
     cr_expect_neq(find_ok(j, 0, "DeleteImage", NULL, ID_ECS), SIZE_MAX);
 }
 
+/* Whether every action in held (a NULL-terminated const char *const *) shows a repeated call in
+ * the journal: await_held's condition. */
+static bool all_held(void *ud)
+{
+    const char *const *held = ud;
+    json_t *j = journal_lines(&E);
+    bool all = true;
+    for (size_t i = 0; held[i] != NULL && all; i++)
+        all = count_repeats(j, held[i]) > 0;
+    json_decref(j);
+    return all;
+}
+
 /* Waits, on the journal's writes and at most timeout_ms, until every action in `held` shows
  * a repeated call: the held attempt (journaled when its answer is finally sent, to a client
  * that gave up) next to the retry that settled it. */
 static bool await_held(const char *const *held, int timeout_ms)
 {
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.emu.journal, IN_MODIFY), 0);
-    int64_t deadline = mono_ms_now() + timeout_ms;
-    bool all = false;
-    while (!all && mono_ms_now() < deadline) {
-        json_t *j = journal_lines(&E);
-        all = true;
-        for (size_t i = 0; held[i] != NULL && all; i++)
-            all = count_repeats(j, held[i]) > 0;
-        json_decref(j);
-        if (!all) {
-            struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
-                char buf[4096];
-                (void)read(ino, buf, sizeof(buf));
-            }
-        }
-    }
-    close(ino);
-    return all;
+    return test_file_await(E.emu.journal, IN_MODIFY, timeout_ms, all_held, (void *)held);
 }
 
 /* Runs one scenario: starts the emulator with `emu_extra` and the scripted `faults` (JSON or

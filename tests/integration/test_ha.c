@@ -248,6 +248,43 @@ static daemon_proc *await_leader(daemon_proc *const *ds, size_t n, long ms)
     return NULL;
 }
 
+/* Starts `imgrecon run` with key and asserts that it leads within ms (nobody else may lead):
+ * the first daemon of most scenarios. */
+static daemon_proc *start_leader(int key, long ms)
+{
+    daemon_proc *d = start_daemon(key);
+    daemon_proc *only[] = {d};
+    cr_assert_eq(await_leader(only, 1, ms), d);
+    return d;
+}
+
+/* Starts `imgrecon run` with key and asserts that it sees the leader within WAIT_MS: the standby
+ * of the failover scenarios. */
+static daemon_proc *start_standby(int key)
+{
+    daemon_proc *d = start_daemon(key);
+    cr_assert(await_log(d, "ha: leader seen", 1, WAIT_MS), "the standby sees the leader");
+    return d;
+}
+
+/* Sends sig to d and reaps it (it no longer needs teardown's kill); returns its wait status. */
+static int stop_daemon(daemon_proc *d, int sig)
+{
+    int status = 0;
+    kill(d->pid, sig);
+    cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+    d->pid = 0;
+    return status;
+}
+
+/* Expects the file at path (a run's output) to contain text; why says what that shows. */
+static void expect_output(const char *path, const char *text, const char *why)
+{
+    char *out = test_file_read(path);
+    cr_expect(strstr(out, text) != NULL, "%s:\n%s", why, out);
+    free(out);
+}
+
 /* ---- the emulator's view ---- */
 
 static bool mutating(const char *action)
@@ -406,11 +443,8 @@ static void await_available(const char *name, int want, long ms)
 Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_image_once)
 {
     write_manifest(1, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
-    daemon_proc *b = start_daemon(1);
-    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS), "the standby sees the leader");
+    daemon_proc *a = start_leader(0, WAIT_MS);
+    daemon_proc *b = start_standby(1);
     await_available(NULL, 1, WAIT_MS);
     /* Both are up: now the work, and the kill mid-apply (some creates sent, not all). */
     write_manifest(10, NULL);
@@ -418,9 +452,7 @@ Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_
     while (journal_count(0, true, 0, "CreateCustomImage") < 3 && mono_ms() < deadline)
         pause_ms(5);
     cr_assert_lt(available_count(NULL), 10, "killed before the apply finished");
-    kill(a->pid, SIGKILL);
-    (void)waitpid(a->pid, NULL, 0);
-    a->pid = 0;
+    (void)stop_daemon(a, SIGKILL);
     long t_kill = mono_ms();
     cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
     long failover = mono_ms() - t_kill;
@@ -436,12 +468,9 @@ Test(ha, sigkill_of_the_leader_mid_apply_fails_over_within_ttl_and_creates_each_
 Test(ha, a_leader_stopped_past_its_ttl_sends_nothing_after_waking)
 {
     write_manifest(2, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    daemon_proc *a = start_leader(0, WAIT_MS);
     await_available(NULL, 2, WAIT_MS);
-    daemon_proc *b = start_daemon(1);
-    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    daemon_proc *b = start_standby(1);
     cr_assert(await_log(a, "cycle finished", 1, WAIT_MS));
     long t_stop = wall_ms();
     kill(a->pid, SIGSTOP);
@@ -465,11 +494,8 @@ Test(ha, a_leader_stopped_past_its_ttl_sends_nothing_after_waking)
 Test(ha, etcd_minority_down_changes_nothing_majority_down_stops_every_mutation)
 {
     write_manifest(2, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
-    daemon_proc *b = start_daemon(1);
-    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    daemon_proc *a = start_leader(0, WAIT_MS);
+    daemon_proc *b = start_standby(1);
     await_available(NULL, 2, WAIT_MS);
     /* A minority: one follower dies. (Killing etcd's own raft leader makes the two others
      * elect anew; on a loaded machine that election can outlast a short lease, which is etcd's
@@ -531,16 +557,19 @@ static void add_leadership_hook(const char *url)
     free(text);
 }
 
-/* The n-th `leadership` notification's summary (caller frees); fails the test after ms. */
-static char *await_leadership(hook_recv *r, size_t n, long ms)
+/* Expects the n-th `leadership` notification (failing the test after ms) to say that d's pid
+ * <what> ("became leader", "lost leadership"); why says what that shows. */
+static void expect_leadership(hook_recv *r, size_t n, long ms, const daemon_proc *d,
+                              const char *what, const char *why)
 {
     json_t *body = hook_recv_wait(r, "leadership", n, ms);
     cr_assert_not_null(body, "leadership notification %zu within %ld ms", n, ms);
     const char *summary = json_string_value(json_object_get(body, "summary"));
     cr_assert_not_null(summary);
-    char *copy = strdup(summary);
+    char want[96];
+    snprintf(want, sizeof(want), ":%ld %s", (long)d->pid, what);
+    cr_expect(strstr(summary, want) != NULL, "%s: %s", why, summary);
     json_decref(body);
-    return copy;
 }
 
 Test(ha, leadership_changes_are_notified_by_the_new_leader_and_the_one_that_lost_it)
@@ -549,27 +578,14 @@ Test(ha, leadership_changes_are_notified_by_the_new_leader_and_the_one_that_lost
     cr_assert_eq(hook_recv_start(NULL, &r), 0);
     add_leadership_hook(hook_recv_url(r));
     write_manifest(2, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
-    char want[96];
-    char *s = await_leadership(r, 0, WAIT_MS);
-    snprintf(want, sizeof(want), ":%ld became leader", (long)a->pid);
-    cr_expect(strstr(s, want) != NULL, "first leader announced: %s", s);
-    free(s);
-    daemon_proc *b = start_daemon(1);
-    cr_assert(await_log(b, "ha: leader seen", 1, WAIT_MS));
+    daemon_proc *a = start_leader(0, WAIT_MS);
+    expect_leadership(r, 0, WAIT_MS, a, "became leader", "first leader announced");
+    daemon_proc *b = start_standby(1);
     kill(a->pid, SIGSTOP);
     cr_assert(await_log(b, "ha: became leader", 1, WAIT_MS));
-    s = await_leadership(r, 1, WAIT_MS);
-    snprintf(want, sizeof(want), ":%ld became leader", (long)b->pid);
-    cr_expect(strstr(s, want) != NULL, "the new leader announced itself: %s", s);
-    free(s);
+    expect_leadership(r, 1, WAIT_MS, b, "became leader", "the new leader announced itself");
     kill(a->pid, SIGCONT);
-    s = await_leadership(r, 2, 5000);
-    snprintf(want, sizeof(want), ":%ld lost leadership", (long)a->pid);
-    cr_expect(strstr(s, want) != NULL, "the woken leader said it lost the lease: %s", s);
-    free(s);
+    expect_leadership(r, 2, 5000, a, "lost leadership", "the woken leader said it lost the lease");
     json_t *all = hook_recv_all(r);
     cr_expect_eq(json_array_size(all), 3, "only leadership events, one per change");
     json_decref(all);
@@ -601,43 +617,34 @@ Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
     test_file_replace(path, m);
     free(m);
     write_manifest(2, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    daemon_proc *a = start_leader(0, WAIT_MS);
     await_available(NULL, 2, WAIT_MS);
     char out[192];
     snprintf(out, sizeof(out), "%s/apply.out", dir);
     cr_assert_eq(run_apply(2, mine, out), 1, "apply refuses while a daemon leads");
-    char *text = test_file_read(out), want[64];
+    char want[64];
     snprintf(want, sizeof(want), ":%ld holds the leader key", (long)a->pid);
-    cr_expect(strstr(text, want) != NULL, "apply names the leader: %s", text);
-    free(text);
+    expect_output(out, want, "apply names the leader");
     cr_expect_eq(journal_count(2, true, 0, NULL), 0, "apply sent no mutating call");
     cr_expect_eq(available_count("img-apply-only"), 0);
     /* A clean stop revokes the daemon's lease: nobody leads, apply takes the key for its run. */
-    kill(a->pid, SIGTERM);
-    cr_assert_eq(waitpid(a->pid, NULL, 0), a->pid);
-    a->pid = 0;
+    (void)stop_daemon(a, SIGTERM);
     long t = wall_ms();
     int rc = run_apply(2, mine, out);
-    text = test_file_read(out);
+    char *text = test_file_read(out);
     cr_assert_eq(rc, 0, "apply with nobody leading works:\n%s", text);
     free(text);
     cr_expect_eq(available_count("img-apply-only"), 1);
     cr_expect_gt(journal_count(2, true, t, "CreateCustomImage"), 0);
     /* apply released the key at its end: a daemon leads at once (not after a TTL). */
-    daemon_proc *b = start_daemon(1);
-    daemon_proc *second[] = {b};
-    cr_assert_eq(await_leader(second, 1, TTL_MS), b);
+    (void)start_leader(1, TTL_MS);
     check_invariants();
 }
 
 Test(ha, a_concurrent_plan_from_a_third_process_shares_the_budget)
 {
     write_manifest(12, NULL);
-    daemon_proc *a = start_daemon(0);
-    daemon_proc *first[] = {a};
-    cr_assert_eq(await_leader(first, 1, WAIT_MS), a);
+    (void)start_leader(0, WAIT_MS);
     long deadline = mono_ms() + WAIT_MS;
     int plans = 0;
     while (available_count(NULL) < 12 && mono_ms() < deadline) {
@@ -747,23 +754,15 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     cr_expect_eq(rc, 1, "plan fails when the shared budget is unreachable");
     char out[192];
     snprintf(out, sizeof(out), "%s/plan.out", dir);
-    char *text = test_file_read(out);
-    cr_expect(strstr(text, "budget") != NULL, "plan says why:\n%s", text);
-    free(text);
+    expect_output(out, "budget", "plan says why");
     cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the plan sent nothing unpaced");
     /* `apply` cannot learn who leads: it refuses within lease_ttl + 2 s, having sent nothing. */
     long t0 = mono_ms();
     cr_expect_eq(run_apply(2, manifests, out), 1, "apply fails when etcd cannot say who leads");
     cr_expect_lt(mono_ms() - t0, TTL_MS + 2000 + 3000, "apply gives up in bounded time");
-    text = test_file_read(out);
-    cr_expect(strstr(text, "cannot take the leader key in etcd") != NULL, "apply says why:\n%s",
-              text);
-    free(text);
+    expect_output(out, "cannot take the leader key in etcd", "apply says why");
     cr_expect_eq(journal_count(-1, false, 0, NULL), 0, "the apply sent nothing");
-    kill(a->pid, SIGTERM);
-    int status;
-    cr_assert_eq(waitpid(a->pid, &status, 0), a->pid);
-    a->pid = 0;
+    int status = stop_daemon(a, SIGTERM);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a clean stop");
     script_stop(&garbage);
     script_stop(&silent);

@@ -227,24 +227,38 @@ static void add_observed(rec_region_obs *r, const char *id, const char *name, co
     }
 }
 
-/* Whatever plan reaches the executor (a tampered saved plan, a bug in the planner), it sends no
- * mutating call for an image it did not observe as ours: here a delete of the console image
- * fails without a call, while an unshare of our own image in the same plan goes through. */
-Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
+/* One step of a hand-made plan and one image the executor observed (owner NULL: no owner tag). */
+typedef struct step_row {
+    rec_action action;
+    const char *name, *image_id;
+} step_row;
+
+typedef struct seen_row {
+    const char *image_id, *name, *owner;
+} seen_row;
+
+#define N_ROWS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Runs a plan of team-a made of steps (ids from 1) through the executor, with seen as what was
+ * observed in cn-hangzhou, against the emulator on its own loop and client, and waits (bounded,
+ * 20 s) until it reports; out gets the counts and the first two errors (exec_outcome_clear frees
+ * them). Both executor tests drive it this way. */
+static void run_executor(const step_row *steps, size_t n_steps, const seen_row *seen, size_t n_seen,
+                         exec_outcome *out)
 {
-    scenario();
     rec_plan *plan = calloc(1, sizeof(*plan));
     cr_assert_not_null(plan);
     plan->owner = strdup("team-a");
-    plan->steps = calloc(2, sizeof(rec_step));
-    plan->n_steps = 2;
-    make_step(&plan->steps[0], 1, REC_ACT_DELETE, "hand-made", ID_HAND);
-    make_step(&plan->steps[1], 2, REC_ACT_SHARE, "web", ID_OURS);
+    plan->steps = calloc(n_steps, sizeof(rec_step));
+    plan->n_steps = n_steps;
+    for (size_t i = 0; i < n_steps; i++)
+        make_step(&plan->steps[i], (unsigned)i + 1, steps[i].action, steps[i].name,
+                  steps[i].image_id);
     rec_observed obs = {0};
     rec_region_obs *r = NULL;
     cr_assert_eq(rec_observed_add_region(&obs, "cn-hangzhou", &r), 0);
-    add_observed(r, ID_HAND, "hand-made", NULL);
-    add_observed(r, ID_OURS, "web", "team-a");
+    for (size_t i = 0; i < n_seen; i++)
+        add_observed(r, seen[i].image_id, seen[i].name, seen[i].owner);
 
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
@@ -258,31 +272,56 @@ Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
     prov_client *client = NULL;
     cr_assert_eq(prov_client_new(&loop, &co, &client), 0);
     rec_exec_opts xo = {.client = client, .observed = &obs, .owner = "team-a"};
-    exec_outcome out = {0};
-    cr_assert_eq(rec_exec_start(&loop, plan, &xo, on_exec_done, &out, NULL), 0);
+    cr_assert_eq(rec_exec_start(&loop, plan, &xo, on_exec_done, out, NULL), 0);
     int64_t deadline = mono_ms_now() + 20000;
-    while (!out.done && mono_ms_now() < deadline)
+    while (!out->done && mono_ms_now() < deadline)
         uv_run(&loop, UV_RUN_ONCE);
-    cr_assert(out.done, "the executor finished in time");
+    cr_assert(out->done, "the executor finished in time");
     prov_client_close(client);
     (void)uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);
+    rec_plan_free(plan);
+    rec_observed_clear(&obs);
+}
 
-    cr_expect_eq(out.n_failed, 1);
-    cr_expect_eq(out.n_done, 1, "the step on our image ran");
-    cr_assert_not_null(out.error[0]);
-    cr_expect_not_null(strstr(out.error[0], "not observed carrying this owner's"), "%s",
-                       out.error[0]);
+/* The one step on the console image failed for ownership, n_done others went through (why: the
+ * message for n_done). */
+static void expect_one_refused(const exec_outcome *out, unsigned n_done, const char *why)
+{
+    cr_expect_eq(out->n_failed, 1);
+    cr_expect_eq(out->n_done, n_done, "%s", why);
+    cr_assert_not_null(out->error[0]);
+    cr_expect_not_null(strstr(out->error[0], "not observed carrying this owner's"), "%s",
+                       out->error[0]);
+}
+
+/* Frees the errors run_executor copied. */
+static void exec_outcome_clear(exec_outcome *out)
+{
+    for (size_t i = 0; i < 2; i++)
+        free(out->error[i]);
+}
+
+/* Whatever plan reaches the executor (a tampered saved plan, a bug in the planner), it sends no
+ * mutating call for an image it did not observe as ours: here a delete of the console image
+ * fails without a call, while an unshare of our own image in the same plan goes through. */
+Test(ownership, executor_refuses_a_step_on_an_image_not_observed_as_ours)
+{
+    static const step_row steps[] = {{REC_ACT_DELETE, "hand-made", ID_HAND},
+                                     {REC_ACT_SHARE, "web", ID_OURS}};
+    static const seen_row seen[] = {{ID_HAND, "hand-made", NULL}, {ID_OURS, "web", "team-a"}};
+    scenario();
+    exec_outcome out = {0};
+    run_executor(steps, N_ROWS(steps), seen, N_ROWS(seen), &out);
+
+    expect_one_refused(&out, 1, "the step on our image ran");
     cr_expect_null(out.error[1]);
     json_t *j = journal_lines(&E);
     cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", NULL), 0);
     cr_expect_eq(count_calls(j, 0, "ModifyImageShareStatus", NULL), 1);
     json_decref(j);
     expect_untouched("executor");
-    free(out.error[0]);
-    free(out.error[1]);
-    rec_plan_free(plan);
-    rec_observed_clear(&obs);
+    exec_outcome_clear(&out);
 }
 
 #define ID_MINE1 "m-bp1mine0000000001"
@@ -299,48 +338,16 @@ Test(ownership, executor_batch_leaves_out_an_image_not_observed_as_ours)
                           FIX(ID_MINE2, "mine-2", "1", "false", "{imgrecon/owner: team-a}"),
                   NULL);
     start_emu(&E, "300ms", NULL);
-    rec_plan *plan = calloc(1, sizeof(*plan));
-    cr_assert_not_null(plan);
-    plan->owner = strdup("team-a");
-    plan->steps = calloc(3, sizeof(rec_step));
-    plan->n_steps = 3;
-    make_step(&plan->steps[0], 1, REC_ACT_DELETE, "hand-made", ID_HAND);
-    make_step(&plan->steps[1], 2, REC_ACT_DELETE, "mine-1", ID_MINE1);
-    make_step(&plan->steps[2], 3, REC_ACT_DELETE, "mine-2", ID_MINE2);
-    rec_observed obs = {0};
-    rec_region_obs *r = NULL;
-    cr_assert_eq(rec_observed_add_region(&obs, "cn-hangzhou", &r), 0);
-    add_observed(r, ID_HAND, "hand-made", NULL);
-    add_observed(r, ID_MINE1, "mine-1", "team-a");
-    add_observed(r, ID_MINE2, "mine-2", "team-a");
-
-    uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
-    prov_credential cred = {.access_key_id = (char *)KEY_ID,
-                            .access_key_secret = (char *)KEY_SECRET};
-    prov_client_opts co = {.endpoint = E.emu.base_url,
-                           .cred = &cred,
-                           .rate_for = exec_rate,
-                           .timeout_ms = 5000,
-                           .connect_timeout_ms = 2000};
-    prov_client *client = NULL;
-    cr_assert_eq(prov_client_new(&loop, &co, &client), 0);
-    rec_exec_opts xo = {.client = client, .observed = &obs, .owner = "team-a"};
+    static const step_row steps[] = {{REC_ACT_DELETE, "hand-made", ID_HAND},
+                                     {REC_ACT_DELETE, "mine-1", ID_MINE1},
+                                     {REC_ACT_DELETE, "mine-2", ID_MINE2}};
+    static const seen_row seen[] = {{ID_HAND, "hand-made", NULL},
+                                    {ID_MINE1, "mine-1", "team-a"},
+                                    {ID_MINE2, "mine-2", "team-a"}};
     exec_outcome out = {0};
-    cr_assert_eq(rec_exec_start(&loop, plan, &xo, on_exec_done, &out, NULL), 0);
-    int64_t deadline = mono_ms_now() + 20000;
-    while (!out.done && mono_ms_now() < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    cr_assert(out.done, "the executor finished in time");
-    prov_client_close(client);
-    (void)uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&loop), 0);
+    run_executor(steps, N_ROWS(steps), seen, N_ROWS(seen), &out);
 
-    cr_expect_eq(out.n_failed, 1);
-    cr_expect_eq(out.n_done, 2, "both of our images were deleted");
-    cr_assert_not_null(out.error[0]);
-    cr_expect_not_null(strstr(out.error[0], "not observed carrying this owner's"), "%s",
-                       out.error[0]);
+    expect_one_refused(&out, 2, "both of our images were deleted");
     json_t *j = journal_lines(&E);
     cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 0);
     cr_assert_eq(count_calls(j, 0, "DeleteCustomImages", "*"), 1);
@@ -361,8 +368,5 @@ Test(ownership, executor_batch_leaves_out_an_image_not_observed_as_ours)
     cr_expect_null(find_image(imgs, "mine-1"));
     cr_expect_null(find_image(imgs, "mine-2"));
     json_decref(imgs);
-    for (size_t i = 0; i < 2; i++)
-        free(out.error[i]);
-    rec_plan_free(plan);
-    rec_observed_clear(&obs);
+    exec_outcome_clear(&out);
 }

@@ -125,6 +125,10 @@ static void expect_executed_equals_saved(size_t from)
     json_decref(plan);
 }
 
+/* A NULL-terminated list of strings: the arguments of run_raw and api_call, the texts
+ * expect_refused and expect_applied look for. */
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 /* Runs `imgrecon ARGS...` exactly as given (no common test flags): the environment carries only
  * the credentials, as a user's shell would. */
 static run_result run_raw(const char *const *args)
@@ -171,19 +175,9 @@ static char *plan_out(const char *const *extra)
     return arg;
 }
 
-/* A signed call behind imgrecon's back (its own state directory). */
-static void api_call(const char *action, const char *p1, const char *p2, const char *p3)
-{
-    char api_state[160];
-    snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
-    run_result s = RUN(&E, "api", "--state-dir", api_state, "swas", action, "RegionId=cn-hangzhou",
-                       p1, p2, p3);
-    cr_assert_eq(s.status, 0, "%s behind the back: %s", action, s.out);
-    run_result_free(&s);
-}
-
-/* A signed call behind imgrecon's back with any number of parameters (NULL-terminated). */
-static void api_call_v(const char *action, const char *const *params)
+/* A signed call behind imgrecon's back (its own state directory) with any number of parameters
+ * (NULL-terminated). */
+static void api_call(const char *action, const char *const *params)
 {
     char api_state[160];
     snprintf(api_state, sizeof(api_state), "%s/api-state", E.dir);
@@ -196,6 +190,35 @@ static void api_call_v(const char *action, const char *const *params)
     run_result s = run_imgrecon_v(&E, args);
     cr_assert_eq(s.status, 0, "%s behind the back: %s", action, s.out);
     run_result_free(&s);
+}
+
+/* plan --out, for the tests that apply the plan file by its name rather than the printed
+ * argument. */
+static void save_plan(void)
+{
+    free(plan_out(NULL));
+}
+
+/* r, an apply of the saved plan, was refused: exit 1, each of says in the output, no mutating
+ * call since journal line from. Frees r. The end of every staleness and policy check here. */
+static void expect_refused(run_result r, size_t from, const char *const *says)
+{
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    for (size_t i = 0; says[i] != NULL; i++)
+        cr_expect_not_null(strstr(r.out, says[i]), "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+}
+
+/* r, an apply of the saved plan, ran it: exit 0, each of says (NULL: nothing) in the output,
+ * and the calls since journal line from are exactly the saved steps. Frees r. */
+static void expect_applied(run_result r, size_t from, const char *const *says)
+{
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    for (size_t i = 0; says != NULL && says[i] != NULL; i++)
+        cr_expect_not_null(strstr(r.out, says[i]), "%s", r.out);
+    run_result_free(&r);
+    expect_executed_equals_saved(from);
 }
 
 /* The world of most scenarios: a declared image to share, an undeclared owned orphan, and a
@@ -216,11 +239,8 @@ Test(saved_plan, apply_as_printed_runs_exactly_the_saved_steps)
     world();
     char *arg = plan_out(NULL);
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
-    cr_expect_eq(r.status, 0, "apply %s:\n%s", arg, r.out);
-    run_result_free(&r);
+    expect_applied(run_raw(ARGS("apply", arg)), from, NULL);
     free(arg);
-    expect_executed_equals_saved(from);
     json_t *imgs = state_images(&E);
     cr_expect(image_shared(find_image(imgs, "web-a")));
     cr_expect_not_null(find_image(imgs, "web-b"));
@@ -258,52 +278,33 @@ Test(saved_plan, hint_with_awkward_file_name_works_through_a_shell)
 Test(saved_plan, widened_policy_is_refused)
 {
     world();
-    char *arg = plan_out(NULL);
-    free(arg);
+    save_plan();
     char prune_cfg[160];
     snprintf(prune_cfg, sizeof(prune_cfg), "%s/prune.yaml", E.dir);
     write_file(prune_cfg, "owner: team-a\nprune: true\nallow_empty: true\n");
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", "-c", prune_cfg, planfile, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "prune: the saved plan was made with false"), "%s", r.out);
-    run_result_free(&r);
+    expect_refused(run_raw(ARGS("apply", "-c", prune_cfg, planfile)), from,
+                   ARGS("prune: the saved plan was made with false"));
     /* The same through the flags common to every test (-c with max_deletes changed). */
     write_file(E.config, "owner: team-a\nmax_deletes: 9\n");
-    r = RUN(&E, "apply", planfile);
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "max_deletes"), "%s", r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    expect_refused(RUN(&E, "apply", planfile), from, ARGS("max_deletes"));
 }
 
 Test(saved_plan, narrowed_policy_is_refused_and_the_saved_one_applies)
 {
     world();
     write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
-    char *arg = plan_out(NULL);
-    free(arg);
+    save_plan();
     /* Narrowed: prune off now. */
     write_file(E.config, "owner: team-a\n");
     size_t from = journal_len();
-    run_result r = RUN(&E, "apply", planfile);
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "prune"), "%s", r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0);
+    expect_refused(RUN(&E, "apply", planfile), from, ARGS("prune"));
     /* Another owner is refused too. */
     write_file(E.config, "owner: team-b\nprune: true\nallow_empty: true\n");
-    r = RUN(&E, "apply", planfile);
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "owner"), "%s", r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0);
+    expect_refused(RUN(&E, "apply", planfile), from, ARGS("owner"));
     /* The saved settings again: the prune delete that was shown runs. */
     write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
-    r = RUN(&E, "apply", planfile);
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
-    expect_executed_equals_saved(from);
+    expect_applied(RUN(&E, "apply", planfile), from, NULL);
     json_t *imgs = state_images(&E);
     cr_expect_null(find_image(imgs, "old-1"));
     json_decref(imgs);
@@ -348,8 +349,7 @@ Test(saved_plan, policy_matrix_allow_empty_regions_account)
     };
     world();
     write_file(E.config, made);
-    char *arg = plan_out(NULL);
-    free(arg);
+    save_plan();
     size_t from = journal_len();
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         write_file(E.config, rows[i].config ? rows[i].config : made);
@@ -361,10 +361,8 @@ Test(saved_plan, policy_matrix_allow_empty_regions_account)
     }
     cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
     write_file(E.config, made);
-    run_result r = RUN(&E, "apply", "--allow-empty", "cn-beijing,cn-hangzhou", planfile);
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
-    expect_executed_equals_saved(from);
+    expect_applied(RUN(&E, "apply", "--allow-empty", "cn-beijing,cn-hangzhou", planfile), from,
+                   NULL);
     json_t *imgs = state_images(&E);
     cr_expect_null(find_image(imgs, "old-1"), "the prune delete the plan showed did not run");
     json_decref(imgs);
@@ -373,28 +371,18 @@ Test(saved_plan, policy_matrix_allow_empty_regions_account)
 Test(saved_plan, edited_manifest_entry_is_refused_unrelated_entry_is_not_run)
 {
     world();
-    char *arg = plan_out(NULL);
-    free(arg);
+    save_plan();
     /* The entry a saved step comes from changes: refused, naming it. */
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    share_to_ecs: true\n")
                    IMG("web-b", "    description: changed\n"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "web-b"), "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "description"), "%s", r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0);
+    expect_refused(run_raw(ARGS("apply", planfile)), from, ARGS("web-b", "description"));
     /* Back, plus an unrelated new entry: the saved steps run, the new entry does not. */
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    share_to_ecs: true\n")
                    IMG("web-b", "") IMG("web-z", ""));
-    r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "not in the saved plan"), "%s", r.out);
-    run_result_free(&r);
-    expect_executed_equals_saved(from);
+    expect_applied(run_raw(ARGS("apply", planfile)), from, ARGS("not in the saved plan"));
     json_t *imgs = state_images(&E);
     cr_expect_null(find_image(imgs, "web-z"), "a step that was never shown ran");
     json_decref(imgs);
@@ -404,14 +392,11 @@ Test(saved_plan, unmanaged_image_appearing_does_not_stale_the_plan)
 {
     world();
     char *arg = plan_out(NULL);
-    api_call("CreateCustomImage", "InstanceId=" SRV0, "ImageName=someone-else",
-             "SystemSnapshotId=s-sys-00");
+    api_call("CreateCustomImage",
+             ARGS("InstanceId=" SRV0, "ImageName=someone-else", "SystemSnapshotId=s-sys-00"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
+    expect_applied(run_raw(ARGS("apply", arg)), from, NULL);
     free(arg);
-    expect_executed_equals_saved(from);
     json_t *imgs = state_images(&E);
     cr_expect_not_null(find_image(imgs, "someone-else"));
     json_decref(imgs);
@@ -421,16 +406,12 @@ Test(saved_plan, share_flipped_by_hand_is_refused_naming_image_and_field)
 {
     world();
     char *arg = plan_out(NULL);
-    api_call("ModifyImageShareStatus", "ImageId=m-share00000000001", "Operation=Share",
-             "ClientToken=by-hand-1");
+    api_call("ModifyImageShareStatus",
+             ARGS("ImageId=m-share00000000001", "Operation=Share", "ClientToken=by-hand-1"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "m-share00000000001"), "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "in_share changed from false to true"), "%s", r.out);
-    run_result_free(&r);
+    expect_refused(run_raw(ARGS("apply", arg)), from,
+                   ARGS("m-share00000000001", "in_share changed from false to true"));
     free(arg);
-    cr_expect_eq(mutating_since(from), 0);
 }
 
 Test(saved_plan, image_deleted_by_hand_is_refused)
@@ -438,15 +419,11 @@ Test(saved_plan, image_deleted_by_hand_is_refused)
     world();
     write_file(E.config, "owner: team-a\nprune: true\nallow_empty: true\n");
     char *arg = plan_out(NULL);
-    api_call("DeleteCustomImage", "ImageId=m-orphan0000000001", "ClientToken=by-hand-2", NULL);
+    api_call("DeleteCustomImage", ARGS("ImageId=m-orphan0000000001", "ClientToken=by-hand-2"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", arg, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "m-orphan0000000001"), "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "no longer exists"), "%s", r.out);
-    run_result_free(&r);
+    expect_refused(run_raw(ARGS("apply", arg)), from,
+                   ARGS("m-orphan0000000001", "no longer exists"));
     free(arg);
-    cr_expect_eq(mutating_since(from), 0);
 }
 
 Test(saved_plan, apply_refused_while_another_process_holds_the_lock)
@@ -469,6 +446,16 @@ Test(saved_plan, apply_refused_while_another_process_holds_the_lock)
     run_result_free(&r);
 }
 
+/* Whether the journal at path (a char *) has the unshare's intent line: test_file_await's
+ * condition below. */
+static bool has_unshare_intent(void *path)
+{
+    char *text = read_file(path);
+    bool seen = strstr(text, "\"intent\"") != NULL && strstr(text, "ModifyImageShareStatus");
+    free(text);
+    return seen;
+}
+
 /* The unshare before a prune delete is held by the emulator; meanwhile the journal's name is
  * made unusable (a symlink), so the unshare's result cannot be written: the delete, which
  * depends on it, must not be sent. */
@@ -482,9 +469,6 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
                                             "\"kind\":\"delay\",\"delay_ms\":1500}"),
                  0);
     cr_assert_eq(rec_mkdir_p(E.state), 0);
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE), 0);
     char outpath[160], jpath[160], lpath[160], victim[160];
     snprintf(outpath, sizeof(outpath), "%s/apply-journal.txt", E.dir);
     snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", E.state);
@@ -494,22 +478,8 @@ Test(saved_plan, failed_result_write_stops_the_next_mutating_call)
     pid_t pid = spawn_imgrecon(
         &E, outpath, (const char *const[]){"apply", "-f", E.manifest, "--auto-approve", NULL});
     /* Wait (bounded, on writes in the state directory) for the unshare's intent line. */
-    int64_t deadline = mono_ms_now() + 30000;
-    bool seen = false;
-    while (!seen && mono_ms_now() < deadline) {
-        char *text = read_file(jpath);
-        seen = strstr(text, "\"intent\"") != NULL && strstr(text, "ModifyImageShareStatus");
-        free(text);
-        if (!seen) {
-            struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
-                char buf[4096];
-                (void)read(ino, buf, sizeof(buf));
-            }
-        }
-    }
-    close(ino);
-    cr_assert(seen, "the unshare's intent never came");
+    cr_assert(test_file_await(E.state, IN_MODIFY | IN_CREATE, 30000, has_unshare_intent, jpath),
+              "the unshare's intent never came");
     cr_assert_eq(symlink(victim, lpath), 0);
     cr_assert_eq(rename(lpath, jpath), 0);
     int status = wait_child(pid, RUN_TIMEOUT_MS);
@@ -577,6 +547,22 @@ Test(saved_plan, unsafe_state_dir_refused_and_planted_links_not_followed)
     free(v);
 }
 
+/* A lock file and the text it holds once the daemon owns it. */
+typedef struct lock_names {
+    const char *path, *text;
+} lock_names;
+
+/* Whether the lock file holds exactly its text (ud: a lock_names): test_file_await's condition
+ * below. */
+static bool lock_holds(void *ud)
+{
+    const lock_names *l = ud;
+    char *text = read_file(l->path);
+    bool locked = strcmp(text, l->text) == 0;
+    free(text);
+    return locked;
+}
+
 /* A running daemon (`imgrecon run`) on the state directory: apply is refused with its pid. */
 Test(saved_plan, apply_refused_while_the_daemon_runs)
 {
@@ -584,9 +570,6 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
     write_file(E.config, "owner: team-a\nmetrics_listen: 127.0.0.1:0\n");
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
     cr_assert_eq(rec_mkdir_p(E.state), 0);
-    int ino = inotify_init1(IN_CLOEXEC);
-    cr_assert_geq(ino, 0);
-    cr_assert_geq(inotify_add_watch(ino, E.state, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE), 0);
     char outpath[160], lockpath[160], status_path[160];
     snprintf(outpath, sizeof(outpath), "%s/run.txt", E.dir);
     snprintf(lockpath, sizeof(lockpath), "%s/daemon.lock", E.state);
@@ -596,22 +579,10 @@ Test(saved_plan, apply_refused_while_the_daemon_runs)
     /* Wait (bounded, on writes in the state directory) for the daemon's pid in its lock file. */
     char want[32];
     snprintf(want, sizeof(want), "%ld\n", (long)daemon);
-    int64_t deadline = mono_ms_now() + 30000;
-    bool locked = false;
-    while (!locked && mono_ms_now() < deadline) {
-        char *text = read_file(lockpath);
-        locked = strcmp(text, want) == 0;
-        free(text);
-        if (!locked) {
-            struct pollfd p = {.fd = ino, .events = POLLIN};
-            if (poll(&p, 1, (int)(deadline - mono_ms_now())) > 0) {
-                char buf[4096];
-                (void)read(ino, buf, sizeof(buf));
-            }
-        }
-    }
-    close(ino);
-    cr_assert(locked, "the daemon never took the lock");
+    lock_names want_lock = {lockpath, want};
+    cr_assert(test_file_await(E.state, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE, 30000, lock_holds,
+                              &want_lock),
+              "the daemon never took the lock");
     run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
     cr_expect_eq(r.status, 1, "%s", r.out);
     char pid[32];
@@ -655,13 +626,9 @@ static const char *state_tag(json_t *imgs, const char *name, const char *key)
 Test(saved_plan, tag_edit_and_adoption_run_exactly_as_saved)
 {
     tag_world();
-    char *arg = plan_out(NULL);
-    free(arg);
+    save_plan();
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
-    expect_executed_equals_saved(from);
+    expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
     json_t *j = journal_lines(&E);
     cr_expect_eq(count_calls(j, from, "TagResources", NULL), 2, "the tag edit and the adoption");
     cr_expect_eq(mutating_since(from), 2, "nothing but the two saved tag calls");
@@ -672,7 +639,7 @@ Test(saved_plan, tag_edit_and_adoption_run_exactly_as_saved)
     cr_expect_str_eq(jstr(find_image(imgs, "legacy"), "image_id"), ID_UNOWNED);
     cr_expect_str_eq(state_tag(imgs, "legacy", "imgrecon/owner"), "team-a", "adopted");
     json_decref(imgs);
-    r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
+    run_result r = RUN(&E, "plan", "-f", E.manifest, "--detailed-exitcode");
     cr_expect_eq(r.status, 0, "the plan after the saved apply must be empty\n%s", r.out);
     run_result_free(&r);
 }
@@ -682,19 +649,12 @@ Test(saved_plan, tag_edit_and_adoption_run_exactly_as_saved)
 Test(saved_plan, tag_edited_by_hand_is_refused_naming_the_tag)
 {
     tag_world();
-    char *arg = plan_out(NULL);
-    free(arg);
-    api_call_v("TagResources",
-               (const char *const[]){"ResourceType=customimage", "ResourceId.1=" ID_TAGGED,
-                                     "Tag.1.Key=team", "Tag.1.Value=by-hand", NULL});
+    save_plan();
+    api_call("TagResources", ARGS("ResourceType=customimage", "ResourceId.1=" ID_TAGGED,
+                                  "Tag.1.Key=team", "Tag.1.Value=by-hand"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, ID_TAGGED), "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "tags changed from"), "%s", r.out);
-    cr_expect_not_null(strstr(r.out, "team=by-hand"), "%s", r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    expect_refused(run_raw(ARGS("apply", planfile)), from,
+                   ARGS(ID_TAGGED, "tags changed from", "team=by-hand"));
     json_t *imgs = state_images(&E);
     cr_expect_str_eq(state_tag(imgs, "web", "team"), "by-hand");
     cr_expect_null(state_tag(imgs, "legacy", "imgrecon/owner"), "the adoption did not run");
@@ -712,27 +672,16 @@ Test(saved_plan, account_shares_changed_by_hand_are_refused)
     start_emu(&E, "300ms", NULL);
     write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
                                "web", "    share_to_accounts: ['1111', '2222']\n"));
-    char *arg = plan_out(NULL);
-    free(arg);
-    api_call_v("AddCustomImageShareAccount",
-               (const char *const[]){"ImageId=" ID_ACCTS, "Account.1=4444", NULL});
+    save_plan();
+    api_call("AddCustomImageShareAccount", ARGS("ImageId=" ID_ACCTS, "Account.1=4444"));
     size_t from = journal_len();
-    run_result r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect_not_null(strstr(r.out, ID_ACCTS), "%s", r.out);
-    cr_expect_not_null(
-        strstr(r.out, "share_accounts changed from [2222, 3333] to [2222, 3333, 4444]"), "%s",
-        r.out);
-    run_result_free(&r);
-    cr_expect_eq(mutating_since(from), 0, "a refused plan made calls");
+    expect_refused(
+        run_raw(ARGS("apply", planfile)), from,
+        ARGS(ID_ACCTS, "share_accounts changed from [2222, 3333] to [2222, 3333, 4444]"));
     /* Back as planned: the saved add and remove run, nothing else. */
-    api_call_v("RemoveCustomImageShareAccount",
-               (const char *const[]){"ImageId=" ID_ACCTS, "Account.1=4444", NULL});
+    api_call("RemoveCustomImageShareAccount", ARGS("ImageId=" ID_ACCTS, "Account.1=4444"));
     from = journal_len();
-    r = run_raw((const char *const[]){"apply", planfile, NULL});
-    cr_expect_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
-    expect_executed_equals_saved(from);
+    expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
     cr_expect_eq(mutating_since(from), 2);
     json_t *imgs = state_images(&E);
     json_t *acc = json_object_get(find_image(imgs, "web"), "share_accounts");

@@ -5,11 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "test_clock.h"
 
 char *test_file_read_len(const char *path, size_t *ret_len)
 {
@@ -69,6 +73,28 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
     (void)flag;
     (void)ftw;
     return remove(path) < 0 ? -1 : 0;
+}
+
+bool test_file_await(const char *path, uint32_t mask, int timeout_ms, bool (*ready)(void *ud),
+                     void *ud)
+{
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, path, mask), 0, "cannot watch %s", path);
+    uint64_t deadline = test_clock_ms() + (uint64_t)timeout_ms;
+    bool seen = false;
+    while (!seen && test_clock_ms() < deadline) {
+        seen = ready(ud);
+        if (!seen) {
+            struct pollfd p = {.fd = ino, .events = POLLIN};
+            if (poll(&p, 1, test_clock_left(deadline)) > 0) {
+                char buf[4096];
+                (void)read(ino, buf, sizeof(buf));
+            }
+        }
+    }
+    close(ino);
+    return seen;
 }
 
 int test_file_remove_tree(const char *dir)

@@ -11,6 +11,8 @@
 
 #include "spec_config.h"
 #include "spec_known.h"
+#include "test_diag.h"
+#include "test_param.h"
 
 static char dir[64];
 static char path[128];
@@ -356,10 +358,7 @@ static const bad_cfg bad_cfgs[] = {
 
 ParameterizedTestParameters(config, bad)
 {
-    static size_t idx[N_BAD];
-    for (size_t i = 0; i < N_BAD; i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, N_BAD);
+    return test_param_indices(N_BAD);
 }
 
 ParameterizedTest(size_t *i, config, bad, .init = setup, .fini = teardown)
@@ -370,15 +369,7 @@ ParameterizedTest(size_t *i, config, bad, .init = setup, .fini = teardown)
     int rc = load(&cfg, &d, c->text);
     cr_assert_eq(rc, -EINVAL, "[%s] rc %d", c->text, rc);
     cr_assert_geq(d.n, 1);
-    char want[1024], got[1024];
-    const char *mark = strstr(c->first, "FILE");
-    if (mark)
-        snprintf(want, sizeof(want), "%.*s%s%s", (int)(mark - c->first), c->first, path, mark + 4);
-    else
-        snprintf(want, sizeof(want), "%s", c->first);
-    snprintf(got, sizeof(got), "%u:%u: %s", d.v[0].line, d.v[0].col, d.v[0].msg);
-    cr_expect_str_eq(got, want, "[%s]\n  got:  %s\n  want: %s", c->text, got, want);
-    cr_expect_str_eq(d.v[0].file, path);
+    test_diag_expect(&d.v[0], c->first, path, c->text);
     cr_expect_eq(d.n, c->count, "[%s] %zu diagnostics", c->text, d.n);
     spec_config_clear(&cfg);
     spec_diags_clear(&d);
@@ -521,10 +512,7 @@ static const dur_case durations[] = {
 
 ParameterizedTestParameters(parse, duration)
 {
-    static size_t idx[N_DUR];
-    for (size_t i = 0; i < N_DUR; i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, N_DUR);
+    return test_param_indices(N_DUR);
 }
 
 ParameterizedTest(size_t *i, parse, duration)
@@ -571,10 +559,7 @@ static const rate_case rates[] = {
 
 ParameterizedTestParameters(parse, rate)
 {
-    static size_t idx[N_RATE];
-    for (size_t i = 0; i < N_RATE; i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, N_RATE);
+    return test_param_indices(N_RATE);
 }
 
 ParameterizedTest(size_t *i, parse, rate)
@@ -671,10 +656,7 @@ static const endpoint_case endpoints[] = {
 
 ParameterizedTestParameters(config, endpoint_check)
 {
-    static size_t idx[N_ENDPOINTS];
-    for (size_t i = 0; i < N_ENDPOINTS; i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, N_ENDPOINTS);
+    return test_param_indices(N_ENDPOINTS);
 }
 
 ParameterizedTest(size_t *i, config, endpoint_check)
@@ -790,10 +772,7 @@ static const lint_case lints[] = {
 
 ParameterizedTestParameters(config, lint)
 {
-    static size_t idx[N_LINT];
-    for (size_t i = 0; i < N_LINT; i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, N_LINT);
+    return test_param_indices(N_LINT);
 }
 
 ParameterizedTest(size_t *i, config, lint, .init = setup, .fini = teardown)
@@ -801,23 +780,17 @@ ParameterizedTest(size_t *i, config, lint, .init = setup, .fini = teardown)
     const lint_case *c = &lints[*i];
     spec_config cfg;
     spec_diags d, e, w;
-    char got[1024];
     cr_assert_eq(load(&cfg, &d, c->text), 0, "[%s] %s", c->text, d.n ? d.v[0].msg : "");
     spec_diags_init(&e);
     spec_diags_init(&w);
     int rc = spec_config_lint(&cfg, path, c->allow_remote, &e, &w);
     cr_expect_eq(rc, c->first_error ? -EINVAL : 0, "[%s] rc %d", c->text, rc);
     cr_expect_eq(e.n, c->first_error ? 1 : 0, "[%s] %zu errors", c->text, e.n);
-    if (c->first_error && e.n > 0) {
-        snprintf(got, sizeof(got), "%u:%u: %s", e.v[0].line, e.v[0].col, e.v[0].msg);
-        cr_expect_str_eq(got, c->first_error, "[%s]", c->text);
-        cr_expect_str_eq(e.v[0].file, path);
-    }
+    if (c->first_error && e.n > 0)
+        test_diag_expect(&e.v[0], c->first_error, path, c->text);
     cr_expect_eq(w.n, c->warnings, "[%s] %zu warnings", c->text, w.n);
-    if (c->first_warning && w.n > 0) {
-        snprintf(got, sizeof(got), "%u:%u: %s", w.v[0].line, w.v[0].col, w.v[0].msg);
-        cr_expect_str_eq(got, c->first_warning, "[%s]", c->text);
-    }
+    if (c->first_warning && w.n > 0)
+        test_diag_expect(&w.v[0], c->first_warning, NULL, c->text);
     spec_config_clear(&cfg);
     spec_diags_clear(&d);
     spec_diags_clear(&e);

@@ -209,18 +209,57 @@ void raw_list(harness *h, outcome *o)
     cr_expect_eq(o->calls, 1, "the callback ran %d times", o->calls);
 }
 
-void h_raw_list_retries(harness *h, unsigned max_retries, outcome *o)
+void h_start(harness *h, const h_case *c)
 {
-    prov_client_opts opts = base_opts(h);
-    opts.max_retries = max_retries;
-    h_client(h, &opts);
+    h_init(h, true, NULL);
+    if (c->rate_calls != 0)
+        h->rate_calls = c->rate_calls;
+    if (c->rate_window != 0)
+        h->rate_window = c->rate_window;
+    srv_script(&h->s, c->script, c->n_script);
+    prov_client_opts o = base_opts(h);
+    o.max_retries = c->max_retries;
+    o.max_throttled = c->max_throttled;
+    if (c->timeout_ms != 0)
+        o.timeout_ms = c->timeout_ms;
+    o.signature = c->signature;
+    o.max_response = c->max_response;
+    h_client(h, &o);
+}
+
+void h_start_raw_list(harness *h, const h_case *c, outcome *o)
+{
+    h_start(h, c);
     raw_list(h, o);
+}
+
+void h_finish(harness *h, outcome *o)
+{
+    outcome_free(o);
+    h_fini(h);
+}
+
+void expect_failed(const outcome *o, prov_err_class cls)
+{
+    cr_assert(o->has_err);
+    cr_expect_eq(o->err.cls, cls, "class %s", prov_err_class_name(o->err.cls));
 }
 
 void expect_transient(const outcome *o)
 {
+    expect_failed(o, PROV_ERR_TRANSIENT);
+}
+
+void expect_failed_sys(const outcome *o, int sys)
+{
     cr_assert(o->has_err);
-    cr_expect_eq(o->err.cls, PROV_ERR_TRANSIENT, "class %s", prov_err_class_name(o->err.cls));
+    cr_expect_eq(o->err.sys, sys, "sys %d", o->err.sys);
+}
+
+void expect_ok(const outcome *o)
+{
+    cr_assert(!o->has_err, "error: class %s, sys %d, code %s: %s", prov_err_class_name(o->err.cls),
+              o->err.sys, or (o->err.code, "-"), or (o->err.message, "-"));
 }
 
 const char throttled_body[] =

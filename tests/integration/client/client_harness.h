@@ -121,11 +121,37 @@ void done_cb(const prov_error *err, void *ud);
 void outcome_free(outcome *o);
 /* One raw ListCustomImages call, run to its callback. */
 void raw_list(harness *h, outcome *o);
-/* Creates h->c from base_opts with max_retries and runs one raw list into o: the start of the
- * retry tests. */
-void h_raw_list_retries(harness *h, unsigned max_retries, outcome *o);
-/* Fails the test unless o ended with a transient error (says which class it was). */
+/* One test against the scripted server: its script (request i gets
+ * script[min(i, n_script - 1)], written with H_SCRIPT) and what it changes from the defaults. A
+ * zero field keeps the default: base_opts's option, the harness's 10 calls a 1000 ms window. */
+typedef struct h_case {
+    step script[4];
+    size_t n_script;
+    unsigned rate_calls;
+    uint64_t rate_window;
+    unsigned max_retries, max_throttled;
+    long timeout_ms;
+    int signature;
+    size_t max_response;
+} h_case;
+/* The script fields of an h_case: H_SCRIPT({ACT_RESET, 0, NULL, 0}, OK_STEP). */
+#define H_SCRIPT(...)                                                                              \
+    .script = {__VA_ARGS__}, .n_script = sizeof((step[]){__VA_ARGS__}) / sizeof(step)
+/* h_init with the scripted server, c's script and budget, and h->c from base_opts with c's
+ * options: the start of the tests of this area. */
+void h_start(harness *h, const h_case *c);
+/* h_start, then one raw list into o (which starts zeroed). */
+void h_start_raw_list(harness *h, const h_case *c, outcome *o);
+/* Frees o and ends h (outcome_free, h_fini): the end of those tests. */
+void h_finish(harness *h, outcome *o);
+/* Fails the test unless o ended with an error of class cls (says which class it was). */
+void expect_failed(const outcome *o, prov_err_class cls);
+/* Fails the test unless o ended with a transient error. */
 void expect_transient(const outcome *o);
+/* Fails the test unless o ended with an error whose errno part is sys. */
+void expect_failed_sys(const outcome *o, int sys);
+/* Fails the test unless o ended without an error (says which one it was). */
+void expect_ok(const outcome *o);
 /* Checks the V3 signature of request i with the provider's verifier. */
 void expect_v3_signed(srv *s, size_t i, const char *action, const char *version);
 /* Checks request i's V1 query (method, action, version, common parameters) and its signature

@@ -6,64 +6,59 @@
 
 Test(client, malformed_json_retried_then_transient, .timeout = 30)
 {
+    static const h_case c = {
+        H_SCRIPT({ACT_JSON, 200, "{\"TotalCount\":\"1\",\"CustomImages\":[", 0},
+                 {ACT_JSON, 200, "[]", 0}, {ACT_JSON, 200, "<html>oops</html>", 0}),
+        .max_retries = 2};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 200, "{\"TotalCount\":\"1\",\"CustomImages\":[", 0},
-           {ACT_JSON, 200, "[]", 0}, {ACT_JSON, 200, "<html>oops</html>", 0});
     outcome out = {0};
-    h_raw_list_retries(&h, 2, &out);
+    h_start_raw_list(&h, &c, &out);
     expect_transient(&out);
-    cr_expect_eq(out.err.sys, -EPROTO);
+    expect_failed_sys(&out, -EPROTO);
     cr_expect_null(out.body);
     cr_expect_eq(srv_count(&h.s), 3, "1 + max_retries attempts, got %zu", srv_count(&h.s));
     cr_assert_eq(h.n_ev, 3);
     cr_expect_gt(h.ev[0].retry_in, 0);
     cr_expect_gt(h.ev[1].retry_in, 0);
     cr_expect_eq(h.ev[2].retry_in, 0);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* Garbage first, then a good answer: the retry succeeds and the list is whole. */
 Test(client, malformed_then_good, .timeout = 30)
 {
+    static const h_case c = {
+        H_SCRIPT({ACT_JSON, 200, "{\"CustomImages\":[{\"ImageId\":", 0}, OK_STEP)};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 200, "{\"CustomImages\":[{\"ImageId\":", 0}, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
+    h_start(&h, &c);
     outcome out = {0};
     cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(!out.has_err);
+    expect_ok(&out);
     cr_assert_eq(out.list.n, 1);
     cr_expect_str_eq(out.list.v[0].image_id, "m-ok1");
     cr_expect_eq(srv_count(&h.s), 2);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* Well-formed JSON with the wrong types: the typed operation rejects it with -EPROTO and
  * hands over no list; no partial result leaks. */
 Test(client, wrong_types_rejected_by_typed_ops, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT(
+        {ACT_JSON, 200,
+         "{\"TotalCount\":\"2\",\"CustomImages\":[{\"ImageId\":\"m-1\",\"Name\":\"a\"},"
+         "{\"ImageId\":\"m-2\",\"Name\":\"b\",\"InShare\":\"maybe\"}]}",
+         0},
+        {ACT_JSON, 200, "{\"RequestId\":\"R\",\"ImageId\":12345}", 0},
+        {ACT_JSON, 200, "{\"TotalCount\":1,\"Images\":{\"Image\":{\"ImageId\":\"m-1\"}}}", 0})};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s,
-           {ACT_JSON, 200,
-            "{\"TotalCount\":\"2\",\"CustomImages\":[{\"ImageId\":\"m-1\",\"Name\":\"a\"},"
-            "{\"ImageId\":\"m-2\",\"Name\":\"b\",\"InShare\":\"maybe\"}]}",
-            0},
-           {ACT_JSON, 200, "{\"RequestId\":\"R\",\"ImageId\":12345}", 0},
-           {ACT_JSON, 200, "{\"TotalCount\":1,\"Images\":{\"Image\":{\"ImageId\":\"m-1\"}}}", 0});
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
+    h_start(&h, &c);
 
     outcome out = {0};
     cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.sys, -EPROTO);
+    expect_failed_sys(&out, -EPROTO);
     cr_expect_eq(out.list.n, 0);
     cr_expect_null(out.list.v);
     outcome_free(&out);
@@ -72,14 +67,12 @@ Test(client, wrong_types_rejected_by_typed_ops, .timeout = 30)
         .region = "cn-hangzhou", .name = "web", .instance_id = "ace1", .client_token = "tok-1"};
     cr_assert_eq(prov_swas_create_image(h.c, &req, create_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.sys, -EPROTO);
+    expect_failed_sys(&out, -EPROTO);
     outcome_free(&out);
 
     cr_assert_eq(prov_ecs_describe_images(h.c, "cn-hangzhou", NULL, 0, ecs_cb, &out), 0);
     run_until(&h, &out.fired);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.sys, -EPROTO);
+    expect_failed_sys(&out, -EPROTO);
     cr_expect_eq(out.ecs.n, 0);
     outcome_free(&out);
 
@@ -91,73 +84,60 @@ Test(client, wrong_types_rejected_by_typed_ops, .timeout = 30)
  * parsers reject them, not resolved by "last one wins". */
 Test(client, duplicate_keys_rejected, .timeout = 30)
 {
-    harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 200,
+    static const h_case c = {
+        H_SCRIPT({ACT_JSON, 200,
                   "{\"TotalCount\":\"1\",\"CustomImages\":[{\"ImageId\":\"m-1\",\"Name\":\"a\"}],"
                   "\"CustomImages\":[]}",
-                  0});
-    prov_client_opts o = base_opts(&h);
-    o.max_retries = 1;
-    h_client(&h, &o);
+                  0}),
+        .max_retries = 1};
+    harness h;
+    h_start(&h, &c);
     outcome out = {0};
     cr_assert_eq(prov_swas_list_images(h.c, "cn-hangzhou", NULL, list_cb, &out), 0);
     run_until(&h, &out.fired);
     cr_assert(out.has_err, "an answer with duplicate keys was accepted (%zu images)", out.list.n);
     cr_expect_eq(out.err.sys, -EPROTO);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* Content-Length larger than what comes before the close. */
 Test(client, truncated_body_retried_then_transient, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_TRUNCATE, 200, ok_list, 0}), .max_retries = 2};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_TRUNCATE, 200, ok_list, 0});
     outcome out = {0};
-    h_raw_list_retries(&h, 2, &out);
+    h_start_raw_list(&h, &c, &out);
     expect_transient(&out);
-    cr_expect_eq(out.err.sys, -ECONNRESET, "sys %d", out.err.sys);
+    expect_failed_sys(&out, -ECONNRESET);
     cr_expect_eq(out.err.http_status, 0);
     cr_expect_eq(srv_count(&h.s), 3);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, truncated_then_good, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_TRUNCATE, 200, ok_list, 0}, OK_STEP)};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_TRUNCATE, 200, ok_list, 0}, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(!out.has_err);
+    h_start_raw_list(&h, &c, &out);
+    expect_ok(&out);
     cr_expect_eq(srv_count(&h.s), 2);
     cr_assert_eq(h.n_ev, 2);
     cr_expect_eq(h.ev[0].cls, PROV_ERR_TRANSIENT);
     cr_expect_eq(h.ev[1].cls, PROV_ERR_NONE);
     cr_expect_eq(h.ev[1].attempt, 2);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* No answer within timeout_ms: transient, retried, each attempt counted at the server. */
 Test(client, slow_answer_times_out_and_retries, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_HANG, 0, NULL, 0}), .timeout_ms = 300, .max_retries = 2};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_HANG, 0, NULL, 0});
-    prov_client_opts o = base_opts(&h);
-    o.timeout_ms = 300;
-    o.max_retries = 2;
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
+    h_start_raw_list(&h, &c, &out);
     expect_transient(&out);
-    cr_expect_eq(out.err.sys, -ETIMEDOUT, "sys %d", out.err.sys);
+    expect_failed_sys(&out, -ETIMEDOUT);
     cr_expect_eq(srv_count(&h.s), 3, "requests at the server: %zu", srv_count(&h.s));
     cr_assert_eq(h.n_ev, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -165,58 +145,47 @@ Test(client, slow_answer_times_out_and_retries, .timeout = 30)
         cr_expect_eq(h.ev[i].http, 0);
         cr_expect_eq(h.ev[i].cls, PROV_ERR_TRANSIENT);
     }
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, connection_reset_then_good, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_RESET, 0, NULL, 0}, {ACT_RESET, 0, NULL, 0}, OK_STEP)};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_RESET, 0, NULL, 0}, {ACT_RESET, 0, NULL, 0}, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(!out.has_err, "error: sys %d %s", out.err.sys, out.err.message);
+    h_start_raw_list(&h, &c, &out);
+    expect_ok(&out);
     cr_expect_eq(srv_count(&h.s), 3);
     cr_assert_eq(h.n_ev, 3);
     cr_expect_eq(h.ev[0].cls, PROV_ERR_TRANSIENT);
     cr_expect_gt(h.ev[0].retry_in, 0);
     cr_expect_eq(h.ev[2].cls, PROV_ERR_NONE);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, connection_reset_exhausts_retries, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_RESET, 0, NULL, 0}), .max_retries = 1};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_RESET, 0, NULL, 0});
     outcome out = {0};
-    h_raw_list_retries(&h, 1, &out);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.cls, PROV_ERR_TRANSIENT);
-    cr_expect_eq(out.err.sys, -ECONNRESET, "sys %d", out.err.sys);
+    h_start_raw_list(&h, &c, &out);
+    expect_transient(&out);
+    expect_failed_sys(&out, -ECONNRESET);
     cr_expect_eq(srv_count(&h.s), 2);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* Throttled: the action cools down a whole window, then the same call goes again. */
 Test(client, throttled_retried_after_cooldown, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_JSON, 400, throttled_body, 0}, OK_STEP),
+                             .rate_calls = 10,
+                             .rate_window = 1000, /* 10/1s: the scaled SWAS limit */
+                             .max_retries = 1};   /* throttling has its own budget */
     harness h;
-    h_init(&h, true, NULL);
-    h.rate_calls = 10;
-    h.rate_window = 1000; /* 10/1s: the scaled SWAS limit */
-    SCRIPT(&h.s, {ACT_JSON, 400, throttled_body, 0}, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    o.max_retries = 1; /* throttling has its own budget */
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(!out.has_err, "error: %s", out.err.code ? out.err.code : "-");
+    h_start_raw_list(&h, &c, &out);
+    expect_ok(&out);
     cr_assert_eq(srv_count(&h.s), 2);
     cr_assert_eq(h.n_ev, 2);
     cr_expect_eq(h.ev[0].cls, PROV_ERR_THROTTLED);
@@ -241,30 +210,22 @@ Test(client, throttled_retried_after_cooldown, .timeout = 30)
         prov_pacer_budget(h.pacer, KEY, "swas", "ListCustomImages", 10, 1000, prov_now_ms(), &left),
         0);
     cr_expect_lt(left, 10, "budget left %u", left);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* Throttled every time: bounded by max_throttled, then reported as throttled. */
 Test(client, throttled_gives_up_after_max_throttled, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_JSON, 400, throttled_body, 0}), .rate_calls = 10,
+                             .rate_window = 200, .max_throttled = 2};
     harness h;
-    h_init(&h, true, NULL);
-    h.rate_calls = 10;
-    h.rate_window = 200;
-    SCRIPT(&h.s, {ACT_JSON, 400, throttled_body, 0});
-    prov_client_opts o = base_opts(&h);
-    o.max_throttled = 2;
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.cls, PROV_ERR_THROTTLED);
+    h_start_raw_list(&h, &c, &out);
+    expect_failed(&out, PROV_ERR_THROTTLED);
     cr_expect_str_eq(out.err.code, "Throttling.User");
     cr_expect_str_eq(out.err.request_id, "R-thr");
     cr_expect_eq(srv_count(&h.s), 3);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 static const char internal_body[] =
@@ -273,11 +234,10 @@ static const char internal_body[] =
 
 Test(client, internal_error_retried_up_to_max, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_JSON, 500, internal_body, 0}), .max_retries = 3};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 500, internal_body, 0});
     outcome out = {0};
-    h_raw_list_retries(&h, 3, &out);
+    h_start_raw_list(&h, &c, &out);
     expect_transient(&out);
     cr_expect_str_eq(out.err.code, "InternalError");
     cr_expect_eq(out.err.http_status, 500);
@@ -300,47 +260,38 @@ Test(client, internal_error_retried_up_to_max, .timeout = 30)
             cr_expect_str_neq(prov_kvs_get(&h.s.reqs[i].headers, "x-acs-signature-nonce"),
                               prov_kvs_get(&h.s.reqs[j].headers, "x-acs-signature-nonce"));
     }
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, service_unavailable_then_good_v1, .timeout = 30)
 {
+    static const h_case c = {
+        H_SCRIPT({ACT_JSON, 503, "{\"Code\":\"ServiceUnavailable\",\"RequestId\":\"R\"}", 0},
+                 {ACT_JSON, 502, "<html>bad gateway</html>", 0}, OK_STEP),
+        .signature = 1};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 503, "{\"Code\":\"ServiceUnavailable\",\"RequestId\":\"R\"}", 0},
-           {ACT_JSON, 502, "<html>bad gateway</html>", 0}, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    o.signature = 1;
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(!out.has_err);
+    h_start_raw_list(&h, &c, &out);
+    expect_ok(&out);
     cr_assert_eq(srv_count(&h.s), 3);
     for (size_t i = 0; i < 3; i++)
         expect_v1_signed(&h.s, i, "POST", "ListCustomImages", "2020-06-01");
     cr_expect_str_neq(prov_kvs_get(&h.s.reqs[0].query, "SignatureNonce"),
                       prov_kvs_get(&h.s.reqs[1].query, "SignatureNonce"));
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, permanent_error_not_retried, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_JSON, 400,
+                                       "{\"RequestId\":\"R-400\",\"Code\":\"InvalidParameter\","
+                                       "\"Message\":\"The specified parameter is invalid.\"}",
+                                       0},
+                                      OK_STEP)};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s,
-           {ACT_JSON, 400,
-            "{\"RequestId\":\"R-400\",\"Code\":\"InvalidParameter\",\"Message\":\"The specified "
-            "parameter is invalid.\"}",
-            0},
-           OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
+    h_start_raw_list(&h, &c, &out);
+    expect_failed(&out, PROV_ERR_PERMANENT);
     cr_expect_str_eq(out.err.code, "InvalidParameter");
     cr_expect_str_eq(out.err.message, "The specified parameter is invalid.");
     cr_expect_str_eq(out.err.request_id, "R-400");
@@ -348,37 +299,29 @@ Test(client, permanent_error_not_retried, .timeout = 30)
     cr_expect_eq(srv_count(&h.s), 1);
     cr_assert_eq(h.n_ev, 1);
     cr_expect_eq(h.ev[0].retry_in, 0);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* A 4xx without a JSON body is permanent too, with the HTTP status kept. */
 Test(client, permanent_error_without_body, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_JSON, 403, "Forbidden", 0})};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_JSON, 403, "Forbidden", 0});
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
     outcome out = {0};
-    raw_list(&h, &out);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
+    h_start_raw_list(&h, &c, &out);
+    expect_failed(&out, PROV_ERR_PERMANENT);
     cr_expect_eq(out.err.http_status, 403);
     cr_expect_null(out.err.code);
     cr_expect_eq(srv_count(&h.s), 1);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 Test(client, response_over_max_rejected, .timeout = 30)
 {
+    static const h_case c = {H_SCRIPT({ACT_BIG, 200, NULL, 1000}, {ACT_BIG, 200, NULL, 64 * 1024}),
+                             .max_response = 1024};
     harness h;
-    h_init(&h, true, NULL);
-    SCRIPT(&h.s, {ACT_BIG, 200, NULL, 1000}, {ACT_BIG, 200, NULL, 64 * 1024});
-    prov_client_opts o = base_opts(&h);
-    o.max_response = 1024;
-    h_client(&h, &o);
+    h_start(&h, &c);
     /* Under the cap: fine. */
     outcome out = {0};
     raw_list(&h, &out);
@@ -387,12 +330,10 @@ Test(client, response_over_max_rejected, .timeout = 30)
     outcome_free(&out);
     /* Over it: -EFBIG, not retried (the next answer would be as big). */
     raw_list(&h, &out);
-    cr_assert(out.has_err);
-    cr_expect_eq(out.err.sys, -EFBIG, "sys %d", out.err.sys);
+    expect_failed_sys(&out, -EFBIG);
     cr_expect_eq(out.err.cls, PROV_ERR_PERMANENT);
     cr_expect_eq(srv_count(&h.s), 2);
-    outcome_free(&out);
-    h_fini(&h);
+    h_finish(&h, &out);
 }
 
 /* What one prov_http request ended with. */
@@ -439,5 +380,3 @@ Test(client, http_discard_body_ignores_the_size_cap, .timeout = 30)
     prov_http_close(kept);
     h_fini(&h);
 }
-
-/* A done-class answer is the success it means; an order-class one is reported. */

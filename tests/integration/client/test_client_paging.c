@@ -1,6 +1,7 @@
 /* The cloud client end to end (see client_harness.h): typed operations and listing every page. */
 #include "client_harness.h"
 
+/* A done-class answer is the success it means; an order-class one is reported. */
 Test(client, typed_done_and_order_classes, .timeout = 30)
 {
     harness h;
