@@ -60,6 +60,12 @@ typedef struct spec_set {
  * recorded in diags with the path). A set with zero files is an error ("no manifest files"). */
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags);
 void spec_set_free(spec_set *set);
+/* For `_cleanup_(spec_set_freep)` (the attribute is provider/prov_cleanup.h's; spec does not
+ * include it, the function is all a cleanup needs, so the arrow stays spec <- provider-free). */
+static inline void spec_set_freep(spec_set **set)
+{
+    spec_set_free(*set);
+}
 
 /* What `validate` reports beyond the schema: each region that is not a known Simple Application
  * Server region (spec_known.h), at its first declaration, naming the closest known one. These

@@ -911,7 +911,6 @@ static void path_list_clear(path_list *p)
 }
 
 PROV_DEFINE_FREEP(spec_config, free_cfg)
-PROV_DEFINE_FREEP(spec_set, spec_set_free)
 
 /* do_reload's work: reads config and manifests again and swaps them in only when both are
  * valid. Returns 0, or a negative errno after logging why the reload was refused (the previous

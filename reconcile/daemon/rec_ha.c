@@ -396,7 +396,7 @@ static bool other_leads(const rec_ha *h)
  * it at least every 500 ms) until this process leads, another one is seen leading, or wait_ms
  * passes. */
 int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_ha **ret,
-                 char **ret_why)
+                 char **ret_error)
 {
     rec_ha_opts ho = {cfg, NULL, NULL, NULL, NULL};
     rec_ha *h = NULL;
@@ -421,6 +421,6 @@ int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_
                  : -ETIMEDOUT;
     rec_ha_stop(h);
     if (rc != -ENOMEM)
-        *ret_why = why;
+        *ret_error = why;
     return rc;
 }

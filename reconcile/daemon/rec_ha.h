@@ -58,10 +58,10 @@ uint64_t rec_ha_lease_age_ms(const rec_ha *h);
 /* For `imgrecon apply` with `ha`: takes the leader key with a lease of its own for the run.
  * Runs loop until this process leads (returns 0 and *ret: the lease is kept alive while the
  * caller runs the loop; pass rec_ha_may_mutate as the fence and call rec_ha_stop at the end,
- * which revokes it), another process leads (-EBUSY, *ret_why = "host:pid" of the leader, caller
- * frees), or wait_ms passes without an answer (-ETIMEDOUT, *ret_why says why). On an error the
+ * which revokes it), another process leads (-EBUSY, *ret_error = "host:pid" of the leader, caller
+ * frees), or wait_ms passes without an answer (-ETIMEDOUT, *ret_error says why). On an error the
  * handle is already stopped; run the loop afterwards so that it closes. */
 int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_ha **ret,
-                 char **ret_why);
+                 char **ret_error);
 
 #endif

@@ -361,6 +361,8 @@ async function runImgrecon(o, dir, port, manifests, scName) {
     const jf = path.join(state, 'journal.jsonl');
     if (fs.existsSync(jf))
         learned.set(scName, fs.readFileSync(jf, 'utf8').split('\n').filter(l => l.includes('"action":"ImageAvailable"')).slice(-50));
+    if (process.env.BENCH_DEBUG && learned.get(scName))
+        console.error(`${scName}: build samples hi/lo ms: ` + learned.get(scName).map(l => { const e = JSON.parse(l); return `${e.build_ms}/${e.build_lo_ms || 0}`; }).join(' '));
     const af = path.join(state, 'account_ids');
     if (fs.existsSync(af)) accounts.set(scName, fs.readFileSync(af, 'utf8'));
     lastSpawnWall = r.wall0;
