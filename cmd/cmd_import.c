@@ -180,6 +180,17 @@ static int run_import(cmd_ctx *ctx, uv_loop_t *loop, rec_setup *setup, const imp
                 counts.regions, counts.regions == 1 ? "" : "s", to_stdout ? "" : " into ",
                 to_stdout ? "" : out, counts.owned, counts.owned == 1 ? "" : "s", ctx->cfg.owner,
                 counts.adopted, counts.skipped, to_stdout ? "FILE" : out);
+    /* Owned images left as comments are undeclared once these manifests are applied: with
+     * prune they would be deleted. Said even with -q: it is about what the next apply does. */
+    if (counts.owned_skipped > 0 && ctx->cfg.prune)
+        fprintf(stderr,
+                "imgrecon: warning: %zu image%s tagged for owner %s %s written as comments only "
+                "(failed, invalid or duplicate name); the config has prune: true, so applying "
+                "these manifests would delete %s. Declare %s by hand or set prune: false "
+                "first.\n",
+                counts.owned_skipped, counts.owned_skipped == 1 ? "" : "s", ctx->cfg.owner,
+                counts.owned_skipped == 1 ? "is" : "are", counts.owned_skipped == 1 ? "it" : "them",
+                counts.owned_skipped == 1 ? "it" : "them");
     return 0;
 }
 

@@ -219,24 +219,26 @@ void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left)
     pthread_mutex_unlock(&m->mu);
 }
 
-void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason)
+/* Sets a probe's state and its reason (copied) under the lock: /healthz and /readyz. */
+static void set_probe(rec_metrics *m, bool *state, char **reason_slot, bool value,
+                      const char *reason)
 {
     char *copy = reason ? strdup(reason) : NULL;
     pthread_mutex_lock(&m->mu);
-    m->healthy = ok;
-    free(m->health_reason);
-    m->health_reason = copy;
+    *state = value;
+    free(*reason_slot);
+    *reason_slot = copy;
     pthread_mutex_unlock(&m->mu);
+}
+
+void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason)
+{
+    set_probe(m, &m->healthy, &m->health_reason, ok, reason);
 }
 
 void rec_metrics_set_ready(rec_metrics *m, bool ready, const char *reason)
 {
-    char *copy = reason ? strdup(reason) : NULL;
-    pthread_mutex_lock(&m->mu);
-    m->ready = ready;
-    free(m->ready_reason);
-    m->ready_reason = copy;
-    pthread_mutex_unlock(&m->mu);
+    set_probe(m, &m->ready, &m->ready_reason, ready, reason);
 }
 
 void rec_metrics_set_manifests(rec_metrics *m, bool valid)

@@ -222,6 +222,12 @@ static int build_entry(imp_item *it)
     return 0;
 }
 
+/* The image carries this owner's tag or a previous owner's: imgrecon manages it. */
+static bool is_ours(const spec_config *cfg, const char *owner)
+{
+    return owner != NULL && (strcmp(owner, cfg->owner) == 0 || is_previous_owner(cfg, owner));
+}
+
 /* Decides what img becomes: an entry (ours or a previous owner's), an adoption (no owner tag),
  * or a comment with the reason. dup: another image of the region has the same name. */
 static int classify(imp_item *it, const spec_config *cfg, bool dup)
@@ -230,7 +236,7 @@ static int classify(imp_item *it, const spec_config *cfg, bool dup)
     it->owner = prov_image_tag(img, REC_OWNER_TAG);
     if (it->owner == NULL)
         it->kind = IMP_ADOPT;
-    else if (strcmp(it->owner, cfg->owner) == 0 || is_previous_owner(cfg, it->owner))
+    else if (is_ours(cfg, it->owner))
         it->kind = IMP_OWNED;
     else
         it->kind = IMP_SKIP;
@@ -508,6 +514,7 @@ static int render_region(FILE *f, const rec_region_obs *rs, const spec_config *c
         counts->owned += items[i].kind == IMP_OWNED;
         counts->adopted += items[i].kind == IMP_ADOPT;
         counts->skipped += items[i].kind == IMP_SKIP;
+        counts->owned_skipped += items[i].kind == IMP_SKIP && is_ours(cfg, items[i].owner);
     }
     counts->regions += rc == 0;
     free_items(items, n);

@@ -26,9 +26,10 @@ typedef struct rec_import_regions {
 /* What the written manifests hold, for the closing summary. */
 typedef struct rec_import_counts {
     size_t regions;
-    size_t owned;   /* this owner's (and previous owners') images, written as entries */
-    size_t adopted; /* images without an owner tag, written with adopt: true */
-    size_t skipped; /* written as comments only: other owners', failed, invalid, ... */
+    size_t owned;         /* this owner's (and previous owners') images, written as entries */
+    size_t adopted;       /* images without an owner tag, written with adopt: true */
+    size_t skipped;       /* written as comments only: other owners', failed, invalid, ... */
+    size_t owned_skipped; /* of skipped, images with our owner tag: undeclared once imported */
 } rec_import_counts;
 
 /* Observes the regions with the setup's client, running loop until the observation is done.

@@ -203,9 +203,9 @@ static bool step_allowed(builder *b, const step_args *a)
     if (b->rc == 0) {
         b->rc = -EPERM;
         b->error = prov_asprintf("internal error: a %s step on %s (%s) was planned for an image "
-                                "not owned by '%s'; plan refused",
-                                rec_action_name(a->action), a->name ? a->name : "?",
-                                a->image_id ? a->image_id : "?", b->owner);
+                                 "not owned by '%s'; plan refused",
+                                 rec_action_name(a->action), a->name ? a->name : "?",
+                                 a->image_id ? a->image_id : "?", b->owner);
     }
     return false;
 }
@@ -527,6 +527,31 @@ static size_t plan_unshare_accounts(builder *b, region_ctx *rc, const char *name
 static void plan_accounts_after_create(builder *b, region_ctx *rc, const spec_image *d,
                                        size_t create, size_t ch);
 
+/* share_to_ecs: the share that follows a create (plain or replacing) once the new image is
+ * available; token from the create's hash. Called by plan_create and plan_replace. */
+static void plan_share_after_create(builder *b, region_ctx *rc, const spec_image *d, size_t c,
+                                    size_t ch, const char *hash)
+{
+    if (!d->share_to_ecs || c == SIZE_MAX)
+        return;
+    prov_image *before = dup_image(b, b->p[c].st.after);
+    step_args s = {rc->idx,
+                   PH_SHARE_AFTER,
+                   REC_ACT_SHARE,
+                   rc->region,
+                   d->name,
+                   NULL,
+                   "share_to_ecs is true (after the image is available)",
+                   &d->pos,
+                   hash,
+                   before,
+                   with_share(b, before, true),
+                   ch,
+                   false,
+                   REC_TAKEOVER_NONE};
+    add_dep(b, add_step(b, &s), c);
+}
+
 /* create (+ share when share_to_ecs, + account shares) of a declared image that does not
  * exist. */
 static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
@@ -552,24 +577,7 @@ static void plan_create(builder *b, region_ctx *rc, const spec_image *d)
     size_t c = add_step(b, &a);
     push_ref(b, &rc->w.creates_plain, &rc->w.n_plain, &rc->w.cap_plain, (slot_ref){c, false, 0});
     plan_accounts_after_create(b, rc, d, c, ch);
-    if (d->share_to_ecs && c != SIZE_MAX) {
-        prov_image *before = dup_image(b, b->p[c].st.after);
-        step_args s = {rc->idx,
-                       PH_SHARE_AFTER,
-                       REC_ACT_SHARE,
-                       rc->region,
-                       d->name,
-                       NULL,
-                       "share_to_ecs is true (after the image is available)",
-                       &d->pos,
-                       hash,
-                       before,
-                       with_share(b, before, true),
-                       ch,
-                       false,
-                       REC_TAKEOVER_NONE};
-        add_dep(b, add_step(b, &s), c);
-    }
+    plan_share_after_create(b, rc, d, c, ch, hash);
 }
 
 /* Replace = unshare? -> remove accounts? -> delete -> create -> share?. */
@@ -616,24 +624,7 @@ static void plan_replace(builder *b, region_ctx *rc, const spec_image *d, const 
     push_ref(b, &rc->w.deletes, &rc->w.n_del, &rc->w.cap_del, (slot_ref){dl, o->in_share, 1});
     push_ref(b, &rc->w.creates_repl, &rc->w.n_repl, &rc->w.cap_repl, (slot_ref){c, true, dl});
     plan_accounts_after_create(b, rc, d, c, ch);
-    if (d->share_to_ecs && c != SIZE_MAX) {
-        prov_image *sb = dup_image(b, b->p[c].st.after);
-        step_args s = {rc->idx,
-                       PH_SHARE_AFTER,
-                       REC_ACT_SHARE,
-                       rc->region,
-                       d->name,
-                       NULL,
-                       "share_to_ecs is true (after the image is available)",
-                       &d->pos,
-                       rhash,
-                       sb,
-                       with_share(b, sb, true),
-                       ch,
-                       false,
-                       REC_TAKEOVER_NONE};
-        add_dep(b, add_step(b, &s), c);
-    }
+    plan_share_after_create(b, rc, d, c, ch, rhash);
 }
 
 static void plan_toggle(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
@@ -669,7 +660,7 @@ static void plan_wait(builder *b, region_ctx *rc, const spec_image *d, const pro
     image_hash("image", o->image_id, NULL, ihash);
     char *why =
         own(b, prov_asprintf("%s (status %d): waiting until it is available",
-                            o->status == PROV_IMG_COPYING ? "copying" : "creating", o->status));
+                             o->status == PROV_IMG_COPYING ? "copying" : "creating", o->status));
     size_t ch = add_change(b, REC_CH_WAIT, swas_address(b, rc->region, d->name), why, &d->pos);
     prov_image *after = dup_image(b, o);
     if (after)
@@ -981,12 +972,13 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         char *diff = immutable_diff(b, d, o);
         if (diff) {
             size_t before = b->plan->n_notes;
-            add_note(b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id,
-                     prov_asprintf("adopt: true, but the unowned image differs from the entry (%s): "
-                                  "not adopted (adoption never replaces); make the entry match "
-                                  "the image or rename one of them",
-                                  diff),
-                     &d->pos);
+            add_note(
+                b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id,
+                prov_asprintf("adopt: true, but the unowned image differs from the entry (%s): "
+                              "not adopted (adoption never replaces); make the entry match "
+                              "the image or rename one of them",
+                              diff),
+                &d->pos);
             if (b->plan->n_notes > before)
                 b->plan->notes[b->plan->n_notes - 1].conflict = REC_CONFLICT_ADOPT_MISMATCH;
             free(diff);
@@ -995,8 +987,8 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         if (o->status != PROV_IMG_AVAILABLE) {
             add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
                      prov_asprintf("adopt: true, but the image is in status %d: adopted once it is "
-                                  "available (status 1)",
-                                  o->status),
+                                   "available (status 1)",
+                                   o->status),
                      &d->pos);
             return;
         }
@@ -1006,7 +998,7 @@ static void plan_takeover(builder *b, region_ctx *rc, const spec_image *d, const
         how == REC_TAKEOVER_ADOPT
             ? prov_asprintf("adopt: the image has no %s tag and matches the entry", REC_OWNER_TAG)
             : prov_asprintf("owner migration: '%s' is a previous owner; retagged to '%s'",
-                           from ? from : "", b->owner);
+                            from ? from : "", b->owner);
     size_t ch =
         add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, d->name), own(b, why), &d->pos);
     plan_tag_steps(b, rc, d->name, o, entry_tags_image(b, d, o, false), ch, &d->pos, how, SIZE_MAX);
@@ -1018,8 +1010,8 @@ static void plan_migrate_undeclared(builder *b, region_ctx *rc, const prov_image
     const char *from = rec_image_tag(o, REC_OWNER_TAG);
     size_t ch = add_change(b, REC_CH_ADOPT, swas_address(b, rc->region, o->name),
                            own(b, prov_asprintf("owner migration (undeclared): '%s' is a previous "
-                                               "owner; retagged to '%s'",
-                                               from ? from : "", b->owner)),
+                                                "owner; retagged to '%s'",
+                                                from ? from : "", b->owner)),
                            NULL);
     prov_image *after = dup_image(b, o);
     if (after && rec_image_set_tag(after, REC_OWNER_TAG, b->owner) < 0)
@@ -1154,24 +1146,24 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
     switch (classify_undeclared(o, b->owner)) {
     case UND_NOT_OWNED:
         text = their ? prov_asprintf("undeclared, owned by '%s' (not '%s'): never touched", their,
-                                    b->owner)
+                                     b->owner)
                      : prov_asprintf("undeclared, no %s tag: never touched", REC_OWNER_TAG);
         break;
     case UND_PROTECTED:
         text = prov_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
-                            REC_PROTECT_TAG);
+                             REC_PROTECT_TAG);
         break;
     case UND_PRUNE:
         if (!b->o->prune)
             text = prov_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);
         else if (g.region_refused)
             text = prov_asprintf("undeclared, owned by '%s': would prune (refused: no image is "
-                                "declared in %s and allow_empty does not name it)",
-                                b->owner, rc->region);
+                                 "declared in %s and allow_empty does not name it)",
+                                 b->owner, rc->region);
         else if (g.max_refused)
             text = prov_asprintf("undeclared, owned by '%s': would prune (refused: more than "
-                                "max_deletes=%u prune deletes)",
-                                b->owner, b->o->max_deletes);
+                                 "max_deletes=%u prune deletes)",
+                                 b->owner, b->o->max_deletes);
         else {
             plan_prune_delete(b, rc, o);
             return;
@@ -1189,12 +1181,12 @@ static void add_not_owned_conflict(builder *b, region_ctx *rc, const spec_image 
 {
     const char *their = rec_image_tag(o, REC_OWNER_TAG);
     char *text = their ? prov_asprintf("declared, but the image named '%s' is owned by '%s' "
-                                      "(not '%s'): not touched; rename the entry or the image",
-                                      d->name, their, b->owner)
+                                       "(not '%s'): not touched; rename the entry or the image",
+                                       d->name, their, b->owner)
                        : prov_asprintf("declared, but the image named '%s' has no %s tag (made "
-                                      "outside imgrecon): not touched; rename the entry or the "
-                                      "image",
-                                      d->name, REC_OWNER_TAG);
+                                       "outside imgrecon): not touched; rename the entry or the "
+                                       "image",
+                                       d->name, REC_OWNER_TAG);
     size_t before = b->plan->n_notes;
     add_note(b, REC_NOTE_CONFLICT, rc->region, d->name, o->image_id, own(b, text), &d->pos);
     if (b->plan->n_notes > before) {
@@ -1223,7 +1215,7 @@ static void add_duplicate_conflict(builder *b, region_ctx *rc, const char *name,
     size_t before = b->plan->n_notes;
     add_note(b, REC_NOTE_CONFLICT, rc->region, name, NULL,
              prov_asprintf("%zu images owned by '%s' are named '%s' (%s): none of them is touched",
-                          n_owned, b->owner, name, ids ? ids : ""),
+                           n_owned, b->owner, name, ids ? ids : ""),
              d ? &d->pos : NULL);
     if (b->plan->n_notes > before)
         b->plan->notes[b->plan->n_notes - 1].conflict = REC_CONFLICT_DUPLICATE;
@@ -1308,7 +1300,7 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         if (!rc->obs->ecs_observed) {
             add_note(b, REC_NOTE_WARNING, rc->region, NULL, e->image_id,
                      prov_asprintf("ECS image %s: ECS images were not observed in %s", e->image_id,
-                                  rc->region),
+                                   rc->region),
                      &e->pos);
             continue;
         }
@@ -1321,7 +1313,7 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         char hash[REC_HASH_HEX + 1];
         image_hash("ecs", e->image_id, e->force ? "force" : "", hash);
         char *why = own(b, prov_asprintf("ensure: absent, but the ECS image exists (status %s)",
-                                        found->status ? found->status : "unknown"));
+                                         found->status ? found->status : "unknown"));
         size_t ch = add_change(b, REC_CH_ECS_DELETE,
                                own(b, prov_asprintf("ecs.%s.image.%s", rc->region, e->image_id)),
                                why, &e->pos);
@@ -1366,8 +1358,8 @@ static void quota_warning(builder *b, region_ctx *rc, size_t over, unsigned quot
 {
     add_note(b, REC_NOTE_WARNING, rc->region, NULL, NULL,
              prov_asprintf("%s: %zu create(s) exceed the quota of %u images (%zu now, %zu "
-                          "delete(s) planned): apply will not send them",
-                          rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
+                           "delete(s) planned): apply will not send them",
+                           rc->region, over, quota, rc->obs->images.n, rc->w.n_del),
              NULL);
 }
 
@@ -1597,8 +1589,8 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
             guards[r].region_refused = true;
             add_note(&b, REC_NOTE_GUARD, rcs[r].region, NULL, NULL,
                      prov_asprintf("%s: no custom image is declared in this region and "
-                                  "allow_empty does not name it: %zu prune delete(s) refused",
-                                  rcs[r].region, n),
+                                   "allow_empty does not name it: %zu prune delete(s) refused",
+                                   rcs[r].region, n),
                      NULL);
         } else {
             total_prune += n;
@@ -1608,7 +1600,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     if (max_refused)
         add_note(&b, REC_NOTE_GUARD, NULL, NULL, NULL,
                  prov_asprintf("%zu prune deletes exceed max_deletes (%u): no image is pruned",
-                              total_prune, opts->max_deletes),
+                               total_prune, opts->max_deletes),
                  NULL);
     for (size_t r = 0; r < nr && b.rc == 0; r++) {
         guards[r].max_refused = max_refused;

@@ -293,3 +293,24 @@ Test(import, previous_owner_images_are_imported_and_migrated)
     cr_expect_eq(r.status, 0, "%s", r.out);
     run_result_free(&r);
 }
+
+/* An owned image import can only leave as a comment (here the failed "broken") is undeclared
+ * once the manifests are applied: with prune: true the next apply would delete it, so import
+ * warns, even with -q; without prune it says nothing more. */
+Test(import, owned_images_left_as_comments_are_a_warning_with_prune)
+{
+    start();
+    write_file(E.config, "owner: team-a\nprune: true\n");
+    run_result r = RUN(&E, "import", "-q", "--region", "cn-hangzhou", "--out", "-");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    cr_expect(strstr(r.out, "warning: 1 image tagged for owner team-a is written as comments "
+                            "only") != NULL,
+              "%s", r.out);
+    cr_expect(strstr(r.out, "would delete it") != NULL, "%s", r.out);
+    run_result_free(&r);
+    write_file(E.config, "owner: team-a\n");
+    r = RUN(&E, "import", "-q", "--region", "cn-hangzhou", "--out", "-");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    cr_expect(strstr(r.out, "warning:") == NULL, "%s", r.out);
+    run_result_free(&r);
+}
