@@ -163,6 +163,30 @@ static int check_values(const prov_credential *c, char **ret_error)
     return -EINVAL;
 }
 
+/* check_values on a credential just obtained, which is cleared when its values are bad (so a
+ * caller never keeps half of one). Called by prov_cred_resolve and prov_cred_refresh on what the
+ * chain or the refresh produced; c is the caller's; *ret_error: caller frees. */
+static int check_fresh(prov_credential *c, char **ret_error)
+{
+    int r = check_values(c, ret_error);
+    if (r < 0)
+        prov_credential_clear(c);
+    return r;
+}
+
+/* Hands the failure r of a public call to its caller: msg, the message the failing step wrote
+ * (taken; may be NULL), or else "<what>: <strerror>". ret_error may be NULL (the message is then
+ * dropped); *ret_error: caller frees. Returns r. Called by prov_cred_resolve, prov_cred_refresh
+ * and prov_cred_account_id, whose steps explain most failures themselves. */
+static int fail_with(int r, char *msg, const char *what, char **ret_error)
+{
+    if (ret_error)
+        *ret_error = msg ? msg : prov_asprintf("%s: %s", what, strerror(-r));
+    else
+        free(msg);
+    return r;
+}
+
 static int cred_set(prov_credential *c, const char *id, const char *secret, const char *token,
                     const char *source)
 {
@@ -582,18 +606,10 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     prov_credential fresh = {0};
     int r = cred->kind == PROV_CRED_ECS_ROLE ? metadata_fetch(opts, cred->role_name, &fresh, &msg)
                                              : assume_full(opts, cred, &fresh, &msg);
-    if (r == 0) {
-        r = check_values(&fresh, &msg);
-        if (r < 0)
-            prov_credential_clear(&fresh);
-    }
-    if (r < 0) {
-        if (ret_error)
-            *ret_error = msg ? msg : prov_asprintf("credential refresh: %s", strerror(-r));
-        else
-            free(msg);
-        return r;
-    }
+    if (r == 0)
+        r = check_fresh(&fresh, &msg);
+    if (r < 0)
+        return fail_with(r, msg, "credential refresh", ret_error);
     prov_credential_clear(cred);
     *cred = fresh;
     return 0;
@@ -843,21 +859,13 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
     char *msg = NULL;
     prov_credential c = {0};
     int r = resolve(opts, &c, &msg, &lk);
-    if (r == 0) {
-        r = check_values(&c, &msg);
-        if (r < 0)
-            prov_credential_clear(&c);
-    }
+    if (r == 0)
+        r = check_fresh(&c, &msg);
     if (r == -ENOENT && msg == NULL && !lk.oom)
         msg = prov_asprintf("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
     free(lk.s);
-    if (r < 0) {
-        if (ret_error)
-            *ret_error = msg ? msg : prov_asprintf("credentials: %s", strerror(-r));
-        else
-            free(msg);
-        return r;
-    }
+    if (r < 0)
+        return fail_with(r, msg, "credentials", ret_error);
     free(msg);
     *ret = c;
     return 0;
@@ -882,9 +890,8 @@ int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred
     }
     char *msg = NULL;
     int r = prov_sts_caller_account(opts, cred, ret_account_id, &msg);
-    if (r < 0 && ret_error)
-        *ret_error = msg ? msg : prov_asprintf("STS GetCallerIdentity: %s", strerror(-r));
-    else
-        free(msg);
-    return r;
+    if (r < 0)
+        return fail_with(r, msg, "STS GetCallerIdentity", ret_error);
+    free(msg);
+    return 0;
 }
