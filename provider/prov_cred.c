@@ -708,6 +708,34 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
     return 0;
 }
 
+/* Turns what a credentials file said into a credential: a RamRoleArn profile (ram_role_arn
+ * section) assumes its role, an EcsRamRole profile (ecs_ram_role section) asks instance metadata,
+ * plain keys are moved out of l into *ret. Messages name the file and the config.json profile
+ * (ini false) or the INI section (ini true). Exists so that resolve handles both files the same
+ * way; l, path and name are borrowed; *ret and *ret_error: caller frees. */
+static int take_lookup(const prov_cred_opts *opts, prov_cred_lookup *l, const char *path,
+                       const char *name, bool ini, prov_credential *ret, char **ret_error)
+{
+    if (!l->wants_assume && !l->wants_role) {
+        *ret = l->cred;
+        memset(&l->cred, 0, sizeof(l->cred));
+        return 0;
+    }
+    char *where;
+    if (ini)
+        where = prov_asprintf("%s ([%s], type %s)", path, name,
+                              l->wants_assume ? "ram_role_arn" : "ecs_ram_role");
+    else
+        where = prov_asprintf("%s (profile '%s', mode %s)", path, name,
+                              l->wants_assume ? "RamRoleArn" : "EcsRamRole");
+    if (where == NULL)
+        return -ENOMEM;
+    int r = l->wants_assume ? assume_from_file(opts, l, where, ret, ret_error)
+                            : role_from_file(opts, l->role_name, where, ret, ret_error);
+    free(where);
+    return r;
+}
+
 /* Runs the chain in the documented order; the first source with credentials wins and a broken
  * source stops the chain (rather than silently falling through to another identity). */
 static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_error, looked *lk)
@@ -759,18 +787,8 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         data = NULL;
         free(note);
         note = NULL;
-        if (r == 0 && l.wants_assume) {
-            char *where = prov_asprintf("%s (profile '%s', mode RamRoleArn)", path, json_profile);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0 && l.wants_role) {
-            char *where = prov_asprintf("%s (profile '%s', mode EcsRamRole)", path, json_profile);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0) {
-            *ret = l.cred;
-            memset(&l.cred, 0, sizeof(l.cred));
-        }
+        if (r == 0)
+            r = take_lookup(opts, &l, path, json_profile, false, ret, ret_error);
         free(path);
         path = NULL;
         free(json_profile);
@@ -811,18 +829,8 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
             explicit_bzero(data, len);
         free(data);
         free(note);
-        if (r == 0 && l.wants_assume) {
-            char *where = prov_asprintf("%s ([%s], type ram_role_arn)", path, section);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0 && l.wants_role) {
-            char *where = prov_asprintf("%s ([%s], type ecs_ram_role)", path, section);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0) {
-            *ret = l.cred;
-            memset(&l.cred, 0, sizeof(l.cred));
-        }
+        if (r == 0)
+            r = take_lookup(opts, &l, path, section, true, ret, ret_error);
         prov_cred_lookup_clear(&l);
         free(path);
         if (r != -ENOENT)

@@ -670,6 +670,8 @@ Test(cred, metadata_role_from_env_and_profiles)
     put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = ghost\n", 0600);
     char *msg = resolve_err(&o, -EINVAL);
     cr_expect_not_null(strstr(msg, "role 'ghost'"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "([default], type ecs_ram_role) asks for the ECS RAM role"),
+                       "%s", msg);
     free(msg);
     md_stop();
 }
@@ -802,7 +804,9 @@ Test(cred, ram_role_arn_profile_assumes_and_refreshes)
     cr_expect_not_null(c.security_token);
     cr_expect(c.expiration >= before + 3 && c.expiration <= time(NULL) + 5, "expiration %ld",
               (long)c.expiration);
-    cr_expect_not_null(strstr(c.source, "RamRoleArn"), "%s", c.source);
+    cr_expect_not_null(strstr(c.source, "/.aliyun/config.json (profile 'r', mode RamRoleArn), "
+                                        "role " DEMO_ROLE),
+                       "%s", c.source);
     cr_expect_not(prov_cred_needs_refresh(&c, c.issued));
     cr_expect(prov_cred_needs_refresh(&c, c.expiration - 2));
     char *msg = NULL;
@@ -840,6 +844,9 @@ Test(cred, ram_role_arn_ini_and_refusals)
     prov_credential c = resolve_ok(&o);
     cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
     cr_expect_str_eq(c.session_name, "ini");
+    cr_expect_not_null(
+        strstr(c.source, "/.alibabacloud/credentials ([default], type ram_role_arn), role "), "%s",
+        c.source);
     prov_credential_clear(&c);
 
     o.profile = "other";
