@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "prov_body.h"
 #include "prov_cred_file.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
@@ -337,36 +338,6 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
 
 /* ---- ECS instance metadata ---- */
 
-typedef struct body_buf {
-    char *p;
-    size_t n;
-    bool too_big;
-} body_buf;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    body_buf *b = ud;
-    size_t len = size * nmemb;
-    if (b->n + len > METADATA_MAX_BODY) {
-        b->too_big = true;
-        return 0;
-    }
-    /* Not realloc: the old block may hold part of a secret and is wiped before it is freed. */
-    char *p = malloc(b->n + len + 1);
-    if (p == NULL)
-        return 0;
-    if (b->p != NULL) {
-        memcpy(p, b->p, b->n);
-        explicit_bzero(b->p, b->n);
-        free(b->p);
-    }
-    memcpy(p + b->n, data, len);
-    b->n += len;
-    p[b->n] = '\0';
-    b->p = p;
-    return len;
-}
-
 static int curl_errno(CURLcode c, bool too_big)
 {
     if (too_big)
@@ -394,7 +365,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
     if (h == NULL)
         return -ENOMEM;
     struct curl_slist *hdrs = NULL, *tmp = NULL;
-    body_buf b = {0};
+    prov_body b = {.max = METADATA_MAX_BODY, .secret = true};
     int r = 0;
     if (header != NULL) {
         hdrs = curl_slist_append(NULL, header);
@@ -417,7 +388,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
         c |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
         c |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
         c |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, prov_body_write);
         c |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         if (hdrs != NULL)
             c |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -443,21 +414,19 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
     long status = 0;
     if (r == 0 && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
         r = -EIO;
-    if (r == 0 && b.p == NULL) {
-        b.p = strdup("");
-        if (b.p == NULL)
+    if (r == 0 && b.data == NULL) {
+        b.data = strdup("");
+        if (b.data == NULL)
             r = -ENOMEM;
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     if (r < 0) {
-        if (b.p)
-            explicit_bzero(b.p, b.n);
-        free(b.p);
+        prov_body_clear(&b);
         return r;
     }
     *ret_status = status;
-    *ret_body = b.p;
+    *ret_body = b.data;
     return 0;
 }
 

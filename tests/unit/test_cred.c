@@ -458,7 +458,15 @@ Test(cred, nothing_found_lists_every_place)
 
 /* ---- ECS instance metadata ---- */
 
-enum md_mode { MD_OK, MD_V1_ONLY, MD_BAD_JSON, MD_FAIL_CODE, MD_BAD_EXPIRATION, MD_NO_ROLE };
+enum md_mode {
+    MD_OK,
+    MD_V1_ONLY,
+    MD_BAD_JSON,
+    MD_FAIL_CODE,
+    MD_BAD_EXPIRATION,
+    MD_NO_ROLE,
+    MD_HUGE, /* the credentials answer is larger than the 64 KiB the client keeps */
+};
 
 static struct md_server {
     struct MHD_Daemon *d;
@@ -534,6 +542,17 @@ static enum MHD_Result md_handler(void *cls, struct MHD_Connection *conn, const 
         } else if (strcmp(role, MD_ROLE) != 0) {
             status = 404;
             snprintf(body, sizeof(body), "no such role");
+        } else if (mode == MD_HUGE) {
+            pthread_mutex_unlock(&md.mu);
+            size_t n = 70 * 1024;
+            char *huge = malloc(n + 1);
+            if (huge == NULL)
+                return MHD_NO;
+            memset(huge, 'x', n);
+            huge[n] = '\0';
+            enum MHD_Result ok = reply(conn, 200, huge);
+            free(huge);
+            return ok;
         } else if (mode == MD_BAD_JSON) {
             snprintf(body, sizeof(body), "{\"AccessKeyId\": \"x\", \"AccessKeySecret\": ");
         } else {
@@ -688,6 +707,7 @@ ParameterizedTestParameters(cred, metadata_bad_answers)
         {MD_FAIL_CODE, "Code is 'Failed'"},
         {MD_BAD_EXPIRATION, "Expiration '2030-01-01 06:00:00'"},
         {MD_NO_ROLE, "no RAM role is attached"},
+        {MD_HUGE, "response too large"},
     };
     return cr_make_param_array(struct md_bad, cases, sizeof(cases) / sizeof(cases[0]));
 }
