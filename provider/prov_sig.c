@@ -525,6 +525,34 @@ static int v3_signed_header_list(const prov_kvs *headers, char **ret)
     return r;
 }
 
+/* The V3 signature of a request whose signed header list and body hash are known: canonical
+ * request, string to sign, HMAC-SHA256. Exists so that prov_sig_v3_sign (which signs) and
+ * prov_sig_v3_verify (which recomputes what it checks) build it the same way. All inputs are
+ * borrowed; *ret_string_to_sign (a verifier shows it on a mismatch) and *ret_signature: caller
+ * frees, both written only on success. */
+static int v3_compute(const char *method, const char *path, const prov_kvs *query,
+                      const prov_kvs *headers, const char *signed_headers, const char *body_hex,
+                      const char *secret, char **ret_string_to_sign, char **ret_signature)
+{
+    char *creq = NULL;
+    char *sts = NULL;
+    char *sig = NULL;
+    int r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
+                                          &creq);
+    if (r == 0)
+        r = prov_sig_v3_string_to_sign(creq, &sts);
+    if (r == 0)
+        r = prov_sig_v3_signature(secret, sts, &sig);
+    free(creq);
+    if (r < 0) {
+        free(sts);
+        return r;
+    }
+    *ret_string_to_sign = sts;
+    *ret_signature = sig;
+    return 0;
+}
+
 /* Called by the client for every V3 request and every retry. Headers the caller already set
  * (for instance extra x-acs-* headers) are kept and signed; the ones this function owns are
  * replaced, and any previous authorization is dropped first. */
@@ -557,17 +585,11 @@ int prov_sig_v3_sign(prov_kvs *headers, const char *method, const char *host, co
         return r;
 
     char *signed_headers = NULL;
-    char *creq = NULL;
     char *sts = NULL;
     char *sig = NULL;
     r = v3_signed_header_list(headers, &signed_headers);
     if (r == 0)
-        r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
-                                          &creq);
-    if (r == 0)
-        r = prov_sig_v3_string_to_sign(creq, &sts);
-    if (r == 0)
-        r = prov_sig_v3_signature(secret, sts, &sig);
+        r = v3_compute(method, path, query, headers, signed_headers, body_hex, secret, &sts, &sig);
     if (r == 0) {
         sbuf b = {0};
         sb_puts(&b, V3_ALGORITHM " Credential=");
@@ -583,7 +605,6 @@ int prov_sig_v3_sign(prov_kvs *headers, const char *method, const char *host, co
         free(authz);
     }
     free(signed_headers);
-    free(creq);
     free(sts);
     free(sig);
     return r;
@@ -718,15 +739,9 @@ int prov_sig_v3_verify(const char *method, const char *path, const prov_kvs *que
     const char *claimed = prov_kvs_get_ci(headers, "x-acs-content-sha256");
     bool body_ok = claimed == NULL || strcasecmp(claimed, body_hex) == 0;
 
-    char *creq = NULL;
     char *sts = NULL;
     char *sig = NULL;
-    r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
-                                      &creq);
-    if (r == 0)
-        r = prov_sig_v3_string_to_sign(creq, &sts);
-    if (r == 0)
-        r = prov_sig_v3_signature(secret, sts, &sig);
+    r = v3_compute(method, path, query, headers, signed_headers, body_hex, secret, &sts, &sig);
     if (r == 0 && !(body_ok && sig_equal(sig, given))) {
         r = -EPERM;
         if (ret_string_to_sign != NULL) {
@@ -736,7 +751,6 @@ int prov_sig_v3_verify(const char *method, const char *path, const prov_kvs *que
     }
     free(signed_headers);
     free(given);
-    free(creq);
     free(sts);
     free(sig);
     return r;
