@@ -597,6 +597,26 @@ static char *home_dir(const prov_cred_opts *opts)
     return pw && pw->pw_dir ? strdup(pw->pw_dir) : NULL;
 }
 
+/* A source the user chose (the OIDC variables, a role profile or section) failed with r and
+ * msg (taken; may be NULL). Its failure is the chain's error: *ret_error is the prefix fmt
+ * describes followed by msg (or strerror), and -ENOENT becomes -EINVAL, which would otherwise let
+ * the chain fall through to another identity. Called by from_oidc_env, assume_from_file and
+ * role_from_file; *ret_error: caller frees. */
+__attribute__((format(printf, 4, 5))) static int
+chosen_source_failed(int r, char *msg, char **ret_error, const char *fmt, ...)
+{
+    char *prefix = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&prefix, fmt, ap) < 0)
+        prefix = NULL;
+    va_end(ap);
+    *ret_error = prefix ? prov_asprintf("%s%s", prefix, msg ? msg : strerror(-r)) : NULL;
+    free(prefix);
+    free(msg);
+    return r == -ENOENT ? -EINVAL : r;
+}
+
 /* RRSA on ACK: the three variables name the role, the OIDC provider and the token file the
  * platform keeps fresh. All three or none; the token itself is read on every refresh. */
 static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char **ret_error)
@@ -627,11 +647,8 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
-    if (r < 0) {
-        *ret_error = prov_asprintf("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "OIDC role %s: ", v[0]);
     return 0;
 }
 
@@ -652,12 +669,9 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
-    if (r < 0) {
-        *ret_error = prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn,
-                                   msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "%s: assuming %s failed: ", where,
+                                    l->role_arn);
     return 0;
 }
 
@@ -667,13 +681,9 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
 {
     char *msg = NULL;
     int r = metadata_fetch(opts, role, ret, &msg);
-    if (r < 0) {
-        *ret_error =
-            prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
-                          role, *role ? "'" : "", msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "%s asks for the ECS RAM role%s%s%s, but ",
+                                    where, *role ? " '" : "", role, *role ? "'" : "");
     return 0;
 }
 

@@ -689,8 +689,9 @@ Test(cred, metadata_role_from_env_and_profiles)
     put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = ghost\n", 0600);
     char *msg = resolve_err(&o, -EINVAL);
     cr_expect_not_null(strstr(msg, "role 'ghost'"), "%s", msg);
-    cr_expect_not_null(strstr(msg, "([default], type ecs_ram_role) asks for the ECS RAM role"),
-                       "%s", msg);
+    cr_expect_not_null(
+        strstr(msg, "([default], type ecs_ram_role) asks for the ECS RAM role 'ghost', but "), "%s",
+        msg);
     free(msg);
     md_stop();
 }
@@ -872,6 +873,9 @@ Test(cred, ram_role_arn_ini_and_refusals)
     o.profile = "other";
     char *msg = resolve_err(&o, -EACCES);
     cr_expect_not_null(strstr(msg, "EntityNotExist.Role"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "/.alibabacloud/credentials ([other], type ram_role_arn): "
+                                   "assuming acs:ram::999:role/x failed: "),
+                       "%s", msg);
     expect_no_secret(msg);
     free(msg);
     o.profile = "wrong";
@@ -925,6 +929,15 @@ Test(cred, oidc_token_file_reread_on_refresh)
     cr_expect_null(strstr(dump, "eyJ-"), "%s", dump);
     free(dump);
     json_decref(j);
+
+    /* A chosen source that fails is an error, with its own prefix. */
+    put("oidc/token", "", 0600);
+    msg = resolve_err(&o, -EINVAL);
+    char want[512];
+    snprintf(want, sizeof(want), "OIDC role %s: ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: empty", DEMO_ROLE,
+             path);
+    cr_expect_str_eq(msg, want);
+    free(msg);
 
     cr_assert_eq(unsetenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE"), 0);
     msg = resolve_err(&o, -EINVAL);
