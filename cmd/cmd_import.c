@@ -34,6 +34,7 @@ static void usage(FILE *out)
 }
 
 typedef struct import_args {
+    cmd_ctx *ctx;         /* borrowed, for messages */
     const char **regions; /* --region, borrowed from argv */
     size_t n_regions;
     bool all_regions;
@@ -41,7 +42,35 @@ typedef struct import_args {
     bool force;
 } import_args;
 
-/* Parses the arguments; 0 to go on, 1 for a usage error, 2 after --help. */
+/* import's own options, for cmd_parse_options. */
+static int import_option(void *ud, int opt, const char *arg)
+{
+    import_args *a = ud;
+    switch (opt) {
+    case OPT_REGION:
+        if (!spec_region_valid(arg)) {
+            cmd_error(a->ctx, "import: --region '%s' is not a region id (such as cn-hangzhou)",
+                      arg);
+            return -EINVAL;
+        }
+        a->regions[a->n_regions++] = arg;
+        return 0;
+    case OPT_ALL_REGIONS:
+        a->all_regions = true;
+        return 0;
+    case OPT_OUT:
+        a->out = arg;
+        return 0;
+    case OPT_FORCE:
+        a->force = true;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Parses the arguments; 0 to go on, 1 for a usage error, 2 after --help. a->regions: caller
+ * frees, also when parsing stops. */
 static int parse_args(cmd_ctx *ctx, int argc, char **argv, import_args *a)
 {
     static const struct option extra[] = {
@@ -50,51 +79,30 @@ static int parse_args(cmd_ctx *ctx, int argc, char **argv, import_args *a)
         {"out", required_argument, NULL, OPT_OUT},
         {"force", no_argument, NULL, OPT_FORCE},
     };
-    struct option *opts = cmd_options(extra, sizeof(extra) / sizeof(extra[0]));
+    a->ctx = ctx;
     a->regions = calloc((size_t)argc, sizeof(*a->regions));
-    if (opts == NULL || a->regions == NULL) {
-        free(opts);
+    if (a->regions == NULL) {
         cmd_error(ctx, "out of memory");
         return 1;
     }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 2;
-        }
-        int h = cmd_common_option(ctx, opt, optarg);
-        if (h == 0)
-            continue;
-        if (h != -ENOENT) {
-            bad = 1;
-            continue;
-        }
-        if (opt == OPT_REGION && spec_region_valid(optarg)) {
-            a->regions[a->n_regions++] = optarg;
-        } else if (opt == OPT_REGION) {
-            cmd_error(ctx, "import: --region '%s' is not a region id (such as cn-hangzhou)",
-                      optarg);
-            bad = 1;
-        } else if (opt == OPT_ALL_REGIONS) {
-            a->all_regions = true;
-        } else if (opt == OPT_OUT) {
-            a->out = optarg;
-        } else if (opt == OPT_FORCE) {
-            a->force = true;
-        } else {
-            bad = 1;
-        }
+    bool help;
+    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
+                               import_option, a, &help);
+    if (rc == -ENOMEM)
+        return 1;
+    if (help) {
+        usage(stdout);
+        return 2;
     }
-    free(opts);
-    if (!bad && optind < argc) {
+    if (rc == 0 && optind < argc) {
         cmd_error(ctx, "import: unexpected argument '%s'", argv[optind]);
-        bad = 1;
+        rc = -EINVAL;
     }
-    if (bad)
+    if (rc < 0) {
         usage(stderr);
-    return bad;
+        return 1;
+    }
+    return 0;
 }
 
 /* Without --region and --all-regions: the regions of -f manifests (the config's manifests are

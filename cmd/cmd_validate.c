@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
 #include "spec.h"
 
 enum { OPT_STRICT = CMD_OPT_LOCAL, OPT_METRICS_ALLOW_REMOTE };
@@ -35,31 +36,39 @@ static const char *plural(size_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-/* Parses validate's arguments; returns 0 to go on, 1 or 2 (help printed: exit 0) to stop. */
-static int parse_args(cmd_ctx *ctx, int argc, char **argv, bool *strict, bool *allow_remote)
+typedef struct validate_args {
+    bool strict;       /* --strict */
+    bool allow_remote; /* --metrics-allow-remote */
+} validate_args;
+
+/* validate's own options, for cmd_parse_options. */
+static int validate_option(void *ud, int opt, const char *arg)
 {
-    struct option *opts =
-        cmd_options(validate_options, sizeof(validate_options) / sizeof(validate_options[0]));
-    if (opts == NULL) {
-        cmd_error(ctx, "out of memory");
+    validate_args *a = ud;
+    (void)arg;
+    if (opt == OPT_STRICT)
+        a->strict = true;
+    else if (opt == OPT_METRICS_ALLOW_REMOTE)
+        a->allow_remote = true;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* Parses validate's arguments; returns 0 to go on, 1 or 2 (help printed: exit 0) to stop. */
+static int parse_args(cmd_ctx *ctx, int argc, char **argv, validate_args *a)
+{
+    bool help;
+    int rc = cmd_parse_options(ctx, argc, argv, validate_options,
+                               sizeof(validate_options) / sizeof(validate_options[0]),
+                               validate_option, a, &help);
+    if (rc == -ENOMEM)
         return 1;
+    if (help) {
+        usage(stdout);
+        return 2;
     }
-    int opt, bad = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
-        if (opt == 'h') {
-            free(opts);
-            usage(stdout);
-            return 2;
-        }
-        if (opt == OPT_STRICT)
-            *strict = true;
-        else if (opt == OPT_METRICS_ALLOW_REMOTE)
-            *allow_remote = true;
-        else if (cmd_common_option(ctx, opt, optarg) != 0)
-            bad = 1;
-    }
-    free(opts);
-    if (bad || optind < argc) {
+    if (rc < 0 || optind < argc) {
         if (optind < argc)
             cmd_error(ctx, "validate: unexpected argument '%s'", argv[optind]);
         usage(stderr);
@@ -70,8 +79,8 @@ static int parse_args(cmd_ctx *ctx, int argc, char **argv, bool *strict, bool *a
 
 int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
 {
-    bool strict = false, allow_remote = false;
-    int stop = parse_args(ctx, argc, argv, &strict, &allow_remote);
+    validate_args a = {0};
+    int stop = parse_args(ctx, argc, argv, &a);
     if (stop != 0)
         return stop == 2 ? 0 : 1;
     /* A config error is reported and the manifests are still checked: every error in one run. */
@@ -82,7 +91,7 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
     spec_diags_init(&errors);
     spec_diags_init(&warnings);
     if (config_ok) /* its errors (file unreadable, metrics_listen) are counted from the diags */
-        (void)spec_config_lint(&ctx->cfg, cmd_config_path(ctx), allow_remote, &errors, &warnings);
+        (void)spec_config_lint(&ctx->cfg, cmd_config_path(ctx), a.allow_remote, &errors, &warnings);
     size_t n_paths;
     const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
     spec_set *set = NULL;
@@ -90,9 +99,9 @@ int cmd_validate(cmd_ctx *ctx, int argc, char **argv)
     if (set != NULL)
         spec_set_lint(set, &warnings);
     cmd_print_diags(ctx, &errors, false);
-    cmd_print_diags(ctx, &warnings, !strict); /* --strict: warnings are errors */
-    n_errors += errors.n + (strict ? warnings.n : 0);
-    size_t n_warnings = strict ? 0 : warnings.n;
+    cmd_print_diags(ctx, &warnings, !a.strict); /* --strict: warnings are errors */
+    n_errors += errors.n + (a.strict ? warnings.n : 0);
+    size_t n_warnings = a.strict ? 0 : warnings.n;
     spec_diags_clear(&errors);
     spec_diags_clear(&warnings);
     if (rc < 0 || !config_ok || n_errors > 0) {

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "prov_body.h"
 #include "prov_cred_file.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
@@ -161,6 +162,30 @@ static int check_values(const prov_credential *c, char **ret_error)
         return 0;
     *ret_error = prov_asprintf("%s: the %s contains blanks or control characters", c->source, bad);
     return -EINVAL;
+}
+
+/* check_values on a credential just obtained, which is cleared when its values are bad (so a
+ * caller never keeps half of one). Called by prov_cred_resolve and prov_cred_refresh on what the
+ * chain or the refresh produced; c is the caller's; *ret_error: caller frees. */
+static int check_fresh(prov_credential *c, char **ret_error)
+{
+    int r = check_values(c, ret_error);
+    if (r < 0)
+        prov_credential_clear(c);
+    return r;
+}
+
+/* Hands the failure r of a public call to its caller: msg, the message the failing step wrote
+ * (taken; may be NULL), or else "<what>: <strerror>". ret_error may be NULL (the message is then
+ * dropped); *ret_error: caller frees. Returns r. Called by prov_cred_resolve, prov_cred_refresh
+ * and prov_cred_account_id, whose steps explain most failures themselves. */
+static int fail_with(int r, char *msg, const char *what, char **ret_error)
+{
+    if (ret_error)
+        *ret_error = msg ? msg : prov_asprintf("%s: %s", what, strerror(-r));
+    else
+        free(msg);
+    return r;
 }
 
 static int cred_set(prov_credential *c, const char *id, const char *secret, const char *token,
@@ -313,36 +338,6 @@ static int from_credentials_directory(const char *dir, prov_credential *ret, cha
 
 /* ---- ECS instance metadata ---- */
 
-typedef struct body_buf {
-    char *p;
-    size_t n;
-    bool too_big;
-} body_buf;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    body_buf *b = ud;
-    size_t len = size * nmemb;
-    if (b->n + len > METADATA_MAX_BODY) {
-        b->too_big = true;
-        return 0;
-    }
-    /* Not realloc: the old block may hold part of a secret and is wiped before it is freed. */
-    char *p = malloc(b->n + len + 1);
-    if (p == NULL)
-        return 0;
-    if (b->p != NULL) {
-        memcpy(p, b->p, b->n);
-        explicit_bzero(b->p, b->n);
-        free(b->p);
-    }
-    memcpy(p + b->n, data, len);
-    b->n += len;
-    p[b->n] = '\0';
-    b->p = p;
-    return len;
-}
-
 static int curl_errno(CURLcode c, bool too_big)
 {
     if (too_big)
@@ -370,7 +365,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
     if (h == NULL)
         return -ENOMEM;
     struct curl_slist *hdrs = NULL, *tmp = NULL;
-    body_buf b = {0};
+    prov_body b = {.max = METADATA_MAX_BODY, .secret = true};
     int r = 0;
     if (header != NULL) {
         hdrs = curl_slist_append(NULL, header);
@@ -393,7 +388,7 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
         c |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
         c |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
         c |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, prov_body_write);
         c |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         if (hdrs != NULL)
             c |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -419,21 +414,19 @@ int prov_cred_http(const char *method, const char *url, const char *header, cons
     long status = 0;
     if (r == 0 && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
         r = -EIO;
-    if (r == 0 && b.p == NULL) {
-        b.p = strdup("");
-        if (b.p == NULL)
+    if (r == 0 && b.data == NULL) {
+        b.data = strdup("");
+        if (b.data == NULL)
             r = -ENOMEM;
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     if (r < 0) {
-        if (b.p)
-            explicit_bzero(b.p, b.n);
-        free(b.p);
+        prov_body_clear(&b);
         return r;
     }
     *ret_status = status;
-    *ret_body = b.p;
+    *ret_body = b.data;
     return 0;
 }
 
@@ -582,18 +575,10 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
     prov_credential fresh = {0};
     int r = cred->kind == PROV_CRED_ECS_ROLE ? metadata_fetch(opts, cred->role_name, &fresh, &msg)
                                              : assume_full(opts, cred, &fresh, &msg);
-    if (r == 0) {
-        r = check_values(&fresh, &msg);
-        if (r < 0)
-            prov_credential_clear(&fresh);
-    }
-    if (r < 0) {
-        if (ret_error)
-            *ret_error = msg ? msg : prov_asprintf("credential refresh: %s", strerror(-r));
-        else
-            free(msg);
-        return r;
-    }
+    if (r == 0)
+        r = check_fresh(&fresh, &msg);
+    if (r < 0)
+        return fail_with(r, msg, "credential refresh", ret_error);
     prov_credential_clear(cred);
     *cred = fresh;
     return 0;
@@ -610,6 +595,26 @@ static char *home_dir(const prov_cred_opts *opts)
         return strdup(h);
     struct passwd *pw = getpwuid(getuid());
     return pw && pw->pw_dir ? strdup(pw->pw_dir) : NULL;
+}
+
+/* A source the user chose (the OIDC variables, a role profile or section) failed with r and
+ * msg (taken; may be NULL). Its failure is the chain's error: *ret_error is the prefix fmt
+ * describes followed by msg (or strerror), and -ENOENT becomes -EINVAL, which would otherwise let
+ * the chain fall through to another identity. Called by from_oidc_env, assume_from_file and
+ * role_from_file; *ret_error: caller frees. */
+__attribute__((format(printf, 4, 5))) static int
+chosen_source_failed(int r, char *msg, char **ret_error, const char *fmt, ...)
+{
+    char *prefix = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&prefix, fmt, ap) < 0)
+        prefix = NULL;
+    va_end(ap);
+    *ret_error = prefix ? prov_asprintf("%s%s", prefix, msg ? msg : strerror(-r)) : NULL;
+    free(prefix);
+    free(msg);
+    return r == -ENOENT ? -EINVAL : r;
 }
 
 /* RRSA on ACK: the three variables name the role, the OIDC provider and the token file the
@@ -642,11 +647,8 @@ static int from_oidc_env(const prov_cred_opts *opts, prov_credential *ret, char 
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
-    if (r < 0) {
-        *ret_error = prov_asprintf("OIDC role %s: %s", v[0], msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "OIDC role %s: ", v[0]);
     return 0;
 }
 
@@ -667,12 +669,9 @@ static int assume_from_file(const prov_cred_opts *opts, prov_cred_lookup *l, con
     char *msg = NULL;
     int r = assume_full(opts, &recipe, ret, &msg);
     free(recipe.source);
-    if (r < 0) {
-        *ret_error = prov_asprintf("%s: assuming %s failed: %s", where, l->role_arn,
-                                   msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "%s: assuming %s failed: ", where,
+                                    l->role_arn);
     return 0;
 }
 
@@ -682,14 +681,38 @@ static int role_from_file(const prov_cred_opts *opts, const char *role, const ch
 {
     char *msg = NULL;
     int r = metadata_fetch(opts, role, ret, &msg);
-    if (r < 0) {
-        *ret_error =
-            prov_asprintf("%s asks for the ECS RAM role%s%s%s, but %s", where, *role ? " '" : "",
-                          role, *role ? "'" : "", msg ? msg : strerror(-r));
-        free(msg);
-        return r == -ENOENT ? -EINVAL : r;
-    }
+    if (r < 0)
+        return chosen_source_failed(r, msg, ret_error, "%s asks for the ECS RAM role%s%s%s, but ",
+                                    where, *role ? " '" : "", role, *role ? "'" : "");
     return 0;
+}
+
+/* Turns what a credentials file said into a credential: a RamRoleArn profile (ram_role_arn
+ * section) assumes its role, an EcsRamRole profile (ecs_ram_role section) asks instance metadata,
+ * plain keys are moved out of l into *ret. Messages name the file and the config.json profile
+ * (ini false) or the INI section (ini true). Exists so that resolve handles both files the same
+ * way; l, path and name are borrowed; *ret and *ret_error: caller frees. */
+static int take_lookup(const prov_cred_opts *opts, prov_cred_lookup *l, const char *path,
+                       const char *name, bool ini, prov_credential *ret, char **ret_error)
+{
+    if (!l->wants_assume && !l->wants_role) {
+        *ret = l->cred;
+        memset(&l->cred, 0, sizeof(l->cred));
+        return 0;
+    }
+    char *where;
+    if (ini)
+        where = prov_asprintf("%s ([%s], type %s)", path, name,
+                              l->wants_assume ? "ram_role_arn" : "ecs_ram_role");
+    else
+        where = prov_asprintf("%s (profile '%s', mode %s)", path, name,
+                              l->wants_assume ? "RamRoleArn" : "EcsRamRole");
+    if (where == NULL)
+        return -ENOMEM;
+    int r = l->wants_assume ? assume_from_file(opts, l, where, ret, ret_error)
+                            : role_from_file(opts, l->role_name, where, ret, ret_error);
+    free(where);
+    return r;
 }
 
 /* Runs the chain in the documented order; the first source with credentials wins and a broken
@@ -743,18 +766,8 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
         data = NULL;
         free(note);
         note = NULL;
-        if (r == 0 && l.wants_assume) {
-            char *where = prov_asprintf("%s (profile '%s', mode RamRoleArn)", path, json_profile);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0 && l.wants_role) {
-            char *where = prov_asprintf("%s (profile '%s', mode EcsRamRole)", path, json_profile);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0) {
-            *ret = l.cred;
-            memset(&l.cred, 0, sizeof(l.cred));
-        }
+        if (r == 0)
+            r = take_lookup(opts, &l, path, json_profile, false, ret, ret_error);
         free(path);
         path = NULL;
         free(json_profile);
@@ -795,18 +808,8 @@ static int resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_
             explicit_bzero(data, len);
         free(data);
         free(note);
-        if (r == 0 && l.wants_assume) {
-            char *where = prov_asprintf("%s ([%s], type ram_role_arn)", path, section);
-            r = where ? assume_from_file(opts, &l, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0 && l.wants_role) {
-            char *where = prov_asprintf("%s ([%s], type ecs_ram_role)", path, section);
-            r = where ? role_from_file(opts, l.role_name, where, ret, ret_error) : -ENOMEM;
-            free(where);
-        } else if (r == 0) {
-            *ret = l.cred;
-            memset(&l.cred, 0, sizeof(l.cred));
-        }
+        if (r == 0)
+            r = take_lookup(opts, &l, path, section, true, ret, ret_error);
         prov_cred_lookup_clear(&l);
         free(path);
         if (r != -ENOENT)
@@ -843,21 +846,13 @@ int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **r
     char *msg = NULL;
     prov_credential c = {0};
     int r = resolve(opts, &c, &msg, &lk);
-    if (r == 0) {
-        r = check_values(&c, &msg);
-        if (r < 0)
-            prov_credential_clear(&c);
-    }
+    if (r == 0)
+        r = check_fresh(&c, &msg);
     if (r == -ENOENT && msg == NULL && !lk.oom)
         msg = prov_asprintf("no credentials found; looked in: %s", lk.s ? lk.s : "nothing");
     free(lk.s);
-    if (r < 0) {
-        if (ret_error)
-            *ret_error = msg ? msg : prov_asprintf("credentials: %s", strerror(-r));
-        else
-            free(msg);
-        return r;
-    }
+    if (r < 0)
+        return fail_with(r, msg, "credentials", ret_error);
     free(msg);
     *ret = c;
     return 0;
@@ -882,9 +877,8 @@ int prov_cred_account_id(const prov_cred_opts *opts, const prov_credential *cred
     }
     char *msg = NULL;
     int r = prov_sts_caller_account(opts, cred, ret_account_id, &msg);
-    if (r < 0 && ret_error)
-        *ret_error = msg ? msg : prov_asprintf("STS GetCallerIdentity: %s", strerror(-r));
-    else
-        free(msg);
-    return r;
+    if (r < 0)
+        return fail_with(r, msg, "STS GetCallerIdentity", ret_error);
+    free(msg);
+    return 0;
 }

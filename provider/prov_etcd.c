@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "prov_body.h"
 #include "prov_etcd.h"
 #include "prov_tls.h"
 #include "prov_http.h"
@@ -482,34 +483,10 @@ int prov_etcd_call(prov_etcd *e, prov_etcd_op op, const char *body, prov_etcd_cb
 
 /* ---- synchronous ---- */
 
-typedef struct sync_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-} sync_buf;
-
-static size_t sync_write(char *p, size_t size, size_t nmemb, void *ud)
-{
-    sync_buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > ETCD_MAX_ANSWER) {
-        b->too_big = true;
-        return 0;
-    }
-    char *grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL)
-        return 0;
-    memcpy(grown + b->len, p, n);
-    b->data = grown;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 /* One blocking POST to one endpoint. */
 static bool sync_once(prov_etcd *e, prov_etcd_op op, const char *body, prov_etcd_result *r)
 {
-    sync_buf b = {0};
+    prov_body b = {.max = ETCD_MAX_ANSWER};
     char errbuf[CURL_ERROR_SIZE] = "";
     char *url = url_for(e, e->current, op);
     CURL *c = url ? curl_easy_init() : NULL;
@@ -525,7 +502,7 @@ static bool sync_once(prov_etcd *e, prov_etcd_op op, const char *body, prov_etcd
         (void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
         (void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         (void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-        (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sync_write);
+        (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, prov_body_write);
         (void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         if (e->ca_file != NULL) { /* added to the system store, as for the API (prov_tls.h) */
             (void)curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, add_ca_file);
@@ -545,7 +522,7 @@ static bool sync_once(prov_etcd *e, prov_etcd_op op, const char *body, prov_etcd
     if (c != NULL)
         curl_easy_cleanup(c);
     free(url);
-    free(b.data);
+    prov_body_clear(&b);
     return next;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_body.h"
 #include "prov_http.h"
 #include "prov_tls.h"
 #include "prov_types.h"
@@ -44,9 +45,7 @@ struct http_req {
     CURL *easy;
     struct curl_slist *headers;
     char *body;
-    char *resp;
-    size_t resp_len, resp_cap;
-    bool too_big;
+    prov_body resp; /* its max is the client's max_response */
     prov_kvs resp_headers;
     prov_http_cb cb;
     void *ud;
@@ -102,7 +101,7 @@ static void req_free(http_req *r)
         return;
     curl_slist_free_all(r->headers);
     free(r->body);
-    free(r->resp);
+    prov_body_clear(&r->resp);
     prov_kvs_clear(&r->resp_headers);
     free(r);
 }
@@ -126,11 +125,11 @@ static void req_deliver(prov_http *http, http_req *r, int err, long status)
         .err = err,
         .errmsg = err ? (r->errbuf[0] ? r->errbuf : strerror(-err)) : NULL,
         .status = status,
-        .body = r->resp ? r->resp : "",
-        .body_len = r->resp_len,
+        .body = r->resp.data ? r->resp.data : "",
+        .body_len = r->resp.len,
         .headers = &r->resp_headers,
     };
-    if (err == -EFBIG && r->too_big)
+    if (err == -EFBIG && r->resp.too_big)
         res.errmsg = "response larger than the configured limit";
     http->pending--;
     if (r->easy)
@@ -162,11 +161,11 @@ static void drain_done(prov_http *http)
         (void)curl_multi_remove_handle(http->multi, easy);
         req_unlink(http, r);
         int err = map_curl_error(rc);
-        if (r->too_big)
+        if (r->resp.too_big)
             err = -EFBIG;
-        if (err == 0 && r->resp == NULL) {
-            r->resp = calloc(1, 1);
-            if (r->resp == NULL)
+        if (err == 0 && r->resp.data == NULL) {
+            r->resp.data = calloc(1, 1);
+            if (r->resp.data == NULL)
                 err = -ENOMEM;
         }
         req_deliver(http, r, err, err ? 0 : status);
@@ -278,28 +277,9 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     http_req *r = userp;
-    size_t n = size * nmemb;
-    size_t cap = r->http->opts.max_response;
     if (r->http->opts.discard_body)
-        return n;
-    if (r->resp_len + n > cap) {
-        r->too_big = true;
-        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-    }
-    if (r->resp_len + n + 1 > r->resp_cap) {
-        size_t want = r->resp_cap ? r->resp_cap : 4096;
-        while (want < r->resp_len + n + 1)
-            want *= 2;
-        char *grown = realloc(r->resp, want);
-        if (grown == NULL)
-            return 0;
-        r->resp = grown;
-        r->resp_cap = want;
-    }
-    memcpy(r->resp + r->resp_len, data, n);
-    r->resp_len += n;
-    r->resp[r->resp_len] = '\0';
-    return n;
+        return size * nmemb;
+    return prov_body_write(data, size, nmemb, &r->resp);
 }
 
 /* Collects response headers with lowercase names; the status line and blank lines are
@@ -479,6 +459,7 @@ int prov_http_request(prov_http *http, const char *method, const char *url, cons
     if (r == NULL)
         return -ENOMEM;
     r->http = http;
+    r->resp.max = http->opts.max_response;
     r->cb = cb;
     r->ud = ud;
     int rc = req_setup(http, r, method, url, headers, body, body_len);

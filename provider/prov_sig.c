@@ -280,6 +280,25 @@ int prov_sig_v1_signature(const char *secret, const char *string_to_sign, char *
     return 0;
 }
 
+/* One parameter or header a signer owns; value NULL leaves it out (the optional security token
+ * and content type). Both strings are borrowed. */
+typedef struct owned_kv {
+    const char *key;
+    const char *value;
+} owned_kv;
+
+/* Sets each pair that has a value, in order, with prov_kvs_set (replacing a value the list already
+ * holds), and stops at the first failure. Exists so that prov_sig_v1_sign and prov_sig_v3_sign
+ * list what they own as a table; kvs is the caller's. */
+static int set_owned(prov_kvs *kvs, const owned_kv *pairs, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (pairs[i].value != NULL)
+            r = prov_kvs_set(kvs, pairs[i].key, pairs[i].value);
+    return r;
+}
+
 /* Called by the client for every V1 request (and every retry, with a fresh nonce). Existing
  * common parameters are replaced, so a params list can be re-signed. */
 int prov_sig_v1_sign(prov_kvs *params, const char *method, const char *access_key_id,
@@ -291,17 +310,12 @@ int prov_sig_v1_sign(prov_kvs *params, const char *method, const char *access_ke
         return -EINVAL;
     prov_kvs_remove(params, "Signature");
     prov_kvs_remove(params, "SecurityToken");
-    int r = prov_kvs_set(params, "AccessKeyId", access_key_id);
-    if (r == 0)
-        r = prov_kvs_set(params, "SignatureMethod", "HMAC-SHA1");
-    if (r == 0)
-        r = prov_kvs_set(params, "SignatureVersion", "1.0");
-    if (r == 0)
-        r = prov_kvs_set(params, "SignatureNonce", nonce);
-    if (r == 0)
-        r = prov_kvs_set(params, "Timestamp", timestamp);
-    if (r == 0 && token != NULL)
-        r = prov_kvs_set(params, "SecurityToken", token);
+    const owned_kv owned[] = {
+        {"AccessKeyId", access_key_id}, {"SignatureMethod", "HMAC-SHA1"},
+        {"SignatureVersion", "1.0"},    {"SignatureNonce", nonce},
+        {"Timestamp", timestamp},       {"SecurityToken", token},
+    };
+    int r = set_owned(params, owned, sizeof(owned) / sizeof(owned[0]));
     if (r < 0)
         return r;
     char *sts = NULL;
@@ -511,6 +525,34 @@ static int v3_signed_header_list(const prov_kvs *headers, char **ret)
     return r;
 }
 
+/* The V3 signature of a request whose signed header list and body hash are known: canonical
+ * request, string to sign, HMAC-SHA256. Exists so that prov_sig_v3_sign (which signs) and
+ * prov_sig_v3_verify (which recomputes what it checks) build it the same way. All inputs are
+ * borrowed; *ret_string_to_sign (a verifier shows it on a mismatch) and *ret_signature: caller
+ * frees, both written only on success. */
+static int v3_compute(const char *method, const char *path, const prov_kvs *query,
+                      const prov_kvs *headers, const char *signed_headers, const char *body_hex,
+                      const char *secret, char **ret_string_to_sign, char **ret_signature)
+{
+    char *creq = NULL;
+    char *sts = NULL;
+    char *sig = NULL;
+    int r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
+                                          &creq);
+    if (r == 0)
+        r = prov_sig_v3_string_to_sign(creq, &sts);
+    if (r == 0)
+        r = prov_sig_v3_signature(secret, sts, &sig);
+    free(creq);
+    if (r < 0) {
+        free(sts);
+        return r;
+    }
+    *ret_string_to_sign = sts;
+    *ret_signature = sig;
+    return 0;
+}
+
 /* Called by the client for every V3 request and every retry. Headers the caller already set
  * (for instance extra x-acs-* headers) are kept and signed; the ones this function owns are
  * replaced, and any previous authorization is dropped first. */
@@ -528,36 +570,26 @@ int prov_sig_v3_sign(prov_kvs *headers, const char *method, const char *host, co
     prov_sha256_hex(body, body_len, body_hex);
     prov_kvs_remove(headers, "authorization");
     prov_kvs_remove(headers, "x-acs-security-token");
-    int r = prov_kvs_set(headers, "host", host);
-    if (r == 0)
-        r = prov_kvs_set(headers, "x-acs-action", action);
-    if (r == 0)
-        r = prov_kvs_set(headers, "x-acs-version", version);
-    if (r == 0)
-        r = prov_kvs_set(headers, "x-acs-date", date);
-    if (r == 0)
-        r = prov_kvs_set(headers, "x-acs-signature-nonce", nonce);
-    if (r == 0)
-        r = prov_kvs_set(headers, "x-acs-content-sha256", body_hex);
-    if (r == 0 && token != NULL)
-        r = prov_kvs_set(headers, "x-acs-security-token", token);
-    if (r == 0 && content_type != NULL)
-        r = prov_kvs_set(headers, "content-type", content_type);
+    const owned_kv owned[] = {
+        {"host", host},
+        {"x-acs-action", action},
+        {"x-acs-version", version},
+        {"x-acs-date", date},
+        {"x-acs-signature-nonce", nonce},
+        {"x-acs-content-sha256", body_hex},
+        {"x-acs-security-token", token},
+        {"content-type", content_type},
+    };
+    int r = set_owned(headers, owned, sizeof(owned) / sizeof(owned[0]));
     if (r < 0)
         return r;
 
     char *signed_headers = NULL;
-    char *creq = NULL;
     char *sts = NULL;
     char *sig = NULL;
     r = v3_signed_header_list(headers, &signed_headers);
     if (r == 0)
-        r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
-                                          &creq);
-    if (r == 0)
-        r = prov_sig_v3_string_to_sign(creq, &sts);
-    if (r == 0)
-        r = prov_sig_v3_signature(secret, sts, &sig);
+        r = v3_compute(method, path, query, headers, signed_headers, body_hex, secret, &sts, &sig);
     if (r == 0) {
         sbuf b = {0};
         sb_puts(&b, V3_ALGORITHM " Credential=");
@@ -573,7 +605,6 @@ int prov_sig_v3_sign(prov_kvs *headers, const char *method, const char *host, co
         free(authz);
     }
     free(signed_headers);
-    free(creq);
     free(sts);
     free(sig);
     return r;
@@ -708,15 +739,9 @@ int prov_sig_v3_verify(const char *method, const char *path, const prov_kvs *que
     const char *claimed = prov_kvs_get_ci(headers, "x-acs-content-sha256");
     bool body_ok = claimed == NULL || strcasecmp(claimed, body_hex) == 0;
 
-    char *creq = NULL;
     char *sts = NULL;
     char *sig = NULL;
-    r = prov_sig_v3_canonical_request(method, path, query, headers, signed_headers, body_hex,
-                                      &creq);
-    if (r == 0)
-        r = prov_sig_v3_string_to_sign(creq, &sts);
-    if (r == 0)
-        r = prov_sig_v3_signature(secret, sts, &sig);
+    r = v3_compute(method, path, query, headers, signed_headers, body_hex, secret, &sts, &sig);
     if (r == 0 && !(body_ok && sig_equal(sig, given))) {
         r = -EPERM;
         if (ret_string_to_sign != NULL) {
@@ -726,7 +751,6 @@ int prov_sig_v3_verify(const char *method, const char *path, const prov_kvs *que
     }
     free(signed_headers);
     free(given);
-    free(creq);
     free(sts);
     free(sig);
     return r;

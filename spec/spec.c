@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "spec.h"
+#include "spec_diag_int.h"
 #include "spec_known.h"
 #include "spec_rules.h"
 #include "spec_rules_int.h"
@@ -73,14 +74,10 @@ static void oom(loader *L)
 
 __attribute__((format(printf, 3, 4))) static void at(loader *L, spec_pos p, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    spec_diags_vadd_clean(L->diags, p, fmt, ap);
     va_end(ap);
-    char clean[sizeof(msg) * 4];
-    spec_text_sanitize(msg, clean, sizeof(clean));
-    spec_diags_add(L->diags, p.file, p.line, p.col, "%s", clean);
 }
 
 /* ---- Finding files ---------------------------------------------------------------------- */

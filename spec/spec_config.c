@@ -14,6 +14,7 @@
 
 #include "spec.h"
 #include "spec_config.h"
+#include "spec_diag_int.h"
 #include "spec_known.h"
 #include "spec_rules.h"
 #include "spec_yaml.h"
@@ -56,14 +57,10 @@ __attribute__((format(printf, 3, 4))) static int bad(cfg_ctx *c, const spec_ynod
                                                      const char *fmt, ...)
 {
     if (c->diags != NULL) {
-        char msg[1024];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        spec_diags_vadd_clean(c->diags, n->pos, fmt, ap);
         va_end(ap);
-        char clean[sizeof(msg) * 4];
-        spec_text_sanitize(msg, clean, sizeof(clean));
-        spec_diags_add(c->diags, n->pos.file, n->pos.line, n->pos.col, "%s", clean);
     }
     return -EINVAL;
 }
@@ -765,10 +762,8 @@ int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_
     const char *why = spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint);
     if (why == NULL)
         return 0;
-    char msg[1024], clean[4096];
-    snprintf(msg, sizeof(msg), "endpoint '%.128s' %s", cfg->endpoint, why);
-    spec_text_sanitize(msg, clean, sizeof(clean));
-    spec_diags_add(diags, source, 0, 0, "%s", clean);
+    spec_diags_add_clean(diags, (spec_pos){source, 0, 0}, "endpoint '%.128s' %s", cfg->endpoint,
+                         why);
     return -EINVAL;
 }
 

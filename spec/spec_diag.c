@@ -1,9 +1,12 @@
 /* Diagnostics collection (see spec_diag.h). */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spec_diag.h"
+#include "spec_diag_int.h"
+#include "spec_yaml.h"
 
 void spec_diags_init(spec_diags *d)
 {
@@ -39,6 +42,23 @@ void spec_diags_add(spec_diags *d, const char *file, unsigned line, unsigned col
     e->line = line;
     e->col = col;
     e->msg = msg ? msg : oom_msg;
+}
+
+void spec_diags_vadd_clean(spec_diags *d, spec_pos p, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char clean[sizeof(msg) * 4];
+    spec_text_sanitize(msg, clean, sizeof(clean));
+    spec_diags_add(d, p.file, p.line, p.col, "%s", clean);
+}
+
+void spec_diags_add_clean(spec_diags *d, spec_pos p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    spec_diags_vadd_clean(d, p, fmt, ap);
+    va_end(ap);
 }
 
 void spec_diags_print(const spec_diags *d, FILE *out)

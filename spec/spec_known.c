@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "spec_diag_int.h"
 #include "spec_known.h"
 #include "spec_yaml.h"
 
@@ -94,17 +95,14 @@ const char *spec_action_suggest(const char *action)
 void spec_region_warning(spec_diags *w, spec_pos p, const char *region)
 {
     const char *s = spec_region_suggest(region);
-    char msg[512], clean[2048];
     if (s != NULL)
-        snprintf(msg, sizeof(msg),
-                 "region '%.64s' is not a known Simple Application Server region; did you mean "
-                 "'%s'?",
-                 region, s);
+        spec_diags_add_clean(w, p,
+                             "region '%.64s' is not a known Simple Application Server region; "
+                             "did you mean '%s'?",
+                             region, s);
     else
-        snprintf(msg, sizeof(msg),
-                 "region '%.64s' is not a known Simple Application Server region (the list is in "
-                 "spec/README.md)",
-                 region);
-    spec_text_sanitize(msg, clean, sizeof(clean));
-    spec_diags_add(w, p.file, p.line, p.col, "%s", clean);
+        spec_diags_add_clean(w, p,
+                             "region '%.64s' is not a known Simple Application Server region "
+                             "(the list is in spec/README.md)",
+                             region);
 }

@@ -167,6 +167,18 @@ static void learn_leader(rec_ha *h, const prov_etcd_kv *kv)
         h->on_role(h->ud, h->role);
 }
 
+/* Records an answer that gives the lease ttl_s more seconds: the fence deadline counts from
+ * when the request was sent (sent_ns, uv_hrtime), not from when the answer came, less the safety
+ * margin, so that this process stops leading before etcd can let the lease go. Called by on_grant
+ * and on_keepalive. */
+static void lease_extended(rec_ha *h, uint64_t sent_ns, int64_t ttl_s)
+{
+    h->ka_sent_ns = sent_ns;
+    h->ka_answer_ns = uv_hrtime();
+    h->deadline_ns = sent_ns + (uint64_t)ttl_s * 1000u * NS_PER_MS - h->margin_ns;
+    publish(h);
+}
+
 static void on_grant(const prov_etcd_result *r, void *ud)
 {
     rec_ha *h = ud;
@@ -176,10 +188,7 @@ static void on_grant(const prov_etcd_result *r, void *ud)
     if (r->err != 0 || h->stopping)
         return;
     h->lease = r->id;
-    h->ka_sent_ns = sent;
-    h->ka_answer_ns = uv_hrtime();
-    h->deadline_ns = sent + (uint64_t)r->ttl * 1000u * NS_PER_MS - h->margin_ns;
-    publish(h);
+    lease_extended(h, sent, r->ttl);
 }
 
 static void on_keepalive(const prov_etcd_result *r, void *ud)
@@ -194,10 +203,7 @@ static void on_keepalive(const prov_etcd_result *r, void *ud)
         drop_lease(h, "etcd says the lease expired");
         return;
     }
-    h->ka_sent_ns = sent;
-    h->ka_answer_ns = uv_hrtime();
-    h->deadline_ns = sent + (uint64_t)r->ttl * 1000u * NS_PER_MS - h->margin_ns;
-    publish(h);
+    lease_extended(h, sent, r->ttl);
 }
 
 static void on_campaign(const prov_etcd_result *r, void *ud)

@@ -158,14 +158,22 @@ static sample *family_get(family *f, char *labels)
     return &f->v[f->n++];
 }
 
+/* Counts one more in a counter family's sample for labels (taken, as by family_get); a sample
+ * that cannot be added (out of memory) goes uncounted. Called with mu held by every counter with
+ * labels: cycles, calls, throttled calls and notifications. */
+static void family_inc(family *f, char *labels)
+{
+    sample *s = family_get(f, labels);
+    if (s != NULL)
+        s->value += 1;
+}
+
 void rec_metrics_cycle(rec_metrics *m, const char *result, double duration_s, unsigned drift,
                        unsigned pending, bool success, double now_s)
 {
     char *labels = labels2("result", result, NULL, NULL);
     pthread_mutex_lock(&m->mu);
-    sample *s = family_get(&m->cycles, labels);
-    if (s != NULL)
-        s->value += 1;
+    family_inc(&m->cycles, labels);
     m->duration_sum += duration_s;
     m->duration_count += 1;
     m->duration_last = duration_s;
@@ -198,14 +206,9 @@ void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, 
     char *labels = labels2("action", action, "code", code_esc);
     char *tlabels = throttled ? labels2("action", action, NULL, NULL) : NULL;
     pthread_mutex_lock(&m->mu);
-    sample *s = family_get(&m->calls, labels);
-    if (s != NULL)
-        s->value += 1;
-    if (throttled) {
-        s = family_get(&m->throttled, tlabels);
-        if (s != NULL)
-            s->value += 1;
-    }
+    family_inc(&m->calls, labels);
+    if (throttled)
+        family_inc(&m->throttled, tlabels);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -259,9 +262,7 @@ void rec_metrics_notify(rec_metrics *m, const char *result, bool dropped)
 {
     char *labels = labels2("result", result, NULL, NULL);
     pthread_mutex_lock(&m->mu);
-    sample *s = family_get(&m->notify, labels);
-    if (s != NULL)
-        s->value += 1;
+    family_inc(&m->notify, labels);
     if (dropped)
         m->notify_dropped += 1;
     pthread_mutex_unlock(&m->mu);

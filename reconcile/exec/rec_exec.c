@@ -622,6 +622,40 @@ static bool create_from_journal(xstep *s)
     return false;
 }
 
+/* Before a single step's call c: writes its intent to the journal (no call goes out without
+ * one), then marks the step running and tells the listener. When the journal cannot be written,
+ * frees c, fails the step and returns false. Called by start_create and start_simple; img is the
+ * image acted on (NULL for a create), borrowed. */
+static bool single_begin(xstep *s, xcall *c, const char *img)
+{
+    rec_exec *x = s->x;
+    if (journal(x, REC_JOURNAL_INTENT, s, c->api, c->token, img, NULL) < 0) {
+        xcall_free(c);
+        step_fail(s, "cannot write the journal; no call made");
+        return false;
+    }
+    s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(x);
+    emit(x, REC_EV_STEP_START, s, NULL, 0);
+    return true;
+}
+
+/* After a single step's call c was handed to the client with result rc: in flight, or (rc < 0,
+ * the call never left) a "local" result journaled, c freed and the step failed. Called by
+ * start_create and start_simple, with the img given to single_begin. */
+static void single_sent(xstep *s, xcall *c, const char *img, int rc)
+{
+    rec_exec *x = s->x;
+    if (rc < 0) {
+        (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, img, "local");
+        s->unsharing = false;
+        xcall_free(c);
+        step_fail(s, strerror(-rc));
+        return;
+    }
+    x->inflight++;
+}
+
 static void start_create(xstep *s)
 {
     rec_exec *x = s->x;
@@ -649,23 +683,8 @@ static void start_create(xstep *s)
         step_fail(s, "out of memory");
         return;
     }
-    int rc = journal(x, REC_JOURNAL_INTENT, s, c->api, c->token, NULL, NULL);
-    if (rc < 0) {
-        xcall_free(c);
-        step_fail(s, "cannot write the journal; no call made");
-        return;
-    }
-    s->state = REC_STEP_RUNNING;
-    s->running_since_ms = now_ms(x);
-    emit(x, REC_EV_STEP_START, s, NULL, 0);
-    rc = prov_swas_create_image(x->o.client, &req, on_create, c);
-    if (rc < 0) {
-        (void)journal(x, REC_JOURNAL_RESULT, s, c->api, c->token, NULL, "local");
-        xcall_free(c);
-        step_fail(s, strerror(-rc));
-        return;
-    }
-    x->inflight++;
+    if (single_begin(s, c, NULL))
+        single_sent(s, c, NULL, prov_swas_create_image(x->o.client, &req, on_create, c));
 }
 
 static void start_simple(xstep *s);
@@ -818,14 +837,8 @@ static void start_simple(xstep *s)
     }
     c->inserted_unshare = insert_unshare;
     s->unsharing = insert_unshare;
-    if (journal(x, REC_JOURNAL_INTENT, s, api, c->token, img, NULL) < 0) {
-        xcall_free(c);
-        step_fail(s, "cannot write the journal; no call made");
+    if (!single_begin(s, c, img))
         return;
-    }
-    s->state = REC_STEP_RUNNING;
-    s->running_since_ms = now_ms(x);
-    emit(x, REC_EV_STEP_START, s, NULL, 0);
     int rc;
     if (insert_unshare)
         rc = prov_swas_share_image(x->o.client, st->region, img, false, token, on_simple, c);
@@ -839,14 +852,7 @@ static void start_simple(xstep *s)
     else
         rc =
             prov_ecs_delete_image(x->o.client, st->region, img, st->ecs_force, false, on_simple, c);
-    if (rc < 0) {
-        (void)journal(x, REC_JOURNAL_RESULT, s, api, c->token, img, "local");
-        s->unsharing = false;
-        xcall_free(c);
-        step_fail(s, strerror(-rc));
-        return;
-    }
-    x->inflight++;
+    single_sent(s, c, img, rc);
 }
 
 /* ---- tags, batched ---- */

@@ -458,7 +458,15 @@ Test(cred, nothing_found_lists_every_place)
 
 /* ---- ECS instance metadata ---- */
 
-enum md_mode { MD_OK, MD_V1_ONLY, MD_BAD_JSON, MD_FAIL_CODE, MD_BAD_EXPIRATION, MD_NO_ROLE };
+enum md_mode {
+    MD_OK,
+    MD_V1_ONLY,
+    MD_BAD_JSON,
+    MD_FAIL_CODE,
+    MD_BAD_EXPIRATION,
+    MD_NO_ROLE,
+    MD_HUGE, /* the credentials answer is larger than the 64 KiB the client keeps */
+};
 
 static struct md_server {
     struct MHD_Daemon *d;
@@ -534,6 +542,17 @@ static enum MHD_Result md_handler(void *cls, struct MHD_Connection *conn, const 
         } else if (strcmp(role, MD_ROLE) != 0) {
             status = 404;
             snprintf(body, sizeof(body), "no such role");
+        } else if (mode == MD_HUGE) {
+            pthread_mutex_unlock(&md.mu);
+            size_t n = 70 * 1024;
+            char *huge = malloc(n + 1);
+            if (huge == NULL)
+                return MHD_NO;
+            memset(huge, 'x', n);
+            huge[n] = '\0';
+            enum MHD_Result ok = reply(conn, 200, huge);
+            free(huge);
+            return ok;
         } else if (mode == MD_BAD_JSON) {
             snprintf(body, sizeof(body), "{\"AccessKeyId\": \"x\", \"AccessKeySecret\": ");
         } else {
@@ -670,6 +689,9 @@ Test(cred, metadata_role_from_env_and_profiles)
     put(".alibabacloud/credentials", "[default]\ntype = ecs_ram_role\nrole_name = ghost\n", 0600);
     char *msg = resolve_err(&o, -EINVAL);
     cr_expect_not_null(strstr(msg, "role 'ghost'"), "%s", msg);
+    cr_expect_not_null(
+        strstr(msg, "([default], type ecs_ram_role) asks for the ECS RAM role 'ghost', but "), "%s",
+        msg);
     free(msg);
     md_stop();
 }
@@ -686,6 +708,7 @@ ParameterizedTestParameters(cred, metadata_bad_answers)
         {MD_FAIL_CODE, "Code is 'Failed'"},
         {MD_BAD_EXPIRATION, "Expiration '2030-01-01 06:00:00'"},
         {MD_NO_ROLE, "no RAM role is attached"},
+        {MD_HUGE, "response too large"},
     };
     return cr_make_param_array(struct md_bad, cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -802,7 +825,9 @@ Test(cred, ram_role_arn_profile_assumes_and_refreshes)
     cr_expect_not_null(c.security_token);
     cr_expect(c.expiration >= before + 3 && c.expiration <= time(NULL) + 5, "expiration %ld",
               (long)c.expiration);
-    cr_expect_not_null(strstr(c.source, "RamRoleArn"), "%s", c.source);
+    cr_expect_not_null(strstr(c.source, "/.aliyun/config.json (profile 'r', mode RamRoleArn), "
+                                        "role " DEMO_ROLE),
+                       "%s", c.source);
     cr_expect_not(prov_cred_needs_refresh(&c, c.issued));
     cr_expect(prov_cred_needs_refresh(&c, c.expiration - 2));
     char *msg = NULL;
@@ -840,11 +865,17 @@ Test(cred, ram_role_arn_ini_and_refusals)
     prov_credential c = resolve_ok(&o);
     cr_expect_eq(c.kind, PROV_CRED_ROLE_ARN);
     cr_expect_str_eq(c.session_name, "ini");
+    cr_expect_not_null(
+        strstr(c.source, "/.alibabacloud/credentials ([default], type ram_role_arn), role "), "%s",
+        c.source);
     prov_credential_clear(&c);
 
     o.profile = "other";
     char *msg = resolve_err(&o, -EACCES);
     cr_expect_not_null(strstr(msg, "EntityNotExist.Role"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "/.alibabacloud/credentials ([other], type ram_role_arn): "
+                                   "assuming acs:ram::999:role/x failed: "),
+                       "%s", msg);
     expect_no_secret(msg);
     free(msg);
     o.profile = "wrong";
@@ -898,6 +929,15 @@ Test(cred, oidc_token_file_reread_on_refresh)
     cr_expect_null(strstr(dump, "eyJ-"), "%s", dump);
     free(dump);
     json_decref(j);
+
+    /* A chosen source that fails is an error, with its own prefix. */
+    put("oidc/token", "", 0600);
+    msg = resolve_err(&o, -EINVAL);
+    char want[512];
+    snprintf(want, sizeof(want), "OIDC role %s: ALIBABA_CLOUD_OIDC_TOKEN_FILE %s: empty", DEMO_ROLE,
+             path);
+    cr_expect_str_eq(msg, want);
+    free(msg);
 
     cr_assert_eq(unsetenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE"), 0);
     msg = resolve_err(&o, -EINVAL);
