@@ -951,6 +951,7 @@ static void start_tag_batch(xstep *s)
             continue;
         }
         m->state = REC_STEP_RUNNING;
+        m->running_since_ms = now_ms(x);
         emit(x, REC_EV_STEP_START, m, NULL, 0);
         ids[c->n_batch] = m->image_id;
         c->batch[c->n_batch++] = m;
@@ -1190,6 +1191,7 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
             step_fail(ok[i], "cannot write the journal; no call made");
         } else {
             ok[i]->state = REC_STEP_RUNNING;
+            ok[i]->running_since_ms = now_ms(x);
             emit(x, REC_EV_STEP_START, ok[i], NULL, 0);
             c->batch[c->n_batch++] = ok[i];
         }

@@ -367,3 +367,46 @@ Test(progress, daemon_json_log_is_typed_and_names_images)
     json_decref(lines);
     test_proc_result_clear(&r);
 }
+
+/* An owned image of the fixture (indented for write_fixture), tagged for team-a only. */
+#define OWNED(id, name)                                                                            \
+    "      - image_id: " id "\n        name: " name "\n        instance_id: " SRV0                 \
+    "\n        system_snapshot_id: s-sys-00\n        status: \"1\"\n        in_share: false\n"     \
+    "        tags: {imgrecon/owner: team-a}\n"
+
+/* Batched steps (here two TagResources calls, one per tag change) that wait for the rate limit
+ * report the wait from when they were handed to the client, as single steps do (they once
+ * reported it from the loop clock's origin). */
+Test(progress, a_batch_waiting_for_the_rate_limit_reports_its_own_wait)
+{
+    write_fixture(&E, 1, OWNED("m-prog0tag00000001", "web-a") OWNED("m-prog0tag00000002", "web-b"),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", "    tags: {team: x}\n")
+                   IMG("web-b", "    tags: {team: y}\n"));
+    /* One TagResources call every 6 s: the second tag change waits about 6 s. */
+    test_proc_result r = SPLIT("apply", "-f", E.manifest, "--auto-approve", "--json",
+                               "--rate-limit", "TagResources=1/6s");
+    cr_assert_eq(r.status, 0, "apply --json: exit %d\n%s\n%s", r.status, r.out, r.err);
+    json_t *ev = strict_lines(r.out, "apply --json");
+    size_t waits = 0;
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *o = json_array_get(ev, i);
+        if (strcmp(jstr(o, "event"), "waiting") != 0 || strcmp(jstr(o, "for"), "rate_limit") != 0)
+            continue;
+        waits++;
+        json_int_t waited = json_integer_value(json_object_get(o, "waited_ms"));
+        cr_expect(waited >= 2000 && waited <= 7000,
+                  "the batch waited %" JSON_INTEGER_FORMAT " ms by its report (about 3-6 s)",
+                  waited);
+    }
+    cr_expect_geq(waits, 1, "the 6 s wait is reported:\n%s", r.out);
+    json_t *imgs = state_images(&E);
+    json_t *a = find_image(imgs, "web-a"), *b = find_image(imgs, "web-b");
+    cr_expect_str_eq(jstr(json_object_get(a, "tags"), "team"), "x");
+    cr_expect_str_eq(jstr(json_object_get(b, "tags"), "team"), "y");
+    json_decref(imgs);
+    json_decref(ev);
+    test_proc_result_clear(&r);
+}
