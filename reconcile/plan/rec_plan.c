@@ -490,15 +490,34 @@ const rec_step *rec_plan_step(const rec_plan *plan, unsigned id)
 void rec_hasher_init(rec_hasher *h)
 {
     h->failed = false;
+    h->len = 0;
     h->ctx = EVP_MD_CTX_new();
     if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
         h->failed = true;
 }
 
+/* Hands the buffered bytes to OpenSSL. */
+static void hasher_flush(rec_hasher *h)
+{
+    if (!h->failed && h->len && EVP_DigestUpdate(h->ctx, h->buf, h->len) != 1)
+        h->failed = true;
+    h->len = 0;
+}
+
+/* Appends n bytes to the digest input; what does not fit in the buffer goes straight through.
+ * The digest sees the same bytes in the same order either way. */
 static void hasher_bytes(rec_hasher *h, const void *p, size_t n)
 {
-    if (!h->failed && n && EVP_DigestUpdate(h->ctx, p, n) != 1)
-        h->failed = true;
+    if (n > sizeof(h->buf) - h->len) {
+        hasher_flush(h);
+        if (n > sizeof(h->buf)) {
+            if (!h->failed && EVP_DigestUpdate(h->ctx, p, n) != 1)
+                h->failed = true;
+            return;
+        }
+    }
+    memcpy(h->buf + h->len, p, n);
+    h->len += n;
 }
 
 void rec_hasher_u64(rec_hasher *h, uint64_t v)
@@ -525,6 +544,7 @@ void rec_hasher_final(rec_hasher *h, char ret[REC_HASH_HEX + 1])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     static const char hex[] = "0123456789abcdef";
+    hasher_flush(h);
     if (!h->failed && EVP_DigestFinal_ex(h->ctx, md, &n) == 1 && n == 32) {
         for (unsigned i = 0; i < 32; i++) {
             ret[2 * i] = hex[md[i] >> 4];
