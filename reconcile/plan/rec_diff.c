@@ -416,43 +416,74 @@ typedef struct region_ctx {
     size_t idx;
     const char *region;
     const rec_region_obs *obs;
-    const spec_image **decl; /* declared images of the region, by name */
+    const spec_image **decl; /* declared images of the region, in manifest order */
     size_t n_decl;
+    bool decl_sorted;        /* decl is strictly ascending by name (as spec_load leaves it) */
     const prov_image **imgs; /* observed images sorted by (name, image_id) */
     size_t n_imgs;
     region_work w;
 } region_ctx;
 
+/* An observed image's name as the diff compares it: no name is the empty name. */
+static const char *img_name(const prov_image *o)
+{
+    return o->name ? o->name : "";
+}
+
 static int cmp_img_name(const void *a, const void *b)
 {
     const prov_image *x = *(const prov_image *const *)a, *y = *(const prov_image *const *)b;
-    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    int c = strcmp(img_name(x), img_name(y));
     if (c == 0)
         c = strcmp(x->image_id ? x->image_id : "", y->image_id ? y->image_id : "");
     return c;
 }
 
+/* The declared image named name, or NULL. Called for every observed image, twice: a binary
+ * search when the region's entries are sorted by name (always, from spec_load), else the first
+ * match in manifest order (sets built by hand, in tests). */
 static const spec_image *find_decl(const region_ctx *rc, const char *name)
 {
-    for (size_t i = 0; name && i < rc->n_decl; i++)
-        if (strcmp(rc->decl[i]->name, name) == 0)
-            return rc->decl[i];
+    if (!name)
+        return NULL;
+    if (!rc->decl_sorted) {
+        for (size_t i = 0; i < rc->n_decl; i++)
+            if (strcmp(rc->decl[i]->name, name) == 0)
+                return rc->decl[i];
+        return NULL;
+    }
+    size_t lo = 0, hi = rc->n_decl;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rc->decl[mid]->name, name);
+        if (c == 0)
+            return rc->decl[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
-/* Range [*first, *first + *count) of observed images named name. */
+/* Range [*first, *first + *count) of observed images named name (*first is 0 when there is
+ * none). rc->imgs is sorted by name, so the range is found with a binary search: a scan of the
+ * region per call made the diff quadratic in the images of a region. */
 static void find_named(const region_ctx *rc, const char *name, size_t *first, size_t *count)
 {
-    *first = 0;
-    *count = 0;
-    for (size_t i = 0; i < rc->n_imgs; i++) {
-        const char *n = rc->imgs[i]->name ? rc->imgs[i]->name : "";
-        if (strcmp(n, name) == 0) {
-            if (*count == 0)
-                *first = i;
-            (*count)++;
-        }
+    size_t lo = 0, hi = rc->n_imgs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(img_name(rc->imgs[mid]), name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    size_t end = lo;
+    while (end < rc->n_imgs && strcmp(img_name(rc->imgs[end]), name) == 0)
+        end++;
+    *first = end > lo ? lo : 0;
+    *count = end - lo;
 }
 
 /* Declared images ordered by region, then manifest order (their place in desired->images), so
@@ -489,8 +520,12 @@ static int region_ctx_init(region_ctx *rc, const spec_image *const *by_region, s
     rc->imgs = obs->images.n ? calloc(obs->images.n, sizeof(*rc->imgs)) : NULL;
     if ((end > lo && !rc->decl) || (obs->images.n && !rc->imgs))
         return -ENOMEM;
-    for (size_t i = lo; i < end; i++)
+    rc->decl_sorted = true;
+    for (size_t i = lo; i < end; i++) {
         rc->decl[rc->n_decl++] = by_region[i];
+        if (rc->n_decl > 1 && strcmp(rc->decl[rc->n_decl - 2]->name, by_region[i]->name) >= 0)
+            rc->decl_sorted = false;
+    }
     for (size_t i = 0; i < obs->images.n; i++)
         rc->imgs[rc->n_imgs++] = &obs->images.v[i];
     if (rc->n_imgs)
