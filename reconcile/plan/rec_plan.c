@@ -520,20 +520,36 @@ static void hasher_bytes(rec_hasher *h, const void *p, size_t n)
     h->len += n;
 }
 
+/* v as 8 bytes, most significant first, into p. */
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
 void rec_hasher_u64(rec_hasher *h, uint64_t v)
 {
     unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (56 - 8 * i));
+    put_u64(b, v);
     hasher_bytes(h, b, sizeof(b));
 }
 
+/* A string is its presence byte, then its length and its bytes. The usual short field is
+ * written into the buffer in one go (this is the fingerprints' inner loop). */
 void rec_hasher_str(rec_hasher *h, const char *s)
 {
+    size_t n = s ? strlen(s) : 0;
+    if (s && 9 + n <= sizeof(h->buf) - h->len) {
+        unsigned char *p = h->buf + h->len;
+        p[0] = 1;
+        put_u64(p + 1, n);
+        memcpy(p + 9, s, n);
+        h->len += 9 + n;
+        return;
+    }
     unsigned char tag = s ? 1 : 0;
     hasher_bytes(h, &tag, 1);
     if (s) {
-        size_t n = strlen(s);
         rec_hasher_u64(h, n);
         hasher_bytes(h, s, n);
     }
