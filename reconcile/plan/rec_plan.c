@@ -682,6 +682,21 @@ static int cmp_tag(const void *a, const void *b)
     return strcmp(x->key ? x->key : "", y->key ? y->key : "");
 }
 
+#define SMALL_TAGS 32 /* the API allows 20 tags a resource */
+
+/* Sorts n tags (n <= SMALL_TAGS) into out by key with an insertion sort: stable, like the merge
+ * sort glibc's qsort uses for small arrays, so keys that repeat keep their order. Called for
+ * every observed image; a malloc and a qsort each cost more than the sort of a handful. */
+static void sort_small_tags(const prov_tag *tags, size_t n, prov_tag *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && cmp_tag(&out[j - 1], &tags[i]) > 0; j--)
+            out[j] = out[j - 1];
+        out[j] = tags[i];
+    }
+}
+
 /* Hashes one image's plan-relevant fields with its tags in key order. */
 static void hash_observed_image(rec_hasher *h, const prov_image *img)
 {
@@ -698,12 +713,14 @@ static void hash_observed_image(rec_hasher *h, const prov_image *img)
     rec_hasher_str(h, img->data_snapshot_id);
     rec_hasher_str(h, img->description);
     rec_hasher_str(h, img->resource_group_id);
-    prov_tag *tags = img->n_tags ? malloc(img->n_tags * sizeof(*tags)) : NULL;
-    if (img->n_tags && !tags) {
-        h->failed = true;
-        return;
-    }
-    if (tags) {
+    prov_tag small[SMALL_TAGS], *tags = small;
+    if (img->n_tags <= SMALL_TAGS) {
+        sort_small_tags(img->tags, img->n_tags, small);
+    } else {
+        if (!(tags = malloc(img->n_tags * sizeof(*tags)))) {
+            h->failed = true;
+            return;
+        }
         memcpy(tags, img->tags, img->n_tags * sizeof(*tags));
         qsort(tags, img->n_tags, sizeof(*tags), cmp_tag);
     }
@@ -712,7 +729,8 @@ static void hash_observed_image(rec_hasher *h, const prov_image *img)
         rec_hasher_str(h, tags[i].key);
         rec_hasher_str(h, tags[i].value);
     }
-    free(tags);
+    if (tags != small)
+        free(tags);
 }
 
 /* Observed fingerprint: independent of the order the API listed things in. */
