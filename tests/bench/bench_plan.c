@@ -72,16 +72,21 @@ static void read_answers(const char *dir, answers *a)
 }
 
 /* Parses every answer into obs with the real response parser, freeing each answer once parsed
- * (the client drops a page once it has its images), so the peak RSS does not count them twice. */
+ * (the client drops a page once it has its images), so the peak RSS does not count them twice.
+ * obs gets one slot per region up front, as rec_observe_start makes them. */
 static void parse_answers(answers *a, rec_observed *obs)
 {
+    obs->regions = calloc(a->n, sizeof(*obs->regions));
+    if (obs->regions == NULL)
+        exit(1);
+    obs->n = a->n;
     for (size_t r = 0; r < a->n; r++) {
         char name[32];
         snprintf(name, sizeof(name), "bench-r%05zu", r);
-        rec_region_obs *ro = NULL;
+        rec_region_obs *ro = &obs->regions[r];
         unsigned total = 0;
         json_t *root = prov_json_load_object(a->body[r], a->len[r]);
-        if (root == NULL || rec_observed_add_region(obs, name, &ro) != 0 ||
+        if (root == NULL || (ro->region = strdup(name)) == NULL ||
             prov_parse_list_images(root, &ro->images, &total) != 0) {
             fprintf(stderr, "observe %s failed\n", name);
             exit(1);
