@@ -1,5 +1,6 @@
 /* The plan's plumbing (reconcile/plan/rec_plan.h): observed-state containers, options, action
  * names, freeing, client tokens and fingerprints. The diff itself is in rec_diff.c. */
+#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -520,18 +521,19 @@ static void hasher_bytes(rec_hasher *h, const void *p, size_t n)
     h->len += n;
 }
 
-/* v as 8 bytes, most significant first, into p. */
+/* v as 8 bytes, most significant first, into p (one byte swap and a store). */
 static void put_u64(unsigned char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (56 - 8 * i));
+    v = htobe64(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 void rec_hasher_u64(rec_hasher *h, uint64_t v)
 {
-    unsigned char b[8];
-    put_u64(b, v);
-    hasher_bytes(h, b, sizeof(b));
+    if (sizeof(h->buf) - h->len < 8)
+        hasher_flush(h);
+    put_u64(h->buf + h->len, v);
+    h->len += 8;
 }
 
 /* A string is its presence byte, then its length and its bytes. The usual short field is
