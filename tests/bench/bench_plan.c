@@ -10,6 +10,12 @@
  * Every phase is timed on the wall clock and in CPU time (cpu_*), which waiting for a core on a
  * shared machine does not move.
  *
+ * After the product's phases (and outside the total), the same run times the two floors of
+ * bench_load and bench_parse on the same inputs: libyaml's events over the manifests
+ * (floor_load) and a bare json_loadb of every answer (floor_parse). A shared machine's speed
+ * varies by 2x and more from one run to the next; total / (floor_load + floor_parse) moves much
+ * less, and scales a run to another machine's floors.
+ *
  * Usage: bench_plan N_IMAGES [DRIFT_PERCENT]   (15 images per region, like the real quota)
  * Prints one line per phase with milliseconds, then the peak RSS. */
 #include <errno.h>
@@ -97,18 +103,62 @@ static void parse_answers(answers *a, rec_observed *obs)
     }
 }
 
-enum { PH_LOAD, PH_READ, PH_PARSE, PH_PLAN, PH_TEXT, PH_JSON, PH_COUNT };
+enum {
+    PH_LOAD,
+    PH_READ,
+    PH_PARSE,
+    PH_PLAN,
+    PH_TEXT,
+    PH_JSON,
+    PH_FLOOR_LOAD,
+    PH_FLOOR_PARSE,
+    PH_COUNT
+};
 
 /* Prints one line of phase times (prefix "" for the wall clock, "cpu_" for CPU time). The total
- * leaves out the read; total_with_read_ms compares with runs before the read was split off. */
+ * leaves out the read and the floors; total_with_read_ms compares with runs before the read was
+ * split off; total_per_floors is the total over the sum of the two floors. */
 static void print_times(const char *prefix, const double *ms)
 {
     double total = ms[PH_LOAD] + ms[PH_PARSE] + ms[PH_PLAN] + ms[PH_TEXT] + ms[PH_JSON];
     printf("%sload_ms %.1f  %sobserve_read_ms %.1f  %sobserve_parse_ms %.1f  %splan_ms %.1f  "
            "%srender_text_ms %.1f  %srender_json_ms %.1f  %stotal_ms %.1f  "
-           "%stotal_with_read_ms %.1f\n",
+           "%stotal_with_read_ms %.1f  %sfloor_load_ms %.1f  %sfloor_parse_ms %.1f  "
+           "%stotal_per_floors %.2f\n",
            prefix, ms[PH_LOAD], prefix, ms[PH_READ], prefix, ms[PH_PARSE], prefix, ms[PH_PLAN],
-           prefix, ms[PH_TEXT], prefix, ms[PH_JSON], prefix, total, prefix, total + ms[PH_READ]);
+           prefix, ms[PH_TEXT], prefix, ms[PH_JSON], prefix, total, prefix, total + ms[PH_READ],
+           prefix, ms[PH_FLOOR_LOAD], prefix, ms[PH_FLOOR_PARSE], prefix,
+           total / (ms[PH_FLOOR_LOAD] + ms[PH_FLOOR_PARSE]));
+}
+
+/* The floors over the same inputs, after the product is done (bench_gen.h): libyaml over the
+ * manifests, then json_loadb over the answers (read again, outside the clock). */
+static void time_floors(const char *mdir, const char *odir, size_t regions, double *wall,
+                        double *cpu)
+{
+    bench_clock t0 = bench_clock_now();
+    for (size_t i = 0; i < (regions + 99) / 100; i++) {
+        char path[700];
+        snprintf(path, sizeof(path), "%s/inventory-%05zu.yaml", mdir, i);
+        (void)bench_floor_yaml_file(path);
+    }
+    bench_clock t = bench_clock_since(t0);
+    wall[PH_FLOOR_LOAD] = t.wall_ms, cpu[PH_FLOOR_LOAD] = t.cpu_ms;
+    answers a = {.n = regions};
+    a.body = calloc(regions, sizeof(*a.body));
+    a.len = calloc(regions, sizeof(*a.len));
+    if (a.body == NULL || a.len == NULL)
+        exit(1);
+    read_answers(odir, &a);
+    t0 = bench_clock_now();
+    for (size_t r = 0; r < regions; r++)
+        bench_floor_json(a.body[r], a.len[r]);
+    t = bench_clock_since(t0);
+    wall[PH_FLOOR_PARSE] = t.wall_ms, cpu[PH_FLOOR_PARSE] = t.cpu_ms;
+    for (size_t r = 0; r < regions; r++)
+        free(a.body[r]);
+    free(a.body);
+    free(a.len);
 }
 
 int main(int argc, char **argv)
@@ -201,16 +251,20 @@ int main(int argc, char **argv)
     t = bench_clock_since(t0);
     wall[PH_JSON] = t.wall_ms, cpu[PH_JSON] = t.cpu_ms;
 
-    printf("images %zu  regions %zu  drift %.1f%%  changes %zu  steps %zu\n", n, regions, drift,
-           rec_plan_n_changes(plan), plan->n_steps);
-    print_times("", wall);
-    print_times("cpu_", cpu);
-    printf("peak_rss_mib %.1f  (after writing inputs %.1f)  json_bytes %zu\n",
-           peak_rss_kib() / 1024.0, rss_before / 1024.0, strlen(json));
+    long rss_peak = peak_rss_kib(); /* before the floors, which hold less */
+    size_t n_changes = rec_plan_n_changes(plan), n_steps = plan->n_steps, json_bytes = strlen(json);
     free(json);
     rec_plan_free(plan);
     rec_observed_clear(&obs);
     spec_set_free(set);
+    time_floors(mdir, odir, regions, wall, cpu);
+
+    printf("images %zu  regions %zu  drift %.1f%%  changes %zu  steps %zu\n", n, regions, drift,
+           n_changes, n_steps);
+    print_times("", wall);
+    print_times("cpu_", cpu);
+    printf("peak_rss_mib %.1f  (after writing inputs %.1f)  json_bytes %zu\n", rss_peak / 1024.0,
+           rss_before / 1024.0, json_bytes);
     char cmd[700];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : 1;
