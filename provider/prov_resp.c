@@ -26,11 +26,42 @@ json_t *prov_json_load_object(const char *body, size_t len)
     return root;
 }
 
-/* Optional string field: absent or null -> NULL; a number is accepted and printed (ids and
- * counters are sometimes numeric); anything else is an error. */
-static int opt_string(const json_t *obj, const char *key, char **ret)
+/* A member name and its length. */
+typedef struct member {
+    const char *key;
+    size_t len;
+} member;
+#define MEMBER(k)                                                                                  \
+    {                                                                                              \
+        k, sizeof(k) - 1                                                                           \
+    }
+
+/* Finds the members keys[0..n) of obj in one walk over its members: vals[i] is the value named
+ * keys[i], or NULL when absent. parse_image reads over a dozen members of every image, and a
+ * json_object_get hashes the name each time; comparing each member's name with the few wanted
+ * costs less. An object holds a name once (jansson replaces a repeated key, and answers are
+ * loaded with JSON_REJECT_DUPLICATES), and names are compared with their length, so this finds
+ * what json_object_get would. */
+static void get_members(const json_t *obj, const member *keys, size_t n, json_t **vals)
 {
-    json_t *v = json_object_get(obj, key);
+    json_t *o = (json_t *)obj; /* the iterator API is not const, though it only reads */
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NULL;
+    for (void *it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t len = json_object_iter_key_len(it);
+        for (size_t i = 0; i < n; i++)
+            if (vals[i] == NULL && keys[i].len == len && memcmp(keys[i].key, key, len) == 0) {
+                vals[i] = json_object_iter_value(it);
+                break;
+            }
+    }
+}
+
+/* Optional string value: absent (NULL) or null -> NULL; a number is accepted and printed (ids
+ * and counters are sometimes numeric); anything else is an error. */
+static int string_value(const json_t *v, char **ret)
+{
     char *s = NULL;
     if (v == NULL || json_is_null(v)) {
         *ret = NULL;
@@ -47,6 +78,12 @@ static int opt_string(const json_t *obj, const char *key, char **ret)
         return -ENOMEM;
     *ret = s;
     return 0;
+}
+
+/* Optional string field of obj (string_value of the member named key). */
+static int opt_string(const json_t *obj, const char *key, char **ret)
+{
+    return string_value(json_object_get(obj, key), ret);
 }
 
 /* A counter given as a number or a decimal string; absent -> 0. */
@@ -80,10 +117,9 @@ static int opt_counter(const json_t *obj, const char *key, unsigned *ret)
     return -EPROTO;
 }
 
-/* A boolean given as true/false or "true"/"false" (any case); absent -> false. */
-static int opt_bool(const json_t *obj, const char *key, bool *ret)
+/* A boolean given as true/false or "true"/"false" (any case); absent (NULL) -> false. */
+static int bool_value(const json_t *v, bool *ret)
 {
-    json_t *v = json_object_get(obj, key);
     if (v == NULL || json_is_null(v)) {
         *ret = false;
         return 0;
@@ -102,9 +138,15 @@ static int opt_bool(const json_t *obj, const char *key, bool *ret)
     return -EPROTO;
 }
 
-static int parse_status(const json_t *obj, int *ret)
+/* A boolean field of obj (bool_value of the member named key). */
+static int opt_bool(const json_t *obj, const char *key, bool *ret)
 {
-    json_t *v = json_object_get(obj, "Status");
+    return bool_value(json_object_get(obj, key), ret);
+}
+
+/* An image's Status value (absent: NULL). */
+static int parse_status(const json_t *v, int *ret)
+{
     long n = -1;
     if (v == NULL || json_is_null(v)) {
         *ret = PROV_IMG_UNKNOWN;
@@ -122,9 +164,10 @@ static int parse_status(const json_t *obj, int *ret)
     return 0;
 }
 
-static int parse_tags(const json_t *obj, prov_image *img)
+/* An image's Tags value (absent: NULL) into img->tags. */
+static int parse_tags(json_t *tags, prov_image *img)
 {
-    json_t *tags = json_object_get(obj, "Tags");
+    static const member tag_members[] = {MEMBER("Key"), MEMBER("Value")};
     if (tags == NULL || json_is_null(tags))
         return 0;
     /* Some answers wrap lists as {"Tag":[...]}. */
@@ -143,9 +186,11 @@ static int parse_tags(const json_t *obj, prov_image *img)
         if (!json_is_object(t))
             return -EPROTO;
         prov_tag *tag = &img->tags[img->n_tags];
-        int rc = opt_string(t, "Key", &tag->key);
+        json_t *kv[2];
+        get_members(t, tag_members, 2, kv);
+        int rc = string_value(kv[0], &tag->key);
         if (rc == 0)
-            rc = opt_string(t, "Value", &tag->value);
+            rc = string_value(kv[1], &tag->value);
         if (rc < 0 || tag->key == NULL) {
             free(tag->key);
             free(tag->value);
@@ -162,35 +207,56 @@ static int parse_tags(const json_t *obj, prov_image *img)
     return 0;
 }
 
+/* The members of a ListCustomImages item that parse_image reads: the string fields first, in
+ * the order they are read (and checked), then the others. */
+enum {
+    M_STRINGS = 9, /* ImageId .. CreationTime */
+    M_STATUS = M_STRINGS,
+    M_IN_SHARE,
+    M_IN_SHARE_USER,
+    M_TAGS,
+    M_COUNT
+};
+static const member image_members[M_COUNT] = {
+    MEMBER("ImageId"),
+    MEMBER("Name"),
+    MEMBER("Description"),
+    MEMBER("InstanceId"),
+    MEMBER("SystemSnapshotId"),
+    MEMBER("DataSnapshotId"),
+    MEMBER("ResourceGroupId"),
+    MEMBER("RegionId"),
+    MEMBER("CreationTime"),
+    MEMBER("Status"),
+    MEMBER("InShare"),
+    MEMBER("InShareUser"),
+    MEMBER("Tags"),
+};
+
 static int parse_image(const json_t *obj, prov_image *img)
 {
     if (!json_is_object(obj))
         return -EPROTO;
-    int rc = 0;
-    struct {
-        const char *key;
-        char **dst;
-    } fields[] = {
-        {"ImageId", &img->image_id},
-        {"Name", &img->name},
-        {"Description", &img->description},
-        {"InstanceId", &img->instance_id},
-        {"SystemSnapshotId", &img->system_snapshot_id},
-        {"DataSnapshotId", &img->data_snapshot_id},
-        {"ResourceGroupId", &img->resource_group_id},
-        {"RegionId", &img->region_id},
-        {"CreationTime", &img->creation_time},
+    json_t *v[M_COUNT];
+    get_members(obj, image_members, M_COUNT, v);
+    char **strings[M_STRINGS] = {
+        &img->image_id,           &img->name,
+        &img->description,        &img->instance_id,
+        &img->system_snapshot_id, &img->data_snapshot_id,
+        &img->resource_group_id,  &img->region_id,
+        &img->creation_time,
     };
-    for (size_t i = 0; rc == 0 && i < sizeof(fields) / sizeof(fields[0]); i++)
-        rc = opt_string(obj, fields[i].key, fields[i].dst);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < M_STRINGS; i++)
+        rc = string_value(v[i], strings[i]);
     if (rc == 0)
-        rc = parse_status(obj, &img->status);
+        rc = parse_status(v[M_STATUS], &img->status);
     if (rc == 0)
-        rc = opt_bool(obj, "InShare", &img->in_share);
+        rc = bool_value(v[M_IN_SHARE], &img->in_share);
     if (rc == 0)
-        rc = opt_bool(obj, "InShareUser", &img->in_share_user);
+        rc = bool_value(v[M_IN_SHARE_USER], &img->in_share_user);
     if (rc == 0)
-        rc = parse_tags(obj, img);
+        rc = parse_tags(v[M_TAGS], img);
     if (rc == 0 && (img->image_id == NULL || img->name == NULL))
         rc = -EPROTO; /* an image without id or name cannot be reconciled */
     return rc;

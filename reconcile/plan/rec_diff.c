@@ -416,43 +416,89 @@ typedef struct region_ctx {
     size_t idx;
     const char *region;
     const rec_region_obs *obs;
-    const spec_image **decl; /* declared images of the region, by name */
+    const spec_image **decl; /* declared images of the region, in manifest order */
     size_t n_decl;
+    bool decl_sorted;        /* decl is strictly ascending by name (as spec_load leaves it) */
     const prov_image **imgs; /* observed images sorted by (name, image_id) */
     size_t n_imgs;
     region_work w;
 } region_ctx;
 
+/* An observed image's name as the diff compares it: no name is the empty name. */
+static const char *img_name(const prov_image *o)
+{
+    return o->name ? o->name : "";
+}
+
 static int cmp_img_name(const void *a, const void *b)
 {
     const prov_image *x = *(const prov_image *const *)a, *y = *(const prov_image *const *)b;
-    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    int c = strcmp(img_name(x), img_name(y));
     if (c == 0)
         c = strcmp(x->image_id ? x->image_id : "", y->image_id ? y->image_id : "");
     return c;
 }
 
+/* The declared image named name, or NULL. Called for every observed image, twice: a binary
+ * search when the region's entries are sorted by name (always, from spec_load), else the first
+ * match in manifest order (sets built by hand, in tests). */
 static const spec_image *find_decl(const region_ctx *rc, const char *name)
 {
-    for (size_t i = 0; name && i < rc->n_decl; i++)
-        if (strcmp(rc->decl[i]->name, name) == 0)
-            return rc->decl[i];
+    if (!name)
+        return NULL;
+    if (!rc->decl_sorted) {
+        for (size_t i = 0; i < rc->n_decl; i++)
+            if (strcmp(rc->decl[i]->name, name) == 0)
+                return rc->decl[i];
+        return NULL;
+    }
+    size_t lo = 0, hi = rc->n_decl;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rc->decl[mid]->name, name);
+        if (c == 0)
+            return rc->decl[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
-/* Range [*first, *first + *count) of observed images named name. */
+/* Range [*first, *first + *count) of observed images named name (*first is 0 when there is
+ * none). rc->imgs is sorted by name, so the range is found with a binary search: a scan of the
+ * region per call made the diff quadratic in the images of a region. */
 static void find_named(const region_ctx *rc, const char *name, size_t *first, size_t *count)
 {
-    *first = 0;
-    *count = 0;
-    for (size_t i = 0; i < rc->n_imgs; i++) {
-        const char *n = rc->imgs[i]->name ? rc->imgs[i]->name : "";
-        if (strcmp(n, name) == 0) {
-            if (*count == 0)
-                *first = i;
-            (*count)++;
-        }
+    size_t lo = 0, hi = rc->n_imgs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(img_name(rc->imgs[mid]), name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    size_t end = lo;
+    while (end < rc->n_imgs && strcmp(img_name(rc->imgs[end]), name) == 0)
+        end++;
+    *first = end > lo ? lo : 0;
+    *count = end - lo;
+}
+
+/* Range [*first, *first + *count) of the observed images named like rc->imgs[i]: its
+ * neighbours in name order. For the loops over observed images, where this is cheaper than
+ * find_named's search. */
+static void group_of(const region_ctx *rc, size_t i, size_t *first, size_t *count)
+{
+    const char *name = img_name(rc->imgs[i]);
+    size_t lo = i, end = i + 1;
+    while (lo > 0 && strcmp(img_name(rc->imgs[lo - 1]), name) == 0)
+        lo--;
+    while (end < rc->n_imgs && strcmp(img_name(rc->imgs[end]), name) == 0)
+        end++;
+    *first = lo;
+    *count = end - lo;
 }
 
 /* Declared images ordered by region, then manifest order (their place in desired->images), so
@@ -489,8 +535,12 @@ static int region_ctx_init(region_ctx *rc, const spec_image *const *by_region, s
     rc->imgs = obs->images.n ? calloc(obs->images.n, sizeof(*rc->imgs)) : NULL;
     if ((end > lo && !rc->decl) || (obs->images.n && !rc->imgs))
         return -ENOMEM;
-    for (size_t i = lo; i < end; i++)
+    rc->decl_sorted = true;
+    for (size_t i = lo; i < end; i++) {
         rc->decl[rc->n_decl++] = by_region[i];
+        if (rc->n_decl > 1 && strcmp(rc->decl[rc->n_decl - 2]->name, by_region[i]->name) >= 0)
+            rc->decl_sorted = false;
+    }
     for (size_t i = 0; i < obs->images.n; i++)
         rc->imgs[rc->n_imgs++] = &obs->images.v[i];
     if (rc->n_imgs)
@@ -799,10 +849,64 @@ static size_t plan_tag_steps(builder *b, region_ctx *rc, const char *name, const
     return last;
 }
 
+/* The entry's value for a user tag key: the last declaration of it wins, as in
+ * entry_tags_image. Sets *ret_found. */
+static const char *declared_tag(const spec_image *d, const char *key, bool *ret_found)
+{
+    const char *v = NULL;
+    *ret_found = false;
+    for (size_t j = 0; j < d->n_tags; j++)
+        if (d->tags[j].key && strcmp(d->tags[j].key, key) == 0) {
+            v = d->tags[j].value ? d->tags[j].value : "";
+            *ret_found = true;
+        }
+    return v;
+}
+
+/* True when o's tags already are what entry_tags_image(b, d, o, true) would make them, so that
+ * plan_tags has nothing to do; the common case, decided without copying the image (a copy and
+ * a free of every declared image made up most of the diff's time). False means "not sure":
+ * plan_tags then builds the image and compares, as before. It is sure when o has no key twice,
+ * keeps every key of its own (cloud, owner, protect when the entry protects, or declared), and
+ * already holds each declared value and our owner tag, with nothing to add for protect. */
+static bool tags_in_sync(const builder *b, const spec_image *d, const prov_image *o)
+{
+    if (d->protect && !protect_tagged(o))
+        return false; /* entry_tags_image adds imgrecon/protect */
+    for (size_t i = 0; i < o->n_tags; i++) {
+        const char *k = o->tags[i].key;
+        if (!k || rec_tag_key_is_cloud(k))
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (o->tags[j].key && strcmp(o->tags[j].key, k) == 0)
+                return false;
+        bool declared;
+        const char *want = declared_tag(d, k, &declared);
+        const char *have = o->tags[i].value ? o->tags[i].value : "";
+        if (strcmp(k, REC_OWNER_TAG) == 0)
+            want = b->owner; /* set after the declared tags: it wins */
+        else if (!declared && d->protect && strcmp(k, REC_PROTECT_TAG) == 0)
+            continue; /* kept with its (protecting) value, as entry_tags_image keeps it */
+        else if (!declared)
+            return false; /* an UNTAG */
+        if (strcmp(have, want) != 0)
+            return false;
+    }
+    /* Every declared key and the owner tag must be there already (their values were compared
+     * above). */
+    for (size_t j = 0; j < d->n_tags; j++)
+        if (d->tags[j].key && !rec_tag_key_is_cloud(d->tags[j].key) &&
+            !rec_image_tag(o, d->tags[j].key))
+            return false;
+    return rec_image_tag(o, REC_OWNER_TAG) != NULL;
+}
+
 /* Tags of one of our declared, available images against its entry: one `~` change when they
  * differ (tag drift made by hand is repaired the same way, every cycle). */
 static void plan_tags(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
 {
+    if (tags_in_sync(b, d, o))
+        return;
     prov_image *after = entry_tags_image(b, d, o, true);
     if (!after)
         return;
@@ -1086,7 +1190,7 @@ static size_t count_prune(const region_ctx *rc, const char *owner)
         const prov_image *o = rc->imgs[i];
         size_t first, count;
         const prov_image *last = NULL;
-        find_named(rc, o->name ? o->name : "", &first, &count);
+        group_of(rc, i, &first, &count);
         if (!find_decl(rc, o->name) && classify_undeclared(o, owner) == UND_PRUNE &&
             count_owned(rc, owner, first, count, &last) == 1)
             n++;
@@ -1257,7 +1361,7 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         const char *name = rc->imgs[i]->name ? rc->imgs[i]->name : "";
         size_t first, count;
         const prov_image *last = NULL;
-        find_named(rc, name, &first, &count);
+        group_of(rc, i, &first, &count);
         if (count_owned(rc, b->owner, first, count, &last) > 1)
             add_duplicate_conflict(b, rc, name, first, count, find_decl(rc, name));
         i = first + count;
@@ -1283,9 +1387,9 @@ static void diff_region(builder *b, region_ctx *rc, const spec_set *desired, pru
         const prov_image *o = rc->imgs[i];
         size_t first, count;
         const prov_image *last = NULL;
-        find_named(rc, o->name ? o->name : "", &first, &count);
         if (find_decl(rc, o->name))
             continue;
+        group_of(rc, i, &first, &count);
         size_t n_owned = count_owned(rc, b->owner, first, count, &last);
         if (!owned_by(o, b->owner) && n_owned == 0 &&
             rec_options_is_previous_owner(b->o, rec_image_tag(o, REC_OWNER_TAG)))
@@ -1497,6 +1601,20 @@ static void builder_free_protos(builder *b)
     b->n = 0;
 }
 
+/* True when the n elements of size elem at v are already in cmp's order. spec_load sorts the
+ * desired set by region and the client observes regions in that order, so the plan's two big
+ * sorts (100,000 images, 6,667 regions) usually have nothing to do: one pass finds that out.
+ * Equal neighbours count as in order (only a region observed twice, which should not happen,
+ * compares equal; find_obs takes any of the two). */
+static bool in_order(const void *v, size_t n, size_t elem, int (*cmp)(const void *, const void *))
+{
+    const char *p = v;
+    for (size_t i = 1; i < n; i++)
+        if (cmp(p + (i - 1) * elem, p + i * elem) > 0)
+            return false;
+    return true;
+}
+
 /* Orders observed regions by name (the plan builder's index). */
 static int cmp_obs_region(const void *a, const void *b)
 {
@@ -1543,7 +1661,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         return -ENOMEM;
     for (size_t i = 0; i < observed->n; i++)
         obs_index[i] = &observed->regions[i];
-    if (observed->n > 1)
+    if (!in_order(obs_index, observed->n, sizeof(*obs_index), cmp_obs_region))
         qsort(obs_index, observed->n, sizeof(*obs_index), cmp_obs_region);
     for (size_t r = 0; r < desired->n_regions; r++) {
         if (!find_obs(obs_index, observed->n, desired->regions[r])) {
@@ -1575,7 +1693,7 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
     for (size_t i = 0; by_region && i < desired->n_images; i++)
         if (desired->images[i].region && desired->images[i].name)
             by_region[n_by_region++] = &desired->images[i];
-    if (n_by_region > 1)
+    if (!in_order(by_region, n_by_region, sizeof(*by_region), cmp_decl_region))
         qsort(by_region, n_by_region, sizeof(*by_region), cmp_decl_region);
     size_t total_prune = 0;
     for (size_t r = 0; r < nr && b.rc == 0; r++) {

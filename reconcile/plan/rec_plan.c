@@ -1,5 +1,6 @@
 /* The plan's plumbing (reconcile/plan/rec_plan.h): observed-state containers, options, action
  * names, freeing, client tokens and fingerprints. The diff itself is in rec_diff.c. */
+#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -490,31 +491,67 @@ const rec_step *rec_plan_step(const rec_plan *plan, unsigned id)
 void rec_hasher_init(rec_hasher *h)
 {
     h->failed = false;
+    h->len = 0;
     h->ctx = EVP_MD_CTX_new();
     if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
         h->failed = true;
 }
 
+/* Hands the buffered bytes to OpenSSL. */
+static void hasher_flush(rec_hasher *h)
+{
+    if (!h->failed && h->len && EVP_DigestUpdate(h->ctx, h->buf, h->len) != 1)
+        h->failed = true;
+    h->len = 0;
+}
+
+/* Appends n bytes to the digest input; what does not fit in the buffer goes straight through.
+ * The digest sees the same bytes in the same order either way. */
 static void hasher_bytes(rec_hasher *h, const void *p, size_t n)
 {
-    if (!h->failed && n && EVP_DigestUpdate(h->ctx, p, n) != 1)
-        h->failed = true;
+    if (n > sizeof(h->buf) - h->len) {
+        hasher_flush(h);
+        if (n > sizeof(h->buf)) {
+            if (!h->failed && EVP_DigestUpdate(h->ctx, p, n) != 1)
+                h->failed = true;
+            return;
+        }
+    }
+    memcpy(h->buf + h->len, p, n);
+    h->len += n;
+}
+
+/* v as 8 bytes, most significant first, into p (one byte swap and a store). */
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    v = htobe64(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 void rec_hasher_u64(rec_hasher *h, uint64_t v)
 {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (56 - 8 * i));
-    hasher_bytes(h, b, sizeof(b));
+    if (sizeof(h->buf) - h->len < 8)
+        hasher_flush(h);
+    put_u64(h->buf + h->len, v);
+    h->len += 8;
 }
 
+/* A string is its presence byte, then its length and its bytes. The usual short field is
+ * written into the buffer in one go (this is the fingerprints' inner loop). */
 void rec_hasher_str(rec_hasher *h, const char *s)
 {
+    size_t n = s ? strlen(s) : 0;
+    if (s && 9 + n <= sizeof(h->buf) - h->len) {
+        unsigned char *p = h->buf + h->len;
+        p[0] = 1;
+        put_u64(p + 1, n);
+        memcpy(p + 9, s, n);
+        h->len += 9 + n;
+        return;
+    }
     unsigned char tag = s ? 1 : 0;
     hasher_bytes(h, &tag, 1);
     if (s) {
-        size_t n = strlen(s);
         rec_hasher_u64(h, n);
         hasher_bytes(h, s, n);
     }
@@ -525,6 +562,7 @@ void rec_hasher_final(rec_hasher *h, char ret[REC_HASH_HEX + 1])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     static const char hex[] = "0123456789abcdef";
+    hasher_flush(h);
     if (!h->failed && EVP_DigestFinal_ex(h->ctx, md, &n) == 1 && n == 32) {
         for (unsigned i = 0; i < 32; i++) {
             ret[2 * i] = hex[md[i] >> 4];
@@ -646,6 +684,21 @@ static int cmp_tag(const void *a, const void *b)
     return strcmp(x->key ? x->key : "", y->key ? y->key : "");
 }
 
+#define SMALL_TAGS 32 /* the API allows 20 tags a resource */
+
+/* Sorts n tags (n <= SMALL_TAGS) into out by key with an insertion sort: stable, like the merge
+ * sort glibc's qsort uses for small arrays, so keys that repeat keep their order. Called for
+ * every observed image; a malloc and a qsort each cost more than the sort of a handful. */
+static void sort_small_tags(const prov_tag *tags, size_t n, prov_tag *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && cmp_tag(&out[j - 1], &tags[i]) > 0; j--)
+            out[j] = out[j - 1];
+        out[j] = tags[i];
+    }
+}
+
 /* Hashes one image's plan-relevant fields with its tags in key order. */
 static void hash_observed_image(rec_hasher *h, const prov_image *img)
 {
@@ -662,12 +715,14 @@ static void hash_observed_image(rec_hasher *h, const prov_image *img)
     rec_hasher_str(h, img->data_snapshot_id);
     rec_hasher_str(h, img->description);
     rec_hasher_str(h, img->resource_group_id);
-    prov_tag *tags = img->n_tags ? malloc(img->n_tags * sizeof(*tags)) : NULL;
-    if (img->n_tags && !tags) {
-        h->failed = true;
-        return;
-    }
-    if (tags) {
+    prov_tag small[SMALL_TAGS], *tags = small;
+    if (img->n_tags <= SMALL_TAGS) {
+        sort_small_tags(img->tags, img->n_tags, small);
+    } else {
+        if (!(tags = malloc(img->n_tags * sizeof(*tags)))) {
+            h->failed = true;
+            return;
+        }
         memcpy(tags, img->tags, img->n_tags * sizeof(*tags));
         qsort(tags, img->n_tags, sizeof(*tags), cmp_tag);
     }
@@ -676,7 +731,8 @@ static void hash_observed_image(rec_hasher *h, const prov_image *img)
         rec_hasher_str(h, tags[i].key);
         rec_hasher_str(h, tags[i].value);
     }
-    free(tags);
+    if (tags != small)
+        free(tags);
 }
 
 /* Observed fingerprint: independent of the order the API listed things in. */

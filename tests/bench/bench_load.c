@@ -16,39 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "bench_gen.h"
 #include "spec.h"
-
-static size_t floor_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        exit(1);
-    }
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
-        exit(1);
-    yaml_parser_set_input_file(&p, f);
-    size_t events = 0;
-    for (;;) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            fprintf(stderr, "%s: %s\n", path, p.problem ? p.problem : "YAML error");
-            exit(1);
-        }
-        events++;
-        int end = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
-        if (end)
-            break;
-    }
-    yaml_parser_delete(&p);
-    fclose(f);
-    return events;
-}
 
 static bench_clock time_floor(const char *dir, size_t files, size_t *ret_events)
 {
@@ -57,7 +27,7 @@ static bench_clock time_floor(const char *dir, size_t files, size_t *ret_events)
     for (size_t i = 0; i < files; i++) {
         char path[600];
         snprintf(path, sizeof(path), "%s/inventory-%05zu.yaml", dir, i);
-        events += floor_file(path);
+        events += bench_floor_yaml_file(path);
     }
     *ret_events = events;
     return bench_clock_since(t0);

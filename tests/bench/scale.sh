@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Plan computation at scale: load + observe-parse + diff + plan + render for 1,000, 10,000 and
-# 100,000 declared images (1% drift), medians of RUNS runs (default 3).
+# 100,000 declared images (1% drift), medians of RUNS runs (default 3), on the wall clock and in
+# CPU time. "total" leaves out reading the answer files ("read"); "total+read" compares with runs
+# from before issue 17 item 4, whose parse column included it. Each run also times the floors of
+# load and parse (libyaml alone, json_loadb alone) on its own inputs; x_floor is the total over
+# their sum.
 # Usage: tests/bench/scale.sh [BUILD]   (SCALE_SIZES="1000 10000" to choose the sizes)
 # Plain POSIX awk (Debian's mawk has no asort): medians come from sort -n.
 set -euo pipefail
@@ -17,12 +21,24 @@ median() {
 }
 
 echo "scale: bench_plan N 1 (15 images per region, 1% drift), median of $runs runs; times in ms"
-printf 'scale: %8s %8s %8s %8s %8s %8s %8s %9s %7s\n' images load parse plan text json total "peak_MiB" steps
+echo "scale: parse starts from the answers in memory; read (the files into memory) is not in total"
+# row FILE PREFIX: one table row, wall clock (PREFIX "") or CPU time (PREFIX "cpu_").
+row() {
+    printf '%8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s' \
+        "$(median "$1" "${2}load_ms")" "$(median "$1" "${2}observe_read_ms")" \
+        "$(median "$1" "${2}observe_parse_ms")" "$(median "$1" "${2}plan_ms")" \
+        "$(median "$1" "${2}render_text_ms")" "$(median "$1" "${2}render_json_ms")" \
+        "$(median "$1" "${2}total_ms")" "$(median "$1" "${2}total_with_read_ms")" \
+        "$(median "$1" "${2}floor_load_ms")" "$(median "$1" "${2}floor_parse_ms")" \
+        "$(median "$1" "${2}total_per_floors")"
+}
+echo "scale: f_load, f_parse: the floors (libyaml alone, json_loadb alone) in the same run;"
+echo "scale: x_floor: total / (f_load + f_parse), which moves much less with the machine's speed"
+printf 'scale: %5s %8s %8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s %9s %7s\n' clock images load \
+    read parse plan text json total total+read f_load f_parse x_floor "peak_MiB" steps
 for n in $sizes; do
     for _ in $(seq 1 "$runs"); do "$build/bench_plan" "$n" 1; done > "$tmp/$n.txt"
-    printf 'scale: %8d %8s %8s %8s %8s %8s %8s %9s %7s\n' "$n" \
-        "$(median "$tmp/$n.txt" load_ms)" "$(median "$tmp/$n.txt" observe_parse_ms)" \
-        "$(median "$tmp/$n.txt" plan_ms)" "$(median "$tmp/$n.txt" render_text_ms)" \
-        "$(median "$tmp/$n.txt" render_json_ms)" "$(median "$tmp/$n.txt" total_ms)" \
+    printf 'scale: %5s %8d %s %9s %7s\n' wall "$n" "$(row "$tmp/$n.txt" "")" \
         "$(median "$tmp/$n.txt" peak_rss_mib)" "$(median "$tmp/$n.txt" steps)"
+    printf 'scale: %5s %8d %s\n' cpu "$n" "$(row "$tmp/$n.txt" cpu_)"
 done

@@ -541,6 +541,26 @@ Test(plan, tags_are_reconciled_in_place_table)
          REC_PROTECT_TAG "=true",
          ""},
         {"a matching image needs nothing", {{"team", "web"}}, {{"team", "web"}}, false, "", ""},
+        /* Edges of the diff's shortcut for images whose tags match (tags_in_sync). */
+        {"a key observed twice with the declared value needs nothing",
+         {{"team", "web"}, {"team", "web"}},
+         {{"team", "web"}},
+         false,
+         "",
+         ""},
+        {"a declared protect tag is compared as declared",
+         {{REC_PROTECT_TAG, "yes"}},
+         {{REC_PROTECT_TAG, "true"}},
+         true,
+         REC_PROTECT_TAG "=true",
+         ""},
+        {"an owner tag declared by hand gives way to ours",
+         {{0}},
+         {{REC_OWNER_TAG, "x"}},
+         false,
+         "",
+         ""},
+        {"a declared cloud key is not set", {{0}}, {{"acs:x", "1"}}, false, "", ""},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         fx_fini();

@@ -18,10 +18,15 @@ PROV_DEFINE_FREEP(prov_image, rec_image_free)
 int rec_image_set_tag(prov_image *img, const char *key, const char *value);
 const char *rec_image_tag(const prov_image *img, const char *key);
 
-/* Incremental sha256 with unambiguous, length-prefixed fields (NULL differs from ""). */
+/* Incremental sha256 with unambiguous, length-prefixed fields (NULL differs from ""). Fields
+ * are gathered in buf and handed to OpenSSL a buffer at a time: a plan's fingerprints hash a
+ * few dozen short fields per image, and one EVP_DigestUpdate per field cost more than the
+ * hashing itself. */
 typedef struct rec_hasher {
     EVP_MD_CTX *ctx;
     bool failed;
+    size_t len; /* bytes waiting in buf */
+    unsigned char buf[1024];
 } rec_hasher;
 void rec_hasher_init(rec_hasher *h);
 void rec_hasher_str(rec_hasher *h, const char *s);

@@ -1,7 +1,9 @@
 /* Inputs and clocks shared by the benchmarks (bench_gen.h). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <yaml.h>
 
 #include "bench_gen.h"
 
@@ -133,4 +135,44 @@ char *bench_slurp(const char *path, size_t *ret_len)
     }
     *ret_len = len;
     return buf;
+}
+
+size_t bench_floor_yaml_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        exit(1);
+    }
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        exit(1);
+    yaml_parser_set_input_file(&p, f);
+    size_t events = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            fprintf(stderr, "%s: %s\n", path, p.problem ? p.problem : "YAML error");
+            exit(1);
+        }
+        events++;
+        int end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (end)
+            break;
+    }
+    yaml_parser_delete(&p);
+    fclose(f);
+    return events;
+}
+
+void bench_floor_json(const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    if (root == NULL) {
+        fprintf(stderr, "floor: %s\n", je.text);
+        exit(1);
+    }
+    json_decref(root);
 }

@@ -38,4 +38,10 @@ char *bench_observed_body(size_t r, size_t n, size_t drift_every, size_t *ret_le
 /* Reads a whole file; NULL on error. Caller frees. */
 char *bench_slurp(const char *path, size_t *ret_len);
 
+/* The floors the product's load and parse are measured against: libyaml alone, pulling every
+ * event of the file at path to the end of the stream (returns the number of events), and a bare
+ * json_loadb (flags 0) of one answer, then json_decref. Both exit on an error. */
+size_t bench_floor_yaml_file(const char *path);
+void bench_floor_json(const char *body, size_t len);
+
 #endif
