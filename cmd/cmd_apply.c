@@ -51,31 +51,32 @@ static void usage(FILE *out)
 }
 
 /* Shows the plan and asks, as Terraform does; only "yes" proceeds. */
-static bool confirm(void *ud, const rec_plan *plan)
+static rec_confirm confirm(void *ud, rec_cycle *cycle, const rec_plan *plan)
 {
+    (void)cycle;
     apply_ui *ui = ud;
     ui->ctx->wait_live = false;
     cmd_wait_clear(ui->ctx);
     if (ui->json != NULL) {
         /* --json is only accepted with an approval (checked before the session starts). */
         rec_applyjson_planned(ui->json, plan);
-        return true;
+        return REC_CONFIRM_PROCEED;
     }
     if (!ui->ctx->quiet)
         (void)rec_render_text(plan, stdout, ui->color ? REC_RENDER_COLOR : 0);
     if (rec_plan_n_changes(plan) == 0 || ui->auto_approve)
-        return true;
+        return REC_CONFIRM_PROCEED;
     if (!ui->stdin_tty) {
         ui->refused_no_tty = true;
-        return false;
+        return REC_CONFIRM_REFUSE;
     }
     printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
     fflush(stdout);
     char line[64];
     if (fgets(line, sizeof(line), stdin) == NULL)
-        return false;
+        return REC_CONFIRM_REFUSE;
     line[strcspn(line, "\r\n")] = '\0';
-    return strcmp(line, "yes") == 0;
+    return strcmp(line, "yes") == 0 ? REC_CONFIRM_PROCEED : REC_CONFIRM_REFUSE;
 }
 
 static void on_event(void *ud, const rec_event *ev)
