@@ -1,6 +1,7 @@
 /* imgrecon apply: observe, show the plan, ask, then execute it paced (cmd/README.md). Argument
  * parsing and wiring only; the cycle, executor and progress live in reconcile/. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 
 enum { OPT_AUTO_APPROVE = CMD_OPT_LOCAL, OPT_JSON };
 
+typedef struct apply_prompt apply_prompt;
+
 typedef struct apply_ui {
     cmd_ctx *ctx;
     bool auto_approve;
@@ -34,7 +37,26 @@ typedef struct apply_ui {
     rec_applyjson_end end; /* --json: what the summary says (filled by run_apply) */
     char error[1024];      /* end.error's text, which outlives the cycle result */
     rec_ha *ha;            /* with `ha`: this run's hold on the leader key; NULL otherwise */
+    uv_loop_t *loop;       /* the session's loop (borrowed): the prompt reads stdin on it */
+    apply_prompt *prompt;  /* the question being asked; NULL when none is */
 } apply_ui;
+
+/* The answer to "Do you want to perform these actions?", read on the session's loop instead of
+ * with a blocking fgets, so that the loop keeps the HA lease alive and handles SIGINT/SIGTERM
+ * while the user types (README.md "High availability (several hosts, one reconciler)"). A
+ * uv_tty_t on stdin in normal mode: the terminal's own line editing and echo apply, termios is
+ * not touched. libuv makes the descriptor non-blocking (on a reopened copy of the terminal when
+ * it can), so fd 0's flags are put back when the handle has closed. Owned by apply_ui while the
+ * question is open; freed from the handle's close callback. */
+struct apply_prompt {
+    uv_tty_t tty;
+    apply_ui *ui;     /* borrowed */
+    rec_cycle *cycle; /* borrowed: answered once with rec_cycle_confirm */
+    char chunk[256];  /* libuv reads into it */
+    char line[64];    /* the first 63 bytes of the line, as fgets(line, 64) kept */
+    size_t len;
+    int fd_flags, fl_flags; /* fd 0's F_GETFD and F_GETFL before libuv touched them */
+};
 
 static void usage(FILE *out)
 {
@@ -50,8 +72,97 @@ static void usage(FILE *out)
     cmd_print_common_help(out, CMD_USES_APPLY);
 }
 
-/* Shows the plan and asks, as Terraform does; only "yes" proceeds. */
-static bool confirm(void *ud, const rec_plan *plan)
+static void on_prompt_closed(uv_handle_t *h)
+{
+    apply_prompt *p = h->data;
+    if (p->fd_flags >= 0)
+        (void)fcntl(STDIN_FILENO, F_SETFD, p->fd_flags);
+    if (p->fl_flags >= 0)
+        (void)fcntl(STDIN_FILENO, F_SETFL, p->fl_flags);
+    free(p);
+}
+
+/* Stops reading and closes the prompt (freed from the close callback). Called when the answer
+ * is in (prompt_answer) and when the cycle stops while it waits (confirm_cancel). */
+static void prompt_close(apply_prompt *p)
+{
+    p->ui->prompt = NULL;
+    (void)uv_read_stop((uv_stream_t *)&p->tty);
+    uv_close((uv_handle_t *)&p->tty, on_prompt_closed);
+}
+
+/* The line is complete (newline or end of input; read_ok false: a read error, which refuses):
+ * only "yes" proceeds, with what follows a \r cut off as before. Closes the prompt first, then
+ * hands the answer to the cycle. */
+static void prompt_answer(apply_prompt *p, bool read_ok)
+{
+    p->line[p->len] = '\0';
+    p->line[strcspn(p->line, "\r\n")] = '\0';
+    bool yes = read_ok && strcmp(p->line, "yes") == 0;
+    rec_cycle *cycle = p->cycle;
+    prompt_close(p);
+    (void)rec_cycle_confirm(cycle, yes);
+}
+
+static void on_prompt_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    apply_prompt *p = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(p->chunk, sizeof(p->chunk));
+}
+
+/* Accumulates the answer until a newline; end of input answers with what was typed (as fgets
+ * returned a last line without newline; nothing typed refuses), a read error refuses. */
+static void on_prompt_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    apply_prompt *p = s->data;
+    if (nread < 0) {
+        prompt_answer(p, nread == UV_EOF);
+        return;
+    }
+    for (ssize_t i = 0; i < nread; i++) {
+        if (buf->base[i] == '\n') {
+            prompt_answer(p, true);
+            return;
+        }
+        if (p->len < sizeof(p->line) - 1)
+            p->line[p->len++] = buf->base[i];
+    }
+}
+
+/* Starts reading the answer on the loop. Returns 0, or a negative errno (printed; nothing is
+ * left open). */
+static int prompt_start(apply_ui *ui, rec_cycle *cycle)
+{
+    apply_prompt *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        cmd_error(ui->ctx, "out of memory");
+        return -ENOMEM;
+    }
+    p->ui = ui;
+    p->cycle = cycle;
+    p->fd_flags = fcntl(STDIN_FILENO, F_GETFD);
+    p->fl_flags = fcntl(STDIN_FILENO, F_GETFL);
+    int rc = uv_tty_init(ui->loop, &p->tty, STDIN_FILENO, 1);
+    if (rc < 0) {
+        cmd_error(ui->ctx, "cannot read the answer from standard input: %s", uv_strerror(rc));
+        free(p);
+        return rc;
+    }
+    p->tty.data = p;
+    rc = uv_read_start((uv_stream_t *)&p->tty, on_prompt_alloc, on_prompt_read);
+    if (rc < 0) {
+        cmd_error(ui->ctx, "cannot read the answer from standard input: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&p->tty, on_prompt_closed);
+        return rc;
+    }
+    ui->prompt = p;
+    return 0;
+}
+
+/* Shows the plan and asks, as Terraform does; only "yes" proceeds. The question is answered
+ * later, from the loop (prompt_answer calls rec_cycle_confirm); everything else answers at once. */
+static rec_confirm confirm(void *ud, rec_cycle *cycle, const rec_plan *plan)
 {
     apply_ui *ui = ud;
     ui->ctx->wait_live = false;
@@ -59,23 +170,28 @@ static bool confirm(void *ud, const rec_plan *plan)
     if (ui->json != NULL) {
         /* --json is only accepted with an approval (checked before the session starts). */
         rec_applyjson_planned(ui->json, plan);
-        return true;
+        return REC_CONFIRM_PROCEED;
     }
     if (!ui->ctx->quiet)
         (void)rec_render_text(plan, stdout, ui->color ? REC_RENDER_COLOR : 0);
     if (rec_plan_n_changes(plan) == 0 || ui->auto_approve)
-        return true;
+        return REC_CONFIRM_PROCEED;
     if (!ui->stdin_tty) {
         ui->refused_no_tty = true;
-        return false;
+        return REC_CONFIRM_REFUSE;
     }
     printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
     fflush(stdout);
-    char line[64];
-    if (fgets(line, sizeof(line), stdin) == NULL)
-        return false;
-    line[strcspn(line, "\r\n")] = '\0';
-    return strcmp(line, "yes") == 0;
+    return prompt_start(ui, cycle) < 0 ? REC_CONFIRM_REFUSE : REC_CONFIRM_PENDING;
+}
+
+/* The cycle stops (SIGINT, SIGTERM) while the question is open: stop reading; the cycle ends as
+ * cancelled and must not be answered. */
+static void confirm_cancel(void *ud)
+{
+    apply_ui *ui = ud;
+    if (ui->prompt != NULL)
+        prompt_close(ui->prompt);
 }
 
 static void on_event(void *ud, const rec_event *ev)
@@ -314,6 +430,7 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
         rec_lock_release(lock);
         return 1;
     }
+    ui->loop = &s->loop;
     rec_cycle_opts co = {
         .desired = s->desired,
         .execute = true,
@@ -321,18 +438,24 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
         .may_mutate = apply_may_mutate,
         .on_event = on_event,
         .confirm = confirm,
+        .confirm_cancel = confirm_cancel,
         .ud = ui,
     };
     rec_cycle_result *res = NULL;
     int exit_code = 1;
     int rc = rec_setup_run_cycle(&s->loop, s->setup, &co, &res);
+    /* The cycle ends only after the prompt's answer or its cancel; this is a safety net for a
+     * run that failed otherwise (the handle closes while the session drains the loop). */
+    if (ui->prompt != NULL)
+        prompt_close(ui->prompt);
     cmd_wait_clear(ctx);
     rec_progress_finish(ui->progress);
-    /* The lease can lapse at the prompt (the loop waits for the answer) or when etcd is lost:
-     * the fence then held every later step back; say why. */
+    /* The lease keeps being renewed while the prompt waits (it reads on the loop), so it lapses
+     * only when etcd cannot be reached (or the process was stopped): the fence then held every
+     * later step back; say why. */
     if (rc == 0 && ui->ha != NULL && res->n_skipped > 0 && !rec_ha_may_mutate(ui->ha))
-        cmd_error(ctx, "this run's leader lease in etcd lapsed (a prompt answered after lease_ttl, "
-                       "or etcd unreachable); the steps after that were not sent");
+        cmd_error(ctx, "this run's leader lease in etcd lapsed (etcd unreachable, or the process "
+                       "stopped past lease_ttl); the steps after that were not sent");
     if (rc < 0)
         cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
                   rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "

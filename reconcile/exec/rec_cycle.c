@@ -43,6 +43,7 @@ struct rec_cycle {
     rec_region_list listed;       /* ListRegions, for `regions: all` */
     bool stopping;
     bool ending;
+    bool confirm_pending; /* confirm answered REC_CONFIRM_PENDING; rec_cycle_confirm continues */
 };
 
 static void emit(rec_cycle *c, rec_event_kind kind, const char *text, unsigned n_total)
@@ -203,6 +204,55 @@ static int use_saved(rec_cycle *c, const rec_options *ro)
     return 0;
 }
 
+/* The rest of a cycle once the plan is confirmed or refused: from on_observed when confirm
+ * answered at once, from rec_cycle_confirm when the answer came later. */
+static void execute(rec_cycle *c, bool approved)
+{
+    rec_plan *plan = c->res->plan;
+    if (!approved) {
+        c->res->n_skipped = (unsigned)plan->n_steps;
+        end(c, -ECANCELED, "apply cancelled");
+        return;
+    }
+    if (c->stopping || plan->n_steps == 0) {
+        c->res->n_skipped = (unsigned)plan->n_steps;
+        end(c, 0, NULL);
+        return;
+    }
+    if (c->o.cfg->suspend) {
+        c->res->n_skipped = (unsigned)plan->n_steps;
+        end(c, 0, NULL);
+        return;
+    }
+    rec_exec_opts xo = {
+        .client = c->o.client,
+        .pacer = c->o.pacer,
+        .access_key_id = c->o.access_key_id,
+        .cfg = c->o.cfg,
+        .journal = c->journal,
+        .observed = c->observed,
+        .owner = plan->owner ? plan->owner : c->o.cfg->owner,
+        .skip_item = c->o.skip_item,
+        .may_mutate = c->o.may_mutate,
+        .on_event = c->o.on_event,
+        .ud = c->o.ud,
+    };
+    int rc = rec_exec_start(c->loop, plan, &xo, on_exec_done, c, &c->exec);
+    if (rc < 0)
+        end(c, rc, "could not start executing the plan");
+}
+
+/* A confirmation is pending and the cycle stops: the caller drops its prompt (confirm_cancel,
+ * so it never answers a freed cycle) and the cycle ends as a refusal would. Called by
+ * rec_cycle_stop and by on_observed. */
+static void cancel_pending(rec_cycle *c)
+{
+    c->confirm_pending = false;
+    if (c->o.confirm_cancel != NULL)
+        c->o.confirm_cancel(c->o.ud);
+    execute(c, false);
+}
+
 static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
 {
     rec_cycle *c = ud;
@@ -246,37 +296,28 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
         end(c, rc, msg);
         return;
     }
-    if (c->o.confirm != NULL && !c->o.confirm(c->o.ud, plan)) {
-        c->res->n_skipped = (unsigned)plan->n_steps;
-        end(c, -ECANCELED, "apply cancelled");
+    rec_confirm answer =
+        c->o.confirm != NULL ? c->o.confirm(c->o.ud, c, plan) : REC_CONFIRM_PROCEED;
+    if (answer != REC_CONFIRM_PENDING) {
+        execute(c, answer == REC_CONFIRM_PROCEED);
         return;
     }
-    if (c->stopping || plan->n_steps == 0) {
-        c->res->n_skipped = (unsigned)plan->n_steps;
-        end(c, 0, NULL);
-        return;
-    }
-    if (c->o.cfg->suspend) {
-        c->res->n_skipped = (unsigned)plan->n_steps;
-        end(c, 0, NULL);
-        return;
-    }
-    rec_exec_opts xo = {
-        .client = c->o.client,
-        .pacer = c->o.pacer,
-        .access_key_id = c->o.access_key_id,
-        .cfg = c->o.cfg,
-        .journal = c->journal,
-        .observed = c->observed,
-        .owner = plan->owner ? plan->owner : c->o.cfg->owner,
-        .skip_item = c->o.skip_item,
-        .may_mutate = c->o.may_mutate,
-        .on_event = c->o.on_event,
-        .ud = c->o.ud,
-    };
-    rc = rec_exec_start(c->loop, plan, &xo, on_exec_done, c, &c->exec);
-    if (rc < 0)
-        end(c, rc, "could not start executing the plan");
+    c->confirm_pending = true;
+    /* A signal came while observing: the cycle stopped before the question was put, so nobody
+     * waits for the answer. */
+    if (c->stopping)
+        cancel_pending(c);
+}
+
+/* The late answer (see rec_cycle.h): apply's prompt (cmd/cmd_apply.c) calls it from its read
+ * callback on the loop. */
+int rec_cycle_confirm(rec_cycle *c, bool yes)
+{
+    if (c == NULL || !c->confirm_pending || c->ending)
+        return -EINVAL;
+    c->confirm_pending = false;
+    execute(c, yes);
+    return 0;
 }
 
 /* Observes the declared regions, the remembered ones, config `regions` and, for `regions:
@@ -414,6 +455,8 @@ void rec_cycle_stop(rec_cycle *c)
     if (c == NULL || c->stopping)
         return;
     c->stopping = true;
+    if (c->confirm_pending)
+        cancel_pending(c);
     if (c->exec != NULL)
         rec_exec_stop(c->exec);
 }

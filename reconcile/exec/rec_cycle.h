@@ -56,6 +56,15 @@ typedef struct rec_event {
 /* "rate_limit", "image_build" (or "none"): the wait's name in logs and JSON events. */
 const char *rec_wait_for_name(rec_wait_for w);
 
+/* What rec_cycle_opts.confirm answers. */
+typedef enum rec_confirm {
+    REC_CONFIRM_PROCEED, /* execute the plan now */
+    REC_CONFIRM_REFUSE,  /* end with rc = -ECANCELED, every step skipped */
+    /* The answer comes later, from the loop, through rec_cycle_confirm (apply's prompt reads the
+     * terminal on the loop, so the HA lease's keepalive and the signal handlers keep running). */
+    REC_CONFIRM_PENDING,
+} rec_confirm;
+
 typedef struct rec_cycle_opts {
     const spec_config *cfg;
     const spec_set *desired;
@@ -71,9 +80,19 @@ typedef struct rec_cycle_opts {
      * (nothing sent). NULL: always allowed. */
     bool (*may_mutate)(void *ud);
     void (*on_event)(void *ud, const rec_event *ev);
-    /* apply: called with the fresh plan before anything is executed (shows it, asks the user);
-     * false ends the cycle with rc = -ECANCELED and every step skipped. NULL: proceed. */
-    bool (*confirm)(void *ud, const rec_plan *plan);
+    /* apply: called once, from the loop, with the fresh plan before anything is executed (shows
+     * it, asks the user). plan is borrowed for the call; cycle is borrowed, for
+     * rec_cycle_confirm. REC_CONFIRM_PROCEED and REC_CONFIRM_REFUSE answer at once
+     * (refuse ends the cycle with rc = -ECANCELED and every step skipped). REC_CONFIRM_PENDING
+     * leaves the cycle waiting: the caller then calls rec_cycle_confirm(cycle, ...) exactly once,
+     * later, from a loop callback (never from inside confirm) - unless the cycle is stopped
+     * first, see confirm_cancel. NULL: proceed. */
+    rec_confirm (*confirm)(void *ud, rec_cycle *cycle, const rec_plan *plan);
+    /* Required when confirm may answer REC_CONFIRM_PENDING: rec_cycle_stop calls it (from inside
+     * rec_cycle_stop, once) when an answer is pending. The caller drops its prompt there and
+     * must not call rec_cycle_confirm afterwards: the cycle ends as cancelled (rc = -ECANCELED,
+     * every step skipped) and is freed before its done callback runs. */
+    void (*confirm_cancel)(void *ud);
     void *ud;
 } rec_cycle_opts;
 
@@ -96,8 +115,16 @@ typedef void (*rec_cycle_done_cb)(rec_cycle_result *res, void *ud);
 int rec_cycle_start(uv_loop_t *loop, const rec_cycle_opts *opts, rec_cycle_done_cb done, void *ud,
                     rec_cycle **ret);
 /* Graceful stop (SIGTERM): start no new call, let calls in flight finish and be journaled, then
- * done runs with the steps not started counted as skipped. */
+ * done runs with the steps not started counted as skipped. While a confirmation is pending it
+ * calls opts.confirm_cancel and the cycle ends as cancelled (rc = -ECANCELED, every step
+ * skipped). */
 void rec_cycle_stop(rec_cycle *c);
+/* The answer to a confirmation that rec_cycle_opts.confirm left pending (REC_CONFIRM_PENDING):
+ * yes executes the plan, as REC_CONFIRM_PROCEED would have; false ends the cycle with rc =
+ * -ECANCELED and every step skipped. Called once, by the owner of the prompt (cmd/cmd_apply.c),
+ * from a loop callback; done runs later, from the loop. Returns 0, or -EINVAL when no answer is
+ * pending (then nothing happens). */
+int rec_cycle_confirm(rec_cycle *c, bool yes);
 /* Frees everything the result holds and the result itself. Accepts NULL. */
 void rec_cycle_result_free(rec_cycle_result *res);
 

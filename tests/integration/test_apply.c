@@ -469,6 +469,60 @@ Test(apply, plan_exit_codes_and_broken_manifest)
     json_decref(j);
 }
 
+/* The question apply asks before changing anything, when stdin is a terminal. */
+#define PROMPT "Do you want to perform these actions? Only 'yes' will be accepted: "
+
+/* Runs `apply -f E.manifest` with stdin on a fresh pty (its output in a file), waits for the
+ * prompt, types answer on the terminal and waits for the end. Returns the exit status and the
+ * output in *ret_out (caller frees). */
+static int answer_prompt(const char *answer, char **ret_out)
+{
+    static unsigned seq;
+    char outpath[160];
+    snprintf(outpath, sizeof(outpath), "%s/prompt-%u.txt", E.dir, seq++);
+    test_pty pty;
+    test_pty_open(&pty);
+    pid_t pid = spawn_imgrecon_tty(&E, outpath, pty.slave,
+                                   (const char *const[]){"apply", "-f", E.manifest, NULL});
+    bool asked = test_proc_await_output(pid, outpath, PROMPT, RUN_TIMEOUT_MS);
+    if (asked)
+        test_pty_type(&pty, answer);
+    int status = wait_child(pid, RUN_TIMEOUT_MS);
+    test_pty_close(&pty);
+    *ret_out = read_file(outpath);
+    cr_assert(asked, "apply on a terminal asks:\n%s", *ret_out);
+    return status;
+}
+
+/* The prompt on a terminal (stdin a pty, read on apply's loop): anything but "yes" - another
+ * word, end of input (^D), ^C (SIGINT) - cancels with nothing sent; "yes" applies. */
+Test(apply, the_prompt_on_a_terminal_proceeds_only_on_yes)
+{
+    write_fixture(&E, 1, NULL, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    const char *const refusals[] = {"no\n", "yes please\n", "\x04" /* ^D */, "\x03" /* ^C */};
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        char *out = NULL;
+        int status = answer_prompt(refusals[i], &out);
+        cr_expect_eq(status, 1, "answer %zu refuses: exit %d\n%s", i, status, out);
+        cr_expect(strstr(out, "Apply cancelled.") != NULL, "answer %zu:\n%s", i, out);
+        free(out);
+    }
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0, "nothing created unasked");
+    json_decref(j);
+    char *out = NULL;
+    int status = answer_prompt("yes\n", &out);
+    cr_expect_eq(status, 0, "yes applies: exit %d\n%s", status, out);
+    cr_expect(strstr(out, "Apply complete") != NULL, "%s", out);
+    free(out);
+    json_t *imgs = state_images(&E);
+    cr_expect_not_null(find_image(imgs, "web-a"), "web-a created after yes");
+    json_decref(imgs);
+    assert_journal_rules(&E);
+}
+
 Test(apply, saved_plan_and_stale_refusal)
 {
     write_fixture(&E, 1, NULL, NULL);

@@ -36,6 +36,7 @@
 #include "test_exec.h"
 #include "test_file.h"
 #include "test_proc.h"
+#include "test_pty.h"
 
 #define TTL_MS 3000
 #define WAIT_MS 30000
@@ -127,7 +128,8 @@ static void write_manifest(unsigned n, const char *extra_name)
     free(buf);
 }
 
-static void write_config(const char *const *endpoints, size_t n)
+/* The config: etcd at endpoints, a lease of ttl ("3s" but in the prompt tests). */
+static void write_config(const char *const *endpoints, size_t n, const char *ttl)
 {
     char eps[512] = "[";
     for (size_t i = 0; i < n; i++)
@@ -138,8 +140,8 @@ static void write_config(const char *const *endpoints, size_t n)
              /* account_id: the daemons learn no identity through STS, so every call the
               * emulator sees went through the shared (etcd) budget. */
              "owner: hatest\nmetrics_listen: 127.0.0.1:0\naccount_id: '1234567890123400'\n"
-             "ha:\n  etcd_endpoints: %s\n  lease_ttl: 3s\n  prefix: /imgrecon-test/%s\n",
-             eps, dir + 5);
+             "ha:\n  etcd_endpoints: %s\n  lease_ttl: %s\n  prefix: /imgrecon-test/%s\n",
+             eps, ttl, dir + 5);
     test_file_replace(config, text);
 }
 
@@ -157,7 +159,7 @@ static void setup(void)
                           "300ms",     NULL};
     cr_assert_eq(emu_proc_start(&emu, args), 0, "emulator starts");
     const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
-    write_config(eps, 3);
+    write_config(eps, 3, "3s");
 }
 
 static void teardown(void)
@@ -641,6 +643,96 @@ Test(ha, apply_refuses_while_a_daemon_leads_and_takes_the_lease_when_none_does)
     check_invariants();
 }
 
+/* ---- apply's prompt: read on the loop, so the lease is kept while the user types ---- */
+
+#define PROMPT "Do you want to perform these actions? Only 'yes' will be accepted: "
+/* The prompt tests' lease: short, so that answering after it is quick to test. */
+#define PROMPT_TTL_MS 2000
+
+/* `imgrecon apply` without --auto-approve, as a person runs it: stdin on a fresh pty (the
+ * controlling terminal), output to out; key `key`, the test's config and manifests. Waits until
+ * the prompt is shown (failing the test when apply ends first). */
+static pid_t start_apply_at_prompt(int key, test_pty *pty, const char *out)
+{
+    char id[96], secret[96], home[96];
+    snprintf(id, sizeof(id), "ALIBABA_CLOUD_ACCESS_KEY_ID=%s", keys[key]);
+    snprintf(secret, sizeof(secret), "ALIBABA_CLOUD_ACCESS_KEY_SECRET=%s", secrets[key]);
+    snprintf(home, sizeof(home), "HOME=%s", dir);
+    const char *const env[] = {id, secret, home, "NOTIFY_SOCKET", "IMGRECON_ENDPOINT", NULL};
+    const char *argv[] = {
+        IMGRECON_BIN, "apply", "-c",      config,        "--endpoint", emu.base_url, "--rate-limit",
+        "10/1s",      "-f",    manifests, "--state-dir", dir,          NULL};
+    test_pty_open(pty);
+    test_proc_opts o = {.out_path = out, .env = env, .wrap = true, .stdin_tty = pty->slave};
+    pid_t pid = test_proc_spawn(argv, &o);
+    if (!test_proc_await_output(pid, out, PROMPT, RUN_MS)) {
+        char *text = test_file_read(out);
+        (void)test_proc_wait(pid, 1000);
+        cr_assert_fail("apply shows the prompt:\n%s", text);
+    }
+    return pid;
+}
+
+/* Answered "yes" long after lease_ttl: the loop kept the lease alive while the prompt waited
+ * (it used to block in fgets, the lease lapsed and the fence held every step back). */
+Test(ha, apply_answered_after_lease_ttl_keeps_its_lease_and_runs_the_steps)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    write_config(eps, 3, "2s");
+    write_manifest(2, NULL);
+    char out[192];
+    snprintf(out, sizeof(out), "%s/apply-prompt.out", dir);
+    test_pty pty;
+    pid_t pid = start_apply_at_prompt(2, &pty, out);
+    /* Past the lease and the fence's deadline (TTL - max(500 ms, TTL/5) after the last
+     * keepalive), with a margin: nothing to await but time itself. */
+    uint64_t until = test_clock_ms() + PROMPT_TTL_MS + 1500;
+    while (test_clock_left(until) > 0)
+        (void)poll(NULL, 0, test_clock_left(until));
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "apply still waits for the answer");
+    test_pty_type(&pty, "yes\n");
+    int rc = test_proc_wait(pid, RUN_MS);
+    test_pty_close(&pty);
+    char *text = test_file_read(out);
+    cr_expect_eq(rc, 0, "apply answered after lease_ttl applies:\n%s", text);
+    cr_expect(strstr(text, "lapsed") == NULL, "the lease did not lapse at the prompt:\n%s", text);
+    cr_expect(strstr(text, "Apply complete") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(available_count(NULL), 2, "the steps ran");
+    cr_expect_eq(journal_count(2, true, 0, "CreateCustomImage"), 2);
+    check_invariants();
+}
+
+/* "no", then ^C (SIGINT) at the prompt: each apply ends cancelled (exit 1) with nothing sent,
+ * and releases the leader key (a daemon leads at once afterwards). */
+Test(ha, apply_refused_or_interrupted_at_the_prompt_changes_nothing_and_releases_the_lease)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    write_config(eps, 3, "2s");
+    write_manifest(2, NULL);
+    const char *const answers[] = {"no\n", "\x03" /* ^C */};
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        char out[192];
+        snprintf(out, sizeof(out), "%s/apply-prompt-%zu.out", dir, i);
+        test_pty pty;
+        pid_t pid = start_apply_at_prompt(2, &pty, out);
+        test_pty_type(&pty, answers[i]);
+        int rc = test_proc_wait(pid, RUN_MS);
+        test_pty_close(&pty);
+        char *text = test_file_read(out);
+        cr_expect_eq(rc, 1, "answer %zu cancels:\n%s", i, text);
+        cr_expect(strstr(text, "Apply cancelled.") != NULL, "answer %zu:\n%s", i, text);
+        free(text);
+    }
+    cr_expect_eq(journal_count(2, true, 0, NULL), 0, "apply sent no mutating call");
+    cr_expect_eq(available_count(NULL), 0);
+    /* Both released the key at their end: a daemon leads at once (not after a TTL). Under
+     * valgrind (IMGRECON_TEST_WRAP) a daemon takes longer than a TTL to start: it only has to
+     * lead. */
+    const char *wrap = getenv("IMGRECON_TEST_WRAP");
+    (void)start_leader(0, wrap != NULL && *wrap != '\0' ? WAIT_MS : PROMPT_TTL_MS);
+}
+
 Test(ha, a_concurrent_plan_from_a_third_process_shares_the_budget)
 {
     write_manifest(12, NULL);
@@ -732,7 +824,7 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     snprintf(g, sizeof(g), "http://127.0.0.1:%u", garbage.port);
     snprintf(q, sizeof(q), "http://127.0.0.1:%u", silent.port);
     const char *eps[] = {q, g};
-    write_config(eps, 2);
+    write_config(eps, 2, "3s");
     write_manifest(2, NULL);
     daemon_proc *a = start_daemon(0);
     cr_assert(await_log(a, "ha: etcd request failed", 1, WAIT_MS));

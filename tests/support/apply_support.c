@@ -83,6 +83,12 @@ void run_result_free(run_result *r)
 /* Starts imgrecon with the common test options and the NULL-terminated args. */
 pid_t spawn_imgrecon(env *e, const char *outpath, const char *const *args)
 {
+    return spawn_imgrecon_tty(e, outpath, NULL, args);
+}
+
+/* spawn_imgrecon with stdin on a terminal: the prompt tests. */
+pid_t spawn_imgrecon_tty(env *e, const char *outpath, const char *tty, const char *const *args)
+{
     const char *argv[64];
     size_t n = 0;
     argv[n++] = IMGRECON_BIN;
@@ -105,7 +111,7 @@ pid_t spawn_imgrecon(env *e, const char *outpath, const char *const *args)
                                             "IMGRECON_ENDPOINT",
                                             "NO_COLOR=1",
                                             NULL};
-    test_proc_opts o = {.out_path = outpath, .env = env_edits, .wrap = true};
+    test_proc_opts o = {.out_path = outpath, .env = env_edits, .wrap = true, .stdin_tty = tty};
     return test_proc_spawn(argv, &o);
 }
 

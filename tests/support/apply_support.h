@@ -31,6 +31,7 @@
 #include "test_exec.h"
 #include "test_file.h"
 #include "test_proc.h"
+#include "test_pty.h"
 
 #define KEY_ID "LTAIemulatorDemoKey"
 #define KEY_SECRET "emulator-demo-secret"
@@ -74,6 +75,9 @@ void run_result_free(run_result *r);
  * 10/1s, no colour, the demo key in the environment) and the NULL-terminated args (args[0] is
  * the subcommand); output to outpath. IMGRECON_TEST_WRAP is honoured. */
 pid_t spawn_imgrecon(env *e, const char *outpath, const char *const *args);
+/* spawn_imgrecon with stdin (and the controlling terminal) the terminal at tty, a pty's slave
+ * (test_pty.h); NULL: /dev/null. */
+pid_t spawn_imgrecon_tty(env *e, const char *outpath, const char *tty, const char *const *args);
 /* Waits for pid at most timeout_ms (event-driven through a pidfd); kills it on timeout. Returns
  * the exit code or 128 + signal. */
 int wait_child(pid_t pid, int timeout_ms);

@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_clock.h"
 #include "test_exec.h"
+#include "test_file.h"
 
 /* In the child: applies the environment edits of o. */
 static void apply_env(const char *const *env)
@@ -36,13 +39,18 @@ static void apply_env(const char *const *env)
     }
 }
 
-/* In the child: stdin from /dev/null, the given descriptors for stdout and stderr (-1 keeps
- * one), the environment edits, then the exec. Never returns. */
+/* In the child: stdin from /dev/null (or o->stdin_tty, the controlling terminal of a new
+ * session), the given descriptors for stdout and stderr (-1 keeps one), the environment edits,
+ * then the exec. Never returns. */
 static _Noreturn void child(const char *const *argv, const test_proc_opts *o, int out, int err)
 {
-    int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0)
+    if (o->stdin_tty != NULL && setsid() < 0)
         _exit(126);
+    int in = o->stdin_tty != NULL ? open(o->stdin_tty, O_RDWR) : open("/dev/null", O_RDONLY);
+    if (in < 0 || (o->stdin_tty != NULL && ioctl(in, TIOCSCTTY, 0) < 0) || dup2(in, 0) < 0)
+        _exit(126);
+    if (in != 0)
+        close(in);
     if ((out >= 0 && dup2(out, 1) < 0) || (err >= 0 && dup2(err, 2) < 0))
         _exit(126);
     if (o->cwd != NULL && chdir(o->cwd) < 0)
@@ -113,6 +121,54 @@ int test_proc_wait(pid_t pid, uint64_t timeout_ms)
     if (!exited)
         return -ETIMEDOUT;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Whether pid has exited (not reaped). */
+static bool has_exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* Whether the file at path holds text. */
+static bool file_holds(const char *path, const char *text)
+{
+    char *s = test_file_read(path);
+    bool found = strstr(s, text) != NULL;
+    free(s);
+    return found;
+}
+
+bool test_proc_await_output(pid_t pid, const char *path, const char *text, uint64_t timeout_ms)
+{
+    int ino = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(ino, 0);
+    cr_assert_geq(inotify_add_watch(ino, path, IN_MODIFY), 0, "cannot watch %s", path);
+    /* Without a pidfd (valgrind), the exit is polled every 10 ms as await_exit does. */
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    uint64_t deadline = test_clock_ms() + timeout_ms;
+    bool seen = false, exited = false;
+    for (;;) {
+        /* Read once more after the exit: the last words may be the text. */
+        seen = file_holds(path, text);
+        int left = test_clock_left(deadline);
+        if (seen || exited || left == 0)
+            break;
+        struct pollfd p[2] = {{ino, POLLIN, 0}, {pfd, POLLIN, 0}};
+        int n = poll(p, pfd >= 0 ? 2 : 1, pfd >= 0 || left < 10 ? left : 10);
+        if (n < 0 && errno != EINTR)
+            cr_assert_fail("poll: %s", strerror(errno));
+        if (n > 0 && p[0].revents != 0) {
+            char buf[4096];
+            (void)read(ino, buf, sizeof(buf));
+        }
+        exited = pfd >= 0 ? n > 0 && p[1].revents != 0 : has_exited(pid);
+    }
+    if (pfd >= 0)
+        close(pfd);
+    close(ino);
+    return seen;
 }
 
 /* Appends n bytes to a growing NUL-terminated buffer. */

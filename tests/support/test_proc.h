@@ -12,7 +12,7 @@
 
 typedef struct test_proc_opts {
     /* stdout and stderr go to this file (created 0600, truncated unless append); NULL: they are
-     * inherited. stdin is always /dev/null. */
+     * inherited. stdin is /dev/null unless stdin_tty says otherwise. */
     const char *out_path;
     bool append;
     /* Only stderr goes to out_path; stdout is inherited. */
@@ -27,6 +27,11 @@ typedef struct test_proc_opts {
     uid_t uid;
     /* Exec through test_exec, which honours IMGRECON_TEST_WRAP (CI: valgrind). */
     bool wrap;
+    /* When not NULL, the path of a terminal (a pty's slave, test_pty.h) that becomes stdin: the
+     * child starts a session of its own with that terminal as its controlling terminal, as a
+     * program started from a shell has (^C typed on the pty's master sends it SIGINT).
+     * Borrowed. */
+    const char *stdin_tty;
 } test_proc_opts;
 
 typedef struct test_proc_result {
@@ -41,6 +46,11 @@ pid_t test_proc_spawn(const char *const *argv, const test_proc_opts *o);
 /* Waits at most timeout_ms for pid. Returns its exit code, 128 + the signal that ended it, or
  * -ETIMEDOUT after killing it (SIGKILL) and reaping it. */
 int test_proc_wait(pid_t pid, uint64_t timeout_ms);
+/* Waits at most timeout_ms until the file at path (pid's output, test_proc_opts.out_path) holds
+ * text: woken by inotify when the file changes and by pid's pidfd when it exits, so a child that
+ * ends without printing text fails the wait at once. Returns whether text appeared; pid is not
+ * reaped. For the tests that answer a prompt once it is shown. */
+bool test_proc_await_output(pid_t pid, const char *path, const char *text, uint64_t timeout_ms);
 /* Runs argv to the end (at most timeout_ms, then killed) with stdout and stderr captured
  * separately; o->out_path is ignored. Fills *ret (always, on return). */
 void test_proc_run(const char *const *argv, const test_proc_opts *o, uint64_t timeout_ms,
