@@ -204,12 +204,7 @@ static int before_send_hook(void *ud)
 Test(client, before_send_runs_once_per_batch_and_holds_calls_back, .timeout = 30)
 {
     harness h;
-    h_init(&h, true, NULL);
-    h.rate_calls = 10;
-    h.rate_window = 60000;
-    SCRIPT(&h.s, OK_STEP);
-    prov_client_opts o = base_opts(&h);
-    h_client(&h, &o);
+    h_start(&h, &(h_case){H_SCRIPT(OK_STEP), .rate_calls = 10, .rate_window = 60000});
     hook_rec hook = {0, 0};
     prov_client_set_before_send(h.c, before_send_hook, &hook);
     outcome out[6] = {0};
