@@ -484,7 +484,6 @@ static void backoff_push(pcall *k, uint64_t delay_ms)
     (void)uv_timer_start(&k->timer, on_backoff_timer, delay_ms, 0);
 }
 
-/* Handles one HTTP answer: success, a retry (throttled or transient) or a final error. */
 /* The call counts from its answer from now on (prov_pacer_settle). Answers that arrive together
  * are recorded in one transaction: the settle waits in the queue until the queue's timer runs
  * pump, at once unless the queue waits for budget (then pump runs when the wait ends, before the
@@ -507,6 +506,7 @@ static void settle_later(pcall *k)
         (void)uv_timer_start(&q->timer, on_queue_timer, 0, 0);
 }
 
+/* Handles one HTTP answer: success, a retry (throttled or transient) or a final error. */
 static void on_response(const prov_http_response *res, void *ud)
 {
     pcall *k = ud;
