@@ -11,6 +11,7 @@
 
 #include "prov_call_int.h"
 #include "prov_cleanup.h"
+#include "prov_jmem.h"
 #include "prov_resp.h"
 #include "prov_secret.h"
 #include "prov_sig.h"
@@ -527,7 +528,7 @@ static void on_response(const prov_http_response *res, void *ud)
         json_error_t je;
         /* Duplicate keys make an answer ambiguous ("last one wins" could turn a full page into
          * an empty one); the parsers reject them, and so does the call. */
-        body = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &je);
+        body = prov_json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &je);
         if (body != NULL && json_is_object(body)) {
             const char *r = json_string_value(json_object_get(body, "RequestId"));
             emit(k, res->status, NULL, r, PROV_ERR_NONE, 0);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_jmem.h"
 #include "prov_resp.h"
 
 /* Loads a JSON object from bytes, rejecting duplicate keys; NULL when the bytes are not one.
@@ -18,7 +19,7 @@ json_t *prov_json_load_object(const char *body, size_t len)
     if (body == NULL)
         return NULL;
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = prov_json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (root != NULL && !json_is_object(root)) {
         json_decref(root);
         return NULL;

@@ -3,6 +3,8 @@
  * the block is freed or moved by realloc. */
 #include "prov_secret.h"
 
+#include "prov_jmem.h"
+
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -19,8 +21,8 @@ void prov_free_secret(char *s)
     free(s);
 }
 
-/* free() that wipes the whole block first; jansson and libcurl call it. */
-static void wipe_free(void *p)
+/* free() that wipes the whole block first; libcurl calls it, and jansson through prov_jmem.c. */
+void prov_wipe_free(void *p)
 {
     if (p == NULL)
         return;
@@ -34,7 +36,7 @@ static void *wipe_realloc(void *p, size_t n)
     if (p == NULL)
         return malloc(n);
     if (n == 0) {
-        wipe_free(p);
+        prov_wipe_free(p);
         return NULL;
     }
     size_t old = malloc_usable_size(p);
@@ -44,7 +46,7 @@ static void *wipe_realloc(void *p, size_t n)
     if (q == NULL)
         return NULL;
     memcpy(q, p, old);
-    wipe_free(p);
+    prov_wipe_free(p);
     return q;
 }
 
@@ -59,9 +61,9 @@ static char *plain_strdup(const char *s)
 
 int prov_secret_install_allocators(void)
 {
-    json_set_alloc_funcs(malloc, wipe_free);
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_free, wipe_realloc, plain_strdup,
-                             calloc) != CURLE_OK)
+    json_set_alloc_funcs(prov_jmem_malloc, prov_jmem_free);
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, prov_wipe_free, wipe_realloc,
+                             plain_strdup, calloc) != CURLE_OK)
         return -EIO;
     return 0;
 }

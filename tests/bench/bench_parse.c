@@ -55,6 +55,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_parse [N_IMAGES] [RUNS (1-100)]\n");
         return 2;
     }
+    bench_product_alloc();
     answers a = {.n = (n + BENCH_PER_REGION - 1) / BENCH_PER_REGION};
     a.body = calloc(a.n, sizeof(*a.body));
     a.len = calloc(a.n, sizeof(*a.len));

@@ -170,6 +170,7 @@ int main(int argc, char **argv)
     size_t n = strtoul(argv[1], NULL, 10);
     double drift = argc > 2 ? atof(argv[2]) : 1.0;
     size_t drift_every = drift > 0 ? (size_t)(100.0 / drift) : 0;
+    bench_product_alloc();
     char dir[] = "/tmp/imgrecon-bench-plan-XXXXXX";
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");

@@ -2,7 +2,9 @@
  * DescribeImages, CreateCustomImage and error bodies. Good answers are checked field by field;
  * every bad one must give -EPROTO and leave the caller's list exactly as it was (count and the
  * items parsed before), the out-parameters untouched. Bodies that cannot be literals (deep
- * nesting, very long lists) are generated at run time. */
+ * nesting, very long lists) are generated at run time. Every test runs on the allocator the
+ * product installs (prov_jmem.h), so the answers are loaded into arenas as in the client; the
+ * "jmem" tests check the arenas' lifetimes. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prov_jmem.h"
 #include "prov_resp.h"
 
 /* Fixed arrays, not pointers: Criterion copies the parameters into each test's own process. */
@@ -28,6 +31,16 @@ enum gen {
 };
 
 /* ---- Shared helpers ---- */
+
+/* The product's jansson allocator, installed in each test's process before the test runs (the
+ * products' main installs it through prov_secret_install_allocators, which also starts libcurl). */
+static void install_jmem(void)
+{
+    json_set_alloc_funcs(prov_jmem_malloc, prov_jmem_free);
+}
+
+TestSuite(parse, .init = install_jmem);
+TestSuite(jmem, .init = install_jmem);
 
 /* The parsers take a parsed answer; these load the bytes as the client does (one object,
  * duplicate keys rejected) and call them, so the tables below test bytes to structs. */
@@ -1028,4 +1041,141 @@ Test(parse, tag_resources_and_share_accounts)
         prov_str_list_free(&l);
         json_decref(body);
     }
+}
+
+/* ---- Arenas (prov_jmem.c) ---- */
+
+/* Under AddressSanitizer the arenas are off (every block is the sanitizer's); a loaded document
+ * then holds no arena and the counts below are 0. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA 0
+#endif
+#endif
+#ifndef ARENA
+#define ARENA 1
+#endif
+
+/* An answer-like document of n images, each with tags, and a long description every tenth
+ * (longer than an arena block, so from malloc). Caller frees. */
+static char *gen_answer(size_t n)
+{
+    size_t cap = 256 + n * 6000, len = 0;
+    char *b = malloc(cap);
+    cr_assert_not_null(b);
+    len += (size_t)snprintf(b + len, cap - len, "{\"TotalCount\":%zu,\"CustomImages\":[", n);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(b + len, cap - len,
+                                "%s{\"ImageId\":\"m-%06zu\",\"Name\":\"img-%zu\",\"Tags\":"
+                                "[{\"Key\":\"k\",\"Value\":\"v%zu\"}],\"Description\":\"",
+                                i ? "," : "", i, i, i);
+        size_t d = i % 10 == 0 ? 5000 : 10;
+        memset(b + len, 'd', d);
+        len += d;
+        len += (size_t)snprintf(b + len, cap - len, "\"}");
+    }
+    len += (size_t)snprintf(b + len, cap - len, "]}");
+    return b;
+}
+
+/* The document a plain json_loadb gives, with the default allocator's blocks freed by ours. */
+static json_t *plain_load(const char *text)
+{
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    cr_assert_not_null(j);
+    return j;
+}
+
+Test(jmem, document_is_equal_and_its_arena_goes_with_it)
+{
+    static const size_t sizes[] = {0, 1, 50, 2000}; /* 2000 images span many chunks */
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char *text = gen_answer(sizes[i]);
+        json_t *a = prov_json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, NULL);
+        cr_assert_not_null(a);
+        cr_expect_eq(prov_jmem_live_arenas(), (size_t)ARENA, "n=%zu", sizes[i]);
+        json_t *p = plain_load(text);
+        cr_expect(json_equal(a, p), "n=%zu", sizes[i]);
+        json_decref(p);
+        json_decref(a);
+        cr_expect_eq(prov_jmem_live_arenas(), 0, "n=%zu: the last free releases the arena",
+                     sizes[i]);
+        free(text);
+    }
+}
+
+Test(jmem, kept_node_keeps_the_arena)
+{
+    char *text = gen_answer(20);
+    json_t *root = prov_json_loadb(text, strlen(text), 0, NULL);
+    cr_assert_not_null(root);
+    json_t *img = json_incref(json_array_get(json_object_get(root, "CustomImages"), 7));
+    json_t *other = json_object();
+    cr_assert_eq(
+        json_object_set(other, "moved", json_array_get(json_object_get(root, "CustomImages"), 9)),
+        0);
+    json_decref(root);
+    cr_expect_eq(prov_jmem_live_arenas(), (size_t)ARENA, "nodes still in use keep their arena");
+    cr_expect_str_eq(json_string_value(json_object_get(img, "ImageId")), "m-000007");
+    /* Changing a kept node after the load: new blocks come from malloc, old ones go back. */
+    for (int k = 0; k < 64; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "x%d", k);
+        cr_assert_eq(json_object_set_new(img, key, json_integer(k)), 0);
+    }
+    cr_assert_eq(json_object_del(img, "Tags"), 0);
+    json_decref(img);
+    cr_expect_eq(prov_jmem_live_arenas(), (size_t)ARENA);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(other, "moved"), "Name")),
+                     "img-9");
+    char *dump = json_dumps(other, 0); /* made outside a load: released with free() */
+    cr_assert_not_null(dump);
+    cr_expect(strstr(dump, "m-000009") != NULL);
+    free(dump);
+    json_decref(other);
+    cr_expect_eq(prov_jmem_live_arenas(), 0);
+    free(text);
+}
+
+Test(jmem, documents_freed_in_any_order)
+{
+    char *text = gen_answer(30);
+    json_t *d[3];
+    for (int i = 0; i < 3; i++) {
+        d[i] = prov_json_loadb(text, strlen(text), 0, NULL);
+        cr_assert_not_null(d[i]);
+    }
+    cr_expect_eq(prov_jmem_live_arenas(), 3 * (size_t)ARENA);
+    json_decref(d[1]);
+    cr_expect_eq(prov_jmem_live_arenas(), 2 * (size_t)ARENA);
+    json_decref(d[0]);
+    json_decref(d[2]);
+    cr_expect_eq(prov_jmem_live_arenas(), 0);
+    free(text);
+}
+
+/* A load that fails after many blocks (a duplicate key at the end, a truncated text, an
+ * unclosed nest) frees what it made: no arena is left. */
+Test(jmem, failed_loads_leave_nothing)
+{
+    char *text = gen_answer(40);
+    size_t len = strlen(text);
+    const char *tails[] = {",\"TotalCount\":1}", "", ",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["};
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        char *bad = malloc(len + 64);
+        cr_assert_not_null(bad);
+        memcpy(bad, text, len - 1); /* drop the closing brace */
+        strcpy(bad + len - 1, tails[i]);
+        json_error_t je;
+        json_t *j = prov_json_loadb(bad, strlen(bad), JSON_REJECT_DUPLICATES, &je);
+        cr_expect_null(j, "tail %zu", i);
+        cr_expect_neq(je.text[0], '\0', "tail %zu: an error text", i);
+        cr_expect_eq(prov_jmem_live_arenas(), 0, "tail %zu", i);
+        free(bad);
+    }
+    cr_expect_null(prov_json_loadb("", 0, 0, NULL));
+    cr_expect_eq(prov_jmem_live_arenas(), 0);
+    free(text);
 }

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "bench_gen.h"
+#include "prov_jmem.h"
 
 double bench_now_ms(void)
 {
@@ -166,8 +167,19 @@ size_t bench_floor_yaml_file(const char *path)
     return events;
 }
 
+void bench_product_alloc(void)
+{
+    json_set_alloc_funcs(prov_jmem_malloc, prov_jmem_free);
+}
+
+/* The floor runs on libc's malloc and free whatever the bench installed: the blocks of this one
+ * document never meet the product's allocator. */
 void bench_floor_json(const char *body, size_t len)
 {
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    json_set_alloc_funcs(malloc, free);
     json_error_t je;
     json_t *root = json_loadb(body, len, 0, &je);
     if (root == NULL) {
@@ -175,4 +187,5 @@ void bench_floor_json(const char *body, size_t len)
         exit(1);
     }
     json_decref(root);
+    json_set_alloc_funcs(m, f);
 }

@@ -40,8 +40,14 @@ char *bench_slurp(const char *path, size_t *ret_len);
 
 /* The floors the product's load and parse are measured against: libyaml alone, pulling every
  * event of the file at path to the end of the stream (returns the number of events), and a bare
- * json_loadb (flags 0) of one answer, then json_decref. Both exit on an error. */
+ * json_loadb (flags 0) of one answer, then json_decref, on libc's malloc and free. Both exit on
+ * an error. */
 size_t bench_floor_yaml_file(const char *path);
 void bench_floor_json(const char *body, size_t len);
+
+/* Installs the jansson allocator imgrecon runs on (prov_jmem.h: arenas for answers, wiping), as
+ * cmd/main.c does, so the product's side of a bench pays what it pays in the product. Call before
+ * any json_t exists. */
+void bench_product_alloc(void);
 
 #endif
