@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "spec.h"
 #include "spec_diag_int.h"
@@ -27,6 +28,9 @@ typedef struct file_ent {
     char *path;
     dev_t dev;
     ino_t ino;
+    mode_t mode;
+    off_t size;
+    struct timespec mtime, ctime;
 } file_ent;
 
 typedef struct loader {
@@ -100,6 +104,10 @@ static void add_file(loader *L, const char *path, const struct stat *st)
     }
     f->dev = st->st_dev;
     f->ino = st->st_ino;
+    f->mode = st->st_mode;
+    f->size = st->st_size;
+    f->mtime = st->st_mtim;
+    f->ctime = st->st_ctim;
 }
 
 /* Walks a directory like `find DIR -name '*.y*ml'`: hidden entries (.git) are skipped and
@@ -843,6 +851,91 @@ static int take_regions(loader *L, spec_set *set)
     L->region_pos = NULL;
     L->n_regions = 0;
     return 0;
+}
+
+/* ---- Stamps (spec.h) ---------------------------------------------------------------------- */
+
+struct spec_stamp {
+    file_ent *files; /* as find_files leaves them: sorted by path, one per file */
+    size_t n_files;
+    bool settled;
+};
+
+static bool ts_after(struct timespec t, struct timespec limit)
+{
+    return t.tv_sec > limit.tv_sec || (t.tv_sec == limit.tv_sec && t.tv_nsec >= limit.tv_nsec);
+}
+
+/* Why a stamp needs settling: a file's times come from a clock that may tick only every few
+ * milliseconds (or seconds, on some filesystems), so a write right after the walk's stat can
+ * leave every field as it was. A file changed within racy_ms before the walk could still change
+ * unseen; as git does with its index, such a stamp is not trusted. */
+int spec_stamp_take(const char *const *paths, size_t n_paths, unsigned racy_ms,
+                    spec_stamp **ret_stamp)
+{
+    spec_diags diags;
+    spec_diags_init(&diags);
+    loader L;
+    memset(&L, 0, sizeof(L));
+    L.diags = &diags;
+    struct timespec now;
+    (void)clock_gettime(CLOCK_REALTIME, &now);
+    find_files(&L, paths, n_paths);
+    int rc = L.io_err != 0 ? L.io_err : diags.n != 0 ? -EINVAL : 0;
+    spec_diags_clear(&diags);
+    spec_stamp *st = rc == 0 ? calloc(1, sizeof(*st)) : NULL;
+    if (rc == 0 && st == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        free_loader(&L);
+        return rc;
+    }
+    struct timespec limit = now;
+    limit.tv_sec -= (time_t)(racy_ms / 1000);
+    limit.tv_nsec -= (long)(racy_ms % 1000) * 1000000L;
+    if (limit.tv_nsec < 0) {
+        limit.tv_nsec += 1000000000L;
+        limit.tv_sec--;
+    }
+    st->settled = true;
+    for (size_t i = 0; i < L.n_files; i++)
+        if (ts_after(L.files[i].mtime, limit) || ts_after(L.files[i].ctime, limit))
+            st->settled = false;
+    st->files = L.files;
+    st->n_files = L.n_files;
+    L.files = NULL;
+    L.n_files = 0;
+    free_loader(&L);
+    *ret_stamp = st;
+    return 0;
+}
+
+static bool same_file(const file_ent *a, const file_ent *b)
+{
+    return strcmp(a->path, b->path) == 0 && a->dev == b->dev && a->ino == b->ino &&
+           a->mode == b->mode && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+bool spec_stamp_unchanged(const spec_stamp *old, const spec_stamp *now)
+{
+    if (old == NULL || now == NULL || !old->settled || old->n_files != now->n_files)
+        return false;
+    for (size_t i = 0; i < old->n_files; i++)
+        if (!same_file(&old->files[i], &now->files[i]))
+            return false;
+    return true;
+}
+
+void spec_stamp_free(spec_stamp *stamp)
+{
+    if (stamp == NULL)
+        return;
+    for (size_t i = 0; i < stamp->n_files; i++)
+        free(stamp->files[i].path);
+    free(stamp->files);
+    free(stamp);
 }
 
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags)

@@ -73,6 +73,26 @@ static inline void spec_set_freep(spec_set **set)
  * them errors. Adds to warnings and returns how many it added. */
 size_t spec_set_lint(const spec_set *set, spec_diags *warnings);
 
+/* A stamp of the manifest files under paths: each file spec_load would read (the same walk), with
+ * its path, device, inode, mode, size and modification and change times. The daemon takes one
+ * before each load and, at the interval, reads the manifests again only when a new stamp differs
+ * (a file added, removed, replaced, written or chmod-ed). A stamp is trusted only when settled:
+ * no file changed within racy_ms before the walk (file times may tick coarsely, so a write just
+ * after the walk could leave them equal). */
+typedef struct spec_stamp spec_stamp;
+
+/* Returns 0 and *ret_stamp (caller frees), or a negative errno when the walk meets any problem
+ * spec_load would report (-EINVAL, or the I/O error): then there is nothing to compare, load. */
+int spec_stamp_take(const char *const *paths, size_t n_paths, unsigned racy_ms,
+                    spec_stamp **ret_stamp);
+
+/* True when old is settled and now names the same files with the same metadata. NULL for either
+ * is "changed". */
+bool spec_stamp_unchanged(const spec_stamp *old, const spec_stamp *now);
+
+/* Frees a stamp; accepts NULL. */
+void spec_stamp_free(spec_stamp *stamp);
+
 /* Finds a declared image by identity; NULL when absent. */
 const spec_image *spec_set_find(const spec_set *set, const char *region, const char *name);
 

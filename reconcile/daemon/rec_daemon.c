@@ -38,6 +38,9 @@
 #define DEFAULT_STOP_TIMEOUT_MS 30000u
 #define DEFAULT_DEBOUNCE_MS 500u
 #define DEFAULT_BACKOFF_CAP_MS (60u * 60u * 1000u)
+/* A manifest file changed less than this before its stamp was taken may still change unseen
+ * (spec.h, spec_stamp_take): 2 s covers the coarsest timestamps of common filesystems. */
+#define MANIFEST_RACY_MS 2000u
 
 typedef struct rec_dmn rec_dmn;
 
@@ -47,7 +50,8 @@ struct rec_dmn {
     rec_log *log;
     spec_config *cfg;
     spec_set *desired;
-    char **paths; /* effective manifest paths */
+    spec_stamp *stamp; /* the manifest files as they were when desired was read, or NULL */
+    char **paths;      /* effective manifest paths */
     size_t n_paths;
     rec_setup *setup;
     rec_lock *lock;
@@ -444,17 +448,29 @@ static void manifests_invalid(rec_dmn *d)
 }
 
 /* Reads the manifests again (watcher, interval): a valid set replaces the old one; an invalid one
- * keeps it. Returns 0 or the load's error. */
-static int refresh_manifests(rec_dmn *d)
+ * keeps it. With if_changed (the interval), a valid set whose files are unchanged since it was
+ * read (spec_stamp_unchanged) is kept without reading them. Returns 0 or the load's error. */
+static int refresh_manifests(rec_dmn *d, bool if_changed)
 {
+    spec_stamp *stamp = NULL;
+    (void)spec_stamp_take((const char *const *)d->paths, d->n_paths, MANIFEST_RACY_MS, &stamp);
+    if (if_changed && d->desired != NULL && d->st.manifests_valid &&
+        spec_stamp_unchanged(d->stamp, stamp)) {
+        spec_stamp_free(stamp);
+        rec_log_event(d->log, REC_LOG_DEBUG, "manifests unchanged; not read again", NULL);
+        return 0;
+    }
     spec_set *set = NULL;
     int rc = load_set(d, d->paths, d->n_paths, &set);
     if (rc < 0) {
+        spec_stamp_free(stamp);
         manifests_invalid(d);
         return rc;
     }
     spec_set_free(d->desired);
     d->desired = set;
+    spec_stamp_free(d->stamp);
+    d->stamp = stamp; /* taken before the read: a change during it shows at the next interval */
     manifests_valid(d);
     return 0;
 }
@@ -500,7 +516,7 @@ static void on_change(rec_dmn *d)
         d->change_pending = true;
         return;
     }
-    int rc = refresh_manifests(d);
+    int rc = refresh_manifests(d, false);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR,
                       "manifests changed but are invalid; keeping the previous set", "error",
@@ -846,8 +862,9 @@ static void start_cycle(rec_dmn *d, const char *why)
 static void on_cycle_timer(uv_timer_t *t)
 {
     rec_dmn *d = container_of(t, rec_dmn, cycle_timer);
-    /* Manifests are read again every cycle; an invalid edit keeps the previous set. */
-    if (refresh_manifests(d) < 0)
+    /* Manifests are read again when their files changed (the watcher may miss a change, on a
+     * network filesystem say); an invalid edit keeps the previous set. */
+    if (refresh_manifests(d, true) < 0)
         rec_log_event(d->log, REC_LOG_ERROR,
                       d->desired ? "manifests are invalid; reconciling the previous set"
                                  : "manifests are still invalid; nothing to reconcile yet",
@@ -990,6 +1007,8 @@ static int reload_swap(rec_dmn *d)
     spec_set_free(d->desired);
     free_paths(d->paths, d->n_paths);
     d->desired = PROV_TAKE_PTR(set);
+    spec_stamp_free(d->stamp); /* the next interval reads them and stamps them */
+    d->stamp = NULL;
     d->n_paths = paths.n;
     d->paths = PROV_TAKE_PTR(paths.v);
     d->interval_ms = interval_for(d, d->cfg);
@@ -1446,6 +1465,7 @@ int rec_daemon_run(const rec_daemon_opts *opts)
     rec_metrics_free(d->metrics);
     rec_backoff_free(d->backoff);
     spec_set_free(d->desired);
+    spec_stamp_free(d->stamp);
     free_paths(d->paths, d->n_paths);
     free_cfg(d->cfg);
     rec_status_clear(&d->st);

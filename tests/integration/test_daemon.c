@@ -945,6 +945,31 @@ Test(daemon, suspend_file_in_state_dir_plans_without_changes_until_removed)
     stop_daemon(&d);
 }
 
+/* The interval reads the manifests again only when their files changed (spec_stamp_unchanged).
+ * The manifest is a hard link to a file outside the watched directories, and the edit goes
+ * through that other name: the watcher sees nothing, so only the interval's stamp can find it. */
+Test(daemon, interval_skips_unchanged_manifests_and_reads_changed_ones)
+{
+    const char *one[] = {"h-1"}, *two[] = {"h-1", "h-2"};
+    manifest("web.yaml", one, 1);
+    char inside[256], outside[256];
+    snprintf(inside, sizeof(inside), "%s/web.yaml", manifests);
+    snprintf(outside, sizeof(outside), "%s/outside.yaml", dir);
+    cr_assert_eq(link(inside, outside), 0);
+    const char *verbose[] = {"-v", NULL};
+    dproc d = start_daemon_with("daemon.log", "1s", manifests, verbose);
+    await_available("h-1");
+    /* Once the file is older than the racy window (2 s), cycles stop reading it. */
+    await_log(&d, "manifests unchanged; not read again");
+    char *text = manifest_text(two, NULL, 2);
+    write_in_place(outside, text);
+    free(text);
+    await_available("h-2");
+    cr_assert_not(log_has(&d, "manifest change detected"), "the watcher saw nothing");
+    cr_assert_eq(journal_count("CreateCustomImage", "h-2"), 1);
+    stop_daemon(&d);
+}
+
 Test(daemon, failing_item_backs_off_across_cycles_while_healthy_item_converges)
 {
     /* b-bad names an instance the emulator does not have: InvalidInstanceId.NotFound every

@@ -898,3 +898,107 @@ Test(spec, check_entry_agrees_with_the_loader, .init = setup, .fini = teardown)
         spec_diags_clear(&d);
     }
 }
+
+/* ---- Stamps (spec_stamp_take) ---------------------------------------------------------------- */
+
+/* What happens to a directory of manifests between two stamps. */
+typedef struct stamp_case {
+    const char *what;
+    const char *sh; /* run in the directory, after the first stamp */
+    bool unchanged;
+} stamp_case;
+
+static const stamp_case stamp_cases[] = {
+    {"nothing", "true", true},
+    {"a file that is no manifest is added", "echo x > notes2.txt", true},
+    {"a hidden manifest is added", "echo 'region: x' > .hidden.yaml", true},
+    {"a manifest is read and listed", "cat a.yaml >/dev/null; ls -l >/dev/null", true},
+    {"a manifest grows", "echo '#' >> a.yaml", false},
+    {"a manifest is rewritten at the same size",
+     "sed -i.bak 's/cn-hangzhou/cn-shanghai/' a.yaml; "
+     "rm a.yaml.bak",
+     false},
+    {"a manifest's mode changes", "chmod 0640 a.yaml", false},
+    {"a manifest is replaced by a copy (rename)", "cp -p a.yaml t && mv t a.yaml", false},
+    {"a manifest is added", "cp a.yaml c.yml", false},
+    {"a manifest in a subdirectory is removed", "rm sub/b.yaml", false},
+    {"a manifest becomes a link to another file",
+     "cp -p a.yaml ../other.yaml && "
+     "ln -sf ../other.yaml a.yaml",
+     false},
+};
+
+Test(spec, stamps_tell_changed_files, .init = setup, .fini = teardown)
+{
+    for (size_t i = 0; i < sizeof(stamp_cases) / sizeof(stamp_cases[0]); i++) {
+        const stamp_case *c = &stamp_cases[i];
+        char sub[64], root[256], cmd[1024];
+        snprintf(sub, sizeof(sub), "r%zu", i);
+        snprintf(root, sizeof(root), "%s/%s", dir, sub);
+        char name[96];
+        snprintf(name, sizeof(name), "%s/a.yaml", sub);
+        (void)puts_(name, "region: cn-hangzhou\n");
+        snprintf(name, sizeof(name), "%s/sub/b.yaml", sub);
+        (void)puts_(name, "region: cn-beijing\n");
+        snprintf(name, sizeof(name), "%s/notes.txt", sub);
+        (void)puts_(name, "not a manifest\n");
+        /* Modification times an hour back, so that any write moves them whatever the clock's
+         * tick (a change time cannot be set back; racy_ms 0 trusts it here). */
+        snprintf(cmd, sizeof(cmd), "cd %s && touch -m -d '-1 hour' a.yaml sub/b.yaml", root);
+        cr_assert_eq(system(cmd), 0);
+        const char *paths[] = {root};
+        spec_stamp *before = NULL, *after = NULL;
+        cr_assert_eq(spec_stamp_take(paths, 1, 0, &before), 0, "%s", c->what);
+        snprintf(cmd, sizeof(cmd), "cd %s && { %s; }", root, c->sh);
+        cr_assert_eq(system(cmd), 0, "%s", c->what);
+        cr_assert_eq(spec_stamp_take(paths, 1, 0, &after), 0, "%s", c->what);
+        cr_expect_eq(spec_stamp_unchanged(before, after), c->unchanged, "%s", c->what);
+        spec_stamp_free(before);
+        spec_stamp_free(after);
+    }
+}
+
+Test(spec, stamps_of_fresh_files_are_not_trusted, .init = setup, .fini = teardown)
+{
+    (void)puts_("a.yaml", "region: cn-hangzhou\n");
+    const char *paths[] = {dir};
+    spec_stamp *a = NULL, *b = NULL;
+    /* Written just now: within a 60 s racy window, so equal stamps still say "changed". */
+    cr_assert_eq(spec_stamp_take(paths, 1, 60000, &a), 0);
+    cr_assert_eq(spec_stamp_take(paths, 1, 60000, &b), 0);
+    cr_expect_not(spec_stamp_unchanged(a, b));
+    spec_stamp_free(a);
+    cr_assert_eq(spec_stamp_take(paths, 1, 0, &a), 0);
+    cr_expect(spec_stamp_unchanged(a, b), "only the old stamp needs to be settled");
+    cr_expect_not(spec_stamp_unchanged(NULL, b));
+    cr_expect_not(spec_stamp_unchanged(a, NULL));
+    spec_stamp_free(a);
+    spec_stamp_free(b);
+    spec_stamp_free(NULL);
+}
+
+/* Whatever spec_load would report stops a stamp: nothing to compare, the caller loads. */
+Test(spec, stamps_refuse_what_the_loader_reports, .init = setup, .fini = teardown)
+{
+    char empty[128], missing[128], dangling[128];
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    snprintf(missing, sizeof(missing), "%s/missing", dir);
+    snprintf(dangling, sizeof(dangling), "%s/d", dir);
+    cr_assert_eq(mkdir(empty, 0700), 0);
+    cr_assert_eq(mkdir(dangling, 0700), 0);
+    char link_path[160];
+    snprintf(link_path, sizeof(link_path), "%s/x.yaml", dangling);
+    cr_assert_eq(symlink("/nonexistent/x.yaml", link_path), 0);
+    const struct {
+        const char *path;
+        int rc;
+    } rows[] = {{empty, -EINVAL}, {missing, -ENOENT}, {dangling, -ENOENT}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        spec_stamp *s = (spec_stamp *)&rows; /* must stay untouched */
+        cr_expect_eq(spec_stamp_take(&rows[i].path, 1, 0, &s), rows[i].rc, "%s", rows[i].path);
+        cr_expect_eq(s, (spec_stamp *)&rows, "%s: ret_stamp untouched", rows[i].path);
+    }
+    spec_stamp *s = NULL;
+    cr_expect_eq(spec_stamp_take(NULL, 0, 0, &s), -EINVAL, "no paths");
+    cr_expect_null(s);
+}
