@@ -861,9 +861,9 @@ struct spec_stamp {
     bool settled;
 };
 
-static bool ts_after(struct timespec t, struct timespec limit)
+static int64_t ts_ns(struct timespec t)
 {
-    return t.tv_sec > limit.tv_sec || (t.tv_sec == limit.tv_sec && t.tv_nsec >= limit.tv_nsec);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* Why a stamp needs settling: a file's times come from a clock that may tick only every few
@@ -890,16 +890,10 @@ int spec_stamp_take(const char *const *paths, size_t n_paths, unsigned racy_ms,
         free_loader(&L);
         return rc;
     }
-    struct timespec limit = now;
-    limit.tv_sec -= (time_t)(racy_ms / 1000);
-    limit.tv_nsec -= (long)(racy_ms % 1000) * 1000000L;
-    if (limit.tv_nsec < 0) {
-        limit.tv_nsec += 1000000000L;
-        limit.tv_sec--;
-    }
+    int64_t limit = ts_ns(now) - (int64_t)racy_ms * 1000000;
     st->settled = true;
     for (size_t i = 0; i < L.n_files; i++)
-        if (ts_after(L.files[i].mtime, limit) || ts_after(L.files[i].ctime, limit))
+        if (ts_ns(L.files[i].mtime) >= limit || ts_ns(L.files[i].ctime) >= limit)
             st->settled = false;
     st->files = L.files;
     st->n_files = L.n_files;
