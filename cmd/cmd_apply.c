@@ -435,6 +435,7 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
         .desired = s->desired,
         .execute = true,
         .saved = saved,
+        .skip_fingerprints = !ui->want_json, /* the text has none; --json's planned has them */
         .may_mutate = apply_may_mutate,
         .on_event = on_event,
         .confirm = confirm,

@@ -831,6 +831,7 @@ static void start_cycle(rec_dmn *d, const char *why)
         .state_dir = d->setup->state_dir,
         .execute = !d->suspended_now,
         .saved = NULL,
+        .skip_fingerprints = true, /* the daemon renders no plan document */
         .skip_item = skip_item,
         .may_mutate = d->ha != NULL ? ha_may_mutate : NULL,
         .on_event = on_cycle_event,

@@ -269,6 +269,7 @@ static void on_observed(rec_observed *obs, int rc, const char *errmsg, void *ud)
     rec_options ro;
     rec_options_from_config(&ro, c->o.cfg);
     learn_quotas(c, obs, &ro);
+    ro.skip_fingerprints = c->o.skip_fingerprints;
     char *perr = NULL;
     rc = rec_plan_build(c->o.desired, obs, &ro, &c->res->plan, &perr);
     if (rc < 0) {

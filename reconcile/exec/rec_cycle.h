@@ -74,6 +74,7 @@ typedef struct rec_cycle_opts {
     const char *state_dir;     /* journal lives here */
     bool execute;              /* false: observe and plan only */
     const rec_plan *saved;     /* apply PLANFILE: refuse when stale; NULL otherwise */
+    bool skip_fingerprints;    /* apply, daemon: the plan's fp stays empty (rec_options) */
     /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
     bool (*skip_item)(void *ud, const char *address);
     /* HA fence (daemon with `ha`): asked right before each step's call; false skips the step

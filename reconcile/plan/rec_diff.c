@@ -1743,8 +1743,10 @@ int rec_plan_build(const spec_set *desired, const rec_observed *observed, const 
         return b.rc;
     }
     rec_plan_estimate(b.plan, opts);
-    rec_fingerprint_desired(desired, b.owner, b.plan->fp.desired);
-    rec_fingerprint_observed(observed, b.plan->fp.observed);
+    if (!opts->skip_fingerprints) {
+        rec_fingerprint_desired(desired, b.owner, b.plan->fp.desired);
+        rec_fingerprint_observed(observed, b.plan->fp.observed);
+    }
     *ret = b.plan;
     return 0;
 }

@@ -99,6 +99,9 @@ typedef struct rec_options {
                                 rec_options_init: 60000 */
     unsigned create_wait_samples; /* recent creates create_wait_ms was learned from (0: the
                                      default) */
+    /* apply and the daemon: plan->fp is left empty. Only the plan document (plan --json, plan
+     * --out) shows the fingerprints, and at 100,000 images they are half the plan's time. */
+    bool skip_fingerprints;
 } rec_options;
 
 /* Fills the defaults above. */
@@ -266,7 +269,7 @@ typedef struct rec_estimate {
     bool rates_uniform;                   /* every API action used has rate_default */
     uint64_t create_wait_ms;              /* the image build time the simulation assumed */
     unsigned create_wait_samples;         /* recent creates it was learned from; 0: the default */
-    unsigned delete_batch_calls;          /* DeleteCustomImages calls (deletes batched per region) */
+    unsigned delete_batch_calls; /* DeleteCustomImages calls (deletes batched per region) */
 } rec_estimate;
 
 /* ---- The plan ---- */
@@ -285,7 +288,7 @@ typedef struct rec_plan {
     rec_note *notes;
     size_t n_notes;
     rec_estimate estimate;
-    rec_fingerprint fp;
+    rec_fingerprint fp; /* empty strings when built with skip_fingerprints */
 } rec_plan;
 
 void rec_plan_free(rec_plan *plan);

@@ -24,18 +24,20 @@ echo "scale: bench_plan N 1 (15 images per region, 1% drift), median of $runs ru
 echo "scale: parse starts from the answers in memory; read (the files into memory) is not in total"
 # row FILE PREFIX: one table row, wall clock (PREFIX "") or CPU time (PREFIX "cpu_").
 row() {
-    printf '%8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s' \
+    printf '%8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s %9s' \
         "$(median "$1" "${2}load_ms")" "$(median "$1" "${2}observe_read_ms")" \
         "$(median "$1" "${2}observe_parse_ms")" "$(median "$1" "${2}plan_ms")" \
         "$(median "$1" "${2}render_text_ms")" "$(median "$1" "${2}render_json_ms")" \
         "$(median "$1" "${2}total_ms")" "$(median "$1" "${2}total_with_read_ms")" \
         "$(median "$1" "${2}floor_load_ms")" "$(median "$1" "${2}floor_parse_ms")" \
-        "$(median "$1" "${2}total_per_floors")"
+        "$(median "$1" "${2}total_per_floors")" "$(median "$1" "${2}plan_nofp_ms")"
 }
 echo "scale: f_load, f_parse: the floors (libyaml alone, json_loadb alone) in the same run;"
 echo "scale: x_floor: total / (f_load + f_parse), which moves much less with the machine's speed"
-printf 'scale: %5s %8s %8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s %9s %7s\n' clock images load \
-    read parse plan text json total total+read f_load f_parse x_floor "peak_MiB" steps
+echo "scale: plan_nofp: the plan as apply and the daemon build it (no fingerprints; not in total)"
+printf 'scale: %5s %8s %8s %8s %8s %8s %8s %8s %8s %10s %8s %8s %6s %9s %9s %7s\n' clock images \
+    load read parse plan text json total total+read f_load f_parse x_floor plan_nofp "peak_MiB" \
+    steps
 for n in $sizes; do
     for _ in $(seq 1 "$runs"); do "$build/bench_plan" "$n" 1; done > "$tmp/$n.txt"
     printf 'scale: %5s %8d %s %9s %7s\n' wall "$n" "$(row "$tmp/$n.txt" "")" \

@@ -189,6 +189,11 @@ Test(progress, apply_json_streams_events_in_order_with_a_summary_last)
     cr_expect_eq(json_integer_value(json_object_get(first, "steps")), 3);
     cr_expect_str_eq(jstr(json_object_get(first, "plan"), "format_version"),
                      REC_PLAN_FORMAT_VERSION);
+    /* The embedded plan is the whole document: apply computes the fingerprints for --json
+     * (without it, apply and the daemon skip them). */
+    json_t *fp = json_object_get(json_object_get(first, "plan"), "fingerprint");
+    cr_expect_eq(strlen(jstr(fp, "desired") ? jstr(fp, "desired") : ""), 64);
+    cr_expect_eq(strlen(jstr(fp, "observed") ? jstr(fp, "observed") : ""), 64);
     cr_expect_str_eq(jstr(last, "event"), "summary");
     cr_expect_str_eq(jstr(last, "result"), "complete");
     cr_expect(json_is_integer(json_object_get(last, "exit_code")));

@@ -1253,6 +1253,32 @@ Test(plan, render_json_fields)
     json_decref(doc);
 }
 
+/* apply and the daemon build their plans without fingerprints (rec_options.skip_fingerprints):
+ * the fingerprints are empty and the rest of the document is the same, step for step. */
+Test(plan, skip_fingerprints_changes_nothing_else)
+{
+    mixed_world();
+    build();
+    char *with = rec_render_json(fx.plan, false);
+    cr_assert_eq(strlen(fx.plan->fp.desired), 64);
+    cr_assert_eq(strlen(fx.plan->fp.observed), 64);
+    fx.opts.skip_fingerprints = true;
+    build();
+    cr_assert_str_eq(fx.plan->fp.desired, "");
+    cr_assert_str_eq(fx.plan->fp.observed, "");
+    char *without = rec_render_json(fx.plan, false);
+    json_t *a = json_loads(with, 0, NULL), *b = json_loads(without, 0, NULL);
+    free(with);
+    free(without);
+    cr_assert(a != NULL && b != NULL);
+    cr_assert(!json_equal(a, b));
+    cr_assert_eq(json_object_del(a, "fingerprint"), 0);
+    cr_assert_eq(json_object_del(b, "fingerprint"), 0);
+    cr_assert(json_equal(a, b), "only the fingerprints may differ");
+    json_decref(a);
+    json_decref(b);
+}
+
 Test(plan, format_duration)
 {
     char b[32];
