@@ -7,11 +7,11 @@
 #include "rec_plan.h"
 #include "spec.h"
 
-/* Diff + plan + estimate + fingerprint (left empty with opts->skip_fingerprints). Every region named by desired must be in observed
- * (-ENOENT otherwise, *ret_error says which when not NULL); ECS entries need ecs_observed
- * (else a warning note and no step). Returns 0 and *ret, -ENOMEM, -ENOENT, or -EPERM (with
- * *ret_error) when a rule asked for a step on an image that is not ours: an internal error,
- * the plan is refused whole. */
+/* Diff + plan + estimate + fingerprint (left empty with opts->skip_fingerprints). Every region
+ * named by desired must be in observed (-ENOENT otherwise, *ret_error says which when not NULL);
+ * ECS entries need ecs_observed (else a warning note and no step). Returns 0 and *ret, -ENOMEM,
+ * -ENOENT, or -EPERM (with *ret_error) when a rule asked for a step on an image that is not ours:
+ * an internal error, the plan is refused whole. */
 int rec_plan_build(const spec_set *desired, const rec_observed *observed, const rec_options *opts,
                    rec_plan **ret, char **ret_error);
 

@@ -99,8 +99,9 @@ typedef struct rec_options {
                                 rec_options_init: 60000 */
     unsigned create_wait_samples; /* recent creates create_wait_ms was learned from (0: the
                                      default) */
-    /* apply and the daemon: plan->fp is left empty. Only the plan document (plan --json, plan
-     * --out) shows the fingerprints, and at 100,000 images they are half the plan's time. */
+    /* apply without --json, and the daemon: plan->fp is left empty. Only a plan document (plan
+     * --json, plan --out, apply --json) shows the fingerprints, and at 100,000 images they are
+     * half the plan's time. */
     bool skip_fingerprints;
 } rec_options;
 
