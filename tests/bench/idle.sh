@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idle cost of the daemon: RSS and CPU time over IDLE_SECONDS (default 60) between cycles, and
+# Idle cost of the daemon: RSS (and USS, PSS) and CPU time over IDLE_SECONDS (default 60) between cycles, and
 # its peak RSS (VmHWM) after a cycle over 1,500 images (100 regions x 15) against the emulator.
 # Usage: tests/bench/idle.sh [BUILD]
 # IDLE_WRAP runs the daemon under a tool, e.g. IDLE_WRAP="valgrind --tool=massif
@@ -90,3 +90,8 @@ awk '/^[0-9a-f]+-[0-9a-f]+ / {n = NF >= 6 ? $6 : "[anonymous]"} /^Rss:/ {r[n] +=
      END {for (n in r) if (r[n] >= 64) printf "idle:   %6d KiB %s\n", r[n], n}' "/proc/$dpid/smaps" |
     sort -k2 -nr
 echo "idle: RSS after the idle time: anonymous (heap, stacks) $(mib "$(field RssAnon)") MiB, file-backed (code of the binary and its libraries) $(mib "$(field RssFile)") MiB, shared memory $(mib "$(field RssShmem)") MiB; threads $(field Threads)"
+# What the daemon costs the machine on its own: the pages no other process maps (USS: private
+# clean and dirty) and its proportional share of the shared ones (PSS), from smaps_rollup.
+roll() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$dpid/smaps_rollup"; }
+uss=$(( $(roll Private_Clean) + $(roll Private_Dirty) ))
+echo "idle: unique to the daemon (USS) $(mib "$uss") MiB, proportional share (PSS) $(mib "$(roll Pss)") MiB, shared with other processes $(mib "$(( $(roll Shared_Clean) + $(roll Shared_Dirty) ))") MiB"
