@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idle cost of the daemon: RSS (and USS, PSS) and CPU time over IDLE_SECONDS (default 60) between cycles, and
-# its peak RSS (VmHWM) after a cycle over 1,500 images (100 regions x 15) against the emulator.
+# Idle cost of the daemon: RSS (and USS, PSS) and CPU time over IDLE_SECONDS (default 60) between
+# cycles, and its peak RSS (VmHWM) after a cycle over 1,500 images (100 regions x 15) against the
+# emulator.
 # Usage: tests/bench/idle.sh [BUILD]
 # IDLE_WRAP runs the daemon under a tool, e.g. IDLE_WRAP="valgrind --tool=massif
 # --massif-out-file=/tmp/massif.out" (the figures are then the tool's process).
