@@ -36,6 +36,7 @@ struct xstep {
     uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
     bool timed;           /* awaiting: await_since_ms is the create's answer (a build sample) */
     bool guided;          /* awaiting: due_ms comes from learned build times */
+    bool second_probe;    /* awaiting: due_ms is a guided step's second probe (no slot gap) */
     uint64_t lo_carry_ms; /* awaiting: the learned lower bound this image's sample keeps */
     uint64_t await_since_ms;
     uint64_t running_since_ms; /* when its current call was handed to the client (paced there) */
@@ -416,6 +417,7 @@ static void set_first_due(xstep *s)
     s->due_ms = s->await_since_ms + poll_interval(x);
     s->probe2_ms = 0;
     s->guided = false;
+    s->second_probe = false;
     s->lo_carry_ms = 0;
     rec_build_learned b = {0};
     if (s->timed && x->o.journal != NULL)
@@ -1226,13 +1228,9 @@ static void poll_missed(xstep *s, uint64_t sent_ms, uint64_t now)
     s->miss_ms = sent_ms;
     if (s->due_ms > sent_ms)
         return;
-    if (s->probe2_ms > now) {
-        s->due_ms = s->probe2_ms;
-        s->probe2_ms = 0;
-    } else {
-        s->due_ms = now + poll_interval(s->x);
-        s->probe2_ms = 0;
-    }
+    s->second_probe = s->probe2_ms > now;
+    s->due_ms = s->second_probe ? s->probe2_ms : now + poll_interval(s->x);
+    s->probe2_ms = 0;
 }
 
 /* Journals the build-time sample of a create whose image a poll sent at sent_ms saw available.
@@ -1317,10 +1315,14 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
                 step_fail(s, "timed out waiting for the image to become available");
         }
     }
-    /* The region's first sample also serves the creates already waiting without one. */
+    /* The region's new samples also serve the creates already waiting: those without a sample
+     * (polled at the interval until now), and the guided ones whose first probe is still to come
+     * (a poll for other images may have asked already), which now probe where the fresher
+     * samples say: a run's second window of creates learns from its first. */
     for (size_t i = 0; learned && i < x->n; i++) {
         xstep *s = &x->xs[i];
-        if (s->state == REC_STEP_AWAITING && s->timed && !s->guided &&
+        if (s->state == REC_STEP_AWAITING && s->timed &&
+            (!s->guided || (s->probe2_ms != 0 && s->due_ms > now)) &&
             strcmp(s->step->region, c->poll_region) == 0) {
             set_first_due(s);
             if (s->due_ms < now)
@@ -1387,7 +1389,9 @@ static xstep *earliest_due(rec_exec *x)
 
 /* When to poll for e's region: at e's due time, moved later to cover the region's other images
  * due within a short while (creates answered a few ms apart share one poll), and never sooner
- * than a slot after the last poll (an interval for unguided polls: half the List budget). */
+ * than a slot after the last poll (an interval for unguided polls: half the List budget). A
+ * second probe goes at its time: it is one more List call per batch of creates at most, and a
+ * slot's wait (a tenth of the window) would cost more than the whole learned interval. */
 static uint64_t poll_at(const rec_exec *x, const xstep *e)
 {
     uint64_t iv = poll_interval(x), span = iv / 2;
@@ -1400,7 +1404,7 @@ static uint64_t poll_at(const rec_exec *x, const xstep *e)
             s->due_ms <= e->due_ms + span && strcmp(s->step->region, e->step->region) == 0)
             at = s->due_ms;
     }
-    uint64_t gap = e->guided ? poll_slot(x) : iv;
+    uint64_t gap = e->second_probe ? 0 : e->guided ? poll_slot(x) : iv;
     if (x->last_poll_ms != 0 && x->last_poll_ms + gap > at)
         at = x->last_poll_ms + gap;
     return at;

@@ -4,7 +4,9 @@
  *    naming an image that is not ours, and the plan's summary counts those 2 calls;
  *  - a batch refused because one of its images was shared after observe gets that image's
  *    unshare inserted and is sent again;
- *  - after an apply, the plan's estimate uses the build time learned from its creates. */
+ *  - after an apply, the plan's estimate uses the build time learned from its creates;
+ *  - a learned first probe that missed is followed by the second at its own time, not a List
+ *    slot later, and the creates of a second window probe with the samples of the first. */
 #include "apply_support.h"
 
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
@@ -275,4 +277,152 @@ Test(batch, plan_estimate_uses_the_build_time_learned_from_the_creates)
                        p.out);
     cr_expect_null(strstr(p.out, "assuming 1m 0s"), "%s", p.out);
     run_result_free(&p);
+}
+
+/* Plants n build-time samples of cn-hangzhou in the state directory's journal, as an earlier
+ * apply leaves them (ImageAvailable lines: the image was seen at hi ms, not yet at lo ms). */
+static void plant_samples(unsigned n, unsigned lo, unsigned hi)
+{
+    cr_assert(mkdir(E.state, 0700) == 0);
+    struct timespec now;
+    cr_assert_eq(clock_gettime(CLOCK_REALTIME, &now), 0);
+    long long at = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 - 60000;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    for (unsigned i = 0; i < n; i++)
+        fprintf(m,
+                "{\"ts_ms\":%lld,\"phase\":\"result\",\"cycle\":\"planted\","
+                "\"address\":\"swas.cn-hangzhou.custom_image.old-%u\",\"action\":"
+                "\"ImageAvailable\",\"region\":\"cn-hangzhou\",\"name\":\"old-%u\","
+                "\"code\":null,\"build_ms\":%u,\"build_lo_ms\":%u}\n",
+                at, i, i, hi, lo);
+    fclose(m);
+    char path[192];
+    snprintf(path, sizeof(path), "%s/journal.jsonl", E.state);
+    test_file_write_mode(path, buf, 0600);
+    free(buf);
+}
+
+/* A manifest of n images img-0 .. img-(n-1) in cn-hangzhou. */
+static void write_images(unsigned n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fprintf(m, "region: cn-hangzhou\ncustom_images:\n");
+    for (unsigned i = 0; i < n; i++)
+        fprintf(m,
+                "  - name: img-%u\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n",
+                i);
+    fclose(m);
+    write_file(E.manifest, buf);
+    free(buf);
+}
+
+/* The emulator's times (ms) of the creates and of the polls (ListCustomImages naming ImageIds)
+ * naming image_id; returns how many polls were found, at most max. *ret_created is 0 when the
+ * image's create is not in the journal. */
+static size_t polls_of(json_t *j, const char *image_id, long *ret_created, long *polls, size_t max)
+{
+    size_t n = 0;
+    *ret_created = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        const char *act = jstr(l, "action"), *ids = jparam(l, "ImageIds");
+        if (act && strcmp(act, "CreateCustomImage") == 0 && jstr(l, "image_id") &&
+            strcmp(jstr(l, "image_id"), image_id) == 0)
+            *ret_created = emu_proc_line_ms(l);
+        else if (act && strcmp(act, "ListCustomImages") == 0 && ids && strstr(ids, image_id) &&
+                 n < max)
+            polls[n++] = emu_proc_line_ms(l);
+    }
+    return n;
+}
+
+/* The samples say (1, 616] ms and the build takes 600 ms: the first probe goes at the interval's
+ * three-quarter point (463 ms) and misses, the second just after its top (619 ms). With List at
+ * 10/3s a slot is 300 ms; the second probe goes at its own time, not a slot after the first. */
+Test(batch, a_missed_first_probe_is_followed_by_the_second_without_waiting_a_list_slot)
+{
+    write_fixture(&E, 5, NULL, NULL);
+    start_emu(&E, "600ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_images(1);
+    plant_samples(8, 1, 616);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve", "--rate-limit",
+                       "ListCustomImages=10/3s");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    json_t *img = find_image(imgs, "img-0");
+    cr_assert_not_null(img);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", jstr(img, "image_id"));
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    long created, polls[8];
+    size_t n = polls_of(j, id, &created, polls, 8);
+    json_decref(j);
+    cr_assert_neq(created, 0);
+    cr_assert_eq(n, 2, "%zu polls: the first probe should miss and the second see the image", n);
+    cr_expect_lt(polls[0] - created, 600, "first probe %ld ms after the create",
+                 polls[0] - created);
+    cr_expect_geq(polls[1] - created, 600);
+    cr_expect_lt(polls[1] - polls[0], 250,
+                 "the second probe went %ld ms after the first (a slot "
+                 "is 300 ms)",
+                 polls[1] - polls[0]);
+}
+
+/* Twelve creates at 10/1s go in two windows. The samples say (1, 1600] ms for a 600 ms build:
+ * the first window's images are probed at 1,200 ms and seen; the two images of the second
+ * window, created about a second later and planned from the old samples (1,200 ms), are probed
+ * with the first window's fresher ones instead (about 900 ms after their create). */
+Test(batch, the_second_window_of_creates_probes_with_the_samples_of_the_first)
+{
+    write_fixture(&E, 5, NULL, NULL);
+    start_emu(&E, "600ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_images(12);
+    plant_samples(8, 1, 1600);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    json_t *imgs = state_images(&E);
+    cr_assert_eq(json_array_size(imgs), 12);
+    json_t *j = journal_lines(&E);
+    /* The last image created is of the second window. */
+    long last_created = 0, first_created = 0;
+    char last_id[64] = "";
+    for (size_t i = 0; i < json_array_size(imgs); i++) {
+        long created, polls[8];
+        const char *id = jstr(json_array_get(imgs, i), "image_id");
+        (void)polls_of(j, id, &created, polls, 8);
+        if (first_created == 0 || created < first_created)
+            first_created = created;
+        if (created > last_created) {
+            last_created = created;
+            snprintf(last_id, sizeof(last_id), "%s", id);
+        }
+    }
+    json_decref(imgs);
+    long created, polls[8];
+    size_t n = polls_of(j, last_id, &created, polls, 8);
+    char trail[256] = "";
+    for (size_t i = 0, k = 0; i < n && k < sizeof(trail) - 16; i++)
+        k += (size_t)snprintf(trail + k, sizeof(trail) - k, " %ld", polls[i] - first_created);
+    cr_log_info("second window created at +%ld ms; polls naming it at%s ms",
+                last_created - first_created, trail);
+    json_decref(j);
+    cr_assert_geq(last_created - first_created, 800, "the creates did not take two windows");
+    /* Polls of the first window named it too (too early for it); its own first probe is the
+     * first poll after its create plus 600 ms that saw it, here the last one. */
+    cr_assert_geq(n, 1);
+    long probe = polls[n - 1] - created;
+    cr_expect_geq(probe, 600, "seen before its build was done?");
+    cr_expect_lt(probe, 1050,
+                 "probed %ld ms after its create: planned from the planted samples (about "
+                 "1,200 ms), not from the first window's (about 900 ms)",
+                 probe);
 }

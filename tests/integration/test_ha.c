@@ -295,19 +295,6 @@ static bool mutating(const char *action)
            strncmp(action, "Get", 3) != 0; /* GetCallerIdentity (STS) reads */
 }
 
-/* The journal timestamp "YYYY-MM-DDTHH:MM:SS.mmmZ" in ms since the epoch. */
-static long ts_ms(const char *ts)
-{
-    struct tm tm = {0};
-    int ms = 0;
-    if (ts == NULL || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long)timegm(&tm) * 1000 + ms;
-}
-
 static int key_index(const char *key)
 {
     for (int i = 0; key != NULL && i < N_KEYS; i++)
@@ -330,7 +317,7 @@ static int journal_count(int key, bool only_mutating, long since, const char *ac
             continue;
         if (key >= 0 && key_index(json_string_value(json_object_get(line, "access_key_id"))) != key)
             continue;
-        if (ts_ms(json_string_value(json_object_get(line, "ts"))) < since)
+        if (emu_proc_line_ms(line) < since)
             continue;
         n++;
     }
@@ -370,11 +357,11 @@ static void check_invariants(void)
     json_array_foreach(j, i, line)
     {
         const char *a = json_string_value(json_object_get(line, "action"));
-        long t = ts_ms(json_string_value(json_object_get(line, "ts")));
+        long t = emu_proc_line_ms(line);
         int in_window = 0;
         json_array_foreach(j, k, other)
         {
-            long u = ts_ms(json_string_value(json_object_get(other, "ts")));
+            long u = emu_proc_line_ms(other);
             const char *b = json_string_value(json_object_get(other, "action"));
             if (a && b && strcmp(a, b) == 0 && u >= t && u < t + 980)
                 in_window++;

@@ -117,6 +117,19 @@ int emu_proc_stop(emu_proc *p)
     return result;
 }
 
+long emu_proc_line_ms(const json_t *line)
+{
+    const char *ts = json_string_value(json_object_get(line, "ts"));
+    struct tm tm = {0};
+    int ms = 0;
+    if (ts == NULL || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long)timegm(&tm) * 1000 + ms;
+}
+
 json_t *emu_proc_journal(const emu_proc *p)
 {
     FILE *f = fopen(p->journal, "re");

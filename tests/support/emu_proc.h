@@ -27,6 +27,9 @@ int emu_proc_stop(emu_proc *p);
 /* The journal as a JSON array of the line objects (a torn last line is skipped). NULL on
  * error. */
 json_t *emu_proc_journal(const emu_proc *p);
+/* A journal line's "ts" ("YYYY-MM-DDTHH:MM:SS.mmmZ") in ms since the epoch; 0 when absent or
+ * malformed. */
+long emu_proc_line_ms(const json_t *line);
 /* GET /_emulator/state; NULL on error. */
 json_t *emu_proc_state(const emu_proc *p);
 /* POST /_emulator/reset, POST /_emulator/faults (body JSON text), DELETE /_emulator/faults.
