@@ -340,20 +340,28 @@ static size_t polls_of(json_t *j, const char *image_id, long *ret_created, long 
     return n;
 }
 
+/* Applies a manifest of n images against an emulator whose builds take 600 ms, with samples
+ * (lo, hi] planted beforehand; extra (may be NULL) is one more imgrecon option and its value. */
+static void apply_with_samples(unsigned n, unsigned lo, unsigned hi, const char *extra,
+                               const char *extra_value)
+{
+    write_fixture(&E, 5, NULL, NULL);
+    start_emu(&E, "600ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_images(n);
+    plant_samples(8, lo, hi);
+    run_result r = extra ? RUN(&E, "apply", "-f", E.manifest, "--auto-approve", extra, extra_value)
+                         : RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+}
+
 /* The samples say (1, 616] ms and the build takes 600 ms: the first probe goes at the interval's
  * three-quarter point (463 ms) and misses, the second just after its top (619 ms). With List at
  * 10/3s a slot is 300 ms; the second probe goes at its own time, not a slot after the first. */
 Test(batch, a_missed_first_probe_is_followed_by_the_second_without_waiting_a_list_slot)
 {
-    write_fixture(&E, 5, NULL, NULL);
-    start_emu(&E, "600ms", NULL);
-    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
-    write_images(1);
-    plant_samples(8, 1, 616);
-    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve", "--rate-limit",
-                       "ListCustomImages=10/3s");
-    cr_assert_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
+    apply_with_samples(1, 1, 616, "--rate-limit", "ListCustomImages=10/3s");
     json_t *imgs = state_images(&E);
     json_t *img = find_image(imgs, "img-0");
     cr_assert_not_null(img);
@@ -370,8 +378,7 @@ Test(batch, a_missed_first_probe_is_followed_by_the_second_without_waiting_a_lis
                  polls[0] - created);
     cr_expect_geq(polls[1] - created, 600);
     cr_expect_lt(polls[1] - polls[0], 250,
-                 "the second probe went %ld ms after the first (a slot "
-                 "is 300 ms)",
+                 "the second probe went %ld ms after the first (a slot is 300 ms)",
                  polls[1] - polls[0]);
 }
 
@@ -381,14 +388,7 @@ Test(batch, a_missed_first_probe_is_followed_by_the_second_without_waiting_a_lis
  * with the first window's fresher ones instead (about 900 ms after their create). */
 Test(batch, the_second_window_of_creates_probes_with_the_samples_of_the_first)
 {
-    write_fixture(&E, 5, NULL, NULL);
-    start_emu(&E, "600ms", NULL);
-    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
-    write_images(12);
-    plant_samples(8, 1, 1600);
-    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
-    cr_assert_eq(r.status, 0, "%s", r.out);
-    run_result_free(&r);
+    apply_with_samples(12, 1, 1600, NULL, NULL);
     json_t *imgs = state_images(&E);
     cr_assert_eq(json_array_size(imgs), 12);
     json_t *j = journal_lines(&E);
