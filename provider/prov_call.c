@@ -390,7 +390,7 @@ static void pump(action_queue *q)
     }
     flush_settles(q);
     while (q->head != NULL && !c->closing) {
-        uint64_t wait = credential_wait(c), now = prov_now_ms();
+        uint64_t wait = credential_wait(c), now = prov_pacer_now_ms(c->o.pacer);
         if (c->may_mutate != NULL && action_mutates(q->action) && !c->may_mutate(c->fence_ud)) {
             finish_local(queue_pop(q), -EPERM,
                          "not sent: this process is not the leader or its lease may have lapsed "
@@ -494,7 +494,7 @@ static void settle_later(pcall *k)
 {
     prov_client *c = k->c;
     action_queue *q = k->q;
-    uint64_t done = prov_now_ms();
+    uint64_t done = prov_pacer_now_ms(c->o.pacer);
     if (q == NULL || c->closing || q->n_settle == SETTLE_MAX) {
         uint64_t window = prov_client_rate_window(c, k->product, k->action, NULL);
         (void)prov_pacer_settle(c->o.pacer, pacer_key(c), prov_product_name(k->product), k->action,
@@ -565,7 +565,7 @@ static void on_response(const prov_http_response *res, void *ud)
         uint64_t window = prov_client_rate_window(c, k->product, k->action, &calls);
         if (c->o.pacer != NULL)
             (void)prov_pacer_cooldown(c->o.pacer, pacer_key(c), prov_product_name(k->product),
-                                      k->action, window, prov_now_ms());
+                                      k->action, window, prov_pacer_now_ms(c->o.pacer));
         retry_in = window;
         emit(k, err.http_status, err.code, err.request_id, err.cls, retry_in);
         if (c->o.pacer == NULL) {

@@ -3,9 +3,9 @@
  *
  * File format (`<state_dir>/pacer.log`, text, one line per key):
  *
- *     imgrecon-pacer 1
+ *     imgrecon-pacer 2
  *     corrupt <ms>                                   (optional, see below)
- *     k <key> <cooldown_until_ms> <n> <t1> ... <tn>   (ascending call times, wall-clock ms)
+ *     k <key> <cooldown_until_ms> <n> <t1> ... <tn>   (ascending call times, boot-clock ms)
  *
  * where <key> is the first 16 hex digits of sha256(access key id), ':', product, ':', action.
  * The access key itself is never written.
@@ -21,15 +21,15 @@
  * marker + its window, i.e. one full window of caution, after which it works normally. The
  * marker is dropped after a day.
  *
- * Clock steps: the call log is shared by processes and outlives them, so its times are wall-clock
- * (a monotonic clock restarts at boot); every wait computed from it is then timed on the loop's
- * monotonic clock by the caller. When the wall clock steps back, call times in the future count
- * as "now" (and are stored so), so a wait is never longer than one window from the step;
- * cooldowns are capped the same way. When it steps forward by D, the calls of the last window
- * look D older and the window frees early once: the cloud (whose clock did not move) may answer
- * up to one window's worth of calls with Throttling; the first puts the action on cooldown for a
- * window and each throttled call is retried (prov_call.c), so the step costs some throttled
- * answers and at most one window of delay, never a failed step. */
+ * Clock: the call log is shared by processes and outlives them, and the cloud counts its windows
+ * on a clock of its own that no step of ours moves. The file and memory backends therefore keep
+ * their times on CLOCK_BOOTTIME (prov_pacer_now_ms): one clock for every process of the host,
+ * never stepped by NTP or an administrator, counting suspended time. Header version 2 says so;
+ * version 1 files held wall-clock times. Across a reboot the boot clock starts again near zero,
+ * so a stored time can only look younger than it is (or lie in the future), never older: the
+ * cautious direction. Times in the future count as "now" and are stored so at once, so a reboot
+ * or an old version-1 file costs at most one window of waiting, never more. The etcd backend
+ * crosses hosts and stays on the wall clock (prov_pacer_etcd.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,7 +48,8 @@
 #include "prov_statedir.h" /* the one state-directory file helper (reconcile/) */
 #include "prov_pacer_etcd.h"
 
-#define PACER_HEADER "imgrecon-pacer 1"
+#define PACER_HEADER "imgrecon-pacer 2"
+#define PACER_HEADER_V1 "imgrecon-pacer 1" /* wall-clock times: read, clamped, rewritten */
 #define PACER_KEY_MAX 200
 #define PACER_TS_MAX 100000           /* more call times on one line than this is corrupt */
 #define PACER_MARKER_TTL_MS 86400000u /* a corrupt marker is forgotten after a day */
@@ -72,12 +73,22 @@ struct prov_pacer {
     char *etcd_prefix;
 };
 
-uint64_t prov_now_ms(void)
+static uint64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+    if (clock_gettime(id, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t prov_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+uint64_t prov_pacer_now_ms(const prov_pacer *p)
+{
+    return p != NULL && p->etcd != NULL ? clock_ms(CLOCK_REALTIME) : clock_ms(CLOCK_BOOTTIME);
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -282,7 +293,7 @@ static int load_file(prov_pacer *p, uint64_t now)
             bad = true; /* a torn last line */
         if (first) {
             first = false;
-            if (strcmp(line, PACER_HEADER) != 0) {
+            if (strcmp(line, PACER_HEADER) != 0 && strcmp(line, PACER_HEADER_V1) != 0) {
                 bad = true;
                 break;
             }
@@ -379,13 +390,18 @@ static pacer_key *get_key(prov_pacer *p, const char *key, uint64_t window_ms)
 }
 
 /* Drops call times that left the window and keeps at most `calls` (the newest), clamping times
- * in the future to now. */
-static void key_trim(pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t now)
+ * in the future to now and cooldowns to one window. Returns whether it clamped anything: a clamp
+ * must be stored, or the same future times would count as "now" again at every later operation
+ * and hold the action back until the clock caught up with them. */
+static bool key_trim(pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t now)
 {
     size_t keep_from = 0;
+    bool clamped = false;
     for (size_t i = 0; i < k->n; i++) {
-        if (k->ts[i] > now)
+        if (k->ts[i] > now) {
             k->ts[i] = now;
+            clamped = true;
+        }
         if (k->ts[i] + window_ms <= now)
             keep_from = i + 1;
     }
@@ -395,8 +411,11 @@ static void key_trim(pacer_key *k, unsigned calls, uint64_t window_ms, uint64_t 
         memmove(k->ts, k->ts + keep_from, (k->n - keep_from) * sizeof(*k->ts));
         k->n -= keep_from;
     }
-    if (k->cooldown_until > now + window_ms)
+    if (k->cooldown_until > now + window_ms) {
         k->cooldown_until = now + window_ms;
+        clamped = true;
+    }
+    return clamped;
 }
 
 /* Time until a call is allowed for a trimmed key (0: now). */
@@ -559,8 +578,10 @@ static int pacer_op_run(prov_pacer *p, const char *access_key_id, const char *pr
         pacer_unlock(p);
         return -ENOMEM;
     }
-    key_trim(k, r->calls, r->window_ms, r->now);
+    bool clamped = key_trim(k, r->calls, r->window_ms, r->now);
     int dirty = key_apply(k, r);
+    if (dirty == 0 && clamped)
+        dirty = 1;
     if (dirty >= 0 && p->lock_fd >= 0 && (dirty > 0 || p->corrupt))
         rc = save_file(p, r->now);
     else if (dirty < 0)

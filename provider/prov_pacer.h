@@ -1,9 +1,8 @@
 /* The pacer: a sliding window per (access key, product, action), at most N calls in any window W
  * (provider/README.md "Pacing"). The call log lives in a file in the state directory under an
  * flock, so every imgrecon process on the host shares one budget and a restart remembers the last
- * window. Times are wall-clock milliseconds (CLOCK_REALTIME) because they cross processes. The
- * access key is stored as a hash, never in clear. Synchronous and loop-free: prov_client schedules
- * waits. */
+ * window. Every time given to an operation is read from prov_pacer_now_ms(p). The access key is
+ * stored as a hash, never in clear. Synchronous and loop-free: prov_client schedules waits. */
 #ifndef PROV_PACER_H
 #define PROV_PACER_H
 
@@ -57,9 +56,16 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                       unsigned *ret_left);
 
+/* The pacer's clock in ms: what every operation of p takes as now_ms, sent_ms and done_ms. The
+ * file and memory backends use CLOCK_BOOTTIME, which every process of the host shares and no
+ * step of the wall clock moves (the cloud's windows do not move when ours would); the etcd
+ * backend crosses hosts and uses the wall clock (CLOCK_REALTIME). */
+uint64_t prov_pacer_now_ms(const prov_pacer *p);
+
 /* Wall-clock time (CLOCK_REALTIME) in ms: only for what is stored across processes or shown
- * (the pacer's call log, journal and status timestamps), never to time a wait: waits, timeouts,
- * durations and backoff use the loop's monotonic clock (uv_now), CLOCK_MONOTONIC outside one. */
+ * (journal and status timestamps), never to time a wait: waits, timeouts, durations and backoff
+ * use the loop's monotonic clock (uv_now), CLOCK_MONOTONIC outside one, and the pacer its own
+ * (prov_pacer_now_ms). */
 uint64_t prov_now_ms(void);
 
 #endif

@@ -304,8 +304,8 @@ static void update_live(rec_dmn *d)
 {
     rec_notify_budget budgets[N_BUDGET_ACTIONS];
     size_t nb = 0;
-    uint64_t now = prov_now_ms();
     if (d->setup != NULL && d->setup->pacer != NULL && d->setup->cred.access_key_id != NULL) {
+        uint64_t now = prov_pacer_now_ms(d->setup->pacer);
         for (size_t i = 0; i < N_BUDGET_ACTIONS; i++) {
             spec_rate r = spec_config_rate_for(d->cfg, budget_actions[i].action);
             unsigned left = 0;

@@ -1497,7 +1497,7 @@ static void schedule_poll(rec_exec *x)
         spec_rate r = spec_config_rate_for(x->o.cfg, "ListCustomImages");
         unsigned left = 1;
         if (prov_pacer_budget(x->o.pacer, x->o.access_key_id, "swas", "ListCustomImages", r.calls,
-                              r.window_ms, prov_now_ms(), &left) == 0 &&
+                              r.window_ms, prov_pacer_now_ms(x->o.pacer), &left) == 0 &&
             left == 0 && delay < iv)
             delay = iv;
     }

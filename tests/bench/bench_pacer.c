@@ -31,7 +31,7 @@ static int run(const char *name, prov_pacer *p, int n)
     if (acq == NULL || set == NULL)
         return 1;
     for (int i = 0; i < n; i++) {
-        uint64_t wait = 0, t = prov_now_ms();
+        uint64_t wait = 0, t = prov_pacer_now_ms(p);
         double t0 = now_us();
         if (prov_pacer_acquire(p, "LTAIbench", "swas", "ListCustomImages", 10, 1, t, &wait) < 0)
             return fprintf(stderr, "%s: acquire failed\n", name), 1;

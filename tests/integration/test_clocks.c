@@ -271,3 +271,44 @@ Test(clocks, daemon_backoff_survives_wall_clock_steps)
                        "the item did back off:\n%s", out);
     free(out);
 }
+
+/* Restarts the emulator with another rate limit (the same fixture and options otherwise). */
+static void restart_emu(const char *rate)
+{
+    cr_assert_eq(emu_proc_stop(&emu), 0);
+    char fixture[256];
+    snprintf(fixture, sizeof(fixture), "%s/fixture.yaml", dir);
+    const char *args[] = {"--fixture", fixture, "--rate-limit", rate, "--clock-skew", "6h", NULL};
+    int rc = emu_proc_start(&emu, args);
+    cr_assert_eq(rc, 0, "emulator: %s", strerror(-rc));
+}
+
+/* One `imgrecon api` ListCustomImages call under libfaketime with the given rate limit; returns
+ * its exit status. */
+static int api_list(const char *lib, const char *rate)
+{
+    pid_t child = start_imgrecon(lib, (const char *const[]){"api", "swas", "ListCustomImages",
+                                                            "RegionId=cn-hangzhou", "--rate-limit",
+                                                            rate, NULL});
+    return test_proc_wait(child, WAIT_MS);
+}
+
+/* The cloud counts its windows on its own clock, which a step of ours does not move (the
+ * emulator counts on CLOCK_MONOTONIC). A window filled by three calls, then the wall clock an
+ * hour forward: the fourth call still waits for the window and is never throttled. With the call
+ * log on the wall clock the step made the three calls look an hour old and the fourth went at
+ * once, into a Throttling answer. */
+Test(clocks, a_forward_step_does_not_free_the_window_early)
+{
+    const char *lib = faketime_lib();
+    cr_assert_not_null(lib, "libfaketime not found: install the Debian package faketime");
+    restart_emu("3/8s");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(api_list(lib, "ListCustomImages=3/8s"), 0, "%s", test_file_read(out_file));
+    test_file_replace(rc_file, "+1h\n");
+    cr_assert_eq(api_list(lib, "ListCustomImages=3/8s"), 0, "%s", test_file_read(out_file));
+    /* Four calls, each answered once and with 200: none throttled, none retried. */
+    size_t all = count_calls("ListCustomImages", 0), ok = count_calls("ListCustomImages", 200);
+    cr_expect_eq(all, 4, "%zu calls, %zu answered 200", all, ok);
+    cr_expect_eq(ok, 4, "%zu calls, %zu answered 200", all, ok);
+}

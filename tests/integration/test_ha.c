@@ -857,7 +857,7 @@ Test(ha, the_shared_call_log_in_etcd)
     prov_pacer *p1 = NULL, *p2 = NULL;
     cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p1), 0);
     cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p2), 0);
-    uint64_t t = prov_now_ms(), wait = 1;
+    uint64_t t = prov_pacer_now_ms(p1), wait = 1;
     cr_assert_eq(prov_pacer_acquire(p1, keys[0], "swas", "DeleteCustomImage", 3, 60000, t, &wait),
                  0);
     cr_expect_eq(wait, 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "prov_pacer.h"
@@ -221,8 +222,61 @@ Test(pacer, clock_going_back_never_waits_more_than_a_window)
     prov_pacer *p = NULL;
     cr_assert_eq(prov_pacer_open(dir, &p), 0);
     cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0 + 3600000), 0);
-    /* The wall clock stepped back an hour: the recorded call counts as "now". */
+    /* The clock went back an hour (a reboot, for the boot clock): the recorded call counts as
+     * "now", and is stored so: one window later the action is free, not an hour later. */
     cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0), 1000);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0 + 999), 1);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0 + 1000), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 1000, T0 + 1001), 999);
+    prov_pacer_free(p);
+}
+
+Test(pacer, a_cooldown_in_the_future_is_capped_and_stored)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(prov_pacer_cooldown(p, AK, "swas", "ListCustomImages", 1000, T0 + 3600000), 0);
+    cr_assert_eq(acq(p, "ListCustomImages", 10, 1000, T0), 1000);
+    cr_assert_eq(acq(p, "ListCustomImages", 10, 1000, T0 + 1000), 0);
+    prov_pacer_free(p);
+}
+
+/* Version 1 files held wall-clock times, far in the future on the boot clock: an upgrade reads
+ * them as calls made now (one window of caution, not a corrupt file) and writes version 2. */
+Test(pacer, a_version_1_file_costs_one_window_and_is_rewritten)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 60000, T0), 0);
+    prov_pacer_free(p);
+    char *text = strdup(read_file("pacer.log"));
+    cr_assert_not_null(text);
+    cr_assert(strncmp(text, "imgrecon-pacer 2\n", 17) == 0, "%s", text);
+    text[15] = '1';
+    write_file("pacer.log", text);
+    free(text);
+    const uint64_t boot = 5000; /* five seconds after a boot */
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 60000, boot), 60000);
+    cr_assert(strncmp(read_file("pacer.log"), "imgrecon-pacer 2\n", 17) == 0, "%s",
+              read_file("pacer.log"));
+    cr_assert_null(strstr(read_file("pacer.log"), "corrupt"));
+    cr_assert_eq(acq(p, "CreateCustomImage", 1, 60000, boot + 60000), 0);
+    prov_pacer_free(p);
+}
+
+/* The file backend's clock is the boot clock (not stepped, shared by the host's processes); the
+ * integration test test_clocks shows a wall-clock step does not move it. */
+Test(pacer, the_file_backend_counts_on_the_boot_clock)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    struct timespec ts;
+    cr_assert_eq(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+    uint64_t boot = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t got = prov_pacer_now_ms(p);
+    cr_assert(got >= boot && got - boot < 1000, "pacer %llu, boot clock %llu",
+              (unsigned long long)got, (unsigned long long)boot);
     prov_pacer_free(p);
 }
 
@@ -238,7 +292,7 @@ Test(pacer, corrupt_file_cools_down_for_one_window)
     cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 1001), 0);
     /* The file was rewritten in the proper format and keeps the marker. */
     const char *text = read_file("pacer.log");
-    cr_assert(strncmp(text, "imgrecon-pacer 1\ncorrupt ", 25) == 0, "%s", text);
+    cr_assert(strncmp(text, "imgrecon-pacer 2\ncorrupt ", 25) == 0, "%s", text);
     cr_assert_null(strstr(text, "garbage"));
     prov_pacer_free(p);
 }
