@@ -175,15 +175,25 @@ char *prov_etcd_body_delete(const char *key)
     return dump(json_pack("{s:o}", "key", b64_json(key)));
 }
 
+/* The compare of a conditional put: the key's mod_revision is mod_revision (0: it is absent). */
+static json_t *compare_rev(const char *key, int64_t mod_revision)
+{
+    return mod_revision == 0 ? json_pack("{s:o,s:s,s:s,s:s}", "key", b64_json(key), "target",
+                                         "CREATE", "result", "EQUAL", "create_revision", "0")
+                             : json_pack("{s:o,s:s,s:s,s:o}", "key", b64_json(key), "target", "MOD",
+                                         "result", "EQUAL", "mod_revision", i64_json(mod_revision));
+}
+
+static json_t *request_put(const char *key, const char *value, int64_t lease)
+{
+    return json_pack("{s:{s:o,s:o,s:o}}", "request_put", "key", b64_json(key), "value",
+                     b64_json(value), "lease", i64_json(lease));
+}
+
 char *prov_etcd_body_put_if(const char *key, const char *value, int64_t lease, int64_t mod_revision)
 {
-    json_t *cmp = mod_revision == 0
-                      ? json_pack("{s:o,s:s,s:s,s:s}", "key", b64_json(key), "target", "CREATE",
-                                  "result", "EQUAL", "create_revision", "0")
-                      : json_pack("{s:o,s:s,s:s,s:o}", "key", b64_json(key), "target", "MOD",
-                                  "result", "EQUAL", "mod_revision", i64_json(mod_revision));
-    json_t *put = json_pack("{s:{s:o,s:o,s:o}}", "request_put", "key", b64_json(key), "value",
-                            b64_json(value), "lease", i64_json(lease));
+    json_t *cmp = compare_rev(key, mod_revision);
+    json_t *put = request_put(key, value, lease);
     json_t *get = json_pack("{s:{s:o}}", "request_range", "key", b64_json(key));
     if (cmp == NULL || put == NULL || get == NULL) {
         json_decref(cmp);
@@ -192,6 +202,26 @@ char *prov_etcd_body_put_if(const char *key, const char *value, int64_t lease, i
         return NULL;
     }
     return dump(json_pack("{s:[o],s:[o],s:[o]}", "compare", cmp, "success", put, "failure", get));
+}
+
+char *prov_etcd_body_put_all_if(const prov_etcd_put *puts, size_t n)
+{
+    json_t *doc = json_object(), *cmps = json_array(), *oks = json_array(), *fail = json_array();
+    bool ok = doc != NULL && cmps != NULL && oks != NULL && fail != NULL &&
+              json_object_set(doc, "compare", cmps) == 0 &&
+              json_object_set(doc, "success", oks) == 0 &&
+              json_object_set(doc, "failure", fail) == 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = json_array_append_new(cmps, compare_rev(puts[i].key, puts[i].mod_revision)) == 0 &&
+             json_array_append_new(oks, request_put(puts[i].key, puts[i].value, 0)) == 0;
+    json_decref(cmps);
+    json_decref(oks);
+    json_decref(fail);
+    if (!ok) {
+        json_decref(doc);
+        return NULL;
+    }
+    return dump(doc);
 }
 
 /* ---- answers ---- */

@@ -70,6 +70,15 @@ char *prov_etcd_body_delete(const char *key);
  * key must be absent); on failure the txn returns the key as it is (result kvs). */
 char *prov_etcd_body_put_if(const char *key, const char *value, int64_t lease,
                             int64_t mod_revision);
+/* One conditional put of several keys (without lease): every key is written only when each
+ * one's mod_revision equals its mod_revision (0: absent); otherwise nothing is written (the txn
+ * answers succeeded false and ranges nothing). The pacer takes or moves a batch of slots so. */
+typedef struct prov_etcd_put {
+    const char *key;
+    const char *value;
+    int64_t mod_revision;
+} prov_etcd_put;
+char *prov_etcd_body_put_all_if(const prov_etcd_put *puts, size_t n);
 
 /* Parses an answer body for op (also used by tests and the fuzzer). Never fails on memory
  * silently: -ENOMEM is reported as such. */

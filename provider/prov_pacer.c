@@ -526,34 +526,34 @@ static void pacer_unlock(prov_pacer *p)
     (void)flock(p->lock_fd, LOCK_UN);
 }
 
-/* The etcd backend takes one operation per slot or settled call. */
+/* The etcd backend (prov_pacer_etcd.c): a batch of slots or settled calls in one txn. */
 static int pacer_etcd_run(prov_pacer *p, const char *keybuf, pacer_req *r)
 {
-    static const prov_pacer_etcd_op ops[] = {[OP_ACQUIRE] = PACER_ETCD_ACQUIRE,
-                                             [OP_COOLDOWN] = PACER_ETCD_COOLDOWN,
-                                             [OP_BUDGET] = PACER_ETCD_BUDGET,
-                                             [OP_SETTLE] = PACER_ETCD_SETTLE};
     /* The prefix names the budget: every process with the same prefix shares it, whichever
      * access key it uses (several keys of one account count together at the cloud). */
     const char *colon = strchr(keybuf, ':');
     const char *key = colon ? colon + 1 : keybuf;
-    if (r->op == OP_SETTLE) {
-        for (size_t i = 0; i < r->n_settle; i++) {
-            int rc = prov_pacer_etcd_run(p->etcd, p->etcd_prefix, PACER_ETCD_SETTLE, key, r->calls,
-                                         r->window_ms, r->done[i], r->sent[i], NULL, NULL);
-            if (rc < 0)
-                return rc;
-        }
-        return 0;
+    const char *pre = p->etcd_prefix;
+    switch (r->op) {
+    case OP_SETTLE:
+        return prov_pacer_etcd_settle(p->etcd, pre, key, r->sent, r->done, r->n_settle);
+    case OP_COOLDOWN:
+        return prov_pacer_etcd_cooldown(p->etcd, pre, key, r->window_ms, r->now);
+    case OP_BUDGET:
+        return prov_pacer_etcd_budget(p->etcd, pre, key, r->calls, r->window_ms, r->now, &r->left);
+    case OP_ACQUIRE:
+        break;
     }
+    unsigned got = 0;
+    if (r->want == 0)
+        return 0;
     do {
-        int rc = prov_pacer_etcd_run(p->etcd, p->etcd_prefix, ops[r->op], key, r->calls,
-                                     r->window_ms, r->now, 0, &r->wait, &r->left);
+        int rc = prov_pacer_etcd_acquire(p->etcd, pre, key, r->calls, r->window_ms, r->now,
+                                         r->want - r->got, &got, &r->wait);
         if (rc < 0)
             return rc;
-        if (r->op == OP_ACQUIRE && r->wait == 0)
-            r->got++;
-    } while (r->op == OP_ACQUIRE && r->wait == 0 && r->got < r->want);
+        r->got += got;
+    } while (got > 0 && r->wait == 0 && r->got < r->want);
     return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "prov_etcd.h"
 #include "prov_pacer.h"
 #include "etcd_proc.h"
 #include "hook_recv.h"
@@ -847,6 +848,71 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     script_stop(&silent);
 }
 
+/* The slots of one SWAS action in the shared call log of the_shared_call_log_in_etcd: their times
+ * (ascending) and mod_revisions; returns how many. */
+static size_t read_slots(const char *action, uint64_t *ret_ms, int64_t *ret_rev, size_t max)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_etcd_opts o = {eps, 3, 1000, NULL};
+    prov_etcd *e = NULL;
+    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
+    char prefix[256];
+    snprintf(prefix, sizeof(prefix), "/imgrecon-test/pacer/pacer/swas:%s/slot/", action);
+    char *body = prov_etcd_body_range(prefix, true);
+    prov_etcd_result r;
+    prov_etcd_call_sync(e, PROV_ETCD_RANGE, body, &r);
+    free(body);
+    cr_assert_eq(r.err, 0, "%s", r.errmsg);
+    size_t n = 0;
+    for (size_t i = 0; i < r.n_kvs && n < max; i++, n++) {
+        ret_ms[n] = strtoull(r.kvs[i].value, NULL, 10);
+        ret_rev[n] = r.kvs[i].mod_revision;
+        for (size_t k = n; k > 0 && ret_ms[k] < ret_ms[k - 1]; k--) {
+            uint64_t t = ret_ms[k];
+            ret_ms[k] = ret_ms[k - 1];
+            ret_ms[k - 1] = t;
+        }
+    }
+    prov_etcd_result_clear(&r);
+    prov_etcd_close(e);
+    return n;
+}
+
+/* A batch of calls takes its slots in one txn (one revision for every slot), and their answers
+ * move them in one more; a full window still says how long to wait. */
+static void a_batch_is_one_txn(prov_pacer *p1, prov_pacer *p2, uint64_t t)
+{
+    unsigned got = 0;
+    uint64_t wait = 0, ms[8];
+    int64_t rev[8];
+    cr_assert_eq(
+        prov_pacer_acquire_n(p1, keys[0], "swas", "CreateCustomImage", 3, 60000, t, 5, &got, &wait),
+        0);
+    cr_expect_eq(got, 3, "three slots of five wanted");
+    cr_expect_eq(wait, 60000, "the next frees a window after the batch");
+    cr_assert_eq(read_slots("CreateCustomImage", ms, rev, 8), 3);
+    cr_expect(ms[0] == t && ms[2] == t, "the batch's time in every slot");
+    cr_expect(rev[0] == rev[1] && rev[1] == rev[2], "one txn: revisions %lld %lld %lld",
+              (long long)rev[0], (long long)rev[1], (long long)rev[2]);
+    cr_assert_eq(prov_pacer_acquire_n(p2, keys[1], "swas", "CreateCustomImage", 3, 60000, t + 1, 1,
+                                      &got, &wait),
+                 0);
+    cr_expect_eq(got, 0);
+    cr_expect_eq(wait, 59999);
+    const uint64_t sent[] = {t, t, t}, done[] = {t + 30, t + 10, t + 20};
+    int64_t before = rev[0];
+    cr_assert_eq(
+        prov_pacer_settle_n(p1, keys[0], "swas", "CreateCustomImage", 60000, sent, done, 3), 0);
+    cr_assert_eq(read_slots("CreateCustomImage", ms, rev, 8), 3);
+    cr_expect(ms[0] == t + 10 && ms[1] == t + 20 && ms[2] == t + 30, "each call at its answer");
+    cr_expect(rev[0] == rev[1] && rev[1] == rev[2] && rev[0] > before, "one more txn");
+    cr_assert_eq(prov_pacer_acquire_n(p2, keys[1], "swas", "CreateCustomImage", 3, 60000, t + 60011,
+                                      2, &got, &wait),
+                 0);
+    cr_expect_eq(got, 1, "only the call answered at t + 10 left the window");
+    cr_expect_eq(wait, 9);
+}
+
 /* The shared call log itself: two pacers (two processes' worth) on one prefix share N calls per
  * window whatever their access keys, also when they take slots in the same millisecond; a full
  * window says how long to wait; a settled call counts from its answer; a throttled answer cools
@@ -892,6 +958,7 @@ Test(ha, the_shared_call_log_in_etcd)
     cr_assert_eq(
         prov_pacer_acquire(p1, keys[0], "swas", "ListCustomImages", 10, 1000, t + 100, &wait), 0);
     cr_expect_eq(wait, 900);
+    a_batch_is_one_txn(p1, p2, t + 100);
     prov_pacer_free(p1);
     prov_pacer_free(p2);
 }

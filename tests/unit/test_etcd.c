@@ -42,6 +42,28 @@ Test(etcd, bodies_encode_keys_in_base64_and_prefix_ranges_end_after_the_prefix)
     free(b);
 }
 
+Test(etcd, a_put_of_several_keys_compares_every_revision_and_writes_all_or_nothing)
+{
+    const prov_etcd_put puts[] = {{"/s/0", "5", 0}, {"/s/1", "6", 9}};
+    char *b = prov_etcd_body_put_all_if(puts, 2);
+    json_t *j = json_loads(b, 0, NULL);
+    cr_assert_not_null(j, "%s", b);
+    json_t *cmp = json_object_get(j, "compare"), *ok = json_object_get(j, "success");
+    cr_assert_eq(json_array_size(cmp), 2);
+    cr_assert_eq(json_array_size(ok), 2);
+    cr_expect_eq(json_array_size(json_object_get(j, "failure")), 0, "nothing on failure");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(cmp, 0), "target")),
+                     "CREATE");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(cmp, 1), "mod_revision")),
+                     "9");
+    json_t *put = json_object_get(json_array_get(ok, 1), "request_put");
+    cr_expect_str_eq(json_string_value(json_object_get(put, "key")), "L3MvMQ==");
+    cr_expect_str_eq(json_string_value(json_object_get(put, "value")), "Ng==");
+    cr_expect_str_eq(json_string_value(json_object_get(put, "lease")), "0");
+    json_decref(j);
+    free(b);
+}
+
 Test(etcd, real_answers_parse)
 {
     prov_etcd_result r;
