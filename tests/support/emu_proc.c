@@ -1,6 +1,7 @@
 /* Test helpers around the real emulator binary (see emu_proc.h). Plain libcurl easy calls for
  * the admin routes: tests may use them from any thread without a loop. */
 #include "emu_proc.h"
+#include "test_proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,11 +57,12 @@ int emu_proc_start(emu_proc *p, const char *const *extra_args)
         argv[n++] = extra_args[i];
     }
     argv[n] = NULL;
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         return -errno;
     }
     if (pid == 0) {
+        test_proc_die_with(parent);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }

@@ -1,6 +1,7 @@
 /* The three-member etcd cluster of the HA tests (see etcd_proc.h). Ports come from binding port
  * 0 on loopback; a member's stdout and stderr go to <dir>/mN.log. */
 #include "etcd_proc.h"
+#include "test_proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,10 +57,11 @@ int etcd_member_start(etcd_cluster *c, int i)
         "--initial-cluster-state", "new", "--initial-cluster-token", c->dir,
         /* Test data only: no fsync keeps two cores free for the daemons. */
         "--unsafe-no-fsync", "--heartbeat-interval", "50", "--election-timeout", "500", NULL};
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
+        test_proc_die_with(parent);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(126);

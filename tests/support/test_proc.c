@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,10 +40,17 @@ static void apply_env(const char *const *env)
     }
 }
 
+void test_proc_die_with(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(125);
+}
+
 /* In the child: stdin from /dev/null (or o->stdin_tty, the controlling terminal of a new
  * session), the given descriptors for stdout and stderr (-1 keeps one), the environment edits,
  * then the exec. Never returns. */
-static _Noreturn void child(const char *const *argv, const test_proc_opts *o, int out, int err)
+static _Noreturn void child(const char *const *argv, const test_proc_opts *o, int out, int err,
+                            pid_t parent)
 {
     if (o->stdin_tty != NULL && setsid() < 0)
         _exit(126);
@@ -58,6 +66,7 @@ static _Noreturn void child(const char *const *argv, const test_proc_opts *o, in
     if (o->uid != 0 && (setgroups(0, NULL) < 0 || setresgid(o->uid, o->uid, o->uid) < 0 ||
                         setresuid(o->uid, o->uid, o->uid) < 0))
         _exit(125);
+    test_proc_die_with(parent);
     apply_env(o->env);
     if (o->wrap)
         test_exec(argv);
@@ -76,12 +85,12 @@ pid_t test_proc_spawn(const char *const *argv, const test_proc_opts *o)
         fd = open(o->out_path, flags, 0600);
         cr_assert_geq(fd, 0, "open %s: %s", o->out_path, strerror(errno));
     }
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     /* Checked with a plain if: the child must not report to Criterion. */
     if (pid < 0)
         cr_assert_fail("fork: %s", strerror(errno));
     if (pid == 0)
-        child(argv, o, o->stderr_only ? -1 : fd, fd);
+        child(argv, o, o->stderr_only ? -1 : fd, fd, parent);
     if (fd >= 0)
         close(fd);
     return pid;
@@ -223,11 +232,11 @@ void test_proc_run(const char *const *argv, const test_proc_opts *o, uint64_t ti
     cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
     uint64_t deadline = test_clock_ms() + timeout_ms;
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0)
         cr_assert_fail("fork: %s", strerror(errno));
     if (pid == 0)
-        child(argv, o, out[1], err[1]);
+        child(argv, o, out[1], err[1], parent);
     close(out[1]);
     close(err[1]);
     *ret = (test_proc_result){0, strdup(""), strdup("")};

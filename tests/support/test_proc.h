@@ -40,6 +40,12 @@ typedef struct test_proc_result {
     char *err;  /* stderr */
 } test_proc_result;
 
+/* In a child between fork and exec: the kernel SIGKILLs it when the test process that forked it
+ * (parent, its pid taken before the fork) ends, so a test that times out or crashes leaves no
+ * etcd member, emulator or daemon running; exits at once when parent is already gone. Every
+ * spawner in tests/support calls it. */
+void test_proc_die_with(pid_t parent);
+
 /* Starts argv (argv[0] is the path of the binary) as described by o (NULL: defaults). Returns
  * the pid. */
 pid_t test_proc_spawn(const char *const *argv, const test_proc_opts *o);

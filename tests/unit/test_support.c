@@ -4,14 +4,19 @@
  * test relies on these, so a broken helper fails here first, by name. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_clock.h"
@@ -66,6 +71,54 @@ Test(support, overstaying_child_is_killed_at_the_deadline)
     test_proc_run(argv, NULL, 200, &r);
     cr_expect_eq(r.status, -ETIMEDOUT);
     test_proc_result_clear(&r);
+}
+
+/* True when pid ended within ms: on its pidfd, or by polling where pidfd_open is missing (an
+ * old kernel, valgrind). pid is not our child, so waitpid cannot tell. */
+static bool gone_within(pid_t pid, int ms)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0 && errno == ESRCH)
+        return true;
+    if (pfd >= 0) {
+        struct pollfd p = {pfd, POLLIN, 0};
+        int n = poll(&p, 1, ms);
+        close(pfd);
+        return n == 1;
+    }
+    for (uint64_t end = test_clock_ms() + (uint64_t)ms; test_clock_ms() < end;) {
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return true;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* What a test starts dies with the test's process, so a test that times out leaves nothing
+ * running: a process spawns `sleep 60` and exits without reaping it. */
+Test(support, a_spawned_child_dies_with_the_process_that_spawned_it)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t mid = fork();
+    cr_assert_geq(mid, 0);
+    if (mid == 0) {
+        const char *argv[] = {"/bin/sleep", "60", NULL};
+        pid_t pid = test_proc_spawn(argv, NULL);
+        _exit(write(fds[1], &pid, sizeof(pid)) == (ssize_t)sizeof(pid) ? 0 : 1);
+    }
+    pid_t pid = 0;
+    cr_assert_eq(read(fds[0], &pid, sizeof(pid)), (ssize_t)sizeof(pid));
+    close(fds[0]);
+    close(fds[1]);
+    int st = 0;
+    cr_assert_eq(waitpid(mid, &st, 0), mid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_expect(gone_within(pid, 10000), "sleep (pid %d) outlived the process that spawned it",
+              (int)pid);
+    if (kill(pid, 0) == 0)
+        (void)kill(pid, SIGKILL);
 }
 
 Test(support, spawn_writes_output_to_a_file_and_reports_signals)
