@@ -518,20 +518,12 @@ int cmd_apply(cmd_ctx *ctx, int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
     };
     apply_ui ui = {.ctx = ctx};
-    bool help;
-    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
-                               apply_option, &ui, &help);
-    if (rc == -ENOMEM)
-        return 1;
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
+    const cmd_args args = {"apply",      usage, extra, sizeof(extra) / sizeof(extra[0]),
+                           apply_option, &ui,   1};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    if (parsed != CMD_ARGS_GO)
+        return parsed == CMD_ARGS_HELP ? 0 : 1;
     const char *planfile = optind < argc ? argv[optind] : NULL;
-    if (rc < 0 || argc - optind > 1) {
-        usage(stderr);
-        return 1;
-    }
     if (ui.want_json && !ui.auto_approve && planfile == NULL) {
         cmd_error(ctx, "apply --json cannot ask for confirmation (stdout carries the events); "
                        "add --auto-approve, or apply a plan saved with plan --out");

@@ -85,24 +85,10 @@ static int parse_args(cmd_ctx *ctx, int argc, char **argv, import_args *a)
         cmd_error(ctx, "out of memory");
         return 1;
     }
-    bool help;
-    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
-                               import_option, a, &help);
-    if (rc == -ENOMEM)
-        return 1;
-    if (help) {
-        usage(stdout);
-        return 2;
-    }
-    if (rc == 0 && optind < argc) {
-        cmd_error(ctx, "import: unexpected argument '%s'", argv[optind]);
-        rc = -EINVAL;
-    }
-    if (rc < 0) {
-        usage(stderr);
-        return 1;
-    }
-    return 0;
+    const cmd_args args = {"import",      usage, extra, sizeof(extra) / sizeof(extra[0]),
+                           import_option, a,     0};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    return parsed == CMD_ARGS_GO ? 0 : parsed == CMD_ARGS_HELP ? 2 : 1;
 }
 
 /* Without --region and --all-regions: the regions of -f manifests (the config's manifests are

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
 #include "rec_webhook.h"
 
 static void usage(FILE *out)
@@ -36,36 +37,13 @@ static void on_report(void *ud, const rec_webhook_report *r)
     printf("failed  %s: %s\n", r->target, r->error ? r->error : "no answer");
 }
 
-/* Parses the options; returns 0 to go on, 1 after --help, -1 on a usage error. */
-static int parse(cmd_ctx *ctx, int argc, char **argv)
-{
-    struct option *longopts = cmd_options(NULL, 0);
-    if (longopts == NULL)
-        return -1;
-    int opt, rc = 0;
-    optind = 0;
-    while (rc == 0 && (opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            rc = 1;
-        } else if (cmd_common_option(ctx, opt, optarg) != 0) {
-            usage(stderr);
-            rc = -1;
-        }
-    }
-    free(longopts);
-    if (rc == 0 && optind < argc) {
-        cmd_error(ctx, "notify-test: unexpected argument '%s'", argv[optind]);
-        rc = -1;
-    }
-    return rc;
-}
-
 int cmd_notify_test(cmd_ctx *ctx, int argc, char **argv)
 {
-    int rc = parse(ctx, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
+    const cmd_args args = {"notify-test", usage, NULL, 0, NULL, NULL, 0};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    if (parsed != CMD_ARGS_GO)
+        return parsed == CMD_ARGS_HELP ? 0 : 1;
+    int rc;
     if (cmd_load_config(ctx) < 0)
         return 1;
     if (ctx->cfg.n_notify == 0) {

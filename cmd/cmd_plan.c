@@ -128,21 +128,11 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
         {"detailed-exitcode", no_argument, NULL, OPT_DETAILED},
     };
     plan_args a = {0};
-    bool help;
-    int rc = cmd_parse_options(ctx, argc, argv, extra, sizeof(extra) / sizeof(extra[0]),
-                               plan_option, &a, &help);
-    if (rc == -ENOMEM)
-        return 1;
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (rc < 0 || optind < argc) {
-        if (optind < argc)
-            cmd_error(ctx, "plan: unexpected argument '%s'", argv[optind]);
-        usage(stderr);
-        return 1;
-    }
+    const cmd_args args = {"plan",      usage, extra, sizeof(extra) / sizeof(extra[0]),
+                           plan_option, &a,    0};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    if (parsed != CMD_ARGS_GO)
+        return parsed == CMD_ARGS_HELP ? 0 : 1;
     cmd_session s;
     if (cmd_load_config(ctx) < 0)
         return 1;
@@ -155,7 +145,7 @@ int cmd_plan(cmd_ctx *ctx, int argc, char **argv)
     int exit_code = 1;
     rec_cycle_opts co = {.desired = s.desired, .execute = false};
     rec_cycle_result *res = NULL;
-    rc = rec_setup_run_cycle(&s.loop, s.setup, &co, &res);
+    int rc = rec_setup_run_cycle(&s.loop, s.setup, &co, &res);
     cmd_wait_clear(ctx);
     if (rc < 0)
         cmd_error(ctx, "plan failed: %s", strerror(-rc));

@@ -32,6 +32,27 @@ int cmd_parse_options(cmd_ctx *ctx, int argc, char **argv, const struct option *
     return rc;
 }
 
+cmd_args_result cmd_parse_args(cmd_ctx *ctx, int argc, char **argv, const cmd_args *a)
+{
+    bool help = false;
+    int rc = cmd_parse_options(ctx, argc, argv, a->extra, a->n_extra, a->on_option, a->ud, &help);
+    if (rc == -ENOMEM)
+        return CMD_ARGS_ERROR; /* said by cmd_parse_options */
+    if (help) {
+        a->usage(stdout);
+        return CMD_ARGS_HELP;
+    }
+    if (rc == 0 && (size_t)(argc - optind) > a->max_operands) {
+        cmd_error(ctx, "%s: unexpected argument '%s'", a->name, argv[optind + a->max_operands]);
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        a->usage(stderr);
+        return CMD_ARGS_ERROR;
+    }
+    return CMD_ARGS_GO;
+}
+
 /* Loads the desired state named by opts (or the -f/config manifests); prints diagnostics. */
 static int load_manifests(cmd_session *s, const cmd_session_opts *opts)
 {

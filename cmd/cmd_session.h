@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "cmd.h"
@@ -23,6 +24,28 @@ typedef int (*cmd_option_fn)(void *ud, int opt, const char *arg);
  * start at optind afterwards. */
 int cmd_parse_options(cmd_ctx *ctx, int argc, char **argv, const struct option *extra,
                       size_t n_extra, cmd_option_fn on_option, void *ud, bool *ret_help);
+
+/* A command's arguments, for cmd_parse_args. */
+typedef struct cmd_args {
+    const char *name;           /* the command, for "NAME: unexpected argument 'x'" */
+    void (*usage)(FILE *out);   /* its usage text */
+    const struct option *extra; /* its own options (NULL: none) */
+    size_t n_extra;
+    cmd_option_fn on_option; /* their handler (NULL: none) */
+    void *ud;                /* for on_option */
+    size_t max_operands;     /* operands allowed after the options */
+} cmd_args;
+
+typedef enum cmd_args_result {
+    CMD_ARGS_GO,    /* run the command; its operands start at optind */
+    CMD_ARGS_HELP,  /* --help: usage printed to stdout, exit 0 */
+    CMD_ARGS_ERROR, /* a usage error: the reason and usage printed to stderr, exit 1 */
+} cmd_args_result;
+
+/* cmd_parse_options plus what every command does with its result alike: usage on --help, the
+ * reason and usage on a bad option or an operand too many. The commands without their own
+ * operand rules call it (validate, plan, apply, import, status, notify-test). */
+cmd_args_result cmd_parse_args(cmd_ctx *ctx, int argc, char **argv, const cmd_args *a);
 
 typedef struct cmd_session_opts {
     bool load_manifests;      /* load the desired state into the session's desired */

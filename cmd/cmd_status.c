@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_session.h"
 #include "prov_pacer.h"
 #include "rec_escape.h"
 #include "rec_status.h"
@@ -85,43 +86,30 @@ static int status_json(const rec_status *st, rec_health h, const char *why, char
     return 0;
 }
 
+/* status's own option (--json), for cmd_parse_args. */
+static int status_option(void *ud, int opt, const char *arg)
+{
+    (void)arg;
+    if (opt != OPT_JSON)
+        return -EINVAL;
+    *(bool *)ud = true;
+    return 0;
+}
+
 int cmd_status(cmd_ctx *ctx, int argc, char **argv)
 {
     bool json = false;
-    struct option *longopts =
-        cmd_options(status_options, sizeof(status_options) / sizeof(status_options[0]));
-    if (longopts == NULL) {
-        cmd_error(ctx, "out of memory");
-        return 1;
-    }
-    int opt, rc;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            free(longopts);
-            return 0;
-        }
-        rc = cmd_common_option(ctx, opt, optarg);
-        if (rc == 0)
-            continue;
-        if (rc != -ENOENT) {
-            free(longopts);
-            return 1;
-        }
-        if (opt == OPT_JSON) {
-            json = true;
-            continue;
-        }
-        usage(stderr);
-        free(longopts);
-        return 1;
-    }
-    free(longopts);
-    if (optind < argc) {
-        cmd_error(ctx, "status: unexpected argument '%s'", argv[optind]);
-        return 1;
-    }
+    const cmd_args args = {"status",
+                           usage,
+                           status_options,
+                           sizeof(status_options) / sizeof(status_options[0]),
+                           status_option,
+                           &json,
+                           0};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    if (parsed != CMD_ARGS_GO)
+        return parsed == CMD_ARGS_HELP ? 0 : 1;
+    int rc;
     if (cmd_load_config(ctx) < 0)
         return 1;
     rec_status st;

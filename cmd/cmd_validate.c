@@ -58,23 +58,15 @@ static int validate_option(void *ud, int opt, const char *arg)
 /* Parses validate's arguments; returns 0 to go on, 1 or 2 (help printed: exit 0) to stop. */
 static int parse_args(cmd_ctx *ctx, int argc, char **argv, validate_args *a)
 {
-    bool help;
-    int rc = cmd_parse_options(ctx, argc, argv, validate_options,
-                               sizeof(validate_options) / sizeof(validate_options[0]),
-                               validate_option, a, &help);
-    if (rc == -ENOMEM)
-        return 1;
-    if (help) {
-        usage(stdout);
-        return 2;
-    }
-    if (rc < 0 || optind < argc) {
-        if (optind < argc)
-            cmd_error(ctx, "validate: unexpected argument '%s'", argv[optind]);
-        usage(stderr);
-        return 1;
-    }
-    return 0;
+    const cmd_args args = {"validate",
+                           usage,
+                           validate_options,
+                           sizeof(validate_options) / sizeof(validate_options[0]),
+                           validate_option,
+                           a,
+                           0};
+    cmd_args_result parsed = cmd_parse_args(ctx, argc, argv, &args);
+    return parsed == CMD_ARGS_GO ? 0 : parsed == CMD_ARGS_HELP ? 2 : 1;
 }
 
 int cmd_validate(cmd_ctx *ctx, int argc, char **argv)

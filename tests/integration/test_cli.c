@@ -121,6 +121,45 @@ Test(cli, version_help)
     result_free(&r);
 }
 
+/* Every command treats its arguments alike (cmd_parse_args, or its own operand rules for api and
+ * run): --help is usage on stdout and exit 0; an unknown option is usage on stderr and exit 1;
+ * an operand too many names itself, then usage, exit 1. Nothing runs: the config is not read. */
+Test(cli, every_command_parses_its_arguments_alike)
+{
+    static const struct {
+        const char *cmd;
+        const char *operands[3]; /* one too many */
+    } cases[] = {
+        {"validate", {"extra"}}, {"plan", {"extra"}},   {"apply", {"plan.json", "extra"}},
+        {"import", {"extra"}},   {"status", {"extra"}}, {"notify-test", {"extra"}},
+        {"run", {"extra"}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *cmd = cases[i].cmd;
+        char usage[64];
+        snprintf(usage, sizeof(usage), "usage: imgrecon %s", cmd);
+        run_result r = run((const char *[]){cmd, "--help", NULL});
+        cr_expect_eq(r.status, 0, "%s --help", cmd);
+        cr_expect(strstr(r.out, usage), "%s --help: stdout: %s", cmd, r.out);
+        cr_expect_str_eq(r.err, "", "%s --help", cmd);
+        result_free(&r);
+        r = run((const char *[]){cmd, "--bogus", NULL});
+        cr_expect_eq(r.status, 1, "%s --bogus", cmd);
+        cr_expect(strstr(r.err, usage), "%s --bogus: stderr: %s", cmd, r.err);
+        cr_expect_str_eq(r.out, "", "%s --bogus", cmd);
+        result_free(&r);
+        const char *const *ops = cases[i].operands;
+        const char *last = ops[1] ? ops[1] : ops[0];
+        r = run((const char *[]){cmd, "-c", "/nonexistent/config.yaml", ops[0], ops[1], NULL});
+        char want[96];
+        snprintf(want, sizeof(want), "%s: unexpected argument '%s'", cmd, last);
+        cr_expect_eq(r.status, 1, "%s with an operand too many", cmd);
+        cr_expect(strstr(r.err, want), "%s: stderr: %s", cmd, r.err);
+        cr_expect_null(strstr(r.err, "/nonexistent"), "%s read its config: %s", cmd, r.err);
+        result_free(&r);
+    }
+}
+
 /* `imgrecon help COMMAND` is `imgrecon COMMAND --help`; an unknown one gets the suggestion. */
 Test(cli, help_command)
 {
