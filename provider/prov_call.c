@@ -46,6 +46,8 @@ struct prov_client {
     unsigned open_handles;
     bool closing;
     uint64_t refresh_retry_at;    /* loop time before which a failed refresh is not retried */
+    struct refresh_job *job;      /* the credential refresh on the thread pool; NULL: none */
+    bool held_for_cred;           /* a queue waits for the refresh (the credential expired) */
     bool prepared;                /* prepare has run */
     bool (*may_mutate)(void *ud); /* the HA fence (prov_client_set_fence); NULL: none */
     void *fence_ud;
@@ -283,20 +285,92 @@ static const char *pacer_key(const prov_client *c)
     return c->o.pacer_key != NULL && *c->o.pacer_key ? c->o.pacer_key : c->o.cred->access_key_id;
 }
 
-/* Before a call leaves: refreshes a temporary credential within its margin (the hook blocks for
- * at most its STS or metadata timeout). Returns 0 to send now, or the milliseconds to wait when
- * the credential has expired and could not be refreshed. Called by pump. */
+#define REFRESH_RETRY_MS 1000
+
+/* A credential refresh running on libuv's thread pool (prov_client_opts.refresh): STS and the
+ * metadata service answer within their timeouts (10 s), which the loop must not wait out. */
+typedef struct refresh_job {
+    uv_work_t work;
+    prov_client *c;
+    prov_credential fresh;
+    char *error;
+    int rc;
+} refresh_job;
+
+/* On the thread pool: the owner's refresh, which touches nothing the loop uses. */
+static void refresh_work(uv_work_t *w)
+{
+    refresh_job *j = w->data;
+    j->rc = j->c->o.refresh(j->c->o.refresh_ud, &j->fresh, &j->error);
+}
+
+/* Back on the loop: the owner installs the new credential or logs the failure (not after
+ * close), and the queues that waited for it go on. The job counts as an open handle, so the
+ * client (and what its owner lent it) outlives the thread that reads them. */
+static void refresh_done(uv_work_t *w, int status)
+{
+    refresh_job *j = w->data;
+    prov_client *c = j->c;
+    c->job = NULL;
+    c->open_handles--;
+    if (status < 0)
+        j->rc = -ECANCELED;
+    if (!c->closing) {
+        if (j->rc < 0)
+            c->refresh_retry_at = uv_now(c->loop) + REFRESH_RETRY_MS;
+        if (c->o.refreshed != NULL)
+            c->o.refreshed(c->o.refresh_ud, j->rc, &j->fresh, j->error);
+    }
+    prov_credential_clear(&j->fresh);
+    free(j->error);
+    free(j);
+    if (c->closing) {
+        maybe_free_client(c);
+        return;
+    }
+    if (c->held_for_cred) {
+        c->held_for_cred = false;
+        for (action_queue *q = c->queues; q != NULL; q = q->next)
+            if (q->head != NULL)
+                (void)uv_timer_start(&q->timer, on_queue_timer, 0, 0);
+    }
+}
+
+/* Queues the refresh on the thread pool. Returns 0 or a negative errno. */
+static int start_refresh(prov_client *c)
+{
+    refresh_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -ENOMEM;
+    j->c = c;
+    j->work.data = j;
+    int rc = uv_queue_work(c->loop, &j->work, refresh_work, refresh_done);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    c->job = j;
+    c->open_handles++;
+    return 0;
+}
+
+/* Before a call leaves: starts the refresh of a temporary credential within its margin, off the
+ * loop. Returns 0 to send now (the credential is still valid, refreshed or not), or the time to
+ * wait when it has expired: until the refresh ends (which wakes the queues sooner) or can be
+ * tried again. Called by pump. */
 static uint64_t credential_wait(prov_client *c)
 {
     if (c->o.refresh == NULL || !prov_cred_needs_refresh(c->o.cred, time(NULL)))
         return 0;
     uint64_t now = uv_now(c->loop);
-    if (now >= c->refresh_retry_at) {
-        if (c->o.refresh(c->o.refresh_ud) == 0)
-            return 0;
-        c->refresh_retry_at = now + 1000;
-    }
-    return time(NULL) < c->o.cred->expiration ? 0 : c->refresh_retry_at - now;
+    if (c->job == NULL && now >= c->refresh_retry_at && start_refresh(c) < 0)
+        c->refresh_retry_at = now + REFRESH_RETRY_MS;
+    if (time(NULL) < c->o.cred->expiration)
+        return 0;
+    c->held_for_cred = true;
+    if (c->job != NULL || c->refresh_retry_at <= now)
+        return REFRESH_RETRY_MS;
+    return c->refresh_retry_at - now;
 }
 
 /* Read-only actions pass the fence; every other action changes the account. */
@@ -712,6 +786,10 @@ void prov_client_close(prov_client *c)
     if (c == NULL || c->closing)
         return;
     c->closing = true;
+    /* A refresh that has not started yet never will; one running ends on its own (bounded by
+     * its timeouts) and the client is freed after it. */
+    if (c->job != NULL)
+        (void)uv_cancel((uv_req_t *)&c->job->work);
     /* Queued and backing-off calls are cancelled here; calls in flight are cancelled by the HTTP
      * layer's close, which reports -ECANCELED through on_response. */
     for (action_queue *q = c->queues; q; q = q->next) {

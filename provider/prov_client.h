@@ -45,12 +45,18 @@ typedef struct prov_client_opts {
     /* The pacer's budget key: the account id (provider/README.md "Pacing"); NULL or "": the access
      * key id. Borrowed; read at every call, so its owner may fill it in prepare. */
     const char *pacer_key;
-    /* Called before a call is sent when cred is a temporary credential within its refresh
-     * margin (prov_cred_needs_refresh); replaces *cred in place and returns 0, or a negative
-     * errno (the owner logs it). After a failure it is tried again at most once a second; calls
-     * go on with the old credential while it is valid and wait once it has expired. NULL: no
-     * refresh. */
-    int (*refresh)(void *ud);
+    /* A temporary credential within its refresh margin (prov_cred_needs_refresh) is refreshed
+     * off the loop. `refresh` runs on libuv's thread pool: it writes a new credential to
+     * *ret_fresh, reading *cred (unchanged while it runs) and nothing else the loop uses, or
+     * returns a negative errno with *ret_error (caller frees; may stay NULL). Then `refreshed`
+     * runs on the loop with its result: on success the owner moves *fresh into the credential
+     * it lent as cred (the client never writes it; what is left in *fresh is cleared), on
+     * failure it logs. Calls go on with the old credential while it is valid and wait once it
+     * has expired; after a failure the refresh is tried again at most once a second. After
+     * prov_client_close `refreshed` no longer runs, and the client is freed only once a
+     * running `refresh` has returned. NULL: no refresh. */
+    int (*refresh)(void *ud, prov_credential *ret_fresh, char **ret_error);
+    void (*refreshed)(void *ud, int rc, prov_credential *fresh, const char *error);
     void *refresh_ud;
     /* Called once, before the first call is sent (e.g. to learn pacer_key). NULL: nothing. */
     void (*prepare)(void *ud);

@@ -563,7 +563,8 @@ static int metadata_fetch(const prov_cred_opts *opts, const char *role, prov_cre
     return r;
 }
 
-int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_error)
+int prov_cred_fetch(const prov_cred_opts *opts, const prov_credential *cred,
+                    prov_credential *ret_fresh, char **ret_error)
 {
     char *msg = NULL;
     if (cred == NULL || cred->kind == PROV_CRED_STATIC ||
@@ -579,6 +580,16 @@ int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **
         r = check_fresh(&fresh, &msg);
     if (r < 0)
         return fail_with(r, msg, "credential refresh", ret_error);
+    *ret_fresh = fresh;
+    return 0;
+}
+
+int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_error)
+{
+    prov_credential fresh;
+    int r = prov_cred_fetch(opts, cred, &fresh, ret_error);
+    if (r < 0)
+        return r;
     prov_credential_clear(cred);
     *cred = fresh;
     return 0;

@@ -61,9 +61,15 @@ typedef struct prov_cred_opts {
  * Credentials read from the environment are wiped from it and removed (unsetenv) once read; a
  * later resolve in the same process still finds them. */
 int prov_cred_resolve(const prov_cred_opts *opts, prov_credential *ret, char **ret_error);
-/* Fetches new temporary credentials (ECS RAM role, AssumeRole, AssumeRoleWithOIDC with the token
- * file read again) with the same opts and replaces *cred on success; on failure *cred is left
- * as it was. Static keys: -EINVAL. Blocking (bounded by the opts' timeouts). */
+/* Fetches new temporary credentials for cred (ECS RAM role, AssumeRole, AssumeRoleWithOIDC with
+ * the token file read again) with the same opts into *ret_fresh (caller clears), reading cred
+ * only: it may run on another thread while the loop signs with cred (prov_client's refresh).
+ * Static keys: -EINVAL. Blocking (bounded by the opts' timeouts); opts->on_call runs on the
+ * calling thread. */
+int prov_cred_fetch(const prov_cred_opts *opts, const prov_credential *cred,
+                    prov_credential *ret_fresh, char **ret_error);
+/* prov_cred_fetch, then the fresh credential replaces *cred; on failure *cred is left as it
+ * was. */
 int prov_cred_refresh(const prov_cred_opts *opts, prov_credential *cred, char **ret_error);
 /* True when a temporary credential is within its refresh margin of Expiration: 5 minutes, or
  * half its lifetime when that is shorter (tests use lifetimes of seconds). */

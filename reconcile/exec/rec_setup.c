@@ -128,20 +128,53 @@ static void on_sts_call(void *ud, const char *action, long http_status, const ch
     on_call(ud, &ev);
 }
 
-/* The client's refresh hook (prov_client_opts.refresh): a new temporary credential in place. */
-static int refresh_cred(void *ud)
+/* prov_cred_opts.on_call during a refresh, on the thread pool: the STS request is kept for
+ * cred_refreshed, which reports it from the loop (the observers are not thread-safe). */
+static void keep_sts_call(void *ud, const char *action, long http_status, const char *code,
+                          long duration_ms)
 {
     rec_setup *s = ud;
-    char *msg = NULL;
-    int rc = prov_cred_refresh(&s->copts, &s->cred, &msg);
-    if (rc < 0 && s->opts.on_cred_error != NULL) {
+    if (s->n_sts_kept == REC_SETUP_STS_KEPT)
+        return;
+    rec_sts_kept *k = &s->sts_kept[s->n_sts_kept++];
+    *k = (rec_sts_kept){.action = action, .http_status = http_status, .duration_ms = duration_ms};
+    k->has_code = code != NULL;
+    snprintf(k->code, sizeof(k->code), "%s", code ? code : "");
+}
+
+/* The client's refresh (prov_client_opts.refresh), on the thread pool: a new temporary
+ * credential fetched with the setup's options. It reads s->cred and s->copts, which the loop
+ * does not change while it runs, and writes only s->sts_kept. */
+static int refresh_cred(void *ud, prov_credential *ret_fresh, char **ret_error)
+{
+    rec_setup *s = ud;
+    prov_cred_opts o = s->copts;
+    o.on_call = keep_sts_call;
+    o.on_call_ud = s;
+    s->n_sts_kept = 0;
+    return prov_cred_fetch(&o, &s->cred, ret_fresh, ret_error);
+}
+
+/* Back on the loop (prov_client_opts.refreshed): the refresh's STS requests are reported, and
+ * the new credential replaces the old one, or the failure is said. */
+static void cred_refreshed(void *ud, int rc, prov_credential *fresh, const char *error)
+{
+    rec_setup *s = ud;
+    for (size_t i = 0; i < s->n_sts_kept; i++) {
+        const rec_sts_kept *k = &s->sts_kept[i];
+        on_sts_call(s, k->action, k->http_status, k->has_code ? k->code : NULL, k->duration_ms);
+    }
+    s->n_sts_kept = 0;
+    if (rc == 0) {
+        prov_credential_clear(&s->cred);
+        s->cred = *fresh;
+        memset(fresh, 0, sizeof(*fresh));
+    } else if (s->opts.on_cred_error != NULL) {
         char buf[1024];
         snprintf(buf, sizeof(buf), "credential refresh failed (retrying): %s",
-                 msg ? msg : strerror(-rc));
+                 error ? error : strerror(-rc));
         s->opts.on_cred_error(s->opts.ud, buf);
     }
-    free(msg);
-    return rc;
 }
 
 /* What identifies the credential across runs without naming a secret: the key id for static
@@ -352,6 +385,7 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
         .prepare = learn_account,
         .prepare_ud = s,
         .refresh = refresh_cred,
+        .refreshed = cred_refreshed,
         .refresh_ud = s,
         .pacer = s->pacer,
         .rate_for = rate_for,

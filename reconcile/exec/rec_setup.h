@@ -37,12 +37,24 @@ typedef struct rec_setup_opts {
     void *ud;
 } rec_setup_opts;
 
+/* An STS request made by a credential refresh on the thread pool, kept for the loop. */
+#define REC_SETUP_STS_KEPT 4
+typedef struct rec_sts_kept {
+    const char *action; /* a literal of prov_cred_sts.c */
+    long http_status;
+    char code[64];
+    bool has_code;
+    long duration_ms;
+} rec_sts_kept;
+
 typedef struct rec_setup {
     const spec_config *cfg; /* borrowed; must outlive the setup */
     char *state_dir;        /* the directory actually used (may be the fallback) */
     char *note;             /* why a fallback directory was chosen (always shown); NULL otherwise */
     prov_credential cred;
     prov_cred_opts copts; /* how cred was resolved, for refresh (strings borrowed from cfg) */
+    rec_sts_kept sts_kept[REC_SETUP_STS_KEPT]; /* written by the refresh on the thread pool */
+    size_t n_sts_kept;
     /* The pacer's budget key, learned before the first API call ("" until then): the account
      * id, or "key:<access key id>" when it could not be learned. */
     char account_id[80];

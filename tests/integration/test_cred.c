@@ -154,15 +154,11 @@ static bool await_lines(const char *action, size_t n, int timeout_ms)
     }
 }
 
-/* Item 8: a RamRoleArn profile, 5 s credentials, a daemon cycling every second across several
- * expiries: every call succeeds and every SWAS call is signed with a live STS key. */
-Test(cred, daemon_ram_role_arn_across_expiries)
+/* A HOME (under E.dir, into home) whose ~/.aliyun/config.json has one RamRoleArn profile. */
+static void write_role_home(char *home, size_t size)
 {
-    write_fixture(&E, 1, NULL, NULL);
-    const char *extra[] = {"--sts-duration", "5s", NULL};
-    start_emu(&E, NULL, extra);
-    char home[160], dir[200], cfg[260];
-    snprintf(home, sizeof(home), "%s/home", E.dir);
+    char dir[200], cfg[260];
+    snprintf(home, size, "%s/home", E.dir);
     snprintf(dir, sizeof(dir), "%s/.aliyun", home);
     cr_assert_eq(mkdir(home, 0700), 0);
     cr_assert_eq(mkdir(dir, 0700), 0);
@@ -172,6 +168,17 @@ Test(cred, daemon_ram_role_arn_across_expiries)
                " \"access_key_id\": \"" KEY_ID "\", \"access_key_secret\": \"" KEY_SECRET "\","
                " \"ram_role_arn\": \"" ROLE "\", \"ram_session_name\": \"daemon\"}]}");
     cr_assert_eq(chmod(cfg, 0600), 0);
+}
+
+/* Item 8: a RamRoleArn profile, 5 s credentials, a daemon cycling every second across several
+ * expiries: every call succeeds and every SWAS call is signed with a live STS key. */
+Test(cred, daemon_ram_role_arn_across_expiries)
+{
+    write_fixture(&E, 1, NULL, NULL);
+    const char *extra[] = {"--sts-duration", "5s", NULL};
+    start_emu(&E, NULL, extra);
+    char home[160];
+    write_role_home(home, sizeof(home));
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n"
                "  - name: web-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
@@ -201,6 +208,65 @@ Test(cred, daemon_ram_role_arn_across_expiries)
             cr_expect(k && strncmp(k, "STS.", 4) == 0, "SWAS call signed with %s", k);
     }
     json_decref(j);
+}
+
+/* The refresh runs off the daemon's loop: while STS takes 2.5 s to answer the refresh (a
+ * scripted delay), the daemon goes on cycling every second with the credential it has (valid
+ * for 10 s, refreshed from half its life), and then signs with the new one. A refresh on the
+ * loop stopped every call for the whole delay. */
+Test(cred, a_slow_sts_refresh_does_not_stall_the_daemon)
+{
+    const long delay_ms = 2500;
+    write_fixture(&E, 1, NULL, NULL);
+    const char *extra[] = {"--sts-duration", "10s", NULL};
+    start_emu(&E, NULL, extra);
+    char home[160];
+    write_role_home(home, sizeof(home));
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n"
+               "  - name: web-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
+    char out[160];
+    snprintf(out, sizeof(out), "%s/daemon.txt", E.dir);
+    const char *args[] = {"run", "-f", E.manifest, "--interval", "1s", NULL};
+    pid_t pid = spawn_with(out, home, "10/1s", NULL, args);
+    cr_assert(await_lines("AssumeRole", 1, 30000), "no AssumeRole:\n%s", read_file(out));
+    char fault[128];
+    snprintf(fault, sizeof(fault),
+             "{\"action\":\"AssumeRole\",\"kind\":\"delay\",\"count\":1,"
+             "\"delay_ms\":%ld}",
+             delay_ms);
+    cr_assert_eq(emu_proc_add_fault(&E.emu, fault), 0);
+    bool refreshed = await_lines("AssumeRole", 2, 30000);
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *text = read_file(out);
+    cr_assert(refreshed, "no refresh:\n%s", text);
+    cr_expect_eq(st, 0, "daemon exit %d:\n%s", st, text);
+    /* The delayed AssumeRole is journaled when answered; the calls answered while it waited: */
+    json_t *j = journal_lines(&E);
+    long answered = 0;
+    size_t i, during = 0, failed = 0, roles = 0;
+    json_t *line;
+    json_array_foreach(j, i, line)
+    {
+        const char *a = jstr(line, "action");
+        if (a && strcmp(a, "AssumeRole") == 0 && ++roles == 2)
+            answered = emu_proc_line_ms(line);
+    }
+    json_array_foreach(j, i, line)
+    {
+        const char *a = jstr(line, "action");
+        long t = emu_proc_line_ms(line);
+        if (a && strcmp(a, "ListCustomImages") == 0 && t > answered - delay_ms + 300 &&
+            t < answered - 100)
+            during++;
+        if (jstr(line, "code") != NULL)
+            failed++;
+    }
+    json_decref(j);
+    cr_expect_geq(during, 1, "no call answered during the %ld ms refresh:\n%s", delay_ms, text);
+    cr_expect_eq(failed, 0, "%zu calls failed:\n%s", failed, text);
+    free(text);
 }
 
 /* Item 8: the RRSA variables alone are enough for a plan; the token never reaches output. */
