@@ -92,13 +92,22 @@ static void prompt_close(apply_prompt *p)
 }
 
 /* The line is complete (newline or end of input; read_ok false: a read error, which refuses):
- * only "yes" proceeds, with what follows a \r cut off as before. Closes the prompt first, then
- * hands the answer to the cycle. */
+ * only "yes" proceeds, with what follows a \r cut off as before. A "yes" given after this run's
+ * leader lease lapsed (etcd unreachable while the question waited) refuses too, saying so: the
+ * fence would hold back every step, so nothing would be done but a list of failures. Closes the
+ * prompt first, then hands the answer to the cycle. */
 static void prompt_answer(apply_prompt *p, bool read_ok)
 {
     p->line[p->len] = '\0';
     p->line[strcspn(p->line, "\r\n")] = '\0';
     bool yes = read_ok && strcmp(p->line, "yes") == 0;
+    apply_ui *ui = p->ui;
+    if (yes && ui->ha != NULL && !rec_ha_may_mutate(ui->ha)) {
+        cmd_error(ui->ctx, "this run's leader lease in etcd lapsed while the question waited "
+                           "(etcd unreachable?); nothing was changed: apply again once etcd "
+                           "answers");
+        yes = false;
+    }
     rec_cycle *cycle = p->cycle;
     prompt_close(p);
     (void)rec_cycle_confirm(cycle, yes);

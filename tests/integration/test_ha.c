@@ -691,6 +691,37 @@ Test(ha, apply_answered_after_lease_ttl_keeps_its_lease_and_runs_the_steps)
     check_invariants();
 }
 
+/* etcd loses its quorum while the question waits: the lease lapses, and a "yes" after that
+ * refuses at once, saying why, with nothing sent (not a run of steps the fence holds back). */
+Test(ha, apply_answered_after_etcd_was_lost_at_the_prompt_refuses_and_says_why)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    write_config(eps, 3, "2s");
+    write_manifest(2, NULL);
+    char out[192];
+    snprintf(out, sizeof(out), "%s/apply-lost.out", dir);
+    test_pty pty;
+    pid_t pid = start_apply_at_prompt(2, &pty, out);
+    etcd_member_kill(&etcd, 1);
+    etcd_member_kill(&etcd, 2);
+    /* Past the fence's deadline (at most TTL - 500 ms after the kill): only time to await. */
+    uint64_t until = test_clock_ms() + PROMPT_TTL_MS + 1500;
+    while (test_clock_left(until) > 0)
+        (void)poll(NULL, 0, test_clock_left(until));
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "apply still waits for the answer");
+    test_pty_type(&pty, "yes\n");
+    int rc = test_proc_wait(pid, RUN_MS);
+    test_pty_close(&pty);
+    char *text = test_file_read(out);
+    cr_expect_eq(rc, 1, "apply refuses:\n%s", text);
+    cr_expect(strstr(text, "lapsed while the question waited") != NULL, "says why:\n%s", text);
+    cr_expect(strstr(text, "Apply cancelled.") != NULL, "%s", text);
+    cr_expect(strstr(text, "failed") == NULL, "no step ran into the fence:\n%s", text);
+    free(text);
+    cr_expect_eq(journal_count(2, true, 0, NULL), 0, "apply sent no mutating call");
+    cr_expect_eq(available_count(NULL), 0);
+}
+
 /* "no", then ^C (SIGINT) at the prompt: each apply ends cancelled (exit 1) with nothing sent,
  * and releases the leader key (a daemon leads at once afterwards). */
 Test(ha, apply_refused_or_interrupted_at_the_prompt_changes_nothing_and_releases_the_lease)
