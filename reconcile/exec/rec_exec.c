@@ -1220,16 +1220,24 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
 
 /* ---- polling for creations ---- */
 
+/* A poll goes when its time is at most this near (on_poll_timer): steps answered a millisecond
+ * apart share it. A step due that much after the poll was sent was probed by it too; were it not,
+ * it would keep its first probe and the next poll would wait a List slot for it. */
+#define POLL_EARLY_MS 1
+
 /* A poll sent at sent_ms did not see s available: the next one for s goes at its second probe
- * when one is left, else an interval later. A poll that asked before s was due changes nothing
- * but the sample's lower bound. */
+ * when one is left (at once when its time passed while the first was answered, e.g. behind the
+ * answers of other creates), else an interval later. A poll that asked before s was due changes
+ * nothing but the sample's lower bound. */
 static void poll_missed(xstep *s, uint64_t sent_ms, uint64_t now)
 {
     s->miss_ms = sent_ms;
-    if (s->due_ms > sent_ms)
+    if (s->due_ms > sent_ms + POLL_EARLY_MS)
         return;
-    s->second_probe = s->probe2_ms > now;
-    s->due_ms = s->second_probe ? s->probe2_ms : now + poll_interval(s->x);
+    s->second_probe = s->probe2_ms != 0;
+    s->due_ms = !s->second_probe     ? now + poll_interval(s->x)
+                : s->probe2_ms > now ? s->probe2_ms
+                                     : now;
     s->probe2_ms = 0;
 }
 
@@ -1469,7 +1477,7 @@ static void on_poll_timer(uv_timer_t *t)
     rec_exec *x = t->data;
     /* The image the timer was armed for may be done meanwhile: poll only when one is due. */
     const xstep *e = earliest_due(x);
-    if (e != NULL && poll_at(x, e) > now_ms(x) + 1)
+    if (e != NULL && poll_at(x, e) > now_ms(x) + POLL_EARLY_MS)
         schedule_poll(x);
     else
         do_poll(x);

@@ -90,6 +90,7 @@ static const struct {
     {"Throttling", EMU_FAULT_THROTTLING},
     {"delay", EMU_FAULT_DELAY},
     {"drop", EMU_FAULT_DROP},
+    {"late", EMU_FAULT_LATE},
 };
 
 int emu_limits_add_fault(emu_limits *l, const json_t *spec, const char **ret_why)
@@ -143,8 +144,8 @@ int emu_limits_add_fault(emu_limits *l, const json_t *spec, const char **ret_why
             return -EINVAL;
         }
         f.delay_ms = json_integer_value(delay);
-    } else if (f.kind == EMU_FAULT_DELAY) {
-        *ret_why = "delay needs delay_ms";
+    } else if (f.kind == EMU_FAULT_DELAY || f.kind == EMU_FAULT_LATE) {
+        *ret_why = "delay and late need delay_ms";
         return -EINVAL;
     }
     const char *a = action ? json_string_value(action) : "*";

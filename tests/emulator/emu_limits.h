@@ -19,6 +19,7 @@ enum emu_fault_kind {
     EMU_FAULT_THROTTLING,  /* HTTP 400 Throttling before any state change */
     EMU_FAULT_DELAY,       /* sleep delay_ms, then handle the call normally */
     EMU_FAULT_DROP,        /* close the connection without an answer, no state change */
+    EMU_FAULT_LATE,        /* handle the call normally, then hold the answer delay_ms */
 };
 
 typedef struct emu_fault {

@@ -336,7 +336,7 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
         return emu_result_error(&a->res, 400, "Throttling.User",
                                 "Request was denied due to user flow control.");
     }
-    int64_t delay = 0;
+    int64_t delay = 0, late = 0;
     switch (emu_limits_next_fault(&h->limits, a->action, &delay)) {
     case EMU_FAULT_INTERNAL:
         return emu_result_error(&a->res, 500, "InternalError",
@@ -356,14 +356,20 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
          * whether it did, which is what ClientToken idempotency is for. */
         delay_locked(h, delay);
         break;
+    case EMU_FAULT_LATE:
+        late = delay;
+        break;
     case EMU_FAULT_NONE:
         break;
     }
-    if (a->sts) {
-        return emu_sts_call(&h->sts, h->world, acct, a->action, kvs_param, &a->params, emu_now_ms(),
-                            &a->res);
-    }
-    return emu_world_call(h->world, a->product, a->action, &a->params, emu_now_ms(), &a->res);
+    rc = a->sts
+             ? emu_sts_call(&h->sts, h->world, acct, a->action, kvs_param, &a->params, emu_now_ms(),
+                            &a->res)
+             : emu_world_call(h->world, a->product, a->action, &a->params, emu_now_ms(), &a->res);
+    /* The answer reflects the world as it was; only its way back is slow. */
+    if (late > 0)
+        delay_locked(h, late);
+    return rc;
 }
 
 static enum MHD_Result api(emu_http *h, struct MHD_Connection *con, const char *method,

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "emu_proc.h"
+#include "test_clock.h"
 #include "prov_sig.h"
 
 #define KEY "LTAIemulatorDemoKey"
@@ -387,6 +388,14 @@ Test(emulator_http, scripted_faults_and_admin_routes)
     imgs = json_object_get(json_array_get(json_object_get(s, "regions"), 0), "custom_images");
     cr_expect_eq(json_array_size(imgs), 1);
     json_decref(s);
+    /* A late answer: the call is carried out, then its answer held for delay_ms. */
+    cr_expect_neq(emu_proc_add_fault(&p, "{\"kind\":\"late\"}"), 0, "late needs delay_ms");
+    cr_assert_eq(emu_proc_add_fault(&p, "{\"action\":\"ListCustomImages\",\"kind\":\"late\","
+                                        "\"delay_ms\":300}"),
+                 0);
+    uint64_t t0 = test_clock_ms();
+    expect_ok(swas(&p, "ListCustomImages", "RegionId=cn-hangzhou"), "a late answer");
+    cr_expect_geq(test_clock_ms() - t0, 300, "the answer was held");
     cr_assert_eq(emu_proc_reset(&p), 0);
     s = emu_proc_state(&p);
     imgs = json_object_get(json_array_get(json_object_get(s, "regions"), 0), "custom_images");
