@@ -350,6 +350,21 @@ static void prepare_with_samples(unsigned n, unsigned lo, unsigned hi)
     plant_samples(8, lo, hi);
 }
 
+/* polls_of for img-0, the image of a one-image apply. */
+static size_t img0_polls(long *ret_created, long *polls, size_t max)
+{
+    json_t *imgs = state_images(&E);
+    json_t *img = find_image(imgs, "img-0");
+    cr_assert_not_null(img);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", jstr(img, "image_id"));
+    json_decref(imgs);
+    json_t *j = journal_lines(&E);
+    size_t n = polls_of(j, id, ret_created, polls, max);
+    json_decref(j);
+    return n;
+}
+
 /* Applies a manifest of n images against an emulator whose builds take 600 ms, with samples
  * (lo, hi] planted beforehand; extra (may be NULL) is one more imgrecon option and its value. */
 static void apply_with_samples(unsigned n, unsigned lo, unsigned hi, const char *extra,
@@ -368,16 +383,8 @@ static void apply_with_samples(unsigned n, unsigned lo, unsigned hi, const char 
 Test(batch, a_missed_first_probe_is_followed_by_the_second_without_waiting_a_list_slot)
 {
     apply_with_samples(1, 1, 616, "--rate-limit", "ListCustomImages=10/3s");
-    json_t *imgs = state_images(&E);
-    json_t *img = find_image(imgs, "img-0");
-    cr_assert_not_null(img);
-    char id[64];
-    snprintf(id, sizeof(id), "%s", jstr(img, "image_id"));
-    json_decref(imgs);
-    json_t *j = journal_lines(&E);
     long created, polls[8];
-    size_t n = polls_of(j, id, &created, polls, 8);
-    json_decref(j);
+    size_t n = img0_polls(&created, polls, 8);
     cr_assert_neq(created, 0);
     cr_assert_eq(n, 2, "%zu polls: the first probe should miss and the second see the image", n);
     cr_expect_lt(polls[0] - created, 600, "first probe %ld ms after the create",
@@ -406,16 +413,8 @@ Test(batch, a_second_probe_whose_time_passed_goes_at_once)
                        "ListCustomImages=10/3s");
     cr_assert_eq(r.status, 0, "%s", r.out);
     run_result_free(&r);
-    json_t *imgs = state_images(&E);
-    json_t *img = find_image(imgs, "img-0");
-    cr_assert_not_null(img);
-    char id[64];
-    snprintf(id, sizeof(id), "%s", jstr(img, "image_id"));
-    json_decref(imgs);
-    json_t *j = journal_lines(&E);
     long created, polls[8];
-    size_t n = polls_of(j, id, &created, polls, 8);
-    json_decref(j);
+    size_t n = img0_polls(&created, polls, 8);
     cr_assert_eq(n, 2, "%zu polls: the first probe should miss and the second see the image", n);
     /* A journal line's time is its answer's: the first probe's is about 763 ms. */
     cr_expect_geq(polls[0] - created, 700, "the delay held the first probe's answer");

@@ -170,22 +170,29 @@ static void write_role_home(char *home, size_t size)
     cr_assert_eq(chmod(cfg, 0600), 0);
 }
 
-/* Item 8: a RamRoleArn profile, 5 s credentials, a daemon cycling every second across several
- * expiries: every call succeeds and every SWAS call is signed with a live STS key. */
-Test(cred, daemon_ram_role_arn_across_expiries)
+/* A daemon cycling every second on a RamRoleArn profile (write_role_home) against an emulator
+ * issuing STS credentials of sts_duration, one image declared; its output goes to out. */
+static pid_t start_role_daemon(const char *sts_duration, char *out, size_t out_size)
 {
     write_fixture(&E, 1, NULL, NULL);
-    const char *extra[] = {"--sts-duration", "5s", NULL};
+    const char *extra[] = {"--sts-duration", sts_duration, NULL};
     start_emu(&E, NULL, extra);
     char home[160];
     write_role_home(home, sizeof(home));
     write_file(E.manifest,
                "region: cn-hangzhou\ncustom_images:\n"
                "  - name: web-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
-    char out[160];
-    snprintf(out, sizeof(out), "%s/daemon.txt", E.dir);
+    snprintf(out, out_size, "%s/daemon.txt", E.dir);
     const char *args[] = {"run", "-f", E.manifest, "--interval", "1s", NULL};
-    pid_t pid = spawn_with(out, home, "10/1s", NULL, args);
+    return spawn_with(out, home, "10/1s", NULL, args);
+}
+
+/* Item 8: a RamRoleArn profile, 5 s credentials, a daemon cycling every second across several
+ * expiries: every call succeeds and every SWAS call is signed with a live STS key. */
+Test(cred, daemon_ram_role_arn_across_expiries)
+{
+    char out[160];
+    pid_t pid = start_role_daemon("5s", out, sizeof(out));
     /* The first AssumeRole and three refreshes: at least 15 s of 5 s credentials. */
     bool ok = await_lines("AssumeRole", 4, 60000);
     bool cycled = ok && await_lines("ListCustomImages", 12, 30000);
@@ -217,18 +224,8 @@ Test(cred, daemon_ram_role_arn_across_expiries)
 Test(cred, a_slow_sts_refresh_does_not_stall_the_daemon)
 {
     const long delay_ms = 2500;
-    write_fixture(&E, 1, NULL, NULL);
-    const char *extra[] = {"--sts-duration", "10s", NULL};
-    start_emu(&E, NULL, extra);
-    char home[160];
-    write_role_home(home, sizeof(home));
-    write_file(E.manifest,
-               "region: cn-hangzhou\ncustom_images:\n"
-               "  - name: web-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
     char out[160];
-    snprintf(out, sizeof(out), "%s/daemon.txt", E.dir);
-    const char *args[] = {"run", "-f", E.manifest, "--interval", "1s", NULL};
-    pid_t pid = spawn_with(out, home, "10/1s", NULL, args);
+    pid_t pid = start_role_daemon("10s", out, sizeof(out));
     cr_assert(await_lines("AssumeRole", 1, 30000), "no AssumeRole:\n%s", read_file(out));
     char fault[128];
     snprintf(fault, sizeof(fault),

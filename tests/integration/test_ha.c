@@ -661,26 +661,39 @@ static pid_t start_apply_at_prompt(int key, test_pty *pty, const char *out)
     return pid;
 }
 
-/* Answered "yes" long after lease_ttl: the loop kept the lease alive while the prompt waited
- * (it used to block in fgets, the lease lapsed and the fence held every step back). */
-Test(ha, apply_answered_after_lease_ttl_keeps_its_lease_and_runs_the_steps)
+/* An apply of two images (lease_ttl 2s, all three members) at its prompt, output to dir/name. */
+static pid_t two_images_at_prompt(const char *name, test_pty *pty, char *out, size_t out_size)
 {
     const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
     write_config(eps, 3, "2s");
     write_manifest(2, NULL);
-    char out[192];
-    snprintf(out, sizeof(out), "%s/apply-prompt.out", dir);
-    test_pty pty;
-    pid_t pid = start_apply_at_prompt(2, &pty, out);
-    /* Past the lease and the fence's deadline (TTL - max(500 ms, TTL/5) after the last
-     * keepalive), with a margin: nothing to await but time itself. */
+    snprintf(out, out_size, "%s/%s", dir, name);
+    return start_apply_at_prompt(2, pty, out);
+}
+
+/* Types "yes" at pid's prompt once the lease and the fence's deadline (TTL - max(500 ms, TTL/5)
+ * after the last keepalive) have passed, with a margin: nothing to await but time itself.
+ * Returns apply's exit status; the pty is closed. */
+static int yes_after_ttl(pid_t pid, test_pty *pty)
+{
     uint64_t until = test_clock_ms() + PROMPT_TTL_MS + 1500;
     while (test_clock_left(until) > 0)
         (void)poll(NULL, 0, test_clock_left(until));
     cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "apply still waits for the answer");
-    test_pty_type(&pty, "yes\n");
+    test_pty_type(pty, "yes\n");
     int rc = test_proc_wait(pid, RUN_MS);
-    test_pty_close(&pty);
+    test_pty_close(pty);
+    return rc;
+}
+
+/* Answered "yes" long after lease_ttl: the loop kept the lease alive while the prompt waited
+ * (it used to block in fgets, the lease lapsed and the fence held every step back). */
+Test(ha, apply_answered_after_lease_ttl_keeps_its_lease_and_runs_the_steps)
+{
+    char out[192];
+    test_pty pty;
+    pid_t pid = two_images_at_prompt("apply-prompt.out", &pty, out, sizeof(out));
+    int rc = yes_after_ttl(pid, &pty);
     char *text = test_file_read(out);
     cr_expect_eq(rc, 0, "apply answered after lease_ttl applies:\n%s", text);
     cr_expect(strstr(text, "lapsed") == NULL, "the lease did not lapse at the prompt:\n%s", text);
@@ -695,23 +708,12 @@ Test(ha, apply_answered_after_lease_ttl_keeps_its_lease_and_runs_the_steps)
  * refuses at once, saying why, with nothing sent (not a run of steps the fence holds back). */
 Test(ha, apply_answered_after_etcd_was_lost_at_the_prompt_refuses_and_says_why)
 {
-    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
-    write_config(eps, 3, "2s");
-    write_manifest(2, NULL);
     char out[192];
-    snprintf(out, sizeof(out), "%s/apply-lost.out", dir);
     test_pty pty;
-    pid_t pid = start_apply_at_prompt(2, &pty, out);
+    pid_t pid = two_images_at_prompt("apply-lost.out", &pty, out, sizeof(out));
     etcd_member_kill(&etcd, 1);
     etcd_member_kill(&etcd, 2);
-    /* Past the fence's deadline (at most TTL - 500 ms after the kill): only time to await. */
-    uint64_t until = test_clock_ms() + PROMPT_TTL_MS + 1500;
-    while (test_clock_left(until) > 0)
-        (void)poll(NULL, 0, test_clock_left(until));
-    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "apply still waits for the answer");
-    test_pty_type(&pty, "yes\n");
-    int rc = test_proc_wait(pid, RUN_MS);
-    test_pty_close(&pty);
+    int rc = yes_after_ttl(pid, &pty);
     char *text = test_file_read(out);
     cr_expect_eq(rc, 1, "apply refuses:\n%s", text);
     cr_expect(strstr(text, "lapsed while the question waited") != NULL, "says why:\n%s", text);

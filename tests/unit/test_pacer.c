@@ -241,16 +241,24 @@ Test(pacer, a_cooldown_in_the_future_is_capped_and_stored)
     prov_pacer_free(p);
 }
 
+/* The text of a call log holding one call of action (1 per 60 s, at T0); caller frees. */
+static char *log_of_one_call(const char *action)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, action, 1, 60000, T0), 0);
+    prov_pacer_free(p);
+    char *text = strdup(read_file("pacer.log"));
+    cr_assert_not_null(text);
+    return text;
+}
+
 /* Version 1 files held wall-clock times, far in the future on the boot clock: an upgrade reads
  * them as calls made now (one window of caution, not a corrupt file) and writes version 2. */
 Test(pacer, a_version_1_file_costs_one_window_and_is_rewritten)
 {
     prov_pacer *p = NULL;
-    cr_assert_eq(prov_pacer_open(dir, &p), 0);
-    cr_assert_eq(acq(p, "CreateCustomImage", 1, 60000, T0), 0);
-    prov_pacer_free(p);
-    char *text = strdup(read_file("pacer.log"));
-    cr_assert_not_null(text);
+    char *text = log_of_one_call("CreateCustomImage");
     cr_assert(strncmp(text, "imgrecon-pacer 2\n", 17) == 0, "%s", text);
     text[15] = '1';
     write_file("pacer.log", text);
@@ -301,11 +309,7 @@ Test(pacer, corrupt_file_keeps_parsable_keys)
 {
     /* A good line for another action survives next to an empty/garbled one. */
     prov_pacer *p = NULL;
-    cr_assert_eq(prov_pacer_open(dir, &p), 0);
-    cr_assert_eq(acq(p, "DeleteCustomImage", 1, 60000, T0), 0);
-    prov_pacer_free(p);
-    char *good = strdup(read_file("pacer.log"));
-    cr_assert_not_null(good);
+    char *good = log_of_one_call("DeleteCustomImage");
     char text[4096];
     snprintf(text, sizeof(text), "%sk broken\n", good);
     free(good);
