@@ -29,7 +29,8 @@
  * so a stored time can only look younger than it is (or lie in the future), never older: the
  * cautious direction. Times in the future count as "now" and are stored so at once, so a reboot
  * or an old version-1 file costs at most one window of waiting, never more. The etcd backend
- * crosses hosts and stays on the wall clock (prov_pacer_etcd.c). */
+ * takes the same boot-clock times and stamps each call on both clocks, the wall clock for other
+ * hosts and the boot clock for its own (prov_pacer_etcd.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -71,6 +72,7 @@ struct prov_pacer {
     uint64_t corrupt_at;
     prov_etcd *etcd; /* `ha`: the call log lives in etcd (prov_pacer_etcd.c); NULL: file */
     char *etcd_prefix;
+    char clock_id[PROV_PACER_CLOCK_ID_LEN + 1]; /* etcd: names this host's boot clock */
 };
 
 static uint64_t clock_ms(clockid_t id)
@@ -88,7 +90,8 @@ uint64_t prov_now_ms(void)
 
 uint64_t prov_pacer_now_ms(const prov_pacer *p)
 {
-    return p != NULL && p->etcd != NULL ? clock_ms(CLOCK_REALTIME) : clock_ms(CLOCK_BOOTTIME);
+    (void)p; /* every backend counts on the boot clock (the file comment) */
+    return clock_ms(CLOCK_BOOTTIME);
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -152,6 +155,8 @@ int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const
     int rc = prefix ? prov_etcd_new(NULL, &eo, &p->etcd) : -EINVAL;
     if (rc == 0 && (p->etcd_prefix = strdup(prefix)) == NULL)
         rc = -ENOMEM;
+    if (rc == 0)
+        rc = prov_pacer_etcd_clock_id(p->clock_id);
     if (rc < 0) {
         prov_pacer_free(p);
         return rc;
@@ -534,13 +539,18 @@ static int pacer_etcd_run(prov_pacer *p, const char *keybuf, pacer_req *r)
     const char *colon = strchr(keybuf, ':');
     const char *key = colon ? colon + 1 : keybuf;
     const char *pre = p->etcd_prefix;
+    /* The operation's time on both clocks: the caller's boot-clock time, and the wall clock's
+     * distance from the boot clock now (a step of the wall clock moves it). */
+    prov_pacer_etcd_clock c = {.boot = r->now};
+    c.offset = (int64_t)clock_ms(CLOCK_REALTIME) - (int64_t)clock_ms(CLOCK_BOOTTIME);
+    memcpy(c.id, p->clock_id, sizeof(c.id));
     switch (r->op) {
     case OP_SETTLE:
-        return prov_pacer_etcd_settle(p->etcd, pre, key, r->sent, r->done, r->n_settle);
+        return prov_pacer_etcd_settle(p->etcd, pre, key, r->sent, r->done, r->n_settle, &c);
     case OP_COOLDOWN:
-        return prov_pacer_etcd_cooldown(p->etcd, pre, key, r->window_ms, r->now);
+        return prov_pacer_etcd_cooldown(p->etcd, pre, key, r->window_ms, &c);
     case OP_BUDGET:
-        return prov_pacer_etcd_budget(p->etcd, pre, key, r->calls, r->window_ms, r->now, &r->left);
+        return prov_pacer_etcd_budget(p->etcd, pre, key, r->calls, r->window_ms, &c, &r->left);
     case OP_ACQUIRE:
         break;
     }
@@ -548,7 +558,7 @@ static int pacer_etcd_run(prov_pacer *p, const char *keybuf, pacer_req *r)
     if (r->want == 0)
         return 0;
     do {
-        int rc = prov_pacer_etcd_acquire(p->etcd, pre, key, r->calls, r->window_ms, r->now,
+        int rc = prov_pacer_etcd_acquire(p->etcd, pre, key, r->calls, r->window_ms, &c,
                                          r->want - r->got, &got, &r->wait);
         if (rc < 0)
             return rc;

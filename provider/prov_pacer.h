@@ -56,10 +56,10 @@ int prov_pacer_budget(prov_pacer *p, const char *access_key_id, const char *prod
                       const char *action, unsigned calls, uint64_t window_ms, uint64_t now_ms,
                       unsigned *ret_left);
 
-/* The pacer's clock in ms: what every operation of p takes as now_ms, sent_ms and done_ms. The
- * file and memory backends use CLOCK_BOOTTIME, which every process of the host shares and no
- * step of the wall clock moves (the cloud's windows do not move when ours would); the etcd
- * backend crosses hosts and uses the wall clock (CLOCK_REALTIME). */
+/* The pacer's clock in ms: what every operation of p takes as now_ms, sent_ms and done_ms.
+ * Every backend uses CLOCK_BOOTTIME, which every process of the host shares and no step of the
+ * wall clock moves (the cloud's windows do not move when ours would); the etcd backend, which
+ * crosses hosts, also stamps each call with the wall-clock time of the operation. */
 uint64_t prov_pacer_now_ms(const prov_pacer *p);
 
 /* Wall-clock time (CLOCK_REALTIME) in ms: only for what is stored across processes or shown

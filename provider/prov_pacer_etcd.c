@@ -4,11 +4,15 @@
  *
  * Layout, per pacer key (access key hash, product, action):
  *
- *     <prefix>/pacer/<key>/slot/<i>   i in [0, N): the wall-clock ms of the call that last used
- *                                     the slot (decimal text)
- *     <prefix>/pacer/<key>/cooldown   wall-clock ms until which no call may go (throttled)
+ *     <prefix>/pacer/<key>/slot/<i>   i in [0, N): a stamp of the call that last used the slot
+ *     <prefix>/pacer/<key>/cooldown   a stamp of the time until which no call may go (throttled)
  *
- * A call takes a slot whose time is at least a window old (or that does not exist yet) with a
+ * A stamp is "<wall ms> <clock id>:<boot ms>" (decimal, one space): the time on the wall clock,
+ * which every host reads, and the same time on the boot clock of the host that wrote it, named
+ * by a clock id (prov_pacer_etcd_clock_id: one per boot and time namespace). A stamp of the old
+ * form "<wall ms>" is still read.
+ *
+ * A call takes a slot that is at least a window old (or that does not exist yet) with a
  * compare-and-put on the slot's mod_revision (create_revision 0 for a new one): of two processes
  * racing for the same slot exactly one wins, the other reads again. A slot is reused only a
  * window after its last call, so at most N calls start in any window: the same sliding window
@@ -16,15 +20,25 @@
  * and need no lease. Taking k slots costs one range and one txn whatever k (up to TXN_MAX at
  * once), the txn comparing every slot's revision; so does moving k settled calls.
  *
- * Times are wall-clock ms because they cross hosts: the hosts' clocks must agree (NTP); a host
- * whose clock runs d ms ahead may reuse a slot d ms early. Times in the future count as now,
- * as in the file backend, so a clock step never blocks for more than a window. */
+ * Clocks: the wall-clock part crosses hosts, so the hosts' clocks must agree (NTP). A step of one
+ * host's wall clock would make every stamp look older or younger there; the boot-clock part, which
+ * no step moves, keeps the stamps written on the same host (the same clock id) honest: such a
+ * stamp frees only when both clocks say a window has passed. So a forward step frees no window
+ * early for the calls of its own host, the usual case (the leader makes the calls); a host whose
+ * wall clock runs d ms ahead of another's may still reuse that one's slots d ms early. Times in
+ * the future count as now, as in the file backend, so a clock step never holds an action back
+ * for more than a window at a time. */
 #include <errno.h>
-#include <stdbool.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "prov_pacer_etcd.h"
 
@@ -32,25 +46,95 @@
 #define CONTENTION_WAIT_MS 20
 #define TXN_MAX 32   /* slots taken or moved in one txn (etcd allows 128 operations in one) */
 #define BASE_MAX 480 /* "<prefix>/pacer/<key>/" */
+#define STAMP_MAX 80 /* "<wall> <clock id>:<boot>" */
 
 /* A parsed view of one key's slots. */
 typedef struct slots {
-    prov_etcd_result r;  /* owns the kvs */
-    uint64_t cool_until; /* 0: none */
-    int64_t cool_rev;    /* mod_revision of the cooldown key, 0: absent */
+    prov_etcd_result r;          /* owns the kvs */
+    const prov_etcd_kv *cool_kv; /* the cooldown key, NULL: absent */
 } slots;
 
-static int parse_ms(const prov_etcd_kv *kv, uint64_t *ret)
+/* One parsed stamp (see the file comment). */
+typedef struct stamp {
+    uint64_t wall;
+    bool has_boot; /* the new form: id and boot are set */
+    char id[PROV_PACER_CLOCK_ID_LEN + 1];
+    uint64_t boot;
+} stamp;
+
+/* Reads decimal ms at *s up to stop (one of the characters in stops, or the end); advances *s. */
+static int parse_u64_at(const char **s, const char *stops, uint64_t *ret)
 {
     char *end = NULL;
-    if (kv->value_len == 0 || kv->value_len > 20 || kv->value[0] < '0' || kv->value[0] > '9')
+    if (**s < '0' || **s > '9')
         return -EPROTO;
     errno = 0;
-    unsigned long long v = strtoull(kv->value, &end, 10);
-    if (errno != 0 || *end != '\0')
+    unsigned long long v = strtoull(*s, &end, 10);
+    if (errno != 0 || (*end != '\0' && strchr(stops, *end) == NULL))
         return -EPROTO;
     *ret = v;
+    *s = end;
     return 0;
+}
+
+/* Parses "<wall>" or "<wall> <id>:<boot>"; -EPROTO for anything else (the caller then counts the
+ * stamp as now: garbage never frees a slot). */
+static int parse_stamp(const prov_etcd_kv *kv, stamp *ret)
+{
+    const char *s = kv->value;
+    stamp t;
+    memset(&t, 0, sizeof(t));
+    if (kv->value_len == 0 || kv->value_len > 80 || parse_u64_at(&s, " ", &t.wall) < 0)
+        return -EPROTO;
+    if (*s == ' ') {
+        size_t n = strspn(++s, "0123456789abcdef");
+        if (n != PROV_PACER_CLOCK_ID_LEN || s[n] != ':')
+            return -EPROTO;
+        memcpy(t.id, s, n);
+        s += n + 1;
+        if (parse_u64_at(&s, "", &t.boot) < 0)
+            return -EPROTO;
+        t.has_boot = true;
+    }
+    *ret = t;
+    return 0;
+}
+
+/* The wall-clock time of the operation. */
+static uint64_t clock_wall(const prov_pacer_etcd_clock *c)
+{
+    int64_t w = (int64_t)c->boot + c->offset;
+    return w > 0 ? (uint64_t)w : 0;
+}
+
+/* How long from now until t + window; a t in the future counts as now when clamp is set. */
+static uint64_t left_until(uint64_t t, uint64_t window, uint64_t now, bool clamp)
+{
+    if (clamp && t > now)
+        t = now;
+    return t + window > now ? t + window - now : 0;
+}
+
+/* How long, from the operation's time, until the stamp at + window has passed on the wall clock
+ * and, for a stamp of this host's clock, on the boot clock too (0: passed). With clamp, times in
+ * the future count as now (a call's time); without, they stand (the end of a cooldown). */
+static uint64_t stamp_wait(const stamp *at, uint64_t window, bool clamp,
+                           const prov_pacer_etcd_clock *c)
+{
+    uint64_t wait = left_until(at->wall, window, clock_wall(c), clamp);
+    if (at->has_boot && strcmp(at->id, c->id) == 0) {
+        uint64_t b = left_until(at->boot, window, c->boot, clamp);
+        wait = b > wait ? b : wait;
+    }
+    return wait;
+}
+
+/* "<wall> <id>:<boot>" for the time boot (on this host's boot clock) into buf. */
+static void format_stamp(char *buf, size_t size, uint64_t boot, const prov_pacer_etcd_clock *c)
+{
+    prov_pacer_etcd_clock at = *c;
+    at.boot = boot;
+    (void)snprintf(buf, size, "%" PRIu64 " %s:%" PRIu64, clock_wall(&at), c->id, boot);
 }
 
 /* The part of kv's key after base; NULL when the key is not under base (a confused answer). */
@@ -74,11 +158,8 @@ static int load(prov_etcd *e, const char *base, slots *s)
     for (size_t i = 0; i < s->r.n_kvs; i++) {
         const prov_etcd_kv *kv = &s->r.kvs[i];
         const char *name = suffix(kv, base);
-        if (name != NULL && strcmp(name, "cooldown") == 0) {
-            if (parse_ms(kv, &s->cool_until) < 0)
-                s->cool_until = UINT64_MAX; /* garbage: be careful for a window */
-            s->cool_rev = kv->mod_revision;
-        }
+        if (name != NULL && strcmp(name, "cooldown") == 0)
+            s->cool_kv = kv;
     }
     return 0;
 }
@@ -96,15 +177,24 @@ static const prov_etcd_kv *slot_kv(const slots *s, const char *base, unsigned i)
     return NULL;
 }
 
-/* When slot i frees (0: free now). A slot whose value does not parse counts as used now. */
-static uint64_t slot_frees(const prov_etcd_kv *kv, uint64_t window, uint64_t now)
+/* How long until the slot frees (0: free now). A slot whose value does not parse counts as used
+ * now. */
+static uint64_t slot_wait(const prov_etcd_kv *kv, uint64_t window, const prov_pacer_etcd_clock *c)
 {
-    uint64_t t = now;
+    stamp at;
     if (kv == NULL)
         return 0;
-    if (parse_ms(kv, &t) < 0 || t > now)
-        t = now;
-    return t + window <= now ? 0 : t + window;
+    return parse_stamp(kv, &at) < 0 ? window : stamp_wait(&at, window, true, c);
+}
+
+/* How long the action still cools down (0: not at all), not clamped; garbage counts as a whole
+ * window. The stamp holds the end of the cooldown. */
+static uint64_t cool_wait(const slots *s, uint64_t window, const prov_pacer_etcd_clock *c)
+{
+    stamp until;
+    if (s->cool_kv == NULL)
+        return 0;
+    return parse_stamp(s->cool_kv, &until) < 0 ? window : stamp_wait(&until, 0, false, c);
 }
 
 /* One conditional put of every slot in puts (prov_etcd_body_put_all_if): 1 when it won, 0 when
@@ -132,21 +222,21 @@ typedef struct slot_view {
 } slot_view;
 
 static void view_slots(const slots *s, const char *base, unsigned calls, uint64_t window,
-                       uint64_t now, unsigned want, slot_view *v)
+                       const prov_pacer_etcd_clock *c, unsigned want, slot_view *v)
 {
-    uint64_t busy = UINT64_MAX, cool = s->cool_until > now ? s->cool_until - now : 0;
+    uint64_t busy = UINT64_MAX, cool = cool_wait(s, window, c);
     unsigned n_free = 0;
     if (cool > window)
         cool = window; /* a clock step never holds an action back more than a window */
     memset(v, 0, sizeof(*v));
     for (unsigned i = 0; i < calls; i++) {
-        uint64_t frees = slot_frees(slot_kv(s, base, i), window, now);
-        if (frees == 0) {
+        uint64_t wait = slot_wait(slot_kv(s, base, i), window, c);
+        if (wait == 0) {
             if (cool == 0 && v->n_take < want && v->n_take < TXN_MAX)
                 v->take[v->n_take++] = i;
             n_free++;
-        } else if (frees - now < busy) {
-            busy = frees - now;
+        } else if (wait < busy) {
+            busy = wait;
         }
     }
     uint64_t slots_wait = n_free > 0 ? 0 : busy;
@@ -159,18 +249,19 @@ static void view_slots(const slots *s, const char *base, unsigned calls, uint64_
 
 /* Takes up to want free slots (at most TXN_MAX) in one txn: one range and one txn however many,
  * again after a lost race. */
-static int op_acquire(prov_etcd *e, const char *base, unsigned calls, uint64_t window, uint64_t now,
-                      unsigned want, unsigned *ret_got, uint64_t *ret_wait)
+static int op_acquire(prov_etcd *e, const char *base, unsigned calls, uint64_t window,
+                      const prov_pacer_etcd_clock *c, unsigned want, unsigned *ret_got,
+                      uint64_t *ret_wait)
 {
-    char keys[TXN_MAX][BASE_MAX + 32], val[24];
+    char keys[TXN_MAX][BASE_MAX + 32], val[STAMP_MAX];
     prov_etcd_put puts[TXN_MAX];
-    (void)snprintf(val, sizeof(val), "%" PRIu64, now);
+    format_stamp(val, sizeof(val), c->boot, c);
     for (int attempt = 0; attempt < CONTENTION_RETRIES; attempt++) {
         slots s;
         slot_view v;
         int rc = load(e, base, &s);
         if (rc == 0)
-            view_slots(&s, base, calls, window, now, want, &v);
+            view_slots(&s, base, calls, window, c, want, &v);
         for (unsigned i = 0; rc == 0 && i < v.n_take; i++) {
             const prov_etcd_kv *kv = slot_kv(&s, base, v.take[i]);
             (void)snprintf(keys[i], sizeof(keys[i]), "%sslot/%u", base, v.take[i]);
@@ -198,17 +289,19 @@ static int op_acquire(prov_etcd *e, const char *base, unsigned calls, uint64_t w
     return 0;
 }
 
-/* The slot holding time t that no put of puts[0..n) moves yet; NULL when none (the call left the
- * window, or a later call took its slot). */
+/* The slot of this clock holding boot time t that no put of puts[0..n) moves yet; NULL when none
+ * (the call left the window, or a later call took its slot). */
 static const prov_etcd_kv *slot_at(const slots *s, const char *base, uint64_t t,
-                                   const prov_etcd_put *puts, size_t n)
+                                   const prov_pacer_etcd_clock *c, const prov_etcd_put *puts,
+                                   size_t n)
 {
     for (size_t i = 0; i < s->r.n_kvs; i++) {
         const prov_etcd_kv *kv = &s->r.kvs[i];
         const char *name = suffix(kv, base);
-        uint64_t v;
+        stamp at;
         bool moved = false;
-        if (name == NULL || strncmp(name, "slot/", 5) != 0 || parse_ms(kv, &v) < 0 || v != t)
+        if (name == NULL || strncmp(name, "slot/", 5) != 0 || parse_stamp(kv, &at) < 0 ||
+            !at.has_boot || strcmp(at.id, c->id) != 0 || at.boot != t)
             continue;
         for (size_t k = 0; k < n && !moved; k++)
             moved = puts[k].key == kv->key;
@@ -222,9 +315,9 @@ static const prov_etcd_kv *slot_at(const slots *s, const char *base, uint64_t t,
  * slots for equal times, as a batch taken together has). After a lost race it reads again: a
  * slot whose time changed was taken by a later call and needs nothing. */
 static int op_settle(prov_etcd *e, const char *base, const uint64_t *sent, const uint64_t *done,
-                     size_t n)
+                     size_t n, const prov_pacer_etcd_clock *c)
 {
-    char vals[TXN_MAX][24];
+    char vals[TXN_MAX][STAMP_MAX];
     prov_etcd_put puts[TXN_MAX];
     for (int attempt = 0; attempt < CONTENTION_RETRIES; attempt++) {
         slots s;
@@ -232,10 +325,10 @@ static int op_settle(prov_etcd *e, const char *base, const uint64_t *sent, const
         int rc = load(e, base, &s);
         for (size_t i = 0; rc == 0 && i < n && np < TXN_MAX; i++) {
             const prov_etcd_kv *kv =
-                done[i] > sent[i] ? slot_at(&s, base, sent[i], puts, np) : NULL;
+                done[i] > sent[i] ? slot_at(&s, base, sent[i], c, puts, np) : NULL;
             if (kv == NULL)
                 continue;
-            (void)snprintf(vals[np], sizeof(vals[np]), "%" PRIu64, done[i]);
+            format_stamp(vals[np], sizeof(vals[np]), done[i], c);
             puts[np] = (prov_etcd_put){kv->key, vals[np], kv->mod_revision};
             np++;
         }
@@ -248,26 +341,67 @@ static int op_settle(prov_etcd *e, const char *base, const uint64_t *sent, const
     return 0; /* contention: the calls keep their earlier times */
 }
 
-static int op_cooldown(prov_etcd *e, const char *base, uint64_t window, uint64_t now)
+/* Cools the action down for a window from now, unless it already cools at least that long (a
+ * cooldown stamp that does not parse is replaced). */
+static int op_cooldown(prov_etcd *e, const char *base, uint64_t window,
+                       const prov_pacer_etcd_clock *c)
 {
-    char key[BASE_MAX + 32], val[24];
+    char key[BASE_MAX + 32], val[STAMP_MAX];
     (void)snprintf(key, sizeof(key), "%scooldown", base);
-    (void)snprintf(val, sizeof(val), "%" PRIu64, now + window);
+    format_stamp(val, sizeof(val), c->boot + window, c);
     for (int attempt = 0; attempt < CONTENTION_RETRIES; attempt++) {
         slots s;
+        stamp until;
         int rc = load(e, base, &s);
-        uint64_t until = s.cool_until;
-        int64_t rev = s.cool_rev;
+        bool long_enough = rc == 0 && s.cool_kv != NULL && parse_stamp(s.cool_kv, &until) == 0 &&
+                           stamp_wait(&until, 0, false, c) >= window;
+        int64_t rev = rc == 0 && s.cool_kv != NULL ? s.cool_kv->mod_revision : 0;
         prov_etcd_result_clear(&s.r);
         if (rc < 0)
             return rc;
-        if (until != UINT64_MAX && until >= now + window)
+        if (long_enough)
             return 0;
         rc = put_all(e, &(prov_etcd_put){key, val, rev}, 1);
         if (rc != 0)
             return rc < 0 ? rc : 0;
     }
     return -EBUSY;
+}
+
+/* Reads a small text file of /proc into buf (NUL-terminated, at most size - 1 bytes); 0 or a
+ * negative errno. */
+static int read_proc(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    int err = n < 0 ? -errno : 0;
+    (void)close(fd);
+    if (err < 0 || n == 0)
+        return err < 0 ? err : -ENODATA;
+    buf[n] = '\0';
+    return 0;
+}
+
+int prov_pacer_etcd_clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
+{
+    char text[160] = "", ns[64] = "";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    /* Kernels before 5.6 have no time namespaces: every process then shares the boot clock. */
+    ssize_t nl = readlink("/proc/self/ns/time", ns, sizeof(ns) - 1);
+    ns[nl > 0 ? nl : 0] = '\0';
+    if (read_proc("/proc/sys/kernel/random/boot_id", text, 64) == 0) {
+        strcat(text, ns);
+        if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
+            return -EIO;
+    } else if (RAND_bytes(md, PROV_PACER_CLOCK_ID_LEN / 2) != 1) {
+        return -EIO;
+    }
+    for (size_t i = 0; i < PROV_PACER_CLOCK_ID_LEN / 2; i++)
+        (void)snprintf(ret_id + 2 * i, 3, "%02x", md[i]);
+    return 0;
 }
 
 /* "<prefix>/pacer/<key>/" into base; -EINVAL when too long. */
@@ -284,8 +418,8 @@ static unsigned max_slots(unsigned calls)
 }
 
 int prov_pacer_etcd_acquire(prov_etcd *e, const char *prefix, const char *key, unsigned calls,
-                            uint64_t window_ms, uint64_t now, unsigned want, unsigned *ret_got,
-                            uint64_t *ret_wait)
+                            uint64_t window_ms, const prov_pacer_etcd_clock *now, unsigned want,
+                            unsigned *ret_got, uint64_t *ret_wait)
 {
     char base[BASE_MAX];
     int rc = make_base(prefix, key, base);
@@ -295,17 +429,17 @@ int prov_pacer_etcd_acquire(prov_etcd *e, const char *prefix, const char *key, u
 }
 
 int prov_pacer_etcd_settle(prov_etcd *e, const char *prefix, const char *key, const uint64_t *sent,
-                           const uint64_t *done, size_t n)
+                           const uint64_t *done, size_t n, const prov_pacer_etcd_clock *now)
 {
     char base[BASE_MAX];
     int rc = make_base(prefix, key, base);
     for (size_t i = 0; rc == 0 && i < n; i += TXN_MAX)
-        rc = op_settle(e, base, sent + i, done + i, n - i < TXN_MAX ? n - i : TXN_MAX);
+        rc = op_settle(e, base, sent + i, done + i, n - i < TXN_MAX ? n - i : TXN_MAX, now);
     return rc;
 }
 
 int prov_pacer_etcd_cooldown(prov_etcd *e, const char *prefix, const char *key, uint64_t window_ms,
-                             uint64_t now)
+                             const prov_pacer_etcd_clock *now)
 {
     char base[BASE_MAX];
     int rc = make_base(prefix, key, base);
@@ -313,7 +447,7 @@ int prov_pacer_etcd_cooldown(prov_etcd *e, const char *prefix, const char *key, 
 }
 
 int prov_pacer_etcd_budget(prov_etcd *e, const char *prefix, const char *key, unsigned calls,
-                           uint64_t window_ms, uint64_t now, unsigned *ret_left)
+                           uint64_t window_ms, const prov_pacer_etcd_clock *now, unsigned *ret_left)
 {
     char base[BASE_MAX];
     slots s;

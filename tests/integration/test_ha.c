@@ -882,7 +882,8 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
 }
 
 /* The slots of one SWAS action in the shared call log of the_shared_call_log_in_etcd: their times
- * (ascending) and mod_revisions; returns how many. */
+ * on this host's boot clock (the part after the clock id; ascending) and mod_revisions; returns
+ * how many. */
 static size_t read_slots(const char *action, uint64_t *ret_ms, int64_t *ret_rev, size_t max)
 {
     const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
@@ -898,7 +899,9 @@ static size_t read_slots(const char *action, uint64_t *ret_ms, int64_t *ret_rev,
     cr_assert_eq(r.err, 0, "%s", r.errmsg);
     size_t n = 0;
     for (size_t i = 0; i < r.n_kvs && n < max; i++, n++) {
-        ret_ms[n] = strtoull(r.kvs[i].value, NULL, 10);
+        const char *boot = strchr(r.kvs[i].value, ':');
+        cr_assert_not_null(boot, "a stamp with its boot-clock part: '%s'", r.kvs[i].value);
+        ret_ms[n] = strtoull(boot + 1, NULL, 10);
         ret_rev[n] = r.kvs[i].mod_revision;
         for (size_t k = n; k > 0 && ret_ms[k] < ret_ms[k - 1]; k--) {
             uint64_t t = ret_ms[k];
@@ -994,4 +997,131 @@ Test(ha, the_shared_call_log_in_etcd)
     a_batch_is_one_txn(p1, p2, t + 100);
     prov_pacer_free(p1);
     prov_pacer_free(p2);
+}
+
+/* One key of the shared call log under /imgrecon-test/pacer, read or written as another process
+ * (another host, an older version, garbage) would have left it. */
+static void log_key(const char *rest, char *key, size_t size)
+{
+    snprintf(key, size, "/imgrecon-test/pacer/pacer/swas:%s", rest);
+}
+
+static void put_raw(const char *rest, const char *value)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_etcd_opts o = {eps, 3, 1000, NULL};
+    prov_etcd *e = NULL;
+    char key[256];
+    log_key(rest, key, sizeof(key));
+    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
+    char *body = prov_etcd_body_put_all_if(&(prov_etcd_put){key, value, 0}, 1);
+    prov_etcd_result r;
+    prov_etcd_call_sync(e, PROV_ETCD_TXN, body, &r);
+    free(body);
+    cr_assert(r.err == 0 && r.succeeded, "put %s: %s", key, r.errmsg);
+    prov_etcd_result_clear(&r);
+    prov_etcd_close(e);
+}
+
+/* The value of one key (caller frees). */
+static char *get_raw(const char *rest)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_etcd_opts o = {eps, 3, 1000, NULL};
+    prov_etcd *e = NULL;
+    char key[256];
+    log_key(rest, key, sizeof(key));
+    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
+    char *body = prov_etcd_body_range(key, false);
+    prov_etcd_result r;
+    prov_etcd_call_sync(e, PROV_ETCD_RANGE, body, &r);
+    free(body);
+    cr_assert(r.err == 0 && r.n_kvs == 1, "get %s: %s", key, r.errmsg);
+    char *v = strdup(r.kvs[0].value);
+    prov_etcd_result_clear(&r);
+    prov_etcd_close(e);
+    return v;
+}
+
+#define STAMP_W 10000u /* the window of the stamp cases */
+
+/* A slot or cooldown stamp as some process wrote it: on this host's clock, another host's, the
+ * old form without a boot-clock part, or garbage; times relative to now on each clock. */
+typedef enum { STAMP_OURS, STAMP_OTHER, STAMP_OLD, STAMP_GARBAGE } stamp_form;
+typedef struct stamp_case {
+    const char *what;
+    const char *key; /* "slot/0" or "cooldown" */
+    stamp_form form;
+    int64_t wall, boot; /* ms from now on the wall and the boot clock */
+    bool busy;
+} stamp_case;
+
+static const stamp_case stamp_cases[] = {
+    {"this host, wall clock two windows back, boot clock now: a forward step of the wall clock",
+     "slot/0", STAMP_OURS, -2 * (int64_t)STAMP_W, 0, true},
+    {"this host, wall clock now, boot clock two windows back", "slot/0", STAMP_OURS, 0,
+     -2 * (int64_t)STAMP_W, true},
+    {"this host, both clocks two windows back", "slot/0", STAMP_OURS, -2 * (int64_t)STAMP_W,
+     -2 * (int64_t)STAMP_W, false},
+    {"this host, boot clock in the future (another boot)", "slot/0", STAMP_OURS,
+     -2 * (int64_t)STAMP_W, 50 * (int64_t)STAMP_W, true},
+    {"another host, wall clock two windows back, its boot clock now", "slot/0", STAMP_OTHER,
+     -2 * (int64_t)STAMP_W, 0, false},
+    {"another host, wall clock now", "slot/0", STAMP_OTHER, 0, -2 * (int64_t)STAMP_W, true},
+    {"the old form, two windows back", "slot/0", STAMP_OLD, -2 * (int64_t)STAMP_W, 0, false},
+    {"the old form, now", "slot/0", STAMP_OLD, 0, 0, true},
+    {"garbage after the wall-clock time", "slot/0", STAMP_GARBAGE, -2 * (int64_t)STAMP_W, 0, true},
+    {"a cooldown whose wall-clock end passed but not its boot-clock end (a forward step)",
+     "cooldown", STAMP_OURS, -(int64_t)STAMP_W, STAMP_W / 2, true},
+    {"another host's cooldown whose wall-clock end passed", "cooldown", STAMP_OTHER,
+     -(int64_t)STAMP_W, STAMP_W / 2, false},
+    {"garbage in the cooldown", "cooldown", STAMP_GARBAGE, -(int64_t)STAMP_W, 0, true},
+};
+
+/* Writes c's stamp for the action StampN (N = i), on the clocks read now. */
+static void put_stamp(size_t i, const stamp_case *c, const char *our_id, uint64_t boot)
+{
+    char rest[64], value[160];
+    const char *id = c->form == STAMP_OURS ? our_id : "0123456789abcdef0123456789abcdef";
+    uint64_t w = (uint64_t)wall_ms() + (uint64_t)c->wall, b = boot + (uint64_t)c->boot;
+    snprintf(rest, sizeof(rest), "Stamp%zu/%s", i, c->key);
+    if (c->form == STAMP_OLD)
+        snprintf(value, sizeof(value), "%llu", (unsigned long long)w);
+    else if (c->form == STAMP_GARBAGE)
+        snprintf(value, sizeof(value), "%llu %s;%llu", (unsigned long long)w, id,
+                 (unsigned long long)b);
+    else
+        snprintf(value, sizeof(value), "%llu %s:%llu", (unsigned long long)w, id,
+                 (unsigned long long)b);
+    put_raw(rest, value);
+}
+
+/* A call's stamp names the host's boot clock beside the wall clock. A stamp of this host frees
+ * only when both clocks say its window passed, so a forward step of the wall clock frees none
+ * of this host's calls early; another host's stamp, or one of the old form, is judged on the
+ * wall clock as before; garbage counts as a call made now. */
+Test(ha, a_call_counts_on_both_clocks_on_its_own_host)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open_etcd(eps, 3, "/imgrecon-test/pacer", 1000, NULL, &p), 0);
+    uint64_t boot = prov_pacer_now_ms(p), wait = 1;
+    cr_assert_gt(boot, 3 * STAMP_W, "the machine has been up for more than 30 s");
+    /* This host's clock id, from a stamp of its own. */
+    cr_assert_eq(prov_pacer_acquire(p, keys[0], "swas", "ClockId", 1, STAMP_W, boot, &wait), 0);
+    char *own = get_raw("ClockId/slot/0"), id[40] = "";
+    cr_assert_eq(sscanf(own, "%*[0-9] %32[0-9a-f]:", id), 1, "a stamp of both clocks: '%s'", own);
+    free(own);
+    for (size_t i = 0; i < sizeof(stamp_cases) / sizeof(stamp_cases[0]); i++) {
+        const stamp_case *c = &stamp_cases[i];
+        char action[32];
+        snprintf(action, sizeof(action), "Stamp%zu", i);
+        boot = prov_pacer_now_ms(p);
+        put_stamp(i, c, id, boot);
+        wait = 0;
+        cr_assert_eq(prov_pacer_acquire(p, keys[0], "swas", action, 1, STAMP_W, boot, &wait), 0);
+        cr_expect_eq(wait > 0, c->busy, "%s: wait %llu ms", c->what, (unsigned long long)wait);
+        cr_expect_leq(wait, STAMP_W, "%s: never more than a window", c->what);
+    }
+    prov_pacer_free(p);
 }
