@@ -4,7 +4,11 @@
  * run reports all of them. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include "spec_yaml.h"
 
 #define MAX_DIR_DEPTH 32
+#define MAX_LOAD_THREADS 8 /* beyond this, libyaml's work is no longer what a load waits for */
 
 /* Quotes user text in a message as "%.*s%s": at most 64 bytes, then "..." when cut. */
 #define CLIP(s) 64, (s), (strlen(s) > 64 ? "..." : "")
@@ -853,6 +858,156 @@ static int take_regions(loader *L, spec_set *set)
     return 0;
 }
 
+/* ---- Reading the files, on one thread or several ------------------------------------------ */
+
+/* Reads one file into L: its entries, regions and diagnostics (in source order). */
+static void read_file(loader *L, const file_ent *f)
+{
+    size_t first = L->diags->n;
+    L->docs = 0;
+    int rc = spec_yaml_load_file(f->path, f->path, on_document, L, L->diags);
+    if (rc < 0 && rc != -EINVAL && L->io_err == 0)
+        L->io_err = rc;
+    /* A file without a single manifest is most likely truncated or the wrong file; with prune on,
+     * reading it as "nothing wanted" could delete images. */
+    if (rc == 0 && L->docs == 0)
+        spec_diags_add(L->diags, f->path, 1, 1,
+                       "no manifest in this file: expected a document with 'region'");
+    sort_diags(L->diags, first);
+}
+
+/* One file's results when the files are read in parallel: a loader of its own (which never
+ * touches files) and its diagnostics. */
+typedef struct part {
+    loader L;
+    spec_diags diags;
+} part;
+
+/* The shared state of a parallel read: every thread takes the next unread file until none is
+ * left, so a large file does not hold up the others' share. */
+typedef struct reading {
+    const loader *main; /* borrowed: only its files are read, never written while threads run */
+    part *parts;        /* one per file */
+    atomic_size_t next;
+} reading;
+
+static void *read_worker(void *arg)
+{
+    reading *r = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&r->next, 1);
+        if (i >= r->main->n_files)
+            return NULL;
+        read_file(&r->parts[i].L, &r->main->files[i]);
+    }
+}
+
+/* The smallest power of two >= n (grow()'s capacity rule for n entries), 0 for 0. */
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 1;
+    while (c < n && c <= SIZE_MAX / 2)
+        c *= 2;
+    return n == 0 ? 0 : c;
+}
+
+/* Appends n entries of elem bytes to the array *arrp of *count entries; the result keeps grow()'s
+ * capacity rule. -ENOMEM leaves *arrp as it was. */
+static int append(void *arrp, size_t *count, const void *src, size_t n, size_t elem)
+{
+    void **arr = arrp;
+    size_t cap = pow2_at_least(*count + n);
+    if (n == 0)
+        return 0;
+    if (cap > SIZE_MAX / elem)
+        return -ENOMEM;
+    void *g = realloc(*arr, cap * elem);
+    if (g == NULL)
+        return -ENOMEM;
+    memcpy((char *)g + *count * elem, src, n * elem);
+    *arr = g;
+    *count += n;
+    return 0;
+}
+
+/* Moves one file's results to the end of L's, so files keep their order and the entries their
+ * sequential load order. What moved is no longer the part's (its counts drop to 0); on allocation
+ * failure the rest is freed with the part and L records -ENOMEM. */
+static void take_part(loader *L, part *p)
+{
+    loader *q = &p->L;
+    int rc = spec_diags_take(L->diags, &p->diags);
+    if (L->io_err == 0)
+        L->io_err = q->io_err;
+    if (rc == 0 &&
+        (rc = append(&L->images, &L->n_images, q->images, q->n_images, sizeof(*q->images))) == 0)
+        q->n_images = 0;
+    if (rc == 0 && (rc = append(&L->ecs, &L->n_ecs, q->ecs, q->n_ecs, sizeof(*q->ecs))) == 0)
+        q->n_ecs = 0;
+    if (rc == 0) {
+        size_t n_pos = L->n_regions; /* region_pos has the same count as regions */
+        rc = append(&L->region_pos, &n_pos, q->region_pos, q->n_regions, sizeof(*q->region_pos));
+    }
+    if (rc == 0 && (rc = append(&L->regions, &L->n_regions, q->regions, q->n_regions,
+                                sizeof(*q->regions))) == 0)
+        q->n_regions = 0;
+    if (rc < 0)
+        oom(L);
+    free_loader(q);
+    spec_diags_clear(&p->diags);
+}
+
+/* How many threads read n files of `bytes` in all, `asked` as spec_load_threads takes it. */
+static unsigned read_threads(unsigned asked, size_t n_files, uint64_t bytes)
+{
+    unsigned n = asked;
+    if (asked == 0) {
+        cpu_set_t cpus;
+        n = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
+        if (bytes < SPEC_LOAD_PARALLEL_BYTES)
+            n = 1;
+    }
+    if (n > MAX_LOAD_THREADS)
+        n = MAX_LOAD_THREADS;
+    return n > n_files ? (unsigned)n_files : n;
+}
+
+/* Reads every file L found. With more than one thread each file gets a part of its own, read by
+ * whichever thread takes it, and the parts are moved into L in file order afterwards: the set and
+ * the diagnostics are the same as one thread's, byte for byte. A thread that cannot start leaves
+ * its share to the others (the calling thread reads too). */
+static void read_files(loader *L, unsigned threads)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < L->n_files; i++)
+        bytes += (uint64_t)L->files[i].size;
+    unsigned n = read_threads(threads, L->n_files, bytes);
+    reading r = {.main = L, .parts = n > 1 ? calloc(L->n_files, sizeof(part)) : NULL};
+    pthread_t tid[MAX_LOAD_THREADS];
+    unsigned started = 0;
+    if (r.parts == NULL) {
+        for (size_t i = 0; i < L->n_files; i++)
+            read_file(L, &L->files[i]);
+        return;
+    }
+    atomic_init(&r.next, 0);
+    for (size_t i = 0; i < L->n_files; i++)
+        r.parts[i].L.diags = &r.parts[i].diags;
+    /* The threads take no signal: the caller's handlers stay where the caller expects them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (started + 1 < n && pthread_create(&tid[started], NULL, read_worker, &r) == 0)
+        started++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    (void)read_worker(&r);
+    for (unsigned k = 0; k < started; k++)
+        (void)pthread_join(tid[k], NULL);
+    for (size_t i = 0; i < L->n_files; i++)
+        take_part(L, &r.parts[i]);
+    free(r.parts);
+}
+
 /* ---- Stamps (spec.h) ---------------------------------------------------------------------- */
 
 struct spec_stamp {
@@ -934,25 +1089,19 @@ void spec_stamp_free(spec_stamp *stamp)
 
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags)
 {
+    return spec_load_threads(paths, n_paths, 0, ret_set, diags);
+}
+
+int spec_load_threads(const char *const *paths, size_t n_paths, unsigned threads,
+                      spec_set **ret_set, spec_diags *diags)
+{
     loader L;
     memset(&L, 0, sizeof(L));
     L.diags = diags;
     size_t diags_before = diags->n;
 
     find_files(&L, paths, n_paths);
-    for (size_t i = 0; i < L.n_files; i++) {
-        size_t first = diags->n;
-        L.docs = 0;
-        int rc = spec_yaml_load_file(L.files[i].path, L.files[i].path, on_document, &L, diags);
-        if (rc < 0 && rc != -EINVAL && L.io_err == 0)
-            L.io_err = rc;
-        /* A file without a single manifest is most likely truncated or the wrong file; with
-         * prune on, reading it as "nothing wanted" could delete images. */
-        if (rc == 0 && L.docs == 0)
-            spec_diags_add(diags, L.files[i].path, 1, 1,
-                           "no manifest in this file: expected a document with 'region'");
-        sort_diags(diags, first);
-    }
+    read_files(&L, threads);
     size_t *img_order = sort_and_check(&L, L.n_images, img_region, img_name, img_pos, "image");
     size_t *ecs_order =
         sort_and_check(&L, L.n_ecs, ecs_region, ecs_id, ecs_pos, "ecs_images entry");

@@ -59,6 +59,14 @@ typedef struct spec_set {
  * recorded (all of them are in diags); other negative errno on I/O or allocation failure (also
  * recorded in diags with the path). A set with zero files is an error ("no manifest files"). */
 int spec_load(const char *const *paths, size_t n_paths, spec_set **ret_set, spec_diags *diags);
+/* Files holding at least this many bytes in all are read on several threads by spec_load. */
+#define SPEC_LOAD_PARALLEL_BYTES (1024 * 1024)
+/* spec_load on at most `threads` threads (and never more than files, or than 8): 0 is spec_load's
+ * choice, one thread per CPU the process may run on once the files hold at least
+ * SPEC_LOAD_PARALLEL_BYTES; 1 reads on the calling thread alone. The set and the diagnostics do
+ * not depend on it. The threads take no signal and are joined before it returns. */
+int spec_load_threads(const char *const *paths, size_t n_paths, unsigned threads,
+                      spec_set **ret_set, spec_diags *diags);
 void spec_set_free(spec_set *set);
 /* For `_cleanup_(spec_set_freep)` (the attribute is provider/prov_cleanup.h's; spec does not
  * include it, the function is all a cleanup needs, so the arrow stays spec <- provider-free). */

@@ -1,4 +1,5 @@
 /* Diagnostics collection (see spec_diag.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,26 @@ void spec_diags_add_clean(spec_diags *d, spec_pos p, const char *fmt, ...)
     va_start(ap, fmt);
     spec_diags_vadd_clean(d, p, fmt, ap);
     va_end(ap);
+}
+
+int spec_diags_take(spec_diags *d, spec_diags *from)
+{
+    if (from->n > 0 && d->cap - d->n < from->n) {
+        size_t cap = d->n + from->n;
+        spec_diag *grown = realloc(d->v, cap * sizeof(*grown));
+        if (grown == NULL) {
+            spec_diags_clear(from);
+            return -ENOMEM;
+        }
+        d->v = grown;
+        d->cap = cap;
+    }
+    if (from->n > 0)
+        memcpy(d->v + d->n, from->v, from->n * sizeof(*from->v));
+    d->n += from->n;
+    free(from->v);
+    memset(from, 0, sizeof(*from));
+    return 0;
 }
 
 void spec_diags_print(const spec_diags *d, FILE *out)

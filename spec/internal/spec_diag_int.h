@@ -20,4 +20,9 @@ void spec_diags_vadd_clean(spec_diags *d, spec_pos p, const char *fmt, va_list a
 void spec_diags_add_clean(spec_diags *d, spec_pos p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Moves every diagnostic of from to the end of d, in order, and leaves from empty. On allocation
+ * failure from's diagnostics are dropped and -ENOMEM returned (the caller reports it). The
+ * parallel loader (spec.c) gathers each file's diagnostics so, in file order. */
+int spec_diags_take(spec_diags *d, spec_diags *from);
+
 #endif

@@ -1002,3 +1002,152 @@ Test(spec, stamps_refuse_what_the_loader_reports, .init = setup, .fini = teardow
     cr_expect_eq(spec_stamp_take(NULL, 0, 0, &s), -EINVAL, "no paths");
     cr_expect_null(s);
 }
+
+/* ---- Threads ----------------------------------------------------------------------------------- */
+
+/* The set as text: every image, ECS entry, region and file with its position, in order. Two
+ * loads that agree here agree on everything the plan reads. Caller frees. */
+static char *dump_set(const spec_set *set)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < set->n_images; i++) {
+        const spec_image *m = &set->images[i];
+        fprintf(f, "image %s/%s %s:%u:%u %s %s %s %zu tags %zu accounts\n", m->region, m->name,
+                m->pos.file, m->pos.line, m->pos.col, m->instance_id, m->system_snapshot_id,
+                m->description ? m->description : "-", m->n_tags, m->n_share_to_accounts);
+    }
+    for (size_t i = 0; i < set->n_ecs; i++)
+        fprintf(f, "ecs %s/%s %s:%u:%u\n", set->ecs[i].region, set->ecs[i].image_id,
+                set->ecs[i].pos.file, set->ecs[i].pos.line, set->ecs[i].pos.col);
+    for (size_t i = 0; i < set->n_regions; i++)
+        fprintf(f, "region %s %s:%u:%u\n", set->regions[i], set->region_pos[i].file,
+                set->region_pos[i].line, set->region_pos[i].col);
+    for (size_t i = 0; i < set->n_files; i++)
+        fprintf(f, "file %s\n", set->files[i]);
+    cr_assert_eq(fclose(f), 0);
+    return buf;
+}
+
+/* The diagnostics as text, in order. Caller frees. */
+static char *dump_diags(const spec_diags *d)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    spec_diags_print(d, f);
+    cr_assert_eq(fclose(f), 0);
+    return buf;
+}
+
+/* Loads dir on `threads` threads: the result code, then the set or the diagnostics as text. */
+static char *load_dump(unsigned threads, int *ret_rc)
+{
+    const char *paths[] = {dir};
+    spec_set *set = NULL;
+    spec_diags d;
+    spec_diags_init(&d);
+    *ret_rc = spec_load_threads(paths, 1, threads, &set, &d);
+    char *text = *ret_rc == 0 ? dump_set(set) : dump_diags(&d);
+    spec_set_free(set);
+    spec_diags_clear(&d);
+    return text;
+}
+
+/* Loads dir on 1, 2, 3, 4 and 8 threads and requires the same outcome, byte for byte; returns the
+ * one-thread text (caller frees). */
+static char *same_on_any_threads(int want_rc)
+{
+    int rc1 = 0;
+    char *one = load_dump(1, &rc1);
+    cr_assert_eq(rc1, want_rc, "%s", one);
+    const unsigned threads[] = {2, 3, 4, 8, 0};
+    for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
+        int rc = 0;
+        char *many = load_dump(threads[i], &rc);
+        cr_expect_eq(rc, rc1, "%u threads", threads[i]);
+        cr_expect_str_eq(many, one, "%u threads", threads[i]);
+        free(many);
+    }
+    return one;
+}
+
+/* One file of a region: n images named <prefix>-<k>, each with a description, a tag and an
+ * account, so that every kind of string is allocated by the thread that reads the file. */
+static void put_region(const char *name, const char *region, const char *prefix, int n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fprintf(f, "region: %s\ncustom_images:\n", region);
+    for (int k = 0; k < n; k++)
+        fprintf(f,
+                "  - name: %s-%03d\n    instance_id: i%d\n    system_snapshot_id: s-%d\n"
+                "    description: image %d of %s\n    tags: {team: t%d}\n"
+                "    share_to_accounts: ['1234567890123456']\n",
+                prefix, k, k, k, k, region, k % 7);
+    fprintf(f, "ecs_images:\n  - image_id: m-%s\n    ensure: absent\n", prefix);
+    fclose(f);
+    put(name, text, len);
+    free(text);
+}
+
+/* Reading the files on several threads changes nothing: the same set (entries in the same order
+ * with the same positions, regions with their first declaration, files) for good manifests
+ * spread over many files and regions, one region declared in several files. */
+Test(spec, threads_change_nothing_in_the_set, .init = setup, .fini = teardown)
+{
+    const char *regions[] = {"cn-hangzhou", "cn-beijing", "ap-southeast-1", "us-west-1"};
+    char name[64], prefix[16];
+    for (int i = 0; i < 24; i++) {
+        snprintf(name, sizeof(name), "m%02d/inventory.yaml", i);
+        snprintf(prefix, sizeof(prefix), "app%02d", i);
+        put_region(name, regions[i % 4], prefix, 5 + i % 9);
+    }
+    puts_("m99/empty-docs.yaml", "---\n---\nregion: cn-shanghai\n");
+    char *one = same_on_any_threads(0);
+    cr_assert_not_null(strstr(one, "region cn-hangzhou"), "%s", one);
+    cr_assert_not_null(strstr(one, "m00/inventory.yaml:3:5"), "positions point into files");
+    free(one);
+}
+
+/* The same for a run full of errors: every diagnostic, in the same order, whichever thread read
+ * its file; a duplicate across files names the first declaration in load order. */
+Test(spec, threads_change_nothing_in_the_diagnostics, .init = setup, .fini = teardown)
+{
+    char name[64], prefix[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "good-%02d.yaml", i);
+        snprintf(prefix, sizeof(prefix), "g%02d", i);
+        put_region(name, "cn-hangzhou", prefix, 4);
+    }
+    put_region("good-50.yaml", "cn-hangzhou", "g03", 2); /* duplicates of good-03's first two */
+    puts_("bad-region.yaml", "region: bad_region\n");
+    puts_("bad-entry.yaml", HDR "  - name: x\n  - 42\n");
+    puts_("bad-syntax.yaml", "region: [\n");
+    puts_("bad-key.yaml", HDR IMG "    colour: blue\n");
+    put("bad-empty.yaml", "", 0);
+    char *one = same_on_any_threads(-EINVAL);
+    cr_assert_not_null(strstr(one, "duplicate image 'g03-000'"), "%s", one);
+    cr_assert_not_null(strstr(one, "no manifest in this file"), "%s", one);
+    free(one);
+}
+
+/* Past SPEC_LOAD_PARALLEL_BYTES spec_load reads on every CPU it may use: still the same set. */
+Test(spec, a_large_load_reads_in_parallel_alike, .init = setup, .fini = teardown)
+{
+    char name[64], prefix[16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(name, sizeof(name), "inventory-%02d.yaml", i);
+        snprintf(prefix, sizeof(prefix), "big%02d", i);
+        put_region(name, i % 2 ? "cn-beijing" : "cn-hangzhou", prefix, 400);
+    }
+    struct stat st;
+    snprintf(name, sizeof(name), "%s/inventory-00.yaml", dir);
+    cr_assert_eq(stat(name, &st), 0);
+    cr_assert_geq((size_t)st.st_size * 16, (size_t)SPEC_LOAD_PARALLEL_BYTES, "the files are large");
+    free(same_on_any_threads(0));
+}
