@@ -4,6 +4,7 @@
  * File format (`<state_dir>/pacer.log`, text, one line per key):
  *
  *     imgrecon-pacer 2
+ *     clock <id>                                     (optional, see "Clock" below)
  *     corrupt <ms>                                   (optional, see below)
  *     k <key> <cooldown_until_ms> <n> <t1> ... <tn>   (ascending call times, boot-clock ms)
  *
@@ -28,7 +29,16 @@
  * version 1 files held wall-clock times. Across a reboot the boot clock starts again near zero,
  * so a stored time can only look younger than it is (or lie in the future), never older: the
  * cautious direction. Times in the future count as "now" and are stored so at once, so a reboot
- * or an old version-1 file costs at most one window of waiting, never more. The etcd backend
+ * or an old version-1 file costs at most one window of waiting, never more.
+ *
+ * The `clock` line names the boot clock the times are on (clock_id: the kernel's boot id and the
+ * time namespace). A log that names another clock, or none (written before 2026-12-03, or by a
+ * version-1 writer), has times this process cannot read: every call time counts as now and every
+ * cooldown as a whole window (the cautious side, once), and the log is rewritten with this clock.
+ * A log that names another clock after this process wrote it was written since by another host
+ * (a state directory on a network filesystem) or another time namespace, whose times would look
+ * arbitrarily old here: the operation fails with -EUSERS instead of spending the budget twice.
+ * The etcd backend
  * takes the same boot-clock times and stamps each call on both clocks, the wall clock for other
  * hosts and the boot clock for its own (prov_pacer_etcd.c). */
 #include <errno.h>
@@ -44,6 +54,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "prov_pacer.h"
 #include "prov_statedir.h" /* the one state-directory file helper (reconcile/) */
@@ -70,9 +81,12 @@ struct prov_pacer {
     size_t n_keys;
     bool corrupt;
     uint64_t corrupt_at;
+    char log_clock[PROV_PACER_CLOCK_ID_LEN + 1]; /* file mode: the log's clock line, "" none */
+    bool foreign;                                /* file mode: the log's times are not ours */
+    bool wrote;      /* file mode: this process saved the log (with its clock line) */
     prov_etcd *etcd; /* `ha`: the call log lives in etcd (prov_pacer_etcd.c); NULL: file */
     char *etcd_prefix;
-    char clock_id[PROV_PACER_CLOCK_ID_LEN + 1]; /* etcd: names this host's boot clock */
+    char clock_id[PROV_PACER_CLOCK_ID_LEN + 1]; /* this boot clock; "" unknown (file mode) */
 };
 
 static uint64_t clock_ms(clockid_t id)
@@ -117,6 +131,59 @@ static void keys_clear(prov_pacer *p)
     p->n_keys = 0;
     p->corrupt = false;
     p->corrupt_at = 0;
+    p->log_clock[0] = '\0';
+    p->foreign = false;
+}
+
+/* Reads a small text file of /proc into buf (NUL-terminated, at most size - 1 bytes); 0 or a
+ * negative errno. */
+static int read_proc(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    int err = n < 0 ? -errno : 0;
+    (void)close(fd);
+    if (err < 0 || n == 0)
+        return err < 0 ? err : -ENODATA;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Names the boot clock of this process in ret_id (PROV_PACER_CLOCK_ID_LEN hex digits): a digest
+ * of the kernel's boot id and the process's time namespace, so processes that read the same
+ * CLOCK_BOOTTIME share it and no others do. Returns 0, or -ENOENT when /proc cannot tell (ret_id
+ * is then ""). Called once when a pacer opens. */
+static int clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
+{
+    char text[160] = "", ns[64] = "";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    ret_id[0] = '\0';
+    /* Kernels before 5.6 have no time namespaces: every process then shares the boot clock. */
+    ssize_t nl = readlink("/proc/self/ns/time", ns, sizeof(ns) - 1);
+    ns[nl > 0 ? nl : 0] = '\0';
+    if (read_proc("/proc/sys/kernel/random/boot_id", text, 64) < 0)
+        return -ENOENT;
+    strcat(text, ns);
+    if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
+        return -ENOENT;
+    for (size_t i = 0; i < PROV_PACER_CLOCK_ID_LEN / 2; i++)
+        (void)snprintf(ret_id + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* A clock id of the process's own (random) for the etcd stamps when /proc cannot name the host's:
+ * its own calls are still judged on its boot clock. */
+static int own_clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
+{
+    unsigned char raw[PROV_PACER_CLOCK_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return -EIO;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        (void)snprintf(ret_id + 2 * i, 3, "%02x", raw[i]);
+    return 0;
 }
 
 /* Opens the pacer. The state directory is created (0700) when missing; the lock file is opened
@@ -139,6 +206,7 @@ int prov_pacer_open(const char *state_dir, prov_pacer **ret)
         if (fd < 0)
             return fd;
         p->lock_fd = fd;
+        (void)clock_id(p->clock_id); /* unknown: the log is trusted as before, no clock line */
     }
     *ret = PROV_TAKE_PTR(p);
     return 0;
@@ -155,8 +223,8 @@ int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const
     int rc = prefix ? prov_etcd_new(NULL, &eo, &p->etcd) : -EINVAL;
     if (rc == 0 && (p->etcd_prefix = strdup(prefix)) == NULL)
         rc = -ENOMEM;
-    if (rc == 0)
-        rc = prov_pacer_etcd_clock_id(p->clock_id);
+    if (rc == 0 && clock_id(p->clock_id) < 0)
+        rc = own_clock_id(p->clock_id);
     if (rc < 0) {
         prov_pacer_free(p);
         return rc;
@@ -304,6 +372,14 @@ static int load_file(prov_pacer *p, uint64_t now)
             }
             continue;
         }
+        if (strncmp(line, "clock ", 6) == 0) {
+            if (strlen(line + 6) == PROV_PACER_CLOCK_ID_LEN &&
+                strspn(line + 6, "0123456789abcdef") == PROV_PACER_CLOCK_ID_LEN && !p->log_clock[0])
+                memcpy(p->log_clock, line + 6, PROV_PACER_CLOCK_ID_LEN + 1);
+            else
+                bad = true;
+            continue;
+        }
         if (strncmp(line, "corrupt ", 8) == 0) {
             uint64_t at;
             if (parse_u64(line + 8, &at)) {
@@ -351,6 +427,8 @@ static int save_file(prov_pacer *p, uint64_t now)
         return e;
     }
     fprintf(f, "%s\n", PACER_HEADER);
+    if (p->clock_id[0])
+        fprintf(f, "clock %s\n", p->clock_id);
     if (p->corrupt && now - p->corrupt_at < PACER_MARKER_TTL_MS)
         fprintf(f, "corrupt %" PRIu64 "\n", p->corrupt_at);
     for (size_t i = 0; i < p->n_keys; i++) {
@@ -372,6 +450,8 @@ static int save_file(prov_pacer *p, uint64_t now)
     else
         (void)unlink(tmp);
     free(tmp);
+    if (rc == 0 && p->clock_id[0])
+        p->wrote = true;
     return rc;
 }
 
@@ -506,6 +586,28 @@ static int key_apply(pacer_key *k, pacer_req *r)
     return 0;
 }
 
+/* A log on another clock (the file comment, "Clock"): -EUSERS when another host or time namespace
+ * wrote it after this process did; otherwise every call time counts as now, every cooldown and
+ * a corrupt marker from now, and the log is marked for rewriting with this clock. */
+static int adopt_clock(prov_pacer *p, uint64_t now)
+{
+    if (!p->clock_id[0] || strcmp(p->log_clock, p->clock_id) == 0)
+        return 0;
+    if (p->wrote && p->log_clock[0])
+        return -EUSERS;
+    p->foreign = true;
+    for (size_t i = 0; i < p->n_keys; i++) {
+        pacer_key *k = &p->keys[i];
+        for (size_t j = 0; j < k->n; j++)
+            k->ts[j] = now;
+        if (k->cooldown_until != 0)
+            k->cooldown_until = UINT64_MAX; /* key_trim makes it one window from now */
+    }
+    if (p->corrupt)
+        p->corrupt_at = now;
+    return 0;
+}
+
 /* Takes the lock and reads the data file (file backend); a no-op in memory. */
 static int pacer_lock(prov_pacer *p, uint64_t now)
 {
@@ -515,6 +617,8 @@ static int pacer_lock(prov_pacer *p, uint64_t now)
         if (errno != EINTR)
             return -errno;
     int rc = load_file(p, now);
+    if (rc == 0)
+        rc = adopt_clock(p, now);
     if (rc < 0) {
         keys_clear(p);
         (void)flock(p->lock_fd, LOCK_UN);
@@ -592,7 +696,7 @@ static int pacer_op_run(prov_pacer *p, const char *access_key_id, const char *pr
     int dirty = key_apply(k, r);
     if (dirty == 0 && clamped)
         dirty = 1;
-    if (dirty >= 0 && p->lock_fd >= 0 && (dirty > 0 || p->corrupt))
+    if (dirty >= 0 && p->lock_fd >= 0 && (dirty > 0 || p->corrupt || p->foreign))
         rc = save_file(p, r->now);
     else if (dirty < 0)
         rc = dirty;

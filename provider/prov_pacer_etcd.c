@@ -9,7 +9,7 @@
  *
  * A stamp is "<wall ms> <clock id>:<boot ms>" (decimal, one space): the time on the wall clock,
  * which every host reads, and the same time on the boot clock of the host that wrote it, named
- * by a clock id (prov_pacer_etcd_clock_id: one per boot and time namespace). A stamp of the old
+ * by a clock id (prov_pacer.c: one per boot and time namespace). A stamp of the old
  * form "<wall ms>" is still read.
  *
  * A call takes a slot that is at least a window old (or that does not exist yet) with a
@@ -29,16 +29,11 @@
  * the future count as now, as in the file backend, so a clock step never holds an action back
  * for more than a window at a time. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "prov_pacer_etcd.h"
 
@@ -366,42 +361,6 @@ static int op_cooldown(prov_etcd *e, const char *base, uint64_t window,
             return rc < 0 ? rc : 0;
     }
     return -EBUSY;
-}
-
-/* Reads a small text file of /proc into buf (NUL-terminated, at most size - 1 bytes); 0 or a
- * negative errno. */
-static int read_proc(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = read(fd, buf, size - 1);
-    int err = n < 0 ? -errno : 0;
-    (void)close(fd);
-    if (err < 0 || n == 0)
-        return err < 0 ? err : -ENODATA;
-    buf[n] = '\0';
-    return 0;
-}
-
-int prov_pacer_etcd_clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
-{
-    char text[160] = "", ns[64] = "";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    /* Kernels before 5.6 have no time namespaces: every process then shares the boot clock. */
-    ssize_t nl = readlink("/proc/self/ns/time", ns, sizeof(ns) - 1);
-    ns[nl > 0 ? nl : 0] = '\0';
-    if (read_proc("/proc/sys/kernel/random/boot_id", text, 64) == 0) {
-        strcat(text, ns);
-        if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
-            return -EIO;
-    } else if (RAND_bytes(md, PROV_PACER_CLOCK_ID_LEN / 2) != 1) {
-        return -EIO;
-    }
-    for (size_t i = 0; i < PROV_PACER_CLOCK_ID_LEN / 2; i++)
-        (void)snprintf(ret_id + 2 * i, 3, "%02x", md[i]);
-    return 0;
 }
 
 /* "<prefix>/pacer/<key>/" into base; -EINVAL when too long. */

@@ -13,17 +13,12 @@
 
 /* The time of one operation. boot is the caller's time on the boot clock (prov_pacer_now_ms),
  * offset the wall clock minus the boot clock when the operation began, so boot + offset is the
- * same time on the wall clock; id names this host's boot clock (prov_pacer_etcd_clock_id). */
+ * same time on the wall clock; id names this host's boot clock (prov_pacer.c, clock_id). */
 typedef struct prov_pacer_etcd_clock {
     uint64_t boot;
     int64_t offset;
     char id[PROV_PACER_CLOCK_ID_LEN + 1];
 } prov_pacer_etcd_clock;
-
-/* Names the boot clock of this process: a digest of the kernel's boot id and the process's time
- * namespace, so processes that read the same CLOCK_BOOTTIME share it and no others do. Without
- * /proc it is random: the process's own. Called once when the pacer opens. */
-int prov_pacer_etcd_clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1]);
 
 /* The operations of prov_pacer.h against the slots under <prefix>/pacer/<key>/. Each returns 0
  * or a negative errno (etcd unreachable or answering garbage: the caller fails the call, it never

@@ -1266,3 +1266,30 @@ Test(daemon, fighting_controller_is_reported_after_two_undos_in_a_row)
     free(id);
     stop_daemon(&d);
 }
+
+/* The state directory's call log names the boot clock its times are on. When another host (a
+ * state directory on a network filesystem) writes it after the daemon did, the daemon cannot read
+ * those times and must not take them for old calls: every call fails with a message that says
+ * why and what to do, and nothing is created while it does. */
+Test(daemon, a_state_directory_shared_with_another_host_is_refused)
+{
+    const char *first[] = {"d-shared-1"}, *both[] = {"d-shared-1", "d-shared-2"};
+    manifest("web.yaml", first, 1);
+    dproc d = start_daemon("daemon.log", NULL);
+    cr_assert(await_notify("READY=1", WAIT_MS, NULL, 0));
+    await_available("d-shared-1");
+    json_decref(await_idle(1));
+    /* Another host writes the log: the same calls, on its own clock. */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/pacer.log", state);
+    char *log = test_file_read(path), *clock = strstr(log, "\nclock ");
+    cr_assert_not_null(clock, "the log names its clock:\n%s", log);
+    memcpy(clock + 7, "0123456789abcdef0123456789abcdef", 32);
+    test_file_replace(path, log);
+    free(log);
+    manifest("web.yaml", both, 2);
+    await_log(&d, "the call budget (pacer) in the state directory was written by another host or "
+                  "time namespace since this process wrote it");
+    cr_expect_eq(journal_count("CreateCustomImage", "d-shared-2"), 0, "nothing created");
+    stop_daemon(&d);
+}

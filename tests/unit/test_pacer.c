@@ -298,9 +298,10 @@ Test(pacer, corrupt_file_cools_down_for_one_window)
     cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 400), 600);
     cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 1000), 0);
     cr_assert_eq(acq(p, "CreateCustomImage", 10, 1000, T0 + 1001), 0);
-    /* The file was rewritten in the proper format and keeps the marker. */
+    /* The file was rewritten in the proper format (header, this clock) and keeps the marker. */
     const char *text = read_file("pacer.log");
-    cr_assert(strncmp(text, "imgrecon-pacer 2\ncorrupt ", 25) == 0, "%s", text);
+    cr_assert(strncmp(text, "imgrecon-pacer 2\nclock ", 23) == 0, "%s", text);
+    cr_assert_not_null(strstr(text, "\ncorrupt "), "%s", text);
     cr_assert_null(strstr(text, "garbage"));
     prov_pacer_free(p);
 }
@@ -434,5 +435,75 @@ Test(pacer, batch_settle_moves_each_call_to_its_answer)
     /* The oldest call now counts from T0+10: the next slot frees at T0+1010. */
     cr_assert_eq(acq(p, "DeleteCustomImages", 3, 1000, T0 + 100), 910);
     cr_assert_eq(prov_pacer_settle_n(p, AK, "swas", "DeleteCustomImages", 1000, sent, done, 0), 0);
+    prov_pacer_free(p);
+}
+
+/* The log of one call (log_of_one_call) with its clock line replaced by line ("" drops it). */
+static void reclock_log(const char *text, const char *line)
+{
+    const char *clock = strstr(text, "\nclock ");
+    cr_assert_not_null(clock, "the log names its clock:\n%s", text);
+    const char *end = strchr(clock + 1, '\n');
+    char out[4096];
+    snprintf(out, sizeof(out), "%.*s%s%s", (int)(clock - text + 1), text, line, end + 1);
+    write_file("pacer.log", out);
+}
+
+#define OTHER_CLOCK "clock 0123456789abcdef0123456789abcdef\n"
+
+/* A log on another boot clock (after a reboot, or written by another host) or on none (before
+ * the clock line): its times mean nothing here, so each call counts as made now and each
+ * cooldown lasts a window from now, once; the log is rewritten with this process's clock. */
+Test(pacer, a_log_on_another_clock_counts_its_calls_as_now)
+{
+    const char *lines[] = {OTHER_CLOCK, ""};
+    char path[512];
+    snprintf(path, sizeof(path), "%s/pacer.log", dir);
+    for (size_t i = 0; i < 2; i++) {
+        (void)unlink(path);
+        char *text = log_of_one_call("CreateCustomImage");
+        reclock_log(text, lines[i]);
+        free(text);
+        prov_pacer *p = NULL;
+        cr_assert_eq(prov_pacer_open(dir, &p), 0);
+        /* Ten windows after the call on the log's clock: still a whole window to wait. */
+        cr_expect_eq(acq(p, "CreateCustomImage", 1, 60000, T0 + 600000), 60000, "case %zu", i);
+        text = read_file("pacer.log");
+        cr_expect_null(strstr(text, "0123456789abcdef"), "rewritten with this clock:\n%s", text);
+        cr_expect_not_null(strstr(text, "\nclock "), "%s", text);
+        cr_expect_eq(acq(p, "CreateCustomImage", 1, 60000, T0 + 660000), 0, "case %zu", i);
+        prov_pacer_free(p);
+    }
+    /* A cooldown on another clock: one window from now. */
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(prov_pacer_cooldown(p, AK, "swas", "ListCustomImages", 1000, T0), 0);
+    prov_pacer_free(p);
+    reclock_log(read_file("pacer.log"), OTHER_CLOCK);
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_expect_eq(acq(p, "ListCustomImages", 10, 1000, T0 + 5000), 1000);
+    prov_pacer_free(p);
+}
+
+/* A log that names another clock after this process wrote it was written since by another host
+ * sharing the state directory (or another time namespace): refused, not read as old calls. A
+ * new process adopts it as after a reboot. */
+Test(pacer, another_host_writing_after_us_is_refused)
+{
+    prov_pacer *p = NULL;
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_assert_eq(acq(p, "CreateCustomImage", 2, 60000, T0), 0);
+    reclock_log(read_file("pacer.log"), OTHER_CLOCK);
+    uint64_t wait = 0;
+    unsigned left = 0;
+    cr_expect_eq(prov_pacer_acquire(p, AK, "swas", "CreateCustomImage", 2, 60000, T0 + 1, &wait),
+                 -EUSERS);
+    cr_expect_eq(prov_pacer_budget(p, AK, "swas", "CreateCustomImage", 2, 60000, T0 + 1, &left),
+                 -EUSERS);
+    cr_expect_not_null(strstr(read_file("pacer.log"), OTHER_CLOCK), "left as it was");
+    prov_pacer_free(p);
+    cr_assert_eq(prov_pacer_open(dir, &p), 0);
+    cr_expect_eq(acq(p, "CreateCustomImage", 2, 60000, T0 + 600000), 0, "one slot of two left");
+    cr_expect_eq(acq(p, "CreateCustomImage", 2, 60000, T0 + 600000), 60000);
     prov_pacer_free(p);
 }
