@@ -4,7 +4,9 @@
 # CPU time. "total" leaves out reading the answer files ("read"); "total+read" compares with runs
 # from before issue 17 item 4, whose parse column included it. Each run also times the floors of
 # load and parse (libyaml alone, json_loadb alone) on its own inputs; x_floor is the total over
-# their sum.
+# their sum. The load is spec_load's, on one thread per CPU once the manifests hold 1 MiB (10,000
+# images and up), so its wall clock can drop below its single-threaded floor; the cpu row counts
+# every thread.
 # Usage: tests/bench/scale.sh [BUILD]   (SCALE_SIZES="1000 10000" to choose the sizes)
 # Plain POSIX awk (Debian's mawk has no asort): medians come from sort -n.
 set -euo pipefail
