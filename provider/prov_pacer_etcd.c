@@ -22,12 +22,13 @@
  *
  * Clocks: the wall-clock part crosses hosts, so the hosts' clocks must agree (NTP). A step of one
  * host's wall clock would make every stamp look older or younger there; the boot-clock part, which
- * no step moves, keeps the stamps written on the same host (the same clock id) honest: such a
- * stamp frees only when both clocks say a window has passed. So a forward step frees no window
- * early for the calls of its own host, the usual case (the leader makes the calls); a host whose
- * wall clock runs d ms ahead of another's may still reuse that one's slots d ms early. Times in
- * the future count as now, as in the file backend, so a clock step never holds an action back
- * for more than a window at a time. */
+ * no step moves, is what a stamp written on the same host (the same clock id) is judged on, as
+ * the file backend judges its log. So a step of a host's wall clock neither frees a window early
+ * nor holds one longer for the calls of its own host, the usual case (the leader makes the
+ * calls); other hosts' stamps are judged on the wall clock, and a host whose wall clock runs d ms
+ * ahead of another's may still reuse that one's slots d ms early. Times in the future count as
+ * now, as in the file backend, so a clock step never holds an action back for more than a window
+ * at a time. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -79,7 +80,8 @@ static int parse_stamp(const prov_etcd_kv *kv, stamp *ret)
     const char *s = kv->value;
     stamp t;
     memset(&t, 0, sizeof(t));
-    if (kv->value_len == 0 || kv->value_len > 80 || parse_u64_at(&s, " ", &t.wall) < 0)
+    if (kv->value_len == 0 || kv->value_len >= STAMP_MAX || strlen(s) != kv->value_len ||
+        parse_u64_at(&s, " ", &t.wall) < 0)
         return -EPROTO;
     if (*s == ' ') {
         size_t n = strspn(++s, "0123456789abcdef");
@@ -110,18 +112,15 @@ static uint64_t left_until(uint64_t t, uint64_t window, uint64_t now, bool clamp
     return t + window > now ? t + window - now : 0;
 }
 
-/* How long, from the operation's time, until the stamp at + window has passed on the wall clock
- * and, for a stamp of this host's clock, on the boot clock too (0: passed). With clamp, times in
- * the future count as now (a call's time); without, they stand (the end of a cooldown). */
+/* How long, from the operation's time, until the stamp at + window has passed (0: passed): on the
+ * boot clock for a stamp of this host's clock, on the wall clock for any other. With clamp, times
+ * in the future count as now (a call's time); without, they stand (the end of a cooldown). */
 static uint64_t stamp_wait(const stamp *at, uint64_t window, bool clamp,
                            const prov_pacer_etcd_clock *c)
 {
-    uint64_t wait = left_until(at->wall, window, clock_wall(c), clamp);
-    if (at->has_boot && strcmp(at->id, c->id) == 0) {
-        uint64_t b = left_until(at->boot, window, c->boot, clamp);
-        wait = b > wait ? b : wait;
-    }
-    return wait;
+    if (at->has_boot && strcmp(at->id, c->id) == 0)
+        return left_until(at->boot, window, c->boot, clamp);
+    return left_until(at->wall, window, clock_wall(c), clamp);
 }
 
 /* "<wall> <id>:<boot>" for the time boot (on this host's boot clock) into buf. */

@@ -315,8 +315,8 @@ Test(clocks, a_forward_step_does_not_free_the_window_early)
 }
 
 /* The same with `ha`: the call log lives in etcd, whose stamps cross hosts on the wall clock.
- * Each stamp also carries the time on the writing host's boot clock, and that host does not
- * reuse a slot before both clocks say its window passed: the forward step frees nothing early.
+ * Each stamp also carries the time on the writing host's boot clock, and that host judges its
+ * own stamps on it: the forward step frees nothing early.
  * With wall-clock stamps alone the fourth call went at once, into a Throttling answer. */
 Test(clocks, a_forward_step_does_not_free_the_window_early_with_ha)
 {

@@ -1059,8 +1059,8 @@ typedef struct stamp_case {
 static const stamp_case stamp_cases[] = {
     {"this host, wall clock two windows back, boot clock now: a forward step of the wall clock",
      "slot/0", STAMP_OURS, -2 * (int64_t)STAMP_W, 0, true},
-    {"this host, wall clock now, boot clock two windows back", "slot/0", STAMP_OURS, 0,
-     -2 * (int64_t)STAMP_W, true},
+    {"this host, wall clock now, boot clock two windows back: a backward step", "slot/0",
+     STAMP_OURS, 0, -2 * (int64_t)STAMP_W, false},
     {"this host, both clocks two windows back", "slot/0", STAMP_OURS, -2 * (int64_t)STAMP_W,
      -2 * (int64_t)STAMP_W, false},
     {"this host, boot clock in the future (another boot)", "slot/0", STAMP_OURS,
@@ -1096,10 +1096,10 @@ static void put_stamp(size_t i, const stamp_case *c, const char *our_id, uint64_
     put_raw(rest, value);
 }
 
-/* A call's stamp names the host's boot clock beside the wall clock. A stamp of this host frees
- * only when both clocks say its window passed, so a forward step of the wall clock frees none
- * of this host's calls early; another host's stamp, or one of the old form, is judged on the
- * wall clock as before; garbage counts as a call made now. */
+/* A call's stamp names the host's boot clock beside the wall clock. A stamp of this host is
+ * judged on the boot clock, so a step of the wall clock (forward or back) neither frees nor holds
+ * this host's calls; another host's stamp, or one of the old form, is judged on the wall clock
+ * as before; garbage counts as a call made now. */
 Test(ha, a_call_counts_on_both_clocks_on_its_own_host)
 {
     const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
