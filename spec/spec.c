@@ -886,8 +886,8 @@ typedef struct part {
 /* The shared state of a parallel read: every thread takes the next unread file until none is
  * left, so a large file does not hold up the others' share. */
 typedef struct reading {
-    const loader *main; /* borrowed: only its files are read, never written while threads run */
-    part *parts;        /* one per file */
+    const loader *src; /* borrowed: only its files are read, never written while threads run */
+    part *parts;       /* one per file */
     atomic_size_t next;
 } reading;
 
@@ -896,9 +896,9 @@ static void *read_worker(void *arg)
     reading *r = arg;
     for (;;) {
         size_t i = atomic_fetch_add(&r->next, 1);
-        if (i >= r->main->n_files)
+        if (i >= r->src->n_files)
             return NULL;
-        read_file(&r->parts[i].L, &r->main->files[i]);
+        read_file(&r->parts[i].L, &r->src->files[i]);
     }
 }
 
@@ -982,7 +982,7 @@ static void read_files(loader *L, unsigned threads)
     for (size_t i = 0; i < L->n_files; i++)
         bytes += (uint64_t)L->files[i].size;
     unsigned n = read_threads(threads, L->n_files, bytes);
-    reading r = {.main = L, .parts = n > 1 ? calloc(L->n_files, sizeof(part)) : NULL};
+    reading r = {.src = L, .parts = n > 1 ? calloc(L->n_files, sizeof(part)) : NULL};
     pthread_t tid[MAX_LOAD_THREADS];
     unsigned started = 0;
     if (r.parts == NULL) {
