@@ -421,10 +421,10 @@ static unsigned take_slots(action_queue *q, uint64_t now, uint64_t *ret_wait)
     if (rc < 0) {
         finish_local(queue_pop(q), rc,
                      rc == -EUSERS ? "the call budget (pacer) in the state directory was written "
-                                    "by another host or time namespace since this process "
-                                    "wrote it: give each host a state directory of its own "
-                                    "(hosts share a budget through `ha`)"
-                                  : "the call budget (pacer) could not be read");
+                                     "by another host or time namespace since this process "
+                                     "wrote it: give each host a state directory of its own "
+                                     "(hosts share a budget through `ha`)"
+                                   : "the call budget (pacer) could not be read");
         *ret_wait = 0;
         return 0;
     }

@@ -54,11 +54,11 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "prov_pacer.h"
 #include "prov_statedir.h" /* the one state-directory file helper (reconcile/) */
 #include "prov_pacer_etcd.h"
+#include "prov_sig.h" /* prov_sha256_hex, prov_random_nonce */
 
 #define PACER_HEADER "imgrecon-pacer 2"
 #define PACER_HEADER_V1 "imgrecon-pacer 1" /* wall-clock times: read, clamped, rewritten */
@@ -157,9 +157,7 @@ static int read_proc(const char *path, char *buf, size_t size)
  * is then ""). Called once when a pacer opens. */
 static int clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
 {
-    char text[160] = "", ns[64] = "";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    char text[160] = "", ns[64] = "", hex[65];
     ret_id[0] = '\0';
     /* Kernels before 5.6 have no time namespaces: every process then shares the boot clock. */
     ssize_t nl = readlink("/proc/self/ns/time", ns, sizeof(ns) - 1);
@@ -167,22 +165,9 @@ static int clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
     if (read_proc("/proc/sys/kernel/random/boot_id", text, 64) < 0)
         return -ENOENT;
     strcat(text, ns);
-    if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
-        return -ENOENT;
-    for (size_t i = 0; i < PROV_PACER_CLOCK_ID_LEN / 2; i++)
-        (void)snprintf(ret_id + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
-/* A clock id of the process's own (random) for the etcd stamps when /proc cannot name the host's:
- * its own calls are still judged on its boot clock. */
-static int own_clock_id(char ret_id[PROV_PACER_CLOCK_ID_LEN + 1])
-{
-    unsigned char raw[PROV_PACER_CLOCK_ID_LEN / 2];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return -EIO;
-    for (size_t i = 0; i < sizeof(raw); i++)
-        (void)snprintf(ret_id + 2 * i, 3, "%02x", raw[i]);
+    prov_sha256_hex(text, strlen(text), hex);
+    memcpy(ret_id, hex, PROV_PACER_CLOCK_ID_LEN);
+    ret_id[PROV_PACER_CLOCK_ID_LEN] = '\0';
     return 0;
 }
 
@@ -223,8 +208,11 @@ int prov_pacer_open_etcd(const char *const *endpoints, size_t n_endpoints, const
     int rc = prefix ? prov_etcd_new(NULL, &eo, &p->etcd) : -EINVAL;
     if (rc == 0 && (p->etcd_prefix = strdup(prefix)) == NULL)
         rc = -ENOMEM;
+    /* Without /proc the etcd stamps get a random id: the process's own calls are still judged
+     * on its boot clock. */
+    _Static_assert(PROV_PACER_CLOCK_ID_LEN == 32, "a nonce is 32 hex digits");
     if (rc == 0 && clock_id(p->clock_id) < 0)
-        rc = own_clock_id(p->clock_id);
+        rc = prov_random_nonce(p->clock_id);
     if (rc < 0) {
         prov_pacer_free(p);
         return rc;

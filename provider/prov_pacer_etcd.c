@@ -97,10 +97,10 @@ static int parse_stamp(const prov_etcd_kv *kv, stamp *ret)
     return 0;
 }
 
-/* The wall-clock time of the operation. */
-static uint64_t clock_wall(const prov_pacer_etcd_clock *c)
+/* The wall-clock time of boot (a time on c's boot clock). */
+static uint64_t wall_at(uint64_t boot, const prov_pacer_etcd_clock *c)
 {
-    int64_t w = (int64_t)c->boot + c->offset;
+    int64_t w = (int64_t)boot + c->offset;
     return w > 0 ? (uint64_t)w : 0;
 }
 
@@ -120,15 +120,13 @@ static uint64_t stamp_wait(const stamp *at, uint64_t window, bool clamp,
 {
     if (at->has_boot && strcmp(at->id, c->id) == 0)
         return left_until(at->boot, window, c->boot, clamp);
-    return left_until(at->wall, window, clock_wall(c), clamp);
+    return left_until(at->wall, window, wall_at(c->boot, c), clamp);
 }
 
 /* "<wall> <id>:<boot>" for the time boot (on this host's boot clock) into buf. */
 static void format_stamp(char *buf, size_t size, uint64_t boot, const prov_pacer_etcd_clock *c)
 {
-    prov_pacer_etcd_clock at = *c;
-    at.boot = boot;
-    (void)snprintf(buf, size, "%" PRIu64 " %s:%" PRIu64, clock_wall(&at), c->id, boot);
+    (void)snprintf(buf, size, "%" PRIu64 " %s:%" PRIu64, wall_at(boot, c), c->id, boot);
 }
 
 /* The part of kv's key after base; NULL when the key is not under base (a confused answer). */

@@ -881,21 +881,28 @@ Test(ha, etcd_answering_garbage_or_nothing_gives_clear_errors_and_no_cycle)
     script_stop(&silent);
 }
 
+/* One request to the test cluster, body freed; the answer in *ret (the caller clears it). */
+static void etcd_sync(prov_etcd_op op, char *body, prov_etcd_result *ret)
+{
+    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
+    prov_etcd_opts o = {eps, 3, 1000, NULL};
+    prov_etcd *e = NULL;
+    cr_assert_not_null(body);
+    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
+    prov_etcd_call_sync(e, op, body, ret);
+    free(body);
+    prov_etcd_close(e);
+}
+
 /* The slots of one SWAS action in the shared call log of the_shared_call_log_in_etcd: their times
  * on this host's boot clock (the part after the clock id; ascending) and mod_revisions; returns
  * how many. */
 static size_t read_slots(const char *action, uint64_t *ret_ms, int64_t *ret_rev, size_t max)
 {
-    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
-    prov_etcd_opts o = {eps, 3, 1000, NULL};
-    prov_etcd *e = NULL;
-    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
     char prefix[256];
     snprintf(prefix, sizeof(prefix), "/imgrecon-test/pacer/pacer/swas:%s/slot/", action);
-    char *body = prov_etcd_body_range(prefix, true);
     prov_etcd_result r;
-    prov_etcd_call_sync(e, PROV_ETCD_RANGE, body, &r);
-    free(body);
+    etcd_sync(PROV_ETCD_RANGE, prov_etcd_body_range(prefix, true), &r);
     cr_assert_eq(r.err, 0, "%s", r.errmsg);
     size_t n = 0;
     for (size_t i = 0; i < r.n_kvs && n < max; i++, n++) {
@@ -910,7 +917,6 @@ static size_t read_slots(const char *action, uint64_t *ret_ms, int64_t *ret_rev,
         }
     }
     prov_etcd_result_clear(&r);
-    prov_etcd_close(e);
     return n;
 }
 
@@ -1008,38 +1014,24 @@ static void log_key(const char *rest, char *key, size_t size)
 
 static void put_raw(const char *rest, const char *value)
 {
-    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
-    prov_etcd_opts o = {eps, 3, 1000, NULL};
-    prov_etcd *e = NULL;
     char key[256];
     log_key(rest, key, sizeof(key));
-    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
-    char *body = prov_etcd_body_put_all_if(&(prov_etcd_put){key, value, 0}, 1);
     prov_etcd_result r;
-    prov_etcd_call_sync(e, PROV_ETCD_TXN, body, &r);
-    free(body);
+    etcd_sync(PROV_ETCD_TXN, prov_etcd_body_put_all_if(&(prov_etcd_put){key, value, 0}, 1), &r);
     cr_assert(r.err == 0 && r.succeeded, "put %s: %s", key, r.errmsg);
     prov_etcd_result_clear(&r);
-    prov_etcd_close(e);
 }
 
 /* The value of one key (caller frees). */
 static char *get_raw(const char *rest)
 {
-    const char *eps[] = {etcd.client_url[0], etcd.client_url[1], etcd.client_url[2]};
-    prov_etcd_opts o = {eps, 3, 1000, NULL};
-    prov_etcd *e = NULL;
     char key[256];
     log_key(rest, key, sizeof(key));
-    cr_assert_eq(prov_etcd_new(NULL, &o, &e), 0);
-    char *body = prov_etcd_body_range(key, false);
     prov_etcd_result r;
-    prov_etcd_call_sync(e, PROV_ETCD_RANGE, body, &r);
-    free(body);
+    etcd_sync(PROV_ETCD_RANGE, prov_etcd_body_range(key, false), &r);
     cr_assert(r.err == 0 && r.n_kvs == 1, "get %s: %s", key, r.errmsg);
     char *v = strdup(r.kvs[0].value);
     prov_etcd_result_clear(&r);
-    prov_etcd_close(e);
     return v;
 }
 
@@ -1087,12 +1079,9 @@ static void put_stamp(size_t i, const stamp_case *c, const char *our_id, uint64_
     snprintf(rest, sizeof(rest), "Stamp%zu/%s", i, c->key);
     if (c->form == STAMP_OLD)
         snprintf(value, sizeof(value), "%llu", (unsigned long long)w);
-    else if (c->form == STAMP_GARBAGE)
-        snprintf(value, sizeof(value), "%llu %s;%llu", (unsigned long long)w, id,
-                 (unsigned long long)b);
-    else
-        snprintf(value, sizeof(value), "%llu %s:%llu", (unsigned long long)w, id,
-                 (unsigned long long)b);
+    else /* garbage has ';' where ':' ends the clock id */
+        snprintf(value, sizeof(value), "%llu %s%c%llu", (unsigned long long)w, id,
+                 c->form == STAMP_GARBAGE ? ';' : ':', (unsigned long long)b);
     put_raw(rest, value);
 }
 

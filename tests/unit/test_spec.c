@@ -1003,7 +1003,8 @@ Test(spec, stamps_refuse_what_the_loader_reports, .init = setup, .fini = teardow
     cr_expect_null(s);
 }
 
-/* ---- Threads ----------------------------------------------------------------------------------- */
+/* ---- Threads -----------------------------------------------------------------------------------
+ */
 
 /* The set as text: every image, ECS entry, region and file with its position, in order. Two
  * loads that agree here agree on everything the plan reads. Caller frees. */
