@@ -1,7 +1,8 @@
-/* systemd readiness protocol for the daemon (reconcile/README.md "Daemon"), through libsystemd's
- * sd_notify: READY=1 after the first successful load, a live STATUS= line, WATCHDOG=1 from a loop
- * timer, RELOADING=1 with MONOTONIC_USEC= then READY=1 around a reload, STOPPING=1. Every sender
- * returns what sd_notify returns: > 0 sent, 0 when NOTIFY_SOCKET is not set, negative errno. */
+/* systemd readiness protocol for the daemon (reconcile/README.md "Daemon"), sent as libsystemd's
+ * sd_notify sends it, one datagram to NOTIFY_SOCKET: READY=1 after the first successful load, a
+ * live STATUS= line, WATCHDOG=1 from a loop timer, RELOADING=1 with MONOTONIC_USEC= then READY=1
+ * around a reload, STOPPING=1. Every sender returns what sd_notify returns: 1 sent, 0 when
+ * NOTIFY_SOCKET is not set, negative errno. */
 #ifndef REC_NOTIFY_H
 #define REC_NOTIFY_H
 

@@ -52,6 +52,8 @@ for path in "${expected[@]}"; do
 done
 grep -q '^/usr/local' "$tmp/contents" && fail "the .deb installs under /usr/local"
 grep -q libuv1 <<<"$(dpkg-deb -f "$deb" Depends)" || fail "Depends lacks libuv1 (shlibdeps)"
+# The daemon speaks the notify protocol itself (reconcile/daemon/rec_notify.c): no libsystemd.
+grep -q libsystemd <<<"$(dpkg-deb -f "$deb" Depends)" && fail "Depends names libsystemd"
 
 root=$tmp/root
 dpkg-deb -x "$deb" "$root"

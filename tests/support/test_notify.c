@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,12 +27,19 @@ test_notify *test_notify_open(const char *path)
     test_notify *n = calloc(1, sizeof(*n));
     cr_assert_not_null(n);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    cr_assert_lt(strlen(path), sizeof(sa.sun_path), "notify socket path too long: %s", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    memcpy(n->path, path, strlen(path) + 1);
+    size_t len = strlen(path);
+    cr_assert_lt(len, sizeof(sa.sun_path), "notify socket path too long: %s", path);
+    memcpy(sa.sun_path, path, len + 1);
+    memcpy(n->path, path, len + 1);
+    /* "@name" is a name in the abstract namespace: a leading NUL and no terminating one. */
+    socklen_t salen = sizeof(sa);
+    if (path[0] == '@') {
+        sa.sun_path[0] = '\0';
+        salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    }
     n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(n->fd, 0, "socket: %s", strerror(errno));
-    cr_assert_eq(bind(n->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", path,
+    cr_assert_eq(bind(n->fd, (struct sockaddr *)&sa, salen), 0, "bind %s: %s", path,
                  strerror(errno));
     return n;
 }

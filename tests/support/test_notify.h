@@ -13,8 +13,8 @@
 
 typedef struct test_notify test_notify;
 
-/* Binds a new receiver at path (which must not exist). Fails the test on error. Caller frees
- * with test_notify_free. */
+/* Binds a new receiver at path (which must not exist), or at a name in the abstract namespace
+ * when path is "@name". Fails the test on error. Caller frees with test_notify_free. */
 test_notify *test_notify_open(const char *path);
 /* Closes the socket, frees queued messages and the receiver; accepts NULL. */
 void test_notify_free(test_notify *n);

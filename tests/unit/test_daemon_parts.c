@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -903,19 +904,159 @@ Test(notify, messages_reach_notify_socket)
     rm_dir();
 }
 
-Test(notify, watchdog_period_from_environment)
+/* ---- The notify sender beside libsystemd's ---- */
+
+/* How a case's NOTIFY_SOCKET is formed: as written, under the test's directory, in the abstract
+ * namespace (with this pid, so parallel runs do not meet), or a path one byte too long. */
+typedef enum { ADDR_RAW, ADDR_IN_DIR, ADDR_ABSTRACT, ADDR_TOO_LONG } addr_kind;
+
+typedef struct notify_case {
+    addr_kind kind;
+    const char *name; /* NULL with ADDR_RAW: NOTIFY_SOCKET unset */
+    bool receiver;    /* a receiver is bound at the address */
+    bool plain_file;  /* a regular file is at the address */
+} notify_case;
+
+static const notify_case notify_cases[] = {
+    {ADDR_RAW, NULL, false, false},
+    {ADDR_RAW, "", false, false},
+    {ADDR_RAW, "/", false, false},
+    {ADDR_RAW, "@", false, false},
+    {ADDR_RAW, "notify.sock", false, false},
+    {ADDR_RAW, "x/notify.sock", false, false},
+    {ADDR_RAW, "vsock:2:1234", false, false},
+    {ADDR_IN_DIR, "n.sock", true, false},
+    {ADDR_ABSTRACT, "imgrecon-n", true, false},
+    {ADDR_IN_DIR, "gone.sock", false, false},
+    {ADDR_IN_DIR, "file", false, true},
+    {ADDR_ABSTRACT, "imgrecon-none", false, false},
+    {ADDR_TOO_LONG, NULL, false, false},
+};
+
+ParameterizedTestParameters(notify, sender_matches_libsystemd)
 {
-    uint64_t usec = 0;
-    char pid[32];
-    cr_assert_eq(unsetenv("WATCHDOG_USEC"), 0);
-    cr_assert_eq(rec_notify_watchdog_usec(&usec), 0);
-    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    cr_assert_eq(setenv("WATCHDOG_USEC", "2000000", 1), 0);
-    cr_assert_eq(setenv("WATCHDOG_PID", pid, 1), 0);
-    cr_assert_gt(rec_notify_watchdog_usec(&usec), 0);
-    cr_assert_eq(usec, 2000000);
-    cr_assert_eq(setenv("WATCHDOG_PID", "1", 1), 0);
-    cr_assert_eq(rec_notify_watchdog_usec(&usec), 0, "another process's watchdog");
+    static size_t idx[sizeof(notify_cases) / sizeof(notify_cases[0])];
+    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+}
+
+/* The address of case c in out; sets NOTIFY_SOCKET to it (or unsets it). */
+static void notify_case_env(const notify_case *c, char *out, size_t size)
+{
+    switch (c->kind) {
+    case ADDR_RAW:
+        snprintf(out, size, "%s", c->name ? c->name : "");
+        break;
+    case ADDR_IN_DIR:
+        snprintf(out, size, "%s/%s", dir, c->name);
+        break;
+    case ADDR_ABSTRACT:
+        snprintf(out, size, "@%s-%ld", c->name, (long)getpid());
+        break;
+    case ADDR_TOO_LONG: {
+        struct sockaddr_un sa;
+        int n = snprintf(out, size, "%s/", dir);
+        memset(out + n, 'x', sizeof(sa.sun_path) - (size_t)n);
+        out[sizeof(sa.sun_path)] = '\0'; /* no room left for the terminating NUL */
+        break;
+    }
+    }
+    if (c->kind == ADDR_RAW && c->name == NULL)
+        cr_assert_eq(unsetenv("NOTIFY_SOCKET"), 0);
+    else
+        cr_assert_eq(setenv("NOTIFY_SOCKET", out, 1), 0);
+}
+
+/* For every form of NOTIFY_SOCKET, rec_notify returns what libsystemd's sd_notify returns, and
+ * where a receiver listens both datagrams arrive, byte for byte the same. */
+ParameterizedTest(size_t *i, notify, sender_matches_libsystemd)
+{
+    const notify_case *c = &notify_cases[*i];
+    char addr[256];
+    mk_dir();
+    notify_case_env(c, addr, sizeof(addr));
+    test_notify *n = c->receiver ? test_notify_open(addr) : NULL;
+    if (c->plain_file)
+        cr_assert_eq(close(open(addr, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+
+    int ours = rec_notify_status("last ok: 1 done");
+    int theirs = sd_notify(0, "STATUS=last ok: 1 done");
+    cr_assert_eq(ours, theirs, "NOTIFY_SOCKET=%s: rec_notify %d (%s), sd_notify %d (%s)", addr,
+                 ours, strerror(-ours), theirs, strerror(-theirs));
+    if (n != NULL) {
+        char a[256], b[256];
+        recv_msg(n, a, sizeof(a));
+        recv_msg(n, b, sizeof(b));
+        cr_assert_str_eq(a, b);
+        cr_assert_str_eq(a, "STATUS=last ok: 1 done");
+    }
+    test_notify_free(n);
+    rm_dir();
+}
+
+typedef struct watchdog_case {
+    const char *usec, *pid; /* NULL: unset; pid "self": this process's pid */
+} watchdog_case;
+
+static const watchdog_case watchdog_cases[] = {
+    {NULL, NULL},
+    {NULL, "self"},
+    {"2000000", "self"},
+    {"2000000", NULL},
+    {"2000000", "1"},
+    {"2000000", "0"},
+    {"2000000", "-1"},
+    {"2000000", ""},
+    {"2000000", "abc"},
+    {"2000000", "99999999999999999999"},
+    {"1", "self"},
+    {"18446744073709551614", NULL},
+    {"18446744073709551615", NULL},
+    {"18446744073709551616", NULL},
+    {"0", NULL},
+    {"", NULL},
+    {"abc", NULL},
+    {"-5", NULL},
+    {"2000000x", NULL},
+};
+
+ParameterizedTestParameters(notify, watchdog_matches_libsystemd)
+{
+    static size_t idx[sizeof(watchdog_cases) / sizeof(watchdog_cases[0])];
+    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
+        idx[i] = i;
+    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+}
+
+static void set_or_unset(const char *var, const char *value)
+{
+    if (value == NULL)
+        cr_assert_eq(unsetenv(var), 0);
+    else
+        cr_assert_eq(setenv(var, value, 1), 0);
+}
+
+/* The watchdog period read from WATCHDOG_USEC and WATCHDOG_PID: the same answer and the same
+ * period as libsystemd's sd_watchdog_enabled, for good, foreign and malformed values. */
+ParameterizedTest(size_t *i, notify, watchdog_matches_libsystemd)
+{
+    const watchdog_case *c = &watchdog_cases[*i];
+    char self[32];
+    snprintf(self, sizeof(self), "%ld", (long)getpid());
+    set_or_unset("WATCHDOG_USEC", c->usec);
+    set_or_unset("WATCHDOG_PID", c->pid && strcmp(c->pid, "self") == 0 ? self : c->pid);
+    uint64_t ours_usec = 7, theirs_usec = 7;
+    int ours = rec_notify_watchdog_usec(&ours_usec);
+    int theirs = sd_watchdog_enabled(0, &theirs_usec);
+    cr_assert_eq(ours > 0, theirs > 0, "USEC=%s PID=%s: ours %d, libsystemd %d", c->usec, c->pid,
+                 ours, theirs);
+    cr_assert_eq(ours < 0, theirs < 0, "USEC=%s PID=%s: ours %d, libsystemd %d", c->usec, c->pid,
+                 ours, theirs);
+    if (ours > 0)
+        cr_assert_eq(ours_usec, theirs_usec);
+    else
+        cr_assert_eq(ours_usec, 7, "written only on success");
 }
 
 Test(notify, status_line_content)
