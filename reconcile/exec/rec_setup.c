@@ -351,10 +351,13 @@ static int setup_init(uv_loop_t *loop, const spec_config *cfg, const rec_setup_o
     if (rc < 0)
         return rc;
 
-    s->copts = (prov_cred_opts){.profile = cfg->profile,
+    if ((cfg->profile != NULL && (s->profile = strdup(cfg->profile)) == NULL) ||
+        (cfg->endpoint != NULL && (s->cred_url = strdup(cfg->endpoint)) == NULL))
+        return -ENOMEM;
+    s->copts = (prov_cred_opts){.profile = s->profile,
                                 .use_metadata = !s->opts.no_metadata,
-                                .metadata_url = cfg->endpoint,
-                                .sts_url = cfg->endpoint,
+                                .metadata_url = s->cred_url,
+                                .sts_url = s->cred_url,
                                 .on_call = on_sts_call,
                                 .on_call_ud = s};
     char *cmsg = NULL;
@@ -463,9 +466,13 @@ static void setup_clear(rec_setup *s)
     memset(&s->cred, 0, sizeof(s->cred));
     free(s->state_dir);
     free(s->note);
+    free(s->profile);
+    free(s->cred_url);
     s->account_id[0] = '\0';
     s->state_dir = NULL;
     s->note = NULL;
+    s->profile = NULL;
+    s->cred_url = NULL;
 }
 
 char *rec_setup_calls_summary(const rec_setup *s)

@@ -52,7 +52,12 @@ typedef struct rec_setup {
     char *state_dir;        /* the directory actually used (may be the fallback) */
     char *note;             /* why a fallback directory was chosen (always shown); NULL otherwise */
     prov_credential cred;
-    prov_cred_opts copts; /* how cred was resolved, for refresh (strings borrowed from cfg) */
+    /* How cred was resolved, for refresh. Its strings are the setup's own copies (profile,
+     * cred_url below), not cfg's: a reload that keeps the setup replaces cfg while a refresh may
+     * be reading them on the thread pool. */
+    prov_cred_opts copts;
+    char *profile;  /* cfg->profile when resolved (NULL: none) */
+    char *cred_url; /* cfg->endpoint when resolved: STS and metadata go there (NULL: none) */
     rec_sts_kept sts_kept[REC_SETUP_STS_KEPT]; /* written by the refresh on the thread pool */
     size_t n_sts_kept;
     /* The pacer's budget key, learned before the first API call ("" until then): the account

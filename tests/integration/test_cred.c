@@ -266,6 +266,33 @@ Test(cred, a_slow_sts_refresh_does_not_stall_the_daemon)
     free(text);
 }
 
+/* A SIGHUP that changes nothing keeps the credentials and the client but replaces the config:
+ * the refreshes after it still reach STS at the endpoint, with the profile, as before. The
+ * refresh once read both from the replaced config after it was freed (ASan: use after free on
+ * the refresh thread; without it, a refresh sent wherever the freed memory then pointed). */
+Test(cred, refreshes_after_a_reload_use_the_setup_own_settings)
+{
+    char out[160];
+    pid_t pid = start_role_daemon("4s", out, sizeof(out));
+    cr_assert(await_lines("AssumeRole", 1, 30000), "no AssumeRole:\n%s", read_file(out));
+    cr_assert_eq(kill(pid, SIGHUP), 0);
+    bool reloaded = test_proc_await_output(pid, out, "msg=\"reloaded\"", 30000);
+    /* Credentials of 4 s are refreshed from half their life: two refreshes after the reload. */
+    bool refreshed = reloaded && await_lines("AssumeRole", 3, 30000);
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *text = read_file(out);
+    cr_expect(reloaded, "no reload:\n%s", text);
+    cr_expect(refreshed, "no refresh after the reload:\n%s", text);
+    cr_expect_eq(st, 0, "daemon exit %d:\n%s", st, text);
+    cr_expect_null(strstr(text, "credential refresh failed"), "%s", text);
+    free(text);
+    json_t *j = journal_lines(&E);
+    size_t all = count_lines(j, NULL, NULL, true), good = count_lines(j, NULL, NULL, false);
+    cr_expect_eq(good, all, "%zu of %zu calls failed", all - good, all);
+    json_decref(j);
+}
+
 /* Item 8: the RRSA variables alone are enough for a plan; the token never reaches output. */
 Test(cred, oidc_plan)
 {
