@@ -898,12 +898,15 @@ static void register_hook_secrets(rec_dmn *d, const spec_config *cfg)
         (void)rec_log_add_secret(d->log, cfg->notify[i].url);
 }
 
-/* The webhooks of cfg (start and reload): a secret that cannot be read keeps the previous
- * targets (none at start) and is logged, without the secret. Secrets are registered with the
+/* The webhooks and owner of cfg (reload): a secret that cannot be read keeps the previous
+ * targets and is logged, without the secret. Secrets are registered with the
  * log so that no line ever shows them. */
 static void configure_hooks(rec_dmn *d, const spec_config *cfg)
 {
     char *err = NULL;
+    if (rec_webhook_set_owner(d->hooks, cfg->owner) < 0)
+        rec_log_event(d->log, REC_LOG_ERROR, "notify: out of memory; keeping the previous owner",
+                      NULL);
     int rc = rec_webhook_configure(d->hooks, cfg->notify, cfg->n_notify, &err);
     if (rc < 0) {
         rec_log_event(d->log, REC_LOG_ERROR, "notify: keeping the previous webhooks", "error",

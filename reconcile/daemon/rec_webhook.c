@@ -487,6 +487,16 @@ int rec_webhook_new(uv_loop_t *loop, const rec_webhook_opts *opts, rec_webhook *
     return 0;
 }
 
+int rec_webhook_set_owner(rec_webhook *w, const char *owner)
+{
+    char *copy = strdup(owner ? owner : "default");
+    if (copy == NULL)
+        return -ENOMEM;
+    free(w->owner);
+    w->owner = copy;
+    return 0;
+}
+
 void rec_webhook_free(rec_webhook *w)
 {
     if (w == NULL)

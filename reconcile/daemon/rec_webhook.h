@@ -62,6 +62,9 @@ int rec_webhook_new(uv_loop_t *loop, const rec_webhook_opts *opts, rec_webhook *
  * *ret_error (caller frees) names the file; the secret's text is never in it. Notifications under
  * way keep going. Returns 0 or a negative errno. */
 int rec_webhook_configure(rec_webhook *w, const spec_notify *targets, size_t n, char **ret_error);
+/* Names owner (copied) in every notification queued from now on: the daemon calls it on each
+ * reload, as `owner` may change with the config. Returns 0, or -ENOMEM (the owner is kept). */
+int rec_webhook_set_owner(rec_webhook *w, const char *owner);
 /* The secrets read by the last configure, for the caller's log scrubbing: the i-th one, NULL
  * when none. Borrowed until the next configure. */
 const char *rec_webhook_secret(const rec_webhook *w, size_t i);

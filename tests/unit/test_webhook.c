@@ -181,6 +181,33 @@ Test(webhook, signed_delivery_and_event_filter)
     hook_recv_stop(only_failed);
 }
 
+/* The owner a reload sets names every notification queued after it (the daemon calls
+ * rec_webhook_set_owner from each reload; `owner` may change with the config). */
+Test(webhook, a_new_owner_names_later_notifications)
+{
+    hook_recv *r = NULL;
+    cr_assert_eq(hook_recv_start(NULL, &r), 0);
+    spec_notify t[] = {{(char *)hook_recv_url(r), SPEC_NOTIFY_JSON, NULL, SPEC_EV_ALL}};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rec_webhook_opts o = {.owner = "team-a", .host = "h"};
+    rec_webhook *w = NULL;
+    cr_assert_eq(rec_webhook_new(&loop, &o, &w), 0);
+    cr_assert_eq(rec_webhook_configure(w, t, 1, NULL), 0);
+    cr_assert_eq(rec_webhook_send(w, SPEC_EV_DRIFT, "before", NULL, 0), 1);
+    cr_assert(drain(&loop, w, 10000));
+    cr_assert_eq(rec_webhook_set_owner(w, "team-b"), 0);
+    cr_assert_eq(rec_webhook_send(w, SPEC_EV_DRIFT, "after", NULL, 0), 1);
+    cr_assert(drain(&loop, w, 10000));
+    json_t *all = hook_recv_all(r);
+    cr_assert_eq(json_array_size(all), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 0), "owner")), "team-a");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 1), "owner")), "team-b");
+    json_decref(all);
+    close_all(&loop, w);
+    hook_recv_stop(r);
+}
+
 Test(webhook, receiver_down_retries_are_bounded)
 {
     char url[64];
