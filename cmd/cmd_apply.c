@@ -429,6 +429,28 @@ static int report(cmd_ctx *ctx, apply_ui *ui, const rec_setup *setup, const rec_
 }
 
 /* Locks the state directory, runs the cycle (confirming through ui) and reports it. */
+/* What follows "apply failed: <strerror>" when the error came from a file in the state
+ * directory (the journal, the call log), so that the message says where to look; the directory
+ * is printed after it. "" for other errors. Called by run_apply. */
+static const char *state_file_hint(int rc)
+{
+    switch (rc) {
+    case -ELOOP:
+        return ": a file in the state directory is a symbolic link (never followed there; remove "
+               "it) in ";
+    case -EISDIR:
+    case -ENOTDIR:
+    case -EACCES:
+    case -EPERM:
+    case -EROFS:
+    case -ENOSPC:
+    case -EDQUOT:
+        return ": a file in the state directory (journal.jsonl, pacer.log) cannot be written in ";
+    default:
+        return "";
+    }
+}
+
 static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
 {
     cmd_ctx *ctx = s->ctx;
@@ -467,11 +489,8 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
         cmd_error(ctx, "this run's leader lease in etcd lapsed (etcd unreachable, or the process "
                        "stopped past lease_ttl); the steps after that were not sent");
     if (rc < 0)
-        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc),
-                  rc == -ELOOP ? ": a file in the state directory is a symbolic link (never "
-                                 "followed there; remove it) in "
-                               : "",
-                  rc == -ELOOP ? s->setup->state_dir : "");
+        cmd_error(ctx, "apply failed: %s%s%s", strerror(-rc), state_file_hint(rc),
+                  state_file_hint(rc)[0] != '\0' ? s->setup->state_dir : "");
     else
         exit_code = report(ctx, ui, s->setup, res);
     rec_cycle_result_free(res);

@@ -496,6 +496,27 @@ static int answer_prompt(const char *answer, char **ret_out)
 
 /* The prompt on a terminal (stdin a pty, read on apply's loop): anything but "yes" - another
  * word, end of input (^D), ^C (SIGINT) - cancels with nothing sent; "yes" applies. */
+/* A journal that cannot be opened (a directory in its place) stops apply before any mutating
+ * call, and the message names the state directory and the files to look at. */
+Test(apply, an_unwritable_journal_is_named_and_nothing_is_sent)
+{
+    write_fixture(&E, 1, NULL, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-a", ""));
+    char journal[256];
+    snprintf(journal, sizeof(journal), "%s/journal.jsonl", E.state);
+    (void)mkdir(E.state, 0700);
+    cr_assert_eq(mkdir(journal, 0700), 0);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "journal.jsonl") != NULL, "the file is named:\n%s", r.out);
+    cr_expect(strstr(r.out, E.state) != NULL, "the directory is named:\n%s", r.out);
+    run_result_free(&r);
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 0, "nothing created");
+    json_decref(j);
+}
+
 Test(apply, the_prompt_on_a_terminal_proceeds_only_on_yes)
 {
     write_fixture(&E, 1, NULL, NULL);
