@@ -452,9 +452,13 @@ static void read_accounts(loader *L, const spec_ynode *v, spec_image *img)
            spec_ynode_describe(v, desc, sizeof(desc)));
         return;
     }
-    if (v->n > SPEC_MAX_SHARE_ACCOUNTS)
+    /* Past the limit the list is refused whole: its items are not read, so that a list of
+     * thousands costs no more than its length (the duplicate check below is quadratic). */
+    if (v->n > SPEC_MAX_SHARE_ACCOUNTS) {
         at(L, v->pos, "too many accounts in 'share_to_accounts': %zu (at most %d)", v->n,
            SPEC_MAX_SHARE_ACCOUNTS);
+        return;
+    }
     img->share_to_accounts = calloc(v->n ? v->n : 1, sizeof(char *));
     if (img->share_to_accounts == NULL) {
         oom(L);

@@ -846,14 +846,22 @@ static int region_item(cfg_ctx *c, const spec_ynode *const *items, size_t i, con
     if (s == NULL || !spec_region_valid(s))
         return bad(c, items[i], "'%s' items must be region ids such as cn-hangzhou, got %s", what,
                    describe(items[i], d, sizeof(d)));
-    int rc = 0;
     for (size_t j = 0; j < i; j++) {
         /* An earlier item that is not a string (a mapping, a list) has no text to compare. */
         const char *t = text_of(items[j]);
         if (t != NULL && strcmp(t, s) == 0)
-            rc = bad(c, items[i], "'%s' names %s twice", what, s);
+            return bad(c, items[i], "'%s' names %s twice", what, s);
     }
-    return rc;
+    return 0;
+}
+
+/* The most items a list of region ids may have (the cloud has a few dozen regions). A longer
+ * list is refused whole, before region_item compares its items pairwise. */
+#define MAX_REGION_LIST 256
+
+static int region_list_too_long(cfg_ctx *c, const spec_ynode *v, const char *what)
+{
+    return bad(c, v, "'%s' lists %zu regions (at most %d)", what, v->n, MAX_REGION_LIST);
 }
 
 /* allow_empty: a boolean (every region) or a list of the region ids whose desired set may be
@@ -870,6 +878,8 @@ static int set_allow_empty(spec_config *cfg, const cfg_key *k, const spec_ynode 
     if (v->kind != SPEC_YSEQ)
         return bad(c, v, "'%s' must be true, false or a list of region ids, got %s", k->name,
                    describe(v, d, sizeof(d)));
+    if (v->n > MAX_REGION_LIST)
+        return region_list_too_long(c, v, k->name);
     const cfg_strv how = {.check = region_item, .ud = k->name};
     char **list = NULL;
     int rc = read_strv(c, v, &how, &list);
@@ -891,6 +901,8 @@ static int set_regions(spec_config *cfg, const cfg_key *k, const spec_ynode *v, 
         /* The default: none beyond the declared and remembered ones. */
     } else if (v->kind == SPEC_YSCALAR && text_of(v) != NULL && strcmp(v->text, "all") == 0) {
         all = true;
+    } else if (v->kind == SPEC_YSEQ && v->n > MAX_REGION_LIST) {
+        return region_list_too_long(c, v, k->name);
     } else if (v->kind == SPEC_YSEQ) {
         const cfg_strv how = {.check = region_item, .ud = k->name};
         int rc = read_strv(c, v, &how, &list);

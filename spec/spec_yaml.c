@@ -643,14 +643,20 @@ int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_
 int spec_yaml_load_file(const char *path, const char *file, spec_yaml_doc_fn fn, void *ud,
                         spec_diags *diags)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait for a writer forever
+     * (a daemon's loop included). A file named explicitly may be a pipe (`-f <(git show ...)`),
+     * so reads block again once open; a FIFO with no writer then reads as empty. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
         spec_diags_add(diags, file, 0, 0, "cannot read: %s", strerror(err));
         return -err;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+    int flags = 0;
+    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) ||
+        (!S_ISREG(st.st_mode) &&
+         ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0))) {
         int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
         spec_diags_add(diags, file, 0, 0, "cannot read: %s", strerror(err));
         close(fd);

@@ -548,6 +548,46 @@ Test(spec_hostile, megabyte_line, .init = setup, .fini = teardown)
     free(buf);
 }
 
+/* A share_to_accounts list past its limit is refused whole, with one error: its items are not
+ * compared with each other (10,000 copies of one id once gave 9,999 errors, and 100,000
+ * distinct ids half a minute of quadratic checking). */
+Test(spec_hostile, long_account_list_is_one_error, .init = setup, .fini = teardown)
+{
+    size_t n = 10000;
+    char *buf = malloc(n * 6 + 256);
+    cr_assert_not_null(buf);
+    int off = sprintf(buf, HDR IMG "    share_to_accounts: [");
+    for (size_t i = 0; i < n; i++)
+        off += sprintf(buf + off, "%s1234", i ? ", " : "");
+    strcpy(buf + off, "]\n");
+    const char *path = put("accounts.yaml", buf, strlen(buf));
+    free(buf);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(path, &set, &d), -EINVAL);
+    cr_assert_eq(d.n, 1, "%zu diagnostics, first: %s", d.n, d.v[0].msg);
+    cr_assert(strstr(d.v[0].msg, "too many accounts in 'share_to_accounts': 10000 (at most 50)"),
+              "%s", d.v[0].msg);
+    spec_diags_clear(&d);
+}
+
+/* A FIFO named as a manifest with nobody writing to it reads as empty instead of waiting for a
+ * writer forever (the daemon loads on its loop). The old open blocked: the test timed out. */
+Test(spec_hostile, fifo_without_writer_does_not_block, .init = setup, .fini = teardown,
+     .timeout = 20)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/pipe.yaml", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0, "%s", strerror(errno));
+    spec_set *set = NULL;
+    spec_diags d;
+    (void)load1(path, &set, &d);
+    for (size_t i = 0; i < d.n; i++)
+        cr_expect_null(strstr(d.v[i].msg, "cannot read"), "%s", d.v[i].msg);
+    spec_set_free(set);
+    spec_diags_clear(&d);
+}
+
 Test(spec_hostile, too_large, .init = setup, .fini = teardown)
 {
     size_t n = SPEC_YAML_MAX_FILE_BYTES + 1;
