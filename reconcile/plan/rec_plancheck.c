@@ -193,7 +193,13 @@ static char *explain_missing(const rec_step *s, const rec_observed *obs, bool *o
     return prov_asprintf("%s is no longer planned (the manifests or the account changed)", what);
 }
 
-/* Compares a saved step with its fresh twin; the first difference or NULL. */
+/* Compares a saved step with its fresh twin; the first difference or NULL. The executor runs the
+ * saved copy, so what it sends comes from the saved step: a create's instance, snapshots,
+ * description, resource group and tags come from its after, a share's flag and an account or tag
+ * step's delta from its before and after. So after is compared field by field, not only through
+ * spec_hash: an in-place step's spec_hash names the image alone (its token must survive a change
+ * of the entry), and no step's hash covers share_to_accounts. A difference here means the
+ * manifest entry asks for something else now, or the plan file was edited. */
 static char *compare(const rec_step *s, const rec_step *f, bool *oom)
 {
     char what[512];
@@ -217,6 +223,21 @@ static char *compare(const rec_step *s, const rec_step *f, bool *oom)
         free(d);
         return msg;
     }
+    if (s->after != NULL && f->after != NULL) {
+        char *d = image_diff(s->after, f->after, oom);
+        if (d != NULL) {
+            char *msg =
+                prov_asprintf("the manifest entry for %s%s%s asks for other values than the "
+                              "saved step (the manifests or the plan file were edited): "
+                              "%s (%s)",
+                              s->address, f->file ? " at " : "", f->file ? f->file : "", d, what);
+            free(d);
+            return msg;
+        }
+    }
+    if (s->takeover != f->takeover)
+        return prov_asprintf("%s: the takeover changed from %s to %s", what,
+                             rec_takeover_name(s->takeover), rec_takeover_name(f->takeover));
     if (s->over_quota != f->over_quota)
         return prov_asprintf("%s: the region's quota now %s room for it", what,
                              f->over_quota ? "has no" : "has");

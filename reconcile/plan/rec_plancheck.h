@@ -12,10 +12,12 @@ int rec_plan_add_warning(rec_plan *plan, const char *text);
 /* Checks a saved plan against one computed now under the same policy from a fresh observation
  * (rec_plancheck.c). Every saved step must still be planned identically: same action, address
  * and image, the image's observed fields (status, in_share, tags, name, description, instance
- * and snapshots) and the manifest entry it comes from unchanged, and no new step on an image or
- * address a saved step names. Steps of the fresh plan on other addresses are unrelated: they are
- * not executed and counted in *ret_n_unrelated (may be NULL). Returns 0, -ENOMEM, or -ESTALE with
- * *ret_error (malloc'd, caller frees) naming the first difference (image and field). */
+ * and snapshots) and the manifest entry it comes from unchanged, every value it sends (its after:
+ * instance, snapshots, description, resource group, tags, share flag, accounts) equal to the fresh
+ * step's, and no new step on an image or address a saved step names. Steps of the fresh plan on
+ * other addresses are unrelated: they are not executed and counted in *ret_n_unrelated (may be
+ * NULL). Returns 0, -ENOMEM, or -ESTALE with *ret_error (malloc'd, caller frees) naming the first
+ * difference (image and field). */
 int rec_plan_check_saved(const rec_plan *saved, const rec_plan *fresh, const rec_observed *observed,
                          size_t *ret_n_unrelated, char **ret_error);
 

@@ -688,3 +688,87 @@ Test(saved_plan, account_shares_changed_by_hand_are_refused)
     cr_expect_eq(json_array_size(acc), 2, "1111 and 2222");
     json_decref(imgs);
 }
+
+/* ---- a saved step's after is what apply sends ---- */
+
+#define SRV1 "ace0706b2ac4454d984295a94213ab01"
+
+/* An owned image shared to 3333 and 9999 whose entry adds 4444, and an entry to create. */
+static void after_world(const char *last_account)
+{
+    char manifest[512];
+    snprintf(manifest, sizeof(manifest),
+             "region: cn-hangzhou\ncustom_images:\n" IMG(
+                 "web", "    share_to_accounts: ['3333', '9999', '%s']\n") IMG("fresh", ""),
+             last_account);
+    write_file(E.manifest, manifest);
+}
+
+/* Changes the after of the first saved step with this action in the plan file: one field set to
+ * value, or (field NULL) a tag team=x added, or (field "accounts") account 7777 added. */
+static void edit_after(const char *action, const char *field, const char *value)
+{
+    json_error_t jerr;
+    json_t *plan = json_load_file(planfile, 0, &jerr);
+    cr_assert_not_null(plan, "%s", jerr.text);
+    json_t *steps = json_object_get(plan, "steps"), *after = NULL;
+    for (size_t i = 0; i < json_array_size(steps) && after == NULL; i++)
+        if (strcmp(jstr(json_array_get(steps, i), "action"), action) == 0)
+            after = json_object_get(json_array_get(steps, i), "after");
+    cr_assert(json_is_object(after), "no %s step with an after", action);
+    if (field == NULL)
+        cr_assert_eq(json_object_set_new(json_object_get(after, "tags"), "team", json_string("x")),
+                     0);
+    else if (strcmp(field, "accounts") == 0)
+        cr_assert_eq(
+            json_array_append_new(json_object_get(after, "share_accounts"), json_string("7777")),
+            0);
+    else
+        cr_assert_eq(json_object_set_new(after, field, json_string(value)), 0);
+    cr_assert_eq(json_dump_file(plan, planfile, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+    json_decref(plan);
+}
+
+/* The audit's repro B: an after edited in the plan file (an account added, a create's instance
+ * or snapshot changed, a tag added; the client tokens stay valid) is refused, naming the step
+ * and the field, with no mutating call; repro A: the manifest's last account replaced after the
+ * plan was saved (4444 shown, 5555 asked now) is refused the same way. The unedited plan then
+ * runs exactly its steps. */
+Test(saved_plan, edited_after_or_changed_accounts_are_refused)
+{
+    static const struct {
+        const char *action, *field, *value, *says;
+    } rows[] = {
+        {"add_accounts", "accounts", NULL,
+         "share_accounts changed from [3333, 4444, 7777, 9999] to [3333, 4444, 9999]"},
+        {"create", "instance_id", SRV1, "instance_id changed from " SRV1 " to " SRV0},
+        {"create", "system_snapshot_id", "s-sys-01b",
+         "system_snapshot_id changed from s-sys-01b to s-sys-00"},
+        {"create", NULL, NULL, "tags changed from"},
+    };
+    write_fixture(&E, 2,
+                  FIX(ID_ACCTS, "web", "false", OWNED) "        share_accounts: ['3333', '9999']\n",
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    after_world("4444");
+    save_plan();
+    char *saved = read_file(planfile);
+    size_t from = journal_len();
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        write_file(planfile, saved);
+        edit_after(rows[i].action, rows[i].field, rows[i].value);
+        expect_refused(run_raw(ARGS("apply", planfile)), from,
+                       ARGS("the saved plan is stale", rows[i].action, rows[i].says));
+    }
+    write_file(planfile, saved);
+    free(saved);
+    after_world("5555");
+    expect_refused(run_raw(ARGS("apply", planfile)), from,
+                   ARGS("the saved plan is stale", "add_accounts", ID_ACCTS,
+                        "share_accounts changed from [3333, 4444, 9999] to [3333, 5555, 9999]"));
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, from, "AddCustomImageShareAccount", "*"), 0);
+    json_decref(j);
+    after_world("4444");
+    expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
+}

@@ -12,6 +12,7 @@
 #include "rec_diff.h"
 #include "rec_estimate.h"
 #include "rec_plan.h"
+#include "rec_plancheck.h"
 #include "rec_planfile.h"
 #include "rec_render.h"
 #include "test_file.h"
@@ -859,6 +860,92 @@ Test(plan, in_place_steps_round_trip_through_a_planfile)
     cr_expect_not_null(strstr(text, "- cost (was \"x\")"), "%s", text);
     cr_expect_null(strstr(text, "cannot update tags"), "%s", text);
     free(text);
+}
+
+/* A saved step's after is what the executor sends (a create's parameters, an account or tag
+ * step's delta): rec_plan_check_saved refuses a saved plan whose after differs from the fresh
+ * plan's in any field, naming the step and the field, whether the manifest changed (the last
+ * account of share_to_accounts replaced: the step's spec_hash and token stay the same) or the plan
+ * file was edited (an account, a create's instance or snapshot, a tag); an unchanged copy passes.
+ */
+Test(plan, saved_after_must_equal_the_fresh_after)
+{
+    static const struct {
+        rec_action action;
+        const char *field; /* in prov_image; NULL: add a tag team=x; "accounts": add 7777 */
+        const char *value;
+        const char *says;
+    } edits[] = {
+        {REC_ACT_ADD_ACCOUNTS, "accounts", NULL,
+         "share_accounts changed from [3333, 4444, 7777, 9999] to [3333, 4444, 9999]"},
+        {REC_ACT_CREATE, "instance_id", "ace-other", "instance_id changed from ace-other to " INST},
+        {REC_ACT_CREATE, "system_snapshot_id", "s-other",
+         "system_snapshot_id changed from s-other"},
+        {REC_ACT_CREATE, "description", "edited", "description changed from edited to (none)"},
+        {REC_ACT_CREATE, NULL, NULL, "tags changed from"},
+    };
+    char *accts[] = {(char *)"3333", (char *)"9999", (char *)"4444"};
+    spec_image *web = declare(R1, "web", false);
+    web->share_to_accounts = accts;
+    web->n_share_to_accounts = 3;
+    prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
+    o->in_share_user = true;
+    o->share_accounts_known = true;
+    o->share_accounts = calloc(2, sizeof(char *));
+    o->share_accounts[0] = strdup("3333");
+    o->share_accounts[1] = strdup("9999");
+    o->n_share_accounts = 2;
+    declare(R1, "api", false);
+    build();
+    cr_assert_eq(count_action(REC_ACT_ADD_ACCOUNTS), 1);
+    cr_assert_eq(count_action(REC_ACT_CREATE), 1);
+    rec_plan *saved = NULL;
+    char *err = NULL;
+    cr_assert_eq(rec_plan_copy(fx.plan, &saved), 0);
+    cr_assert_eq(rec_plan_check_saved(saved, fx.plan, &fx.obs, NULL, &err), 0, "%s",
+                 err ? err : "");
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        rec_plan *edited = NULL;
+        cr_assert_eq(rec_plan_copy(fx.plan, &edited), 0);
+        prov_image *a = NULL;
+        for (size_t k = 0; k < edited->n_steps && a == NULL; k++)
+            if (edited->steps[k].action == edits[i].action)
+                a = edited->steps[k].after;
+        cr_assert_not_null(a, "row %zu", i);
+        if (edits[i].field == NULL) {
+            add_tag(a, "team", "x");
+        } else if (strcmp(edits[i].field, "accounts") == 0) {
+            a->share_accounts =
+                realloc(a->share_accounts, (a->n_share_accounts + 1) * sizeof(char *));
+            a->share_accounts[a->n_share_accounts++] = strdup("7777");
+        } else {
+            char **f = strcmp(edits[i].field, "instance_id") == 0   ? &a->instance_id
+                       : strcmp(edits[i].field, "description") == 0 ? &a->description
+                                                                    : &a->system_snapshot_id;
+            free(*f);
+            *f = strdup(edits[i].value);
+        }
+        cr_expect_eq(rec_plan_check_saved(edited, fx.plan, &fx.obs, NULL, &err), -ESTALE,
+                     "row %zu: an edited after was accepted", i);
+        cr_expect(err != NULL && strstr(err, edits[i].says) != NULL, "row %zu: %s", i,
+                  err ? err : "(none)");
+        cr_expect(err != NULL && strstr(err, rec_action_name(edits[i].action)) != NULL,
+                  "row %zu: the step is named: %s", i, err ? err : "(none)");
+        free(err);
+        err = NULL;
+        rec_plan_free(edited);
+    }
+    /* The manifest now names 5555 instead of 4444: same step, same token, other account. */
+    accts[2] = (char *)"5555";
+    build();
+    int rc = rec_plan_check_saved(saved, fx.plan, &fx.obs, NULL, &err);
+    cr_expect_eq(rc, -ESTALE, "a saved plan adding 4444 was accepted for a manifest naming 5555");
+    cr_expect(err != NULL && strstr(err, "share_accounts changed from [3333, 4444, 9999] to "
+                                         "[3333, 5555, 9999]") != NULL,
+              "%s", err ? err : "(none)");
+    cr_expect(err != NULL && strstr(err, "add_accounts") != NULL, "%s", err ? err : "(none)");
+    free(err);
+    rec_plan_free(saved);
 }
 
 Test(plan, ecs_entries)
