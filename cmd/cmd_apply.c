@@ -428,7 +428,6 @@ static int report(cmd_ctx *ctx, apply_ui *ui, const rec_setup *setup, const rec_
     return exit_code;
 }
 
-/* Locks the state directory, runs the cycle (confirming through ui) and reports it. */
 /* What follows "apply failed: <strerror>" when the error came from a file in the state
  * directory (the journal, the call log), so that the message says where to look; the directory
  * is printed after it. "" for other errors. Called by run_apply. */
@@ -451,7 +450,8 @@ static const char *state_file_hint(int rc)
     }
 }
 
-static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
+/* Locks the state directory, runs the cycle (confirming through ui) and reports it. */
+static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved, const rec_plan_policy *policy)
 {
     cmd_ctx *ctx = s->ctx;
     rec_lock *lock = NULL;
@@ -466,6 +466,7 @@ static int run_apply(cmd_session *s, apply_ui *ui, rec_plan *saved)
         .desired = s->desired,
         .execute = true,
         .saved = saved,
+        .saved_account_id = saved != NULL ? policy->caller_account_id : NULL,
         .skip_fingerprints = !ui->want_json, /* the text has none; --json's planned has them */
         .may_mutate = apply_may_mutate,
         .on_event = on_event,
@@ -533,7 +534,7 @@ static int apply_main(cmd_ctx *ctx, apply_ui *ui, const char *planfile)
     if (rec_progress_new(stdout, tty, ui->color, &ui->progress) < 0)
         cmd_error(ctx, "out of memory");
     else
-        exit_code = run_apply(&s, ui, saved);
+        exit_code = run_apply(&s, ui, saved, &policy);
     (void)cmd_session_close(&s);
     rec_progress_free(ui->progress);
     return exit_code;

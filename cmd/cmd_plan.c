@@ -48,15 +48,16 @@ static void print_shell_word(FILE *f, const char *s)
     fputc('\'', f);
 }
 
-/* Saves the plan with the policy and places it was made with, so that `apply FILE` needs no
- * other flag and refuses settings that disagree. */
+/* Saves the plan with the policy and places it was made with, and the account it was made
+ * against, so that `apply FILE` needs no other flag and refuses settings or credentials that
+ * disagree. */
 static int save_plan(cmd_ctx *ctx, const rec_setup *setup, const rec_plan *plan, const char *out)
 {
     size_t n_paths;
     const char *const *paths = cmd_manifest_paths(ctx, &n_paths);
     rec_plan_policy pol;
-    int rc =
-        rec_plan_policy_init(&pol, &ctx->cfg, paths, n_paths, setup->state_dir, ctx->config_used);
+    int rc = rec_plan_policy_init(&pol, &ctx->cfg, paths, n_paths, setup->state_dir,
+                                  ctx->config_used, rec_setup_account_id(setup));
     if (rc < 0)
         return rc;
     rc = rec_plan_save(plan, &pol, out);

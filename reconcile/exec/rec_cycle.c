@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prov_str.h"
 #include "prov_swas.h"
 #include "rec_cycle.h"
 #include "rec_diff.h"
@@ -160,14 +161,52 @@ static int remember_regions(rec_cycle *c, const rec_observed *obs, const rec_pla
     return changed ? rec_regions_save(c->o.state_dir, owner, &c->remembered) : 0;
 }
 
-/* apply PLANFILE: the plan just computed (under the saved policy, which cmd/ enforces) must
- * agree with every saved step (rec_plan_check_saved); then a copy of the saved plan replaces it,
- * so exactly the saved steps run. Steps found now on unrelated addresses are not run; a warning
- * says how many. Returns 0, or ends the cycle (-ESTALE naming the first difference) and returns
- * a negative errno. */
+/* apply PLANFILE: a plan shows what one account needs; run with the credentials of another it
+ * would send those steps there. Compares the account the plan was made against with the one
+ * learned before this cycle's first call (the pacer's key: the account id, or "key:<access key
+ * id>" when it could not be learned; never printed). Called by use_saved; returns the refusal
+ * (malloc'd) or NULL when the accounts agree. *oom is set on allocation failure. */
+static char *account_mismatch(const rec_cycle *c, bool *oom)
+{
+    const char *was = c->o.saved_account_id, *now = c->o.access_key_id;
+    bool known = now != NULL && *now != '\0' && strncmp(now, "key:", 4) != 0;
+    char *msg = NULL;
+    if (was != NULL && known && strcmp(was, now) == 0)
+        return NULL;
+    if (was == NULL && !known)
+        return NULL; /* unknown both times: nothing to compare */
+    if (was != NULL && known)
+        msg = prov_asprintf("the saved plan was made for account %s, and these credentials are of "
+                            "account %s; apply it with credentials of account %s, or run plan "
+                            "again",
+                            was, now, was);
+    else if (was != NULL)
+        msg = prov_asprintf("the saved plan was made for account %s, and the account of these "
+                            "credentials could not be learned; refusing to apply it",
+                            was);
+    else
+        msg = prov_asprintf("the saved plan does not record the account it was made for, and these "
+                            "credentials are of account %s; run plan again",
+                            now);
+    *oom = msg == NULL;
+    return msg;
+}
+
+/* apply PLANFILE: the saved plan must have been made for the account of these credentials
+ * (account_mismatch), and the plan just computed (under the saved policy, which cmd/ enforces)
+ * must agree with every saved step (rec_plan_check_saved); then a copy of the saved plan replaces
+ * it, so exactly the saved steps run. Steps found now on unrelated addresses are not run; a
+ * warning says how many. Returns 0, or ends the cycle (-EPERM naming both accounts, -ESTALE
+ * naming the first difference) and returns a negative errno. */
 static int use_saved(rec_cycle *c, const rec_options *ro)
 {
-    char *why = NULL;
+    bool oom = false;
+    char *why = account_mismatch(c, &oom);
+    if (why != NULL || oom) {
+        end(c, oom ? -ENOMEM : -EPERM, why ? why : "out of memory");
+        free(why);
+        return oom ? -ENOMEM : -EPERM;
+    }
     size_t unrelated = 0;
     int rc = rec_plan_check_saved(c->o.saved, c->res->plan, c->observed, &unrelated, &why);
     if (rc < 0) {

@@ -74,7 +74,10 @@ typedef struct rec_cycle_opts {
     const char *state_dir;     /* journal lives here */
     bool execute;              /* false: observe and plan only */
     const rec_plan *saved;     /* apply PLANFILE: refuse when stale; NULL otherwise */
-    bool skip_fingerprints;    /* apply, daemon: the plan's fp stays empty (rec_options) */
+    /* apply PLANFILE: the account the plan was made against (its policy's caller_account_id);
+     * NULL when it could not be learned then. Credentials of another account are refused. */
+    const char *saved_account_id;
+    bool skip_fingerprints; /* apply, daemon: the plan's fp stays empty (rec_options) */
     /* Daemon: items that failed permanently are skipped until their backoff expires. NULL: none. */
     bool (*skip_item)(void *ud, const char *address);
     /* HA fence (daemon with `ha`): asked right before each step's call; false skips the step

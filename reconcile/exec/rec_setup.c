@@ -275,6 +275,13 @@ static void learn_account(void *ud)
     free(msg);
 }
 
+const char *rec_setup_account_id(const rec_setup *s)
+{
+    if (s->account_id[0] == '\0' || strncmp(s->account_id, "key:", 4) == 0)
+        return NULL;
+    return s->account_id;
+}
+
 /* The pacer: the file in the state directory, or with `ha` the call log in etcd that every
  * process configured with the same prefix shares (plan, apply and the daemon alike). Requests
  * block the loop, so they time out at a quarter of the lease TTL (at most 1 s) per endpoint. */

@@ -93,6 +93,11 @@ void rec_setup_close(rec_setup *s, void (*on_closed)(void *ud), void *ud);
 
 /* "API calls: 3 ListCustomImages, 2 CreateCustomImage; 0 throttled" (malloc'd). */
 char *rec_setup_calls_summary(const rec_setup *s);
+/* The account id of the credentials, as learned before the first API call (config account_id, a
+ * role ARN, the account_ids cache or GetCallerIdentity); NULL before the first call or when it
+ * could not be learned. cmd/cmd_plan.c records it in a saved plan, which apply then refuses to
+ * run with credentials of another account. Borrowed from s. */
+const char *rec_setup_account_id(const rec_setup *s);
 unsigned rec_setup_throttled(const rec_setup *s);
 
 /* Runs one cycle to completion on loop with the setup's client and pacer: plan (execute false)

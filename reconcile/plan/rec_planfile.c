@@ -67,6 +67,7 @@ void rec_plan_policy_clear(rec_plan_policy *p)
     free_list(p->allow_empty_regions, p->n_allow_empty_regions);
     free_list(p->regions, p->n_regions);
     free(p->account_id);
+    free(p->caller_account_id);
     free_list(p->previous_owners, p->n_previous_owners);
     for (size_t i = 0; i < p->n_quotas; i++)
         free(p->quotas[i].region);
@@ -81,7 +82,8 @@ void rec_plan_policy_clear(rec_plan_policy *p)
 }
 
 int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char *const *manifests,
-                         size_t n_manifests, const char *state_dir, const char *config_path)
+                         size_t n_manifests, const char *state_dir, const char *config_path,
+                         const char *caller_account_id)
 {
     memset(p, 0, sizeof(*p));
     bool ok = true;
@@ -114,6 +116,8 @@ int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char 
         ok = (p->state_dir = abs_path(state_dir)) != NULL;
     if (ok && config_path)
         ok = (p->config = abs_path(config_path)) != NULL;
+    if (ok && caller_account_id)
+        ok = (p->caller_account_id = strdup(caller_account_id)) != NULL;
     if (!ok) {
         rec_plan_policy_clear(p);
         return -ENOMEM;
@@ -328,6 +332,9 @@ static json_t *policy_json(const rec_plan_policy *p)
         o, "regions", p->regions_all ? json_string("all") : list_json(p->regions, p->n_regions));
     bad |= json_object_set_new(o, "account_id",
                                p->account_id ? json_string(p->account_id) : json_null());
+    bad |=
+        json_object_set_new(o, "caller_account_id",
+                            p->caller_account_id ? json_string(p->caller_account_id) : json_null());
     bad |= json_object_set_new(o, "previous_owners",
                                list_json(p->previous_owners, p->n_previous_owners));
     bad |= json_object_set_new(o, "quota_default", json_integer(p->quota_default));
@@ -786,6 +793,12 @@ static bool owner_valid(const char *s)
     return *s != '\0' && spec_check_tag_value(s) == NULL;
 }
 
+/* True when s looks like an Alibaba Cloud account id (digits only, as GetCallerIdentity says). */
+static bool account_valid(const char *s)
+{
+    return *s != '\0' && strlen(s) <= 32 && strspn(s, "0123456789") == strlen(s);
+}
+
 /* Reads a JSON list of strings that valid() accepts (field and what name them in errors) into
  * *ret / *ret_n (caller frees through rec_plan_policy_clear). Returns false after fail() or on
  * allocation failure. */
@@ -832,15 +845,23 @@ static void parse_policy(loader *l, json_t *doc, rec_plan_policy *p)
     json_t *q = json_object_get(o, "quotas"), *m = json_object_get(o, "manifests");
     json_t *regions = json_object_get(o, "regions");
     json_t *prev = json_object_get(o, "previous_owners");
+    json_t *caller = json_object_get(o, "caller_account_id");
     if (!get_str(l, o, "owner", &p->owner, true, "policy", 0) ||
         !get_str(l, o, "endpoint", &p->endpoint, false, "policy", 0) ||
         !get_str(l, o, "state_dir", &p->state_dir, true, "policy", 0) ||
         !get_str(l, o, "config", &p->config, false, "policy", 0) ||
-        !get_str(l, o, "account_id", &p->account_id, false, "policy", 0))
+        !get_str(l, o, "account_id", &p->account_id, false, "policy", 0) ||
+        !get_str(l, o, "caller_account_id", &p->caller_account_id, false, "policy", 0))
         return;
-    if (regions == NULL || prev == NULL) {
+    if (regions == NULL || prev == NULL || caller == NULL) {
         fail(l, "the plan records no %s in its policy (made by an older imgrecon); run plan again",
-             regions == NULL ? "regions" : "previous_owners");
+             regions == NULL ? "regions"
+             : prev == NULL  ? "previous_owners"
+                             : "caller_account_id");
+        return;
+    }
+    if (p->caller_account_id != NULL && !account_valid(p->caller_account_id)) {
+        fail(l, "policy: caller_account_id is not an account id");
         return;
     }
     if (!json_is_array(prev)) {

@@ -18,8 +18,11 @@ typedef struct rec_plan_policy {
     size_t n_allow_empty_regions;
     char **regions; /* config `regions: [..]`: more regions observed */
     size_t n_regions;
-    bool regions_all;       /* config `regions: all` */
-    char *account_id;       /* config account_id; NULL: none configured */
+    bool regions_all; /* config `regions: all` */
+    char *account_id; /* config account_id; NULL: none configured */
+    /* The account the plan was made against, as learned from the credentials (or config
+     * account_id); NULL: it could not be learned. apply FILE refuses other credentials. */
+    char *caller_account_id;
     char **previous_owners; /* config previous_owners: owners whose images we take over */
     size_t n_previous_owners;
     unsigned quota_default;
@@ -33,10 +36,12 @@ typedef struct rec_plan_policy {
 } rec_plan_policy;
 
 /* Fills p from cfg (owner, prune, max_deletes, allow_empty, regions, account_id,
- * previous_owners, quotas, endpoint), the manifest paths, the state directory and the config path
- * (may be NULL); paths are made absolute. Returns 0 or -ENOMEM (p is then cleared). */
+ * previous_owners, quotas, endpoint), the manifest paths, the state directory, the config path
+ * (may be NULL) and the account the plan was made against (caller_account_id; NULL when it could
+ * not be learned); paths are made absolute. Returns 0 or -ENOMEM (p is then cleared). */
 int rec_plan_policy_init(rec_plan_policy *p, const spec_config *cfg, const char *const *manifests,
-                         size_t n_manifests, const char *state_dir, const char *config_path);
+                         size_t n_manifests, const char *state_dir, const char *config_path,
+                         const char *caller_account_id);
 /* Frees p's contents. Accepts NULL. */
 void rec_plan_policy_clear(rec_plan_policy *p);
 /* Compares the policy part of cfg (owner, prune, max_deletes, allow_empty, quotas, regions,

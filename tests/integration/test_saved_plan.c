@@ -129,9 +129,9 @@ static void expect_executed_equals_saved(size_t from)
  * expect_refused and expect_applied look for. */
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-/* Runs `imgrecon ARGS...` exactly as given (no common test flags): the environment carries only
- * the credentials, as a user's shell would. */
-static run_result run_raw(const char *const *args)
+/* Runs `imgrecon ARGS...` exactly as given (no common test flags) with the key key_id/secret:
+ * the environment carries only these credentials, as a user's shell would. */
+static run_result run_raw_as(const char *key_id, const char *secret, const char *const *args)
 {
     char outpath[160];
     static unsigned seq;
@@ -142,18 +142,24 @@ static run_result run_raw(const char *const *args)
     for (size_t i = 0; args[i] != NULL && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    static const char *const env_edits[] = {"ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID,
-                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" KEY_SECRET,
-                                            "ALIBABA_CLOUD_SECURITY_TOKEN",
-                                            "IMGRECON_ENDPOINT",
-                                            "NO_COLOR=1",
-                                            NULL};
+    char id_env[128], secret_env[128];
+    snprintf(id_env, sizeof(id_env), "ALIBABA_CLOUD_ACCESS_KEY_ID=%s", key_id);
+    snprintf(secret_env, sizeof(secret_env), "ALIBABA_CLOUD_ACCESS_KEY_SECRET=%s", secret);
+    const char *const env_edits[] = {
+        id_env,       secret_env, "ALIBABA_CLOUD_SECURITY_TOKEN", "IMGRECON_ENDPOINT",
+        "NO_COLOR=1", NULL};
     test_proc_opts o = {.out_path = outpath, .env = env_edits, .cwd = E.dir, .wrap = true};
     pid_t pid = test_proc_spawn(argv, &o);
     run_result r;
     r.status = wait_child(pid, RUN_TIMEOUT_MS);
     r.out = read_file(outpath);
     return r;
+}
+
+/* run_raw_as with the demo key, the one the plans here are made with. */
+static run_result run_raw(const char *const *args)
+{
+    return run_raw_as(KEY_ID, KEY_SECRET, args);
 }
 
 /* plan --out with the common test flags; returns the printed "imgrecon apply ..." line's
@@ -770,5 +776,43 @@ Test(saved_plan, edited_after_or_changed_accounts_are_refused)
     cr_expect_eq(count_calls(j, from, "AddCustomImageShareAccount", "*"), 0);
     json_decref(j);
     after_world("4444");
+    expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
+}
+
+/* ---- a saved plan belongs to the account it was made for ---- */
+
+#define ACCOUNT_1 "1234567890123456"
+#define ACCOUNT_2 "2222333344445555"
+#define KEY_2_ID "LTAIsecondAccountKey"
+#define KEY_2_SECRET "second-account-secret"
+
+/* The audit's repro: a plan made with the demo key (account 1234567890123456) records that
+ * account; applied with the key of account 2222333344445555 it is refused, naming both account
+ * ids and neither key, with no mutating call; with the demo key it runs exactly its steps. */
+Test(saved_plan, plan_applied_with_another_accounts_key_is_refused)
+{
+    write_file(E.fixture, "accounts:\n"
+                          "  - access_key_id: " KEY_ID "\n    access_key_secret: " KEY_SECRET
+                          "\n    user_id: " ACCOUNT_1 "\n"
+                          "  - access_key_id: " KEY_2_ID "\n    access_key_secret: " KEY_2_SECRET
+                          "\n    user_id: " ACCOUNT_2 "\n"
+                          "regions:\n  - region: cn-hangzhou\n    servers:\n"
+                          "      - instance_id: " SRV0 "\n        name: web-0\n"
+                          "        status: Running\n        system_snapshots: [s-sys-00]\n");
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG("web-b", ""));
+    save_plan();
+    json_error_t jerr;
+    json_t *plan = json_load_file(planfile, 0, &jerr);
+    cr_assert_not_null(plan, "%s", jerr.text);
+    cr_expect_str_eq(jstr(json_object_get(plan, "policy"), "caller_account_id"), ACCOUNT_1);
+    json_decref(plan);
+    size_t from = journal_len();
+    run_result r = run_raw_as(KEY_2_ID, KEY_2_SECRET, ARGS("apply", planfile));
+    cr_expect_null(strstr(r.out, KEY_2_ID), "a key id in the output: %s", r.out);
+    cr_expect_null(strstr(r.out, KEY_2_SECRET), "a secret in the output: %s", r.out);
+    expect_refused(r, from,
+                   ARGS("the saved plan was made for account " ACCOUNT_1,
+                        "these credentials are of account " ACCOUNT_2));
     expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
 }

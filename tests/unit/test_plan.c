@@ -1525,13 +1525,16 @@ Test(plan, saved_policy_matrix)
         if (rows[i].flag != NULL)
             cr_assert_eq(spec_config_set_allow_empty(&now, rows[i].flag), 0);
         rec_plan_policy pol, loaded_pol;
-        cr_assert_eq(rec_plan_policy_init(&pol, &made, NULL, 0, "/tmp", NULL), 0);
+        cr_assert_eq(rec_plan_policy_init(&pol, &made, NULL, 0, "/tmp", NULL, "1234567890"), 0);
         cr_assert_eq(rec_plan_save(fx.plan, &pol, plan_path), 0);
         rec_plan *loaded = NULL;
         char *err = NULL;
         cr_assert_eq(rec_plan_load(plan_path, &loaded, &loaded_pol, &err), 0, "row %zu: %s", i,
                      err ? err : "");
         /* The loaded policy equals the one saved, and the settings it was made with pass. */
+        cr_expect(loaded_pol.caller_account_id != NULL &&
+                      strcmp(loaded_pol.caller_account_id, "1234567890") == 0,
+                  "row %zu: the account the plan was made for is recorded", i);
         cr_expect_eq(rec_plan_policy_check(&loaded_pol, &made, NULL), 0, "row %zu", i);
         int rc = rec_plan_policy_check(&loaded_pol, &now, &err);
         if (rows[i].field == NULL) {
@@ -1554,8 +1557,9 @@ Test(plan, saved_policy_matrix)
     cr_assert_eq(unlink(plan_path), 0);
 }
 
-/* A recorded policy with a malformed allow_empty, regions or previous_owners, or without regions
- * or previous_owners (an older imgrecon), is refused with a message naming it. */
+/* A recorded policy with a malformed allow_empty, regions, previous_owners or caller_account_id,
+ * or without regions, previous_owners or caller_account_id (an older imgrecon), is refused with
+ * a message naming it. */
 Test(plan, saved_policy_malformed_is_refused)
 {
     static const struct {
@@ -1571,13 +1575,16 @@ Test(plan, saved_policy_malformed_is_refused)
         {"\"previous_owners\": []", "\"previous_owners\": [\"\"]",
          "previous_owners[0] is not an owner name"},
         {"\"previous_owners\": [],", "", "records no previous_owners"},
+        {"\"caller_account_id\": null,", "", "records no caller_account_id"},
+        {"\"caller_account_id\": null", "\"caller_account_id\": \"12ab\"",
+         "caller_account_id is not an account id"},
     };
     mixed_world();
     build();
     spec_config cfg;
     cr_assert_eq(spec_config_init(&cfg), 0);
     rec_plan_policy pol;
-    cr_assert_eq(rec_plan_policy_init(&pol, &cfg, NULL, 0, "/tmp", NULL), 0);
+    cr_assert_eq(rec_plan_policy_init(&pol, &cfg, NULL, 0, "/tmp", NULL, NULL), 0);
     snprintf(plan_path, sizeof(plan_path), "/tmp/imgrecon-plan-%d.json", (int)getpid());
     for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
         cr_assert_eq(rec_plan_save(fx.plan, &pol, plan_path), 0);
