@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "prov_cleanup.h"
@@ -21,6 +22,7 @@
 #include "spec_rules.h"
 
 #define PLAN_KIND "imgrecon-plan"
+#define PLAN_MAX_BYTES (16u << 20) /* as status.json: far above any plan a quota allows */
 
 /* An absolute form of path (realpath when it exists, else joined to the working directory);
  * malloc'd or NULL on allocation failure. */
@@ -373,6 +375,8 @@ int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const cha
     _cleanup_free_ char *tmp = prov_asprintf("%s.XXXXXX", path);
     if (!text || !tmp)
         return -ENOMEM;
+    if (strlen(text) + 1 > PLAN_MAX_BYTES) /* rec_plan_load would refuse it */
+        return -EFBIG;
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -950,20 +954,78 @@ int rec_plan_copy(const rec_plan *plan, rec_plan **ret)
     return 0;
 }
 
+/* Reads the plan file whole for rec_plan_load: `apply FILE` names it, so it may be anything. It
+ * is opened without blocking (a FIFO or a device would otherwise hang apply with nothing said),
+ * must be a regular file, and is read up to PLAN_MAX_BYTES. Returns 0 and *ret (malloc'd, NUL
+ * terminated) and *ret_len, or a negative errno with *ret_error (malloc'd, may be NULL) as
+ * "path: message". */
+static int read_plan_file(const char *path, char **ret, size_t *ret_len, char **ret_error)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int rc = -errno;
+        *ret_error = prov_asprintf("%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && !S_ISREG(st.st_mode))
+        rc = -EINVAL;
+    else if (rc == 0 && (uint64_t)st.st_size > PLAN_MAX_BYTES)
+        rc = -EFBIG;
+    char *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t len = 0;
+    if (rc == 0 && buf == NULL)
+        rc = -ENOMEM;
+    /* Up to one byte past the size fstat gave: a file that grew meanwhile is caught, not cut. */
+    while (rc == 0 && len <= (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -errno;
+        else if (n == 0)
+            break;
+        else
+            len += (size_t)n;
+    }
+    if (rc == 0 && len > (size_t)st.st_size)
+        rc = -EAGAIN;
+    (void)close(fd);
+    if (rc < 0) {
+        free(buf);
+        *ret_error = rc == -EINVAL   ? prov_asprintf("%s: not a regular file", path)
+                     : rc == -EFBIG  ? prov_asprintf("%s: larger than %u bytes, too large for a "
+                                                      "saved plan",
+                                                     path, PLAN_MAX_BYTES)
+                     : rc == -EAGAIN ? prov_asprintf("%s: changed while it was read", path)
+                     : rc != -ENOMEM ? prov_asprintf("%s: %s", path, strerror(-rc))
+                                     : NULL;
+        return rc;
+    }
+    buf[len] = '\0';
+    *ret = buf;
+    *ret_len = len;
+    return 0;
+}
+
 int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy, char **ret_error)
 {
     if (!path || !ret)
         return -EINVAL;
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        int rc = -errno;
+    char *text = NULL, *ferr = NULL;
+    size_t len = 0;
+    int rrc = read_plan_file(path, &text, &len, &ferr);
+    if (rrc < 0) {
         if (ret_error)
-            *ret_error = prov_asprintf("%s: %s", path, strerror(errno));
-        return rc;
+            *ret_error = ferr;
+        else
+            free(ferr);
+        return rrc;
     }
     json_error_t jerr;
-    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-    (void)fclose(f);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!doc) {
         if (ret_error)
             *ret_error = prov_asprintf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);

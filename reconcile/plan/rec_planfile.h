@@ -56,9 +56,11 @@ int rec_plan_policy_check(const rec_plan_policy *p, const spec_config *cfg, char
  * errno. */
 int rec_plan_save(const rec_plan *plan, const rec_plan_policy *policy, const char *path);
 /* Reads a saved plan. -EINVAL with *ret_error (malloc'd, may be NULL) on a malformed or
- * unsupported file; other negative errno on I/O errors. The loaded plan's estimate is zeroed:
- * call rec_plan_estimate. ret_policy (may be NULL) receives the recorded policy (clear it with
- * rec_plan_policy_clear); a file without one is refused when ret_policy is not NULL. */
+ * unsupported file or one that is not a regular file (a FIFO is refused, never waited on),
+ * -EFBIG on one larger than 16 MiB; other negative errno on I/O errors (with *ret_error too). The
+ * loaded plan's estimate is zeroed: call rec_plan_estimate. ret_policy (may be NULL) receives the
+ * recorded policy (clear it with rec_plan_policy_clear); a file without one is refused when
+ * ret_policy is not NULL. */
 int rec_plan_load(const char *path, rec_plan **ret, rec_plan_policy *ret_policy, char **ret_error);
 /* A deep copy of plan (estimate zeroed). Returns 0 and *ret, or -ENOMEM. */
 int rec_plan_copy(const rec_plan *plan, rec_plan **ret);

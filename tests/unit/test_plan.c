@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rec_diff.h"
@@ -1452,6 +1453,50 @@ Test(plan, planfile_round_trip)
     cr_assert_eq(unlink(plan_path), 0);
     cr_assert_eq(rec_plan_load(plan_path, &loaded, NULL, &err), -ENOENT);
     free(err);
+}
+
+/* apply FILE names any path: a FIFO is refused at once (opened without blocking; before, apply
+ * waited for a writer forever with nothing said), so are a directory and a file over 16 MiB,
+ * each as "path: message". The timeout fails the test on a hang. */
+Test(plan, planfile_that_is_not_a_regular_file_or_too_large_is_refused, .timeout = 20)
+{
+    char dir[] = "/tmp/imgrecon-planfifo-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char fifo[64], big[64];
+    snprintf(fifo, sizeof(fifo), "%s/p.plan", dir);
+    snprintf(big, sizeof(big), "%s/big.plan", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    FILE *f = fopen(big, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, (16L << 20), SEEK_SET), 0); /* one byte past 16 MiB, sparse */
+    cr_assert_eq(fputc('{', f), '{');
+    cr_assert_eq(fclose(f), 0);
+    static const struct {
+        const char *path_of; /* "fifo", "dir", "big" */
+        int rc;
+        const char *says;
+    } rows[] = {
+        {"fifo", -EINVAL, ": not a regular file"},
+        {"dir", -EINVAL, ": not a regular file"},
+        {"big", -EFBIG, ": larger than 16777216 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *path = strcmp(rows[i].path_of, "fifo") == 0  ? fifo
+                           : strcmp(rows[i].path_of, "dir") == 0 ? dir
+                                                                 : big;
+        rec_plan *loaded = NULL;
+        rec_plan_policy pol;
+        char *err = NULL;
+        cr_expect_eq(rec_plan_load(path, &loaded, &pol, &err), rows[i].rc, "row %zu", i);
+        char want[128];
+        snprintf(want, sizeof(want), "%s%s", path, rows[i].says);
+        cr_expect(err != NULL && strncmp(err, want, strlen(want)) == 0, "row %zu: %s", i,
+                  err ? err : "(none)");
+        free(err);
+    }
+    cr_assert_eq(unlink(fifo), 0);
+    cr_assert_eq(unlink(big), 0);
+    cr_assert_eq(rmdir(dir), 0);
 }
 
 /* The recorded policy survives a save and a load, and apply FILE refuses settings that differ
