@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -252,11 +253,48 @@ static bool same_path(const char *a, const char *b)
     return same;
 }
 
+/* apply PLANFILE: the state directory holds the lock that keeps one writer per account and the
+ * journal that makes retries idempotent, so the one the plan names must be the one the settings
+ * in effect name: --state-dir when given (the caller checks it), else the config's state_dir when
+ * the config names one. The plan's own record is used only when nothing else names one (a plan
+ * made with --state-dir needs no flag), and only for a directory that exists: plan created it,
+ * so a missing one means an edited plan file or a removed directory, and apply never makes a new
+ * one. Called by adopt_policy; prints why and returns -1, or 0. */
+static int check_state_dir(cmd_ctx *ctx, const rec_plan_policy *p)
+{
+    const char *named = ctx->cfg.state_dir;
+    spec_config defaults; /* a config that names no state_dir has the default one */
+    if (spec_config_init(&defaults) < 0) {
+        cmd_error(ctx, "out of memory");
+        return -1;
+    }
+    bool config_names =
+        named != NULL && (defaults.state_dir == NULL || strcmp(named, defaults.state_dir) != 0);
+    spec_config_clear(&defaults);
+    if (ctx->state_dir == NULL && config_names && !same_path(named, p->state_dir)) {
+        cmd_error(ctx,
+                  "refusing the saved plan: the config's state_dir %s differs from %s, the state "
+                  "directory the plan records; pass --state-dir %s if that is the one, or run "
+                  "plan again",
+                  named, p->state_dir, p->state_dir);
+        return -1;
+    }
+    struct stat st;
+    if (stat(p->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cmd_error(ctx,
+                  "refusing the saved plan: %s, the state directory it records, is not a "
+                  "directory (the plan file was edited, or the directory removed); run plan again",
+                  p->state_dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* apply PLANFILE: the settings given now (the config, with --allow-empty already applied to it
  * by cmd_load_config) must agree with the ones the plan was made with, allow_empty lists,
  * regions and account_id included (a saved plan computed without prune must never delete
- * because -c says prune: true); then the recorded endpoint and state directory are used.
- * Prints the first disagreement and returns -1, or 0. */
+ * because -c says prune: true); then the recorded endpoint and state directory are used
+ * (check_state_dir). Prints the first disagreement and returns -1, or 0. */
 static int adopt_policy(cmd_ctx *ctx, const rec_plan_policy *p)
 {
     char *why = NULL;
@@ -282,6 +320,8 @@ static int adopt_policy(cmd_ctx *ctx, const rec_plan_policy *p)
                   ctx->state_dir, p->state_dir);
         return -1;
     }
+    if (check_state_dir(ctx, p) < 0)
+        return -1;
     const char *ep = ctx->cfg.endpoint;
     if (ep != NULL && (p->endpoint == NULL || strcmp(ep, p->endpoint) != 0)) {
         cmd_error(ctx,

@@ -816,3 +816,49 @@ Test(saved_plan, plan_applied_with_another_accounts_key_is_refused)
                         "these credentials are of account " ACCOUNT_2));
     expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
 }
+
+/* ---- the state directory a saved plan names ---- */
+
+/* Sets policy.state_dir in the plan file to dir. */
+static void edit_state_dir(const char *dir)
+{
+    json_error_t jerr;
+    json_t *plan = json_load_file(planfile, 0, &jerr);
+    cr_assert_not_null(plan, "%s", jerr.text);
+    cr_assert_eq(
+        json_object_set_new(json_object_get(plan, "policy"), "state_dir", json_string(dir)), 0);
+    cr_assert_eq(json_dump_file(plan, planfile, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+    json_decref(plan);
+}
+
+/* The audit's repro: policy.state_dir edited in the plan file made apply lock and use another
+ * state directory (so it ran beside the daemon that holds the real one). A directory that does
+ * not exist is refused and not created; with a config that names state_dir, another existing
+ * directory is refused naming both; neither makes a mutating call, and the unedited plan runs. */
+Test(saved_plan, edited_state_dir_is_refused)
+{
+    world();
+    char cfg[256], other[160], missing[160];
+    snprintf(cfg, sizeof(cfg), "owner: team-a\nstate_dir: %s\n", E.state);
+    write_file(E.config, cfg);
+    snprintf(other, sizeof(other), "%s/other-state", E.dir);
+    snprintf(missing, sizeof(missing), "%s/no-such-state", E.dir);
+    cr_assert_eq(mkdir(other, 0700), 0);
+    save_plan();
+    char *saved = read_file(planfile);
+    size_t from = journal_len();
+    edit_state_dir(missing);
+    expect_refused(run_raw(ARGS("apply", planfile)), from,
+                   ARGS("refusing the saved plan", missing));
+    struct stat st;
+    cr_expect_neq(stat(missing, &st), 0, "apply created the edited state directory");
+    edit_state_dir(other);
+    expect_refused(run_raw(ARGS("apply", planfile)), from,
+                   ARGS("refusing the saved plan: the config's state_dir", E.state, other));
+    char lock[200];
+    snprintf(lock, sizeof(lock), "%s/daemon.lock", other);
+    cr_expect_neq(stat(lock, &st), 0, "apply locked the edited state directory");
+    write_file(planfile, saved);
+    free(saved);
+    expect_applied(run_raw(ARGS("apply", planfile)), from, NULL);
+}
