@@ -467,6 +467,23 @@ static void start_await(xstep *s, const char *image_id, bool timed)
 static void on_create(const char *image_id, const prov_error *err, void *ud);
 static void start_create(xstep *s);
 
+/* True when img, as a listing shows it, can be the image step s makes or awaits: the step's name,
+ * our owner tag, and the instance and system snapshot of the step's desired attributes wherever
+ * both sides report them. A create's answer or a poll that names any other image is not ours to
+ * act on (reconcile/README.md "Semantics", Ownership). */
+static bool image_matches_step(const rec_exec *x, const xstep *s, const prov_image *img)
+{
+    const char *owner = prov_image_tag(img, REC_OWNER_TAG);
+    const prov_image *want = s->step->after;
+    bool same_spec =
+        want == NULL || ((img->instance_id == NULL || want->instance_id == NULL ||
+                          strcmp(img->instance_id, want->instance_id) == 0) &&
+                         (img->system_snapshot_id == NULL || want->system_snapshot_id == NULL ||
+                          strcmp(img->system_snapshot_id, want->system_snapshot_id) == 0));
+    return img->name != NULL && s->step->name != NULL && strcmp(img->name, s->step->name) == 0 &&
+           owner != NULL && x->o.owner != NULL && strcmp(owner, x->o.owner) == 0 && same_spec;
+}
+
 static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -475,19 +492,9 @@ static void on_lookup(prov_image_list *list, const prov_error *err, void *ud)
     x->inflight--;
     s->renamed_lookup = false;
     const prov_image *mine = NULL;
-    for (size_t i = 0; err == NULL && list != NULL && i < list->n; i++) {
-        const prov_image *img = &list->v[i];
-        const char *owner = prov_image_tag(img, REC_OWNER_TAG);
-        const prov_image *want = s->step->after;
-        bool same_spec =
-            want == NULL || ((img->instance_id == NULL || want->instance_id == NULL ||
-                              strcmp(img->instance_id, want->instance_id) == 0) &&
-                             (img->system_snapshot_id == NULL || want->system_snapshot_id == NULL ||
-                              strcmp(img->system_snapshot_id, want->system_snapshot_id) == 0));
-        if (img->name && strcmp(img->name, s->step->name) == 0 && owner && x->o.owner &&
-            strcmp(owner, x->o.owner) == 0 && same_spec)
-            mine = img;
-    }
+    for (size_t i = 0; err == NULL && list != NULL && i < list->n; i++)
+        if (image_matches_step(x, s, &list->v[i]))
+            mine = &list->v[i];
     if (err != NULL)
         step_fail_err(s, err);
     else if (mine == NULL)
@@ -529,6 +536,46 @@ static unsigned region_count_now(const rec_exec *x, const char *region)
     return n > 0 ? (unsigned)n : 0;
 }
 
+/* True when the observation holds image_id in any region, as a custom or an ECS image. */
+static bool observed_anywhere(const rec_observed *obs, const char *image_id)
+{
+    for (size_t r = 0; obs != NULL && r < obs->n; r++) {
+        const rec_region_obs *ro = &obs->regions[r];
+        for (size_t i = 0; i < ro->images.n; i++)
+            if (ro->images.v[i].image_id && strcmp(ro->images.v[i].image_id, image_id) == 0)
+                return true;
+        for (size_t i = 0; i < ro->ecs.n; i++)
+            if (ro->ecs.v[i].image_id && strcmp(ro->ecs.v[i].image_id, image_id) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Why the id a CreateCustomImage answered cannot be the image that create just made (NULL when
+ * it can): the image existed before (it was observed) or another step holds it. */
+static const char *created_id_conflict(const rec_exec *x, const xstep *s, const char *image_id)
+{
+    if (observed_anywhere(x->o.observed, image_id))
+        return "an image observed before the create";
+    for (size_t i = 0; i < x->n; i++) {
+        const xstep *o = &x->xs[i];
+        if (o != s && ((o->image_id && strcmp(o->image_id, image_id) == 0) ||
+                       (o->step->image_id && strcmp(o->step->image_id, image_id) == 0)))
+            return "an image another step acts on";
+    }
+    return NULL;
+}
+
+/* Fails a create whose answer named an image it cannot have made (created_id_conflict). */
+static void create_refuse(xstep *s, const char *image_id, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "refused: CreateCustomImage answered image %s, %s; not trusted, no call made on it",
+             image_id, why);
+    step_fail(s, msg);
+}
+
 static void on_create(const char *image_id, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -536,6 +583,8 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
     rec_exec *x = s->x;
     x->inflight--;
     hist_record(x, c->api);
+    const char *conflict =
+        err == NULL && image_id != NULL ? created_id_conflict(x, s, image_id) : NULL;
     if (err != NULL && err->code != NULL && strcmp(err->code, "CustomImageQuotaLimit") == 0 &&
         x->o.journal != NULL) {
         /* The next plan keeps creates behind deletes at this count (rec_journal_learned_quota). */
@@ -554,12 +603,15 @@ static void on_create(const char *image_id, const prov_error *err, void *ud)
             uv_timer_stop(&x->poll_timer);
         }
     } else if (!journal_result(x, s, c->api, c->token, err ? NULL : image_id,
-                               err ? (err->code ? err->code : "local") : NULL)) {
+                               err ? (err->code ? err->code : "local")
+                                   : (conflict ? "local" : NULL))) {
         xcall_free(c);
         pump(x);
         return;
     }
-    if (err == NULL && image_id != NULL) {
+    if (conflict != NULL) {
+        create_refuse(s, image_id, conflict);
+    } else if (err == NULL && image_id != NULL) {
         start_await(s, image_id, true);
     } else if (err != NULL && err->code && strcmp(err->code, "ImageNameAlreadyExist") == 0 &&
                !x->stopping) {
@@ -740,7 +792,9 @@ static void on_simple(const prov_error *err, void *ud)
 
 /* The executor's last-line ownership check (reconcile/README.md "Semantics", Ownership), run before
  * every mutating SWAS call on an existing image: the image must have been observed in the
- * step's region with our owner tag, or be one this execution created (creates tag it). The
+ * step's region with our owner tag, or be one this execution created: its create step is done,
+ * which it is only once a listing showed it with the step's name, our owner tag and the
+ * instance and snapshot asked for (image_matches_step). The
  * plan builder already guarantees this; the check makes a saved or corrupted plan unable to
  * reach an image that is not ours. */
 static bool image_is_ours(const rec_exec *x, const char *region, const char *image_id)
@@ -756,7 +810,7 @@ static bool image_is_ours(const rec_exec *x, const char *region, const char *ima
     }
     for (size_t i = 0; i < x->n; i++) {
         const xstep *c = &x->xs[i];
-        if (c->step->action == REC_ACT_CREATE && c->image_id != NULL &&
+        if (c->step->action == REC_ACT_CREATE && c->state == REC_STEP_DONE && c->image_id != NULL &&
             strcmp(c->image_id, image_id) == 0 && c->step->region != NULL &&
             strcmp(c->step->region, region) == 0)
             return true;
@@ -1266,6 +1320,20 @@ static bool record_build(xstep *s, uint64_t sent_ms)
     return rec_journal_append_unsynced(x->o.journal, &e) == 0;
 }
 
+/* Fails an awaited step whose image a poll shows as another image than the one awaited
+ * (image_matches_step): its name, owner or origin differ. */
+static void poll_refuse(xstep *s, const prov_image *img)
+{
+    const char *owner = prov_image_tag(img, REC_OWNER_TAG);
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "refused: ListCustomImages shows image %s as '%s' owned by '%s' (instance %s), not "
+             "the image this step awaits; no call made on it",
+             s->image_id, img->name ? img->name : "", owner ? owner : "(none)",
+             img->instance_id ? img->instance_id : "(not reported)");
+    step_fail(s, msg);
+}
+
 static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -1309,6 +1377,10 @@ static void on_poll(prov_image_list *list, const prov_error *err, void *ud)
             }
             if (s->listed_since_ms == 0)
                 s->listed_since_ms = now;
+            if (img->status == PROV_IMG_AVAILABLE && !image_matches_step(x, s, img)) {
+                poll_refuse(s, img);
+                continue;
+            }
             if (img->status == PROV_IMG_AVAILABLE) {
                 learned |= record_build(s, c->sent_ms);
                 step_done(s, NULL);

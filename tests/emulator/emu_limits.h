@@ -20,13 +20,16 @@ enum emu_fault_kind {
     EMU_FAULT_DELAY,       /* sleep delay_ms, then handle the call normally */
     EMU_FAULT_DROP,        /* close the connection without an answer, no state change */
     EMU_FAULT_LATE,        /* handle the call normally, then hold the answer delay_ms */
+    EMU_FAULT_ANSWER,      /* answer 200 with the scripted body instead of handling the call */
 };
 
 typedef struct emu_fault {
     char *action; /* NULL or "*" = any action */
     enum emu_fault_kind kind;
     unsigned count;
+    unsigned skip; /* matching calls still to let through before the fault applies */
     int64_t delay_ms;
+    json_t *body; /* EMU_FAULT_ANSWER: the success body (RequestId is added when sent) */
 } emu_fault;
 
 typedef struct emu_window {
@@ -57,13 +60,17 @@ void emu_limits_reset(emu_limits *l);
 int emu_limits_take(emu_limits *l, const char *key, const char *action, int64_t mono_ms);
 
 /* Parses one scripted fault from the admin body
- * {"action":"CreateCustomImage","kind":"InternalError|ServiceUnavailable|Throttling|delay|drop",
- *  "count":3,"delay_ms":5000} and appends it. Returns 0, -EINVAL with a static reason in
- * *ret_why, -ENOMEM. */
+ * {"action":"CreateCustomImage","kind":"InternalError|ServiceUnavailable|Throttling|delay|late|
+ *  drop|answer","count":3,"skip":1,"delay_ms":5000,"body":{...}} and appends it. Returns 0,
+ * -EINVAL with a static reason in *ret_why, -ENOMEM. */
 int emu_limits_add_fault(emu_limits *l, const json_t *spec, const char **ret_why);
 void emu_limits_clear_faults(emu_limits *l);
-/* The fault for this call, if any: scripted first (consumed one count at a time, in the order
- * added), else random with probability fault_rate (InternalError or ServiceUnavailable). */
-enum emu_fault_kind emu_limits_next_fault(emu_limits *l, const char *action, int64_t *ret_delay_ms);
+/* The fault for this call, if any: scripted first (the first one added that matches the action
+ * decides: while its skip is above 0 the call goes through unfaulted and skip counts down, else
+ * it is consumed one count at a time), else random with probability fault_rate (InternalError or
+ * ServiceUnavailable). *ret_body is NULL, or for EMU_FAULT_ANSWER a copy of the body (NULL when out
+ * of memory). */
+enum emu_fault_kind emu_limits_next_fault(emu_limits *l, const char *action, int64_t *ret_delay_ms,
+                                          json_t **ret_body);
 
 #endif

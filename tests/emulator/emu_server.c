@@ -337,7 +337,8 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
                                 "Request was denied due to user flow control.");
     }
     int64_t delay = 0, late = 0;
-    switch (emu_limits_next_fault(&h->limits, a->action, &delay)) {
+    json_t *body = NULL;
+    switch (emu_limits_next_fault(&h->limits, a->action, &delay, &body)) {
     case EMU_FAULT_INTERNAL:
         return emu_result_error(&a->res, 500, "InternalError",
                                 "The request processing has failed due to some unknown error, "
@@ -359,6 +360,11 @@ static int api_locked(emu_http *h, api_call *a, const char *method, const emu_co
     case EMU_FAULT_LATE:
         late = delay;
         break;
+    case EMU_FAULT_ANSWER:
+        /* The scripted body stands for the call's answer; the world does not change. */
+        a->res.http_status = body ? 200 : 0;
+        a->res.body = body;
+        return body ? 0 : -ENOMEM;
     case EMU_FAULT_NONE:
         break;
     }

@@ -370,3 +370,93 @@ Test(ownership, executor_batch_leaves_out_an_image_not_observed_as_ours)
     json_decref(imgs);
     exec_outcome_clear(&out);
 }
+
+/* ---- creates answered with an image that is not the one created ---- */
+
+#define ID_FOREIGN "m-bp1foreign00000001"
+#define ID_LEGACY "m-bp1legacy000000001"
+
+/* A manifest of "web" (shared to ECS and to an account) next to "legacy" (ours, share off). */
+static void create_scenario(const char *images_yaml)
+{
+    write_fixture(&E, 2, images_yaml, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n" IMG(
+                   "web", "    share_to_ecs: true\n    share_to_accounts: ['2222222222222222']\n")
+                   IMG("legacy", ""));
+}
+
+/* No share, unshare or account share names image_id in the emulator's journal. */
+static void expect_not_shared(const char *image_id, const char *what)
+{
+    static const char *const actions[] = {"ModifyImageShareStatus", "AddCustomImageShareAccount",
+                                          "DeleteCustomImage", "DeleteCustomImages"};
+    json_t *j = journal_lines(&E);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *l = json_array_get(j, i);
+        for (size_t a = 0; a < N_ROWS(actions); a++)
+            if (strcmp(jstr(l, "action"), actions[a]) == 0) {
+                char *text = json_dumps(l, JSON_COMPACT);
+                cr_expect_null(strstr(text, image_id), "%s: %s", what, text);
+                free(text);
+            }
+    }
+    json_decref(j);
+}
+
+/* The poll after the observe (skip 1) answers the foreign id as team-b's "payroll-db". */
+#define POLL_FOREIGN                                                                               \
+    "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"skip\":1,\"body\":{"                   \
+    "\"TotalCount\":1,\"PageSize\":100,\"PageNumber\":1,\"CustomImages\":[{\"ImageId\":"           \
+    "\"" ID_FOREIGN "\",\"Name\":\"payroll-db\",\"Status\":\"1\",\"RegionId\":\"cn-hangzhou\","    \
+    "\"InstanceId\":\"ace0706b2ac4454d984295a94213ab01\",\"InShare\":false,\"Tags\":[{\"Key\":"    \
+    "\"imgrecon/owner\",\"Value\":\"team-b\"}]}]}}"
+
+/* CreateCustomImage answers an id the create did not make, and the poll lists it as team-b's
+ * "payroll-db": the create step fails on the poll's answer and nothing shares that image, in the
+ * run that sent the create and in the next one, which awaits the journaled id without a call. */
+Test(ownership, create_answered_with_a_foreign_image_shares_nothing)
+{
+    static const char create[] = "{\"action\":\"CreateCustomImage\",\"kind\":\"answer\",\"body\":"
+                                 "{\"ImageId\":\"" ID_FOREIGN "\"}}";
+    create_scenario(FIX(ID_LEGACY, "legacy", "1", "false", "{imgrecon/owner: team-a}"));
+    cr_assert_eq(emu_proc_add_fault(&E.emu, create), 0);
+    for (int run = 0; run < 2; run++) {
+        cr_assert_eq(emu_proc_add_fault(&E.emu, POLL_FOREIGN), 0);
+        run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+        cr_expect_eq(r.status, 1, "apply %d: exit %d\n%s", run, r.status, r.out);
+        cr_expect(strstr(r.out, "refused: ListCustomImages shows image " ID_FOREIGN
+                                " as 'payroll-db' owned by 'team-b'") != NULL,
+                  "apply %d:\n%s", run, r.out);
+        run_result_free(&r);
+        expect_not_shared(ID_FOREIGN, "foreign image");
+    }
+    json_t *j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "CreateCustomImage", "*"), 1, "the second run sent no create");
+    json_decref(j);
+}
+
+/* CreateCustomImage answers the id of "legacy", an image of ours observed before the create and
+ * declared with sharing off: the create fails at once and legacy is neither polled as web nor
+ * shared. */
+Test(ownership, create_answered_with_an_observed_image_shares_nothing)
+{
+    static const char fault[] = "{\"action\":\"CreateCustomImage\",\"kind\":\"answer\",\"body\":{"
+                                "\"ImageId\":\"" ID_LEGACY "\"}}";
+    create_scenario(FIX(ID_LEGACY, "legacy", "1", "false", "{imgrecon/owner: team-a}"));
+    cr_assert_eq(emu_proc_add_fault(&E.emu, fault), 0);
+    run_result r = RUN(&E, "apply", "-f", E.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "apply: exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "refused: CreateCustomImage answered image " ID_LEGACY
+                            ", an image observed before the create") != NULL,
+              "%s", r.out);
+    run_result_free(&r);
+    expect_not_shared(ID_LEGACY, "legacy");
+    json_t *imgs = state_images(&E);
+    json_t *legacy = find_image(imgs, "legacy");
+    cr_assert_not_null(legacy);
+    cr_expect(!image_shared(legacy), "legacy stays unshared");
+    cr_expect_eq(json_array_size(json_object_get(legacy, "share_accounts")), 0);
+    json_decref(imgs);
+}

@@ -10,6 +10,7 @@
 #include "emu_fixture.h"
 #include "emu_world.h"
 #include "emu_kvs.h"
+#include "emu_limits.h"
 #include "emu_sig.h"
 #include "emu_util.h"
 
@@ -719,4 +720,84 @@ Test(emulator_parsers, urlencoded)
     cr_assert_eq(emu_pct_encode("a b*~/é", strlen("a b*~/é"), &enc), 0);
     cr_expect_str_eq(enc, "a%20b%2A~%2F%C3%A9");
     free(enc);
+}
+
+/* ---- scripted faults (POST /_emulator/faults) ---- */
+
+typedef struct fault_case {
+    char json[200];
+    char why[80]; /* "" when the fault is accepted, else a substring of the reason */
+} fault_case;
+
+ParameterizedTestParameters(emulator_faults, parse)
+{
+    static fault_case cases[] = {
+        {"{\"kind\":\"answer\",\"body\":{\"ImageId\":\"m-x\"}}", ""},
+        {"{\"kind\":\"answer\",\"skip\":2,\"count\":3,\"body\":{}}", ""},
+        {"{\"kind\":\"InternalError\",\"skip\":0}", ""},
+        {"{\"kind\":\"answer\"}", "answer needs a body"},
+        {"{\"kind\":\"answer\",\"body\":[1]}", "answer needs a body"},
+        {"{\"kind\":\"drop\",\"body\":{}}", "only answer takes one"},
+        {"{\"kind\":\"drop\",\"body\":\"x\"}", "only answer takes one"},
+        {"{\"kind\":\"answer\",\"skip\":-1,\"body\":{}}", "skip must be"},
+        {"{\"kind\":\"drop\",\"skip\":\"1\"}", "skip must be"},
+        {"{\"kind\":\"drop\",\"bodies\":{}}", "unknown key"},
+        {"{\"kind\":\"respond\"}", "kind must be"},
+    };
+    return cr_make_param_array(fault_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(fault_case *c, emulator_faults, parse)
+{
+    emu_limits l;
+    emu_limits_init(&l, 10, 1000, 0, 1);
+    json_t *spec = json_loads(c->json, 0, NULL);
+    cr_assert_not_null(spec, "%s", c->json);
+    const char *why = NULL;
+    int rc = emu_limits_add_fault(&l, spec, &why);
+    if (c->why[0] == '\0') {
+        cr_expect_eq(rc, 0, "%s: %s", c->json, why ? why : "");
+        cr_expect_eq(l.n_faults, 1);
+    } else {
+        cr_expect_eq(rc, -EINVAL, "%s", c->json);
+        cr_expect(why != NULL && strstr(why, c->why) != NULL, "%s: got \"%s\"", c->json,
+                  why ? why : "(none)");
+        cr_expect_eq(l.n_faults, 0);
+    }
+    json_decref(spec);
+    emu_limits_free(&l);
+}
+
+/* skip lets the first matching calls through (other actions do not count), then the scripted
+ * body answers count calls, each with its own copy. */
+Test(emulator_faults, answer_after_skip)
+{
+    emu_limits l;
+    emu_limits_init(&l, 10, 1000, 0, 1);
+    json_t *spec = json_loads("{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"skip\":1,"
+                              "\"count\":2,\"body\":{\"TotalCount\":7}}",
+                              0, NULL);
+    const char *why = NULL;
+    cr_assert_eq(emu_limits_add_fault(&l, spec, &why), 0);
+    json_decref(spec);
+    static const struct {
+        const char *action;
+        enum emu_fault_kind want;
+    } calls[] = {{"CreateCustomImage", EMU_FAULT_NONE},
+                 {"ListCustomImages", EMU_FAULT_NONE},
+                 {"ListCustomImages", EMU_FAULT_ANSWER},
+                 {"ListCustomImages", EMU_FAULT_ANSWER},
+                 {"ListCustomImages", EMU_FAULT_NONE}};
+    for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+        int64_t delay = -1;
+        json_t *body = NULL;
+        cr_expect_eq(emu_limits_next_fault(&l, calls[i].action, &delay, &body), calls[i].want,
+                     "call %zu", i);
+        cr_expect_eq(body != NULL, calls[i].want == EMU_FAULT_ANSWER, "call %zu", i);
+        if (body != NULL)
+            cr_expect_eq(json_integer_value(json_object_get(body, "TotalCount")), 7);
+        json_decref(body);
+    }
+    cr_expect_eq(l.n_faults, 0);
+    emu_limits_free(&l);
 }
