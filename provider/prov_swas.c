@@ -109,9 +109,9 @@ static void local_error(prov_error *err, int sys, const char *action, const char
  * number >= 0, the same on every page), paging follows the PageSize the server answers with, the
  * pages end within TotalCount / PageSize + 1 requests (and MAX_PAGES), the images add up to
  * exactly TotalCount with no id twice, each image is in the region asked (and among the ids or
- * names asked, when the listing was filtered). Anything else rejects the whole listing with a
- * message naming the check, so no plan is ever computed from it. The one pager below applies
- * them to ListCustomImages and ECS DescribeImages alike. */
+ * names asked, when the listing was filtered; an ECS image's ImageOwnerAlias is self). Anything
+ * else rejects the whole listing with a message naming the check, so no plan is ever computed from
+ * it. The one pager below applies them to ListCustomImages and ECS DescribeImages alike. */
 
 typedef struct page_state {
     unsigned page;      /* the page number asked last */
@@ -862,15 +862,24 @@ static int ecs_check_regions(const pager *x, const json_t *body, char *msg, size
     return 0;
 }
 
-/* The complete listing's per-image check: only the ids asked (when filtered). */
+/* The complete listing's per-image checks: every image is the account's own (the listing asks
+ * ImageOwnerAlias=self, so any other alias, or none, contradicts it) and, when filtered, among
+ * the ids asked. */
 static int ecs_check_items(const pager *x, char *msg, size_t cap)
 {
     const prov_ecs_image_list *l = &x->ecs;
-    for (size_t i = 0; x->n_ids > 0 && i < l->n; i++)
-        if (!in_set(l->v[i].image_id, (const char *const *)x->ids, x->n_ids)) {
-            snprintf(msg, cap, "image %s was not among the ImageId asked", l->v[i].image_id);
+    for (size_t i = 0; i < l->n; i++) {
+        const prov_ecs_image *e = &l->v[i];
+        if (e->owner_alias == NULL || strcmp(e->owner_alias, "self") != 0) {
+            snprintf(msg, cap, "image %s has ImageOwnerAlias %s, not the self asked", e->image_id,
+                     e->owner_alias ? e->owner_alias : "(none)");
             return -EPROTO;
         }
+        if (x->n_ids > 0 && !in_set(e->image_id, (const char *const *)x->ids, x->n_ids)) {
+            snprintf(msg, cap, "image %s was not among the ImageId asked", e->image_id);
+            return -EPROTO;
+        }
+    }
     return 0;
 }
 

@@ -74,8 +74,9 @@ Test(client, ecs_describe_request_shape, .timeout = 30)
     h_init(&h, true, NULL);
     SCRIPT(&h.s, {ACT_JSON, 200,
                   "{\"RequestId\":\"R\",\"TotalCount\":2,\"PageNumber\":1,\"PageSize\":100,"
-                  "\"Images\":{\"Image\":[{\"ImageId\":\"m-e1\",\"ImageName\":\"a\"},"
-                  "{\"ImageId\":\"m-e2\",\"IsSelfShared\":\"true\"}]}}",
+                  "\"Images\":{\"Image\":[{\"ImageId\":\"m-e1\",\"ImageName\":\"a\","
+                  "\"ImageOwnerAlias\":\"self\"},{\"ImageId\":\"m-e2\",\"IsSelfShared\":"
+                  "\"true\",\"ImageOwnerAlias\":\"self\"}]}}",
                   0});
     prov_client_opts o = base_opts(&h);
     h_client(&h, &o);

@@ -1,0 +1,72 @@
+/* Contradictory listings from the real emulator (provider/README.md "Listings are believed only
+ * whole"): a scripted fault of kind "answer" (tests/emulator/README.md) replaces one listing's
+ * answer with a body that contradicts what was asked. Each row runs `apply` against it: apply
+ * exits 1 naming the check, and the emulator's journal shows no mutating call. */
+#include "apply_support.h"
+#include "test_param.h"
+
+#define SRV0 "ace0706b2ac4454d984295a94213ab00"
+#define ID_ECS "m-bp1ecsother0000001"
+#define ID_WEB "m-bp1web000000000001"
+
+/* An ECS image of another owner, as DescribeImages would list it with the alias given (a JSON
+ * member, or "" for none). */
+#define ECS_ANSWER(alias)                                                                          \
+    "{\"action\":\"DescribeImages\",\"kind\":\"answer\",\"body\":{\"RegionId\":\"cn-hangzhou\","   \
+    "\"TotalCount\":1,\"PageNumber\":1,\"PageSize\":100,\"Images\":{\"Image\":[{\"ImageId\":"      \
+    "\"" ID_ECS "\",\"ImageName\":\"vendor-base\",\"Status\":\"Available\"" alias "}]}}}"
+
+#define ECS_MANIFEST                                                                               \
+    "region: cn-hangzhou\necs_images:\n  - image_id: " ID_ECS "\n    ensure: absent\n"
+
+typedef struct hostile_case {
+    const char *what;
+    const char *images;   /* the fixture's custom_images block, or NULL */
+    const char *manifest; /* the manifest */
+    const char *fault;    /* the scripted answer (POST /_emulator/faults) */
+    const char *message;  /* what apply must say */
+} hostile_case;
+
+static const hostile_case cases[] = {
+    {"ECS image of another owner", NULL, ECS_MANIFEST,
+     ECS_ANSWER(",\"ImageOwnerAlias\":\"others\""),
+     "DescribeImages in cn-hangzhou rejected: image " ID_ECS
+     " has ImageOwnerAlias others, not the self asked"},
+    {"ECS image without an owner alias", NULL, ECS_MANIFEST, ECS_ANSWER(""),
+     "image " ID_ECS " has ImageOwnerAlias (none), not the self asked"},
+};
+
+ParameterizedTestParameters(hostile, listing_refused)
+{
+    return test_param_indices(sizeof(cases) / sizeof(cases[0]));
+}
+
+/* True for the calls that change nothing: listings and STS. */
+static bool is_read(const char *action)
+{
+    return strncmp(action, "List", 4) == 0 || strncmp(action, "Describe", 8) == 0 ||
+           strcmp(action, "GetCallerIdentity") == 0;
+}
+
+ParameterizedTest(size_t *i, hostile, listing_refused, .timeout = 120)
+{
+    const hostile_case *c = &cases[*i];
+    env e;
+    env_init(&e);
+    write_fixture(&e, 1, c->images, NULL);
+    start_emu(&e, "300ms", NULL);
+    write_file(e.config, "owner: team-a\nprune: true\nmetrics_listen: null\n");
+    write_file(e.manifest, c->manifest);
+    cr_assert_eq(emu_proc_add_fault(&e.emu, c->fault), 0, "%s", c->what);
+    run_result r = RUN(&e, "apply", "-f", e.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 1, "%s: exit %d\n%s", c->what, r.status, r.out);
+    cr_expect(strstr(r.out, c->message) != NULL, "%s: does not say \"%s\":\n%s", c->what,
+              c->message, r.out);
+    run_result_free(&r);
+    json_t *j = journal_lines(&e);
+    for (size_t k = 0; k < json_array_size(j); k++)
+        cr_expect(is_read(jstr(json_array_get(j, k), "action")), "%s: a mutating call %s", c->what,
+                  jstr(json_array_get(j, k), "action"));
+    json_decref(j);
+    env_fini(&e);
+}
