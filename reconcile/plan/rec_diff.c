@@ -1123,6 +1123,12 @@ static void plan_migrate_undeclared(builder *b, region_ctx *rc, const prov_image
     plan_tag_steps(b, rc, o->name, o, after, ch, NULL, REC_TAKEOVER_MIGRATE, SIZE_MAX);
 }
 
+/* An image whose Status is missing or none of 0 to 4 (a deletion under way, a state added
+ * later): it is neither replaced nor pruned until a listing reports a known status. */
+#define UNKNOWN_STATUS_TEXT                                                                        \
+    "the image reports a status imgrecon does not know (not 0 to 4): nothing is done until it "    \
+    "does"
+
 /* One declared image with exactly one observed match of ours (or none at all); diff_region
  * never passes an image that is not ours. */
 static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const prov_image *o)
@@ -1153,8 +1159,12 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
                  own(b, strdup("the image is unavailable (status 2): nothing can be done now")),
                  &d->pos);
         return;
-    default:
+    case PROV_IMG_AVAILABLE:
         break;
+    default:
+        add_note(b, REC_NOTE_WARNING, rc->region, d->name, o->image_id,
+                 own(b, strdup(UNKNOWN_STATUS_TEXT)), &d->pos);
+        return;
     }
     char *diff = immutable_diff(b, d, o);
     if (diff) {
@@ -1172,13 +1182,15 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
     plan_accounts(b, rc, d, o);
 }
 
-typedef enum und_class { UND_NOT_OWNED, UND_PROTECTED, UND_PRUNE } und_class;
+typedef enum und_class { UND_NOT_OWNED, UND_PROTECTED, UND_UNKNOWN_STATUS, UND_PRUNE } und_class;
 
 static und_class classify_undeclared(const prov_image *o, const char *owner)
 {
     if (!owned_by(o, owner))
         return UND_NOT_OWNED;
-    return protect_tagged(o) ? UND_PROTECTED : UND_PRUNE;
+    if (protect_tagged(o))
+        return UND_PROTECTED;
+    return o->status == PROV_IMG_UNKNOWN ? UND_UNKNOWN_STATUS : UND_PRUNE;
 }
 
 /* Counts the region's prune candidates (undeclared, owned, unprotected, the only one of ours
@@ -1257,6 +1269,12 @@ static void diff_undeclared(builder *b, region_ctx *rc, const prov_image *o, pru
         text = prov_asprintf("undeclared, owned by '%s' but carries %s: never touched", b->owner,
                              REC_PROTECT_TAG);
         break;
+    case UND_UNKNOWN_STATUS:
+        add_note(
+            b, REC_NOTE_WARNING, rc->region, name, o->image_id,
+            own(b, prov_asprintf("undeclared, owned by '%s': %s", b->owner, UNKNOWN_STATUS_TEXT)),
+            NULL);
+        return;
     case UND_PRUNE:
         if (!b->o->prune)
             text = prov_asprintf("undeclared, owned by '%s': would prune (prune is off)", b->owner);

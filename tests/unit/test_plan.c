@@ -396,6 +396,33 @@ Test(plan, undeclared_images_and_prune)
     cr_assert_eq(fx.plan->estimate.n_delete, 1);
 }
 
+/* An owned image whose status imgrecon does not know (a "Deleting" listed, a missing Status):
+ * neither the declared one (its description differs, a replace if it were available) nor the
+ * undeclared one (prune on) gets a step; each gets a warning. The same images available are the
+ * control: a replace and a prune. */
+Test(plan, unknown_status_is_left_alone)
+{
+    static const struct {
+        int status;
+        size_t steps, warnings;
+    } rows[] = {{PROV_IMG_AVAILABLE, 3, 0}, {PROV_IMG_UNKNOWN, 0, 2}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        fx_fini();
+        fx_init();
+        fx.opts.prune = true;
+        declare(R1, "web", false)->description = (char *)"new text";
+        observe(R1, "m-web", "web", rows[i].status, false, "default");
+        observe(R1, "m-old", "old", rows[i].status, false, "default");
+        build();
+        cr_expect_eq(fx.plan->n_steps, rows[i].steps, "status %d", rows[i].status);
+        cr_expect_eq(rec_plan_n_notes(fx.plan, REC_NOTE_WARNING), rows[i].warnings, "status %d",
+                     rows[i].status);
+    }
+    cr_expect_str_eq(note_of(REC_NOTE_WARNING, 0)->text,
+                     "the image reports a status imgrecon does not know (not 0 to 4): nothing is "
+                     "done until it does");
+}
+
 /* allow_empty as a list: only the region allowed_region. */
 static const char *allowed_region;
 static bool allow_only(void *ud, const char *region)
