@@ -109,7 +109,8 @@ static void local_error(prov_error *err, int sys, const char *action, const char
  * number >= 0, the same on every page), paging follows the PageSize the server answers with, the
  * pages end within TotalCount / PageSize + 1 requests (and MAX_PAGES), the images add up to
  * exactly TotalCount with no id twice, each image is in the region asked (and among the ids or
- * names asked, when the listing was filtered; an ECS image's ImageOwnerAlias is self). Anything
+ * names asked, when the listing was filtered; a custom image carries each tag key once; an ECS
+ * image's ImageOwnerAlias is self). Anything
  * else rejects the whole listing with a message naming the check, so no plan is ever computed from
  * it. The one pager below applies them to ListCustomImages and ECS DescribeImages alike. */
 
@@ -490,12 +491,28 @@ static void list_report(pager *x, const prov_error *err)
     prov_image_list_clear(&x->list);
 }
 
-/* The complete listing's per-image checks: region, filter. */
+/* A tag key img carries twice (borrowed), or NULL. Two values for one key contradict each other:
+ * whichever came first would decide ownership. */
+static const char *repeated_tag_key(const prov_image *img)
+{
+    for (size_t i = 0; i < img->n_tags; i++)
+        for (size_t k = i + 1; k < img->n_tags; k++)
+            if (strcmp(img->tags[i].key, img->tags[k].key) == 0)
+                return img->tags[i].key;
+    return NULL;
+}
+
+/* The complete listing's per-image checks: region, filter, each tag key once. */
 static int list_check_items(const pager *x, char *msg, size_t cap)
 {
     const prov_image_list *l = &x->list;
     for (size_t i = 0; i < l->n; i++) {
         const prov_image *img = &l->v[i];
+        const char *twice = repeated_tag_key(img);
+        if (twice != NULL) {
+            snprintf(msg, cap, "image %s carries the tag key %s twice", img->image_id, twice);
+            return -EPROTO;
+        }
         if (img->region_id == NULL || strcmp(img->region_id, x->region) != 0) {
             snprintf(msg, cap, "image %s has RegionId %s, not the region asked", img->image_id,
                      img->region_id ? img->region_id : "(none)");

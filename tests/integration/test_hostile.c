@@ -8,6 +8,7 @@
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
 #define ID_ECS "m-bp1ecsother0000001"
 #define ID_WEB "m-bp1web000000000001"
+#define ID_OLD "m-bp1old000000000001"
 
 /* An ECS image of another owner, as DescribeImages would list it with the alias given (a JSON
  * member, or "" for none). */
@@ -18,6 +19,23 @@
 
 #define ECS_MANIFEST                                                                               \
     "region: cn-hangzhou\necs_images:\n  - image_id: " ID_ECS "\n    ensure: absent\n"
+
+/* A custom image as ListCustomImages lists it, made from server 0, with the Tags given. */
+#define SWAS_IMAGE(id, name, tags)                                                                 \
+    "{\"ImageId\":\"" id "\",\"Name\":\"" name "\",\"Status\":\"1\",\"RegionId\":"                 \
+    "\"cn-hangzhou\",\"InstanceId\":\"" SRV0 "\",\"SystemSnapshotId\":\"s-sys-00\","               \
+    "\"InShare\":false,\"Tags\":[" tags "]}"
+#define OWNER_TAG(owner) "{\"Key\":\"imgrecon/owner\",\"Value\":\"" owner "\"}"
+
+/* The observe's listing: "web" (declared, ours) and "old" (undeclared) with the tags given. */
+#define SWAS_ANSWER(old_tags)                                                                      \
+    "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"body\":{\"TotalCount\":2,"             \
+    "\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[" SWAS_IMAGE(                             \
+        ID_WEB, "web", OWNER_TAG("team-a")) "," SWAS_IMAGE(ID_OLD, "old", old_tags) "]}}"
+
+#define WEB_MANIFEST                                                                               \
+    "region: cn-hangzhou\ncustom_images:\n  - name: web\n    instance_id: " SRV0                   \
+    "\n    system_snapshot_id: s-sys-00\n"
 
 typedef struct hostile_case {
     const char *what;
@@ -34,6 +52,14 @@ static const hostile_case cases[] = {
      " has ImageOwnerAlias others, not the self asked"},
     {"ECS image without an owner alias", NULL, ECS_MANIFEST, ECS_ANSWER(""),
      "image " ID_ECS " has ImageOwnerAlias (none), not the self asked"},
+    {"owner tag twice, ours first", NULL, WEB_MANIFEST,
+     SWAS_ANSWER(OWNER_TAG("team-a") "," OWNER_TAG("team-b")),
+     "ListCustomImages in cn-hangzhou rejected: image " ID_OLD
+     " carries the tag key imgrecon/owner twice"},
+    {"a user tag twice", NULL, WEB_MANIFEST,
+     SWAS_ANSWER(OWNER_TAG("team-a") ",{\"Key\":\"tier\",\"Value\":\"a\"},{\"Key\":\"tier\","
+                                     "\"Value\":\"b\"}"),
+     "image " ID_OLD " carries the tag key tier twice"},
 };
 
 ParameterizedTestParameters(hostile, listing_refused)
