@@ -112,13 +112,15 @@ static void local_error(prov_error *err, int sys, const char *action, const char
  * names asked, when the listing was filtered; a custom image carries each tag key once; an ECS
  * image's ImageOwnerAlias is self). Anything
  * else rejects the whole listing with a message naming the check, so no plan is ever computed from
- * it. The one pager below applies them to ListCustomImages and ECS DescribeImages alike. */
+ * it. The one pager below applies them to ListCustomImages, ECS DescribeImages and
+ * ListCustomImageShareAccounts alike. */
 
 typedef struct page_state {
     unsigned page;      /* the page number asked last */
     unsigned size;      /* the page size to ask for (the server's answer once known) */
     unsigned total;     /* TotalCount of page 1 */
     unsigned max_pages; /* TotalCount / size + 1, at most MAX_PAGES */
+    const char *items;  /* what is listed, for the messages: "images", "accounts" */
 } page_state;
 
 /* Reads a non-negative integer counter (number or decimal string); 0 found, -ENOENT absent,
@@ -216,25 +218,25 @@ static int page_check_counters(page_state *ps, const json_t *body, char *msg, si
 static int page_after_items(page_state *ps, size_t got, size_t have, char *msg, size_t cap)
 {
     if (got > ps->size) {
-        snprintf(msg, cap, "page %u carries %zu images, more than its PageSize %u", ps->page, got,
-                 ps->size);
+        snprintf(msg, cap, "page %u carries %zu %s, more than its PageSize %u", ps->page, got,
+                 ps->items, ps->size);
         return -EPROTO;
     }
     if (have > ps->total) {
-        snprintf(msg, cap, "%zu images after page %u, more than TotalCount %u", have, ps->page,
-                 ps->total);
+        snprintf(msg, cap, "%zu %s after page %u, more than TotalCount %u", have, ps->items,
+                 ps->page, ps->total);
         return -EPROTO;
     }
     if (have == ps->total)
         return 1;
     if (got < ps->size) {
-        snprintf(msg, cap, "short listing: %zu of TotalCount %u images, page %u had %zu of %u",
-                 have, ps->total, ps->page, got, ps->size);
+        snprintf(msg, cap, "short listing: %zu of TotalCount %u %s, page %u had %zu of %u", have,
+                 ps->total, ps->items, ps->page, got, ps->size);
         return -EPROTO;
     }
     if (ps->page >= ps->max_pages) {
-        snprintf(msg, cap, "pages never end: %zu of TotalCount %u images after %u pages", have,
-                 ps->total, ps->page);
+        snprintf(msg, cap, "pages never end: %zu of TotalCount %u %s after %u pages", have,
+                 ps->total, ps->items, ps->page);
         return -EPROTO;
     }
     return 0;
@@ -245,8 +247,9 @@ static int cmp_str_ptr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Finds an id listed twice; 0, -ENOMEM, or -EPROTO with msg naming the id. ids are borrowed. */
-static int check_unique(const char **ids, size_t n, char *msg, size_t cap)
+/* Finds an id listed twice; 0, -ENOMEM, or -EPROTO with msg naming the id (an item, e.g. an
+ * "image"). ids are borrowed. */
+static int check_unique(const char **ids, size_t n, const char *item, char *msg, size_t cap)
 {
     if (n < 2)
         return 0;
@@ -258,7 +261,7 @@ static int check_unique(const char **ids, size_t n, char *msg, size_t cap)
     int rc = 0;
     for (size_t i = 1; i < n && rc == 0; i++)
         if (strcmp(v[i - 1], v[i]) == 0) {
-            snprintf(msg, cap, "image %s is listed twice", v[i]);
+            snprintf(msg, cap, "%s %s is listed twice", item, v[i]);
             rc = -EPROTO;
         }
     free(v);
@@ -308,6 +311,8 @@ typedef struct pager pager;
 typedef struct pager_ops {
     prov_product product;
     const char *action;
+    const char *item, *items; /* what one item is, for the messages: "image", "images" */
+    unsigned page_size;       /* the PageSize asked for */
     /* Extra checks of a page before its items are taken (0 or -EPROTO with msg); may be NULL. */
     int (*check_page)(const pager *p, const json_t *body, char *msg, size_t cap);
     /* Appends the page's items to the accumulator; 0 or a negative errno. */
@@ -315,7 +320,8 @@ typedef struct pager_ops {
     /* The number of items accumulated so far, and the id of item i (borrowed). */
     size_t (*count)(const pager *p);
     const char *(*id_at)(const pager *p, size_t i);
-    /* The complete listing's per-item checks (region, filter); 0 or -EPROTO with msg set. */
+    /* The complete listing's per-item checks (region, filter); 0 or -EPROTO with msg set; may
+     * be NULL. */
     int (*check_items)(const pager *p, char *msg, size_t cap);
     /* Calls the user's callback with the listing or err, then frees the accumulator. */
     void (*report)(pager *p, const prov_error *err);
@@ -333,8 +339,10 @@ struct pager {
     size_t n_names;
     prov_image_list list;    /* the accumulator of ListCustomImages */
     prov_ecs_image_list ecs; /* the accumulator of DescribeImages */
+    prov_str_list accounts;  /* the accumulator of ListCustomImageShareAccounts */
     prov_list_cb list_cb;
     prov_ecs_list_cb ecs_cb;
+    prov_accounts_cb accounts_cb;
     void *ud;
 };
 
@@ -348,7 +356,8 @@ static pager *pager_new(const pager_ops *ops, prov_client *c, const char *region
     x->c = c;
     x->ud = ud;
     x->ps.page = 1;
-    x->ps.size = PAGE_SIZE;
+    x->ps.size = ops->page_size;
+    x->ps.items = ops->items;
     x->region = strdup(region);
     if (x->region == NULL) {
         free(x);
@@ -389,7 +398,7 @@ static void pager_reject(pager *x, int rc, const char *msg)
 /* The complete listing's checks: the listing's own, then no id twice. */
 static int pager_check_items(const pager *x, char *msg, size_t cap)
 {
-    int rc = x->ops->check_items(x, msg, cap);
+    int rc = x->ops->check_items != NULL ? x->ops->check_items(x, msg, cap) : 0;
     size_t n = x->ops->count(x);
     if (rc < 0 || n < 2)
         return rc;
@@ -398,7 +407,7 @@ static int pager_check_items(const pager *x, char *msg, size_t cap)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
         ids[i] = x->ops->id_at(x, i);
-    rc = check_unique(ids, n, msg, cap);
+    rc = check_unique(ids, n, x->ops->item, msg, cap);
     free(ids);
     return rc;
 }
@@ -534,6 +543,9 @@ static int list_check_items(const pager *x, char *msg, size_t cap)
 static const pager_ops list_ops = {
     .product = PROV_SWAS,
     .action = "ListCustomImages",
+    .item = "image",
+    .items = "images",
+    .page_size = PAGE_SIZE,
     .parse = list_parse,
     .count = list_count,
     .id_at = list_id_at,
@@ -903,6 +915,9 @@ static int ecs_check_items(const pager *x, char *msg, size_t cap)
 static const pager_ops ecs_ops = {
     .product = PROV_ECS,
     .action = "DescribeImages",
+    .item = "image",
+    .items = "images",
+    .page_size = PAGE_SIZE,
     .check_page = ecs_check_regions,
     .parse = ecs_parse,
     .count = ecs_count,
@@ -1112,104 +1127,54 @@ int prov_swas_list_tag_resources(prov_client *c, const char *region, const char 
     return rc;
 }
 
-/* ListCustomImageShareAccounts over every page at PageSize=50: stops at a short page or once
- * TotalCount accounts are in. */
+/* ListCustomImageShareAccounts over every page at PageSize=50, through the pager: the same
+ * checks as the image listings (TotalCount on every page, the accounts add up to it, no account
+ * twice, the pages end), so a partial list of accounts is never taken for the whole. */
 #define SHARE_PAGE_SIZE 50
 
-typedef struct accts_ctx {
-    prov_client *c;
-    char *region;
-    prov_kvs params;
-    unsigned page;
-    prov_str_list acc;
-    prov_accounts_cb cb;
-    void *ud;
-} accts_ctx;
-
-static void accts_finish(accts_ctx *x, const prov_error *err)
+static int accounts_parse(pager *x, const json_t *body)
 {
-    if (err != NULL) {
-        prov_str_list_free(&x->acc);
-        x->cb(NULL, err, x->ud);
-    } else {
-        x->cb(&x->acc, NULL, x->ud);
-        prov_str_list_free(&x->acc);
-    }
-    prov_kvs_clear(&x->params);
-    free(x->region);
-    free(x);
+    return prov_parse_share_accounts(body, &x->accounts, NULL);
 }
 
-static int accts_set_page(prov_kvs *p, unsigned page)
+static size_t accounts_count(const pager *x)
 {
-    char buf[16];
-    snprintf(buf, sizeof(buf), "%u", page);
-    int rc = prov_kvs_set(p, "PageNumber", buf);
-    if (rc == 0)
-        rc = prov_kvs_set(p, "PageSize", "50");
-    return rc;
+    return x->accounts.n;
 }
 
-static void accts_page_done(json_t *body, const prov_error *err, void *ud)
+static const char *accounts_id_at(const pager *x, size_t i)
 {
-    accts_ctx *x = ud;
-    if (err != NULL) {
-        accts_finish(x, err);
-        return;
-    }
-    size_t before = x->acc.n;
-    unsigned total = 0;
-    int rc = prov_parse_share_accounts(body, &x->acc, &total);
-    if (rc < 0) {
-        prov_error e;
-        local_error(&e, rc, "ListCustomImageShareAccounts",
-                    "malformed ListCustomImageShareAccounts answer");
-        accts_finish(x, &e);
-        prov_error_clear(&e);
-        return;
-    }
-    size_t got = x->acc.n - before;
-    if (got < SHARE_PAGE_SIZE || (total > 0 && x->acc.n >= total) || x->page >= MAX_PAGES) {
-        accts_finish(x, NULL);
-        return;
-    }
-    rc = accts_set_page(&x->params, ++x->page);
-    if (rc == 0)
-        rc = prov_client_call(x->c, PROV_SWAS, "ListCustomImageShareAccounts", x->region,
-                              &x->params, accts_page_done, x);
-    if (rc < 0) {
-        prov_error e;
-        local_error(&e, rc, "ListCustomImageShareAccounts", "could not request the next page");
-        accts_finish(x, &e);
-        prov_error_clear(&e);
-    }
+    return x->accounts.v[i];
 }
+
+static void accounts_report(pager *x, const prov_error *err)
+{
+    x->accounts_cb(err != NULL ? NULL : &x->accounts, err, x->ud);
+    prov_str_list_free(&x->accounts);
+}
+
+static const pager_ops accounts_ops = {
+    .product = PROV_SWAS,
+    .action = "ListCustomImageShareAccounts",
+    .item = "account",
+    .items = "accounts",
+    .page_size = SHARE_PAGE_SIZE,
+    .parse = accounts_parse,
+    .count = accounts_count,
+    .id_at = accounts_id_at,
+    .report = accounts_report,
+};
 
 int prov_swas_list_share_accounts(prov_client *c, const char *region, const char *image_id,
                                   prov_accounts_cb cb, void *ud)
 {
     if (c == NULL || region == NULL || image_id == NULL || cb == NULL)
         return -EINVAL;
-    accts_ctx *x = calloc(1, sizeof(*x));
+    pager *x = pager_new(&accounts_ops, c, region, ud);
     if (x == NULL)
         return -ENOMEM;
-    x->c = c;
-    x->cb = cb;
-    x->ud = ud;
-    x->page = 1;
-    x->region = strdup(region);
-    int rc = x->region ? prov_kvs_set(&x->params, "ImageId", image_id) : -ENOMEM;
-    if (rc == 0)
-        rc = accts_set_page(&x->params, 1);
-    if (rc == 0)
-        rc = prov_client_call(c, PROV_SWAS, "ListCustomImageShareAccounts", region, &x->params,
-                              accts_page_done, x);
-    if (rc < 0) {
-        prov_kvs_clear(&x->params);
-        free(x->region);
-        free(x);
-    }
-    return rc;
+    x->accounts_cb = cb;
+    return pager_start(x, prov_kvs_set(&x->params, "ImageId", image_id));
 }
 
 int prov_ecs_describe_images(prov_client *c, const char *region, const char *const *image_ids,

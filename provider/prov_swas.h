@@ -93,7 +93,8 @@ int prov_swas_list_tag_resources(prov_client *c, const char *region, const char 
 int prov_swas_share_accounts(prov_client *c, const char *region, const char *image_id, bool add,
                              const char *const *accounts, size_t n_accounts,
                              const char *client_token, prov_done_cb cb, void *ud);
-/* ListCustomImageShareAccounts, every page at PageSize=50. accounts is the callee's. */
+/* ListCustomImageShareAccounts, every page at PageSize=50, checked whole as the image listings
+ * are (provider/README.md "Listings are believed only whole"). accounts is the callee's. */
 typedef void (*prov_accounts_cb)(prov_str_list *accounts, const prov_error *err, void *ud);
 int prov_swas_list_share_accounts(prov_client *c, const char *region, const char *image_id,
                                   prov_accounts_cb cb, void *ud);

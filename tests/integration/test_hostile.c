@@ -37,6 +37,19 @@
     "region: cn-hangzhou\ncustom_images:\n  - name: web\n    instance_id: " SRV0                   \
     "\n    system_snapshot_id: s-sys-00\n"
 
+/* "web", ours, shared to one account; the manifest wants it shared to another one only. */
+#define SHARED_WEB                                                                                 \
+    "      - image_id: " ID_WEB "\n        name: web\n        instance_id: " SRV0                  \
+    "\n        system_snapshot_id: s-sys-00\n        tags: {imgrecon/owner: team-a}\n"             \
+    "        share_accounts: ['2222222222222222']\n"
+#define ACCOUNTS_MANIFEST WEB_MANIFEST "    share_to_accounts: ['3333333333333333']\n"
+
+/* The account-share listing answered with the counters and users given. */
+#define USER "{\"UserId\":2222222222222222,\"SharedTime\":\"2024-07-15 13:59:21.0\"}"
+#define ACCOUNTS_ANSWER(counters, users)                                                           \
+    "{\"action\":\"ListCustomImageShareAccounts\",\"kind\":\"answer\",\"body\":{" counters         \
+    "\"ImageShareUsers\":[" users "]}}"
+
 typedef struct hostile_case {
     const char *what;
     const char *images;   /* the fixture's custom_images block, or NULL */
@@ -60,6 +73,15 @@ static const hostile_case cases[] = {
      SWAS_ANSWER(OWNER_TAG("team-a") ",{\"Key\":\"tier\",\"Value\":\"a\"},{\"Key\":\"tier\","
                                      "\"Value\":\"b\"}"),
      "image " ID_OLD " carries the tag key tier twice"},
+    {"account shares without TotalCount", SHARED_WEB, ACCOUNTS_MANIFEST,
+     ACCOUNTS_ANSWER("\"PageSize\":50,\"PageNumber\":1,", USER),
+     "ListCustomImageShareAccounts in cn-hangzhou rejected: page 1 has no TotalCount"},
+    {"account shares short of TotalCount", SHARED_WEB, ACCOUNTS_MANIFEST,
+     ACCOUNTS_ANSWER("\"TotalCount\":60,\"PageSize\":50,\"PageNumber\":1,", USER),
+     "short listing: 1 of TotalCount 60 accounts, page 1 had 1 of 50"},
+    {"account shares with an account twice", SHARED_WEB, ACCOUNTS_MANIFEST,
+     ACCOUNTS_ANSWER("\"TotalCount\":2,\"PageSize\":50,\"PageNumber\":1,", USER "," USER),
+     "account 2222222222222222 is listed twice"},
 };
 
 ParameterizedTestParameters(hostile, listing_refused)
