@@ -146,16 +146,17 @@ static uint64_t now_ms(const rec_exec *x)
 static const char *target_image(const xstep *s);
 
 /* Reports a step event (s set) or a cycle-level one to the caller's on_event (apply's progress,
- * the daemon's log). Step events carry the image the step acts on when it is known. */
-static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *text,
-                 uint64_t wait_ms)
+ * the daemon's log) under the action name given. Step events carry the image the step acts on
+ * when it is known. */
+static void emit_as(rec_exec *x, rec_event_kind kind, const xstep *s, const char *action,
+                    const char *text, uint64_t wait_ms)
 {
     if (x->o.on_event == NULL)
         return;
     rec_event ev = {
         .kind = kind,
         .address = s ? s->step->address : NULL,
-        .action = s ? rec_action_name(s->step->action) : NULL,
+        .action = action,
         .text = text,
         .image_id = s ? target_image(s) : NULL,
         .n_done = x->n_done,
@@ -169,6 +170,17 @@ static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *t
         ev.waited_ms = ev.at_ms > x->wait_since_ms ? ev.at_ms - x->wait_since_ms : 0;
     }
     x->o.on_event(x->o.ud, &ev);
+}
+
+/* emit_as under the step's action; a delete's inserted unshare, while in flight, is reported as
+ * the unshare it is. */
+static void emit(rec_exec *x, rec_event_kind kind, const xstep *s, const char *text,
+                 uint64_t wait_ms)
+{
+    const char *action = s == NULL      ? NULL
+                         : s->unsharing ? rec_action_name(REC_ACT_UNSHARE)
+                                        : rec_action_name(s->step->action);
+    emit_as(x, kind, s, action, text, wait_ms);
 }
 
 /* Writes a journal line. Any failure stops further mutating calls in this run (crash safety
@@ -768,8 +780,9 @@ static void on_simple(const prov_error *err, void *ud)
                         err ? (err->code ? err->code : "local") : NULL)) {
         /* Failed and stopped: nothing more for this step. */
     } else if (err == NULL && c->inserted_unshare) {
-        /* The inserted unshare is done: retry the delete under a new token (a member of a
-         * refused batch rejoins a batch through pump). */
+        /* The inserted unshare is done, reported as an unshare step of its own; the delete is
+         * retried under a new token (a member of a refused batch rejoins a batch through pump). */
+        emit_as(x, REC_EV_STEP_DONE, s, rec_action_name(REC_ACT_UNSHARE), img, 0);
         s->state = REC_STEP_PENDING;
         rec_step_set_generation(s->step, x->o.owner, s->step->generation + 1);
         if (!x->stopping && !s->batched)

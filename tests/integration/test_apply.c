@@ -422,6 +422,18 @@ Test(apply, custom_image_in_share_when_the_world_changes)
     int status = wait_child(pid, RUN_TIMEOUT_MS);
     char *out = read_file(outpath);
     cr_expect_eq(status, 0, "apply: %s", out);
+    /* The inserted unshare is shown and counted as the unshare it is, not as a third start of
+     * the delete. */
+    cr_expect(strstr(out, "unshare swas.cn-hangzhou.custom_image.old-1: started") != NULL, "%s",
+              out);
+    cr_expect(strstr(out, "unshare swas.cn-hangzhou.custom_image.old-1: done") != NULL, "%s", out);
+    cr_expect(strstr(out, "1 deleted, 0 shared, 1 unshared") != NULL, "%s", out);
+    size_t starts = 0;
+    for (const char *p = out; (p = strstr(p, "delete swas.cn-hangzhou.custom_image.old-1: "
+                                             "started")) != NULL;
+         p++)
+        starts++;
+    cr_expect_eq(starts, 2, "the delete, then the delete after the unshare:\n%s", out);
     free(out);
     json_t *imgs = state_images(&E);
     cr_expect_eq(json_array_size(imgs), 0, "the image is gone");
