@@ -599,7 +599,8 @@ static void on_response(const prov_http_response *res, void *ud)
     json_t *body = NULL;
     _cleanup_(prov_error_clear) prov_error err = {0};
     _cleanup_free_ char *code = NULL;
-    _cleanup_free_ char *message = NULL;
+    /* The API's words may quote the request's SecurityToken: wiped, and stored redacted. */
+    _cleanup_wipe_ char *message = NULL;
     _cleanup_free_ char *rid = NULL;
     int sys = res->err;
 

@@ -3,9 +3,11 @@
 #include "prov_types.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void prov_image_clear(prov_image *img)
 {
@@ -274,6 +276,145 @@ prov_err_class prov_err_classify(const char *action, long http_status, const cha
     return PROV_ERR_PERMANENT;
 }
 
+/* ---- Redacting secret parameters from API messages ---- */
+
+/* The parameters whose values must never leave the process. SecurityToken and the V3 header
+ * carry the STS token; a Signature next to the string to sign it covers is an offline oracle
+ * for guessing the secret; AccessKeySecret and OIDCToken are secrets themselves. AccessKeyId
+ * stays: it names the key (the console shows it), and a user needs it to see which key failed. */
+static const char *const redacted_params[] = {
+    "SecurityToken", "Signature", "AccessKeySecret", "OIDCToken", "x-acs-security-token",
+};
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-' || c == '.';
+}
+
+/* Length of "%" "25"*depth followed by the two hex digits hex2 (case-insensitive) at s: the
+ * character hex2 stands for, percent-encoded depth + 1 times. 0 when s does not start so. */
+static size_t encoded_len(const char *s, unsigned depth, const char *hex2)
+{
+    if (s[0] != '%')
+        return 0;
+    size_t n = 1;
+    for (unsigned i = 0; i < depth; i++, n += 2)
+        if (s[n] != '2' || s[n + 1] != '5')
+            return 0;
+    if (strncasecmp(s + n, hex2, 2) != 0)
+        return 0;
+    return n + 2;
+}
+
+/* True when a parameter name may start at text + i: at the start, after a character that
+ * cannot belong to a name, or right after a percent escape (…%26Name, …%2526Name). */
+static bool name_may_start(const char *text, size_t i)
+{
+    if (i == 0 || !is_name_char(text[i - 1]))
+        return true;
+    if (i < 3 || !is_hex(text[i - 1]) || !is_hex(text[i - 2]))
+        return false;
+    size_t j = i - 2;
+    while (j >= 3 && text[j - 2] == '2' && text[j - 1] == '5')
+        j -= 2;
+    return text[j - 1] == '%';
+}
+
+/* After a redacted name at s: the separator ('=' or ':' raw, "%3D" encoded once, "%253D" twice,
+ * …), optionally inside JSON quotes. Returns the separator's length with *ret_depth (0 raw,
+ * n when the separator is percent-encoded n times), or 0 when s holds none. */
+static size_t separator_len(const char *s, unsigned *ret_depth)
+{
+    size_t q = s[0] == '"' ? 1 : 0;
+    size_t n = 0;
+    if (s[q] == '=' || s[q] == ':') {
+        n = q + 1;
+        *ret_depth = 0;
+        while (s[n] == ' ')
+            n++;
+        if (s[n] == '"')
+            n++;
+        return n;
+    }
+    if (q != 0 || s[0] != '%')
+        return 0;
+    unsigned depth = 0;
+    n = 1;
+    while (s[n] == '2' && s[n + 1] == '5') {
+        n += 2;
+        depth++;
+    }
+    if (strncasecmp(s + n, "3D", 2) != 0)
+        return 0;
+    *ret_depth = depth + 1;
+    return n + 2;
+}
+
+/* Length of the value at s after a separator of the given depth. A raw value runs to '&', blank
+ * or punctuation that cannot be part of a token; an encoded one over URL characters up to the
+ * '&' encoded at the same depth ("%26" after "%3D", "%2526" after "%253D"). */
+static size_t value_len(const char *s, unsigned depth)
+{
+    size_t n = 0;
+    if (depth == 0)
+        return strcspn(s, "&\"'<>,;)]} \t\r\n\\");
+    while (s[n] != '\0') {
+        char c = s[n];
+        if (c == '%' && encoded_len(s + n, depth - 1, "26") != 0)
+            break;
+        if (!is_name_char(c) && c != '~' && c != '%' && c != '+' && c != '*' && c != '/' &&
+            c != '=')
+            break;
+        n++;
+    }
+    return n;
+}
+
+int prov_redact_message(const char *text, char **ret)
+{
+    if (text == NULL || ret == NULL)
+        return -EINVAL;
+    size_t len = strlen(text);
+    /* Each redaction consumes at least 11 bytes (a name of 9 or more, a separator, a value) and
+     * writes at most 2 more than it consumes, so the copy never exceeds len + len / 3. */
+    char *out = malloc(len + len / 3 + 4);
+    if (out == NULL)
+        return -ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t skip = 0;
+        for (size_t k = 0; k < sizeof(redacted_params) / sizeof(redacted_params[0]); k++) {
+            size_t nl = strlen(redacted_params[k]);
+            if (!name_may_start(text, i) || strncasecmp(text + i, redacted_params[k], nl) != 0)
+                continue;
+            unsigned depth = 0;
+            size_t sl = separator_len(text + i + nl, &depth);
+            size_t vl = sl != 0 ? value_len(text + i + nl + sl, depth) : 0;
+            if (vl == 0)
+                continue;
+            memcpy(out + o, text + i, nl + sl);
+            o += nl + sl;
+            memcpy(out + o, "***", 3);
+            o += 3;
+            skip = nl + sl + vl;
+            break;
+        }
+        if (skip == 0)
+            out[o++] = text[i++];
+        else
+            i += skip;
+    }
+    out[o] = '\0';
+    *ret = out;
+    return 0;
+}
+
 /* err must be zero-initialised or hold an earlier value, which is replaced. On -ENOMEM err is
  * left as it was. */
 int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
@@ -286,7 +427,10 @@ int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
     e.http_status = http_status;
     e.sys = sys;
     e.code = dup_or_null(code, &oom);
-    e.message = dup_or_null(message, &oom);
+    /* The message is the one field an API fills with request text (the string to sign of a
+     * SignatureDoesNotMatch), so it is stored without the secrets it may quote. */
+    if (message != NULL && prov_redact_message(message, &e.message) < 0)
+        oom = 1;
     e.request_id = dup_or_null(request_id, &oom);
     e.cls = prov_err_classify(action, http_status, code, sys);
     if (oom) {

@@ -125,8 +125,17 @@ typedef struct prov_error {
 const char *prov_err_class_name(prov_err_class cls); /* "throttled", "transient", ... */
 /* Classifies by action, HTTP status, API Code (may be NULL) and local errno (0 when none). */
 prov_err_class prov_err_classify(const char *action, long http_status, const char *code, int sys);
-/* Sets every field (strings copied) and classifies with prov_err_classify; returns 0 or -ENOMEM.
- * err (and dst below) must be zero-initialised or hold an earlier value, which is replaced. */
+/* A copy of text (an API's error message) with the value of every parameter that carries a
+ * secret or is derived from one (SecurityToken, Signature, AccessKeySecret, OIDCToken,
+ * x-acs-security-token) replaced by "***", whether written raw (`Name=value`, `Name: value`,
+ * `"Name":"value"`) or inside a string percent-encoded once or more, as in the string to sign
+ * a SignatureDoesNotMatch answer echoes (`Name%3Dvalue%26`, `Name%253Dvalue%2526`). Called by
+ * prov_error_set for every message it stores. Returns 0 and *ret (caller frees), -EINVAL or
+ * -ENOMEM. */
+int prov_redact_message(const char *text, char **ret);
+/* Sets every field (strings copied; the message through prov_redact_message) and classifies with
+ * prov_err_classify; returns 0 or -ENOMEM. err (and dst below) must be zero-initialised or hold an
+ * earlier value, which is replaced. */
 int prov_error_set(prov_error *err, long http_status, int sys, const char *code,
                    const char *message, const char *request_id, const char *action);
 int prov_error_copy(prov_error *dst, const prov_error *src);

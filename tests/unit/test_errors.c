@@ -199,3 +199,84 @@ Test(errors, image_copy_tag_free)
     cr_expect_null(el.v);
     prov_ecs_image_list_clear(NULL);
 }
+
+/* prov_redact_message: the value of every secret parameter becomes "***", raw and inside a
+ * string percent-encoded once or twice; everything else is kept byte for byte. The token is
+ * the audit's CAISTokSECRETvalue/abc+def= in the form each context gives it. */
+struct redact_case {
+    char in[256];
+    char want[256];
+};
+
+ParameterizedTestParameters(errors, redact_message)
+{
+    static struct redact_case cases[] = {
+        /* The V1 string to sign of SignatureDoesNotMatch: the name once encoded, the value twice.
+         */
+        {"is:POST&%2F&AccessKeyId%3DLTAIkey%26SecurityToken%3DCAISTokSECRETvalue%252Fabc%252Bdef%"
+         "253D%26SignatureMethod%3DHMAC-SHA1",
+         "is:POST&%2F&AccessKeyId%3DLTAIkey%26SecurityToken%3D***%26SignatureMethod%3DHMAC-SHA1"},
+        /* The same string to sign encoded once more (quoted inside a URL). */
+        {"x%2526SecurityToken%253DCAISTokSECRETvalue%25252Fabc%25252Bdef%25253D%2526Timestamp%"
+         "253D1",
+         "x%2526SecurityToken%253D***%2526Timestamp%253D1"},
+        /* The canonical query (encoded once) and the raw value. */
+        {"AccessKeyId=LTAIkey&SecurityToken=CAISTokSECRETvalue%2Fabc%2Bdef%3D&Timestamp=1",
+         "AccessKeyId=LTAIkey&SecurityToken=***&Timestamp=1"},
+        {"token SecurityToken=CAISTokSECRETvalue/abc+def= was refused",
+         "token SecurityToken=*** was refused"},
+        /* At the end of the text, lower-case hex, any case of the name. */
+        {"%26SecurityToken%3dCAISTokSECRETvalue%252fabc", "%26SecurityToken%3d***"},
+        {"securitytoken=CAISTokSECRETvalue/abc", "securitytoken=***"},
+        /* The V3 header, JSON, and the other secret parameters. */
+        {"x-acs-security-token:CAISTokSECRETvalue/abc+def=\nhost:h",
+         "x-acs-security-token:***\nhost:h"},
+        {"{\"SecurityToken\": \"CAISTokSECRETvalue/abc+def=\"}", "{\"SecurityToken\": \"***\"}"},
+        {"Signature=OLeaidS1JvxuMvnyHOwuJ%2Bu&SignatureMethod=HMAC-SHA1",
+         "Signature=***&SignatureMethod=HMAC-SHA1"},
+        {"AccessKeySecret=CAISTokSECRETvalue, OIDCToken=eyJhbGciOi.x.y",
+         "AccessKeySecret=***, OIDCToken=***"},
+        /* Two occurrences. */
+        {"SecurityToken=CAISTokSECRETvalue%2F; SecurityToken%3DCAISTokSECRETvalue%252F%26",
+         "SecurityToken=***; SecurityToken%3D***%26"},
+        /* Kept: the key id, other Signature* parameters, a longer name, an empty value, prose. */
+        {"AccessKeyId%3DLTAIkey%26SignatureNonce%3Dabc%26SignatureVersion%3D1.0",
+         "AccessKeyId%3DLTAIkey%26SignatureNonce%3Dabc%26SignatureVersion%3D1.0"},
+        {"MySecurityToken=visible", "MySecurityToken=visible"},
+        {"SecurityToken=&A=1", "SecurityToken=&A=1"},
+        {"Specified signature is not matched with our calculation.",
+         "Specified signature is not matched with our calculation."},
+        {"", ""},
+    };
+    return cr_make_param_array(struct redact_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct redact_case *c, errors, redact_message)
+{
+    char *got = NULL;
+    cr_assert_eq(prov_redact_message(c->in, &got), 0);
+    cr_expect_str_eq(got, c->want, "in: %s", c->in);
+    cr_expect_null(strstr(got, "CAISTokSECRETvalue"), "the token is left in: %s", got);
+    free(got);
+}
+
+/* Every message prov_error_set stores is redacted, so no describe or copy can show the token. */
+Test(errors, set_redacts_the_message)
+{
+    prov_error e = {0}, c = {0};
+    cr_assert_eq(prov_error_set(&e, 400, 0, "SignatureDoesNotMatch",
+                                "Specified signature is not matched with our calculation. server "
+                                "string to sign is:POST&%2F&SecurityToken%3DCAISTokSECRETvalue%"
+                                "252Fabc%252Bdef%253D%26Timestamp%3D1",
+                                "rid-1", "ListCustomImages"),
+                 0);
+    cr_assert_eq(prov_error_copy(&c, &e), 0);
+    char *d = prov_error_describe(&c);
+    cr_expect_str_eq(d, "SignatureDoesNotMatch: Specified signature is not matched with our "
+                        "calculation. server string to sign is:POST&%2F&SecurityToken%3D***%"
+                        "26Timestamp%3D1 (RequestId: rid-1)");
+    free(d);
+    cr_expect_eq(prov_redact_message(NULL, &d), -EINVAL);
+    prov_error_clear(&e);
+    prov_error_clear(&c);
+}
