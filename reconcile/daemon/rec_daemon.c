@@ -882,10 +882,32 @@ static bool str_differs(const char *a, const char *b)
     return strcmp(a, b) != 0;
 }
 
-static void register_secrets(rec_dmn *d, const rec_setup *s)
+/* Registers with the log (add) or lets it forget every secret a credential holds: its own
+ * secret and token and, for an assumed role, the long-term key that assumes it. */
+static void register_cred(rec_dmn *d, const prov_credential *c, bool add)
 {
-    (void)rec_log_add_secret(d->log, s->cred.access_key_secret);
-    (void)rec_log_add_secret(d->log, s->cred.security_token);
+    const char *const secrets[] = {c->access_key_secret, c->security_token, c->base_key_secret,
+                                   c->base_token};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        if (add)
+            (void)rec_log_add_secret(d->log, secrets[i]);
+        else
+            rec_log_forget_secret(d->log, secrets[i]);
+    }
+}
+
+/* rec_setup_opts.on_cred_refreshed: the log learns the new secret and token before the client
+ * signs with them, and forgets the replaced ones (whose calls still answering had their API
+ * messages redacted by the provider), so the list stays as long as the live set however long
+ * the daemon runs. The current setup's credential is registered again in case it shared a value
+ * with the replaced one. */
+static void on_cred_refreshed(void *ud, const prov_credential *old, const prov_credential *fresh)
+{
+    rec_dmn *d = ud;
+    register_cred(d, old, false);
+    register_cred(d, fresh, true);
+    if (d->setup != NULL && &d->setup->cred != old)
+        register_cred(d, &d->setup->cred, true);
 }
 
 /* Registers with the log what no line may show: each webhook's secret and its whole URL (Slack
@@ -985,6 +1007,7 @@ static int reload_swap(rec_dmn *d)
         rec_setup_opts so = {.state_dir_explicit = true,
                              .on_call = on_call,
                              .on_cred_error = on_cred_error,
+                             .on_cred_refreshed = on_cred_refreshed,
                              .on_wait = on_wait,
                              .ud = d};
         rc = rec_setup_new(&d->loop, ncfg, &so, &nsetup, &err);
@@ -995,7 +1018,7 @@ static int reload_swap(rec_dmn *d)
             free(err);
             return rc;
         }
-        register_secrets(d, nsetup);
+        register_cred(d, &nsetup->cred, true);
         if (d->ha != NULL)
             prov_client_set_fence(nsetup->client, ha_may_mutate, d);
         /* The replaced setup frees itself (credentials wiped) once its client has closed, then
@@ -1254,6 +1277,7 @@ static int start_setup(rec_dmn *d)
     rec_setup_opts so = {.state_dir_explicit = d->opts->state_dir_explicit,
                          .on_call = on_call,
                          .on_cred_error = on_cred_error,
+                         .on_cred_refreshed = on_cred_refreshed,
                          .on_wait = on_wait,
                          .ud = d};
     int rc = rec_setup_new(&d->loop, d->cfg, &so, &d->setup, &err);
@@ -1263,7 +1287,7 @@ static int start_setup(rec_dmn *d)
         free(err);
         return rc;
     }
-    register_secrets(d, d->setup);
+    register_cred(d, &d->setup->cred, true);
     if (d->setup->note != NULL)
         rec_log_event(d->log, REC_LOG_INFO, "state directory", "path", d->setup->state_dir, "note",
                       d->setup->note, NULL);

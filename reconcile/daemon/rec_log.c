@@ -2,6 +2,7 @@
  * scrubbing and error-text normalisation (see rec_log.h). */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prov_secret.h"
+#include "prov_sig.h"
 #include "rec_escape.h"
 #include "rec_log.h"
 
@@ -76,10 +79,8 @@ void rec_log_clear_secrets(rec_log *l)
 {
     if (l == NULL)
         return;
-    for (size_t i = 0; i < l->n_secrets; i++) {
-        explicit_bzero(l->secrets[i], strlen(l->secrets[i]));
-        free(l->secrets[i]);
-    }
+    for (size_t i = 0; i < l->n_secrets; i++)
+        prov_free_secret(l->secrets[i]);
     free(l->secrets);
     l->secrets = NULL;
     l->n_secrets = 0;
@@ -112,22 +113,77 @@ bool rec_log_journal_detect(int fd)
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-int rec_log_add_secret(rec_log *l, const char *secret)
+/* The forms of secret a line may carry: as it is, percent-encoded once (a canonical query) and
+ * twice (a V1 string to sign). A form that cannot be made (-ENOMEM) is NULL; the caller wipes
+ * and frees forms[1] and forms[2] with secret_forms_clear. */
+#define N_FORMS 3
+static int secret_forms(const char *secret, char *forms[N_FORMS])
 {
-    if (secret == NULL || strlen(secret) < 4)
-        return 0;
+    forms[0] = (char *)secret;
+    forms[1] = forms[2] = NULL;
+    int rc = prov_pct_encode(secret, strlen(secret), &forms[1]);
+    if (rc == 0)
+        rc = prov_pct_encode(forms[1], strlen(forms[1]), &forms[2]);
+    return rc;
+}
+
+static void secret_forms_clear(char *forms[N_FORMS])
+{
+    prov_free_secret(forms[1]);
+    prov_free_secret(forms[2]);
+}
+
+/* Keeps a copy of value unless it is registered already. */
+static int add_one(rec_log *l, const char *value)
+{
     for (size_t i = 0; i < l->n_secrets; i++)
-        if (strcmp(l->secrets[i], secret) == 0)
+        if (strcmp(l->secrets[i], value) == 0)
             return 0;
     char **grown = realloc(l->secrets, (l->n_secrets + 1) * sizeof(*grown));
     if (grown == NULL)
         return -ENOMEM;
     l->secrets = grown;
-    char *copy = strdup(secret);
+    char *copy = strdup(value);
     if (copy == NULL)
         return -ENOMEM;
     l->secrets[l->n_secrets++] = copy;
     return 0;
+}
+
+int rec_log_add_secret(rec_log *l, const char *secret)
+{
+    if (secret == NULL || strlen(secret) < 4)
+        return 0;
+    /* Every form there is gets registered, even when encoding ran out of memory. */
+    char *forms[N_FORMS];
+    int rc = secret_forms(secret, forms);
+    for (size_t i = 0; i < N_FORMS; i++) {
+        int r = forms[i] != NULL ? add_one(l, forms[i]) : 0;
+        rc = rc < 0 ? rc : r;
+    }
+    secret_forms_clear(forms);
+    return rc;
+}
+
+void rec_log_forget_secret(rec_log *l, const char *secret)
+{
+    if (l == NULL || secret == NULL)
+        return;
+    /* Out of memory, only the forms that could be made are matched. */
+    char *forms[N_FORMS];
+    (void)secret_forms(secret, forms);
+    for (size_t i = 0; i < l->n_secrets;) {
+        bool match = false;
+        for (size_t f = 0; f < N_FORMS; f++)
+            match = match || (forms[f] != NULL && strcmp(l->secrets[i], forms[f]) == 0);
+        if (!match) {
+            i++;
+            continue;
+        }
+        prov_free_secret(l->secrets[i]);
+        l->secrets[i] = l->secrets[--l->n_secrets];
+    }
+    secret_forms_clear(forms);
 }
 
 void rec_log_scrub(const rec_log *l, char *text)

@@ -33,10 +33,14 @@ void rec_log_set_json(rec_log *l, bool json);
 /* True when $JOURNAL_STREAM is "DEV:INO" and equals fd's st_dev:st_ino, i.e. journald reads fd. */
 bool rec_log_journal_detect(int fd);
 
-/* Registers a value that must never appear in a line (access key secret, STS token). Values
+/* Registers a value that must never appear in a line (access key secret, STS token), as it is
+ * and percent-encoded once and twice (API messages quote request text in those forms). Values
  * shorter than 4 characters are ignored (they would match ordinary words). Returns 0 or -ENOMEM. */
 int rec_log_add_secret(rec_log *l, const char *secret);
-/* Forgets every registered secret (wiping the copies), e.g. before a credential refresh. */
+/* Forgets one registered secret and its encoded forms (wiping the copies), e.g. the credential a
+ * refresh replaced. Accepts NULL. */
+void rec_log_forget_secret(rec_log *l, const char *secret);
+/* Forgets every registered secret (wiping the copies). */
 void rec_log_clear_secrets(rec_log *l);
 
 /* Formats one line (with the trailing newline, priority prefix and scrub) into a malloc'd string.

@@ -341,7 +341,7 @@ int rec_status_write(const char *state_dir, const rec_status *st)
     int rc = rec_status_to_json(st, &text);
     if (rc < 0)
         return rc;
-    rc = prov_statedir_write_file(state_dir, "status.json", text, strlen(text), 0644);
+    rc = prov_statedir_write_file(state_dir, "status.json", text, strlen(text), 0640);
     free(text);
     return rc;
 }

@@ -62,7 +62,8 @@ int rec_status_to_json(const rec_status *st, char **ret);
 /* Parses what rec_status_to_json wrote. Returns 0, or -EPROTO for malformed or mistyped input,
  * or -ENOMEM. */
 int rec_status_from_json(const char *text, size_t len, rec_status *ret);
-/* Writes `<state_dir>/status.json` atomically (mode 0644). Returns 0 or a negative errno. */
+/* Writes `<state_dir>/status.json` atomically, mode 0640: `imgrecon status` run by the daemon's
+ * group reads it, others do not. Returns 0 or a negative errno. */
 int rec_status_write(const char *state_dir, const rec_status *st);
 /* Reads `<state_dir>/status.json`. -ENOENT when there is none yet. */
 int rec_status_read(const char *state_dir, rec_status *ret);

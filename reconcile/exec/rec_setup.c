@@ -156,7 +156,8 @@ static int refresh_cred(void *ud, prov_credential *ret_fresh, char **ret_error)
 }
 
 /* Back on the loop (prov_client_opts.refreshed): the refresh's STS requests are reported, and
- * the new credential replaces the old one, or the failure is said. */
+ * the new credential replaces the old one (on_cred_refreshed told first), or the failure is
+ * said. */
 static void cred_refreshed(void *ud, int rc, prov_credential *fresh, const char *error)
 {
     rec_setup *s = ud;
@@ -166,6 +167,8 @@ static void cred_refreshed(void *ud, int rc, prov_credential *fresh, const char 
     }
     s->n_sts_kept = 0;
     if (rc == 0) {
+        if (s->opts.on_cred_refreshed != NULL)
+            s->opts.on_cred_refreshed(s->opts.ud, &s->cred, fresh);
         prov_credential_clear(&s->cred);
         s->cred = *fresh;
         memset(fresh, 0, sizeof(*fresh));

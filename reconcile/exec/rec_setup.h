@@ -31,6 +31,9 @@ typedef struct rec_setup_opts {
     /* Optional: a credential refresh failed (retried at most once a second; calls wait once
      * the credential has expired) or the account id could not be learned. No secrets. */
     void (*on_cred_error)(void *ud, const char *msg);
+    /* Optional: a refresh is about to replace old with fresh (both borrowed for the call), so
+     * that the daemon's log learns the new secret and token before any line can carry them. */
+    void (*on_cred_refreshed)(void *ud, const prov_credential *old, const prov_credential *fresh);
     /* Optional: a call waits wait_ms for its action's rate-limit window (prov_client_opts
      * on_wait), e.g. during observe; plan and apply show it on a terminal. */
     void (*on_wait)(void *ud, const char *action, uint64_t wait_ms);

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "emu_proc.h"
+#include "hook_recv.h"
 #include "test_file.h"
+#include "test_http.h"
 #include "test_proc.h"
 
 #define KEY_ID "LTAIsecretScanKey01"
@@ -75,21 +77,22 @@ static unsigned scan_dir(const char *dir)
     return n;
 }
 
-/* Runs imgrecon with args (NULL-terminated, after argv[0]); stdout+stderr go to a new file in
- * the out directory. secret is the secret put in the environment (the right one or a wrong
- * one). Returns the exit status. */
-static int run(ctx *c, const char *secret, const char *home, const char *const *args)
+/* Starts imgrecon with args (NULL-terminated, after argv[0]); stdout+stderr go to a new file in
+ * the out directory (its path in outpath). secret is the secret put in the environment (the
+ * right one or a wrong one) with the STS token token. Returns the pid. */
+static pid_t spawn_tok(ctx *c, const char *secret, const char *token, const char *home,
+                       const char *const *args, char outpath[256])
 {
-    char outpath[256];
-    snprintf(outpath, sizeof(outpath), "%s/run-%02u.txt", c->out, c->n_runs++);
+    snprintf(outpath, 256, "%s/run-%02u.txt", c->out, c->n_runs++);
     const char *argv[40] = {IMGRECON_BIN};
     size_t n = 1;
     for (size_t i = 0; args[i] != NULL && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    char secret_env[128], home_env[160];
+    char secret_env[128], home_env[160], token_env[160];
     snprintf(secret_env, sizeof(secret_env), "ALIBABA_CLOUD_ACCESS_KEY_SECRET=%s",
              secret ? secret : "");
+    snprintf(token_env, sizeof(token_env), "ALIBABA_CLOUD_SECURITY_TOKEN=%s", token);
     snprintf(home_env, sizeof(home_env), "HOME=%s", home);
     const char *env[16] = {"ALIBABA_CLOUD_ACCESS_KEY_ID",
                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
@@ -104,11 +107,18 @@ static int run(ctx *c, const char *secret, const char *home, const char *const *
     if (secret != NULL) {
         env[e++] = "ALIBABA_CLOUD_ACCESS_KEY_ID=" KEY_ID;
         env[e++] = secret_env;
-        env[e++] = "ALIBABA_CLOUD_SECURITY_TOKEN=" TOKEN;
+        env[e++] = token_env;
     }
     env[e] = NULL;
     test_proc_opts o = {.out_path = outpath, .env = env};
-    int status = test_proc_wait(test_proc_spawn(argv, &o), WAIT_MS);
+    return test_proc_spawn(argv, &o);
+}
+
+/* Runs imgrecon to its end like spawn_tok with the token TOKEN. Returns the exit status. */
+static int run(ctx *c, const char *secret, const char *home, const char *const *args)
+{
+    char outpath[256];
+    int status = test_proc_wait(spawn_tok(c, secret, TOKEN, home, args, outpath), WAIT_MS);
     return status == -ETIMEDOUT ? 128 + SIGKILL : status;
 }
 
@@ -263,5 +273,100 @@ Test(secrets, loose_credentials_file_refused)
     cr_assert_eq(chmod(file, 0600), 0);
     cr_expect_eq(run(&c, NULL, home, args), 0);
     (void)scan_dir(c.out);
+    teardown_ctx(&c);
+}
+
+/* An STS token as the cloud issues them, with '/', '+' and '='; TOKEN_MARK is in every form of
+ * it (raw, percent-encoded once and twice). */
+#define V1_TOKEN "CAISTokSECRETvalue/abc+def="
+#define TOKEN_MARK "CAISTokSECRETvalue"
+
+/* Fails the test when text holds the token in any form. */
+static void assert_no_token(const char *what, const char *text)
+{
+    cr_assert_not_null(text, "%s was read", what);
+    cr_expect_null(strstr(text, TOKEN_MARK), "the STS token appears in %s: %s", what, text);
+}
+
+/* With `signature: v1`, a wrong secret makes the API answer SignatureDoesNotMatch with its
+ * string to sign, which quotes the SecurityToken percent-encoded twice (provider/README.md). That
+ * token never reaches the CLI's stderr, the daemon's log, status.json, /readyz or a webhook. */
+Test(secrets, v1_string_to_sign_never_shows_the_token, .timeout = 240)
+{
+    ctx c;
+    setup_ctx(&c);
+    hook_recv *hooks = NULL;
+    cr_assert_eq(hook_recv_start(NULL, &hooks), 0);
+    char cfg[256], text[1024];
+    snprintf(cfg, sizeof(cfg), "%s/config-v1.yaml", c.dir);
+    snprintf(text, sizeof(text),
+             "owner: team-a\nsignature: v1\nmetrics_listen: 127.0.0.1:0\n"
+             "notify:\n  - url: %s\n    events: [failed]\n",
+             hook_recv_url(hooks));
+    test_file_write_mode(cfg, text, 0600);
+    const char *wrong = "wrong-" SECRET;
+
+    /* The CLI: plan prints the API's message on stderr. */
+    const char *plan[] = {"plan",        "-v",    "-c", cfg,         "--endpoint", c.emu.base_url,
+                          "--state-dir", c.state, "-f", c.manifests, NULL};
+    char out[256];
+    cr_expect_eq(test_proc_wait(spawn_tok(&c, wrong, V1_TOKEN, c.dir, plan, out), WAIT_MS), 1);
+    char *plan_out = test_file_read(out);
+    cr_assert_not_null(plan_out);
+    cr_expect_not_null(strstr(plan_out, "SignatureDoesNotMatch"), "plan: %s", plan_out);
+    cr_expect_not_null(strstr(plan_out, "SecurityToken%3D***%26"), "plan: %s", plan_out);
+    assert_no_token("plan's output", plan_out);
+    free(plan_out);
+
+    /* The daemon: its log, the failed webhook, /readyz and status.json. */
+    const char *daemon[] = {"run",          "--interval",  "1h",    "-c", cfg,         "--endpoint",
+                            c.emu.base_url, "--state-dir", c.state, "-f", c.manifests, NULL};
+    char log[256];
+    pid_t pid = spawn_tok(&c, wrong, V1_TOKEN, c.dir, daemon, log);
+    json_t *failed = hook_recv_wait(hooks, "failed", 0, WAIT_MS);
+    cr_assert_not_null(failed, "a failed notification; log:\n%s", test_file_read(log));
+    char *body = json_dumps(failed, 0);
+    cr_expect_not_null(strstr(body, "SignatureDoesNotMatch"), "webhook: %s", body);
+    assert_no_token("the webhook", body);
+    free(body);
+    json_decref(failed);
+
+    char addr_path[256], url[256];
+    snprintf(addr_path, sizeof(addr_path), "%s/metrics.addr", c.state);
+    char *addr = test_file_read(addr_path);
+    cr_assert_not_null(addr, "metrics.addr is written before the first cycle ends");
+    addr[strcspn(addr, "\n")] = '\0';
+    snprintf(url, sizeof(url), "http://%s/readyz", addr);
+    free(addr);
+    char *ready = NULL;
+    cr_expect_eq(test_http_get(url, &ready), 503);
+    cr_expect_not_null(strstr(ready, "SignatureDoesNotMatch"), "readyz: %s", ready);
+    assert_no_token("/readyz", ready);
+    free(ready);
+
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    cr_expect_eq(test_proc_wait(pid, WAIT_MS), 0);
+    char *log_text = test_file_read(log);
+    cr_expect_not_null(strstr(log_text, "SecurityToken%3D***%26"), "log: %s", log_text);
+    assert_no_token("the daemon's log", log_text);
+    free(log_text);
+
+    char status_path[256];
+    snprintf(status_path, sizeof(status_path), "%s/status.json", c.state);
+    char *status = test_file_read(status_path);
+    cr_expect_not_null(strstr(status, "SignatureDoesNotMatch"), "status.json: %s", status);
+    assert_no_token("status.json", status);
+    free(status);
+    struct stat st;
+    cr_assert_eq(stat(status_path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0640, "status.json is 0640, not %04o", st.st_mode & 0777);
+
+    /* And `imgrecon status`, which shows the last error. */
+    const char *show[] = {"status", "--state-dir", c.state, NULL};
+    (void)test_proc_wait(spawn_tok(&c, NULL, V1_TOKEN, c.dir, show, out), WAIT_MS);
+    char *shown = test_file_read(out);
+    assert_no_token("imgrecon status", shown);
+    free(shown);
+    hook_recv_stop(hooks);
     teardown_ctx(&c);
 }

@@ -194,6 +194,36 @@ Test(log, secret_scrubbed_everywhere)
     }
 }
 
+/* A registered token is scrubbed as it is and percent-encoded once and twice (the forms a V1
+ * string to sign and a canonical query quote it in), and a forgotten one (a refresh replaced
+ * it) is no longer scrubbed in any form, while the others stay. */
+Test(log, secret_scrubbed_in_encoded_forms_and_forgotten)
+{
+    const char *token = "CAISTokSECRETvalue/abc+def=";
+    const char *forms[] = {"CAISTokSECRETvalue/abc+def=", "CAISTokSECRETvalue%2Fabc%2Bdef%3D",
+                           "CAISTokSECRETvalue%252Fabc%252Bdef%253D"};
+    rec_log *l = mklog(false, false);
+    cr_assert_eq(rec_log_add_secret(l, token), 0);
+    cr_assert_eq(rec_log_add_secret(l, "other-secret-value"), 0);
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char text[200];
+        snprintf(text, sizeof(text), "SecurityToken%%3D%s%%26 and other-secret-value", forms[i]);
+        rec_log_scrub(l, text);
+        cr_expect_str_eq(text, "SecurityToken%3D***%26 and ***", "form %zu", i);
+    }
+    rec_log_forget_secret(l, token);
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char text[200];
+        snprintf(text, sizeof(text), "%s other-secret-value", forms[i]);
+        rec_log_scrub(l, text);
+        cr_expect_not_null(strstr(text, forms[i]), "form %zu still scrubbed: %s", i, text);
+        cr_expect_not_null(strstr(text, " ***"), "the other secret is kept: %s", text);
+    }
+    rec_log_forget_secret(l, NULL);
+    rec_log_forget_secret(NULL, token);
+    rec_log_free(l);
+}
+
 Test(log, write_goes_to_fd_and_respects_level)
 {
     int fds[2];
