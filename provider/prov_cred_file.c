@@ -140,6 +140,32 @@ char *prov_cred_config_json_current(const char *data, size_t len)
     return out;
 }
 
+/* Why jansson refused a credentials file, in words of our own: jansson's text quotes the input
+ * near the error ("near '\"TopSecret'"), which in this file is a secret. */
+static const char *json_reason(const json_error_t *e)
+{
+    static const struct {
+        enum json_error_code code;
+        const char *reason;
+    } reasons[] = {
+        {json_error_premature_end_of_input, "unexpected end of input"},
+        {json_error_end_of_input_expected, "text after the end of the document"},
+        {json_error_invalid_syntax, "invalid syntax (a control character, a bad escape or a "
+                                    "missing quote, comma or bracket)"},
+        {json_error_invalid_utf8, "invalid UTF-8"},
+        {json_error_null_character, "a NUL character"},
+        {json_error_null_byte_in_key, "a NUL character in a key"},
+        {json_error_duplicate_key, "a duplicate key"},
+        {json_error_numeric_overflow, "a number out of range"},
+        {json_error_out_of_memory, "out of memory"},
+        {json_error_stack_overflow, "nested too deeply"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == json_error_code(e))
+            return reasons[i].reason;
+    return "not valid JSON";
+}
+
 /* Called by the chain for ~/.aliyun/config.json. The mode decides which members are needed. */
 int prov_cred_parse_config_json(const char *path, const char *data, size_t len, const char *profile,
                                 prov_cred_lookup *ret, char **ret_note, char **ret_error)
@@ -147,8 +173,8 @@ int prov_cred_parse_config_json(const char *path, const char *data, size_t len, 
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        *ret_error =
-            prov_asprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
+        *ret_error = prov_asprintf("%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column,
+                                   json_reason(&jerr));
         return -EINVAL;
     }
     int r = 0;

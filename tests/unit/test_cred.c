@@ -340,6 +340,47 @@ Test(cred, config_json_malformed)
     free(msg);
 }
 
+/* A config.json that jansson refuses inside or right after a secret: the message gives the
+ * position and a reason of its own, never jansson's "near '<text>'" quote of the input. */
+struct json_bad {
+    char text[160];
+    char want[96];
+};
+
+#define JSON_HEAD                                                                                  \
+    "{\"profiles\": [{\"name\": \"default\", \"mode\": \"AK\", \"access_key_id\": \"A\", "
+
+ParameterizedTestParameters(cred, config_json_errors_quote_nothing)
+{
+    static struct json_bad cases[] = {
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue\tx\"}]}",
+         "config.json:1:106: malformed JSON: invalid syntax"},
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue\\q\"}]}",
+         "config.json:1:108: malformed JSON: invalid syntax"},
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue\\uZZZZ\"}]}",
+         "config.json:1:109: malformed JSON: invalid syntax"},
+        {JSON_HEAD "\"access_key_secret\":\n\"TopSecretValue\n\"}]}",
+         "config.json:2:15: malformed JSON: invalid syntax"},
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue\xff\"}]}",
+         "config.json:1:106: malformed JSON: invalid UTF-8"},
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue", "malformed JSON: unexpected end"},
+        {JSON_HEAD "\"access_key_secret\": TopSecretValue}]}", "malformed JSON: invalid syntax"},
+        {JSON_HEAD "\"access_key_secret\": \"TopSecretValue\"}]} TopSecretValue",
+         "malformed JSON: text after the end"},
+    };
+    return cr_make_param_array(struct json_bad, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct json_bad *c, cred, config_json_errors_quote_nothing)
+{
+    put(".aliyun/config.json", c->text, 0600);
+    char *msg = resolve_err(NULL, -EINVAL);
+    cr_expect_not_null(strstr(msg, c->want), "want %s in: %s", c->want, msg);
+    cr_expect_null(strstr(msg, "Secret"), "message quotes the secret: %s", msg);
+    cr_expect_null(strstr(msg, "near"), "message quotes the input: %s", msg);
+    free(msg);
+}
+
 Test(cred, config_json_loose_permissions)
 {
     put(".aliyun/config.json", ak_json, 0644);
