@@ -755,6 +755,20 @@ const char *spec_check_endpoint(const char *url, bool allow_insecure)
     return NULL;
 }
 
+/* url as a message may show it: everything between the scheme's "://" (or the start) and the
+ * last '@' becomes "***", so a refused user:password@ (even one whose password holds '/' or
+ * '@') is never echoed. Truncated to fit out. */
+static void endpoint_masked(const char *url, char *out, size_t size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme != NULL ? scheme + 3 : url;
+    const char *at = strrchr(auth, '@');
+    if (at == NULL)
+        (void)snprintf(out, size, "%s", url);
+    else
+        (void)snprintf(out, size, "%.*s***%s", (int)(auth - url), url, at);
+}
+
 int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_diags *diags)
 {
     if (cfg->endpoint == NULL)
@@ -762,8 +776,9 @@ int spec_config_check_endpoint(const spec_config *cfg, const char *source, spec_
     const char *why = spec_check_endpoint(cfg->endpoint, cfg->allow_insecure_endpoint);
     if (why == NULL)
         return 0;
-    spec_diags_add_clean(diags, (spec_pos){source, 0, 0}, "endpoint '%.128s' %s", cfg->endpoint,
-                         why);
+    char shown[160];
+    endpoint_masked(cfg->endpoint, shown, sizeof(shown));
+    spec_diags_add_clean(diags, (spec_pos){source, 0, 0}, "endpoint '%.128s' %s", shown, why);
     return -EINVAL;
 }
 

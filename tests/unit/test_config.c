@@ -740,6 +740,43 @@ Test(config, check_endpoint_names_source)
     spec_diags_clear(&d);
 }
 
+/* A refused endpoint from --endpoint or IMGRECON_ENDPOINT is echoed with its user:password@
+ * masked, whatever the reason for the refusal. */
+struct masked_case {
+    char url[80];
+    char want[120];
+};
+
+ParameterizedTestParameters(config, check_endpoint_masks_userinfo)
+{
+    static struct masked_case cases[] = {
+        {"http://u:hunter2pass@127.0.0.1:8080",
+         "endpoint 'http://***@127.0.0.1:8080' must not contain user:password@"},
+        {"https://hunter2pass@example.com", "endpoint 'https://***@example.com' must not contain"},
+        {"http://u:hunter2@pass@127.0.0.1", "endpoint 'http://***@127.0.0.1' must not contain"},
+        {"http://u:hun/ter2pass@127.0.0.1", "endpoint 'http://***@127.0.0.1' has a port"},
+        {"http://u:hunter2pass@127.0.0.1 x", "endpoint 'http://***@127.0.0.1 x' must not contain"},
+        {"ftp://u:hunter2pass@127.0.0.1", "endpoint 'ftp://***@127.0.0.1' must start with"},
+        {"u:hunter2pass@127.0.0.1", "endpoint '***@127.0.0.1' must start with"},
+    };
+    return cr_make_param_array(struct masked_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct masked_case *c, config, check_endpoint_masks_userinfo)
+{
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(spec_config_init(&cfg), 0);
+    spec_diags_init(&d);
+    cfg.endpoint = strdup(c->url);
+    cr_assert_eq(spec_config_check_endpoint(&cfg, "--endpoint", &d), -EINVAL);
+    cr_assert_eq(d.n, 1);
+    cr_expect_not_null(strstr(d.v[0].msg, c->want), "want %s in: %s", c->want, d.v[0].msg);
+    cr_expect_null(strstr(d.v[0].msg, "hunter2"), "the password is echoed: %s", d.v[0].msg);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
+}
+
 /* --rate-limit: unknown actions are -ENOENT (cmd/ names the likely one), windows bounded. */
 Test(config, set_rate_unknown_action_and_bounds)
 {
