@@ -268,6 +268,9 @@ static int set_string(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
     return replace_str(AT(cfg, k, char *), s);
 }
 
+/* url with any user:password@ masked (defined with the endpoint checks below). */
+static void endpoint_masked(const char *url, char *out, size_t size);
+
 /* An optional string: null (or empty) means "not set". */
 static int set_opt_string(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cfg_ctx *c)
 {
@@ -286,7 +289,13 @@ static int set_endpoint(spec_config *cfg, const cfg_key *k, const spec_ynode *v,
                   : strncmp(s, "http://", 7) == 0  ? 7
                   : strncmp(s, "https://", 8) == 0 ? 8
                                                    : 0;
-    if (s == NULL || skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n"))
+    if (s != NULL && (skip == 0 || s[skip] == '\0' || s[skip] == '/' || strpbrk(s, " \t\r\n"))) {
+        char shown[160];
+        endpoint_masked(s, shown, sizeof(shown));
+        return bad(c, v, "'%s' must be an http:// or https:// URL (or null), got string '%.128s'",
+                   k->name, shown);
+    }
+    if (s == NULL)
         return bad(c, v, "'%s' must be an http:// or https:// URL (or null), got %s", k->name,
                    describe(v, d, sizeof(d)));
     return replace_str(AT(cfg, k, char *), s);
@@ -1202,7 +1211,12 @@ static int notify_entry(const spec_ynode *v, cfg_ctx *c, spec_notify *ret)
             bool ok = s != NULL &&
                       (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
                       strpbrk(s, " \t\r\n") == NULL && s[s[4] == 's' ? 8 : 7] != '\0';
-            if (!ok)
+            /* A webhook's URL may carry its token (Slack, DingTalk): a string is not echoed. */
+            if (!ok && s != NULL)
+                rc = bad(c, val,
+                         "'notify' url must be an http:// or https:// URL (the value is "
+                         "not shown: webhook URLs may hold a token)");
+            else if (!ok)
                 rc = bad(c, val, "'notify' url must be an http:// or https:// URL, got %s",
                          describe(val, d, sizeof(d)));
             else if (replace_str(&n.url, s) < 0)

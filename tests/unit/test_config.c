@@ -330,7 +330,19 @@ static const bad_cfg bad_cfgs[] = {
      1},
     {"notify: [{format: json}]\n", "1:10: a 'notify' entry needs a url", 1},
     {"notify: [{url: ftp://x}]\n",
-     "1:16: 'notify' url must be an http:// or https:// URL, got string 'ftp://x'", 1},
+     "1:16: 'notify' url must be an http:// or https:// URL (the value is not shown: webhook URLs "
+     "may hold a token)",
+     1},
+    {"notify: [{url: 'htps://hooks.example/T0/B0/SECRETTOKEN'}]\n",
+     "1:16: 'notify' url must be an http:// or https:// URL (the value is not shown: webhook URLs "
+     "may hold a token)",
+     1},
+    {"notify: [{url: [x]}]\n", "1:16: 'notify' url must be an http:// or https:// URL, got a list",
+     1},
+    {"endpoint: 'htp://admin:S3CRETPW@10.0.0.1'\n",
+     "1:11: 'endpoint' must be an http:// or https:// URL (or null), got string "
+     "'htp://***@10.0.0.1'",
+     1},
     {"notify: [{url: 'http://x', format: xml}]\n",
      "1:36: 'notify' format must be json, slack or dingtalk, got string 'xml'", 1},
     {"notify: [{url: 'http://x', events: [applied, delete]}]\n",
