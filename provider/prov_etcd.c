@@ -53,7 +53,9 @@ static const char *const op_paths[] = {
     [PROV_ETCD_TXN] = "/v3/kv/txn",          [PROV_ETCD_DELETE] = "/v3/kv/deleterange",
 };
 
-static void fail(prov_etcd_result *r, int err, const char *fmt, ...)
+/* Sets r's error and its message (printf-style). */
+__attribute__((format(printf, 3, 4))) static void fail(prov_etcd_result *r, int err,
+                                                       const char *fmt, ...)
 {
     va_list ap;
     r->err = err;
