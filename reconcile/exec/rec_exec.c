@@ -31,6 +31,7 @@ struct xstep {
     bool single;          /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
     bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
     bool unsharing;       /* delete: the inserted unshare is in flight */
+    bool looked;          /* delete: a listing just before it showed the image still ours */
     uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
     uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
     uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
@@ -92,6 +93,7 @@ typedef struct xcall {
 } xcall;
 
 static void pump(rec_exec *x);
+static void start_look(rec_exec *x, xstep **v, size_t n);
 static void step_fail(xstep *s, const char *what);
 static int journal_line(rec_exec *x, rec_journal_phase phase, const xstep *s, const char *api,
                         const char *token, const char *image_id, const char *code);
@@ -864,6 +866,76 @@ static bool step_may_touch(const rec_exec *x, const rec_step *st, const char *im
     return image_is_ours(x, st->region, image_id);
 }
 
+/* ---- a look before each delete ---- */
+
+/* The answer to start_look's listing. A member the listing shows with another owner tag, or
+ * protected, fails with no call made: someone changed it since it was observed. The others (one
+ * the listing no longer shows too: its delete will meet NotFound, which counts as done) are
+ * marked looked and go back to pending, where pump sends their delete. */
+static void on_look(prov_image_list *list, const prov_error *err, void *ud)
+{
+    xcall *c = ud;
+    rec_exec *x = c->s->x;
+    x->inflight--;
+    for (size_t i = 0; i < c->n_batch; i++) {
+        xstep *s = c->batch[i];
+        const prov_image *img = NULL;
+        for (size_t k = 0; err == NULL && list != NULL && k < list->n && img == NULL; k++)
+            if (list->v[k].image_id && strcmp(list->v[k].image_id, s->image_id) == 0)
+                img = &list->v[k];
+        const char *owner = img != NULL ? prov_image_tag(img, REC_OWNER_TAG) : NULL;
+        char why[256];
+        if (err != NULL) {
+            step_fail_err(s, err);
+        } else if (img != NULL && (owner == NULL || strcmp(owner, x->o.owner) != 0)) {
+            snprintf(why, sizeof(why),
+                     "refused: since it was observed, the image's " REC_OWNER_TAG
+                     " tag became %s%.64s%s; no call made",
+                     owner ? "'" : "", owner ? owner : "absent", owner ? "'" : "");
+            step_fail(s, why);
+        } else if (img != NULL && rec_image_protected(img)) {
+            step_fail(s, "refused: since it was observed, the image was protected (" REC_PROTECT_TAG
+                         "); no call made");
+        } else {
+            s->looked = true;
+            s->state = REC_STEP_PENDING;
+        }
+    }
+    xcall_free(c);
+    pump(x);
+}
+
+/* Lists the images of deletes v[0..n) (one region, n <= 15, ids set) just before their delete
+ * call: the observation the plan came from may be minutes old (a prompt, a paced queue), and a
+ * delete cannot be undone. Called by start_batch and start_simple; on_look answers. The members
+ * wait as running, with no event: their delete starts when it is sent. */
+static void start_look(rec_exec *x, xstep **v, size_t n)
+{
+    const char *ids[PROV_DELETE_BATCH_MAX];
+    xcall *c = xcall_new(v[0], "ListCustomImages", NULL);
+    if (c != NULL && (c->batch = calloc(n, sizeof(*c->batch))) == NULL) {
+        xcall_free(c);
+        c = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = v[i]->image_id;
+        v[i]->state = REC_STEP_RUNNING;
+        v[i]->running_since_ms = now_ms(x);
+        if (c != NULL)
+            c->batch[c->n_batch++] = v[i];
+    }
+    prov_list_filter f = {.image_ids = ids, .n_image_ids = n, .share = -1};
+    int rc = c != NULL ? prov_swas_list_images(x->o.client, v[0]->step->region, &f, on_look, c)
+                       : -ENOMEM;
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            step_fail(v[i], strerror(-rc));
+        xcall_free(c);
+        return;
+    }
+    x->inflight++;
+}
+
 /* Share, unshare, delete (with the inserted unshare), account shares and ECS delete. */
 static void start_simple(xstep *s)
 {
@@ -881,6 +953,11 @@ static void start_simple(xstep *s)
     }
     if (s->image_id == NULL)
         (void)prov_set_str(&s->image_id, img);
+    if (st->action == REC_ACT_DELETE && !s->unshare_next && !s->looked) {
+        xstep *one[1] = {s};
+        start_look(x, one, 1);
+        return;
+    }
     bool insert_unshare = st->action == REC_ACT_DELETE && s->unshare_next;
     s->unshare_next = false;
     const char *api = insert_unshare ? "ModifyImageShareStatus" : rec_action_api(st->action);
@@ -1240,6 +1317,13 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
             gen += v[i]->step->generation;
             ok[k++] = v[i];
         }
+    }
+    bool looked = true;
+    for (size_t i = 0; i < k; i++)
+        looked &= ok[i]->looked;
+    if (k > 1 && !looked) {
+        start_look(x, ok, k);
+        return;
     }
     if (k == 1)
         start_simple(ok[0]);

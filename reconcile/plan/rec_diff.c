@@ -392,11 +392,9 @@ static bool owned_by(const prov_image *o, const char *owner)
     return t && strcmp(t, owner) == 0;
 }
 
-/* Any value of imgrecon/protect other than "false" (any case) protects, "" and "no" included:
- * a protect tag someone typed by hand errs on the side of keeping the image. */
-static bool protect_tagged(const prov_image *o)
+bool rec_image_protected(const prov_image *img)
 {
-    const char *t = rec_image_tag(o, REC_PROTECT_TAG);
+    const char *t = rec_image_tag(img, REC_PROTECT_TAG);
     return t && strcasecmp(t, "false") != 0;
 }
 
@@ -780,7 +778,7 @@ static prov_image *entry_tags_image(builder *b, const spec_image *d, const prov_
         rc = rec_image_set_tag(img, d->tags[i].key, d->tags[i].value);
     if (rc == 0)
         rc = rec_image_set_tag(img, REC_OWNER_TAG, b->owner);
-    if (rc == 0 && d->protect && !protect_tagged(o))
+    if (rc == 0 && d->protect && !rec_image_protected(o))
         rc = rec_image_set_tag(img, REC_PROTECT_TAG, "true");
     if (rc < 0) {
         b->rc = -ENOMEM;
@@ -871,7 +869,7 @@ static const char *declared_tag(const spec_image *d, const char *key, bool *ret_
  * already holds each declared value and our owner tag, with nothing to add for protect. */
 static bool tags_in_sync(const builder *b, const spec_image *d, const prov_image *o)
 {
-    if (d->protect && !protect_tagged(o))
+    if (d->protect && !rec_image_protected(o))
         return false; /* entry_tags_image adds imgrecon/protect */
     for (size_t i = 0; i < o->n_tags; i++) {
         const char *k = o->tags[i].key;
@@ -1137,7 +1135,7 @@ static void diff_declared(builder *b, region_ctx *rc, const spec_image *d, const
         plan_create(b, rc, d);
         return;
     }
-    bool prot = d->protect || protect_tagged(o);
+    bool prot = d->protect || rec_image_protected(o);
     const char *why_prot = d->protect ? "protect: true in the manifest"
                                       : "the image carries " REC_PROTECT_TAG
                                         " (any value but false protects)";
@@ -1188,7 +1186,7 @@ static und_class classify_undeclared(const prov_image *o, const char *owner)
 {
     if (!owned_by(o, owner))
         return UND_NOT_OWNED;
-    if (protect_tagged(o))
+    if (rec_image_protected(o))
         return UND_PROTECTED;
     return o->status == PROV_IMG_UNKNOWN ? UND_UNKNOWN_STATUS : UND_PRUNE;
 }

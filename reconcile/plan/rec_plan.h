@@ -43,6 +43,11 @@
 
 #define REC_OWNER_TAG "imgrecon/owner"
 #define REC_PROTECT_TAG "imgrecon/protect"
+
+/* Whether img's imgrecon/protect tag protects it: any value other than "false" (any case), ""
+ * and "no" included, so that a tag typed by hand errs on the side of keeping the image. The
+ * diff (replace, prune) and the executor's look before a delete ask it. */
+bool rec_image_protected(const prov_image *img);
 #define REC_PLAN_FORMAT_VERSION "1.2"
 #define REC_HASH_HEX 64  /* sha256 as lowercase hex, without the NUL */
 #define REC_TOKEN_MAX 64 /* ClientToken length limit of the API */

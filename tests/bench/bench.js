@@ -178,8 +178,13 @@ function taskGraph(sc, createDelayMs, batch = false) {
             /* One task per batch; deletes[k] becomes the id of the batch holding image k. */
             const groups = [];
             for (let k = 0; k < deletes.length; k += BATCH_MAX) groups.push(deletes.slice(k, k + BATCH_MAX));
-            const ids = groups.map(g => add({ action: g.length > 1 ? 'DeleteCustomImages' : 'DeleteCustomImage', region: reg.r,
-                                            name: g.map(x => x.name).join(','), n: g.length, deps: g.flatMap(x => x.deps), after: 0 }));
+            /* imgrecon lists a batch's images once more just before deleting them (a look: the
+             * observation may be minutes old), so each batch waits for one List call. */
+            const ids = groups.map(g => {
+                const look = add({ action: 'ListCustomImages', region: reg.r, look: true, deps: g.flatMap(x => x.deps), after: 0 });
+                return add({ action: g.length > 1 ? 'DeleteCustomImages' : 'DeleteCustomImage', region: reg.r,
+                             name: g.map(x => x.name).join(','), n: g.length, deps: [look], after: 0 });
+            });
             deletes.splice(0, deletes.length, ...deletes.map((_, k) => ids[Math.floor(k / BATCH_MAX)]));
         }
         const have = new Set(reg.existing.map(e => e.name));
@@ -246,7 +251,7 @@ function lowerBound(sc, o) {
     const minCalls = { ListCustomImages: listCalls + polls };
     for (const t of tasks) minCalls[t.action] = (minCalls[t.action] || 0) + 1;
     const deleted = tasks.filter(t => /^DeleteCustomImages?$/.test(t.action)).reduce((n, t) => n + (t.n || 1), 0);
-    return { ms: end, minCalls, minPolls: polls, tasks, deleted };
+    return { ms: end, minCalls, minPolls: polls, minLooks: tasks.filter(t => t.look).length, tasks, deleted };
 }
 
 /* ---------- processes and HTTP ---------- */
@@ -299,15 +304,25 @@ function readJournal(file, fromLine = 0) {
     return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(fromLine).map(l => JSON.parse(l));
 }
 
+/* The ids a ListCustomImages(ImageIds) call asked for ([] when unreadable). */
+function listedIds(l) {
+    try { return JSON.parse(l.params.ImageIds); } catch (e) { return []; }
+}
+
+/* Calls per action, throttled calls, and the List calls by ids: polls (they ask for an image
+ * created in the run) and looks (imgrecon's listing of images it is about to delete). */
 function summarize(lines) {
     const calls = {}, throttled = {};
-    let polls = 0;
+    const created = new Set(lines.filter(l => l.action === 'CreateCustomImage' && l.image_id).map(l => l.image_id));
+    let polls = 0, looks = 0;
     for (const l of lines) {
         calls[l.action] = (calls[l.action] || 0) + 1;
-        if (l.action === 'ListCustomImages' && l.params && l.params.ImageIds) polls++;
+        if (l.action === 'ListCustomImages' && l.params && l.params.ImageIds) {
+            if (listedIds(l).some(id => created.has(id))) polls++; else looks++;
+        }
         if (l.code && /Throttling/.test(l.code)) throttled[l.action] = (throttled[l.action] || 0) + 1;
     }
-    return { calls, polls, throttledBy: throttled, throttled: Object.values(throttled).reduce((a, b) => a + b, 0) };
+    return { calls, polls, looks, throttledBy: throttled, throttled: Object.values(throttled).reduce((a, b) => a + b, 0) };
 }
 
 /* Checks the emulator's world against the scenario's desired state. */
@@ -562,12 +577,12 @@ async function main() {
             const row = { scenario: name, strategy: s, median_s: med / 1000, bound_s: lb.ms / 1000,
                           ratio: med / Math.max(lb.ms, 1), runs_s: res.map(r => r.ms / 1000),
                           converged: res.every(r => r.converged), problems: res.map(r => r.problem).filter(Boolean),
-                          calls: mid.calls, min_calls: lb.minCalls, polls: mid.polls, min_polls: lb.minPolls,
+                          calls: mid.calls, min_calls: lb.minCalls, polls: mid.polls, min_polls: lb.minPolls, looks: mid.looks, min_looks: lb.minLooks,
                           throttled: res.map(r => r.throttled), throttled_by_action: res.map(r => r.throttledBy),
                           cold_s: cold ? cold.ms / 1000 : null, cold_polls: cold ? cold.polls : null,
                           delete_calls: deleteCalls(mid.calls), min_delete_calls: deleteCalls(lb.minCalls), images_deleted: lb.deleted };
             all.push(row);
-            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls}; delete calls ${row.delete_calls}/${row.min_delete_calls} for ${lb.deleted} images)  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}${cold ? `  (cold first run ${row.cold_s.toFixed(2)}s, polls ${row.cold_polls})` : ''}`);
+            console.log(`  ${s.padEnd(8)} ${row.median_s.toFixed(2).padStart(7)}s  ratio ${row.ratio.toFixed(2)}  throttled ${row.throttled.join('/')}  converged ${row.converged}  calls(used/min) ${fmtCalls(mid.calls, lb.minCalls)} (of which polls ${mid.polls}/${lb.minPolls}, looks ${mid.looks}/${lb.minLooks}; delete calls ${row.delete_calls}/${row.min_delete_calls} for ${lb.deleted} images)  runs ${row.runs_s.map(x => x.toFixed(2)).join('/')}${cold ? `  (cold first run ${row.cold_s.toFixed(2)}s, polls ${row.cold_polls})` : ''}`);
             if (o.timeline && name === 'replace15') fs.writeFileSync(path.join(o.timeline, `timeline-${s}.tsv`), mid.timeline.map(e => `${e.t}\t${e.action}\t${e.code || 'OK'}`).join('\n') + '\n');
         }
         console.log('');

@@ -15,6 +15,8 @@
 
 #include "apply_support.h"
 
+#include <criterion/parameterized.h>
+
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
 #define SRV1 "ace0706b2ac4454d984295a94213ab01"
 
@@ -370,4 +372,84 @@ Test(prune_safety, config_with_the_wrong_owner)
     run_result_free(&r);
     expect_untouched("wrong owner");
     assert_journal_rules(&E);
+}
+
+/* What someone does to old-2 by hand while imgrecon works, and what the refusal says. */
+static const struct {
+    const char *tag; /* Tag.1.Key=...: the tag set with the account's key */
+    const char *value;
+    const char *says; /* in apply's output */
+} changes[] = {
+    {"Tag.1.Key=imgrecon/protect", "Tag.1.Value=true",
+     "since it was observed, the image was protected"},
+    {"Tag.1.Key=imgrecon/owner", "Tag.1.Value=team-b",
+     "since it was observed, the image's imgrecon/owner tag became 'team-b'"},
+};
+
+ParameterizedTestParameters(prune_safety, an_image_changed_after_observe_is_not_deleted)
+{
+    static size_t idx[] = {0, 1};
+    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+}
+
+/* The world changes between observe and delete. Prune deletes old-1..3; old-2 is shared, so its
+ * unshare goes first, and the emulator holds that call for 3 s. Meanwhile someone protects
+ * old-2, or another team takes it over (`imgrecon api swas TagResources`, as one would in the
+ * console). The look just before the deletes sees it: old-2's delete is refused with no call,
+ * old-1 and old-3 are deleted. Without the look, the delete went out on the observation of
+ * seconds before and old-2 was gone. */
+ParameterizedTest(size_t *i, prune_safety, an_image_changed_after_observe_is_not_deleted)
+{
+    start();
+    mfile("a.yaml", WEB_A);
+    cr_assert_eq(emu_proc_add_fault(&E.emu, "{\"action\":\"ModifyImageShareStatus\","
+                                            "\"kind\":\"delay\",\"delay_ms\":3000}"),
+                 0);
+    char outpath[200];
+    snprintf(outpath, sizeof(outpath), "%s/apply-out.txt", E.dir);
+    const char *args[] = {"apply", "-f", mdir, "--auto-approve", NULL};
+    pid_t pid = spawn_as(0, outpath, args);
+    /* Once the observe is answered, the unshare follows and is held for 3 s: the tag lands
+     * after the observe and before any delete. */
+    bool observed = false;
+    for (uint64_t until = test_clock_ms() + 30000; !observed && test_clock_ms() < until;) {
+        json_t *j = journal_lines(&E);
+        observed = count_calls(j, 0, "ListCustomImages", "*") > 0;
+        json_decref(j);
+        if (!observed) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* Someone changes old-2 by hand, with the same account's key. */
+    char tagout[200];
+    snprintf(tagout, sizeof(tagout), "%s/tag-out.txt", E.dir);
+    const char *tag[] = {"api",
+                         "swas",
+                         "TagResources",
+                         "RegionId=cn-hangzhou",
+                         "ResourceType=customimage",
+                         "ResourceId.1=m-pold200000000001",
+                         changes[*i].tag,
+                         changes[*i].value,
+                         NULL};
+    int tagged = wait_child(spawn_as(0, tagout, tag), RUN_TIMEOUT_MS);
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_assert(observed, "no observe:\n%s", out);
+    char *tagtext = read_file(tagout);
+    cr_assert_eq(tagged, 0, "TagResources: exit %d\n%s", tagged, tagtext);
+    free(tagtext);
+    cr_expect_eq(st, 1, "apply: exit %d\n%s", st, out);
+    cr_expect(strstr(out, changes[*i].says) != NULL, "%s", out);
+    free(out);
+    json_t *w = emu_proc_state(&E.emu);
+    cr_assert_not_null(w);
+    json_t *imgs =
+        json_object_get(json_array_get(json_object_get(w, "regions"), 0), "custom_images");
+    cr_expect_not_null(find_image(imgs, "old-2"), "the changed image was deleted");
+    cr_expect_null(find_image(imgs, "old-1"), "old-1 was not deleted");
+    cr_expect_null(find_image(imgs, "old-3"), "old-3 was not deleted");
+    cr_expect_not_null(find_image(imgs, "web-a"));
+    json_decref(w);
 }
