@@ -578,7 +578,8 @@ int spec_yaml_load_mem(const char *buf, size_t len, const char *file, spec_yaml_
     b.diags = diags;
     hash_key(b.key);
     if (len > SPEC_YAML_MAX_FILE_BYTES) {
-        spec_diags_add(diags, file, 0, 0, "file too large: %zu bytes (the limit is %u)", len,
+        /* A file is read only up to one byte past the limit, so len is not its size. */
+        spec_diags_add(diags, file, 0, 0, "file too large: more than %u bytes",
                        SPEC_YAML_MAX_FILE_BYTES);
         return -EINVAL;
     }
