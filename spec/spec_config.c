@@ -543,8 +543,9 @@ static int set_quotas(spec_config *cfg, const cfg_key *k, const spec_ynode *v, c
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 15, cn-hangzhou: 9}, got %s",
                    k->name, describe(v, d, sizeof(d)));
+    /* A repeated key is reported, and the values are still checked: every error at once. */
     int rc = repeated_keys(c, k, v);
-    if (rc < 0)
+    if (rc == -ENOMEM)
         return rc;
     unsigned def = cfg->quota_default;
     spec_quota *q = calloc(v->n ? v->n : 1, sizeof(*q));
@@ -649,8 +650,9 @@ static int set_rates(spec_config *cfg, const cfg_key *k, const spec_ynode *v, cf
     if (v->kind != SPEC_YMAP)
         return bad(c, v, "'%s' must be a mapping such as {default: 10/60s}, got %s", k->name,
                    describe(v, d, sizeof(d)));
+    /* A repeated key is reported, and the values are still checked: every error at once. */
     int rc = repeated_keys(c, k, v);
-    if (rc < 0)
+    if (rc == -ENOMEM)
         return rc;
     for (size_t i = 0; i < v->n; i++) {
         const spec_ynode *key = v->pairs[i].key, *val = v->pairs[i].value;

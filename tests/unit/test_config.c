@@ -303,6 +303,10 @@ static const bad_cfg bad_cfgs[] = {
      "1:49: 'rate_limits': duplicate key 'DeleteImage' (first at FILE:1:15)", 1},
     {"quotas: {cn-hangzhou: 1, cn-hangzhou: 2, default: 3, default: 4}\n",
      "1:26: 'quotas': duplicate key 'cn-hangzhou' (first at FILE:1:10)", 2},
+    {"quotas: {default: 0, cn-hangzhou: 101, cn-hangzhou: 5}\n",
+     "1:40: 'quotas': duplicate key 'cn-hangzhou' (first at FILE:1:22)", 3},
+    {"rate_limits: {DeleteImage: 1/1s, DeleteImage: x}\n",
+     "1:34: 'rate_limits': duplicate key 'DeleteImage' (first at FILE:1:15)", 2},
     {"metrics_listen: localhost:9780\n",
      "1:17: 'metrics_listen' must name an IP address such as 127.0.0.1 or [::1] (the daemon does "
      "not look names up), got string 'localhost:9780'",
