@@ -118,3 +118,34 @@ ParameterizedTest(size_t *i, hostile, listing_refused, .timeout = 120)
     json_decref(j);
     env_fini(&e);
 }
+
+/* An owned, undeclared image in a status imgrecon does not know ("Deleting"), with prune on:
+ * apply warns and sends no call at all, where it once pruned the image as if available. */
+Test(hostile, an_unknown_status_is_left_alone, .timeout = 120)
+{
+    env e;
+    env_init(&e);
+    write_fixture(&e, 1, NULL, NULL);
+    start_emu(&e, "300ms", NULL);
+    write_file(e.config, "owner: team-a\nprune: true\nmetrics_listen: null\n");
+    write_file(e.manifest, WEB_MANIFEST);
+    static const char fault[] =
+        "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"body\":{\"TotalCount\":2,"
+        "\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[" SWAS_IMAGE(
+            ID_WEB, "web", OWNER_TAG("team-a")) ",{\"ImageId\":\"" ID_OLD "\",\"Name\":\"old\","
+                                                "\"Status\":\"Deleting\",\"RegionId\":\"cn-"
+                                                "hangzhou\",\"InstanceId\":\"" SRV0
+                                                "\",\"SystemSnapshotId\":\"s-sys-00\",\"InShare\":"
+                                                "false,\"Tags\":[" OWNER_TAG("team-a") "]}]}}";
+    cr_assert_eq(emu_proc_add_fault(&e.emu, fault), 0);
+    run_result r = RUN(&e, "apply", "-f", e.manifest, "--auto-approve");
+    cr_expect_eq(r.status, 0, "exit %d\n%s", r.status, r.out);
+    cr_expect(strstr(r.out, "a status imgrecon does not know") != NULL, "no warning:\n%s", r.out);
+    run_result_free(&r);
+    json_t *j = journal_lines(&e);
+    for (size_t k = 0; k < json_array_size(j); k++)
+        cr_expect(is_read(jstr(json_array_get(j, k), "action")), "a mutating call %s",
+                  jstr(json_array_get(j, k), "action"));
+    json_decref(j);
+    env_fini(&e);
+}
