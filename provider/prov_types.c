@@ -389,9 +389,11 @@ int prov_redact_message(const char *text, char **ret)
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         size_t skip = 0;
-        for (size_t k = 0; k < sizeof(redacted_params) / sizeof(redacted_params[0]); k++) {
+        bool may_start = name_may_start(text, i);
+        for (size_t k = 0; may_start && k < sizeof(redacted_params) / sizeof(redacted_params[0]);
+             k++) {
             size_t nl = strlen(redacted_params[k]);
-            if (!name_may_start(text, i) || strncasecmp(text + i, redacted_params[k], nl) != 0)
+            if (strncasecmp(text + i, redacted_params[k], nl) != 0)
                 continue;
             unsigned depth = 0;
             size_t sl = separator_len(text + i + nl, &depth);

@@ -14,8 +14,7 @@
 #include <grp.h>
 
 #include "apply_support.h"
-
-#include <criterion/parameterized.h>
+#include "test_param.h"
 
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
 #define SRV1 "ace0706b2ac4454d984295a94213ab01"
@@ -388,8 +387,7 @@ static const struct {
 
 ParameterizedTestParameters(prune_safety, an_image_changed_after_observe_is_not_deleted)
 {
-    static size_t idx[] = {0, 1};
-    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+    return test_param_indices(sizeof(changes) / sizeof(changes[0]));
 }
 
 /* The world changes between observe and delete. Prune deletes old-1..3; old-2 is shared, so its

@@ -32,6 +32,7 @@
 #include "rec_notify.h"
 #include "rec_status.h"
 #include "test_notify.h"
+#include "test_param.h"
 
 static char dir[64];
 
@@ -965,10 +966,7 @@ static const notify_case notify_cases[] = {
 
 ParameterizedTestParameters(notify, sender_matches_libsystemd)
 {
-    static size_t idx[sizeof(notify_cases) / sizeof(notify_cases[0])];
-    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+    return test_param_indices(sizeof(notify_cases) / sizeof(notify_cases[0]));
 }
 
 /* The address of case c in out; sets NOTIFY_SOCKET to it (or unsets it). */
@@ -1053,10 +1051,7 @@ static const watchdog_case watchdog_cases[] = {
 
 ParameterizedTestParameters(notify, watchdog_matches_libsystemd)
 {
-    static size_t idx[sizeof(watchdog_cases) / sizeof(watchdog_cases[0])];
-    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-        idx[i] = i;
-    return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+    return test_param_indices(sizeof(watchdog_cases) / sizeof(watchdog_cases[0]));
 }
 
 static void set_or_unset(const char *var, const char *value)

@@ -99,6 +99,18 @@ static void add_tag(prov_image *img, const char *k, const char *v)
     img->n_tags++;
 }
 
+/* Marks img shared to the n accounts given, as a ListCustomImageShareAccounts would show it. */
+static void shared_to(prov_image *img, const char *const *accounts, size_t n)
+{
+    img->in_share_user = true;
+    img->share_accounts_known = true;
+    img->share_accounts = calloc(n, sizeof(char *));
+    cr_assert_not_null(img->share_accounts);
+    for (size_t i = 0; i < n; i++)
+        img->share_accounts[i] = strdup(accounts[i]);
+    img->n_share_accounts = n;
+}
+
 /* An observed image; owner NULL: no owner tag. */
 static prov_image *observe(const char *region, const char *id, const char *name, int status,
                            bool in_share, const char *owner)
@@ -774,18 +786,9 @@ Test(plan, account_shares_in_place_and_before_delete)
     d->share_to_accounts = want;
     d->n_share_to_accounts = 2;
     prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
-    o->in_share_user = true;
-    o->share_accounts_known = true;
-    o->share_accounts = calloc(2, sizeof(char *));
-    o->share_accounts[0] = strdup("2222");
-    o->share_accounts[1] = strdup("3333");
-    o->n_share_accounts = 2;
+    shared_to(o, (const char *const[]){"2222", "3333"}, 2);
     prov_image *old = observe(R1, "m-2", "old", PROV_IMG_AVAILABLE, false, "default");
-    old->in_share_user = true;
-    old->share_accounts_known = true;
-    old->share_accounts = calloc(1, sizeof(char *));
-    old->share_accounts[0] = strdup("4444");
-    old->n_share_accounts = 1;
+    shared_to(old, (const char *const[]){"4444"}, 1);
     fx.opts.prune = true;
     build();
     cr_assert_eq(count_action(REC_ACT_ADD_ACCOUNTS), 1);
@@ -818,11 +821,7 @@ Test(plan, replace_of_an_account_shared_image_removes_the_accounts_first_then_ad
     d->share_to_accounts = keep;
     d->n_share_to_accounts = 1;
     prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, true, "default");
-    o->in_share_user = true;
-    o->share_accounts_known = true;
-    o->share_accounts = calloc(1, sizeof(char *));
-    o->share_accounts[0] = strdup("5555");
-    o->n_share_accounts = 1;
+    shared_to(o, (const char *const[]){"5555"}, 1);
     build();
     cr_assert_eq(fx.plan->n_changes, 1);
     cr_expect_eq(fx.plan->changes[0].kind, REC_CH_REPLACE);
@@ -917,12 +916,7 @@ Test(plan, saved_after_must_equal_the_fresh_after)
     web->share_to_accounts = accts;
     web->n_share_to_accounts = 3;
     prov_image *o = observe(R1, "m-1", "web", PROV_IMG_AVAILABLE, false, "default");
-    o->in_share_user = true;
-    o->share_accounts_known = true;
-    o->share_accounts = calloc(2, sizeof(char *));
-    o->share_accounts[0] = strdup("3333");
-    o->share_accounts[1] = strdup("9999");
-    o->n_share_accounts = 2;
+    shared_to(o, (const char *const[]){"3333", "9999"}, 2);
     declare(R1, "api", false);
     build();
     cr_assert_eq(count_action(REC_ACT_ADD_ACCOUNTS), 1);
