@@ -173,6 +173,50 @@ static int cmp_file(const void *a, const void *b)
     return strcmp(((const file_ent *)a)->path, ((const file_ent *)b)->path);
 }
 
+/* A file's place in path order, sorted by identity by drop_same_files. */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+    size_t at;
+} file_id;
+
+static int cmp_file_id(const void *a, const void *b)
+{
+    const file_id *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Keeps the first, in path order, of the files that are one file (the same path given twice, or
+ * links): the files sorted by identity, each one after the first of its run is dropped. Sorting
+ * keeps 40,000 files at n log n, where comparing every pair took seconds. Called by find_files
+ * with L->files sorted by path. */
+static void drop_same_files(loader *L)
+{
+    file_id *ids = calloc(L->n_files, sizeof(*ids));
+    if (ids == NULL) {
+        oom(L);
+        return;
+    }
+    for (size_t i = 0; i < L->n_files; i++)
+        ids[i] = (file_id){.dev = L->files[i].dev, .ino = L->files[i].ino, .at = i};
+    qsort(ids, L->n_files, sizeof(*ids), cmp_file_id);
+    for (size_t i = 1; i < L->n_files; i++)
+        if (ids[i].dev == ids[i - 1].dev && ids[i].ino == ids[i - 1].ino) {
+            free(L->files[ids[i].at].path);
+            L->files[ids[i].at].path = NULL;
+        }
+    free(ids);
+    size_t out = 0;
+    for (size_t i = 0; i < L->n_files; i++)
+        if (L->files[i].path != NULL)
+            L->files[out++] = L->files[i];
+    L->n_files = out;
+}
+
 /* Collects, sorts and de-duplicates (same path, or the same file through two paths). */
 static void find_files(loader *L, const char *const *paths, size_t n_paths)
 {
@@ -189,28 +233,21 @@ static void find_files(loader *L, const char *const *paths, size_t n_paths)
                 L->io_err = -err;
             continue;
         }
-        size_t before = L->n_files;
+        size_t before = L->n_files, said = L->diags->n;
         if (S_ISDIR(st.st_mode))
             walk(L, paths[i], 0);
         else
             add_file(L, paths[i], &st); /* named explicitly: read whatever its suffix */
-        if (S_ISDIR(st.st_mode) && L->n_files == before)
+        /* An empty directory is an error; one whose walk already said what was wrong (too
+         * deep, unreadable) is not reported twice. */
+        if (S_ISDIR(st.st_mode) && L->n_files == before && L->diags->n == said)
             spec_diags_add(L->diags, paths[i], 0, 0,
                            "no manifest files (*.yaml, *.yml) in this directory");
     }
-    if (L->n_files > 1)
+    if (L->n_files > 1) {
         qsort(L->files, L->n_files, sizeof(*L->files), cmp_file);
-    size_t out = 0;
-    for (size_t i = 0; i < L->n_files; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < out && !dup; j++)
-            dup = L->files[j].dev == L->files[i].dev && L->files[j].ino == L->files[i].ino;
-        if (dup)
-            free(L->files[i].path);
-        else
-            L->files[out++] = L->files[i];
+        drop_same_files(L);
     }
-    L->n_files = out;
 }
 
 /* ---- Schema ----------------------------------------------------------------------------- */
@@ -260,6 +297,11 @@ static void check_keys(loader *L, const spec_ynode *map, const char *const *know
         const spec_ynode *k = map->pairs[i].key;
         if (k->kind != SPEC_YSCALAR || spec_ynode_is_null(k)) {
             at(L, k->pos, "keys must be strings, got %s",
+               spec_ynode_describe(k, desc, sizeof(desc)));
+            continue;
+        }
+        if (known != NULL && strlen(k->text) != k->len) { /* tag keys: tag_rules say it */
+            at(L, k->pos, "keys must not contain NUL characters, got %s",
                spec_ynode_describe(k, desc, sizeof(desc)));
             continue;
         }

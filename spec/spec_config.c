@@ -1402,7 +1402,11 @@ static int on_config_doc(void *ud, const spec_ynode *root, spec_pos doc_pos)
         const spec_ynode *key = root->pairs[i].key, *val = root->pairs[i].value;
         const char *name = text_of(key);
         if (name == NULL) {
-            L->rc = bad(&L->c, key, "keys must be strings, got %s", describe(key, d, sizeof(d)));
+            L->rc = bad(&L->c, key,
+                        key->kind == SPEC_YSCALAR && strlen(key->text) != key->len
+                            ? "keys must not contain NUL characters, got %s"
+                            : "keys must be strings, got %s",
+                        describe(key, d, sizeof(d)));
             continue;
         }
         const spec_ynode *first = dup[i] == SIZE_MAX ? NULL : root->pairs[dup[i]].key;

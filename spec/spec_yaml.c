@@ -767,9 +767,9 @@ const char *spec_ynode_describe(const spec_ynode *n, char *buf, size_t size)
     if (n == NULL || spec_ynode_is_null(n))
         snprintf(buf, size, "null");
     else if (n->kind == SPEC_YSEQ)
-        snprintf(buf, size, "a list");
+        snprintf(buf, size, n->n == 0 ? "an empty list" : "a list");
     else if (n->kind == SPEC_YMAP)
-        snprintf(buf, size, "a mapping");
+        snprintf(buf, size, n->n == 0 ? "an empty mapping" : "a mapping");
     else if (spec_ynode_bool(n, &b) == 0)
         snprintf(buf, size, "boolean %s", n->text);
     else {

@@ -231,6 +231,14 @@ static const bad_cfg bad_cfgs[] = {
      1},
     {"quotas: [1]\n",
      "1:9: 'quotas' must be a mapping such as {default: 15, cn-hangzhou: 9}, got a list", 1},
+    {"quotas: []\n",
+     "1:9: 'quotas' must be a mapping such as {default: 15, cn-hangzhou: 9}, got an empty list", 1},
+    {"ha: {etcd_endpoints: []}\n",
+     "1:22: 'ha.etcd_endpoints' must be a list of etcd URLs such as [http://10.0.0.1:2379], got an "
+     "empty list",
+     1},
+    {"\"owner\\0x\": a\n", "1:1: keys must not contain NUL characters, got string 'owner\\x00x'",
+     1},
     {"owner: ''\n", "1:8: 'owner' must be a non-empty string, got string ''", 1},
     {"owner: see http://x\n",
      "1:8: 'owner' is used as the imgrecon/owner tag value and must not contain 'http://' or "

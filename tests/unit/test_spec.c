@@ -113,6 +113,12 @@ static const bad_case cases[] = {
      "3:5: missing required key 'instance_id' in custom_images entry", 1},
     {"missing system_snapshot_id", HDR "  - name: web\n    instance_id: i1\n",
      "3:5: missing required key 'system_snapshot_id' in custom_images entry", 1},
+    {"key with NUL", HDR IMG "    \"instance\\0_id\": i2\n",
+     "6:5: keys must not contain NUL characters, got string 'instance\\x00_id'", 1},
+    {"document key with NUL", "\"region\\0\": x\nregion: cn-hangzhou\n",
+     "1:1: keys must not contain NUL characters, got string 'region\\x00'", 1},
+    {"image list empty mapping", "region: cn-hangzhou\ncustom_images: {}\n",
+     "2:16: 'custom_images' must be a list, got an empty mapping", 1},
     {"unknown key with suggestion", HDR IMG "    instanceid: i2\n",
      "6:5: unknown key 'instanceid' in custom_images entry; did you mean 'instance_id'?", 1},
     {"unknown key without suggestion", HDR IMG "    colour: red\n",
@@ -375,6 +381,48 @@ Test(spec, same_file_twice_and_several_paths, .init = setup, .fini = teardown)
     cr_assert_eq(set->n_regions, 2, "a region without images is still listed");
     cr_assert_eq(set->n_images, 0);
     spec_set_free(set);
+    spec_diags_clear(&d);
+}
+
+/* One file reached through a hard link, a symbolic link and its own name is read once, under
+ * the first of its paths in sorted order; the names sort apart from the file's identity. */
+Test(spec, one_file_through_links_is_read_once, .init = setup, .fini = teardown)
+{
+    const char *m = puts_("m/m.yaml", HDR IMG);
+    char hard[256], soft[256];
+    snprintf(hard, sizeof(hard), "%s/m/a-hard.yaml", dir);
+    snprintf(soft, sizeof(soft), "%s/m/z-soft.yaml", dir);
+    cr_assert_eq(link(m, hard), 0);
+    cr_assert_eq(symlink(m, soft), 0);
+    puts_("m/n.yaml", "region: cn-beijing\n");
+    const char *paths[] = {soft, dir, m};
+    spec_set *set;
+    spec_diags d;
+    spec_diags_init(&d);
+    cr_assert_eq(spec_load(paths, 3, &set, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    cr_assert_eq(set->n_files, 2);
+    cr_assert_str_eq(set->files[0], hard);
+    cr_assert(strstr(set->files[1], "/m/n.yaml"));
+    cr_assert_eq(set->n_images, 1);
+    spec_set_free(set);
+    spec_diags_clear(&d);
+}
+
+/* A manifest nested too deep is one error naming the directory, not also "no manifest files". */
+Test(spec, too_deep_is_one_error, .init = setup, .fini = teardown)
+{
+    char name[256] = "top";
+    for (int i = 0; i < 34; i++)
+        strcat(name, "/d");
+    strcat(name, "/m.yaml");
+    puts_(name, HDR IMG);
+    char top[160];
+    snprintf(top, sizeof(top), "%s/top", dir);
+    spec_set *set;
+    spec_diags d;
+    cr_assert_eq(load1(top, &set, &d), -EINVAL);
+    cr_assert_eq(d.n, 1, "%zu diagnostics, the last: %s", d.n, d.v[d.n - 1].msg);
+    cr_assert_str_eq(d.v[0].msg, "directories nested deeper than 32 levels");
     spec_diags_clear(&d);
 }
 
