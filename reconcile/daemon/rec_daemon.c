@@ -955,6 +955,76 @@ static void path_list_clear(path_list *p)
 
 PROV_DEFINE_FREEP(spec_config, free_cfg)
 
+/* Whether a reload changes what only a new setup can apply: the endpoint, the signature, the
+ * profile, the CA file or the account id. */
+static bool setup_settings_differ(const spec_config *a, const spec_config *b)
+{
+    return str_differs(a->endpoint, b->endpoint) || a->signature != b->signature ||
+           str_differs(a->profile, b->profile) || str_differs(a->ca_file, b->ca_file) ||
+           str_differs(a->account_id, b->account_id);
+}
+
+/* A setup for the reloaded ncfg: credentials resolved again (environment and files read,
+ * roles assumed: a blocking STS call), a pacer and a client, in the state directory of the
+ * current setup (the one the daemon locked, perhaps the fallback of an unusable state_dir). Its
+ * secrets are registered with the log and the HA fence guards its client before it is
+ * returned. Returns 0, or a negative errno with *ret_error (malloc'd or NULL) saying why. */
+static int reload_setup(rec_dmn *d, spec_config *ncfg, rec_setup **ret, char **ret_error)
+{
+    rec_setup_opts so = {.state_dir_explicit = true,
+                         .on_call = on_call,
+                         .on_cred_error = on_cred_error,
+                         .on_cred_refreshed = on_cred_refreshed,
+                         .on_wait = on_wait,
+                         .ud = d};
+    char *configured = ncfg->state_dir;
+    ncfg->state_dir = d->setup->state_dir; /* copied by rec_setup_new */
+    int rc = rec_setup_new(&d->loop, ncfg, &so, ret, ret_error);
+    ncfg->state_dir = configured;
+    if (rc < 0)
+        return rc;
+    register_cred(d, &(*ret)->cred, true);
+    if (d->ha != NULL)
+        prov_client_set_fence((*ret)->client, ha_may_mutate, d);
+    return 0;
+}
+
+/* reload_swap's setup step: every reload builds a new setup, so that rotated keys are read
+ * again. When that fails and the setup's settings are unchanged, the previous setup stays, on
+ * ncfg, with a warning; when they changed, the reload is refused (logged; the previous config,
+ * still d->cfg, stays). Returns 0 or a negative errno. */
+static int swap_setup(rec_dmn *d, spec_config *ncfg)
+{
+    rec_setup *nsetup = NULL;
+    char *err = NULL;
+    int rc = reload_setup(d, ncfg, &nsetup, &err);
+    if (rc < 0 && setup_settings_differ(ncfg, d->cfg)) {
+        rec_log_event(d->log, REC_LOG_ERROR,
+                      "reload refused: cannot set up the new endpoint or credentials", "error",
+                      err ? err : strerror(-rc), NULL);
+        free(err);
+        return rc;
+    }
+    if (rc < 0) {
+        rec_log_event(d->log, REC_LOG_WARN,
+                      "credentials could not be re-read; keeping the previous ones", "error",
+                      err ? err : strerror(-rc), NULL);
+        free(err);
+        d->setup->cfg = ncfg;
+        free_cfg(d->cfg);
+        return 0;
+    }
+    /* The log forgets the replaced setup's secrets, as after a refresh, so that reloads do not
+     * grow the list, and learns the new ones again in case they are the same. The replaced
+     * setup frees itself (credentials wiped) once its client has closed, then the config it
+     * borrowed goes too. */
+    register_cred(d, &d->setup->cred, false);
+    register_cred(d, &nsetup->cred, true);
+    rec_setup_close(d->setup, free_cfg_cb, d->cfg);
+    d->setup = nsetup;
+    return 0;
+}
+
 /* do_reload's work: reads config and manifests again and swaps them in only when both are
  * valid. Returns 0, or a negative errno after logging why the reload was refused (the previous
  * config and manifests stay). */
@@ -963,7 +1033,6 @@ static int reload_swap(rec_dmn *d)
     _cleanup_(free_cfgp) spec_config *ncfg = NULL;
     _cleanup_(spec_set_freep) spec_set *set = NULL;
     _cleanup_(path_list_clear) path_list paths = {0};
-    rec_setup *nsetup = NULL;
 
     int rc = load_config(d, &ncfg);
     if (rc < 0) {
@@ -997,38 +1066,9 @@ static int reload_swap(rec_dmn *d)
         write_status(d);
         return rc;
     }
-    bool rebuild = str_differs(ncfg->endpoint, d->cfg->endpoint) ||
-                   ncfg->signature != d->cfg->signature ||
-                   str_differs(ncfg->profile, d->cfg->profile) ||
-                   str_differs(ncfg->ca_file, d->cfg->ca_file) ||
-                   str_differs(ncfg->account_id, d->cfg->account_id);
-    if (rebuild) {
-        char *err = NULL;
-        rec_setup_opts so = {.state_dir_explicit = true,
-                             .on_call = on_call,
-                             .on_cred_error = on_cred_error,
-                             .on_cred_refreshed = on_cred_refreshed,
-                             .on_wait = on_wait,
-                             .ud = d};
-        rc = rec_setup_new(&d->loop, ncfg, &so, &nsetup, &err);
-        if (rc < 0) {
-            rec_log_event(d->log, REC_LOG_ERROR,
-                          "reload refused: cannot set up the new endpoint or credentials", "error",
-                          err ? err : strerror(-rc), NULL);
-            free(err);
-            return rc;
-        }
-        register_cred(d, &nsetup->cred, true);
-        if (d->ha != NULL)
-            prov_client_set_fence(nsetup->client, ha_may_mutate, d);
-        /* The replaced setup frees itself (credentials wiped) once its client has closed, then
-         * the config it borrowed goes too. */
-        rec_setup_close(d->setup, free_cfg_cb, d->cfg);
-        d->setup = nsetup;
-    } else {
-        d->setup->cfg = ncfg;
-        free_cfg(d->cfg);
-    }
+    rc = swap_setup(d, ncfg);
+    if (rc < 0)
+        return rc;
     configure_hooks(d, ncfg);
     d->cfg = PROV_TAKE_PTR(ncfg);
     spec_set_free(d->desired);

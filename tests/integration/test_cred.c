@@ -137,13 +137,31 @@ Test(cred, two_keys_one_account_share_budget)
     free(cache);
 }
 
-/* Polls the journal (bounded) until it has at least n lines of action. */
-static bool await_lines(const char *action, size_t n, int timeout_ms)
+/* Lines of the journal with this action (NULL: any) signed with this access key id. */
+static size_t count_signed(json_t *j, const char *action, const char *key)
+{
+    size_t n = 0, i;
+    json_t *line;
+    json_array_foreach(j, i, line)
+    {
+        const char *a = jstr(line, "action");
+        const char *k = jstr(line, "access_key_id");
+        if ((action == NULL || (a && strcmp(a, action) == 0)) && k && strcmp(k, key) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* Polls the journal (bounded) until it has at least n lines of action signed with key (NULL:
+ * any key, any code). */
+static bool await_signed(const char *action, const char *key, size_t n, int timeout_ms)
 {
     int until = mono_ms_now() + timeout_ms;
     for (;;) {
         json_t *j = emu_proc_journal(&E.emu);
-        size_t have = j ? count_lines(j, action, NULL, true) : 0;
+        size_t have = 0;
+        if (j != NULL)
+            have = key ? count_signed(j, action, key) : count_lines(j, action, NULL, true);
         json_decref(j);
         if (have >= n)
             return true;
@@ -152,6 +170,12 @@ static bool await_lines(const char *action, size_t n, int timeout_ms)
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Polls the journal (bounded) until it has at least n lines of action. */
+static bool await_lines(const char *action, size_t n, int timeout_ms)
+{
+    return await_signed(action, NULL, n, timeout_ms);
 }
 
 /* A HOME (under E.dir, into home) whose ~/.aliyun/config.json has one RamRoleArn profile. */
@@ -266,19 +290,23 @@ Test(cred, a_slow_sts_refresh_does_not_stall_the_daemon)
     free(text);
 }
 
-/* A SIGHUP that changes nothing keeps the credentials and the client but replaces the config:
- * the refreshes after it still reach STS at the endpoint, with the profile, as before. The
- * refresh once read both from the replaced config after it was freed (ASan: use after free on
- * the refresh thread; without it, a refresh sent wherever the freed memory then pointed). */
-Test(cred, refreshes_after_a_reload_use_the_setup_own_settings)
+/* A SIGHUP that changes nothing, on a daemon whose RamRoleArn profile (write_role_home) is
+ * refused (mode 0644) when break_file, else left alone; the role's 4 s credentials are
+ * refreshed from half their life, until the journal has assume_roles AssumeRole lines. Returns
+ * the output after SIGTERM (caller frees); every call of the journal succeeded and no refresh
+ * failed. */
+static char *reload_then_refresh(bool break_file, size_t assume_roles)
 {
-    char out[160];
+    char out[160], cfg[200];
     pid_t pid = start_role_daemon("4s", out, sizeof(out));
     cr_assert(await_lines("AssumeRole", 1, 30000), "no AssumeRole:\n%s", read_file(out));
+    snprintf(cfg, sizeof(cfg), "%s/home/.aliyun/config.json", E.dir);
+    if (break_file)
+        cr_assert_eq(chmod(cfg, 0644), 0);
     cr_assert_eq(kill(pid, SIGHUP), 0);
     bool reloaded = test_proc_await_output(pid, out, "msg=\"reloaded\"", 30000);
-    /* Credentials of 4 s are refreshed from half their life: two refreshes after the reload. */
-    bool refreshed = reloaded && await_lines("AssumeRole", 3, 30000);
+    /* Two refreshes after the reload, after the AssumeRole of the reload when there is one. */
+    bool refreshed = reloaded && await_lines("AssumeRole", assume_roles, 30000);
     kill(pid, SIGTERM);
     int st = wait_child(pid, RUN_TIMEOUT_MS);
     char *text = read_file(out);
@@ -286,11 +314,161 @@ Test(cred, refreshes_after_a_reload_use_the_setup_own_settings)
     cr_expect(refreshed, "no refresh after the reload:\n%s", text);
     cr_expect_eq(st, 0, "daemon exit %d:\n%s", st, text);
     cr_expect_null(strstr(text, "credential refresh failed"), "%s", text);
-    free(text);
     json_t *j = journal_lines(&E);
     size_t all = count_lines(j, NULL, NULL, true), good = count_lines(j, NULL, NULL, false);
     cr_expect_eq(good, all, "%zu of %zu calls failed", all - good, all);
     json_decref(j);
+    return text;
+}
+
+/* A SIGHUP that changes nothing while the credentials file cannot be read again keeps the
+ * credentials and the client but replaces the config: the refreshes after it still reach STS at
+ * the endpoint, with the profile, as before (the credential keeps its base key, the file is not
+ * read again). The refresh once read both from the replaced config after it was freed (ASan: use
+ * after free on the refresh thread; without it, a refresh sent wherever the freed memory then
+ * pointed). */
+Test(cred, refreshes_after_a_reload_use_the_setup_own_settings)
+{
+    char *text = reload_then_refresh(true, 3);
+    cr_expect_not_null(strstr(text, "credentials could not be re-read; keeping the previous ones"),
+                       "%s", text);
+    free(text);
+}
+
+/* A SIGHUP assumes the role again (the reload's AssumeRole), and the new setup refreshes that
+ * credential in turn, with no failed call. */
+Test(cred, refreshes_after_a_reload_that_assumes_the_role_again)
+{
+    char *text = reload_then_refresh(false, 4);
+    cr_expect_null(strstr(text, "could not be re-read"), "%s", text);
+    free(text);
+}
+
+/* ~/.aliyun/config.json under home (mode 0600) with one AK profile of this key. */
+static void write_key_profile(const char *home, const char *id, const char *secret)
+{
+    char path[260], text[512];
+    snprintf(path, sizeof(path), "%s/.aliyun/config.json", home);
+    snprintf(text, sizeof(text),
+             "{\"current\": \"k\", \"profiles\": [{\"name\": \"k\", \"mode\": \"AK\","
+             " \"access_key_id\": \"%s\", \"access_key_secret\": \"%s\"}]}",
+             id, secret);
+    test_file_write_mode(path, text, 0600);
+}
+
+/* A daemon cycling every second with the demo key of an AK profile in ~/.aliyun/config.json
+ * (home, under E.dir) against the two-key account, one image declared; output in out. It has
+ * made a call signed with the demo key when this returns. */
+static pid_t start_key_daemon(char *home, size_t home_size, char *out, size_t out_size)
+{
+    write_two_key_fixture();
+    start_emu(&E, NULL, NULL);
+    char dir[200];
+    snprintf(home, home_size, "%s/home", E.dir);
+    snprintf(dir, sizeof(dir), "%s/.aliyun", home);
+    cr_assert_eq(mkdir(home, 0700), 0);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    write_key_profile(home, KEY_ID, KEY_SECRET);
+    write_file(E.manifest,
+               "region: cn-hangzhou\ncustom_images:\n"
+               "  - name: web-a\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n");
+    snprintf(out, out_size, "%s/daemon.txt", E.dir);
+    const char *args[] = {"run", "-f", E.manifest, "--interval", "1s", NULL};
+    pid_t pid = spawn_with(out, home, "10/1s", NULL, args);
+    cr_assert(await_signed("ListCustomImages", KEY_ID, 1, 30000), "no call:\n%s", read_file(out));
+    return pid;
+}
+
+/* A key rotated in the credentials file is read again on SIGHUP: the calls after the reload
+ * are signed with the new key, and none with the old one after the first with the new one. */
+Test(cred, a_reload_reads_a_rotated_key)
+{
+    char home[160], out[160];
+    pid_t pid = start_key_daemon(home, sizeof(home), out, sizeof(out));
+    write_key_profile(home, SECOND_ID, SECOND_SECRET);
+    cr_assert_eq(kill(pid, SIGHUP), 0);
+    bool reloaded = test_proc_await_output(pid, out, "msg=\"reloaded\"", 30000);
+    bool signed_new = reloaded && await_signed("ListCustomImages", SECOND_ID, 2, 30000);
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *text = read_file(out);
+    cr_expect(reloaded, "no reload:\n%s", text);
+    cr_expect(signed_new, "no call signed with the new key after the reload:\n%s", text);
+    cr_expect_eq(st, 0, "daemon exit %d:\n%s", st, text);
+    cr_expect_null(strstr(text, SECOND_SECRET), "%s", text);
+    free(text);
+    json_t *j = journal_lines(&E);
+    size_t i;
+    json_t *line;
+    bool rotated = false;
+    json_array_foreach(j, i, line)
+    {
+        const char *k = jstr(line, "access_key_id");
+        rotated = rotated || (k && strcmp(k, SECOND_ID) == 0);
+        cr_expect(!rotated || (k && strcmp(k, SECOND_ID) == 0), "line %zu signed with %s", i, k);
+    }
+    cr_expect_eq(count_lines(j, NULL, NULL, true), count_lines(j, NULL, NULL, false),
+                 "failed calls");
+    json_decref(j);
+}
+
+/* A credentials file that cannot be read again (malformed, or readable by others: mode 0644)
+ * does not stop a reload: the new manifest is used, a warning says the previous credentials
+ * stay, the calls go on signed with the old key, and no secret reaches the output. */
+static void reload_keeps_the_key(bool malformed)
+{
+    char home[160], out[160], path[260];
+    pid_t pid = start_key_daemon(home, sizeof(home), out, sizeof(out));
+    snprintf(path, sizeof(path), "%s/.aliyun/config.json", home);
+    if (malformed)
+        /* The syntax error is next to the secret: a parser's message quoting it would leak it. */
+        test_file_write_mode(path,
+                             "{\"profiles\": [{\"name\": \"k\", \"access_key_secret\": "
+                             "\"" SECOND_SECRET "\" \"" SECOND_SECRET "\"",
+                             0600);
+    else
+        test_file_write_mode(path,
+                             "{\"current\": \"k\", \"profiles\": [{\"name\": \"k\", "
+                             "\"mode\": \"AK\", \"access_key_id\": \"" SECOND_ID "\", "
+                             "\"access_key_secret\": \"" SECOND_SECRET "\"}]}",
+                             0644);
+    test_file_replace(E.manifest, "region: cn-hangzhou\ncustom_images:\n"
+                                  "  - name: web-a\n    instance_id: " SRV0
+                                  "\n    system_snapshot_id: s-sys-00\n"
+                                  "  - name: web-b\n    instance_id: " SRV0
+                                  "\n    system_snapshot_id: s-sys-00\n");
+    json_t *j = journal_lines(&E);
+    size_t before = count_signed(j, "ListCustomImages", KEY_ID);
+    json_decref(j);
+    cr_assert_eq(kill(pid, SIGHUP), 0);
+    bool reloaded = test_proc_await_output(pid, out, "msg=\"reloaded\" images=2", 30000);
+    bool went_on = reloaded && await_signed("ListCustomImages", KEY_ID, before + 2, 30000);
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *text = read_file(out);
+    cr_expect(reloaded, "no reload with two images:\n%s", text);
+    cr_expect(went_on, "no call signed with the old key after the reload:\n%s", text);
+    cr_expect_eq(st, 0, "daemon exit %d:\n%s", st, text);
+    const char *warn = strstr(text, "credentials could not be re-read; keeping the previous ones");
+    cr_expect_not_null(warn, "no warning:\n%s", text);
+    cr_expect(warn == NULL || strstr(warn, "config.json") != NULL, "the error names no file:\n%s",
+              text);
+    cr_expect_null(strstr(text, SECOND_SECRET), "%s", text);
+    cr_expect_null(strstr(text, KEY_SECRET), "%s", text);
+    free(text);
+    j = journal_lines(&E);
+    cr_expect_eq(count_signed(j, NULL, SECOND_ID), 0, "calls signed with the unreadable key");
+    json_decref(j);
+}
+
+Test(cred, a_reload_keeps_the_key_of_a_malformed_file)
+{
+    reload_keeps_the_key(true);
+}
+
+Test(cred, a_reload_keeps_the_key_of_a_file_others_can_read)
+{
+    reload_keeps_the_key(false);
 }
 
 /* Item 8: the RRSA variables alone are enough for a plan; the token never reaches output. */
