@@ -454,11 +454,29 @@ static bool ready_to_send(action_queue *q, unsigned got)
     return false;
 }
 
+/* True when the fence lets calls of q's action leave now: no fence, a read, or a fence that says
+ * yes. */
+static bool fence_open(const action_queue *q)
+{
+    const prov_client *c = q->c;
+    return c->may_mutate == NULL || !action_mutates(q->action) || c->may_mutate(c->fence_ud);
+}
+
+/* Fails the head call of q locally because the fence said no (nothing is sent). */
+static void fence_refuse(action_queue *q)
+{
+    finish_local(queue_pop(q), -EPERM,
+                 "not sent: this process is not the leader or its lease may have lapsed "
+                 "(HA fencing)");
+}
+
 /* Sends queued calls of one action while the pacer allows; arms the queue timer otherwise. The
  * fence is asked right before each attempt of a mutating action (retries included), after any
  * wait for the budget, so a process that lost its lease while a call was queued sends nothing.
- * The pacer grants the queue's calls in one batch; the fence is asked for the batch right before
- * it leaves, which is the same instant for every call of it. */
+ * The pacer grants the queue's calls in one batch; the fence is asked for the batch before the
+ * budget is taken and again right before it leaves, which is the same instant for every call of
+ * it: taking the budget (synchronous requests to etcd with `ha`) and the before-send hook (a
+ * journal fsync) block the loop, long enough for a lease to lapse meanwhile. */
 static void pump(action_queue *q)
 {
     prov_client *c = q->c;
@@ -470,10 +488,8 @@ static void pump(action_queue *q)
     flush_settles(q);
     while (q->head != NULL && !c->closing) {
         uint64_t wait = credential_wait(c), now = prov_pacer_now_ms(c->o.pacer);
-        if (c->may_mutate != NULL && action_mutates(q->action) && !c->may_mutate(c->fence_ud)) {
-            finish_local(queue_pop(q), -EPERM,
-                         "not sent: this process is not the leader or its lease may have lapsed "
-                         "(HA fencing)");
+        if (!fence_open(q)) {
+            fence_refuse(q);
             continue;
         }
         unsigned got = 0;
@@ -483,6 +499,11 @@ static void pump(action_queue *q)
             continue; /* the pacer failed the head call */
         if (got > 0 && !ready_to_send(q, got))
             continue;
+        if (got > 0 && !fence_open(q)) {
+            for (unsigned i = 0; i < got && q->head != NULL; i++)
+                fence_refuse(q);
+            continue;
+        }
         for (unsigned i = 0; i < got && q->head != NULL && !c->closing; i++) {
             pcall *k = queue_pop(q);
             k->paced_ms = c->o.pacer != NULL ? now : 0;

@@ -240,3 +240,58 @@ Test(client, before_send_runs_once_per_batch_and_holds_calls_back, .timeout = 30
     }
     h_fini(&h);
 }
+
+/* The fake etcd of fence_is_asked_again_after_the_shared_budget: the pacer's range finds no slot
+ * taken, and its txn (the slot taken) is where this process loses its lease, as when the budget's
+ * answer is slow and the lease's deadline passes meanwhile. */
+static volatile bool lease_lost;
+
+static char *etcd_losing_the_lease(const req_rec *r, int *status)
+{
+    *status = 200;
+    if (strcmp(r->target, "/v3/kv/txn") == 0) {
+        lease_lost = true;
+        return strdup("{\"header\":{\"revision\":\"2\"},\"succeeded\":true}");
+    }
+    return strdup("{\"header\":{\"revision\":\"1\"}}");
+}
+
+static bool fence_until_lost(void *ud)
+{
+    (void)ud;
+    return !lease_lost;
+}
+
+/* The pacer's shared budget in etcd is read while the loop waits (a slow member can take a
+ * quarter of the lease TTL per endpoint, and no keepalive goes meanwhile): a process whose lease
+ * lapsed during that read sends nothing; its calls fail with -EPERM. */
+Test(client, fence_is_asked_again_after_the_shared_budget, .timeout = 30)
+{
+    harness h;
+    srv etcd;
+    h_init(&h, true, NULL);
+    SCRIPT(&h.s, OK_STEP);
+    srv_start(&etcd);
+    etcd.dyn = etcd_losing_the_lease;
+    lease_lost = false;
+    char url[48];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", etcd.port);
+    const char *eps[] = {url};
+    prov_pacer_free(h.pacer);
+    h.pacer = NULL;
+    cr_assert_eq(prov_pacer_open_etcd(eps, 1, "/fence-test", 1000, NULL, &h.pacer), 0);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    prov_client_set_fence(h.c, fence_until_lost, NULL);
+    outcome out = {0};
+    cr_assert_eq(prov_call(h.c, PROV_SWAS, "DeleteCustomImage", "cn-hangzhou", NULL, raw_cb, &out),
+                 0);
+    run_until(&h, &out.fired);
+    cr_expect(lease_lost, "the pacer took its slot in etcd");
+    cr_expect(out.has_err);
+    cr_expect_eq(out.err.sys, -EPERM, "sys %d", out.err.sys);
+    cr_expect_eq(srv_count(&h.s), 0, "nothing was sent once the lease had lapsed");
+    outcome_free(&out);
+    h_fini(&h);
+    srv_stop(&etcd);
+}
