@@ -343,7 +343,9 @@ void prov_etcd_parse(prov_etcd_op op, long http_status, const char *body, size_t
         json_decref(root);
         return;
     }
-    r->succeeded = json_is_true(ok);
+    /* Only a txn answers whether it succeeded: a range that says so (garbage) must not read as
+     * a won compare-and-put. */
+    r->succeeded = op == PROV_ETCD_TXN && json_is_true(ok);
     json_t *kvs = json_object_get(o, "kvs");
     if (op == PROV_ETCD_TXN) {
         json_t *resps = json_object_get(o, "responses");

@@ -39,7 +39,7 @@ typedef struct prov_etcd_result {
     int err;
     char errmsg[256];
     int64_t revision;  /* header.revision */
-    bool succeeded;    /* txn */
+    bool succeeded;    /* txn only: false for every other op */
     int64_t id, ttl;   /* lease grant/keepalive: ttl 0 means the lease is gone */
     prov_etcd_kv *kvs; /* range, or the first response_range of a txn */
     size_t n_kvs;

@@ -169,13 +169,17 @@ static void learn_leader(rec_ha *h, const prov_etcd_kv *kv)
 
 /* Records an answer that gives the lease ttl_s more seconds: the fence deadline counts from
  * when the request was sent (sent_ns, uv_hrtime), not from when the answer came, less the safety
- * margin, so that this process stops leading before etcd can let the lease go. Called by on_grant
- * and on_keepalive. */
+ * margin, so that this process stops leading before etcd can let the lease go. A TTL above the
+ * one asked for counts as the one asked for: etcd grants what it is asked or, rarely, its own
+ * minimum, and counting the shorter TTL is the stricter side, while a garbage value (up to 2^63
+ * seconds) would keep the fence open for years or wrap the deadline. Called by on_grant and
+ * on_keepalive. */
 static void lease_extended(rec_ha *h, uint64_t sent_ns, int64_t ttl_s)
 {
+    uint64_t ttl = ttl_s < h->ttl_s ? (uint64_t)ttl_s : (uint64_t)h->ttl_s;
     h->ka_sent_ns = sent_ns;
     h->ka_answer_ns = uv_hrtime();
-    h->deadline_ns = sent_ns + (uint64_t)ttl_s * 1000u * NS_PER_MS - h->margin_ns;
+    h->deadline_ns = sent_ns + ttl * 1000u * NS_PER_MS - h->margin_ns;
     publish(h);
 }
 
@@ -196,6 +200,15 @@ static void on_keepalive(const prov_etcd_result *r, void *ud)
     rec_ha *h = ud;
     uint64_t sent = h->ka_flight_ns;
     h->ka_flight_ns = 0;
+    if (r->err == 0 && h->lease != 0 && r->id != h->lease) {
+        /* An answer about another lease (garbage) renews nothing of this one. */
+        prov_etcd_result bad = {.err = -EPROTO};
+        (void)snprintf(bad.errmsg, sizeof(bad.errmsg),
+                       "etcd %s answered a keepalive of lease %lld for lease %lld",
+                       prov_etcd_endpoint(h->etcd), (long long)r->id, (long long)h->lease);
+        note_failure(h, &bad);
+        return;
+    }
     note_failure(h, r);
     if (r->err != 0 || h->stopping || h->lease == 0)
         return;

@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "prov_etcd.h"
+#include "rec_ha.h"
 #include "spec_config.h"
+#include "test_srv.h"
 
 static void parse(prov_etcd_op op, long status, const char *body, prov_etcd_result *r)
 {
@@ -218,4 +221,122 @@ Test(ha_config, bad_values_are_refused_with_their_position)
         spec_config_clear(&cfg);
         spec_diags_clear(&d);
     }
+}
+
+/* ---- the fence against a scripted etcd ---- */
+
+/* What the fake etcd (test_srv) answers besides a first grant of lease 7 with TTL 2 and the
+ * leader key held by lease 7: a keepalive granting far more than was asked and then nothing, a
+ * keepalive about another lease, or a range that also says "succeeded" with the key held by
+ * another lease. */
+typedef enum etcd_case { KA_HUGE_TTL, KA_OTHER_LEASE, RANGE_SUCCEEDED } etcd_case;
+
+static volatile etcd_case fake_case;
+static volatile int fake_grants, fake_keepalives;
+
+/* The leader key "/t/leader" (L3QvbGVhZGVy) holding {"host":"h","pid":1}, with lease. */
+#define LEADER_KV(lease)                                                                           \
+    "{\"key\":\"L3QvbGVhZGVy\",\"value\":\"eyJob3N0IjoiaCIsInBpZCI6MX0=\",\"lease\":\"" lease      \
+    "\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
+
+static char *fake_etcd(const req_rec *r, int *status)
+{
+    *status = 200;
+    if (strcmp(r->target, "/v3/lease/grant") == 0 && fake_grants++ == 0)
+        return strdup("{\"header\":{\"revision\":\"1\"},\"ID\":\"7\",\"TTL\":\"2\"}");
+    if (strcmp(r->target, "/v3/lease/keepalive") == 0) {
+        int n = fake_keepalives++;
+        if (fake_case == KA_HUGE_TTL && n == 0)
+            return strdup("{\"result\":{\"header\":{\"revision\":\"1\"},\"ID\":\"7\","
+                          "\"TTL\":\"9000000000\"}}");
+        if (fake_case == KA_OTHER_LEASE)
+            return strdup(
+                "{\"result\":{\"header\":{\"revision\":\"1\"},\"ID\":\"8\",\"TTL\":\"2\"}}");
+    }
+    if (strcmp(r->target, "/v3/kv/range") == 0 && fake_case == RANGE_SUCCEEDED)
+        return strdup(
+            "{\"header\":{\"revision\":\"2\"},\"succeeded\":true,\"kvs\":[" LEADER_KV("99") "]}");
+    if (strcmp(r->target, "/v3/kv/range") == 0 || strcmp(r->target, "/v3/kv/txn") == 0)
+        return strdup("{\"header\":{\"revision\":\"2\"},\"kvs\":[" LEADER_KV("7") "]}");
+    if (strcmp(r->target, "/v3/lease/revoke") == 0)
+        return strdup("{\"header\":{\"revision\":\"3\"}}");
+    *status = 503;
+    return strdup("{\"error\":\"etcdserver: no leader\",\"code\":14}");
+}
+
+static void on_fake_timer(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Runs loop for ms milliseconds (a loop timer ends the wait); true when h was a leader whose
+ * fence was open at some point. */
+static bool run_ha_for(uv_loop_t *loop, rec_ha *h, uint64_t ms)
+{
+    bool done = false, opened = false;
+    uv_timer_t t;
+    cr_assert_eq(uv_timer_init(loop, &t), 0);
+    t.data = &done;
+    cr_assert_eq(uv_timer_start(&t, on_fake_timer, ms, 0), 0);
+    while (!done) {
+        (void)uv_run(loop, UV_RUN_ONCE);
+        opened = opened || rec_ha_may_mutate(h);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    (void)uv_run(loop, UV_RUN_NOWAIT);
+    return opened;
+}
+
+static void fence_against(etcd_case which, bool leads_first)
+{
+    srv s;
+    srv_start(&s);
+    fake_case = which;
+    fake_grants = fake_keepalives = 0;
+    s.dyn = fake_etcd;
+    char text[160];
+    snprintf(text, sizeof(text),
+             "owner: team\nha:\n  etcd_endpoints: [http://127.0.0.1:%u]\n  lease_ttl: 2s\n"
+             "  prefix: /t\n",
+             s.port);
+    spec_config cfg;
+    spec_diags d;
+    cr_assert_eq(load(&cfg, &d, text), 0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    rec_ha *h = NULL;
+    cr_assert_eq(rec_ha_start(&loop, &(rec_ha_opts){.cfg = &cfg}, &h), 0);
+    /* The TTL is 2 s and the margin 500 ms: a fence opened by the grant closes 1.5 s after it was
+     * sent unless a keepalive about this lease, answered by etcd, moves it. */
+    bool opened = run_ha_for(&loop, h, 1000);
+    cr_expect_eq(opened, leads_first, "the fence opened in the first second: %d", opened);
+    (void)run_ha_for(&loop, h, 2000);
+    cr_expect(!rec_ha_may_mutate(h), "the fence is closed 3 s after the only grant");
+    cr_expect_neq(rec_ha_role_of(h), REC_HA_LEADER);
+    rec_ha_stop(h);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    srv_stop(&s);
+    spec_config_clear(&cfg);
+    spec_diags_clear(&d);
+}
+
+/* etcd's keepalive answer carries the lease's TTL; a TTL larger than the one asked for (garbage:
+ * etcd grants what it is asked, or its minimum) never stretches the fence past the asked TTL. */
+Test(ha_fence, a_keepalive_granting_more_than_asked_keeps_the_fence_to_the_asked_ttl, .timeout = 30)
+{
+    fence_against(KA_HUGE_TTL, true);
+    cr_expect_geq(fake_keepalives, 1, "the huge TTL was answered");
+}
+
+/* A keepalive answer about another lease says nothing about this one. */
+Test(ha_fence, a_keepalive_answer_about_another_lease_does_not_extend_the_fence, .timeout = 30)
+{
+    fence_against(KA_OTHER_LEASE, true);
+}
+
+/* A range answer is never a won election, whatever else it holds. */
+Test(ha_fence, a_range_answer_that_says_succeeded_is_not_a_won_election, .timeout = 30)
+{
+    fence_against(RANGE_SUCCEEDED, false);
 }
