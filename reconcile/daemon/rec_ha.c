@@ -22,6 +22,18 @@
 
 #define NS_PER_MS 1000000ull
 
+/* Nanoseconds on CLOCK_BOOTTIME, the clock of the fence. It goes on counting while the machine
+ * is suspended, as etcd's clock does while the lease runs out; CLOCK_MONOTONIC (uv_hrtime) stops
+ * then, so a process woken from a suspend would still see its fence open after etcd had let the
+ * lease go. Every time compared with a deadline of this file comes from here. */
+static uint64_t boot_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return UINT64_MAX; /* cannot happen on Linux; every fence then reads as lapsed */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 struct rec_ha {
     uv_loop_t *loop;
     rec_log *log;
@@ -37,7 +49,7 @@ struct rec_ha {
     int64_t ttl_s;
     uint64_t margin_ns;
     int64_t lease;         /* 0: none */
-    uint64_t deadline_ns;  /* fence, uv_hrtime clock */
+    uint64_t deadline_ns;  /* fence, boot_ns clock */
     uint64_t ka_sent_ns;   /* when the request that set the deadline was sent */
     uint64_t ka_answer_ns; /* when its answer came (lease age) */
     /* Two independent requests at most: the lease's (grant or keepalive) and the poll's (range,
@@ -103,7 +115,7 @@ bool rec_ha_may_mutate(rec_ha *h)
         return false;
     /* No state change here: callers are deep inside the executor or the client; the next
      * tick drops the lease and tells the daemon. */
-    return uv_hrtime() < h->deadline_ns;
+    return boot_ns() < h->deadline_ns;
 }
 
 rec_ha_role rec_ha_role_of(const rec_ha *h)
@@ -125,7 +137,7 @@ uint64_t rec_ha_lease_age_ms(const rec_ha *h)
 {
     if (h == NULL || h->lease == 0 || h->ka_answer_ns == 0)
         return 0;
-    return (uv_hrtime() - h->ka_answer_ns) / NS_PER_MS;
+    return (boot_ns() - h->ka_answer_ns) / NS_PER_MS;
 }
 
 /* A failed request: one warning per run of failures, and an info line when they end. */
@@ -168,7 +180,7 @@ static void learn_leader(rec_ha *h, const prov_etcd_kv *kv)
 }
 
 /* Records an answer that gives the lease ttl_s more seconds: the fence deadline counts from
- * when the request was sent (sent_ns, uv_hrtime), not from when the answer came, less the safety
+ * when the request was sent (sent_ns, boot_ns), not from when the answer came, less the safety
  * margin, so that this process stops leading before etcd can let the lease go. A TTL above the
  * one asked for counts as the one asked for: etcd grants what it is asked or, rarely, its own
  * minimum, and counting the shorter TTL is the stricter side, while a garbage value (up to 2^63
@@ -178,7 +190,7 @@ static void lease_extended(rec_ha *h, uint64_t sent_ns, int64_t ttl_s)
 {
     uint64_t ttl = ttl_s < h->ttl_s ? (uint64_t)ttl_s : (uint64_t)h->ttl_s;
     h->ka_sent_ns = sent_ns;
-    h->ka_answer_ns = uv_hrtime();
+    h->ka_answer_ns = boot_ns();
     h->deadline_ns = sent_ns + ttl * 1000u * NS_PER_MS - h->margin_ns;
     publish(h);
 }
@@ -230,7 +242,7 @@ static void on_campaign(const prov_etcd_result *r, void *ud)
     if (r->succeeded || (r->n_kvs == 1 && r->kvs[0].lease == h->lease)) {
         free(h->leader);
         h->leader = strdup(h->me_short);
-        if (uv_hrtime() < h->deadline_ns)
+        if (boot_ns() < h->deadline_ns)
             set_role(h, REC_HA_LEADER, r->succeeded ? "created the leader key" : "holds the key");
         return;
     }
@@ -261,7 +273,7 @@ static void on_look(const prov_etcd_result *r, void *ud)
  * etcd failure. */
 static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb, uint64_t *flight)
 {
-    *flight = uv_hrtime();
+    *flight = boot_ns();
     if (flight == &h->poll_flight_ns)
         h->poll_lease = h->lease;
     int rc = body ? prov_etcd_call(h->etcd, op, body, cb, h) : -ENOMEM;
@@ -278,7 +290,7 @@ static void ha_send(rec_ha *h, prov_etcd_op op, char *body, prov_etcd_cb cb, uin
 static void on_tick(uv_timer_t *t)
 {
     rec_ha *h = t->data;
-    uint64_t now = uv_hrtime();
+    uint64_t now = boot_ns();
     if (h->lease != 0 && now >= h->deadline_ns)
         drop_lease(h, "the lease may have lapsed (no keepalive answer in time)");
     if (h->stopping)
@@ -422,9 +434,9 @@ int rec_ha_claim(uv_loop_t *loop, const spec_config *cfg, uint64_t wait_ms, rec_
     int rc = rec_ha_start(loop, &ho, &h);
     if (rc < 0)
         return rc;
-    uint64_t until = uv_hrtime() + wait_ms * NS_PER_MS;
+    uint64_t until = boot_ns() + wait_ms * NS_PER_MS;
     while (!rec_ha_may_mutate(h) && !(h->role == REC_HA_STANDBY && other_leads(h)) &&
-           uv_hrtime() < until)
+           boot_ns() < until)
         (void)uv_run(loop, UV_RUN_ONCE);
     if (rec_ha_may_mutate(h)) {
         *ret = h;

@@ -8,13 +8,13 @@
  *
  * Fencing: rec_ha_may_mutate is true only while this process leads and its lease cannot have
  * lapsed: deadline = time the last successful grant/keepalive was *sent* + the TTL etcd answered
- * (at most the one asked for) - margin (max(500 ms, TTL/5)), on the monotonic clock (uv_hrtime,
- * read at each check, so a stopped or blocked process sees the true time when it wakes). Counting
- * from the send and not from the answer is the stricter choice: etcd renews the lease somewhere
- * between the two; a keepalive answer about another lease renews nothing. Once the deadline
- * passes the process is a standby, whatever etcd says later. Called by the daemon (rec_daemon.c)
- * and by `imgrecon apply` (rec_ha_claim); the executor and the client reach the fence through
- * their "may mutate" hooks. */
+ * (at most the one asked for) - margin (max(500 ms, TTL/5)), on CLOCK_BOOTTIME (read at each
+ * check, counting a suspend as etcd does, so a stopped or blocked process sees the true time when
+ * it wakes). Counting from the send and not from the answer is the stricter choice: etcd renews the
+ * lease somewhere between the two; a keepalive answer about another lease renews nothing. Once the
+ * deadline passes the process is a standby, whatever etcd says later. Called by the daemon
+ * (rec_daemon.c) and by `imgrecon apply` (rec_ha_claim); the executor and the client reach the
+ * fence through their "may mutate" hooks. */
 #ifndef REC_HA_H
 #define REC_HA_H
 
