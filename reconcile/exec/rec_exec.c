@@ -31,7 +31,7 @@ struct xstep {
     bool single;          /* delete: goes as DeleteCustomImage (a batch fell back to singles) */
     bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
     bool unsharing;       /* delete: the inserted unshare is in flight */
-    bool looked;          /* delete: a listing just before it showed the image still ours */
+    bool looked;          /* delete, tags: a listing just before it showed the owner unchanged */
     uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
     uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
     uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
@@ -866,12 +866,29 @@ static bool step_may_touch(const rec_exec *x, const rec_step *st, const char *im
     return image_is_ours(x, st->region, image_id);
 }
 
-/* ---- a look before each delete ---- */
+/* ---- a look before each delete and each tag change ---- */
 
-/* The answer to start_look's listing. A member the listing shows with another owner tag, or
- * protected, fails with no call made: someone changed it since it was observed. The others (one
- * the listing no longer shows too: its delete will meet NotFound, which counts as done) are
- * marked looked and go back to pending, where pump sends their delete. */
+/* The owner tag a step's image must still carry when its call goes: none for an adoption, the
+ * previous owner it was observed with for a migration, ours for every other step. */
+static const char *look_expected_owner(const rec_exec *x, const xstep *s)
+{
+    if (s->step->takeover == REC_TAKEOVER_ADOPT)
+        return NULL;
+    const rec_region_obs *r = x->o.observed != NULL && s->step->takeover == REC_TAKEOVER_MIGRATE
+                                  ? rec_observed_find(x->o.observed, s->step->region)
+                                  : NULL;
+    for (size_t i = 0; r != NULL && i < r->images.n; i++)
+        if (r->images.v[i].image_id != NULL && strcmp(r->images.v[i].image_id, s->image_id) == 0)
+            return prov_image_tag(&r->images.v[i], REC_OWNER_TAG);
+    return x->o.owner;
+}
+
+/* The answer to start_look's listing. A member the listing shows with an owner tag other than
+ * the one it was observed with (look_expected_owner), or a delete the listing shows protected,
+ * fails with no call made: someone changed it since it was observed (another team's owner tag
+ * on an image being adopted must never be overwritten). The others (one the listing no longer
+ * shows too: its delete will meet NotFound, which counts as done, and a tag call decides for
+ * itself) are marked looked and go back to pending, where pump sends their call. */
 static void on_look(prov_image_list *list, const prov_error *err, void *ud)
 {
     xcall *c = ud;
@@ -884,16 +901,18 @@ static void on_look(prov_image_list *list, const prov_error *err, void *ud)
             if (list->v[k].image_id && strcmp(list->v[k].image_id, s->image_id) == 0)
                 img = &list->v[k];
         const char *owner = img != NULL ? prov_image_tag(img, REC_OWNER_TAG) : NULL;
+        const char *want = look_expected_owner(x, s);
+        bool changed = want == NULL ? owner != NULL : owner == NULL || strcmp(owner, want) != 0;
         char why[256];
         if (err != NULL) {
             step_fail_err(s, err);
-        } else if (img != NULL && (owner == NULL || strcmp(owner, x->o.owner) != 0)) {
+        } else if (img != NULL && changed) {
             snprintf(why, sizeof(why),
                      "refused: since it was observed, the image's " REC_OWNER_TAG
                      " tag became %s%.64s%s; no call made",
                      owner ? "'" : "", owner ? owner : "absent", owner ? "'" : "");
             step_fail(s, why);
-        } else if (img != NULL && rec_image_protected(img)) {
+        } else if (img != NULL && s->step->action == REC_ACT_DELETE && rec_image_protected(img)) {
             step_fail(s, "refused: since it was observed, the image was protected (" REC_PROTECT_TAG
                          "); no call made");
         } else {
@@ -905,13 +924,21 @@ static void on_look(prov_image_list *list, const prov_error *err, void *ud)
     pump(x);
 }
 
-/* Lists the images of deletes v[0..n) (one region, n <= 15, ids set) just before their delete
- * call: the observation the plan came from may be minutes old (a prompt, a paced queue), and a
- * delete cannot be undone. Called by start_batch and start_simple; on_look answers. The members
- * wait as running, with no event: their delete starts when it is sent. */
+/* Lists the images of steps v[0..n) (deletes, or tag changes; one region, n <= 50, ids set)
+ * just before their call: the observation the plan came from may be minutes old (a prompt, a
+ * paced queue), a delete cannot be undone, and a tag call on an image another team just took
+ * would overwrite or edit its tags. Called by start_batch, start_simple and start_tag_batch;
+ * on_look answers. The members wait as running, with no event: their step starts when its call
+ * is sent. */
 static void start_look(rec_exec *x, xstep **v, size_t n)
 {
-    const char *ids[PROV_DELETE_BATCH_MAX];
+    const char
+        *ids[PROV_TAG_MAX_IDS > PROV_DELETE_BATCH_MAX ? PROV_TAG_MAX_IDS : PROV_DELETE_BATCH_MAX];
+    if (n > sizeof(ids) / sizeof(ids[0])) {
+        for (size_t i = 0; i < n; i++)
+            step_fail(v[i], "internal error: too many images for one look");
+        return;
+    }
     xcall *c = xcall_new(v[0], "ListCustomImages", NULL);
     if (c != NULL && (c->batch = calloc(n, sizeof(*c->batch))) == NULL) {
         xcall_free(c);
@@ -1071,11 +1098,15 @@ static void start_tag_batch(xstep *s)
     }
     char key[REC_HASH_HEX + 1], other[REC_HASH_HEX + 1];
     rec_step_batch_key(st, key);
+    /* First a look at the members (start_look), then, once they are back as looked, the call:
+     * a round gathers only members in the state s is in, so a member that joins late gets its
+     * own look rather than riding on an older one. */
+    bool looking = !s->looked;
     for (size_t i = (size_t)(s - x->xs); i < x->n && c->n_batch < PROV_TAG_MAX_IDS; i++) {
         xstep *m = &x->xs[i];
         bool blocked = false;
         if (m != s && (m->state != REC_STEP_PENDING || m->step->action != st->action ||
-                       !deps_ready(x, m, &blocked) || blocked ||
+                       m->looked == looking || !deps_ready(x, m, &blocked) || blocked ||
                        (x->o.skip_item != NULL && x->o.skip_item(x->o.ud, m->step->address))))
             continue;
         if (m != s) {
@@ -1092,6 +1123,10 @@ static void start_tag_batch(xstep *s)
         }
         if (m->image_id == NULL)
             (void)prov_set_str(&m->image_id, img);
+        if (looking) {
+            c->batch[c->n_batch++] = m;
+            continue;
+        }
         if (journal(x, REC_JOURNAL_INTENT, m, api, NULL, img, NULL) < 0) {
             step_fail(m, "cannot write the journal; no call made");
             continue;
@@ -1101,6 +1136,13 @@ static void start_tag_batch(xstep *s)
         emit(x, REC_EV_STEP_START, m, NULL, 0);
         ids[c->n_batch] = m->image_id;
         c->batch[c->n_batch++] = m;
+    }
+    if (looking) {
+        if (c->n_batch > 0)
+            start_look(x, c->batch, c->n_batch);
+        xcall_free(c);
+        free(ids);
+        return;
     }
     prov_tag tv[PROV_TAG_MAX_TAGS];
     for (size_t i = 0; i < n_tags; i++)

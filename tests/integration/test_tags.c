@@ -3,6 +3,7 @@
  * emulator's journal (which calls were made) and its state (what the account holds afterwards), and
  * that the next plan is empty where the manifest is now met. */
 #include "apply_support.h"
+#include "test_param.h"
 
 #define SRV0 "ace0706b2ac4454d984295a94213ab00"
 #define ID_WEB "m-bp1tagweb00000001"
@@ -399,4 +400,78 @@ Test(tags, daemon_cycle_repairs_tag_drift)
     cr_expect_null(tag_value(web, "stray"));
     json_decref(imgs);
     cr_expect_eq(calls("CreateCustomImage") + calls("DeleteCustomImage"), 0);
+}
+
+/* The question apply asks before changing anything, when stdin is a terminal. */
+#define PROMPT "Do you want to perform these actions? Only 'yes' will be accepted: "
+
+/* A tag step whose image someone changes while apply waits at its prompt: the config, the image
+ * as the plan sees it, and the manifest entry. */
+static const struct {
+    const char *what;
+    const char *config;
+    const char *tags; /* the image's tags in the fixture */
+    const char *entry;
+} taken[] = {
+    {"adopt", "owner: team-a\nmetrics_listen: null\n", "{team: web}",
+     IMG("web", "    adopt: true\n    tags: {team: web}\n")},
+    {"migration", "owner: team-a\nprevious_owners: [team-old]\nmetrics_listen: null\n",
+     "{imgrecon/owner: team-old, team: web}", IMG("web", "    tags: {team: web}\n")},
+    {"retag", "owner: team-a\nmetrics_listen: null\n", "{imgrecon/owner: team-a, team: ops}",
+     IMG("web", "    tags: {team: web}\n")},
+};
+
+ParameterizedTestParameters(tags, an_image_another_team_took_after_observe_is_not_retagged)
+{
+    return test_param_indices(sizeof(taken) / sizeof(taken[0]));
+}
+
+/* The plan takes over web (adoption of an unowned image, migration from a previous owner) or
+ * fixes its tags, and apply waits at its prompt. Meanwhile team-b tags web as theirs
+ * (`imgrecon api swas TagResources`, as one would in the console). The look just before the
+ * tag call sees it: the step is refused with no call and web stays team-b's. Without the look,
+ * TagResources went out on the observation made before the prompt and overwrote team-b's owner
+ * tag (the image was stolen) or rewrote team-b's tags. */
+ParameterizedTest(size_t *i, tags, an_image_another_team_took_after_observe_is_not_retagged)
+{
+    char fix[512];
+    snprintf(fix, sizeof(fix), FIX(ID_WEB, "web", "false", "%s", ""), taken[*i].tags);
+    write_fixture(&E, 1, fix, NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, taken[*i].config);
+    char manifest[512];
+    snprintf(manifest, sizeof(manifest), "region: cn-hangzhou\ncustom_images:\n%s",
+             taken[*i].entry);
+    write_file(E.manifest, manifest);
+    char outpath[200];
+    snprintf(outpath, sizeof(outpath), "%s/prompt.txt", E.dir);
+    test_pty pty;
+    test_pty_open(&pty);
+    pid_t pid = spawn_imgrecon_tty(&E, outpath, pty.slave,
+                                   (const char *const[]){"apply", "-f", E.manifest, NULL});
+    bool asked = test_proc_await_output(pid, outpath, PROMPT, RUN_TIMEOUT_MS);
+    run_result t =
+        RUN(&E, "api", "swas", "TagResources", "RegionId=cn-hangzhou", "ResourceType=customimage",
+            "ResourceId.1=" ID_WEB, "Tag.1.Key=imgrecon/owner", "Tag.1.Value=team-b",
+            "Tag.2.Key=team", "Tag.2.Value=theirs");
+    if (asked)
+        test_pty_type(&pty, "yes\n");
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    test_pty_close(&pty);
+    char *out = read_file(outpath);
+    cr_assert(asked, "%s: apply on a terminal asks:\n%s", taken[*i].what, out);
+    cr_assert_eq(t.status, 0, "team-b's TagResources: exit %d\n%s", t.status, t.out);
+    run_result_free(&t);
+    cr_expect_eq(st, 1, "%s: apply exit %d\n%s", taken[*i].what, st, out);
+    cr_expect(strstr(out, "since it was observed, the image's imgrecon/owner tag became "
+                          "'team-b'") != NULL,
+              "%s:\n%s", taken[*i].what, out);
+    free(out);
+    cr_expect_eq(calls("TagResources"), 1, "%s: only team-b's own call", taken[*i].what);
+    cr_expect_eq(calls("UntagResources"), 0, "%s", taken[*i].what);
+    json_t *imgs = state_images(&E);
+    cr_expect_str_eq(tag_value(find_image(imgs, "web"), "imgrecon/owner"), "team-b", "%s",
+                     taken[*i].what);
+    cr_expect_str_eq(tag_value(find_image(imgs, "web"), "team"), "theirs", "%s", taken[*i].what);
+    json_decref(imgs);
 }
