@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rec_plan_int.h"
 
@@ -306,7 +307,7 @@ bool rec_options_is_previous_owner(const rec_options *o, const char *owner)
 
 bool rec_tag_key_is_cloud(const char *key)
 {
-    return key && (strncmp(key, "acs:", 4) == 0 || strncmp(key, "aliyun", 6) == 0);
+    return key && (strncasecmp(key, "acs:", 4) == 0 || strncasecmp(key, "aliyun", 6) == 0);
 }
 
 size_t rec_step_tags_to_set(const rec_step *st, const prov_tag **ret, size_t max)

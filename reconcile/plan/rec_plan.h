@@ -155,7 +155,8 @@ typedef enum rec_takeover {
 const char *rec_takeover_name(rec_takeover t); /* "none", "adopt", "migrate" */
 int rec_takeover_parse(const char *s, rec_takeover *ret);
 
-/* True for tag keys that belong to the cloud (`acs:`, `aliyun` prefixes): never set or removed. */
+/* True for tag keys that belong to the cloud (`acs:`, `aliyun` prefixes, in any case, as the
+ * manifest refuses them): never set or removed. */
 bool rec_tag_key_is_cloud(const char *key);
 
 /* The delta of a TAG/UNTAG/account step, computed from its before and after the same way by the

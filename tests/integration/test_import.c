@@ -314,3 +314,37 @@ Test(import, owned_images_left_as_comments_are_a_warning_with_prune)
     cr_expect(strstr(r.out, "warning:") == NULL, "%s", r.out);
     run_result_free(&r);
 }
+
+/* Cloud keys in another case (`ACS:`, `Aliyun`): the manifest refuses them as tags, so import
+ * leaves them out like `acs:` keys instead of writing the image as a comment (which, with prune,
+ * made the next apply delete an image of ours), and the plan never removes them. */
+Test(import, cloud_keys_in_another_case_are_left_out_and_kept)
+{
+    write_fixture(&E, 1,
+                  FIX("m-imp3web000000001", "web", SRV_HZ, "1", "false",
+                      "{imgrecon/owner: team-a, team: web, 'ACS:rm:x': '1', Aliyun-x: '2'}", ""),
+                  NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nprune: true\n");
+    run_result r = RUN(&E, "import", "-q", "--region", "cn-hangzhou", "--out", out_dir);
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    cr_expect(strstr(r.out, "warning:") == NULL, "%s", r.out);
+    run_result_free(&r);
+    char path[200];
+    snprintf(path, sizeof(path), "%s/cn-hangzhou.yaml", out_dir);
+    char *text = read_file(path);
+    cr_expect(strstr(text, "- name: web\n") != NULL, "%s", text);
+    cr_expect(strstr(text, "ACS:") == NULL && strstr(text, "Aliyun") == NULL, "%s", text);
+    free(text);
+    size_t before = journal_len(), tags;
+    r = RUN(&E, "plan", "-f", out_dir, "--detailed-exitcode");
+    cr_expect_eq(r.status, 0, "nothing to do:\n%s", r.out);
+    run_result_free(&r);
+    r = RUN(&E, "apply", "-f", out_dir, "--auto-approve");
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_eq(mutating_calls(before, &tags), 0);
+    json_t *imgs = region_images("cn-hangzhou");
+    cr_expect_str_eq(owner_of(imgs, "web"), "team-a", "not pruned");
+    json_decref(imgs);
+}

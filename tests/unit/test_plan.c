@@ -549,6 +549,14 @@ Test(plan, tags_are_reconciled_in_place_table)
          false,
          "",
          ""},
+        /* The manifest refuses these prefixes in any case (spec_check_tag_key) and the API's
+         * pages do not say that the cloud reads them literally: never removed either. */
+        {"ACS: and Aliyun keys in another case are never touched",
+         {{"ACS:rm:x", "1"}, {"Aliyun-x", "y"}, {"aLiYuNfoo", "z"}},
+         {{0}},
+         false,
+         "",
+         ""},
         {"an empty value is a value",
          {{"team", ""}},
          {{"team", "web"}, {"env", ""}},
