@@ -32,6 +32,7 @@ typedef struct action_queue {
     uv_timer_t timer; /* armed while the head waits for budget, or to record answers */
     uint64_t settle_sent[SETTLE_MAX], settle_done[SETTLE_MAX]; /* answers not yet recorded */
     size_t n_settle;
+    uint64_t max_wait_ms; /* prov_client_set_max_wait; 0: a call may wait as long as it takes */
     struct action_queue *next;
 } action_queue;
 
@@ -439,6 +440,54 @@ void prov_client_set_before_send(prov_client *c, int (*before_send)(void *ud), v
     c->before_send_ud = ud;
 }
 
+int prov_client_set_max_wait(prov_client *c, prov_product product, const char *action,
+                             uint64_t max_ms)
+{
+    if (c == NULL || action == NULL)
+        return -EINVAL;
+    action_queue *q = queue_for(c, product, action);
+    if (q == NULL)
+        return -ENOMEM;
+    q->max_wait_ms = max_ms;
+    return 0;
+}
+
+/* Fails, unsent and before any budget is taken, every call of q queued longer than the queue's
+ * max_wait_ms (prov_client_set_max_wait): what its caller checked before queueing it is too old
+ * to act on. The calls are taken out of the queue first, then finished, since a done callback
+ * may queue calls again. Returns true when it failed any. Called by pump. */
+static bool fail_stale(action_queue *q)
+{
+    if (q->max_wait_ms == 0)
+        return false;
+    uint64_t now = uv_now(q->c->loop);
+    pcall *stale = NULL, **tail = &stale;
+    for (pcall *k = q->head, *next; k != NULL; k = next) {
+        next = k->next;
+        if (now - k->started_ms <= q->max_wait_ms)
+            continue;
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            q->head = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        else
+            q->tail = k->prev;
+        k->next = k->prev = NULL;
+        *tail = k;
+        tail = &k->next;
+    }
+    for (pcall *k = stale, *next; k != NULL; k = next) {
+        next = k->next;
+        k->next = NULL;
+        finish_local(k, -ESTALE,
+                     "not sent: it waited for the rate limit longer than its caller allows "
+                     "after looking at the images");
+    }
+    return stale != NULL;
+}
+
 /* Runs the before-send hook for a batch of a mutating action; on failure fails the batch's
  * calls locally (nothing is sent) and returns false. */
 static bool ready_to_send(action_queue *q, unsigned got)
@@ -492,6 +541,8 @@ static void pump(action_queue *q)
             fence_refuse(q);
             continue;
         }
+        if (fail_stale(q))
+            continue;
         unsigned got = 0;
         if (wait == 0 && c->o.pacer == NULL)
             got = 1;

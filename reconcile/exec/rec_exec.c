@@ -32,6 +32,7 @@ struct xstep {
     bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
     bool unsharing;       /* delete: the inserted unshare is in flight */
     bool looked;          /* delete, tags: a listing just before it showed the owner unchanged */
+    bool restarted;       /* delete, tags: started once, its call went stale (look_again) */
     uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
     uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
     uint64_t miss_ms;     /* awaiting: send time of the last poll that saw it not available */
@@ -358,6 +359,18 @@ static void on_handle_closed(uv_handle_t *h)
     free(x);
 }
 
+/* The client's bound on how long the calls the executor looks at before (deletes and tag
+ * changes) may wait for their budget: LOOK_MAX_WAIT_MS while a run goes, 0 once it ends (the
+ * client outlives the run in the daemon, and `imgrecon api` calls look at nothing). Failures
+ * (out of memory for a queue) leave the calls unbounded, as before the bound existed. */
+static void set_look_max_wait(rec_exec *x, uint64_t ms)
+{
+    static const char *const looked[] = {"DeleteCustomImage", "DeleteCustomImages", "TagResources",
+                                         "UntagResources"};
+    for (size_t i = 0; i < sizeof(looked) / sizeof(looked[0]); i++)
+        (void)prov_client_set_max_wait(x->o.client, PROV_SWAS, looked[i], ms);
+}
+
 /* Ends the run when nothing is left to do and no callback is outstanding. */
 static void maybe_finish(rec_exec *x)
 {
@@ -380,6 +393,7 @@ static void maybe_finish(rec_exec *x)
         if (x->xs[i].state == REC_STEP_PENDING || x->xs[i].state == REC_STEP_AWAITING)
             step_skip(&x->xs[i]);
     x->finishing = true;
+    set_look_max_wait(x, 0);
     if (x->o.journal != NULL) {
         prov_client_set_before_send(x->o.client, NULL, NULL);
         (void)rec_journal_sync(x->o.journal); /* the last results; close syncs again if need be */
@@ -690,6 +704,17 @@ static bool create_from_journal(xstep *s)
     return false;
 }
 
+/* Marks s running and tells the listener it started, once: a step whose call went stale and
+ * was looked at again (look_again) started already. Called where a step's call is queued. */
+static void step_running(xstep *s)
+{
+    s->state = REC_STEP_RUNNING;
+    s->running_since_ms = now_ms(s->x);
+    if (!s->restarted)
+        emit(s->x, REC_EV_STEP_START, s, NULL, 0);
+    s->restarted = false;
+}
+
 /* Before a single step's call c: writes its intent to the journal (no call goes out without
  * one), then marks the step running and tells the listener. When the journal cannot be written,
  * frees c, fails the step and returns false. Called by start_create and start_simple; img is the
@@ -702,9 +727,7 @@ static bool single_begin(xstep *s, xcall *c, const char *img)
         step_fail(s, "cannot write the journal; no call made");
         return false;
     }
-    s->state = REC_STEP_RUNNING;
-    s->running_since_ms = now_ms(x);
-    emit(x, REC_EV_STEP_START, s, NULL, 0);
+    step_running(s);
     return true;
 }
 
@@ -758,6 +781,27 @@ static void start_create(xstep *s)
 static void start_simple(xstep *s);
 static void on_simple(const prov_error *err, void *ud);
 
+/* How long a looked-at delete or tag call may wait in the client for its budget
+ * (prov_client_set_max_wait) before the look counts as too old: a call that waited longer fails
+ * with -ESTALE, unsent, and look_again sends its step back to be looked at once more, so the
+ * look a call acts on is never older than this plus the round trips. */
+#define LOOK_MAX_WAIT_MS 2000
+
+/* The client failed the call of s, looked at before it was queued, with -ESTALE (it waited
+ * longer than LOOK_MAX_WAIT_MS for its budget; nothing was sent): s goes back to pending,
+ * unlooked, and pump looks at it again. Returns false, changing nothing, for any other answer.
+ * Called by on_simple, on_batch and on_tag_batch after the "local" result is journaled. */
+static bool look_again(xstep *s, const prov_error *err)
+{
+    if (err == NULL || err->code != NULL || err->sys != -ESTALE || s->x->stopping ||
+        s->state != REC_STEP_RUNNING)
+        return false;
+    s->looked = false;
+    s->restarted = true;
+    s->state = REC_STEP_PENDING;
+    return true;
+}
+
 /* Add/RemoveCustomImageShareAccount of the step's delta (the plan keeps it at 10 accounts). */
 static int start_accounts(rec_exec *x, const rec_step *st, const char *img, xcall *c)
 {
@@ -781,6 +825,8 @@ static void on_simple(const prov_error *err, void *ud)
     if (!journal_result(x, s, c->api, c->token, img,
                         err ? (err->code ? err->code : "local") : NULL)) {
         /* Failed and stopped: nothing more for this step. */
+    } else if (!c->inserted_unshare && look_again(s, err)) {
+        /* pump looks at it again */
     } else if (err == NULL && c->inserted_unshare) {
         /* The inserted unshare is done, reported as an unshare step of its own; the delete is
          * retried under a new token (a member of a refused batch rejoins a batch through pump). */
@@ -1042,7 +1088,7 @@ static void on_tag_batch(const prov_error *err, void *ud)
                       err ? (err->code ? err->code : "local") : NULL);
         if (err == NULL)
             step_done(m, NULL);
-        else
+        else if (!look_again(m, err))
             step_fail_err(m, err);
     }
     xcall_free(c);
@@ -1131,9 +1177,7 @@ static void start_tag_batch(xstep *s)
             step_fail(m, "cannot write the journal; no call made");
             continue;
         }
-        m->state = REC_STEP_RUNNING;
-        m->running_since_ms = now_ms(x);
-        emit(x, REC_EV_STEP_START, m, NULL, 0);
+        step_running(m);
         ids[c->n_batch] = m->image_id;
         c->batch[c->n_batch++] = m;
     }
@@ -1282,7 +1326,12 @@ static void on_batch(const prov_error *err, void *ud)
     xstep *missing = err && err->code && strcmp(err->code, "InvalidImageId.NotFound") == 0
                          ? batch_missing(c, err)
                          : NULL;
-    if (err == NULL) {
+    bool stale = false;
+    for (size_t i = 0; i < c->n_batch; i++)
+        stale |= look_again(c->batch[i], err);
+    if (stale) {
+        /* pump looks at the members again */
+    } else if (err == NULL) {
         for (size_t i = 0; i < c->n_batch; i++)
             if (c->batch[i]->state == REC_STEP_RUNNING)
                 step_done(c->batch[i], NULL);
@@ -1385,9 +1434,7 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
         } else if (journal(x, REC_JOURNAL_INTENT, ok[i], BATCH_API, token, ids[i], NULL) < 0) {
             step_fail(ok[i], "cannot write the journal; no call made");
         } else {
-            ok[i]->state = REC_STEP_RUNNING;
-            ok[i]->running_since_ms = now_ms(x);
-            emit(x, REC_EV_STEP_START, ok[i], NULL, 0);
+            step_running(ok[i]);
             c->batch[c->n_batch++] = ok[i];
         }
     }
@@ -1989,6 +2036,7 @@ int rec_exec_start(uv_loop_t *loop, rec_plan *plan, const rec_exec_opts *opts,
     }
     if (x->o.journal != NULL)
         prov_client_set_before_send(x->o.client, sync_journal, x);
+    set_look_max_wait(x, LOOK_MAX_WAIT_MS);
     if (ret != NULL)
         *ret = x;
     pump(x);

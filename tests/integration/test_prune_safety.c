@@ -451,3 +451,86 @@ ParameterizedTest(size_t *i, prune_safety, an_image_changed_after_observe_is_not
     cr_expect_not_null(find_image(imgs, "web-a"));
     json_decref(w);
 }
+
+/* Polls the emulator's journal (bounded) until it holds at least n calls of action. */
+static bool await_calls(const char *action, size_t n, uint64_t timeout_ms)
+{
+    for (uint64_t until = test_clock_ms() + timeout_ms; test_clock_ms() < until;) {
+        json_t *j = journal_lines(&E);
+        size_t have = count_calls(j, 0, action, "*");
+        json_decref(j);
+        if (have >= n)
+            return true;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* The look must be fresh when the delete leaves, not when it is queued. old-3 is pruned alone
+ * (DeleteCustomImage) with that action's budget at 1 call per 8 s, which an earlier call (an
+ * `imgrecon api` delete of a missing image, sharing the state directory's budget) has just
+ * spent: the look comes at once and the delete waits about 8 s for its slot. Meanwhile someone
+ * protects old-3. The delete that waited longer than its bound is not sent; old-3 is looked at
+ * again and refused. Before the bound, the delete went out on the look of 8 s before and old-3
+ * was gone. */
+Test(prune_safety, a_delete_that_waited_for_its_budget_looks_again)
+{
+    start();
+    mfile("a.yaml", WEB_A);
+    mfile("b.yaml", "region: cn-hangzhou\ncustom_images:\n"
+                    "  - name: old-1\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n"
+                    "  - name: old-2\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"
+                    "    share_to_ecs: true\n");
+    char outpath[200], spendout[200], tagout[200];
+    snprintf(outpath, sizeof(outpath), "%s/apply-out.txt", E.dir);
+    snprintf(spendout, sizeof(spendout), "%s/spend-out.txt", E.dir);
+    snprintf(tagout, sizeof(tagout), "%s/tag-out.txt", E.dir);
+    const char *spend[] = {"api",
+                           "swas",
+                           "DeleteCustomImage",
+                           "--rate-limit",
+                           "DeleteCustomImage=1/8s",
+                           "RegionId=cn-hangzhou",
+                           "ImageId=m-nothere0000000001",
+                           NULL};
+    (void)wait_child(spawn_as(0, spendout, spend), RUN_TIMEOUT_MS);
+    json_t *j = journal_lines(&E);
+    cr_assert_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 1, "the budget was not spent");
+    json_decref(j);
+    const char *args[] = {
+        "apply", "-f", mdir, "--auto-approve", "--rate-limit", "DeleteCustomImage=1/8s", NULL};
+    pid_t pid = spawn_as(0, outpath, args);
+    /* The observe, then the look at old-3: its delete now waits for the budget. */
+    bool looked = await_calls("ListCustomImages", 2, 30000);
+    const char *tag[] = {"api",
+                         "swas",
+                         "TagResources",
+                         "RegionId=cn-hangzhou",
+                         "ResourceType=customimage",
+                         "ResourceId.1=m-pold300000000001",
+                         "Tag.1.Key=imgrecon/protect",
+                         "Tag.1.Value=true",
+                         NULL};
+    int tagged = looked ? wait_child(spawn_as(0, tagout, tag), RUN_TIMEOUT_MS) : -1;
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_assert(looked, "no look:\n%s", out);
+    cr_assert_eq(tagged, 0, "TagResources: exit %d", tagged);
+    cr_expect_eq(st, 1, "apply: exit %d\n%s", st, out);
+    cr_expect(strstr(out, "since it was observed, the image was protected") != NULL, "%s", out);
+    const char *start = strstr(out, "old-3: started");
+    cr_expect(start != NULL && strstr(start + 1, "old-3: started") == NULL,
+              "not one start for old-3:\n%s", out);
+    free(out);
+    j = journal_lines(&E);
+    cr_expect_eq(count_calls(j, 0, "DeleteCustomImage", "*"), 1, "old-3's delete was sent");
+    cr_expect_eq(count_calls(j, 0, "ListCustomImages", "*"), 3, "observe, look, look again");
+    json_decref(j);
+    json_t *w = emu_proc_state(&E.emu);
+    cr_assert_not_null(w);
+    json_t *imgs =
+        json_object_get(json_array_get(json_object_get(w, "regions"), 0), "custom_images");
+    cr_expect_not_null(find_image(imgs, "old-3"), "the protected image was deleted");
+    json_decref(w);
+}

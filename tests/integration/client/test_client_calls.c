@@ -295,3 +295,46 @@ Test(client, fence_is_asked_again_after_the_shared_budget, .timeout = 30)
     h_fini(&h);
     srv_stop(&etcd);
 }
+
+/* A bounded action (prov_client_set_max_wait): a call that waited longer than the bound for its
+ * budget fails with -ESTALE, unsent and without taking the slot, which the next call then gets
+ * at once; with the bound cleared, calls wait as long as it takes. */
+Test(client, a_call_that_waited_past_its_bound_is_not_sent, .timeout = 30)
+{
+    harness h;
+    h_init(&h, true, NULL);
+    h.rate_calls = 1;
+    h.rate_window = 600;
+    SCRIPT(&h.s, OK_STEP, OK_STEP, OK_STEP, OK_STEP);
+    prov_client_opts o = base_opts(&h);
+    h_client(&h, &o);
+    cr_assert_eq(prov_client_set_max_wait(h.c, PROV_SWAS, "DeleteCustomImage", 200), 0);
+    cr_assert_eq(prov_client_set_max_wait(NULL, PROV_SWAS, "DeleteCustomImage", 200), -EINVAL);
+    outcome out[4] = {0};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(
+            prov_call(h.c, PROV_SWAS, "DeleteCustomImage", "cn-hangzhou", NULL, raw_cb, &out[i]),
+            0);
+    run_until(&h, &out[1].fired);
+    cr_expect(out[0].fired && !out[0].has_err);
+    cr_expect(out[1].has_err);
+    cr_expect_eq(out[1].err.sys, -ESTALE, "sys %d", out[1].err.sys);
+    cr_expect_eq(srv_count(&h.s), 1, "the stale call was sent");
+    /* The slot the stale call did not take is there for the next call, at once. */
+    uint64_t before = uv_now(&h.loop);
+    cr_assert_eq(
+        prov_call(h.c, PROV_SWAS, "DeleteCustomImage", "cn-hangzhou", NULL, raw_cb, &out[2]), 0);
+    run_until(&h, &out[2].fired);
+    cr_expect(!out[2].has_err);
+    cr_expect_lt(uv_now(&h.loop) - before, 150, "the next call waited");
+    /* Unbounded again: a call waits its 600 ms and goes. */
+    cr_assert_eq(prov_client_set_max_wait(h.c, PROV_SWAS, "DeleteCustomImage", 0), 0);
+    cr_assert_eq(
+        prov_call(h.c, PROV_SWAS, "DeleteCustomImage", "cn-hangzhou", NULL, raw_cb, &out[3]), 0);
+    run_until(&h, &out[3].fired);
+    cr_expect(!out[3].has_err);
+    cr_expect_eq(srv_count(&h.s), 3);
+    for (int i = 0; i < 4; i++)
+        outcome_free(&out[i]);
+    h_fini(&h);
+}
