@@ -113,9 +113,20 @@ static int time_parse(json_t *v, uint64_t *ret)
     return 0;
 }
 
+/* s as a JSON string (NULL: null). Text from the cloud may hold bytes that are not UTF-8 (a
+ * character cut by a bounded buffer), which jansson refuses: those become U+FFFD, so that one
+ * odd message never keeps status.json from being written. NULL only when out of memory. */
 static json_t *str_json(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (s == NULL)
+        return json_null();
+    json_t *v = json_string(s);
+    if (v != NULL)
+        return v;
+    char *repaired = rec_utf8_repair_dup(s);
+    v = repaired != NULL ? json_string(repaired) : NULL;
+    free(repaired);
+    return v;
 }
 
 int rec_status_to_json(const rec_status *st, char **ret)
@@ -127,15 +138,15 @@ int rec_status_to_json(const rec_status *st, char **ret)
 
     for (size_t i = 0; !bad && i < st->n_failures; i++) {
         const rec_status_failure *f = &st->failures[i];
-        json_t *fo =
-            json_pack("{s:s, s:s, s:I, s:o}", "address", f->address, "message", f->message, "count",
-                      (json_int_t)f->count, "retry_at", time_json(f->retry_at_ms));
+        json_t *fo = json_pack("{s:o, s:o, s:I, s:o}", "address", str_json(f->address), "message",
+                               str_json(f->message), "count", (json_int_t)f->count, "retry_at",
+                               time_json(f->retry_at_ms));
         bad |= fo == NULL || json_array_append_new(fails, fo) < 0;
     }
     for (size_t i = 0; !bad && i < st->n_warnings; i++) {
         const rec_status_failure *w = &st->warnings[i];
-        json_t *wo = json_pack("{s:s, s:s, s:I}", "address", w->address, "message", w->message,
-                               "count", (json_int_t)w->count);
+        json_t *wo = json_pack("{s:o, s:o, s:I}", "address", str_json(w->address), "message",
+                               str_json(w->message), "count", (json_int_t)w->count);
         bad |= wo == NULL || json_array_append_new(warns, wo) < 0;
     }
     if (!bad) {

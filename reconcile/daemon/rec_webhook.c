@@ -15,6 +15,7 @@
 
 #include "prov_http.h"
 #include "prov_types.h"
+#include "rec_escape.h"
 #include "rec_webhook.h"
 
 #define DEFAULT_QUEUE 64u
@@ -181,9 +182,20 @@ size_t rec_webhook_n_targets(const rec_webhook *w)
 
 /* ---- rendering and signing ---- */
 
+/* s as a JSON string (NULL: null). Text from the cloud may hold bytes that are not UTF-8 (a
+ * character cut by a bounded buffer), which jansson refuses: those become U+FFFD, so that one
+ * odd message never keeps a notification from being built. NULL only when out of memory. */
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (s == NULL)
+        return json_null();
+    json_t *v = json_string(s);
+    if (v != NULL)
+        return v;
+    char *repaired = rec_utf8_repair_dup(s);
+    v = repaired != NULL ? json_string(repaired) : NULL;
+    free(repaired);
+    return v;
 }
 
 /* The text of slack and dingtalk messages: a headline and one line per item. */
@@ -244,8 +256,9 @@ static json_t *json_payload(const char *event, const char *owner, const char *ho
     }
     if (arr == NULL)
         return NULL;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "event", event, "owner", owner, "host", host,
-                     "time", ts, "summary", summary ? summary : "", "items", arr);
+    return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o}", "event", event, "owner", str_or_null(owner),
+                     "host", str_or_null(host), "time", ts, "summary",
+                     str_or_null(summary ? summary : ""), "items", arr);
 }
 
 int rec_webhook_render(int format, const char *event, const char *owner, const char *host,
@@ -259,9 +272,9 @@ int rec_webhook_render(int format, const char *event, const char *owner, const c
         char *text = render_text(event, owner, host, summary, items, n_items);
         if (text == NULL)
             return -ENOMEM;
-        o = format == SPEC_NOTIFY_SLACK
-                ? json_pack("{s:s}", "text", text)
-                : json_pack("{s:s, s:{s:s}}", "msgtype", "text", "text", "content", text);
+        o = format == SPEC_NOTIFY_SLACK ? json_pack("{s:o}", "text", str_or_null(text))
+                                        : json_pack("{s:s, s:{s:o}}", "msgtype", "text", "text",
+                                                    "content", str_or_null(text));
         free(text);
     }
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

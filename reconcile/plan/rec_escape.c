@@ -155,3 +155,28 @@ char *rec_escape_json_c1(char *json)
     free(json);
     return out;
 }
+
+char *rec_utf8_repair_dup(const char *s)
+{
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *in = (const unsigned char *)(s ? s : "");
+    /* Each invalid byte (one) becomes three. */
+    char *out = malloc(3 * strlen((const char *)in) + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (const unsigned char *p = in; *p;) {
+        uint32_t cp;
+        size_t n = utf8_decode(p, &cp);
+        if (n == 0) {
+            memcpy(o, replacement, 3);
+            o += 3;
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o = '\0';
+    return out;
+}

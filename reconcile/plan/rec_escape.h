@@ -32,5 +32,11 @@ int rec_fputs_escaped(const char *s, FILE *out);
  * changes, else a new string and frees json; NULL (json freed) on allocation failure. For
  * documents printed to a terminal: `plan --json`, `imgrecon api`, `status --json`. */
 char *rec_escape_json_c1(char *json);
+/* A copy of s (NULL: empty) in which every byte that is not part of a valid UTF-8 sequence
+ * becomes U+FFFD; everything else is kept as it is. JSON strings must be valid UTF-8 (jansson
+ * refuses anything else), and text from the cloud may hold a character cut in half by a
+ * bounded buffer: the writers of status.json and of webhook payloads pass text through this
+ * rather than fail. NULL on allocation failure. */
+char *rec_utf8_repair_dup(const char *s);
 
 #endif

@@ -459,6 +459,35 @@ Test(status, readiness_round_trip_and_old_files)
     cr_assert_eq(rec_status_from_json(bad, strlen(bad), &back), -EPROTO);
 }
 
+/* Text from the cloud with a UTF-8 character cut in half by a bounded buffer (an owner tag cut
+ * by "%.64s", an error cut by "%.500s"): status.json is still written, the cut byte as U+FFFD.
+ * It used to fail (jansson refuses such a string) and the file stayed at "reconciling". */
+Test(status, text_that_is_not_utf8_is_written_as_u_fffd)
+{
+    rec_status st;
+    memset(&st, 0, sizeof(st));
+    st.state = strdup("idle");
+    st.result = strdup("error");
+    st.error = strdup("rejected: RegionId \xe5\x8c\xba\xe5\x8c");
+    st.ready_reason = strdup("last cycle error: rejected: RegionId \xe5\x8c\xba\xe5");
+    st.failures = calloc(1, sizeof(*st.failures));
+    st.failures[0] = (rec_status_failure){strdup("swas.cn-hangzhou.custom_image.web-a"),
+                                          strdup("owner tag became 'xx\xc3'"), 1, 0};
+    st.n_failures = 1;
+    char *text = NULL;
+    cr_assert_eq(rec_status_to_json(&st, &text), 0);
+    rec_status back;
+    cr_assert_eq(rec_status_from_json(text, strlen(text), &back), 0, "%s", text);
+    cr_assert_str_eq(back.error, "rejected: RegionId \xe5\x8c\xba\xef\xbf\xbd\xef\xbf\xbd");
+    cr_assert_str_eq(back.ready_reason,
+                     "last cycle error: rejected: RegionId \xe5\x8c\xba\xef\xbf\xbd");
+    cr_assert_eq(back.n_failures, 1);
+    cr_assert_str_eq(back.failures[0].message, "owner tag became 'xx\xef\xbf\xbd'");
+    rec_status_clear(&back);
+    rec_status_clear(&st);
+    free(text);
+}
+
 /* HA: the role and the leader survive the file; no role is written as "none" and read back as
  * NULL; the text names both. */
 Test(status, ha_role_and_leader)

@@ -60,3 +60,27 @@ Test(escape, json_c1)
     cr_assert_eq(rec_escape_json_c1(same), same);
     free(same);
 }
+
+/* What jansson refuses becomes U+FFFD, one per byte; valid UTF-8 (CJK, emoji, controls) stays. */
+Test(escape, utf8_repair)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"web \xe5\x8c\xba\x1b\n", "web \xe5\x8c\xba\x1b\n"},
+        {"cut \xe5\x8c", "cut \xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xff\xc0\xaf\xed\xa0\x80",
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = rec_utf8_repair_dup(cases[i].in);
+        cr_assert_not_null(got);
+        cr_assert_str_eq(got, cases[i].want, "case %zu", i);
+        free(got);
+    }
+    char *empty = rec_utf8_repair_dup(NULL);
+    cr_assert_str_eq(empty, "");
+    free(empty);
+}

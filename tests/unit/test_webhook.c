@@ -122,6 +122,30 @@ Test(webhook, payload_shapes)
     free(body);
 }
 
+/* A message from the cloud with a character cut in half (bytes that are not UTF-8) is sent with
+ * U+FFFD in its place, in every format. It used to make the payload fail to build, and the
+ * notification was lost without a log line or a count. */
+Test(webhook, text_that_is_not_utf8_is_sent_as_u_fffd)
+{
+    static const rec_webhook_item cut[] = {
+        {"swas.cn-hangzhou.custom_image.web-a", "delete", NULL, "failed",
+         "refused: the image's imgrecon/owner tag became 'xx\xc3'; no call made"},
+    };
+    static const int formats[] = {SPEC_NOTIFY_JSON, SPEC_NOTIFY_SLACK, SPEC_NOTIFY_DINGTALK};
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        char *body = NULL;
+        cr_assert_eq(rec_webhook_render(formats[i], "failed", "team", "h\xe5", 0,
+                                        "1 step(s) failed \xe5\x8c", cut, 1, &body),
+                     0, "format %d", formats[i]);
+        json_t *o = json_loads(body, 0, NULL);
+        cr_assert_not_null(o, "%s", body);
+        cr_assert_not_null(strstr(body, "became 'xx\xef\xbf\xbd'"), "%s", body);
+        cr_assert_not_null(strstr(body, "failed \xef\xbf\xbd\xef\xbf\xbd"), "%s", body);
+        json_decref(o);
+        free(body);
+    }
+}
+
 /* RFC 4231 test case 2. */
 Test(webhook, hmac_known_answer)
 {
