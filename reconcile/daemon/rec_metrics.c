@@ -222,11 +222,13 @@ void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Sets a probe's state and its reason (copied) under the lock: /healthz and /readyz. */
+/* Sets a probe's state and its reason under the lock: /healthz and /readyz. The reason may quote
+ * the cloud (the last cycle's error) and the probes are read on terminals: it is kept escaped
+ * (rec_escape), which also keeps the answer to the one line it is documented to be. */
 static void set_probe(rec_metrics *m, bool *state, char **reason_slot, bool value,
                       const char *reason)
 {
-    char *copy = reason ? strdup(reason) : NULL;
+    char *copy = reason ? rec_escape_dup(reason) : NULL;
     pthread_mutex_lock(&m->mu);
     *state = value;
     free(*reason_slot);

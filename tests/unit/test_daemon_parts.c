@@ -813,6 +813,12 @@ Test(metrics, served_on_port_zero_with_healthz)
     rec_metrics_set_ready(m, false, "manifests invalid: a.yaml:1:1: bad");
     cr_assert_eq(http_get(url, b), 503);
     cr_assert_str_eq(b->buf, "manifests invalid: a.yaml:1:1: bad\n");
+    /* The last cycle's error quotes the cloud: one line, escaped, whatever it holds. */
+    rec_metrics_set_ready(m, false,
+                          "last cycle error: RegionId cn-x\n\x1b[2J\x1b]0;pwned\x07READY=1 \xe5");
+    cr_assert_eq(http_get(url, b), 503);
+    cr_assert_str_eq(
+        b->buf, "last cycle error: RegionId cn-x\\x0a\\x1b[2J\\x1b]0;pwned\\x07READY=1 \\xe5\n");
     rec_metrics_set_ready(m, true, NULL);
     cr_assert_eq(http_get(url, b), 200);
     cr_assert_str_eq(b->buf, "ready\n");
