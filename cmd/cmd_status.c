@@ -49,15 +49,19 @@ static int read_fallback(const cmd_ctx *ctx, int why, rec_status *st)
     return rc;
 }
 
-/* The summary with a first line saying the health and why (the exit code's reason). */
+/* The summary with a first line saying the health and why (the exit code's reason). The reason
+ * may be status.json's ready_reason, which quotes the cloud: escaped like the rest. */
 static int status_text(const rec_status *st, rec_health h, const char *why, char **ret)
 {
     char *body = rec_status_describe(st, prov_now_ms());
-    if (body == NULL ||
-        asprintf(ret, "health:       %s (%s)\n%s", rec_health_name(h), why, body) < 0) {
+    char *why_esc = rec_escape_dup(why);
+    if (body == NULL || why_esc == NULL ||
+        asprintf(ret, "health:       %s (%s)\n%s", rec_health_name(h), why_esc, body) < 0) {
+        free(why_esc);
         free(body);
         return -ENOMEM;
     }
+    free(why_esc);
     free(body);
     return 0;
 }

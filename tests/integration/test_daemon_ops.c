@@ -13,7 +13,10 @@
  * - a webhook receiver that is down and one that is slow: cycles are not delayed, retries stop
  *   at the bound, the drop is counted in imgrecon_notify_dropped_total;
  * - `imgrecon notify-test` sends a signed sample, reports each answer, refuses a secret file
- *   group or others may read without showing the secret.
+ *   group or others may read without showing the secret;
+ * - a hostile listing whose quoted text holds terminal escapes and a UTF-8 character cut in half:
+ *   status.json and the `failed` webhook still carry it, /readyz and `imgrecon status` show it
+ *   escaped on one line.
  * Every wait polls a file, the metrics endpoint or the emulator with a deadline, or blocks on the
  * receiver's condition variable. */
 #include <criterion/criterion.h>
@@ -422,6 +425,83 @@ Test(ops, failing_item_is_failing_and_killed_daemon_is_not_running)
     cr_assert_str_eq(json_string_value(json_object_get(st, "health")), "not running");
     cr_assert_not_null(strstr(json_string_value(json_object_get(st, "health_reason")), "pid"));
     json_decref(st);
+}
+
+/* A hostile listing: RegionId holds a newline, terminal escapes and a run of CJK characters that
+ * the client's bounded message buffer cuts in the middle of one (the check quotes it: "image
+ * m-abc has RegionId ..."). The cycle fails with that text as its error. */
+static void add_hostile_listing(void)
+{
+    char *region = NULL, *fault = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&region, &len);
+    fputs("\\n\\u001b[2J\\u001b]0;pwned\\u0007x", m);
+    for (int i = 0; i < 300; i++)
+        fputs("\xe5\x8c\xba", m); /* U+533A, three bytes */
+    fclose(m);
+    cr_assert_gt(asprintf(&fault,
+                          "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"count\":100,"
+                          "\"body\":{\"TotalCount\":1,\"PageSize\":10,\"PageNumber\":1,"
+                          "\"CustomImages\":[{\"ImageId\":\"m-abc\",\"Name\":\"a\",\"Status\":"
+                          "\"1\",\"RegionId\":\"%s\",\"Tags\":[]}]}}",
+                          region),
+                 0);
+    cr_assert_eq(emu_proc_add_fault(&emu, fault), 0, "%s", fault);
+    free(fault);
+    free(region);
+}
+
+/* Text from the cloud in the operability surfaces: status.json is still written (it used to
+ * stay at "reconciling": jansson refused the cut character), the `failed` webhook is still sent
+ * (it used to be lost without a log line or a count), and /readyz and `imgrecon status` show
+ * the error on one line with no byte a terminal acts on (they used to print it raw). */
+Test(ops, hostile_cloud_text_reaches_status_webhooks_and_probes_intact_and_escaped)
+{
+    char mdir[160], web[200], out[16384];
+    snprintf(mdir, sizeof(mdir), "%s/manifests", dir);
+    snprintf(web, sizeof(web), "%s/web.yaml", mdir);
+    cr_assert_eq(mkdir(mdir, 0700), 0);
+    const char *names[] = {"ops-ok"};
+    manifest_at(web, names, 1);
+    add_hostile_listing();
+    start_daemon(mdir);
+
+    json_t *b = await_hook(recv_ok, "failed", 0);
+    const char *msg = json_string_value(
+        json_object_get(json_array_get(json_object_get(b, "items"), 0), "message"));
+    cr_assert(msg && strstr(msg, "has RegionId \n\x1b[2J"), "%s", msg ? msg : "null");
+    json_decref(b);
+
+    char *text = await_ready(503);
+    cr_assert_eq(strncmp(text, "last cycle error: ", 18), 0, "%s", text);
+    cr_assert_eq(strchr(text, '\n'), text + strlen(text) - 1, "one line: %s", text);
+    cr_assert_null(strchr(text, '\x1b'), "no escape: %s", text);
+    cr_assert_not_null(strstr(text, "RegionId \\x0a\\x1b[2J"), "%s", text);
+    free(text);
+
+    long deadline = mono_ms() + WAIT_MS;
+    json_t *st = NULL;
+    for (;;) {
+        cr_assert_eq(status_cmd(true, out, sizeof(out)), 1, "%s", out);
+        st = json_loads(out, 0, NULL);
+        cr_assert_not_null(st, "%s", out);
+        const char *result = json_string_value(json_object_get(st, "result"));
+        if (result != NULL && strcmp(result, "error") == 0)
+            break;
+        json_decref(st);
+        cr_assert_lt(mono_ms(), deadline, "status.json never shows the failed cycle:\n%s\nlog:\n%s",
+                     out, test_file_read(logpath));
+        pause_poll();
+    }
+    cr_assert_not_null(strstr(json_string_value(json_object_get(st, "error")), "RegionId \n"));
+    json_decref(st);
+    cr_assert_eq(status_cmd(false, out, sizeof(out)), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "health:       failing (last cycle error: "), "%s", out);
+    cr_assert_null(strchr(out, '\x1b'), "no escape in status:\n%s", out);
+    char *log = test_file_read(logpath);
+    cr_assert_null(strstr(log, "cannot write status.json"), "%s", log);
+    free(log);
+    stop_daemon(SIGTERM);
 }
 
 Test(ops, missing_manifests_path_is_watched_until_it_appears)
