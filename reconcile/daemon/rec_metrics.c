@@ -272,7 +272,12 @@ void rec_metrics_notify(rec_metrics *m, const char *result, bool dropped)
 
 void rec_metrics_set_ha(rec_metrics *m, const char *role, const char *leader, uint64_t renewed_ns)
 {
-    char *labels = labels2("role", role, "leader", leader ? leader : "");
+    /* The leader is the etcd key's value, raw when it is not imgrecon's JSON: escaped like the
+     * code label, so that bytes that are not UTF-8 (which make Prometheus refuse the whole
+     * scrape) and controls never reach the exposition. */
+    char *leader_esc = rec_escape_dup(leader);
+    char *labels = leader_esc ? labels2("role", role, "leader", leader_esc) : NULL;
+    free(leader_esc);
     pthread_mutex_lock(&m->mu);
     free(m->ha_labels);
     m->ha_labels = labels;

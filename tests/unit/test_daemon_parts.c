@@ -542,6 +542,17 @@ Test(metrics, ha_role_and_lease_age)
     double v = atof(age + strlen("\nimgrecon_ha_lease_age_seconds "));
     cr_expect(v >= 1.5 && v < 60, "lease age %f", v);
     free(text);
+    /* The leader is what the etcd key holds, raw when it is not imgrecon's JSON: bytes that are
+     * not UTF-8 made Prometheus refuse the whole scrape ("invalid UTF-8 label value"), and
+     * controls reached the terminal of whoever read it. Escaped, like the code label. */
+    rec_metrics_set_ha(m, "standby", "evil\xff\r\x1b[2J\"} 1\nimgrecon_ready 1", 0);
+    cr_assert_eq(rec_metrics_render(m, &text), 0);
+    cr_assert_not_null(strstr(text, "imgrecon_ha_role{role=\"standby\",leader=\"evil\\\\xff\\\\x0d"
+                                    "\\\\x1b[2J\\\"} 1\\\\x0aimgrecon_ready 1\"} 1\n"),
+                       "%s", text);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        cr_assert(*c == '\n' || (*c >= 0x20 && *c < 0x7f), "byte 0x%02x in:\n%s", *c, text);
+    free(text);
     rec_metrics_free(m);
 }
 
