@@ -359,9 +359,17 @@ int rec_status_write(const char *state_dir, const rec_status *st)
 
 int rec_status_read(const char *state_dir, rec_status *ret)
 {
-    int fd = prov_statedir_open(state_dir, "status.json", O_RDONLY, 0);
+    /* O_NONBLOCK: a FIFO planted as status.json would hold open(2) until a writer came. Only a
+     * regular file can be the daemon's (it renames one over the name). */
+    int fd = prov_statedir_open(state_dir, "status.json", O_RDONLY | O_NONBLOCK, 0);
     if (fd < 0)
         return fd;
+    struct stat st;
+    int not_file = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EPROTO;
+    if (not_file < 0) {
+        (void)close(fd);
+        return not_file;
+    }
     FILE *f = fdopen(fd, "r");
     if (f == NULL) {
         int err = -errno;

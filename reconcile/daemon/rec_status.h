@@ -65,7 +65,8 @@ int rec_status_from_json(const char *text, size_t len, rec_status *ret);
 /* Writes `<state_dir>/status.json` atomically, mode 0640: `imgrecon status` run by the daemon's
  * group reads it, others do not. Returns 0 or a negative errno. */
 int rec_status_write(const char *state_dir, const rec_status *st);
-/* Reads `<state_dir>/status.json`. -ENOENT when there is none yet. */
+/* Reads `<state_dir>/status.json`. -ENOENT when there is none yet, -EPROTO when it is not a
+ * regular file holding a status document (a FIFO there is never waited on). */
 int rec_status_read(const char *state_dir, rec_status *ret);
 /* A human summary relative to now_ms (multi-line, malloc'd). NULL on allocation failure. */
 char *rec_status_describe(const rec_status *st, uint64_t now_ms);

@@ -564,6 +564,23 @@ Test(status, missing_file_is_enoent)
     rm_dir();
 }
 
+/* A FIFO planted as status.json: `imgrecon status` used to block in open(2) until a writer came
+ * (forever); it is refused at once as not a status document. A directory is refused too. */
+Test(status, fifo_or_directory_is_refused_without_waiting, .timeout = 10)
+{
+    mk_dir();
+    char path[96];
+    snprintf(path, sizeof(path), "%s/status.json", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    rec_status st;
+    cr_assert_eq(rec_status_read(dir, &st), -EPROTO);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(rec_status_read(dir, &st), -EPROTO);
+    cr_assert_eq(rmdir(path), 0);
+    rm_dir();
+}
+
 typedef struct bad_status {
     char text[96];
 } bad_status;
