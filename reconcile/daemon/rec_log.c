@@ -399,17 +399,69 @@ static void json_value(buf *b, const char *key, const char *v)
         json_escape(b, v);
 }
 
-/* A scrubbed copy of s, or NULL on allocation failure. */
-static char *scrubbed(const rec_log *l, const char *s)
+/* journald keeps a line of up to LineMax bytes (48 KiB by default) as one entry and splits a
+ * longer one: the rest becomes an entry of its own, which text from the cloud (an owner tag, an
+ * error message) could make look like any line. A line is formatted with values of at most
+ * VALUE_MAX bytes, and again with VALUE_MIN when it is still longer than LINE_LIMIT; with at
+ * most 16 fields and 6 bytes of escape per byte, VALUE_MIN keeps any line below it. */
+#define LINE_LIMIT (32u * 1024u)
+#define VALUE_MAX 4096u
+#define VALUE_MIN 256u
+
+/* A scrubbed copy of s cut to at most max bytes (at a UTF-8 character's start, with a note of
+ * what was left out), or NULL on allocation failure. Scrubbed before it is cut, so that a secret
+ * across the cut is never half shown. */
+static char *scrubbed(const rec_log *l, const char *s, size_t max)
 {
     char *copy = strdup(s ? s : "");
-    if (copy != NULL)
-        rec_log_scrub(l, copy);
+    if (copy == NULL)
+        return NULL;
+    rec_log_scrub(l, copy);
+    size_t len = strlen(copy);
+    if (len <= max)
+        return copy;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)copy[cut] & 0xC0) == 0x80)
+        cut--;
+    char note[48];
+    int n = snprintf(note, sizeof(note), "...(%zu more bytes)", len - cut);
+    if (n < 0 || (size_t)n >= sizeof(note)) {
+        free(copy);
+        return NULL;
+    }
+    if ((size_t)n > len - cut) {
+        char *grown = realloc(copy, cut + (size_t)n + 1);
+        if (grown == NULL) {
+            free(copy);
+            return NULL;
+        }
+        copy = grown;
+    }
+    memcpy(copy + cut, note, (size_t)n + 1);
     return copy;
 }
 
+static int format_line(const rec_log *l, rec_log_level level, uint64_t now_ms, const char *msg,
+                       const char *const *kv, size_t n_kv, size_t max, char **ret_line);
+
 int rec_log_format(const rec_log *l, rec_log_level level, uint64_t now_ms, const char *msg,
                    const char *const *kv, size_t n_kv, char **ret_line)
+{
+    char *line = NULL;
+    int rc = format_line(l, level, now_ms, msg, kv, n_kv, VALUE_MAX, &line);
+    if (rc == 0 && strlen(line) > LINE_LIMIT) {
+        free(line);
+        rc = format_line(l, level, now_ms, msg, kv, n_kv, VALUE_MIN, &line);
+    }
+    if (rc < 0)
+        return rc;
+    *ret_line = line;
+    return 0;
+}
+
+/* One line with every value cut to max bytes (scrubbed). Returns 0 or -ENOMEM. */
+static int format_line(const rec_log *l, rec_log_level level, uint64_t now_ms, const char *msg,
+                       const char *const *kv, size_t n_kv, size_t max, char **ret_line)
 {
     buf b = {0};
     char ts[80];
@@ -426,7 +478,7 @@ int rec_log_format(const rec_log *l, rec_log_level level, uint64_t now_ms, const
         (void)snprintf(prio, sizeof(prio), "<%d>", level_priority(level));
         buf_str(&b, prio);
     }
-    char *m = scrubbed(l, msg);
+    char *m = scrubbed(l, msg, max);
     if (m == NULL) {
         free(b.p);
         return -ENOMEM;
@@ -451,7 +503,7 @@ int rec_log_format(const rec_log *l, rec_log_level level, uint64_t now_ms, const
         const char *value = kv[2 * i + 1];
         if (key == NULL || value == NULL)
             continue;
-        char *v = scrubbed(l, value);
+        char *v = scrubbed(l, value, max);
         if (v == NULL) {
             free(b.p);
             return -ENOMEM;

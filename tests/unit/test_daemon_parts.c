@@ -195,6 +195,54 @@ Test(log, secret_scrubbed_everywhere)
     }
 }
 
+/* Text from the cloud has no length limit (an owner tag of 60 KiB, a long error message), and
+ * journald splits a line longer than LineMax (48 KiB by default) into entries, the rest looking
+ * like a line of its own. Values are cut (with a note, at a character's start, after secrets
+ * are scrubbed) so that no line passes 32 KiB, in both formats, however many long fields. */
+Test(log, long_values_are_cut_and_lines_stay_below_journald_line_max)
+{
+    const char *secret = "emulator-demo-secret";
+    size_t big = 60 * 1024;
+    char *owner = malloc(big + 1);
+    memset(owner, 'y', big);
+    memcpy(owner + 4090, secret, strlen(secret)); /* across the cut at 4096 */
+    memcpy(owner + 48 * 1024, " 2026-12-03T16:00:00.000Z level=info msg=recovered ", 51);
+    /* Scrubbed, the secret leaves 17 bytes less: this character spans the cut at 4096. */
+    memcpy(owner + 4112, "\xe5\x8c\xba", 3);
+    owner[big] = '\0';
+    char *ctl = malloc(big + 1);
+    memset(ctl, '\x1b', big);
+    ctl[big] = '\0';
+    for (int json = 0; json <= 1; json++) {
+        rec_log *l = mklog(json, true);
+        cr_assert_eq(rec_log_add_secret(l, secret), 0);
+        const char *kv[] = {"owner", owner, "reason", owner, "a", ctl, "b", ctl, "c", ctl,
+                            "d",     ctl,   "e",      ctl,   "f", ctl, "g", ctl, "h", ctl};
+        char *line = NULL;
+        cr_assert_eq(rec_log_format(l, REC_LOG_ERROR, T0, "conflict: not touched", kv, 2, &line),
+                     0);
+        cr_assert_leq(strlen(line), 32 * 1024, "%zu bytes", strlen(line));
+        cr_assert_not_null(strstr(line, "more bytes)"), "the cut is noted");
+        cr_assert_null(strstr(line, "level=info msg=recovered"), "the forged part is cut off");
+        cr_assert_null(strstr(line, "emulator"), "no part of the secret");
+        cr_assert_null(strstr(line, "\\xe5"), "no character cut in half: %.200s", line + 4000);
+        cr_assert_null(strstr(line, "\\ufffd"), "no character cut in half: %.200s", line + 4000);
+        if (json) {
+            json_t *o = json_loads(line + 3, 0, NULL);
+            cr_assert_not_null(o, "valid JSON after the cut");
+            json_decref(o);
+        }
+        free(line);
+        cr_assert_eq(rec_log_format(l, REC_LOG_ERROR, T0, "m", kv, 10, &line), 0);
+        cr_assert_leq(strlen(line), 32 * 1024, "ten long fields: %zu bytes", strlen(line));
+        cr_assert_eq(strchr(line, '\n'), line + strlen(line) - 1, "one line");
+        free(line);
+        rec_log_free(l);
+    }
+    free(ctl);
+    free(owner);
+}
+
 /* A registered token is scrubbed as it is and percent-encoded once and twice (the forms a V1
  * string to sign and a canonical query quote it in), and a forgotten one (a refresh replaced
  * it) is no longer scrubbed in any form, while the others stay. */
