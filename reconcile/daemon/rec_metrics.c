@@ -17,6 +17,10 @@
 
 #include "rec_metrics.h"
 
+/* The codes of one action that imgrecon_api_calls_total keeps apart (OK included); any further
+ * one is counted as code="other". */
+#define MAX_CODES 32
+
 /* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
 typedef struct sample {
     char *labels;
@@ -198,6 +202,15 @@ void rec_metrics_fight(rec_metrics *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* How many samples of f have labels starting with prefix. Called with mu held. */
+static size_t family_count_prefix(const family *f, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    for (size_t i = 0; i < f->n; i++)
+        n += strncmp(f->v[i].labels, prefix, len) == 0;
+    return n;
+}
+
 void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, bool throttled)
 {
     /* The code comes from the endpoint and a scrape is often read on a terminal: escaped. */
@@ -205,11 +218,27 @@ void rec_metrics_api_call(rec_metrics *m, const char *action, const char *code, 
     (void)rec_escape(code ? code : "OK", code_esc, sizeof(code_esc));
     char *labels = labels2("action", action, "code", code_esc);
     char *tlabels = throttled ? labels2("action", action, NULL, NULL) : NULL;
+    char *prefix = labels2("action", action, NULL, NULL);
+    char *other = labels2("action", action, "code", "other");
     pthread_mutex_lock(&m->mu);
+    /* An endpoint that answers a new code every time must not grow the family (and every
+     * Prometheus that scrapes it) without bound: past MAX_CODES codes for an action, a new one
+     * is counted as code="other". */
+    bool known = false;
+    for (size_t i = 0; labels != NULL && i < m->calls.n && !known; i++)
+        known = strcmp(m->calls.v[i].labels, labels) == 0;
+    if (labels != NULL && !known && prefix != NULL && other != NULL &&
+        family_count_prefix(&m->calls, prefix) >= MAX_CODES) {
+        free(labels);
+        labels = other;
+        other = NULL;
+    }
     family_inc(&m->calls, labels);
     if (throttled)
         family_inc(&m->throttled, tlabels);
     pthread_mutex_unlock(&m->mu);
+    free(prefix);
+    free(other);
 }
 
 void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left)
@@ -346,7 +375,9 @@ int rec_metrics_render(rec_metrics *m, char **ret)
                   "Times an item imgrecon fixed was found undone again twice in a row.",
                   m->fights_total);
     render_family(out, "imgrecon_api_calls_total", "counter",
-                  "API call attempts by action and answer code (OK for success).", &m->calls);
+                  "API call attempts by action and answer code (OK for success; an action's codes "
+                  "past the 32nd count as other).",
+                  &m->calls);
     render_family(out, "imgrecon_throttled_calls_total", "counter",
                   "API call attempts answered with a throttling error.", &m->throttled);
     render_family(out, "imgrecon_budget_left", "gauge",

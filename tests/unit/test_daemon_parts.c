@@ -793,6 +793,45 @@ Test(metrics, exposition_parses_back)
     rec_metrics_free(NULL);
 }
 
+/* An endpoint that answers a new error code every time (hostile, or a request id in the code):
+ * the family used to grow by one series per call, forever, in the daemon and in every Prometheus
+ * that scrapes it. Past 32 codes for an action, a new one counts as code="other". */
+Test(metrics, codes_per_action_are_bounded)
+{
+    rec_metrics *m = NULL;
+    cr_assert_eq(rec_metrics_new(&m), 0);
+    rec_metrics_api_call(m, "ListCustomImages", NULL, false);
+    for (int i = 0; i < 200; i++) {
+        char code[32];
+        snprintf(code, sizeof(code), "Err.%d", i);
+        rec_metrics_api_call(m, "ListCustomImages", code, false);
+    }
+    rec_metrics_api_call(m, "ListCustomImages", "Err.3", false);
+    rec_metrics_api_call(m, "ListCustomImages", NULL, false);
+    rec_metrics_api_call(m, "DeleteCustomImage", "Err.999", false);
+    char *text = NULL;
+    cr_assert_eq(rec_metrics_render(m, &text), 0);
+    size_t series = 0;
+    for (const char *p = text;
+         (p = strstr(p, "\nimgrecon_api_calls_total{action=\"ListCustomImages\"")); p++)
+        series++;
+    cr_assert_eq(series, 33, "32 codes and other: %zu\n%s", series, text);
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"OK\"}"), 2);
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"Err.3\"}"),
+        2, "a known code still counts as itself");
+    cr_assert_eq(
+        sample_value(text, "imgrecon_api_calls_total{action=\"ListCustomImages\",code=\"other\"}"),
+        200 - 31);
+    cr_assert_eq(
+        sample_value(text,
+                     "imgrecon_api_calls_total{action=\"DeleteCustomImage\",code=\"Err.999\"}"),
+        1, "each action has its own room");
+    free(text);
+    rec_metrics_free(m);
+}
+
 typedef struct listen_case {
     char spec[32];
     bool allow_remote;
