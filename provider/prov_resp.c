@@ -234,6 +234,24 @@ static const member image_members[M_COUNT] = {
     MEMBER("Tags"),
 };
 
+/* An id the cloud gives (image, ECS image, account): 1 to 128 letters, digits and `-_.:`.
+ * Every id imgrecon later sends back in a mutating call comes through here, so that an answer
+ * cannot make it name something else or carry a control character into a request or a line of
+ * output. Called by the parsers below. */
+static bool cloud_id_ok(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
 static int parse_image(const json_t *obj, prov_image *img)
 {
     if (!json_is_object(obj))
@@ -258,7 +276,7 @@ static int parse_image(const json_t *obj, prov_image *img)
         rc = bool_value(v[M_IN_SHARE_USER], &img->in_share_user);
     if (rc == 0)
         rc = parse_tags(v[M_TAGS], img);
-    if (rc == 0 && (img->image_id == NULL || img->name == NULL))
+    if (rc == 0 && (img->image_id == NULL || img->name == NULL || !cloud_id_ok(img->image_id)))
         rc = -EPROTO; /* an image without id or name cannot be reconciled */
     return rc;
 }
@@ -347,7 +365,7 @@ int prov_parse_ecs_images(const json_t *root, prov_ecs_image_list *append_to,
             (rc = opt_string(o, "ImageOwnerAlias", &e->owner_alias)) == 0 &&
             (rc = opt_string(o, "Usage", &e->usage)) == 0)
             rc = opt_bool(o, "IsSelfShared", &e->is_self_shared);
-        if (rc == 0 && e->image_id == NULL)
+        if (rc == 0 && !cloud_id_ok(e->image_id))
             rc = -EPROTO;
     }
     if (rc < 0) {
@@ -368,7 +386,8 @@ int prov_parse_create(const json_t *root, char **ret_image_id)
         return -EPROTO;
     json_t *v = json_object_get(root, "ImageId");
     int rc = -EPROTO;
-    if (json_is_string(v) && json_string_length(v) > 0) {
+    if (json_is_string(v) && json_string_length(v) == strlen(json_string_value(v)) &&
+        cloud_id_ok(json_string_value(v))) {
         char *id = strdup(json_string_value(v));
         rc = id ? 0 : -ENOMEM;
         if (id)
@@ -528,7 +547,8 @@ int prov_parse_share_accounts(const json_t *body, prov_str_list *append_to,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         json_t *o = json_array_get(items, i);
         char *uid = NULL;
-        if (!json_is_object(o) || (rc = opt_string(o, "UserId", &uid)) < 0 || uid == NULL) {
+        if (!json_is_object(o) || (rc = opt_string(o, "UserId", &uid)) < 0 || !cloud_id_ok(uid)) {
+            free(uid);
             rc = rc < 0 ? rc : -EPROTO;
             break;
         }

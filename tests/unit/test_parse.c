@@ -276,6 +276,11 @@ ParameterizedTestParameters(parse, list_images)
         /* ---- bad: not JSON, truncated, not an object ---- */
         BAD("empty body", ""),
         BAD("only whitespace", "  \n"),
+        BAD("ImageId with a newline", ONE("\"ImageId\":\"m-1\\nREADY=1\",\"Name\":\"n\"")),
+        BAD("ImageId with an escape", ONE("\"ImageId\":\"m-1\\u001b[2J\",\"Name\":\"n\"")),
+        BAD("ImageId with a space", ONE("\"ImageId\":\"m-1 m-2\",\"Name\":\"n\"")),
+        BAD("ImageId with a slash", ONE("\"ImageId\":\"../m-1\",\"Name\":\"n\"")),
+        BAD("ImageId empty", ONE("\"ImageId\":\"\",\"Name\":\"n\"")),
         BAD("truncated after items", "{\"TotalCount\":\"1\",\"CustomImages\":[{" IDNAME "}"),
         BAD("truncated in a string", "{\"TotalCount\":\"1\",\"CustomImages\":[{\"ImageId\":\"m-"),
         BAD("truncated after a key", "{\"CustomImages\""),
@@ -520,6 +525,8 @@ ParameterizedTestParameters(parse, ecs_images)
         {"1000 items", "", 0, GEN_MANY, 0, 1000, 1000, "m-many000000", "many-0", "", "", "", false},
         /* ---- bad ---- */
         EBAD("empty body", ""),
+        EBAD("ImageId with a newline", ECS_ONE("\"ImageId\":\"m-1\\nx\"")),
+        EBAD("ImageId with a comma", ECS_ONE("\"ImageId\":\"m-1,m-2\"")),
         EBAD("truncated", "{\"TotalCount\":1,\"Images\":{\"Image\":[{\"ImageId\":\"m-1\"}]}"),
         EBAD("truncated early", "{\"Images\":{\"Ima"),
         EBAD("array root", "[{\"Images\":{}}]"),
@@ -783,6 +790,8 @@ ParameterizedTestParameters(parse, create)
         {"extra keys", "{\"ImageId\":\"m-x\",\"Extra\":[1,{\"a\":null}]}", 0, 0, "m-x"},
         {"ImageId missing", "{\"RequestId\":\"R-1\"}", 0, -EPROTO, ""},
         {"ImageId empty", "{\"ImageId\":\"\"}", 0, -EPROTO, ""},
+        {"ImageId with a newline", "{\"ImageId\":\"m-1\\nx\"}", 0, -EPROTO, ""},
+        {"ImageId with a quote", "{\"ImageId\":\"m-1\\\"\"}", 0, -EPROTO, ""},
         {"ImageId null", "{\"ImageId\":null}", 0, -EPROTO, ""},
         {"ImageId number", "{\"ImageId\":123}", 0, -EPROTO, ""},
         {"ImageId true", "{\"ImageId\":true}", 0, -EPROTO, ""},
@@ -1025,6 +1034,8 @@ Test(parse, tag_resources_and_share_accounts)
         {"{\"TotalCount\":\"0\",\"ImageShareUsers\":{\"ImageShareUser\":[]}}", 0, 0, 0},
         {"{\"ImageShareUsers\":[{\"SharedTime\":\"x\"}]}", -EPROTO, 0, 0},
         {"{\"ImageShareUsers\":[{\"UserId\":true}]}", -EPROTO, 0, 0},
+        {"{\"ImageShareUsers\":[{\"UserId\":\"1111&AliUid=2222\"}]}", -EPROTO, 0, 0},
+        {"{\"ImageShareUsers\":[{\"UserId\":\"\"}]}", -EPROTO, 0, 0},
         {"{\"TotalCount\":-1,\"ImageShareUsers\":[]}", -EPROTO, 0, 0},
     };
     for (size_t i = 0; i < sizeof(accts) / sizeof(accts[0]); i++) {
