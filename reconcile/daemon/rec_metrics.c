@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rec_escape.h"
@@ -20,6 +21,16 @@
 /* The codes of one action that imgrecon_api_calls_total keeps apart (OK included); any further
  * one is counted as code="other". */
 #define MAX_CODES 32
+
+/* Nanoseconds on CLOCK_BOOTTIME, the clock rec_ha stamps a lease renewal with (it counts a
+ * suspend, as etcd does): the lease age is read on the same clock. */
+static uint64_t boot_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
 typedef struct sample {
@@ -55,7 +66,7 @@ struct rec_metrics {
     bool ready;
     char *ready_reason;
     char *ha_labels;        /* role="...",leader="..." ; NULL: no `ha` configured */
-    uint64_t ha_renewed_ns; /* uv_hrtime of the last lease renewal, 0: no lease */
+    uint64_t ha_renewed_ns; /* CLOCK_BOOTTIME of the last lease renewal, 0: no lease */
     struct MHD_Daemon *mhd;
 };
 
@@ -338,7 +349,7 @@ static void render_ha(FILE *out, const rec_metrics *m)
             "and the leader it sees (label leader: host:pid).\n# TYPE imgrecon_ha_role gauge\n"
             "imgrecon_ha_role{%s} 1\n",
             m->ha_labels);
-    uint64_t now = uv_hrtime();
+    uint64_t now = boot_ns();
     double age = m->ha_renewed_ns != 0 && now > m->ha_renewed_ns
                      ? (double)(now - m->ha_renewed_ns) / 1e9
                      : 0.0;

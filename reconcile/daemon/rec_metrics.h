@@ -35,7 +35,7 @@ void rec_metrics_set_budget(rec_metrics *m, const char *action, unsigned left);
  * successful load, while stopping). reason may be NULL. */
 void rec_metrics_set_health(rec_metrics *m, bool ok, const char *reason);
 /* HA (`ha` configured): imgrecon_ha_role{role,leader} 1 and imgrecon_ha_lease_age_seconds,
- * computed at render time from renewed_ns (uv_hrtime of the last renewal, 0: no lease). */
+ * computed at render time from renewed_ns (CLOCK_BOOTTIME of the last renewal, 0: no lease). */
 void rec_metrics_set_ha(rec_metrics *m, const char *role, const char *leader, uint64_t renewed_ns);
 
 /* /readyz answers 200 "ready" while ready, else 503 with reason (one line): the manifests are

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "prov_swas.h"
 #include "rec_exec.h"
@@ -32,6 +33,7 @@ struct xstep {
     bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
     bool unsharing;       /* delete: the inserted unshare is in flight */
     bool looked;          /* delete, tags: a listing just before it showed the owner unchanged */
+    uint64_t looked_ms;   /* when that listing was answered (boot_ms); see look_fresh */
     bool restarted;       /* delete, tags: started once, its call went stale (look_again) */
     uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
     uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
@@ -144,6 +146,16 @@ static void schedule_poll(rec_exec *x);
 static uint64_t now_ms(const rec_exec *x)
 {
     return uv_now(x->loop);
+}
+
+/* Milliseconds on CLOCK_BOOTTIME, which goes on during a suspend: the age of a look (look_fresh)
+ * must count a suspend, as the cloud's world goes on meanwhile. */
+static uint64_t boot_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return UINT64_MAX / 2; /* cannot happen on Linux; every look then reads as old */
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static const char *target_image(const xstep *s);
@@ -285,8 +297,14 @@ static void step_fail_err(xstep *s, const prov_error *err)
     free(d);
 }
 
+/* A step that will not run: skipped, or failed when it told the listener it started (its call
+ * went stale and it waited for another look, look_again), so that no start goes without an end. */
 static void step_skip(xstep *s)
 {
+    if (s->restarted) {
+        step_fail(s, "not sent: the run stopped before its call could be sent again");
+        return;
+    }
     s->state = REC_STEP_SKIPPED;
     s->x->n_skipped++;
 }
@@ -787,6 +805,15 @@ static void on_simple(const prov_error *err, void *ud);
  * look a call acts on is never older than this plus the round trips. */
 #define LOOK_MAX_WAIT_MS 2000
 
+/* True when s was looked at (on_look) at most LOOK_MAX_WAIT_MS ago. Whatever came between the
+ * look and the call (an inserted unshare waiting for its budget, a batch refused and requeued, a
+ * fence or a prompt) makes an older look count for nothing: the step is looked at again. Called
+ * where a delete or tag call is about to be queued. */
+static bool look_fresh(const xstep *s)
+{
+    return s->looked && boot_ms() - s->looked_ms <= LOOK_MAX_WAIT_MS;
+}
+
 /* The client failed the call of s, looked at before it was queued, with -ESTALE (it waited
  * longer than LOOK_MAX_WAIT_MS for its budget; nothing was sent): s goes back to pending,
  * unlooked, and pump looks at it again. Returns false, changing nothing, for any other answer.
@@ -930,10 +957,10 @@ static const char *look_expected_owner(const rec_exec *x, const xstep *s)
 }
 
 /* The answer to start_look's listing. A member the listing shows with an owner tag other than
- * the one it was observed with (look_expected_owner), or a delete the listing shows protected,
- * fails with no call made: someone changed it since it was observed (another team's owner tag
- * on an image being adopted must never be overwritten). The others (one the listing no longer
- * shows too: its delete will meet NotFound, which counts as done, and a tag call decides for
+ * the one it was observed with (look_expected_owner) or ours, or a delete the listing shows
+ * protected, fails with no call made: someone changed it since it was observed (another team's
+ * owner tag on an image being adopted must never be overwritten). The others (one the listing no
+ * longer shows too: its delete will meet NotFound, which counts as done, and a tag call decides for
  * itself) are marked looked and go back to pending, where pump sends their call. */
 static void on_look(prov_image_list *list, const prov_error *err, void *ud)
 {
@@ -948,7 +975,11 @@ static void on_look(prov_image_list *list, const prov_error *err, void *ud)
                 img = &list->v[k];
         const char *owner = img != NULL ? prov_image_tag(img, REC_OWNER_TAG) : NULL;
         const char *want = look_expected_owner(x, s);
-        bool changed = want == NULL ? owner != NULL : owner == NULL || strcmp(owner, want) != 0;
+        /* Our own owner tag is never a change: a takeover whose call went through but whose
+         * answer was lost (retried, gone stale, looked at again) finds the result it asked for. */
+        bool ours = owner != NULL && x->o.owner != NULL && strcmp(owner, x->o.owner) == 0;
+        bool changed =
+            !ours && (want == NULL ? owner != NULL : owner == NULL || strcmp(owner, want) != 0);
         char why[256];
         if (err != NULL) {
             step_fail_err(s, err);
@@ -963,6 +994,7 @@ static void on_look(prov_image_list *list, const prov_error *err, void *ud)
                          "); no call made");
         } else {
             s->looked = true;
+            s->looked_ms = boot_ms();
             s->state = REC_STEP_PENDING;
         }
     }
@@ -1026,7 +1058,7 @@ static void start_simple(xstep *s)
     }
     if (s->image_id == NULL)
         (void)prov_set_str(&s->image_id, img);
-    if (st->action == REC_ACT_DELETE && !s->unshare_next && !s->looked) {
+    if (st->action == REC_ACT_DELETE && !s->unshare_next && !look_fresh(s)) {
         xstep *one[1] = {s};
         start_look(x, one, 1);
         return;
@@ -1147,12 +1179,12 @@ static void start_tag_batch(xstep *s)
     /* First a look at the members (start_look), then, once they are back as looked, the call:
      * a round gathers only members in the state s is in, so a member that joins late gets its
      * own look rather than riding on an older one. */
-    bool looking = !s->looked;
+    bool looking = !look_fresh(s);
     for (size_t i = (size_t)(s - x->xs); i < x->n && c->n_batch < PROV_TAG_MAX_IDS; i++) {
         xstep *m = &x->xs[i];
         bool blocked = false;
         if (m != s && (m->state != REC_STEP_PENDING || m->step->action != st->action ||
-                       m->looked == looking || !deps_ready(x, m, &blocked) || blocked ||
+                       look_fresh(m) == looking || !deps_ready(x, m, &blocked) || blocked ||
                        (x->o.skip_item != NULL && x->o.skip_item(x->o.ud, m->step->address))))
             continue;
         if (m != s) {
@@ -1411,7 +1443,7 @@ static void start_batch(rec_exec *x, xstep **v, size_t n)
     }
     bool looked = true;
     for (size_t i = 0; i < k; i++)
-        looked &= ok[i]->looked;
+        looked &= look_fresh(ok[i]);
     if (k > 1 && !looked) {
         start_look(x, ok, k);
         return;

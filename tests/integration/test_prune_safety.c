@@ -534,3 +534,83 @@ Test(prune_safety, a_delete_that_waited_for_its_budget_looks_again)
     cr_expect_not_null(find_image(imgs, "old-3"), "the protected image was deleted");
     json_decref(w);
 }
+
+/* An image as ListCustomImages lists it, ours, for the scripted answers below. */
+#define LISTED(id, name, srv, snap, shared)                                                        \
+    "{\"ImageId\":\"" id "\",\"Name\":\"" name "\",\"Status\":\"1\",\"RegionId\":"                 \
+    "\"cn-hangzhou\",\"InstanceId\":\"" srv "\",\"SystemSnapshotId\":\"" snap "\","                \
+    "\"InShare\":" shared ",\"Tags\":[{\"Key\":\"imgrecon/owner\",\"Value\":\"team-a\"}]}"
+#define OLD3_LISTED LISTED("m-pold300000000001", "old-3", SRV1, "s-sys-01", "false")
+
+/* A look is good for its own call only. old-3 is pruned; the observe and the look (scripted
+ * answers) show it unshared, but someone shared it before (spending the budget of
+ * ModifyImageShareStatus, 1 call per 8 s here), so its delete meets CustomImageInShare and the
+ * unshare imgrecon inserts waits about 8 s for its budget. Meanwhile someone protects old-3.
+ * The delete after that unshare must not ride on the look of 8 s before: old-3 is looked at
+ * again and refused. It was deleted before. */
+Test(prune_safety, a_delete_after_an_inserted_unshare_looks_again)
+{
+    start();
+    mfile("a.yaml", WEB_A);
+    mfile("b.yaml", "region: cn-hangzhou\ncustom_images:\n"
+                    "  - name: old-1\n    instance_id: " SRV0 "\n    system_snapshot_id: s-sys-00\n"
+                    "  - name: old-2\n    instance_id: " SRV1 "\n    system_snapshot_id: s-sys-01\n"
+                    "    share_to_ecs: true\n");
+    run_result r = RUN(&E, "api", "swas", "ModifyImageShareStatus", "--rate-limit",
+                       "ModifyImageShareStatus=1/8s", "RegionId=cn-hangzhou",
+                       "ImageId=m-pold300000000001", "Operation=Share");
+    cr_assert_eq(r.status, 0, "share: exit %d\n%s", r.status, r.out);
+    run_result_free(&r);
+    static const char observe[] =
+        "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"body\":{\"TotalCount\":4,"
+        "\"PageNumber\":1,\"PageSize\":100,\"CustomImages\":[" LISTED(
+            "m-pweba00000000001", "web-a", SRV0, "s-sys-00",
+            "false") "," LISTED("m-pold100000000001", "old-1", SRV0, "s-sys-00",
+                                "false") "," LISTED("m-pold200000000001", "old-2", SRV1, "s-sys-01",
+                                                    "true") "," OLD3_LISTED "]}}";
+    static const char look[] = "{\"action\":\"ListCustomImages\",\"kind\":\"answer\",\"body\":{"
+                               "\"TotalCount\":1,\"PageNumber\":1,\"PageSize\":100,"
+                               "\"CustomImages\":[" OLD3_LISTED "]}}";
+    cr_assert_eq(emu_proc_add_fault(&E.emu, observe), 0);
+    cr_assert_eq(emu_proc_add_fault(&E.emu, look), 0);
+    char outpath[200], tagout[200];
+    snprintf(outpath, sizeof(outpath), "%s/apply-out.txt", E.dir);
+    snprintf(tagout, sizeof(tagout), "%s/tag-out.txt", E.dir);
+    const char *args[] = {
+        "apply", "-f", mdir, "--auto-approve", "--rate-limit", "ModifyImageShareStatus=1/8s", NULL};
+    pid_t pid = spawn_as(0, outpath, args);
+    /* The delete met the share: the inserted unshare now waits for its budget. */
+    bool refused = false;
+    for (uint64_t until = test_clock_ms() + 30000; !refused && test_clock_ms() < until;) {
+        json_t *j = journal_lines(&E);
+        refused = count_calls(j, 0, "DeleteCustomImage", "CustomImageInShare") > 0;
+        json_decref(j);
+        if (!refused) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    const char *tag[] = {"api",
+                         "swas",
+                         "TagResources",
+                         "RegionId=cn-hangzhou",
+                         "ResourceType=customimage",
+                         "ResourceId.1=m-pold300000000001",
+                         "Tag.1.Key=imgrecon/protect",
+                         "Tag.1.Value=true",
+                         NULL};
+    int tagged = refused ? wait_child(spawn_as(0, tagout, tag), RUN_TIMEOUT_MS) : -1;
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    char *out = read_file(outpath);
+    cr_assert(refused, "the delete never met the share:\n%s", out);
+    cr_assert_eq(tagged, 0, "TagResources: exit %d", tagged);
+    cr_expect_eq(st, 1, "apply: exit %d\n%s", st, out);
+    cr_expect(strstr(out, "since it was observed, the image was protected") != NULL, "%s", out);
+    free(out);
+    json_t *w = emu_proc_state(&E.emu);
+    cr_assert_not_null(w);
+    json_t *imgs =
+        json_object_get(json_array_get(json_object_get(w, "regions"), 0), "custom_images");
+    cr_expect_not_null(find_image(imgs, "old-3"), "the protected image was deleted");
+    json_decref(w);
+}

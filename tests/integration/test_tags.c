@@ -475,3 +475,40 @@ ParameterizedTest(size_t *i, tags, an_image_another_team_took_after_observe_is_n
     cr_expect_str_eq(tag_value(find_image(imgs, "web"), "team"), "theirs", "%s", taken[*i].what);
     json_decref(imgs);
 }
+
+/* Our own owner tag is no change: while apply waits at its prompt to adopt web, web gets
+ * imgrecon/owner=team-a by another way (another imgrecon of this owner, or the adoption's own
+ * call whose answer was lost and whose retry went stale). The look accepts it and the step
+ * completes; it was refused as "became 'team-a'" before. */
+Test(tags, an_adoption_that_finds_our_own_tag_completes)
+{
+    write_fixture(&E, 1, FIX(ID_WEB, "web", "false", "{team: ops}", ""), NULL);
+    start_emu(&E, "300ms", NULL);
+    write_file(E.config, "owner: team-a\nmetrics_listen: null\n");
+    write_file(E.manifest, "region: cn-hangzhou\ncustom_images:\n" IMG(
+                               "web", "    adopt: true\n    tags: {team: web}\n"));
+    char outpath[200];
+    snprintf(outpath, sizeof(outpath), "%s/prompt.txt", E.dir);
+    test_pty pty;
+    test_pty_open(&pty);
+    pid_t pid = spawn_imgrecon_tty(&E, outpath, pty.slave,
+                                   (const char *const[]){"apply", "-f", E.manifest, NULL});
+    bool asked = test_proc_await_output(pid, outpath, PROMPT, RUN_TIMEOUT_MS);
+    run_result t =
+        RUN(&E, "api", "swas", "TagResources", "RegionId=cn-hangzhou", "ResourceType=customimage",
+            "ResourceId.1=" ID_WEB, "Tag.1.Key=imgrecon/owner", "Tag.1.Value=team-a");
+    if (asked)
+        test_pty_type(&pty, "yes\n");
+    int st = wait_child(pid, RUN_TIMEOUT_MS);
+    test_pty_close(&pty);
+    char *out = read_file(outpath);
+    cr_assert(asked, "apply on a terminal asks:\n%s", out);
+    cr_assert_eq(t.status, 0, "TagResources: exit %d\n%s", t.status, t.out);
+    run_result_free(&t);
+    cr_expect_eq(st, 0, "apply exit %d\n%s", st, out);
+    free(out);
+    json_t *imgs = state_images(&E);
+    cr_expect_str_eq(tag_value(find_image(imgs, "web"), "imgrecon/owner"), "team-a");
+    cr_expect_str_eq(tag_value(find_image(imgs, "web"), "team"), "web");
+    json_decref(imgs);
+}
