@@ -67,7 +67,7 @@ struct pcall {
     void *ud;
     unsigned attempt, n_throttled, n_transient;
     uint64_t started_ms;     /* uv_now when queued: durations are monotonic */
-    uint64_t queued_boot_ms; /* CLOCK_BOOTTIME when queued: its age for max_wait_ms */
+    uint64_t queued_boot_ms; /* prov_pacer_now_ms (boot clock) when queued: for max_wait_ms */
     uint64_t paced_ms;       /* when the pacer granted the attempt in flight (0: unpaced) */
     uv_timer_t timer;        /* backoff */
     bool timer_open;
@@ -453,16 +453,6 @@ int prov_client_set_max_wait(prov_client *c, prov_product product, const char *a
     return 0;
 }
 
-/* Milliseconds on CLOCK_BOOTTIME: a call's age for max_wait_ms counts a suspend, as the world
- * its caller looked at goes on meanwhile (uv_now's monotonic clock stops). */
-static uint64_t boot_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return UINT64_MAX / 2; /* cannot happen on Linux; bounded calls then read as stale */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Fails, unsent and before any budget is taken, every call of q queued longer than the queue's
  * max_wait_ms (prov_client_set_max_wait): what its caller checked before queueing it is too old
  * to act on. The calls are taken out of the queue first, then finished, since a done callback
@@ -471,7 +461,7 @@ static bool fail_stale(action_queue *q)
 {
     if (q->max_wait_ms == 0)
         return false;
-    uint64_t now = boot_ms();
+    uint64_t now = prov_pacer_now_ms(q->c->o.pacer); /* the boot clock: a suspend counts */
     pcall *stale = NULL, **tail = &stale;
     for (pcall *k = q->head, *next; k != NULL; k = next) {
         next = k->next;
@@ -845,7 +835,7 @@ int prov_client_call(prov_client *c, prov_product product, const char *action, c
     k->done = done;
     k->ud = ud;
     k->started_ms = uv_now(c->loop);
-    k->queued_boot_ms = boot_ms();
+    k->queued_boot_ms = prov_pacer_now_ms(c->o.pacer);
     k->action = strdup(action);
     k->region = region ? strdup(region) : NULL;
     int rc = (k->action && (!region || k->region)) ? 0 : -ENOMEM;

@@ -106,8 +106,8 @@ void prov_client_set_before_send(prov_client *c, int (*before_send)(void *ud), v
 /* Calls of action queued (first queued, retries included) more than max_ms before the pacer
  * grants them fail locally with -ESTALE, unsent and without taking budget; 0 (the default) lets
  * them wait. The executor sets it for the deletes and tag changes it looks at just before
- * queueing them (reconcile/README.md "A look before each delete"), so that the look is never older than that
- * when the call leaves. Returns 0, -EINVAL or -ENOMEM. */
+ * queueing them (reconcile/README.md "A look before each delete"), so that the look is never older
+ * than that when the call leaves. Returns 0, -EINVAL or -ENOMEM. */
 int prov_client_set_max_wait(prov_client *c, prov_product product, const char *action,
                              uint64_t max_ms);
 /* Calls queued or in flight. */

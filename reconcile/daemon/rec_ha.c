@@ -18,20 +18,19 @@
 #include <unistd.h>
 
 #include "prov_etcd.h"
+#include "prov_pacer.h"
 #include "rec_ha.h"
 
 #define NS_PER_MS 1000000ull
 
-/* Nanoseconds on CLOCK_BOOTTIME, the clock of the fence. It goes on counting while the machine
- * is suspended, as etcd's clock does while the lease runs out; CLOCK_MONOTONIC (uv_hrtime) stops
- * then, so a process woken from a suspend would still see its fence open after etcd had let the
- * lease go. Every time compared with a deadline of this file comes from here. */
+/* Nanoseconds on the boot clock (prov_pacer_now_ms, CLOCK_BOOTTIME), the clock of the fence. It
+ * goes on counting while the machine is suspended, as etcd's clock does while the lease runs
+ * out; CLOCK_MONOTONIC (uv_hrtime) stops then, so a process woken from a suspend would still see
+ * its fence open after etcd had let the lease go. Every time compared with a deadline of this
+ * file comes from here. */
 static uint64_t boot_ns(void)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return UINT64_MAX; /* cannot happen on Linux; every fence then reads as lapsed */
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return prov_pacer_now_ms(NULL) * NS_PER_MS;
 }
 
 struct rec_ha {

@@ -10,27 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rec_escape.h"
-#include <uv.h>
 
+#include "prov_pacer.h"
 #include "rec_metrics.h"
 
 /* The codes of one action that imgrecon_api_calls_total keeps apart (OK included); any further
  * one is counted as code="other". */
 #define MAX_CODES 32
-
-/* Nanoseconds on CLOCK_BOOTTIME, the clock rec_ha stamps a lease renewal with (it counts a
- * suspend, as etcd does): the lease age is read on the same clock. */
-static uint64_t boot_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* One labelled sample: labels is the rendered label set, e.g. `action="X",code="OK"`. */
 typedef struct sample {
@@ -349,7 +338,7 @@ static void render_ha(FILE *out, const rec_metrics *m)
             "and the leader it sees (label leader: host:pid).\n# TYPE imgrecon_ha_role gauge\n"
             "imgrecon_ha_role{%s} 1\n",
             m->ha_labels);
-    uint64_t now = boot_ns();
+    uint64_t now = prov_pacer_now_ms(NULL) * 1000000ull; /* rec_ha's clock (boot) */
     double age = m->ha_renewed_ns != 0 && now > m->ha_renewed_ns
                      ? (double)(now - m->ha_renewed_ns) / 1e9
                      : 0.0;

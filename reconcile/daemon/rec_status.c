@@ -113,22 +113,6 @@ static int time_parse(json_t *v, uint64_t *ret)
     return 0;
 }
 
-/* s as a JSON string (NULL: null). Text from the cloud may hold bytes that are not UTF-8 (a
- * character cut by a bounded buffer), which jansson refuses: those become U+FFFD, so that one
- * odd message never keeps status.json from being written. NULL only when out of memory. */
-static json_t *str_json(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *repaired = rec_utf8_repair_dup(s);
-    v = repaired != NULL ? json_string(repaired) : NULL;
-    free(repaired);
-    return v;
-}
-
 int rec_status_to_json(const rec_status *st, char **ret)
 {
     json_t *o = json_object();
@@ -138,23 +122,23 @@ int rec_status_to_json(const rec_status *st, char **ret)
 
     for (size_t i = 0; !bad && i < st->n_failures; i++) {
         const rec_status_failure *f = &st->failures[i];
-        json_t *fo = json_pack("{s:o, s:o, s:I, s:o}", "address", str_json(f->address), "message",
-                               str_json(f->message), "count", (json_int_t)f->count, "retry_at",
-                               time_json(f->retry_at_ms));
+        json_t *fo = json_pack("{s:o, s:o, s:I, s:o}", "address", rec_json_text(f->address),
+                               "message", rec_json_text(f->message), "count", (json_int_t)f->count,
+                               "retry_at", time_json(f->retry_at_ms));
         bad |= fo == NULL || json_array_append_new(fails, fo) < 0;
     }
     for (size_t i = 0; !bad && i < st->n_warnings; i++) {
         const rec_status_failure *w = &st->warnings[i];
-        json_t *wo = json_pack("{s:o, s:o, s:I}", "address", str_json(w->address), "message",
-                               str_json(w->message), "count", (json_int_t)w->count);
+        json_t *wo = json_pack("{s:o, s:o, s:I}", "address", rec_json_text(w->address), "message",
+                               rec_json_text(w->message), "count", (json_int_t)w->count);
         bad |= wo == NULL || json_array_append_new(warns, wo) < 0;
     }
     if (!bad) {
         bad |= json_object_set_new(o, "format_version", json_integer(REC_STATUS_FORMAT_VERSION));
         bad |= json_object_set_new(o, "pid", json_integer(st->pid));
-        bad |= json_object_set_new(o, "state", str_json(st->state));
-        bad |= json_object_set_new(o, "result", str_json(st->result));
-        bad |= json_object_set_new(o, "error", str_json(st->error));
+        bad |= json_object_set_new(o, "state", rec_json_text(st->state));
+        bad |= json_object_set_new(o, "result", rec_json_text(st->result));
+        bad |= json_object_set_new(o, "error", rec_json_text(st->error));
         bad |= json_object_set_new(o, "cycles", json_integer((json_int_t)st->cycles));
         bad |= json_object_set_new(o, "cycle_start", time_json(st->cycle_start_ms));
         bad |= json_object_set_new(o, "cycle_end", time_json(st->cycle_end_ms));
@@ -166,16 +150,16 @@ int rec_status_to_json(const rec_status *st, char **ret)
         bad |= json_object_set_new(o, "failed", json_integer(st->failed));
         bad |= json_object_set_new(o, "skipped", json_integer(st->skipped));
         bad |= json_object_set_new(o, "suspended", json_boolean(st->suspended));
-        bad |= json_object_set_new(o, "metrics_addr", str_json(st->metrics_addr));
+        bad |= json_object_set_new(o, "metrics_addr", rec_json_text(st->metrics_addr));
         bad |= json_object_set_new(o, "role", json_string(st->role ? st->role : "none"));
-        bad |= json_object_set_new(o, "leader", str_json(st->leader));
+        bad |= json_object_set_new(o, "leader", rec_json_text(st->leader));
         bad |= json_object_set(o, "failures", fails);
         bad |= json_object_set_new(o, "conflicts", json_integer(st->conflicts));
         bad |= json_object_set(o, "warnings", warns);
         bad |= json_object_set_new(o, "manifests_valid", json_boolean(st->manifests_valid));
-        bad |= json_object_set_new(o, "manifest_error", str_json(st->manifest_error));
+        bad |= json_object_set_new(o, "manifest_error", rec_json_text(st->manifest_error));
         bad |= json_object_set_new(o, "ready", json_boolean(st->ready));
-        bad |= json_object_set_new(o, "ready_reason", str_json(st->ready_reason));
+        bad |= json_object_set_new(o, "ready_reason", rec_json_text(st->ready_reason));
     }
     char *text = bad ? NULL : json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(fails);

@@ -182,22 +182,6 @@ size_t rec_webhook_n_targets(const rec_webhook *w)
 
 /* ---- rendering and signing ---- */
 
-/* s as a JSON string (NULL: null). Text from the cloud may hold bytes that are not UTF-8 (a
- * character cut by a bounded buffer), which jansson refuses: those become U+FFFD, so that one
- * odd message never keeps a notification from being built. NULL only when out of memory. */
-static json_t *str_or_null(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *repaired = rec_utf8_repair_dup(s);
-    v = repaired != NULL ? json_string(repaired) : NULL;
-    free(repaired);
-    return v;
-}
-
 /* The text of slack and dingtalk messages: a headline and one line per item. */
 static char *render_text(const char *event, const char *owner, const char *host,
                          const char *summary, const rec_webhook_item *items, size_t n)
@@ -246,9 +230,9 @@ static json_t *json_payload(const char *event, const char *owner, const char *ho
     for (size_t i = 0; arr != NULL && i < n; i++) {
         const rec_webhook_item *it = &items[i];
         json_t *o =
-            json_pack("{s:o, s:o, s:o, s:o, s:o}", "address", str_or_null(it->address), "action",
-                      str_or_null(it->action), "image_id", str_or_null(it->image_id), "result",
-                      str_or_null(it->result), "message", str_or_null(it->message));
+            json_pack("{s:o, s:o, s:o, s:o, s:o}", "address", rec_json_text(it->address), "action",
+                      rec_json_text(it->action), "image_id", rec_json_text(it->image_id), "result",
+                      rec_json_text(it->result), "message", rec_json_text(it->message));
         if (o == NULL || json_array_append_new(arr, o) < 0) {
             json_decref(arr);
             return NULL;
@@ -256,9 +240,9 @@ static json_t *json_payload(const char *event, const char *owner, const char *ho
     }
     if (arr == NULL)
         return NULL;
-    return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o}", "event", event, "owner", str_or_null(owner),
-                     "host", str_or_null(host), "time", ts, "summary",
-                     str_or_null(summary ? summary : ""), "items", arr);
+    return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o}", "event", event, "owner",
+                     rec_json_text(owner), "host", rec_json_text(host), "time", ts, "summary",
+                     rec_json_text(summary ? summary : ""), "items", arr);
 }
 
 int rec_webhook_render(int format, const char *event, const char *owner, const char *host,
@@ -272,9 +256,9 @@ int rec_webhook_render(int format, const char *event, const char *owner, const c
         char *text = render_text(event, owner, host, summary, items, n_items);
         if (text == NULL)
             return -ENOMEM;
-        o = format == SPEC_NOTIFY_SLACK ? json_pack("{s:o}", "text", str_or_null(text))
+        o = format == SPEC_NOTIFY_SLACK ? json_pack("{s:o}", "text", rec_json_text(text))
                                         : json_pack("{s:s, s:{s:o}}", "msgtype", "text", "text",
-                                                    "content", str_or_null(text));
+                                                    "content", rec_json_text(text));
         free(text);
     }
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

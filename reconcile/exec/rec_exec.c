@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "prov_swas.h"
 #include "rec_exec.h"
+#include "prov_pacer.h"
 #include "prov_str.h"
 
 #define DEFAULT_ADOPT_WINDOW_MS (10ull * 60 * 1000)
@@ -33,7 +33,7 @@ struct xstep {
     bool batched;         /* delete: its batch was refused for a share; it rejoins a batch */
     bool unsharing;       /* delete: the inserted unshare is in flight */
     bool looked;          /* delete, tags: a listing just before it showed the owner unchanged */
-    uint64_t looked_ms;   /* when that listing was answered (boot_ms); see look_fresh */
+    uint64_t looked_ms;   /* when that listing was answered (boot clock); see look_fresh */
     bool restarted;       /* delete, tags: started once, its call went stale (look_again) */
     uint64_t due_ms;      /* awaiting: when the next poll should ask for this image */
     uint64_t probe2_ms;   /* awaiting: a second probe after a bisecting first one (0: none) */
@@ -146,16 +146,6 @@ static void schedule_poll(rec_exec *x);
 static uint64_t now_ms(const rec_exec *x)
 {
     return uv_now(x->loop);
-}
-
-/* Milliseconds on CLOCK_BOOTTIME, which goes on during a suspend: the age of a look (look_fresh)
- * must count a suspend, as the cloud's world goes on meanwhile. */
-static uint64_t boot_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return UINT64_MAX / 2; /* cannot happen on Linux; every look then reads as old */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static const char *target_image(const xstep *s);
@@ -811,7 +801,7 @@ static void on_simple(const prov_error *err, void *ud);
  * where a delete or tag call is about to be queued. */
 static bool look_fresh(const xstep *s)
 {
-    return s->looked && boot_ms() - s->looked_ms <= LOOK_MAX_WAIT_MS;
+    return s->looked && prov_pacer_now_ms(NULL) - s->looked_ms <= LOOK_MAX_WAIT_MS;
 }
 
 /* The client failed the call of s, looked at before it was queued, with -ESTALE (it waited
@@ -994,7 +984,7 @@ static void on_look(prov_image_list *list, const prov_error *err, void *ud)
                          "); no call made");
         } else {
             s->looked = true;
-            s->looked_ms = boot_ms();
+            s->looked_ms = prov_pacer_now_ms(NULL);
             s->state = REC_STEP_PENDING;
         }
     }

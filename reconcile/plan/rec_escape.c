@@ -156,6 +156,19 @@ char *rec_escape_json_c1(char *json)
     return out;
 }
 
+json_t *rec_json_text(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    json_t *v = json_string(s);
+    if (v != NULL)
+        return v;
+    char *repaired = rec_utf8_repair_dup(s);
+    v = repaired != NULL ? json_string(repaired) : NULL;
+    free(repaired);
+    return v;
+}
+
 char *rec_utf8_repair_dup(const char *s)
 {
     static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 /* True when s (NULL allowed) prints unchanged. */
 bool rec_escape_clean(const char *s);
 /* Writes the escaped s (NULL: empty) into buf like snprintf: at most size bytes including the
@@ -38,5 +40,9 @@ char *rec_escape_json_c1(char *json);
  * bounded buffer: the writers of status.json and of webhook payloads pass text through this
  * rather than fail. NULL on allocation failure. */
 char *rec_utf8_repair_dup(const char *s);
+/* s as a JSON string (NULL: JSON null), through rec_utf8_repair_dup when jansson refuses it as
+ * it is, so that one odd message never keeps status.json or a notification from being built.
+ * NULL only when out of memory. Called by rec_status.c and rec_webhook.c. */
+json_t *rec_json_text(const char *s);
 
 #endif

@@ -373,6 +373,22 @@ Test(prune_safety, config_with_the_wrong_owner)
     assert_journal_rules(&E);
 }
 
+/* Polls the emulator's journal (bounded) until it holds at least n calls of action answered
+ * with code (count_calls: NULL successes, "*" any). */
+static bool await_calls(const char *action, const char *code, size_t n, uint64_t timeout_ms)
+{
+    for (uint64_t until = test_clock_ms() + timeout_ms; test_clock_ms() < until;) {
+        json_t *j = journal_lines(&E);
+        size_t have = count_calls(j, 0, action, code);
+        json_decref(j);
+        if (have >= n)
+            return true;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
 /* What someone does to old-2 by hand while imgrecon works, and what the refusal says. */
 static const struct {
     const char *tag; /* Tag.1.Key=...: the tag set with the account's key */
@@ -409,16 +425,7 @@ ParameterizedTest(size_t *i, prune_safety, an_image_changed_after_observe_is_not
     pid_t pid = spawn_as(0, outpath, args);
     /* Once the observe is answered, the unshare follows and is held for 3 s: the tag lands
      * after the observe and before any delete. */
-    bool observed = false;
-    for (uint64_t until = test_clock_ms() + 30000; !observed && test_clock_ms() < until;) {
-        json_t *j = journal_lines(&E);
-        observed = count_calls(j, 0, "ListCustomImages", "*") > 0;
-        json_decref(j);
-        if (!observed) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    bool observed = await_calls("ListCustomImages", "*", 1, 30000);
     /* Someone changes old-2 by hand, with the same account's key. */
     char tagout[200];
     snprintf(tagout, sizeof(tagout), "%s/tag-out.txt", E.dir);
@@ -450,21 +457,6 @@ ParameterizedTest(size_t *i, prune_safety, an_image_changed_after_observe_is_not
     cr_expect_null(find_image(imgs, "old-3"), "old-3 was not deleted");
     cr_expect_not_null(find_image(imgs, "web-a"));
     json_decref(w);
-}
-
-/* Polls the emulator's journal (bounded) until it holds at least n calls of action. */
-static bool await_calls(const char *action, size_t n, uint64_t timeout_ms)
-{
-    for (uint64_t until = test_clock_ms() + timeout_ms; test_clock_ms() < until;) {
-        json_t *j = journal_lines(&E);
-        size_t have = count_calls(j, 0, action, "*");
-        json_decref(j);
-        if (have >= n)
-            return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
 }
 
 /* The look must be fresh when the delete leaves, not when it is queued. old-3 is pruned alone
@@ -502,7 +494,7 @@ Test(prune_safety, a_delete_that_waited_for_its_budget_looks_again)
         "apply", "-f", mdir, "--auto-approve", "--rate-limit", "DeleteCustomImage=1/8s", NULL};
     pid_t pid = spawn_as(0, outpath, args);
     /* The observe, then the look at old-3: its delete now waits for the budget. */
-    bool looked = await_calls("ListCustomImages", 2, 30000);
+    bool looked = await_calls("ListCustomImages", "*", 2, 30000);
     const char *tag[] = {"api",
                          "swas",
                          "TagResources",
@@ -580,16 +572,7 @@ Test(prune_safety, a_delete_after_an_inserted_unshare_looks_again)
         "apply", "-f", mdir, "--auto-approve", "--rate-limit", "ModifyImageShareStatus=1/8s", NULL};
     pid_t pid = spawn_as(0, outpath, args);
     /* The delete met the share: the inserted unshare now waits for its budget. */
-    bool refused = false;
-    for (uint64_t until = test_clock_ms() + 30000; !refused && test_clock_ms() < until;) {
-        json_t *j = journal_lines(&E);
-        refused = count_calls(j, 0, "DeleteCustomImage", "CustomImageInShare") > 0;
-        json_decref(j);
-        if (!refused) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    bool refused = await_calls("DeleteCustomImage", "CustomImageInShare", 1, 30000);
     const char *tag[] = {"api",
                          "swas",
                          "TagResources",

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "prov_pacer.h"
 #include "rec_backoff.h"
 #include "rec_lock.h"
 #include "rec_log.h"
@@ -581,7 +582,9 @@ Test(metrics, ha_role_and_lease_age)
     cr_assert_eq(rec_metrics_render(m, &text), 0);
     cr_assert_null(strstr(text, "imgrecon_ha_role"), "no ha: no ha metrics");
     free(text);
-    rec_metrics_set_ha(m, "leader", "host-a:1", uv_hrtime() - 1500000000ull);
+    /* Renewals are stamped on rec_ha's clock, the boot clock (prov_pacer_now_ms). */
+    rec_metrics_set_ha(m, "leader", "host-a:1",
+                       prov_pacer_now_ms(NULL) * 1000000ull - 1500000000ull);
     cr_assert_eq(rec_metrics_render(m, &text), 0);
     cr_assert_not_null(strstr(text, "imgrecon_ha_role{role=\"leader\",leader=\"host-a:1\"} 1\n"),
                        "%s", text);
